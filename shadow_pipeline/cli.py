@@ -1,0 +1,188 @@
+"""`shadow-pipeline`: the command line of the project (replay a feed, run with an embedded Redis, the demo)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+
+import click
+
+from shadow_pipeline.domain.faults import FaultSpec
+from shadow_pipeline.feed.replay import ReplayOptions, ReplayResult, replay
+from shadow_pipeline.feed.sources import SourceKind, open_source
+from shadow_pipeline.redis_io.connect import RedisUnavailable, connect, resolve_url
+from shadow_pipeline.redis_io.server import NoServerAvailable
+from shadow_pipeline.redis_io.streams import DEFAULT_MAXLEN, DEFAULT_STREAM
+from shadow_pipeline.redis_io.url import REDIS_URL_ENV, RedisConfigError, redact
+
+log = logging.getLogger("shadow_pipeline")
+_SETUP_ERRORS = (RedisUnavailable, NoServerAvailable, RedisConfigError)
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="Log at DEBUG level.")
+def main(verbose: bool) -> None:
+    """Shadow Mode for market-making strategies, on Redis Streams and Dagster.
+
+    Redis: --redis-url, else $REDIS_URL, else an embedded server that lives as long as the command.
+    """
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _summary(result: ReplayResult, url: str, stream: str) -> dict[str, object]:
+    info = result.stream
+    return {
+        "redis": redact(url),
+        "stream": stream,
+        "entries_written": result.entries,
+        "ticks_by_symbol": result.ticks_by_symbol,
+        "wall_seconds": round(result.wall_seconds, 3),
+        "entries_per_second": round(result.entries_per_second, 1),
+        "market_seconds": round(result.market_seconds, 3),
+        "stream_length": info.length if info else None,
+        "first_id": info.first_id if info else None,
+        "last_id": info.last_id if info else None,
+        "faults": result.faults.as_dict(),
+    }
+
+
+@main.command("replay")
+@click.option("--source", type=click.Choice([k.value for k in SourceKind]), default="synthetic", show_default=True)
+@click.option(
+    "--file",
+    "files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Recording file (repeat for files played back to back, e.g. *_20240808 then *_20240809).",
+)
+@click.option("--symbols", default="", help="Comma-separated; synthetic default BTCUSDT,ETHUSDT; recordings: all.")
+@click.option("--minutes", type=float, default=10.0, show_default=True, help="Synthetic market minutes.")
+@click.option("--seed", type=int, default=7, show_default=True, help="Synthetic market seed.")
+@click.option("--redis-url", default=None, help="Default: $REDIS_URL, else an embedded server.")
+@click.option("--stream", default=DEFAULT_STREAM, show_default=True)
+@click.option("--maxlen", type=int, default=DEFAULT_MAXLEN, show_default=True, help="XADD MAXLEN ~ (0 = no trim).")
+@click.option(
+    "--speed",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="0 = as fast as possible, 1 = real time, N = N x real time.",
+)
+@click.option("--batch-size", type=int, default=1000, show_default=True, help="Entries per pipelined round trip.")
+@click.option("--drop", type=float, default=0.0, help="Fault: share of ticks dropped.")
+@click.option("--duplicate", type=float, default=0.0, help="Fault: share of ticks sent twice.")
+@click.option("--reorder", type=float, default=0.0, help="Fault: share of ticks delayed by up to --jitter-ms.")
+@click.option("--jitter-ms", type=float, default=40.0, show_default=True)
+@click.option("--malformed", type=float, default=0.0, help="Fault: malformed junk entries per tick.")
+@click.option("--fault-seed", type=int, default=0, show_default=True)
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def replay_command(
+    source: str,
+    files: tuple[str, ...],
+    symbols: str,
+    minutes: float,
+    seed: int,
+    redis_url: str | None,
+    stream: str,
+    maxlen: int,
+    speed: float,
+    batch_size: int,
+    drop: float,
+    duplicate: float,
+    reorder: float,
+    jitter_ms: float,
+    malformed: float,
+    fault_seed: int,
+    progress: bool | None,
+    as_json: bool,
+) -> None:
+    """XADD ticks into a Redis Stream, as the exchange feed handler would."""
+    try:
+        faults = FaultSpec(
+            drop=drop,
+            duplicate=duplicate,
+            reorder=reorder,
+            jitter_ms=jitter_ms,
+            malformed=malformed,
+            seed=fault_seed,
+        )
+        options = ReplayOptions(
+            stream=stream,
+            maxlen=maxlen or None,
+            speed=speed,
+            batch_size=batch_size,
+            faults=faults,
+            progress=progress,
+        )
+        chosen = [s.strip().upper() for s in symbols.split(",") if s.strip()]
+        src = open_source(source, symbols=chosen, seconds=minutes * 60, seed=seed, files=files)
+        url = resolve_url(redis_url)
+        if not redis_url and not os.environ.get(REDIS_URL_ENV):
+            log.warning(
+                "REDIS_URL is unset: replaying into an embedded server that stops when this command "
+                "exits. Use `shadow-pipeline with-redis -- ...` or set REDIS_URL to keep the data."
+            )
+        client = connect(url)
+        result = replay(client, src.chunks, options, src.market_seconds)
+    except (*_SETUP_ERRORS, ValueError) as exc:
+        _fail(str(exc))
+        return
+    summary = _summary(result, url, stream)
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+    else:
+        for key, value in summary.items():
+            click.echo(f"{key:>20}: {value}")
+
+
+@main.command("with-redis", context_settings={"ignore_unknown_options": True})
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def with_redis(command: tuple[str, ...]) -> None:
+    """Run COMMAND with REDIS_URL set: yours if set, else an embedded server stopped when COMMAND ends.
+
+    Example: shadow-pipeline with-redis -- dagster dev
+    """
+    try:
+        url = resolve_url()
+    except _SETUP_ERRORS as exc:
+        _fail(str(exc))
+        return
+    log.info("REDIS_URL=%s for: %s", redact(url), " ".join(command))
+    try:
+        code = subprocess.call(list(command), env={**os.environ, REDIS_URL_ENV: url})
+    except KeyboardInterrupt:
+        code = 130
+    sys.exit(code)
+
+
+@main.command("demo")
+@click.option("--minutes", type=float, default=10.0, show_default=True, help="Synthetic market minutes.")
+@click.option("--symbols", default="BTCUSDT,ETHUSDT", show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+def demo(minutes: float, symbols: str, seed: int) -> None:
+    """Run the main job through Dagster on the embedded default and show what landed."""
+    from shadow_pipeline.demo import run_demo
+
+    try:
+        report = run_demo(minutes=minutes, symbols=[s.strip().upper() for s in symbols.split(",")], seed=seed)
+    except (*_SETUP_ERRORS, ValueError) as exc:
+        _fail(str(exc))
+        return
+    click.echo(report)
+
+
+if __name__ == "__main__":
+    main()

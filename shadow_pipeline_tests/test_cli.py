@@ -1,0 +1,80 @@
+"""The command line, run as a user runs it: a subprocess with its own environment."""
+
+import json
+import os
+import subprocess
+import sys
+
+import redis
+
+from shadow_pipeline.redis_io.url import REDIS_URL_ENV
+
+CLI = [sys.executable, "-m", "shadow_pipeline.cli"]
+
+
+def _run(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, env=env or dict(os.environ), timeout=timeout)
+
+
+def test_help_lists_commands() -> None:
+    out = _run("--help")
+    assert out.returncode == 0
+    for command in ("replay", "demo", "with-redis"):
+        assert command in out.stdout
+    replay_help = _run("replay", "--help").stdout
+    for option in ("--source", "--speed", "--drop", "--duplicate", "--reorder", "--malformed", "--maxlen"):
+        assert option in replay_help
+
+
+def test_replay_prints_a_json_summary(redis_url: str, redis_client: redis.Redis, stream: str) -> None:
+    out = _run(
+        "replay",
+        "--minutes",
+        "0.2",
+        "--symbols",
+        "BTCUSDT",
+        "--stream",
+        stream,
+        "--drop",
+        "0.01",
+        "--fault-seed",
+        "3",
+        "--json",
+        "--redis-url",
+        redis_url,
+    )
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert summary["entries_written"] == redis_client.xlen(stream) > 0
+    assert summary["faults"]["dropped"] > 0
+    assert summary["ticks_by_symbol"]["BTCUSDT"] - summary["faults"]["dropped"] == summary["entries_written"]
+
+
+def test_redis_down_is_a_clear_error_with_no_password() -> None:
+    env = {**os.environ, REDIS_URL_ENV: "redis://bob:hunter2@127.0.0.1:1/0"}
+    out = _run("replay", "--minutes", "0.1", env=env)
+    assert out.returncode == 2
+    assert "cannot reach Redis at redis://bob:***@127.0.0.1:1/0" in out.stderr
+    assert "hunter2" not in out.stderr + out.stdout
+
+
+def test_bad_fault_rate_is_rejected() -> None:
+    out = _run("replay", "--drop", "1.5")
+    assert out.returncode == 2 and "outside [0, 1]" in out.stderr
+
+
+def test_with_redis_hands_an_embedded_server_to_the_command() -> None:
+    env = {k: v for k, v in os.environ.items() if k != REDIS_URL_ENV}
+    probe = "import os, redis; print(redis.Redis.from_url(os.environ['REDIS_URL']).ping())"
+    out = _run("with-redis", "--", sys.executable, "-c", probe, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "True"
+
+
+def test_demo_runs_the_main_job_on_the_embedded_default(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    env = {k: v for k, v in os.environ.items() if k != REDIS_URL_ENV}
+    env["DAGSTER_HOME"] = str(tmp_path)
+    out = _run("demo", "--minutes", "0.5", env=env)
+    assert out.returncode == 0, out.stderr
+    assert "success" in out.stdout
+    assert "BTCUSDT" in out.stdout and "ETHUSDT" in out.stdout

@@ -1,0 +1,122 @@
+"""AUTH (ACL users) and TLS against real servers; passwords never appear in errors or logs."""
+
+import logging
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from shadow_pipeline.redis_io.connect import RedisUnavailable, connect
+from shadow_pipeline.redis_io.server import _free_port, start_server
+from shadow_pipeline.resources import RedisResource
+
+PASSWORD = "Sup3r-s3cret"
+
+
+def test_acl_user_connects_and_a_wrong_password_is_a_clear_redacted_error(caplog) -> None:  # type: ignore[no-untyped-def]
+    server = start_server(["--user", "default", "off", "--user", "alice", "on", f">{PASSWORD}", "~*", "+@all"])
+    try:
+        caplog.set_level(logging.INFO)
+        url = f"redis://alice:{PASSWORD}@127.0.0.1:{server.port}/0"
+        assert connect(url).ping()
+        assert RedisResource(url=url).describe() == f"redis://alice:***@127.0.0.1:{server.port}/0"
+        with pytest.raises(RedisUnavailable) as info:
+            connect(f"redis://alice:wrong-{PASSWORD}@127.0.0.1:{server.port}/0")
+        assert "refused the credentials" in str(info.value)
+        assert PASSWORD not in str(info.value)
+        assert PASSWORD not in caplog.text
+    finally:
+        server.stop()
+
+
+def _make_certs(folder: Path) -> tuple[Path, Path, Path]:
+    ca_key, ca_crt = folder / "ca.key", folder / "ca.crt"
+    key, csr, crt = folder / "server.key", folder / "server.csr", folder / "server.crt"
+    ext = folder / "san.ext"
+    ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    run = lambda *args: subprocess.run(args, check=True, capture_output=True)  # noqa: E731
+    run(
+        "openssl",
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=test-ca",
+        "-keyout",
+        str(ca_key),
+        "-out",
+        str(ca_crt),
+    )
+    run(
+        "openssl",
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        str(key),
+        "-out",
+        str(csr),
+    )
+    run(
+        "openssl",
+        "x509",
+        "-req",
+        "-in",
+        str(csr),
+        "-CA",
+        str(ca_crt),
+        "-CAkey",
+        str(ca_key),
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        str(ext),
+        "-out",
+        str(crt),
+    )
+    return ca_crt, crt, key
+
+
+def test_tls_with_a_private_ca(tmp_path: Path) -> None:
+    try:
+        ca, crt, key = _make_certs(tmp_path)
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("openssl is not available to make test certificates")
+    tls_port = _free_port()
+    try:
+        server = start_server(
+            [
+                "--tls-port",
+                str(tls_port),
+                "--tls-cert-file",
+                str(crt),
+                "--tls-key-file",
+                str(key),
+                "--tls-ca-cert-file",
+                str(ca),
+                "--tls-auth-clients",
+                "no",
+                "--requirepass",
+                PASSWORD,
+            ]
+        )
+    except OSError as exc:
+        pytest.skip(f"this server binary has no TLS support: {exc}")
+    try:
+        url = f"rediss://:{PASSWORD}@127.0.0.1:{tls_port}/0"
+        assert connect(url, ssl_ca_certs=str(ca)).ping()
+        assert connect(f"{url}?ssl_ca_certs={ca}").ping()
+        assert RedisResource(url=url, ssl_ca_certs=str(ca)).get_client().ping()
+        with pytest.raises(RedisUnavailable) as info:  # the system CAs do not know our CA
+            connect(url)
+        assert PASSWORD not in str(info.value)
+    finally:
+        server.stop()
