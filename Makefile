@@ -4,6 +4,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
+# dg checks that the project's venv is the active one.
+export VIRTUAL_ENV := $(CURDIR)/$(VENV)
 INSTANCE := $(DAGSTER_HOME)/dagster.yaml
 
 .PHONY: demo test lint typecheck defs pytest dev bench clean

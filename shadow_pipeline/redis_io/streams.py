@@ -30,11 +30,14 @@ def to_field_rows(entries: pd.DataFrame) -> list[list[str]]:
 
     Built column-wise with numpy: the Python client is the bottleneck of a replay, so no per-field work here.
     """
-    values = entries[list(FIELDS)].astype(object)
+    values = entries[list(FIELDS)]
     absent = values.isna().to_numpy()
     rows = np.empty((len(values), 2 * len(FIELDS)), dtype=object)
     rows[:, 0::2] = FIELDS
-    rows[:, 1::2] = values.astype(str).to_numpy()
+    for number, name in enumerate(FIELDS):
+        column = values[name]
+        text = column if column.dtype == object or pd.api.types.is_string_dtype(column) else column.astype(str)
+        rows[:, 2 * number + 1] = text.to_numpy(dtype=object)
     flat: list[list[str]] = rows.tolist()
     for position in np.flatnonzero(absent.any(axis=1)):
         keep = np.repeat(~absent[position], 2)
