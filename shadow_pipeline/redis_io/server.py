@@ -174,9 +174,13 @@ def _wait_ready(process: subprocess.Popen[bytes], port: int, timeout: float = 10
         client.close()
 
 
-def start_server(extra_args: Sequence[str] = (), attempts: int = 5) -> RedisServer:
+def start_server(
+    extra_args: Sequence[str] = (),
+    attempts: int = 5,
+    candidates: Sequence[Callable[[], str | None]] | None = None,
+) -> RedisServer:
     """Start a private server on a free loopback port; the caller owns it and must ``stop()`` it."""
-    binary, version = find_server_binary()
+    binary, version = find_server_binary(candidates)
     last_error: OSError | None = None
     for _ in range(attempts):
         port = _free_port()
