@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 
@@ -161,11 +162,19 @@ def with_redis(command: tuple[str, ...]) -> None:
         _fail(str(exc))
         return
     log.info("REDIS_URL=%s for: %s", redact(url), " ".join(command))
-    try:
-        code = subprocess.call(list(command), env={**os.environ, REDIS_URL_ENV: url})
-    except KeyboardInterrupt:
-        code = 130
-    sys.exit(code)
+    child: subprocess.Popen[bytes] | None = None
+
+    def forward(signum: int, _frame: object) -> None:
+        # The command shuts down first; Redis stops after it, when this process exits.
+        if child is not None:
+            child.send_signal(signum)
+
+    # Installed before the fork: a handled signal is reset to its default in the child, whereas an ignored one
+    # (SIGINT in a background job) would stay ignored and `dagster dev` could never be stopped gracefully.
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, forward)
+    child = subprocess.Popen(list(command), env={**os.environ, REDIS_URL_ENV: url})
+    sys.exit(child.wait())
 
 
 @main.command("demo")

@@ -78,3 +78,27 @@ def test_demo_runs_the_main_job_on_the_embedded_default(tmp_path) -> None:  # ty
     assert out.returncode == 0, out.stderr
     assert "success" in out.stdout
     assert "BTCUSDT" in out.stdout and "ETHUSDT" in out.stdout
+
+
+def test_with_redis_stops_the_command_gracefully_then_redis() -> None:
+    env = {k: v for k, v in os.environ.items() if k != REDIS_URL_ENV}
+    script = (
+        "import os, signal, sys, time, urllib.parse\n"
+        "signal.signal(signal.SIGTERM, lambda *a: (print('graceful', flush=True), sys.exit(0)))\n"
+        "print(urllib.parse.urlsplit(os.environ['REDIS_URL']).port, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    proc = subprocess.Popen(
+        [*CLI, "with-redis", "--", sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env
+    )
+    assert proc.stdout is not None
+    port = int(proc.stdout.readline())
+    assert redis.Redis(port=port).ping()
+    proc.terminate()
+    assert proc.stdout.readline().strip() == "graceful"
+    assert proc.wait(timeout=30) == 0
+    try:
+        redis.Redis(port=port, socket_connect_timeout=0.5).ping()
+        raise AssertionError("the embedded Redis outlived with-redis")
+    except redis.exceptions.ConnectionError:
+        pass
