@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import dagster as dg
 
-from shadow_pipeline.assets import feed
-from shadow_pipeline.jobs import main_job
-from shadow_pipeline.resources import RedisResource
+from shadow_pipeline.assets import feed, ingest
+from shadow_pipeline.io_managers import ParquetIOManager
+from shadow_pipeline.jobs import ingest_job, main_job
+from shadow_pipeline.resources import LandingResource, RedisResource, TickStreamResource
+from shadow_pipeline.schedules import hourly_ingest_schedule
+from shadow_pipeline.sensors import closed_window_sensor
 
 defs = dg.Definitions(
-    assets=dg.load_assets_from_modules([feed]),
-    jobs=[main_job],
-    resources={"redis": RedisResource()},
+    assets=dg.load_assets_from_modules([feed, ingest]),
+    jobs=[main_job, ingest_job],
+    sensors=[closed_window_sensor],
+    schedules=[hourly_ingest_schedule],
+    resources={
+        "redis": RedisResource(),
+        "tick_stream": TickStreamResource(),
+        "landing": LandingResource(),
+        "parquet_io_manager": ParquetIOManager(),
+    },
 )

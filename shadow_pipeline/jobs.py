@@ -1,14 +1,22 @@
-"""Jobs: what `dagster job execute`, schedules and the README's main command launch."""
+"""Jobs: what `dagster job execute`, sensors, schedules and the README's main command launch."""
 
 from __future__ import annotations
 
 import dagster as dg
 
 MAIN_JOB = "main_job"
+INGEST_JOB = "ingest_job"
 
 main_job = dg.define_asset_job(
     name=MAIN_JOB,
     selection=dg.AssetSelection.groups("feed"),
-    description="The demo flow on the embedded default: replay the synthetic market into the tick stream.",
+    description="The demo's stand-in feed: replay the synthetic market into the tick stream.",
+    executor_def=dg.in_process_executor,
+)
+
+ingest_job = dg.define_asset_job(
+    name=INGEST_JOB,
+    selection=dg.AssetSelection.groups("ingest"),
+    description="One (hour, symbol): drain the tick stream into the landing zone, then raw and normalized ticks.",
     executor_def=dg.in_process_executor,
 )

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import dagster as dg
 import redis
 from pydantic import Field
+from upath import UPath
 
+from shadow_pipeline.domain.reorder import DEFAULT_CAPACITY
+from shadow_pipeline.ingest.consumer import IngestOptions
+from shadow_pipeline.ingest.landing import LandingStore
+from shadow_pipeline.io_managers import data_dir
 from shadow_pipeline.redis_io.connect import connect, resolve_url
+from shadow_pipeline.redis_io.streams import DEFAULT_STREAM
 from shadow_pipeline.redis_io.url import redact
 
 
@@ -26,7 +34,7 @@ class RedisResource(dg.ConfigurableResource):
     ssl_keyfile: str | None = Field(default=None, description="Client key, for mutual TLS.")
     socket_timeout: float = Field(default=30.0, description="Seconds; keep above any blocking read.")
 
-    def get_client(self) -> redis.Redis:
+    def get_client(self, **overrides: Any) -> redis.Redis:
         """A connected client; raises RedisUnavailable with a redacted URL when Redis is unreachable."""
         ssl: dict[str, str] = {
             name: value
@@ -37,8 +45,50 @@ class RedisResource(dg.ConfigurableResource):
             }.items()
             if value
         }
-        return connect(self.url, socket_timeout=self.socket_timeout, **ssl)  # type: ignore[arg-type]
+        options: dict[str, Any] = {"socket_timeout": self.socket_timeout, **ssl, **overrides}
+        return connect(self.url, **options)
 
     def describe(self) -> str:
         """The URL in use, safe to log or show in the UI."""
         return redact(resolve_url(self.url))
+
+
+class LandingResource(dg.ConfigurableResource):
+    """The landing zone that consumers write before they XACK; raw_ticks reads its partitions from here."""
+
+    base_path: str | None = Field(
+        default=None,
+        description="Local folder or object-store URL. Default: $SHADOW_DATA_DIR/landing.",
+    )
+
+    def store(self) -> LandingStore:
+        return LandingStore(self.base_path or UPath(data_dir()) / "landing")
+
+
+class TickStreamResource(dg.ConfigurableResource):
+    """Where the ticks come from and how a consumer reads them; shared by the ingest assets and the sensor."""
+
+    stream: str = Field(default=DEFAULT_STREAM, description="The tick stream the feed handler writes.")
+    group: str = Field(default="shadow", description="Consumer group of Shadow Mode.")
+    batch: int = Field(default=2000, description="Entries per XREADGROUP.")
+    watermark_ms: float = Field(default=40.0, description="Reorder watermark in exchange time (ms).")
+    buffer_capacity: int = Field(default=DEFAULT_CAPACITY, description="Ticks the reorder buffer holds per symbol.")
+    claim_idle_ms: int = Field(default=60_000, description="Claim other consumers' entries idle this long.")
+    drain_before_read: bool = Field(
+        default=True,
+        description="raw_ticks first lands what the stream holds for the group (alongside any ingest service).",
+    )
+
+    @property
+    def dead_letter_stream(self) -> str:
+        return f"{self.stream}:dlq"
+
+    def options(self) -> IngestOptions:
+        return IngestOptions(
+            stream=self.stream,
+            group=self.group,
+            batch=self.batch,
+            watermark_ms=self.watermark_ms,
+            buffer_capacity=self.buffer_capacity,
+            claim_idle_ms=self.claim_idle_ms,
+        )

@@ -8,7 +8,8 @@ the print in ``last_px``/``last_qty``, while a *quote tick* has ``last_side=""``
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,7 +50,8 @@ TYPED_COLUMNS: dict[str, str] = {
     "is_trade": "bool",
 }
 
-_SYMBOL_RE = r"[A-Z0-9]{1,24}"
+_SYMBOL_PATTERN = re.compile(r"[A-Z0-9]{1,24}")
+_ALL_SIDES = frozenset((*SIDES, QUOTE_SIDE))
 # Up to 8999999999999999999: every match fits int64, so the cast below cannot overflow.
 _UINT_RE = r"[0-9]{1,18}|[1-8][0-9]{18}"
 
@@ -74,75 +76,117 @@ def empty_ticks() -> pd.DataFrame:
     return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in TYPED_COLUMNS.items()})
 
 
-def _positive_int(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
+def _ints(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Exact int64 parse (floats would round nanosecond times); returns (values, ok mask)."""
-    matches = raw.str.fullmatch(_UINT_RE).fillna(False).astype(bool)
-    values = raw.where(matches, "0").astype("int64")
-    return values, matches & (values > 0)
+    try:
+        parsed = values.astype(np.int64)
+    except (ValueError, TypeError, OverflowError):
+        text = pd.Series(values, dtype=object).where(lambda v: v.map(lambda x: isinstance(x, str)), "")
+        ok = text.str.fullmatch(_UINT_RE).fillna(False).to_numpy(dtype=bool)
+        parsed = np.where(ok, text.where(ok, "0"), "0").astype(np.int64)
+        return parsed, ok & (parsed > 0)
+    return parsed, parsed > 0
 
 
-def _first_reason(index: pd.Index, checks: list[tuple[pd.Series, str | pd.Series]]) -> pd.Series:
-    """The first failed rule per row, in rule order (a row with a missing field is not also 'non-numeric')."""
-    reasons = pd.Series(None, index=index, dtype="object")
-    for failed, reason in checks:
-        todo = failed & reasons.isna()
+def _floats(values: np.ndarray) -> np.ndarray:
+    """float64, NaN where a value is absent or not a number."""
+    try:
+        return values.astype(np.float64)
+    except (ValueError, TypeError):
+        return pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(dtype=np.float64)
+
+
+def _valid_codes(values: np.ndarray, is_valid: Callable[[str], bool]) -> np.ndarray:
+    """Check a low-cardinality column (symbol, side) once per distinct value."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    good = np.array([isinstance(u, str) and is_valid(u) for u in uniques] + [False], dtype=bool)
+    return good[codes]
+
+
+def parse_table(columns: Mapping[str, np.ndarray]) -> ParsedBatch:
+    """Parse a batch held column-wise (one object array per field, None where a field is absent).
+
+    This is the one place where the tick rules live; it works on whole columns so that a consumer can keep up
+    with Redis (see docs/tick-schema.md for the rules and their order).
+    """
+    n = len(next(iter(columns.values()))) if columns else 0
+    col = {name: columns.get(name, np.full(n, None, dtype=object)) for name in FIELDS}
+    absent = [np.array([v is None for v in col[name]], dtype=bool) for name in FIELDS]
+    missing = np.column_stack(absent) if n else np.zeros((0, len(FIELDS)), dtype=bool)
+    reasons = np.full(n, None, dtype=object)
+    open_rows = np.ones(n, dtype=bool)
+
+    def reject(failed: np.ndarray, reason: str | np.ndarray) -> None:
+        todo = failed & open_rows
         if todo.any():
-            reasons.loc[todo] = reason[todo] if isinstance(reason, pd.Series) else reason
-    return reasons.dropna()
+            reasons[todo] = reason[todo] if isinstance(reason, np.ndarray) else reason
+            open_rows[todo] = False
+
+    any_missing = missing.any(axis=1)
+    if any_missing.any():
+        names = np.full(n, None, dtype=object)
+        for row in np.flatnonzero(any_missing):
+            names[row] = "missing field: " + ",".join(f for f, gone in zip(FIELDS, missing[row], strict=True) if gone)
+        reject(np.asarray(any_missing), names)
+
+    reject(
+        ~_valid_codes(col["symbol"], lambda v: _SYMBOL_PATTERN.fullmatch(v) is not None),
+        "bad symbol (want 1-24 of A-Z0-9)",
+    )
+    ints: dict[str, np.ndarray] = {}
+    for name in INT_FIELDS:
+        ints[name], ok = _ints(col[name])
+        reject(~ok, f"{name} is not a positive integer")
+
+    nums = {name: _floats(col[name]) for name in (*PRICE_FIELDS, "last_qty")}
+    for name in PRICE_FIELDS:
+        reject(~np.isfinite(nums[name]), f"non-numeric {name}")
+        reject(nums[name] <= 0, f"non-positive {name}")
+    reject(np.asarray(nums["bid"] >= nums["ask"]), "crossed book: bid >= ask")
+
+    side = col["last_side"]
+    reject(~_valid_codes(side, lambda v: v in _ALL_SIDES), "unknown side (want buy, sell or empty)")
+    is_trade = np.isin(side, SIDES)
+    px_text = col["last_px"]
+    has_px = np.array([v is not None and v != "" for v in px_text], dtype=bool)
+    last_px = np.full(n, np.nan)
+    last_px[has_px] = _floats(px_text[has_px])
+    reject(is_trade & ~np.isfinite(last_px), "trade tick with non-numeric last_px")
+    reject(is_trade & ~np.isfinite(nums["last_qty"]), "trade tick with non-numeric last_qty")
+    reject(is_trade & (last_px <= 0), "trade tick with non-positive last_px")
+    reject(is_trade & (nums["last_qty"] <= 0), "trade tick with non-positive last_qty")
+    quote_with_trade = np.equal(side, QUOTE_SIDE) & (has_px | (nums["last_qty"] != 0))
+    reject(quote_with_trade, "quote tick with trade fields (want last_px empty, last_qty 0)")
+
+    good = open_rows
+    index = np.flatnonzero(good)
+    typed = {
+        "symbol": col["symbol"][good],
+        **{name: ints[name][good] for name in INT_FIELDS},
+        **{name: nums[name][good] for name in PRICE_FIELDS},
+        "last_px": np.where(is_trade, last_px, np.nan)[good],
+        "last_qty": np.where(is_trade, nums["last_qty"], 0.0)[good],
+        "last_side": side[good],
+        "is_trade": is_trade[good],
+    }
+    # Explicit dtypes: letting pandas infer a string dtype for the object columns costs more than the parse.
+    ticks = pd.DataFrame(
+        {name: pd.Series(typed[name], index=index, dtype=dtype, copy=False) for name, dtype in TYPED_COLUMNS.items()}
+    )
+    rejected = np.flatnonzero(~good)
+    return ParsedBatch(ticks, pd.Series(reasons[rejected], index=rejected, dtype="object"))
+
+
+def columns_of(entries: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
+    """Field maps to one object array per field (None where absent)."""
+    return {name: np.array([e.get(name) for e in entries], dtype=object) for name in FIELDS}
 
 
 def parse_entries(entries: Sequence[Mapping[str, Any]]) -> ParsedBatch:
     """Turn a batch of stream entries (str values) into typed ticks, rejecting bad ones with a reason."""
     if not entries:
         return ParsedBatch(empty_ticks(), pd.Series(dtype="object"))
-    raw = pd.DataFrame.from_records(list(entries), columns=list(FIELDS))
-    missing = raw.isna()
-    text = raw.astype(object).where(~missing, "").astype(str).apply(lambda col: col.str.strip())
-
-    checks: list[tuple[pd.Series, str | pd.Series]] = []
-    any_missing = missing.any(axis=1)
-    if any_missing.any():
-        names = missing[any_missing].apply(lambda row: ",".join(row.index[row]), axis=1)
-        checks.append((any_missing, ("missing field: " + names).reindex(raw.index)))
-
-    checks.append((~text["symbol"].str.fullmatch(_SYMBOL_RE), "bad symbol (want 1-24 of A-Z0-9)"))
-    ints: dict[str, pd.Series] = {}
-    for name in INT_FIELDS:
-        ints[name], ok = _positive_int(text[name])
-        checks.append((~ok, f"{name} is not a positive integer"))
-
-    nums: dict[str, pd.Series] = {}
-    for name in (*PRICE_FIELDS, "last_px", "last_qty"):
-        nums[name] = pd.to_numeric(text[name].replace("", np.nan), errors="coerce").astype("float64")
-    for name in PRICE_FIELDS:
-        checks.append((~np.isfinite(nums[name]), f"non-numeric {name}"))
-        checks.append((nums[name] <= 0, f"non-positive {name}"))
-    checks.append((nums["bid"] >= nums["ask"], "crossed book: bid >= ask"))
-
-    side = text["last_side"]
-    checks.append((~side.isin([*SIDES, QUOTE_SIDE]), "unknown side (want buy, sell or empty)"))
-    is_trade = side.isin(SIDES)
-    checks.append((is_trade & ~np.isfinite(nums["last_px"]), "trade tick with non-numeric last_px"))
-    checks.append((is_trade & ~np.isfinite(nums["last_qty"]), "trade tick with non-numeric last_qty"))
-    checks.append((is_trade & (nums["last_px"] <= 0), "trade tick with non-positive last_px"))
-    checks.append((is_trade & (nums["last_qty"] <= 0), "trade tick with non-positive last_qty"))
-    quote_with_trade = side.eq(QUOTE_SIDE) & ((text["last_px"] != "") | (nums["last_qty"] != 0))
-    checks.append((quote_with_trade, "quote tick with trade fields (want last_px empty, last_qty 0)"))
-
-    rejects = _first_reason(raw.index, checks)
-    good = raw.index.difference(rejects.index)
-    ticks = pd.DataFrame(
-        {
-            "symbol": text["symbol"],
-            **ints,
-            **{name: nums[name] for name in PRICE_FIELDS},
-            "last_px": nums["last_px"].where(is_trade),
-            "last_qty": nums["last_qty"].where(is_trade, 0.0),
-            "last_side": side,
-            "is_trade": is_trade,
-        }
-    ).loc[good]
-    return ParsedBatch(ticks.astype(TYPED_COLUMNS), rejects.astype("object"))
+    return parse_table(columns_of(entries))
 
 
 def parse_entry(fields: Mapping[str, Any]) -> dict[str, Any]:

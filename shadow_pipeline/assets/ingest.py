@@ -1,0 +1,142 @@
+"""Stage 1: ticks from the Redis Stream, landed exactly once, then typed, deduplicated and in exchange-time order."""
+
+from collections.abc import Iterator
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+
+from shadow_pipeline.checks import ingest as checks
+from shadow_pipeline.domain.quality import assess, normalize
+from shadow_pipeline.domain.windows import HOUR_NS, hour_bounds, hour_keys
+from shadow_pipeline.ingest.consumer import TickConsumer
+from shadow_pipeline.ingest.dead_letters import dead_letters_by_partition
+from shadow_pipeline.ingest.landing import Kind, LandingStore
+from shadow_pipeline.partitions import hour_and_symbol, tick_partitions
+from shadow_pipeline.resources import LandingResource, RedisResource, TickStreamResource
+
+PREVIEW_ROWS = 5
+
+
+def _span_metadata(ticks: pd.DataFrame) -> dict[str, dg.MetadataValue]:
+    if ticks.empty:
+        return {}
+    ts = ticks["ts_server"].astype("int64")
+    first, last = pd.to_datetime([ts.min(), ts.max()], utc=True)
+    return {
+        "first_ts_server": dg.MetadataValue.text(first.isoformat()),
+        "last_ts_server": dg.MetadataValue.text(last.isoformat()),
+        "span_seconds": dg.MetadataValue.float(round(float(ts.max() - ts.min()) / 1e9, 3)),
+    }
+
+
+def _preview(ticks: pd.DataFrame) -> dg.MetadataValue:
+    return dg.MetadataValue.md(ticks.head(PREVIEW_ROWS).to_markdown(index=False) if len(ticks) else "_empty_")
+
+
+def _neighbour_seqs(store: LandingStore, hour: str, symbol: str, offset_hours: int) -> np.ndarray:
+    start, _ = hour_bounds(hour)
+    neighbour = str(hour_keys(np.array([start + offset_hours * HOUR_NS]))[0])
+    seqs = store.read(Kind.TICKS, neighbour, symbol, columns=["seq"])
+    return seqs["seq"].to_numpy(dtype=np.int64) if len(seqs) else np.empty(0, np.int64)
+
+
+@dg.asset(
+    group_name="ingest",
+    partitions_def=tick_partitions,
+    io_manager_key="parquet_io_manager",
+    kinds={"redis", "parquet"},
+    check_specs=checks.RAW_TICKS_CHECKS,
+)
+def raw_ticks(
+    context: dg.AssetExecutionContext,
+    redis: RedisResource,
+    tick_stream: TickStreamResource,
+    landing: LandingResource,
+) -> Iterator[dg.Output[pd.DataFrame] | dg.AssetCheckResult]:
+    """Every tick landed for the hour and symbol, as received (Redis entry-id order, duplicates kept).
+
+    First drains the stream through the consumer group into the landing zone (exactly once: landed before
+    XACK, deduplicated by entry id), so one run is enough even without an ingest service running.
+    """
+    hour, symbol = hour_and_symbol(context.partition_key)
+    store = landing.store()
+    drained: dict[str, dg.MetadataValue] = {}
+    if tick_stream.drain_before_read:
+        context.log.info(f"draining {tick_stream.stream} (group {tick_stream.group}) at {redis.describe()}")
+        report = TickConsumer(store, tick_stream.options(), client_factory=redis.get_client).drain()
+        context.log.info(f"drain: {report.as_dict()}")
+        drained = {
+            "drain_entries_read": dg.MetadataValue.int(report.read),
+            "drain_ticks_landed": dg.MetadataValue.int(report.landed_total),
+            "drain_dead_letters": dg.MetadataValue.int(report.dead_letters),
+        }
+    ticks = store.read(Kind.TICKS, hour, symbol)
+    yield dg.Output(
+        ticks,
+        metadata={
+            "dagster/row_count": dg.MetadataValue.int(len(ticks)),
+            "hour": hour,
+            "symbol": symbol,
+            "trades": dg.MetadataValue.int(int(ticks["is_trade"].sum()) if len(ticks) else 0),
+            **_span_metadata(ticks),
+            **drained,
+            "landing": dg.MetadataValue.path(str(store.folder(Kind.TICKS, hour, symbol))),
+            "preview": _preview(ticks),
+        },
+    )
+    yield checks.non_empty(len(ticks))
+
+
+@dg.asset(
+    group_name="ingest",
+    partitions_def=tick_partitions,
+    io_manager_key="parquet_io_manager",
+    kinds={"pandas", "parquet"},
+    check_specs=checks.NORMALIZED_TICKS_CHECKS,
+)
+def normalized_ticks(
+    context: dg.AssetExecutionContext,
+    raw_ticks: pd.DataFrame,
+    redis: RedisResource,
+    tick_stream: TickStreamResource,
+    landing: LandingResource,
+) -> Iterator[dg.Output[pd.DataFrame] | dg.AssetCheckResult]:
+    """Typed ticks, one per seq, ordered by exchange time (ts_server), with the partition's data-quality counts.
+
+    Gaps, duplicates, late (out-of-order) seqs and reorders are counted exactly from the ticks as received;
+    backpressure drops come from the landing zone's drop records and dead letters from `<stream>:dlq`.
+    """
+    hour, symbol = hour_and_symbol(context.partition_key)
+    store = landing.store()
+    dead = dead_letters_by_partition(redis.get_client(decode_responses=True), tick_stream.dead_letter_stream)
+    quality = assess(
+        raw_ticks,
+        previous_seqs=_neighbour_seqs(store, hour, symbol, -1),
+        next_seqs=_neighbour_seqs(store, hour, symbol, +1),
+        drops=len(store.read(Kind.DROPS, hour, symbol, columns=["seq"])),
+        dead_letters=dead.get((hour, symbol), 0),
+    )
+    if quality.gaps or quality.duplicates:
+        context.log.warning(f"{symbol} {hour}: {quality.gaps} seqs missing, {quality.duplicates} duplicates")
+    ticks = normalize(raw_ticks) if len(raw_ticks) else raw_ticks
+    counts = pd.DataFrame([quality.as_dict()]).T.rename(columns={0: "value"})
+    yield dg.Output(
+        ticks,
+        metadata={
+            "dagster/row_count": dg.MetadataValue.int(len(ticks)),
+            "rows_received": dg.MetadataValue.int(quality.rows_received),
+            "duplicates": dg.MetadataValue.int(quality.duplicates),
+            "gaps": dg.MetadataValue.int(quality.gaps),
+            "out_of_order": dg.MetadataValue.int(quality.out_of_order),
+            "reordered": dg.MetadataValue.int(quality.reordered),
+            "reordered_share": dg.MetadataValue.float(round(quality.reordered_share, 6)),
+            "drops": dg.MetadataValue.int(quality.drops),
+            "dead_letters": dg.MetadataValue.int(quality.dead_letters),
+            "dead_letters_unattributed": dg.MetadataValue.int(dead.get(("", ""), 0)),
+            **_span_metadata(ticks),
+            "quality": dg.MetadataValue.md(counts.to_markdown()),
+            "preview": _preview(ticks),
+        },
+    )
+    yield from checks.normalized_gates(quality)

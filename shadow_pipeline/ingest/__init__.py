@@ -1,0 +1,1 @@
+"""Ingest: the consumer-group reader that lands ticks from the Redis Stream exactly once."""

@@ -1,0 +1,365 @@
+"""The tick consumer: XREADGROUP in batches, guard, reorder, land durably, then XACK.
+
+Start-up order (so that nothing a crashed consumer held is lost): re-read this consumer's own pending
+entries, claim entries other consumers left idle too long (XAUTOCLAIM), then read new ones. An entry is
+acked only once the tick it carries is landed (or dropped by backpressure and landed as a drop record, or
+written to the dead-letter stream in the same MULTI/EXEC as its XACK). Landing dedups by entry id, so a
+redelivery after a crash between landing and ack never duplicates a tick.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import redis
+
+from shadow_pipeline.domain.reorder import DEFAULT_CAPACITY, ReorderBuffer
+from shadow_pipeline.domain.ticks import FIELDS, parse_table
+from shadow_pipeline.ingest.guard import SequenceGuard
+from shadow_pipeline.ingest.landing import Kind, LandingStore
+from shadow_pipeline.ingest.metrics import IngestMetrics
+from shadow_pipeline.redis_io.connect import RedisUnavailable, connect
+from shadow_pipeline.redis_io.streams import DEFAULT_STREAM
+from shadow_pipeline.redis_io.url import redact
+
+log = logging.getLogger(__name__)
+_KEYS = np.array(FIELDS, dtype=object)
+_CONNECTION_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, ConnectionError, OSError)
+TRIMMED = "entry trimmed from the stream before it was landed"
+
+
+def default_consumer_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    stream: str = DEFAULT_STREAM
+    group: str = "shadow"
+    consumer: str = field(default_factory=default_consumer_name)
+    batch: int = 2000
+    block_ms: int = 1000
+    claim_idle_ms: int = 60_000
+    watermark_ms: float = 40.0
+    buffer_capacity: int = DEFAULT_CAPACITY
+    land_every: int = 20_000  # released ticks gathered before a landing write (fewer, larger Parquet files)
+    group_start_id: str = "0"  # where a new group starts: "0" = everything in the stream, "$" = only new entries
+    reconnect_seconds: float = 60.0  # how long to keep retrying a lost connection before giving up
+
+    @property
+    def dead_letter_stream(self) -> str:
+        return f"{self.stream}:dlq"
+
+
+@dataclass
+class IngestReport:
+    """What one run of a consumer did; counts are of entries and ticks."""
+
+    read: int = 0
+    redelivered: int = 0
+    landed: dict[str, int] = field(default_factory=dict)
+    dropped: dict[str, int] = field(default_factory=dict)
+    reordered: dict[str, int] = field(default_factory=dict)
+    gaps: dict[str, int] = field(default_factory=dict)
+    duplicates: dict[str, int] = field(default_factory=dict)
+    out_of_order: dict[str, int] = field(default_factory=dict)
+    dead_letters: int = 0
+    reconnects: int = 0
+    peak_buffered: int = 0  # most ticks the reorder buffer held at once (bounded by capacity per symbol)
+    seconds: float = 0.0
+
+    @property
+    def landed_total(self) -> int:
+        return sum(self.landed.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items()} | {"landed_total": self.landed_total}
+
+
+def _add(target: dict[str, int], counts: dict[str, int]) -> None:
+    for key, value in counts.items():
+        if value:
+            target[key] = target.get(key, 0) + int(value)
+
+
+class TickConsumer:
+    def __init__(
+        self,
+        landing: LandingStore,
+        options: IngestOptions | None = None,
+        url: str | None = None,
+        metrics: IngestMetrics | None = None,
+        client_factory: Callable[..., redis.Redis] | None = None,
+    ) -> None:
+        """``client_factory(**options)`` makes the connection (e.g. a Dagster resource's, with its TLS settings);
+        by default one is made from ``url`` (else $REDIS_URL, else the embedded server)."""
+        self.options = options or IngestOptions()
+        self.landing = landing
+        self.metrics = metrics or IngestMetrics()
+        self.report = IngestReport()
+        self._url = url
+        self._client_factory = client_factory or (lambda **kw: connect(url, **kw))
+        self._buffer = ReorderBuffer(int(self.options.watermark_ms * 1e6), self.options.buffer_capacity)
+        self._next_lag_check = 0.0
+        self._ready: list[pd.DataFrame] = []  # released, not yet landed (their entries are still pending)
+        self._client = self._connect()  # fails fast, with a clear message, when Redis is down at start
+        self._guard = SequenceGuard(self._client, self.options.stream, self.options.group)
+
+    def _connect(self) -> redis.Redis:
+        client = self._client_factory(decode_responses=True, socket_timeout=max(5.0, self.options.block_ms / 1000 + 5))
+        # Raw replies: entries stay flat [k, v, k, v, ...] lists, which turn into columns without per-field dicts.
+        client.set_response_callback("XREADGROUP", lambda response, **_: response)
+        return client
+
+    # -- public ---------------------------------------------------------------------------------------------
+
+    def drain(self) -> IngestReport:
+        """Land everything the stream holds for this group now, flush the reorder buffer, and return."""
+        return self._run(stop=None)
+
+    def serve(self, stop: threading.Event) -> IngestReport:
+        """Run until ``stop`` is set (SIGTERM in the CLI); the current batch finishes and the buffer is flushed."""
+        return self._run(stop=stop)
+
+    # -- loop -----------------------------------------------------------------------------------------------
+
+    def _run(self, stop: threading.Event | None) -> IngestReport:
+        started = time.perf_counter()
+        opts = self.options
+        log.info("consumer %s of group %s on %s: start", opts.consumer, opts.group, opts.stream)
+        self._with_reconnect(self._recover_pending)
+        while stop is None or not stop.is_set():
+            got = self._with_reconnect(lambda: self._read_new(block=stop is not None))
+            if not got and stop is None:
+                break  # drained: nothing new for this group
+        self._with_reconnect(self._flush)
+        self.report.seconds = time.perf_counter() - started
+        log.info("consumer %s: done: %s", opts.consumer, self.report.as_dict())
+        return self.report
+
+    def _with_reconnect(self, step: Any) -> Any:
+        deadline = time.monotonic() + self.options.reconnect_seconds
+        wait = 0.1
+        while True:
+            try:
+                return step()
+            except redis.exceptions.ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                log.warning(
+                    "stream %s or group %s is gone (NOGROUP): recreating the group",
+                    self.options.stream,
+                    self.options.group,
+                )
+                self._ensure_group()
+            except _CONNECTION_ERRORS as exc:
+                if time.monotonic() > deadline:
+                    raise RedisUnavailable(
+                        f"lost Redis at {redact(self._url) if self._url else 'the configured URL'} and could not "
+                        f"reconnect within {self.options.reconnect_seconds}s: {exc}"
+                    ) from None
+                log.warning("Redis connection lost (%s); retrying in %.1fs", exc, wait)
+                time.sleep(wait)
+                wait = min(wait * 2, 5.0)
+                self.report.reconnects += 1
+                try:
+                    self._client = self._connect()
+                    self._guard = SequenceGuard(self._client, self.options.stream, self.options.group)
+                    self._recover_pending()
+                except _CONNECTION_ERRORS:
+                    continue
+
+    def _ensure_group(self) -> None:
+        try:
+            self._client.xgroup_create(
+                self.options.stream, self.options.group, id=self.options.group_start_id, mkstream=True
+            )
+            log.info(
+                "created consumer group %s on %s at %s",
+                self.options.group,
+                self.options.stream,
+                self.options.group_start_id,
+            )
+        except redis.exceptions.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def _recover_pending(self) -> None:
+        """Own pending entries first, then entries that other consumers left idle too long."""
+        self._ensure_group()
+        opts = self.options
+        last = "0"
+        while True:
+            entries = self._xreadgroup(last, block=None)
+            if not entries:
+                break
+            self._process(entries, redelivered=True)
+            last = entries[-1][0]
+        cursor = "0-0"
+        while True:
+            reply = self._client.xautoclaim(
+                opts.stream, opts.group, opts.consumer, opts.claim_idle_ms, start_id=cursor, count=opts.batch
+            )
+            cursor, claimed = reply[0], reply[1]
+            deleted = reply[2] if len(reply) > 2 else []
+            flat = [(i, None if f is None else list(itertools.chain.from_iterable(f.items()))) for i, f in claimed]
+            flat += [(i, None) for i in deleted]
+            if flat:
+                log.info("claimed %d entries idle > %d ms from other consumers", len(flat), opts.claim_idle_ms)
+                self._process(flat, redelivered=True)
+            if cursor in ("0-0", b"0-0"):
+                break
+
+    def _read_new(self, block: bool) -> int:
+        entries = self._xreadgroup(">", block=self.options.block_ms if block else None)
+        if entries:
+            self._process(entries, redelivered=False)
+        self._update_lag()
+        return len(entries)
+
+    def _xreadgroup(self, last: str, block: int | None) -> list[tuple[str, list[str] | None]]:
+        opts = self.options
+        args: list[Any] = ["XREADGROUP", "GROUP", opts.group, opts.consumer, "COUNT", opts.batch]
+        if block is not None:
+            args += ["BLOCK", block]
+        reply = self._client.execute_command(*args, "STREAMS", opts.stream, last)
+        if not reply:
+            return []
+        entries = next(iter(reply.values())) if isinstance(reply, dict) else reply[0][1]
+        return [(e[0], e[1]) for e in entries]
+
+    def _update_lag(self) -> None:
+        if time.monotonic() < self._next_lag_check:
+            return
+        self._next_lag_check = time.monotonic() + 1.0
+        for info in self._client.xinfo_groups(self.options.stream):
+            if info.get("name") == self.options.group and info.get("lag") is not None:
+                self.metrics.lag.set(int(info["lag"]))
+
+    # -- one batch ------------------------------------------------------------------------------------------
+
+    def _process(self, entries: Sequence[tuple[str, list[str] | None]], redelivered: bool) -> None:
+        ids = np.array([e[0] for e in entries], dtype=object)
+        self.report.read += len(ids)
+        if redelivered:
+            self.report.redelivered += len(ids)
+        columns, trimmed = _columns([e[1] for e in entries])
+        parsed = parse_table(columns)
+        rejects = parsed.rejects.copy()
+        rejects.loc[trimmed] = TRIMMED
+        self._dead_letter(ids, [e[1] for e in entries], rejects)
+        ticks = parsed.ticks.loc[~parsed.ticks.index.isin(trimmed)]
+        ticks.insert(0, "entry_id", ids[ticks.index.to_numpy()])
+        if not redelivered and not ticks.empty:
+            self._guard_batch(ticks)
+        release = self._buffer.push(ticks.reset_index(drop=True))
+        self.report.peak_buffered = max(self.report.peak_buffered, len(self._buffer))
+        _add(self.report.reordered, release.reordered)
+        for symbol, count in release.reordered.items():
+            self.metrics.reordered.labels(symbol).inc(count)
+        self._ready.append(release.released)
+        if not release.dropped.empty:
+            self._land_ready()
+            self._land(release.released.iloc[0:0], release.dropped)
+        elif sum(len(r) for r in self._ready) >= self.options.land_every or len(entries) < self.options.batch:
+            self._land_ready()
+
+    def _land_ready(self) -> None:
+        ready = [r for r in self._ready if not r.empty]
+        self._ready = []
+        if ready:
+            released = pd.concat(ready, ignore_index=True)
+            self._land(released, released.iloc[0:0])
+
+    def _guard_batch(self, ticks: pd.DataFrame) -> None:
+        found = self._guard.check(ticks["symbol"].to_numpy(), ticks["seq"].to_numpy(dtype=np.int64))
+        for symbol, counts in found.items():
+            _add(self.report.gaps, {symbol: counts.gaps})
+            _add(self.report.duplicates, {symbol: counts.duplicates})
+            _add(self.report.out_of_order, {symbol: counts.out_of_order})
+            self.metrics.gaps.labels(symbol).inc(counts.gaps)
+            self.metrics.duplicates.labels(symbol).inc(counts.duplicates)
+            self.metrics.out_of_order.labels(symbol).inc(counts.out_of_order)
+            self.metrics.missing.labels(symbol).set(counts.missing)
+            if counts.gaps or counts.duplicates:
+                log.warning(
+                    "sequence guard %s: %d seqs skipped, %d duplicates, %d out of order (%d missing now)",
+                    symbol,
+                    counts.gaps,
+                    counts.duplicates,
+                    counts.out_of_order,
+                    counts.missing,
+                )
+
+    def _land(self, released: pd.DataFrame, dropped: pd.DataFrame) -> None:
+        if released.empty and dropped.empty:
+            return
+        self.landing.write(Kind.TICKS, released, self.options.consumer)
+        self.landing.write(Kind.DROPS, dropped, self.options.consumer)
+        for frame, counter, total in (
+            (released, self.metrics.ticks, self.report.landed),
+            (dropped, self.metrics.drops, self.report.dropped),
+        ):
+            if frame.empty:
+                continue
+            counts = frame["symbol"].value_counts()
+            _add(total, {str(k): int(v) for k, v in counts.items()})
+            for symbol, count in counts.items():
+                counter.labels(symbol).inc(int(count))
+        if not dropped.empty:
+            log.warning("backpressure: reorder buffer full, dropped %d ticks (kept as drop records)", len(dropped))
+        ids = [*released.get("entry_id", []), *dropped.get("entry_id", [])]
+        for start in range(0, len(ids), 10_000):
+            self._client.xack(self.options.stream, self.options.group, *ids[start : start + 10_000])
+
+    def _dead_letter(self, ids: np.ndarray, fields: list[list[str] | None], rejects: pd.Series) -> None:
+        if rejects.empty:
+            return
+        opts = self.options
+        pipe = self._client.pipeline(transaction=True)  # the dead letter and its XACK, or neither
+        for position, reason in zip(rejects.index.to_numpy(dtype=int), rejects.to_numpy(), strict=True):
+            flat = fields[position] or []
+            original = {f"field.{k}": v for k, v in zip(flat[0::2], flat[1::2], strict=False)}
+            record = {"orig_id": ids[position], "stream": opts.stream, "reason": str(reason), **original}
+            pipe.xadd(opts.dead_letter_stream, record)  # type: ignore[arg-type]
+        pipe.xack(opts.stream, opts.group, *ids[rejects.index.to_numpy(dtype=int)].tolist())
+        pipe.execute()
+        self.report.dead_letters += len(rejects)
+        self.metrics.dead_letters.inc(len(rejects))
+        log.warning(
+            "dead-lettered %d malformed entries to %s (first: %s)",
+            len(rejects),
+            opts.dead_letter_stream,
+            rejects.iloc[0],
+        )
+
+    def _flush(self) -> None:
+        self._ready.append(self._buffer.flush())
+        self._land_ready()
+
+
+def _columns(flats: Sequence[list[str] | None]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Flat field lists to one object array per field; returns also the positions of trimmed (empty) entries."""
+    n = len(flats)
+    trimmed = np.array([i for i, f in enumerate(flats) if not f], dtype=int)
+    if len(trimmed) == 0:
+        table = np.array(flats, dtype=object)
+        if table.ndim == 2 and table.shape[1] == 2 * len(FIELDS) and (table[:, 0::2] == _KEYS).all():
+            return {name: table[:, 2 * i + 1] for i, name in enumerate(FIELDS)}, trimmed
+    maps = [dict(zip(f[0::2], f[1::2], strict=False)) if f else {} for f in flats]
+    columns = {name: np.array([m.get(name) for m in maps], dtype=object) for name in FIELDS}
+    if n and len(trimmed):
+        for name in FIELDS:
+            columns[name][trimmed] = "-"  # placeholders: trimmed entries are dead-lettered for their own reason
+    return columns, trimmed

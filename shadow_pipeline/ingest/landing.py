@@ -1,0 +1,104 @@
+"""The landing zone: durable Parquet files of ticks, one folder per (hour, symbol), written before any XACK.
+
+Landing is idempotent: every row carries its Redis entry id, and a reader keeps one row per entry id, so a
+batch redelivered after a crash (landed, not yet acked) or landed by two consumers never counts twice. Files
+are written under a temporary name and renamed, so a reader never sees half a file. The root is a ``UPath``:
+a local folder today, object storage (``s3://...``) by configuration.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from enum import StrEnum
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from upath import UPath
+
+from shadow_pipeline.domain.windows import hour_keys
+
+
+class Kind(StrEnum):
+    TICKS = "ticks"  # released by the reorder buffer
+    DROPS = "drops"  # dropped by backpressure: kept, so that a drop is a record, never a silent loss
+
+
+def _folder_name(hour_key: str) -> str:
+    return hour_key.replace(":00", "").replace("-", "", 2)  # 2024-08-09-00:00 -> 20240809-00
+
+
+def _hour_key(folder_name: str) -> str:
+    day, hour = folder_name.split("-")  # 20240809-00 -> 2024-08-09-00:00
+    return f"{day[:4]}-{day[4:6]}-{day[6:]}-{hour}:00"
+
+
+def entry_order(entry_ids: pd.Series) -> pd.DataFrame:
+    """(ms, seq) integer parts of Redis entry ids, which order entries as Redis received them."""
+    parts = entry_ids.astype(str).str.split("-", n=1, expand=True)
+    return pd.DataFrame({"entry_ms": parts[0].astype("int64"), "entry_seq": parts[1].astype("int64")})
+
+
+class LandingStore:
+    def __init__(self, root: str | os.PathLike[str] | UPath) -> None:
+        self.root = UPath(root)
+
+    def folder(self, kind: Kind, hour_key: str, symbol: str) -> UPath:
+        return self.root / kind.value / _folder_name(hour_key) / symbol
+
+    def write(self, kind: Kind, ticks: pd.DataFrame, writer: str) -> int:
+        """Land typed ticks that carry ``entry_id``; returns the number of files written (durable on return)."""
+        if ticks.empty:
+            return 0
+        files = 0
+        keyed = ticks.assign(_hour=hour_keys(ticks["ts_server"].to_numpy()))
+        for (hour, symbol), group in keyed.groupby(["_hour", "symbol"], sort=False):
+            folder = self.folder(kind, str(hour), str(symbol))
+            folder.mkdir(parents=True, exist_ok=True)
+            name = f"{group['entry_id'].iloc[0]}_{writer}_{uuid.uuid4().hex[:6]}.parquet"
+            table = pa.Table.from_pandas(group.drop(columns="_hour"), preserve_index=False)
+            self._write_atomically(folder / name, table)
+            files += 1
+        return files
+
+    @staticmethod
+    def _write_atomically(target: UPath, table: pa.Table) -> None:
+        if target.protocol in ("", "file", "local"):
+            temporary = target.with_name(f".{target.name}.tmp")
+            with open(temporary.path, "wb") as handle:
+                pq.write_table(table, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary.path, target.path)
+        else:  # object stores publish an object atomically on close
+            with target.open("wb") as handle:
+                pq.write_table(table, handle)
+
+    def read(self, kind: Kind, hour_key: str, symbol: str, columns: list[str] | None = None) -> pd.DataFrame:
+        """All rows landed for the partition, one per entry id, in the order Redis received them."""
+        folder = self.folder(kind, hour_key, symbol)
+        files = sorted(p for p in folder.glob("*.parquet")) if folder.exists() else []
+        if not files:
+            return pd.DataFrame()
+        wanted = None if columns is None else ["entry_id", *(c for c in columns if c != "entry_id")]
+        frame = pd.concat([self._read_file(f, wanted) for f in files], ignore_index=True)
+        frame = frame.drop_duplicates("entry_id", keep="first").reset_index(drop=True)
+        order = entry_order(frame["entry_id"])
+        return frame.iloc[order.sort_values(["entry_ms", "entry_seq"]).index].reset_index(drop=True)
+
+    @staticmethod
+    def _read_file(path: UPath, columns: list[str] | None) -> pd.DataFrame:
+        if path.protocol in ("", "file", "local"):
+            return pd.read_parquet(path.path, columns=columns)
+        with path.open("rb") as handle:
+            return pd.read_parquet(handle, columns=columns)
+
+    def partitions(self, kind: Kind = Kind.TICKS) -> list[tuple[str, str]]:
+        """(hour key, symbol) pairs that have landed files."""
+        base = self.root / kind.value
+        if not base.exists():
+            return []
+        return sorted(
+            (_hour_key(hour.name), sym.name) for hour in base.iterdir() if hour.is_dir() for sym in hour.iterdir()
+        )
