@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 
 import click
 
@@ -147,6 +148,84 @@ def replay_command(
     else:
         for key, value in summary.items():
             click.echo(f"{key:>20}: {value}")
+
+
+@main.command("ingest")
+@click.option("--redis-url", default=None, help="Default: $REDIS_URL, else an embedded server.")
+@click.option("--stream", default=DEFAULT_STREAM, show_default=True)
+@click.option("--group", default="shadow", show_default=True)
+@click.option("--consumer", default=None, help="Consumer name (default: host-pid-random, unique per process).")
+@click.option("--landing", default=None, help="Landing zone folder or URL (default: $SHADOW_DATA_DIR/landing).")
+@click.option("--drain", is_flag=True, help="Land what the stream holds now, then exit (default: serve until SIGTERM).")
+@click.option("--batch", type=int, default=2000, show_default=True, help="Entries per XREADGROUP.")
+@click.option("--block-ms", type=int, default=1000, show_default=True, help="XREADGROUP BLOCK while serving.")
+@click.option("--claim-idle-ms", type=int, default=60_000, show_default=True, help="XAUTOCLAIM min idle time.")
+@click.option("--watermark-ms", type=float, default=40.0, show_default=True, help="Reorder watermark (event time).")
+@click.option("--buffer-capacity", type=int, default=4000, show_default=True, help="Reorder buffer, ticks/symbol.")
+@click.option("--reconnect-seconds", type=float, default=60.0, show_default=True, help="Give up on Redis after.")
+@click.option("--metrics-port", type=int, default=None, help="Serve Prometheus metrics on 127.0.0.1:PORT.")
+@click.option("--textfile", default=None, help="Write the metrics to this file at exit (node_exporter).")
+@click.option("--pushgateway", default=None, help="Push the metrics to this Pushgateway at exit.")
+def ingest_command(
+    redis_url: str | None,
+    stream: str,
+    group: str,
+    consumer: str | None,
+    landing: str | None,
+    drain: bool,
+    batch: int,
+    block_ms: int,
+    claim_idle_ms: int,
+    watermark_ms: float,
+    buffer_capacity: int,
+    reconnect_seconds: float,
+    metrics_port: int | None,
+    textfile: str | None,
+    pushgateway: str | None,
+) -> None:
+    """Consume the tick stream through a consumer group and land every tick exactly once (then XACK)."""
+    from upath import UPath
+
+    from shadow_pipeline.ingest.consumer import IngestOptions, TickConsumer, default_consumer_name
+    from shadow_pipeline.ingest.landing import LandingStore
+    from shadow_pipeline.ingest.metrics import IngestMetrics
+    from shadow_pipeline.io_managers import data_dir
+
+    try:
+        options = IngestOptions(
+            stream=stream,
+            group=group,
+            consumer=consumer or default_consumer_name(),
+            batch=batch,
+            block_ms=block_ms,
+            claim_idle_ms=claim_idle_ms,
+            watermark_ms=watermark_ms,
+            buffer_capacity=buffer_capacity,
+            reconnect_seconds=reconnect_seconds,
+        )
+        metrics = IngestMetrics()
+        url = resolve_url(redis_url)
+        worker = TickConsumer(LandingStore(landing or UPath(data_dir()) / "landing"), options, url, metrics)
+    except (*_SETUP_ERRORS, ValueError) as exc:
+        _fail(str(exc))
+        return
+    if metrics_port is not None:
+        metrics.serve(metrics_port)
+        log.info("metrics on http://127.0.0.1:%d/metrics", metrics_port)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        report = worker.drain() if drain else worker.serve(stop)
+    except RedisUnavailable as exc:
+        _fail(str(exc))
+        return
+    finally:
+        if textfile:
+            metrics.write_textfile(textfile)
+        if pushgateway:
+            metrics.push(pushgateway)
+    click.echo(json.dumps({"redis": redact(url), "consumer": options.consumer, **report.as_dict()}, default=str))
 
 
 @main.command("with-redis", context_settings={"ignore_unknown_options": True})

@@ -57,6 +57,14 @@ class IngestOptions:
     group_start_id: str = "0"  # where a new group starts: "0" = everything in the stream, "$" = only new entries
     reconnect_seconds: float = 60.0  # how long to keep retrying a lost connection before giving up
 
+    def __post_init__(self) -> None:
+        for name in ("batch", "buffer_capacity", "land_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"ingest option {name} must be >= 1, got {getattr(self, name)}")
+        for name in ("block_ms", "claim_idle_ms", "watermark_ms", "reconnect_seconds"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"ingest option {name} must be >= 0, got {getattr(self, name)}")
+
     @property
     def dead_letter_stream(self) -> str:
         return f"{self.stream}:dlq"
@@ -144,6 +152,7 @@ class TickConsumer:
             if not got and stop is None:
                 break  # drained: nothing new for this group
         self._with_reconnect(self._flush)
+        self._with_reconnect(lambda: self._update_lag(force=True))
         self.report.seconds = time.perf_counter() - started
         log.info("consumer %s: done: %s", opts.consumer, self.report.as_dict())
         return self.report
@@ -239,8 +248,8 @@ class TickConsumer:
         entries = next(iter(reply.values())) if isinstance(reply, dict) else reply[0][1]
         return [(e[0], e[1]) for e in entries]
 
-    def _update_lag(self) -> None:
-        if time.monotonic() < self._next_lag_check:
+    def _update_lag(self, force: bool = False) -> None:
+        if not force and time.monotonic() < self._next_lag_check:
             return
         self._next_lag_check = time.monotonic() + 1.0
         for info in self._client.xinfo_groups(self.options.stream):

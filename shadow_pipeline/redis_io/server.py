@@ -106,7 +106,7 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def stop(self) -> None:
+    def stop(self, keep_data: bool = False) -> None:
         if self.process.poll() is None:
             self.process.terminate()
             try:
@@ -114,12 +114,15 @@ class RedisServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        self.workdir.cleanup()
+        if not keep_data:
+            self.workdir.cleanup()
 
-    def restart(self) -> None:
-        """Stop and start again on the same port, with an empty dataset (tests of reconnection)."""
-        self.stop()
-        self.workdir = tempfile.TemporaryDirectory(prefix="shadow-redis-")
+    def restart(self, keep_data: bool = False) -> None:
+        """Stop and start again on the same port (tests of reconnection). The dataset survives only with
+        ``keep_data`` and a server started with persistence (e.g. ``--appendonly yes``)."""
+        self.stop(keep_data=keep_data)
+        if not keep_data:
+            self.workdir = tempfile.TemporaryDirectory(prefix="shadow-redis-")
         self.process = _spawn(self.binary, self.port, Path(self.workdir.name), self.extra_args)
         _wait_ready(self.process, self.port)
 
