@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -67,7 +68,8 @@ def test_faults_are_counted_exactly_as_injected(
     bounds = _seq_bounds(ticks)
     for symbol, generated in replayed.ticks_by_symbol.items():
         # Drops before the first or after the last arrival cannot be seen by anyone: exclude them.
-        unseen = (bounds.loc[symbol, "min"] - 1) + (generated - bounds.loc[symbol, "max"])
+        first, last = bounds.loc[symbol].to_numpy(dtype=int)
+        unseen = (first - 1) + (generated - last)
         missing = metrics.registry.get_sample_value("shadow_seq_missing", {"symbol": symbol})
         assert missing == injected.dropped_by_symbol.get(symbol, 0) - unseen
     assert sum(report.duplicates.values()) == injected.duplicated
@@ -80,7 +82,7 @@ def test_faults_are_counted_exactly_as_injected(
     # Every entry is accounted for: landed (duplicates included, as received), or dead-lettered.
     assert report.landed_total + report.dead_letters == redis_client.xlen(stream)
     assert redis_client.xpending(stream, "shadow")["pending"] == 0
-    letter = redis_client.xrange(f"{stream}:dlq", count=1)[0][1]
+    letter = dict(redis_client.xrange(f"{stream}:dlq", count=1)[0][1])  # type: ignore[index, arg-type]
     assert {"orig_id", "stream", "reason", "field.symbol"} <= set(letter)
     assert redis_client.xrange(stream, min=letter["orig_id"], max=letter["orig_id"])  # the original id is real
 
@@ -170,7 +172,7 @@ def test_consumer_killed_mid_batch_recovers_to_identical_landing(
     else:
         time.sleep(0.3)
         survivor = _ingest_process(redis_url, stream, landing, "rescuer", "--claim-idle-ms", "200")
-    out, err = survivor.communicate(timeout=120)
+    _, err = survivor.communicate(timeout=120)
     assert survivor.returncode == 0, err.decode()
     assert redis_client.xpending(stream, "shadow")["pending"] == 0
     crashed = landed(LandingStore(landing))
@@ -193,9 +195,9 @@ def test_redis_down_at_start_is_a_clear_error_with_nonzero_exit(tmp_path: Path) 
 
 
 @pytest.fixture
-def persistent_server() -> RedisServer:
+def persistent_server() -> Iterator[RedisServer]:
     server = start_server(["--appendonly", "yes", "--appendfsync", "always"])
-    yield server  # type: ignore[misc]
+    yield server
     server.stop()
 
 
