@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -74,10 +75,14 @@ def test_with_redis_hands_an_embedded_server_to_the_command() -> None:
 def test_demo_runs_the_main_job_on_the_embedded_default(tmp_path) -> None:  # type: ignore[no-untyped-def]
     env = {k: v for k, v in os.environ.items() if k != REDIS_URL_ENV}
     env["DAGSTER_HOME"] = str(tmp_path)
+    env["SHADOW_DATA_DIR"] = str(tmp_path / "data")
     out = _run("demo", "--minutes", "0.5", env=env)
     assert out.returncode == 0, out.stderr
-    assert "success" in out.stdout
-    assert "BTCUSDT" in out.stdout and "ETHUSDT" in out.stdout
+    assert "main_job run" in out.stdout and ": success" in out.stdout
+    entries = {m[0]: int(m[1]) for m in re.findall(r"^(BTCUSDT|ETHUSDT)\s+(\d+)\s", out.stdout, re.M)}
+    ingested = re.findall(r"^2024-08-09-00:00 (BTCUSDT|ETHUSDT) success\s+(\d+)\s+0\s+0\s", out.stdout, re.M)
+    assert len(entries) == 2 and {s: int(n) for s, n in ingested} == entries, out.stdout
+    assert (tmp_path / "data/demo/assets/normalized_ticks/2024-08-09-00:00/BTCUSDT.parquet").exists()
 
 
 def test_with_redis_stops_the_command_gracefully_then_redis() -> None:

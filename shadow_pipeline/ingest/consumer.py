@@ -17,7 +17,9 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -26,7 +28,7 @@ import redis
 
 from shadow_pipeline.domain.reorder import DEFAULT_CAPACITY, ReorderBuffer
 from shadow_pipeline.domain.ticks import FIELDS, parse_table
-from shadow_pipeline.ingest.guard import SequenceGuard
+from shadow_pipeline.ingest.guard import GuardCounts, SequenceGuard
 from shadow_pipeline.ingest.landing import Kind, LandingStore
 from shadow_pipeline.ingest.metrics import IngestMetrics
 from shadow_pipeline.redis_io.connect import RedisUnavailable, connect
@@ -121,6 +123,13 @@ class TickConsumer:
         self._buffer = ReorderBuffer(int(self.options.watermark_ms * 1e6), self.options.buffer_capacity)
         self._next_lag_check = 0.0
         self._ready: list[pd.DataFrame] = []  # released, not yet landed (their entries are still pending)
+        # One read ahead: while a batch is processed, Redis already serializes the next one (see _read_new).
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="xreadgroup")
+        self._prefetched: Future[list[tuple[str, list[str] | None]]] | None = None
+        # Guard updates and XACKs go to Redis in order on another thread, overlapping the next batch's parse;
+        # an XACK is only submitted once its ticks are landed, so the at-least-once contract is unchanged.
+        self._side = ThreadPoolExecutor(max_workers=1, thread_name_prefix="guard-ack")
+        self._side_work: list[tuple[Future[Any], Callable[[Any], None]]] = []
         self._client = self._connect()  # fails fast, with a clear message, when Redis is down at start
         self._guard = SequenceGuard(self._client, self.options.stream, self.options.group)
 
@@ -151,7 +160,9 @@ class TickConsumer:
             got = self._with_reconnect(lambda: self._read_new(block=stop is not None))
             if not got and stop is None:
                 break  # drained: nothing new for this group
+        self._with_reconnect(self._process_prefetched)  # delivered to us already: land it before leaving
         self._with_reconnect(self._flush)
+        self._with_reconnect(lambda: self._collect_side(wait=True))
         self._with_reconnect(lambda: self._update_lag(force=True))
         self.report.seconds = time.perf_counter() - started
         log.info("consumer %s: done: %s", opts.consumer, self.report.as_dict())
@@ -182,6 +193,7 @@ class TickConsumer:
                 time.sleep(wait)
                 wait = min(wait * 2, 5.0)
                 self.report.reconnects += 1
+                self._drop_prefetched()
                 try:
                     self._client = self._connect()
                     self._guard = SequenceGuard(self._client, self.options.stream, self.options.group)
@@ -231,11 +243,32 @@ class TickConsumer:
                 break
 
     def _read_new(self, block: bool) -> int:
-        entries = self._xreadgroup(">", block=self.options.block_ms if block else None)
+        """Take the batch read ahead (or read one), start reading the next, then process this one."""
+        wait = self.options.block_ms if block else None
+        future, self._prefetched = self._prefetched, None
+        entries = (future or self._reader.submit(self._xreadgroup, ">", wait)).result()
         if entries:
+            self._prefetched = self._reader.submit(self._xreadgroup, ">", wait)
             self._process(entries, redelivered=False)
         self._update_lag()
         return len(entries)
+
+    def _process_prefetched(self) -> None:
+        future, self._prefetched = self._prefetched, None
+        if future is not None and (entries := future.result()):
+            self._process(entries, redelivered=False)
+
+    def _drop_prefetched(self) -> None:
+        """Before recovering after an error: let a read in flight finish, so that the pending-entry scan that
+        follows sees everything delivered to this consumer (and processes it once, as a redelivery)."""
+        future, self._prefetched = self._prefetched, None
+        in_flight = [f for f, _ in self._side_work] + ([future] if future is not None else [])
+        self._side_work = []  # unacked entries stay pending and are recovered; guard counts may miss a batch
+        for call in in_flight:
+            try:
+                call.result(timeout=self.options.block_ms / 1000 + 10)
+            except Exception:
+                log.debug("call in flight failed during recovery", exc_info=True)
 
     def _xreadgroup(self, last: str, block: int | None) -> list[tuple[str, list[str] | None]]:
         opts = self.options
@@ -271,7 +304,8 @@ class TickConsumer:
         ticks = parsed.ticks.loc[~parsed.ticks.index.isin(trimmed)]
         ticks.insert(0, "entry_id", ids[ticks.index.to_numpy()])
         if not redelivered and not ticks.empty:
-            self._guard_batch(ticks)
+            symbols, seqs = ticks["symbol"].to_numpy(), ticks["seq"].to_numpy(dtype=np.int64)
+            self._submit_side(lambda: self._guard.check(symbols, seqs), self._account_guard)
         release = self._buffer.push(ticks.reset_index(drop=True))
         self.report.peak_buffered = max(self.report.peak_buffered, len(self._buffer))
         _add(self.report.reordered, release.reordered)
@@ -291,8 +325,17 @@ class TickConsumer:
             released = pd.concat(ready, ignore_index=True)
             self._land(released, released.iloc[0:0])
 
-    def _guard_batch(self, ticks: pd.DataFrame) -> None:
-        found = self._guard.check(ticks["symbol"].to_numpy(), ticks["seq"].to_numpy(dtype=np.int64))
+    def _submit_side(self, call: Callable[[], Any], then: Callable[[Any], None]) -> None:
+        self._side_work.append((self._side.submit(call), then))
+        self._collect_side(wait=False)
+
+    def _collect_side(self, wait: bool) -> None:
+        """Account finished guard/ack calls in submission order; raises what a call raised (e.g. lost Redis)."""
+        while self._side_work and (wait or self._side_work[0][0].done()):
+            future, then = self._side_work.pop(0)
+            then(future.result())
+
+    def _account_guard(self, found: dict[str, GuardCounts]) -> None:
         for symbol, counts in found.items():
             _add(self.report.gaps, {symbol: counts.gaps})
             _add(self.report.duplicates, {symbol: counts.duplicates})
@@ -330,7 +373,10 @@ class TickConsumer:
             log.warning("backpressure: reorder buffer full, dropped %d ticks (kept as drop records)", len(dropped))
         ids = [*released.get("entry_id", []), *dropped.get("entry_id", [])]
         for start in range(0, len(ids), 10_000):
-            self._client.xack(self.options.stream, self.options.group, *ids[start : start + 10_000])
+            self._submit_side(partial(self._ack, self._client, ids[start : start + 10_000]), lambda _: None)
+
+    def _ack(self, client: redis.Redis, ids: list[str]) -> int:
+        return int(client.xack(self.options.stream, self.options.group, *ids))
 
     def _dead_letter(self, ids: np.ndarray, fields: list[list[str] | None], rejects: pd.Series) -> None:
         if rejects.empty:

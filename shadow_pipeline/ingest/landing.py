@@ -12,6 +12,7 @@ import os
 import uuid
 from enum import StrEnum
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -36,8 +37,14 @@ def _hour_key(folder_name: str) -> str:
 
 def entry_order(entry_ids: pd.Series) -> pd.DataFrame:
     """(ms, seq) integer parts of Redis entry ids, which order entries as Redis received them."""
-    parts = entry_ids.astype(str).str.split("-", n=1, expand=True)
-    return pd.DataFrame({"entry_ms": parts[0].astype("int64"), "entry_seq": parts[1].astype("int64")})
+    parts = [entry_id.partition("-") for entry_id in entry_ids.astype(str).tolist()]
+    return pd.DataFrame(
+        {
+            "entry_ms": np.fromiter((int(p[0]) for p in parts), dtype=np.int64, count=len(parts)),
+            "entry_seq": np.fromiter((int(p[2]) for p in parts), dtype=np.int64, count=len(parts)),
+        },
+        index=entry_ids.index,
+    )
 
 
 class LandingStore:
