@@ -206,7 +206,8 @@ def test_redis_restart_mid_drain_recovers(persistent_server: RedisServer, tmp_pa
     client = redis.Redis.from_url(url, decode_responses=True)
     replayed = replay_synthetic(client, "lob:ticks", seconds=180)
     store = LandingStore(tmp_path)
-    consumer = TickConsumer(store, IngestOptions(batch=500, land_every=2000), url)
+    metrics = IngestMetrics()
+    consumer = TickConsumer(store, IngestOptions(batch=500, land_every=2000), url, metrics)
     outcome: list[object] = []
     worker = threading.Thread(target=lambda: outcome.append(consumer.drain()))
     worker.start()
@@ -220,3 +221,5 @@ def test_redis_restart_mid_drain_recovers(persistent_server: RedisServer, tmp_pa
     assert landed(store).groupby("symbol").size().to_dict() == replayed.ticks_by_symbol
     client = redis.Redis.from_url(url, decode_responses=True)
     assert client.xpending("lob:ticks", "shadow")["pending"] == 0
+    for symbol in replayed.ticks_by_symbol:  # entries in flight at the restart were guarded once recovered
+        assert metrics.registry.get_sample_value("shadow_seq_missing", {"symbol": symbol}) == 0

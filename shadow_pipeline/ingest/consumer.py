@@ -169,10 +169,15 @@ class TickConsumer:
         return self.report
 
     def _with_reconnect(self, step: Any) -> Any:
+        """Run ``step``; on a lost connection reconnect with backoff and recover before trying it again."""
         deadline = time.monotonic() + self.options.reconnect_seconds
         wait = 0.1
+        recovering = False
         while True:
             try:
+                if recovering:
+                    self._recover_after_reconnect()
+                    recovering = False
                 return step()
             except redis.exceptions.ResponseError as exc:
                 if "NOGROUP" not in str(exc):
@@ -193,13 +198,21 @@ class TickConsumer:
                 time.sleep(wait)
                 wait = min(wait * 2, 5.0)
                 self.report.reconnects += 1
-                self._drop_prefetched()
-                try:
-                    self._client = self._connect()
-                    self._guard = SequenceGuard(self._client, self.options.stream, self.options.group)
-                    self._recover_pending()
-                except _CONNECTION_ERRORS:
-                    continue
+                recovering = True
+
+    def _recover_after_reconnect(self) -> None:
+        """Start over from what Redis knows: every entry not yet acked is still pending for this consumer.
+
+        Ticks held in memory (reorder buffer, not yet landed) belong to unacked entries, so they are dropped
+        here and come back with the pending entries; landing dedups by entry id what was landed but not acked.
+        """
+        self._drop_prefetched()
+        self._buffer = ReorderBuffer(int(self.options.watermark_ms * 1e6), self.options.buffer_capacity)
+        self._ready = []
+        self._client = self._connect()
+        self._guard = SequenceGuard(self._client, self.options.stream, self.options.group)
+        self._recover_pending()
+        log.info("consumer %s: reconnected and recovered its pending entries", self.options.consumer)
 
     def _ensure_group(self) -> None:
         try:
@@ -303,9 +316,10 @@ class TickConsumer:
         self._dead_letter(ids, [e[1] for e in entries], rejects)
         ticks = parsed.ticks.loc[~parsed.ticks.index.isin(trimmed)]
         ticks.insert(0, "entry_id", ids[ticks.index.to_numpy()])
-        if not redelivered and not ticks.empty:
+        if not ticks.empty:
             symbols, seqs = ticks["symbol"].to_numpy(), ticks["seq"].to_numpy(dtype=np.int64)
-            self._submit_side(lambda: self._guard.check(symbols, seqs), self._account_guard)
+            guard = self._guard
+            self._submit_side(lambda: guard.check(symbols, seqs, redelivered), self._account_guard)
         release = self._buffer.push(ticks.reset_index(drop=True))
         self.report.peak_buffered = max(self.report.peak_buffered, len(self._buffer))
         _add(self.report.reordered, release.reordered)

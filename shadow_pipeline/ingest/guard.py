@@ -2,8 +2,9 @@
 
 Each consumer sees only its share of the stream, so a per-process guard would see gaps everywhere. The
 guard's state (the highest seq and a bitmap of seen seqs per symbol) lives in Redis and one Lua script per
-batch and symbol updates it atomically. Only first deliveries go through it: a redelivered entry was
-guarded when it was first read. Definitions match ``shadow_pipeline.domain.sequence``:
+batch and symbol updates it atomically. Redelivered entries (recovered after a crash or a lost connection) go
+through it too, but a seq it has already seen is then not a duplicate: it was guarded at its first delivery.
+Definitions match ``shadow_pipeline.domain.sequence``:
 
 - gap: seqs skipped when a higher seq arrived (a counter); ``missing`` is what is still missing (a gauge);
 - duplicate: a seq that had already arrived;
@@ -22,11 +23,12 @@ import redis
 
 _SCRIPT = """
 local high = tonumber(redis.call('HGET', KEYS[1], 'high') or '-1')
+local redelivery = ARGV[2] == '1'
 local gaps, dups, late = 0, 0, 0
 for token in string.gmatch(ARGV[1], '%d+') do
   local s = tonumber(token)
   if redis.call('SETBIT', KEYS[2], s, 1) == 1 then
-    dups = dups + 1
+    if not redelivery then dups = dups + 1 end
   elseif high < 0 then
     high = s
   elseif s < high then
@@ -59,14 +61,15 @@ class SequenceGuard:
     def keys(self, symbol: str) -> list[str]:
         return [f"{self._prefix}:{symbol}:state", f"{self._prefix}:{symbol}:seen"]
 
-    def check(self, symbols: np.ndarray, seqs: np.ndarray) -> dict[str, GuardCounts]:
-        """Account for a batch of first deliveries (arrival order); returns what it found per symbol."""
+    def check(self, symbols: np.ndarray, seqs: np.ndarray, redelivered: bool = False) -> dict[str, GuardCounts]:
+        """Account for a batch of deliveries (arrival order); returns what it found per symbol."""
         found: dict[str, GuardCounts] = {}
         for symbol, positions in pd.Series(np.arange(len(symbols))).groupby(symbols).groups.items():
             batch = seqs[np.asarray(positions)]
             batch = batch[batch <= MAX_SEQ]
             # One comma-joined argument: packing thousands of separate arguments costs more than the script.
             packed = ",".join(map(str, batch.tolist()))
-            gaps, dups, late, missing = self._script(keys=self.keys(str(symbol)), args=[packed])
+            reply = self._script(keys=self.keys(str(symbol)), args=[packed, "1" if redelivered else "0"])
+            gaps, dups, late, missing = reply
             found[str(symbol)] = GuardCounts(int(gaps), int(dups), int(late), int(missing))
         return found
