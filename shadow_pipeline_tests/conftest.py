@@ -42,8 +42,9 @@ def stream(redis_client: redis.Redis) -> Iterator[str]:
     """A stream key of this test alone, deleted afterwards (tests may share an external Redis)."""
     key = f"test:{uuid.uuid4().hex[:12]}:ticks"
     yield key
-    for name in redis_client.scan_iter(match=f"{key}*"):
-        redis_client.delete(name)
+    for pattern in (f"{key}*", f"shadow:guard:{{{key}*"):  # the stream, its dead letters, its guard state
+        for name in redis_client.scan_iter(match=pattern):
+            redis_client.delete(name)
 
 
 @pytest.fixture
