@@ -98,9 +98,9 @@ def _floats(values: np.ndarray) -> np.ndarray:
 
 def _valid_codes(values: np.ndarray, is_valid: Callable[[str], bool]) -> np.ndarray:
     """Check a low-cardinality column (symbol, side) once per distinct value."""
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    good = np.array([isinstance(u, str) and is_valid(u) for u in uniques] + [False], dtype=bool)
-    return good[codes]
+    items = values.tolist()
+    verdict = {v: isinstance(v, str) and is_valid(v) for v in set(items)}
+    return np.fromiter((verdict[v] for v in items), dtype=bool, count=len(items))
 
 
 def parse_table(columns: Mapping[str, np.ndarray]) -> ParsedBatch:
@@ -111,7 +111,7 @@ def parse_table(columns: Mapping[str, np.ndarray]) -> ParsedBatch:
     """
     n = len(next(iter(columns.values()))) if columns else 0
     col = {name: columns.get(name, np.full(n, None, dtype=object)) for name in FIELDS}
-    absent = [np.array([v is None for v in col[name]], dtype=bool) for name in FIELDS]
+    absent = [np.asarray(pd.isna(col[name]), dtype=bool) for name in FIELDS]
     missing = np.column_stack(absent) if n else np.zeros((0, len(FIELDS)), dtype=bool)
     reasons = np.full(n, None, dtype=object)
     open_rows = np.ones(n, dtype=bool)

@@ -12,9 +12,9 @@ import os
 import uuid
 from enum import StrEnum
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from upath import UPath
 
@@ -37,14 +37,9 @@ def _hour_key(folder_name: str) -> str:
 
 def entry_order(entry_ids: pd.Series) -> pd.DataFrame:
     """(ms, seq) integer parts of Redis entry ids, which order entries as Redis received them."""
-    parts = [entry_id.partition("-") for entry_id in entry_ids.astype(str).tolist()]
-    return pd.DataFrame(
-        {
-            "entry_ms": np.fromiter((int(p[0]) for p in parts), dtype=np.int64, count=len(parts)),
-            "entry_seq": np.fromiter((int(p[2]) for p in parts), dtype=np.int64, count=len(parts)),
-        },
-        index=entry_ids.index,
-    )
+    parts = pc.split_pattern(pa.array(entry_ids.astype(object).to_numpy(), type=pa.string()), "-", max_splits=1)
+    flat = pc.cast(pc.list_flatten(parts), pa.int64()).to_numpy().reshape(-1, 2)
+    return pd.DataFrame({"entry_ms": flat[:, 0], "entry_seq": flat[:, 1]}, index=entry_ids.index)
 
 
 class LandingStore:
