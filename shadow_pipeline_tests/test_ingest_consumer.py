@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -223,3 +224,97 @@ def test_redis_restart_mid_drain_recovers(persistent_server: RedisServer, tmp_pa
     assert client.xpending("lob:ticks", "shadow")["pending"] == 0
     for symbol in replayed.ticks_by_symbol:  # entries in flight at the restart were guarded once recovered
         assert metrics.registry.get_sample_value("shadow_seq_missing", {"symbol": symbol}) == 0
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _scrape(port: int) -> str:
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        return str(response.read().decode())
+
+
+def test_service_serves_metrics_and_stops_cleanly_on_sigterm(
+    redis_url: str, redis_client: redis.Redis, stream: str, tmp_path: Path
+) -> None:
+    replayed = replay_synthetic(redis_client, stream, seconds=30, faults=FaultSpec(malformed=0.01, seed=2))
+    port = _free_port()
+    command = [sys.executable, "-m", "shadow_pipeline.cli", "ingest", "--stream", stream, "--landing", str(tmp_path)]
+    service = subprocess.Popen(
+        [*command, "--metrics-port", str(port), "--block-ms", "200"],
+        env={**os.environ, "REDIS_URL": redis_url},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    expected = sum(replayed.ticks_by_symbol.values())
+    deadline = time.monotonic() + 60
+    text = ""
+    while time.monotonic() < deadline:
+        try:
+            text = _scrape(port)
+        except OSError:
+            time.sleep(0.1)
+            continue
+        if f'shadow_ingest_ticks_total{{symbol="BTCUSDT"}} {float(replayed.ticks_by_symbol["BTCUSDT"])}' in text:
+            break
+        time.sleep(0.1)
+    assert "shadow_ingest_lag_msgs" in text and "shadow_dead_letters_total" in text
+    assert service.poll() is None, "a service keeps running once the stream is drained"
+    service.send_signal(signal.SIGTERM)
+    out, err = service.communicate(timeout=60)
+    assert service.returncode == 0, err
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["landed_total"] == expected and summary["dead_letters"] == replayed.faults.malformed
+    assert redis_client.xpending(stream, "shadow")["pending"] == 0
+    assert len(landed(LandingStore(tmp_path))) == expected
+
+
+def test_drain_writes_a_metrics_textfile(
+    redis_url: str, redis_client: redis.Redis, stream: str, tmp_path: Path
+) -> None:
+    replayed = replay_synthetic(redis_client, stream, seconds=10, symbols=("ETHUSDT",))
+    textfile = tmp_path / "ingest.prom"
+    done = subprocess.run(
+        [sys.executable, "-m", "shadow_pipeline.cli", "ingest", "--drain", "--stream", stream]
+        + ["--landing", str(tmp_path / "landing"), "--textfile", str(textfile)],
+        env={**os.environ, "REDIS_URL": redis_url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert f'shadow_ingest_ticks_total{{symbol="ETHUSDT"}} {float(replayed.ticks_by_symbol["ETHUSDT"])}' in (
+        textfile.read_text()
+    )
+
+
+def test_stream_deleted_and_recreated_is_survived(
+    redis_url: str, redis_client: redis.Redis, stream: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = replay_synthetic(redis_client, stream, seconds=5, symbols=("BTCUSDT",))
+    store = LandingStore(tmp_path)
+    consumer = _consumer(redis_url, store, stream, block_ms=100)
+    stop = threading.Event()
+    worker = threading.Thread(target=consumer.serve, args=(stop,))
+    worker.start()
+    deadline = time.monotonic() + 60
+    total = sum(first.ticks_by_symbol.values())
+    while consumer.report.read < total and time.monotonic() < deadline:  # the newest 40 ms stay buffered
+        time.sleep(0.05)
+    redis_client.delete(stream)  # the feed handler's stream is dropped and recreated: NOGROUP for the consumer
+    second = replay_synthetic(redis_client, stream, seconds=5, symbols=("ETHUSDT",))
+    total += sum(second.ticks_by_symbol.values())
+    while consumer.report.read < total and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    worker.join(timeout=30)
+    assert "is gone" in caplog.text and "recreating the group" in caplog.text
+    assert landed(store).groupby("symbol").size().to_dict() == {**first.ticks_by_symbol, **second.ticks_by_symbol}

@@ -180,13 +180,17 @@ class TickConsumer:
                     recovering = False
                 return step()
             except redis.exceptions.ResponseError as exc:
-                if "NOGROUP" not in str(exc):
+                # NOGROUP: the stream or group was deleted; UNBLOCKED: deleted under a blocked read; "no such key":
+                # deleted under XINFO. All three: recreate the group and read on.
+                if not (str(exc).startswith(("NOGROUP", "UNBLOCKED")) or "no such key" in str(exc)):
                     raise
                 log.warning(
-                    "stream %s or group %s is gone (NOGROUP): recreating the group",
+                    "stream %s or group %s is gone (%s): recreating the group",
                     self.options.stream,
                     self.options.group,
+                    str(exc).split(" ", 1)[0],
                 )
+                self._drop_prefetched()
                 self._ensure_group()
             except _CONNECTION_ERRORS as exc:
                 if time.monotonic() > deadline:
