@@ -25,6 +25,8 @@ from shadow_pipeline.redis_io.server import RedisServer, start_server
 from shadow_pipeline.redis_io.streams import to_field_rows, xadd_rows
 from shadow_pipeline_tests.ingest_helpers import landed, replay_synthetic
 
+_CLI = (sys.executable, "-m", "shadow_pipeline.cli")
+
 
 def _consumer(url: str, store: LandingStore, stream: str, **options: object) -> TickConsumer:
     return TickConsumer(store, IngestOptions(stream=stream, **options), url)  # type: ignore[arg-type]
@@ -283,8 +285,7 @@ def test_drain_writes_a_metrics_textfile(
     replayed = replay_synthetic(redis_client, stream, seconds=10, symbols=("ETHUSDT",))
     textfile = tmp_path / "ingest.prom"
     done = subprocess.run(
-        [sys.executable, "-m", "shadow_pipeline.cli", "ingest", "--drain", "--stream", stream]
-        + ["--landing", str(tmp_path / "landing"), "--textfile", str(textfile)],
+        [*_CLI, "ingest", "--drain", "--stream", stream, "--landing", str(tmp_path), "--textfile", str(textfile)],
         env={**os.environ, "REDIS_URL": redis_url},
         capture_output=True,
         text=True,
