@@ -26,6 +26,7 @@ from shadow_pipeline.redis_io.server import start_server
 from shadow_pipeline_tests.conftest import MARKET_DATA
 
 REPEATS = 3
+MEMORY_MARKET_SECONDS = 2400  # about a million ticks of the synthetic BTCUSDT + ETHUSDT market
 
 
 def _best(run: Callable[[], int]) -> tuple[int, float]:
@@ -125,7 +126,7 @@ def bench_ingest(client: redis.Redis, url: str) -> dict[str, object]:
     base_n, base_s = _best(raw_loop)
     our_n, our_s = _best(ours)
     assert base_n == our_n == entries, (base_n, our_n, entries)
-    peak = _peak_memory_per_million(url, stream)
+    peak_ticks, peak_mb = _peak_memory(client, url)
     return {
         "benchmark": "stream -> normalized_ticks storage",
         "input": f"{name}, {our_n} entries",
@@ -133,7 +134,7 @@ def bench_ingest(client: redis.Redis, url: str) -> dict[str, object]:
         "baseline_per_s": round(base_n / base_s),
         "ours_per_s": round(our_n / our_s),
         "ratio": round((our_n / our_s) / (base_n / base_s), 3),
-        "peak_mb_per_million_ticks": peak,
+        "peak_memory": f"{peak_mb:.1f} MB draining {peak_ticks:,} ticks = {peak_mb / (peak_ticks / 1e6):.1f} MB/M",
     }
 
 
@@ -143,19 +144,24 @@ def _drain_in_child(url: str, stream: str, folder: str, queue: multiprocessing.Q
     queue.put((report.landed_total, tracemalloc.get_traced_memory()[1] / 1024))
 
 
-def _peak_memory_per_million(url: str, stream: str) -> float:
-    """Peak memory a fresh process allocates while draining the whole stream, in MB per million ticks.
+def _peak_memory(client: redis.Redis, url: str) -> tuple[int, float]:
+    """Peak memory a fresh process allocates while draining a stream of about a million ticks (MB).
 
     The reorder buffer (4000 ticks per symbol) and the landing batch (20000 ticks) bound it: it does not grow
     with the stream, so per million ticks it shrinks as the stream grows."""
+    stream = "bench:memory"
+    client.delete(stream)
+    market = generate(["BTCUSDT", "ETHUSDT"], MEMORY_MARKET_SECONDS, seed=2)
+    replay(client, market, ReplayOptions(stream=stream, maxlen=None, progress=False))
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
     with tempfile.TemporaryDirectory() as folder:
         child = context.Process(target=_drain_in_child, args=(url, stream, folder, queue))
         child.start()
-        ticks, growth_kb = queue.get(timeout=600)
+        ticks, peak_kb = queue.get(timeout=900)
         child.join()
-    return round(growth_kb / 1024 / (ticks / 1e6), 1)
+    client.delete(stream)
+    return int(ticks), peak_kb / 1024
 
 
 def main() -> None:
