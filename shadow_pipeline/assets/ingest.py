@@ -65,7 +65,6 @@ def raw_ticks(
     if tick_stream.drain_before_read:
         context.log.info(f"draining {tick_stream.stream} (group {tick_stream.group}) at {redis.describe()}")
         report = TickConsumer(store, tick_stream.options(), client_factory=redis.get_client).drain()
-        context.log.info(f"drain: {report.as_dict()}")
         drained = {
             "drain_entries_read": dg.MetadataValue.int(report.read),
             "drain_ticks_landed": dg.MetadataValue.int(report.landed_total),

@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 _KEYS = np.array(FIELDS, dtype=object)
 _CONNECTION_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, ConnectionError, OSError)
 TRIMMED = "entry trimmed from the stream before it was landed"
+PROGRESS_SECONDS = 10.0
 
 
 def default_consumer_name() -> str:
@@ -122,6 +123,7 @@ class TickConsumer:
         self._client_factory = client_factory or (lambda **kw: connect(url, **kw))
         self._buffer = ReorderBuffer(int(self.options.watermark_ms * 1e6), self.options.buffer_capacity)
         self._next_lag_check = 0.0
+        self._next_progress = time.monotonic() + PROGRESS_SECONDS
         self._ready: list[pd.DataFrame] = []  # released, not yet landed (their entries are still pending)
         # One read ahead: while a batch is processed, Redis already serializes the next one (see _read_new).
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="xreadgroup")
@@ -299,12 +301,26 @@ class TickConsumer:
         return [(e[0], e[1]) for e in entries]
 
     def _update_lag(self, force: bool = False) -> None:
-        if not force and time.monotonic() < self._next_lag_check:
+        """The group's lag gauge, at most once a second; a progress line every PROGRESS_SECONDS."""
+        now = time.monotonic()
+        if not force and now < self._next_lag_check:
             return
-        self._next_lag_check = time.monotonic() + 1.0
+        self._next_lag_check = now + 1.0
+        lag = None
         for info in self._client.xinfo_groups(self.options.stream):
             if info.get("name") == self.options.group and info.get("lag") is not None:
-                self.metrics.lag.set(int(info["lag"]))
+                lag = int(info["lag"])
+                self.metrics.lag.set(lag)
+        if now >= self._next_progress:
+            self._next_progress = now + PROGRESS_SECONDS
+            log.info(
+                "consumer %s: %d entries read, %d ticks landed, %d dead letters, lag %s",
+                self.options.consumer,
+                self.report.read,
+                self.report.landed_total,
+                self.report.dead_letters,
+                "unknown" if lag is None else lag,
+            )
 
     # -- one batch ------------------------------------------------------------------------------------------
 
