@@ -208,3 +208,17 @@ def test_partition_key_strings_parse(key: str) -> None:
     from shadow_pipeline.partitions import hour_and_symbol
 
     assert hour_and_symbol(key) == ("2024-08-09-00:00", "BTCUSDT")
+
+
+def test_schedule_requests_the_previous_hour_for_every_symbol() -> None:
+    from datetime import UTC, datetime
+
+    from shadow_pipeline.definitions import defs
+
+    schedule = defs.resolve_schedule_def("ingest_job_schedule")
+    with dg.instance_for_test() as instance:
+        context = dg.build_schedule_context(
+            instance=instance, scheduled_execution_time=datetime(2024, 8, 9, 1, 5, tzinfo=UTC)
+        )
+        requests = schedule.evaluate_tick(context).run_requests or []
+    assert sorted(str(r.partition_key) for r in requests) == ["2024-08-09-00:00|BTCUSDT", "2024-08-09-00:00|ETHUSDT"]
