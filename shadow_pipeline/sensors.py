@@ -11,7 +11,7 @@ import redis
 
 from shadow_pipeline.domain.windows import closed_hours, hour_keys
 from shadow_pipeline.jobs import ingest_job
-from shadow_pipeline.partitions import configured_symbols, partition_key
+from shadow_pipeline.partitions import FIRST_HOUR, configured_symbols, partition_key
 from shadow_pipeline.resources import RedisResource, TickStreamResource
 
 SCAN_CHUNK = 20_000
@@ -60,7 +60,10 @@ def closed_window_sensor(
     unknown = sorted({symbol for _, symbol in pending} - known)
     if unknown:
         context.log.warning(f"ticks for symbols outside the partitions ({unknown}): add them to $SHADOW_SYMBOLS")
-    pending = {(hour, symbol) for hour, symbol in pending if symbol in known}
+    early = sorted({hour for hour, _ in pending if hour < FIRST_HOUR})
+    if early:
+        context.log.warning(f"ticks before the first partition {FIRST_HOUR} ignored (hours {early[0]}..{early[-1]})")
+    pending = {(hour, symbol) for hour, symbol in pending if symbol in known and hour >= FIRST_HOUR}
     closed = closed_hours({hour for hour, _ in pending}, newest, int(tick_stream.watermark_ms * 1e6))
     ready = sorted(pair for pair in pending if pair[0] in closed)
     cursor = {"last_id": last_id, "newest": newest, "open": sorted(pending - set(ready))}

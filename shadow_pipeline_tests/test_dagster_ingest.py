@@ -222,3 +222,12 @@ def test_schedule_requests_the_previous_hour_for_every_symbol() -> None:
         )
         requests = schedule.evaluate_tick(context).run_requests or []
     assert sorted(str(r.partition_key) for r in requests) == ["2024-08-09-00:00|BTCUSDT", "2024-08-09-00:00|ETHUSDT"]
+
+
+def test_sensor_ignores_hours_before_the_first_partition(
+    redis_url: str, redis_client: redis.Redis, stream: str, tmp_path: Path
+) -> None:
+    replay_synthetic(redis_client, stream, seconds=3 * 60, symbols=("BTCUSDT",), start="2024-08-07T22:59:00Z")
+    with dg.instance_for_test() as instance:
+        result = _evaluate(instance, _resources(redis_url, stream, tmp_path), None)
+    assert _run_keys(result) == []  # 2024-08-07 22:00 closed, but it has no partition
