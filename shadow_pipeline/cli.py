@@ -15,12 +15,14 @@ import click
 from shadow_pipeline.domain.faults import FaultSpec
 from shadow_pipeline.feed.replay import ReplayOptions, ReplayResult, replay
 from shadow_pipeline.feed.sources import SourceKind, open_source
+from shadow_pipeline.ingest.consumer import IngestOptions
 from shadow_pipeline.redis_io.connect import RedisUnavailable, connect, resolve_url
 from shadow_pipeline.redis_io.server import NoServerAvailable
 from shadow_pipeline.redis_io.streams import DEFAULT_MAXLEN, DEFAULT_STREAM
 from shadow_pipeline.redis_io.url import REDIS_URL_ENV, RedisConfigError, redact
 
 log = logging.getLogger("shadow_pipeline")
+_INGEST = IngestOptions  # the consumer's defaults, shown by --help
 _SETUP_ERRORS = (RedisUnavailable, NoServerAvailable, RedisConfigError)
 
 
@@ -153,16 +155,24 @@ def replay_command(
 @main.command("ingest")
 @click.option("--redis-url", default=None, help="Default: $REDIS_URL, else an embedded server.")
 @click.option("--stream", default=DEFAULT_STREAM, show_default=True)
-@click.option("--group", default="shadow", show_default=True)
+@click.option("--group", default=_INGEST.group, show_default=True)
 @click.option("--consumer", default=None, help="Consumer name (default: host-pid-random, unique per process).")
 @click.option("--landing", default=None, help="Landing zone folder or URL (default: $SHADOW_DATA_DIR/landing).")
 @click.option("--drain", is_flag=True, help="Land what the stream holds now, then exit (default: serve until SIGTERM).")
-@click.option("--batch", type=int, default=2000, show_default=True, help="Entries per XREADGROUP.")
-@click.option("--block-ms", type=int, default=1000, show_default=True, help="XREADGROUP BLOCK while serving.")
-@click.option("--claim-idle-ms", type=int, default=60_000, show_default=True, help="XAUTOCLAIM min idle time.")
-@click.option("--watermark-ms", type=float, default=40.0, show_default=True, help="Reorder watermark (event time).")
-@click.option("--buffer-capacity", type=int, default=4000, show_default=True, help="Reorder buffer, ticks/symbol.")
-@click.option("--reconnect-seconds", type=float, default=60.0, show_default=True, help="Give up on Redis after.")
+@click.option("--batch", type=int, default=_INGEST.batch, show_default=True, help="Entries per XREADGROUP.")
+@click.option(
+    "--block-ms", type=int, default=_INGEST.block_ms, show_default=True, help="XREADGROUP BLOCK while serving."
+)
+@click.option(
+    "--claim-idle-ms", type=int, default=_INGEST.claim_idle_ms, show_default=True, help="XAUTOCLAIM min idle."
+)
+@click.option("--watermark-ms", type=float, default=_INGEST.watermark_ms, show_default=True, help="Reorder watermark.")
+@click.option(
+    "--buffer-capacity", type=int, default=_INGEST.buffer_capacity, show_default=True, help="Buffer ticks/symbol."
+)
+@click.option(
+    "--reconnect-seconds", type=float, default=_INGEST.reconnect_seconds, show_default=True, help="Give up after."
+)
 @click.option("--metrics-port", type=int, default=None, help="Serve Prometheus metrics on 127.0.0.1:PORT.")
 @click.option("--textfile", default=None, help="Write the metrics to this file at exit (node_exporter).")
 @click.option("--pushgateway", default=None, help="Push the metrics to this Pushgateway at exit.")
@@ -186,7 +196,7 @@ def ingest_command(
     """Consume the tick stream through a consumer group and land every tick exactly once (then XACK)."""
     from upath import UPath
 
-    from shadow_pipeline.ingest.consumer import IngestOptions, TickConsumer, default_consumer_name
+    from shadow_pipeline.ingest.consumer import TickConsumer, default_consumer_name
     from shadow_pipeline.ingest.landing import LandingStore
     from shadow_pipeline.ingest.metrics import IngestMetrics
     from shadow_pipeline.io_managers import data_dir

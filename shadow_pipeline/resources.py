@@ -9,12 +9,10 @@ import redis
 from pydantic import Field
 from upath import UPath
 
-from shadow_pipeline.domain.reorder import DEFAULT_CAPACITY
 from shadow_pipeline.ingest.consumer import IngestOptions
 from shadow_pipeline.ingest.landing import LandingStore
 from shadow_pipeline.io_managers import data_dir
 from shadow_pipeline.redis_io.connect import connect, resolve_url
-from shadow_pipeline.redis_io.streams import DEFAULT_STREAM
 from shadow_pipeline.redis_io.url import redact
 
 
@@ -68,12 +66,18 @@ class LandingResource(dg.ConfigurableResource):
 class TickStreamResource(dg.ConfigurableResource):
     """Where the ticks come from and how a consumer reads them; shared by the ingest assets and the sensor."""
 
-    stream: str = Field(default=DEFAULT_STREAM, description="The tick stream the feed handler writes.")
-    group: str = Field(default="shadow", description="Consumer group of Shadow Mode.")
-    batch: int = Field(default=2000, description="Entries per XREADGROUP.")
-    watermark_ms: float = Field(default=40.0, description="Reorder watermark in exchange time (ms).")
-    buffer_capacity: int = Field(default=DEFAULT_CAPACITY, description="Ticks the reorder buffer holds per symbol.")
-    claim_idle_ms: int = Field(default=60_000, description="Claim other consumers' entries idle this long.")
+    stream: str = Field(default=IngestOptions.stream, description="The tick stream the feed handler writes.")
+    group: str = Field(default=IngestOptions.group, description="Consumer group of Shadow Mode.")
+    batch: int = Field(default=IngestOptions.batch, description="Entries per XREADGROUP.")
+    watermark_ms: float = Field(
+        default=IngestOptions.watermark_ms, description="Reorder watermark in exchange time (ms)."
+    )
+    buffer_capacity: int = Field(
+        default=IngestOptions.buffer_capacity, description="Ticks the reorder buffer holds per symbol."
+    )
+    claim_idle_ms: int = Field(
+        default=IngestOptions.claim_idle_ms, description="Claim other consumers' entries idle this long."
+    )
     drain_before_read: bool = Field(
         default=True,
         description="raw_ticks first lands what the stream holds for the group (alongside any ingest service).",

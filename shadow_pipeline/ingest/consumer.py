@@ -95,7 +95,7 @@ class IngestReport:
         return sum(self.landed.values())
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items()} | {"landed_total": self.landed_total}
+        return {**self.__dict__, "landed_total": self.landed_total}
 
 
 def _add(target: dict[str, int], counts: dict[str, int]) -> None:
@@ -126,11 +126,12 @@ class TickConsumer:
         self._next_progress = time.monotonic() + PROGRESS_SECONDS
         self._ready: list[pd.DataFrame] = []  # released, not yet landed (their entries are still pending)
         # One read ahead: while a batch is processed, Redis already serializes the next one (see _read_new).
-        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="xreadgroup")
-        self._prefetched: Future[list[tuple[str, list[str] | None]]] | None = None
         # Guard updates and XACKs go to Redis in order on another thread, overlapping the next batch's parse;
         # an XACK is only submitted once its ticks are landed, so the at-least-once contract is unchanged.
-        self._side = ThreadPoolExecutor(max_workers=1, thread_name_prefix="guard-ack")
+        # Both single-thread pools live for one run (see _run).
+        self._reader: ThreadPoolExecutor
+        self._side: ThreadPoolExecutor
+        self._prefetched: Future[list[tuple[str, list[str] | None]]] | None = None
         self._side_work: list[tuple[Future[Any], Callable[[Any], None]]] = []
         self._client = self._connect()  # fails fast, with a clear message, when Redis is down at start
         self._guard = SequenceGuard(self._client, self.options.stream, self.options.group)
@@ -157,15 +158,19 @@ class TickConsumer:
         started = time.perf_counter()
         opts = self.options
         log.info("consumer %s of group %s on %s: start", opts.consumer, opts.group, opts.stream)
-        self._with_reconnect(self._recover_pending)
-        while stop is None or not stop.is_set():
-            got = self._with_reconnect(lambda: self._read_new(block=stop is not None))
-            if not got and stop is None:
-                break  # drained: nothing new for this group
-        self._with_reconnect(self._process_prefetched)  # delivered to us already: land it before leaving
-        self._with_reconnect(self._flush)
-        self._with_reconnect(lambda: self._collect_side(wait=True))
-        self._with_reconnect(lambda: self._update_lag(force=True))
+        with (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="xreadgroup") as self._reader,
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="guard-ack") as self._side,
+        ):
+            self._with_reconnect(self._recover_pending)
+            while stop is None or not stop.is_set():
+                got = self._with_reconnect(lambda: self._read_new(block=stop is not None))
+                if not got and stop is None:
+                    break  # drained: nothing new for this group
+            self._with_reconnect(self._process_prefetched)  # delivered to us already: land it before leaving
+            self._with_reconnect(self._flush)
+            self._with_reconnect(lambda: self._collect_side(wait=True))
+            self._with_reconnect(lambda: self._update_lag(force=True))
         self.report.seconds = time.perf_counter() - started
         log.info("consumer %s: done: %s", opts.consumer, self.report.as_dict())
         return self.report
@@ -329,11 +334,12 @@ class TickConsumer:
         self.report.read += len(ids)
         if redelivered:
             self.report.redelivered += len(ids)
-        columns, trimmed = _columns([e[1] for e in entries])
+        fields = [e[1] for e in entries]
+        columns, trimmed = _columns(fields)
         parsed = parse_table(columns)
         rejects = parsed.rejects.copy()
         rejects.loc[trimmed] = TRIMMED
-        self._dead_letter(ids, [e[1] for e in entries], rejects)
+        self._dead_letter(ids, fields, rejects)
         ticks = parsed.ticks.loc[~parsed.ticks.index.isin(trimmed)]
         ticks.insert(0, "entry_id", ids[ticks.index.to_numpy()])
         if not ticks.empty:
