@@ -1,0 +1,156 @@
+"""Strategy profiles: a JSON file of named profiles plus per-symbol instrument data and overrides.
+
+Profiles are data, not code, so a shadow run can be re-pointed (``SHADOW_PROFILES``) without a release, and a
+bad file must fail loudly with the file, the JSON path and the broken rule rather than run a wrong strategy.
+Resolution for (profile, symbol) layers single keys: profile < ``symbols[symbol]`` < ``profile.symbols[symbol]``.
+See ``docs/shadow-simulation.md`` for the format.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+PROFILES_ENV = "SHADOW_PROFILES"
+_PACKAGE = "shadow_pipeline.profiles"
+_DATA_FILE = "shadow_profiles.json"
+_SCHEMA_FILE = "shadow_profiles.schema.json"
+
+
+class ProfileError(ValueError):
+    """A profile file that cannot be used, or a (profile, symbol) that it does not define."""
+
+
+@dataclass(frozen=True)
+class StrategyParams:
+    """One strategy for one symbol. Quantities are base currency; ``max_inventory`` counts lots (``min_lot``)."""
+
+    profile: str
+    symbol: str
+    tick_size: float
+    lot_step: float
+    min_lot: float
+    quote_offset_ticks: int
+    touch_dwell_ms: float
+    requote_rule: str
+    min_requote_ms: float
+    max_inventory: int
+    hedge_mode: str
+    hedge_target: float
+    maker_fee_rate: float
+    taker_fee_rate: float
+    order_entry_latency_ms: float
+    markout_horizon_s: float
+    decision_latency_ms: float
+
+    @property
+    def max_position(self) -> float:
+        """Largest |position| in base currency."""
+        return self.max_inventory * self.min_lot
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Go/No-Go gates; a report passes when every one holds."""
+
+    min_maker_share: float
+    min_net_bps: float
+    max_p95_latency_ms: float
+    max_risk_ratio: float
+    min_windows: int
+    min_ticks_per_window: int
+
+
+@dataclass(frozen=True)
+class Profiles:
+    """A validated profile file; ``source`` names it in later errors."""
+
+    source: str
+    data: Mapping[str, Any]
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self.data["profiles"])
+
+
+def _json_path(parts: Any) -> str:
+    return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts)
+
+
+def _schema() -> dict[str, Any]:
+    text = resources.files(_PACKAGE).joinpath(_SCHEMA_FILE).read_text(encoding="utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+def _read(path: str | Path | None) -> tuple[str, str]:
+    """(source description, text) of the explicit path, else $SHADOW_PROFILES, else the packaged file."""
+    chosen = path if path is not None else os.environ.get(PROFILES_ENV) or None
+    if chosen is None:
+        packaged = resources.files(_PACKAGE).joinpath(_DATA_FILE)
+        return str(packaged), packaged.read_text(encoding="utf-8")
+    try:
+        return str(chosen), Path(chosen).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ProfileError(f"{chosen}: cannot read profile file: {exc.strerror or exc}") from exc
+
+
+def load_profiles(path: str | Path | None = None) -> Profiles:
+    """Read and validate a profile file (``None``: ``$SHADOW_PROFILES``, else the packaged file)."""
+    source, text = _read(path)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ProfileError(f"{source}: not JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}") from exc
+    validator = jsonschema.Draft202012Validator(_schema())
+    errors = sorted(validator.iter_errors(data), key=lambda e: (list(map(str, e.absolute_path)), e.message))
+    if errors:
+        error = jsonschema.exceptions.best_match(errors) or errors[0]
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise ProfileError(f"{source}: {_json_path(error.absolute_path)}: {error.message}{more}")
+    return Profiles(source, data)
+
+
+def _layers(profiles: Profiles, name: str, symbol: str) -> list[Mapping[str, Any]]:
+    data = profiles.data
+    if name not in data["profiles"]:
+        raise ProfileError(f"{profiles.source}: unknown profile {name!r}; known: {', '.join(profiles.names)}")
+    if symbol not in data["symbols"]:
+        known = ", ".join(sorted(data["symbols"]))
+        raise ProfileError(f"{profiles.source}: no instrument entry for symbol {symbol!r} in $.symbols; known: {known}")
+    profile = data["profiles"][name]
+    return [profile, data["symbols"][symbol], profile.get("symbols", {}).get(symbol, {})]
+
+
+def resolve(profiles: Profiles, name: str, symbol: str) -> tuple[StrategyParams, Thresholds]:
+    """The parameters and gates of profile ``name`` for ``symbol``, overrides applied."""
+    layers = _layers(profiles, name, symbol)
+    params: dict[str, Any] = {}
+    gates: dict[str, Any] = {}
+    for layer in layers:
+        params.update(layer.get("params", {}))
+        gates.update(layer.get("thresholds", {}))
+    lots = params["min_lot"] / params["lot_step"]
+    if abs(lots - round(lots)) > 1e-9 * max(1.0, lots):
+        raise ProfileError(
+            f"{profiles.source}: profile {name!r}, symbol {symbol!r}: min_lot {params['min_lot']} is not a multiple "
+            f"of lot_step {params['lot_step']}"
+        )
+    requote, hedge = params.pop("requote"), params.pop("hedge")
+    strategy = StrategyParams(
+        profile=name,
+        symbol=symbol,
+        requote_rule=requote["rule"],
+        min_requote_ms=requote["min_requote_ms"],
+        hedge_mode=hedge["mode"],
+        hedge_target=hedge["target"],
+        **params,
+    )
+    return strategy, Thresholds(**gates)

@@ -1,0 +1,1 @@
+"""Packaged strategy profiles (JSON data; loaded by ``shadow_pipeline.domain.profiles``)."""
