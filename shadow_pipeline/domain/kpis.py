@@ -1,0 +1,309 @@
+"""Per-window KPIs of a simulation, their per-symbol aggregate, and the Go/No-Go verdict.
+
+Definitions follow ``/work/shared/reference/market-making-kpis.md`` (``docs/shadow-simulation.md`` gives every
+formula). Shares and bps are notional-weighted because that is what exchange programmes and PnL weigh; counts
+stand beside them. A window is an aligned span of exchange time, so windows of different runs line up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from shadow_pipeline.domain.profiles import StrategyParams, Thresholds
+from shadow_pipeline.domain.simulator import Simulation
+
+_NS = 1_000_000_000
+_MS = 1_000_000
+CLOCK_OFFSET_QUANTILE = 0.005  # a low quantile of (receive - exchange time) stands for the clock offset
+REPLAY_OFFSET_NS = 60 * _NS  # entry ids this far from receive time were not written by the live feed
+REPLAY_SPEED_TOLERANCE = 0.10  # nor were ids whose clock runs this much faster or slower than receive time
+MIN_SPEED_SPAN_NS = _NS  # shorter frames are too short to compare clock speeds
+WINSOR = (0.01, 0.99)
+BROKER_REPLAYED = "broker leg not measured: replayed stream"
+BROKER_NO_IDS = "broker leg not measured: no entry ids"
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """num / den, NaN where den is 0 (a share of nothing is undefined, not 0 or 1)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+
+
+def _quantiles(window: np.ndarray, values: np.ndarray, n: int, qs: tuple[float, ...]) -> list[np.ndarray]:
+    """Per-window linear-interpolation quantiles (numpy's default) of values grouped by a sorted window index.
+
+    Returns, per q, the (low, high, fraction) pieces so a caller can clip before interpolating.
+    """
+    order = np.lexsort((values, window))
+    v = values[order]
+    counts = np.bincount(window, minlength=n)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    has = counts > 0
+    out = []
+    for q in qs:
+        pos = q * np.maximum(counts - 1, 0)
+        lo = np.floor(pos).astype(np.int64)
+        hi = np.ceil(pos).astype(np.int64)
+        frac = pos - lo
+        low = np.where(has, v[np.minimum(starts + lo, len(v) - 1)], np.nan)
+        high = np.where(has, v[np.minimum(starts + hi, len(v) - 1)], np.nan)
+        out.append(np.stack([low, high, frac]))
+    return out
+
+
+def _interp(piece: np.ndarray) -> np.ndarray:
+    low, high, frac = piece
+    return low + (high - low) * frac
+
+
+def _entry_ms(ticks: pd.DataFrame) -> np.ndarray | None:
+    if "entry_id" not in ticks.columns or ticks.empty:
+        return None
+    # Arrow's kernels split millions of ids in a fraction of the time of Python string methods.
+    ids = pa.array(ticks["entry_id"].astype("string[pyarrow]"))
+    head = pc.list_element(pc.split_pattern(ids, "-", max_splits=1), 0)
+    return np.asarray(pc.cast(head, pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class LatencyLegs:
+    """Measured legs per tick (ms); ``note`` says why the broker leg is all 0 when it cannot be measured."""
+
+    feed_ms: np.ndarray
+    broker_ms: np.ndarray
+    feed_offset_ms: float
+    note: str | None
+
+
+def latency_legs(ticks: pd.DataFrame) -> LatencyLegs:
+    """Feed and broker legs of each tick.
+
+    Both legs cross two clocks, so each is taken relative to a fitted offset (a low quantile over the frame),
+    i.e. it is the latency above the fastest observed, not an absolute one.
+    """
+    ts_server = ticks["ts_server"].to_numpy(dtype=np.int64)
+    ts_local = ticks["ts_local"].to_numpy(dtype=np.int64)
+    raw_feed = ts_local - ts_server
+    offset = float(np.quantile(raw_feed, CLOCK_OFFSET_QUANTILE))
+    feed = (raw_feed - offset) / _MS
+    entry_ms = _entry_ms(ticks)
+    if entry_ms is None:
+        return LatencyLegs(feed, np.zeros(len(ticks)), offset / _MS, BROKER_NO_IDS)
+    raw_broker = entry_ms * _MS - ts_local
+    span_local = int(ts_local.max() - ts_local.min())
+    span_entry = int(entry_ms.max() - entry_ms.min()) * _MS
+    other_speed = span_local >= MIN_SPEED_SPAN_NS and abs(span_entry / span_local - 1) > REPLAY_SPEED_TOLERANCE
+    if abs(np.median(raw_broker)) > REPLAY_OFFSET_NS or other_speed:
+        return LatencyLegs(feed, np.zeros(len(ticks)), offset / _MS, BROKER_REPLAYED)
+    broker = (raw_broker - np.quantile(raw_broker, CLOCK_OFFSET_QUANTILE)) / _MS
+    return LatencyLegs(feed, broker, offset / _MS, None)
+
+
+def _latency(window: np.ndarray, n: int, legs: LatencyLegs, decision_ms: float) -> dict[str, np.ndarray]:
+    """Tick-to-decision latency = feed + broker + decision; the gated p95 is taken after clipping at p1/p99."""
+    feed, broker = legs.feed_ms, legs.broker_ms
+    total = feed + broker + decision_ms
+    p1, p95, p99 = _quantiles(window, total, n, (WINSOR[0], 0.95, WINSOR[1]))
+    floor, ceiling = _interp(p1), _interp(p99)
+    clipped = np.stack([np.clip(p95[0], floor, ceiling), np.clip(p95[1], floor, ceiling), p95[2]])
+    return {
+        "p95_latency_ms": _interp(clipped),
+        "p95_raw_ms": _interp(p95),
+        "p99_ms": ceiling,
+        "feed_p95_ms": _interp(_quantiles(window, feed, n, (0.95,))[0]),
+        "broker_p95_ms": _interp(_quantiles(window, broker, n, (0.95,))[0]),
+        "decision_p95_ms": np.where(np.bincount(window, minlength=n) > 0, decision_ms, np.nan),
+    }
+
+
+def _risk(
+    ts: np.ndarray, window: np.ndarray, counts: np.ndarray, first: int, dur: int, use: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Time-weighted inventory use: each tick's state lasts until the next tick, split at window edges."""
+    n = len(counts)
+    edges = (first + np.arange(1, n, dtype=np.int64)) * dur
+    points = np.sort(np.concatenate((ts, edges[(edges > ts[0]) & (edges < ts[-1])])), kind="stable")
+    state = np.searchsorted(ts, points, side="right") - 1
+    seg_window = points[:-1] // dur - first
+    seconds = np.diff(points).astype(np.float64)
+    covered = np.bincount(seg_window, weights=seconds, minlength=n)
+    weighted = np.bincount(seg_window, weights=seconds * use[state[:-1]], minlength=n)
+    last = np.cumsum(counts) - 1  # last tick at or before each window's end
+    carry = np.concatenate(([0.0], use[last[:-1]]))
+    nonempty = counts > 0
+    inside = np.full(n, 0.0)
+    inside[nonempty] = np.maximum.reduceat(use, (last - counts + 1)[nonempty])
+    return {"risk_ratio": _ratio(weighted, covered), "risk_max": np.maximum(inside, carry), "covered_s": covered / _NS}
+
+
+def _fill_sums(fills: pd.DataFrame, fill_window: np.ndarray, n: int) -> dict[str, np.ndarray]:
+    side = fills["side"].to_numpy(dtype=np.float64)
+    price = fills["price"].to_numpy(dtype=np.float64)
+    notional = price * fills["qty"].to_numpy(dtype=np.float64)
+    maker = fills["is_maker"].to_numpy(dtype=bool)
+    mid_h = fills["mid_markout"].to_numpy(dtype=np.float64)
+    m0 = fills["mid_before"].to_numpy(dtype=np.float64)
+    known = ~np.isnan(mid_h)
+    markout = np.where(known, side * (np.nan_to_num(mid_h) - price) / price * 1e4, 0.0)
+    capture = side * (m0 - price) / m0 * 1e4
+    fee_bps = fills["fee_rate"].to_numpy(dtype=np.float64) * 1e4
+    weight = notional * known
+
+    def total(values: np.ndarray) -> np.ndarray:
+        return np.bincount(fill_window, weights=values, minlength=n)
+
+    marked = total(weight)
+    return {
+        "maker_count": total(maker).astype(np.int64),
+        "taker_count": total(~maker).astype(np.int64),
+        "maker_notional": total(notional * maker),
+        "taker_notional": total(notional * ~maker),
+        "markout_notional": marked,
+        "markout_missing": total(~known).astype(np.int64),
+        "net_bps": _ratio(total(weight * (markout - fee_bps)), marked),
+        "spread_capture_bps": _ratio(total(weight * capture), marked),
+        "adverse_selection_bps": _ratio(total(weight * (capture - markout)), marked),
+        "fees_bps": _ratio(total(weight * fee_bps), marked),
+        "cash": total(-side * notional - fills["fee"].to_numpy(dtype=np.float64)),
+    }
+
+
+def iteration_kpis(
+    ticks: pd.DataFrame, simulation: Simulation, params: StrategyParams, thresholds: Thresholds, duration_s: float
+) -> pd.DataFrame:
+    """One row per ``duration_s`` window of exchange time, aligned to the epoch, from the first tick's window to
+    the last's (empty windows included, so a gap in the feed shows as invalid windows).
+
+    ``attrs["notes"]`` lists caveats (e.g. an unmeasurable broker leg); ``attrs["feed_offset_ms"]`` the fitted
+    recorder clock offset.
+    """
+    if ticks.empty:
+        raise ValueError("no ticks: KPIs need at least one tick")
+    dur = round(duration_s * _NS)
+    ts = ticks["ts_server"].to_numpy(dtype=np.int64)
+    first = int(ts[0] // dur)
+    window = ts // dur - first
+    n = int(window[-1]) + 1
+    counts = np.bincount(window, minlength=n)
+    fills = simulation.fills
+    sums = _fill_sums(fills, fills["ts"].to_numpy(dtype=np.int64) // dur - first, n)
+    value = simulation.inventory["position"].to_numpy(dtype=np.float64) * simulation.inventory["mid"].to_numpy()
+    value_end = value[np.cumsum(counts) - 1]
+    pnl = value_end - np.concatenate(([0.0], value_end[:-1])) + sums.pop("cash")
+    use = np.abs(simulation.inventory["position"].to_numpy(dtype=np.float64)) / params.max_position
+    legs = latency_legs(ticks)
+    latency = _latency(window, n, legs, params.decision_latency_ms)
+    total_fills = sums["maker_count"] + sums["taker_count"]
+    traded = sums["maker_notional"] + sums["taker_notional"]
+    start = (first + np.arange(n, dtype=np.int64)) * dur
+    frame = pd.DataFrame(
+        {
+            "profile": params.profile,
+            "symbol": params.symbol,
+            "iteration": np.arange(n, dtype=np.int64),
+            "window_start": start,
+            "window_end": start + dur,
+            "ticks": counts,
+            "trades": np.bincount(window, weights=ticks["is_trade"].to_numpy(dtype=bool), minlength=n).astype(np.int64),
+            "maker_count": sums.pop("maker_count"),
+            "taker_count": sums.pop("taker_count"),
+            "total_fills": total_fills,
+            "maker_notional": sums.pop("maker_notional"),
+            "taker_notional": sums.pop("taker_notional"),
+            "traded_notional": traded,
+        }
+    )
+    frame["maker_taker_ratio"] = _ratio(frame["maker_notional"].to_numpy(), traded)
+    frame["maker_count_share"] = _ratio(frame["maker_count"].to_numpy(dtype=np.float64), total_fills)
+    for name, column in {**sums, "pnl": pnl, **latency, **_risk(ts, window, counts, first, dur, use)}.items():
+        frame[name] = column
+    frame["broker_measured"] = legs.note is None
+    frame["valid"] = (counts >= thresholds.min_ticks_per_window) & (total_fills >= 1)
+    frame.attrs["notes"] = [legs.note] if legs.note else []
+    frame.attrs["feed_offset_ms"] = legs.feed_offset_ms
+    return frame
+
+
+def _weighted(group: pd.DataFrame, column: str, weight: str) -> float:
+    w = group[weight].to_numpy(dtype=np.float64)
+    v = group[column].to_numpy(dtype=np.float64)
+    keep = (w > 0) & ~np.isnan(v)
+    return float(np.sum(v[keep] * w[keep]) / np.sum(w[keep])) if keep.any() else float("nan")
+
+
+def _summary(group: pd.DataFrame) -> dict[str, object]:
+    """One symbol's report: flow-weighted KPIs over valid windows, window medians beside them."""
+    valid = group[group["valid"]]
+    sums = valid[["ticks", "trades", "maker_count", "taker_count", "total_fills", "markout_missing"]].sum()
+    maker, traded = valid["maker_notional"].sum(), valid["traded_notional"].sum()
+    return {
+        "profile": group["profile"].iloc[0],
+        "symbol": group["symbol"].iloc[0],
+        "windows": len(group),
+        "valid_windows": len(valid),
+        **{str(name): int(value) for name, value in sums.items()},
+        "maker_notional": maker,
+        "taker_notional": valid["taker_notional"].sum(),
+        "traded_notional": traded,
+        "maker_taker_ratio": maker / traded if traded > 0 else float("nan"),
+        "maker_count_share": sums["maker_count"] / sums["total_fills"] if sums["total_fills"] else float("nan"),
+        **{
+            name: _weighted(valid, name, "markout_notional")
+            for name in ("net_bps", "spread_capture_bps", "adverse_selection_bps", "fees_bps")
+        },
+        "pnl": group["pnl"].sum(),
+        **{
+            name: float(valid[name].median()) if len(valid) else float("nan")
+            for name in ("p95_latency_ms", "p95_raw_ms", "p99_ms", "feed_p95_ms", "broker_p95_ms", "decision_p95_ms")
+        },
+        "risk_ratio": _weighted(valid, "risk_ratio", "covered_s"),
+        "risk_max": float(valid["risk_max"].max()) if len(valid) else float("nan"),
+        "net_bps_median": float(valid["net_bps"].median()) if len(valid) else float("nan"),
+        "maker_taker_ratio_median": float(valid["maker_taker_ratio"].median()) if len(valid) else float("nan"),
+        "broker_measured": bool(group["broker_measured"].all()),
+    }
+
+
+def aggregate(iterations: pd.DataFrame) -> pd.DataFrame:
+    """One row per (profile, symbol). ``pnl`` sums all windows (PnL does not depend on validity); the latency
+    columns are the median of the valid windows' values; ``risk_ratio`` is time-weighted over valid windows."""
+    return pd.DataFrame([_summary(group) for _, group in iterations.groupby(["profile", "symbol"], sort=True)])
+
+
+def _shortfall(name: str, value: float, limit: float, unit: str, minimum: bool, digits: int) -> str | None:
+    if np.isnan(value):
+        return f"{name} undefined (no fills in valid windows)"
+    if (value >= limit) if minimum else (value <= limit):
+        return None
+    gap = abs(value - limit)
+    word, sign, how = ("<", "short", "by") if minimum else (">", "over", "by")
+    suffix = f" {unit}" if unit else ""
+    return f"{name} {value:.{digits}f} {word} {limit:.{digits}f} ({sign} {how} {gap:.{digits}f}{suffix})"
+
+
+def verdict(report_row: Mapping[str, object] | pd.Series, thresholds: Thresholds) -> tuple[bool, list[str]]:
+    """Go when every gate holds; each reason names the KPI, its value, the gate and the distance to it."""
+    row = dict(report_row)
+    checks = [
+        ("maker_taker_ratio", thresholds.min_maker_share, "", True, 2),
+        ("net_bps", thresholds.min_net_bps, "bps", True, 2),
+        ("p95_latency_ms", thresholds.max_p95_latency_ms, "ms", False, 1),
+        ("risk_ratio", thresholds.max_risk_ratio, "", False, 2),
+    ]
+    reasons = [
+        reason
+        for name, limit, unit, minimum, digits in checks
+        if (reason := _shortfall(name, float(row[name]), float(limit), unit, minimum, digits)) is not None
+    ]
+    windows = int(row["valid_windows"])
+    if windows < thresholds.min_windows:
+        reasons.insert(
+            0, f"valid_windows {windows} < {thresholds.min_windows} (short by {thresholds.min_windows - windows})"
+        )
+    return not reasons, reasons

@@ -1,0 +1,73 @@
+"""Hand-built tick sequences and strategy parameters for the simulator and KPI tests."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pandas as pd
+
+from shadow_pipeline.domain.profiles import StrategyParams
+from shadow_pipeline.domain.ticks import TYPED_COLUMNS
+
+T0 = 1_723_161_255_000_000_000  # a multiple of 5 s, so 5-second windows start at T0
+MS = 1_000_000
+CLOCK_OFFSET_MS = -1270  # the recorder's clock runs behind exchange time, as in the Binance files
+
+
+def tick(
+    ms: float, bid: float, ask: float, side: str = "", px: float = float("nan"), qty: float = 0.0
+) -> dict[str, Any]:
+    """One row: a quote tick, or a trade tick when ``side`` is "buy"/"sell" (the aggressor)."""
+    return {"ms": ms, "bid": bid, "ask": ask, "last_side": side, "last_px": px, "last_qty": qty}
+
+
+def make_ticks(rows: list[dict[str, Any]], feed_ms: list[float] | None = None, entry_delay_ms: int = 3) -> pd.DataFrame:
+    """A typed tick frame with every column; ``feed_ms`` adds a per-tick feed latency to the clock offset."""
+    frame = pd.DataFrame(rows)
+    ts_server = (T0 + frame["ms"] * MS).astype("int64")
+    extra = pd.Series(feed_ms if feed_ms is not None else [0.0] * len(frame))
+    ts_local = (ts_server + ((CLOCK_OFFSET_MS + extra) * MS).astype("int64")).astype("int64")
+    ticks = pd.DataFrame(
+        {
+            "entry_id": [f"{t // MS + entry_delay_ms}-{i}" for i, t in enumerate(ts_local)],
+            "symbol": "BTCUSDT",
+            "seq": range(1, len(frame) + 1),
+            "ts_server": ts_server,
+            "ts_local": ts_local,
+            "bid": frame["bid"],
+            "ask": frame["ask"],
+            "bid_qty": 1.0,
+            "ask_qty": 1.0,
+            "last_px": frame["last_px"],
+            "last_qty": frame["last_qty"],
+            "last_side": frame["last_side"],
+            "is_trade": frame["last_side"] != "",
+        }
+    )
+    return ticks.astype({"entry_id": "object", **TYPED_COLUMNS})
+
+
+BASE = StrategyParams(
+    profile="test",
+    symbol="BTCUSDT",
+    tick_size=0.1,
+    lot_step=0.1,
+    min_lot=1.0,  # order size 1.0: notional 100 at price 100
+    quote_offset_ticks=0,
+    touch_dwell_ms=100,
+    requote_rule="on_touch_change",
+    min_requote_ms=0,
+    max_inventory=2,
+    hedge_mode="cross",
+    hedge_target=0.5,
+    maker_fee_rate=-0.0001,  # 1 bp rebate
+    taker_fee_rate=0.0005,  # 5 bp
+    order_entry_latency_ms=10,
+    markout_horizon_s=1.0,
+    decision_latency_ms=1.0,
+)
+
+
+def params(**changes: Any) -> StrategyParams:
+    return replace(BASE, **changes)
