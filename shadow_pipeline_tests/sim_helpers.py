@@ -6,6 +6,7 @@ from dataclasses import replace
 from typing import Any
 
 import pandas as pd
+from hypothesis import strategies as st
 
 from shadow_pipeline.domain.profiles import StrategyParams
 from shadow_pipeline.domain.ticks import TYPED_COLUMNS
@@ -71,3 +72,36 @@ BASE = StrategyParams(
 
 def params(**changes: Any) -> StrategyParams:
     return replace(BASE, **changes)
+
+
+# Random but valid tick sequences (bid < ask, positive sizes, non-decreasing times) and strategies.
+
+
+@st.composite
+def tick_sequences(draw: st.DrawFn) -> pd.DataFrame:
+    n = draw(st.integers(5, 40))
+    rows = []
+    ms, bid_ticks = 0, 1000
+    for _ in range(n):
+        ms += draw(st.sampled_from([0, 1, 5, 20, 60, 150, 400]))
+        bid_ticks += draw(st.integers(-2, 2))
+        spread = draw(st.integers(1, 3))
+        bid, ask = bid_ticks / 10, (bid_ticks + spread) / 10
+        if draw(st.booleans()):
+            side = draw(st.sampled_from(["buy", "sell"]))
+            px = (bid_ticks + draw(st.integers(-2, spread + 2))) / 10
+            rows.append(tick(ms, bid, ask, side, px, draw(st.integers(1, 30)) / 10))
+        else:
+            rows.append(tick(ms, bid, ask))
+    return make_ticks(rows)
+
+
+strategies = st.builds(
+    params,
+    quote_offset_ticks=st.integers(0, 1),
+    touch_dwell_ms=st.sampled_from([0, 50, 200]),
+    order_entry_latency_ms=st.sampled_from([0, 10, 50]),
+    min_requote_ms=st.sampled_from([0, 100]),
+    max_inventory=st.integers(1, 3),
+    hedge_target=st.sampled_from([0.0, 0.5]),
+)

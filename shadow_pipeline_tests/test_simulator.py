@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
+from shadow_pipeline.domain.profiles import StrategyParams
 from shadow_pipeline.domain.simulator import simulate
-from shadow_pipeline_tests.sim_helpers import MS, T0, make_ticks, params, tick
+from shadow_pipeline_tests.sim_helpers import MS, T0, make_ticks, params, strategies, tick, tick_sequences
 
 
 def test_bid_past_dwell_fills_at_quote_price_with_rebate() -> None:
@@ -149,40 +149,9 @@ def test_no_quote_on_a_side_that_would_breach_the_limit() -> None:
 # --- properties on random, valid tick sequences ---------------------------------------------------------------
 
 
-@st.composite
-def tick_sequences(draw: st.DrawFn) -> pd.DataFrame:
-    n = draw(st.integers(5, 40))
-    rows = []
-    ms, bid_ticks = 0, 1000
-    for _ in range(n):
-        ms += draw(st.sampled_from([0, 1, 5, 20, 60, 150, 400]))
-        bid_ticks += draw(st.integers(-2, 2))
-        spread = draw(st.integers(1, 3))
-        bid, ask = bid_ticks / 10, (bid_ticks + spread) / 10
-        if draw(st.booleans()):
-            side = draw(st.sampled_from(["buy", "sell"]))
-            px = (bid_ticks + draw(st.integers(-2, spread + 2))) / 10
-            rows.append(tick(ms, bid, ask, side, px, draw(st.integers(1, 30)) / 10))
-        else:
-            rows.append(tick(ms, bid, ask))
-    return make_ticks(rows)
-
-
-strategies = st.builds(
-    params,
-    quote_offset_ticks=st.integers(0, 1),
-    touch_dwell_ms=st.sampled_from([0, 50, 200]),
-    order_entry_latency_ms=st.sampled_from([0, 10, 50]),
-    min_requote_ms=st.sampled_from([0, 100]),
-    max_inventory=st.integers(1, 3),
-    hedge_target=st.sampled_from([0.0, 0.5]),
-)
-
-
 @settings(max_examples=50, deadline=None)
 @given(tick_sequences(), strategies)
-def test_fill_rules_hold_on_random_ticks(ticks: pd.DataFrame, p: object) -> None:
-    assert isinstance(p, type(params()))
+def test_fill_rules_hold_on_random_ticks(ticks: pd.DataFrame, p: StrategyParams) -> None:
     sim = simulate(ticks, p)
     fills = sim.fills
     makers = fills[fills["is_maker"]]
