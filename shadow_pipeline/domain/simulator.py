@@ -86,7 +86,7 @@ def _kernel(
     hedge_pending = False
     hedge_due = np.int64(0)
     hedge_qty = np.int64(0)
-    hedge_side = np.int64(0)
+    hedge_side = 0
     pos = np.int64(0)
     k = 0
     for i in range(len(ts)):
@@ -175,7 +175,7 @@ def _columns(ticks: pd.DataFrame, params: StrategyParams) -> tuple[np.ndarray, .
 
 
 def _steps(value: float, step: float) -> int:
-    return int(round(value / step))
+    return round(value / step)
 
 
 def simulate(ticks: pd.DataFrame, params: StrategyParams) -> Simulation:
@@ -212,7 +212,9 @@ def simulate(ticks: pd.DataFrame, params: StrategyParams) -> Simulation:
     mid = (ticks["bid"].to_numpy(dtype=np.float64) + ticks["ask"].to_numpy(dtype=np.float64)) / 2
     inventory = pd.DataFrame({"ts": ts, "position": position * params.lot_step, "mid": mid})
     tick, side, px, qty = (a[:count] for a in out)
-    return Simulation(_fills(ts, mid, tick, side, px, qty, kind[:count], live[:count], pos_after[:count], params), inventory)
+    return Simulation(
+        _fills(ts, mid, tick, side, px, qty, kind[:count], live[:count], pos_after[:count], params), inventory
+    )
 
 
 def _fills(
@@ -244,7 +246,7 @@ def _fills(
             "price": price,
             "qty": base,
             "is_maker": is_maker,
-            "kind": pd.Categorical.from_codes(kind, FILL_KINDS),
+            "kind": pd.Categorical.from_codes(kind, categories=pd.Index(FILL_KINDS)),
             "fee": price * base * fee_rate,
             "fee_rate": fee_rate,
             "mid_before": mid[np.where(is_maker, np.maximum(tick - 1, 0), tick)],
