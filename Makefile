@@ -6,11 +6,13 @@ STAMP := $(VENV)/.installed
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 # Landing zone and asset storage (Parquet); a folder here, or an object-store URL.
 export SHADOW_DATA_DIR ?= $(CURDIR)/.shadow_data
+# Shadow reports for people and tools (POST_SHADOW_SNAPSHOT.json, SHADOW_REPORT.md, plots).
+export SHADOW_ARTIFACTS_DIR ?= $(CURDIR)/artifacts
 # dg checks that the project's venv is the active one.
 export VIRTUAL_ENV := $(CURDIR)/$(VENV)
 INSTANCE := $(DAGSTER_HOME)/dagster.yaml
 
-.PHONY: demo test lint typecheck defs pytest dev ingest ingest-job bench clean
+.PHONY: demo test lint typecheck defs pytest dev ingest ingest-job shadow-redis shadow-report shadow-audit shadow-ci bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "shadow-pipeline needs Python >= 3.11; set PYTHON=python3.11 (or newer)")'
@@ -61,6 +63,29 @@ ingest-job: $(STAMP) $(INSTANCE)
 	$(if $(REDIS_URL),,SHADOW_DATA_DIR=$(EMBEDDED_DATA)) $(BIN)/shadow-pipeline with-redis -- sh -c '\
 	  $(if $(REDIS_URL),,$(BIN)/shadow-pipeline replay --source synthetic --minutes 10 > /dev/null && )\
 	  $(BIN)/dg launch --job ingest_job --partition "$(PARTITION)"'
+
+## Shadow Mode from the stream: ingest and simulate PROFILE per (hour, symbol), 60 s windows, gates, reports.
+## Without REDIS_URL: a fresh embedded Redis filled with SHADOW_MINUTES of the synthetic market first (48 windows
+## need 48 minutes); data under .shadow_data/embedded (emptied first), which shadow-report then reads.
+PROFILE ?= moderate
+SHADOW_MINUTES ?= 50
+SHADOW_RUN_DATA := $(if $(REDIS_URL),$(SHADOW_DATA_DIR),$(EMBEDDED_DATA))
+shadow-redis: $(STAMP) $(INSTANCE)
+	$(if $(REDIS_URL),,rm -rf $(EMBEDDED_DATA))
+	SHADOW_DATA_DIR=$(SHADOW_RUN_DATA) $(BIN)/shadow-pipeline with-redis -- sh -c '\
+	  $(if $(REDIS_URL),,$(BIN)/shadow-pipeline replay --source synthetic --minutes $(SHADOW_MINUTES) > /dev/null && )\
+	  $(BIN)/shadow-pipeline shadow --profile $(PROFILE) --window-seconds 60'
+
+## The newest hour's shadow_report again from stored iterations (after shadow-redis): snapshot, Markdown, plot.
+shadow-report: $(STAMP) $(INSTANCE)
+	SHADOW_DATA_DIR=$(SHADOW_RUN_DATA) $(BIN)/shadow-pipeline report
+
+## Re-check the gates on every POST_SHADOW_SNAPSHOT.json under artifacts/ with the current profiles.
+shadow-audit: $(STAMP)
+	$(BIN)/shadow-pipeline audit
+
+## CI gate: report, then audit; exits non-zero on any No-Go.
+shadow-ci: shadow-report shadow-audit
 
 ## Throughput benchmarks, each as a ratio against a baseline measured in the same run.
 bench: $(STAMP)

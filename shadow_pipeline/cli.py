@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import click
 
@@ -238,6 +239,117 @@ def ingest_command(
     click.echo(json.dumps({"redis": redact(url), "consumer": options.consumer, **report.as_dict()}, default=str))
 
 
+def _symbols(raw: str) -> list[str]:
+    from shadow_pipeline.partitions import configured_symbols
+
+    return [s.strip().upper() for s in raw.split(",") if s.strip()] or configured_symbols()
+
+
+def _print_table(table: object) -> None:
+    import pandas as pd
+
+    assert isinstance(table, pd.DataFrame)
+    click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.4g}") if len(table) else "(nothing)")
+
+
+@main.command("shadow")
+@click.option(
+    "--hour",
+    "hours",
+    multiple=True,
+    help="Hourly partition, e.g. 2024-08-09-00:00 (repeat). Default: every hour the stream's ticks span.",
+)
+@click.option("--symbols", default="", help="Comma-separated; default: the configured partitions ($SHADOW_SYMBOLS).")
+@click.option("--profile", default="moderate", show_default=True)
+@click.option("--window-seconds", type=float, default=60.0, show_default=True, help="Iteration window.")
+@click.option("--min-windows", type=int, default=None, help="Valid windows a Go needs (default: the profile's).")
+@click.option("--profiles-file", default=None, help="Default: $SHADOW_PROFILES, else the packaged profiles.")
+@click.option("--stream", default=DEFAULT_STREAM, show_default=True)
+@click.option("--strict", is_flag=True, help="Exit 1 when any partition is not a Go.")
+def shadow_command(
+    hours: tuple[str, ...],
+    symbols: str,
+    profile: str,
+    window_seconds: float,
+    min_windows: int | None,
+    profiles_file: str | None,
+    stream: str,
+    strict: bool,
+) -> None:
+    """Ingest from the stream and run Shadow Mode per (hour, symbol) through Dagster: KPIs, gates, reports."""
+    from shadow_pipeline.launch import project_instance, run_shadow, shadow_run_config, stream_hours
+
+    try:
+        os.environ[REDIS_URL_ENV] = resolve_url()  # one Redis for every run of this command
+        chosen = list(hours) or stream_hours(connect(decode_responses=True), stream)
+        if not chosen:
+            _fail(f"stream {stream} is empty: replay ticks into it first (shadow-pipeline replay)")
+        config = shadow_run_config(profile, window_seconds, min_windows, profiles_file)
+        with project_instance() as instance:
+            table = run_shadow(chosen, _symbols(symbols), config, instance)
+    except (*_SETUP_ERRORS, ValueError) as exc:
+        _fail(str(exc))
+        return
+    _print_table(table)
+    if strict and (table["verdict"] != "GO").any():
+        sys.exit(1)
+
+
+@main.command("report")
+@click.option(
+    "--hour",
+    "hours",
+    multiple=True,
+    help="Hourly partition (repeat). Default: the newest hour with stored shadow_iterations.",
+)
+@click.option("--symbols", default="", help="Comma-separated; default: the configured partitions.")
+def report_command(hours: tuple[str, ...], symbols: str) -> None:
+    """Re-materialize shadow_report from stored shadow_iterations (no ingest): snapshot, Markdown, gates."""
+    import dagster as dg
+
+    from shadow_pipeline.launch import project_instance, run_shadow
+    from shadow_pipeline.partitions import hour_and_symbol
+
+    with project_instance() as instance:
+        stored = instance.get_materialized_partitions(dg.AssetKey("shadow_iterations"))
+        chosen = list(hours) or sorted({hour_and_symbol(key)[0] for key in stored})[-1:]
+        if not chosen:
+            _fail("no stored shadow_iterations: run `make shadow-redis` (or shadow-pipeline shadow) first")
+        wanted = _symbols(symbols)
+        missing = [f"{h}|{s}" for h in chosen for s in wanted if f"{h}|{s}" not in stored]
+        if missing:
+            _fail(f"no stored shadow_iterations for {', '.join(missing)}: run shadow-pipeline shadow for them first")
+        table = run_shadow(chosen, wanted, {}, instance, report_only=True)
+    _print_table(table)
+
+
+@main.command("audit")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--profiles-file", default=None, help="Gates from this profiles file (default: the current ones).")
+@click.option("--snapshot-thresholds", is_flag=True, help="Re-check with the thresholds each run used instead.")
+def audit_command(paths: tuple[Path, ...], profiles_file: str | None, snapshot_thresholds: bool) -> None:
+    """Re-check the Go/No-Go gates on POST_SHADOW_SNAPSHOT.json files (default: all under the artifacts folder).
+
+    Exit status: 0 all Go, 1 any No-Go, 2 unreadable input."""
+    from shadow_pipeline.domain.profiles import ProfileError
+    from shadow_pipeline.reporting.audit import audit
+    from shadow_pipeline.reporting.snapshot import SnapshotError
+    from shadow_pipeline.resources import artifacts_dir
+
+    roots = list(paths) or [artifacts_dir() / "shadow"]
+    try:
+        table = audit(roots, profiles_file, snapshot_thresholds)
+    except (SnapshotError, ProfileError) as exc:
+        _fail(str(exc))
+        return
+    if table.empty:
+        _fail(f"no {', '.join(map(str, roots))}/**/POST_SHADOW_SNAPSHOT.json: run make shadow-redis first")
+    _print_table(table.drop(columns=["snapshot"]))
+    no_go = int((table["verdict"] != "GO").sum())
+    click.echo(f"{len(table) - no_go} Go, {no_go} No-Go")
+    sys.exit(1 if no_go else 0)
+
+
 @main.command("with-redis", context_settings={"ignore_unknown_options": True})
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def with_redis(command: tuple[str, ...]) -> None:
@@ -270,12 +382,13 @@ def with_redis(command: tuple[str, ...]) -> None:
 @click.option("--minutes", type=float, default=10.0, show_default=True, help="Synthetic market minutes.")
 @click.option("--symbols", default="BTCUSDT,ETHUSDT", show_default=True)
 @click.option("--seed", type=int, default=7, show_default=True)
-def demo(minutes: float, symbols: str, seed: int) -> None:
-    """Run the main job through Dagster on the embedded default and show what landed."""
+@click.option("--profile", default="moderate", show_default=True)
+def demo(minutes: float, symbols: str, seed: int, profile: str) -> None:
+    """Replay the synthetic market and run it through Dagster to the shadow report, on the embedded default."""
     from shadow_pipeline.demo import run_demo
 
     try:
-        report = run_demo(minutes=minutes, symbols=[s.strip().upper() for s in symbols.split(",")], seed=seed)
+        report = run_demo(minutes, [s.strip().upper() for s in symbols.split(",")], seed, profile)
     except (*_SETUP_ERRORS, ValueError) as exc:
         _fail(str(exc))
         return

@@ -1,8 +1,10 @@
 """The README's main command: the pipeline through Dagster on the embedded default, then what it produced.
 
-Today: replay the synthetic market into the tick stream (``main_job``), then ingest each (hour, symbol) it
-covered (``ingest_job``). The demo lands into ``$SHADOW_DATA_DIR/demo``, emptied first: the embedded Redis
-starts empty every time, so ticks landed by an earlier demo would otherwise count as duplicates.
+Replay the synthetic market into the tick stream (``main_job``), then run each (hour, symbol) it covered end
+to end (``shadow_job``: ingest, simulate the profile's quotes, KPIs per window, Go/No-Go report). The demo
+lands into ``$SHADOW_DATA_DIR/demo``, emptied first: the embedded Redis starts empty every time, so ticks
+landed by an earlier demo would otherwise count as duplicates. Windows are 10 s so that ten minutes of
+market give the 48 windows a verdict needs.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ import os
 import shutil
 from collections.abc import Sequence
 
-import dagster as dg
 import numpy as np
 import pandas as pd
 from upath import UPath
@@ -20,18 +21,15 @@ from shadow_pipeline.definitions import defs
 from shadow_pipeline.domain.synthetic import DEFAULT_START
 from shadow_pipeline.domain.windows import hour_keys
 from shadow_pipeline.io_managers import DATA_DIR_ENV, data_dir
-from shadow_pipeline.jobs import INGEST_JOB, MAIN_JOB
-from shadow_pipeline.partitions import SYMBOLS_ENV, configured_symbols, partition_key
+from shadow_pipeline.jobs import MAIN_JOB, SHADOW_JOB
+from shadow_pipeline.launch import project_instance, run_shadow, shadow_run_config
+from shadow_pipeline.partitions import SYMBOLS_ENV, configured_symbols
 from shadow_pipeline.redis_io.connect import connect, resolve_url
 from shadow_pipeline.redis_io.streams import DEFAULT_STREAM, read_entries
 from shadow_pipeline.redis_io.url import REDIS_URL_ENV, redact
+from shadow_pipeline.resources import artifacts_dir
 
-QUALITY_COLUMNS = ("dagster/row_count", "gaps", "duplicates", "reordered", "drops", "dead_letters")
-
-
-def _instance() -> dg.DagsterInstance:
-    """The project's instance when DAGSTER_HOME is set (the run then shows in `dagster dev`)."""
-    return dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+DEMO_WINDOW_SECONDS = 10.0
 
 
 def stream_summary(stream: str = DEFAULT_STREAM) -> str:
@@ -57,18 +55,7 @@ def demo_hours(minutes: float) -> list[str]:
     return sorted(set(hour_keys(np.array([start, start + int(minutes * 60e9)])).tolist()))
 
 
-def _ingest_row(result: dg.ExecuteInProcessResult, hour: str, symbol: str) -> dict[str, object]:
-    row: dict[str, object] = {"hour": hour, "symbol": symbol, "run": "success" if result.success else "FAILED"}
-    materialized = result.asset_materializations_for_node("normalized_ticks")
-    if materialized:
-        metadata = materialized[0].metadata
-        row.update({name.split("/")[-1]: metadata[name].value for name in QUALITY_COLUMNS})
-    failed = [e.check_name for e in result.get_asset_check_evaluations() if not e.passed]
-    row["failed_checks"] = ", ".join(failed) or "-"
-    return row
-
-
-def run_demo(minutes: float, symbols: Sequence[str], seed: int) -> str:
+def run_demo(minutes: float, symbols: Sequence[str], seed: int, profile: str = "moderate") -> str:
     outside = sorted(set(symbols) - set(configured_symbols()))
     if outside:
         raise ValueError(
@@ -82,16 +69,14 @@ def run_demo(minutes: float, symbols: Sequence[str], seed: int) -> str:
     os.environ[DATA_DIR_ENV] = str(demo_dir)
     run_config = {"ops": {"replayed_feed": {"config": {"minutes": minutes, "symbols": list(symbols), "seed": seed}}}}
     lines: list[str] = []
-    rows = []
-    with _instance() as instance:
+    with project_instance() as instance:
         feed = defs.resolve_job_def(MAIN_JOB).execute_in_process(run_config=run_config, instance=instance)
         lines += [f"{MAIN_JOB} run {feed.run_id}: {'success' if feed.success else 'FAILED'}", stream_summary(), ""]
-        ingest = defs.resolve_job_def(INGEST_JOB)
-        for hour in demo_hours(minutes):
-            for symbol in symbols:
-                result = ingest.execute_in_process(
-                    partition_key=partition_key(hour, symbol), instance=instance, raise_on_error=False
-                )
-                rows.append(_ingest_row(result, hour, symbol))
-    lines += [f"{INGEST_JOB} per partition (stored under {demo_dir}):", pd.DataFrame(rows).to_string(index=False)]
+        config = shadow_run_config(profile=profile, window_seconds=DEMO_WINDOW_SECONDS)
+        table = run_shadow(demo_hours(minutes), symbols, config, instance)
+    lines += [
+        f"{SHADOW_JOB} per partition, profile {profile}, {DEMO_WINDOW_SECONDS:g} s windows (data under {demo_dir}, "
+        f"reports under {artifacts_dir() / 'shadow'}):",
+        table.to_string(index=False, float_format=lambda v: f"{v:.4g}"),
+    ]
     return "\n".join(lines)

@@ -20,3 +20,13 @@ ingest_job = dg.define_asset_job(
     description="One (hour, symbol): drain the tick stream into the landing zone, then raw and normalized ticks.",
     executor_def=dg.in_process_executor,
 )
+
+SHADOW_JOB = "shadow_job"
+
+shadow_job = dg.define_asset_job(
+    name=SHADOW_JOB,
+    selection=dg.AssetSelection.groups("ingest", "shadow"),
+    description="One (hour, symbol) end to end: ingest, simulate the profile's quotes, KPIs per window, Go/No-Go. "
+    "A No-Go fails the run (blocking gates).",
+    executor_def=dg.in_process_executor,
+)

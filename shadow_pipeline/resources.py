@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -96,3 +98,19 @@ class TickStreamResource(dg.ConfigurableResource):
             buffer_capacity=self.buffer_capacity,
             claim_idle_ms=self.claim_idle_ms,
         )
+
+
+ARTIFACTS_DIR_ENV = "SHADOW_ARTIFACTS_DIR"
+
+
+def artifacts_dir() -> Path:
+    return Path(os.environ.get(ARTIFACTS_DIR_ENV) or "artifacts")
+
+
+class ArtifactsResource(dg.ConfigurableResource):
+    """Reports for people and downstream tools (snapshot JSON, Markdown, plots), outside Dagster's storage."""
+
+    base_path: str | None = Field(default=None, description="Folder. Default: $SHADOW_ARTIFACTS_DIR, else ./artifacts.")
+
+    def shadow_folder(self, hour: str, symbol: str) -> Path:
+        return (Path(self.base_path) if self.base_path else artifacts_dir()) / "shadow" / hour / symbol

@@ -1,4 +1,4 @@
-"""Sensors: launch ingest for an (hour, symbol) once the stream's event time has moved past the hour."""
+"""Sensors: launch the pipeline for an (hour, symbol) once the stream's event time has moved past the hour."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pandas as pd
 import redis
 
 from shadow_pipeline.domain.windows import closed_hours, hour_keys
-from shadow_pipeline.jobs import ingest_job
+from shadow_pipeline.jobs import shadow_job
 from shadow_pipeline.partitions import FIRST_HOUR, configured_symbols, partition_key
 from shadow_pipeline.resources import RedisResource, TickStreamResource
 
@@ -42,11 +42,12 @@ def _scan(client: redis.Redis, stream: str, after: str) -> tuple[str, set[tuple[
 
 
 @dg.sensor(
-    job=ingest_job,
+    job=shadow_job,
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Requests one ingest run per (hour, symbol) once a tick more than the watermark past the hour "
-    "has arrived. The cursor keeps the last stream id read, the newest exchange time and the hours still open.",
+    description="Requests one shadow_job run (ingest, simulate, report) per (hour, symbol) once a tick more than "
+    "the watermark past the hour has arrived. The cursor keeps the last stream id read, the newest exchange time "
+    "and the hours still open.",
 )
 def closed_window_sensor(
     context: dg.SensorEvaluationContext, redis: RedisResource, tick_stream: TickStreamResource
@@ -69,7 +70,7 @@ def closed_window_sensor(
     cursor = {"last_id": last_id, "newest": newest, "open": sorted(pending - set(ready))}
     return dg.SensorResult(
         run_requests=[
-            dg.RunRequest(run_key=f"ingest:{hour}:{symbol}", partition_key=partition_key(hour, symbol))
+            dg.RunRequest(run_key=f"shadow:{hour}:{symbol}", partition_key=partition_key(hour, symbol))
             for hour, symbol in ready
         ],
         cursor=json.dumps(cursor),

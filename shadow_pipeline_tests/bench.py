@@ -6,19 +6,24 @@ Never asserted in tests: timings depend on the machine; the ratios are what to c
 from __future__ import annotations
 
 import multiprocessing
+import statistics
 import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import redis
 
+from shadow_pipeline.domain.kpis import iteration_kpis
+from shadow_pipeline.domain.profiles import load_profiles, resolve
 from shadow_pipeline.domain.quality import assess, normalize
 from shadow_pipeline.domain.recordings import read_binance
+from shadow_pipeline.domain.simulator import simulate
 from shadow_pipeline.domain.synthetic import generate
-from shadow_pipeline.domain.ticks import FIELDS
+from shadow_pipeline.domain.ticks import FIELDS, parse_table
 from shadow_pipeline.feed.replay import ReplayOptions, number_ticks, replay
 from shadow_pipeline.ingest.consumer import IngestOptions, TickConsumer
 from shadow_pipeline.ingest.landing import Kind, LandingStore
@@ -27,6 +32,8 @@ from shadow_pipeline_tests.conftest import MARKET_DATA
 
 REPEATS = 3
 MEMORY_MARKET_SECONDS = 2400  # about a million ticks of the synthetic BTCUSDT + ETHUSDT market
+SIMULATOR_TICKS = 5_000_000  # the recording tiled to at least this many ticks
+SIMULATOR_RUNS = 5
 
 
 def _best(run: Callable[[], int]) -> tuple[int, float]:
@@ -180,11 +187,75 @@ def _peak_memory(client: redis.Redis, url: str) -> tuple[int, float]:
     return int(ticks), peak_kb / 1024
 
 
+def _tiled_ticks(minimum: int) -> tuple[str, pd.DataFrame]:
+    """Typed ticks of one symbol (the Binance BTCUSDT recording when present), repeated back to back in exchange
+    time until there are at least ``minimum``."""
+    name, frame = _source()
+    frame = frame[frame["symbol"] == "BTCUSDT"].reset_index(drop=True)
+    numbered = number_ticks(frame, {})
+    ticks = parse_table({c: numbered[c].astype(str).to_numpy(dtype=object) for c in FIELDS}).ticks
+    ticks = ticks.sort_values(["ts_server", "seq"], kind="stable").reset_index(drop=True)
+    span = int(ticks["ts_server"].iloc[-1] - ticks["ts_server"].iloc[0]) + 1_000_000
+    copies = -(-minimum // len(ticks))
+    shift = np.repeat(np.arange(copies, dtype=np.int64) * span, len(ticks))
+    tiled = pd.concat([ticks] * copies, ignore_index=True)
+    tiled["ts_server"] += shift
+    tiled["ts_local"] += shift
+    tiled["seq"] += np.repeat(np.arange(copies, dtype=np.int64) * len(ticks), len(ticks))
+    tiled["entry_id"] = (tiled["ts_local"] // 1_000_000 + 2).astype(str) + "-0"  # ids as a live feed writes them
+    return f"{name} BTCUSDT x {copies}", tiled
+
+
+def _median_seconds(run: Callable[[], object]) -> float:
+    timings = []
+    for _ in range(SIMULATOR_RUNS):
+        started = time.perf_counter()
+        run()
+        timings.append(time.perf_counter() - started)
+    return statistics.median(timings)
+
+
+def bench_simulator() -> list[dict[str, object]]:
+    """The fill simulator (numba, one core) and the KPI pass, against one vectorized pass over the same columns."""
+    name, ticks = _tiled_ticks(SIMULATOR_TICKS)
+    params, thresholds = resolve(load_profiles(), "moderate", "BTCUSDT")
+    simulation = simulate(ticks.head(1000), params)  # JIT compile (or load the cache) outside the timing
+    bid, ask = ticks["bid"].to_numpy(), ticks["ask"].to_numpy()
+
+    def baseline() -> object:
+        return np.cumsum(np.diff((bid + ask) / 2))  # read the touch, one arithmetic pass: a memory-speed floor
+
+    base_s = _median_seconds(baseline)
+    sim_s = _median_seconds(lambda: simulate(ticks, params))
+    simulation = simulate(ticks, params)
+    kpi_s = _median_seconds(lambda: iteration_kpis(ticks, simulation, params, thresholds, 5.0))
+    n = len(ticks)
+    common = {
+        "input": f"{name} = {n:,} ticks, median of {SIMULATOR_RUNS}",
+        "baseline": "numpy: mid, diff, cumsum over the touch columns",
+        "baseline_per_s": round(n / base_s),
+    }
+    return [
+        {
+            "benchmark": f"simulate (moderate, {len(simulation.fills):,} fills)",
+            **common,
+            "ours_per_s": round(n / sim_s),
+            "ratio": round(base_s / sim_s, 3),
+        },
+        {
+            "benchmark": "iteration_kpis (5 s windows)",
+            **common,
+            "ours_per_s": round(n / kpi_s),
+            "ratio": round(base_s / kpi_s, 3),
+        },
+    ]
+
+
 def main() -> None:
     server = start_server()
     try:
         client = redis.Redis.from_url(server.url)
-        rows = [bench_replay(client), *bench_ingest(client, server.url)]
+        rows = [bench_replay(client), *bench_ingest(client, server.url), *bench_simulator()]
     finally:
         server.stop()
     table = pd.DataFrame(rows)

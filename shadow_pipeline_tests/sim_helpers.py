@@ -66,7 +66,7 @@ BASE = StrategyParams(
     taker_fee_rate=0.0005,  # 5 bp
     order_entry_latency_ms=10,
     markout_horizon_s=1.0,
-    decision_latency_ms=1.0,
+    decision_latency_ms=0.0,
 )
 
 

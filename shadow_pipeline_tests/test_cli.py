@@ -20,7 +20,7 @@ def _run(*args: str, env: dict[str, str] | None = None, timeout: float = 300) ->
 def test_help_lists_commands() -> None:
     out = _run("--help")
     assert out.returncode == 0
-    for command in ("replay", "demo", "with-redis"):
+    for command in ("replay", "ingest", "shadow", "report", "audit", "demo", "with-redis"):
         assert command in out.stdout
     replay_help = _run("replay", "--help").stdout
     for option in ("--source", "--speed", "--drop", "--duplicate", "--reorder", "--malformed", "--maxlen"):
@@ -72,17 +72,26 @@ def test_with_redis_hands_an_embedded_server_to_the_command() -> None:
     assert out.stdout.strip() == "True"
 
 
-def test_demo_runs_the_main_job_on_the_embedded_default(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_demo_runs_through_to_the_shadow_report_and_audit_agrees(tmp_path) -> None:  # type: ignore[no-untyped-def]
     env = {k: v for k, v in os.environ.items() if k != REDIS_URL_ENV}
     env["DAGSTER_HOME"] = str(tmp_path)
     env["SHADOW_DATA_DIR"] = str(tmp_path / "data")
+    env["SHADOW_ARTIFACTS_DIR"] = str(tmp_path / "artifacts")
     out = _run("demo", "--minutes", "0.5", env=env)
     assert out.returncode == 0, out.stderr
     assert "main_job run" in out.stdout and ": success" in out.stdout
-    entries = {m[0]: int(m[1]) for m in re.findall(r"^(BTCUSDT|ETHUSDT)\s+(\d+)\s", out.stdout, re.M)}
-    ingested = re.findall(r"^2024-08-09-00:00 (BTCUSDT|ETHUSDT) success\s+(\d+)\s+0\s+0\s", out.stdout, re.M)
-    assert len(entries) == 2 and {s: int(n) for s, n in ingested} == entries, out.stdout
     assert (tmp_path / "data/demo/assets/normalized_ticks/2024-08-09-00:00/BTCUSDT.parquet").exists()
+    # Half a minute is 3 windows of 10 s: the min-windows gate says No-Go, with its reason, for both symbols.
+    verdicts = re.findall(r"^2024-08-09-00:00 (BTCUSDT|ETHUSDT)\s+failed\s+(NO-GO)\s+3\s", out.stdout, re.M)
+    assert sorted(verdicts) == [("BTCUSDT", "NO-GO"), ("ETHUSDT", "NO-GO")], out.stdout
+    assert "valid_windows 3 < 48 (short by 45)" in out.stdout
+    for symbol in ("BTCUSDT", "ETHUSDT"):
+        assert (tmp_path / f"artifacts/shadow/2024-08-09-00:00/{symbol}/POST_SHADOW_SNAPSHOT.json").exists()
+    audited = _run("audit", env=env)
+    assert audited.returncode == 1, audited.stderr
+    assert "0 Go, 2 No-Go" in audited.stdout
+    missing = _run("audit", str(tmp_path / "nowhere"), env=env)
+    assert missing.returncode == 2 and "no such file or folder" in missing.stderr
 
 
 def test_with_redis_stops_the_command_gracefully_then_redis() -> None:

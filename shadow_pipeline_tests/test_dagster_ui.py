@@ -1,4 +1,4 @@
-"""The Dagster UI (webserver GraphQL, as the browser sees it) shows the ingest assets, their metadata and checks."""
+"""The Dagster UI (webserver GraphQL, as the browser sees it) shows the assets, their metadata and checks."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ import redis
 
 from shadow_pipeline.assets.ingest import normalized_ticks, raw_ticks
 from shadow_pipeline.checks import ingest as checks
+from shadow_pipeline.checks import shadow as shadow_checks
 from shadow_pipeline.io_managers import ParquetIOManager
 from shadow_pipeline.partitions import partition_key
 from shadow_pipeline.resources import LandingResource, RedisResource, TickStreamResource
@@ -108,6 +109,10 @@ def test_ui_shows_ingest_assets_with_metadata_and_checks(
     }
     raw_checks = nodes[("raw_ticks",)]["assetChecksOrError"]["checks"]
     assert raw_checks == [{"name": checks.NON_EMPTY, "blocking": True}]
+    for asset in ("shadow_iterations", "shadow_report"):
+        assert nodes[(asset,)]["groupName"] == "shadow" and nodes[(asset,)]["isPartitioned"]
+    gates = {c["name"]: c["blocking"] for c in nodes[("shadow_report",)]["assetChecksOrError"]["checks"]}
+    assert gates == {shadow_checks.MIN_VALID_WINDOWS: True, shadow_checks.KPI_THRESHOLDS: True}
     latest = _graphql(port, MATERIALIZATION_QUERY)["assetOrError"]["assetMaterializations"][0]
     assert latest["partition"] == "2024-08-09-00:00|BTCUSDT"
     entries = {e["label"]: e for e in latest["metadataEntries"]}

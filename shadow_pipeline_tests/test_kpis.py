@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 
-from shadow_pipeline.domain.kpis import BROKER_REPLAYED, aggregate, iteration_kpis, verdict
+from shadow_pipeline.domain.gates import judge
+from shadow_pipeline.domain.kpis import BROKER_REPLAYED, aggregate, iteration_kpis
 from shadow_pipeline.domain.profiles import StrategyParams, Thresholds
 from shadow_pipeline.domain.simulator import Simulation, simulate
 from shadow_pipeline_tests.sim_helpers import MS, T0, make_ticks, params, strategies, tick, tick_sequences
@@ -146,13 +147,13 @@ def test_aggregate_weights_flows_and_time_and_the_verdict_says_by_how_much() -> 
     assert row.risk_ratio == pytest.approx((0.4 * 5 + 0.5 * 1) / 6)  # time-weighted: 0.41667
     assert row.risk_max == 0.5
     assert row.pnl == pytest.approx(-0.14 - 0.03999)
-    go, reasons = verdict(row, gates)
-    assert not go
-    assert reasons == [
+    judged = judge({str(k): v for k, v in row.items()}, gates)
+    assert not judged.go
+    assert judged.reasons == [
         "valid_windows 2 < 48 (short by 46)",
-        "maker_taker_ratio 0.50 < 0.83 (short by 0.33)",
-        "net_bps -3.00 < 2.50 (short by 5.50 bps)",
-        "risk_ratio 0.42 > 0.40 (over by 0.02)",
+        "maker_taker_ratio 0.5001 < 0.83 (short by 0.3299)",
+        "net_bps -3 bps < 2.5 bps (short by 5.5 bps)",
+        "risk_ratio 0.4167 > 0.4 (over by 0.01667)",
     ]
     passing = {
         **{str(k): v for k, v in row.items()},
@@ -161,7 +162,7 @@ def test_aggregate_weights_flows_and_time_and_the_verdict_says_by_how_much() -> 
         "net_bps": 3.0,
         "risk_ratio": 0.1,
     }
-    assert verdict(passing, gates) == (True, [])
+    assert judge(passing, gates).go and judge(passing, gates).reasons == []
 
 
 @settings(max_examples=50, deadline=None)

@@ -106,30 +106,36 @@ def test_post_only_order_that_would_cross_is_rejected() -> None:
     assert simulate(ticks, params()).fills.empty
 
 
-def test_inventory_over_limit_is_hedged_as_taker_at_the_opposite_touch() -> None:
-    # max_inventory 1 lot (1.0), dwell 0, requote at most every 50 ms, latency 10 ms, hedge target 0.5 * 1.0.
-    p = params(max_inventory=1, touch_dwell_ms=0, min_requote_ms=50)
+def test_inventory_at_the_limit_is_hedged_as_taker_at_the_opposite_touch() -> None:
+    # max_inventory 1 lot (1.0), dwell 0, latency 10 ms (+ 0 ms decision), hedge target 0.5 * 1.0.
+    p = params(max_inventory=1, touch_dwell_ms=0)
     ticks = make_ticks(
         [
             tick(0, 100.0, 100.2),  # bid 100.0 and ask 100.2 sent, live at 10
             tick(20, 100.0, 100.2),
-            tick(100, 100.1, 100.2),  # new bid 100.1 sent (live at 110); the old one rests meanwhile
-            tick(105, 100.1, 100.2, "sell", 100.0, 1.0),  # old bid fills: position 1.0 (cancel blocked: 5 < 50 ms)
-            tick(110, 100.1, 100.2, "sell", 100.1, 1.0),  # new bid live and fills: 2.0 > 1.0 -> hedge due 120
-            tick(130, 100.0, 100.1),  # hedge sells 2.0 - 0.5 = 1.5 at this tick's bid 100.0
+            tick(105, 100.0, 100.2, "sell", 100.0, 1.0),  # bid fills: position 1.0 = the limit -> hedge due 115
+            tick(130, 100.0, 100.1),  # hedge sells 1.0 - 0.5 = 0.5 at this tick's bid 100.0
         ]
     )
     sim = simulate(ticks, p)
     fills = sim.fills
-    assert fills["kind"].tolist() == ["trade", "trade", "hedge"]
-    hedge = fills.iloc[2]
+    assert fills["kind"].tolist() == ["trade", "hedge"]
+    hedge = fills.iloc[1]
     assert (hedge.side, hedge.price, hedge.is_maker) == (-1, 100.0, False)
-    assert hedge.qty == pytest.approx(1.5)
-    assert hedge.fee == pytest.approx(100.0 * 1.5 * 0.0005)  # 0.075 taker fee
-    assert hedge.quote_live_ts == T0 + 120 * MS
+    assert hedge.qty == pytest.approx(0.5)
+    assert hedge.fee == pytest.approx(100.0 * 0.5 * 0.0005)  # 0.025 taker fee
+    assert hedge.fee_rate == pytest.approx(0.0005)
+    assert hedge.quote_live_ts == T0 + 115 * MS
     assert hedge.mid_before == pytest.approx(100.05)  # the touch it crossed
-    # position after each tick: 0, 0, 0, 1, 2 (one order over the limit at most), 0.5
-    assert sim.inventory["position"].tolist() == pytest.approx([0, 0, 0, 1, 2, 0.5])
+    assert sim.inventory["position"].tolist() == pytest.approx([0, 0, 1, 0.5])
+
+
+def test_decision_latency_delays_the_order_too() -> None:
+    # order live at decision 5 ms + entry 10 ms = 15 ms: a trade through the bid at 12 ms finds nothing resting
+    ticks = make_ticks([tick(0, 100.0, 100.2), tick(12, 100.0, 100.2, "sell", 100.0, 1.0), tick(16, 100.0, 100.2)])
+    assert simulate(ticks, params(touch_dwell_ms=0, decision_latency_ms=5.0)).fills.empty
+    filled = simulate(ticks, params(touch_dwell_ms=0, decision_latency_ms=0.0)).fills
+    assert len(filled) == 1 and filled.iloc[0].quote_live_ts == T0 + 10 * MS
 
 
 def test_no_quote_on_a_side_that_would_breach_the_limit() -> None:
@@ -141,7 +147,7 @@ def test_no_quote_on_a_side_that_would_breach_the_limit() -> None:
             tick(400, 100.0, 100.2, "sell", 100.0, 1.0),
         ]
     )
-    sim = simulate(ticks, params(max_inventory=1))
+    sim = simulate(ticks, params(max_inventory=1, hedge_mode="none"))
     assert len(sim.fills) == 1
     assert sim.inventory["position"].max() == 1.0
 

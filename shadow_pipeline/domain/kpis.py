@@ -1,4 +1,4 @@
-"""Per-window KPIs of a simulation, their per-symbol aggregate, and the Go/No-Go verdict.
+"""Per-window KPIs of a simulation and their per-symbol aggregate (the gates are in ``gates.py``).
 
 Definitions follow ``/work/shared/reference/market-making-kpis.md`` (``docs/shadow-simulation.md`` gives every
 formula). Shares and bps are notional-weighted because that is what exchange programmes and PnL weigh; counts
@@ -7,7 +7,6 @@ stand beside them. A window is an aligned span of exchange time, so windows of d
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -276,34 +275,7 @@ def aggregate(iterations: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame([_summary(group) for _, group in iterations.groupby(["profile", "symbol"], sort=True)])
 
 
-def _shortfall(name: str, value: float, limit: float, unit: str, minimum: bool, digits: int) -> str | None:
-    if np.isnan(value):
-        return f"{name} undefined (no fills in valid windows)"
-    if (value >= limit) if minimum else (value <= limit):
-        return None
-    gap = abs(value - limit)
-    word, sign, how = ("<", "short", "by") if minimum else (">", "over", "by")
-    suffix = f" {unit}" if unit else ""
-    return f"{name} {value:.{digits}f} {word} {limit:.{digits}f} ({sign} {how} {gap:.{digits}f}{suffix})"
-
-
-def verdict(report_row: Mapping[str, object] | pd.Series, thresholds: Thresholds) -> tuple[bool, list[str]]:
-    """Go when every gate holds; each reason names the KPI, its value, the gate and the distance to it."""
-    row = dict(report_row)
-    checks = [
-        ("maker_taker_ratio", thresholds.min_maker_share, "", True, 2),
-        ("net_bps", thresholds.min_net_bps, "bps", True, 2),
-        ("p95_latency_ms", thresholds.max_p95_latency_ms, "ms", False, 1),
-        ("risk_ratio", thresholds.max_risk_ratio, "", False, 2),
-    ]
-    reasons = [
-        reason
-        for name, limit, unit, minimum, digits in checks
-        if (reason := _shortfall(name, float(row[name]), float(limit), unit, minimum, digits)) is not None
-    ]
-    windows = int(row["valid_windows"])
-    if windows < thresholds.min_windows:
-        reasons.insert(
-            0, f"valid_windows {windows} < {thresholds.min_windows} (short by {thresholds.min_windows - windows})"
-        )
-    return not reasons, reasons
+def window_medians(iterations: pd.DataFrame, columns: tuple[str, ...]) -> dict[str, float]:
+    """Median of each per-window KPI over the valid windows (NaN when none is valid), beside the aggregate."""
+    valid = iterations[iterations["valid"]]
+    return {name: float(valid[name].median()) if len(valid) and name in valid else float("nan") for name in columns}

@@ -4,15 +4,15 @@ Why this model: with only top-of-book and trades, the defensible cheap proxy for
 a quote may fill only after standing at its price for ``touch_dwell_ms``. The rules, per tick in exchange time
 (``ts_server``) order, are (``docs/shadow-simulation.md`` has the full text):
 
-1. Orders sent earlier go live ``order_entry_latency_ms`` after they were sent; a new order replaces the side's
-   resting one (cancel/replace), and an order that would cross the touch in force at that moment is rejected
-   (post-only). A pending hedge executes as a taker at this tick's opposite touch, for the quantity decided
-   when it was sent.
+1. Orders go live ``decision_latency_ms + order_entry_latency_ms`` after the tick that decided them; a new order
+   replaces the side's resting one (cancel/replace), and an order that would cross the touch in force at that
+   moment is rejected (post-only). A pending hedge executes as a taker at this tick's opposite touch, for the
+   quantity decided when it was sent.
 2. A live quote that has stood ``touch_dwell_ms`` fills at its own price (maker): a bid when the ask touch is at
    or below it (all that remains) or when a sell-aggressor trade prints at or below it (min(remaining, trade
    size); the remainder rests with its eligibility). Asks mirror this. A fully filled side is requoted as a
    new order, so latency and dwell apply again.
-3. When |position| exceeds ``max_inventory`` lots and no hedge is pending, a hedge back to
+3. When |position| reaches ``max_inventory`` lots and no hedge is pending, a hedge back to
    ``hedge_target * max_inventory`` is sent (mode ``cross``).
 4. The strategy wants a bid at ``bid - offset`` ticks and an ask at ``ask + offset`` ticks, except on a side
    whose full order could push |position| beyond ``max_inventory``. When that differs from the side's order
@@ -136,8 +136,8 @@ def _kernel(
             f_live[k] = live_ts[s]
             f_pos[k] = pos
             k += 1
-        # 3. hedge back towards the target when over the limit
-        if hedge_on and not hedge_pending and abs(pos) > max_pos:
+        # 3. hedge back towards the target once the limit is reached (quotes never go past it, step 4)
+        if hedge_on and not hedge_pending and abs(pos) >= max_pos and abs(pos) > hedge_target:
             hedge_pending = True
             hedge_due = t + latency_ns
             hedge_side = -1 if pos > 0 else 1
@@ -199,7 +199,7 @@ def simulate(ticks: pd.DataFrame, params: StrategyParams) -> Simulation:
         order_qty,
         round(params.touch_dwell_ms * _MS),
         round(params.min_requote_ms * _MS),
-        round(params.order_entry_latency_ms * _MS),
+        round((params.decision_latency_ms + params.order_entry_latency_ms) * _MS),
         max_pos,
         params.hedge_mode == "cross",
         int(params.hedge_target * max_pos),

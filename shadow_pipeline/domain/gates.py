@@ -1,0 +1,119 @@
+"""Go/No-Go gates: each KPI of a report against its threshold, and the minimum number of valid windows.
+
+A gate on a KPI that could not be computed (no fills: maker share is null) fails: the shadow run cannot vouch
+for a value it did not observe. Every outcome says by how much it missed, in the KPI's own unit.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from shadow_pipeline.domain.profiles import Thresholds
+
+VALID_WINDOWS = "valid_windows"
+
+
+@dataclass(frozen=True)
+class Gate:
+    kpi: str  # column of the per-symbol report
+    threshold: float
+    at_least: bool  # True: value >= threshold passes; False: value <= threshold passes
+    unit: str = ""
+
+    @property
+    def rule(self) -> str:
+        return f"{self.kpi} {'>=' if self.at_least else '<='} {self.threshold:g}{self.unit}"
+
+
+@dataclass(frozen=True)
+class GateOutcome:
+    gate: Gate
+    value: float | None
+
+    @property
+    def passed(self) -> bool:
+        if self.value is None:
+            return False
+        return self.value >= self.gate.threshold if self.gate.at_least else self.value <= self.gate.threshold
+
+    @property
+    def shortfall(self) -> float | None:
+        """How far the value is on the wrong side of the threshold (0 when it passes, None when unknown)."""
+        if self.value is None:
+            return None
+        miss = self.gate.threshold - self.value if self.gate.at_least else self.value - self.gate.threshold
+        return max(miss, 0.0)
+
+    @property
+    def reason(self) -> str:
+        gate = self.gate
+        if self.value is None:
+            return f"{gate.kpi} unknown (no fills or no valid window); needs {gate.rule}"
+        side, miss = ("<", "short") if gate.at_least else (">", "over")
+        return (
+            f"{gate.kpi} {self.value:.4g}{gate.unit} {side} {gate.threshold:g}{gate.unit} "
+            f"({miss} by {self.shortfall:.4g}{gate.unit})"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kpi": self.gate.kpi,
+            "rule": self.gate.rule,
+            "value": self.value,
+            "threshold": self.gate.threshold,
+            "passed": self.passed,
+            "shortfall": self.shortfall,
+        }
+
+
+def _value(row: Mapping[str, Any], kpi: str) -> float | None:
+    value = row.get(kpi)
+    if value is None:
+        return None
+    number = float(value)
+    return None if math.isnan(number) else number
+
+
+def evaluate(row: Mapping[str, Any], gates: list[Gate]) -> list[GateOutcome]:
+    return [GateOutcome(gate, _value(row, gate.kpi)) for gate in gates]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Go only when every gate passes; ``reasons`` are the failed gates' reasons, in gate order."""
+
+    outcomes: list[GateOutcome]
+
+    @property
+    def reasons(self) -> list[str]:
+        return [o.reason for o in self.outcomes if not o.passed]
+
+    @property
+    def go(self) -> bool:
+        return all(o.passed for o in self.outcomes)
+
+    @property
+    def label(self) -> str:
+        return "GO" if self.go else "NO-GO"
+
+
+def kpi_gates(thresholds: Thresholds) -> list[Gate]:
+    """The KPI gates of a profile, in the order the report shows them."""
+    return [
+        Gate("maker_taker_ratio", thresholds.min_maker_share, at_least=True),
+        Gate("net_bps", thresholds.min_net_bps, at_least=True, unit=" bps"),
+        Gate("p95_latency_ms", thresholds.max_p95_latency_ms, at_least=False, unit=" ms"),
+        Gate("risk_ratio", thresholds.max_risk_ratio, at_least=False),
+    ]
+
+
+def min_windows_gate(thresholds: Thresholds) -> Gate:
+    return Gate(VALID_WINDOWS, float(thresholds.min_windows), at_least=True)
+
+
+def judge(kpis: Mapping[str, Any], thresholds: Thresholds) -> Verdict:
+    """Min-windows first, then each KPI gate (a report row, or a snapshot's KPIs)."""
+    return Verdict(evaluate(kpis, [min_windows_gate(thresholds), *kpi_gates(thresholds)]))

@@ -1,0 +1,1 @@
+"""Presentation of shadow results: gate outcomes, the snapshot JSON, the Markdown report and KPI plots."""

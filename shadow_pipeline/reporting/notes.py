@@ -1,0 +1,37 @@
+"""The seed's per-iteration notes: which code, data, profile and ingest quality produced a number."""
+
+from __future__ import annotations
+
+import functools
+import os
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+COMMIT_ENV = "SHADOW_COMMIT_SHA"
+
+
+@functools.cache
+def commit_sha() -> str:
+    """$SHADOW_COMMIT_SHA (set it in images without .git), else the checkout's HEAD, else "unknown"."""
+    if os.environ.get(COMMIT_ENV):
+        return os.environ[COMMIT_ENV]
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return done.stdout.strip() or "unknown"
+
+
+def ingest_note(quality: Mapping[str, Any]) -> str:
+    """``seq_gaps=<n> reordered=<n> bp_drops=<n>`` from normalized_ticks' metadata (n/a when unknown)."""
+    names = {"seq_gaps": "gaps", "reordered": "reordered", "bp_drops": "drops"}
+    return " ".join(f"{label}={quality.get(key, 'n/a')}" for label, key in names.items())

@@ -1,0 +1,151 @@
+"""POST_SHADOW_SNAPSHOT.json and the Markdown report of one (hour, symbol): what downstream readers and
+`shadow-audit` use, so they never need Dagster's storage."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from shadow_pipeline.domain.gates import Verdict
+from shadow_pipeline.domain.profiles import Thresholds
+
+SNAPSHOT_FILE = "POST_SHADOW_SNAPSHOT.json"
+REPORT_FILE = "SHADOW_REPORT.md"
+PLOT_FILE = "kpis.png"
+SCHEMA_VERSION = 1
+# KPIs the snapshot carries, in report order (all from the per-symbol aggregate).
+KPI_FIELDS = (
+    "maker_taker_ratio",
+    "maker_count_share",
+    "net_bps",
+    "spread_capture_bps",
+    "adverse_selection_bps",
+    "fees_bps",
+    "p95_latency_ms",
+    "p95_raw_ms",
+    "p99_ms",
+    "risk_ratio",
+    "risk_max",
+    "maker_count",
+    "taker_count",
+    "total_fills",
+    "traded_notional",
+    "pnl",
+    "windows",
+    "valid_windows",
+)
+
+
+class SnapshotError(ValueError):
+    """A snapshot file that cannot be read or lacks what the audit needs."""
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe: numpy scalars to Python, NaN to null (a KPI with no fills is unknown, not 0)."""
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def build_snapshot(
+    kpis: Mapping[str, Any],
+    medians: Mapping[str, Any],
+    thresholds: Thresholds,
+    judged: Verdict,
+    notes: Mapping[str, Any],
+    generated_at: str,
+) -> dict[str, Any]:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "generated_at": generated_at,
+        **{key: _plain(value) for key, value in notes.items()},
+        "kpis": {name: _plain(kpis.get(name)) for name in KPI_FIELDS},
+        "window_medians": {name: _plain(value) for name, value in medians.items()},
+        "thresholds": thresholds.__dict__,
+        "gates": [{k: _plain(v) for k, v in o.as_dict().items()} for o in judged.outcomes],
+        "verdict": judged.label,
+        "reasons": judged.reasons,
+    }
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_bytes(data)
+    os.replace(temporary, path)
+
+
+def write_snapshot(folder: Path, snapshot: Mapping[str, Any]) -> Path:
+    path = folder / SNAPSHOT_FILE
+    write_atomically(path, json.dumps(snapshot, indent=2, sort_keys=False).encode())
+    return path
+
+
+def read_snapshot(path: Path) -> dict[str, Any]:
+    try:
+        snapshot: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SnapshotError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise SnapshotError(f"{path}: not JSON (line {exc.lineno}): {exc.msg}") from exc
+    missing = [key for key in ("symbol", "profile", "kpis", "thresholds") if key not in snapshot]
+    if missing:
+        raise SnapshotError(f"{path}: not a shadow snapshot (missing {', '.join(missing)})")
+    return snapshot
+
+
+def find_snapshots(roots: Iterable[Path]) -> list[Path]:
+    """Snapshot files given directly, or found under the given folders (sorted, for a stable audit)."""
+    found: list[Path] = []
+    for root in roots:
+        if root.is_file():
+            found.append(root)
+        elif root.is_dir():
+            found += sorted(root.rglob(SNAPSHOT_FILE))
+        else:
+            raise SnapshotError(f"{root}: no such file or folder")
+    return found
+
+
+def _fmt(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{value:,.4g}" if isinstance(value, float) else str(value)
+
+
+def render_markdown(snapshot: Mapping[str, Any], plot_file: str | None) -> str:
+    kpis = snapshot["kpis"]
+    gates = pd.DataFrame(snapshot["gates"])
+    lines = [
+        f"# Shadow report: {snapshot['symbol']} {snapshot.get('hour', '')}",
+        "",
+        f"**Verdict: {snapshot['verdict']}**"
+        + ("" if not snapshot["reasons"] else " because " + "; ".join(snapshot["reasons"])),
+        "",
+        f"Profile `{snapshot['profile']}`, windows of {_fmt(snapshot.get('window_seconds'))} s, "
+        f"source {snapshot.get('source', 'n/a')}, commit {snapshot.get('commit', 'n/a')}, "
+        f"ingest {snapshot.get('ingest', 'n/a')}.",
+        "",
+        "## Gates",
+        "",
+        gates.to_markdown(index=False),
+        "",
+        "## KPIs (valid windows; shares and bps notional-weighted)",
+        "",
+        "| KPI | value | median over windows |",
+        "|---|---|---|",
+        *(f"| {name} | {_fmt(kpis[name])} | {_fmt(snapshot['window_medians'].get(name))} |" for name in KPI_FIELDS),
+        "",
+        "Definitions: docs/shadow-simulation.md.",
+    ]
+    if plot_file:
+        lines += ["", f"![KPIs per window]({plot_file})"]
+    return "\n".join(lines) + "\n"
