@@ -66,9 +66,9 @@ ingest-job: $(STAMP) $(INSTANCE)
 
 ## Shadow Mode from the stream: ingest and simulate PROFILE per (hour, symbol), 60 s windows, gates, reports.
 ## Without REDIS_URL: a fresh embedded Redis filled with SHADOW_MINUTES of the synthetic market first (48 windows
-## need 48 minutes); data under .shadow_data/embedded (emptied first), which shadow-report then reads.
+## need 48 minutes; an hour fills the partition); data under .shadow_data/embedded (emptied first), which shadow-report then reads.
 PROFILE ?= moderate
-SHADOW_MINUTES ?= 50
+SHADOW_MINUTES ?= 60
 SHADOW_RUN_DATA := $(if $(REDIS_URL),$(SHADOW_DATA_DIR),$(EMBEDDED_DATA))
 shadow-redis: $(STAMP) $(INSTANCE)
 	$(if $(REDIS_URL),,rm -rf $(EMBEDDED_DATA))

@@ -277,7 +277,7 @@ def shadow_command(
     strict: bool,
 ) -> None:
     """Ingest from the stream and run Shadow Mode per (hour, symbol) through Dagster: KPIs, gates, reports."""
-    from shadow_pipeline.launch import project_instance, run_shadow, shadow_run_config, stream_hours
+    from shadow_pipeline.launch import console_level, project_instance, run_shadow, shadow_run_config, stream_hours
 
     try:
         os.environ[REDIS_URL_ENV] = resolve_url()  # one Redis for every run of this command
@@ -286,7 +286,7 @@ def shadow_command(
             _fail(f"stream {stream} is empty: replay ticks into it first (shadow-pipeline replay)")
         config = shadow_run_config(profile, window_seconds, min_windows, profiles_file)
         with project_instance() as instance:
-            table = run_shadow(chosen, _symbols(symbols), config, instance)
+            table = run_shadow(chosen, _symbols(symbols), config, instance, console_log_level=console_level())
     except (*_SETUP_ERRORS, ValueError) as exc:
         _fail(str(exc))
         return
@@ -307,7 +307,7 @@ def report_command(hours: tuple[str, ...], symbols: str) -> None:
     """Re-materialize shadow_report from stored shadow_iterations (no ingest): snapshot, Markdown, gates."""
     import dagster as dg
 
-    from shadow_pipeline.launch import project_instance, run_shadow
+    from shadow_pipeline.launch import console_level, project_instance, run_shadow
     from shadow_pipeline.partitions import hour_and_symbol
 
     with project_instance() as instance:
@@ -319,7 +319,7 @@ def report_command(hours: tuple[str, ...], symbols: str) -> None:
         missing = [f"{h}|{s}" for h in chosen for s in wanted if f"{h}|{s}" not in stored]
         if missing:
             _fail(f"no stored shadow_iterations for {', '.join(missing)}: run shadow-pipeline shadow for them first")
-        table = run_shadow(chosen, wanted, {}, instance, report_only=True)
+        table = run_shadow(chosen, wanted, {}, instance, report_only=True, console_log_level=console_level())
     _print_table(table)
 
 
@@ -379,7 +379,7 @@ def with_redis(command: tuple[str, ...]) -> None:
 
 
 @main.command("demo")
-@click.option("--minutes", type=float, default=10.0, show_default=True, help="Synthetic market minutes.")
+@click.option("--minutes", type=float, default=20.0, show_default=True, help="Synthetic market minutes.")
 @click.option("--symbols", default="BTCUSDT,ETHUSDT", show_default=True)
 @click.option("--seed", type=int, default=7, show_default=True)
 @click.option("--profile", default="moderate", show_default=True)

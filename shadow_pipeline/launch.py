@@ -5,6 +5,7 @@ Runs land in $DAGSTER_HOME's instance when it is set, so `dagster dev` shows the
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -20,6 +21,11 @@ from shadow_pipeline.jobs import SHADOW_JOB
 from shadow_pipeline.partitions import partition_key
 
 SUMMARY_KPIS = ("valid_windows", "total_fills", "maker_taker_ratio", "net_bps", "p95_latency_ms", "risk_ratio")
+
+
+def console_level() -> str:
+    """Dagster's console logs for runs launched from the CLI: all of them with -v, else only the summary."""
+    return "DEBUG" if logging.getLogger().getEffectiveLevel() <= logging.DEBUG else "CRITICAL"
 
 
 def project_instance() -> dg.DagsterInstance:
@@ -62,7 +68,8 @@ def _summary(result: dg.ExecuteInProcessResult, hour: str, symbol: str) -> dict[
         metadata = reports[0].metadata
         row["verdict"] = metadata["verdict"].value
         row.update({name: metadata[name].value for name in SUMMARY_KPIS if name in metadata})
-        row["reasons"] = str(metadata["reasons"].value).replace("\n", " ").replace("- ", "")
+        lines = str(metadata["reasons"].value).splitlines()
+        row["reasons"] = "; ".join(line.removeprefix("- ") for line in lines)
     else:
         failures = [_failure_text(e) for e in result.all_events if e.is_step_failure]
         row["verdict"] = "no report"
@@ -76,17 +83,20 @@ def run_shadow(
     run_config: dict[str, Any],
     instance: dg.DagsterInstance,
     report_only: bool = False,
+    console_log_level: str = "CRITICAL",
 ) -> pd.DataFrame:
     """shadow_job per (hour, symbol), or with ``report_only`` just shadow_report from stored iterations.
 
-    A No-Go fails its run (blocking gates) but the report is stored first, so every row has a verdict."""
+    A No-Go fails its run (blocking gates) but the report is stored first, so every row has a verdict. The runs'
+    logs stay in the instance (the UI shows them); ``console_log_level`` is what also goes to stderr."""
     job = defs.resolve_job_def(SHADOW_JOB)
     selection = [dg.AssetKey("shadow_report")] if report_only else None
+    loggers = {"loggers": {"console": {"config": {"log_level": console_log_level}}}}
     rows = []
     for hour in hours:
         for symbol in symbols:
             result = job.execute_in_process(
-                run_config={} if report_only else run_config,
+                run_config=loggers if report_only else {**run_config, **loggers},
                 partition_key=partition_key(hour, symbol),
                 instance=instance,
                 asset_selection=selection,
