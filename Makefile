@@ -12,7 +12,8 @@ export SHADOW_ARTIFACTS_DIR ?= $(CURDIR)/artifacts
 export VIRTUAL_ENV := $(CURDIR)/$(VENV)
 INSTANCE := $(DAGSTER_HOME)/dagster.yaml
 
-.PHONY: demo test lint typecheck defs pytest dev ingest ingest-job shadow-redis shadow-report shadow-audit shadow-ci bench clean
+.PHONY: demo test lint typecheck defs pytest dev ingest ingest-job shadow-redis shadow-report shadow-audit shadow-ci \
+	shadow-redis-export shadow-redis-export-stream dryrun dryrun-validate bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "shadow-pipeline needs Python >= 3.11; set PYTHON=python3.11 (or newer)")'
@@ -74,7 +75,7 @@ shadow-redis: $(STAMP) $(INSTANCE)
 	$(if $(REDIS_URL),,rm -rf $(EMBEDDED_DATA))
 	SHADOW_DATA_DIR=$(SHADOW_RUN_DATA) $(BIN)/shadow-pipeline with-redis -- sh -c '\
 	  $(if $(REDIS_URL),,$(BIN)/shadow-pipeline replay --source synthetic --minutes $(SHADOW_MINUTES) > /dev/null && )\
-	  $(BIN)/shadow-pipeline shadow --profile $(PROFILE) --window-seconds 60'
+	  $(BIN)/shadow-pipeline shadow --profile $(PROFILE) --window-seconds 60 $(SHADOW_FLAGS)'
 
 ## The newest hour's shadow_report again from stored iterations (after shadow-redis): snapshot, Markdown, plot.
 shadow-report: $(STAMP) $(INSTANCE)
@@ -86,6 +87,28 @@ shadow-audit: $(STAMP)
 
 ## CI gate: report, then audit; exits non-zero on any No-Go.
 shadow-ci: shadow-report shadow-audit
+
+## The stored KPIs to Redis ($REDIS_URL; an embedded server would vanish with the command): hashes with a TTL,
+## or one stream entry per window. Re-exporting adds nothing to a stream.
+shadow-redis-export: $(STAMP)
+	SHADOW_DATA_DIR=$(SHADOW_RUN_DATA) $(BIN)/shadow-pipeline export --mode hash --per-symbol
+shadow-redis-export-stream: $(STAMP)
+	SHADOW_DATA_DIR=$(SHADOW_RUN_DATA) $(BIN)/shadow-pipeline export --mode stream
+
+## Dry-run validation: ingest, shadow, export, read back and compare with a queue-aware replay, per symbol;
+## DRYRUN_WINDOWS windows of 60 s (dryrun: 6, dryrun-validate: 12). Without REDIS_URL: a fresh embedded Redis
+## filled with DRYRUN_MINUTES of the synthetic market first. Non-zero exit on any FAIL.
+DRYRUN_MINUTES ?= 15
+define DRYRUN
+	$(if $(REDIS_URL),,rm -rf $(EMBEDDED_DATA))
+	SHADOW_DATA_DIR=$(SHADOW_RUN_DATA) $(BIN)/shadow-pipeline with-redis -- sh -c '\
+	  $(if $(REDIS_URL),,$(BIN)/shadow-pipeline replay --source synthetic --minutes $(DRYRUN_MINUTES) > /dev/null && )\
+	  $(BIN)/shadow-pipeline dryrun --iterations $(1) --duration 60 --profile $(PROFILE)'
+endef
+dryrun: $(STAMP) $(INSTANCE)
+	$(call DRYRUN,6)
+dryrun-validate: $(STAMP) $(INSTANCE)
+	$(call DRYRUN,12)
 
 ## Throughput benchmarks, each as a ratio against a baseline measured in the same run.
 bench: $(STAMP)

@@ -266,6 +266,7 @@ def _print_table(table: object) -> None:
 @click.option("--profiles-file", default=None, help="Default: $SHADOW_PROFILES, else the packaged profiles.")
 @click.option("--stream", default=DEFAULT_STREAM, show_default=True)
 @click.option("--strict", is_flag=True, help="Exit 1 when any partition is not a Go.")
+@click.option("--export", is_flag=True, help="Also export the KPIs to Redis after each run (hash and stream).")
 def shadow_command(
     hours: tuple[str, ...],
     symbols: str,
@@ -275,6 +276,7 @@ def shadow_command(
     profiles_file: str | None,
     stream: str,
     strict: bool,
+    export: bool,
 ) -> None:
     """Ingest from the stream and run Shadow Mode per (hour, symbol) through Dagster: KPIs, gates, reports."""
     from shadow_pipeline.launch import console_level, project_instance, run_shadow, shadow_run_config, stream_hours
@@ -286,7 +288,9 @@ def shadow_command(
             _fail(f"stream {stream} is empty: replay ticks into it first (shadow-pipeline replay)")
         config = shadow_run_config(profile, window_seconds, min_windows, profiles_file)
         with project_instance() as instance:
-            table = run_shadow(chosen, _symbols(symbols), config, instance, console_log_level=console_level())
+            table = run_shadow(
+                chosen, _symbols(symbols), config, instance, console_log_level=console_level(), export=export
+            )
     except (*_SETUP_ERRORS, ValueError) as exc:
         _fail(str(exc))
         return
@@ -321,6 +325,8 @@ def report_command(hours: tuple[str, ...], symbols: str) -> None:
             _fail(f"no stored shadow_iterations for {', '.join(missing)}: run shadow-pipeline shadow for them first")
         table = run_shadow(chosen, wanted, {}, instance, report_only=True, console_log_level=console_level())
     _print_table(table)
+    if (table["verdict"] == "no report").any():
+        sys.exit(1)
 
 
 @main.command("audit")
@@ -348,6 +354,99 @@ def audit_command(paths: tuple[Path, ...], profiles_file: str | None, snapshot_t
     no_go = int((table["verdict"] != "GO").sum())
     click.echo(f"{len(table) - no_go} Go, {no_go} No-Go")
     sys.exit(1 if no_go else 0)
+
+
+def _iterations_files(roots: list[Path]) -> list[Path]:
+    found: list[Path] = []
+    for root in roots:
+        if root.is_dir():
+            found += sorted(root.rglob("*.parquet"))
+        elif root.exists():
+            found.append(root)
+        else:
+            raise FileNotFoundError(f"{root}: no such file or folder")
+    return found
+
+
+@main.command("export")
+@click.option(
+    "--src",
+    "sources",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="POST_SHADOW_SNAPSHOT.json (hash mode) or shadow_iterations .parquet files, or folders of them (repeat). "
+    "Default: the stored shadow_iterations under $SHADOW_DATA_DIR/assets.",
+)
+@click.option("--mode", type=click.Choice(["hash", "stream", "both"]), default="hash", show_default=True)
+@click.option("--per-symbol", is_flag=True, help="Hash mode: also shadow:kpi:{symbol}, one field per KPI.")
+@click.option("--ttl", "ttl_seconds", type=int, default=24 * 3600, show_default=True, help="Hash expiry (s).")
+@click.option("--maxlen", type=int, default=100_000, show_default=True, help="Stream mode: MAXLEN ~ per symbol.")
+def export_command(sources: tuple[Path, ...], mode: str, per_symbol: bool, ttl_seconds: int, maxlen: int) -> None:
+    """Write shadow KPIs to Redis: hashes (latest per symbol, TTL) and/or streams (one entry per window).
+
+    Every record is validated against the shipped JSON Schema first; re-exporting adds no stream entry."""
+    import pandas as pd
+    from upath import UPath
+
+    from shadow_pipeline.domain.kpi_records import KpiRecordError, snapshot_record
+    from shadow_pipeline.io_managers import data_dir
+    from shadow_pipeline.redis_io.kpi_export import export_iterations, write_hashes
+    from shadow_pipeline.reporting.snapshot import SnapshotError, read_snapshot
+
+    roots = list(sources) or [Path(str(UPath(data_dir()) / "assets" / "shadow_iterations"))]
+    results = []
+    try:
+        client = connect(decode_responses=True)
+        for path in _iterations_files([r for r in roots if r.suffix != ".json"]):
+            iterations = pd.read_parquet(path)
+            partition = f"{iterations['hour'].iloc[0]}|{iterations['symbol'].iloc[0]}"
+            results += export_iterations(client, iterations, partition, mode, per_symbol, ttl_seconds, maxlen)
+        snapshots = [r for r in roots if r.suffix == ".json"]
+        if snapshots and mode != "hash":
+            _fail("a snapshot holds the partition aggregate only: use --mode hash, or --src the iterations .parquet")
+        if snapshots:
+            records = [snapshot_record(read_snapshot(path)) for path in snapshots]
+            results.append(write_hashes(client, records, per_symbol, ttl_seconds))
+    except (*_SETUP_ERRORS, KpiRecordError, SnapshotError, FileNotFoundError, ValueError, KeyError) as exc:
+        _fail(str(exc))
+        return
+    if not results:
+        _fail(f"nothing to export under {', '.join(map(str, roots))}: run make shadow-redis first")
+    for result in results:
+        skipped = f", {result.skipped} already there" if result.mode == "stream" else ""
+        click.echo(f"{result.mode}: {result.written} records{skipped} -> {', '.join(result.keys)}")
+
+
+@main.command("dryrun")
+@click.option("--symbols", default="", help="Comma-separated; default: the configured partitions.")
+@click.option("--iterations", type=int, default=6, show_default=True, help="Windows to compare (the newest N).")
+@click.option("--duration", type=float, default=60.0, show_default=True, help="Window length in seconds.")
+@click.option("--hour", "hours", multiple=True, help="Hourly partition (repeat). Default: every hour the stream spans.")
+@click.option("--profile", default="moderate", show_default=True)
+@click.option("--reality", type=click.Choice(["queue", "fills"]), default="queue", show_default=True)
+@click.option("--stream", default=DEFAULT_STREAM, show_default=True)
+def dryrun_command(
+    symbols: str, iterations: int, duration: float, hours: tuple[str, ...], profile: str, reality: str, stream: str
+) -> None:
+    """Ingest, shadow, export to Redis, then validate the predictions read back against reality (MAPE gate).
+
+    Exit status: 0 no KPI FAILs, 1 any FAIL (or a run without a report)."""
+    from shadow_pipeline.launch import console_level, project_instance, run_dryrun, stream_hours
+
+    try:
+        os.environ[REDIS_URL_ENV] = resolve_url()
+        chosen = list(hours) or stream_hours(connect(decode_responses=True), stream)
+        if not chosen:
+            _fail(f"stream {stream} is empty: replay ticks into it first (shadow-pipeline replay)")
+        with project_instance() as instance:
+            table = run_dryrun(
+                chosen, _symbols(symbols), profile, duration, iterations, reality, instance, console_level()
+            )
+    except (*_SETUP_ERRORS, ValueError) as exc:
+        _fail(str(exc))
+        return
+    _print_table(table)
+    sys.exit(0 if (table["status"].isin(["PASS", "WARN"])).all() else 1)
 
 
 @main.command("with-redis", context_settings={"ignore_unknown_options": True})

@@ -30,3 +30,13 @@ shadow_job = dg.define_asset_job(
     "A No-Go fails the run (blocking gates).",
     executor_def=dg.in_process_executor,
 )
+
+PIPELINE_JOB = "pipeline_job"
+
+pipeline_job = dg.define_asset_job(
+    name=PIPELINE_JOB,
+    selection=dg.AssetSelection.groups("ingest", "shadow", "export", "dryrun"),
+    description="One (hour, symbol), everything: ingest, shadow report, KPI export to Redis, dry-run accuracy. "
+    "Export and dry-run depend on the iterations, not on the Go/No-Go, so a No-Go is exported and validated too.",
+    executor_def=dg.in_process_executor,
+)

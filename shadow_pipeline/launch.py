@@ -17,8 +17,10 @@ import redis
 
 from shadow_pipeline.definitions import defs
 from shadow_pipeline.domain.windows import HOUR_NS, hour_keys
-from shadow_pipeline.jobs import SHADOW_JOB
+from shadow_pipeline.jobs import PIPELINE_JOB, SHADOW_JOB
 from shadow_pipeline.partitions import partition_key
+
+DRYRUN_ASSET = "dryrun_accuracy_report"
 
 SUMMARY_KPIS = ("valid_windows", "total_fills", "maker_taker_ratio", "net_bps", "p95_latency_ms", "risk_ratio")
 
@@ -84,13 +86,19 @@ def run_shadow(
     instance: dg.DagsterInstance,
     report_only: bool = False,
     console_log_level: str = "CRITICAL",
+    export: bool = False,
 ) -> pd.DataFrame:
-    """shadow_job per (hour, symbol), or with ``report_only`` just shadow_report from stored iterations.
+    """shadow_job per (hour, symbol) (with ``export`` also exported_kpis, from pipeline_job), or with
+    ``report_only`` just shadow_report from stored iterations.
 
     A No-Go fails its run (blocking gates) but the report is stored first, so every row has a verdict. The runs'
     logs stay in the instance (the UI shows them); ``console_log_level`` is what also goes to stderr."""
-    job = defs.resolve_job_def(SHADOW_JOB)
-    selection = [dg.AssetKey("shadow_report")] if report_only else None
+    job = defs.resolve_job_def(PIPELINE_JOB if export else SHADOW_JOB)
+    selection: list[dg.AssetKey] | None = None
+    if report_only:
+        selection = [dg.AssetKey("shadow_report")]
+    elif export:
+        selection = [key for key in job.asset_layer.executable_asset_keys if key != dg.AssetKey(DRYRUN_ASSET)]
     loggers = {"loggers": {"console": {"config": {"log_level": console_log_level}}}}
     rows = []
     for hour in hours:
@@ -103,4 +111,45 @@ def run_shadow(
                 raise_on_error=False,
             )
             rows.append(_summary(result, hour, symbol))
+    return pd.DataFrame(rows)
+
+
+def run_dryrun(
+    hours: Sequence[str],
+    symbols: Iterable[str],
+    profile: str,
+    window_seconds: float,
+    iterations: int,
+    reality: str,
+    instance: dg.DagsterInstance,
+    console_log_level: str = "CRITICAL",
+) -> pd.DataFrame:
+    """pipeline_job per (hour, symbol): the shadow's windows exported to Redis, read back, validated."""
+    job = defs.resolve_job_def(PIPELINE_JOB)
+    run_config = shadow_run_config(profile, window_seconds)
+    run_config["ops"]["exported_kpis"] = {"config": {"mode": "both"}}
+    run_config["ops"]["dryrun_accuracy_report"] = {"config": {"reality": reality, "iterations": iterations}}
+    run_config["loggers"] = {"console": {"config": {"log_level": console_log_level}}}
+    rows = []
+    for hour in hours:
+        for symbol in symbols:
+            result = job.execute_in_process(
+                run_config=run_config,
+                partition_key=partition_key(hour, symbol),
+                instance=instance,
+                raise_on_error=False,
+            )
+            row: dict[str, Any] = {"hour": hour, "symbol": symbol, "run": "success" if result.success else "failed"}
+            reports = result.asset_materializations_for_node(DRYRUN_ASSET)
+            if reports:
+                metadata = reports[0].metadata
+                row["status"] = metadata["status"].value
+                row["windows"] = metadata["windows_compared"].value
+                row["fills_predicted"] = metadata["predicted_fills"].value
+                row["fills_actual"] = metadata["actual_fills"].value
+                row["report"] = metadata["report"].value
+            else:
+                row["status"] = "no report"
+                row["report"] = " | ".join(_failure_text(e) for e in result.all_events if e.is_step_failure)[:300]
+            rows.append(row)
     return pd.DataFrame(rows)

@@ -113,4 +113,34 @@ class ArtifactsResource(dg.ConfigurableResource):
     base_path: str | None = Field(default=None, description="Folder. Default: $SHADOW_ARTIFACTS_DIR, else ./artifacts.")
 
     def shadow_folder(self, hour: str, symbol: str) -> Path:
-        return (Path(self.base_path) if self.base_path else artifacts_dir()) / "shadow" / hour / symbol
+        return self._base() / "shadow" / hour / symbol
+
+    def dryrun_folder(self, hour: str, symbol: str) -> Path:
+        return self._base() / "dryrun" / hour / symbol
+
+    def _base(self) -> Path:
+        return Path(self.base_path) if self.base_path else artifacts_dir()
+
+
+SLACK_TOKEN_ENV = "SLACK_BOT_TOKEN"
+
+
+class AlertsResource(dg.ConfigurableResource):
+    """Where failed check evaluations are announced: a Redis stream always, Slack when a token is configured."""
+
+    stream: str = Field(default="shadow:alerts", description="Redis stream of alerts (one entry per failed check).")
+    maxlen: int = Field(default=10_000, description="MAXLEN ~ of the alert stream.")
+    slack_token: str | None = Field(
+        default=None, description=f"Slack bot token; default ${SLACK_TOKEN_ENV}. Without one, no Slack message."
+    )
+    slack_channel: str = Field(default="#shadow-alerts", description="Slack channel for alerts.")
+
+    def post_to_slack(self, text: str) -> bool:
+        """Post ``text``; False when Slack is not configured. Errors propagate so the caller can log them."""
+        token = self.slack_token or os.environ.get(SLACK_TOKEN_ENV)
+        if not token:
+            return False
+        from dagster_slack import SlackResource
+
+        SlackResource(token=token).get_client().chat_postMessage(channel=self.slack_channel, text=text)
+        return True

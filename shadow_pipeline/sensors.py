@@ -1,4 +1,5 @@
-"""Sensors: launch the pipeline for an (hour, symbol) once the stream's event time has moved past the hour."""
+"""Sensors: launch the pipeline for an (hour, symbol) once the stream's event time has moved past the hour, and
+turn failed asset checks into alerts (a WARN check never fails a run, so only a sensor sees it)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,17 @@ import dagster as dg
 import pandas as pd
 import redis
 
+from shadow_pipeline.alerting import alert_fields, alert_text, failed_evaluation
 from shadow_pipeline.domain.windows import closed_hours, hour_keys
-from shadow_pipeline.jobs import shadow_job
+from shadow_pipeline.jobs import pipeline_job
 from shadow_pipeline.partitions import FIRST_HOUR, configured_symbols, partition_key
-from shadow_pipeline.resources import RedisResource, TickStreamResource
+from shadow_pipeline.redis_io.streams import append_once
+from shadow_pipeline.resources import AlertsResource, RedisResource, TickStreamResource
 
 SCAN_CHUNK = 20_000
 MAX_SCAN_PER_TICK = 500_000  # a tick must finish well inside Dagster's 60 s evaluation limit
+MAX_EVALUATIONS_PER_TICK = 1000
+CURSOR_OVERLAP_SECONDS = 1.0
 
 
 def _scan(client: redis.Redis, stream: str, after: str) -> tuple[str, set[tuple[str, str]], int]:
@@ -42,12 +47,12 @@ def _scan(client: redis.Redis, stream: str, after: str) -> tuple[str, set[tuple[
 
 
 @dg.sensor(
-    job=shadow_job,
+    job=pipeline_job,
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Requests one shadow_job run (ingest, simulate, report) per (hour, symbol) once a tick more than "
-    "the watermark past the hour has arrived. The cursor keeps the last stream id read, the newest exchange time "
-    "and the hours still open.",
+    description="Requests one pipeline_job run (ingest, shadow, export, dry-run) per (hour, symbol) once a tick "
+    "more than the watermark past the hour has arrived. The cursor keeps the last stream id read, the newest "
+    "exchange time and the hours still open.",
 )
 def closed_window_sensor(
     context: dg.SensorEvaluationContext, redis: RedisResource, tick_stream: TickStreamResource
@@ -70,8 +75,50 @@ def closed_window_sensor(
     cursor = {"last_id": last_id, "newest": newest, "open": sorted(pending - set(ready))}
     return dg.SensorResult(
         run_requests=[
-            dg.RunRequest(run_key=f"shadow:{hour}:{symbol}", partition_key=partition_key(hour, symbol))
+            dg.RunRequest(run_key=f"pipeline:{hour}:{symbol}", partition_key=partition_key(hour, symbol))
             for hour, symbol in ready
         ],
         cursor=json.dumps(cursor),
     )
+
+
+@dg.sensor(
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Writes one alert per failed asset-check evaluation (WARN or ERROR: data quality, min-windows, KPI "
+    "thresholds, prediction accuracy) to the shadow:alerts stream, the log and Slack when a token is set. The "
+    "cursor is the last evaluation seen; the alert stream is keyed by evaluation, so none is written twice.",
+)
+def check_alert_sensor(
+    context: dg.SensorEvaluationContext, redis: RedisResource, alerts: AlertsResource
+) -> dg.SkipReason:
+    # The cursor is a timestamp, not a storage id: SQLite instances shard the event log by run, where storage
+    # ids are per shard. Re-reading an overlap is harmless because the alert stream is keyed by evaluation.
+    after = float(context.cursor) - CURSOR_OVERLAP_SECONDS if context.cursor else None
+    records = context.instance.get_event_records(
+        dg.EventRecordsFilter(event_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION, after_timestamp=after),
+        limit=MAX_EVALUATIONS_PER_TICK,
+        ascending=True,
+    )
+    if not records:
+        return dg.SkipReason("no new check evaluations")
+    client = redis.get_client(decode_responses=True)
+    written = 0
+    for record in records:
+        evaluation = failed_evaluation(record)
+        if evaluation is None:
+            continue
+        run = context.instance.get_run_by_id(record.event_log_entry.run_id)
+        partition = run.tags.get("dagster/partition", "") if run is not None else ""
+        fields = alert_fields(record, evaluation, partition)
+        if not append_once(client, alerts.stream, [(fields["evaluation"], fields)], alerts.maxlen):
+            continue  # written by an earlier tick that stopped before saving its cursor
+        written += 1
+        text = alert_text(fields)
+        context.log.warning(text)
+        try:
+            alerts.post_to_slack(text)
+        except Exception as exc:  # Slack being down must not lose the cursor or the Redis alert
+            context.log.error(f"could not post the alert to Slack: {exc}")
+    context.update_cursor(str(records[-1].event_log_entry.timestamp))
+    return dg.SkipReason(f"{len(records)} check evaluations read, {written} alerts written to {alerts.stream}")

@@ -158,7 +158,7 @@ def test_sensor_requests_one_run_per_closed_partition(
     with dg.instance_for_test() as instance:
         first = _evaluate(instance, resources, None)
         keys = _run_keys(first)
-        assert keys == ["shadow:2024-08-09-00:00:BTCUSDT", "shadow:2024-08-09-00:00:ETHUSDT"]
+        assert keys == ["pipeline:2024-08-09-00:00:BTCUSDT", "pipeline:2024-08-09-00:00:ETHUSDT"]
         assert {str(r.partition_key) for r in first.run_requests or []} == {
             "2024-08-09-00:00|BTCUSDT",
             "2024-08-09-00:00|ETHUSDT",
@@ -171,8 +171,8 @@ def test_sensor_requests_one_run_per_closed_partition(
         replay_synthetic(redis_client, stream, seconds=30, symbols=("BTCUSDT",), start="2024-08-09T02:00:01Z")
         third = _evaluate(instance, resources, second.cursor)
         assert _run_keys(third) == [
-            "shadow:2024-08-09-01:00:BTCUSDT",
-            "shadow:2024-08-09-01:00:ETHUSDT",
+            "pipeline:2024-08-09-01:00:BTCUSDT",
+            "pipeline:2024-08-09-01:00:ETHUSDT",
         ]
         fourth = _evaluate(instance, resources, third.cursor)
         assert _run_keys(fourth) == []
@@ -215,7 +215,7 @@ def test_schedule_requests_the_previous_hour_for_every_symbol() -> None:
 
     from shadow_pipeline.definitions import defs
 
-    schedule = defs.resolve_schedule_def("shadow_job_schedule")
+    schedule = defs.resolve_schedule_def("pipeline_job_schedule")
     with dg.instance_for_test() as instance:
         context = dg.build_schedule_context(
             instance=instance, scheduled_execution_time=datetime(2024, 8, 9, 1, 5, tzinfo=UTC)

@@ -30,7 +30,7 @@ from shadow_pipeline.reporting.snapshot import (
 )
 from shadow_pipeline.resources import ArtifactsResource, RedisResource, TickStreamResource
 
-INGEST_QUALITY = ("gaps", "reordered", "drops", "dead_letters")
+INGEST_QUALITY = ("gaps", "reordered", "drops")
 TABLE_COLUMNS = (
     "iteration",
     "ticks",
@@ -61,7 +61,8 @@ class ShadowConfig(dg.Config):
 
 def strategy_for(config: ShadowConfig, symbol: str) -> tuple[StrategyParams, Thresholds]:
     """The profile's parameters and gates for ``symbol``; a bad profile or window fails the run with the reason."""
-    if (HOUR_NS / 1e9) % config.window_seconds:
+    window_ns = round(config.window_seconds * 1e9)
+    if window_ns <= 0 or HOUR_NS % window_ns:
         raise dg.Failure(
             f"window_seconds {config.window_seconds} does not divide 3600: a window would straddle two hourly "
             "partitions (use e.g. 5, 10, 30, 60, 300)"
@@ -113,6 +114,8 @@ def shadow_iterations(
     """
     hour, symbol = hour_and_symbol(context.partition_key)
     params, thresholds = strategy_for(config, symbol)
+    if normalized_ticks.empty:
+        raise dg.Failure(f"{symbol} {hour}: no ticks to quote on (normalized_ticks is empty)")
     started = time.perf_counter()
     simulation = simulate(normalized_ticks, params)
     iterations = iteration_kpis(normalized_ticks, simulation, params, thresholds, config.window_seconds)
@@ -174,8 +177,6 @@ def shadow_report(
     `shadow-pipeline audit` re-checks them.
     """
     hour, symbol = hour_and_symbol(context.partition_key)
-    if shadow_iterations.empty:
-        raise dg.Failure(f"{symbol} {hour}: shadow_iterations has no windows (no ticks in the partition?)")
     first = shadow_iterations.iloc[0]
     thresholds = Thresholds(**json.loads(first["thresholds"]))
     kpis = {str(k): v for k, v in aggregate(shadow_iterations).iloc[0].items()}
@@ -185,6 +186,7 @@ def shadow_report(
         for k in ("hour", "symbol", "profile", "window_seconds", "commit", "source", "ingest", "latency_notes")
     }
     notes["partition"] = str(context.partition_key)
+    notes["as_of"] = pd.Timestamp(int(shadow_iterations["window_end"].max()), tz="UTC").isoformat()
     judged = judge(kpis, thresholds)
     snapshot = build_snapshot(kpis, medians, thresholds, judged, notes, pd.Timestamp.now(tz="UTC").isoformat())
     folder = artifacts.shadow_folder(hour, symbol)

@@ -261,7 +261,7 @@ def _summary(group: pd.DataFrame) -> dict[str, object]:
             name: float(valid[name].median()) if len(valid) else float("nan")
             for name in ("p95_latency_ms", "p95_raw_ms", "p99_ms", "feed_p95_ms", "broker_p95_ms", "decision_p95_ms")
         },
-        "risk_ratio": _weighted(valid, "risk_ratio", "covered_s"),
+        "risk_ratio": _weighted(group, "risk_ratio", "covered_s"),  # inventory held while not trading counts
         "risk_max": float(valid["risk_max"].max()) if len(valid) else float("nan"),
         "net_bps_median": float(valid["net_bps"].median()) if len(valid) else float("nan"),
         "maker_taker_ratio_median": float(valid["maker_taker_ratio"].median()) if len(valid) else float("nan"),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -75,3 +75,41 @@ def read_entries(client: redis.Redis, stream: str, count: int | None = None, new
     """Entries as ``(id, fields)`` with text keys and values, oldest first (or the newest ``count``, newest first)."""
     reply = client.xrevrange(stream, count=count) if newest else client.xrange(stream, count=count)
     return [(_text(i), {_text(k): _text(v) for k, v in (f or {}).items()}) for i, f in (reply or [])]
+
+
+# KEYS: stream, index hash. ARGV: maxlen, then per entry: key, field count n, n field/value pairs.
+_APPEND_ONCE = """
+local added = 0
+local i = 2
+while i <= #ARGV do
+  local key, n = ARGV[i], tonumber(ARGV[i + 1])
+  if redis.call('HEXISTS', KEYS[2], key) == 0 then
+    local fields = {}
+    for j = 1, 2 * n do fields[j] = ARGV[i + 1 + j] end
+    local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', unpack(fields))
+    redis.call('HSET', KEYS[2], key, id)
+    added = added + 1
+  end
+  i = i + 2 + 2 * n
+end
+return added
+"""
+
+
+def index_key(stream: str) -> str:
+    """The hash of keys already appended to ``stream`` (key -> entry id)."""
+    return f"{stream}:ids"
+
+
+def append_once(client: redis.Redis, stream: str, entries: Sequence[tuple[str, Mapping[str, str]]], maxlen: int) -> int:
+    """XADD each (key, fields) whose key was never appended before; atomic (one Lua script). Returns how many
+    were added: a retry, a re-export or a second writer adds nothing twice."""
+    if not entries:
+        return 0
+    args: list[str | int] = [maxlen]
+    for key, fields in entries:
+        args += [key, len(fields)]
+        for name, value in fields.items():
+            args += [name, value]
+    script = client.register_script(_APPEND_ONCE)
+    return int(script(keys=[stream, index_key(stream)], args=args))

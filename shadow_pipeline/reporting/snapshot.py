@@ -85,7 +85,7 @@ def write_atomically(path: Path, data: bytes) -> None:
 
 def write_snapshot(folder: Path, snapshot: Mapping[str, Any]) -> Path:
     path = folder / SNAPSHOT_FILE
-    write_atomically(path, json.dumps(snapshot, indent=2, sort_keys=False).encode())
+    write_atomically(path, json.dumps(snapshot, indent=2, allow_nan=False).encode())  # NaN is not JSON: fail
     return path
 
 

@@ -1,0 +1,55 @@
+"""Stage 3: the shadow KPIs exported to Redis, where dashboards and the live bot's risk manager read them."""
+
+from typing import Literal
+
+import dagster as dg
+import pandas as pd
+from pydantic import Field
+
+from shadow_pipeline.domain.kpi_records import KpiRecordError
+from shadow_pipeline.partitions import tick_partitions
+from shadow_pipeline.redis_io.kpi_export import DEFAULT_STREAM_MAXLEN, DEFAULT_TTL_SECONDS, export_iterations
+from shadow_pipeline.resources import RedisResource
+
+
+class ExportConfig(dg.Config):
+    """How the KPIs go to Redis (docs/dry-run.md: hash vs stream)."""
+
+    mode: Literal["hash", "stream", "both"] = Field(
+        default="both", description="hash: latest per symbol; stream: one entry per window; both."
+    )
+    per_symbol: bool = Field(default=True, description="Hash mode: also shadow:kpi:{symbol}, one field per KPI.")
+    ttl_seconds: int = Field(default=DEFAULT_TTL_SECONDS, ge=1, description="Expiry of the hashes.")
+    maxlen: int = Field(default=DEFAULT_STREAM_MAXLEN, ge=1, description="Stream mode: MAXLEN ~ per symbol.")
+
+
+@dg.asset(group_name="export", partitions_def=tick_partitions, kinds={"redis"})
+def exported_kpis(
+    context: dg.AssetExecutionContext, config: ExportConfig, shadow_iterations: pd.DataFrame, redis: RedisResource
+) -> dg.MaterializeResult:
+    """The partition's KPIs in Redis: the aggregate in shadow:kpi:all and shadow:kpi:{symbol} (with a TTL), and
+    one entry per window in shadow:kpi:stream:{symbol} (re-exporting adds nothing).
+
+    Every record is validated against the shipped JSON Schema first; an invalid one fails the run and nothing
+    of the partition is written. Exported whatever the Go/No-Go verdict: readers see a No-Go too.
+    """
+    if shadow_iterations.empty:
+        raise dg.Failure("shadow_iterations has no windows for this partition: nothing to export")
+    partition = str(context.partition_key)
+    client = redis.get_client(decode_responses=True)
+    try:
+        results = export_iterations(
+            client, shadow_iterations, partition, config.mode, config.per_symbol, config.ttl_seconds, config.maxlen
+        )
+    except KpiRecordError as exc:
+        raise dg.Failure(str(exc)) from None
+    metadata: dict[str, dg.MetadataValue] = {}
+    for result in results:
+        metadata[f"{result.mode}_keys"] = dg.MetadataValue.text(", ".join(result.keys))
+        metadata[f"{result.mode}_records_written"] = dg.MetadataValue.int(result.written)
+        if result.mode == "stream":
+            metadata["stream_records_already_there"] = dg.MetadataValue.int(result.skipped)
+    context.log.info(f"exported {len(shadow_iterations)} windows of {partition} to {redis.describe()}")
+    return dg.MaterializeResult(
+        metadata={"mode": config.mode, "windows": dg.MetadataValue.int(len(shadow_iterations)), **metadata}
+    )

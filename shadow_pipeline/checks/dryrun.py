@@ -1,0 +1,52 @@
+"""The dry-run gates: a FAIL on any KPI is a blocking ERROR (the seed's CI gate), a WARN is a WARN."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from shadow_pipeline.domain.accuracy import FAIL, WARN, Accuracy
+
+ACCURACY_GATE = "prediction_accuracy"
+ACCURACY_WARN = "prediction_accuracy_warn"
+
+DRYRUN_CHECKS = [
+    dg.AssetCheckSpec(
+        ACCURACY_GATE,
+        asset="dryrun_accuracy_report",
+        blocking=True,
+        description="No KPI's prediction error is above the FAIL limit (MAPE/WPE > 30 %, net_bps > 2 bps).",
+    ),
+    dg.AssetCheckSpec(
+        ACCURACY_WARN,
+        asset="dryrun_accuracy_report",
+        description="No KPI's prediction error is in the WARN band (15-30 %, net_bps 1-2 bps).",
+    ),
+]
+
+
+def _with(accuracy: Accuracy, status: str) -> list[str]:
+    return accuracy.table.loc[accuracy.table["status"] == status, "kpi"].tolist()
+
+
+def accuracy_gates(accuracy: Accuracy) -> list[dg.AssetCheckResult]:
+    rows = {str(row["kpi"]): row for row in accuracy.table.to_dict(orient="records")}
+    gated = {kpi: (str(row["gated_on"]), float(row[row["gated_on"]])) for kpi, row in rows.items()}
+    errors = {f"{kpi}_{gate}": value for kpi, (gate, value) in gated.items()}
+    results = []
+    for name, status, severity in (
+        (ACCURACY_GATE, FAIL, dg.AssetCheckSeverity.ERROR),
+        (ACCURACY_WARN, WARN, dg.AssetCheckSeverity.WARN),
+    ):
+        hit = _with(accuracy, status)
+        reasons = [f"{kpi} {gated[kpi][0]} {gated[kpi][1]:.4g}" for kpi in hit]
+        results.append(
+            dg.AssetCheckResult(
+                asset_key="dryrun_accuracy_report",
+                check_name=name,
+                passed=not hit,
+                severity=severity,
+                metadata={"kpis": ", ".join(hit) or "none", **errors},
+                description=f"{status}: " + "; ".join(reasons) if hit else None,
+            )
+        )
+    return results

@@ -1,0 +1,126 @@
+"""KPI records for downstream consumers: built from shadow iterations or a snapshot, validated against the
+shipped JSON Schema before anything is written, so a reader never sees a half-valid record."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import jsonschema
+import pandas as pd
+
+SCHEMA_PACKAGE = "shadow_pipeline.schemas"
+SCHEMA_FILE = "kpi_record.schema.json"
+KPI_FIELDS = ("maker_taker_ratio", "net_bps", "p95_latency_ms", "risk_ratio")
+COUNT_FIELDS = ("maker_count", "taker_count", "total_fills")
+
+
+class KpiRecordError(ValueError):
+    """A record that does not match the schema; nothing of the batch it belongs to was written."""
+
+
+@cache
+def _validator() -> jsonschema.Draft202012Validator:
+    schema = json.loads(resources.files(SCHEMA_PACKAGE).joinpath(SCHEMA_FILE).read_text(encoding="utf-8"))
+    return jsonschema.Draft202012Validator(schema)
+
+
+def _number(value: Any) -> float | None:
+    if value is None:
+        return None
+    number = float(value)
+    return None if math.isnan(number) else number
+
+
+def _timestamp(ns: int) -> str:
+    return pd.Timestamp(int(ns), tz="UTC").isoformat().replace("+00:00", "Z")
+
+
+def iteration_records(iterations: pd.DataFrame, partition: str) -> list[dict[str, Any]]:
+    """One record per window of a shadow_iterations partition, in window order."""
+    records = []
+    for row in iterations.to_dict(orient="records"):
+        records.append(
+            {
+                "timestamp": _timestamp(row["window_end"]),
+                "symbol": str(row["symbol"]),
+                **{name: _number(row[name]) for name in KPI_FIELDS},
+                **{name: int(row[name]) for name in COUNT_FIELDS},
+                "partition": partition,
+                "profile": str(row["profile"]),
+                "scope": "iteration",
+                "iteration": int(row["iteration"]),
+                "valid": bool(row["valid"]),
+            }
+        )
+    return records
+
+
+def partition_record(
+    kpis: Mapping[str, Any], *, symbol: str, partition: str, profile: str, timestamp_ns: int
+) -> dict[str, Any]:
+    """A partition's aggregate KPIs (``domain.kpis.aggregate``, or a snapshot's ``kpis``) as one record."""
+    return {
+        "timestamp": _timestamp(timestamp_ns),
+        "symbol": symbol,
+        **{name: _number(kpis.get(name)) for name in KPI_FIELDS},
+        **{name: int(kpis.get(name) or 0) for name in COUNT_FIELDS},
+        "partition": partition,
+        "profile": profile,
+        "scope": "partition",
+    }
+
+
+def snapshot_record(snapshot: Mapping[str, Any]) -> dict[str, Any]:
+    """The record of a POST_SHADOW_SNAPSHOT.json."""
+    return partition_record(
+        snapshot["kpis"],
+        symbol=str(snapshot["symbol"]),
+        partition=str(snapshot["partition"]),
+        profile=str(snapshot["profile"]),
+        timestamp_ns=pd.Timestamp(snapshot["as_of"]).value,
+    )
+
+
+def validate(records: Sequence[Mapping[str, Any]]) -> None:
+    """Raise KpiRecordError naming the first bad record and rule; checks the whole batch before any write."""
+    validator = _validator()
+    for index, record in enumerate(records):
+        error = jsonschema.exceptions.best_match(validator.iter_errors(dict(record)))
+        if error is not None:
+            where = "/".join(map(str, error.absolute_path)) or "(record)"
+            raise KpiRecordError(
+                f"KPI record {index} ({record.get('symbol')}, {record.get('partition')}) is invalid at {where}: "
+                f"{error.message}; nothing was written"
+            )
+
+
+def to_fields(record: Mapping[str, Any]) -> dict[str, str]:
+    """Redis field values: numbers in their shortest exact form, booleans 1/0, null as the empty string."""
+    fields = {}
+    for name, value in record.items():
+        if value is None:
+            fields[name] = ""
+        elif isinstance(value, bool):
+            fields[name] = "1" if value else "0"
+        else:
+            fields[name] = repr(value) if isinstance(value, float) else str(value)
+    return fields
+
+
+def from_fields(fields: Mapping[str, str]) -> dict[str, Any]:
+    """The inverse of :func:`to_fields`, typed again by the field's schema type."""
+    record: dict[str, Any] = dict(fields)
+    for name in KPI_FIELDS:
+        if name in record:
+            record[name] = float(record[name]) if record[name] != "" else None
+    for name in (*COUNT_FIELDS, "iteration"):
+        if name in record:
+            record[name] = int(record[name])
+    if "valid" in record:
+        record["valid"] = record["valid"] == "1"
+    return record

@@ -1,0 +1,132 @@
+"""Writing KPI records to Redis for dashboards and the live bot's risk manager, and reading them back.
+
+- hash mode: ``shadow:kpi:all`` holds one field per symbol (the latest partition record as JSON); with
+  ``per_symbol`` also ``shadow:kpi:{symbol}``, one hash field per KPI. Both expire after ``ttl_seconds``.
+- stream mode: ``shadow:kpi:stream:{symbol}``, one entry per window (``MAXLEN ~``). An index hash
+  ``shadow:kpi:stream:{symbol}:ids`` maps partition|profile|iteration to the entry id
+  (:func:`streams.append_once`), so re-exporting a partition adds nothing and two exporters never race.
+
+Records are validated (``domain.kpi_records.validate``) before anything is written: an invalid record is an
+error and the batch is not written at all.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import redis
+
+from shadow_pipeline.domain.kpi_records import from_fields, iteration_records, partition_record, to_fields, validate
+from shadow_pipeline.domain.kpis import aggregate
+from shadow_pipeline.redis_io.streams import append_once
+
+ALL_HASH = "shadow:kpi:all"
+DEFAULT_TTL_SECONDS = 24 * 3600
+DEFAULT_STREAM_MAXLEN = 100_000
+
+
+def symbol_hash(symbol: str) -> str:
+    return f"shadow:kpi:{symbol}"
+
+
+def kpi_stream(symbol: str) -> str:
+    return f"shadow:kpi:stream:{symbol}"
+
+
+def record_key(record: Mapping[str, Any]) -> str:
+    return f"{record['partition']}|{record['profile']}|{record['iteration']}"
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    mode: str
+    keys: list[str]
+    written: int
+    skipped: int = 0  # records already in the stream (a re-export)
+
+
+def write_hashes(
+    client: redis.Redis, records: Sequence[Mapping[str, Any]], per_symbol: bool, ttl_seconds: int
+) -> ExportResult:
+    """The latest record per symbol into ``shadow:kpi:all`` (and ``shadow:kpi:{symbol}``), in one MULTI."""
+    validate(records)
+    pipe = client.pipeline(transaction=True)
+    keys = [ALL_HASH]
+    for record in records:
+        pipe.hset(ALL_HASH, str(record["symbol"]), json.dumps(dict(record), sort_keys=True))
+        if per_symbol:
+            key = symbol_hash(str(record["symbol"]))
+            pipe.delete(key)  # a field that is null now must not keep an older value
+            pipe.hset(key, mapping=to_fields(record))  # type: ignore[arg-type]
+            pipe.expire(key, ttl_seconds)
+            keys.append(key)
+    pipe.expire(ALL_HASH, ttl_seconds)
+    pipe.execute()
+    return ExportResult("hash", keys, len(records))
+
+
+def append_streams(client: redis.Redis, records: Sequence[Mapping[str, Any]], maxlen: int) -> ExportResult:
+    """Window records into ``shadow:kpi:stream:{symbol}``; records exported before are skipped."""
+    validate(records)
+    by_symbol: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    for record in records:
+        by_symbol[str(record["symbol"])].append(record)
+    added = 0
+    for symbol, batch in by_symbol.items():
+        keyed = [(record_key(record), to_fields(record)) for record in batch]
+        added += append_once(client, kpi_stream(symbol), keyed, maxlen)
+    streams = [kpi_stream(s) for s in by_symbol]
+    return ExportResult("stream", streams, added, len(records) - added)
+
+
+def export_iterations(
+    client: redis.Redis,
+    iterations: pd.DataFrame,
+    partition: str,
+    mode: str,
+    per_symbol: bool = True,
+    ttl_seconds: int = DEFAULT_TTL_SECONDS,
+    maxlen: int = DEFAULT_STREAM_MAXLEN,
+) -> list[ExportResult]:
+    """One shadow_iterations partition: its windows to the stream and/or its aggregate to the hashes."""
+    if iterations.empty:
+        raise ValueError(f"{partition}: no windows to export")
+    results = []
+    if mode in ("stream", "both"):
+        results.append(append_streams(client, iteration_records(iterations, partition), maxlen))
+    if mode in ("hash", "both"):
+        kpis = {str(k): v for k, v in aggregate(iterations).iloc[0].items()}
+        record = partition_record(
+            kpis,
+            symbol=str(iterations["symbol"].iloc[0]),
+            partition=partition,
+            profile=str(iterations["profile"].iloc[0]),
+            timestamp_ns=int(iterations["window_end"].max()),
+        )
+        results.append(write_hashes(client, [record], per_symbol, ttl_seconds))
+    return results
+
+
+def read_stream_records(
+    client: redis.Redis, symbol: str, partition: str | None = None, profile: str | None = None
+) -> list[dict[str, Any]]:
+    """Window records of ``symbol`` back from Redis (typed), optionally of one partition and profile."""
+    entries: list[Any] = client.xrange(kpi_stream(symbol))  # type: ignore[assignment]
+    records = [from_fields(_text(fields)) for _, fields in entries]
+    return [
+        r
+        for r in records
+        if (partition is None or r.get("partition") == partition) and (profile is None or r.get("profile") == profile)
+    ]
+
+
+def _text(fields: Mapping[Any, Any]) -> dict[str, str]:
+    return {
+        (k.decode() if isinstance(k, bytes) else str(k)): (v.decode() if isinstance(v, bytes) else str(v))
+        for k, v in fields.items()
+    }

@@ -1,0 +1,45 @@
+"""DRYRUN_ACCURACY_REPORT.json and .md of one (hour, symbol): predicted vs actual KPIs and their statuses."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from shadow_pipeline.domain.accuracy import BPS_LIMITS, PERCENT_LIMITS, Accuracy
+from shadow_pipeline.reporting.snapshot import write_atomically
+
+REPORT_JSON = "DRYRUN_ACCURACY_REPORT.json"
+REPORT_MD = "DRYRUN_ACCURACY_REPORT.md"
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else "inf"
+    return value
+
+
+def write_reports(folder: Path, accuracy: Accuracy, notes: Mapping[str, Any]) -> Path:
+    rows = [{k: _plain(v) for k, v in row.items()} for row in accuracy.table.to_dict(orient="records")]
+    document = {**notes, "status": accuracy.worst, "kpis": rows}
+    path = folder / REPORT_JSON
+    write_atomically(path, json.dumps(document, indent=2).encode())
+    lines = [
+        f"# Dry-run accuracy: {notes['symbol']} {notes['hour']}",
+        "",
+        f"**Status: {accuracy.worst}**. Predictions read back from Redis ({notes['predictions']}), reality: "
+        f"{notes['reality']}; {notes['windows_compared']} windows of {notes['window_seconds']} s, profile "
+        f"`{notes['profile']}`.",
+        "",
+        accuracy.table.to_markdown(index=False, floatfmt=".4g"),
+        "",
+        f"Gates: counts on WPE, net_bps on the mean absolute error (PASS < {BPS_LIMITS[0]:g} bps, FAIL > "
+        f"{BPS_LIMITS[1]:g} bps), the other KPIs on MAPE (PASS < {PERCENT_LIMITS[0]:.0%}, FAIL > "
+        f"{PERCENT_LIMITS[1]:.0%}). See docs/dry-run.md.",
+    ]
+    write_atomically(folder / REPORT_MD, ("\n".join(lines) + "\n").encode())
+    return path

@@ -1,0 +1,27 @@
+"""Shadow iterations built by the real domain code from the synthetic market, for export and alert tests."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from shadow_pipeline.domain.kpis import iteration_kpis
+from shadow_pipeline.domain.profiles import load_profiles, resolve
+from shadow_pipeline.domain.simulator import simulate
+from shadow_pipeline.domain.synthetic import generate
+from shadow_pipeline.domain.ticks import FIELDS, parse_table
+from shadow_pipeline.domain.windows import hour_keys
+from shadow_pipeline.feed.replay import number_ticks
+
+
+def synthetic_iterations(symbol: str = "BTCUSDT", seconds: float = 120, window_s: float = 10) -> pd.DataFrame:
+    """What shadow_iterations stores for ``seconds`` of the synthetic market (moderate profile)."""
+    frame = number_ticks(pd.concat(list(generate([symbol], seconds, seed=5)), ignore_index=True), {})
+    ticks = parse_table({c: frame[c].astype(str).to_numpy(dtype=object) for c in FIELDS}).ticks
+    ticks = ticks.sort_values(["ts_server", "seq"], kind="stable").reset_index(drop=True)
+    params, thresholds = resolve(load_profiles(), "moderate", symbol)
+    iterations = iteration_kpis(ticks, simulate(ticks, params), params, thresholds, window_s)
+    return iterations.assign(hour=str(hour_keys(ticks["ts_server"].to_numpy()[:1])[0]), window_seconds=window_s)
+
+
+def partition_of(iterations: pd.DataFrame) -> str:
+    return f"{iterations['hour'].iloc[0]}|{iterations['symbol'].iloc[0]}"

@@ -1,0 +1,67 @@
+"""The alert sensor: one alert per failed check evaluation, none twice (build_sensor_context, real Redis)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import redis
+
+from shadow_pipeline.assets.ingest import normalized_ticks, raw_ticks
+from shadow_pipeline.domain.faults import FaultSpec
+from shadow_pipeline.io_managers import ParquetIOManager
+from shadow_pipeline.partitions import partition_key
+from shadow_pipeline.resources import AlertsResource, LandingResource, RedisResource, TickStreamResource
+from shadow_pipeline.sensors import check_alert_sensor
+from shadow_pipeline_tests.ingest_helpers import replay_synthetic
+
+
+def test_one_alert_per_failed_check_evaluation_and_none_twice(
+    redis_url: str, redis_client: redis.Redis, stream: str, tmp_path: Path
+) -> None:
+    # Dropped ticks make the WARN gap check fail; reorders past 5 % make the reordered-share WARN fail.
+    replay_synthetic(redis_client, stream, 30, ("BTCUSDT",), FaultSpec(drop=0.02, reorder=0.2, seed=3))
+    resources = {
+        "redis": RedisResource(url=redis_url),
+        "tick_stream": TickStreamResource(stream=stream),
+        "landing": LandingResource(base_path=str(tmp_path / "landing")),
+        "parquet_io_manager": ParquetIOManager(base_path=str(tmp_path / "assets")),
+    }
+    alerts = AlertsResource(stream=f"{stream}:alerts")
+    sensor_resources = {"redis": RedisResource(url=redis_url), "alerts": alerts}
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            [raw_ticks, normalized_ticks],
+            partition_key=partition_key("2024-08-09-00:00", "BTCUSDT"),
+            resources=resources,
+            instance=instance,
+        )
+        failed = sorted(e.check_name for e in result.get_asset_check_evaluations() if not e.passed)
+        assert failed == ["no_sequence_gaps", "reordered_share_below_5pct"]
+
+        first = check_alert_sensor(dg.build_sensor_context(instance=instance, resources=sensor_resources))
+        written = redis_client.xrange(alerts.stream)
+        assert sorted(fields["check"] for _, fields in written) == failed
+        for _, fields in written:
+            assert fields["severity"] == "WARN" and fields["asset"] == "normalized_ticks"
+            assert fields["partition"] == "2024-08-09-00:00|BTCUSDT"
+        assert "2 alerts written" in str(first.skip_message)
+
+        # Next tick from the saved cursor: nothing new. A lost cursor re-reads everything but writes nothing twice.
+        cursor_context = dg.build_sensor_context(instance=instance, resources=sensor_resources, cursor="0")
+        check_alert_sensor(cursor_context)
+        again = dg.build_sensor_context(instance=instance, resources=sensor_resources, cursor=cursor_context.cursor)
+        assert "0 alerts written" in str(check_alert_sensor(again).skip_message)
+        assert redis_client.xlen(alerts.stream) == 2
+
+        # A new failing evaluation (the same partition re-materialized) is a new alert.
+        dg.materialize(
+            [raw_ticks, normalized_ticks],
+            partition_key=partition_key("2024-08-09-00:00", "BTCUSDT"),
+            resources=resources,
+            instance=instance,
+        )
+        check_alert_sensor(
+            dg.build_sensor_context(instance=instance, resources=sensor_resources, cursor=cursor_context.cursor)
+        )
+        assert redis_client.xlen(alerts.stream) == 4

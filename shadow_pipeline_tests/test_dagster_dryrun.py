@@ -1,0 +1,134 @@
+"""Export and dry-run validation through Dagster on the real Binance recordings (5-second windows)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+import redis
+
+from shadow_pipeline.assets.dryrun import dryrun_accuracy_report
+from shadow_pipeline.assets.export import exported_kpis
+from shadow_pipeline.assets.ingest import normalized_ticks, raw_ticks
+from shadow_pipeline.assets.shadow import shadow_iterations, shadow_report
+from shadow_pipeline.checks import dryrun as checks
+from shadow_pipeline.domain.accuracy import FAIL, NO_DATA, PASS, WARN
+from shadow_pipeline.feed.replay import ReplayOptions, replay
+from shadow_pipeline.feed.sources import open_source
+from shadow_pipeline.io_managers import ParquetIOManager
+from shadow_pipeline.launch import shadow_run_config
+from shadow_pipeline.partitions import partition_key
+from shadow_pipeline.redis_io.kpi_export import kpi_stream, read_stream_records, symbol_hash
+from shadow_pipeline.reporting.accuracy import REPORT_JSON, REPORT_MD
+from shadow_pipeline.resources import ArtifactsResource, LandingResource, RedisResource, TickStreamResource
+from shadow_pipeline_tests.conftest import market_file
+
+SYMBOLS = ("BTCUSDT", "ETHUSDT")
+HOUR = "2024-08-08-23:00"
+ASSETS = [raw_ticks, normalized_ticks, shadow_iterations, shadow_report, exported_kpis, dryrun_accuracy_report]
+KPIS = {"maker_taker_ratio", "net_bps", "risk_ratio", "p95_latency_ms", "maker_count", "taker_count", "total_fills"}
+
+
+@pytest.fixture(scope="module")
+def binance_stream(redis_url: str) -> Iterator[str]:
+    files = [market_file(f"binance_hftbacktest/usdm/{s.lower()}_20240808.gz") for s in SYMBOLS]
+    client = redis.Redis.from_url(redis_url)
+    key = "test:dryrun:binance:ticks"
+    client.delete(key)
+    replay(client, open_source("binance", files=files).chunks, ReplayOptions(stream=key, maxlen=None, progress=False))
+    yield key
+    for pattern in (f"{key}*", "shadow:kpi:*"):
+        for name in client.scan_iter(match=pattern):
+            client.delete(name)
+
+
+def _clear_exports(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    for name in client.scan_iter(match="shadow:kpi:*"):
+        client.delete(name)
+
+
+def _run(
+    redis_url: str, stream: str, folder: Path, group: str, run_config: dict[str, Any]
+) -> dict[str, dg.ExecuteInProcessResult]:
+    resources_ = {
+        "redis": RedisResource(url=redis_url),
+        "tick_stream": TickStreamResource(stream=stream, group=group),
+        "landing": LandingResource(base_path=str(folder / "landing")),
+        "parquet_io_manager": ParquetIOManager(base_path=str(folder / "assets")),
+        "artifacts": ArtifactsResource(base_path=str(folder / "artifacts")),
+    }
+    results = {}
+    with dg.instance_for_test() as instance:
+        for symbol in SYMBOLS:
+            results[symbol] = dg.materialize(
+                ASSETS,
+                partition_key=partition_key(HOUR, symbol),
+                resources=resources_,
+                run_config=run_config,
+                instance=instance,
+                raise_on_error=False,
+            )
+    return results
+
+
+def _profiles_with(tmp_path: Path, **params: Any) -> str:
+    data = json.loads(resources.files("shadow_pipeline.profiles").joinpath("shadow_profiles.json").read_text())
+    data["profiles"]["moderate"]["params"].update(params)
+    data.pop("$schema", None)
+    path = tmp_path / "profiles.json"
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
+def _accuracy(folder: Path, symbol: str) -> dict[str, Any]:
+    report: dict[str, Any] = json.loads((folder / "artifacts/dryrun" / HOUR / symbol / REPORT_JSON).read_text())
+    return report
+
+
+def test_export_read_back_and_accuracy_per_kpi_and_symbol(
+    redis_url: str, redis_client: redis.Redis, binance_stream: str, tmp_path: Path
+) -> None:
+    _clear_exports(redis_url)
+    results = _run(redis_url, binance_stream, tmp_path, "accuracy", shadow_run_config(window_seconds=5))
+    for symbol in SYMBOLS:
+        result = results[symbol]
+        assert result.asset_materializations_for_node("exported_kpis"), symbol
+        partition = f"{HOUR}|{symbol}"
+        back = read_stream_records(redis_client, symbol, partition=partition, profile="moderate")
+        assert len(back) == redis_client.xlen(kpi_stream(symbol)) == 69  # every 5 s window of the hour, once
+        assert redis_client.hget(symbol_hash(symbol), "partition") == partition
+        report = _accuracy(tmp_path, symbol)
+        assert {row["kpi"] for row in report["kpis"]} == KPIS
+        assert all(row["status"] in (PASS, WARN, FAIL, NO_DATA) for row in report["kpis"])
+        assert report["predictions"].startswith("69 records from shadow:kpi:stream:")
+        assert report["predicted_fills"] > 0 and report["actual_fills"] > 0
+        assert (tmp_path / "artifacts/dryrun" / HOUR / symbol / REPORT_MD).exists()
+        gate = {e.check_name: e for e in result.get_asset_check_evaluations()}[checks.ACCURACY_GATE]
+        fails = [row["kpi"] for row in report["kpis"] if row["status"] == FAIL]
+        assert gate.passed == (not fails) == result.success, (symbol, report["kpis"])
+        total = next(row for row in report["kpis"] if row["kpi"] == "total_fills")
+        assert total["median_actual"] <= total["median_predicted"]  # a queue never fills more than the touch
+    # Re-running the partitions exports nothing twice.
+    _run(redis_url, binance_stream, tmp_path / "again", "accuracy-again", shadow_run_config(window_seconds=5))
+    assert redis_client.xlen(kpi_stream("BTCUSDT")) == 69
+
+
+def test_a_dwell_of_zero_against_a_long_queue_fails_the_mape_gate(
+    redis_url: str, redis_client: redis.Redis, binance_stream: str, tmp_path: Path
+) -> None:
+    _clear_exports(redis_url)
+    wrong = shadow_run_config(window_seconds=5, profiles_file=_profiles_with(tmp_path, touch_dwell_ms=0))
+    results = _run(redis_url, binance_stream, tmp_path, "wrong-dwell", wrong)
+    for symbol in SYMBOLS:
+        report = _accuracy(tmp_path, symbol)
+        statuses = {row["kpi"]: row["status"] for row in report["kpis"]}
+        assert statuses["total_fills"] == FAIL, report["kpis"]
+        assert not results[symbol].success
+        gate = {e.check_name: e for e in results[symbol].get_asset_check_evaluations()}[checks.ACCURACY_GATE]
+        assert not gate.passed and "total_fills" in str(gate.description)

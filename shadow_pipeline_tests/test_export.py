@@ -1,0 +1,89 @@
+"""KPI export against a real Redis: hash fields and TTL, stream entries, schema rejection, no duplicates."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from shadow_pipeline.domain.kpi_records import KpiRecordError, iteration_records
+from shadow_pipeline.redis_io.kpi_export import (
+    ALL_HASH,
+    export_iterations,
+    kpi_stream,
+    read_stream_records,
+    symbol_hash,
+)
+from shadow_pipeline.redis_io.server import RedisServer
+from shadow_pipeline_tests.shadow_helpers import partition_of, synthetic_iterations
+
+
+@pytest.fixture
+def client(own_server: RedisServer) -> Iterator[redis.Redis]:
+    """A private server: the export keys are fixed names that other tests must not see."""
+    connection = redis.Redis.from_url(own_server.url, decode_responses=True)
+    yield connection
+    connection.close()
+
+
+def test_hash_export_writes_typed_fields_with_a_ttl(client: redis.Redis) -> None:
+    iterations = synthetic_iterations()
+    partition = partition_of(iterations)
+    [result] = export_iterations(client, iterations, partition, "hash", per_symbol=True, ttl_seconds=120)
+    assert result.keys == [ALL_HASH, symbol_hash("BTCUSDT")]
+    fields = client.hgetall(symbol_hash("BTCUSDT"))
+    assert set(fields) == {
+        "timestamp", "symbol", "maker_taker_ratio", "net_bps", "p95_latency_ms", "risk_ratio",
+        "maker_count", "taker_count", "total_fills", "partition", "profile", "scope",
+    }  # fmt: skip
+    valid = iterations[iterations["valid"]]
+    assert int(fields["total_fills"]) == int(valid["total_fills"].sum()) > 0
+    assert fields["partition"] == partition and fields["scope"] == "partition" and fields["profile"] == "moderate"
+    maker = valid["maker_notional"].sum() / valid["traded_notional"].sum()
+    assert float(fields["maker_taker_ratio"]) == pytest.approx(maker, rel=1e-12)
+    assert 0 < client.ttl(symbol_hash("BTCUSDT")) <= 120 and 0 < client.ttl(ALL_HASH) <= 120
+    latest = json.loads(client.hget(ALL_HASH, "BTCUSDT") or "{}")
+    assert latest["total_fills"] == int(fields["total_fills"]) and latest["timestamp"] == fields["timestamp"]
+
+
+def test_stream_export_is_exact_and_never_duplicates(client: redis.Redis) -> None:
+    iterations = synthetic_iterations()
+    partition = partition_of(iterations)
+    [first] = export_iterations(client, iterations, partition, "stream")
+    [again] = export_iterations(client, iterations, partition, "stream")
+    assert (first.written, first.skipped) == (len(iterations), 0)
+    assert (again.written, again.skipped) == (0, len(iterations))
+    assert client.xlen(kpi_stream("BTCUSDT")) == len(iterations)
+    back = read_stream_records(client, "BTCUSDT", partition=partition, profile="moderate")
+    assert back == iteration_records(iterations, partition)  # typed round trip: floats exact, nulls null
+    assert any(r["maker_taker_ratio"] is None for r in back)  # windows without fills stay null, not 1.0
+
+
+def test_an_invalid_record_is_an_error_and_nothing_is_written(client: redis.Redis) -> None:
+    iterations = synthetic_iterations()
+    iterations.loc[iterations.index[3], "maker_taker_ratio"] = 1.5  # a share above 1
+    with pytest.raises(KpiRecordError, match=r"record 3 .* maker_taker_ratio: 1.5 is greater than the maximum"):
+        export_iterations(client, iterations, partition_of(iterations), "both", per_symbol=True)
+    assert client.keys("*") == []
+
+
+def test_cli_exports_stored_iterations_and_a_re_export_adds_nothing(own_server: RedisServer, tmp_path: Path) -> None:
+    iterations = synthetic_iterations(symbol="ETHUSDT")
+    source = tmp_path / "ETHUSDT.parquet"
+    iterations.to_parquet(source)
+    env = {**os.environ, "REDIS_URL": own_server.url}
+    command = [sys.executable, "-m", "shadow_pipeline.cli", "export", "--src", str(source), "--mode", "both"]
+    first = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    assert first.returncode == 0, first.stderr
+    assert f"stream: {len(iterations)} records, 0 already there" in first.stdout
+    second = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    assert f"stream: 0 records, {len(iterations)} already there" in second.stdout
+    bad = subprocess.run([*command[:-2], "--mode", "stream", "--src", str(tmp_path / "x.json")], env=env,
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert bad.returncode == 2 and "error:" in bad.stderr
