@@ -44,7 +44,7 @@ KIND_TRADE, KIND_CROSS, KIND_HEDGE = 0, 1, 2
 FILL_KINDS = ("trade", "cross", "hedge")
 # At most one fill per resting order (two per side in the queue replay) and a hedge per tick.
 _FILLS_PER_TICK = 5
-# Fields of a resting order, ``order[side, slot]``. Slot 0 is the side's live order; slot 1 (queue replay only)
+# Fields of a resting order, ``order[2 * side + slot]``. Slot 0 is the side's live order; slot 1 (queue replay only)
 # the order it replaced, while that order's cancel is in flight. Queue fields are in lot steps: AHEAD is the queue
 # ahead (-1: not known yet), SHOWN the size displayed at the order's price at the last quote tick (-1: the price
 # was behind the touch), TRADED the opposite-aggressor trades at the price since that quote tick that no displayed
@@ -104,36 +104,36 @@ def _record(
     pos: _Int,
     ahead: _Int,
 ) -> None:
-    row = records[k]
-    row[F_TICK] = tick
-    row[F_SIDE] = side
-    row[F_PX] = px
-    row[F_QTY] = qty
-    row[F_KIND] = kind
-    row[F_LIVE] = live
-    row[F_POS] = pos
-    row[F_AHEAD] = ahead
+    records[k, F_TICK] = tick
+    records[k, F_SIDE] = side
+    records[k, F_PX] = px
+    records[k, F_QTY] = qty
+    records[k, F_KIND] = kind
+    records[k, F_LIVE] = live
+    records[k, F_POS] = pos
+    records[k, F_AHEAD] = ahead
 
 
 @numba.njit(cache=True)
-def _join(order: np.ndarray, sign: int, touch: int, touch_qty: int) -> None:
+def _join(order: np.ndarray, r: int, sign: int, touch: int, touch_qty: int) -> None:
     """Queue position of an order going live against the touch in force: behind the displayed size when it
     joins the touch, at the front when it improves it, unknown while it is behind the touch."""
-    level = (touch - order[PX]) * sign
+    level = (touch - order[r, PX]) * sign
     ahead = touch_qty if level == 0 else (0 if level < 0 else -1)
-    order[AHEAD] = ahead
-    order[ENTRY_AHEAD] = ahead
-    order[SHOWN] = ahead
-    order[TRADED] = 0
-    order[HELD_CUT] = 0
-    order[HELD_CAP] = _FAR
-    order[HELD_TS] = _FAR
-    order[GONE_TS] = _NEVER
+    order[r, AHEAD] = ahead
+    order[r, ENTRY_AHEAD] = ahead
+    order[r, SHOWN] = ahead
+    order[r, TRADED] = 0
+    order[r, HELD_CUT] = 0
+    order[r, HELD_CAP] = _FAR
+    order[r, HELD_TS] = _FAR
+    order[r, GONE_TS] = _NEVER
 
 
 @numba.njit(cache=True)
 def _queue_fill(
     order: np.ndarray,
+    r: int,
     t: int,
     sign: int,
     touch: int,
@@ -149,55 +149,55 @@ def _queue_fill(
     Size evidence (a displayed decrease, the displayed bound) is held until its millisecond ends, because trades
     and book updates stamped with the same millisecond arrive in either order and must not count twice.
     """
-    if order[HELD_TS] < t:
-        if order[AHEAD] > 0:
-            cut = np.int64(np.floor(share * order[HELD_CUT] + 0.5))
-            order[AHEAD] = max(0, min(order[AHEAD] - cut, order[HELD_CAP]))
-        order[HELD_CUT] = 0
-        order[HELD_CAP] = _FAR
-        order[HELD_TS] = _FAR
-    price = order[PX]
+    if order[r, HELD_TS] < t:
+        if order[r, AHEAD] > 0:
+            cut = np.int64(np.floor(share * order[r, HELD_CUT] + 0.5))
+            order[r, AHEAD] = max(0, min(order[r, AHEAD] - cut, order[r, HELD_CAP]))
+        order[r, HELD_CUT] = 0
+        order[r, HELD_CAP] = _FAR
+        order[r, HELD_TS] = _FAR
+    price = order[r, PX]
     if (opposite - price) * sign <= 0:
-        return order[REM], KIND_CROSS
+        return order[r, REM], KIND_CROSS
     if aggressor == -sign:
         if (trade_px - price) * sign < 0:
-            return order[REM], KIND_TRADE
+            return order[r, REM], KIND_TRADE
         if trade_px != price:
             return 0, KIND_TRADE
-        matched = min(order[HELD_CUT], trade_qty)  # this millisecond's decrease already showed this trade
-        order[HELD_CUT] -= matched
-        order[HELD_CAP] += matched
-        order[TRADED] += trade_qty - matched
-        if order[AHEAD] < 0:
+        matched = min(order[r, HELD_CUT], trade_qty)  # this millisecond's decrease already showed this trade
+        order[r, HELD_CUT] -= matched
+        order[r, HELD_CAP] += matched
+        order[r, TRADED] += trade_qty - matched
+        if order[r, AHEAD] < 0:
             return 0, KIND_TRADE
-        if order[GONE_TS] == t:
-            return order[REM], KIND_TRADE
-        taken = min(order[AHEAD], trade_qty)
-        order[AHEAD] -= taken
-        return min(order[REM], trade_qty - taken), KIND_TRADE
+        if order[r, GONE_TS] == t:
+            return order[r, REM], KIND_TRADE
+        taken = min(order[r, AHEAD], trade_qty)
+        order[r, AHEAD] -= taken
+        return min(order[r, REM], trade_qty - taken), KIND_TRADE
     if aggressor != 0:
         return 0, KIND_TRADE
     # a quote tick: what the touch now shows at our price
     level = (touch - price) * sign
     if level > 0:  # behind the touch: the size at our price is not displayed
-        order[SHOWN] = -1
-        order[TRADED] = 0
+        order[r, SHOWN] = -1
+        order[r, TRADED] = 0
         return 0, KIND_TRADE
     shown = touch_qty if level == 0 else 0
-    emptied = level < 0 and order[AHEAD] != 0
-    if emptied and order[TRADED] > 0:  # the level traded away: consumed, our order with it
-        return order[REM], KIND_TRADE
-    if order[AHEAD] < 0:
-        order[AHEAD] = shown  # our price just became the touch: we join behind what it shows
+    emptied = level < 0 and order[r, AHEAD] != 0
+    if emptied and order[r, TRADED] > 0:  # the level traded away: consumed, our order with it
+        return order[r, REM], KIND_TRADE
+    if order[r, AHEAD] < 0:
+        order[r, AHEAD] = shown  # our price just became the touch: we join behind what it shows
     else:
-        if order[SHOWN] >= 0:
-            order[HELD_CUT] += max(0, order[SHOWN] - shown - order[TRADED])
-        order[HELD_CAP] = shown
-        order[HELD_TS] = t
+        if order[r, SHOWN] >= 0:
+            order[r, HELD_CUT] += max(0, order[r, SHOWN] - shown - order[r, TRADED])
+        order[r, HELD_CAP] = shown
+        order[r, HELD_TS] = t
     if emptied:
-        order[GONE_TS] = t
-    order[SHOWN] = shown
-    order[TRADED] = 0
+        order[r, GONE_TS] = t
+    order[r, SHOWN] = shown
+    order[r, TRADED] = 0
     return 0, KIND_TRADE
 
 
@@ -229,8 +229,8 @@ def _kernel(
     ``queue`` selects the queue-aware fill rule (``bid_qty``/``ask_qty``, ``cancel_ns``, ``share`` are used only
     then); otherwise touch + dwell.
     """
-    order = np.zeros((2, 2, _ORDER_FIELDS), np.int64)
-    order[:, :, CANCEL] = _FAR
+    order = np.zeros((4, _ORDER_FIELDS), np.int64)  # row 2 * side + slot
+    order[:, CANCEL] = _FAR
     pend_on = np.zeros(2, np.bool_)
     pend_has = np.zeros(2, np.bool_)
     pend_px = np.zeros(2, np.int64)
@@ -251,21 +251,22 @@ def _kernel(
         # 1. cancels that land, activations (against the touch in force before this tick) and a due hedge
         for s in range(2):
             for j in range(2):
-                if order[s, j, ON] and order[s, j, CANCEL] <= t:
-                    order[s, j, ON] = 0
+                if order[2 * s + j, ON] and order[2 * s + j, CANCEL] <= t:
+                    order[2 * s + j, ON] = 0
             if pend_on[s] and pend_ts[s] <= t:
                 pend_on[s] = False
-                if queue and order[s, 0, ON]:
-                    order[s, 1] = order[s, 0]
+                live = 2 * s
+                if queue and order[live, ON]:
+                    order[live + 1, :] = order[live, :]
                 crosses = i > 0 and ((s == 0 and pend_px[s] >= ask[i - 1]) or (s == 1 and pend_px[s] <= bid[i - 1]))
-                live = order[s, 0]
-                live[ON] = pend_has[s] and not crosses
-                live[PX] = pend_px[s]
-                live[REM] = order_qty
-                live[LIVE] = pend_ts[s]
-                live[CANCEL] = _FAR
+                order[live, ON] = pend_has[s] and not crosses
+                order[live, PX] = pend_px[s]
+                order[live, REM] = order_qty
+                order[live, LIVE] = pend_ts[s]
+                order[live, CANCEL] = _FAR
                 if queue:
                     _join(
+                        order,
                         live,
                         1 - 2 * s,
                         bid[before] if s == 0 else ask[before],
@@ -291,12 +292,13 @@ def _kernel(
         for s in range(2):
             sign = 1 - 2 * s  # the bid buys (+1), the ask sells (-1)
             for j in range(2):
-                resting = order[s, j]
-                if not resting[ON]:
+                r = 2 * s + j
+                if not order[r, ON]:
                     continue
                 if queue:
                     fill, kind = _queue_fill(
-                        resting,
+                        order,
+                        r,
                         t,
                         sign,
                         bid[i] if s == 0 else ask[i],
@@ -307,21 +309,21 @@ def _kernel(
                         trade_qty[i],
                         share,
                     )
-                elif t - resting[LIVE] < dwell_ns:
+                elif t - order[r, LIVE] < dwell_ns:
                     continue
-                elif (s == 0 and ask[i] <= resting[PX]) or (s == 1 and bid[i] >= resting[PX]):
-                    fill, kind = resting[REM], KIND_CROSS
-                elif aggressor[i] == -sign and (trade_px[i] - resting[PX]) * sign <= 0:
-                    fill, kind = min(resting[REM], trade_qty[i]), KIND_TRADE
+                elif (s == 0 and ask[i] <= order[r, PX]) or (s == 1 and bid[i] >= order[r, PX]):
+                    fill, kind = order[r, REM], KIND_CROSS
+                elif aggressor[i] == -sign and (trade_px[i] - order[r, PX]) * sign <= 0:
+                    fill, kind = min(order[r, REM], trade_qty[i]), KIND_TRADE
                 else:
                     continue
                 if fill <= 0:
                     continue
                 pos += sign * fill
-                resting[REM] -= fill
-                resting[ON] = resting[REM] > 0
-                ahead = resting[ENTRY_AHEAD] if queue else -1
-                _record(records, k, i, sign, resting[PX], fill, kind, resting[LIVE], pos, ahead)
+                order[r, REM] -= fill
+                order[r, ON] = order[r, REM] > 0
+                ahead = order[r, ENTRY_AHEAD] if queue else -1
+                _record(records, k, i, sign, order[r, PX], fill, kind, order[r, LIVE], pos, ahead)
                 k += 1
         # 3. hedge back towards the target once the limit is reached (quotes never go past it, step 4)
         if hedge_on and not hedge_pending and abs(pos) >= max_pos and abs(pos) > hedge_target:
@@ -334,16 +336,16 @@ def _kernel(
             sign = 1 - 2 * s
             want = abs(pos + sign * order_qty) <= max_pos or sign * pos < 0
             want_px = bid[i] - offset if s == 0 else ask[i] + offset
-            has = pend_has[s] if pend_on[s] else order[s, 0, ON] != 0
-            px = pend_px[s] if pend_on[s] else order[s, 0, PX]
+            has = pend_has[s] if pend_on[s] else order[2 * s, ON] != 0
+            px = pend_px[s] if pend_on[s] else order[2 * s, PX]
             if (want != has or (want and want_px != px)) and t - last_sent[s] >= min_requote_ns:
                 pend_on[s] = True
                 pend_has[s] = want
                 pend_px[s] = want_px
                 pend_ts[s] = t + latency_ns
                 last_sent[s] = t
-                if queue and order[s, 0, ON] and order[s, 0, CANCEL] == _FAR:
-                    order[s, 0, CANCEL] = t + cancel_ns  # the live order's cancel goes with the first send
+                if queue and order[2 * s, ON] and order[2 * s, CANCEL] == _FAR:
+                    order[2 * s, CANCEL] = t + cancel_ns  # the live order's cancel goes with the first send
         position[i] = pos
     return records[:k]
 
