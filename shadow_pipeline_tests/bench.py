@@ -20,6 +20,7 @@ import redis
 from shadow_pipeline.domain.kpis import iteration_kpis
 from shadow_pipeline.domain.profiles import load_profiles, resolve
 from shadow_pipeline.domain.quality import assess, normalize
+from shadow_pipeline.domain.queue_replay import queue_replay
 from shadow_pipeline.domain.recordings import read_binance
 from shadow_pipeline.domain.simulator import simulate
 from shadow_pipeline.domain.synthetic import generate
@@ -216,10 +217,12 @@ def _median_seconds(run: Callable[[], object]) -> float:
 
 
 def bench_simulator() -> list[dict[str, object]]:
-    """The fill simulator (numba, one core) and the KPI pass, against one vectorized pass over the same columns."""
+    """The fill simulator and the queue-aware replay (numba, one core) and the KPI pass, against one vectorized
+    pass over the same columns."""
     name, ticks = _tiled_ticks(SIMULATOR_TICKS)
     params, thresholds = resolve(load_profiles(), "moderate", "BTCUSDT")
     simulation = simulate(ticks.head(1000), params)  # JIT compile (or load the cache) outside the timing
+    queue_replay(ticks.head(1000), params)
     bid, ask = ticks["bid"].to_numpy(), ticks["ask"].to_numpy()
 
     def baseline() -> object:
@@ -228,6 +231,8 @@ def bench_simulator() -> list[dict[str, object]]:
     base_s = _median_seconds(baseline)
     sim_s = _median_seconds(lambda: simulate(ticks, params))
     simulation = simulate(ticks, params)
+    queue_s = _median_seconds(lambda: queue_replay(ticks, params))
+    queue_fills = len(queue_replay(ticks, params).fills)
     kpi_s = _median_seconds(lambda: iteration_kpis(ticks, simulation, params, thresholds, 5.0))
     n = len(ticks)
     common = {
@@ -241,6 +246,12 @@ def bench_simulator() -> list[dict[str, object]]:
             **common,
             "ours_per_s": round(n / sim_s),
             "ratio": round(base_s / sim_s, 3),
+        },
+        {
+            "benchmark": f"queue_replay (moderate, {queue_fills:,} fills)",
+            **common,
+            "ours_per_s": round(n / queue_s),
+            "ratio": round(base_s / queue_s, 3),
         },
         {
             "benchmark": "iteration_kpis (5 s windows)",

@@ -1,4 +1,4 @@
-"""Deterministic touch + dwell fill simulation of a two-sided quoting strategy on one symbol's ticks.
+"""Deterministic fill simulation of a two-sided quoting strategy on one symbol's ticks.
 
 Why this model: with only top-of-book and trades, the defensible cheap proxy for queue position is *dwell*:
 a quote may fill only after standing at its price for ``touch_dwell_ms``. The rules, per tick in exchange time
@@ -18,6 +18,10 @@ a quote may fill only after standing at its price for ``touch_dwell_ms``. The ru
    whose full order could push |position| beyond ``max_inventory``. When that differs from the side's order
    (pending, else live) and ``min_requote_ms`` has passed since the side's last send, it sends a new order.
 
+The same kernel runs the queue-aware replay (``queue_replay.py``, ``docs/dry-run.md``): steps 1, 3 and 4 are
+shared, so both see the same quotes; only step 2 (which resting order fills, and how much) and the cancel
+timing differ.
+
 Prices are integer ticks and quantities integer lot steps inside the kernel, so comparisons and inventory
 arithmetic are exact. Queue position, touch size, depth beyond the touch and our own market impact are ignored.
 """
@@ -25,6 +29,7 @@ arithmetic are exact. Queue position, touch size, depth beyond the touch and our
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numba
 import numpy as np
@@ -34,10 +39,22 @@ from shadow_pipeline.domain.profiles import StrategyParams
 
 _MS = 1_000_000
 _NEVER = np.int64(-(2**62))
+_FAR = np.int64(2**62)
 KIND_TRADE, KIND_CROSS, KIND_HEDGE = 0, 1, 2
 FILL_KINDS = ("trade", "cross", "hedge")
-# At most a bid fill, an ask fill and a hedge per tick.
-_FILLS_PER_TICK = 3
+# At most one fill per resting order (two per side in the queue replay) and a hedge per tick.
+_FILLS_PER_TICK = 5
+# Fields of a resting order, ``order[2 * side + slot]``. Slot 0 is the side's live order; slot 1 (queue replay only)
+# the order it replaced, while that order's cancel is in flight. Queue fields are in lot steps: AHEAD is the queue
+# ahead (-1: not known yet), SHOWN the size displayed at the order's price at the last quote tick (-1: the price
+# was behind the touch), TRADED the opposite-aggressor trades at the price since that quote tick that no displayed
+# decrease has accounted for; HELD_* keep a millisecond's size evidence until the millisecond ends.
+ON, PX, REM, LIVE, CANCEL, AHEAD, ENTRY_AHEAD, SHOWN, TRADED, HELD_CUT, HELD_CAP, HELD_TS, GONE_TS = range(13)
+_ORDER_FIELDS = 13
+# Columns of the kernel's fill records.
+F_TICK, F_SIDE, F_PX, F_QTY, F_KIND, F_LIVE, F_POS, F_AHEAD = range(8)
+_FILL_FIELDS = 8
+_Int = int | np.integer[Any]
 
 
 @dataclass(frozen=True)
@@ -48,11 +65,149 @@ class Simulation:
     inventory: pd.DataFrame
 
 
+@dataclass(frozen=True)
+class QueueOptions:
+    """Knobs of the queue-aware replay that top-of-book data cannot settle (``docs/dry-run.md``).
+
+    ``size_decrease_share``: the part of a displayed decrease at the order's price that trades do not explain
+    (cancellations) taken to be ahead of the order; 0 is hftbacktest's risk-averse model. ``cancel_latency_ms``:
+    decision to cancel landing, when it differs from order entry (``None``: ``order_entry_latency_ms``).
+    """
+
+    size_decrease_share: float = 0.0
+    cancel_latency_ms: float | None = None
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.size_decrease_share <= 1.0:
+            raise ValueError(f"size_decrease_share {self.size_decrease_share} is not in [0, 1]")
+        if self.cancel_latency_ms is not None and self.cancel_latency_ms < 0:
+            raise ValueError(f"cancel_latency_ms {self.cancel_latency_ms} is negative")
+
+
+@numba.njit(cache=True)
+def _grow(records: np.ndarray) -> np.ndarray:
+    bigger = np.empty((2 * records.shape[0], records.shape[1]), np.int64)
+    bigger[: records.shape[0]] = records
+    return bigger
+
+
+@numba.njit(cache=True)
+def _record(
+    records: np.ndarray,
+    k: int,
+    tick: int,
+    side: int,
+    px: _Int,
+    qty: _Int,
+    kind: int,
+    live: _Int,
+    pos: _Int,
+    ahead: _Int,
+) -> None:
+    records[k, F_TICK] = tick
+    records[k, F_SIDE] = side
+    records[k, F_PX] = px
+    records[k, F_QTY] = qty
+    records[k, F_KIND] = kind
+    records[k, F_LIVE] = live
+    records[k, F_POS] = pos
+    records[k, F_AHEAD] = ahead
+
+
+@numba.njit(cache=True)
+def _join(order: np.ndarray, r: int, sign: int, touch: int, touch_qty: int) -> None:
+    """Queue position of an order going live against the touch in force: behind the displayed size when it
+    joins the touch, at the front when it improves it, unknown while it is behind the touch."""
+    level = (touch - order[r, PX]) * sign
+    ahead = touch_qty if level == 0 else (0 if level < 0 else -1)
+    order[r, AHEAD] = ahead
+    order[r, ENTRY_AHEAD] = ahead
+    order[r, SHOWN] = ahead
+    order[r, TRADED] = 0
+    order[r, HELD_CUT] = 0
+    order[r, HELD_CAP] = _FAR
+    order[r, HELD_TS] = _FAR
+    order[r, GONE_TS] = _NEVER
+
+
+@numba.njit(cache=True)
+def _queue_fill(
+    order: np.ndarray,
+    r: int,
+    t: int,
+    sign: int,
+    touch: int,
+    touch_qty: int,
+    opposite: int,
+    aggressor: int,
+    trade_px: int,
+    trade_qty: int,
+    share: float,
+) -> tuple[int, int]:
+    """(quantity, kind) this tick fills of a resting order under the queue model; advances its queue.
+
+    Size evidence (a displayed decrease, the displayed bound) is held until its millisecond ends, because trades
+    and book updates stamped with the same millisecond arrive in either order and must not count twice.
+    """
+    if order[r, HELD_TS] < t:
+        if order[r, AHEAD] > 0:
+            cut = np.int64(np.floor(share * order[r, HELD_CUT] + 0.5))
+            order[r, AHEAD] = max(0, min(order[r, AHEAD] - cut, order[r, HELD_CAP]))
+        order[r, HELD_CUT] = 0
+        order[r, HELD_CAP] = _FAR
+        order[r, HELD_TS] = _FAR
+    price = order[r, PX]
+    if (opposite - price) * sign <= 0:
+        return order[r, REM], KIND_CROSS
+    if aggressor == -sign:
+        if (trade_px - price) * sign < 0:
+            return order[r, REM], KIND_TRADE
+        if trade_px != price:
+            return 0, KIND_TRADE
+        matched = min(order[r, HELD_CUT], trade_qty)  # this millisecond's decrease already showed this trade
+        order[r, HELD_CUT] -= matched
+        order[r, HELD_CAP] += matched
+        order[r, TRADED] += trade_qty - matched
+        if order[r, AHEAD] < 0:
+            return 0, KIND_TRADE
+        if order[r, GONE_TS] == t:
+            return order[r, REM], KIND_TRADE
+        taken = min(order[r, AHEAD], trade_qty)
+        order[r, AHEAD] -= taken
+        return min(order[r, REM], trade_qty - taken), KIND_TRADE
+    if aggressor != 0:
+        return 0, KIND_TRADE
+    # a quote tick: what the touch now shows at our price
+    level = (touch - price) * sign
+    if level > 0:  # behind the touch: the size at our price is not displayed
+        order[r, SHOWN] = -1
+        order[r, TRADED] = 0
+        return 0, KIND_TRADE
+    shown = touch_qty if level == 0 else 0
+    emptied = level < 0 and order[r, AHEAD] != 0
+    if emptied and order[r, TRADED] > 0:  # the level traded away: consumed, our order with it
+        return order[r, REM], KIND_TRADE
+    if order[r, AHEAD] < 0:
+        order[r, AHEAD] = shown  # our price just became the touch: we join behind what it shows
+    else:
+        if order[r, SHOWN] >= 0:
+            order[r, HELD_CUT] += max(0, order[r, SHOWN] - shown - order[r, TRADED])
+        order[r, HELD_CAP] = shown
+        order[r, HELD_TS] = t
+    if emptied:
+        order[r, GONE_TS] = t
+    order[r, SHOWN] = shown
+    order[r, TRADED] = 0
+    return 0, KIND_TRADE
+
+
 @numba.njit(cache=True)
 def _kernel(
     ts: np.ndarray,
     bid: np.ndarray,
     ask: np.ndarray,
+    bid_qty: np.ndarray,
+    ask_qty: np.ndarray,
     aggressor: np.ndarray,
     trade_px: np.ndarray,
     trade_qty: np.ndarray,
@@ -64,20 +219,18 @@ def _kernel(
     max_pos: int,
     hedge_on: bool,
     hedge_target: int,
+    queue: bool,
+    cancel_ns: int,
+    share: float,
     position: np.ndarray,
-    f_tick: np.ndarray,
-    f_side: np.ndarray,
-    f_px: np.ndarray,
-    f_qty: np.ndarray,
-    f_kind: np.ndarray,
-    f_live: np.ndarray,
-    f_pos: np.ndarray,
-) -> int:
-    """Index 0 of each state pair is the bid, 1 the ask; returns the number of fills written."""
-    live_on = np.zeros(2, np.bool_)
-    live_px = np.zeros(2, np.int64)
-    live_rem = np.zeros(2, np.int64)
-    live_ts = np.zeros(2, np.int64)
+) -> np.ndarray:
+    """Index 0 of each side pair is the bid, 1 the ask; returns the fill records (``F_*`` columns).
+
+    ``queue`` selects the queue-aware fill rule (``bid_qty``/``ask_qty``, ``cancel_ns``, ``share`` are used only
+    then); otherwise touch + dwell.
+    """
+    order = np.zeros((4, _ORDER_FIELDS), np.int64)  # row 2 * side + slot
+    order[:, CANCEL] = _FAR
     pend_on = np.zeros(2, np.bool_)
     pend_has = np.zeros(2, np.bool_)
     pend_px = np.zeros(2, np.int64)
@@ -88,54 +241,90 @@ def _kernel(
     hedge_qty = np.int64(0)
     hedge_side = 0
     pos = np.int64(0)
+    records = np.empty((max(1024, len(ts) // 16), _FILL_FIELDS), np.int64)
     k = 0
     for i in range(len(ts)):
         t = ts[i]
-        # 1. activations (against the touch in force before this tick) and a due hedge
+        if k + _FILLS_PER_TICK > records.shape[0]:
+            records = _grow(records)
+        before = max(i - 1, 0)
+        # 1. cancels that land, activations (against the touch in force before this tick) and a due hedge
         for s in range(2):
+            for j in range(2):
+                if order[2 * s + j, ON] and order[2 * s + j, CANCEL] <= t:
+                    order[2 * s + j, ON] = 0
             if pend_on[s] and pend_ts[s] <= t:
                 pend_on[s] = False
+                live = 2 * s
+                if queue and order[live, ON]:
+                    order[live + 1, :] = order[live, :]
                 crosses = i > 0 and ((s == 0 and pend_px[s] >= ask[i - 1]) or (s == 1 and pend_px[s] <= bid[i - 1]))
-                live_on[s] = pend_has[s] and not crosses
-                live_px[s] = pend_px[s]
-                live_rem[s] = order_qty
-                live_ts[s] = pend_ts[s]
+                order[live, ON] = pend_has[s] and not crosses
+                order[live, PX] = pend_px[s]
+                order[live, REM] = order_qty
+                order[live, LIVE] = pend_ts[s]
+                order[live, CANCEL] = _FAR
+                if queue:
+                    _join(
+                        order,
+                        live,
+                        1 - 2 * s,
+                        bid[before] if s == 0 else ask[before],
+                        (bid_qty if s == 0 else ask_qty)[before],
+                    )
         if hedge_pending and hedge_due <= t:
             hedge_pending = False
             pos += hedge_side * hedge_qty
-            f_tick[k] = i
-            f_side[k] = hedge_side
-            f_px[k] = ask[i] if hedge_side > 0 else bid[i]
-            f_qty[k] = hedge_qty
-            f_kind[k] = KIND_HEDGE
-            f_live[k] = hedge_due
-            f_pos[k] = pos
+            _record(
+                records,
+                k,
+                i,
+                hedge_side,
+                ask[i] if hedge_side > 0 else bid[i],
+                hedge_qty,
+                KIND_HEDGE,
+                hedge_due,
+                pos,
+                -1,
+            )
             k += 1
-        # 2. maker fills of eligible quotes
+        # 2. maker fills of resting orders
         for s in range(2):
-            if not live_on[s] or t - live_ts[s] < dwell_ns:
-                continue
             sign = 1 - 2 * s  # the bid buys (+1), the ask sells (-1)
-            fill = np.int64(0)
-            kind = KIND_CROSS
-            if (s == 0 and ask[i] <= live_px[s]) or (s == 1 and bid[i] >= live_px[s]):
-                fill = live_rem[s]
-            elif aggressor[i] == -sign and (trade_px[i] - live_px[s]) * sign <= 0:
-                fill = min(live_rem[s], trade_qty[i])
-                kind = KIND_TRADE
-            if fill <= 0:
-                continue
-            pos += sign * fill
-            live_rem[s] -= fill
-            live_on[s] = live_rem[s] > 0
-            f_tick[k] = i
-            f_side[k] = sign
-            f_px[k] = live_px[s]
-            f_qty[k] = fill
-            f_kind[k] = kind
-            f_live[k] = live_ts[s]
-            f_pos[k] = pos
-            k += 1
+            for j in range(2):
+                r = 2 * s + j
+                if not order[r, ON]:
+                    continue
+                if queue:
+                    fill, kind = _queue_fill(
+                        order,
+                        r,
+                        t,
+                        sign,
+                        bid[i] if s == 0 else ask[i],
+                        (bid_qty if s == 0 else ask_qty)[i],
+                        ask[i] if s == 0 else bid[i],
+                        aggressor[i],
+                        trade_px[i],
+                        trade_qty[i],
+                        share,
+                    )
+                elif t - order[r, LIVE] < dwell_ns:
+                    continue
+                elif (s == 0 and ask[i] <= order[r, PX]) or (s == 1 and bid[i] >= order[r, PX]):
+                    fill, kind = order[r, REM], KIND_CROSS
+                elif aggressor[i] == -sign and (trade_px[i] - order[r, PX]) * sign <= 0:
+                    fill, kind = min(order[r, REM], trade_qty[i]), KIND_TRADE
+                else:
+                    continue
+                if fill <= 0:
+                    continue
+                pos += sign * fill
+                order[r, REM] -= fill
+                order[r, ON] = order[r, REM] > 0
+                ahead = order[r, ENTRY_AHEAD] if queue else -1
+                _record(records, k, i, sign, order[r, PX], fill, kind, order[r, LIVE], pos, ahead)
+                k += 1
         # 3. hedge back towards the target once the limit is reached (quotes never go past it, step 4)
         if hedge_on and not hedge_pending and abs(pos) >= max_pos and abs(pos) > hedge_target:
             hedge_pending = True
@@ -147,23 +336,25 @@ def _kernel(
             sign = 1 - 2 * s
             want = abs(pos + sign * order_qty) <= max_pos or sign * pos < 0
             want_px = bid[i] - offset if s == 0 else ask[i] + offset
-            has = pend_has[s] if pend_on[s] else live_on[s]
-            px = pend_px[s] if pend_on[s] else live_px[s]
+            has = pend_has[s] if pend_on[s] else order[2 * s, ON] != 0
+            px = pend_px[s] if pend_on[s] else order[2 * s, PX]
             if (want != has or (want and want_px != px)) and t - last_sent[s] >= min_requote_ns:
                 pend_on[s] = True
                 pend_has[s] = want
                 pend_px[s] = want_px
                 pend_ts[s] = t + latency_ns
                 last_sent[s] = t
+                if queue and order[2 * s, ON] and order[2 * s, CANCEL] == _FAR:
+                    order[2 * s, CANCEL] = t + cancel_ns  # the live order's cancel goes with the first send
         position[i] = pos
-    return k
+    return records[:k]
 
 
 def _columns(ticks: pd.DataFrame, params: StrategyParams) -> tuple[np.ndarray, ...]:
     """Kernel inputs: exchange times, touch and trade prices in ticks, trade sizes in lot steps, aggressor sign."""
     ts = ticks["ts_server"].to_numpy(dtype=np.int64)
-    bid = np.rint(ticks["bid"].to_numpy(dtype=np.float64) / params.tick_size).astype(np.int64)
-    ask = np.rint(ticks["ask"].to_numpy(dtype=np.float64) / params.tick_size).astype(np.int64)
+    bid = _in_steps(ticks["bid"], params.tick_size)
+    ask = _in_steps(ticks["ask"], params.tick_size)
     is_trade = ticks["is_trade"].to_numpy(dtype=bool)
     buys = ticks["last_side"].to_numpy(dtype=object) == "buy"
     aggressor = np.where(is_trade, np.where(buys, 1, -1), 0).astype(np.int8)
@@ -174,75 +365,84 @@ def _columns(ticks: pd.DataFrame, params: StrategyParams) -> tuple[np.ndarray, .
     return ts, bid, ask, aggressor, trade_px, trade_qty
 
 
+def _in_steps(column: pd.Series, step: float) -> np.ndarray:
+    return np.rint(column.to_numpy(dtype=np.float64) / step).astype(np.int64)
+
+
 def _steps(value: float, step: float) -> int:
     return round(value / step)
 
 
 def simulate(ticks: pd.DataFrame, params: StrategyParams) -> Simulation:
     """Run the strategy over one symbol's ticks (sorted by ``ts_server``); same input, same output."""
+    return run(ticks, params, None)
+
+
+def run(ticks: pd.DataFrame, params: StrategyParams, queue: QueueOptions | None) -> Simulation:
+    """The strategy under the touch + dwell rule (``queue`` None) or the queue-aware one."""
     ts, bid, ask, aggressor, trade_px, trade_qty = _columns(ticks, params)
-    n = len(ts)
+    bid_qty, ask_qty = np.zeros(0, np.int64), np.zeros(0, np.int64)  # the dwell rule ignores sizes
+    if queue is not None:
+        bid_qty, ask_qty = _in_steps(ticks["bid_qty"], params.lot_step), _in_steps(ticks["ask_qty"], params.lot_step)
+    entry_ms = params.decision_latency_ms + params.order_entry_latency_ms
+    cancel_ms = params.decision_latency_ms + (
+        params.order_entry_latency_ms if queue is None or queue.cancel_latency_ms is None else queue.cancel_latency_ms
+    )
     order_qty = _steps(params.min_lot, params.lot_step)
     max_pos = params.max_inventory * order_qty
-    position = np.empty(n, np.int64)
-    cap = _FILLS_PER_TICK * n
-    out = (np.empty(cap, np.int64), np.empty(cap, np.int8), np.empty(cap, np.int64), np.empty(cap, np.int64))
-    kind, live, pos_after = np.empty(cap, np.int8), np.empty(cap, np.int64), np.empty(cap, np.int64)
-    count = _kernel(
+    position = np.empty(len(ts), np.int64)
+    records = _kernel(
         ts,
         bid,
         ask,
+        bid_qty,
+        ask_qty,
         aggressor,
         trade_px,
         trade_qty,
         params.quote_offset_ticks,
         order_qty,
-        round(params.touch_dwell_ms * _MS),
+        0 if queue is not None else round(params.touch_dwell_ms * _MS),
         round(params.min_requote_ms * _MS),
-        round((params.decision_latency_ms + params.order_entry_latency_ms) * _MS),
+        round(entry_ms * _MS),
         max_pos,
         params.hedge_mode == "cross",
         int(params.hedge_target * max_pos),
+        queue is not None,
+        round(cancel_ms * _MS),
+        queue.size_decrease_share if queue is not None else 0.0,
         position,
-        *out,
-        kind,
-        live,
-        pos_after,
     )
     mid = (ticks["bid"].to_numpy(dtype=np.float64) + ticks["ask"].to_numpy(dtype=np.float64)) / 2
     inventory = pd.DataFrame({"ts": ts, "position": position * params.lot_step, "mid": mid})
-    tick, side, px, qty = (a[:count] for a in out)
-    return Simulation(
-        _fills(ts, mid, tick, side, px, qty, kind[:count], live[:count], pos_after[:count], params), inventory
-    )
+    fills = _fills(ts, mid, records, params)
+    if queue is not None:
+        ahead = records[:, F_AHEAD]
+        fills["queue_ahead_at_entry"] = np.where(ahead >= 0, ahead * params.lot_step, np.nan)
+    return Simulation(fills, inventory)
 
 
-def _fills(
-    ts: np.ndarray,
-    mid: np.ndarray,
-    tick: np.ndarray,
-    side: np.ndarray,
-    px: np.ndarray,
-    qty: np.ndarray,
-    kind: np.ndarray,
-    live: np.ndarray,
-    pos_after: np.ndarray,
-    params: StrategyParams,
-) -> pd.DataFrame:
-    """The fills table: maker fills see the mid before their triggering tick, hedges the touch they cross."""
-    is_maker = kind != KIND_HEDGE
-    price = px * params.tick_size
-    base = qty * params.lot_step
-    fee_rate = np.where(is_maker, params.maker_fee_rate, params.taker_fee_rate)
-    fill_ts = ts[tick]
-    horizon = fill_ts + round(params.markout_horizon_s * 1e9)
+def markout_mids(ts: np.ndarray, mid: np.ndarray, fill_ts: np.ndarray, horizon_s: float) -> np.ndarray:
+    """Mid of the last tick at or before each fill time + the horizon; NaN past the last tick (not yet known)."""
+    horizon = fill_ts + round(horizon_s * 1e9)
     later = np.maximum(np.searchsorted(ts, horizon, side="right") - 1, 0)
     known = horizon <= (ts[-1] if len(ts) else _NEVER)
+    return np.where(known, mid[later], np.nan)
+
+
+def _fills(ts: np.ndarray, mid: np.ndarray, records: np.ndarray, params: StrategyParams) -> pd.DataFrame:
+    """The fills table: maker fills see the mid before their triggering tick, hedges the touch they cross."""
+    tick, kind = records[:, F_TICK], records[:, F_KIND].astype(np.int8)
+    is_maker = kind != KIND_HEDGE
+    price = records[:, F_PX] * params.tick_size
+    base = records[:, F_QTY] * params.lot_step
+    fee_rate = np.where(is_maker, params.maker_fee_rate, params.taker_fee_rate)
+    fill_ts = ts[tick]
     return pd.DataFrame(
         {
             "ts": fill_ts,
             "tick": tick,
-            "side": side,
+            "side": records[:, F_SIDE].astype(np.int8),
             "price": price,
             "qty": base,
             "is_maker": is_maker,
@@ -250,8 +450,8 @@ def _fills(
             "fee": price * base * fee_rate,
             "fee_rate": fee_rate,
             "mid_before": mid[np.where(is_maker, np.maximum(tick - 1, 0), tick)],
-            "mid_markout": np.where(known, mid[later], np.nan),
-            "position_after": pos_after * params.lot_step,
-            "quote_live_ts": live,
+            "mid_markout": markout_mids(ts, mid, fill_ts, params.markout_horizon_s),
+            "position_after": records[:, F_POS] * params.lot_step,
+            "quote_live_ts": records[:, F_LIVE],
         }
     )
