@@ -71,7 +71,7 @@ def dryrun_accuracy_report(
             "materialize exported_kpis with mode stream or both first"
         )
     predicted = pd.DataFrame(records)
-    predicted["window_end"] = pd.to_datetime(predicted["timestamp"], utc=True).astype("int64")
+    predicted["window_end"] = pd.to_datetime(predicted["timestamp"], utc=True).dt.as_unit("ns").astype("int64")
     if config.reality == "queue":
         reality = queue_replay(normalized_ticks, params, QueueOptions(size_decrease_share=config.size_decrease_share))
         source = f"queue-aware replay (size_decrease_share {config.size_decrease_share:g})"
