@@ -184,3 +184,20 @@ def test_fill_rules_hold_on_random_ticks(ticks: pd.DataFrame, p: StrategyParams)
     again = simulate(ticks, p)
     pd.testing.assert_frame_equal(fills, again.fills)
     pd.testing.assert_frame_equal(sim.inventory, again.inventory)
+
+
+def test_an_order_in_flight_is_not_recalled_by_the_next_decision() -> None:
+    # latency 50 ms, requote at any time: the touch flips while the first bid is in flight. That bid still goes
+    # live at 50 ms (the later decisions wait for it) and a sell at 55 ms fills it.
+    p = params(touch_dwell_ms=0, order_entry_latency_ms=50, min_requote_ms=0)
+    ticks = make_ticks(
+        [
+            tick(0, 100.0, 100.2),  # bid 100.0 sent, live at 50
+            tick(10, 100.1, 100.2),  # wants 100.1, but the side has an order in flight: waits
+            tick(20, 100.0, 100.2),
+            tick(55, 100.0, 100.2, "sell", 100.0, 1.0),
+        ]
+    )
+    fills = simulate(ticks, p).fills
+    assert len(fills) == 1
+    assert (fills.iloc[0].price, fills.iloc[0].quote_live_ts) == (100.0, T0 + 50 * MS)

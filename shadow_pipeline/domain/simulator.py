@@ -15,8 +15,8 @@ a quote may fill only after standing at its price for ``touch_dwell_ms``. The ru
 3. When |position| reaches ``max_inventory`` lots and no hedge is pending, a hedge back to
    ``hedge_target * max_inventory`` is sent (mode ``cross``).
 4. The strategy wants a bid at ``bid - offset`` ticks and an ask at ``ask + offset`` ticks, except on a side
-   whose full order could push |position| beyond ``max_inventory``. When that differs from the side's order
-   (pending, else live) and ``min_requote_ms`` has passed since the side's last send, it sends a new order.
+   whose full order could push |position| beyond ``max_inventory``. When that differs from the side's live order,
+   no order of the side is in flight and ``min_requote_ms`` has passed since its last send, it sends a new order.
 
 The same kernel runs the queue-aware replay (``queue_replay.py``, ``docs/dry-run.md``): steps 1, 3 and 4 are
 shared, so both see the same quotes; only step 2 (which resting order fills, and how much) and the cancel
@@ -336,8 +336,10 @@ def _kernel(
             sign = 1 - 2 * s
             want = abs(pos + sign * order_qty) <= max_pos or sign * pos < 0
             want_px = bid[i] - offset if s == 0 else ask[i] + offset
-            has = pend_has[s] if pend_on[s] else order[2 * s, ON] != 0
-            px = pend_px[s] if pend_on[s] else order[2 * s, PX]
+            if pend_on[s]:
+                continue  # one order in flight per side: an order sent cannot be recalled, the next one waits
+            has = order[2 * s, ON] != 0
+            px = order[2 * s, PX]
             if (want != has or (want and want_px != px)) and t - last_sent[s] >= min_requote_ns:
                 pend_on[s] = True
                 pend_has[s] = want
