@@ -269,7 +269,7 @@ def main() -> None:
         rows = [bench_replay(client), *bench_ingest(client, server.url), *bench_simulator()]
     finally:
         server.stop()
-    table = pd.DataFrame(rows)
+    table = pd.DataFrame(rows).fillna("")
     print(f"best of {REPEATS} runs each; ratio = ours / baseline throughput (higher is better)")
     print(table.to_markdown(index=False))
 

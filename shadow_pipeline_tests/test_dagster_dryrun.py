@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import pandas as pd
 import pytest
 import redis
 
@@ -18,11 +19,14 @@ from shadow_pipeline.assets.ingest import normalized_ticks, raw_ticks
 from shadow_pipeline.assets.shadow import shadow_iterations, shadow_report
 from shadow_pipeline.checks import dryrun as checks
 from shadow_pipeline.domain.accuracy import FAIL, NO_DATA, PASS, WARN
+from shadow_pipeline.domain.profiles import load_profiles, resolve
+from shadow_pipeline.domain.queue_replay import queue_replay
 from shadow_pipeline.feed.replay import ReplayOptions, replay
 from shadow_pipeline.feed.sources import open_source
 from shadow_pipeline.io_managers import ParquetIOManager
 from shadow_pipeline.launch import shadow_run_config
 from shadow_pipeline.partitions import partition_key
+from shadow_pipeline.redis_io.dryrun_fills import fills_stream
 from shadow_pipeline.redis_io.kpi_export import kpi_stream, read_stream_records, symbol_hash
 from shadow_pipeline.reporting.accuracy import REPORT_JSON, REPORT_MD
 from shadow_pipeline.resources import ArtifactsResource, LandingResource, RedisResource, TickStreamResource
@@ -132,3 +136,63 @@ def test_a_dwell_of_zero_against_a_long_queue_fails_the_mape_gate(
         assert not results[symbol].success
         gate = {e.check_name: e for e in results[symbol].get_asset_check_evaluations()}[checks.ACCURACY_GATE]
         assert not gate.passed and "total_fills" in str(gate.description)
+
+
+def _validate_only(redis_url: str, stream: str, folder: Path, run_config: dict[str, Any]) -> dg.ExecuteInProcessResult:
+    """dryrun_accuracy_report alone, on the stored upstream partitions of ``folder``."""
+    with dg.instance_for_test() as instance:
+        return dg.materialize(
+            ASSETS,
+            selection=[dryrun_accuracy_report],
+            partition_key=partition_key(HOUR, "BTCUSDT"),
+            resources={
+                "redis": RedisResource(url=redis_url),
+                "parquet_io_manager": ParquetIOManager(base_path=str(folder / "assets")),
+                "artifacts": ArtifactsResource(base_path=str(folder / "bot")),
+                "tick_stream": TickStreamResource(stream=stream),
+                "landing": LandingResource(base_path=str(folder / "landing")),
+            },
+            run_config=run_config,
+            instance=instance,
+            raise_on_error=False,
+        )
+
+
+def test_actual_fills_from_a_bot_stream_give_the_same_counts_as_the_replay_they_came_from(
+    redis_url: str, redis_client: redis.Redis, binance_stream: str, tmp_path: Path
+) -> None:
+    """The fills reality source: a bot that got exactly the queue replay's fills reports them to
+    dryrun:fills:{symbol}; the validator must then see the same fill counts as with the replay itself."""
+    _clear_exports(redis_url)
+    config = shadow_run_config(window_seconds=5)
+    _run(redis_url, binance_stream, tmp_path, "fills", config)
+    by_queue = {r["kpi"]: r for r in _accuracy(tmp_path, "BTCUSDT")["kpis"]}
+    ticks = pd.read_parquet(tmp_path / "assets/normalized_ticks" / HOUR / "BTCUSDT.parquet")
+    params, _ = resolve(load_profiles(), "moderate", "BTCUSDT")
+    fills = queue_replay(ticks, params).fills
+    stream = fills_stream("BTCUSDT")
+    redis_client.delete(stream)
+    for fill in fills[["ts", "side", "price", "qty", "is_maker", "fee"]].to_dict(orient="records"):
+        side = "buy" if fill["side"] > 0 else "sell"
+        entry = {"ts": fill["ts"], "side": side, "price": fill["price"], "qty": fill["qty"], "fee": fill["fee"]}
+        redis_client.xadd(stream, {**{k: str(v) for k, v in entry.items()}, "is_maker": int(fill["is_maker"])})
+    config = {"ops": {"dryrun_accuracy_report": {"config": {"reality": "fills"}}}}
+    try:
+        assert _validate_only(redis_url, binance_stream, tmp_path, config).asset_materializations_for_node(
+            "dryrun_accuracy_report"
+        )
+        report = json.loads((tmp_path / "bot/dryrun" / HOUR / "BTCUSDT" / REPORT_JSON).read_text())
+        assert report["reality"] == f"{len(fills)} fills from {stream}"
+        by_bot = {r["kpi"]: r for r in report["kpis"]}
+        for kpi in ("maker_count", "taker_count", "total_fills"):
+            assert by_bot[kpi]["wpe"] == by_queue[kpi]["wpe"], kpi
+        # A malformed report from the bot fails the validation, naming the entry, rather than being skipped.
+        bad = {"ts": "x", "side": "buy", "price": "1", "qty": "1", "is_maker": "1", "fee": "0"}
+        bad_id = redis_client.xadd(stream, bad)  # type: ignore[arg-type]
+        failed = _validate_only(redis_url, binance_stream, tmp_path, config)
+        assert not failed.success
+        failure = next(e for e in failed.all_events if e.is_step_failure)
+        error = failure.step_failure_data.error
+        assert error is not None and str(bad_id) in error.message
+    finally:
+        redis_client.delete(stream)

@@ -79,9 +79,9 @@ def dryrun_accuracy_report(
         start, end = hour_bounds(hour)
         try:
             fills = read_fills(client, symbol, start, end)
-        except BadFillEntry as exc:
-            raise dg.Failure(str(exc)) from None
-        reality = simulation_from_fills(fills, normalized_ticks, params)
+            reality = simulation_from_fills(fills, normalized_ticks, params)
+        except (BadFillEntry, ValueError) as exc:  # the bot's report is outside input: say what is wrong with it
+            raise dg.Failure(f"{fills_stream(symbol)}: {exc}") from None
         source = f"{len(fills)} fills from {fills_stream(symbol)}"
     actual = iteration_kpis(normalized_ticks, reality, params, thresholds, window_seconds)
     accuracy = compare(predicted, actual, config.min_fills, config.iterations)

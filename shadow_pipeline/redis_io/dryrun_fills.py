@@ -44,5 +44,7 @@ def read_fills(client: redis.Redis, symbol: str, start_ns: int, end_ns: int) -> 
         if start_ns <= ts < end_ns:
             is_maker = text["is_maker"] in ("1", "true", "True")
             rows.append({"ts": ts, "side": text["side"], "price": price, "qty": qty, "is_maker": is_maker, "fee": fee})
-    frame = pd.DataFrame(rows, columns=list(FILL_FIELDS))
+    frame = pd.DataFrame(rows, columns=list(FILL_FIELDS)).astype(
+        {"ts": "int64", "price": "float64", "qty": "float64", "is_maker": "bool", "fee": "float64"}
+    )
     return frame.sort_values("ts", kind="stable").reset_index(drop=True)
