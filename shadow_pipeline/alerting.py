@@ -1,7 +1,7 @@
 """Alerts from asset-check outcomes: each failed WARN or ERROR evaluation becomes one alert record.
 
-Plain functions over Dagster's event records, so the sensor that calls them stays thin and the dedup key (the
-evaluation's event-log storage id) is the same whoever writes the alert.
+Plain functions over Dagster's event records, so the sensor that calls them stays thin and the dedup key (run id
+and the evaluation's storage id) is the same whoever writes the alert.
 """
 
 from __future__ import annotations

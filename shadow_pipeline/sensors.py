@@ -4,6 +4,7 @@ turn failed asset checks into alerts (a WARN check never fails a run, so only a 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
@@ -19,7 +20,8 @@ from shadow_pipeline.resources import AlertsResource, RedisResource, TickStreamR
 
 SCAN_CHUNK = 20_000
 MAX_SCAN_PER_TICK = 500_000  # a tick must finish well inside Dagster's 60 s evaluation limit
-MAX_EVALUATIONS_PER_TICK = 1000
+MAX_RUNS_PER_TICK = 200
+FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
 CURSOR_OVERLAP_SECONDS = 1.0
 
 
@@ -86,39 +88,47 @@ def closed_window_sensor(
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Writes one alert per failed asset-check evaluation (WARN or ERROR: data quality, min-windows, KPI "
-    "thresholds, prediction accuracy) to the shadow:alerts stream, the log and Slack when a token is set. The "
-    "cursor is the last evaluation seen; the alert stream is keyed by evaluation, so none is written twice.",
+    "thresholds, prediction accuracy) of every finished run to the shadow:alerts stream, the log and Slack when a "
+    "token is set. The cursor is the last finished run's update time; the alert stream is keyed by evaluation, so "
+    "none is written twice.",
 )
 def check_alert_sensor(
     context: dg.SensorEvaluationContext, redis: RedisResource, alerts: AlertsResource
 ) -> dg.SkipReason:
-    # The cursor is a timestamp, not a storage id: SQLite instances shard the event log by run, where storage
-    # ids are per shard. Re-reading an overlap is harmless because the alert stream is keyed by evaluation.
-    after = float(context.cursor) - CURSOR_OVERLAP_SECONDS if context.cursor else None
-    records = context.instance.get_event_records(
-        dg.EventRecordsFilter(event_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION, after_timestamp=after),
-        limit=MAX_EVALUATIONS_PER_TICK,
+    # Finished runs, oldest update first, then each run's own check evaluations: correct on run-sharded SQLite
+    # instances too. The cursor overlaps by a second; re-reading is harmless because alerts are written once.
+    after = datetime.fromtimestamp(float(context.cursor) - CURSOR_OVERLAP_SECONDS, UTC) if context.cursor else None
+    runs = context.instance.get_run_records(
+        filters=dg.RunsFilter(statuses=FINISHED, updated_after=after),
+        order_by="update_timestamp",
         ascending=True,
+        limit=MAX_RUNS_PER_TICK,
     )
-    if not records:
-        return dg.SkipReason("no new check evaluations")
+    if not runs:
+        return dg.SkipReason("no newly finished runs")
     client = redis.get_client(decode_responses=True)
-    written = 0
-    for record in records:
-        evaluation = failed_evaluation(record)
-        if evaluation is None:
-            continue
-        run = context.instance.get_run_by_id(record.event_log_entry.run_id)
-        partition = run.tags.get("dagster/partition", "") if run is not None else ""
-        fields = alert_fields(record, evaluation, partition)
-        if not append_once(client, alerts.stream, [(fields["evaluation"], fields)], alerts.maxlen):
-            continue  # written by an earlier tick that stopped before saving its cursor
-        written += 1
-        text = alert_text(fields)
-        context.log.warning(text)
-        try:
-            alerts.post_to_slack(text)
-        except Exception as exc:  # Slack being down must not lose the cursor or the Redis alert
-            context.log.error(f"could not post the alert to Slack: {exc}")
-    context.update_cursor(str(records[-1].event_log_entry.timestamp))
-    return dg.SkipReason(f"{len(records)} check evaluations read, {written} alerts written to {alerts.stream}")
+    evaluations = written = 0
+    for run in runs:
+        partition = run.dagster_run.tags.get("dagster/partition", "")
+        records = context.instance.get_records_for_run(
+            run.dagster_run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+        ).records
+        evaluations += len(records)
+        for record in records:
+            evaluation = failed_evaluation(record)
+            if evaluation is None:
+                continue
+            fields = alert_fields(record, evaluation, partition)
+            if not append_once(client, alerts.stream, [(fields["evaluation"], fields)], alerts.maxlen):
+                continue  # written by an earlier tick (the cursor overlaps, or was lost)
+            written += 1
+            text = alert_text(fields)
+            context.log.warning(text)
+            try:
+                alerts.post_to_slack(text)
+            except Exception as exc:  # Slack being down must not lose the cursor or the Redis alert
+                context.log.error(f"could not post the alert to Slack: {exc}")
+    context.update_cursor(str(runs[-1].update_timestamp.timestamp()))
+    return dg.SkipReason(
+        f"{len(runs)} finished runs, {evaluations} check evaluations read, {written} alerts written to {alerts.stream}"
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 
 from shadow_pipeline.domain.kpis import iteration_kpis
@@ -20,7 +22,8 @@ def synthetic_iterations(symbol: str = "BTCUSDT", seconds: float = 120, window_s
     ticks = ticks.sort_values(["ts_server", "seq"], kind="stable").reset_index(drop=True)
     params, thresholds = resolve(load_profiles(), "moderate", symbol)
     iterations = iteration_kpis(ticks, simulate(ticks, params), params, thresholds, window_s)
-    return iterations.assign(hour=str(hour_keys(ticks["ts_server"].to_numpy()[:1])[0]), window_seconds=window_s)
+    hour = str(hour_keys(ticks["ts_server"].to_numpy()[:1])[0])
+    return iterations.assign(hour=hour, window_seconds=window_s, params=json.dumps(params.__dict__, sort_keys=True))
 
 
 def partition_of(iterations: pd.DataFrame) -> str:

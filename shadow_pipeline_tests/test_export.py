@@ -40,7 +40,7 @@ def test_hash_export_writes_typed_fields_with_a_ttl(client: redis.Redis) -> None
     fields = client.hgetall(symbol_hash("BTCUSDT"))
     assert set(fields) == {
         "timestamp", "symbol", "maker_taker_ratio", "net_bps", "p95_latency_ms", "risk_ratio",
-        "maker_count", "taker_count", "total_fills", "partition", "profile", "scope",
+        "maker_count", "taker_count", "total_fills", "partition", "profile", "window_seconds", "params_digest", "scope",
     }  # fmt: skip
     valid = iterations[iterations["valid"]]
     assert int(fields["total_fills"]) == int(valid["total_fills"].sum()) > 0
@@ -87,3 +87,16 @@ def test_cli_exports_stored_iterations_and_a_re_export_adds_nothing(own_server: 
     bad = subprocess.run([*command[:-2], "--mode", "stream", "--src", str(tmp_path / "x.json")], env=env,
                          capture_output=True, text=True, timeout=120)  # fmt: skip
     assert bad.returncode == 2 and "error:" in bad.stderr
+
+
+def test_other_windows_or_parameters_are_new_records_and_a_deleted_stream_is_written_again(client: redis.Redis) -> None:
+    iterations = synthetic_iterations()
+    partition = partition_of(iterations)
+    export_iterations(client, iterations, partition, "stream")
+    shorter = synthetic_iterations(window_s=5)
+    [again] = export_iterations(client, shorter, partition, "stream")
+    assert again.written == len(shorter)  # 5 s windows are other predictions, not duplicates of the 10 s ones
+    assert len(read_stream_records(client, "BTCUSDT", partition=partition, window_seconds=10.0)) == len(iterations)
+    client.delete(kpi_stream("BTCUSDT"))  # deleted (or trimmed): the index must not make a re-export a no-op
+    [rewritten] = export_iterations(client, iterations, partition, "stream")
+    assert rewritten.written == len(iterations) == client.xlen(kpi_stream("BTCUSDT"))

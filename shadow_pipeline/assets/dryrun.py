@@ -11,6 +11,7 @@ from pydantic import Field
 from shadow_pipeline.checks import dryrun as checks
 from shadow_pipeline.domain.accuracy import compare
 from shadow_pipeline.domain.actual_fills import simulation_from_fills
+from shadow_pipeline.domain.kpi_records import params_digest
 from shadow_pipeline.domain.kpis import iteration_kpis
 from shadow_pipeline.domain.profiles import StrategyParams, Thresholds
 from shadow_pipeline.domain.queue_replay import QueueOptions, queue_replay
@@ -64,14 +65,24 @@ def dryrun_accuracy_report(
     thresholds = Thresholds(**json.loads(first["thresholds"]))
     window_seconds = float(first["window_seconds"])
     client = redis.get_client(decode_responses=True)
-    records = read_stream_records(client, symbol, partition=partition, profile=params.profile)
+    records = read_stream_records(
+        client,
+        symbol,
+        partition=partition,
+        profile=params.profile,
+        window_seconds=window_seconds,
+        params_digest=params_digest(str(first["params"])),
+    )
     if not records:
         raise dg.Failure(
-            f"no predictions for {partition} (profile {params.profile}) in {kpi_stream(symbol)}: "
+            f"no predictions for {partition} (profile {params.profile}, {window_seconds:g} s windows, these "
+            f"parameters) in {kpi_stream(symbol)}: "
             "materialize exported_kpis with mode stream or both first"
         )
     predicted = pd.DataFrame(records)
-    predicted["window_end"] = pd.to_datetime(predicted["timestamp"], utc=True).dt.as_unit("ns").astype("int64")
+    predicted["window_end"] = (
+        pd.to_datetime(predicted["timestamp"], utc=True, format="ISO8601").dt.as_unit("ns").astype("int64")
+    )
     if config.reality == "queue":
         reality = queue_replay(normalized_ticks, params, QueueOptions(size_decrease_share=config.size_decrease_share))
         source = f"queue-aware replay (size_decrease_share {config.size_decrease_share:g})"
@@ -84,7 +95,10 @@ def dryrun_accuracy_report(
             raise dg.Failure(f"{fills_stream(symbol)}: {exc}") from None
         source = f"{len(fills)} fills from {fills_stream(symbol)}"
     actual = iteration_kpis(normalized_ticks, reality, params, thresholds, window_seconds)
-    accuracy = compare(predicted, actual, config.min_fills, config.iterations)
+    try:
+        accuracy = compare(predicted, actual, config.min_fills, config.iterations)
+    except ValueError as exc:
+        raise dg.Failure(f"{kpi_stream(symbol)}, {partition}: {exc}") from None
     predicted_fills = int(accuracy.windows["total_fills_predicted"].sum())
     actual_fills = int(accuracy.windows["total_fills_actual"].sum())
     notes = {

@@ -12,6 +12,7 @@ from pydantic import Field
 
 from shadow_pipeline.checks import shadow as checks
 from shadow_pipeline.domain.gates import judge, kpi_gates
+from shadow_pipeline.domain.kpi_records import params_digest
 from shadow_pipeline.domain.kpis import aggregate, iteration_kpis, window_medians
 from shadow_pipeline.domain.profiles import ProfileError, StrategyParams, Thresholds, load_profiles, resolve
 from shadow_pipeline.domain.simulator import simulate
@@ -186,6 +187,7 @@ def shadow_report(
         for k in ("hour", "symbol", "profile", "window_seconds", "commit", "source", "ingest", "latency_notes")
     }
     notes["partition"] = str(context.partition_key)
+    notes["params_digest"] = params_digest(str(first["params"]))
     notes["as_of"] = pd.Timestamp(int(shadow_iterations["window_end"].max()), tz="UTC").isoformat()
     judged = judge(kpis, thresholds)
     snapshot = build_snapshot(kpis, medians, thresholds, judged, notes, pd.Timestamp.now(tz="UTC").isoformat())

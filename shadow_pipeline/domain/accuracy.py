@@ -72,6 +72,9 @@ def _errors(predicted: np.ndarray, actual: np.ndarray) -> dict[str, float]:
 
 def compare(predicted: pd.DataFrame, actual: pd.DataFrame, min_fills: int = 1, last: int | None = None) -> Accuracy:
     """Join predictions and actual KPIs on the window end; ``last``: only the newest N windows predicted."""
+    repeated = predicted["window_end"].duplicated()
+    if repeated.any():
+        raise ValueError(f"{int(repeated.sum())} windows predicted more than once: predictions of different runs mixed")
     shared = ["window_end", *RATIO_KPIS, *COUNT_KPIS]
     both = predicted[shared].merge(actual[shared], on="window_end", suffixes=("_predicted", "_actual"))
     both = both.sort_values("window_end", kind="stable")

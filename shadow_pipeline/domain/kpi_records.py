@@ -3,6 +3,7 @@ shipped JSON Schema before anything is written, so a reader never sees a half-va
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -36,6 +37,11 @@ def _number(value: Any) -> float | None:
     return None if math.isnan(number) else number
 
 
+def params_digest(params_json: str) -> str:
+    """A short fingerprint of the strategy parameters: predictions of different parameters never mix."""
+    return hashlib.sha256(params_json.encode()).hexdigest()[:12]
+
+
 def _timestamp(ns: int) -> str:
     return pd.Timestamp(int(ns), tz="UTC").isoformat().replace("+00:00", "Z")
 
@@ -52,6 +58,8 @@ def iteration_records(iterations: pd.DataFrame, partition: str) -> list[dict[str
                 **{name: int(row[name]) for name in COUNT_FIELDS},
                 "partition": partition,
                 "profile": str(row["profile"]),
+                "window_seconds": float(row["window_seconds"]),
+                "params_digest": params_digest(str(row["params"])),
                 "scope": "iteration",
                 "iteration": int(row["iteration"]),
                 "valid": bool(row["valid"]),
@@ -61,7 +69,14 @@ def iteration_records(iterations: pd.DataFrame, partition: str) -> list[dict[str
 
 
 def partition_record(
-    kpis: Mapping[str, Any], *, symbol: str, partition: str, profile: str, timestamp_ns: int
+    kpis: Mapping[str, Any],
+    *,
+    symbol: str,
+    partition: str,
+    profile: str,
+    window_seconds: float,
+    digest: str,
+    timestamp_ns: int,
 ) -> dict[str, Any]:
     """A partition's aggregate KPIs (``domain.kpis.aggregate``, or a snapshot's ``kpis``) as one record."""
     return {
@@ -71,17 +86,25 @@ def partition_record(
         **{name: int(kpis.get(name) or 0) for name in COUNT_FIELDS},
         "partition": partition,
         "profile": profile,
+        "window_seconds": float(window_seconds),
+        "params_digest": digest,
         "scope": "partition",
     }
 
 
 def snapshot_record(snapshot: Mapping[str, Any]) -> dict[str, Any]:
     """The record of a POST_SHADOW_SNAPSHOT.json."""
+    needed = ("kpis", "symbol", "partition", "profile", "window_seconds", "params_digest", "as_of")
+    missing = [key for key in needed if key not in snapshot]
+    if missing:
+        raise KpiRecordError(f"snapshot lacks {', '.join(missing)} (written by an older version? re-run the report)")
     return partition_record(
         snapshot["kpis"],
         symbol=str(snapshot["symbol"]),
         partition=str(snapshot["partition"]),
         profile=str(snapshot["profile"]),
+        window_seconds=float(snapshot["window_seconds"]),
+        digest=str(snapshot["params_digest"]),
         timestamp_ns=pd.Timestamp(snapshot["as_of"]).value,
     )
 
@@ -90,6 +113,12 @@ def validate(records: Sequence[Mapping[str, Any]]) -> None:
     """Raise KpiRecordError naming the first bad record and rule; checks the whole batch before any write."""
     validator = _validator()
     for index, record in enumerate(records):
+        infinite = [k for k, v in record.items() if isinstance(v, float) and math.isinf(v)]
+        if infinite:
+            raise KpiRecordError(
+                f"KPI record {index} ({record.get('symbol')}, {record.get('partition')}) has infinite "
+                f"{', '.join(infinite)}; nothing was written"
+            )
         error = jsonschema.exceptions.best_match(validator.iter_errors(dict(record)))
         if error is not None:
             where = "/".join(map(str, error.absolute_path)) or "(record)"
@@ -115,7 +144,7 @@ def to_fields(record: Mapping[str, Any]) -> dict[str, str]:
 def from_fields(fields: Mapping[str, str]) -> dict[str, Any]:
     """The inverse of :func:`to_fields`, typed again by the field's schema type."""
     record: dict[str, Any] = dict(fields)
-    for name in KPI_FIELDS:
+    for name in (*KPI_FIELDS, "window_seconds"):
         if name in record:
             record[name] = float(record[name]) if record[name] != "" else None
     for name in (*COUNT_FIELDS, "iteration"):

@@ -21,7 +21,14 @@ from typing import Any
 import pandas as pd
 import redis
 
-from shadow_pipeline.domain.kpi_records import from_fields, iteration_records, partition_record, to_fields, validate
+from shadow_pipeline.domain.kpi_records import (
+    from_fields,
+    iteration_records,
+    params_digest,
+    partition_record,
+    to_fields,
+    validate,
+)
 from shadow_pipeline.domain.kpis import aggregate
 from shadow_pipeline.redis_io.streams import append_once
 
@@ -39,7 +46,8 @@ def kpi_stream(symbol: str) -> str:
 
 
 def record_key(record: Mapping[str, Any]) -> str:
-    return f"{record['partition']}|{record['profile']}|{record['iteration']}"
+    """What makes a window's prediction unique: partition, profile, window length, parameters, window."""
+    return "|".join(str(record[k]) for k in ("partition", "profile", "window_seconds", "params_digest", "iteration"))
 
 
 @dataclass(frozen=True)
@@ -93,36 +101,41 @@ def export_iterations(
     ttl_seconds: int = DEFAULT_TTL_SECONDS,
     maxlen: int = DEFAULT_STREAM_MAXLEN,
 ) -> list[ExportResult]:
-    """One shadow_iterations partition: its windows to the stream and/or its aggregate to the hashes."""
+    """One shadow_iterations partition: its windows to the stream and/or its aggregate to the hashes.
+
+    Every record of both modes is built and validated before the first write: all or nothing."""
     if iterations.empty:
         raise ValueError(f"{partition}: no windows to export")
-    results = []
-    if mode in ("stream", "both"):
-        results.append(append_streams(client, iteration_records(iterations, partition), maxlen))
+    windows = iteration_records(iterations, partition) if mode in ("stream", "both") else []
+    aggregates = []
     if mode in ("hash", "both"):
         kpis = {str(k): v for k, v in aggregate(iterations).iloc[0].items()}
-        record = partition_record(
-            kpis,
-            symbol=str(iterations["symbol"].iloc[0]),
-            partition=partition,
-            profile=str(iterations["profile"].iloc[0]),
-            timestamp_ns=int(iterations["window_end"].max()),
+        aggregates.append(
+            partition_record(
+                kpis,
+                symbol=str(iterations["symbol"].iloc[0]),
+                partition=partition,
+                profile=str(iterations["profile"].iloc[0]),
+                window_seconds=float(iterations["window_seconds"].iloc[0]),
+                digest=params_digest(str(iterations["params"].iloc[0])),
+                timestamp_ns=int(iterations["window_end"].max()),
+            )
         )
-        results.append(write_hashes(client, [record], per_symbol, ttl_seconds))
+    validate([*windows, *aggregates])
+    results = []
+    if windows:
+        results.append(append_streams(client, windows, maxlen))
+    if aggregates:
+        results.append(write_hashes(client, aggregates, per_symbol, ttl_seconds))
     return results
 
 
-def read_stream_records(
-    client: redis.Redis, symbol: str, partition: str | None = None, profile: str | None = None
-) -> list[dict[str, Any]]:
-    """Window records of ``symbol`` back from Redis (typed), optionally of one partition and profile."""
+def read_stream_records(client: redis.Redis, symbol: str, **match: Any) -> list[dict[str, Any]]:
+    """Window records of ``symbol`` back from Redis (typed), those whose fields equal ``match`` (e.g. partition,
+    profile, window_seconds, params_digest)."""
     entries: list[Any] = client.xrange(kpi_stream(symbol))  # type: ignore[assignment]
     records = [from_fields(_text(fields)) for _, fields in entries]
-    return [
-        r
-        for r in records
-        if (partition is None or r.get("partition") == partition) and (profile is None or r.get("profile") == profile)
-    ]
+    return [r for r in records if all(r.get(name) == value for name, value in match.items())]
 
 
 def _text(fields: Mapping[Any, Any]) -> dict[str, str]:

@@ -83,7 +83,8 @@ local added = 0
 local i = 2
 while i <= #ARGV do
   local key, n = ARGV[i], tonumber(ARGV[i + 1])
-  if redis.call('HEXISTS', KEYS[2], key) == 0 then
+  local known = redis.call('HGET', KEYS[2], key)
+  if not known or #redis.call('XRANGE', KEYS[1], known, known) == 0 then
     local fields = {}
     for j = 1, 2 * n do fields[j] = ARGV[i + 1 + j] end
     local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', unpack(fields))
@@ -102,8 +103,9 @@ def index_key(stream: str) -> str:
 
 
 def append_once(client: redis.Redis, stream: str, entries: Sequence[tuple[str, Mapping[str, str]]], maxlen: int) -> int:
-    """XADD each (key, fields) whose key was never appended before; atomic (one Lua script). Returns how many
-    were added: a retry, a re-export or a second writer adds nothing twice."""
+    """XADD each (key, fields) whose key is not in ``stream`` yet; atomic (one Lua script). Returns how many were
+    added: a retry, a re-export or a second writer adds nothing twice, while an entry that was deleted or trimmed
+    away is written again."""
     if not entries:
         return 0
     args: list[str | int] = [maxlen]

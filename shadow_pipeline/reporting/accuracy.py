@@ -25,7 +25,8 @@ def _plain(value: Any) -> Any:
 
 def write_reports(folder: Path, accuracy: Accuracy, notes: Mapping[str, Any]) -> Path:
     rows = [{k: _plain(v) for k, v in row.items()} for row in accuracy.table.to_dict(orient="records")]
-    document = {**notes, "status": accuracy.worst, "kpis": rows}
+    windows = [{k: _plain(v) for k, v in row.items()} for row in accuracy.windows.to_dict(orient="records")]
+    document = {**notes, "status": accuracy.worst, "kpis": rows, "windows": windows}
     path = folder / REPORT_JSON
     write_atomically(path, json.dumps(document, indent=2).encode())
     lines = [
