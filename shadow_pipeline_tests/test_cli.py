@@ -5,12 +5,14 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import redis
 
 from shadow_pipeline.redis_io.url import REDIS_URL_ENV
 
 CLI = [sys.executable, "-m", "shadow_pipeline.cli"]
+CLI_SHELL = " ".join(CLI)
 
 
 def _run(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -117,3 +119,22 @@ def test_with_redis_stops_the_command_gracefully_then_redis() -> None:
         raise AssertionError("the embedded Redis outlived with-redis")
     except redis.exceptions.ConnectionError:
         pass
+
+
+def test_dryrun_validates_predictions_read_back_from_redis(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != REDIS_URL_ENV}
+    env["DAGSTER_HOME"] = str(tmp_path)
+    env["SHADOW_DATA_DIR"] = str(tmp_path / "data")
+    env["SHADOW_ARTIFACTS_DIR"] = str(tmp_path / "artifacts")
+    script = (
+        f"{CLI_SHELL} replay --source synthetic --symbols BTCUSDT --minutes 3 > /dev/null && "
+        f"{CLI_SHELL} dryrun --symbols BTCUSDT --iterations 4 --duration 30"
+    )
+    out = _run("with-redis", "--", "sh", "-c", script, env=env)
+    assert out.returncode in (0, 1), out.stderr
+    rows = re.findall(r"^2024-08-09-00:00 BTCUSDT\s+(success|failed)\s+(PASS|WARN|FAIL)\s+4\s", out.stdout, re.M)
+    assert len(rows) == 1, out.stdout
+    run, status = rows[0]
+    assert (out.returncode == 0) == (status != "FAIL") == (run == "success")
+    report = tmp_path / "artifacts/dryrun/2024-08-09-00:00/BTCUSDT/DRYRUN_ACCURACY_REPORT.json"
+    assert json.loads(report.read_text())["predictions"].startswith("6 records from shadow:kpi:stream:BTCUSDT")

@@ -19,6 +19,7 @@ import pytest
 import redis
 
 from shadow_pipeline.assets.ingest import normalized_ticks, raw_ticks
+from shadow_pipeline.checks import dryrun as dryrun_checks
 from shadow_pipeline.checks import ingest as checks
 from shadow_pipeline.checks import shadow as shadow_checks
 from shadow_pipeline.io_managers import ParquetIOManager
@@ -113,6 +114,9 @@ def test_ui_shows_ingest_assets_with_metadata_and_checks(
         assert nodes[(asset,)]["groupName"] == "shadow" and nodes[(asset,)]["isPartitioned"]
     gates = {c["name"]: c["blocking"] for c in nodes[("shadow_report",)]["assetChecksOrError"]["checks"]}
     assert gates == {shadow_checks.MIN_VALID_WINDOWS: True, shadow_checks.KPI_THRESHOLDS: True}
+    assert nodes[("exported_kpis",)]["groupName"] == "export"
+    accuracy = {c["name"]: c["blocking"] for c in nodes[("dryrun_accuracy_report",)]["assetChecksOrError"]["checks"]}
+    assert accuracy == {dryrun_checks.ACCURACY_GATE: True, dryrun_checks.ACCURACY_WARN: False}
     latest = _graphql(port, MATERIALIZATION_QUERY)["assetOrError"]["assetMaterializations"][0]
     assert latest["partition"] == "2024-08-09-00:00|BTCUSDT"
     entries = {e["label"]: e for e in latest["metadataEntries"]}
