@@ -3,23 +3,40 @@
 import logging
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from shadow_pipeline.ingest.consumer import IngestOptions, TickConsumer
+from shadow_pipeline.ingest.landing import LandingStore
 from shadow_pipeline.redis_io.connect import RedisUnavailable, connect
 from shadow_pipeline.redis_io.server import _free_port, start_server
 from shadow_pipeline.resources import RedisResource
+from shadow_pipeline_tests.ingest_helpers import replay_synthetic
 
 PASSWORD = "Sup3r-s3cret"
 
 
-def test_acl_user_connects_and_a_wrong_password_is_a_clear_redacted_error(caplog) -> None:  # type: ignore[no-untyped-def]
+def _consumer_lands_everything(url: str, landing: Path, **options: Any) -> None:
+    """The consumer reads replies as raw bytes on the client's own connections: AUTH and TLS must carry over."""
+    written = replay_synthetic(connect(url, **options), "secure:ticks", seconds=5, symbols=("BTCUSDT",))
+    consumer = TickConsumer(
+        LandingStore(landing),
+        IngestOptions(stream="secure:ticks"),
+        client_factory=lambda **kw: connect(url, **options, **kw),
+    )
+    report = consumer.drain()
+    assert report.landed_total == written.entries > 0 and report.dead_letters == 0
+
+
+def test_acl_user_connects_and_a_wrong_password_is_a_clear_redacted_error(caplog, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     server = start_server(["--user", "default", "off", "--user", "alice", "on", f">{PASSWORD}", "~*", "+@all"])
     try:
         caplog.set_level(logging.INFO)
         url = f"redis://alice:{PASSWORD}@127.0.0.1:{server.port}/0"
         assert connect(url).ping()
         assert RedisResource(url=url).describe() == f"redis://alice:***@127.0.0.1:{server.port}/0"
+        _consumer_lands_everything(url, tmp_path)
         with pytest.raises(RedisUnavailable) as info:
             connect(f"redis://alice:wrong-{PASSWORD}@127.0.0.1:{server.port}/0")
         assert "refused the credentials" in str(info.value)
@@ -115,6 +132,7 @@ def test_tls_with_a_private_ca(tmp_path: Path) -> None:
         assert connect(url, ssl_ca_certs=str(ca)).ping()
         assert connect(f"{url}?ssl_ca_certs={ca}").ping()
         assert RedisResource(url=url, ssl_ca_certs=str(ca)).get_client().ping()
+        _consumer_lands_everything(url, tmp_path / "landing", ssl_ca_certs=str(ca))
         with pytest.raises(RedisUnavailable) as info:  # the system CAs do not know our CA
             connect(url)
         assert PASSWORD not in str(info.value)

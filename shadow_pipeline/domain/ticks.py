@@ -103,6 +103,18 @@ def _valid_codes(values: np.ndarray, is_valid: Callable[[str], bool]) -> np.ndar
     return np.fromiter((verdict[v] for v in items), dtype=bool, count=len(items))
 
 
+def _rejecter(reasons: np.ndarray, open_rows: np.ndarray) -> Callable[[np.ndarray, str | np.ndarray], None]:
+    """``reject(failed, reason)``: rows still open that fail get the reason and close (first rule wins)."""
+
+    def reject(failed: np.ndarray, reason: str | np.ndarray) -> None:
+        todo = failed & open_rows
+        if todo.any():
+            reasons[todo] = reason[todo] if isinstance(reason, np.ndarray) else reason
+            open_rows[todo] = False
+
+    return reject
+
+
 def parse_table(columns: Mapping[str, np.ndarray]) -> ParsedBatch:
     """Parse a batch held column-wise (one object array per field, None where a field is absent).
 
@@ -115,13 +127,7 @@ def parse_table(columns: Mapping[str, np.ndarray]) -> ParsedBatch:
     missing = np.column_stack(absent) if n else np.zeros((0, len(FIELDS)), dtype=bool)
     reasons = np.full(n, None, dtype=object)
     open_rows = np.ones(n, dtype=bool)
-
-    def reject(failed: np.ndarray, reason: str | np.ndarray) -> None:
-        todo = failed & open_rows
-        if todo.any():
-            reasons[todo] = reason[todo] if isinstance(reason, np.ndarray) else reason
-            open_rows[todo] = False
-
+    reject = _rejecter(reasons, open_rows)
     any_missing = missing.any(axis=1)
     if any_missing.any():
         names = np.full(n, None, dtype=object)
@@ -141,37 +147,66 @@ def parse_table(columns: Mapping[str, np.ndarray]) -> ParsedBatch:
     nums = {name: _floats(col[name]) for name in (*PRICE_FIELDS, "last_qty")}
     for name in PRICE_FIELDS:
         reject(~np.isfinite(nums[name]), f"non-numeric {name}")
-        reject(nums[name] <= 0, f"non-positive {name}")
-    reject(np.asarray(nums["bid"] >= nums["ask"]), "crossed book: bid >= ask")
-
     side = col["last_side"]
     reject(~_valid_codes(side, lambda v: v in _ALL_SIDES), "unknown side (want buy, sell or empty)")
-    is_trade = np.isin(side, SIDES)
     px_text = col["last_px"]
     has_px = np.array([v is not None and v != "" for v in px_text], dtype=bool)
     last_px = np.full(n, np.nan)
     last_px[has_px] = _floats(px_text[has_px])
+    typed = {
+        "symbol": col["symbol"],
+        **ints,
+        **nums,
+        "last_px": last_px,
+        "last_side": side,
+    }
+    return _check_values(typed, has_px, reasons, open_rows)
+
+
+def typed_table(typed: Mapping[str, np.ndarray], index: np.ndarray | None = None) -> ParsedBatch:
+    """Ticks whose fields are already converted to their types (e.g. by ``ingest.entry_scan``), NaN ``last_px``
+    for a quote tick: only the value rules apply. ``index`` names each row's position in its batch."""
+    n = len(typed["seq"])
+    reasons = np.full(n, None, dtype=object)
+    parsed = _check_values(typed, ~np.isnan(typed["last_px"]), reasons, np.ones(n, dtype=bool))
+    if index is None:
+        return parsed
+    return ParsedBatch(
+        parsed.ticks.set_axis(index[parsed.ticks.index]), parsed.rejects.set_axis(index[parsed.rejects.index])
+    )
+
+
+def _check_values(
+    typed: Mapping[str, np.ndarray], has_px: np.ndarray, reasons: np.ndarray, open_rows: np.ndarray
+) -> ParsedBatch:
+    """The rules on values (after each field has its type), in order; the first broken rule is the reason."""
+    reject = _rejecter(reasons, open_rows)
+    for name in PRICE_FIELDS:
+        reject(typed[name] <= 0, f"non-positive {name}")
+    reject(np.asarray(typed["bid"] >= typed["ask"]), "crossed book: bid >= ask")
+    side, last_px, last_qty = typed["last_side"], typed["last_px"], typed["last_qty"]
+    is_trade = np.isin(side, SIDES)
     reject(is_trade & ~np.isfinite(last_px), "trade tick with non-numeric last_px")
-    reject(is_trade & ~np.isfinite(nums["last_qty"]), "trade tick with non-numeric last_qty")
+    reject(is_trade & ~np.isfinite(last_qty), "trade tick with non-numeric last_qty")
     reject(is_trade & (last_px <= 0), "trade tick with non-positive last_px")
-    reject(is_trade & (nums["last_qty"] <= 0), "trade tick with non-positive last_qty")
-    quote_with_trade = np.equal(side, QUOTE_SIDE) & (has_px | (nums["last_qty"] != 0))
-    reject(quote_with_trade, "quote tick with trade fields (want last_px empty, last_qty 0)")
+    reject(is_trade & (last_qty <= 0), "trade tick with non-positive last_qty")
+    reject(
+        np.equal(side, QUOTE_SIDE) & (has_px | (last_qty != 0)),
+        "quote tick with trade fields (want last_px empty, last_qty 0)",
+    )
 
     good = open_rows
     index = np.flatnonzero(good)
-    typed = {
-        "symbol": col["symbol"][good],
-        **{name: ints[name][good] for name in INT_FIELDS},
-        **{name: nums[name][good] for name in PRICE_FIELDS},
+    columns = {
+        **{name: typed[name][good] for name in ("symbol", *INT_FIELDS, *PRICE_FIELDS)},
         "last_px": np.where(is_trade, last_px, np.nan)[good],
-        "last_qty": np.where(is_trade, nums["last_qty"], 0.0)[good],
+        "last_qty": np.where(is_trade, last_qty, 0.0)[good],
         "last_side": side[good],
         "is_trade": is_trade[good],
     }
     # Explicit dtypes: letting pandas infer a string dtype for the object columns costs more than the parse.
     ticks = pd.DataFrame(
-        {name: pd.Series(typed[name], index=index, dtype=dtype, copy=False) for name, dtype in TYPED_COLUMNS.items()}
+        {name: pd.Series(columns[name], index=index, dtype=dtype, copy=False) for name, dtype in TYPED_COLUMNS.items()}
     )
     rejected = np.flatnonzero(~good)
     return ParsedBatch(ticks, pd.Series(reasons[rejected], index=rejected, dtype="object"))

@@ -9,14 +9,13 @@ redelivery after a crash between landing and ack never duplicates a tick.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -27,18 +26,17 @@ import pandas as pd
 import redis
 
 from shadow_pipeline.domain.reorder import DEFAULT_CAPACITY, ReorderBuffer
-from shadow_pipeline.domain.ticks import FIELDS, parse_table
+from shadow_pipeline.ingest.deliveries import Delivery, from_field_maps, from_reply
 from shadow_pipeline.ingest.guard import GuardCounts, SequenceGuard
 from shadow_pipeline.ingest.landing import Kind, LandingStore
 from shadow_pipeline.ingest.metrics import IngestMetrics
 from shadow_pipeline.redis_io.connect import RedisUnavailable, connect
+from shadow_pipeline.redis_io.raw_reply import read_raw
 from shadow_pipeline.redis_io.streams import DEFAULT_STREAM
 from shadow_pipeline.redis_io.url import redact
 
 log = logging.getLogger(__name__)
-_KEYS = np.array(FIELDS, dtype=object)
 _CONNECTION_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, ConnectionError, OSError)
-TRIMMED = "entry trimmed from the stream before it was landed"
 PROGRESS_SECONDS = 10.0
 
 
@@ -131,16 +129,13 @@ class TickConsumer:
         # Both single-thread pools live for one run (see _run).
         self._reader: ThreadPoolExecutor
         self._side: ThreadPoolExecutor
-        self._prefetched: Future[list[tuple[str, list[str] | None]]] | None = None
+        self._prefetched: Future[Delivery] | None = None
         self._side_work: list[tuple[Future[Any], Callable[[Any], None]]] = []
         self._client = self._connect()  # fails fast, with a clear message, when Redis is down at start
         self._guard = SequenceGuard(self._client, self.options.stream, self.options.group)
 
     def _connect(self) -> redis.Redis:
-        client = self._client_factory(decode_responses=True, socket_timeout=max(5.0, self.options.block_ms / 1000 + 5))
-        # Raw replies: entries stay flat [k, v, k, v, ...] lists, which turn into columns without per-field dicts.
-        client.set_response_callback("XREADGROUP", lambda response, **_: response)
-        return client
+        return self._client_factory(decode_responses=True, socket_timeout=max(5.0, self.options.block_ms / 1000 + 5))
 
     # -- public ---------------------------------------------------------------------------------------------
 
@@ -246,11 +241,11 @@ class TickConsumer:
         opts = self.options
         last = "0"
         while True:
-            entries = self._xreadgroup(last, block=None)
-            if not entries:
+            delivery = self._xreadgroup(last, block=None)
+            if not len(delivery):
                 break
-            self._process(entries, redelivered=True)
-            last = entries[-1][0]
+            self._process(delivery, redelivered=True)
+            last = delivery.ids[-1]
         cursor = "0-0"
         while True:
             reply = self._client.xautoclaim(
@@ -258,11 +253,10 @@ class TickConsumer:
             )
             cursor, claimed = reply[0], reply[1]
             deleted = reply[2] if len(reply) > 2 else []
-            flat = [(i, None if f is None else list(itertools.chain.from_iterable(f.items()))) for i, f in claimed]
-            flat += [(i, None) for i in deleted]
-            if flat:
-                log.info("claimed %d entries idle > %d ms from other consumers", len(flat), opts.claim_idle_ms)
-                self._process(flat, redelivered=True)
+            delivery = from_field_maps([*claimed, *((i, None) for i in deleted)])
+            if len(delivery):
+                log.info("claimed %d entries idle > %d ms from other consumers", len(delivery), opts.claim_idle_ms)
+                self._process(delivery, redelivered=True)
             if cursor in ("0-0", b"0-0"):
                 break
 
@@ -270,17 +264,17 @@ class TickConsumer:
         """Take the batch read ahead (or read one), start reading the next, then process this one."""
         wait = self.options.block_ms if block else None
         future, self._prefetched = self._prefetched, None
-        entries = (future or self._reader.submit(self._xreadgroup, ">", wait)).result()
-        if entries:
+        delivery = (future or self._reader.submit(self._xreadgroup, ">", wait)).result()
+        if len(delivery):
             self._prefetched = self._reader.submit(self._xreadgroup, ">", wait)
-            self._process(entries, redelivered=False)
+            self._process(delivery, redelivered=False)
         self._update_lag()
-        return len(entries)
+        return len(delivery)
 
     def _process_prefetched(self) -> None:
         future, self._prefetched = self._prefetched, None
-        if future is not None and (entries := future.result()):
-            self._process(entries, redelivered=False)
+        if future is not None and len(delivery := future.result()):
+            self._process(delivery, redelivered=False)
 
     def _drop_prefetched(self) -> None:
         """Before recovering after an error: let a read in flight finish, so that the pending-entry scan that
@@ -294,16 +288,13 @@ class TickConsumer:
             except Exception:
                 log.debug("call in flight failed during recovery", exc_info=True)
 
-    def _xreadgroup(self, last: str, block: int | None) -> list[tuple[str, list[str] | None]]:
+    def _xreadgroup(self, last: str, block: int | None) -> Delivery:
+        """Read and parse a batch (on the reader thread for new entries: the byte scan runs without the GIL)."""
         opts = self.options
         args: list[Any] = ["XREADGROUP", "GROUP", opts.group, opts.consumer, "COUNT", opts.batch]
         if block is not None:
             args += ["BLOCK", block]
-        reply = self._client.execute_command(*args, "STREAMS", opts.stream, last)
-        if not reply:
-            return []
-        entries = next(iter(reply.values())) if isinstance(reply, dict) else reply[0][1]
-        return [(e[0], e[1]) for e in entries]
+        return from_reply(read_raw(self._client, *args, "STREAMS", opts.stream, last))
 
     def _update_lag(self, force: bool = False) -> None:
         """The group's lag gauge, at most once a second; a progress line every PROGRESS_SECONDS."""
@@ -329,19 +320,15 @@ class TickConsumer:
 
     # -- one batch ------------------------------------------------------------------------------------------
 
-    def _process(self, entries: Sequence[tuple[str, list[str] | None]], redelivered: bool) -> None:
-        ids = np.array([e[0] for e in entries], dtype=object)
+    def _process(self, delivery: Delivery, redelivered: bool) -> None:
+        ids = delivery.ids
         self.report.read += len(ids)
         if redelivered:
             self.report.redelivered += len(ids)
-        fields = [e[1] for e in entries]
-        columns, trimmed = _columns(fields)
-        parsed = parse_table(columns)
-        rejects = parsed.rejects.copy()
-        rejects.loc[trimmed] = TRIMMED
-        self._dead_letter(ids, fields, rejects)
-        ticks = parsed.ticks.loc[~parsed.ticks.index.isin(trimmed)]
-        ticks.insert(0, "entry_id", ids[ticks.index.to_numpy()])
+        self._dead_letter(delivery)
+        ticks = delivery.parsed.ticks
+        # object dtype: pandas would infer an Arrow string column, whose takes and iteration cost far more here
+        ticks.insert(0, "entry_id", pd.Series(ids[ticks.index.to_numpy()], index=ticks.index, dtype=object))
         if not ticks.empty:
             symbols, seqs = ticks["symbol"].to_numpy(), ticks["seq"].to_numpy(dtype=np.int64)
             guard = self._guard
@@ -355,7 +342,7 @@ class TickConsumer:
         if not release.dropped.empty:
             self._land_ready()
             self._land(release.released.iloc[0:0], release.dropped)
-        elif sum(len(r) for r in self._ready) >= self.options.land_every or len(entries) < self.options.batch:
+        elif sum(len(r) for r in self._ready) >= self.options.land_every or len(ids) < self.options.batch:
             self._land_ready()
 
     def _land_ready(self) -> None:
@@ -411,20 +398,22 @@ class TickConsumer:
                 counter.labels(symbol).inc(int(count))
         if not dropped.empty:
             log.warning("backpressure: reorder buffer full, dropped %d ticks (kept as drop records)", len(dropped))
-        ids = [*released.get("entry_id", []), *dropped.get("entry_id", [])]
+        landed = [frame["entry_id"].to_numpy(dtype=object) for frame in (released, dropped) if not frame.empty]
+        ids = np.concatenate(landed).tolist()
         for start in range(0, len(ids), 10_000):
             self._submit_side(partial(self._ack, self._client, ids[start : start + 10_000]), lambda _: None)
 
     def _ack(self, client: redis.Redis, ids: list[str]) -> int:
         return int(client.xack(self.options.stream, self.options.group, *ids))
 
-    def _dead_letter(self, ids: np.ndarray, fields: list[list[str] | None], rejects: pd.Series) -> None:
+    def _dead_letter(self, delivery: Delivery) -> None:
+        ids, rejects = delivery.ids, delivery.parsed.rejects
         if rejects.empty:
             return
         opts = self.options
         pipe = self._client.pipeline(transaction=True)  # the dead letter and its XACK, or neither
         for position, reason in zip(rejects.index.to_numpy(dtype=int), rejects.to_numpy(), strict=True):
-            flat = fields[position] or []
+            flat = delivery.original(int(position)) or []
             original = {f"field.{k}": v for k, v in zip(flat[0::2], flat[1::2], strict=False)}
             record = {"orig_id": ids[position], "stream": opts.stream, "reason": str(reason), **original}
             pipe.xadd(opts.dead_letter_stream, record)  # type: ignore[arg-type]
@@ -442,19 +431,3 @@ class TickConsumer:
     def _flush(self) -> None:
         self._ready.append(self._buffer.flush())
         self._land_ready()
-
-
-def _columns(flats: Sequence[list[str] | None]) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Flat field lists to one object array per field; returns also the positions of trimmed (empty) entries."""
-    n = len(flats)
-    trimmed = np.array([i for i, f in enumerate(flats) if not f], dtype=int)
-    if len(trimmed) == 0:
-        table = np.array(flats, dtype=object)
-        if table.ndim == 2 and table.shape[1] == 2 * len(FIELDS) and (table[:, 0::2] == _KEYS).all():
-            return {name: table[:, 2 * i + 1] for i, name in enumerate(FIELDS)}, trimmed
-    maps = [dict(zip(f[0::2], f[1::2], strict=False)) if f else {} for f in flats]
-    columns = {name: np.array([m.get(name) for m in maps], dtype=object) for name in FIELDS}
-    if n and len(trimmed):
-        for name in FIELDS:
-            columns[name][trimmed] = "-"  # placeholders: trimmed entries are dead-lettered for their own reason
-    return columns, trimmed

@@ -1,0 +1,110 @@
+"""A batch of delivered stream entries as typed ticks, however it was read.
+
+Two ways in, one result: raw reply bytes (the consumer's hot path, see ``entry_scan``) or entries already
+decoded by redis-py (XAUTOCLAIM). Either way each entry ends up a typed tick, a rejection with its reason, or a
+trimmed entry (deleted from the stream while pending), and its original fields stay reachable for the
+dead-letter record.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import redis
+
+from shadow_pipeline.domain.ticks import FIELDS, ParsedBatch, parse_table, typed_table
+from shadow_pipeline.ingest.entry_scan import ERROR, SIDE_NAMES, UNEXPECTED, decode_fields, entry_ids, scan
+
+_KEYS = np.array(FIELDS, dtype=object)
+TRIMMED = "entry trimmed from the stream before it was landed"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    ids: np.ndarray  # entry ids (str), in delivery order; positions index everything below
+    parsed: ParsedBatch  # ticks and rejects (with TRIMMED for entries deleted while pending), by position
+    original: Callable[[int], list[str] | None]  # an entry's flat fields, for its dead-letter record
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def from_reply(reply: np.ndarray) -> Delivery:
+    """An XREADGROUP reply's raw bytes; a Redis error reply is raised as redis-py's ResponseError."""
+    batch = scan(reply)
+    if batch.status == ERROR:
+        raise redis.exceptions.ResponseError(bytes(reply[1:]).decode(errors="replace").rstrip("\r\n"))
+    if batch.status == UNEXPECTED:
+        raise redis.exceptions.ResponseError(f"unexpected XREADGROUP reply: {bytes(reply[:60])!r}")
+    regular = np.flatnonzero(batch.regular)
+    symbols = np.array(batch.symbols, dtype=object)
+    fast = typed_table(
+        {
+            "symbol": symbols[batch.symbol_code[regular]] if len(symbols) else np.empty(0, dtype=object),
+            "seq": batch.ints[regular, 0],
+            "ts_server": batch.ints[regular, 1],
+            "ts_local": batch.ints[regular, 2],
+            "bid": batch.floats[regular, 0],
+            "ask": batch.floats[regular, 1],
+            "bid_qty": batch.floats[regular, 2],
+            "ask_qty": batch.floats[regular, 3],
+            "last_qty": batch.floats[regular, 4],
+            "last_px": batch.last_px[regular],
+            "last_side": np.array(SIDE_NAMES, dtype=object)[batch.side_code[regular]],
+        },
+        index=regular,
+    )
+
+    def original(position: int) -> list[str] | None:
+        return decode_fields(reply, batch, position)
+
+    ids = entry_ids(batch)
+    irregular = np.flatnonzero(~batch.regular)
+    if len(irregular) == 0:
+        return Delivery(ids, fast, original)
+    slow = from_entries([(ids[p], original(int(p))) for p in irregular])
+    return Delivery(
+        ids,
+        ParsedBatch(
+            pd.concat([fast.ticks, slow.parsed.ticks.set_axis(irregular[slow.parsed.ticks.index])]).sort_index(),
+            pd.concat([fast.rejects, slow.parsed.rejects.set_axis(irregular[slow.parsed.rejects.index])]),
+        ),
+        original,
+    )
+
+
+def from_entries(entries: Sequence[tuple[str, list[str] | None]]) -> Delivery:
+    """Entries as ``(id, [k, v, k, v, ...])``, ``None`` fields for a deleted entry."""
+    ids = np.array([e[0] for e in entries], dtype=object)
+    fields = [e[1] for e in entries]
+    columns, trimmed = _columns(fields)
+    parsed = parse_table(columns)
+    rejects = parsed.rejects.copy()
+    rejects.loc[trimmed] = TRIMMED  # their placeholder fields were rejected; this is the reason that matters
+    return Delivery(ids, ParsedBatch(parsed.ticks, rejects), fields.__getitem__)
+
+
+def from_field_maps(entries: Sequence[tuple[str, dict[str, str] | None]]) -> Delivery:
+    """Entries as redis-py returns them for XAUTOCLAIM: ``(id, {k: v})``."""
+    flat = itertools.chain.from_iterable
+    return from_entries([(i, None if f is None else list(flat(f.items()))) for i, f in entries])
+
+
+def _columns(flats: Sequence[list[str] | None]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Flat field lists to one object array per field; returns also the positions of trimmed (empty) entries."""
+    n = len(flats)
+    trimmed = np.array([i for i, f in enumerate(flats) if not f], dtype=int)
+    if len(trimmed) == 0:
+        table = np.array(flats, dtype=object)
+        if table.ndim == 2 and table.shape[1] == 2 * len(FIELDS) and (table[:, 0::2] == _KEYS).all():
+            return {name: table[:, 2 * i + 1] for i, name in enumerate(FIELDS)}, trimmed
+    maps = [dict(zip(f[0::2], f[1::2], strict=False)) if f else {} for f in flats]
+    columns = {name: np.array([m.get(name) for m in maps], dtype=object) for name in FIELDS}
+    if n and len(trimmed):
+        for name in FIELDS:
+            columns[name][trimmed] = "-"  # placeholders: trimmed entries are dead-lettered for their own reason
+    return columns, trimmed

@@ -1,0 +1,358 @@
+"""An XREADGROUP reply's raw bytes straight into typed tick columns, in one compiled pass.
+
+Why: the consumer must keep up with a bare XREADGROUP+XACK loop, and the Python objects a client library makes
+for a reply (a string per field) cost more than the whole pipeline after them. This pass makes no objects: it
+walks the RESP bytes, matches field names, and converts numbers in place.
+
+It takes only the easy, exact cases: an entry whose 11 fields are all present once, whose integers are plain
+digits, whose decimals have at most 15 significant digits and 22 decimals (so ``mantissa / 10**k`` is the
+correctly rounded value, exactly what ``float()`` gives), and whose symbol and side are well formed. Every
+other entry is marked *irregular* and keeps its byte span, so the caller decodes it and parses it with the
+full rules of ``domain.ticks`` (which name what is wrong). Both paths therefore give the same result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+import pyarrow as pa
+
+from shadow_pipeline.domain.ticks import FIELDS
+
+_NAMES = np.frombuffer("".join(FIELDS).encode(), dtype=np.uint8)
+_NAME_ENDS = np.cumsum([len(name) for name in FIELDS]).astype(np.int64)
+_FIELD = {name: i for i, name in enumerate(FIELDS)}
+_INTS = np.array([_FIELD[name] for name in ("seq", "ts_server", "ts_local")], dtype=np.int64)
+_FLOATS = np.array([_FIELD[n] for n in ("bid", "ask", "bid_qty", "ask_qty", "last_qty")], dtype=np.int64)
+_SYMBOL, _LAST_PX, _LAST_SIDE = _FIELD["symbol"], _FIELD["last_px"], _FIELD["last_side"]
+_POW10 = 10.0 ** np.arange(23)
+_MAX_MANTISSA = 10**15  # below 2**53, so the mantissa and 10**k are exact doubles
+_MAX_SYMBOLS = 256
+SIDE_NAMES = ("", "buy", "sell")  # side codes 0, 1, 2 (0: a quote tick)
+
+OK, EMPTY, ERROR, UNEXPECTED = 0, 1, 2, 3
+
+
+@dataclass(frozen=True)
+class ScannedBatch:
+    """Columns of one reply, a row per entry in delivery order; see the module docstring for ``regular``."""
+
+    status: int
+    count: int
+    id_ms: np.ndarray  # entry id = f"{id_ms}-{id_seq}"
+    id_seq: np.ndarray
+    id_bytes: np.ndarray  # ids back to back, split at id_offsets (n + 1)
+    id_offsets: np.ndarray
+    regular: np.ndarray  # bool: typed columns below are valid for this row
+    fields_at: np.ndarray  # byte position of the entry's first field token, for decoding irregular rows
+    field_count: np.ndarray  # tokens in the entry's field list; -1 when the entry was deleted (nil fields)
+    symbol_code: np.ndarray
+    symbols: list[str]  # code -> symbol
+    ints: np.ndarray  # (n, 3) seq, ts_server, ts_local
+    floats: np.ndarray  # (n, 5) bid, ask, bid_qty, ask_qty, last_qty
+    last_px: np.ndarray  # NaN when empty (a quote tick)
+    side_code: np.ndarray  # index into SIDE_NAMES
+
+
+@numba.njit(cache=True)
+def _number(buf: np.ndarray, pos: int) -> tuple[int, int]:
+    """A RESP header's integer (after the type byte at ``pos``) and the position after its line."""
+    i = pos + 1
+    negative = buf[i] == 45
+    if negative:
+        i += 1
+    value = 0
+    while buf[i] != 13:
+        value = value * 10 + (buf[i] - 48)
+        i += 1
+    return (-value if negative else value), i + 2
+
+
+@numba.njit(cache=True)
+def _skip(buf: np.ndarray, pos: int) -> int:
+    """Position after the RESP value at ``pos`` (any type, nested)."""
+    kind = buf[pos]
+    if kind == 36 or kind == 61 or kind == 33:
+        length, after = _number(buf, pos)
+        return after + length + 2 if length >= 0 else after
+    if kind == 42 or kind == 37 or kind == 126 or kind == 62:
+        count, after = _number(buf, pos)
+        for _ in range(count * 2 if kind == 37 else max(count, 0)):
+            after = _skip(buf, after)
+        return after
+    while buf[pos] != 13:
+        pos += 1
+    return pos + 2
+
+
+@numba.njit(cache=True)
+def _uint(buf: np.ndarray, start: int, length: int) -> int:
+    """A positive integer of plain digits that fits int64 as ``domain.ticks`` accepts it; -1 otherwise."""
+    if length < 1 or length > 19 or (length == 19 and not (49 <= buf[start] <= 56)):
+        return -1
+    value = 0
+    for i in range(start, start + length):
+        digit = buf[i] - 48
+        if digit < 0 or digit > 9:
+            return -1
+        value = value * 10 + digit
+    return value if value > 0 else -1
+
+
+@numba.njit(cache=True)
+def _decimal(buf: np.ndarray, start: int, length: int) -> tuple[float, bool]:
+    """``[-]digits[.digits]`` with an exact fast-path conversion; (nan, False) for anything else."""
+    i, end = start, start + length
+    negative = i < end and buf[i] == 45
+    if negative:
+        i += 1
+    mantissa, decimals, digits, dot = 0, 0, 0, False
+    while i < end:
+        c = buf[i]
+        if 48 <= c <= 57:
+            mantissa = mantissa * 10 + (c - 48)
+            digits += 1
+            if dot:
+                decimals += 1
+            if mantissa >= _MAX_MANTISSA:
+                return np.nan, False
+        elif c == 46 and not dot:
+            dot = True
+        else:
+            return np.nan, False
+        i += 1
+    if digits == 0 or decimals > 22:
+        return np.nan, False
+    value = mantissa / _POW10[decimals]
+    return (-value if negative else value), True
+
+
+@numba.njit(cache=True)
+def _same(buf: np.ndarray, a: int, b: int, length: int) -> bool:
+    for k in range(length):  # noqa: SIM110 (numba compiles a loop, not a generator)
+        if buf[a + k] != buf[b + k]:
+            return False
+    return True
+
+
+@numba.njit(cache=True)
+def _field_index(buf: np.ndarray, start: int, length: int, names: np.ndarray, name_ends: np.ndarray) -> int:
+    begin = 0
+    for f in range(len(name_ends)):
+        if name_ends[f] - begin == length:
+            match = True
+            for k in range(length):
+                if buf[start + k] != names[begin + k]:
+                    match = False
+                    break
+            if match:
+                return f
+        begin = name_ends[f]
+    return -1
+
+
+@numba.njit(cache=True)
+def _symbol_ok(buf: np.ndarray, start: int, length: int) -> bool:
+    if length < 1 or length > 24:
+        return False
+    for i in range(start, start + length):
+        c = buf[i]
+        if not (48 <= c <= 57 or 65 <= c <= 90):
+            return False
+    return True
+
+
+@numba.njit(cache=True)
+def _side(buf: np.ndarray, start: int, length: int) -> int:
+    if length == 0:
+        return 0
+    if length == 3 and buf[start] == 98 and buf[start + 1] == 117 and buf[start + 2] == 121:  # buy
+        return 1
+    if length == 4 and buf[start] == 115 and buf[start + 1] == 101 and buf[start + 2] == 108 and buf[start + 3] == 108:
+        return 2
+    return -1
+
+
+@numba.njit(cache=True)
+def _entries_header(buf: np.ndarray) -> tuple[int, int, int]:
+    """(status, entry count, position of the first entry) for an XREADGROUP reply of one stream."""
+    kind = buf[0]
+    if kind == 45:  # '-' an error reply
+        return ERROR, 0, 0
+    if kind == 95:  # '_' RESP3 null: nothing within BLOCK
+        return EMPTY, 0, 0
+    count, pos = _number(buf, 0)
+    if count <= 0 and (kind == 42 or kind == 37):
+        return EMPTY, 0, 0
+    if count != 1:
+        return UNEXPECTED, 0, 0
+    if kind == 42:  # RESP2: [[stream, entries]]
+        if buf[pos] != 42:
+            return UNEXPECTED, 0, 0
+        _, pos = _number(buf, pos)
+    elif kind != 37:  # RESP3: {stream: entries}
+        return UNEXPECTED, 0, 0
+    pos = _skip(buf, pos)  # the stream's name
+    if buf[pos] != 42:
+        return UNEXPECTED, 0, 0
+    count, pos = _number(buf, pos)
+    return OK, max(count, 0), pos
+
+
+@numba.njit(cache=True, nogil=True)
+def _scan(buf: np.ndarray, names: np.ndarray, name_ends: np.ndarray, ints_at: np.ndarray, floats_at: np.ndarray):  # type: ignore[no-untyped-def]
+    status, n, pos = _entries_header(buf)
+    id_ms = np.zeros(n, np.int64)
+    id_seq = np.zeros(n, np.int64)
+    id_offsets = np.zeros(n + 1, np.int64)
+    id_bytes = np.empty(n * 24, np.uint8)
+    regular = np.zeros(n, np.bool_)
+    fields_at = np.zeros(n, np.int64)
+    field_count = np.zeros(n, np.int64)
+    symbol_code = np.zeros(n, np.int64)
+    symbol_at = np.zeros((_MAX_SYMBOLS, 2), np.int64)
+    symbols = 0
+    ints = np.zeros((n, len(ints_at)), np.int64)
+    floats = np.zeros((n, len(floats_at)), np.float64)
+    last_px = np.full(n, np.nan)
+    side_code = np.zeros(n, np.int64)
+    value_at = np.zeros((len(name_ends), 2), np.int64)
+    for row in range(n):
+        pos = _number(buf, pos)[1]  # '*2': [id, fields]
+        length, pos = _number(buf, pos)
+        if id_offsets[row] + length > len(id_bytes):
+            grown = np.empty(2 * len(id_bytes) + length, np.uint8)
+            grown[: id_offsets[row]] = id_bytes[: id_offsets[row]]
+            id_bytes = grown
+        ms, seq, dash = 0, 0, False
+        for k in range(length):
+            c = buf[pos + k]
+            id_bytes[id_offsets[row] + k] = c
+            if c == 45:
+                dash = True
+            elif dash:
+                seq = seq * 10 + (c - 48)
+            else:
+                ms = ms * 10 + (c - 48)
+        id_ms[row], id_seq[row] = ms, seq
+        id_offsets[row + 1] = id_offsets[row] + length
+        pos += length + 2
+        if buf[pos] != 42:  # nil fields: the entry was deleted (trimmed) while pending
+            field_count[row] = -1
+            pos = _skip(buf, pos)
+            continue
+        count, pos = _number(buf, pos)
+        field_count[row], fields_at[row] = count, pos
+        value_at[:, 0] = -1
+        ok = count == 2 * len(name_ends)
+        for _ in range(count // 2):
+            if buf[pos] != 36:
+                ok = False
+                break
+            key_length, key_at = _number(buf, pos)
+            pos = key_at + key_length + 2
+            if buf[pos] != 36:
+                ok = False
+                break
+            length, value_pos = _number(buf, pos)
+            pos = value_pos + length + 2
+            f = _field_index(buf, key_at, key_length, names, name_ends)
+            if f < 0 or value_at[f, 0] >= 0:
+                ok = False
+                continue
+            value_at[f, 0], value_at[f, 1] = value_pos, length
+        if not ok or count % 2:
+            pos = _skip_rest(buf, fields_at[row], count)
+            continue
+        for k in range(len(ints_at)):
+            value = _uint(buf, value_at[ints_at[k], 0], value_at[ints_at[k], 1])
+            ok = ok and value > 0
+            ints[row, k] = value
+        for k in range(len(floats_at)):
+            number, parsed = _decimal(buf, value_at[floats_at[k], 0], value_at[floats_at[k], 1])
+            ok = ok and parsed
+            floats[row, k] = number
+        if value_at[_LAST_PX, 1] > 0:
+            number, parsed = _decimal(buf, value_at[_LAST_PX, 0], value_at[_LAST_PX, 1])
+            ok = ok and parsed
+            last_px[row] = number
+        side = _side(buf, value_at[_LAST_SIDE, 0], value_at[_LAST_SIDE, 1])
+        side_code[row] = side
+        start, length = value_at[_SYMBOL, 0], value_at[_SYMBOL, 1]
+        code = -1
+        if row > 0 and regular[row - 1]:
+            previous = symbol_code[row - 1]
+            if symbol_at[previous, 1] == length and _same(buf, symbol_at[previous, 0], start, length):
+                code = previous
+        if code < 0 and _symbol_ok(buf, start, length):
+            for known in range(symbols):
+                if symbol_at[known, 1] == length and _same(buf, symbol_at[known, 0], start, length):
+                    code = known
+                    break
+            if code < 0 and symbols < _MAX_SYMBOLS:
+                code = symbols
+                symbol_at[code, 0], symbol_at[code, 1] = start, length
+                symbols += 1
+        symbol_code[row] = code
+        regular[row] = ok and side >= 0 and code >= 0
+    return (
+        status,
+        n,
+        id_ms,
+        id_seq,
+        id_bytes[: id_offsets[n]],
+        id_offsets,
+        regular,
+        fields_at,
+        field_count,
+        symbol_code,
+        symbol_at[:symbols].copy(),
+        ints,
+        floats,
+        last_px,
+        side_code,
+    )
+
+
+@numba.njit(cache=True)
+def _skip_rest(buf: np.ndarray, pos: int, count: int) -> int:
+    for _ in range(count):
+        pos = _skip(buf, pos)
+    return pos
+
+
+def scan(reply: np.ndarray) -> ScannedBatch:
+    """Columns of an XREADGROUP reply (raw RESP bytes of one stream); ``status`` says if it was one."""
+    (status, count, id_ms, id_seq, id_bytes, id_offsets, regular, fields_at, field_count, codes, symbol_at, ints,
+     floats, last_px, side_code) = _scan(reply, _NAMES, _NAME_ENDS, _INTS, _FLOATS)  # fmt: skip
+    symbols = [bytes(reply[start : start + length]).decode() for start, length in symbol_at]
+    return ScannedBatch(
+        int(status), int(count), id_ms, id_seq, id_bytes, id_offsets, regular, fields_at, field_count, codes,
+        symbols, ints, floats, last_px, side_code,
+    )  # fmt: skip
+
+
+def decode_fields(reply: np.ndarray, batch: ScannedBatch, row: int) -> list[str] | None:
+    """One entry's flat field list ``[k, v, k, v, ...]`` as strings (None when the entry was deleted)."""
+    count = int(batch.field_count[row])
+    if count < 0:
+        return None
+    pos, out = int(batch.fields_at[row]), []
+    for _ in range(count):
+        end = int(_skip(reply, pos))
+        if reply[pos] == 36:  # '$': a bulk string
+            length, start = (int(v) for v in _number(reply, pos))
+            out.append(bytes(reply[start : start + length]).decode("utf-8", errors="replace"))
+        else:
+            out.append(bytes(reply[pos + 1 : end - 2]).decode("utf-8", errors="replace"))
+        pos = end
+    return out
+
+
+def entry_ids(batch: ScannedBatch) -> np.ndarray:
+    """The entry ids as an object array of str (what XACK and the landing zone use)."""
+    offsets = pa.py_buffer(batch.id_offsets.astype(np.int32))
+    ids = pa.StringArray.from_buffers(batch.count, offsets, pa.py_buffer(batch.id_bytes))
+    return ids.to_numpy(zero_copy_only=False)

@@ -1,0 +1,132 @@
+"""One command's reply as raw RESP bytes, for callers that decode it themselves (see ``ingest/entry_scan.py``).
+
+Why: redis-py (with hiredis) turns a reply into one Python object per element; an XREADGROUP batch of ticks is
+some 25 objects per tick, which costs more than everything the consumer then does with them. The connection
+comes from the client's own pool, so AUTH, TLS, the database and timeouts are exactly the client's; only the
+reply is read from the socket as bytes. A reply is complete when :func:`skim` has walked its whole framing.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import numba
+import numpy as np
+import redis
+
+_MAX_DEPTH = 16
+_FIRST_READ = 1 << 20
+
+
+@numba.njit(cache=True)
+def _header(buf: np.ndarray, pos: int, n: int) -> tuple[int, int]:
+    """The integer on the line that starts at ``pos + 1``, and where the next token starts (-1: incomplete)."""
+    i = pos + 1
+    negative = i < n and buf[i] == 45  # '-'
+    if negative:
+        i += 1
+    value = 0
+    while i < n and buf[i] != 13:  # '\r'
+        value = value * 10 + (buf[i] - 48)
+        i += 1
+    if i + 1 >= n:
+        return 0, -1
+    return (-value if negative else value), i + 2
+
+
+@numba.njit(cache=True)
+def _line_end(buf: np.ndarray, pos: int, n: int) -> int:
+    i = pos
+    while i + 1 < n and not (buf[i] == 13 and buf[i + 1] == 10):
+        i += 1
+    return i + 2 if i + 1 < n else -1
+
+
+@numba.njit(cache=True, nogil=True)
+def skim(buf: np.ndarray, n: int, state: np.ndarray) -> bool:
+    """Walk the RESP framing of ``buf[:n]`` from where the last call stopped; True once one reply is complete.
+
+    ``state`` holds the walk between calls, so each byte is looked at about once however the reply arrives:
+    ``[position, depth, values still expected at depth 0, at depth 1, ...]``; start with ``[0, 0, 1, 0 ...]``.
+    """
+    pos, depth = state[0], state[1]
+    while depth >= 0:
+        if state[2 + depth] == 0:
+            depth -= 1
+            continue
+        if pos >= n:
+            break
+        kind = buf[pos]
+        if kind == 42 or kind == 37 or kind == 126 or kind == 62:  # '*' '%' '~' '>' aggregates
+            count, after = _header(buf, pos, n)
+            if after < 0:
+                break
+            state[2 + depth] -= 1
+            pos = after
+            if count > 0:
+                if depth + 1 >= _MAX_DEPTH:
+                    raise ValueError("RESP reply nested too deep")
+                depth += 1
+                state[2 + depth] = count * 2 if kind == 37 else count
+        elif kind == 36 or kind == 61 or kind == 33:  # '$' '=' '!' length-prefixed
+            length, after = _header(buf, pos, n)
+            if after < 0 or (length >= 0 and after + length + 2 > n):
+                break
+            state[2 + depth] -= 1
+            pos = after + length + 2 if length >= 0 else after
+        else:  # '+' '-' ':' '_' ',' '#' '(' one line
+            after = _line_end(buf, pos, n)
+            if after < 0:
+                break
+            state[2 + depth] -= 1
+            pos = after
+    state[0], state[1] = pos, depth
+    return depth < 0
+
+
+def read_raw(client: redis.Redis, *command: Any) -> np.ndarray:
+    """Send ``command`` on a connection of ``client``'s pool and return its reply's bytes (uint8, exact length).
+
+    An error reply is returned as bytes too (it starts with ``-``). A socket error drops the connection (it may
+    hold half a reply) and is raised as redis-py's ConnectionError or TimeoutError.
+    """
+    pool = client.connection_pool
+    connection = pool.get_connection()
+    try:
+        connection.send_command(*command)
+        sock = getattr(connection, "_sock", None)
+        if sock is None:
+            raise redis.exceptions.ConnectionError("the Redis connection closed before the reply")
+        return _receive(sock)
+    except TimeoutError:
+        connection.disconnect()
+        raise redis.exceptions.TimeoutError("timeout reading a reply from Redis") from None
+    except OSError as exc:
+        connection.disconnect()
+        raise redis.exceptions.ConnectionError(f"error reading a reply from Redis: {exc}") from None
+    except BaseException:
+        connection.disconnect()
+        raise
+    finally:
+        pool.release(connection)
+
+
+def _receive(sock: socket.socket) -> np.ndarray:
+    buf = np.empty(_FIRST_READ, dtype=np.uint8)
+    state = np.zeros(2 + _MAX_DEPTH, dtype=np.int64)
+    state[2] = 1
+    n = 0
+    while True:
+        if n == len(buf):
+            grown = np.empty(len(buf) * 2, dtype=np.uint8)
+            grown[:n] = buf[:n]
+            buf = grown
+        got = sock.recv_into(buf.data[n:])
+        if got == 0:
+            raise OSError("Redis closed the connection in the middle of a reply")
+        n += got
+        if skim(buf, n, state):
+            if state[0] != n:
+                raise OSError(f"Redis sent {n - state[0]} bytes after the reply")
+            return buf[:n]

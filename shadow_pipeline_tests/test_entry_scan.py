@@ -1,0 +1,130 @@
+"""The byte scan of XREADGROUP replies gives exactly what the full parser gives on the decoded entries.
+
+Entries go through a real Redis: written with XADD, read back once as raw bytes (the consumer's path) and once
+through redis-py (the reference), over RESP2 and RESP3.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import redis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from shadow_pipeline.domain.ticks import FIELDS
+from shadow_pipeline.ingest.deliveries import TRIMMED, Delivery, from_entries, from_reply
+from shadow_pipeline.redis_io.raw_reply import read_raw
+
+GOOD = {
+    "symbol": "BTCUSDT",
+    "seq": "7",
+    "ts_server": "1723161256313000000",
+    "ts_local": "1723161255088169167",
+    "bid": "61800.20",
+    "ask": "61800.30",
+    "bid_qty": "2.507",
+    "ask_qty": "0.001",
+    "last_px": "",
+    "last_qty": "0",
+    "last_side": "",
+}
+TRADE = {**GOOD, "seq": "8", "last_px": "61800.30", "last_qty": "0.25", "last_side": "buy"}
+
+numbers = st.one_of(
+    st.integers(0, 12).flatmap(lambda places: st.decimals(-10, 10**7, places=places)).map(str),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.sampled_from(["", "0", "-0", "1e5", "1.", ".5", "+3", " 4", "0x10", "1_000", "12345678901234567.5", "٣"]),
+    st.integers(min_value=-(2**64), max_value=2**64).map(str),
+)
+values = st.fixed_dictionaries(
+    {
+        "symbol": st.sampled_from(["BTCUSDT", "ETHUSDT", "btc", "", "A" * 25, "X1"]),
+        "seq": numbers,
+        "ts_server": numbers,
+        "ts_local": numbers,
+        "bid": numbers,
+        "ask": numbers,
+        "bid_qty": numbers,
+        "ask_qty": numbers,
+        "last_px": numbers,
+        "last_qty": numbers,
+        "last_side": st.sampled_from(["", "buy", "sell", "BUY", "x"]),
+    }
+)
+
+
+def _deliver(client: redis.Redis, stream: str, entries: list[dict[str, str]]) -> tuple[Delivery, Delivery]:
+    """(raw path, reference path) for the same entries, read by two consumer groups."""
+    client.delete(stream)
+    for fields in entries:
+        client.xadd(stream, fields)  # type: ignore[arg-type]
+    client.xgroup_create(stream, "raw", id="0")
+    client.xgroup_create(stream, "ref", id="0")
+    raw = from_reply(read_raw(client, "XREADGROUP", "GROUP", "raw", "c", "STREAMS", stream, ">"))
+    reply: Any = client.xreadgroup("ref", "c", {stream: ">"})
+    read = reply[0][1] if isinstance(reply, list) else next(iter(reply.values()))[0]  # RESP2 list, RESP3 map
+    decoded = [(i.decode(), [x.decode() for kv in f.items() for x in kv]) for i, f in read]
+    return raw, from_entries(decoded)
+
+
+def _assert_same(raw: Delivery, reference: Delivery) -> None:
+    assert raw.ids.tolist() == reference.ids.tolist()
+    pd.testing.assert_frame_equal(raw.parsed.ticks, reference.parsed.ticks, check_index_type=False)
+    pd.testing.assert_series_equal(raw.parsed.rejects.sort_index(), reference.parsed.rejects.sort_index())
+    for position in range(len(raw)):
+        assert raw.original(position) == reference.original(position)
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_well_formed_ticks_take_the_fast_path_with_exact_values(redis_url: str, stream: str, protocol: int) -> None:
+    client = redis.Redis.from_url(redis_url, protocol=protocol)
+    raw, reference = _deliver(client, stream, [GOOD, TRADE, {**GOOD, "seq": "9", "symbol": "ETHUSDT"}])
+    _assert_same(raw, reference)
+    ticks = raw.parsed.ticks
+    assert ticks["symbol"].tolist() == ["BTCUSDT", "BTCUSDT", "ETHUSDT"]
+    assert ticks["bid"].iloc[0] == 61800.2 and ticks["ask_qty"].iloc[0] == 0.001
+    assert ticks["ts_server"].iloc[0] == 1723161256313000000  # exact: no float rounding of nanoseconds
+    assert ticks["is_trade"].tolist() == [False, True, False] and ticks["last_side"].iloc[1] == "buy"
+    assert np.isnan(ticks["last_px"].iloc[0]) and ticks["last_px"].iloc[1] == 61800.3
+
+
+def test_fields_in_another_order_extra_or_missing_fields_and_errors(redis_url: str, stream: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    reordered = dict(reversed(list(GOOD.items())))
+    extra = {**TRADE, "venue": "binance"}
+    missing = {k: v for k, v in GOOD.items() if k != "ask"}
+    raw, reference = _deliver(client, stream, [reordered, extra, missing, {**GOOD, "bid": "61800.40"}])
+    _assert_same(raw, reference)
+    assert raw.parsed.rejects.to_dict() == {2: "missing field: ask", 3: "crossed book: bid >= ask"}
+    with pytest.raises(redis.exceptions.ResponseError, match="NOGROUP"):
+        from_reply(read_raw(client, "XREADGROUP", "GROUP", "nope", "c", "STREAMS", stream, ">"))
+
+
+def test_an_entry_deleted_while_pending_is_trimmed(redis_url: str, stream: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    raw, _ = _deliver(client, stream, [GOOD, TRADE])
+    client.xdel(stream, raw.ids[0])
+    pending = from_reply(read_raw(client, "XREADGROUP", "GROUP", "raw", "c", "STREAMS", stream, "0"))
+    assert pending.ids.tolist() == raw.ids.tolist()
+    assert pending.parsed.rejects.to_dict() == {0: TRIMMED}
+    assert pending.original(0) is None and pending.parsed.ticks["seq"].tolist() == [8]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(entries=st.lists(st.one_of(values, st.just(GOOD), st.just(TRADE)), min_size=1, max_size=30))
+def test_any_entries_parse_the_same_on_both_paths(redis_url: str, stream: str, entries: list[dict[str, str]]) -> None:
+    raw, reference = _deliver(redis.Redis.from_url(redis_url), stream, entries)
+    _assert_same(raw, reference)
+
+
+def test_a_large_reply_arriving_in_many_reads(redis_url: str, stream: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    entries = [{**TRADE, "seq": str(i + 1), "last_qty": f"{i % 97 + 1}.{i % 1000:03d}"} for i in range(30_000)]
+    raw, reference = _deliver(client, stream, entries)
+    assert len(raw) == 30_000 and raw.parsed.rejects.empty
+    _assert_same(raw, reference)
+    assert set(FIELDS) <= set(raw.original(29_999) or [])
