@@ -6,6 +6,8 @@ through redis-py (the reference), over RESP2 and RESP3.
 
 from __future__ import annotations
 
+import socket
+import threading
 from typing import Any
 
 import numpy as np
@@ -17,7 +19,7 @@ from hypothesis import strategies as st
 
 from shadow_pipeline.domain.ticks import FIELDS
 from shadow_pipeline.ingest.deliveries import TRIMMED, Delivery, from_entries, from_reply
-from shadow_pipeline.redis_io.raw_reply import read_raw
+from shadow_pipeline.redis_io.raw_reply import _receive, error_of, read_raw
 
 GOOD = {
     "symbol": "BTCUSDT",
@@ -104,8 +106,9 @@ def test_fields_in_another_order_extra_or_missing_fields_and_errors(redis_url: s
         from_reply(read_raw(client, "XREADGROUP", "GROUP", "nope", "c", "STREAMS", stream, ">"))
 
 
-def test_an_entry_deleted_while_pending_is_trimmed(redis_url: str, stream: str) -> None:
-    client = redis.Redis.from_url(redis_url)
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_an_entry_deleted_while_pending_is_trimmed(redis_url: str, stream: str, protocol: int) -> None:
+    client = redis.Redis.from_url(redis_url, protocol=protocol)
     raw, _ = _deliver(client, stream, [GOOD, TRADE])
     client.xdel(stream, raw.ids[0])
     pending = from_reply(read_raw(client, "XREADGROUP", "GROUP", "raw", "c", "STREAMS", stream, "0"))
@@ -128,3 +131,21 @@ def test_a_large_reply_arriving_in_many_reads(redis_url: str, stream: str) -> No
     assert len(raw) == 30_000 and raw.parsed.rejects.empty
     _assert_same(raw, reference)
     assert set(FIELDS) <= set(raw.original(29_999) or [])
+
+
+def test_push_messages_before_a_reply_are_skipped_however_the_bytes_arrive() -> None:
+    push = b">2\r\n$10\r\ninvalidate\r\n*1\r\n$3\r\nkey\r\n"
+    reply = b"*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n1-1\r\n*-1\r\n"
+    ours, redis_side = socket.socketpair()
+    with ours, redis_side:
+        redis_side.sendall(push[:7])
+        threading.Timer(0.05, lambda: redis_side.sendall(push[7:] + reply[:9])).start()
+        threading.Timer(0.10, lambda: redis_side.sendall(reply[9:])).start()
+        assert bytes(_receive(ours)) == reply
+
+
+def test_error_replies_raise_what_redis_py_raises() -> None:
+    loading = error_of(np.frombuffer(b"-LOADING Redis is loading the dataset in memory\r\n", dtype=np.uint8))
+    assert isinstance(loading, redis.exceptions.BusyLoadingError)  # a ConnectionError: the consumer retries it
+    nogroup = error_of(np.frombuffer(b"-NOGROUP No such key 's' or consumer group 'g'\r\n", dtype=np.uint8))
+    assert type(nogroup) is redis.exceptions.ResponseError and str(nogroup).startswith("NOGROUP")

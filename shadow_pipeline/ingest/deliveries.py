@@ -18,6 +18,7 @@ import redis
 
 from shadow_pipeline.domain.ticks import FIELDS, ParsedBatch, parse_table, typed_table
 from shadow_pipeline.ingest.entry_scan import ERROR, SIDE_NAMES, UNEXPECTED, decode_fields, entry_ids, scan
+from shadow_pipeline.redis_io.raw_reply import error_of
 
 _KEYS = np.array(FIELDS, dtype=object)
 TRIMMED = "entry trimmed from the stream before it was landed"
@@ -37,7 +38,7 @@ def from_reply(reply: np.ndarray) -> Delivery:
     """An XREADGROUP reply's raw bytes; a Redis error reply is raised as redis-py's ResponseError."""
     batch = scan(reply)
     if batch.status == ERROR:
-        raise redis.exceptions.ResponseError(bytes(reply[1:]).decode(errors="replace").rstrip("\r\n"))
+        raise error_of(reply)
     if batch.status == UNEXPECTED:
         raise redis.exceptions.ResponseError(f"unexpected XREADGROUP reply: {bytes(reply[:60])!r}")
     regular = np.flatnonzero(batch.regular)
@@ -71,7 +72,7 @@ def from_reply(reply: np.ndarray) -> Delivery:
         ids,
         ParsedBatch(
             pd.concat([fast.ticks, slow.parsed.ticks.set_axis(irregular[slow.parsed.ticks.index])]).sort_index(),
-            pd.concat([fast.rejects, slow.parsed.rejects.set_axis(irregular[slow.parsed.rejects.index])]),
+            pd.concat([fast.rejects, slow.parsed.rejects.set_axis(irregular[slow.parsed.rejects.index])]).sort_index(),
         ),
         original,
     )

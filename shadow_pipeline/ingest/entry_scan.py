@@ -27,7 +27,7 @@ _FIELD = {name: i for i, name in enumerate(FIELDS)}
 _INTS = np.array([_FIELD[name] for name in ("seq", "ts_server", "ts_local")], dtype=np.int64)
 _FLOATS = np.array([_FIELD[n] for n in ("bid", "ask", "bid_qty", "ask_qty", "last_qty")], dtype=np.int64)
 _SYMBOL, _LAST_PX, _LAST_SIDE = _FIELD["symbol"], _FIELD["last_px"], _FIELD["last_side"]
-_POW10 = 10.0 ** np.arange(23)
+_POW10 = np.array([float(10**k) for k in range(23)])  # exact doubles
 _MAX_MANTISSA = 10**15  # below 2**53, so the mantissa and 10**k are exact doubles
 _MAX_SYMBOLS = 256
 SIDE_NAMES = ("", "buy", "sell")  # side codes 0, 1, 2 (0: a quote tick)
@@ -41,8 +41,6 @@ class ScannedBatch:
 
     status: int
     count: int
-    id_ms: np.ndarray  # entry id = f"{id_ms}-{id_seq}"
-    id_seq: np.ndarray
     id_bytes: np.ndarray  # ids back to back, split at id_offsets (n + 1)
     id_offsets: np.ndarray
     regular: np.ndarray  # bool: typed columns below are valid for this row
@@ -103,7 +101,7 @@ def _uint(buf: np.ndarray, start: int, length: int) -> int:
 
 @numba.njit(cache=True)
 def _decimal(buf: np.ndarray, start: int, length: int) -> tuple[float, bool]:
-    """``[-]digits[.digits]`` with an exact fast-path conversion; (nan, False) for anything else."""
+    """``[-]digits[.digits]`` (``5.`` and ``.5`` too, as ``float()``) converted exactly; (nan, False) otherwise."""
     i, end = start, start + length
     negative = i < end and buf[i] == 45
     if negative:
@@ -204,8 +202,6 @@ def _entries_header(buf: np.ndarray) -> tuple[int, int, int]:
 @numba.njit(cache=True, nogil=True)
 def _scan(buf: np.ndarray, names: np.ndarray, name_ends: np.ndarray, ints_at: np.ndarray, floats_at: np.ndarray):  # type: ignore[no-untyped-def]
     status, n, pos = _entries_header(buf)
-    id_ms = np.zeros(n, np.int64)
-    id_seq = np.zeros(n, np.int64)
     id_offsets = np.zeros(n + 1, np.int64)
     id_bytes = np.empty(n * 24, np.uint8)
     regular = np.zeros(n, np.bool_)
@@ -226,24 +222,17 @@ def _scan(buf: np.ndarray, names: np.ndarray, name_ends: np.ndarray, ints_at: np
             grown = np.empty(2 * len(id_bytes) + length, np.uint8)
             grown[: id_offsets[row]] = id_bytes[: id_offsets[row]]
             id_bytes = grown
-        ms, seq, dash = 0, 0, False
-        for k in range(length):
-            c = buf[pos + k]
-            id_bytes[id_offsets[row] + k] = c
-            if c == 45:
-                dash = True
-            elif dash:
-                seq = seq * 10 + (c - 48)
-            else:
-                ms = ms * 10 + (c - 48)
-        id_ms[row], id_seq[row] = ms, seq
+        id_bytes[id_offsets[row] : id_offsets[row] + length] = buf[pos : pos + length]
         id_offsets[row + 1] = id_offsets[row] + length
         pos += length + 2
-        if buf[pos] != 42:  # nil fields: the entry was deleted (trimmed) while pending
+        count, after = -1, pos
+        if buf[pos] == 42:
+            count, after = _number(buf, pos)
+        if count < 0:  # nil fields (RESP2 '*-1', RESP3 '_'): the entry was deleted (trimmed) while pending
             field_count[row] = -1
             pos = _skip(buf, pos)
             continue
-        count, pos = _number(buf, pos)
+        pos = after
         field_count[row], fields_at[row] = count, pos
         value_at[:, 0] = -1
         ok = count == 2 * len(name_ends)
@@ -300,8 +289,6 @@ def _scan(buf: np.ndarray, names: np.ndarray, name_ends: np.ndarray, ints_at: np
     return (
         status,
         n,
-        id_ms,
-        id_seq,
         id_bytes[: id_offsets[n]],
         id_offsets,
         regular,
@@ -325,11 +312,11 @@ def _skip_rest(buf: np.ndarray, pos: int, count: int) -> int:
 
 def scan(reply: np.ndarray) -> ScannedBatch:
     """Columns of an XREADGROUP reply (raw RESP bytes of one stream); ``status`` says if it was one."""
-    (status, count, id_ms, id_seq, id_bytes, id_offsets, regular, fields_at, field_count, codes, symbol_at, ints,
+    (status, count, id_bytes, id_offsets, regular, fields_at, field_count, codes, symbol_at, ints,
      floats, last_px, side_code) = _scan(reply, _NAMES, _NAME_ENDS, _INTS, _FLOATS)  # fmt: skip
     symbols = [bytes(reply[start : start + length]).decode() for start, length in symbol_at]
     return ScannedBatch(
-        int(status), int(count), id_ms, id_seq, id_bytes, id_offsets, regular, fields_at, field_count, codes,
+        int(status), int(count), id_bytes, id_offsets, regular, fields_at, field_count, codes,
         symbols, ints, floats, last_px, side_code,
     )  # fmt: skip
 
@@ -344,9 +331,9 @@ def decode_fields(reply: np.ndarray, batch: ScannedBatch, row: int) -> list[str]
         end = int(_skip(reply, pos))
         if reply[pos] == 36:  # '$': a bulk string
             length, start = (int(v) for v in _number(reply, pos))
-            out.append(bytes(reply[start : start + length]).decode("utf-8", errors="replace"))
+            out.append(bytes(reply[start : start + length]).decode("utf-8", errors="backslashreplace"))
         else:
-            out.append(bytes(reply[pos + 1 : end - 2]).decode("utf-8", errors="replace"))
+            out.append(bytes(reply[pos + 1 : end - 2]).decode("utf-8", errors="backslashreplace"))
         pos = end
     return out
 

@@ -14,9 +14,11 @@ from typing import Any
 import numba
 import numpy as np
 import redis
+from redis._parsers import BaseParser
 
 _MAX_DEPTH = 16
 _FIRST_READ = 1 << 20
+_PUSH = ord(">")
 
 
 @numba.njit(cache=True)
@@ -66,7 +68,7 @@ def skim(buf: np.ndarray, n: int, state: np.ndarray) -> bool:
             pos = after
             if count > 0:
                 if depth + 1 >= _MAX_DEPTH:
-                    raise ValueError("RESP reply nested too deep")
+                    raise ValueError("RESP reply nested too deep")  # no command this project sends nests so deep
                 depth += 1
                 state[2 + depth] = count * 2 if kind == 37 else count
         elif kind == 36 or kind == 61 or kind == 33:  # '$' '=' '!' length-prefixed
@@ -88,11 +90,13 @@ def skim(buf: np.ndarray, n: int, state: np.ndarray) -> bool:
 def read_raw(client: redis.Redis, *command: Any) -> np.ndarray:
     """Send ``command`` on a connection of ``client``'s pool and return its reply's bytes (uint8, exact length).
 
-    An error reply is returned as bytes too (it starts with ``-``). A socket error drops the connection (it may
-    hold half a reply) and is raised as redis-py's ConnectionError or TimeoutError.
+    An error reply is returned as bytes too (it starts with ``-``; :func:`error_of` makes it redis-py's exception).
+    RESP3 push messages (client tracking, maintenance notifications) that arrive before the reply are skipped. A
+    socket error drops the connection (it may hold half a reply) and is raised as redis-py's ConnectionError or
+    TimeoutError.
     """
     pool = client.connection_pool
-    connection = pool.get_connection()
+    connection = pool.get_connection()  # redis-py >= 5.3: no command name
     try:
         connection.send_command(*command)
         sock = getattr(connection, "_sock", None)
@@ -112,10 +116,21 @@ def read_raw(client: redis.Redis, *command: Any) -> np.ndarray:
         pool.release(connection)
 
 
+def error_of(reply: np.ndarray) -> redis.exceptions.RedisError:
+    """An error reply (``-CODE message``) as the exception redis-py raises for it (e.g. LOADING: BusyLoadingError,
+    a ConnectionError that callers retry)."""
+    return BaseParser.parse_error(bytes(reply[1:]).decode(errors="replace").rstrip("\r\n"))
+
+
+def _fresh_state() -> np.ndarray:
+    state = np.zeros(2 + _MAX_DEPTH, dtype=np.int64)
+    state[2] = 1  # one value expected at the top
+    return state
+
+
 def _receive(sock: socket.socket) -> np.ndarray:
     buf = np.empty(_FIRST_READ, dtype=np.uint8)
-    state = np.zeros(2 + _MAX_DEPTH, dtype=np.int64)
-    state[2] = 1
+    state = _fresh_state()
     n = 0
     while True:
         if n == len(buf):
@@ -126,7 +141,12 @@ def _receive(sock: socket.socket) -> np.ndarray:
         if got == 0:
             raise OSError("Redis closed the connection in the middle of a reply")
         n += got
-        if skim(buf, n, state):
-            if state[0] != n:
-                raise OSError(f"Redis sent {n - state[0]} bytes after the reply")
-            return buf[:n]
+        while n and skim(buf, n, state):
+            end = int(state[0])
+            if buf[0] != _PUSH:
+                if end != n:
+                    raise OSError(f"Redis sent {n - end} bytes after the reply")
+                return buf[:n]
+            buf[: n - end] = buf[end:n]  # a push message, not the reply: drop it and go on
+            n -= end
+            state = _fresh_state()
