@@ -17,7 +17,7 @@ import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shadow_pipeline.domain.ticks import FIELDS
+from shadow_pipeline.domain.ticks import FIELDS, parse_entries
 from shadow_pipeline.ingest.deliveries import TRIMMED, Delivery, from_entries, from_reply
 from shadow_pipeline.redis_io.raw_reply import _receive, error_of, read_raw
 
@@ -149,3 +149,15 @@ def test_error_replies_raise_what_redis_py_raises() -> None:
     assert isinstance(loading, redis.exceptions.BusyLoadingError)  # a ConnectionError: the consumer retries it
     nogroup = error_of(np.frombuffer(b"-NOGROUP No such key 's' or consumer group 'g'\r\n", dtype=np.uint8))
     assert type(nogroup) is redis.exceptions.ResponseError and str(nogroup).startswith("NOGROUP")
+
+
+@settings(max_examples=60, deadline=None)
+@given(entries=st.lists(st.one_of(values, st.just(GOOD), st.just(TRADE)), min_size=1, max_size=20))
+def test_a_ticks_verdict_does_not_depend_on_its_batch(entries: list[dict[str, str]]) -> None:
+    together = parse_entries(entries)
+    for position, entry in enumerate(entries):
+        alone = parse_entries([entry])
+        assert together.rejects.get(position) == alone.rejects.get(0)
+        if position in together.ticks.index:
+            mine = together.ticks.loc[[position]].reset_index(drop=True)
+            pd.testing.assert_frame_equal(mine, alone.ticks.reset_index(drop=True))

@@ -54,6 +54,7 @@ _SYMBOL_PATTERN = re.compile(r"[A-Z0-9]{1,24}")
 _ALL_SIDES = frozenset((*SIDES, QUOTE_SIDE))
 # Up to 8999999999999999999: every match fits int64, so the cast below cannot overflow.
 _UINT_RE = r"[0-9]{1,18}|[1-8][0-9]{18}"
+_DECIMAL_RE = r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
 
 
 class MalformedTick(ValueError):
@@ -76,24 +77,25 @@ def empty_ticks() -> pd.DataFrame:
     return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in TYPED_COLUMNS.items()})
 
 
+def _matches(values: np.ndarray, pattern: str) -> np.ndarray:
+    """Whole-string matches of ``pattern`` (anything that is not a str does not match).
+
+    One syntax for every batch: ``astype`` would also take " 5", "+5", "1_000" or Arabic-Indic digits, and
+    falling back to it only when a batch has no bad value made a tick's fate depend on its neighbours.
+    """
+    return pd.Series(values, dtype=object).str.fullmatch(pattern).to_numpy(dtype=bool, na_value=False)
+
+
 def _ints(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Exact int64 parse (floats would round nanosecond times); returns (values, ok mask)."""
-    try:
-        parsed = values.astype(np.int64)
-    except (ValueError, TypeError, OverflowError):
-        text = pd.Series(values, dtype=object).where(lambda v: v.map(lambda x: isinstance(x, str)), "")
-        ok = text.str.fullmatch(_UINT_RE).fillna(False).to_numpy(dtype=bool)
-        parsed = np.where(ok, text.where(ok, "0"), "0").astype(np.int64)
-        return parsed, ok & (parsed > 0)
-    return parsed, parsed > 0
+    ok = _matches(values, _UINT_RE)
+    parsed = np.where(ok, values, "0").astype(np.int64)
+    return parsed, ok & (parsed > 0)
 
 
 def _floats(values: np.ndarray) -> np.ndarray:
-    """float64, NaN where a value is absent or not a number."""
-    try:
-        return values.astype(np.float64)
-    except (ValueError, TypeError):
-        return pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(dtype=np.float64)
+    """float64, NaN where a value is absent or not a decimal number."""
+    return np.where(_matches(values, _DECIMAL_RE), values, "nan").astype(np.float64)
 
 
 def _valid_codes(values: np.ndarray, is_valid: Callable[[str], bool]) -> np.ndarray:
