@@ -107,3 +107,9 @@ def test_batch_keeps_good_rows_and_names_bad_positions() -> None:
         3: "quote tick with trade fields (want last_px empty, last_qty 0)",
     }
     assert batch.ticks["is_trade"].tolist() == [False, True]
+    # Values that are not text (a client that did not decode, a caller passing numbers) fail the same way
+    # whatever else is in the batch.
+    not_text: list[list[dict[str, object]]] = [[{**good, "seq": 5}], [{**good, "seq": 5}, {**good}]]
+    not_text.append([{**good, "seq": b"5", "bid": 1.5}])
+    for entries in not_text:
+        assert parse_entries(entries).rejects.get(0) == "seq is not a positive integer"

@@ -53,8 +53,8 @@ TYPED_COLUMNS: dict[str, str] = {
 _SYMBOL_PATTERN = re.compile(r"[A-Z0-9]{1,24}")
 _ALL_SIDES = frozenset((*SIDES, QUOTE_SIDE))
 # Up to 8999999999999999999: every match fits int64, so the cast below cannot overflow.
-_UINT_RE = r"[0-9]{1,18}|[1-8][0-9]{18}"
-_DECIMAL_RE = r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+_UINT_RE = re.compile(r"[0-9]{1,18}|[1-8][0-9]{18}")
+_DECIMAL_RE = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
 class MalformedTick(ValueError):
@@ -77,13 +77,14 @@ def empty_ticks() -> pd.DataFrame:
     return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in TYPED_COLUMNS.items()})
 
 
-def _matches(values: np.ndarray, pattern: str) -> np.ndarray:
-    """Whole-string matches of ``pattern`` (anything that is not a str does not match).
+def _matches(values: np.ndarray, pattern: re.Pattern[str]) -> np.ndarray:
+    """Whole-string matches of ``pattern``; a value that is not a str (None, a number, bytes) does not match.
 
     One syntax for every batch: ``astype`` would also take " 5", "+5", "1_000" or Arabic-Indic digits, and
     falling back to it only when a batch has no bad value made a tick's fate depend on its neighbours.
     """
-    return pd.Series(values, dtype=object).str.fullmatch(pattern).to_numpy(dtype=bool, na_value=False)
+    match = pattern.fullmatch
+    return np.fromiter((isinstance(v, str) and match(v) is not None for v in values), dtype=bool, count=len(values))
 
 
 def _ints(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
