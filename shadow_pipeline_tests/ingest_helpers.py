@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import pandas as pd
 import redis
 
 from shadow_pipeline.domain.faults import FaultSpec
 from shadow_pipeline.feed.replay import ReplayOptions, ReplayResult, replay
 from shadow_pipeline.feed.sources import open_source
+from shadow_pipeline.ingest.consumer import IngestOptions
 from shadow_pipeline.ingest.landing import Kind, LandingStore, entry_order
+from shadow_pipeline.io_managers import ParquetIOManager
+from shadow_pipeline.resources import ArtifactsResource, LandingResource, RedisResource, TickStreamResource
+from shadow_pipeline_tests.conftest import market_file
 
 
 def replay_synthetic(
@@ -24,6 +31,28 @@ def replay_synthetic(
     )
     options = ReplayOptions(stream=stream, maxlen=None, faults=faults or FaultSpec(), progress=False)
     return replay(client, source.chunks, options)
+
+
+def replay_binance(client: redis.Redis, stream: str, symbols: tuple[str, ...]) -> None:
+    """The recorded Binance USD-M day of ``symbols`` into a fresh ``stream`` (skips when the data is absent)."""
+    files = [market_file(f"binance_hftbacktest/usdm/{s.lower()}_20240808.gz") for s in symbols]
+    client.delete(stream)
+    replay(
+        client, open_source("binance", files=files).chunks, ReplayOptions(stream=stream, maxlen=None, progress=False)
+    )
+
+
+def pipeline_resources(
+    redis_url: str, stream: str, folder: Path, group: str = IngestOptions.group, artifacts: str = "artifacts"
+) -> dict[str, Any]:
+    """The resources of every stage, on the real Redis and under ``folder``."""
+    return {
+        "redis": RedisResource(url=redis_url),
+        "tick_stream": TickStreamResource(stream=stream, group=group),
+        "landing": LandingResource(base_path=str(folder / "landing")),
+        "parquet_io_manager": ParquetIOManager(base_path=str(folder / "assets")),
+        "artifacts": ArtifactsResource(base_path=str(folder / artifacts)),
+    }
 
 
 def landed(store: LandingStore, kind: Kind = Kind.TICKS) -> pd.DataFrame:

@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 from hypothesis import strategies as st
 
-from shadow_pipeline.domain.profiles import StrategyParams
+from shadow_pipeline.domain.profiles import StrategyParams, Thresholds
 from shadow_pipeline.domain.ticks import TYPED_COLUMNS
 
 T0 = 1_723_161_255_000_000_000  # a multiple of 5 s, so 5-second windows start at T0
@@ -72,6 +72,18 @@ BASE = StrategyParams(
 
 def params(**changes: Any) -> StrategyParams:
     return replace(BASE, **changes)
+
+
+def gates(min_windows: int) -> Thresholds:
+    """The issue's default gates (maker share 0.83, 2.5 bps, 350 ms, risk 0.40), windows of at least 2 ticks."""
+    return Thresholds(
+        min_maker_share=0.83,
+        min_net_bps=2.5,
+        max_p95_latency_ms=350,
+        max_risk_ratio=0.40,
+        min_windows=min_windows,
+        min_ticks_per_window=2,
+    )
 
 
 # Random but valid tick sequences (bid < ask, positive sizes, non-decreasing times) and strategies.

@@ -10,17 +10,9 @@ import pytest
 
 from shadow_pipeline.domain.actual_fills import simulation_from_fills
 from shadow_pipeline.domain.kpis import iteration_kpis
-from shadow_pipeline.domain.profiles import Thresholds
-from shadow_pipeline_tests.sim_helpers import MS, T0, make_ticks, params, tick
+from shadow_pipeline_tests.sim_helpers import MS, T0, gates, make_ticks, params, tick
 
-GATES = Thresholds(
-    min_maker_share=0.83,
-    min_net_bps=2.5,
-    max_p95_latency_ms=350,
-    max_risk_ratio=0.40,
-    min_windows=1,
-    min_ticks_per_window=2,
-)
+GATES = gates(min_windows=1)
 # mids 100.1, 100.2, 100.1, 100.1 at 0, 1, 2, 3 s: one 5 s window
 TICKS = make_ticks(
     [tick(0, 100.0, 100.2), tick(1000, 100.1, 100.3), tick(2000, 100.0, 100.2), tick(3000, 100.0, 100.2)]

@@ -21,16 +21,12 @@ from shadow_pipeline.checks import dryrun as checks
 from shadow_pipeline.domain.accuracy import FAIL, NO_DATA, PASS, WARN
 from shadow_pipeline.domain.profiles import load_profiles, resolve
 from shadow_pipeline.domain.queue_replay import queue_replay
-from shadow_pipeline.feed.replay import ReplayOptions, replay
-from shadow_pipeline.feed.sources import open_source
-from shadow_pipeline.io_managers import ParquetIOManager
 from shadow_pipeline.launch import shadow_run_config
 from shadow_pipeline.partitions import partition_key
 from shadow_pipeline.redis_io.dryrun_fills import fills_stream
 from shadow_pipeline.redis_io.kpi_export import kpi_stream, read_stream_records, symbol_hash
 from shadow_pipeline.reporting.accuracy import REPORT_JSON, REPORT_MD
-from shadow_pipeline.resources import ArtifactsResource, LandingResource, RedisResource, TickStreamResource
-from shadow_pipeline_tests.conftest import market_file
+from shadow_pipeline_tests.ingest_helpers import pipeline_resources, replay_binance
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 HOUR = "2024-08-08-23:00"
@@ -40,11 +36,9 @@ KPIS = {"maker_taker_ratio", "net_bps", "risk_ratio", "p95_latency_ms", "maker_c
 
 @pytest.fixture(scope="module")
 def binance_stream(redis_url: str) -> Iterator[str]:
-    files = [market_file(f"binance_hftbacktest/usdm/{s.lower()}_20240808.gz") for s in SYMBOLS]
     client = redis.Redis.from_url(redis_url)
     key = "test:dryrun:binance:ticks"
-    client.delete(key)
-    replay(client, open_source("binance", files=files).chunks, ReplayOptions(stream=key, maxlen=None, progress=False))
+    replay_binance(client, key, SYMBOLS)
     yield key
     for pattern in (f"{key}*", "shadow:kpi:*"):
         for name in client.scan_iter(match=pattern):
@@ -60,13 +54,7 @@ def _clear_exports(redis_url: str) -> None:
 def _run(
     redis_url: str, stream: str, folder: Path, group: str, run_config: dict[str, Any]
 ) -> dict[str, dg.ExecuteInProcessResult]:
-    resources_ = {
-        "redis": RedisResource(url=redis_url),
-        "tick_stream": TickStreamResource(stream=stream, group=group),
-        "landing": LandingResource(base_path=str(folder / "landing")),
-        "parquet_io_manager": ParquetIOManager(base_path=str(folder / "assets")),
-        "artifacts": ArtifactsResource(base_path=str(folder / "artifacts")),
-    }
+    resources_ = pipeline_resources(redis_url, stream, folder, group)
     results = {}
     with dg.instance_for_test() as instance:
         for symbol in SYMBOLS:
@@ -145,13 +133,7 @@ def _validate_only(redis_url: str, stream: str, folder: Path, run_config: dict[s
             ASSETS,
             selection=[dryrun_accuracy_report],
             partition_key=partition_key(HOUR, "BTCUSDT"),
-            resources={
-                "redis": RedisResource(url=redis_url),
-                "parquet_io_manager": ParquetIOManager(base_path=str(folder / "assets")),
-                "artifacts": ArtifactsResource(base_path=str(folder / "bot")),
-                "tick_stream": TickStreamResource(stream=stream),
-                "landing": LandingResource(base_path=str(folder / "landing")),
-            },
+            resources=pipeline_resources(redis_url, stream, folder, artifacts="bot"),
             run_config=run_config,
             instance=instance,
             raise_on_error=False,

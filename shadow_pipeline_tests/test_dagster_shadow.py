@@ -15,15 +15,11 @@ import redis
 from shadow_pipeline.assets.ingest import normalized_ticks, raw_ticks
 from shadow_pipeline.assets.shadow import shadow_iterations, shadow_report
 from shadow_pipeline.checks import shadow as checks
-from shadow_pipeline.feed.replay import ReplayOptions, replay
-from shadow_pipeline.feed.sources import open_source
-from shadow_pipeline.io_managers import ParquetIOManager
 from shadow_pipeline.launch import shadow_run_config
 from shadow_pipeline.partitions import partition_key
 from shadow_pipeline.reporting.audit import audit
 from shadow_pipeline.reporting.snapshot import SNAPSHOT_FILE
-from shadow_pipeline.resources import ArtifactsResource, LandingResource, RedisResource, TickStreamResource
-from shadow_pipeline_tests.conftest import market_file
+from shadow_pipeline_tests.ingest_helpers import pipeline_resources, replay_binance
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 HOURS = ("2024-08-08-23:00", "2024-08-09-00:00")  # the recordings cross midnight UTC (exchange time)
@@ -40,11 +36,9 @@ LOOSE = {
 
 @pytest.fixture(scope="module")
 def binance_stream(redis_url: str) -> Any:
-    files = [market_file(f"binance_hftbacktest/usdm/{s.lower()}_20240808.gz") for s in SYMBOLS]
     client = redis.Redis.from_url(redis_url)
     key = "test:shadow:binance:ticks"
-    client.delete(key)
-    replay(client, open_source("binance", files=files).chunks, ReplayOptions(stream=key, maxlen=None, progress=False))
+    replay_binance(client, key, SYMBOLS)
     yield key
     for name in client.scan_iter(match=f"{key}*"):
         client.delete(name)
@@ -53,13 +47,7 @@ def binance_stream(redis_url: str) -> Any:
 def _run(
     redis_url: str, stream: str, folder: Path, group: str, run_config: dict[str, Any]
 ) -> dict[tuple[str, str], dg.ExecuteInProcessResult]:
-    resources = {
-        "redis": RedisResource(url=redis_url),
-        "tick_stream": TickStreamResource(stream=stream, group=group),
-        "landing": LandingResource(base_path=str(folder / "landing")),
-        "parquet_io_manager": ParquetIOManager(base_path=str(folder / "assets")),
-        "artifacts": ArtifactsResource(base_path=str(folder / "artifacts")),
-    }
+    resources = pipeline_resources(redis_url, stream, folder, group)
     results = {}
     with dg.instance_for_test() as instance:
         for hour in HOURS:

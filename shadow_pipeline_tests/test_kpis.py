@@ -13,16 +13,9 @@ from shadow_pipeline.domain.gates import judge
 from shadow_pipeline.domain.kpis import BROKER_REPLAYED, aggregate, iteration_kpis
 from shadow_pipeline.domain.profiles import StrategyParams, Thresholds
 from shadow_pipeline.domain.simulator import Simulation, simulate
-from shadow_pipeline_tests.sim_helpers import MS, T0, make_ticks, params, strategies, tick, tick_sequences
+from shadow_pipeline_tests.sim_helpers import MS, T0, gates, make_ticks, params, strategies, tick, tick_sequences
 
-GATES = Thresholds(
-    min_maker_share=0.83,
-    min_net_bps=2.5,
-    max_p95_latency_ms=350,
-    max_risk_ratio=0.40,
-    min_windows=48,
-    min_ticks_per_window=2,
-)
+GATES = gates(min_windows=48)
 C = 0.05 / 100.05 * 1e4  # spread capture of a fill 0.05 from a 100.05 mid: 4.99750... bps
 
 
@@ -137,8 +130,8 @@ def test_broker_leg_of_a_replayed_stream_is_not_measured() -> None:
 
 def test_aggregate_weights_flows_and_time_and_the_verdict_says_by_how_much() -> None:
     ticks, sim = _hand_case()
-    gates = Thresholds(**{**GATES.__dict__, "min_ticks_per_window": 1})
-    report = aggregate(iteration_kpis(ticks, sim, params(), gates, 5.0))
+    loose = Thresholds(**{**GATES.__dict__, "min_ticks_per_window": 1})
+    report = aggregate(iteration_kpis(ticks, sim, params(), loose, 5.0))
     row = report.iloc[0]
     assert (row.profile, row.symbol, row.windows, row.valid_windows, row.total_fills) == ("test", "BTCUSDT", 2, 2, 3)
     assert row.maker_taker_ratio == pytest.approx((100 + 100.1) / (300 + 100.1))  # 0.5001
@@ -147,7 +140,7 @@ def test_aggregate_weights_flows_and_time_and_the_verdict_says_by_how_much() -> 
     assert row.risk_ratio == pytest.approx((0.4 * 5 + 0.5 * 1) / 6)  # time-weighted: 0.41667
     assert row.risk_max == 0.5
     assert row.pnl == pytest.approx(-0.14 - 0.03999)
-    judged = judge({str(k): v for k, v in row.items()}, gates)
+    judged = judge({str(k): v for k, v in row.items()}, loose)
     assert not judged.go
     assert judged.reasons == [
         "valid_windows 2 < 48 (short by 46)",
@@ -162,7 +155,7 @@ def test_aggregate_weights_flows_and_time_and_the_verdict_says_by_how_much() -> 
         "net_bps": 3.0,
         "risk_ratio": 0.1,
     }
-    assert judge(passing, gates).go and judge(passing, gates).reasons == []
+    assert judge(passing, loose).go and judge(passing, loose).reasons == []
 
 
 @settings(max_examples=50, deadline=None)

@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from shadow_pipeline.domain.ticks import FIELDS
+from shadow_pipeline.redis_io.raw_reply import header, value_end
 
 _NAMES = np.frombuffer("".join(FIELDS).encode(), dtype=np.uint8)
 _NAME_ENDS = np.cumsum([len(name) for name in FIELDS]).astype(np.int64)
@@ -52,37 +53,6 @@ class ScannedBatch:
     floats: np.ndarray  # (n, 5) bid, ask, bid_qty, ask_qty, last_qty
     last_px: np.ndarray  # NaN when empty (a quote tick)
     side_code: np.ndarray  # index into SIDE_NAMES
-
-
-@numba.njit(cache=True)
-def _number(buf: np.ndarray, pos: int) -> tuple[int, int]:
-    """A RESP header's integer (after the type byte at ``pos``) and the position after its line."""
-    i = pos + 1
-    negative = buf[i] == 45
-    if negative:
-        i += 1
-    value = 0
-    while buf[i] != 13:
-        value = value * 10 + (buf[i] - 48)
-        i += 1
-    return (-value if negative else value), i + 2
-
-
-@numba.njit(cache=True)
-def _skip(buf: np.ndarray, pos: int) -> int:
-    """Position after the RESP value at ``pos`` (any type, nested)."""
-    kind = buf[pos]
-    if kind == 36 or kind == 61 or kind == 33:
-        length, after = _number(buf, pos)
-        return after + length + 2 if length >= 0 else after
-    if kind == 42 or kind == 37 or kind == 126 or kind == 62:
-        count, after = _number(buf, pos)
-        for _ in range(count * 2 if kind == 37 else max(count, 0)):
-            after = _skip(buf, after)
-        return after
-    while buf[pos] != 13:
-        pos += 1
-    return pos + 2
 
 
 @numba.njit(cache=True)
@@ -181,7 +151,7 @@ def _entries_header(buf: np.ndarray) -> tuple[int, int, int]:
         return ERROR, 0, 0
     if kind == 95:  # '_' RESP3 null: nothing within BLOCK
         return EMPTY, 0, 0
-    count, pos = _number(buf, 0)
+    count, pos = header(buf, 0, len(buf))
     if count <= 0 and (kind == 42 or kind == 37):
         return EMPTY, 0, 0
     if count != 1:
@@ -189,13 +159,13 @@ def _entries_header(buf: np.ndarray) -> tuple[int, int, int]:
     if kind == 42:  # RESP2: [[stream, entries]]
         if buf[pos] != 42:
             return UNEXPECTED, 0, 0
-        _, pos = _number(buf, pos)
+        _, pos = header(buf, pos, len(buf))
     elif kind != 37:  # RESP3: {stream: entries}
         return UNEXPECTED, 0, 0
-    pos = _skip(buf, pos)  # the stream's name
+    pos = value_end(buf, pos)  # the stream's name
     if buf[pos] != 42:
         return UNEXPECTED, 0, 0
-    count, pos = _number(buf, pos)
+    count, pos = header(buf, pos, len(buf))
     return OK, max(count, 0), pos
 
 
@@ -216,8 +186,8 @@ def _scan(buf: np.ndarray, names: np.ndarray, name_ends: np.ndarray, ints_at: np
     side_code = np.zeros(n, np.int64)
     value_at = np.zeros((len(name_ends), 2), np.int64)
     for row in range(n):
-        pos = _number(buf, pos)[1]  # '*2': [id, fields]
-        length, pos = _number(buf, pos)
+        pos = header(buf, pos, len(buf))[1]  # '*2': [id, fields]
+        length, pos = header(buf, pos, len(buf))
         if id_offsets[row] + length > len(id_bytes):
             grown = np.empty(2 * len(id_bytes) + length, np.uint8)
             grown[: id_offsets[row]] = id_bytes[: id_offsets[row]]
@@ -227,10 +197,10 @@ def _scan(buf: np.ndarray, names: np.ndarray, name_ends: np.ndarray, ints_at: np
         pos += length + 2
         count, after = -1, pos
         if buf[pos] == 42:
-            count, after = _number(buf, pos)
+            count, after = header(buf, pos, len(buf))
         if count < 0:  # nil fields (RESP2 '*-1', RESP3 '_'): the entry was deleted (trimmed) while pending
             field_count[row] = -1
-            pos = _skip(buf, pos)
+            pos = value_end(buf, pos)
             continue
         pos = after
         field_count[row], fields_at[row] = count, pos
@@ -240,12 +210,12 @@ def _scan(buf: np.ndarray, names: np.ndarray, name_ends: np.ndarray, ints_at: np
             if buf[pos] != 36:
                 ok = False
                 break
-            key_length, key_at = _number(buf, pos)
+            key_length, key_at = header(buf, pos, len(buf))
             pos = key_at + key_length + 2
             if buf[pos] != 36:
                 ok = False
                 break
-            length, value_pos = _number(buf, pos)
+            length, value_pos = header(buf, pos, len(buf))
             pos = value_pos + length + 2
             f = _field_index(buf, key_at, key_length, names, name_ends)
             if f < 0 or value_at[f, 0] >= 0:
@@ -253,7 +223,9 @@ def _scan(buf: np.ndarray, names: np.ndarray, name_ends: np.ndarray, ints_at: np
                 continue
             value_at[f, 0], value_at[f, 1] = value_pos, length
         if not ok or count % 2:
-            pos = _skip_rest(buf, fields_at[row], count)
+            pos = fields_at[row]
+            for _ in range(count):
+                pos = value_end(buf, pos)
             continue
         for k in range(len(ints_at)):
             value = _uint(buf, value_at[ints_at[k], 0], value_at[ints_at[k], 1])
@@ -303,13 +275,6 @@ def _scan(buf: np.ndarray, names: np.ndarray, name_ends: np.ndarray, ints_at: np
     )
 
 
-@numba.njit(cache=True)
-def _skip_rest(buf: np.ndarray, pos: int, count: int) -> int:
-    for _ in range(count):
-        pos = _skip(buf, pos)
-    return pos
-
-
 def scan(reply: np.ndarray) -> ScannedBatch:
     """Columns of an XREADGROUP reply (raw RESP bytes of one stream); ``status`` says if it was one."""
     (status, count, id_bytes, id_offsets, regular, fields_at, field_count, codes, symbol_at, ints,
@@ -328,9 +293,9 @@ def decode_fields(reply: np.ndarray, batch: ScannedBatch, row: int) -> list[str]
         return None
     pos, out = int(batch.fields_at[row]), []
     for _ in range(count):
-        end = int(_skip(reply, pos))
+        end = int(value_end(reply, pos))
         if reply[pos] == 36:  # '$': a bulk string
-            length, start = (int(v) for v in _number(reply, pos))
+            length, start = (int(v) for v in header(reply, pos, len(reply)))
             out.append(bytes(reply[start : start + length]).decode("utf-8", errors="backslashreplace"))
         else:
             out.append(bytes(reply[pos + 1 : end - 2]).decode("utf-8", errors="backslashreplace"))

@@ -22,8 +22,9 @@ _PUSH = ord(">")
 
 
 @numba.njit(cache=True)
-def _header(buf: np.ndarray, pos: int, n: int) -> tuple[int, int]:
-    """The integer on the line that starts at ``pos + 1``, and where the next token starts (-1: incomplete)."""
+def header(buf: np.ndarray, pos: int, n: int) -> tuple[int, int]:
+    """The integer after the type byte at ``pos`` (a length or a count), and where the next token starts
+    (-1: ``buf[:n]`` ends before the line does)."""
     i = pos + 1
     negative = i < n and buf[i] == 45  # '-'
     if negative:
@@ -61,7 +62,7 @@ def skim(buf: np.ndarray, n: int, state: np.ndarray) -> bool:
             break
         kind = buf[pos]
         if kind == 42 or kind == 37 or kind == 126 or kind == 62:  # '*' '%' '~' '>' aggregates
-            count, after = _header(buf, pos, n)
+            count, after = header(buf, pos, n)
             if after < 0:
                 break
             state[2 + depth] -= 1
@@ -72,7 +73,7 @@ def skim(buf: np.ndarray, n: int, state: np.ndarray) -> bool:
                 depth += 1
                 state[2 + depth] = count * 2 if kind == 37 else count
         elif kind == 36 or kind == 61 or kind == 33:  # '$' '=' '!' length-prefixed
-            length, after = _header(buf, pos, n)
+            length, after = header(buf, pos, n)
             if after < 0 or (length >= 0 and after + length + 2 > n):
                 break
             state[2 + depth] -= 1
@@ -85,6 +86,21 @@ def skim(buf: np.ndarray, n: int, state: np.ndarray) -> bool:
             pos = after
     state[0], state[1] = pos, depth
     return depth < 0
+
+
+@numba.njit(cache=True)
+def _fresh_state(pos: int) -> np.ndarray:
+    state = np.zeros(2 + _MAX_DEPTH, dtype=np.int64)
+    state[0], state[2] = pos, 1  # one value expected at the top
+    return state
+
+
+@numba.njit(cache=True)
+def value_end(buf: np.ndarray, pos: int) -> int:
+    """Where the (complete) RESP value that starts at ``pos`` ends, whatever its type and nesting."""
+    state = _fresh_state(pos)
+    skim(buf, len(buf), state)
+    return state[0]
 
 
 def read_raw(client: redis.Redis, *command: Any) -> np.ndarray:
@@ -122,15 +138,9 @@ def error_of(reply: np.ndarray) -> redis.exceptions.RedisError:
     return BaseParser.parse_error(bytes(reply[1:]).decode(errors="replace").rstrip("\r\n"))
 
 
-def _fresh_state() -> np.ndarray:
-    state = np.zeros(2 + _MAX_DEPTH, dtype=np.int64)
-    state[2] = 1  # one value expected at the top
-    return state
-
-
 def _receive(sock: socket.socket) -> np.ndarray:
     buf = np.empty(_FIRST_READ, dtype=np.uint8)
-    state = _fresh_state()
+    state = _fresh_state(0)
     n = 0
     while True:
         if n == len(buf):
@@ -149,4 +159,4 @@ def _receive(sock: socket.socket) -> np.ndarray:
                 return buf[:n]
             buf[: n - end] = buf[end:n]  # a push message, not the reply: drop it and go on
             n -= end
-            state = _fresh_state()
+            state = _fresh_state(0)
