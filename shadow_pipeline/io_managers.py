@@ -7,8 +7,11 @@ from typing import Any
 
 import dagster as dg
 import pandas as pd
+import pyarrow as pa
 from pydantic import Field
 from upath import UPath
+
+from shadow_pipeline.parquet import write_table
 
 DATA_DIR_ENV = "SHADOW_DATA_DIR"
 DEFAULT_DATA_DIR = ".shadow_data"  # relative to the working directory (the repo); git-ignored
@@ -24,7 +27,8 @@ class _ParquetUPathIOManager(dg.UPathIOManager):
     def dump_to_path(self, context: dg.OutputContext, obj: pd.DataFrame, path: UPath) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_name(f".{path.name}.tmp")
-        obj.to_parquet(str(temporary), index=False)
+        with temporary.open("wb") as handle:
+            write_table(pa.Table.from_pandas(obj, preserve_index=False), handle)
         temporary.rename(path)  # a reader never sees half a file; re-materializing overwrites the partition
 
     def load_from_path(self, context: dg.InputContext, path: UPath) -> pd.DataFrame:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import redis
 
 from shadow_pipeline.domain.kpis import iteration_kpis
@@ -28,6 +29,7 @@ from shadow_pipeline.domain.ticks import FIELDS, parse_table
 from shadow_pipeline.feed.replay import ReplayOptions, number_ticks, replay
 from shadow_pipeline.ingest.consumer import IngestOptions, TickConsumer
 from shadow_pipeline.ingest.landing import Kind, LandingStore
+from shadow_pipeline.parquet import write_table
 from shadow_pipeline.redis_io.server import start_server
 from shadow_pipeline_tests.conftest import MARKET_DATA
 
@@ -103,7 +105,8 @@ def _normalize_partitions(store: LandingStore, target: Path) -> int:
     for hour, symbol in store.partitions():
         received = store.read(Kind.TICKS, hour, symbol)
         assess(received)
-        normalize(received).to_parquet(target / f"{hour}-{symbol}.parquet", index=False)
+        normalized = pa.Table.from_pandas(normalize(received), preserve_index=False)
+        write_table(normalized, str(target / f"{hour}-{symbol}.parquet"))  # as the Parquet IO manager does
         rows += len(received)
     return rows
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 import redis
 
 from shadow_pipeline.domain.faults import FaultSpec
@@ -62,5 +63,4 @@ def landed(store: LandingStore, kind: Kind = Kind.TICKS) -> pd.DataFrame:
     if not parts:
         return pd.DataFrame()
     frame = pd.concat(parts, ignore_index=True)
-    order = entry_order(frame["entry_id"]).sort_values(["entry_ms", "entry_seq"]).index
-    return frame.iloc[order].reset_index(drop=True)
+    return frame.iloc[entry_order(pa.array(frame["entry_id"]))].reset_index(drop=True)

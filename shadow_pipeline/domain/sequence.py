@@ -24,11 +24,18 @@ class SequenceCounts:
 
 def classify_arrivals(symbols: pd.Series, seqs: pd.Series) -> pd.DataFrame:
     """Flag each arrival (in arrival order) as ``duplicate`` and/or ``late``."""
-    frame = pd.DataFrame({"symbol": symbols.to_numpy(), "seq": seqs.to_numpy(dtype="int64")})
-    duplicate = frame.duplicated(["symbol", "seq"], keep="first")
-    highest_before = frame.groupby("symbol")["seq"].cummax().groupby(frame["symbol"]).shift(1)
-    late = ~duplicate & (frame["seq"] < highest_before.fillna(np.iinfo(np.int64).min))
-    return pd.DataFrame({"duplicate": duplicate.to_numpy(), "late": late.to_numpy()}, index=symbols.index)
+    codes, names = pd.factorize(symbols)
+    seq = seqs.to_numpy(dtype=np.int64)
+    by_seq = np.lexsort((seq, codes))  # stable: the arrivals of one (symbol, seq) stay in arrival order
+    again = (np.diff(codes[by_seq]) == 0) & (np.diff(seq[by_seq]) == 0)
+    duplicate = np.zeros(len(seq), dtype=bool)
+    duplicate[by_seq[1:][again]] = True
+    highest_before = np.full(len(seq), np.iinfo(np.int64).min)
+    for code in range(len(names)):
+        at = np.flatnonzero(codes == code)
+        highest_before[at[1:]] = np.maximum.accumulate(seq[at])[:-1]
+    late = ~duplicate & (seq < highest_before)
+    return pd.DataFrame({"duplicate": duplicate, "late": late}, index=symbols.index)
 
 
 def count_by_symbol(

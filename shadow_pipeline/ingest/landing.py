@@ -12,6 +12,7 @@ import os
 import uuid
 from enum import StrEnum
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -19,6 +20,7 @@ import pyarrow.parquet as pq
 from upath import UPath
 
 from shadow_pipeline.domain.windows import hour_keys
+from shadow_pipeline.parquet import write_table
 
 
 class Kind(StrEnum):
@@ -35,11 +37,12 @@ def _hour_key(folder_name: str) -> str:
     return f"{day[:4]}-{day[4:6]}-{day[6:]}-{hour}:00"
 
 
-def entry_order(entry_ids: pd.Series) -> pd.DataFrame:
-    """(ms, seq) integer parts of Redis entry ids, which order entries as Redis received them."""
-    parts = pc.split_pattern(pa.array(entry_ids.astype(object).to_numpy(), type=pa.string()), "-", max_splits=1)
-    flat = pc.cast(pc.list_flatten(parts), pa.int64()).to_numpy().reshape(-1, 2)
-    return pd.DataFrame({"entry_ms": flat[:, 0], "entry_seq": flat[:, 1]}, index=entry_ids.index)
+def entry_order(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Positions that put entries in the order Redis received them (by the (ms, seq) parts of their ids);
+    stable, so copies of one id keep their order."""
+    parts = pc.split_pattern(ids, "-", max_splits=1)
+    ms_seq = pc.cast(pc.list_flatten(parts), pa.int64()).to_numpy().reshape(-1, 2)
+    return np.lexsort((ms_seq[:, 1], ms_seq[:, 0]))
 
 
 class LandingStore:
@@ -69,13 +72,13 @@ class LandingStore:
         if target.protocol in ("", "file", "local"):
             temporary = target.with_name(f".{target.name}.tmp")
             with open(temporary.path, "wb") as handle:
-                pq.write_table(table, handle)
+                write_table(table, handle)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(temporary.path, target.path)
         else:  # object stores publish an object atomically on close
             with target.open("wb") as handle:
-                pq.write_table(table, handle)
+                write_table(table, handle)
 
     def read(self, kind: Kind, hour_key: str, symbol: str, columns: list[str] | None = None) -> pd.DataFrame:
         """All rows landed for the partition, one per entry id, in the order Redis received them."""
@@ -84,17 +87,19 @@ class LandingStore:
         if not files:
             return pd.DataFrame()
         wanted = None if columns is None else ["entry_id", *(c for c in columns if c != "entry_id")]
-        frame = pd.concat([self._read_file(f, wanted) for f in files], ignore_index=True)
-        frame = frame.drop_duplicates("entry_id", keep="first").reset_index(drop=True)
-        order = entry_order(frame["entry_id"])
-        return frame.iloc[order.sort_values(["entry_ms", "entry_seq"]).index].reset_index(drop=True)
+        table = pa.concat_tables([self._read_file(f, wanted) for f in files], promote_options="default")
+        order = entry_order(table["entry_id"])
+        ids = table["entry_id"].take(order)
+        first_copy = np.ones(len(order), dtype=bool)  # copies of an id (a redelivered batch) are now adjacent
+        first_copy[1:] = pc.not_equal(ids[1:], ids[:-1]).to_numpy(zero_copy_only=False)
+        return table.take(order[first_copy]).to_pandas()
 
     @staticmethod
-    def _read_file(path: UPath, columns: list[str] | None) -> pd.DataFrame:
+    def _read_file(path: UPath, columns: list[str] | None) -> pa.Table:
         if path.protocol in ("", "file", "local"):
-            return pd.read_parquet(path.path, columns=columns)
+            return pq.read_table(path.path, columns=columns)
         with path.open("rb") as handle:
-            return pd.read_parquet(handle, columns=columns)
+            return pq.read_table(handle, columns=columns)
 
     def partitions(self, kind: Kind = Kind.TICKS) -> list[tuple[str, str]]:
         """(hour key, symbol) pairs that have landed files."""
