@@ -44,6 +44,8 @@ def main(verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if not verbose:  # a new Dagster instance's schema migration logs ~30 INFO lines that say nothing to a user
+        logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def _summary(result: ReplayResult, url: str, stream: str) -> dict[str, object]:
