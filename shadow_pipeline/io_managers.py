@@ -7,11 +7,10 @@ from typing import Any
 
 import dagster as dg
 import pandas as pd
-import pyarrow as pa
 from pydantic import Field
 from upath import UPath
 
-from shadow_pipeline.parquet import write_table
+from shadow_pipeline.parquet import write_frame
 
 DATA_DIR_ENV = "SHADOW_DATA_DIR"
 DEFAULT_DATA_DIR = ".shadow_data"  # relative to the working directory (the repo); git-ignored
@@ -28,7 +27,7 @@ class _ParquetUPathIOManager(dg.UPathIOManager):
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_name(f".{path.name}.tmp")
         with temporary.open("wb") as handle:
-            write_table(pa.Table.from_pandas(obj, preserve_index=False), handle)
+            write_frame(obj, handle)
         temporary.rename(path)  # a reader never sees half a file; re-materializing overwrites the partition
 
     def load_from_path(self, context: dg.InputContext, path: UPath) -> pd.DataFrame:

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from typing import IO
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 UNIQUE_TEXT_COLUMNS = frozenset({"entry_id"})  # one value per row: never worth a dictionary
 
 
-def write_table(table: pa.Table, sink: str | IO[bytes]) -> None:
+def write_frame(frame: pd.DataFrame, sink: str | IO[bytes]) -> None:
+    table = pa.Table.from_pandas(frame, preserve_index=False)
     text = [
         f.name
         for f in table.schema

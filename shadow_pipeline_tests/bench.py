@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import redis
 
 from shadow_pipeline.domain.kpis import iteration_kpis
@@ -29,7 +28,7 @@ from shadow_pipeline.domain.ticks import FIELDS, parse_table
 from shadow_pipeline.feed.replay import ReplayOptions, number_ticks, replay
 from shadow_pipeline.ingest.consumer import IngestOptions, TickConsumer
 from shadow_pipeline.ingest.landing import Kind, LandingStore
-from shadow_pipeline.parquet import write_table
+from shadow_pipeline.parquet import write_frame
 from shadow_pipeline.redis_io.server import start_server
 from shadow_pipeline_tests.conftest import MARKET_DATA
 
@@ -105,8 +104,7 @@ def _normalize_partitions(store: LandingStore, target: Path) -> int:
     for hour, symbol in store.partitions():
         received = store.read(Kind.TICKS, hour, symbol)
         assess(received)
-        normalized = pa.Table.from_pandas(normalize(received), preserve_index=False)
-        write_table(normalized, str(target / f"{hour}-{symbol}.parquet"))  # as the Parquet IO manager does
+        write_frame(normalize(received), str(target / f"{hour}-{symbol}.parquet"))  # as the Parquet IO manager does
         rows += len(received)
     return rows
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -11,7 +12,7 @@ from hypothesis import given, settings
 
 from shadow_pipeline.domain.gates import judge
 from shadow_pipeline.domain.kpis import BROKER_REPLAYED, aggregate, iteration_kpis
-from shadow_pipeline.domain.profiles import StrategyParams, Thresholds
+from shadow_pipeline.domain.profiles import StrategyParams
 from shadow_pipeline.domain.simulator import Simulation, simulate
 from shadow_pipeline_tests.sim_helpers import MS, T0, gates, make_ticks, params, strategies, tick, tick_sequences
 
@@ -130,7 +131,7 @@ def test_broker_leg_of_a_replayed_stream_is_not_measured() -> None:
 
 def test_aggregate_weights_flows_and_time_and_the_verdict_says_by_how_much() -> None:
     ticks, sim = _hand_case()
-    loose = Thresholds(**{**GATES.__dict__, "min_ticks_per_window": 1})
+    loose = replace(GATES, min_ticks_per_window=1)
     report = aggregate(iteration_kpis(ticks, sim, params(), loose, 5.0))
     row = report.iloc[0]
     assert (row.profile, row.symbol, row.windows, row.valid_windows, row.total_fills) == ("test", "BTCUSDT", 2, 2, 3)

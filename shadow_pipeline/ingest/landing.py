@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from upath import UPath
 
 from shadow_pipeline.domain.windows import hour_keys
-from shadow_pipeline.parquet import write_table
+from shadow_pipeline.parquet import write_frame
 
 
 class Kind(StrEnum):
@@ -62,23 +62,22 @@ class LandingStore:
             folder = self.folder(kind, str(hour), str(symbol))
             folder.mkdir(parents=True, exist_ok=True)
             name = f"{group['entry_id'].iloc[0]}_{writer}_{uuid.uuid4().hex[:6]}.parquet"
-            table = pa.Table.from_pandas(group.drop(columns="_hour"), preserve_index=False)
-            self._write_atomically(folder / name, table)
+            self._write_atomically(folder / name, group.drop(columns="_hour"))
             files += 1
         return files
 
     @staticmethod
-    def _write_atomically(target: UPath, table: pa.Table) -> None:
+    def _write_atomically(target: UPath, ticks: pd.DataFrame) -> None:
         if target.protocol in ("", "file", "local"):
             temporary = target.with_name(f".{target.name}.tmp")
             with open(temporary.path, "wb") as handle:
-                write_table(table, handle)
+                write_frame(ticks, handle)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(temporary.path, target.path)
         else:  # object stores publish an object atomically on close
             with target.open("wb") as handle:
-                write_table(table, handle)
+                write_frame(ticks, handle)
 
     def read(self, kind: Kind, hour_key: str, symbol: str, columns: list[str] | None = None) -> pd.DataFrame:
         """All rows landed for the partition, one per entry id, in the order Redis received them."""
