@@ -65,7 +65,8 @@ ingest-job: $(STAMP) $(INSTANCE)
 	  $(if $(REDIS_URL),,$(BIN)/shadow-pipeline replay --source synthetic --minutes 10 > /dev/null && )\
 	  $(BIN)/dg launch --job ingest_job --partition "$(PARTITION)"'
 
-## Shadow Mode from the stream: ingest and simulate PROFILE per (hour, symbol), 60 s windows, gates, reports.
+## Shadow Mode from the stream: ingest and simulate PROFILE per (hour, symbol), 60 s windows, gates, reports;
+## exits 1 on a No-Go (a verdict), 2 on an error.
 ## Without REDIS_URL: a fresh embedded Redis filled with SHADOW_MINUTES of the synthetic market first (48 windows
 ## need 48 minutes; an hour fills the partition); data under .shadow_data/embedded (emptied first), which shadow-report then reads.
 PROFILE ?= moderate
@@ -73,27 +74,29 @@ SHADOW_MINUTES ?= 60
 SHADOW_RUN_DATA := $(if $(REDIS_URL),$(SHADOW_DATA_DIR),$(EMBEDDED_DATA))
 shadow-redis: $(STAMP) $(INSTANCE)
 	$(if $(REDIS_URL),,rm -rf $(EMBEDDED_DATA))
-	SHADOW_DATA_DIR=$(SHADOW_RUN_DATA) $(BIN)/shadow-pipeline with-redis -- sh -c '\
+	$(BIN)/shadow-pipeline with-redis -- sh -c '\
 	  $(if $(REDIS_URL),,$(BIN)/shadow-pipeline replay --source synthetic --minutes $(SHADOW_MINUTES) > /dev/null && )\
-	  $(BIN)/shadow-pipeline shadow --profile $(PROFILE) --window-seconds 60 $(SHADOW_FLAGS)'
+	  $(BIN)/shadow-pipeline shadow --profile $(PROFILE) --window-seconds 60 --data-dir $(SHADOW_RUN_DATA) $(SHADOW_FLAGS)'
 
 ## The newest hour's shadow_report again from stored iterations (after shadow-redis): snapshot, Markdown, plot.
 shadow-report: $(STAMP) $(INSTANCE)
-	SHADOW_DATA_DIR=$(SHADOW_RUN_DATA) $(BIN)/shadow-pipeline report
+	$(BIN)/shadow-pipeline report --data-dir $(SHADOW_RUN_DATA)
 
 ## Re-check the gates on every POST_SHADOW_SNAPSHOT.json under artifacts/ with the current profiles.
 shadow-audit: $(STAMP)
 	$(BIN)/shadow-pipeline audit
 
-## CI gate: report, then audit; exits non-zero on any No-Go.
-shadow-ci: shadow-report shadow-audit
+## CI gate: the newest hour's report (an error stops here), then the audit of every snapshot: non-zero on any No-Go.
+shadow-ci: $(STAMP) $(INSTANCE)
+	$(BIN)/shadow-pipeline report --data-dir $(SHADOW_RUN_DATA); status=$$?; [ $$status -le 1 ] || exit $$status
+	$(BIN)/shadow-pipeline audit
 
 ## The stored KPIs to Redis ($REDIS_URL; an embedded server would vanish with the command): hashes with a TTL,
 ## or one stream entry per window. Re-exporting adds nothing to a stream.
-shadow-redis-export: $(STAMP)
-	SHADOW_DATA_DIR=$(SHADOW_RUN_DATA) $(BIN)/shadow-pipeline export --mode hash --per-symbol
-shadow-redis-export-stream: $(STAMP)
-	SHADOW_DATA_DIR=$(SHADOW_RUN_DATA) $(BIN)/shadow-pipeline export --mode stream
+shadow-redis-export: $(STAMP) $(INSTANCE)
+	$(BIN)/shadow-pipeline export --mode hash --per-symbol --data-dir $(SHADOW_RUN_DATA)
+shadow-redis-export-stream: $(STAMP) $(INSTANCE)
+	$(BIN)/shadow-pipeline export --mode stream --data-dir $(SHADOW_RUN_DATA)
 
 ## Dry-run validation: ingest, shadow, export, read back and compare with a queue-aware replay, per symbol;
 ## DRYRUN_WINDOWS windows of 60 s (dryrun: 6, dryrun-validate: 12). Without REDIS_URL: a fresh embedded Redis
@@ -101,9 +104,9 @@ shadow-redis-export-stream: $(STAMP)
 DRYRUN_MINUTES ?= 15
 define DRYRUN
 	$(if $(REDIS_URL),,rm -rf $(EMBEDDED_DATA))
-	SHADOW_DATA_DIR=$(SHADOW_RUN_DATA) $(BIN)/shadow-pipeline with-redis -- sh -c '\
+	$(BIN)/shadow-pipeline with-redis -- sh -c '\
 	  $(if $(REDIS_URL),,$(BIN)/shadow-pipeline replay --source synthetic --minutes $(DRYRUN_MINUTES) > /dev/null && )\
-	  $(BIN)/shadow-pipeline dryrun --iterations $(1) --duration 60 --profile $(PROFILE)'
+	  $(BIN)/shadow-pipeline dryrun --iterations $(1) --duration 60 --profile $(PROFILE) --data-dir $(SHADOW_RUN_DATA)'
 endef
 dryrun: $(STAMP) $(INSTANCE)
 	$(call DRYRUN,6)

@@ -9,18 +9,29 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import click
+import dagster as dg
+import pandas as pd
+import redis
 
+from shadow_pipeline import settings
+from shadow_pipeline.defs.dryrun.assets import DryRunConfig
+from shadow_pipeline.defs.export.assets import ExportConfig
+from shadow_pipeline.defs.feed.assets import FeedConfig
+from shadow_pipeline.defs.shadow.assets import ShadowConfig
 from shadow_pipeline.domain.faults import FaultSpec
 from shadow_pipeline.feed.replay import ReplayOptions, ReplayResult, replay
 from shadow_pipeline.feed.sources import SourceKind, open_source
 from shadow_pipeline.ingest.consumer import IngestOptions
+from shadow_pipeline.launch import console_level, default
 from shadow_pipeline.redis_io.connect import RedisUnavailable, connect, resolve_url
 from shadow_pipeline.redis_io.server import NoServerAvailable
 from shadow_pipeline.redis_io.streams import DEFAULT_MAXLEN, DEFAULT_STREAM
-from shadow_pipeline.redis_io.url import REDIS_URL_ENV, RedisConfigError, redact
+from shadow_pipeline.redis_io.url import RedisConfigError, redact
+from shadow_pipeline.settings import REDIS_URL_ENV
 
 log = logging.getLogger("shadow_pipeline")
 _INGEST = IngestOptions  # the consumer's defaults, shown by --help
@@ -75,8 +86,10 @@ def _summary(result: ReplayResult, url: str, stream: str) -> dict[str, object]:
     help="Recording file (repeat for files played back to back, e.g. *_20240808 then *_20240809).",
 )
 @click.option("--symbols", default="", help="Comma-separated; synthetic default BTCUSDT,ETHUSDT; recordings: all.")
-@click.option("--minutes", type=float, default=10.0, show_default=True, help="Synthetic market minutes.")
-@click.option("--seed", type=int, default=7, show_default=True, help="Synthetic market seed.")
+@click.option(
+    "--minutes", type=float, default=default(FeedConfig, "minutes"), show_default=True, help="Market minutes."
+)
+@click.option("--seed", type=int, default=default(FeedConfig, "seed"), show_default=True, help="Synthetic market seed.")
 @click.option("--redis-url", default=None, help="Default: $REDIS_URL, else an embedded server.")
 @click.option("--stream", default=DEFAULT_STREAM, show_default=True)
 @click.option("--maxlen", type=int, default=DEFAULT_MAXLEN, show_default=True, help="XADD MAXLEN ~ (0 = no trim).")
@@ -137,7 +150,7 @@ def replay_command(
         chosen = [s.strip().upper() for s in symbols.split(",") if s.strip()]
         src = open_source(source, symbols=chosen, seconds=minutes * 60, seed=seed, files=files)
         url = resolve_url(redis_url)
-        if not redis_url and not os.environ.get(REDIS_URL_ENV):
+        if not redis_url and not settings.redis_url():
             log.warning(
                 "REDIS_URL is unset: replaying into an embedded server that stops when this command "
                 "exits. Use `shadow-pipeline with-redis -- ...` or set REDIS_URL to keep the data."
@@ -197,12 +210,9 @@ def ingest_command(
     pushgateway: str | None,
 ) -> None:
     """Consume the tick stream through a consumer group and land every tick exactly once (then XACK)."""
-    from upath import UPath
-
     from shadow_pipeline.ingest.consumer import TickConsumer, default_consumer_name
-    from shadow_pipeline.ingest.landing import LandingStore
     from shadow_pipeline.ingest.metrics import IngestMetrics
-    from shadow_pipeline.io_managers import data_dir
+    from shadow_pipeline.resources import LandingResource
 
     try:
         options = IngestOptions(
@@ -218,7 +228,7 @@ def ingest_command(
         )
         metrics = IngestMetrics()
         url = resolve_url(redis_url)
-        worker = TickConsumer(LandingStore(landing or UPath(data_dir()) / "landing"), options, url, metrics)
+        worker = TickConsumer(LandingResource(base_path=landing).store(), options, url, metrics)
     except (*_SETUP_ERRORS, ValueError) as exc:
         _fail(str(exc))
         return
@@ -242,16 +252,39 @@ def ingest_command(
 
 
 def _symbols(raw: str) -> list[str]:
-    from shadow_pipeline.partitions import configured_symbols
+    from shadow_pipeline.defs.partitions import configured_symbols
 
     return [s.strip().upper() for s in raw.split(",") if s.strip()] or configured_symbols()
 
 
-def _print_table(table: object) -> None:
-    import pandas as pd
-
-    assert isinstance(table, pd.DataFrame)
+def _print_table(table: pd.DataFrame) -> None:
     click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.4g}") if len(table) else "(nothing)")
+
+
+def _placement_options(command: Callable[..., None]) -> Callable[..., None]:
+    """--stream, --data-dir and --artifacts-dir: where the command's runs read and write (resource config)."""
+    for option in reversed(
+        [
+            click.option("--stream", default=DEFAULT_STREAM, show_default=True, help="The tick stream to ingest."),
+            click.option(
+                "--data-dir",
+                default=None,
+                help="Landing zone and asset store (folder or URL; default: $SHADOW_DATA_DIR).",
+            ),
+            click.option("--artifacts-dir", default=None, help="Reports folder (default: $SHADOW_ARTIFACTS_DIR)."),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+def _hours(client: redis.Redis, hours: tuple[str, ...], stream: str) -> list[str]:
+    from shadow_pipeline.launch import stream_hours
+
+    chosen = list(hours) or stream_hours(client, stream)
+    if not chosen:
+        raise ValueError(f"stream {stream} is empty: replay ticks into it first (shadow-pipeline replay)")
+    return chosen
 
 
 @main.command("shadow")
@@ -262,12 +295,17 @@ def _print_table(table: object) -> None:
     help="Hourly partition, e.g. 2024-08-09-00:00 (repeat). Default: every hour the stream's ticks span.",
 )
 @click.option("--symbols", default="", help="Comma-separated; default: the configured partitions ($SHADOW_SYMBOLS).")
-@click.option("--profile", default="moderate", show_default=True)
-@click.option("--window-seconds", type=float, default=60.0, show_default=True, help="Iteration window.")
+@click.option("--profile", default=default(ShadowConfig, "profile"), show_default=True)
+@click.option(
+    "--window-seconds",
+    type=float,
+    default=default(ShadowConfig, "window_seconds"),
+    show_default=True,
+    help="Iteration window.",
+)
 @click.option("--min-windows", type=int, default=None, help="Valid windows a Go needs (default: the profile's).")
 @click.option("--profiles-file", default=None, help="Default: $SHADOW_PROFILES, else the packaged profiles.")
-@click.option("--stream", default=DEFAULT_STREAM, show_default=True)
-@click.option("--strict", is_flag=True, help="Exit 1 when any partition is not a Go.")
+@_placement_options
 @click.option("--export", is_flag=True, help="Also export the KPIs to Redis after each run (hash and stream).")
 def shadow_command(
     hours: tuple[str, ...],
@@ -277,28 +315,31 @@ def shadow_command(
     min_windows: int | None,
     profiles_file: str | None,
     stream: str,
-    strict: bool,
+    data_dir: str | None,
+    artifacts_dir: str | None,
     export: bool,
 ) -> None:
-    """Ingest from the stream and run Shadow Mode per (hour, symbol) through Dagster: KPIs, gates, reports."""
-    from shadow_pipeline.launch import console_level, project_instance, run_shadow, shadow_run_config, stream_hours
+    """Ingest from the stream and run Shadow Mode per (hour, symbol) through Dagster: KPIs, gates, reports.
+
+    Exit status: 0 all Go, 1 any No-Go, 2 an error (bad input, Redis refused or unreachable, a run crashed)."""
+    from shadow_pipeline.defs.export.assets import ExportConfig
+    from shadow_pipeline.domain.gates import GO
+    from shadow_pipeline.launch import Placement, partition_keys, project_instance, run_shadow, verdict_exit_code
 
     try:
-        os.environ[REDIS_URL_ENV] = resolve_url()  # one Redis for every run of this command
-        chosen = list(hours) or stream_hours(connect(decode_responses=True), stream)
-        if not chosen:
-            _fail(f"stream {stream} is empty: replay ticks into it first (shadow-pipeline replay)")
-        config = shadow_run_config(profile, window_seconds, min_windows, profiles_file)
+        shadow = ShadowConfig(
+            profile=profile, window_seconds=window_seconds, min_windows=min_windows, profiles_file=profiles_file
+        )
+        client = connect(decode_responses=True)  # this process's Redis, checked before any run
+        keys = partition_keys(_hours(client, hours, stream), _symbols(symbols))
+        placement = Placement(stream=stream, data_dir=data_dir, artifacts_dir=artifacts_dir)
         with project_instance() as instance:
-            table = run_shadow(
-                chosen, _symbols(symbols), config, instance, console_log_level=console_level(), export=export
-            )
+            table = run_shadow(keys, shadow, placement, instance, console_level(), ExportConfig() if export else None)
     except (*_SETUP_ERRORS, ValueError) as exc:
         _fail(str(exc))
         return
     _print_table(table)
-    if strict and (table["verdict"] != "GO").any():
-        sys.exit(1)
+    sys.exit(verdict_exit_code(table, "verdict", [GO]))
 
 
 @main.command("report")
@@ -309,26 +350,47 @@ def shadow_command(
     help="Hourly partition (repeat). Default: the newest hour with stored shadow_iterations.",
 )
 @click.option("--symbols", default="", help="Comma-separated; default: the configured partitions.")
-def report_command(hours: tuple[str, ...], symbols: str) -> None:
-    """Re-materialize shadow_report from stored shadow_iterations (no ingest): snapshot, Markdown, gates."""
-    import dagster as dg
+@click.option("--data-dir", default=None, help="Asset store (default: $SHADOW_DATA_DIR).")
+@click.option("--artifacts-dir", default=None, help="Reports folder (default: $SHADOW_ARTIFACTS_DIR).")
+def report_command(hours: tuple[str, ...], symbols: str, data_dir: str | None, artifacts_dir: str | None) -> None:
+    """Re-materialize shadow_report from stored shadow_iterations (no ingest): snapshot, Markdown, gates.
 
-    from shadow_pipeline.launch import console_level, project_instance, run_shadow
-    from shadow_pipeline.partitions import hour_and_symbol
+    Exit status: 0 all Go, 1 any No-Go, 2 an error."""
+    from shadow_pipeline.domain.gates import GO
+    from shadow_pipeline.launch import Placement, partition_keys, project_instance, run_report, verdict_exit_code
 
-    with project_instance() as instance:
-        stored = instance.get_materialized_partitions(dg.AssetKey("shadow_iterations"))
-        chosen = list(hours) or sorted({hour_and_symbol(key)[0] for key in stored})[-1:]
-        if not chosen:
-            _fail("no stored shadow_iterations: run `make shadow-redis` (or shadow-pipeline shadow) first")
-        wanted = _symbols(symbols)
-        missing = [f"{h}|{s}" for h in chosen for s in wanted if f"{h}|{s}" not in stored]
-        if missing:
-            _fail(f"no stored shadow_iterations for {', '.join(missing)}: run shadow-pipeline shadow for them first")
-        table = run_shadow(chosen, wanted, {}, instance, report_only=True, console_log_level=console_level())
+    try:
+        with project_instance() as instance:
+            keys = partition_keys(_stored_hours(instance, hours), _symbols(symbols))
+            _require_stored(instance, keys)
+            table = run_report(
+                keys, Placement(data_dir=data_dir, artifacts_dir=artifacts_dir), instance, console_level()
+            )
+    except ValueError as exc:
+        _fail(str(exc))
+        return
     _print_table(table)
-    if (table["verdict"] == "no report").any():
-        sys.exit(1)
+    sys.exit(verdict_exit_code(table, "verdict", [GO]))
+
+
+def _stored_hours(instance: dg.DagsterInstance, hours: tuple[str, ...]) -> list[str]:
+    """The given hours, else the newest hour with stored shadow_iterations."""
+    from shadow_pipeline.defs.partitions import hour_and_symbol
+
+    if hours:
+        return list(hours)
+    stored = instance.get_materialized_partitions(dg.AssetKey("shadow_iterations"))
+    newest = sorted({hour_and_symbol(key)[0] for key in stored})[-1:]
+    if not newest:
+        raise ValueError("no stored shadow_iterations: run `make shadow-redis` (or shadow-pipeline shadow) first")
+    return newest
+
+
+def _require_stored(instance: dg.DagsterInstance, keys: list[dg.MultiPartitionKey]) -> None:
+    stored = instance.get_materialized_partitions(dg.AssetKey("shadow_iterations"))
+    missing = [str(key) for key in keys if str(key) not in stored]
+    if missing:
+        raise ValueError(f"no stored shadow_iterations for {', '.join(missing)}: run shadow-pipeline shadow first")
 
 
 @main.command("audit")
@@ -339,12 +401,12 @@ def audit_command(paths: tuple[Path, ...], profiles_file: str | None, snapshot_t
     """Re-check the Go/No-Go gates on POST_SHADOW_SNAPSHOT.json files (default: all under the artifacts folder).
 
     Exit status: 0 all Go, 1 any No-Go, 2 unreadable input."""
+    from shadow_pipeline.domain.gates import GO
     from shadow_pipeline.domain.profiles import ProfileError
     from shadow_pipeline.reporting.audit import audit
     from shadow_pipeline.reporting.snapshot import SnapshotError
-    from shadow_pipeline.resources import artifacts_dir
 
-    roots = list(paths) or [artifacts_dir() / "shadow"]
+    roots = list(paths) or [settings.artifacts_dir() / "shadow"]
     try:
         table = audit(roots, profiles_file, snapshot_thresholds)
     except (SnapshotError, ProfileError) as exc:
@@ -353,102 +415,149 @@ def audit_command(paths: tuple[Path, ...], profiles_file: str | None, snapshot_t
     if table.empty:
         _fail(f"no {', '.join(map(str, roots))}/**/POST_SHADOW_SNAPSHOT.json: run make shadow-redis first")
     _print_table(table.drop(columns=["snapshot"]))
-    no_go = int((table["verdict"] != "GO").sum())
+    no_go = int((table["verdict"] != GO).sum())
     click.echo(f"{len(table) - no_go} Go, {no_go} No-Go")
     sys.exit(1 if no_go else 0)
-
-
-def _iterations_files(roots: list[Path]) -> list[Path]:
-    found: list[Path] = []
-    for root in roots:
-        if root.is_dir():
-            found += sorted(root.rglob("*.parquet"))
-        elif root.exists():
-            found.append(root)
-        else:
-            raise FileNotFoundError(f"{root}: no such file or folder")
-    return found
 
 
 @main.command("export")
 @click.option(
     "--src",
-    "sources",
+    "snapshots",
     multiple=True,
     type=click.Path(path_type=Path),
-    help="POST_SHADOW_SNAPSHOT.json (hash mode) or shadow_iterations .parquet files, or folders of them (repeat). "
-    "Default: the stored shadow_iterations under $SHADOW_DATA_DIR/assets.",
+    help="POST_SHADOW_SNAPSHOT.json files (hash mode; repeat). Default: the stored partitions, through exported_kpis.",
 )
-@click.option("--mode", type=click.Choice(["hash", "stream", "both"]), default="hash", show_default=True)
-@click.option("--per-symbol", is_flag=True, help="Hash mode: also shadow:kpi:{symbol}, one field per KPI.")
-@click.option("--ttl", "ttl_seconds", type=int, default=24 * 3600, show_default=True, help="Hash expiry (s).")
-@click.option("--maxlen", type=int, default=100_000, show_default=True, help="Stream mode: MAXLEN ~ per symbol.")
-def export_command(sources: tuple[Path, ...], mode: str, per_symbol: bool, ttl_seconds: int, maxlen: int) -> None:
+@click.option("--hour", "hours", multiple=True, help="Hourly partition (repeat). Default: every stored partition.")
+@click.option("--symbols", default="", help="Comma-separated; default: the configured partitions.")
+@click.option(
+    "--mode", type=click.Choice(["hash", "stream", "both"]), default=default(ExportConfig, "mode"), show_default=True
+)
+@click.option(
+    "--per-symbol/--no-per-symbol",
+    default=default(ExportConfig, "per_symbol"),
+    show_default=True,
+    help="Hash mode: also shadow:kpi:{symbol}, one field per KPI.",
+)
+@click.option(
+    "--ttl",
+    "ttl_seconds",
+    type=int,
+    default=default(ExportConfig, "ttl_seconds"),
+    show_default=True,
+    help="Hash expiry (s).",
+)
+@click.option("--maxlen", type=int, default=default(ExportConfig, "maxlen"), show_default=True, help="Stream MAXLEN ~.")
+@click.option("--data-dir", default=None, help="Asset store (default: $SHADOW_DATA_DIR).")
+def export_command(
+    snapshots: tuple[Path, ...],
+    hours: tuple[str, ...],
+    symbols: str,
+    mode: str,
+    per_symbol: bool,
+    ttl_seconds: int,
+    maxlen: int,
+    data_dir: str | None,
+) -> None:
     """Write shadow KPIs to Redis: hashes (latest per symbol, TTL) and/or streams (one entry per window).
 
-    Every record is validated against the shipped JSON Schema first; re-exporting adds no stream entry."""
-    import pandas as pd
-    from upath import UPath
+    Stored partitions go through the exported_kpis asset (validated against the shipped JSON Schema first;
+    re-exporting adds no stream entry). Exit status: 0 written, 2 an error."""
+    from shadow_pipeline.launch import Placement, partition_keys, project_instance, run_export
 
-    from shadow_pipeline.domain.kpi_records import KpiRecordError, snapshot_record
-    from shadow_pipeline.io_managers import data_dir
-    from shadow_pipeline.redis_io.kpi_export import export_iterations, write_hashes
-    from shadow_pipeline.reporting.snapshot import SnapshotError, read_snapshot
-
-    roots = list(sources) or [Path(str(UPath(data_dir()) / "assets" / "shadow_iterations"))]
-    results = []
     try:
-        client = connect(decode_responses=True)
-        for path in _iterations_files([r for r in roots if r.suffix != ".json"]):
-            iterations = pd.read_parquet(path)
-            partition = f"{iterations['hour'].iloc[0]}|{iterations['symbol'].iloc[0]}"
-            results += export_iterations(client, iterations, partition, mode, per_symbol, ttl_seconds, maxlen)
-        snapshots = [r for r in roots if r.suffix == ".json"]
-        if snapshots and mode != "hash":
-            _fail("a snapshot holds the partition aggregate only: use --mode hash, or --src the iterations .parquet")
+        config = ExportConfig(mode=mode, per_symbol=per_symbol, ttl_seconds=ttl_seconds, maxlen=maxlen)  # type: ignore[arg-type]
+        connect()  # fail fast, with the reason, before any run
         if snapshots:
-            records = [snapshot_record(read_snapshot(path)) for path in snapshots]
-            results.append(write_hashes(client, records, per_symbol, ttl_seconds))
-    except (*_SETUP_ERRORS, KpiRecordError, SnapshotError, FileNotFoundError, ValueError, KeyError) as exc:
-        _fail(str(exc))
-        return
-    if not results:
-        _fail(f"nothing to export under {', '.join(map(str, roots))}: run make shadow-redis first")
-    for result in results:
-        skipped = f", {result.skipped} already there" if result.mode == "stream" else ""
-        click.echo(f"{result.mode}: {result.written} records{skipped} -> {', '.join(result.keys)}")
-
-
-@main.command("dryrun")
-@click.option("--symbols", default="", help="Comma-separated; default: the configured partitions.")
-@click.option("--iterations", type=int, default=6, show_default=True, help="Windows to compare (the newest N).")
-@click.option("--duration", type=float, default=60.0, show_default=True, help="Window length in seconds.")
-@click.option("--hour", "hours", multiple=True, help="Hourly partition (repeat). Default: every hour the stream spans.")
-@click.option("--profile", default="moderate", show_default=True)
-@click.option("--reality", type=click.Choice(["queue", "fills"]), default="queue", show_default=True)
-@click.option("--stream", default=DEFAULT_STREAM, show_default=True)
-def dryrun_command(
-    symbols: str, iterations: int, duration: float, hours: tuple[str, ...], profile: str, reality: str, stream: str
-) -> None:
-    """Ingest, shadow, export to Redis, then validate the predictions read back against reality (MAPE gate).
-
-    Exit status: 0 no KPI FAILs, 1 any FAIL (or a run without a report)."""
-    from shadow_pipeline.launch import console_level, project_instance, run_dryrun, stream_hours
-
-    try:
-        os.environ[REDIS_URL_ENV] = resolve_url()
-        chosen = list(hours) or stream_hours(connect(decode_responses=True), stream)
-        if not chosen:
-            _fail(f"stream {stream} is empty: replay ticks into it first (shadow-pipeline replay)")
+            _export_snapshots(list(snapshots), config)
+            return
         with project_instance() as instance:
-            table = run_dryrun(
-                chosen, _symbols(symbols), profile, duration, iterations, reality, instance, console_level()
-            )
+            stored = sorted(instance.get_materialized_partitions(dg.AssetKey("shadow_iterations")))
+            keys = partition_keys(list(hours), _symbols(symbols)) if hours else [_key(k) for k in stored]
+            if not keys:
+                raise ValueError("no stored shadow_iterations: run make shadow-redis (or shadow-pipeline shadow) first")
+            _require_stored(instance, keys)
+            table = run_export(keys, config, Placement(data_dir=data_dir), instance, console_level())
     except (*_SETUP_ERRORS, ValueError) as exc:
         _fail(str(exc))
         return
     _print_table(table)
-    sys.exit(0 if (table["status"].isin(["PASS", "WARN"])).all() else 1)
+    sys.exit(2 if (table["run"] == "failed").any() else 0)
+
+
+def _key(stored: str) -> dg.MultiPartitionKey:
+    from shadow_pipeline.defs.partitions import hour_and_symbol, partition_key
+
+    return partition_key(*hour_and_symbol(stored))
+
+
+def _export_snapshots(paths: list[Path], config: ExportConfig) -> None:
+    from shadow_pipeline.domain.kpi_records import KpiRecordError, snapshot_record
+    from shadow_pipeline.redis_io.kpi_export import write_hashes
+    from shadow_pipeline.reporting.snapshot import SnapshotError, read_snapshot
+
+    if config.mode != "hash":
+        raise ValueError(
+            "a snapshot holds the partition aggregate only: use --mode hash, or export the stored partitions"
+        )
+    try:
+        records = [snapshot_record(read_snapshot(path)) for path in paths]
+        result = write_hashes(connect(decode_responses=True), records, config.per_symbol, config.ttl_seconds)
+    except (KpiRecordError, SnapshotError) as exc:
+        raise ValueError(str(exc)) from None
+    click.echo(f"hash: {result.written} records -> {', '.join(result.keys)}")
+
+
+@main.command("dryrun")
+@click.option("--symbols", default="", help="Comma-separated; default: the configured partitions.")
+@click.option(
+    "--iterations",
+    type=int,
+    default=default(DryRunConfig, "iterations"),
+    help="Compare the newest N windows (default: all).",
+)
+@click.option(
+    "--duration",
+    type=float,
+    default=default(ShadowConfig, "window_seconds"),
+    show_default=True,
+    help="Window length (s).",
+)
+@click.option("--hour", "hours", multiple=True, help="Hourly partition (repeat). Default: every hour the stream spans.")
+@click.option("--profile", default=default(ShadowConfig, "profile"), show_default=True)
+@click.option(
+    "--reality", type=click.Choice(["queue", "fills"]), default=default(DryRunConfig, "reality"), show_default=True
+)
+@_placement_options
+def dryrun_command(
+    symbols: str,
+    iterations: int | None,
+    duration: float,
+    hours: tuple[str, ...],
+    profile: str,
+    reality: str,
+    stream: str,
+    data_dir: str | None,
+    artifacts_dir: str | None,
+) -> None:
+    """Ingest, shadow, export to Redis, then validate the predictions read back against reality (MAPE gate).
+
+    Exit status: 0 no KPI FAILs, 1 any FAIL, 2 an error (bad input, Redis refused or unreachable, a run crashed)."""
+    from shadow_pipeline.launch import Placement, partition_keys, project_instance, run_dryrun, verdict_exit_code
+
+    try:
+        shadow = ShadowConfig(profile=profile, window_seconds=duration)
+        dryrun = DryRunConfig(reality=reality, iterations=iterations)  # type: ignore[arg-type]
+        client = connect(decode_responses=True)
+        keys = partition_keys(_hours(client, hours, stream), _symbols(symbols))
+        placement = Placement(stream=stream, data_dir=data_dir, artifacts_dir=artifacts_dir)
+        with project_instance() as instance:
+            table = run_dryrun(keys, shadow, dryrun, placement, instance, console_level())
+    except (*_SETUP_ERRORS, ValueError) as exc:
+        _fail(str(exc))
+        return
+    _print_table(table)
+    sys.exit(verdict_exit_code(table, "status", ["PASS", "WARN"]))
 
 
 @main.command("with-redis", context_settings={"ignore_unknown_options": True})
@@ -481,15 +590,15 @@ def with_redis(command: tuple[str, ...]) -> None:
 
 @main.command("demo")
 @click.option("--minutes", type=float, default=20.0, show_default=True, help="Synthetic market minutes.")
-@click.option("--symbols", default="BTCUSDT,ETHUSDT", show_default=True)
-@click.option("--seed", type=int, default=7, show_default=True)
-@click.option("--profile", default="moderate", show_default=True)
+@click.option("--symbols", default="", help="Comma-separated; default: the configured partitions.")
+@click.option("--seed", type=int, default=default(FeedConfig, "seed"), show_default=True)
+@click.option("--profile", default=default(ShadowConfig, "profile"), show_default=True)
 def demo(minutes: float, symbols: str, seed: int, profile: str) -> None:
     """Replay the synthetic market and run it through Dagster to the shadow report, on the embedded default."""
     from shadow_pipeline.demo import run_demo
 
     try:
-        report = run_demo(minutes, [s.strip().upper() for s in symbols.split(",")], seed, profile)
+        report = run_demo(minutes, _symbols(symbols), seed, profile)
     except (*_SETUP_ERRORS, ValueError) as exc:
         _fail(str(exc))
         return

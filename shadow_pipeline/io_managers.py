@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import dagster as dg
@@ -10,14 +9,8 @@ import pandas as pd
 from pydantic import Field
 from upath import UPath
 
-from shadow_pipeline.parquet import write_frame
-
-DATA_DIR_ENV = "SHADOW_DATA_DIR"
-DEFAULT_DATA_DIR = ".shadow_data"  # relative to the working directory (the repo); git-ignored
-
-
-def data_dir() -> str:
-    return os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR
+from shadow_pipeline.parquet import read_frame, write_frame
+from shadow_pipeline.settings import data_dir
 
 
 class _ParquetUPathIOManager(dg.UPathIOManager):
@@ -33,7 +26,7 @@ class _ParquetUPathIOManager(dg.UPathIOManager):
     def load_from_path(self, context: dg.InputContext, path: UPath) -> pd.DataFrame:
         if not path.exists():
             raise FileNotFoundError(f"no stored partition at {path}: materialize {context.asset_key.to_user_string()}")
-        return pd.read_parquet(str(path))
+        return read_frame(str(path))
 
 
 class ParquetIOManager(dg.ConfigurableIOManagerFactory):
@@ -45,4 +38,12 @@ class ParquetIOManager(dg.ConfigurableIOManagerFactory):
     )
 
     def create_io_manager(self, context: dg.InitResourceContext) -> Any:
-        return _ParquetUPathIOManager(base_path=UPath(self.base_path or UPath(data_dir()) / "assets"))
+        return _ParquetUPathIOManager(base_path=self.base())
+
+    @classmethod
+    def under(cls, data_dir: str) -> ParquetIOManager:
+        """The asset store of a data folder (``<data_dir>/assets``), beside the landing zone."""
+        return cls(base_path=str(UPath(data_dir) / "assets"))
+
+    def base(self) -> UPath:
+        return UPath(self.base_path) if self.base_path else UPath(data_dir()) / "assets"

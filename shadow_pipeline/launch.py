@@ -1,28 +1,52 @@
 """Running the pipeline's jobs in this process on the project's instance (the CLI and the demo use it).
 
-Runs land in $DAGSTER_HOME's instance when it is set, so `dagster dev` shows them; else in an ephemeral one.
+Every setting reaches the run as typed run config (``dg.RunConfig``: op config and resource config), so what a
+command line option says is what the asset sees, and the run's config in the UI shows it. Runs land in
+$DAGSTER_HOME's instance when it is set, so `dagster dev` shows them; else in an ephemeral one.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
-import os
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
 import numpy as np
 import pandas as pd
 import redis
+from dagster._utils.error import SerializableErrorInfo
 
-from shadow_pipeline.definitions import defs
+from shadow_pipeline import settings
+from shadow_pipeline.defs.dryrun.assets import DryRunConfig
+from shadow_pipeline.defs.export.assets import ExportConfig
+from shadow_pipeline.defs.partitions import partition_key
+from shadow_pipeline.defs.pipeline.jobs import PIPELINE_JOB
+from shadow_pipeline.defs.shadow.assets import ShadowConfig
+from shadow_pipeline.defs.shadow.jobs import SHADOW_JOB
 from shadow_pipeline.domain.windows import HOUR_NS, hour_keys
-from shadow_pipeline.jobs import PIPELINE_JOB, SHADOW_JOB
-from shadow_pipeline.partitions import partition_key
+from shadow_pipeline.io_managers import ParquetIOManager
+from shadow_pipeline.resources import ArtifactsResource, LandingResource, TickStreamResource
 
-DRYRUN_ASSET = "dryrun_accuracy_report"
+DRYRUN_ASSET = dg.AssetKey("dryrun_accuracy_report")
+EXPORT_ASSET = dg.AssetKey("exported_kpis")
+REPORT_ASSET = dg.AssetKey("shadow_report")
+RUN_FAILED = "run failed"  # the verdict column of a run that crashed: no verdict at all
+SUMMARY = ("valid_windows", "total_fills", "maker_taker_ratio", "net_bps", "p95_latency_ms", "risk_ratio")
 
-SUMMARY_KPIS = ("valid_windows", "total_fills", "maker_taker_ratio", "net_bps", "p95_latency_ms", "risk_ratio")
+
+@functools.cache
+def definitions() -> dg.Definitions:
+    from shadow_pipeline.definitions import defs
+
+    return defs()
+
+
+def default(config: type[dg.Config], field: str) -> Any:
+    """The default of a Config field, so that CLI options never restate it."""
+    return config.model_fields[field].default
 
 
 def console_level() -> str:
@@ -31,21 +55,37 @@ def console_level() -> str:
 
 
 def project_instance() -> dg.DagsterInstance:
-    return dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+    return dg.DagsterInstance.get() if settings.dagster_home() else dg.DagsterInstance.ephemeral()
 
 
-def shadow_run_config(
-    profile: str = "moderate",
-    window_seconds: float = 60.0,
-    min_windows: int | None = None,
-    profiles_file: str | None = None,
-) -> dict[str, Any]:
-    config: dict[str, Any] = {"profile": profile, "window_seconds": window_seconds}
-    if min_windows is not None:
-        config["min_windows"] = min_windows
-    if profiles_file:
-        config["profiles_file"] = profiles_file
-    return {"ops": {"shadow_iterations": {"config": config}}}
+@dataclass(frozen=True)
+class Placement:
+    """Where a command's runs read and write: the tick stream and the storage folders (None: the defaults)."""
+
+    stream: str | None = None
+    data_dir: str | None = None
+    artifacts_dir: str | None = None
+
+    def resources(self) -> dict[str, Any]:
+        chosen: dict[str, Any] = {}
+        if self.stream:
+            chosen["tick_stream"] = TickStreamResource(stream=self.stream)
+        if self.data_dir:
+            chosen["landing"] = LandingResource.under(self.data_dir)
+            chosen["io_manager"] = ParquetIOManager.under(self.data_dir)
+        if self.artifacts_dir:
+            chosen["artifacts"] = ArtifactsResource(base_path=self.artifacts_dir)
+        return chosen
+
+
+def run_config(
+    placement: Placement, ops: dict[str, dg.Config] | None = None, log_level: str = "CRITICAL"
+) -> dg.RunConfig:
+    return dg.RunConfig(
+        ops=ops or {},
+        resources=placement.resources(),
+        loggers={"console": {"config": {"log_level": log_level}}},
+    )
 
 
 def stream_hours(client: redis.Redis, stream: str) -> list[str]:
@@ -58,98 +98,158 @@ def stream_hours(client: redis.Redis, stream: str) -> list[str]:
     return [str(h) for h in hour_keys(np.arange(first, last + 1, HOUR_NS, dtype=np.int64))]
 
 
-def _failure_text(event: dg.DagsterEvent) -> str:
-    error = event.step_failure_data.error
-    return error.message.strip() if error else "step failed"
+def partition_keys(hours: Sequence[str], symbols: Iterable[str]) -> list[dg.MultiPartitionKey]:
+    """Every (hour, symbol) key, checked before any run starts (PartitionOutOfRange names the range)."""
+    return [partition_key(hour, symbol) for hour in hours for symbol in symbols]
 
 
-def _summary(result: dg.ExecuteInProcessResult, hour: str, symbol: str) -> dict[str, Any]:
-    row: dict[str, Any] = {"hour": hour, "symbol": symbol, "run": "success" if result.success else "failed"}
-    reports = result.asset_materializations_for_node("shadow_report")
-    if reports:
-        metadata = reports[0].metadata
-        row["verdict"] = metadata["verdict"].value
-        row.update({name: metadata[name].value for name in SUMMARY_KPIS if name in metadata})
-        lines = str(metadata["reasons"].value).splitlines()
-        row["reasons"] = "; ".join(line.removeprefix("- ") for line in lines)
-    else:
-        failures = [_failure_text(e) for e in result.all_events if e.is_step_failure]
-        row["verdict"] = "no report"
-        row["reasons"] = " | ".join(failures)[:300]
+def _root_message(error: SerializableErrorInfo) -> str:
+    """The innermost cause: Dagster wraps an asset's exception in 'Error occurred while executing op ...'."""
+    while error.cause is not None:
+        error = error.cause
+    return error.message.strip()
+
+
+def _failure_text(result: dg.ExecuteInProcessResult) -> str:
+    errors = [e.step_failure_data.error for e in result.all_events if e.is_step_failure]
+    texts = [_root_message(error) for error in errors if error is not None]
+    return " | ".join(t for t in texts if t)[:300] or "run failed"
+
+
+def _row(key: dg.MultiPartitionKey, result: dg.ExecuteInProcessResult) -> dict[str, Any]:
+    keys = key.keys_by_dimension
+    return {"hour": keys["hour"], "symbol": keys["symbol"], "run": "success" if result.success else "failed"}
+
+
+def _shadow_row(key: dg.MultiPartitionKey, result: dg.ExecuteInProcessResult) -> dict[str, Any]:
+    row = _row(key, result)
+    reports = result.asset_materializations_for_node(REPORT_ASSET.path[-1])
+    if not reports:
+        return {**row, "verdict": RUN_FAILED, "reasons": _failure_text(result)}
+    metadata = reports[0].metadata
+    row["verdict"] = metadata["verdict"].value
+    row.update({name: metadata[name].value for name in SUMMARY if name in metadata})
+    lines = str(metadata["reasons"].value).splitlines()
+    row["reasons"] = "; ".join(line.removeprefix("- ") for line in lines)
     return row
 
 
-def run_shadow(
-    hours: Sequence[str],
-    symbols: Iterable[str],
-    run_config: dict[str, Any],
+def _execute(
+    job_name: str,
+    keys: Sequence[dg.MultiPartitionKey],
+    config: dg.RunConfig,
     instance: dg.DagsterInstance,
-    report_only: bool = False,
-    console_log_level: str = "CRITICAL",
-    export: bool = False,
-) -> pd.DataFrame:
-    """shadow_job per (hour, symbol) (with ``export`` also exported_kpis, from pipeline_job), or with
-    ``report_only`` just shadow_report from stored iterations.
-
-    A No-Go fails its run (blocking gates) but the report is stored first, so every row has a verdict. The runs'
-    logs stay in the instance (the UI shows them); ``console_log_level`` is what also goes to stderr."""
-    job = defs.resolve_job_def(PIPELINE_JOB if export else SHADOW_JOB)
-    selection: list[dg.AssetKey] | None = None
-    if report_only:
-        selection = [dg.AssetKey("shadow_report")]
-    elif export:
-        selection = [key for key in job.asset_layer.executable_asset_keys if key != dg.AssetKey(DRYRUN_ASSET)]
-    loggers = {"loggers": {"console": {"config": {"log_level": console_log_level}}}}
-    rows = []
-    for hour in hours:
-        for symbol in symbols:
-            result = job.execute_in_process(
-                run_config=loggers if report_only else {**run_config, **loggers},
-                partition_key=partition_key(hour, symbol),
+    selection: Sequence[dg.AssetKey] | None = None,
+) -> list[tuple[dg.MultiPartitionKey, dg.ExecuteInProcessResult]]:
+    job = definitions().resolve_job_def(job_name)
+    return [
+        (
+            key,
+            job.execute_in_process(
+                run_config=config,
+                partition_key=key,
                 instance=instance,
-                asset_selection=selection,
+                asset_selection=list(selection) if selection is not None else None,
                 raise_on_error=False,
+            ),
+        )
+        for key in keys
+    ]
+
+
+def run_shadow(
+    keys: Sequence[dg.MultiPartitionKey],
+    shadow: ShadowConfig,
+    placement: Placement,
+    instance: dg.DagsterInstance,
+    log_level: str = "CRITICAL",
+    export: ExportConfig | None = None,
+) -> pd.DataFrame:
+    """shadow_job per partition (with ``export`` also exported_kpis, from pipeline_job): one summary row each.
+
+    A No-Go is a successful run with failed gate checks; a run that crashed has the verdict ``run failed``."""
+    ops: dict[str, dg.Config] = {"shadow_iterations": shadow}
+    job, selection = SHADOW_JOB, None
+    if export is not None:
+        ops["exported_kpis"] = export
+        job = PIPELINE_JOB
+        pipeline = definitions().resolve_job_def(PIPELINE_JOB)
+        selection = [k for k in pipeline.asset_layer.executable_asset_keys if k != DRYRUN_ASSET]
+    results = _execute(job, keys, run_config(placement, ops, log_level), instance, selection)
+    return pd.DataFrame([_shadow_row(key, result) for key, result in results])
+
+
+def run_report(
+    keys: Sequence[dg.MultiPartitionKey], placement: Placement, instance: dg.DagsterInstance, log_level: str
+) -> pd.DataFrame:
+    """shadow_report again from stored shadow_iterations (no ingest, no simulation)."""
+    results = _execute(SHADOW_JOB, keys, run_config(placement, {}, log_level), instance, [REPORT_ASSET])
+    return pd.DataFrame([_shadow_row(key, result) for key, result in results])
+
+
+def run_export(
+    keys: Sequence[dg.MultiPartitionKey],
+    export: ExportConfig,
+    placement: Placement,
+    instance: dg.DagsterInstance,
+    log_level: str,
+) -> pd.DataFrame:
+    """exported_kpis for stored partitions: the same asset, checks and schema validation as the pipeline's."""
+    results = _execute(
+        PIPELINE_JOB, keys, run_config(placement, {"exported_kpis": export}, log_level), instance, [EXPORT_ASSET]
+    )
+    rows = []
+    for key, result in results:
+        row = _row(key, result)
+        done = result.asset_materializations_for_node(EXPORT_ASSET.path[-1])
+        if done:
+            metadata = done[0].metadata
+            row["written"] = ", ".join(
+                f"{mode} {metadata[f'{mode}_records_written'].value}"
+                for mode in ("hash", "stream")
+                if f"{mode}_records_written" in metadata
             )
-            rows.append(_summary(result, hour, symbol))
+            row["keys"] = ", ".join(str(metadata[k].value) for k in ("hash_keys", "stream_keys") if k in metadata)
+        else:
+            row["keys"] = _failure_text(result)
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
 def run_dryrun(
-    hours: Sequence[str],
-    symbols: Iterable[str],
-    profile: str,
-    window_seconds: float,
-    iterations: int,
-    reality: str,
+    keys: Sequence[dg.MultiPartitionKey],
+    shadow: ShadowConfig,
+    dryrun: DryRunConfig,
+    placement: Placement,
     instance: dg.DagsterInstance,
-    console_log_level: str = "CRITICAL",
+    log_level: str = "CRITICAL",
 ) -> pd.DataFrame:
-    """pipeline_job per (hour, symbol): the shadow's windows exported to Redis, read back, validated."""
-    job = defs.resolve_job_def(PIPELINE_JOB)
-    run_config = shadow_run_config(profile, window_seconds)
-    run_config["ops"]["exported_kpis"] = {"config": {"mode": "both"}}
-    run_config["ops"]["dryrun_accuracy_report"] = {"config": {"reality": reality, "iterations": iterations}}
-    run_config["loggers"] = {"console": {"config": {"log_level": console_log_level}}}
+    """pipeline_job per partition: the shadow's windows exported to Redis, read back, validated."""
+    ops: dict[str, dg.Config] = {
+        "shadow_iterations": shadow,
+        "exported_kpis": ExportConfig(mode="both"),
+        "dryrun_accuracy_report": dryrun,
+    }
     rows = []
-    for hour in hours:
-        for symbol in symbols:
-            result = job.execute_in_process(
-                run_config=run_config,
-                partition_key=partition_key(hour, symbol),
-                instance=instance,
-                raise_on_error=False,
-            )
-            row: dict[str, Any] = {"hour": hour, "symbol": symbol, "run": "success" if result.success else "failed"}
-            reports = result.asset_materializations_for_node(DRYRUN_ASSET)
-            if reports:
-                metadata = reports[0].metadata
-                row["status"] = metadata["status"].value
-                row["windows"] = metadata["windows_compared"].value
-                row["fills_predicted"] = metadata["predicted_fills"].value
-                row["fills_actual"] = metadata["actual_fills"].value
-                row["report"] = metadata["report"].value
-            else:
-                row["status"] = "no report"
-                row["report"] = " | ".join(_failure_text(e) for e in result.all_events if e.is_step_failure)[:300]
-            rows.append(row)
+    for key, result in _execute(PIPELINE_JOB, keys, run_config(placement, ops, log_level), instance):
+        row = _row(key, result)
+        reports = result.asset_materializations_for_node(DRYRUN_ASSET.path[-1])
+        if reports:
+            metadata = reports[0].metadata
+            row["status"] = metadata["status"].value
+            row["windows"] = metadata["windows_compared"].value
+            row["fills_predicted"] = metadata["predicted_fills"].value
+            row["fills_actual"] = metadata["actual_fills"].value
+            row["report"] = metadata["report"].value
+        else:
+            row["status"] = RUN_FAILED
+            row["report"] = _failure_text(result)
+        rows.append(row)
     return pd.DataFrame(rows)
+
+
+def verdict_exit_code(table: pd.DataFrame, column: str, passing: Iterable[str]) -> int:
+    """0 when every row passes, 1 when a verdict says no, 2 when a run crashed (no verdict): the CLI's contract."""
+    if (table["run"] == "failed").any() or (table[column] == RUN_FAILED).any():
+        return 2
+    return 0 if table[column].isin(list(passing)).all() else 1

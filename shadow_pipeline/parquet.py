@@ -3,10 +3,14 @@
 Dictionary encoding pays only on text columns with few distinct values (symbol, side, profile, status). On
 numbers, timestamps and entry ids, whose values hardly repeat, Parquet builds the dictionary, finds it too
 large and falls back, which made writing a tick partition about twice as slow and its file larger.
+
+A frame's ``attrs`` (for example a partition's run notes) travel in the file's key-value metadata as JSON, so
+what describes a whole partition is written once, not repeated on every row.
 """
 
 from __future__ import annotations
 
+import json
 from typing import IO
 
 import pandas as pd
@@ -14,13 +18,26 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 UNIQUE_TEXT_COLUMNS = frozenset({"entry_id"})  # one value per row: never worth a dictionary
+ATTRS_KEY = b"shadow_pipeline.attrs"
 
 
 def write_frame(frame: pd.DataFrame, sink: str | IO[bytes]) -> None:
     table = pa.Table.from_pandas(frame, preserve_index=False)
+    if frame.attrs:
+        table = table.replace_schema_metadata(
+            {**(table.schema.metadata or {}), ATTRS_KEY: json.dumps(frame.attrs, sort_keys=True).encode()}
+        )
     text = [
         f.name
         for f in table.schema
         if (pa.types.is_string(f.type) or pa.types.is_large_string(f.type)) and f.name not in UNIQUE_TEXT_COLUMNS
     ]
     pq.write_table(table, sink, use_dictionary=text)
+
+
+def read_frame(source: str) -> pd.DataFrame:
+    """The frame written by :func:`write_frame`, with its ``attrs``."""
+    frame = pd.read_parquet(source)
+    stored = (pq.read_schema(source).metadata or {}).get(ATTRS_KEY)
+    frame.attrs = json.loads(stored) if stored else {}
+    return frame

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +12,10 @@ from upath import UPath
 
 from shadow_pipeline.ingest.consumer import IngestOptions
 from shadow_pipeline.ingest.landing import LandingStore
-from shadow_pipeline.io_managers import data_dir
 from shadow_pipeline.redis_io.connect import connect, resolve_url
+from shadow_pipeline.redis_io.keys import ALERT_STREAM, dead_letter_stream
 from shadow_pipeline.redis_io.url import redact
+from shadow_pipeline.settings import artifacts_dir, data_dir, slack_token
 
 
 class RedisResource(dg.ConfigurableResource):
@@ -61,6 +61,11 @@ class LandingResource(dg.ConfigurableResource):
         description="Local folder or object-store URL. Default: $SHADOW_DATA_DIR/landing.",
     )
 
+    @classmethod
+    def under(cls, data_dir: str) -> LandingResource:
+        """The landing zone of a data folder (``<data_dir>/landing``), beside the asset store."""
+        return cls(base_path=str(UPath(data_dir) / "landing"))
+
     def store(self) -> LandingStore:
         return LandingStore(self.base_path or UPath(data_dir()) / "landing")
 
@@ -80,14 +85,10 @@ class TickStreamResource(dg.ConfigurableResource):
     claim_idle_ms: int = Field(
         default=IngestOptions.claim_idle_ms, description="Claim other consumers' entries idle this long."
     )
-    drain_before_read: bool = Field(
-        default=True,
-        description="raw_ticks first lands what the stream holds for the group (alongside any ingest service).",
-    )
 
     @property
     def dead_letter_stream(self) -> str:
-        return f"{self.stream}:dlq"
+        return dead_letter_stream(self.stream)
 
     def options(self) -> IngestOptions:
         return IngestOptions(
@@ -100,44 +101,34 @@ class TickStreamResource(dg.ConfigurableResource):
         )
 
 
-ARTIFACTS_DIR_ENV = "SHADOW_ARTIFACTS_DIR"
-
-
-def artifacts_dir() -> Path:
-    return Path(os.environ.get(ARTIFACTS_DIR_ENV) or "artifacts")
-
-
 class ArtifactsResource(dg.ConfigurableResource):
     """Reports for people and downstream tools (snapshot JSON, Markdown, plots), outside Dagster's storage."""
 
     base_path: str | None = Field(default=None, description="Folder. Default: $SHADOW_ARTIFACTS_DIR, else ./artifacts.")
 
     def shadow_folder(self, hour: str, symbol: str) -> Path:
-        return self._base() / "shadow" / hour / symbol
+        return self.base() / "shadow" / hour / symbol
 
     def dryrun_folder(self, hour: str, symbol: str) -> Path:
-        return self._base() / "dryrun" / hour / symbol
+        return self.base() / "dryrun" / hour / symbol
 
-    def _base(self) -> Path:
+    def base(self) -> Path:
         return Path(self.base_path) if self.base_path else artifacts_dir()
-
-
-SLACK_TOKEN_ENV = "SLACK_BOT_TOKEN"
 
 
 class AlertsResource(dg.ConfigurableResource):
     """Where failed check evaluations are announced: a Redis stream always, Slack when a token is configured."""
 
-    stream: str = Field(default="shadow:alerts", description="Redis stream of alerts (one entry per failed check).")
+    stream: str = Field(default=ALERT_STREAM, description="Redis stream of alerts (one entry per failed check).")
     maxlen: int = Field(default=10_000, description="MAXLEN ~ of the alert stream.")
     slack_token: str | None = Field(
-        default=None, description=f"Slack bot token; default ${SLACK_TOKEN_ENV}. Without one, no Slack message."
+        default=None, description="Slack bot token; default $SLACK_BOT_TOKEN. Without one, no Slack message."
     )
     slack_channel: str = Field(default="#shadow-alerts", description="Slack channel for alerts.")
 
     def post_to_slack(self, text: str) -> bool:
         """Post ``text``; False when Slack is not configured. Errors propagate so the caller can log them."""
-        token = self.slack_token or os.environ.get(SLACK_TOKEN_ENV)
+        token = self.slack_token or slack_token()
         if not token:
             return False
         from dagster_slack import SlackResource

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,15 +10,15 @@ import pytest
 import redis
 
 from shadow_pipeline.redis_io.server import RedisServer, start_server
-from shadow_pipeline.redis_io.url import REDIS_URL_ENV
+from shadow_pipeline import settings
 
-MARKET_DATA = Path(os.environ.get("SHADOW_MARKET_DATA", Path(__file__).resolve().parents[2] / "shared/data/market"))
+MARKET_DATA = settings.market_data_dir(Path(__file__).resolve().parents[2] / "shared/data/market")
 
 
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """$REDIS_URL when set (e.g. the CI machine's Redis 7), else a private server for this test session."""
-    external = os.environ.get(REDIS_URL_ENV)
+    external = settings.redis_url()
     if external:
         yield external
         return

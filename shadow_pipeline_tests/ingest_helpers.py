@@ -51,7 +51,7 @@ def pipeline_resources(
         "redis": RedisResource(url=redis_url),
         "tick_stream": TickStreamResource(stream=stream, group=group),
         "landing": LandingResource(base_path=str(folder / "landing")),
-        "parquet_io_manager": ParquetIOManager(base_path=str(folder / "assets")),
+        "io_manager": ParquetIOManager(base_path=str(folder / "assets")),
         "artifacts": ArtifactsResource(base_path=str(folder / artifacts)),
     }
 

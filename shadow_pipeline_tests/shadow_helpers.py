@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
+import dagster as dg
 import pandas as pd
 
+from shadow_pipeline.defs.shadow.assets import ShadowConfig
 from shadow_pipeline.domain.kpis import iteration_kpis
 from shadow_pipeline.domain.profiles import load_profiles, resolve
 from shadow_pipeline.domain.simulator import simulate
@@ -28,3 +31,8 @@ def synthetic_iterations(symbol: str = "BTCUSDT", seconds: float = 120, window_s
 
 def partition_of(iterations: pd.DataFrame) -> str:
     return f"{iterations['hour'].iloc[0]}|{iterations['symbol'].iloc[0]}"
+
+
+def shadow_run_config(**fields: Any) -> dg.RunConfig:
+    """Typed run config of shadow_iterations, as the CLI builds it."""
+    return dg.RunConfig(ops={"shadow_iterations": ShadowConfig(**fields)})

@@ -8,12 +8,12 @@ from typing import Any
 import dagster as dg
 import redis
 
-from shadow_pipeline.assets.ingest import normalized_ticks, raw_ticks
+from shadow_pipeline.defs.ingest.assets import landing_zone, normalized_ticks, raw_ticks
 from shadow_pipeline.domain.faults import FaultSpec
 from shadow_pipeline.io_managers import ParquetIOManager
-from shadow_pipeline.partitions import partition_key
+from shadow_pipeline.defs.partitions import partition_key
 from shadow_pipeline.resources import AlertsResource, LandingResource, RedisResource, TickStreamResource
-from shadow_pipeline.sensors import check_alert_sensor
+from shadow_pipeline.defs.alerts.sensors import check_alert_sensor
 from shadow_pipeline_tests.ingest_helpers import replay_synthetic
 
 
@@ -32,13 +32,13 @@ def test_one_alert_per_failed_check_evaluation_and_none_twice(
         "redis": RedisResource(url=redis_url),
         "tick_stream": TickStreamResource(stream=stream),
         "landing": LandingResource(base_path=str(tmp_path / "landing")),
-        "parquet_io_manager": ParquetIOManager(base_path=str(tmp_path / "assets")),
+        "io_manager": ParquetIOManager(base_path=str(tmp_path / "assets")),
     }
     alerts = AlertsResource(stream=f"{stream}:alerts")
     sensor_resources = {"redis": RedisResource(url=redis_url), "alerts": alerts}
     with dg.instance_for_test() as instance:
         result = dg.materialize(
-            [raw_ticks, normalized_ticks],
+            [landing_zone, raw_ticks, normalized_ticks],
             partition_key=partition_key("2024-08-09-00:00", "BTCUSDT"),
             resources=resources,
             instance=instance,
@@ -63,7 +63,7 @@ def test_one_alert_per_failed_check_evaluation_and_none_twice(
 
         # A new failing evaluation (the same partition re-materialized) is a new alert.
         dg.materialize(
-            [raw_ticks, normalized_ticks],
+            [landing_zone, raw_ticks, normalized_ticks],
             partition_key=partition_key("2024-08-09-00:00", "BTCUSDT"),
             resources=resources,
             instance=instance,

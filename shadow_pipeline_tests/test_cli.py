@@ -6,10 +6,14 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import pandas as pd
 import redis
 
-from shadow_pipeline.redis_io.url import REDIS_URL_ENV
+from shadow_pipeline.defs.partitions import FIRST_HOUR
+from shadow_pipeline.redis_io.server import RedisServer, start_server
+from shadow_pipeline.settings import REDIS_URL_ENV
 
 CLI = [sys.executable, "-m", "shadow_pipeline.cli"]
 CLI_SHELL = " ".join(CLI)
@@ -81,10 +85,10 @@ def test_demo_runs_through_to_the_shadow_report_and_audit_agrees(tmp_path) -> No
     env["SHADOW_ARTIFACTS_DIR"] = str(tmp_path / "artifacts")
     out = _run("demo", "--minutes", "0.5", env=env)
     assert out.returncode == 0, out.stderr
-    assert "main_job run" in out.stdout and ": success" in out.stdout
+    assert "feed_replay_job run" in out.stdout and ": success" in out.stdout
     assert (tmp_path / "data/demo/assets/normalized_ticks/2024-08-09-00:00/BTCUSDT.parquet").exists()
     # Half a minute is at most 6 windows of 5 s: the min-windows gate says No-Go, with its reason, for both.
-    verdicts = re.findall(r"^2024-08-09-00:00 (BTCUSDT|ETHUSDT)\s+failed\s+NO-GO\s+(\d)\s", out.stdout, re.M)
+    verdicts = re.findall(r"^2024-08-09-00:00 (BTCUSDT|ETHUSDT)\s+success\s+NO-GO\s+(\d)\s", out.stdout, re.M)
     assert sorted(symbol for symbol, _ in verdicts) == ["BTCUSDT", "ETHUSDT"], out.stdout
     for _, valid in verdicts:
         assert f"valid_windows {valid} < 48 (short by {48 - int(valid)})" in out.stdout
@@ -138,3 +142,48 @@ def test_dryrun_validates_predictions_read_back_from_redis(tmp_path: Path) -> No
     assert (out.returncode == 0) == (status != "FAIL") == (run == "success")
     report = tmp_path / "artifacts/dryrun/2024-08-09-00:00/BTCUSDT/DRYRUN_ACCURACY_REPORT.json"
     assert json.loads(report.read_text())["predictions"].startswith("6 records from shadow:kpi:stream:BTCUSDT")
+
+
+def _with(url: str, tmp_path: Path) -> dict[str, str]:
+    env = {**os.environ, REDIS_URL_ENV: url, "DAGSTER_HOME": str(tmp_path)}
+    env["SHADOW_DATA_DIR"] = str(tmp_path / "data")
+    env["SHADOW_ARTIFACTS_DIR"] = str(tmp_path / "artifacts")
+    return env
+
+
+def test_shadow_ingests_from_the_stream_it_is_given(own_server: RedisServer, tmp_path: Path) -> None:
+    env = _with(own_server.url, tmp_path)
+    for stream, minutes in (("other", "1"), ("lob:ticks", "0.5")):
+        replayed = _run("replay", "--symbols", "BTCUSDT", "--minutes", minutes, "--stream", stream, env=env)
+        assert replayed.returncode == 0, replayed.stderr
+    out = _run("shadow", "--stream", "other", "--symbols", "BTCUSDT", "--window-seconds", "5", env=env)
+    assert out.returncode == 1, out.stderr  # a minute of market is a No-Go (too few windows): a verdict, exit 1
+    assert re.search(r"^2024-08-09-00:00 BTCUSDT\s+success\s+NO-GO", out.stdout, re.M), out.stdout
+    client = redis.Redis.from_url(own_server.url, decode_responses=True)
+    assert [g["name"] for g in client.xinfo_groups("other")] == ["shadow"]
+    assert client.xinfo_groups("lob:ticks") == []  # the default stream was never read
+    stored = pd.read_parquet(tmp_path / "data/assets/normalized_ticks/2024-08-09-00:00/BTCUSDT.parquet")
+    assert len(stored) == client.xlen("other")
+
+
+def test_an_hour_outside_the_partitions_is_one_line_and_exit_2(own_server: RedisServer, tmp_path: Path) -> None:
+    for command in ("shadow", "dryrun"):
+        out = _run(command, "--hour", "2019-05-01-00:00", "--symbols", "BTCUSDT", env=_with(own_server.url, tmp_path))
+        assert out.returncode == 2, out.stderr
+        lines = out.stderr.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in out.stderr, out.stderr
+        assert "2019-05-01-00:00" in lines[0] and FIRST_HOUR in lines[0] and "SHADOW_FIRST_HOUR" in lines[0]
+
+
+def test_wrong_redis_password_exits_2_with_the_redacted_reason(tmp_path: Path) -> None:
+    server = start_server(["--requirepass", "s3cret"])
+    try:
+        port = urlsplit(server.url).port
+        for url in (f"redis://:wrong-pw@127.0.0.1:{port}/0", f"redis://127.0.0.1:{port}/0"):
+            for command in ("shadow", "dryrun", "export"):
+                out = _run(command, "--hour", "2024-08-09-00:00", env=_with(url, tmp_path))
+                assert out.returncode == 2, (command, url, out.stdout, out.stderr)
+                assert "Traceback" not in out.stderr and "wrong-pw" not in out.stderr + out.stdout
+                assert "Redis at redis://" in out.stderr, out.stderr
+    finally:
+        server.stop()

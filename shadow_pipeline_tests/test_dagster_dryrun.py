@@ -13,24 +13,24 @@ import pandas as pd
 import pytest
 import redis
 
-from shadow_pipeline.assets.dryrun import dryrun_accuracy_report
-from shadow_pipeline.assets.export import exported_kpis
-from shadow_pipeline.assets.ingest import normalized_ticks, raw_ticks
-from shadow_pipeline.assets.shadow import shadow_iterations, shadow_report
-from shadow_pipeline.checks import dryrun as checks
+from shadow_pipeline.defs.dryrun.assets import dryrun_accuracy_report
+from shadow_pipeline.defs.export.assets import exported_kpis
+from shadow_pipeline.defs.ingest.assets import landing_zone, normalized_ticks, raw_ticks
+from shadow_pipeline.defs.shadow.assets import shadow_iterations, shadow_report
+from shadow_pipeline.defs.dryrun import checks
 from shadow_pipeline.domain.accuracy import FAIL, NO_DATA, PASS, WARN
 from shadow_pipeline.domain.profiles import load_profiles, resolve
 from shadow_pipeline.domain.queue_replay import queue_replay
-from shadow_pipeline.launch import shadow_run_config
-from shadow_pipeline.partitions import partition_key
-from shadow_pipeline.redis_io.dryrun_fills import fills_stream
-from shadow_pipeline.redis_io.kpi_export import kpi_stream, read_stream_records, symbol_hash
+from shadow_pipeline_tests.shadow_helpers import shadow_run_config
+from shadow_pipeline.defs.partitions import partition_key
+from shadow_pipeline.redis_io.keys import fills_stream, kpi_stream, kpi_symbol_hash
+from shadow_pipeline.redis_io.kpi_export import read_stream_records
 from shadow_pipeline.reporting.accuracy import REPORT_JSON, REPORT_MD
 from shadow_pipeline_tests.ingest_helpers import pipeline_resources, replay_binance
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 HOUR = "2024-08-08-23:00"
-ASSETS = [raw_ticks, normalized_ticks, shadow_iterations, shadow_report, exported_kpis, dryrun_accuracy_report]
+ASSETS = [landing_zone, raw_ticks, normalized_ticks, shadow_iterations, shadow_report, exported_kpis, dryrun_accuracy_report]
 KPIS = {"maker_taker_ratio", "net_bps", "risk_ratio", "p95_latency_ms", "maker_count", "taker_count", "total_fills"}
 
 
@@ -94,7 +94,7 @@ def test_export_read_back_and_accuracy_per_kpi_and_symbol(
         partition = f"{HOUR}|{symbol}"
         back = read_stream_records(redis_client, symbol, partition=partition, profile="moderate")
         assert len(back) == redis_client.xlen(kpi_stream(symbol)) == 69  # every 5 s window of the hour, once
-        assert redis_client.hget(symbol_hash(symbol), "partition") == partition
+        assert redis_client.hget(kpi_symbol_hash(symbol), "partition") == partition
         report = _accuracy(tmp_path, symbol)
         assert {row["kpi"] for row in report["kpis"]} == KPIS
         assert all(row["status"] in (PASS, WARN, FAIL, NO_DATA) for row in report["kpis"])

@@ -3,23 +3,24 @@
 import dagster as dg
 import redis
 
-from shadow_pipeline.assets.feed import replayed_feed
-from shadow_pipeline.definitions import defs
-from shadow_pipeline.jobs import MAIN_JOB
+from shadow_pipeline.defs.feed.assets import replayed_feed
+from shadow_pipeline.defs.feed.assets import FeedConfig
+from shadow_pipeline.defs.feed.jobs import FEED_REPLAY_JOB
+from shadow_pipeline.launch import definitions
 from shadow_pipeline.redis_io.streams import read_entries
-from shadow_pipeline.resources import RedisResource
+from shadow_pipeline.resources import RedisResource, TickStreamResource
 
 
 def test_definitions_load() -> None:
-    dg.Definitions.validate_loadable(defs)
-    assert defs.resolve_job_def(MAIN_JOB) is not None
+    dg.Definitions.validate_loadable(definitions())
+    assert definitions().resolve_job_def(FEED_REPLAY_JOB) is not None
 
 
 def test_replayed_feed_materializes_into_redis(redis_url: str, redis_client: redis.Redis, stream: str) -> None:
     result = dg.materialize(
         [replayed_feed],
-        resources={"redis": RedisResource(url=redis_url)},
-        run_config={"ops": {"replayed_feed": {"config": {"minutes": 0.5, "stream": stream, "symbols": ["ETHUSDT"]}}}},
+        resources={"redis": RedisResource(url=redis_url), "tick_stream": TickStreamResource(stream=stream)},
+        run_config=dg.RunConfig(ops={"replayed_feed": FeedConfig(minutes=0.5, symbols=["ETHUSDT"])}),
         instance=dg.DagsterInstance.ephemeral(),
     )
     assert result.success
@@ -31,11 +32,14 @@ def test_replayed_feed_materializes_into_redis(redis_url: str, redis_client: red
     assert metadata["last_entry_id"].value == read_entries(redis_client, stream, count=1, newest=True)[0][0]
 
 
-def test_main_job_fails_clearly_when_redis_is_down(stream: str) -> None:
+def test_feed_fails_clearly_when_redis_is_down(stream: str) -> None:
     result = dg.materialize(
         [replayed_feed],
-        resources={"redis": RedisResource(url="redis://:hunter2@127.0.0.1:1/0")},
-        run_config={"ops": {"replayed_feed": {"config": {"minutes": 0.1, "stream": stream}}}},
+        resources={
+            "redis": RedisResource(url="redis://:hunter2@127.0.0.1:1/0"),
+            "tick_stream": TickStreamResource(stream=stream),
+        },
+        run_config=dg.RunConfig(ops={"replayed_feed": FeedConfig(minutes=0.1)}),
         instance=dg.DagsterInstance.ephemeral(),
         raise_on_error=False,
     )

@@ -12,18 +12,18 @@ import pandas as pd
 import pytest
 import redis
 
-from shadow_pipeline.assets.ingest import normalized_ticks, raw_ticks
-from shadow_pipeline.assets.shadow import shadow_iterations, shadow_report
-from shadow_pipeline.checks import shadow as checks
-from shadow_pipeline.launch import shadow_run_config
-from shadow_pipeline.partitions import partition_key
+from shadow_pipeline.defs.ingest.assets import landing_zone, normalized_ticks, raw_ticks
+from shadow_pipeline.defs.shadow.assets import shadow_iterations, shadow_report
+from shadow_pipeline.defs.shadow import checks
+from shadow_pipeline_tests.shadow_helpers import shadow_run_config
+from shadow_pipeline.defs.partitions import partition_key
 from shadow_pipeline.reporting.audit import audit
 from shadow_pipeline.reporting.snapshot import SNAPSHOT_FILE
 from shadow_pipeline_tests.ingest_helpers import pipeline_resources, replay_binance
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 HOURS = ("2024-08-08-23:00", "2024-08-09-00:00")  # the recordings cross midnight UTC (exchange time)
-ASSETS = [raw_ticks, normalized_ticks, shadow_iterations, shadow_report]
+ASSETS = [landing_zone, raw_ticks, normalized_ticks, shadow_iterations, shadow_report]
 LOOSE = {
     "min_maker_share": 0.0,
     "min_net_bps": -1e6,

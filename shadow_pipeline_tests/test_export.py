@@ -13,13 +13,8 @@ import pytest
 import redis
 
 from shadow_pipeline.domain.kpi_records import KpiRecordError, iteration_records
-from shadow_pipeline.redis_io.kpi_export import (
-    ALL_HASH,
-    export_iterations,
-    kpi_stream,
-    read_stream_records,
-    symbol_hash,
-)
+from shadow_pipeline.redis_io.keys import KPI_ALL_HASH, kpi_stream, kpi_symbol_hash
+from shadow_pipeline.redis_io.kpi_export import export_iterations, read_stream_records
 from shadow_pipeline.redis_io.server import RedisServer
 from shadow_pipeline_tests.shadow_helpers import partition_of, synthetic_iterations
 
@@ -36,8 +31,8 @@ def test_hash_export_writes_typed_fields_with_a_ttl(client: redis.Redis) -> None
     iterations = synthetic_iterations()
     partition = partition_of(iterations)
     [result] = export_iterations(client, iterations, partition, "hash", per_symbol=True, ttl_seconds=120)
-    assert result.keys == [ALL_HASH, symbol_hash("BTCUSDT")]
-    fields = client.hgetall(symbol_hash("BTCUSDT"))
+    assert result.keys == [KPI_ALL_HASH, kpi_symbol_hash("BTCUSDT")]
+    fields = client.hgetall(kpi_symbol_hash("BTCUSDT"))
     assert set(fields) == {
         "timestamp", "symbol", "maker_taker_ratio", "net_bps", "p95_latency_ms", "risk_ratio",
         "maker_count", "taker_count", "total_fills", "partition", "profile", "window_seconds", "params_digest", "scope",
@@ -47,8 +42,8 @@ def test_hash_export_writes_typed_fields_with_a_ttl(client: redis.Redis) -> None
     assert fields["partition"] == partition and fields["scope"] == "partition" and fields["profile"] == "moderate"
     maker = valid["maker_notional"].sum() / valid["traded_notional"].sum()
     assert float(fields["maker_taker_ratio"]) == pytest.approx(maker, rel=1e-12)
-    assert 0 < client.ttl(symbol_hash("BTCUSDT")) <= 120 and 0 < client.ttl(ALL_HASH) <= 120
-    latest = json.loads(client.hget(ALL_HASH, "BTCUSDT") or "{}")
+    assert 0 < client.ttl(kpi_symbol_hash("BTCUSDT")) <= 120 and 0 < client.ttl(KPI_ALL_HASH) <= 120
+    latest = json.loads(client.hget(KPI_ALL_HASH, "BTCUSDT") or "{}")
     assert latest["total_fills"] == int(fields["total_fills"]) and latest["timestamp"] == fields["timestamp"]
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from shadow_pipeline.domain.profiles import PROFILES_ENV, ProfileError, load_profiles, resolve
+from shadow_pipeline.domain.profiles import ProfileError, load_profiles, resolve
+from shadow_pipeline.settings import PROFILES_ENV
 
 
 def _packaged() -> dict:

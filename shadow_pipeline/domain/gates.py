@@ -14,6 +14,7 @@ from typing import Any
 from shadow_pipeline.domain.profiles import Thresholds
 
 VALID_WINDOWS = "valid_windows"
+GO, NO_GO = "GO", "NO-GO"  # the verdicts as reports, snapshots and the CLI spell them
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,7 @@ class Verdict:
 
     @property
     def label(self) -> str:
-        return "GO" if self.go else "NO-GO"
+        return GO if self.go else NO_GO
 
 
 def kpi_gates(thresholds: Thresholds) -> list[Gate]:

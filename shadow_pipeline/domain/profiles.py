@@ -9,7 +9,6 @@ See ``docs/shadow-simulation.md`` for the format.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -18,7 +17,8 @@ from typing import Any
 
 import jsonschema
 
-PROFILES_ENV = "SHADOW_PROFILES"
+from shadow_pipeline.settings import profiles_file
+
 _PACKAGE = "shadow_pipeline.profiles"
 _DATA_FILE = "shadow_profiles.json"
 _SCHEMA_FILE = "shadow_profiles.schema.json"
@@ -92,7 +92,7 @@ def _schema() -> dict[str, Any]:
 
 def _read(path: str | Path | None) -> tuple[str, str]:
     """(source description, text) of the explicit path, else $SHADOW_PROFILES, else the packaged file."""
-    chosen = path if path is not None else os.environ.get(PROFILES_ENV) or None
+    chosen = path if path is not None else profiles_file()
     if chosen is None:
         packaged = resources.files(_PACKAGE).joinpath(_DATA_FILE)
         return str(packaged), packaged.read_text(encoding="utf-8")
@@ -154,3 +154,20 @@ def resolve(profiles: Profiles, name: str, symbol: str) -> tuple[StrategyParams,
         **params,
     )
     return strategy, Thresholds(**gates)
+
+
+INSTRUMENT_PARAMS = ("tick_size", "lot_step", "min_lot")
+
+
+def profile_document(params: StrategyParams, thresholds: Thresholds, description: str) -> dict[str, Any]:
+    """A profiles file holding exactly ``params`` and ``thresholds`` (the inverse of :func:`resolve`), so that
+    a promoted or tuned strategy is used as it is: ``shadow --profiles-file`` and the launchpad accept it."""
+    flat = {k: v for k, v in params.__dict__.items() if k not in ("profile", "symbol")}
+    instrument = {name: flat.pop(name) for name in INSTRUMENT_PARAMS}
+    flat["requote"] = {"rule": flat.pop("requote_rule"), "min_requote_ms": flat.pop("min_requote_ms")}
+    flat["hedge"] = {"mode": flat.pop("hedge_mode"), "target": flat.pop("hedge_target")}
+    return {
+        "description": description,
+        "profiles": {params.profile: {"description": description, "params": flat, "thresholds": thresholds.__dict__}},
+        "symbols": {params.symbol: {"description": description, "params": instrument}},
+    }

@@ -31,6 +31,7 @@ from shadow_pipeline.ingest.guard import GuardCounts, SequenceGuard
 from shadow_pipeline.ingest.landing import Kind, LandingStore
 from shadow_pipeline.ingest.metrics import IngestMetrics
 from shadow_pipeline.redis_io.connect import RedisUnavailable, connect
+from shadow_pipeline.redis_io.keys import CONSUMER_GROUP, dead_letter_stream
 from shadow_pipeline.redis_io.raw_reply import read_raw
 from shadow_pipeline.redis_io.streams import DEFAULT_STREAM
 from shadow_pipeline.redis_io.url import redact
@@ -47,7 +48,7 @@ def default_consumer_name() -> str:
 @dataclass(frozen=True)
 class IngestOptions:
     stream: str = DEFAULT_STREAM
-    group: str = "shadow"
+    group: str = CONSUMER_GROUP
     consumer: str = field(default_factory=default_consumer_name)
     batch: int = 2000
     block_ms: int = 1000
@@ -68,7 +69,7 @@ class IngestOptions:
 
     @property
     def dead_letter_stream(self) -> str:
-        return f"{self.stream}:dlq"
+        return dead_letter_stream(self.stream)
 
 
 @dataclass

@@ -21,6 +21,8 @@ import numpy as np
 import pandas as pd
 import redis
 
+from shadow_pipeline.redis_io.keys import guard_keys
+
 _SCRIPT = """
 local high = tonumber(redis.call('HGET', KEYS[1], 'high') or '-1')
 local redelivery = ARGV[2] == '1'
@@ -56,10 +58,10 @@ class GuardCounts:
 class SequenceGuard:
     def __init__(self, client: redis.Redis, stream: str, group: str) -> None:
         self._script = client.register_script(_SCRIPT)
-        self._prefix = f"shadow:guard:{{{stream}}}:{group}"
+        self._stream, self._group = stream, group
 
     def keys(self, symbol: str) -> list[str]:
-        return [f"{self._prefix}:{symbol}:state", f"{self._prefix}:{symbol}:seen"]
+        return guard_keys(self._stream, self._group, symbol)
 
     def check(self, symbols: np.ndarray, seqs: np.ndarray, redelivered: bool = False) -> dict[str, GuardCounts]:
         """Account for a batch of deliveries (arrival order); returns what it found per symbol."""

@@ -12,15 +12,13 @@ from typing import Any
 import pandas as pd
 import redis
 
+from shadow_pipeline.redis_io.keys import fills_stream
+
 FILL_FIELDS = ("ts", "side", "price", "qty", "is_maker", "fee")
 
 
 class BadFillEntry(ValueError):
     """A fills-stream entry that cannot be read as a fill."""
-
-
-def fills_stream(symbol: str) -> str:
-    return f"dryrun:fills:{symbol}"
 
 
 def read_fills(client: redis.Redis, symbol: str, start_ns: int, end_ns: int) -> pd.DataFrame:

@@ -30,19 +30,11 @@ from shadow_pipeline.domain.kpi_records import (
     validate,
 )
 from shadow_pipeline.domain.kpis import aggregate
+from shadow_pipeline.redis_io.keys import KPI_ALL_HASH, kpi_stream, kpi_symbol_hash
 from shadow_pipeline.redis_io.streams import append_once
 
-ALL_HASH = "shadow:kpi:all"
 DEFAULT_TTL_SECONDS = 24 * 3600
 DEFAULT_STREAM_MAXLEN = 100_000
-
-
-def symbol_hash(symbol: str) -> str:
-    return f"shadow:kpi:{symbol}"
-
-
-def kpi_stream(symbol: str) -> str:
-    return f"shadow:kpi:stream:{symbol}"
 
 
 def record_key(record: Mapping[str, Any]) -> str:
@@ -64,16 +56,16 @@ def write_hashes(
     """The latest record per symbol into ``shadow:kpi:all`` (and ``shadow:kpi:{symbol}``), in one MULTI."""
     validate(records)
     pipe = client.pipeline(transaction=True)
-    keys = [ALL_HASH]
+    keys = [KPI_ALL_HASH]
     for record in records:
-        pipe.hset(ALL_HASH, str(record["symbol"]), json.dumps(dict(record), sort_keys=True))
+        pipe.hset(KPI_ALL_HASH, str(record["symbol"]), json.dumps(dict(record), sort_keys=True))
         if per_symbol:
-            key = symbol_hash(str(record["symbol"]))
+            key = kpi_symbol_hash(str(record["symbol"]))
             pipe.delete(key)  # a field that is null now must not keep an older value
             pipe.hset(key, mapping=to_fields(record))  # type: ignore[arg-type]
             pipe.expire(key, ttl_seconds)
             keys.append(key)
-    pipe.expire(ALL_HASH, ttl_seconds)
+    pipe.expire(KPI_ALL_HASH, ttl_seconds)
     pipe.execute()
     return ExportResult("hash", keys, len(records))
 

@@ -10,8 +10,9 @@ import pandas as pd
 import redis
 
 from shadow_pipeline.domain.ticks import FIELDS
+from shadow_pipeline.redis_io.keys import TICK_STREAM, append_index
 
-DEFAULT_STREAM = "lob:ticks"
+DEFAULT_STREAM = TICK_STREAM
 # Well above an hour of two busy symbols: trimming silently drops entries no consumer has read yet.
 DEFAULT_MAXLEN = 5_000_000
 
@@ -97,11 +98,6 @@ return added
 """
 
 
-def index_key(stream: str) -> str:
-    """The hash of keys already appended to ``stream`` (key -> entry id)."""
-    return f"{stream}:ids"
-
-
 def append_once(client: redis.Redis, stream: str, entries: Sequence[tuple[str, Mapping[str, str]]], maxlen: int) -> int:
     """XADD each (key, fields) whose key is not in ``stream`` yet; atomic (one Lua script). Returns how many were
     added: a retry, a re-export or a second writer adds nothing twice, while an entry that was deleted or trimmed
@@ -114,4 +110,4 @@ def append_once(client: redis.Redis, stream: str, entries: Sequence[tuple[str, M
         for name, value in fields.items():
             args += [name, value]
     script = client.register_script(_APPEND_ONCE)
-    return int(script(keys=[stream, index_key(stream)], args=args))
+    return int(script(keys=[stream, append_index(stream)], args=args))

@@ -6,10 +6,10 @@ message and piece of Dagster metadata therefore goes through :func:`redact`.
 
 from __future__ import annotations
 
-import os
 from urllib.parse import urlsplit, urlunsplit
 
-REDIS_URL_ENV = "REDIS_URL"
+from shadow_pipeline.settings import redis_url
+
 SUPPORTED_SCHEMES = ("redis", "rediss", "unix")
 
 
@@ -51,5 +51,5 @@ def validate_url(url: str) -> str:
 
 def configured_url() -> str | None:
     """The URL from ``$REDIS_URL``, or None when the project should start its own server."""
-    url = os.environ.get(REDIS_URL_ENV, "").strip()
+    url = redis_url()
     return validate_url(url) if url else None

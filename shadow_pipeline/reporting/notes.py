@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import functools
-import os
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-COMMIT_ENV = "SHADOW_COMMIT_SHA"
+from shadow_pipeline.settings import commit_override
 
 
 @functools.cache
 def commit_sha() -> str:
     """$SHADOW_COMMIT_SHA (set it in images without .git), else the checkout's HEAD, else "unknown"."""
-    if os.environ.get(COMMIT_ENV):
-        return os.environ[COMMIT_ENV]
+    override = commit_override()
+    if override:
+        return override
     try:
         done = subprocess.run(
             ["git", "rev-parse", "--short=12", "HEAD"],

@@ -10,14 +10,21 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from shadow_pipeline.checks import shadow as checks
-from shadow_pipeline.domain.gates import judge, kpi_gates
-from shadow_pipeline.domain.kpi_records import params_digest
+from shadow_pipeline.defs.partitions import hour_and_symbol, tick_partitions
+from shadow_pipeline.defs.shadow import checks
+from shadow_pipeline.domain.gates import GO, judge, kpi_gates
 from shadow_pipeline.domain.kpis import aggregate, iteration_kpis, window_medians
-from shadow_pipeline.domain.profiles import ProfileError, StrategyParams, Thresholds, load_profiles, resolve
+from shadow_pipeline.domain.profiles import (
+    ProfileError,
+    StrategyParams,
+    Thresholds,
+    load_profiles,
+    profile_document,
+    resolve,
+)
+from shadow_pipeline.domain.run_notes import RunNotes, RunNotesMissing, run_notes, with_notes
 from shadow_pipeline.domain.simulator import simulate
 from shadow_pipeline.domain.windows import HOUR_NS
-from shadow_pipeline.partitions import hour_and_symbol, tick_partitions
 from shadow_pipeline.reporting.notes import commit_sha, ingest_note
 from shadow_pipeline.reporting.plots import kpi_plot_png, markdown_image
 from shadow_pipeline.reporting.snapshot import (
@@ -31,7 +38,6 @@ from shadow_pipeline.reporting.snapshot import (
 )
 from shadow_pipeline.resources import ArtifactsResource, RedisResource, TickStreamResource
 
-INGEST_QUALITY = ("gaps", "reordered", "drops")
 TABLE_COLUMNS = (
     "iteration",
     "ticks",
@@ -77,16 +83,11 @@ def strategy_for(config: ShadowConfig, symbol: str) -> tuple[StrategyParams, Thr
     return params, thresholds
 
 
-def _ingest_quality(context: dg.AssetExecutionContext) -> dict[str, Any]:
-    """The partition's data-quality counts, as normalized_ticks recorded them."""
-    records = context.instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey("normalized_ticks"), asset_partitions=[str(context.partition_key)]),
-        limit=1,
-    ).records
-    materialization = records[0].asset_materialization if records else None
-    if materialization is None:
-        return {}
-    return {k: v.value for k, v in materialization.metadata.items() if k in INGEST_QUALITY}
+def _notes_of(iterations: pd.DataFrame) -> RunNotes:
+    try:
+        return run_notes(iterations)
+    except RunNotesMissing as exc:
+        raise dg.Failure(str(exc)) from None
 
 
 def _table(frame: pd.DataFrame, columns: tuple[str, ...], rows: int = 60) -> dg.MetadataValue:
@@ -97,13 +98,13 @@ def _table(frame: pd.DataFrame, columns: tuple[str, ...], rows: int = 60) -> dg.
 @dg.asset(
     group_name="shadow",
     partitions_def=tick_partitions,
-    io_manager_key="parquet_io_manager",
     kinds={"numba", "pandas", "parquet"},
 )
 def shadow_iterations(
     context: dg.AssetExecutionContext,
     config: ShadowConfig,
     normalized_ticks: pd.DataFrame,
+    tick_quality: pd.DataFrame,
     redis: RedisResource,
     tick_stream: TickStreamResource,
 ) -> dg.Output[pd.DataFrame]:
@@ -121,21 +122,21 @@ def shadow_iterations(
     simulation = simulate(normalized_ticks, params)
     iterations = iteration_kpis(normalized_ticks, simulation, params, thresholds, config.window_seconds)
     seconds = time.perf_counter() - started
-    quality = _ingest_quality(context)
-    notes: dict[str, Any] = {
-        "hour": hour,
-        "symbol": symbol,
-        "profile": config.profile,
-        "window_seconds": float(config.window_seconds),
-        "commit": commit_sha(),
-        "source": f"{redis.describe()} stream {tick_stream.stream}",
-        "params": json.dumps(params.__dict__, sort_keys=True),
-        "thresholds": json.dumps(thresholds.__dict__, sort_keys=True),
-        "ingest": ingest_note(quality),
-        "latency_notes": "; ".join(iterations.attrs.get("notes", [])),
-        "feed_offset_ms": float(iterations.attrs.get("feed_offset_ms", float("nan"))),
-    }
-    iterations = iterations.assign(**notes)
+    quality = {str(k): v for k, v in tick_quality.iloc[0].items()} if len(tick_quality) else {}
+    notes = RunNotes(
+        hour=hour,
+        symbol=symbol,
+        profile=config.profile,
+        window_seconds=float(config.window_seconds),
+        commit=commit_sha(),
+        source=f"{redis.describe()} stream {tick_stream.stream}",
+        params=params,
+        thresholds=thresholds,
+        ingest=ingest_note(quality),
+        latency_notes="; ".join(iterations.attrs.get("notes", [])),
+        feed_offset_ms=float(iterations.attrs.get("feed_offset_ms", float("nan"))),
+    )
+    iterations = with_notes(iterations, notes)
     valid = int(iterations["valid"].sum()) if len(iterations) else 0
     context.log.info(
         f"{symbol} {hour}: {len(normalized_ticks)} ticks, {len(simulation.fills)} fills, "
@@ -152,8 +153,9 @@ def shadow_iterations(
             "ticks": dg.MetadataValue.int(len(normalized_ticks)),
             "profile": config.profile,
             "window_seconds": float(config.window_seconds),
-            "ingest": str(notes["ingest"]),
-            "commit": str(notes["commit"]),
+            "ingest": notes.ingest,
+            "commit": notes.commit,
+            "params_digest": notes.params_digest,
             "parameters": dg.MetadataValue.json(params.__dict__),
             "windows": _table(iterations, TABLE_COLUMNS),
             "simulation_seconds": dg.MetadataValue.float(round(seconds, 3)),
@@ -164,7 +166,6 @@ def shadow_iterations(
 @dg.asset(
     group_name="shadow",
     partitions_def=tick_partitions,
-    io_manager_key="parquet_io_manager",
     kinds={"pandas", "parquet"},
     check_specs=checks.SHADOW_REPORT_CHECKS,
 )
@@ -178,17 +179,23 @@ def shadow_report(
     `shadow-pipeline audit` re-checks them.
     """
     hour, symbol = hour_and_symbol(context.partition_key)
-    first = shadow_iterations.iloc[0]
-    thresholds = Thresholds(**json.loads(first["thresholds"]))
+    run = _notes_of(shadow_iterations)
+    thresholds = run.thresholds
     kpis = {str(k): v for k, v in aggregate(shadow_iterations).iloc[0].items()}
     medians = window_medians(shadow_iterations, tuple(k for k in KPI_FIELDS if k in shadow_iterations))
-    notes = {
-        k: first[k]
-        for k in ("hour", "symbol", "profile", "window_seconds", "commit", "source", "ingest", "latency_notes")
+    notes: dict[str, Any] = {
+        "hour": run.hour,
+        "symbol": run.symbol,
+        "profile": run.profile,
+        "window_seconds": run.window_seconds,
+        "commit": run.commit,
+        "source": run.source,
+        "ingest": run.ingest,
+        "latency_notes": run.latency_notes,
+        "partition": run.partition,
+        "params_digest": run.params_digest,
+        "as_of": pd.Timestamp(int(shadow_iterations["window_end"].max()), tz="UTC").isoformat(),
     }
-    notes["partition"] = str(context.partition_key)
-    notes["params_digest"] = params_digest(str(first["params"]))
-    notes["as_of"] = pd.Timestamp(int(shadow_iterations["window_end"].max()), tz="UTC").isoformat()
     judged = judge(kpis, thresholds)
     snapshot = build_snapshot(kpis, medians, thresholds, judged, notes, pd.Timestamp.now(tz="UTC").isoformat())
     folder = artifacts.shadow_folder(hour, symbol)
@@ -221,3 +228,33 @@ def shadow_report(
     )
     yield checks.min_windows(judged.outcomes[0])
     yield checks.kpi_thresholds(judged.outcomes[1:])
+
+
+LIVE_READY_FILE = "LIVE_READY_PROFILE.json"
+
+
+@dg.asset(group_name="shadow", partitions_def=tick_partitions, kinds={"json"}, output_required=False)
+def live_ready_profile(
+    context: dg.AssetExecutionContext,
+    shadow_report: pd.DataFrame,
+    shadow_iterations: pd.DataFrame,
+    artifacts: ArtifactsResource,
+) -> Iterator[dg.Output[pd.DataFrame]]:
+    """The partition's parameters promoted as live-ready, as a profiles file (LIVE_READY_PROFILE.json) that
+    `shadow --profiles-file` and the launchpad accept. Written only on a Go: after a No-Go it is not
+    materialized (the run still succeeds; the failed gate checks say why)."""
+    hour, symbol = hour_and_symbol(context.partition_key)
+    verdict = str(shadow_report["verdict"].iloc[0])
+    if verdict != GO:
+        context.log.warning(f"{symbol} {hour}: {verdict}, parameters not promoted: {shadow_report['reasons'].iloc[0]}")
+        return
+    run = _notes_of(shadow_iterations)
+    params = run.params
+    description = f"promoted from shadow {symbol} {hour} (commit {run.commit}): Go"
+    path = artifacts.shadow_folder(hour, symbol) / LIVE_READY_FILE
+    write_atomically(path, json.dumps(profile_document(params, run.thresholds, description), indent=2).encode())
+    context.log.info(f"{symbol} {hour}: Go, {params.profile} promoted to {path}")
+    yield dg.Output(
+        pd.DataFrame([{"hour": hour, "symbol": symbol, "profile": params.profile, "path": str(path)}]),
+        metadata={"profile": params.profile, "path": dg.MetadataValue.path(str(path))},
+    )

@@ -4,26 +4,32 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
+from shadow_pipeline.defs.partitions import configured_symbols
 from shadow_pipeline.domain.faults import FaultSpec
 from shadow_pipeline.feed.replay import ReplayOptions, replay
 from shadow_pipeline.feed.sources import SourceKind, open_source
-from shadow_pipeline.redis_io.streams import DEFAULT_MAXLEN, DEFAULT_STREAM, read_entries
-from shadow_pipeline.resources import RedisResource
+from shadow_pipeline.redis_io.streams import DEFAULT_MAXLEN, read_entries
+from shadow_pipeline.resources import RedisResource, TickStreamResource
 
 
 class FeedConfig(dg.Config):
+    """What the stand-in feed replays; the stream it writes is the tick_stream resource's (one setting)."""
+
     source: SourceKind = Field(default=SourceKind.SYNTHETIC, description="synthetic, binance or bybit")
-    symbols: list[str] = Field(default=["BTCUSDT", "ETHUSDT"], description="Symbols to replay.")
+    symbols: list[str] = Field(
+        default_factory=configured_symbols, description="Symbols to replay (default: the partitions' symbols)."
+    )
     minutes: float = Field(default=10.0, description="Market minutes of the synthetic market.")
     seed: int = Field(default=7, description="Seed of the synthetic market.")
     files: list[str] = Field(default=[], description="Recording files, for binance or bybit sources.")
-    stream: str = Field(default=DEFAULT_STREAM, description="Redis Stream to XADD into.")
     maxlen: int = Field(default=DEFAULT_MAXLEN, description="Approximate MAXLEN trim (0 = no trim).")
     speed: float = Field(default=0.0, description="0 = as fast as possible, 1 = real time, N = N x.")
 
 
 @dg.asset(group_name="feed", kinds={"redis"})
-def replayed_feed(context: dg.AssetExecutionContext, config: FeedConfig, redis: RedisResource) -> dg.MaterializeResult:
+def replayed_feed(
+    context: dg.AssetExecutionContext, config: FeedConfig, redis: RedisResource, tick_stream: TickStreamResource
+) -> dg.MaterializeResult:
     """Ticks XADDed into the tick stream by the stand-in feed handler (synthetic market or a recording).
 
     In production the exchange feed handler writes this stream; here it makes demos and tests self-contained.
@@ -36,12 +42,14 @@ def replayed_feed(context: dg.AssetExecutionContext, config: FeedConfig, redis: 
         seed=config.seed,
         files=config.files,
     )
-    context.log.info(f"replaying {config.source.value} {config.symbols} into {config.stream} at {redis.describe()}")
+    context.log.info(
+        f"replaying {config.source.value} {config.symbols} into {tick_stream.stream} at {redis.describe()}"
+    )
     result = replay(
         client,
         source.chunks,
         ReplayOptions(
-            stream=config.stream,
+            stream=tick_stream.stream,
             maxlen=config.maxlen or None,
             speed=config.speed,
             faults=FaultSpec(),
@@ -51,13 +59,15 @@ def replayed_feed(context: dg.AssetExecutionContext, config: FeedConfig, redis: 
     )
     info = result.stream
     per_symbol = pd.DataFrame({"ticks": result.ticks_by_symbol}).rename_axis("symbol")
-    preview_rows = pd.DataFrame([{"id": i, **f} for i, f in read_entries(client, config.stream, count=5, newest=True)])
+    preview_rows = pd.DataFrame(
+        [{"id": i, **f} for i, f in read_entries(client, tick_stream.stream, count=5, newest=True)]
+    )
     return dg.MaterializeResult(
         metadata={
             "entries_written": dg.MetadataValue.int(result.entries),
             "entries_per_second": dg.MetadataValue.float(round(result.entries_per_second, 1)),
             "market_seconds": dg.MetadataValue.float(round(result.market_seconds, 3)),
-            "stream": config.stream,
+            "stream": tick_stream.stream,
             "stream_length": dg.MetadataValue.int(info.length if info else 0),
             "last_entry_id": info.last_id if info and info.last_id else "",
             "ticks_per_symbol": dg.MetadataValue.md(per_symbol.to_markdown()),

@@ -1,4 +1,9 @@
-"""Stage 1: ticks from the Redis Stream, landed exactly once, then typed, deduplicated and in exchange-time order."""
+"""Stage 1: ticks from the Redis Stream, landed exactly once, then typed, deduplicated and in exchange-time order.
+
+One drain of the stream (``landing_zone``, unpartitioned) lands every hour and symbol it holds; each partition
+then reads its own ticks from the landing zone. The graph shows it that way on purpose: a run for one
+(hour, symbol) consumes the whole stream.
+"""
 
 from collections.abc import Iterator
 
@@ -6,13 +11,13 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from shadow_pipeline.checks import ingest as checks
+from shadow_pipeline.defs.ingest import checks
+from shadow_pipeline.defs.partitions import hour_and_symbol, tick_partitions
 from shadow_pipeline.domain.quality import assess, normalize
 from shadow_pipeline.domain.windows import HOUR_NS, hour_bounds, hour_keys
 from shadow_pipeline.ingest.consumer import TickConsumer
 from shadow_pipeline.ingest.dead_letters import dead_letters_by_partition
 from shadow_pipeline.ingest.landing import Kind, LandingStore
-from shadow_pipeline.partitions import hour_and_symbol, tick_partitions
 from shadow_pipeline.resources import LandingResource, RedisResource, TickStreamResource
 
 PREVIEW_ROWS = 5
@@ -41,35 +46,46 @@ def _neighbour_seqs(store: LandingStore, hour: str, symbol: str, offset_hours: i
     return seqs["seq"].to_numpy(dtype=np.int64) if len(seqs) else np.empty(0, np.int64)
 
 
-@dg.asset(
-    group_name="ingest",
-    partitions_def=tick_partitions,
-    io_manager_key="parquet_io_manager",
-    kinds={"redis", "parquet"},
-    check_specs=checks.RAW_TICKS_CHECKS,
-)
-def raw_ticks(
+@dg.asset(group_name="ingest", kinds={"redis", "parquet"})
+def landing_zone(
     context: dg.AssetExecutionContext,
     redis: RedisResource,
     tick_stream: TickStreamResource,
     landing: LandingResource,
-) -> Iterator[dg.Output[pd.DataFrame] | dg.AssetCheckResult]:
-    """Every tick landed for the hour and symbol, as received (Redis entry-id order, duplicates kept).
+) -> dg.MaterializeResult:
+    """Everything the tick stream holds for the consumer group, landed (Parquet, fsynced) and then XACKed.
 
-    First drains the stream through the consumer group into the landing zone (exactly once: landed before
-    XACK, deduplicated by entry id), so one run is enough even without an ingest service running.
+    Exactly once: landing dedups by entry id, so a drain that overlaps a running ingest service or an earlier
+    drain adds nothing twice. Malformed entries go to `<stream>:dlq` with their XACK in one MULTI.
     """
+    context.log.info(f"draining {tick_stream.stream} (group {tick_stream.group}) at {redis.describe()}")
+    store = landing.store()
+    report = TickConsumer(store, tick_stream.options(), client_factory=redis.get_client).drain()
+    return dg.MaterializeResult(
+        metadata={
+            "stream": tick_stream.stream,
+            "group": tick_stream.group,
+            "entries_read": dg.MetadataValue.int(report.read),
+            "ticks_landed": dg.MetadataValue.int(report.landed_total),
+            "dead_letters": dg.MetadataValue.int(report.dead_letters),
+            "landing": dg.MetadataValue.path(str(store.root)),
+        }
+    )
+
+
+@dg.asset(
+    group_name="ingest",
+    partitions_def=tick_partitions,
+    deps=[landing_zone],
+    kinds={"parquet"},
+    check_specs=checks.RAW_TICKS_CHECKS,
+)
+def raw_ticks(
+    context: dg.AssetExecutionContext, landing: LandingResource
+) -> Iterator[dg.Output[pd.DataFrame] | dg.AssetCheckResult]:
+    """Every tick landed for the hour and symbol, as received (Redis entry-id order, duplicates kept)."""
     hour, symbol = hour_and_symbol(context.partition_key)
     store = landing.store()
-    drained: dict[str, dg.MetadataValue] = {}
-    if tick_stream.drain_before_read:
-        context.log.info(f"draining {tick_stream.stream} (group {tick_stream.group}) at {redis.describe()}")
-        report = TickConsumer(store, tick_stream.options(), client_factory=redis.get_client).drain()
-        drained = {
-            "drain_entries_read": dg.MetadataValue.int(report.read),
-            "drain_ticks_landed": dg.MetadataValue.int(report.landed_total),
-            "drain_dead_letters": dg.MetadataValue.int(report.dead_letters),
-        }
     ticks = store.read(Kind.TICKS, hour, symbol)
     yield dg.Output(
         ticks,
@@ -79,7 +95,6 @@ def raw_ticks(
             "symbol": symbol,
             "trades": dg.MetadataValue.int(int(ticks["is_trade"].sum()) if len(ticks) else 0),
             **_span_metadata(ticks),
-            **drained,
             "landing": dg.MetadataValue.path(str(store.folder(Kind.TICKS, hour, symbol))),
             "preview": _preview(ticks),
         },
@@ -87,11 +102,20 @@ def raw_ticks(
     yield checks.non_empty(len(ticks))
 
 
-@dg.asset(
+@dg.multi_asset(
     group_name="ingest",
     partitions_def=tick_partitions,
-    io_manager_key="parquet_io_manager",
-    kinds={"pandas", "parquet"},
+    outs={
+        "normalized_ticks": dg.AssetOut(
+            kinds={"pandas", "parquet"},
+            description="Typed ticks, one per seq, ordered by exchange time (ts_server).",
+        ),
+        "tick_quality": dg.AssetOut(
+            kinds={"pandas", "parquet"},
+            description="The partition's data-quality counts (one row): gaps, duplicates, late and reordered "
+            "seqs, backpressure drops, dead letters. The shadow's run notes quote them.",
+        ),
+    },
     check_specs=checks.NORMALIZED_TICKS_CHECKS,
 )
 def normalized_ticks(
@@ -101,7 +125,7 @@ def normalized_ticks(
     tick_stream: TickStreamResource,
     landing: LandingResource,
 ) -> Iterator[dg.Output[pd.DataFrame] | dg.AssetCheckResult]:
-    """Typed ticks, one per seq, ordered by exchange time (ts_server), with the partition's data-quality counts.
+    """Typed, deduplicated ticks in exchange-time order, and the partition's data-quality counts.
 
     Gaps, duplicates, late (out-of-order) seqs and reorders are counted exactly from the ticks as received;
     backpressure drops come from the landing zone's drop records and dead letters from `<stream>:dlq`.
@@ -119,11 +143,20 @@ def normalized_ticks(
     if quality.gaps or quality.duplicates:
         context.log.warning(f"{symbol} {hour}: {quality.gaps} seqs missing, {quality.duplicates} duplicates")
     ticks = normalize(raw_ticks) if len(raw_ticks) else raw_ticks
-    counts = pd.DataFrame([quality.as_dict()]).T.rename(columns={0: "value"})
+    counts = pd.DataFrame([quality.as_dict()])
     yield dg.Output(
         ticks,
+        output_name="normalized_ticks",
         metadata={
             "dagster/row_count": dg.MetadataValue.int(len(ticks)),
+            **_span_metadata(ticks),
+            "preview": _preview(ticks),
+        },
+    )
+    yield dg.Output(
+        counts,
+        output_name="tick_quality",
+        metadata={
             "rows_received": dg.MetadataValue.int(quality.rows_received),
             "duplicates": dg.MetadataValue.int(quality.duplicates),
             "gaps": dg.MetadataValue.int(quality.gaps),
@@ -133,9 +166,7 @@ def normalized_ticks(
             "drops": dg.MetadataValue.int(quality.drops),
             "dead_letters": dg.MetadataValue.int(quality.dead_letters),
             "dead_letters_unattributed": dg.MetadataValue.int(dead.get(("", ""), 0)),
-            **_span_metadata(ticks),
-            "quality": dg.MetadataValue.md(counts.to_markdown()),
-            "preview": _preview(ticks),
+            "quality": dg.MetadataValue.md(counts.T.rename(columns={0: "value"}).to_markdown()),
         },
     )
     yield from checks.normalized_gates(quality)

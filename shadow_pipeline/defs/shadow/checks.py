@@ -1,5 +1,10 @@
-"""The Go/No-Go gates of a shadow report, as blocking ERROR checks: a No-Go stops everything downstream
-(export, dry-run) and fails the run, which is what CI (`make shadow-ci`) and alerting key on."""
+"""The Go/No-Go gates of a shadow report, as ERROR checks that do not block.
+
+A No-Go is a verdict, not a crash (docs/shadow-simulation.md, "A No-Go is a verdict"): the run succeeds, the
+failed ERROR checks show on the asset and reach the alert sensor, and what only a Go may do, promoting the
+parameters as live-ready (``live_ready_profile``), does not happen. CI keys on the checks through
+`shadow-pipeline audit` (`make shadow-ci`), which exits 1 on a No-Go.
+"""
 
 from __future__ import annotations
 
@@ -15,13 +20,11 @@ SHADOW_REPORT_CHECKS = [
     dg.AssetCheckSpec(
         MIN_VALID_WINDOWS,
         asset="shadow_report",
-        blocking=True,
         description="Enough valid iteration windows (ticks and at least one fill) to judge the strategy.",
     ),
     dg.AssetCheckSpec(
         KPI_THRESHOLDS,
         asset="shadow_report",
-        blocking=True,
         description="Maker share, net edge, p95 latency and inventory risk within the profile's thresholds.",
     ),
 ]

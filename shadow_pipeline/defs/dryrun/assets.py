@@ -1,6 +1,5 @@
 """Stage 4: the shadow's predictions, read back from Redis, against reality, window by window, with a MAPE gate."""
 
-import json
 from collections.abc import Iterator
 from typing import Literal
 
@@ -8,17 +7,17 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from shadow_pipeline.checks import dryrun as checks
+from shadow_pipeline.defs.dryrun import checks
+from shadow_pipeline.defs.partitions import hour_and_symbol, tick_partitions
 from shadow_pipeline.domain.accuracy import compare
 from shadow_pipeline.domain.actual_fills import simulation_from_fills
-from shadow_pipeline.domain.kpi_records import params_digest
 from shadow_pipeline.domain.kpis import iteration_kpis
-from shadow_pipeline.domain.profiles import StrategyParams, Thresholds
 from shadow_pipeline.domain.queue_replay import QueueOptions, queue_replay
+from shadow_pipeline.domain.run_notes import RunNotesMissing, run_notes
 from shadow_pipeline.domain.windows import hour_bounds
-from shadow_pipeline.partitions import hour_and_symbol, tick_partitions
-from shadow_pipeline.redis_io.dryrun_fills import BadFillEntry, fills_stream, read_fills
-from shadow_pipeline.redis_io.kpi_export import kpi_stream, read_stream_records
+from shadow_pipeline.redis_io.dryrun_fills import BadFillEntry, read_fills
+from shadow_pipeline.redis_io.keys import fills_stream, kpi_stream
+from shadow_pipeline.redis_io.kpi_export import read_stream_records
 from shadow_pipeline.reporting.accuracy import write_reports
 from shadow_pipeline.resources import ArtifactsResource, RedisResource
 
@@ -40,7 +39,6 @@ class DryRunConfig(dg.Config):
     group_name="dryrun",
     partitions_def=tick_partitions,
     deps=["exported_kpis"],
-    io_manager_key="parquet_io_manager",
     kinds={"redis", "numba", "pandas"},
     check_specs=checks.DRYRUN_CHECKS,
 )
@@ -60,10 +58,11 @@ def dryrun_accuracy_report(
     """
     hour, symbol = hour_and_symbol(context.partition_key)
     partition = str(context.partition_key)
-    first = shadow_iterations.iloc[0]
-    params = StrategyParams(**json.loads(first["params"]))
-    thresholds = Thresholds(**json.loads(first["thresholds"]))
-    window_seconds = float(first["window_seconds"])
+    try:
+        run = run_notes(shadow_iterations)
+    except RunNotesMissing as exc:
+        raise dg.Failure(str(exc)) from None
+    params, thresholds, window_seconds = run.params, run.thresholds, run.window_seconds
     client = redis.get_client(decode_responses=True)
     records = read_stream_records(
         client,
@@ -71,7 +70,7 @@ def dryrun_accuracy_report(
         partition=partition,
         profile=params.profile,
         window_seconds=window_seconds,
-        params_digest=params_digest(str(first["params"])),
+        params_digest=run.params_digest,
     )
     if not records:
         raise dg.Failure(

@@ -1,4 +1,5 @@
-"""The dry-run gates: a FAIL on any KPI is a blocking ERROR (the seed's CI gate), a WARN is a WARN."""
+"""The dry-run gates: a FAIL on any KPI is an ERROR (the seed's CI gate: `shadow-pipeline dryrun` exits 1), a
+WARN is a WARN. Neither blocks: the accuracy report is the last asset, and a FAIL is a verdict, not a crash."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ DRYRUN_CHECKS = [
     dg.AssetCheckSpec(
         ACCURACY_GATE,
         asset="dryrun_accuracy_report",
-        blocking=True,
         description="No KPI's prediction error is above the FAIL limit (MAPE/WPE > 30 %, net_bps > 2 bps).",
     ),
     dg.AssetCheckSpec(

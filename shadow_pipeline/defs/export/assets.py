@@ -6,8 +6,8 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
+from shadow_pipeline.defs.partitions import tick_partitions
 from shadow_pipeline.domain.kpi_records import KpiRecordError
-from shadow_pipeline.partitions import tick_partitions
 from shadow_pipeline.redis_io.kpi_export import DEFAULT_STREAM_MAXLEN, DEFAULT_TTL_SECONDS, export_iterations
 from shadow_pipeline.resources import RedisResource
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from shadow_pipeline.jobs import pipeline_job
+from shadow_pipeline.defs.pipeline.jobs import pipeline_job
 
 hourly_pipeline_schedule = dg.build_schedule_from_partitioned_job(
     pipeline_job,

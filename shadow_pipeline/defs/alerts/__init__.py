@@ -1,0 +1,1 @@
+"""Failed asset checks turned into alerts (Redis stream, log, Slack)."""

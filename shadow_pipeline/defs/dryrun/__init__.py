@@ -1,0 +1,1 @@
+"""Stage 4: the exported predictions checked against reality, with the MAPE gate."""

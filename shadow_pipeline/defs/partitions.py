@@ -1,0 +1,58 @@
+"""Partitions of ticks: exchange-time hour x symbol.
+
+Both dimensions are configuration, not code: the symbols come from ``$SHADOW_SYMBOLS`` and the first hour
+from ``$SHADOW_FIRST_HOUR`` (settings.py has the defaults). Changing either is an environment change and a
+reload of the code location; asset keys and run history stay as they are.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from shadow_pipeline import settings
+
+
+class PartitionOutOfRange(ValueError):
+    """An hour or symbol that the partitions do not cover; the message says how to widen them."""
+
+
+FIRST_HOUR = settings.first_hour()
+hourly = dg.HourlyPartitionsDefinition(start_date=FIRST_HOUR, timezone="UTC")
+symbol_partitions = dg.StaticPartitionsDefinition(settings.symbols())
+tick_partitions = dg.MultiPartitionsDefinition({"hour": hourly, "symbol": symbol_partitions})
+
+
+def configured_symbols() -> list[str]:
+    return list(symbol_partitions.get_partition_keys())
+
+
+def has_hour(hour: str) -> bool:
+    """True when ``hour`` is a partition now (the current, unfinished hour becomes one when it ends)."""
+    return settings.is_hour_key(hour) and hourly.has_partition_key(hour)
+
+
+def check_partition(hour: str, symbol: str) -> None:
+    """Raise PartitionOutOfRange (one line: the range and the variable to change) unless (hour, symbol) exists."""
+    if symbol not in configured_symbols():
+        raise PartitionOutOfRange(
+            f"symbol {symbol} has no partitions (symbols: {','.join(configured_symbols())}): "
+            f"add it to ${settings.SYMBOLS_ENV}"
+        )
+    if not has_hour(hour):
+        last = hourly.get_last_partition_key() or FIRST_HOUR
+        raise PartitionOutOfRange(
+            f"hour {hour} is outside the hourly partitions {FIRST_HOUR} .. {last}: "
+            f"set ${settings.FIRST_HOUR_ENV} (now {FIRST_HOUR}) to an earlier hour, format YYYY-MM-DD-HH:00"
+        )
+
+
+def hour_and_symbol(partition_key: str) -> tuple[str, str]:
+    """(hour key, symbol) of a partition key, also when a CLI run hands over the plain ``hour|symbol`` string."""
+    keys = tick_partitions.get_partition_key_from_str(str(partition_key)).keys_by_dimension
+    return keys["hour"], keys["symbol"]
+
+
+def partition_key(hour: str, symbol: str) -> dg.MultiPartitionKey:
+    """The key of (hour, symbol); raises PartitionOutOfRange for a key the partitions do not have."""
+    check_partition(hour, symbol)
+    return dg.MultiPartitionKey({"hour": hour, "symbol": symbol})

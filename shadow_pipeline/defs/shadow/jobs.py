@@ -1,0 +1,12 @@
+"""The shadow stage's job: one partition from the stream to its Go/No-Go."""
+
+import dagster as dg
+
+SHADOW_JOB = "shadow_job"
+
+shadow_job = dg.define_asset_job(
+    name=SHADOW_JOB,
+    selection=dg.AssetSelection.groups("ingest", "shadow"),
+    description="One (hour, symbol) end to end: ingest, simulate the profile's quotes, KPIs per window, Go/No-Go. "
+    "A No-Go is a verdict: the run succeeds, the gate checks fail (ERROR) and live_ready_profile is not written.",
+)

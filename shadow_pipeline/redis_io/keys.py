@@ -1,0 +1,43 @@
+"""Every Redis key the project reads or writes, named once (docs/redis.md lists them for operators).
+
+Keys that belong to one tick stream embed the stream's name in braces (a Redis Cluster hash tag), so that the
+stream, its dead letters and its guard state live in one slot and a MULTI over them stays legal.
+"""
+
+from __future__ import annotations
+
+TICK_STREAM = "lob:ticks"  # the feed handler's top-of-book stream
+CONSUMER_GROUP = "shadow"  # Shadow Mode's consumer group on the tick stream
+ALERT_STREAM = "shadow:alerts"  # one entry per failed asset-check evaluation
+KPI_ALL_HASH = "shadow:kpi:all"  # the latest partition record per symbol (field = symbol)
+
+
+def dead_letter_stream(stream: str) -> str:
+    """Entries of ``stream`` that are not ticks, with the reason (XACKed together with their write)."""
+    return f"{stream}:dlq"
+
+
+def append_index(stream: str) -> str:
+    """The hash of record keys already appended to ``stream`` (key -> entry id): appends happen once."""
+    return f"{stream}:ids"
+
+
+def guard_keys(stream: str, group: str, symbol: str) -> list[str]:
+    """The sequence guard's state hash and seen-bitmap of one symbol."""
+    prefix = f"shadow:guard:{{{stream}}}:{group}:{symbol}"
+    return [f"{prefix}:state", f"{prefix}:seen"]
+
+
+def kpi_symbol_hash(symbol: str) -> str:
+    """The latest partition record of ``symbol``, one hash field per KPI."""
+    return f"shadow:kpi:{symbol}"
+
+
+def kpi_stream(symbol: str) -> str:
+    """One entry per exported window of ``symbol``: the shadow's predictions that the dry-run reads back."""
+    return f"shadow:kpi:stream:{symbol}"
+
+
+def fills_stream(symbol: str) -> str:
+    """Fills a real dry-run bot reports for ``symbol`` (the `fills` reality source)."""
+    return f"dryrun:fills:{symbol}"

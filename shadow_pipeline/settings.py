@@ -1,0 +1,102 @@
+"""Every environment variable the project reads, with its default, and the one getter of each.
+
+The environment only supplies defaults: a Config or Resource field set in run config always wins, and no code
+writes these variables to steer other code (the one exception is the child process of ``with-redis``, which
+is handed the embedded server's URL). docs/configuration.md lists them for users.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+
+HOUR_FORMAT = "%Y-%m-%d-%H:%M"  # Dagster's hourly partition keys
+
+REDIS_URL_ENV = "REDIS_URL"
+SYMBOLS_ENV = "SHADOW_SYMBOLS"
+FIRST_HOUR_ENV = "SHADOW_FIRST_HOUR"
+DATA_DIR_ENV = "SHADOW_DATA_DIR"
+ARTIFACTS_DIR_ENV = "SHADOW_ARTIFACTS_DIR"
+PROFILES_ENV = "SHADOW_PROFILES"
+COMMIT_ENV = "SHADOW_COMMIT_SHA"
+SLACK_TOKEN_ENV = "SLACK_BOT_TOKEN"
+DAGSTER_HOME_ENV = "DAGSTER_HOME"
+MARKET_DATA_ENV = "SHADOW_MARKET_DATA"
+
+DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT")
+# Early enough for any recording we know of (Binance USD-M since 2019 at hour resolution is ~60k partitions
+# per symbol, which the UI pages through); a user replaying older data moves it back.
+DEFAULT_FIRST_HOUR = "2020-01-01-00:00"
+DEFAULT_DATA_DIR = ".shadow_data"  # relative to the working directory (the repo); git-ignored
+DEFAULT_ARTIFACTS_DIR = "artifacts"
+
+
+def _get(name: str) -> str | None:
+    value = os.environ.get(name, "").strip()
+    return value or None
+
+
+def redis_url() -> str | None:
+    """``$REDIS_URL``, or None when the project should start its own server."""
+    return _get(REDIS_URL_ENV)
+
+
+def symbols() -> list[str]:
+    """The partitions' symbols: ``$SHADOW_SYMBOLS`` (comma-separated), upper-cased, sorted, unique."""
+    raw = _get(SYMBOLS_ENV) or ""
+    chosen = [s.strip().upper() for s in raw.split(",") if s.strip()] or list(DEFAULT_SYMBOLS)
+    return sorted(dict.fromkeys(chosen))
+
+
+def first_hour() -> str:
+    """The first hourly partition, ``YYYY-MM-DD-HH:00`` (UTC); a malformed value is a one-line ValueError."""
+    value = _get(FIRST_HOUR_ENV) or DEFAULT_FIRST_HOUR
+    if not is_hour_key(value):
+        raise ValueError(
+            f"${FIRST_HOUR_ENV}={value!r}: expected an hour as YYYY-MM-DD-HH:00, e.g. {DEFAULT_FIRST_HOUR}"
+        )
+    return value
+
+
+def is_hour_key(value: str) -> bool:
+    """True for a whole hour in the partition key format (``2024-07-18-03:00``)."""
+    try:
+        stamp = datetime.strptime(value, HOUR_FORMAT)
+    except ValueError:
+        return False
+    return stamp.minute == 0 and stamp.strftime(HOUR_FORMAT) == value
+
+
+def data_dir() -> str:
+    """Landing zone and Parquet assets: a folder or an object-store URL."""
+    return _get(DATA_DIR_ENV) or DEFAULT_DATA_DIR
+
+
+def artifacts_dir() -> Path:
+    """Reports for people and tools (snapshots, Markdown, plots)."""
+    return Path(_get(ARTIFACTS_DIR_ENV) or DEFAULT_ARTIFACTS_DIR)
+
+
+def profiles_file() -> str | None:
+    """A profiles JSON that replaces the packaged one, when set."""
+    return _get(PROFILES_ENV)
+
+
+def commit_override() -> str | None:
+    """The commit to record in run notes, for images without ``.git``."""
+    return _get(COMMIT_ENV)
+
+
+def slack_token() -> str | None:
+    return _get(SLACK_TOKEN_ENV)
+
+
+def dagster_home() -> str | None:
+    return _get(DAGSTER_HOME_ENV)
+
+
+def market_data_dir(default: Path) -> Path:
+    """Recorded market data for tests and benchmarks (``../shared/data/market`` by default)."""
+    value = _get(MARKET_DATA_ENV)
+    return Path(value) if value else default
