@@ -1,11 +1,12 @@
 """How far the shadow's per-window predictions are from reality (a queue-aware replay, or actual fills).
 
-Per KPI, over the windows both sides cover: MAPE (mean |predicted - actual| / |actual|), the weighted
-percentage error WPE (sum |predicted - actual| / sum |actual|), the mean absolute error, and the medians.
-MAPE explodes near zero, so each KPI gates on the error that stays meaningful for it (``GATING``): counts on
-WPE, net_bps on the absolute error in bps, the ratios on MAPE over windows where the actual value is not 0.
-Ratio KPIs are compared only on windows with at least ``min_fills`` fills on both sides (a share of one fill
-is noise). Statuses: PASS below 15 %, WARN 15-30 %, FAIL above 30 % (net_bps: 1 and 2 bps).
+Per KPI of ``kpi_catalogue.ACCURACY``, over the windows both sides cover: MAPE (mean |predicted - actual| /
+|actual|), the weighted percentage error WPE (sum |predicted - actual| / sum |actual|), the mean absolute error,
+and the medians. MAPE explodes near zero, so each KPI gates on the error that stays meaningful for it (its
+``accuracy`` in the catalogue): counts on WPE, net_bps on the absolute error in bps, the ratios on MAPE over
+windows where the actual value is not 0. KPIs undefined without fills (``needs_fills``) are compared only on
+windows with at least ``min_fills`` fills on both sides (a share of one fill is noise). Statuses: PASS below
+15 %, WARN 15-30 %, FAIL above 30 % (absolute error: 1 and 2 bps).
 """
 
 from __future__ import annotations
@@ -15,21 +16,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from shadow_pipeline.domain.kpi_catalogue import ACCURACY, TOTAL_FILLS, names
+
 PASS, WARN, FAIL, NO_DATA = "PASS", "WARN", "FAIL", "NO DATA"
 PERCENT_LIMITS = (0.15, 0.30)
-BPS_LIMITS = (1.0, 2.0)
-RATIO_KPIS = ("maker_taker_ratio", "net_bps", "risk_ratio", "p95_latency_ms")
-COUNT_KPIS = ("maker_count", "taker_count", "total_fills")
-NEEDS_FILLS = ("maker_taker_ratio", "net_bps")
-GATING = {
-    "maker_taker_ratio": "mape",
-    "net_bps": "mae",
-    "risk_ratio": "mape",
-    "p95_latency_ms": "mape",
-    "maker_count": "wpe",
-    "taker_count": "wpe",
-    "total_fills": "wpe",
-}
+BPS_LIMITS = (1.0, 2.0)  # of the "mae" metric, which only bps KPIs use
 
 
 @dataclass(frozen=True)
@@ -75,19 +66,22 @@ def compare(predicted: pd.DataFrame, actual: pd.DataFrame, min_fills: int = 1, l
     repeated = predicted["window_end"].duplicated()
     if repeated.any():
         raise ValueError(f"{int(repeated.sum())} windows predicted more than once: predictions of different runs mixed")
-    shared = ["window_end", *RATIO_KPIS, *COUNT_KPIS]
+    shared = ["window_end", *names(ACCURACY)]
     both = predicted[shared].merge(actual[shared], on="window_end", suffixes=("_predicted", "_actual"))
     both = both.sort_values("window_end", kind="stable")
     if last is not None:
         both = both.tail(last)
-    enough = (both["total_fills_predicted"] >= min_fills) & (both["total_fills_actual"] >= min_fills)
+    fills = TOTAL_FILLS.name
+    enough = (both[f"{fills}_predicted"] >= min_fills) & (both[f"{fills}_actual"] >= min_fills)
     rows = []
-    for kpi in (*RATIO_KPIS, *COUNT_KPIS):
-        scope = both[enough] if kpi in NEEDS_FILLS else both
+    for kpi in ACCURACY:
+        gate = kpi.accuracy
+        assert gate is not None  # ACCURACY holds the KPIs that have one
+        scope = both[enough] if kpi.needs_fills else both
         errors = _errors(
-            scope[f"{kpi}_predicted"].to_numpy(dtype=np.float64), scope[f"{kpi}_actual"].to_numpy(dtype=np.float64)
+            scope[f"{kpi.name}_predicted"].to_numpy(dtype=np.float64),
+            scope[f"{kpi.name}_actual"].to_numpy(dtype=np.float64),
         )
-        gate = GATING[kpi]
         limits = BPS_LIMITS if gate == "mae" else PERCENT_LIMITS
-        rows.append({"kpi": kpi, "gated_on": gate, **errors, "status": _status(errors[gate], limits)})
+        rows.append({"kpi": kpi.name, "gated_on": gate, **errors, "status": _status(errors[gate], limits)})
     return Accuracy(pd.DataFrame(rows), both.reset_index(drop=True))

@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from shadow_pipeline.domain.kpi_catalogue import GATED, VALID_WINDOWS, Kpi
 from shadow_pipeline.domain.profiles import Thresholds
 
-VALID_WINDOWS = "valid_windows"
 GO, NO_GO = "GO", "NO-GO"  # the verdicts as reports, snapshots and the CLI spell them
 
 
@@ -101,18 +101,23 @@ class Verdict:
         return GO if self.go else NO_GO
 
 
+def _gate(kpi: Kpi, thresholds: Thresholds) -> Gate:
+    """``kpi``'s catalogue gate at the profile's threshold, with the unit the reasons print."""
+    if kpi.gate is None:
+        raise ValueError(f"{kpi.name} has no gate in the KPI catalogue")
+    threshold = getattr(thresholds, kpi.gate.threshold)
+    if kpi.integer:  # a count's threshold is an int in the profile; its gate has always held a float
+        threshold = float(threshold)
+    return Gate(kpi.name, threshold, at_least=kpi.gate.at_least, unit=f" {kpi.unit}" if kpi.unit else "")
+
+
 def kpi_gates(thresholds: Thresholds) -> list[Gate]:
-    """The KPI gates of a profile, in the order the report shows them."""
-    return [
-        Gate("maker_taker_ratio", thresholds.min_maker_share, at_least=True),
-        Gate("net_bps", thresholds.min_net_bps, at_least=True, unit=" bps"),
-        Gate("p95_latency_ms", thresholds.max_p95_latency_ms, at_least=False, unit=" ms"),
-        Gate("risk_ratio", thresholds.max_risk_ratio, at_least=False),
-    ]
+    """The gates on per-window KPIs (what the plot shows per window), in the order the report shows them."""
+    return [_gate(kpi, thresholds) for kpi in GATED if kpi is not VALID_WINDOWS]
 
 
 def min_windows_gate(thresholds: Thresholds) -> Gate:
-    return Gate(VALID_WINDOWS, float(thresholds.min_windows), at_least=True)
+    return _gate(VALID_WINDOWS, thresholds)
 
 
 def judge(kpis: Mapping[str, Any], thresholds: Thresholds) -> Verdict:

@@ -14,10 +14,12 @@ from typing import Any
 import jsonschema
 import pandas as pd
 
+from shadow_pipeline.domain.kpi_catalogue import EXPORTED, names
+
 SCHEMA_PACKAGE = "shadow_pipeline.schemas"
 SCHEMA_FILE = "kpi_record.schema.json"
-KPI_FIELDS = ("maker_taker_ratio", "net_bps", "p95_latency_ms", "risk_ratio")
-COUNT_FIELDS = ("maker_count", "taker_count", "total_fills")
+KPI_FIELDS = names(kpi for kpi in EXPORTED if not kpi.integer)  # null when undefined (no fills)
+COUNT_FIELDS = names(kpi for kpi in EXPORTED if kpi.integer)
 
 
 class KpiRecordError(ValueError):

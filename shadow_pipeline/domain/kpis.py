@@ -14,6 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from shadow_pipeline.domain.kpi_catalogue import KPIS, names
 from shadow_pipeline.domain.profiles import StrategyParams, Thresholds
 from shadow_pipeline.domain.simulator import Simulation
 
@@ -236,10 +237,16 @@ def _weighted(group: pd.DataFrame, column: str, weight: str) -> float:
     return float(np.sum(v[keep] * w[keep]) / np.sum(w[keep])) if keep.any() else float("nan")
 
 
+# Report columns that roll up alike (the catalogue's ``rollup``; a test checks each KPI's against ``aggregate``).
+_SUMMED_COUNTS = names(kpi for kpi in KPIS if kpi.integer and kpi.rollup.how == "sum")
+_BY_MARKOUT = names(kpi for kpi in KPIS if kpi.rollup.weight == "markout_notional")
+_MEDIANS = names(kpi for kpi in KPIS if kpi.rollup.how == "median")
+
+
 def _summary(group: pd.DataFrame) -> dict[str, object]:
     """One symbol's report: flow-weighted KPIs over valid windows, window medians beside them."""
     valid = group[group["valid"]]
-    sums = valid[["ticks", "trades", "maker_count", "taker_count", "total_fills", "markout_missing"]].sum()
+    sums = valid[list(_SUMMED_COUNTS)].sum()
     maker, traded = valid["maker_notional"].sum(), valid["traded_notional"].sum()
     return {
         "profile": group["profile"].iloc[0],
@@ -252,15 +259,9 @@ def _summary(group: pd.DataFrame) -> dict[str, object]:
         "traded_notional": traded,
         "maker_taker_ratio": maker / traded if traded > 0 else float("nan"),
         "maker_count_share": sums["maker_count"] / sums["total_fills"] if sums["total_fills"] else float("nan"),
-        **{
-            name: _weighted(valid, name, "markout_notional")
-            for name in ("net_bps", "spread_capture_bps", "adverse_selection_bps", "fees_bps")
-        },
+        **{name: _weighted(valid, name, "markout_notional") for name in _BY_MARKOUT},
         "pnl": group["pnl"].sum(),
-        **{
-            name: float(valid[name].median()) if len(valid) else float("nan")
-            for name in ("p95_latency_ms", "p95_raw_ms", "p99_ms", "feed_p95_ms", "broker_p95_ms", "decision_p95_ms")
-        },
+        **{name: float(valid[name].median()) if len(valid) else float("nan") for name in _MEDIANS},
         "risk_ratio": _weighted(group, "risk_ratio", "covered_s"),  # inventory held while not trading counts
         "risk_max": float(valid["risk_max"].max()) if len(valid) else float("nan"),
         "net_bps_median": float(valid["net_bps"].median()) if len(valid) else float("nan"),

@@ -13,33 +13,14 @@ from typing import Any
 import pandas as pd
 
 from shadow_pipeline.domain.gates import Verdict
+from shadow_pipeline.domain.kpi_catalogue import REPORTED, names
 from shadow_pipeline.domain.profiles import Thresholds
 
 SNAPSHOT_FILE = "POST_SHADOW_SNAPSHOT.json"
 REPORT_FILE = "SHADOW_REPORT.md"
 PLOT_FILE = "kpis.png"
 SCHEMA_VERSION = 1
-# KPIs the snapshot carries, in report order (all from the per-symbol aggregate).
-KPI_FIELDS = (
-    "maker_taker_ratio",
-    "maker_count_share",
-    "net_bps",
-    "spread_capture_bps",
-    "adverse_selection_bps",
-    "fees_bps",
-    "p95_latency_ms",
-    "p95_raw_ms",
-    "p99_ms",
-    "risk_ratio",
-    "risk_max",
-    "maker_count",
-    "taker_count",
-    "total_fills",
-    "traded_notional",
-    "pnl",
-    "windows",
-    "valid_windows",
-)
+KPI_FIELDS = names(REPORTED)  # the aggregate KPIs the snapshot carries, in report order
 
 
 class SnapshotError(ValueError):
