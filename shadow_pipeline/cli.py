@@ -492,7 +492,7 @@ def _key(stored: str) -> dg.MultiPartitionKey:
 
 
 def _export_snapshots(paths: list[Path], config: ExportConfig) -> None:
-    from shadow_pipeline.domain.kpi_records import KpiRecordError, snapshot_record
+    from shadow_pipeline.domain.kpi_records import KpiRecordError, report_record
     from shadow_pipeline.redis_io.kpi_export import write_hashes
     from shadow_pipeline.reporting.snapshot import SnapshotError, read_snapshot
 
@@ -501,7 +501,8 @@ def _export_snapshots(paths: list[Path], config: ExportConfig) -> None:
             "a snapshot holds the partition aggregate only: use --mode hash, or export the stored partitions"
         )
     try:
-        records = [snapshot_record(read_snapshot(path)) for path in paths]
+        snapshots = [read_snapshot(path) for path in paths]
+        records = [report_record(snapshot, snapshot["kpis"]) for snapshot in snapshots]
         result = write_hashes(connect(decode_responses=True), records, config.per_symbol, config.ttl_seconds)
     except (KpiRecordError, SnapshotError) as exc:
         raise ValueError(str(exc)) from None

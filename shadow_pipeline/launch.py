@@ -26,6 +26,7 @@ from shadow_pipeline.defs.partitions import partition_key
 from shadow_pipeline.defs.pipeline.jobs import PIPELINE_JOB
 from shadow_pipeline.defs.shadow.assets import ShadowConfig
 from shadow_pipeline.defs.shadow.jobs import SHADOW_JOB
+from shadow_pipeline.domain.kpi_catalogue import SUMMARY, names
 from shadow_pipeline.domain.windows import HOUR_NS, hour_keys
 from shadow_pipeline.io_managers import ParquetIOManager
 from shadow_pipeline.resources import ArtifactsResource, LandingResource, TickStreamResource
@@ -34,7 +35,6 @@ DRYRUN_ASSET = dg.AssetKey("dryrun_accuracy_report")
 EXPORT_ASSET = dg.AssetKey("exported_kpis")
 REPORT_ASSET = dg.AssetKey("shadow_report")
 RUN_FAILED = "run failed"  # the verdict column of a run that crashed: no verdict at all
-SUMMARY = ("valid_windows", "total_fills", "maker_taker_ratio", "net_bps", "p95_latency_ms", "risk_ratio")
 
 
 @functools.cache
@@ -128,7 +128,7 @@ def _shadow_row(key: dg.MultiPartitionKey, result: dg.ExecuteInProcessResult) ->
         return {**row, "verdict": RUN_FAILED, "reasons": _failure_text(result)}
     metadata = reports[0].metadata
     row["verdict"] = metadata["verdict"].value
-    row.update({name: metadata[name].value for name in SUMMARY if name in metadata})
+    row.update({name: metadata[name].value for name in names(SUMMARY) if name in metadata})
     lines = str(metadata["reasons"].value).splitlines()
     row["reasons"] = "; ".join(line.removeprefix("- ") for line in lines)
     return row

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from shadow_pipeline.redis_io.server import RedisServer, start_server
 from shadow_pipeline import settings
+from shadow_pipeline.redis_io.server import RedisServer, start_server
 
 MARKET_DATA = settings.market_data_dir(Path(__file__).resolve().parents[2] / "shared/data/market")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import dagster as dg
@@ -11,11 +10,13 @@ import pandas as pd
 from shadow_pipeline.defs.shadow.assets import ShadowConfig
 from shadow_pipeline.domain.kpis import iteration_kpis
 from shadow_pipeline.domain.profiles import load_profiles, resolve
+from shadow_pipeline.domain.run_notes import RunNotes, run_notes, with_notes
 from shadow_pipeline.domain.simulator import simulate
 from shadow_pipeline.domain.synthetic import generate
 from shadow_pipeline.domain.ticks import FIELDS, parse_table
 from shadow_pipeline.domain.windows import hour_keys
 from shadow_pipeline.feed.replay import number_ticks
+from shadow_pipeline.reporting.snapshot import judge_partition, report_row
 
 
 def synthetic_iterations(symbol: str = "BTCUSDT", seconds: float = 120, window_s: float = 10) -> pd.DataFrame:
@@ -26,11 +27,18 @@ def synthetic_iterations(symbol: str = "BTCUSDT", seconds: float = 120, window_s
     params, thresholds = resolve(load_profiles(), "moderate", symbol)
     iterations = iteration_kpis(ticks, simulate(ticks, params), params, thresholds, window_s)
     hour = str(hour_keys(ticks["ts_server"].to_numpy()[:1])[0])
-    return iterations.assign(hour=hour, window_seconds=window_s, params=json.dumps(params.__dict__, sort_keys=True))
+    notes = RunNotes(hour, symbol, "moderate", window_s, "test", "synthetic", params, thresholds, "", "", 0.0)
+    return with_notes(iterations, notes)
+
+
+def synthetic_report(iterations: pd.DataFrame) -> dict[str, Any]:
+    """The shadow_report row of ``iterations`` (what export reads for the hashes)."""
+    snapshot, _ = judge_partition(iterations, run_notes(iterations), "2024-08-09T00:00:00+00:00")
+    return report_row(snapshot)
 
 
 def partition_of(iterations: pd.DataFrame) -> str:
-    return f"{iterations['hour'].iloc[0]}|{iterations['symbol'].iloc[0]}"
+    return run_notes(iterations).partition
 
 
 def shadow_run_config(**fields: Any) -> dg.RunConfig:

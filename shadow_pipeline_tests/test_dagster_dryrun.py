@@ -13,24 +13,32 @@ import pandas as pd
 import pytest
 import redis
 
-from shadow_pipeline.defs.dryrun.assets import dryrun_accuracy_report
+from shadow_pipeline.defs.dryrun import checks
+from shadow_pipeline.defs.dryrun.assets import DryRunConfig, dryrun_accuracy_report
 from shadow_pipeline.defs.export.assets import exported_kpis
 from shadow_pipeline.defs.ingest.assets import landing_zone, normalized_ticks, raw_ticks
+from shadow_pipeline.defs.partitions import partition_key
 from shadow_pipeline.defs.shadow.assets import shadow_iterations, shadow_report
-from shadow_pipeline.defs.dryrun import checks
 from shadow_pipeline.domain.accuracy import FAIL, NO_DATA, PASS, WARN
 from shadow_pipeline.domain.profiles import load_profiles, resolve
 from shadow_pipeline.domain.queue_replay import queue_replay
-from shadow_pipeline_tests.shadow_helpers import shadow_run_config
-from shadow_pipeline.defs.partitions import partition_key
 from shadow_pipeline.redis_io.keys import fills_stream, kpi_stream, kpi_symbol_hash
 from shadow_pipeline.redis_io.kpi_export import read_stream_records
 from shadow_pipeline.reporting.accuracy import REPORT_JSON, REPORT_MD
 from shadow_pipeline_tests.ingest_helpers import pipeline_resources, replay_binance
+from shadow_pipeline_tests.shadow_helpers import shadow_run_config
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 HOUR = "2024-08-08-23:00"
-ASSETS = [landing_zone, raw_ticks, normalized_ticks, shadow_iterations, shadow_report, exported_kpis, dryrun_accuracy_report]
+ASSETS = [
+    landing_zone,
+    raw_ticks,
+    normalized_ticks,
+    shadow_iterations,
+    shadow_report,
+    exported_kpis,
+    dryrun_accuracy_report,
+]
 KPIS = {"maker_taker_ratio", "net_bps", "risk_ratio", "p95_latency_ms", "maker_count", "taker_count", "total_fills"}
 
 
@@ -52,7 +60,7 @@ def _clear_exports(redis_url: str) -> None:
 
 
 def _run(
-    redis_url: str, stream: str, folder: Path, group: str, run_config: dict[str, Any]
+    redis_url: str, stream: str, folder: Path, group: str, run_config: dg.RunConfig
 ) -> dict[str, dg.ExecuteInProcessResult]:
     resources_ = pipeline_resources(redis_url, stream, folder, group)
     results = {}
@@ -126,7 +134,7 @@ def test_a_dwell_of_zero_against_a_long_queue_fails_the_mape_gate(
         assert not gate.passed and "total_fills" in str(gate.description)
 
 
-def _validate_only(redis_url: str, stream: str, folder: Path, run_config: dict[str, Any]) -> dg.ExecuteInProcessResult:
+def _validate_only(redis_url: str, stream: str, folder: Path, run_config: dg.RunConfig) -> dg.ExecuteInProcessResult:
     """dryrun_accuracy_report alone, on the stored upstream partitions of ``folder``."""
     with dg.instance_for_test() as instance:
         return dg.materialize(
@@ -158,7 +166,7 @@ def test_actual_fills_from_a_bot_stream_give_the_same_counts_as_the_replay_they_
         side = "buy" if fill["side"] > 0 else "sell"
         entry = {"ts": fill["ts"], "side": side, "price": fill["price"], "qty": fill["qty"], "fee": fill["fee"]}
         redis_client.xadd(stream, {**{k: str(v) for k, v in entry.items()}, "is_maker": int(fill["is_maker"])})
-    config = {"ops": {"dryrun_accuracy_report": {"config": {"reality": "fills"}}}}
+    config = dg.RunConfig(ops={"dryrun_accuracy_report": DryRunConfig(reality="fills")})
     try:
         assert _validate_only(redis_url, binance_stream, tmp_path, config).asset_materializations_for_node(
             "dryrun_accuracy_report"

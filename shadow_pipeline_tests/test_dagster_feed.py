@@ -3,8 +3,7 @@
 import dagster as dg
 import redis
 
-from shadow_pipeline.defs.feed.assets import replayed_feed
-from shadow_pipeline.defs.feed.assets import FeedConfig
+from shadow_pipeline.defs.feed.assets import FeedConfig, replayed_feed
 from shadow_pipeline.defs.feed.jobs import FEED_REPLAY_JOB
 from shadow_pipeline.launch import definitions
 from shadow_pipeline.redis_io.streams import read_entries

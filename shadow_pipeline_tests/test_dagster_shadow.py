@@ -13,17 +13,20 @@ import pytest
 import redis
 
 from shadow_pipeline.defs.ingest.assets import landing_zone, normalized_ticks, raw_ticks
-from shadow_pipeline.defs.shadow.assets import shadow_iterations, shadow_report
-from shadow_pipeline.defs.shadow import checks
-from shadow_pipeline_tests.shadow_helpers import shadow_run_config
 from shadow_pipeline.defs.partitions import partition_key
+from shadow_pipeline.defs.shadow import checks
+from shadow_pipeline.defs.shadow.assets import live_ready_profile, shadow_iterations, shadow_report
+from shadow_pipeline.domain.profiles import load_profiles, resolve
+from shadow_pipeline.domain.run_notes import RunNotes, run_notes
+from shadow_pipeline.parquet import read_frame
 from shadow_pipeline.reporting.audit import audit
 from shadow_pipeline.reporting.snapshot import SNAPSHOT_FILE
 from shadow_pipeline_tests.ingest_helpers import pipeline_resources, replay_binance
+from shadow_pipeline_tests.shadow_helpers import shadow_run_config
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 HOURS = ("2024-08-08-23:00", "2024-08-09-00:00")  # the recordings cross midnight UTC (exchange time)
-ASSETS = [landing_zone, raw_ticks, normalized_ticks, shadow_iterations, shadow_report]
+ASSETS = [landing_zone, raw_ticks, normalized_ticks, shadow_iterations, shadow_report, live_ready_profile]
 LOOSE = {
     "min_maker_share": 0.0,
     "min_net_bps": -1e6,
@@ -45,7 +48,7 @@ def binance_stream(redis_url: str) -> Any:
 
 
 def _run(
-    redis_url: str, stream: str, folder: Path, group: str, run_config: dict[str, Any]
+    redis_url: str, stream: str, folder: Path, group: str, run_config: dg.RunConfig
 ) -> dict[tuple[str, str], dg.ExecuteInProcessResult]:
     resources = pipeline_resources(redis_url, stream, folder, group)
     results = {}
@@ -72,9 +75,9 @@ def _loose_profiles(tmp_path: Path) -> str:
     return str(path)
 
 
-def _iterations(folder: Path, symbol: str) -> pd.DataFrame:
-    parts = [pd.read_parquet(folder / "assets/shadow_iterations" / hour / f"{symbol}.parquet") for hour in HOURS]
-    return pd.concat(parts, ignore_index=True)
+def _iterations(folder: Path, symbol: str) -> tuple[pd.DataFrame, list[RunNotes]]:
+    parts = [read_frame(str(folder / "assets/shadow_iterations" / hour / f"{symbol}.parquet")) for hour in HOURS]
+    return pd.concat(parts, ignore_index=True), [run_notes(part) for part in parts]
 
 
 def test_default_gates_give_the_honest_verdict_with_reasons(
@@ -82,19 +85,22 @@ def test_default_gates_give_the_honest_verdict_with_reasons(
 ) -> None:
     results = _run(redis_url, binance_stream, tmp_path, "default", shadow_run_config(window_seconds=5))
     for symbol in SYMBOLS:
-        iterations = _iterations(tmp_path, symbol)
+        iterations, notes = _iterations(tmp_path, symbol)
         # 345 s of recording in 5 s windows over the two hourly partitions: 69 full windows plus the partial
         # window the recording starts in (its first ticks arrive at 23:54:16.3 exchange time)
         assert len(iterations) == 70 and int(iterations["valid"].sum()) == 69
         assert iterations["total_fills"].sum() > 0
-        assert (iterations["ingest"].str.startswith("seq_gaps=0 ")).all()
-        assert (iterations["profile"] == "moderate").all() and iterations["commit"].str.len().gt(0).all()
+        assert [n.partition for n in notes] == [f"{hour}|{symbol}" for hour in HOURS]  # one typed note each
+        assert all(n.ingest.startswith("seq_gaps=0 ") and n.profile == "moderate" and n.commit for n in notes)
+        assert "params" not in iterations and "thresholds" not in iterations  # not stamped on every row
     for (hour, symbol), result in results.items():
         evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
         assert set(evaluations) >= {checks.MIN_VALID_WINDOWS, checks.KPI_THRESHOLDS}, (hour, symbol)
         snapshot = json.loads((tmp_path / "artifacts/shadow" / hour / symbol / SNAPSHOT_FILE).read_text())
         failed = [g["kpi"] for g in snapshot["gates"] if not g["passed"]]
-        assert (snapshot["verdict"] == "GO") == (not failed) == result.success, (hour, symbol, snapshot["reasons"])
+        assert (snapshot["verdict"] == "GO") == (not failed), (hour, symbol, snapshot["reasons"])
+        assert result.success  # a No-Go is a verdict: the run itself succeeded
+        assert bool(result.asset_materializations_for_node("live_ready_profile")) == (not failed)
         assert len(snapshot["reasons"]) == len(failed)
         kpi_check = evaluations[checks.KPI_THRESHOLDS]
         for kpi in failed:
@@ -124,6 +130,10 @@ def test_loosened_thresholds_give_go(redis_url: str, binance_stream: str, tmp_pa
         assert len(gates) == 2 and all(e.passed for e in gates)
         assert "data:image/png;base64," in str(report["kpi_plot"].value)
         assert (tmp_path / "artifacts/shadow" / HOURS[0] / symbol / "SHADOW_REPORT.md").exists()
+        # A Go promotes the parameters as a profiles file that resolves to exactly the parameters that ran.
+        promoted = result.asset_materializations_for_node("live_ready_profile")[0].metadata["profiles_file"].value
+        ran = run_notes(read_frame(str(tmp_path / "assets/shadow_iterations" / HOURS[0] / f"{symbol}.parquet")))
+        assert resolve(load_profiles(str(promoted)), "moderate", symbol) == (ran.params, ran.thresholds)
 
 
 def test_a_bad_profile_fails_the_run_with_the_reason(redis_url: str, binance_stream: str, tmp_path: Path) -> None:

@@ -18,14 +18,14 @@ import dagster as dg
 import pytest
 import redis
 
-from shadow_pipeline.defs.ingest.assets import landing_zone, normalized_ticks, raw_ticks
 from shadow_pipeline.defs.dryrun import checks as dryrun_checks
 from shadow_pipeline.defs.ingest import checks
-from shadow_pipeline.defs.shadow import checks as shadow_checks
-from shadow_pipeline.io_managers import ParquetIOManager
+from shadow_pipeline.defs.ingest.assets import landing_zone, normalized_ticks, raw_ticks
 from shadow_pipeline.defs.partitions import partition_key
+from shadow_pipeline.defs.shadow import checks as shadow_checks
 from shadow_pipeline.defs.shadow.assets import ShadowConfig
 from shadow_pipeline.defs.shadow.jobs import SHADOW_JOB
+from shadow_pipeline.io_managers import ParquetIOManager
 from shadow_pipeline.launch import definitions
 from shadow_pipeline.resources import ArtifactsResource, LandingResource, RedisResource, TickStreamResource
 from shadow_pipeline_tests.ingest_helpers import replay_synthetic

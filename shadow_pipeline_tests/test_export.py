@@ -13,10 +13,11 @@ import pytest
 import redis
 
 from shadow_pipeline.domain.kpi_records import KpiRecordError, iteration_records
+from shadow_pipeline.domain.run_notes import run_notes
 from shadow_pipeline.redis_io.keys import KPI_ALL_HASH, kpi_stream, kpi_symbol_hash
-from shadow_pipeline.redis_io.kpi_export import export_iterations, read_stream_records
+from shadow_pipeline.redis_io.kpi_export import export_partition, read_stream_records
 from shadow_pipeline.redis_io.server import RedisServer
-from shadow_pipeline_tests.shadow_helpers import partition_of, synthetic_iterations
+from shadow_pipeline_tests.shadow_helpers import partition_of, synthetic_iterations, synthetic_report
 
 
 @pytest.fixture
@@ -30,7 +31,9 @@ def client(own_server: RedisServer) -> Iterator[redis.Redis]:
 def test_hash_export_writes_typed_fields_with_a_ttl(client: redis.Redis) -> None:
     iterations = synthetic_iterations()
     partition = partition_of(iterations)
-    [result] = export_iterations(client, iterations, partition, "hash", per_symbol=True, ttl_seconds=120)
+    [result] = export_partition(
+        client, iterations, synthetic_report(iterations), "hash", per_symbol=True, ttl_seconds=120
+    )
     assert result.keys == [KPI_ALL_HASH, kpi_symbol_hash("BTCUSDT")]
     fields = client.hgetall(kpi_symbol_hash("BTCUSDT"))
     assert set(fields) == {
@@ -50,13 +53,13 @@ def test_hash_export_writes_typed_fields_with_a_ttl(client: redis.Redis) -> None
 def test_stream_export_is_exact_and_never_duplicates(client: redis.Redis) -> None:
     iterations = synthetic_iterations()
     partition = partition_of(iterations)
-    [first] = export_iterations(client, iterations, partition, "stream")
-    [again] = export_iterations(client, iterations, partition, "stream")
+    [first] = export_partition(client, iterations, synthetic_report(iterations), "stream")
+    [again] = export_partition(client, iterations, synthetic_report(iterations), "stream")
     assert (first.written, first.skipped) == (len(iterations), 0)
     assert (again.written, again.skipped) == (0, len(iterations))
     assert client.xlen(kpi_stream("BTCUSDT")) == len(iterations)
     back = read_stream_records(client, "BTCUSDT", partition=partition, profile="moderate")
-    assert back == iteration_records(iterations, partition)  # typed round trip: floats exact, nulls null
+    assert back == iteration_records(iterations, run_notes(iterations))  # typed round trip: floats exact, nulls null
     assert any(r["maker_taker_ratio"] is None for r in back)  # windows without fills stay null, not 1.0
 
 
@@ -64,34 +67,25 @@ def test_an_invalid_record_is_an_error_and_nothing_is_written(client: redis.Redi
     iterations = synthetic_iterations()
     iterations.loc[iterations.index[3], "maker_taker_ratio"] = 1.5  # a share above 1
     with pytest.raises(KpiRecordError, match=r"record 3 .* maker_taker_ratio: 1.5 is greater than the maximum"):
-        export_iterations(client, iterations, partition_of(iterations), "both", per_symbol=True)
+        export_partition(client, iterations, synthetic_report(iterations), "both", per_symbol=True)
     assert client.keys("*") == []
 
 
-def test_cli_exports_stored_iterations_and_a_re_export_adds_nothing(own_server: RedisServer, tmp_path: Path) -> None:
-    iterations = synthetic_iterations(symbol="ETHUSDT")
-    source = tmp_path / "ETHUSDT.parquet"
-    iterations.to_parquet(source)
+def test_cli_exports_a_snapshot_to_the_hashes_only(own_server: RedisServer, tmp_path: Path) -> None:
     env = {**os.environ, "REDIS_URL": own_server.url}
-    command = [sys.executable, "-m", "shadow_pipeline.cli", "export", "--src", str(source), "--mode", "both"]
-    first = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
-    assert first.returncode == 0, first.stderr
-    assert f"stream: {len(iterations)} records, 0 already there" in first.stdout
-    second = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
-    assert f"stream: 0 records, {len(iterations)} already there" in second.stdout
-    bad = subprocess.run([*command[:-2], "--mode", "stream", "--src", str(tmp_path / "x.json")], env=env,
-                         capture_output=True, text=True, timeout=120)  # fmt: skip
-    assert bad.returncode == 2 and "error:" in bad.stderr
+    command = [sys.executable, "-m", "shadow_pipeline.cli", "export", "--src", str(tmp_path / "x.json")]
+    bad = subprocess.run([*command, "--mode", "stream"], env=env, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "use --mode hash" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_other_windows_or_parameters_are_new_records_and_a_deleted_stream_is_written_again(client: redis.Redis) -> None:
     iterations = synthetic_iterations()
     partition = partition_of(iterations)
-    export_iterations(client, iterations, partition, "stream")
+    export_partition(client, iterations, synthetic_report(iterations), "stream")
     shorter = synthetic_iterations(window_s=5)
-    [again] = export_iterations(client, shorter, partition, "stream")
+    [again] = export_partition(client, shorter, synthetic_report(shorter), "stream")
     assert again.written == len(shorter)  # 5 s windows are other predictions, not duplicates of the 10 s ones
     assert len(read_stream_records(client, "BTCUSDT", partition=partition, window_seconds=10.0)) == len(iterations)
     client.delete(kpi_stream("BTCUSDT"))  # deleted (or trimmed): the index must not make a re-export a no-op
-    [rewritten] = export_iterations(client, iterations, partition, "stream")
+    [rewritten] = export_partition(client, iterations, synthetic_report(iterations), "stream")
     assert rewritten.written == len(iterations) == client.xlen(kpi_stream("BTCUSDT"))

@@ -29,7 +29,8 @@ COPY_IGNORED = shutil.ignore_patterns(
 def _lines(pattern: re.Pattern[str]) -> dict[Path, list[str]]:
     found: dict[Path, list[str]] = {}
     for path in sorted(PACKAGE.rglob("*.py")):
-        hits = [f"{n}: {line.strip()}" for n, line in enumerate(path.read_text().splitlines(), 1) if pattern.search(line)]
+        lines = enumerate(path.read_text().splitlines(), 1)
+        hits = [f"{n}: {line.strip()}" for n, line in lines if pattern.search(line)]
         if hits:
             found[path] = hits
     return found

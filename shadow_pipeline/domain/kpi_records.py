@@ -3,7 +3,6 @@ shipped JSON Schema before anything is written, so a reader never sees a half-va
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -15,6 +14,7 @@ import jsonschema
 import pandas as pd
 
 from shadow_pipeline.domain.kpi_catalogue import EXPORTED, names
+from shadow_pipeline.domain.run_notes import RunNotes
 
 SCHEMA_PACKAGE = "shadow_pipeline.schemas"
 SCHEMA_FILE = "kpi_record.schema.json"
@@ -39,29 +39,24 @@ def _number(value: Any) -> float | None:
     return None if math.isnan(number) else number
 
 
-def params_digest(params_json: str) -> str:
-    """A short fingerprint of the strategy parameters: predictions of different parameters never mix."""
-    return hashlib.sha256(params_json.encode()).hexdigest()[:12]
-
-
 def _timestamp(ns: int) -> str:
     return pd.Timestamp(int(ns), tz="UTC").isoformat().replace("+00:00", "Z")
 
 
-def iteration_records(iterations: pd.DataFrame, partition: str) -> list[dict[str, Any]]:
+def iteration_records(iterations: pd.DataFrame, notes: RunNotes) -> list[dict[str, Any]]:
     """One record per window of a shadow_iterations partition, in window order."""
     records = []
     for row in iterations.to_dict(orient="records"):
         records.append(
             {
                 "timestamp": _timestamp(row["window_end"]),
-                "symbol": str(row["symbol"]),
+                "symbol": notes.symbol,
                 **{name: _number(row[name]) for name in KPI_FIELDS},
                 **{name: int(row[name]) for name in COUNT_FIELDS},
-                "partition": partition,
-                "profile": str(row["profile"]),
-                "window_seconds": float(row["window_seconds"]),
-                "params_digest": params_digest(str(row["params"])),
+                "partition": notes.partition,
+                "profile": notes.profile,
+                "window_seconds": float(notes.window_seconds),
+                "params_digest": notes.params_digest,
                 "scope": "iteration",
                 "iteration": int(row["iteration"]),
                 "valid": bool(row["valid"]),
@@ -94,20 +89,21 @@ def partition_record(
     }
 
 
-def snapshot_record(snapshot: Mapping[str, Any]) -> dict[str, Any]:
-    """The record of a POST_SHADOW_SNAPSHOT.json."""
-    needed = ("kpis", "symbol", "partition", "profile", "window_seconds", "params_digest", "as_of")
-    missing = [key for key in needed if key not in snapshot]
+def report_record(report: Mapping[str, Any], kpis: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The partition record of a shadow report: a row of ``shadow_report`` (KPIs beside the notes), or a
+    POST_SHADOW_SNAPSHOT.json with its ``kpis`` given apart. The aggregate is the report's, never recomputed."""
+    needed = ("symbol", "partition", "profile", "window_seconds", "params_digest", "as_of")
+    missing = [key for key in needed if key not in report]
     if missing:
-        raise KpiRecordError(f"snapshot lacks {', '.join(missing)} (written by an older version? re-run the report)")
+        raise KpiRecordError(f"report lacks {', '.join(missing)} (written by an older version? re-run the report)")
     return partition_record(
-        snapshot["kpis"],
-        symbol=str(snapshot["symbol"]),
-        partition=str(snapshot["partition"]),
-        profile=str(snapshot["profile"]),
-        window_seconds=float(snapshot["window_seconds"]),
-        digest=str(snapshot["params_digest"]),
-        timestamp_ns=pd.Timestamp(snapshot["as_of"]).value,
+        report if kpis is None else kpis,
+        symbol=str(report["symbol"]),
+        partition=str(report["partition"]),
+        profile=str(report["profile"]),
+        window_seconds=float(report["window_seconds"]),
+        digest=str(report["params_digest"]),
+        timestamp_ns=pd.Timestamp(report["as_of"]).value,
     )
 
 

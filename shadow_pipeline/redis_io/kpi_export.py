@@ -21,15 +21,8 @@ from typing import Any
 import pandas as pd
 import redis
 
-from shadow_pipeline.domain.kpi_records import (
-    from_fields,
-    iteration_records,
-    params_digest,
-    partition_record,
-    to_fields,
-    validate,
-)
-from shadow_pipeline.domain.kpis import aggregate
+from shadow_pipeline.domain.kpi_records import from_fields, iteration_records, report_record, to_fields, validate
+from shadow_pipeline.domain.run_notes import run_notes
 from shadow_pipeline.redis_io.keys import KPI_ALL_HASH, kpi_stream, kpi_symbol_hash
 from shadow_pipeline.redis_io.streams import append_once
 
@@ -84,35 +77,24 @@ def append_streams(client: redis.Redis, records: Sequence[Mapping[str, Any]], ma
     return ExportResult("stream", streams, added, len(records) - added)
 
 
-def export_iterations(
+def export_partition(
     client: redis.Redis,
     iterations: pd.DataFrame,
-    partition: str,
+    report: Mapping[str, Any],
     mode: str,
     per_symbol: bool = True,
     ttl_seconds: int = DEFAULT_TTL_SECONDS,
     maxlen: int = DEFAULT_STREAM_MAXLEN,
 ) -> list[ExportResult]:
-    """One shadow_iterations partition: its windows to the stream and/or its aggregate to the hashes.
+    """One partition: its windows (shadow_iterations) to the stream and/or its report's aggregate (a
+    shadow_report row) to the hashes.
 
     Every record of both modes is built and validated before the first write: all or nothing."""
+    notes = run_notes(iterations)
     if iterations.empty:
-        raise ValueError(f"{partition}: no windows to export")
-    windows = iteration_records(iterations, partition) if mode in ("stream", "both") else []
-    aggregates = []
-    if mode in ("hash", "both"):
-        kpis = {str(k): v for k, v in aggregate(iterations).iloc[0].items()}
-        aggregates.append(
-            partition_record(
-                kpis,
-                symbol=str(iterations["symbol"].iloc[0]),
-                partition=partition,
-                profile=str(iterations["profile"].iloc[0]),
-                window_seconds=float(iterations["window_seconds"].iloc[0]),
-                digest=params_digest(str(iterations["params"].iloc[0])),
-                timestamp_ns=int(iterations["window_end"].max()),
-            )
-        )
+        raise ValueError(f"{notes.partition}: no windows to export")
+    windows = iteration_records(iterations, notes) if mode in ("stream", "both") else []
+    aggregates = [report_record(report)] if mode in ("hash", "both") else []
     validate([*windows, *aggregates])
     results = []
     if windows:

@@ -12,9 +12,11 @@ from typing import Any
 
 import pandas as pd
 
-from shadow_pipeline.domain.gates import Verdict
+from shadow_pipeline.domain.gates import Verdict, judge
 from shadow_pipeline.domain.kpi_catalogue import REPORTED, names
+from shadow_pipeline.domain.kpis import aggregate, window_medians
 from shadow_pipeline.domain.profiles import Thresholds
+from shadow_pipeline.domain.run_notes import RunNotes
 
 SNAPSHOT_FILE = "POST_SHADOW_SNAPSHOT.json"
 REPORT_FILE = "SHADOW_REPORT.md"
@@ -55,6 +57,37 @@ def build_snapshot(
         "verdict": judged.label,
         "reasons": judged.reasons,
     }
+
+
+NOTE_FIELDS = (
+    "hour",
+    "symbol",
+    "partition",
+    "profile",
+    "window_seconds",
+    "commit",
+    "source",
+    "ingest",
+    "latency_notes",
+)
+
+
+def judge_partition(iterations: pd.DataFrame, notes: RunNotes, generated_at: str) -> tuple[dict[str, Any], Verdict]:
+    """A partition's snapshot: the aggregate (computed here, once) and window medians, judged by the gates the
+    windows were computed with."""
+    kpis = {str(k): v for k, v in aggregate(iterations).iloc[0].items()}
+    medians = window_medians(iterations, tuple(k for k in KPI_FIELDS if k in iterations))
+    context = {name: getattr(notes, name) for name in NOTE_FIELDS}
+    context["params_digest"] = notes.params_digest
+    context["as_of"] = pd.Timestamp(int(iterations["window_end"].max()), tz="UTC").isoformat()
+    judged = judge(kpis, notes.thresholds)
+    return build_snapshot(kpis, medians, notes.thresholds, judged, context, generated_at), judged
+
+
+def report_row(snapshot: Mapping[str, Any]) -> dict[str, Any]:
+    """The one row shadow_report stores: notes, aggregate KPIs, verdict and reasons (what export reads)."""
+    context = {k: snapshot[k] for k in (*NOTE_FIELDS, "params_digest", "as_of")}
+    return {**context, **snapshot["kpis"], "verdict": snapshot["verdict"], "reasons": "; ".join(snapshot["reasons"])}
 
 
 def write_atomically(path: Path, data: bytes) -> None:

@@ -8,7 +8,8 @@ from pydantic import Field
 
 from shadow_pipeline.defs.partitions import tick_partitions
 from shadow_pipeline.domain.kpi_records import KpiRecordError
-from shadow_pipeline.redis_io.kpi_export import DEFAULT_STREAM_MAXLEN, DEFAULT_TTL_SECONDS, export_iterations
+from shadow_pipeline.domain.run_notes import RunNotesMissing
+from shadow_pipeline.redis_io.kpi_export import DEFAULT_STREAM_MAXLEN, DEFAULT_TTL_SECONDS, export_partition
 from shadow_pipeline.resources import RedisResource
 
 
@@ -25,23 +26,28 @@ class ExportConfig(dg.Config):
 
 @dg.asset(group_name="export", partitions_def=tick_partitions, kinds={"redis"})
 def exported_kpis(
-    context: dg.AssetExecutionContext, config: ExportConfig, shadow_iterations: pd.DataFrame, redis: RedisResource
+    context: dg.AssetExecutionContext,
+    config: ExportConfig,
+    shadow_iterations: pd.DataFrame,
+    shadow_report: pd.DataFrame,
+    redis: RedisResource,
 ) -> dg.MaterializeResult:
-    """The partition's KPIs in Redis: the aggregate in shadow:kpi:all and shadow:kpi:{symbol} (with a TTL), and
-    one entry per window in shadow:kpi:stream:{symbol} (re-exporting adds nothing).
+    """The partition's KPIs in Redis: the report's aggregate in shadow:kpi:all and shadow:kpi:{symbol} (with a
+    TTL), and one entry per window in shadow:kpi:stream:{symbol} (re-exporting adds nothing).
 
     Every record is validated against the shipped JSON Schema first; an invalid one fails the run and nothing
     of the partition is written. Exported whatever the Go/No-Go verdict: readers see a No-Go too.
     """
-    if shadow_iterations.empty:
+    if shadow_iterations.empty or shadow_report.empty:
         raise dg.Failure("shadow_iterations has no windows for this partition: nothing to export")
     partition = str(context.partition_key)
     client = redis.get_client(decode_responses=True)
+    report = {str(k): v for k, v in shadow_report.iloc[0].items()}
     try:
-        results = export_iterations(
-            client, shadow_iterations, partition, config.mode, config.per_symbol, config.ttl_seconds, config.maxlen
+        results = export_partition(
+            client, shadow_iterations, report, config.mode, config.per_symbol, config.ttl_seconds, config.maxlen
         )
-    except KpiRecordError as exc:
+    except (KpiRecordError, RunNotesMissing) as exc:
         raise dg.Failure(str(exc)) from None
     metadata: dict[str, dg.MetadataValue] = {}
     for result in results:

@@ -4,7 +4,6 @@ window, and the Go/No-Go report with its gates."""
 import json
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import dagster as dg
 import pandas as pd
@@ -12,8 +11,9 @@ from pydantic import Field
 
 from shadow_pipeline.defs.partitions import hour_and_symbol, tick_partitions
 from shadow_pipeline.defs.shadow import checks
-from shadow_pipeline.domain.gates import GO, judge, kpi_gates
-from shadow_pipeline.domain.kpis import aggregate, iteration_kpis, window_medians
+from shadow_pipeline.domain.gates import GO, kpi_gates
+from shadow_pipeline.domain.kpi_catalogue import SUMMARY, names
+from shadow_pipeline.domain.kpis import iteration_kpis
 from shadow_pipeline.domain.profiles import (
     ProfileError,
     StrategyParams,
@@ -28,27 +28,18 @@ from shadow_pipeline.domain.windows import HOUR_NS
 from shadow_pipeline.reporting.notes import commit_sha, ingest_note
 from shadow_pipeline.reporting.plots import kpi_plot_png, markdown_image
 from shadow_pipeline.reporting.snapshot import (
-    KPI_FIELDS,
     PLOT_FILE,
     REPORT_FILE,
-    build_snapshot,
+    judge_partition,
     render_markdown,
+    report_row,
     write_atomically,
     write_snapshot,
 )
 from shadow_pipeline.resources import ArtifactsResource, RedisResource, TickStreamResource
 
-TABLE_COLUMNS = (
-    "iteration",
-    "ticks",
-    "total_fills",
-    "maker_taker_ratio",
-    "net_bps",
-    "p95_latency_ms",
-    "risk_ratio",
-    "pnl",
-    "valid",
-)
+# The window table in the UI: the CLI's summary KPIs that exist per window, beside the window's identity.
+TABLE_COLUMNS = ("iteration", "ticks", *names(k for k in SUMMARY if k.per_window is not None), "pnl", "valid")
 
 
 class ShadowConfig(dg.Config):
@@ -122,7 +113,7 @@ def shadow_iterations(
     simulation = simulate(normalized_ticks, params)
     iterations = iteration_kpis(normalized_ticks, simulation, params, thresholds, config.window_seconds)
     seconds = time.perf_counter() - started
-    quality = {str(k): v for k, v in tick_quality.iloc[0].items()} if len(tick_quality) else {}
+    quality = {str(k): v for k, v in tick_quality.to_dict(orient="records")[0].items()} if len(tick_quality) else {}
     notes = RunNotes(
         hour=hour,
         symbol=symbol,
@@ -180,36 +171,17 @@ def shadow_report(
     """
     hour, symbol = hour_and_symbol(context.partition_key)
     run = _notes_of(shadow_iterations)
-    thresholds = run.thresholds
-    kpis = {str(k): v for k, v in aggregate(shadow_iterations).iloc[0].items()}
-    medians = window_medians(shadow_iterations, tuple(k for k in KPI_FIELDS if k in shadow_iterations))
-    notes: dict[str, Any] = {
-        "hour": run.hour,
-        "symbol": run.symbol,
-        "profile": run.profile,
-        "window_seconds": run.window_seconds,
-        "commit": run.commit,
-        "source": run.source,
-        "ingest": run.ingest,
-        "latency_notes": run.latency_notes,
-        "partition": run.partition,
-        "params_digest": run.params_digest,
-        "as_of": pd.Timestamp(int(shadow_iterations["window_end"].max()), tz="UTC").isoformat(),
-    }
-    judged = judge(kpis, thresholds)
-    snapshot = build_snapshot(kpis, medians, thresholds, judged, notes, pd.Timestamp.now(tz="UTC").isoformat())
+    snapshot, judged = judge_partition(shadow_iterations, run, pd.Timestamp.now(tz="UTC").isoformat())
     folder = artifacts.shadow_folder(hour, symbol)
-    gates = kpi_gates(thresholds)
-    png = kpi_plot_png(shadow_iterations, gates, f"{symbol} {hour}, profile {notes['profile']}")
+    gates = kpi_gates(run.thresholds)
+    png = kpi_plot_png(shadow_iterations, gates, f"{symbol} {hour}, profile {run.profile}")
     write_atomically(folder / PLOT_FILE, png)
     snapshot_path = write_snapshot(folder, snapshot)
     write_atomically(folder / REPORT_FILE, render_markdown(snapshot, PLOT_FILE).encode())
     verdict = snapshot["verdict"]
     say = context.log.info if judged.go else context.log.warning
     say(f"{symbol} {hour}: {verdict}" + (f": {'; '.join(snapshot['reasons'])}" if snapshot["reasons"] else ""))
-    report = pd.DataFrame(
-        [{**notes, **snapshot["kpis"], "verdict": verdict, "reasons": "; ".join(snapshot["reasons"])}]
-    )
+    report = pd.DataFrame([report_row(snapshot)])
     numbers = {
         name: dg.MetadataValue.float(float("nan") if value is None else float(value))
         for name, value in snapshot["kpis"].items()
@@ -223,7 +195,7 @@ def shadow_report(
             "gates": dg.MetadataValue.md(pd.DataFrame(snapshot["gates"]).to_markdown(index=False)),
             "kpi_plot": dg.MetadataValue.md(markdown_image(png, f"{symbol} KPIs per window")),
             "snapshot": dg.MetadataValue.path(str(snapshot_path)),
-            "profile": str(notes["profile"]),
+            "profile": run.profile,
         },
     )
     yield checks.min_windows(judged.outcomes[0])
@@ -256,5 +228,5 @@ def live_ready_profile(
     context.log.info(f"{symbol} {hour}: Go, {params.profile} promoted to {path}")
     yield dg.Output(
         pd.DataFrame([{"hour": hour, "symbol": symbol, "profile": params.profile, "path": str(path)}]),
-        metadata={"profile": params.profile, "path": dg.MetadataValue.path(str(path))},
+        metadata={"profile": params.profile, "profiles_file": dg.MetadataValue.path(str(path))},
     )
