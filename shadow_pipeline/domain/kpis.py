@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from shadow_pipeline.domain.profiles import StrategyParams, Thresholds
-from shadow_pipeline.domain.simulator import Simulation
+from shadow_pipeline.domain.simulator import LatencyModel, Simulation
 
 _NS = 1_000_000_000
 _MS = 1_000_000
@@ -197,7 +197,7 @@ def iteration_kpis(
     pnl = value_end - np.concatenate(([0.0], value_end[:-1])) + sums.pop("cash")
     use = np.abs(simulation.inventory["position"].to_numpy(dtype=np.float64)) / params.max_position
     legs = latency_legs(ticks)
-    latency = _latency(window, n, legs, params.decision_latency_ms)
+    latency = _latency(window, n, legs, LatencyModel.of(params).decision_ms)  # the leg the simulator delays by
     total_fills = sums["maker_count"] + sums["taker_count"]
     traded = sums["maker_notional"] + sums["taker_notional"]
     start = (first + np.arange(n, dtype=np.int64)) * dur
