@@ -202,7 +202,7 @@ def _tiled_ticks(minimum: int) -> tuple[str, pd.DataFrame]:
     tiled["ts_server"] += shift
     tiled["ts_local"] += shift
     tiled["seq"] += np.repeat(np.arange(copies, dtype=np.int64) * len(ticks), len(ticks))
-    tiled["entry_id"] = (tiled["ts_local"] // 1_000_000 + 2).astype(str) + "-0"  # ids as a live feed writes them
+    tiled["ts_broker"] = (tiled["ts_local"] // 1_000_000 + 2) * 1_000_000  # as ingest derives it from live ids
     return f"{name} BTCUSDT x {copies}", tiled
 
 

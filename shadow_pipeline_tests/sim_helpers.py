@@ -24,18 +24,21 @@ def tick(
 
 
 def make_ticks(rows: list[dict[str, Any]], feed_ms: list[float] | None = None, entry_delay_ms: int = 3) -> pd.DataFrame:
-    """A typed tick frame with every column; ``feed_ms`` adds a per-tick feed latency to the clock offset."""
+    """A typed tick frame with every column a landed tick has; ``feed_ms`` adds a per-tick feed latency to the clock
+    offset, and Redis writes each entry ``entry_delay_ms`` after it was received (the broker leg)."""
     frame = pd.DataFrame(rows)
     ts_server = (T0 + frame["ms"] * MS).astype("int64")
     extra = pd.Series(feed_ms if feed_ms is not None else [0.0] * len(frame))
     ts_local = (ts_server + ((CLOCK_OFFSET_MS + extra) * MS).astype("int64")).astype("int64")
+    broker_ms = ts_local // MS + entry_delay_ms
     ticks = pd.DataFrame(
         {
-            "entry_id": [f"{t // MS + entry_delay_ms}-{i}" for i, t in enumerate(ts_local)],
+            "entry_id": [f"{ms}-{i}" for i, ms in enumerate(broker_ms)],
             "symbol": "BTCUSDT",
             "seq": range(1, len(frame) + 1),
             "ts_server": ts_server,
             "ts_local": ts_local,
+            "ts_broker": broker_ms * MS,  # as ingest derives it from the entry id
             "bid": frame["bid"],
             "ask": frame["ask"],
             "bid_qty": 1.0,
@@ -46,7 +49,7 @@ def make_ticks(rows: list[dict[str, Any]], feed_ms: list[float] | None = None, e
             "is_trade": frame["last_side"] != "",
         }
     )
-    return ticks.astype({"entry_id": "object", **TYPED_COLUMNS})
+    return ticks.astype({"entry_id": "object", "ts_broker": "int64", **TYPED_COLUMNS})
 
 
 BASE = StrategyParams(

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import redis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from shadow_pipeline.domain.ticks import FIELDS, parse_entries
@@ -59,11 +59,29 @@ values = st.fixed_dictionaries(
 )
 
 
-def _deliver(client: redis.Redis, stream: str, entries: list[dict[str, str]]) -> tuple[Delivery, Delivery]:
+# Explicit ids cover what Redis's own clock never writes: 0 ms, short and long ms parts, huge seq parts. Up to this
+# many ms the broker time in ns fits int64 (the year 2262).
+MAX_ID_MS = (2**63 - 1) // 1_000_000
+
+
+@st.composite
+def batches(draw: st.DrawFn) -> tuple[list[dict[str, str]], list[str] | None]:
+    """Entries, and either None (Redis assigns the ids) or increasing explicit ids for them."""
+    entries = draw(st.lists(st.one_of(values, st.just(GOOD), st.just(TRADE)), min_size=1, max_size=30))
+    if draw(st.booleans()):
+        return entries, None
+    id_parts = st.tuples(st.integers(0, MAX_ID_MS), st.integers(0, 2**64 - 1)).filter(lambda i: i != (0, 0))
+    ids = draw(st.lists(id_parts, min_size=len(entries), max_size=len(entries), unique=True))
+    return entries, [f"{ms}-{seq}" for ms, seq in sorted(ids)]
+
+
+def _deliver(
+    client: redis.Redis, stream: str, entries: list[dict[str, str]], ids: list[str] | None = None
+) -> tuple[Delivery, Delivery]:
     """(raw path, reference path) for the same entries, read by two consumer groups."""
     client.delete(stream)
-    for fields in entries:
-        client.xadd(stream, fields)  # type: ignore[arg-type]
+    for position, fields in enumerate(entries):
+        client.xadd(stream, fields, id="*" if ids is None else ids[position])  # type: ignore[arg-type]
     client.xgroup_create(stream, "raw", id="0")
     client.xgroup_create(stream, "ref", id="0")
     raw = from_reply(read_raw(client, "XREADGROUP", "GROUP", "raw", "c", "STREAMS", stream, ">"))
@@ -74,8 +92,13 @@ def _deliver(client: redis.Redis, stream: str, entries: list[dict[str, str]]) ->
 
 
 def _assert_same(raw: Delivery, reference: Delivery) -> None:
+    """Ids, ticks (with ``entry_id`` and ``ts_broker``), rejects and original fields agree between the paths."""
     assert raw.ids.tolist() == reference.ids.tolist()
     pd.testing.assert_frame_equal(raw.parsed.ticks, reference.parsed.ticks, check_index_type=False)
+    ticks = raw.parsed.ticks
+    assert ticks["entry_id"].tolist() == raw.ids[ticks.index.to_numpy()].tolist()
+    assert ticks["ts_broker"].dtype == np.int64
+    assert ticks["ts_broker"].tolist() == [int(i.split("-")[0]) * 1_000_000 for i in ticks["entry_id"]]
     pd.testing.assert_series_equal(raw.parsed.rejects.sort_index(), reference.parsed.rejects.sort_index())
     for position in range(len(raw)):
         assert raw.original(position) == reference.original(position)
@@ -92,6 +115,9 @@ def test_well_formed_ticks_take_the_fast_path_with_exact_values(redis_url: str, 
     assert ticks["ts_server"].iloc[0] == 1723161256313000000  # exact: no float rounding of nanoseconds
     assert ticks["is_trade"].tolist() == [False, True, False] and ticks["last_side"].iloc[1] == "buy"
     assert np.isnan(ticks["last_px"].iloc[0]) and ticks["last_px"].iloc[1] == 61800.3
+    # the broker's clock at XADD, in ns; entry_id stays for the landing zone's dedup and order
+    assert list(ticks.columns[:1]) == ["entry_id"] and ticks.columns.get_loc("ts_broker") == 5
+    assert ticks["ts_broker"].iloc[0] == int(raw.ids[0].split("-")[0]) * 1_000_000
 
 
 def test_fields_in_another_order_extra_or_missing_fields_and_errors(redis_url: str, stream: str) -> None:
@@ -118,9 +144,13 @@ def test_an_entry_deleted_while_pending_is_trimmed(redis_url: str, stream: str, 
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(entries=st.lists(st.one_of(values, st.just(GOOD), st.just(TRADE)), min_size=1, max_size=30))
-def test_any_entries_parse_the_same_on_both_paths(redis_url: str, stream: str, entries: list[dict[str, str]]) -> None:
-    raw, reference = _deliver(redis.Redis.from_url(redis_url), stream, entries)
+@given(batch=batches())
+@example(batch=([GOOD, {**TRADE, "venue": "x"}], ["0-1", f"{MAX_ID_MS}-{2**64 - 1}"]))  # fast and full path, extremes
+def test_any_entries_parse_the_same_on_both_paths(
+    redis_url: str, stream: str, batch: tuple[list[dict[str, str]], list[str] | None]
+) -> None:
+    entries, ids = batch
+    raw, reference = _deliver(redis.Redis.from_url(redis_url), stream, entries, ids)
     _assert_same(raw, reference)
 
 

@@ -18,7 +18,10 @@ import pytest
 import redis
 
 from shadow_pipeline.domain.faults import FaultSpec
+from shadow_pipeline.domain.kpis import BROKER_UNTIMED, latency_legs
+from shadow_pipeline.domain.quality import normalize
 from shadow_pipeline.ingest.consumer import IngestOptions, TickConsumer
+from shadow_pipeline.ingest.deliveries import from_field_maps
 from shadow_pipeline.ingest.landing import Kind, LandingStore
 from shadow_pipeline.ingest.metrics import IngestMetrics
 from shadow_pipeline.redis_io.server import RedisServer, start_server
@@ -56,6 +59,41 @@ def test_clean_stream_lands_every_tick_once_and_acks_all(
         ticks[ticks.symbol == "BTCUSDT"]
     )
     assert metrics.registry.get_sample_value("shadow_ingest_lag_msgs") == 0
+    # The broker's clock rides along as a number: the id's milliseconds in ns, typed through landing and normalize.
+    broker_ms = ticks["entry_id"].str.split("-").str[0].astype("int64")
+    assert ticks["ts_broker"].dtype == np.int64 and (ticks["ts_broker"] == broker_ms * 1_000_000).all()
+    hour, symbol = store.partitions()[0]
+    assert normalize(store.read(Kind.TICKS, hour, symbol))["ts_broker"].dtype == np.int64
+
+
+def test_files_landed_before_broker_times_read_as_missing_and_leave_the_broker_leg_unmeasured(tmp_path: Path) -> None:
+    start_ms = 1_723_161_600_000  # 2024-08-09 00:00 UTC; received 1 ms after the exchange, at Redis 2 ms later
+    quote = {"symbol": "BTCUSDT", "bid": "100.0", "ask": "100.1", "bid_qty": "1", "ask_qty": "1"}
+    entries = [
+        (
+            f"{start_ms + i + 3}-0",
+            {
+                **quote,
+                "seq": str(i + 1),
+                "ts_server": str((start_ms + i) * 1_000_000),
+                "ts_local": str((start_ms + i + 1) * 1_000_000),
+                "last_px": "",
+                "last_qty": "0",
+                "last_side": "",
+            },
+        )
+        for i in range(6)
+    ]
+    ticks = from_field_maps(entries).parsed.ticks
+    store = LandingStore(tmp_path)
+    store.write(Kind.TICKS, ticks.iloc[:3].drop(columns="ts_broker"), "before")  # an older ingest's files
+    store.write(Kind.TICKS, ticks.iloc[3:], "after")
+    hour, symbol = store.partitions()[0]
+    received = store.read(Kind.TICKS, hour, symbol)
+    assert received["entry_id"].tolist() == ticks["entry_id"].tolist()
+    assert received["ts_broker"].isna().tolist() == [True] * 3 + [False] * 3
+    assert latency_legs(normalize(received)).note == BROKER_UNTIMED
+    assert latency_legs(normalize(received.drop(columns="ts_broker"))).note == BROKER_UNTIMED  # all files older
 
 
 def test_faults_are_counted_exactly_as_injected(

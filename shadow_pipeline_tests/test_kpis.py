@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 
 from shadow_pipeline.domain.gates import judge
-from shadow_pipeline.domain.kpis import BROKER_REPLAYED, aggregate, iteration_kpis
+from shadow_pipeline.domain.kpis import BROKER_REPLAYED, BROKER_UNTIMED, aggregate, iteration_kpis
 from shadow_pipeline.domain.profiles import StrategyParams
 from shadow_pipeline.domain.simulator import Simulation, simulate
 from shadow_pipeline_tests.sim_helpers import MS, T0, gates, make_ticks, params, strategies, tick, tick_sequences
@@ -123,10 +123,24 @@ def test_broker_leg_of_a_replayed_stream_is_not_measured() -> None:
     kpis = iteration_kpis(late, simulate(late, p), p, GATES, 5.0)
     assert kpis.attrs["notes"] == [BROKER_REPLAYED]
     assert not kpis["broker_measured"].any() and (kpis["broker_p95_ms"] == 0).all()
-    fast = make_ticks(rows)  # ids at 10x replay speed: the id clock runs 10x slower than receive time
-    start = int(fast["entry_id"].iloc[0].split("-")[0])
-    fast["entry_id"] = [f"{start + i * 10}-0" for i in range(len(fast))]
+    fast = make_ticks(rows)  # written at 10x replay speed: the broker clock runs 10x slower than receive time
+    fast["ts_broker"] = fast["ts_broker"].iloc[0] + np.arange(len(fast)) * 10 * MS
     assert iteration_kpis(fast, simulate(fast, p), p, GATES, 5.0).attrs["notes"] == [BROKER_REPLAYED]
+
+
+def test_ticks_landed_without_broker_times_leave_the_broker_leg_unmeasured() -> None:
+    ticks = make_ticks([tick(ms, 100.0, 100.2) for ms in range(0, 1100, 100)], feed_ms=list(range(11)))
+    p = params(decision_latency_ms=1.0)
+    measured = iteration_kpis(ticks, simulate(ticks, p), p, GATES, 5.0)
+    old_files = ticks.drop(columns="ts_broker")  # landed before ingest recorded ts_broker
+    partly = ticks.astype({"ts_broker": "float64"})  # a partition landed partly before: missing on older rows
+    partly.loc[:4, "ts_broker"] = np.nan
+    for frame in (old_files, partly):
+        kpis = iteration_kpis(frame, simulate(frame, p), p, GATES, 5.0)
+        assert kpis.attrs["notes"] == [BROKER_UNTIMED]
+        assert not kpis["broker_measured"].any() and (kpis["broker_p95_ms"] == 0).all()
+        # the broker leg of these ticks is 0 either way (a constant 3 ms above its own offset): nothing else moves
+        pd.testing.assert_frame_equal(kpis.drop(columns="broker_measured"), measured.drop(columns="broker_measured"))
 
 
 def test_aggregate_weights_flows_and_time_and_the_verdict_says_by_how_much() -> None:

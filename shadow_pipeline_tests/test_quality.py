@@ -89,6 +89,16 @@ def test_assess_counts_each_fault_by_hand() -> None:
     assert normal["ts_server"].is_monotonic_increasing
 
 
+def test_normalize_keeps_what_ingest_adds_with_its_types() -> None:
+    received = ticks([2, 1, 2], [1, 0, 1])
+    received.insert(0, "entry_id", np.array(["5-0", "6-0", "7-0"], dtype=object))
+    received.insert(list(received.columns).index("ts_local") + 1, "ts_broker", np.array([5, 6, 7]) * MS)
+    normal = normalize(received)
+    assert normal["entry_id"].tolist() == ["6-0", "5-0"]  # seq 1 first by exchange time; seq 2's first arrival
+    assert normal["ts_broker"].dtype == np.int64 and normal["ts_broker"].tolist() == [6 * MS, 5 * MS]
+    assert list(normal.columns) == list(received.columns)
+
+
 def test_seqs_swapped_across_an_hour_boundary_are_not_gaps() -> None:
     # Seq 11 has an exchange time in the next hour although seq 12 does not.
     this_hour = ticks([10, 12, 13], [1, 2, 3])

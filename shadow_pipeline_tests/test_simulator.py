@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -10,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 
 from shadow_pipeline.domain.profiles import StrategyParams
-from shadow_pipeline.domain.simulator import simulate
+from shadow_pipeline.domain.simulator import FeeModel, LatencyModel, TouchDwell, run, simulate
 from shadow_pipeline_tests.sim_helpers import MS, T0, make_ticks, params, strategies, tick, tick_sequences
 
 
@@ -201,3 +202,19 @@ def test_an_order_in_flight_is_not_recalled_by_the_next_decision() -> None:
     fills = simulate(ticks, p).fills
     assert len(fills) == 1
     assert (fills.iloc[0].price, fills.iloc[0].quote_live_ts) == (100.0, T0 + 50 * MS)
+
+
+@settings(max_examples=30, deadline=None)
+@given(tick_sequences(), strategies)
+def test_the_kernel_takes_its_models_not_the_profiles_counterparts(ticks: pd.DataFrame, p: StrategyParams) -> None:
+    # The profile's dwell, latencies and fees are only where simulate() takes its models from: a profile with other
+    # values for them runs the same under the same models, and the fee model alone sets the fees.
+    other = replace(p, touch_dwell_ms=7.0, decision_latency_ms=3.0, order_entry_latency_ms=99.0, maker_fee_rate=0.5)
+    shadow = simulate(ticks, p)
+    same = run(ticks, other, TouchDwell.of(p), LatencyModel.of(p), FeeModel.of(p))
+    pd.testing.assert_frame_equal(same.fills, shadow.fills)
+    pd.testing.assert_frame_equal(same.inventory, shadow.inventory)
+    free = run(ticks, p, TouchDwell.of(p), LatencyModel.of(p), FeeModel(0.0, 0.0)).fills
+    fees = ["fee", "fee_rate"]
+    pd.testing.assert_frame_equal(free.drop(columns=fees), shadow.fills.drop(columns=fees))
+    assert (free["fee"] == 0).all() and (free["fee_rate"] == 0).all()

@@ -11,22 +11,20 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from shadow_pipeline.domain.kpi_catalogue import KPIS, names
 from shadow_pipeline.domain.profiles import StrategyParams, Thresholds
-from shadow_pipeline.domain.simulator import Simulation
+from shadow_pipeline.domain.simulator import LatencyModel, Simulation
 
 _NS = 1_000_000_000
 _MS = 1_000_000
 CLOCK_OFFSET_QUANTILE = 0.005  # a low quantile of (receive - exchange time) stands for the clock offset
-REPLAY_OFFSET_NS = 60 * _NS  # entry ids this far from receive time were not written by the live feed
-REPLAY_SPEED_TOLERANCE = 0.10  # nor were ids whose clock runs this much faster or slower than receive time
+REPLAY_OFFSET_NS = 60 * _NS  # broker times this far from receive time were not written by the live feed
+REPLAY_SPEED_TOLERANCE = 0.10  # nor were broker times whose clock runs this much faster or slower than receive time
 MIN_SPEED_SPAN_NS = _NS  # shorter frames are too short to compare clock speeds
 WINSOR = (0.01, 0.99)
 BROKER_REPLAYED = "broker leg not measured: replayed stream"
-BROKER_NO_IDS = "broker leg not measured: no entry ids"
+BROKER_UNTIMED = "broker leg not measured: no broker times (ts_broker)"
 
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -62,13 +60,15 @@ def _interp(piece: np.ndarray) -> np.ndarray:
     return low + (high - low) * frac
 
 
-def _entry_ms(ticks: pd.DataFrame) -> np.ndarray | None:
-    if "entry_id" not in ticks.columns or ticks.empty:
+def _broker_times(ticks: pd.DataFrame) -> np.ndarray | None:
+    """``ts_broker`` (ns, the broker's clock when the tick reached it; set at ingest), or None when ticks lack it:
+    landed before ingest recorded it (no column), or a partition landed partly before (missing values)."""
+    if "ts_broker" not in ticks.columns or ticks.empty:
         return None
-    # Arrow's kernels split millions of ids in a fraction of the time of Python string methods.
-    ids = pa.array(ticks["entry_id"].astype("string[pyarrow]"))
-    head = pc.list_element(pc.split_pattern(ids, "-", max_splits=1), 0)
-    return np.asarray(pc.cast(head, pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
+    column = ticks["ts_broker"]
+    if column.isna().any():
+        return None
+    return column.to_numpy(dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -92,13 +92,13 @@ def latency_legs(ticks: pd.DataFrame) -> LatencyLegs:
     raw_feed = ts_local - ts_server
     offset = float(np.quantile(raw_feed, CLOCK_OFFSET_QUANTILE))
     feed = (raw_feed - offset) / _MS
-    entry_ms = _entry_ms(ticks)
-    if entry_ms is None:
-        return LatencyLegs(feed, np.zeros(len(ticks)), offset / _MS, BROKER_NO_IDS)
-    raw_broker = entry_ms * _MS - ts_local
+    ts_broker = _broker_times(ticks)
+    if ts_broker is None:
+        return LatencyLegs(feed, np.zeros(len(ticks)), offset / _MS, BROKER_UNTIMED)
+    raw_broker = ts_broker - ts_local
     span_local = int(ts_local.max() - ts_local.min())
-    span_entry = int(entry_ms.max() - entry_ms.min()) * _MS
-    other_speed = span_local >= MIN_SPEED_SPAN_NS and abs(span_entry / span_local - 1) > REPLAY_SPEED_TOLERANCE
+    span_broker = int(ts_broker.max() - ts_broker.min())
+    other_speed = span_local >= MIN_SPEED_SPAN_NS and abs(span_broker / span_local - 1) > REPLAY_SPEED_TOLERANCE
     if abs(np.median(raw_broker)) > REPLAY_OFFSET_NS or other_speed:
         return LatencyLegs(feed, np.zeros(len(ticks)), offset / _MS, BROKER_REPLAYED)
     broker = (raw_broker - np.quantile(raw_broker, CLOCK_OFFSET_QUANTILE)) / _MS
@@ -198,7 +198,7 @@ def iteration_kpis(
     pnl = value_end - np.concatenate(([0.0], value_end[:-1])) + sums.pop("cash")
     use = np.abs(simulation.inventory["position"].to_numpy(dtype=np.float64)) / params.max_position
     legs = latency_legs(ticks)
-    latency = _latency(window, n, legs, params.decision_latency_ms)
+    latency = _latency(window, n, legs, LatencyModel.of(params).decision_ms)  # the leg the simulator delays by
     total_fills = sums["maker_count"] + sums["taker_count"]
     traded = sums["maker_notional"] + sums["taker_notional"]
     start = (first + np.arange(n, dtype=np.int64)) * dur

@@ -46,7 +46,8 @@ class PartitionQuality:
 
 
 def normalize(received: pd.DataFrame) -> pd.DataFrame:
-    """Typed ticks (extra columns such as ``entry_id`` kept), one per seq (first arrival), by (ts_server, seq)."""
+    """Typed ticks, one per seq (first arrival), by (ts_server, seq); extra columns (``entry_id``, ``ts_broker``)
+    are kept as they are."""
     typed = received.astype(TYPED_COLUMNS)
     unique = typed.drop_duplicates("seq", keep="first")
     return unique.sort_values(["ts_server", "seq"], kind="stable").reset_index(drop=True)

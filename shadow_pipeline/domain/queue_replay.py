@@ -18,12 +18,34 @@ in fills comes from the fill rule alone:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pandas as pd
 
 from shadow_pipeline.domain.profiles import StrategyParams
-from shadow_pipeline.domain.simulator import QueueOptions, Simulation, run
+from shadow_pipeline.domain.simulator import FeeModel, LatencyModel, QueueAware, Simulation, run
 
-__all__ = ["DEFAULT_OPTIONS", "QueueOptions", "queue_replay"]
+
+@dataclass(frozen=True)
+class QueueOptions:
+    """Knobs of the queue-aware replay that top-of-book data cannot settle (``docs/dry-run.md``); the profile gives
+    everything else.
+
+    ``size_decrease_share``: the fill model's share of unexplained size decreases taken to be ahead of the order
+    (:class:`~shadow_pipeline.domain.simulator.QueueAware`; 0 is hftbacktest's risk-averse model).
+    ``cancel_latency_ms``: the latency model's decision-to-cancel-landing delay, when it differs from order entry
+    (``None``: ``order_entry_latency_ms``; :class:`~shadow_pipeline.domain.simulator.LatencyModel`).
+    """
+
+    size_decrease_share: float = 0.0
+    cancel_latency_ms: float | None = None
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.size_decrease_share <= 1.0:
+            raise ValueError(f"size_decrease_share {self.size_decrease_share} is not in [0, 1]")
+        if self.cancel_latency_ms is not None and self.cancel_latency_ms < 0:
+            raise ValueError(f"cancel_latency_ms {self.cancel_latency_ms} is negative")
+
 
 DEFAULT_OPTIONS = QueueOptions()  # risk-averse queue, cancels as fast as orders
 
@@ -35,12 +57,5 @@ def queue_replay(ticks: pd.DataFrame, params: StrategyParams, options: QueueOpti
     ``queue_ahead_at_entry`` (base currency; NaN for hedges and for orders that went live behind the touch).
     Same input, same output.
     """
-    cancel_ms = params.order_entry_latency_ms if options.cancel_latency_ms is None else options.cancel_latency_ms
-    if cancel_ms > params.min_requote_ms + params.order_entry_latency_ms:
-        # Sends on a side are min_requote_ms apart, so up to this bound a side rests at most its live order and
-        # the one it replaced; the kernel tracks those two.
-        raise ValueError(
-            f"cancel_latency_ms {cancel_ms} exceeds min_requote_ms + order_entry_latency_ms "
-            f"({params.min_requote_ms} + {params.order_entry_latency_ms}): a side could rest three orders"
-        )
-    return run(ticks, params, options)
+    latency = LatencyModel.of(params, cancel_ms=options.cancel_latency_ms)
+    return run(ticks, params, QueueAware(options.size_decrease_share), latency, FeeModel.of(params))

@@ -24,6 +24,11 @@ timing differ.
 
 Prices are integer ticks and quantities integer lot steps inside the kernel, so comparisons and inventory
 arithmetic are exact. Queue position, touch size, depth beyond the touch and our own market impact are ignored.
+
+hftbacktest composes a backtest of a queue model, a latency model and a fee model, one trait each; the kernel
+stays one compiled loop, but :func:`run` takes the same three parts by name: a fill model (:class:`TouchDwell`
+or :class:`QueueAware`), a :class:`LatencyModel` and a :class:`FeeModel`. The strategy (quotes, requotes,
+inventory limit, hedge) and the instrument come from ``StrategyParams``.
 """
 
 from __future__ import annotations
@@ -66,22 +71,99 @@ class Simulation:
 
 
 @dataclass(frozen=True)
-class QueueOptions:
-    """Knobs of the queue-aware replay that top-of-book data cannot settle (``docs/dry-run.md``).
+class TouchDwell:
+    """The fill model ``touch+dwell``, the shadow's: dwell stands in for queue position.
 
-    ``size_decrease_share``: the part of a displayed decrease at the order's price that trades do not explain
-    (cancellations) taken to be ahead of the order; 0 is hftbacktest's risk-averse model. ``cancel_latency_ms``:
-    decision to cancel landing, when it differs from order entry (``None``: ``order_entry_latency_ms``).
+    A live quote that has stood ``dwell_ms`` at its price fills all that remains when the opposite touch reaches
+    it, and up to the trade's size when an opposite-aggressor trade prints at or through it. hftbacktest has no
+    dwell model: this is its ``PartialFillExchange`` with every order taken to be at the front of its queue once
+    it has dwelt (no ``QueueModel`` at all), except that a trade through the price fills at most its own size.
+    """
+
+    dwell_ms: float
+
+    @classmethod
+    def of(cls, params: StrategyParams) -> TouchDwell:
+        return cls(params.touch_dwell_ms)
+
+    @property
+    def dwell_ns(self) -> int:
+        return round(self.dwell_ms * _MS)
+
+
+@dataclass(frozen=True)
+class QueueAware:
+    """The fill model ``queue-aware``, the queue replay's (``queue_replay.py``; rules in ``docs/dry-run.md``).
+
+    An order joins the back of the displayed queue at its price; opposite-aggressor trades at the price take the
+    queue ahead first and then fill it (partial fills), a trade through the price or the opposite touch reaching
+    it fills all that remains; no dwell. ``size_decrease_share`` (in [0, 1]) is the part of a displayed decrease
+    that trades do not explain (cancellations) taken to be ahead of the order. Nearest in hftbacktest: its
+    ``PartialFillExchange`` with, at share 0, ``RiskAdverseQueueModel`` (the queue ahead moves on trades only and
+    never exceeds the displayed size); a share above 0 is a constant stand-in for ``ProbQueueModel``, whose
+    probability function makes the share depend on the queue position. Top-of-book data adds rules of its own
+    (a level that empties, an order behind the touch), listed in ``docs/dry-run.md``.
     """
 
     size_decrease_share: float = 0.0
-    cancel_latency_ms: float | None = None
 
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.size_decrease_share <= 1.0:
-            raise ValueError(f"size_decrease_share {self.size_decrease_share} is not in [0, 1]")
-        if self.cancel_latency_ms is not None and self.cancel_latency_ms < 0:
-            raise ValueError(f"cancel_latency_ms {self.cancel_latency_ms} is negative")
+
+FillModel = TouchDwell | QueueAware
+
+
+@dataclass(frozen=True)
+class LatencyModel:
+    """Constant delays of our own order path, ms (``docs/shadow-simulation.md``, step 1).
+
+    ``decision_ms``: from the tick to the strategy's decision (also the decision leg of the latency KPI);
+    ``order_entry_ms``: from the decision to the order being live at the exchange (a hedge executes after the
+    same delay); ``cancel_ms``: from the decision to a cancel landing, used by the queue-aware fill model only
+    (under touch + dwell a replaced order rests until its replacement lands). hftbacktest: ``ConstantLatency``
+    with entry latency ``decision_ms + order_entry_ms`` and response latency 0 (the strategy knows its fills at
+    the tick they happen); there one entry latency serves new orders and cancels alike, so a ``cancel_ms`` that
+    differs from ``order_entry_ms`` would be a custom ``LatencyModel``. The feed leg is not in the order path:
+    decisions are taken on exchange time.
+    """
+
+    decision_ms: float
+    order_entry_ms: float
+    cancel_ms: float
+
+    @classmethod
+    def of(cls, params: StrategyParams, cancel_ms: float | None = None) -> LatencyModel:
+        """The profile's latencies; ``cancel_ms`` None: cancels take as long as order entry."""
+        entry = params.order_entry_latency_ms
+        return cls(params.decision_latency_ms, entry, entry if cancel_ms is None else cancel_ms)
+
+    @property
+    def entry_ns(self) -> int:
+        """From the deciding tick to the order live (or the hedge executed)."""
+        return round((self.decision_ms + self.order_entry_ms) * _MS)
+
+    @property
+    def cancel_ns(self) -> int:
+        """From the deciding tick to the cancel landed."""
+        return round((self.decision_ms + self.cancel_ms) * _MS)
+
+
+@dataclass(frozen=True)
+class FeeModel:
+    """Fees as a fraction of traded value (price * qty), by liquidity side; negative is a rebate (0.0002 = 2 bps).
+
+    Maker fills (our resting quotes) pay ``maker_rate``, taker fills (hedges) ``taker_rate``. hftbacktest:
+    ``TradingValueFeeModel(CommonFees(maker_fee, taker_fee))``, which takes the same fractions.
+    """
+
+    maker_rate: float
+    taker_rate: float
+
+    @classmethod
+    def of(cls, params: StrategyParams) -> FeeModel:
+        return cls(params.maker_fee_rate, params.taker_fee_rate)
+
+    def rates(self, is_maker: np.ndarray) -> np.ndarray:
+        """The fee rate of each fill."""
+        return np.where(is_maker, self.maker_rate, self.taker_rate)
 
 
 @numba.njit(cache=True)
@@ -213,21 +295,22 @@ def _kernel(
     trade_qty: np.ndarray,
     offset: int,
     order_qty: int,
-    dwell_ns: int,
     min_requote_ns: int,
-    latency_ns: int,
     max_pos: int,
     hedge_on: bool,
     hedge_target: int,
-    queue: bool,
+    entry_ns: int,
     cancel_ns: int,
+    queue: bool,
+    dwell_ns: int,
     share: float,
     position: np.ndarray,
 ) -> np.ndarray:
     """Index 0 of each side pair is the bid, 1 the ask; returns the fill records (``F_*`` columns).
 
-    ``queue`` selects the queue-aware fill rule (``bid_qty``/``ask_qty``, ``cancel_ns``, ``share`` are used only
-    then); otherwise touch + dwell.
+    Arguments after the ticks, by part: the strategy (``offset`` .. ``hedge_target``), the latency model
+    (``entry_ns``, ``cancel_ns``) and the fill model: ``queue`` selects queue-aware (``bid_qty``/``ask_qty``,
+    ``cancel_ns`` and ``share`` are used only then), otherwise touch + dwell (``dwell_ns``).
     """
     order = np.zeros((4, _ORDER_FIELDS), np.int64)  # row 2 * side + slot
     order[:, CANCEL] = _FAR
@@ -328,7 +411,7 @@ def _kernel(
         # 3. hedge back towards the target once the limit is reached (quotes never go past it, step 4)
         if hedge_on and not hedge_pending and abs(pos) >= max_pos and abs(pos) > hedge_target:
             hedge_pending = True
-            hedge_due = t + latency_ns
+            hedge_due = t + entry_ns
             hedge_side = -1 if pos > 0 else 1
             hedge_qty = abs(pos) - hedge_target
         # 4. quoting decisions
@@ -344,7 +427,7 @@ def _kernel(
                 pend_on[s] = True
                 pend_has[s] = want
                 pend_px[s] = want_px
-                pend_ts[s] = t + latency_ns
+                pend_ts[s] = t + entry_ns
                 last_sent[s] = t
                 if queue and order[2 * s, ON] and order[2 * s, CANCEL] == _FAR:
                     order[2 * s, CANCEL] = t + cancel_ns  # the live order's cancel goes with the first send
@@ -376,20 +459,31 @@ def _steps(value: float, step: float) -> int:
 
 
 def simulate(ticks: pd.DataFrame, params: StrategyParams) -> Simulation:
-    """Run the strategy over one symbol's ticks (sorted by ``ts_server``); same input, same output."""
-    return run(ticks, params, None)
+    """Run the strategy over one symbol's ticks (sorted by ``ts_server``) under the profile's models, touch + dwell
+    for fills; same input, same output."""
+    return run(ticks, params, TouchDwell.of(params), LatencyModel.of(params), FeeModel.of(params))
 
 
-def run(ticks: pd.DataFrame, params: StrategyParams, queue: QueueOptions | None) -> Simulation:
-    """The strategy under the touch + dwell rule (``queue`` None) or the queue-aware one."""
+def run(
+    ticks: pd.DataFrame, params: StrategyParams, fill: FillModel, latency: LatencyModel, fees: FeeModel
+) -> Simulation:
+    """The strategy and instrument of ``params`` under the given models (the models' counterparts in ``params``,
+    dwell, latencies and fee rates, are not read here). Under :class:`QueueAware` the fills table has one more
+    column, ``queue_ahead_at_entry``."""
     ts, bid, ask, aggressor, trade_px, trade_qty = _columns(ticks, params)
-    bid_qty, ask_qty = np.zeros(0, np.int64), np.zeros(0, np.int64)  # the dwell rule ignores sizes
-    if queue is not None:
+    if isinstance(fill, TouchDwell):
+        queue, dwell_ns, share = False, fill.dwell_ns, 0.0
+        bid_qty = ask_qty = np.zeros(0, np.int64)  # the dwell rule ignores sizes
+    else:
+        if latency.cancel_ms > params.min_requote_ms + latency.order_entry_ms:
+            # Sends on a side are min_requote_ms apart, so up to this bound a side rests at most its live order and
+            # the one it replaced; the kernel tracks those two.
+            raise ValueError(
+                f"cancel_latency_ms {latency.cancel_ms} exceeds min_requote_ms + order_entry_latency_ms "
+                f"({params.min_requote_ms} + {latency.order_entry_ms}): a side could rest three orders"
+            )
+        queue, dwell_ns, share = True, 0, fill.size_decrease_share
         bid_qty, ask_qty = _in_steps(ticks["bid_qty"], params.lot_step), _in_steps(ticks["ask_qty"], params.lot_step)
-    entry_ms = params.decision_latency_ms + params.order_entry_latency_ms
-    cancel_ms = params.decision_latency_ms + (
-        params.order_entry_latency_ms if queue is None or queue.cancel_latency_ms is None else queue.cancel_latency_ms
-    )
     order_qty = _steps(params.min_lot, params.lot_step)
     max_pos = params.max_inventory * order_qty
     position = np.empty(len(ts), np.int64)
@@ -404,21 +498,21 @@ def run(ticks: pd.DataFrame, params: StrategyParams, queue: QueueOptions | None)
         trade_qty,
         params.quote_offset_ticks,
         order_qty,
-        0 if queue is not None else round(params.touch_dwell_ms * _MS),
         round(params.min_requote_ms * _MS),
-        round(entry_ms * _MS),
         max_pos,
         params.hedge_mode == "cross",
         int(params.hedge_target * max_pos),
-        queue is not None,
-        round(cancel_ms * _MS),
-        queue.size_decrease_share if queue is not None else 0.0,
+        latency.entry_ns,
+        latency.cancel_ns,
+        queue,
+        dwell_ns,
+        share,
         position,
     )
     mid = (ticks["bid"].to_numpy(dtype=np.float64) + ticks["ask"].to_numpy(dtype=np.float64)) / 2
     inventory = pd.DataFrame({"ts": ts, "position": position * params.lot_step, "mid": mid})
-    fills = _fills(ts, mid, records, params)
-    if queue is not None:
+    fills = _fills(ts, mid, records, params, fees)
+    if queue:
         ahead = records[:, F_AHEAD]
         fills["queue_ahead_at_entry"] = np.where(ahead >= 0, ahead * params.lot_step, np.nan)
     return Simulation(fills, inventory)
@@ -432,13 +526,15 @@ def markout_mids(ts: np.ndarray, mid: np.ndarray, fill_ts: np.ndarray, horizon_s
     return np.where(known, mid[later], np.nan)
 
 
-def _fills(ts: np.ndarray, mid: np.ndarray, records: np.ndarray, params: StrategyParams) -> pd.DataFrame:
+def _fills(
+    ts: np.ndarray, mid: np.ndarray, records: np.ndarray, params: StrategyParams, fees: FeeModel
+) -> pd.DataFrame:
     """The fills table: maker fills see the mid before their triggering tick, hedges the touch they cross."""
     tick, kind = records[:, F_TICK], records[:, F_KIND].astype(np.int8)
     is_maker = kind != KIND_HEDGE
     price = records[:, F_PX] * params.tick_size
     base = records[:, F_QTY] * params.lot_step
-    fee_rate = np.where(is_maker, params.maker_fee_rate, params.taker_fee_rate)
+    fee_rate = fees.rates(is_maker)
     fill_ts = ts[tick]
     return pd.DataFrame(
         {

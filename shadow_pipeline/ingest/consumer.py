@@ -327,9 +327,7 @@ class TickConsumer:
         if redelivered:
             self.report.redelivered += len(ids)
         self._dead_letter(delivery)
-        ticks = delivery.parsed.ticks
-        # object dtype: pandas would infer an Arrow string column, whose takes and iteration cost far more here
-        ticks.insert(0, "entry_id", pd.Series(ids[ticks.index.to_numpy()], index=ticks.index, dtype=object))
+        ticks = delivery.parsed.ticks  # with entry_id and ts_broker (see ingest.deliveries)
         if not ticks.empty:
             symbols, seqs = ticks["symbol"].to_numpy(), ticks["seq"].to_numpy(dtype=np.int64)
             guard = self._guard

@@ -9,6 +9,10 @@ digits, whose decimals have at most 15 significant digits and 22 decimals (so ``
 correctly rounded value, exactly what ``float()`` gives), and whose symbol and side are well formed. Every
 other entry is marked *irregular* and keeps its byte span, so the caller decodes it and parses it with the
 full rules of ``domain.ticks`` (which name what is wrong). Both paths therefore give the same result.
+
+Every entry's id (``<ms>-<seq>``, Redis's clock at XADD) is copied out, and its millisecond part converted to
+``ts_broker`` (ns) in the same pass, for regular and irregular entries alike: the broker's arrival time of a tick
+is a number from here on, so nothing downstream parses ids.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ _SYMBOL, _LAST_PX, _LAST_SIDE = _FIELD["symbol"], _FIELD["last_px"], _FIELD["las
 _POW10 = np.array([float(10**k) for k in range(23)])  # exact doubles
 _MAX_MANTISSA = 10**15  # below 2**53, so the mantissa and 10**k are exact doubles
 _MAX_SYMBOLS = 256
+NS_PER_MS = 1_000_000
 SIDE_NAMES = ("", "buy", "sell")  # side codes 0, 1, 2 (0: a quote tick)
 
 OK, EMPTY, ERROR, UNEXPECTED = 0, 1, 2, 3
@@ -44,6 +49,7 @@ class ScannedBatch:
     count: int
     id_bytes: np.ndarray  # ids back to back, split at id_offsets (n + 1)
     id_offsets: np.ndarray
+    ts_broker: np.ndarray  # int64 ns: each id's millisecond part * NS_PER_MS (every row, regular or not)
     regular: np.ndarray  # bool: typed columns below are valid for this row
     fields_at: np.ndarray  # byte position of the entry's first field token, for decoding irregular rows
     field_count: np.ndarray  # tokens in the entry's field list; -1 when the entry was deleted (nil fields)
@@ -67,6 +73,18 @@ def _uint(buf: np.ndarray, start: int, length: int) -> int:
             return -1
         value = value * 10 + digit
     return value if value > 0 else -1
+
+
+@numba.njit(cache=True)
+def _id_millis(buf: np.ndarray, start: int, length: int) -> int:
+    """The digits before the ``-`` of an entry id. Redis writes ids itself, always ``<ms>-<seq>`` in plain digits,
+    so there is nothing to validate (``deliveries.broker_times`` is the same rule on decoded ids)."""
+    value = 0
+    for i in range(start, start + length):
+        if buf[i] == 45:  # '-'
+            break
+        value = value * 10 + (buf[i] - 48)
+    return value
 
 
 @numba.njit(cache=True)
@@ -174,6 +192,7 @@ def _scan(buf: np.ndarray, names: np.ndarray, name_ends: np.ndarray, ints_at: np
     status, n, pos = _entries_header(buf)
     id_offsets = np.zeros(n + 1, np.int64)
     id_bytes = np.empty(n * 24, np.uint8)
+    ts_broker = np.zeros(n, np.int64)
     regular = np.zeros(n, np.bool_)
     fields_at = np.zeros(n, np.int64)
     field_count = np.zeros(n, np.int64)
@@ -194,6 +213,7 @@ def _scan(buf: np.ndarray, names: np.ndarray, name_ends: np.ndarray, ints_at: np
             id_bytes = grown
         id_bytes[id_offsets[row] : id_offsets[row] + length] = buf[pos : pos + length]
         id_offsets[row + 1] = id_offsets[row] + length
+        ts_broker[row] = _id_millis(buf, pos, length) * NS_PER_MS
         pos += length + 2
         count, after = -1, pos
         if buf[pos] == 42:
@@ -263,6 +283,7 @@ def _scan(buf: np.ndarray, names: np.ndarray, name_ends: np.ndarray, ints_at: np
         n,
         id_bytes[: id_offsets[n]],
         id_offsets,
+        ts_broker,
         regular,
         fields_at,
         field_count,
@@ -277,11 +298,11 @@ def _scan(buf: np.ndarray, names: np.ndarray, name_ends: np.ndarray, ints_at: np
 
 def scan(reply: np.ndarray) -> ScannedBatch:
     """Columns of an XREADGROUP reply (raw RESP bytes of one stream); ``status`` says if it was one."""
-    (status, count, id_bytes, id_offsets, regular, fields_at, field_count, codes, symbol_at, ints,
+    (status, count, id_bytes, id_offsets, ts_broker, regular, fields_at, field_count, codes, symbol_at, ints,
      floats, last_px, side_code) = _scan(reply, _NAMES, _NAME_ENDS, _INTS, _FLOATS)  # fmt: skip
     symbols = [bytes(reply[start : start + length]).decode() for start, length in symbol_at]
     return ScannedBatch(
-        int(status), int(count), id_bytes, id_offsets, regular, fields_at, field_count, codes,
+        int(status), int(count), id_bytes, id_offsets, ts_broker, regular, fields_at, field_count, codes,
         symbols, ints, floats, last_px, side_code,
     )  # fmt: skip
 

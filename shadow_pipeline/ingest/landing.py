@@ -53,7 +53,8 @@ class LandingStore:
         return self.root / kind.value / _folder_name(hour_key) / symbol
 
     def write(self, kind: Kind, ticks: pd.DataFrame, writer: str) -> int:
-        """Land typed ticks that carry ``entry_id``; returns the number of files written (durable on return)."""
+        """Land typed ticks that carry ``entry_id`` (and ``ts_broker``, as every delivery has them); returns the
+        number of files written (durable on return)."""
         if ticks.empty:
             return 0
         files = 0
@@ -80,7 +81,11 @@ class LandingStore:
                 write_frame(ticks, handle)
 
     def read(self, kind: Kind, hour_key: str, symbol: str, columns: list[str] | None = None) -> pd.DataFrame:
-        """All rows landed for the partition, one per entry id, in the order Redis received them."""
+        """All rows landed for the partition, one per entry id, in the order Redis received them.
+
+        Files landed before ingest recorded ``ts_broker`` lack it; mixed with newer files their rows read it as
+        missing (NaN), and the latency KPI then leaves the broker leg unmeasured rather than guess.
+        """
         folder = self.folder(kind, hour_key, symbol)
         files = sorted(p for p in folder.glob("*.parquet")) if folder.exists() else []
         if not files:
