@@ -15,7 +15,6 @@ from pathlib import Path
 import click
 import dagster as dg
 import pandas as pd
-import redis
 
 from shadow_pipeline import settings
 from shadow_pipeline.defs.dryrun.assets import DryRunConfig
@@ -278,13 +277,20 @@ def _placement_options(command: Callable[..., None]) -> Callable[..., None]:
     return command
 
 
-def _hours(client: redis.Redis, hours: tuple[str, ...], stream: str) -> list[str]:
-    from shadow_pipeline.launch import stream_hours
+def _partitions(hours: tuple[str, ...], symbols: str, stream: str) -> list[dg.MultiPartitionKey]:
+    """The (hour, symbol) keys to run: given hours are checked before Redis is touched; without any, every hour
+    the stream spans. Redis is then checked too (a refused password is an error here, not a failed run)."""
+    from shadow_pipeline.launch import partition_keys, stream_hours
 
-    chosen = list(hours) or stream_hours(client, stream)
-    if not chosen:
+    chosen = _symbols(symbols)
+    keys = partition_keys(list(hours), chosen)
+    client = connect(decode_responses=True)
+    if hours:
+        return keys
+    spanned = stream_hours(client, stream)
+    if not spanned:
         raise ValueError(f"stream {stream} is empty: replay ticks into it first (shadow-pipeline replay)")
-    return chosen
+    return partition_keys(spanned, chosen)
 
 
 @main.command("shadow")
@@ -324,14 +330,13 @@ def shadow_command(
     Exit status: 0 all Go, 1 any No-Go, 2 an error (bad input, Redis refused or unreachable, a run crashed)."""
     from shadow_pipeline.defs.export.assets import ExportConfig
     from shadow_pipeline.domain.gates import GO
-    from shadow_pipeline.launch import Placement, partition_keys, project_instance, run_shadow, verdict_exit_code
+    from shadow_pipeline.launch import Placement, project_instance, run_shadow, verdict_exit_code
 
     try:
         shadow = ShadowConfig(
             profile=profile, window_seconds=window_seconds, min_windows=min_windows, profiles_file=profiles_file
         )
-        client = connect(decode_responses=True)  # this process's Redis, checked before any run
-        keys = partition_keys(_hours(client, hours, stream), _symbols(symbols))
+        keys = _partitions(hours, symbols, stream)
         placement = Placement(stream=stream, data_dir=data_dir, artifacts_dir=artifacts_dir)
         with project_instance() as instance:
             table = run_shadow(keys, shadow, placement, instance, console_level(), ExportConfig() if export else None)
@@ -544,13 +549,12 @@ def dryrun_command(
     """Ingest, shadow, export to Redis, then validate the predictions read back against reality (MAPE gate).
 
     Exit status: 0 no KPI FAILs, 1 any FAIL, 2 an error (bad input, Redis refused or unreachable, a run crashed)."""
-    from shadow_pipeline.launch import Placement, partition_keys, project_instance, run_dryrun, verdict_exit_code
+    from shadow_pipeline.launch import Placement, project_instance, run_dryrun, verdict_exit_code
 
     try:
         shadow = ShadowConfig(profile=profile, window_seconds=duration)
         dryrun = DryRunConfig(reality=reality, iterations=iterations)  # type: ignore[arg-type]
-        client = connect(decode_responses=True)
-        keys = partition_keys(_hours(client, hours, stream), _symbols(symbols))
+        keys = _partitions(hours, symbols, stream)
         placement = Placement(stream=stream, data_dir=data_dir, artifacts_dir=artifacts_dir)
         with project_instance() as instance:
             table = run_dryrun(keys, shadow, dryrun, placement, instance, console_level())

@@ -26,7 +26,7 @@ from shadow_pipeline.defs.partitions import partition_key
 from shadow_pipeline.defs.pipeline.jobs import PIPELINE_JOB
 from shadow_pipeline.defs.shadow.assets import ShadowConfig
 from shadow_pipeline.defs.shadow.jobs import SHADOW_JOB
-from shadow_pipeline.domain.kpi_catalogue import SUMMARY, names
+from shadow_pipeline.domain.kpi_catalogue import SUMMARY, VALID_WINDOWS, names
 from shadow_pipeline.domain.windows import HOUR_NS, hour_keys
 from shadow_pipeline.io_managers import ParquetIOManager
 from shadow_pipeline.resources import ArtifactsResource, LandingResource, TickStreamResource
@@ -128,7 +128,8 @@ def _shadow_row(key: dg.MultiPartitionKey, result: dg.ExecuteInProcessResult) ->
         return {**row, "verdict": RUN_FAILED, "reasons": _failure_text(result)}
     metadata = reports[0].metadata
     row["verdict"] = metadata["verdict"].value
-    row.update({name: metadata[name].value for name in names(SUMMARY) if name in metadata})
+    shown = sorted(names(SUMMARY), key=lambda name: name != VALID_WINDOWS.name)  # the count a verdict needs first
+    row.update({name: metadata[name].value for name in shown if name in metadata})
     lines = str(metadata["reasons"].value).splitlines()
     row["reasons"] = "; ".join(line.removeprefix("- ") for line in lines)
     return row

@@ -139,7 +139,8 @@ def test_dryrun_validates_predictions_read_back_from_redis(tmp_path: Path) -> No
     rows = re.findall(r"^2024-08-09-00:00 BTCUSDT\s+(success|failed)\s+(PASS|WARN|FAIL)\s+4\s", out.stdout, re.M)
     assert len(rows) == 1, out.stdout
     run, status = rows[0]
-    assert (out.returncode == 0) == (status != "FAIL") == (run == "success")
+    assert run == "success"  # a FAIL is a verdict: exit 1, but the run did not crash
+    assert out.returncode == (1 if status == "FAIL" else 0)
     report = tmp_path / "artifacts/dryrun/2024-08-09-00:00/BTCUSDT/DRYRUN_ACCURACY_REPORT.json"
     assert json.loads(report.read_text())["predictions"].startswith("6 records from shadow:kpi:stream:BTCUSDT")
 
@@ -164,6 +165,14 @@ def test_shadow_ingests_from_the_stream_it_is_given(own_server: RedisServer, tmp
     assert client.xinfo_groups("lob:ticks") == []  # the default stream was never read
     stored = pd.read_parquet(tmp_path / "data/assets/normalized_ticks/2024-08-09-00:00/BTCUSDT.parquet")
     assert len(stored) == client.xlen("other")
+    # The CLI export goes through exported_kpis on the stored partition; a second export adds nothing.
+    first = _run("export", "--mode", "both", env=env)
+    assert first.returncode == 0, first.stderr
+    windows = client.xlen("shadow:kpi:stream:BTCUSDT")
+    assert windows > 0 and client.hget("shadow:kpi:BTCUSDT", "partition") == "2024-08-09-00:00|BTCUSDT"
+    again = _run("export", "--mode", "both", env=env)
+    assert again.returncode == 0 and client.xlen("shadow:kpi:stream:BTCUSDT") == windows
+    assert re.search(rf"stream {windows}", first.stdout) and re.search(r"stream 0", again.stdout), again.stdout
 
 
 def test_an_hour_outside_the_partitions_is_one_line_and_exit_2(own_server: RedisServer, tmp_path: Path) -> None:

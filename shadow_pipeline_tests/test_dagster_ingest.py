@@ -50,7 +50,9 @@ def _materialize(resources: dict[str, object], hour: str, symbol: str) -> dg.Exe
 
 
 def _metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, object]:
-    return {k: v.value for k, v in result.asset_materializations_for_node(asset)[0].metadata.items()}
+    """The metadata of ``asset``'s materialization (normalized_ticks and tick_quality share one step)."""
+    [event] = [e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey(asset)]
+    return {k: v.value for k, v in event.materialization.metadata.items()}
 
 
 def _checks(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
@@ -74,8 +76,9 @@ def test_binance_recordings_ingest_to_exact_counts_in_order(
             result = _materialize(resources, hour, symbol)
             assert result.success
             raw, normalized = _metadata(result, "raw_ticks"), _metadata(result, "normalized_ticks")
+            quality = _metadata(result, "tick_quality")
             assert raw["dagster/row_count"] == normalized["dagster/row_count"]
-            assert normalized["gaps"] == normalized["duplicates"] == normalized["drops"] == 0
+            assert quality["gaps"] == quality["duplicates"] == quality["drops"] == 0
             assert "| symbol" in str(normalized["preview"]) and normalized["span_seconds"] is not None
             passed = _checks(result)
             assert passed[checks.NON_EMPTY] and passed[checks.NO_SEQUENCE_GAPS] and passed[checks.NO_BACKPRESSURE_DROPS]
@@ -100,10 +103,10 @@ def test_injected_faults_are_counted_exactly_per_partition(
     for hour in ("2024-08-08-23:00", "2024-08-09-00:00"):
         result = _materialize(resources, hour, "ETHUSDT")
         assert result.success
-        meta = _metadata(result, "normalized_ticks")
+        meta = _metadata(result, "tick_quality")
         for key in ("gaps", "duplicates", "out_of_order", "dead_letters"):
             totals[key] += int(meta[key])  # type: ignore[call-overload]
-        totals["rows"] += int(meta["dagster/row_count"])  # type: ignore[call-overload]
+        totals["rows"] += int(_metadata(result, "normalized_ticks")["dagster/row_count"])  # type: ignore[call-overload]
         seqs.append(_stored(tmp_path, "normalized_ticks", hour, "ETHUSDT")["seq"])
         assert _checks(result)[checks.NO_SEQUENCE_GAPS] is (meta["gaps"] == 0)
     all_seqs = pd.concat(seqs)
@@ -123,7 +126,7 @@ def test_empty_partition_fails_the_blocking_check_and_stops_normalized(
     assert not result.success
     assert _checks(result)[checks.NON_EMPTY] is False
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events() if e.asset_key}
-    assert materialized == {"raw_ticks"}
+    assert materialized == {"landing_zone", "raw_ticks"}  # the drain ran; nothing after the empty partition
 
 
 def test_backpressure_drops_fail_the_blocking_check(
@@ -134,7 +137,7 @@ def test_backpressure_drops_fail_the_blocking_check(
     resources["tick_stream"] = TickStreamResource(stream=stream, buffer_capacity=5, watermark_ms=5_000)
     result = _materialize(resources, "2024-08-09-00:00", "BTCUSDT")
     assert not result.success
-    meta = _metadata(result, "normalized_ticks")
+    meta = _metadata(result, "tick_quality")
     assert int(meta["drops"]) > 0  # type: ignore[call-overload]
     assert _checks(result)[checks.NO_BACKPRESSURE_DROPS] is False
 
