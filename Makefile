@@ -69,14 +69,16 @@ ingest-job: $(STAMP) $(INSTANCE)
 ## exits 1 on a No-Go (a verdict), 2 on an error.
 ## Without REDIS_URL: a fresh embedded Redis filled with SHADOW_MINUTES of the synthetic market first (48 windows
 ## need 48 minutes; an hour fills the partition); data under .shadow_data/embedded (emptied first), which shadow-report then reads.
-PROFILE ?= moderate
+# PROFILE empty: ShadowConfig's default profile (moderate); windows are ShadowConfig's default (60 s).
+PROFILE ?=
+PROFILE_FLAG := $(if $(PROFILE),--profile $(PROFILE))
 SHADOW_MINUTES ?= 60
 SHADOW_RUN_DATA := $(if $(REDIS_URL),$(SHADOW_DATA_DIR),$(EMBEDDED_DATA))
 shadow-redis: $(STAMP) $(INSTANCE)
 	$(if $(REDIS_URL),,rm -rf $(EMBEDDED_DATA))
 	$(BIN)/shadow-pipeline with-redis -- sh -c '\
 	  $(if $(REDIS_URL),,$(BIN)/shadow-pipeline replay --source synthetic --minutes $(SHADOW_MINUTES) > /dev/null && )\
-	  $(BIN)/shadow-pipeline shadow --profile $(PROFILE) --window-seconds 60 --data-dir $(SHADOW_RUN_DATA) $(SHADOW_FLAGS)'
+	  $(BIN)/shadow-pipeline shadow $(PROFILE_FLAG) --data-dir $(SHADOW_RUN_DATA) $(SHADOW_FLAGS)'
 
 ## The newest hour's shadow_report again from stored iterations (after shadow-redis): snapshot, Markdown, plot.
 shadow-report: $(STAMP) $(INSTANCE)
@@ -106,7 +108,7 @@ define DRYRUN
 	$(if $(REDIS_URL),,rm -rf $(EMBEDDED_DATA))
 	$(BIN)/shadow-pipeline with-redis -- sh -c '\
 	  $(if $(REDIS_URL),,$(BIN)/shadow-pipeline replay --source synthetic --minutes $(DRYRUN_MINUTES) > /dev/null && )\
-	  $(BIN)/shadow-pipeline dryrun --iterations $(1) --duration 60 --profile $(PROFILE) --data-dir $(SHADOW_RUN_DATA)'
+	  $(BIN)/shadow-pipeline dryrun --iterations $(1) $(PROFILE_FLAG) --data-dir $(SHADOW_RUN_DATA)'
 endef
 dryrun: $(STAMP) $(INSTANCE)
 	$(call DRYRUN,6)

@@ -9,8 +9,6 @@ from __future__ import annotations
 import dagster as dg
 from dagster._core.event_api import EventLogRecord
 
-ALERT_FIELDS = ("evaluation", "asset", "check", "partition", "severity", "description", "run_id", "timestamp")
-
 
 def failed_evaluation(record: EventLogRecord) -> dg.AssetCheckEvaluation | None:
     """The check evaluation of ``record`` when it did not pass (WARN or ERROR), else None."""

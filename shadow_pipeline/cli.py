@@ -15,17 +15,23 @@ from pathlib import Path
 import click
 import dagster as dg
 import pandas as pd
+import redis
 
 from shadow_pipeline import settings
-from shadow_pipeline.defs.dryrun.assets import DryRunConfig
-from shadow_pipeline.defs.export.assets import ExportConfig
-from shadow_pipeline.defs.feed.assets import FeedConfig
-from shadow_pipeline.defs.shadow.assets import ShadowConfig
+
+try:  # the definitions read the environment when they load: a malformed variable is one line, not a traceback
+    from shadow_pipeline.defs.dryrun.assets import DryRunConfig
+    from shadow_pipeline.defs.export.assets import ExportConfig
+    from shadow_pipeline.defs.feed.assets import FeedConfig
+    from shadow_pipeline.defs.shadow.assets import ShadowConfig
+    from shadow_pipeline.launch import console_level, default
+except settings.SettingsError as exc:
+    click.echo(f"error: {exc}", err=True)
+    sys.exit(2)
 from shadow_pipeline.domain.faults import FaultSpec
 from shadow_pipeline.feed.replay import ReplayOptions, ReplayResult, replay
 from shadow_pipeline.feed.sources import SourceKind, open_source
 from shadow_pipeline.ingest.consumer import IngestOptions
-from shadow_pipeline.launch import console_level, default
 from shadow_pipeline.redis_io.connect import RedisUnavailable, connect, resolve_url
 from shadow_pipeline.redis_io.server import NoServerAvailable
 from shadow_pipeline.redis_io.streams import DEFAULT_MAXLEN, DEFAULT_STREAM
@@ -34,7 +40,8 @@ from shadow_pipeline.settings import REDIS_URL_ENV
 
 log = logging.getLogger("shadow_pipeline")
 _INGEST = IngestOptions  # the consumer's defaults, shown by --help
-_SETUP_ERRORS = (RedisUnavailable, NoServerAvailable, RedisConfigError)
+# redis.RedisError: what a server refuses (NOPERM for an ACL user, WRONGTYPE for a key that is not a stream)
+_SETUP_ERRORS = (RedisUnavailable, NoServerAvailable, RedisConfigError, redis.RedisError)
 
 
 def _fail(message: str) -> None:
@@ -227,7 +234,7 @@ def ingest_command(
         )
         metrics = IngestMetrics()
         url = resolve_url(redis_url)
-        worker = TickConsumer(LandingResource(base_path=landing).store(), options, url, metrics)
+        worker = TickConsumer(LandingResource(base_path=landing).store(stream), options, url, metrics)
     except (*_SETUP_ERRORS, ValueError) as exc:
         _fail(str(exc))
         return
@@ -280,6 +287,7 @@ def _placement_options(command: Callable[..., None]) -> Callable[..., None]:
 def _partitions(hours: tuple[str, ...], symbols: str, stream: str) -> list[dg.MultiPartitionKey]:
     """The (hour, symbol) keys to run: given hours are checked before Redis is touched; without any, every hour
     the stream spans. Redis is then checked too (a refused password is an error here, not a failed run)."""
+    from shadow_pipeline.defs.partitions import FIRST_HOUR, has_hour
     from shadow_pipeline.launch import partition_keys, stream_hours
 
     chosen = _symbols(symbols)
@@ -290,7 +298,10 @@ def _partitions(hours: tuple[str, ...], symbols: str, stream: str) -> list[dg.Mu
     spanned = stream_hours(client, stream)
     if not spanned:
         raise ValueError(f"stream {stream} is empty: replay ticks into it first (shadow-pipeline replay)")
-    return partition_keys(spanned, chosen)
+    unfinished = [hour for hour in spanned if hour >= FIRST_HOUR and not has_hour(hour)]
+    if unfinished:
+        log.info("hours not finished yet, left for a later run: %s", ", ".join(unfinished))
+    return partition_keys([hour for hour in spanned if hour not in unfinished], chosen)
 
 
 @main.command("shadow")
@@ -362,12 +373,11 @@ def report_command(hours: tuple[str, ...], symbols: str, data_dir: str | None, a
 
     Exit status: 0 all Go, 1 any No-Go, 2 an error."""
     from shadow_pipeline.domain.gates import GO
-    from shadow_pipeline.launch import Placement, partition_keys, project_instance, run_report, verdict_exit_code
+    from shadow_pipeline.launch import Placement, project_instance, run_report, verdict_exit_code
 
     try:
         with project_instance() as instance:
-            keys = partition_keys(_stored_hours(instance, hours), _symbols(symbols))
-            _require_stored(instance, keys)
+            keys = _stored_keys(instance, hours, symbols, newest_only=True)
             table = run_report(
                 keys, Placement(data_dir=data_dir, artifacts_dir=artifacts_dir), instance, console_level()
             )
@@ -378,24 +388,29 @@ def report_command(hours: tuple[str, ...], symbols: str, data_dir: str | None, a
     sys.exit(verdict_exit_code(table, "verdict", [GO]))
 
 
-def _stored_hours(instance: dg.DagsterInstance, hours: tuple[str, ...]) -> list[str]:
-    """The given hours, else the newest hour with stored shadow_iterations."""
-    from shadow_pipeline.defs.partitions import hour_and_symbol
+def _stored_keys(
+    instance: dg.DagsterInstance, hours: tuple[str, ...], symbols: str, newest_only: bool
+) -> list[dg.MultiPartitionKey]:
+    """Partitions with stored shadow_iterations: the given hours (each must be stored), else every stored one
+    (``newest_only``: of the newest hour), of the given symbols or of all stored ones."""
+    from shadow_pipeline.defs.partitions import has_hour, hour_and_symbol
+    from shadow_pipeline.launch import partition_keys
 
+    stored = instance.get_materialized_partitions(dg.AssetKey("shadow_iterations"))
+    wanted = [s.strip().upper() for s in symbols.split(",") if s.strip()]
     if hours:
-        return list(hours)
-    stored = instance.get_materialized_partitions(dg.AssetKey("shadow_iterations"))
-    newest = sorted({hour_and_symbol(key)[0] for key in stored})[-1:]
-    if not newest:
+        keys = partition_keys(list(hours), wanted or _symbols(""))
+        missing = [str(key) for key in keys if str(key) not in stored]
+        if missing:
+            raise ValueError(f"no stored shadow_iterations for {', '.join(missing)}: run shadow-pipeline shadow first")
+        return keys
+    pairs = sorted(hour_and_symbol(key) for key in stored)
+    pairs = [(h, s) for h, s in pairs if has_hour(h) and (not wanted or s in wanted)]
+    if newest_only and pairs:
+        pairs = [pair for pair in pairs if pair[0] == pairs[-1][0]]
+    if not pairs:
         raise ValueError("no stored shadow_iterations: run `make shadow-redis` (or shadow-pipeline shadow) first")
-    return newest
-
-
-def _require_stored(instance: dg.DagsterInstance, keys: list[dg.MultiPartitionKey]) -> None:
-    stored = instance.get_materialized_partitions(dg.AssetKey("shadow_iterations"))
-    missing = [str(key) for key in keys if str(key) not in stored]
-    if missing:
-        raise ValueError(f"no stored shadow_iterations for {', '.join(missing)}: run shadow-pipeline shadow first")
+    return [_key(f"{h}|{s}") for h, s in pairs]
 
 
 @main.command("audit")
@@ -468,7 +483,7 @@ def export_command(
 
     Stored partitions go through the exported_kpis asset (validated against the shipped JSON Schema first;
     re-exporting adds no stream entry). Exit status: 0 written, 2 an error."""
-    from shadow_pipeline.launch import Placement, partition_keys, project_instance, run_export
+    from shadow_pipeline.launch import Placement, project_instance, run_export
 
     try:
         config = ExportConfig(mode=mode, per_symbol=per_symbol, ttl_seconds=ttl_seconds, maxlen=maxlen)  # type: ignore[arg-type]
@@ -477,11 +492,7 @@ def export_command(
             _export_snapshots(list(snapshots), config)
             return
         with project_instance() as instance:
-            stored = sorted(instance.get_materialized_partitions(dg.AssetKey("shadow_iterations")))
-            keys = partition_keys(list(hours), _symbols(symbols)) if hours else [_key(k) for k in stored]
-            if not keys:
-                raise ValueError("no stored shadow_iterations: run make shadow-redis (or shadow-pipeline shadow) first")
-            _require_stored(instance, keys)
+            keys = _stored_keys(instance, hours, symbols, newest_only=False)
             table = run_export(keys, config, Placement(data_dir=data_dir), instance, console_level())
     except (*_SETUP_ERRORS, ValueError) as exc:
         _fail(str(exc))
@@ -491,6 +502,7 @@ def export_command(
 
 
 def _key(stored: str) -> dg.MultiPartitionKey:
+    """The key of a stored partition's string form ("hour|symbol")."""
     from shadow_pipeline.defs.partitions import hour_and_symbol, partition_key
 
     return partition_key(*hour_and_symbol(stored))
@@ -599,15 +611,18 @@ def with_redis(command: tuple[str, ...]) -> None:
 @click.option("--seed", type=int, default=default(FeedConfig, "seed"), show_default=True)
 @click.option("--profile", default=default(ShadowConfig, "profile"), show_default=True)
 def demo(minutes: float, symbols: str, seed: int, profile: str) -> None:
-    """Replay the synthetic market and run it through Dagster to the shadow report, on the embedded default."""
+    """Replay the synthetic market and run it through Dagster to the shadow report, on the embedded default.
+
+    Exit status: 0 when every run completed (whatever the verdicts), 2 when a run crashed or setup failed."""
     from shadow_pipeline.demo import run_demo
 
     try:
-        report = run_demo(minutes, _symbols(symbols), seed, profile)
+        report, completed = run_demo(minutes, _symbols(symbols), seed, profile)
     except (*_SETUP_ERRORS, ValueError) as exc:
         _fail(str(exc))
         return
     click.echo(report)
+    sys.exit(0 if completed else 2)
 
 
 if __name__ == "__main__":

@@ -67,7 +67,10 @@ def demo_hours(minutes: float) -> list[str]:
     return sorted(set(hour_keys(np.array([start, start + int(minutes * 60e9)])).tolist()))
 
 
-def run_demo(minutes: float, symbols: Sequence[str], seed: int, profile: str = default(ShadowConfig, "profile")) -> str:
+def run_demo(
+    minutes: float, symbols: Sequence[str], seed: int, profile: str = default(ShadowConfig, "profile")
+) -> tuple[str, bool]:
+    """What the demo prints, and whether every run completed (a No-Go completes: it is a verdict)."""
     outside = sorted(set(symbols) - set(configured_symbols()))
     if outside:
         raise PartitionOutOfRange(
@@ -99,4 +102,5 @@ def run_demo(minutes: float, symbols: Sequence[str], seed: int, profile: str = d
         f"reports under {settings.artifacts_dir() / 'shadow'}):",
         table.to_string(index=False, float_format=lambda v: f"{v:.4g}"),
     ]
-    return "\n".join(lines)
+    completed = feed.success and bool((table["run"] == "success").all())
+    return "\n".join(lines), completed

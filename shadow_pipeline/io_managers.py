@@ -26,7 +26,8 @@ class _ParquetUPathIOManager(dg.UPathIOManager):
     def load_from_path(self, context: dg.InputContext, path: UPath) -> pd.DataFrame:
         if not path.exists():
             raise FileNotFoundError(f"no stored partition at {path}: materialize {context.asset_key.to_user_string()}")
-        return read_frame(str(path))
+        with path.open("rb") as handle:  # through fsspec: s3:// and friends, not only local files
+            return read_frame(handle)
 
 
 class ParquetIOManager(dg.ConfigurableIOManagerFactory):

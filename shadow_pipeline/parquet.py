@@ -35,9 +35,11 @@ def write_frame(frame: pd.DataFrame, sink: str | IO[bytes]) -> None:
     pq.write_table(table, sink, use_dictionary=text)
 
 
-def read_frame(source: str) -> pd.DataFrame:
-    """The frame written by :func:`write_frame`, with its ``attrs``."""
-    frame = pd.read_parquet(source)
-    stored = (pq.read_schema(source).metadata or {}).get(ATTRS_KEY)
+def read_frame(source: str | IO[bytes]) -> pd.DataFrame:
+    """The frame written by :func:`write_frame`, with its ``attrs``; ``source`` is a local path or an open
+    file (an object store's, through UPath)."""
+    table = pq.read_table(source)
+    frame = table.to_pandas()
+    stored = (table.schema.metadata or {}).get(ATTRS_KEY)
     frame.attrs = json.loads(stored) if stored else {}
     return frame

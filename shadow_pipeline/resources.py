@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import dagster as dg
 import redis
@@ -13,7 +14,7 @@ from upath import UPath
 from shadow_pipeline.ingest.consumer import IngestOptions
 from shadow_pipeline.ingest.landing import LandingStore
 from shadow_pipeline.redis_io.connect import connect, resolve_url
-from shadow_pipeline.redis_io.keys import ALERT_STREAM, dead_letter_stream
+from shadow_pipeline.redis_io.keys import ALERT_STREAM, TICK_STREAM, dead_letter_stream
 from shadow_pipeline.redis_io.url import redact
 from shadow_pipeline.settings import artifacts_dir, data_dir, slack_token
 
@@ -66,8 +67,11 @@ class LandingResource(dg.ConfigurableResource):
         """The landing zone of a data folder (``<data_dir>/landing``), beside the asset store."""
         return cls(base_path=str(UPath(data_dir) / "landing"))
 
-    def store(self) -> LandingStore:
-        return LandingStore(self.base_path or UPath(data_dir()) / "landing")
+    def store(self, stream: str = TICK_STREAM) -> LandingStore:
+        """The landing zone of ``stream``. Another stream lands in a folder of its own under ``streams/``: entry
+        ids of two streams can coincide, and landing dedups by entry id."""
+        root = UPath(self.base_path) if self.base_path else UPath(data_dir()) / "landing"
+        return LandingStore(root if stream == TICK_STREAM else root / "streams" / quote(stream, safe=""))
 
 
 class TickStreamResource(dg.ConfigurableResource):

@@ -32,6 +32,10 @@ DEFAULT_DATA_DIR = ".shadow_data"  # relative to the working directory (the repo
 DEFAULT_ARTIFACTS_DIR = "artifacts"
 
 
+class SettingsError(ValueError):
+    """An environment variable that cannot be used; the message names it and the expected form."""
+
+
 def _get(name: str) -> str | None:
     value = os.environ.get(name, "").strip()
     return value or None
@@ -50,10 +54,12 @@ def symbols() -> list[str]:
 
 
 def first_hour() -> str:
-    """The first hourly partition, ``YYYY-MM-DD-HH:00`` (UTC); a malformed value is a one-line ValueError."""
+    """The first hourly partition, ``YYYY-MM-DD-HH:00`` (UTC; a bare ``YYYY-MM-DD`` means its midnight)."""
     value = _get(FIRST_HOUR_ENV) or DEFAULT_FIRST_HOUR
+    if len(value) == len("YYYY-MM-DD"):
+        value += "-00:00"
     if not is_hour_key(value):
-        raise ValueError(
+        raise SettingsError(
             f"${FIRST_HOUR_ENV}={value!r}: expected an hour as YYYY-MM-DD-HH:00, e.g. {DEFAULT_FIRST_HOUR}"
         )
     return value

@@ -21,7 +21,6 @@ from shadow_pipeline.defs.pipeline.sensors import closed_window_sensor
 from shadow_pipeline.domain.faults import FaultSpec
 from shadow_pipeline.feed.replay import ReplayOptions, replay
 from shadow_pipeline.feed.sources import open_source
-from shadow_pipeline.ingest.landing import LandingStore
 from shadow_pipeline.io_managers import ParquetIOManager
 from shadow_pipeline.resources import LandingResource, RedisResource, TickStreamResource
 from shadow_pipeline_tests.conftest import market_file
@@ -201,7 +200,8 @@ def test_dagster_job_execute_ingests_one_partition_from_the_cli(
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     stored = pd.read_parquet(tmp_path / "data/assets/normalized_ticks/2024-08-09-00:00/BTCUSDT.parquet")
-    assert LandingStore(tmp_path / "data/landing").partitions() == [("2024-08-09-00:00", "BTCUSDT")]
+    landed = LandingResource(base_path=str(tmp_path / "data/landing")).store(stream)
+    assert landed.partitions() == [("2024-08-09-00:00", "BTCUSDT")]
     assert len(stored) == redis_client.xlen(stream)
     assert np.all(np.diff(stored["ts_server"].to_numpy()) >= 0)
 

@@ -134,6 +134,12 @@ def test_loosened_thresholds_give_go(redis_url: str, binance_stream: str, tmp_pa
         promoted = result.asset_materializations_for_node("live_ready_profile")[0].metadata["profiles_file"].value
         ran = run_notes(read_frame(str(tmp_path / "assets/shadow_iterations" / HOURS[0] / f"{symbol}.parquet")))
         assert resolve(load_profiles(str(promoted)), "moderate", symbol) == (ran.params, ran.thresholds)
+    # The same partitions judged again with the default gates: No-Go, and the earlier promotion is withdrawn.
+    judged_again = _run(redis_url, binance_stream, tmp_path, "strict", shadow_run_config(window_seconds=5))
+    for symbol in SYMBOLS:
+        assert judged_again[(HOURS[0], symbol)].success
+        assert not judged_again[(HOURS[0], symbol)].asset_materializations_for_node("live_ready_profile")
+        assert not (tmp_path / "artifacts/shadow" / HOURS[0] / symbol / "LIVE_READY_PROFILE.json").exists()
 
 
 def test_a_bad_profile_fails_the_run_with_the_reason(redis_url: str, binance_stream: str, tmp_path: Path) -> None:

@@ -160,7 +160,7 @@ def test_a_no_go_is_a_successful_run_with_failed_gates_and_a_crash_is_a_failure(
                 instance=instance,
                 raise_on_error=False,
             )
-            for profile in ("moderate", "reckless")  # a minute of market: No-Go; an unknown profile: a crash
+            for profile in ("reckless", "moderate")  # an unknown profile: a crash; a minute of market: No-Go
         }
     no_go, crash = runs["moderate"], runs["reckless"]
     assert no_go.asset_materializations_for_node("shadow_report")[0].metadata["verdict"].value == "NO-GO"

@@ -38,12 +38,19 @@ def check_partition(hour: str, symbol: str) -> None:
             f"symbol {symbol} has no partitions (symbols: {','.join(configured_symbols())}): "
             f"add it to ${settings.SYMBOLS_ENV}"
         )
-    if not has_hour(hour):
-        last = hourly.get_last_partition_key() or FIRST_HOUR
+    if has_hour(hour):
+        return
+    last = hourly.get_last_partition_key() or FIRST_HOUR
+    if not settings.is_hour_key(hour):
+        raise PartitionOutOfRange(f"hour {hour!r} is not an hourly partition key: use YYYY-MM-DD-HH:00 (UTC)")
+    if hour < FIRST_HOUR:
         raise PartitionOutOfRange(
-            f"hour {hour} is outside the hourly partitions {FIRST_HOUR} .. {last}: "
-            f"set ${settings.FIRST_HOUR_ENV} (now {FIRST_HOUR}) to an earlier hour, format YYYY-MM-DD-HH:00"
+            f"hour {hour} is before the hourly partitions {FIRST_HOUR} .. {last}: "
+            f"set ${settings.FIRST_HOUR_ENV} (now {FIRST_HOUR}) to {hour} or earlier"
         )
+    raise PartitionOutOfRange(
+        f"hour {hour} is not a partition yet (the partitions {FIRST_HOUR} .. {last} end at the last finished hour)"
+    )
 
 
 def hour_and_symbol(partition_key: str) -> tuple[str, str]:

@@ -64,7 +64,7 @@ class RunNotes:
 def with_notes(windows: pd.DataFrame, notes: RunNotes) -> pd.DataFrame:
     """``windows`` carrying ``notes`` (a copy: the caller's frame is left as it was)."""
     noted = windows.copy()
-    noted.attrs = {**windows.attrs, NOTES_ATTR: notes.to_json()}
+    noted.attrs = {NOTES_ATTR: notes.to_json()}  # the notes replace whatever loose attrs the windows carried
     return noted
 
 

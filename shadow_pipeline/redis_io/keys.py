@@ -1,7 +1,7 @@
 """Every Redis key the project reads or writes, named once (docs/redis.md lists them for operators).
 
-Keys that belong to one tick stream embed the stream's name in braces (a Redis Cluster hash tag), so that the
-stream, its dead letters and its guard state live in one slot and a MULTI over them stays legal.
+The sequence guard's keys embed the stream's name in braces (a Redis Cluster hash tag), so that one Lua call over
+a symbol's two guard keys stays in one slot.
 """
 
 from __future__ import annotations

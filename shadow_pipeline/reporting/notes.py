@@ -1,4 +1,4 @@
-"""The seed's per-iteration notes: which code, data, profile and ingest quality produced a number."""
+"""Pieces of the run notes (domain/run_notes.py): the commit that produced a number and the ingest quality."""
 
 from __future__ import annotations
 
@@ -32,6 +32,6 @@ def commit_sha() -> str:
 
 
 def ingest_note(quality: Mapping[str, Any]) -> str:
-    """``seq_gaps=<n> reordered=<n> bp_drops=<n>`` from normalized_ticks' metadata (n/a when unknown)."""
+    """``seq_gaps=<n> reordered=<n> bp_drops=<n>`` from the partition's tick_quality (n/a when unknown)."""
     names = {"seq_gaps": "gaps", "reordered": "reordered", "bp_drops": "drops"}
     return " ".join(f"{label}={quality.get(key, 'n/a')}" for label, key in names.items())

@@ -16,7 +16,7 @@ from shadow_pipeline.defs.partitions import hour_and_symbol, tick_partitions
 from shadow_pipeline.domain.quality import assess, normalize
 from shadow_pipeline.domain.windows import HOUR_NS, hour_bounds, hour_keys
 from shadow_pipeline.ingest.consumer import TickConsumer
-from shadow_pipeline.ingest.dead_letters import dead_letters_by_partition
+from shadow_pipeline.ingest.dead_letters import UNATTRIBUTED, dead_letters_by_partition
 from shadow_pipeline.ingest.landing import Kind, LandingStore
 from shadow_pipeline.resources import LandingResource, RedisResource, TickStreamResource
 
@@ -59,7 +59,7 @@ def landing_zone(
     drain adds nothing twice. Malformed entries go to `<stream>:dlq` with their XACK in one MULTI.
     """
     context.log.info(f"draining {tick_stream.stream} (group {tick_stream.group}) at {redis.describe()}")
-    store = landing.store()
+    store = landing.store(tick_stream.stream)
     report = TickConsumer(store, tick_stream.options(), client_factory=redis.get_client).drain()
     return dg.MaterializeResult(
         metadata={
@@ -81,11 +81,11 @@ def landing_zone(
     check_specs=checks.RAW_TICKS_CHECKS,
 )
 def raw_ticks(
-    context: dg.AssetExecutionContext, landing: LandingResource
+    context: dg.AssetExecutionContext, tick_stream: TickStreamResource, landing: LandingResource
 ) -> Iterator[dg.Output[pd.DataFrame] | dg.AssetCheckResult]:
     """Every tick landed for the hour and symbol, as received (Redis entry-id order, duplicates kept)."""
     hour, symbol = hour_and_symbol(context.partition_key)
-    store = landing.store()
+    store = landing.store(tick_stream.stream)
     ticks = store.read(Kind.TICKS, hour, symbol)
     yield dg.Output(
         ticks,
@@ -131,7 +131,7 @@ def normalized_ticks(
     backpressure drops come from the landing zone's drop records and dead letters from `<stream>:dlq`.
     """
     hour, symbol = hour_and_symbol(context.partition_key)
-    store = landing.store()
+    store = landing.store(tick_stream.stream)
     dead = dead_letters_by_partition(redis.get_client(decode_responses=True), tick_stream.dead_letter_stream)
     quality = assess(
         raw_ticks,
@@ -165,7 +165,7 @@ def normalized_ticks(
             "reordered_share": dg.MetadataValue.float(round(quality.reordered_share, 6)),
             "drops": dg.MetadataValue.int(quality.drops),
             "dead_letters": dg.MetadataValue.int(quality.dead_letters),
-            "dead_letters_unattributed": dg.MetadataValue.int(dead.get(("", ""), 0)),
+            "dead_letters_unattributed": dg.MetadataValue.int(dead.get(UNATTRIBUTED, 0)),
             "quality": dg.MetadataValue.md(counts.T.rename(columns={0: "value"}).to_markdown()),
         },
     )

@@ -102,8 +102,8 @@ def shadow_iterations(
     """Per-window KPIs of the profile's quotes on the hour's ticks, from simulated orders and fills.
 
     Fills follow the touch + dwell model (docs/shadow-simulation.md): maker fills only on a trade at or through
-    the quote or a crossing touch, after the dwell time; hedges cross the spread as a taker. Each row carries
-    the notes: commit, source, profile, parameters, thresholds and the ingest aggregates.
+    the quote or a crossing touch, after the dwell time; hedges cross the spread as a taker. One row per window;
+    the run notes (commit, source, profile, parameters, thresholds, ingest quality) are stored once with them.
     """
     hour, symbol = hour_and_symbol(context.partition_key)
     params, thresholds = strategy_for(config, symbol)
@@ -217,13 +217,16 @@ def live_ready_profile(
     materialized (the run still succeeds; the failed gate checks say why)."""
     hour, symbol = hour_and_symbol(context.partition_key)
     verdict = str(shadow_report["verdict"].iloc[0])
+    path = artifacts.shadow_folder(hour, symbol) / LIVE_READY_FILE
     if verdict != GO:
-        context.log.warning(f"{symbol} {hour}: {verdict}, parameters not promoted: {shadow_report['reasons'].iloc[0]}")
+        withdrawn = path.exists()
+        path.unlink(missing_ok=True)  # an earlier Go of this partition no longer vouches for anything
+        note = " (an earlier promotion withdrawn)" if withdrawn else ""
+        context.log.warning(f"{symbol} {hour}: {verdict}, not promoted{note}: {shadow_report['reasons'].iloc[0]}")
         return
     run = _notes_of(shadow_iterations)
     params = run.params
     description = f"promoted from shadow {symbol} {hour} (commit {run.commit}): Go"
-    path = artifacts.shadow_folder(hour, symbol) / LIVE_READY_FILE
     write_atomically(path, json.dumps(profile_document(params, run.thresholds, description), indent=2).encode())
     context.log.info(f"{symbol} {hour}: Go, {params.profile} promoted to {path}")
     yield dg.Output(

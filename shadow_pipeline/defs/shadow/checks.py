@@ -12,6 +12,7 @@ import dagster as dg
 import pandas as pd
 
 from shadow_pipeline.domain.gates import GateOutcome
+from shadow_pipeline.domain.kpi_catalogue import GATED, VALID_WINDOWS
 
 MIN_VALID_WINDOWS = "min_valid_windows"
 KPI_THRESHOLDS = "kpi_thresholds"
@@ -25,7 +26,7 @@ SHADOW_REPORT_CHECKS = [
     dg.AssetCheckSpec(
         KPI_THRESHOLDS,
         asset="shadow_report",
-        description="Maker share, net edge, p95 latency and inventory risk within the profile's thresholds.",
+        description=f"{', '.join(k.name for k in GATED if k is not VALID_WINDOWS)} within the profile's thresholds.",
     ),
 ]
 
