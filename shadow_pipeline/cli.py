@@ -179,7 +179,12 @@ def replay_command(
 @click.option("--stream", default=DEFAULT_STREAM, show_default=True)
 @click.option("--group", default=_INGEST.group, show_default=True)
 @click.option("--consumer", default=None, help="Consumer name (default: host-pid-random, unique per process).")
-@click.option("--landing", default=None, help="Landing zone folder or URL (default: $SHADOW_DATA_DIR/landing).")
+@click.option(
+    "--landing",
+    default=None,
+    help="Landing zone base, folder or URL (default: $SHADOW_DATA_DIR/landing); a stream other than lob:ticks "
+    "lands under streams/<stream> there, as in Dagster.",
+)
 @click.option("--drain", is_flag=True, help="Land what the stream holds now, then exit (default: serve until SIGTERM).")
 @click.option("--batch", type=int, default=_INGEST.batch, show_default=True, help="Entries per XREADGROUP.")
 @click.option(

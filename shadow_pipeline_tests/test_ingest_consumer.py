@@ -26,6 +26,7 @@ from shadow_pipeline.ingest.landing import Kind, LandingStore
 from shadow_pipeline.ingest.metrics import IngestMetrics
 from shadow_pipeline.redis_io.server import RedisServer, start_server
 from shadow_pipeline.redis_io.streams import to_field_rows, xadd_rows
+from shadow_pipeline.resources import LandingResource
 from shadow_pipeline_tests.ingest_helpers import landed, replay_synthetic
 
 _CLI = (sys.executable, "-m", "shadow_pipeline.cli")
@@ -216,7 +217,7 @@ def test_consumer_killed_mid_batch_recovers_to_identical_landing(
     _, err = survivor.communicate(timeout=120)
     assert survivor.returncode == 0, err.decode()
     assert redis_client.xpending(stream, "shadow")["pending"] == 0
-    crashed = landed(LandingStore(landing))
+    crashed = landed(LandingResource(base_path=str(landing)).store(stream))  # --landing is the zone's base
     clean = landed(clean_store)
     pd.testing.assert_frame_equal(crashed, clean)
 
@@ -315,7 +316,7 @@ def test_service_serves_metrics_and_stops_cleanly_on_sigterm(
     summary = json.loads(out.strip().splitlines()[-1])
     assert summary["landed_total"] == expected and summary["dead_letters"] == replayed.faults.malformed
     assert redis_client.xpending(stream, "shadow")["pending"] == 0
-    assert len(landed(LandingStore(tmp_path))) == expected
+    assert len(landed(LandingResource(base_path=str(tmp_path)).store(stream))) == expected
 
 
 def test_drain_writes_a_metrics_textfile(
