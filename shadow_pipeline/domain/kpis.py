@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import pandas as pd
 
@@ -33,26 +34,36 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
         return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
 
 
-def _quantiles(window: np.ndarray, values: np.ndarray, n: int, qs: tuple[float, ...]) -> list[np.ndarray]:
-    """Per-window linear-interpolation quantiles (numpy's default) of values grouped by a sorted window index.
+@numba.njit(cache=True)
+def _order_statistics(values: np.ndarray, ends: np.ndarray, ranks: np.ndarray) -> np.ndarray:
+    """``out[j, w]``: the value of rank ``ranks[j, w]`` (0-based, ascending) among window ``w``'s values, NaN for an
+    empty window. Windows are consecutive runs of ``values`` ending at ``ends``.
+
+    One partial sort per window (``np.partition`` narrows to what lies above the previous rank), not a sort of
+    the whole frame by (window, value): that lexsort was most of the KPI stage's time.
+    """
+    out = np.full(ranks.shape, np.nan)
+    start = 0
+    for w in range(len(ends)):
+        end = ends[w]
+        if end > start:
+            part = np.partition(values[start:end], ranks[:, w])
+            for j in range(ranks.shape[0]):
+                out[j, w] = part[ranks[j, w]]
+        start = end
+    return out
+
+
+def _quantiles(values: np.ndarray, counts: np.ndarray, qs: tuple[float, ...]) -> list[np.ndarray]:
+    """Per-window linear-interpolation quantiles (numpy's default) of values in window order.
 
     Returns, per q, the (low, high, fraction) pieces so a caller can clip before interpolating.
     """
-    order = np.lexsort((values, window))
-    v = values[order]
-    counts = np.bincount(window, minlength=n)
-    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-    has = counts > 0
-    out = []
-    for q in qs:
-        pos = q * np.maximum(counts - 1, 0)
-        lo = np.floor(pos).astype(np.int64)
-        hi = np.ceil(pos).astype(np.int64)
-        frac = pos - lo
-        low = np.where(has, v[np.minimum(starts + lo, len(v) - 1)], np.nan)
-        high = np.where(has, v[np.minimum(starts + hi, len(v) - 1)], np.nan)
-        out.append(np.stack([low, high, frac]))
-    return out
+    pos = np.array(qs)[:, None] * np.maximum(counts - 1, 0)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.ceil(pos).astype(np.int64)
+    stats = _order_statistics(values, np.cumsum(counts), np.concatenate((lo, hi)))
+    return [np.stack([stats[i], stats[len(qs) + i], pos[i] - lo[i]]) for i in range(len(qs))]
 
 
 def _interp(piece: np.ndarray) -> np.ndarray:
@@ -105,35 +116,47 @@ def latency_legs(ticks: pd.DataFrame) -> LatencyLegs:
     return LatencyLegs(feed, broker, offset / _MS, None)
 
 
-def _latency(window: np.ndarray, n: int, legs: LatencyLegs, decision_ms: float) -> dict[str, np.ndarray]:
+def _latency(counts: np.ndarray, legs: LatencyLegs, decision_ms: float) -> dict[str, np.ndarray]:
     """Tick-to-decision latency = feed + broker + decision; the gated p95 is taken after clipping at p1/p99."""
     feed, broker = legs.feed_ms, legs.broker_ms
     total = feed + broker + decision_ms
-    p1, p95, p99 = _quantiles(window, total, n, (WINSOR[0], 0.95, WINSOR[1]))
+    p1, p95, p99 = _quantiles(total, counts, (WINSOR[0], 0.95, WINSOR[1]))
     floor, ceiling = _interp(p1), _interp(p99)
     clipped = np.stack([np.clip(p95[0], floor, ceiling), np.clip(p95[1], floor, ceiling), p95[2]])
     return {
         "p95_latency_ms": _interp(clipped),
         "p95_raw_ms": _interp(p95),
         "p99_ms": ceiling,
-        "feed_p95_ms": _interp(_quantiles(window, feed, n, (0.95,))[0]),
-        "broker_p95_ms": _interp(_quantiles(window, broker, n, (0.95,))[0]),
-        "decision_p95_ms": np.where(np.bincount(window, minlength=n) > 0, decision_ms, np.nan),
+        "feed_p95_ms": _interp(_quantiles(feed, counts, (0.95,))[0]),
+        "broker_p95_ms": _interp(_quantiles(broker, counts, (0.95,))[0]),
+        "decision_p95_ms": np.where(counts > 0, decision_ms, np.nan),
     }
 
 
-def _risk(
-    ts: np.ndarray, window: np.ndarray, counts: np.ndarray, first: int, dur: int, use: np.ndarray
-) -> dict[str, np.ndarray]:
+@numba.njit(cache=True)
+def _time_weighted(ts: np.ndarray, use: np.ndarray, first: int, dur: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per window: time covered by ticks' states (ns) and that time weighted by ``use``. Each tick's state lasts
+    until the next tick; a state that spans a window edge is split there. One pass in tick order, which adds
+    the pieces in the order a sort of ticks and edges would give them."""
+    covered = np.zeros(n)
+    weighted = np.zeros(n)
+    for i in range(len(ts) - 1):
+        begin, stop, weight = ts[i], ts[i + 1], use[i]
+        w = begin // dur - first
+        edge = (first + w + 1) * dur
+        while edge < stop:
+            covered[w] += float(edge - begin)
+            weighted[w] += float(edge - begin) * weight
+            begin, w, edge = edge, w + 1, edge + dur
+        covered[w] += float(stop - begin)
+        weighted[w] += float(stop - begin) * weight
+    return covered, weighted
+
+
+def _risk(ts: np.ndarray, counts: np.ndarray, first: int, dur: int, use: np.ndarray) -> dict[str, np.ndarray]:
     """Time-weighted inventory use: each tick's state lasts until the next tick, split at window edges."""
     n = len(counts)
-    edges = (first + np.arange(1, n, dtype=np.int64)) * dur
-    points = np.sort(np.concatenate((ts, edges[(edges > ts[0]) & (edges < ts[-1])])), kind="stable")
-    state = np.searchsorted(ts, points, side="right") - 1
-    seg_window = points[:-1] // dur - first
-    seconds = np.diff(points).astype(np.float64)
-    covered = np.bincount(seg_window, weights=seconds, minlength=n)
-    weighted = np.bincount(seg_window, weights=seconds * use[state[:-1]], minlength=n)
+    covered, weighted = _time_weighted(ts, use, first, dur, n)
     last = np.cumsum(counts) - 1  # last tick at or before each window's end
     carry = np.concatenate(([0.0], use[last[:-1]]))
     nonempty = counts > 0
@@ -198,7 +221,7 @@ def iteration_kpis(
     pnl = value_end - np.concatenate(([0.0], value_end[:-1])) + sums.pop("cash")
     use = np.abs(simulation.inventory["position"].to_numpy(dtype=np.float64)) / params.max_position
     legs = latency_legs(ticks)
-    latency = _latency(window, n, legs, LatencyModel.of(params).decision_ms)  # the leg the simulator delays by
+    latency = _latency(counts, legs, LatencyModel.of(params).decision_ms)  # the leg the simulator delays by
     total_fills = sums["maker_count"] + sums["taker_count"]
     traded = sums["maker_notional"] + sums["taker_notional"]
     start = (first + np.arange(n, dtype=np.int64)) * dur
@@ -221,7 +244,7 @@ def iteration_kpis(
     )
     frame["maker_taker_ratio"] = _ratio(frame["maker_notional"].to_numpy(), traded)
     frame["maker_count_share"] = _ratio(frame["maker_count"].to_numpy(dtype=np.float64), total_fills)
-    for name, column in {**sums, "pnl": pnl, **latency, **_risk(ts, window, counts, first, dur, use)}.items():
+    for name, column in {**sums, "pnl": pnl, **latency, **_risk(ts, counts, first, dur, use)}.items():
         frame[name] = column
     frame["broker_measured"] = legs.note is None
     frame["valid"] = (counts >= thresholds.min_ticks_per_window) & (total_fills >= 1)
