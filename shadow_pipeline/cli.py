@@ -398,24 +398,23 @@ def _stored_keys(
 ) -> list[dg.MultiPartitionKey]:
     """Partitions with stored shadow_iterations: the given hours (each must be stored), else every stored one
     (``newest_only``: of the newest hour), of the given symbols or of all stored ones."""
-    from shadow_pipeline.defs.partitions import has_hour, hour_and_symbol
+    from shadow_pipeline.defs.partitions import has_hour, hour_and_symbol, partition_key
     from shadow_pipeline.launch import partition_keys
 
     stored = instance.get_materialized_partitions(dg.AssetKey("shadow_iterations"))
-    wanted = [s.strip().upper() for s in symbols.split(",") if s.strip()]
+    chosen = _symbols(symbols)
     if hours:
-        keys = partition_keys(list(hours), wanted or _symbols(""))
+        keys = partition_keys(list(hours), chosen)
         missing = [str(key) for key in keys if str(key) not in stored]
         if missing:
             raise ValueError(f"no stored shadow_iterations for {', '.join(missing)}: run shadow-pipeline shadow first")
         return keys
-    pairs = sorted(hour_and_symbol(key) for key in stored)
-    pairs = [(h, s) for h, s in pairs if has_hour(h) and (not wanted or s in wanted)]
+    pairs = [(h, s) for h, s in sorted(map(hour_and_symbol, stored)) if has_hour(h) and s in chosen]
     if newest_only and pairs:
         pairs = [pair for pair in pairs if pair[0] == pairs[-1][0]]
     if not pairs:
         raise ValueError("no stored shadow_iterations: run `make shadow-redis` (or shadow-pipeline shadow) first")
-    return [_key(f"{h}|{s}") for h, s in pairs]
+    return [partition_key(h, s) for h, s in pairs]
 
 
 @main.command("audit")
@@ -504,13 +503,6 @@ def export_command(
         return
     _print_table(table)
     sys.exit(2 if (table["run"] == "failed").any() else 0)
-
-
-def _key(stored: str) -> dg.MultiPartitionKey:
-    """The key of a stored partition's string form ("hour|symbol")."""
-    from shadow_pipeline.defs.partitions import hour_and_symbol, partition_key
-
-    return partition_key(*hour_and_symbol(stored))
 
 
 def _export_snapshots(paths: list[Path], config: ExportConfig) -> None:

@@ -12,6 +12,8 @@ from upath import UPath
 from shadow_pipeline.parquet import read_frame, write_frame
 from shadow_pipeline.settings import data_dir
 
+ASSETS_FOLDER = "assets"  # the asset store's folder in a data dir, beside the landing zone
+
 
 class _ParquetUPathIOManager(dg.UPathIOManager):
     extension = ".parquet"
@@ -44,7 +46,7 @@ class ParquetIOManager(dg.ConfigurableIOManagerFactory):
     @classmethod
     def under(cls, data_dir: str) -> ParquetIOManager:
         """The asset store of a data folder (``<data_dir>/assets``), beside the landing zone."""
-        return cls(base_path=str(UPath(data_dir) / "assets"))
+        return cls(base_path=str(UPath(data_dir) / ASSETS_FOLDER))
 
     def base(self) -> UPath:
-        return UPath(self.base_path) if self.base_path else UPath(data_dir()) / "assets"
+        return UPath(self.base_path) if self.base_path else UPath(data_dir()) / ASSETS_FOLDER

@@ -54,6 +54,9 @@ class RedisResource(dg.ConfigurableResource):
         return redact(resolve_url(self.url))
 
 
+LANDING_FOLDER = "landing"  # the landing zone's folder in a data dir, beside the asset store
+
+
 class LandingResource(dg.ConfigurableResource):
     """The landing zone that consumers write before they XACK; raw_ticks reads its partitions from here."""
 
@@ -65,12 +68,12 @@ class LandingResource(dg.ConfigurableResource):
     @classmethod
     def under(cls, data_dir: str) -> LandingResource:
         """The landing zone of a data folder (``<data_dir>/landing``), beside the asset store."""
-        return cls(base_path=str(UPath(data_dir) / "landing"))
+        return cls(base_path=str(UPath(data_dir) / LANDING_FOLDER))
 
     def store(self, stream: str = TICK_STREAM) -> LandingStore:
         """The landing zone of ``stream``. Another stream lands in a folder of its own under ``streams/``: entry
         ids of two streams can coincide, and landing dedups by entry id."""
-        root = UPath(self.base_path) if self.base_path else UPath(data_dir()) / "landing"
+        root = UPath(self.base_path) if self.base_path else UPath(data_dir()) / LANDING_FOLDER
         return LandingStore(root if stream == TICK_STREAM else root / "streams" / quote(stream, safe=""))
 
 
