@@ -8,6 +8,9 @@ from that commit (this file only imports ``shadow_pipeline``, so it runs against
     PYTHONPATH=/tmp/kpis-reference python shadow_pipeline_tests/kpis_golden.py
     git worktree remove /tmp/kpis-reference
 
+The synthetic cases read their ticks from ``fixtures/kpis_golden/*.ticks.parquet`` (the market that ``generate``
+produced at ``ac60efa``; ``--inputs`` rewrites them from today's generator), so a refit of the synthetic market
+does not change what these cases test. The fill model is touch + dwell, the shadow's model at that commit.
 The Binance cases need the shared recordings (``SHADOW_MARKET_DATA`` or ``../shared/data/market``); the three
 broker-leg branches are all covered: measured (BTCUSDT, ``ts_broker`` as ingest derives it), untimed (ETHUSDT,
 no ``ts_broker``) and replayed (the second synthetic seed, broker times an hour off; it also has a gap in
@@ -16,6 +19,7 @@ the feed, so empty windows).
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,11 +29,11 @@ from shadow_pipeline import settings
 from shadow_pipeline.domain.kpis import iteration_kpis
 from shadow_pipeline.domain.profiles import load_profiles, resolve
 from shadow_pipeline.domain.recordings import read_binance
-from shadow_pipeline.domain.simulator import simulate
+from shadow_pipeline.domain.simulator import FeeModel, LatencyModel, TouchDwell, run
 from shadow_pipeline.domain.synthetic import generate
 from shadow_pipeline.domain.ticks import FIELDS, parse_table
 from shadow_pipeline.feed.replay import number_ticks
-from shadow_pipeline.parquet import write_frame
+from shadow_pipeline.parquet import read_frame, write_frame
 
 GOLDEN = Path(__file__).resolve().parent / "fixtures/kpis_golden"
 MARKET_DATA = settings.market_data_dir(Path(__file__).resolve().parents[2] / "shared/data/market")
@@ -53,6 +57,10 @@ class Case:
     def golden(self) -> Path:
         return GOLDEN / f"{self.name}.parquet"
 
+    @property
+    def stored_ticks(self) -> Path:
+        return GOLDEN / f"{self.name}.ticks.parquet"
+
 
 CASES = (
     Case("binance_btcusdt_5s", "BTCUSDT", 5.0, "binance_hftbacktest/usdm/btcusdt_20240808.gz", broker="live"),
@@ -70,6 +78,12 @@ def recording_path(case: Case) -> Path | None:
 
 def case_ticks(case: Case) -> pd.DataFrame:
     """Typed ticks of one symbol in (ts_server, seq) order, as normalized_ticks stores them."""
+    if case.recording is None and case.stored_ticks.exists():
+        return read_frame(str(case.stored_ticks))
+    return generated_ticks(case)
+
+
+def generated_ticks(case: Case) -> pd.DataFrame:
     path = recording_path(case)
     if path is None:
         source = pd.concat(list(generate([case.symbol], SYNTHETIC_SECONDS, seed=case.seed)), ignore_index=True)
@@ -91,11 +105,17 @@ def case_ticks(case: Case) -> pd.DataFrame:
 def case_kpis(case: Case) -> pd.DataFrame:
     ticks = case_ticks(case)
     params, thresholds = resolve(load_profiles(), PROFILE, case.symbol)
-    return iteration_kpis(ticks, simulate(ticks, params), params, thresholds, case.window_s)
+    simulation = run(ticks, params, TouchDwell.of(params), LatencyModel.of(params), FeeModel.of(params))
+    return iteration_kpis(ticks, simulation, params, thresholds, case.window_s)
 
 
 def main() -> None:
     GOLDEN.mkdir(parents=True, exist_ok=True)
+    if "--inputs" in sys.argv:
+        for case in CASES:
+            if case.recording is None:
+                write_frame(generated_ticks(case), str(case.stored_ticks))
+        return
     for case in CASES:
         path = recording_path(case)
         if path is not None and not path.exists():

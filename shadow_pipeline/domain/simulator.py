@@ -511,7 +511,7 @@ def run(
     )
     mid = (ticks["bid"].to_numpy(dtype=np.float64) + ticks["ask"].to_numpy(dtype=np.float64)) / 2
     inventory = pd.DataFrame({"ts": ts, "position": position * params.lot_step, "mid": mid})
-    fills = _fills(ts, mid, records, params, fees)
+    fills = fill_table(ts, mid, records, params, fees)
     if queue:
         ahead = records[:, F_AHEAD]
         fills["queue_ahead_at_entry"] = np.where(ahead >= 0, ahead * params.lot_step, np.nan)
@@ -526,7 +526,7 @@ def markout_mids(ts: np.ndarray, mid: np.ndarray, fill_ts: np.ndarray, horizon_s
     return np.where(known, mid[later], np.nan)
 
 
-def _fills(
+def fill_table(
     ts: np.ndarray, mid: np.ndarray, records: np.ndarray, params: StrategyParams, fees: FeeModel
 ) -> pd.DataFrame:
     """The fills table: maker fills see the mid before their triggering tick, hedges the touch they cross."""
