@@ -1,4 +1,5 @@
-# Everything a user or CI runs. The first target that needs Python builds .venv from pyproject.toml.
+# Everything a user or CI runs. The first target that needs Python builds .venv from pyproject.toml, with the
+# optional hftbacktest extra (hbt: the dry-run's independent reality engine); `pip install .` leaves it out.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -19,7 +20,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "shadow-pipeline needs Python >= 3.11; set PYTHON=python3.11 (or newer)")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,hbt]'
 	@touch $@
 
 $(INSTANCE): dagster.yaml

@@ -540,8 +540,20 @@ def _export_snapshots(paths: list[Path], config: ExportConfig) -> None:
 )
 @click.option("--hour", "hours", multiple=True, help="Hourly partition (repeat). Default: every hour the stream spans.")
 @click.option("--profile", default=default(ShadowConfig, "profile"), show_default=True)
+@click.option("--profiles-file", default=None, help="Default: $SHADOW_PROFILES, else the packaged profiles.")
 @click.option(
-    "--reality", type=click.Choice(["queue", "fills"]), default=default(DryRunConfig, "reality"), show_default=True
+    "--reality",
+    type=click.Choice(["auto", "hftbacktest", "queue", "fills"]),
+    default=default(DryRunConfig, "reality"),
+    show_default=True,
+    help="auto: hftbacktest for a queue-model shadow, our queue engine for a dwell shadow.",
+)
+@click.option(
+    "--queue-model",
+    type=click.Choice(["risk_averse", "power", "log"]),
+    default=default(DryRunConfig, "queue_model"),
+    show_default=True,
+    help="hftbacktest's queue model.",
 )
 @_placement_options
 def dryrun_command(
@@ -550,7 +562,9 @@ def dryrun_command(
     duration: float,
     hours: tuple[str, ...],
     profile: str,
+    profiles_file: str | None,
     reality: str,
+    queue_model: str,
     stream: str,
     data_dir: str | None,
     artifacts_dir: str | None,
@@ -561,8 +575,8 @@ def dryrun_command(
     from shadow_pipeline.launch import Placement, project_instance, run_dryrun, verdict_exit_code
 
     try:
-        shadow = ShadowConfig(profile=profile, window_seconds=duration)
-        dryrun = DryRunConfig(reality=reality, iterations=iterations)  # type: ignore[arg-type]
+        shadow = ShadowConfig(profile=profile, window_seconds=duration, profiles_file=profiles_file)
+        dryrun = DryRunConfig(reality=reality, queue_model=queue_model, iterations=iterations)  # type: ignore[arg-type]
         keys = _partitions(hours, symbols, stream)
         placement = Placement(stream=stream, data_dir=data_dir, artifacts_dir=artifacts_dir)
         with project_instance() as instance:

@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 from hypothesis import strategies as st
 
-from shadow_pipeline.domain.profiles import StrategyParams, Thresholds
+from shadow_pipeline.domain.profiles import FILL_DWELL, StrategyParams, Thresholds
 from shadow_pipeline.domain.ticks import TYPED_COLUMNS
 
 T0 = 1_723_161_255_000_000_000  # a multiple of 5 s, so 5-second windows start at T0
@@ -70,6 +70,7 @@ BASE = StrategyParams(
     order_entry_latency_ms=10,
     markout_horizon_s=1.0,
     decision_latency_ms=0.0,
+    fill_model=FILL_DWELL,  # the simulator tests hold the dwell rules; the queue tests name QueueAware themselves
 )
 
 

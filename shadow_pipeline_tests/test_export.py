@@ -38,8 +38,10 @@ def test_hash_export_writes_typed_fields_with_a_ttl(client: redis.Redis) -> None
     fields = client.hgetall(kpi_symbol_hash("BTCUSDT"))
     assert set(fields) == {
         "timestamp", "symbol", "maker_taker_ratio", "net_bps", "p95_latency_ms", "risk_ratio",
-        "maker_count", "taker_count", "total_fills", "partition", "profile", "window_seconds", "params_digest", "scope",
+        "maker_count", "taker_count", "total_fills", "partition", "profile", "window_seconds", "params_digest",
+        "fill_model", "scope",
     }  # fmt: skip
+    assert fields["fill_model"] == "queue (size_decrease_share 0 (risk-averse))"  # the packaged profiles' model
     valid = iterations[iterations["valid"]]
     assert int(fields["total_fills"]) == int(valid["total_fills"].sum()) > 0
     assert fields["partition"] == partition and fields["scope"] == "partition" and fields["profile"] == "moderate"
@@ -51,7 +53,7 @@ def test_hash_export_writes_typed_fields_with_a_ttl(client: redis.Redis) -> None
 
 
 def test_stream_export_is_exact_and_never_duplicates(client: redis.Redis) -> None:
-    iterations = synthetic_iterations()
+    iterations = synthetic_iterations(gap_s=(40.0, 70.0))  # windows without ticks, so without fills
     partition = partition_of(iterations)
     [first] = export_partition(client, iterations, synthetic_report(iterations), "stream")
     [again] = export_partition(client, iterations, synthetic_report(iterations), "stream")

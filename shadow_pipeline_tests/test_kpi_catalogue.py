@@ -33,14 +33,14 @@ from shadow_pipeline_tests.shadow_helpers import synthetic_iterations
 
 # Fields of a record that say what it describes, not what was measured.
 RECORD_ENVELOPE = {
-    "timestamp", "symbol", "partition", "profile", "window_seconds", "params_digest", "scope", "iteration", "valid",
+    "timestamp", "symbol", "partition", "profile", "window_seconds", "params_digest", "fill_model", "scope", "iteration", "valid",
 }  # fmt: skip
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "shadow-simulation.md"
 
 
 @pytest.fixture(scope="module")
 def iterations() -> pd.DataFrame:
-    frame = synthetic_iterations(symbol="ETHUSDT", seconds=300, window_s=10)
+    frame = synthetic_iterations(symbol="ETHUSDT", seconds=300, window_s=10, gap_s=(120.0, 160.0))
     assert frame["valid"].any() and not frame["valid"].all()  # so "over valid" and "over all" differ
     assert frame["taker_count"].sum() > 0  # so the maker share is not 1 everywhere
     return frame

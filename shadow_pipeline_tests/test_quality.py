@@ -63,7 +63,7 @@ def test_buffer_conserves_ticks_and_stays_bounded(ts_ms: list[int], capacity: in
     buffer = ReorderBuffer(watermark_ns=40 * MS, capacity=capacity)
     out_released, out_dropped = [], []
     for part in np.array_split(np.arange(len(frame)), batches):
-        release = buffer.push(frame.iloc[part].reset_index(drop=True))
+        release = buffer.push(frame.take(part).reset_index(drop=True))
         assert len(buffer) <= capacity
         out_released.append(release.released)
         out_dropped.append(release.dropped)
@@ -91,8 +91,8 @@ def test_assess_counts_each_fault_by_hand() -> None:
 
 def test_normalize_keeps_what_ingest_adds_with_its_types() -> None:
     received = ticks([2, 1, 2], [1, 0, 1])
-    received.insert(0, "entry_id", np.array(["5-0", "6-0", "7-0"], dtype=object))
-    received.insert(list(received.columns).index("ts_local") + 1, "ts_broker", np.array([5, 6, 7]) * MS)
+    received.insert(0, "entry_id", pd.Series(["5-0", "6-0", "7-0"], dtype=object))
+    received.insert(list(received.columns).index("ts_local") + 1, "ts_broker", pd.Series([5, 6, 7]) * MS)
     normal = normalize(received)
     assert normal["entry_id"].tolist() == ["6-0", "5-0"]  # seq 1 first by exchange time; seq 2's first arrival
     assert normal["ts_broker"].dtype == np.int64 and normal["ts_broker"].tolist() == [6 * MS, 5 * MS]

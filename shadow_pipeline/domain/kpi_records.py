@@ -57,6 +57,7 @@ def iteration_records(iterations: pd.DataFrame, notes: RunNotes) -> list[dict[st
                 "profile": notes.profile,
                 "window_seconds": float(notes.window_seconds),
                 "params_digest": notes.params_digest,
+                "fill_model": notes.fill_model,
                 "scope": "iteration",
                 "iteration": int(row["iteration"]),
                 "valid": bool(row["valid"]),
@@ -73,6 +74,7 @@ def partition_record(
     profile: str,
     window_seconds: float,
     digest: str,
+    fill_model: str,
     timestamp_ns: int,
 ) -> dict[str, Any]:
     """A partition's aggregate KPIs (``domain.kpis.aggregate``, or a snapshot's ``kpis``) as one record."""
@@ -85,6 +87,7 @@ def partition_record(
         "profile": profile,
         "window_seconds": float(window_seconds),
         "params_digest": digest,
+        "fill_model": fill_model,
         "scope": "partition",
     }
 
@@ -92,7 +95,7 @@ def partition_record(
 def report_record(report: Mapping[str, Any], kpis: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The partition record of a shadow report: a row of ``shadow_report`` (KPIs beside the notes), or a
     POST_SHADOW_SNAPSHOT.json with its ``kpis`` given apart. The aggregate is the report's, never recomputed."""
-    needed = ("symbol", "partition", "profile", "window_seconds", "params_digest", "as_of")
+    needed = ("symbol", "partition", "profile", "window_seconds", "params_digest", "fill_model", "as_of")
     missing = [key for key in needed if key not in report]
     if missing:
         raise KpiRecordError(f"report lacks {', '.join(missing)} (written by an older version? re-run the report)")
@@ -103,6 +106,7 @@ def report_record(report: Mapping[str, Any], kpis: Mapping[str, Any] | None = No
         profile=str(report["profile"]),
         window_seconds=float(report["window_seconds"]),
         digest=str(report["params_digest"]),
+        fill_model=str(report["fill_model"]),
         timestamp_ns=pd.Timestamp(report["as_of"]).value,
     )
 

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from shadow_pipeline.domain.profiles import StrategyParams, Thresholds
+from shadow_pipeline.domain.simulator import fill_model_of
 
 NOTES_ATTR = "run_notes"
 
@@ -49,6 +50,11 @@ class RunNotes:
     @property
     def params_digest(self) -> str:
         return params_digest(self.params)
+
+    @property
+    def fill_model(self) -> str:
+        """The fill model and its assumption, as reports and exported records name them."""
+        return fill_model_of(self.params).label
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

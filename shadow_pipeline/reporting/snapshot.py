@@ -45,7 +45,10 @@ def build_snapshot(
     judged: Verdict,
     notes: Mapping[str, Any],
     generated_at: str,
+    sensitivity: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
+    """``sensitivity``: the fill model's knob at its bounds (``domain.sensitivity``), when it was measured."""
+    rows = [] if sensitivity is None else sensitivity.to_dict(orient="records")
     return {
         "schema_version": SCHEMA_VERSION,
         "generated_at": generated_at,
@@ -56,6 +59,7 @@ def build_snapshot(
         "gates": [{k: _plain(v) for k, v in o.as_dict().items()} for o in judged.outcomes],
         "verdict": judged.label,
         "reasons": judged.reasons,
+        "sensitivity": [{str(k): _plain(v) for k, v in row.items()} for row in rows],
     }
 
 
@@ -65,6 +69,7 @@ NOTE_FIELDS = (
     "partition",
     "profile",
     "window_seconds",
+    "fill_model",
     "commit",
     "source",
     "ingest",
@@ -72,16 +77,19 @@ NOTE_FIELDS = (
 )
 
 
-def judge_partition(iterations: pd.DataFrame, notes: RunNotes, generated_at: str) -> tuple[dict[str, Any], Verdict]:
+def judge_partition(
+    iterations: pd.DataFrame, notes: RunNotes, generated_at: str, sensitivity: pd.DataFrame | None = None
+) -> tuple[dict[str, Any], Verdict]:
     """A partition's snapshot: the aggregate (computed here, once) and window medians, judged by the gates the
-    windows were computed with."""
+    windows were computed with, and the verdict across the fill model's knob when ``sensitivity`` is given."""
     kpis = {str(k): v for k, v in aggregate(iterations).iloc[0].items()}
     medians = window_medians(iterations, tuple(k for k in KPI_FIELDS if k in iterations))
     context = {name: getattr(notes, name) for name in NOTE_FIELDS}
     context["params_digest"] = notes.params_digest
     context["as_of"] = pd.Timestamp(int(iterations["window_end"].max()), tz="UTC").isoformat()
     judged = judge(kpis, notes.thresholds)
-    return build_snapshot(kpis, medians, notes.thresholds, judged, context, generated_at), judged
+    snapshot = build_snapshot(kpis, medians, notes.thresholds, judged, context, generated_at, sensitivity)
+    return snapshot, judged
 
 
 def report_row(snapshot: Mapping[str, Any]) -> dict[str, Any]:
@@ -135,6 +143,35 @@ def _fmt(value: Any) -> str:
     return f"{value:,.4g}" if isinstance(value, float) else str(value)
 
 
+def _sensitivity_lines(rows: list[Mapping[str, Any]]) -> list[str]:
+    """The verdict across the fill model's knob: does the Go/No-Go hinge on the queue assumption?"""
+    if not rows:
+        return []
+    verdicts = {row["verdict"] for row in rows}
+    knob = rows[0]["knob"]
+    summary = (
+        f"The verdict is {next(iter(verdicts))} across the whole range of `{knob}`: it does not hinge on it."
+        if len(verdicts) == 1
+        else f"**The verdict flips within the range of `{knob}`**: it depends on an assumption the data cannot settle."
+    )
+    shown = ("total_fills", "maker_taker_ratio", "net_bps", "risk_ratio", "valid_windows")
+    return [
+        "",
+        f"## Sensitivity to the fill model's assumption (`{knob}`)",
+        "",
+        summary,
+        "",
+        "| assumption | value | " + " | ".join(shown) + " | verdict |",
+        "|---|---|" + "---|" * len(shown) + "---|",
+        *(
+            f"| {row['assumption']} | {_fmt(row['value'])} | "
+            + " | ".join(_fmt(row.get(name)) for name in shown)
+            + f" | {row['verdict']} |"
+            for row in rows
+        ),
+    ]
+
+
 def render_markdown(snapshot: Mapping[str, Any], plot_file: str | None) -> str:
     kpis = snapshot["kpis"]
     gates = pd.DataFrame(snapshot["gates"])
@@ -144,7 +181,8 @@ def render_markdown(snapshot: Mapping[str, Any], plot_file: str | None) -> str:
         f"**Verdict: {snapshot['verdict']}**"
         + ("" if not snapshot["reasons"] else " because " + "; ".join(snapshot["reasons"])),
         "",
-        f"Profile `{snapshot['profile']}`, windows of {_fmt(snapshot.get('window_seconds'))} s, "
+        f"Profile `{snapshot['profile']}`, fill model {snapshot.get('fill_model', 'n/a')}, "
+        f"windows of {_fmt(snapshot.get('window_seconds'))} s, "
         f"source {snapshot.get('source', 'n/a')}, commit {snapshot.get('commit', 'n/a')}, "
         f"ingest {snapshot.get('ingest', 'n/a')}.",
         "",
@@ -159,6 +197,7 @@ def render_markdown(snapshot: Mapping[str, Any], plot_file: str | None) -> str:
         *(f"| {name} | {_fmt(kpis[name])} | {_fmt(snapshot['window_medians'].get(name))} |" for name in KPI_FIELDS),
         "",
         "Definitions: docs/shadow-simulation.md.",
+        *_sensitivity_lines(snapshot.get("sensitivity") or []),
     ]
     if plot_file:
         lines += ["", f"![KPIs per window]({plot_file})"]

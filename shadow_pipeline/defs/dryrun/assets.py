@@ -12,8 +12,11 @@ from shadow_pipeline.defs.partitions import hour_and_symbol, tick_partitions
 from shadow_pipeline.domain.accuracy import compare
 from shadow_pipeline.domain.actual_fills import simulation_from_fills
 from shadow_pipeline.domain.kpis import iteration_kpis
-from shadow_pipeline.domain.queue_replay import QueueOptions, queue_replay
+from shadow_pipeline.domain.hftbacktest_engine import HftbacktestMissing, hftbacktest_replay
+from shadow_pipeline.domain.profiles import FILL_QUEUE, StrategyParams
+from shadow_pipeline.domain.queue_fit import QueueFit, fit_queue
 from shadow_pipeline.domain.run_notes import RunNotesMissing, run_notes
+from shadow_pipeline.domain.simulator import FeeModel, LatencyModel, QueueAware, run
 from shadow_pipeline.domain.windows import hour_bounds
 from shadow_pipeline.redis_io.dryrun_fills import BadFillEntry, read_fills
 from shadow_pipeline.redis_io.keys import fills_stream, kpi_stream
@@ -25,14 +28,32 @@ from shadow_pipeline.resources import ArtifactsResource, RedisResource
 class DryRunConfig(dg.Config):
     """Where reality comes from and how much of it to compare (docs/dry-run.md)."""
 
-    reality: Literal["queue", "fills"] = Field(
-        default="queue", description="queue: queue-aware replay of the same ticks; fills: dryrun:fills:{symbol}."
+    reality: Literal["auto", "hftbacktest", "queue", "fills"] = Field(
+        default="auto",
+        description="auto: hftbacktest when the shadow runs the queue model, else the queue model; hftbacktest: "
+        "hftbacktest's engine on the same ticks (extra hbt); queue: our queue-aware engine (only against a dwell "
+        "shadow); fills: a real bot's fills from dryrun:fills:{symbol}.",
+    )
+    queue_model: Literal["risk_averse", "power", "log"] = Field(
+        default="risk_averse", description="hftbacktest's queue model: risk-averse, or probabilistic (power, log)."
     )
     iterations: int | None = Field(default=None, ge=1, description="Compare only the newest N windows.")
     min_fills: int = Field(default=1, ge=0, description="Fills both sides need in a window to compare shares.")
     size_decrease_share: float = Field(
-        default=0.0, ge=0, le=1, description="Queue replay: share of unexplained touch-size decreases ahead of us."
+        default=0.0, ge=0, le=1, description="Reality queue: share of unexplained touch-size decreases ahead of us."
     )
+
+
+def _reality_of(config: DryRunConfig, params: StrategyParams) -> str:
+    """The reality source; never the shadow's own model, whose comparison with itself could not fail."""
+    if config.reality == "auto":
+        return "hftbacktest" if params.fill_model == FILL_QUEUE else "queue"
+    if config.reality == "queue" and params.fill_model == FILL_QUEUE:
+        raise dg.Failure(
+            "reality 'queue' is the shadow's own fill model (queue): the dry-run would compare the model with "
+            "itself. Use reality hftbacktest (the default for a queue shadow) or fills (a real bot's fills)."
+        )
+    return config.reality
 
 
 @dg.asset(
@@ -54,15 +75,17 @@ def dryrun_accuracy_report(
     predicted vs actual, PASS < 15 % / WARN 15-30 % / FAIL > 30 %.
 
     The predictions are read back from Redis (shadow:kpi:stream:{symbol}), as a downstream consumer sees them.
-    Reality is a queue-aware replay of the same ticks and quotes, or the fills a real dry-run bot reported.
+    Reality is an independent engine on the same ticks and strategy (hftbacktest for the default queue-model
+    shadow, our queue-aware engine for a dwell shadow), or the fills a real dry-run bot reported, to which the
+    queue model's unknowns are then fitted. The report says which pair was compared.
     """
     hour, symbol = hour_and_symbol(context.partition_key)
     partition = str(context.partition_key)
     try:
-        run = run_notes(shadow_iterations)
+        shadow_run = run_notes(shadow_iterations)
     except RunNotesMissing as exc:
         raise dg.Failure(str(exc)) from None
-    params, thresholds, window_seconds = run.params, run.thresholds, run.window_seconds
+    params, thresholds, window_seconds = shadow_run.params, shadow_run.thresholds, shadow_run.window_seconds
     client = redis.get_client(decode_responses=True)
     records = read_stream_records(
         client,
@@ -70,7 +93,7 @@ def dryrun_accuracy_report(
         partition=partition,
         profile=params.profile,
         window_seconds=window_seconds,
-        params_digest=run.params_digest,
+        params_digest=shadow_run.params_digest,
     )
     if not records:
         raise dg.Failure(
@@ -82,9 +105,18 @@ def dryrun_accuracy_report(
     predicted["window_end"] = (
         pd.to_datetime(predicted["timestamp"], utc=True, format="ISO8601").dt.as_unit("ns").astype("int64")
     )
-    if config.reality == "queue":
-        reality = queue_replay(normalized_ticks, params, QueueOptions(size_decrease_share=config.size_decrease_share))
-        source = f"queue-aware replay (size_decrease_share {config.size_decrease_share:g})"
+    source_name = _reality_of(config, params)
+    fit: QueueFit | None = None
+    if source_name == "hftbacktest":
+        try:
+            reality = hftbacktest_replay(normalized_ticks, params, config.queue_model)
+        except HftbacktestMissing as exc:
+            raise dg.Failure(str(exc)) from None
+        source = f"hftbacktest 2.4.4 ({config.queue_model.replace('_', '-')} queue, no partial fills)"
+    elif source_name == "queue":
+        queue = QueueAware(config.size_decrease_share)
+        reality = run(normalized_ticks, params, queue, LatencyModel.of(params), FeeModel.of(params))
+        source = f"our queue-aware engine, {queue.label}"
     else:
         start, end = hour_bounds(hour)
         try:
@@ -94,6 +126,9 @@ def dryrun_accuracy_report(
             raise dg.Failure(f"{fills_stream(symbol)}: {exc}") from None
         source = f"{len(fills)} fills from {fills_stream(symbol)}"
     actual = iteration_kpis(normalized_ticks, reality, params, thresholds, window_seconds)
+    if source_name == "fills":
+        fit = fit_queue(normalized_ticks, params, thresholds, window_seconds, actual)
+        context.log.info(f"{symbol} {hour}: the queue model fits the bot's fills best at {fit.summary}")
     try:
         accuracy = compare(predicted, actual, config.min_fills, config.iterations)
     except ValueError as exc:
@@ -106,12 +141,16 @@ def dryrun_accuracy_report(
         "partition": partition,
         "profile": params.profile,
         "window_seconds": window_seconds,
+        "shadow": shadow_run.fill_model,
         "reality": source,
+        "compared": f"shadow {shadow_run.fill_model} against {source}",
         "predictions": f"{len(records)} records from {kpi_stream(symbol)}",
         "windows_compared": len(accuracy.windows),
         "predicted_fills": predicted_fills,
         "actual_fills": actual_fills,
     }
+    if fit is not None:
+        notes["queue_fit"] = fit.summary
     path = write_reports(artifacts.dryrun_folder(hour, symbol), accuracy, notes)
     context.log.info(f"{symbol} {hour}: dry-run accuracy {accuracy.worst} against {source}")
     yield dg.Output(
@@ -123,7 +162,17 @@ def dryrun_accuracy_report(
             "predicted_fills": dg.MetadataValue.int(predicted_fills),
             "actual_fills": dg.MetadataValue.int(actual_fills),
             "reality": source,
+            "shadow_fill_model": shadow_run.fill_model,
+            "compared": str(notes["compared"]),
             "report": dg.MetadataValue.path(str(path)),
+            **(
+                {
+                    "queue_fit": fit.summary,
+                    "queue_fit_table": dg.MetadataValue.md(fit.table.to_markdown(index=False, floatfmt=".4g")),
+                }
+                if fit is not None
+                else {}
+            ),
         },
     )
     yield from checks.accuracy_gates(accuracy)

@@ -23,6 +23,7 @@ from shadow_pipeline.domain.profiles import (
     resolve,
 )
 from shadow_pipeline.domain.run_notes import RunNotes, RunNotesMissing, run_notes, with_notes
+from shadow_pipeline.domain.sensitivity import fill_sensitivity, verdict_flips
 from shadow_pipeline.domain.simulator import simulate
 from shadow_pipeline.domain.windows import HOUR_NS
 from shadow_pipeline.reporting.notes import commit_sha, ingest_note
@@ -86,10 +87,24 @@ def _table(frame: pd.DataFrame, columns: tuple[str, ...], rows: int = 60) -> dg.
     return dg.MetadataValue.md(shown.to_markdown(index=False, floatfmt=".4g") if len(shown) else "_no windows_")
 
 
-@dg.asset(
+@dg.multi_asset(
     group_name="shadow",
     partitions_def=tick_partitions,
-    kinds={"numba", "pandas", "parquet"},
+    outs={
+        "shadow_iterations": dg.AssetOut(
+            kinds={"numba", "pandas", "parquet"},
+            description="Per-window KPIs of the profile's quotes on the hour's ticks, from simulated orders and "
+            "fills under the profile's fill model (queue-aware by default; docs/shadow-simulation.md). One row "
+            "per window; the run notes (commit, source, profile, fill model, parameters, thresholds, ingest "
+            "quality) are stored once with them.",
+        ),
+        "fill_sensitivity": dg.AssetOut(
+            kinds={"numba", "pandas", "parquet"},
+            description="The hour's KPIs and Go/No-Go at both bounds of the fill model's unknown knob "
+            "(size_decrease_share 0 and 1 under queue, touch_dwell_ms 0 and 10 s under dwell) beside the chosen "
+            "value: whether the verdict hinges on the queue assumption.",
+        ),
+    },
 )
 def shadow_iterations(
     context: dg.AssetExecutionContext,
@@ -98,13 +113,9 @@ def shadow_iterations(
     tick_quality: pd.DataFrame,
     redis: RedisResource,
     tick_stream: TickStreamResource,
-) -> dg.Output[pd.DataFrame]:
-    """Per-window KPIs of the profile's quotes on the hour's ticks, from simulated orders and fills.
-
-    Fills follow the touch + dwell model (docs/shadow-simulation.md): maker fills only on a trade at or through
-    the quote or a crossing touch, after the dwell time; hedges cross the spread as a taker. One row per window;
-    the run notes (commit, source, profile, parameters, thresholds, ingest quality) are stored once with them.
-    """
+) -> Iterator[dg.Output[pd.DataFrame]]:
+    """Simulated orders and fills of the profile's strategy on the hour's ticks, nothing sent: the KPIs per
+    window, and the same hour at the bounds of the fill model's knob."""
     hour, symbol = hour_and_symbol(context.partition_key)
     params, thresholds = strategy_for(config, symbol)
     if normalized_ticks.empty:
@@ -130,11 +141,12 @@ def shadow_iterations(
     iterations = with_notes(iterations, notes)
     valid = int(iterations["valid"].sum()) if len(iterations) else 0
     context.log.info(
-        f"{symbol} {hour}: {len(normalized_ticks)} ticks, {len(simulation.fills)} fills, "
+        f"{symbol} {hour}: {len(normalized_ticks)} ticks, {len(simulation.fills)} fills ({notes.fill_model}), "
         f"{valid}/{len(iterations)} valid windows of {config.window_seconds:g} s ({seconds:.2f} s)"
     )
-    return dg.Output(
+    yield dg.Output(
         iterations,
+        output_name="shadow_iterations",
         metadata={
             "dagster/row_count": dg.MetadataValue.int(len(iterations)),
             "valid_windows": dg.MetadataValue.int(valid),
@@ -143,6 +155,7 @@ def shadow_iterations(
             "taker_fills": dg.MetadataValue.int(int((~simulation.fills["is_maker"]).sum())),
             "ticks": dg.MetadataValue.int(len(normalized_ticks)),
             "profile": config.profile,
+            "fill_model": notes.fill_model,
             "window_seconds": float(config.window_seconds),
             "ingest": notes.ingest,
             "commit": notes.commit,
@@ -150,6 +163,27 @@ def shadow_iterations(
             "parameters": dg.MetadataValue.json(params.__dict__),
             "windows": _table(iterations, TABLE_COLUMNS),
             "simulation_seconds": dg.MetadataValue.float(round(seconds, 3)),
+        },
+    )
+    sensitivity = fill_sensitivity(normalized_ticks, params, thresholds, config.window_seconds)
+    flips = verdict_flips(sensitivity)
+    rows = sensitivity.to_dict(orient="records")
+    say = context.log.warning if flips else context.log.info
+    say(
+        f"{symbol} {hour}: verdict across {rows[0]['knob']}: "
+        + ", ".join(f"{row['value']:g} ({row['assumption']}) {row['verdict']}" for row in rows)
+    )
+    yield dg.Output(
+        sensitivity,
+        output_name="fill_sensitivity",
+        metadata={
+            "verdict_flips": dg.MetadataValue.bool(flips),
+            "knob": str(sensitivity["knob"].iloc[0]),
+            "table": dg.MetadataValue.md(sensitivity.to_markdown(index=False, floatfmt=".4g")),
+            **{
+                f"fills_at_{str(row['assumption']).replace(' ', '_')}": dg.MetadataValue.int(int(row["total_fills"]))
+                for row in rows
+            },
         },
     )
 
@@ -161,7 +195,10 @@ def shadow_iterations(
     check_specs=checks.SHADOW_REPORT_CHECKS,
 )
 def shadow_report(
-    context: dg.AssetExecutionContext, shadow_iterations: pd.DataFrame, artifacts: ArtifactsResource
+    context: dg.AssetExecutionContext,
+    shadow_iterations: pd.DataFrame,
+    fill_sensitivity: pd.DataFrame,
+    artifacts: ArtifactsResource,
 ) -> Iterator[dg.Output[pd.DataFrame] | dg.AssetCheckResult]:
     """Go/No-Go for the hour and symbol: KPIs over the valid windows against the profile's gates.
 
@@ -171,7 +208,7 @@ def shadow_report(
     """
     hour, symbol = hour_and_symbol(context.partition_key)
     run = _notes_of(shadow_iterations)
-    snapshot, judged = judge_partition(shadow_iterations, run, pd.Timestamp.now(tz="UTC").isoformat())
+    snapshot, judged = judge_partition(shadow_iterations, run, pd.Timestamp.now(tz="UTC").isoformat(), fill_sensitivity)
     folder = artifacts.shadow_folder(hour, symbol)
     gates = kpi_gates(run.thresholds)
     png = kpi_plot_png(shadow_iterations, gates, f"{symbol} {hour}, profile {run.profile}")
@@ -193,6 +230,9 @@ def shadow_report(
             "reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in snapshot["reasons"]) or "all gates pass"),
             **numbers,
             "gates": dg.MetadataValue.md(pd.DataFrame(snapshot["gates"]).to_markdown(index=False)),
+            "fill_model": run.fill_model,
+            "sensitivity": dg.MetadataValue.md(fill_sensitivity.to_markdown(index=False, floatfmt=".4g")),
+            "verdict_flips_in_knob_range": dg.MetadataValue.bool(verdict_flips(fill_sensitivity)),
             "kpi_plot": dg.MetadataValue.md(markdown_image(png, f"{symbol} KPIs per window")),
             "snapshot": dg.MetadataValue.path(str(snapshot_path)),
             "profile": run.profile,

@@ -1,4 +1,4 @@
-"""The queue-aware replay on hand-built ticks with displayed sizes (queue arithmetic in the comments).
+"""The queue fill model on hand-built ticks with displayed sizes (queue arithmetic in the comments).
 
 Unless a test says otherwise: order size 1.0 (10 lot steps of 0.1), latency 10 ms, the bid at 100.0 decided at
 0 ms and live at 10 ms, joining the queue shown at 100.0 by the touch in force then.
@@ -14,9 +14,13 @@ import pytest
 from hypothesis import given, settings
 
 from shadow_pipeline.domain.profiles import StrategyParams
-from shadow_pipeline.domain.queue_replay import QueueOptions, queue_replay
-from shadow_pipeline.domain.simulator import simulate
+from shadow_pipeline.domain.simulator import FeeModel, LatencyModel, QueueAware, Simulation, run, simulate
 from shadow_pipeline_tests.sim_helpers import MS, T0, make_ticks, params, strategies, tick, tick_sequences
+
+
+def queue(ticks: pd.DataFrame, p: StrategyParams, share: float = 0.0, cancel_ms: float | None = None) -> Simulation:
+    """The strategy of ``p`` under the queue fill model (``p`` itself is a dwell profile: see ``sim_helpers``)."""
+    return run(ticks, p, QueueAware(share), LatencyModel.of(p, cancel_ms=cancel_ms), FeeModel.of(p))
 
 
 def sized(*rows: tuple[dict[str, Any], float]) -> pd.DataFrame:
@@ -38,7 +42,7 @@ def test_order_behind_five_lots_fills_after_five_have_traded_at_its_price() -> N
         (tick(61, 100.0, 100.2), 4.0),  # others join behind us
         (tick(80, 100.0, 100.2, "sell", 100.0, 1.5), 4.0),  # ahead 0: fills our last 1.0
     )
-    fills = queue_replay(ticks, params(min_lot=3.0)).fills
+    fills = queue(ticks, params(min_lot=3.0)).fills
     assert fills["ts"].tolist() == [T0 + 60 * MS, T0 + 80 * MS]
     assert fills["qty"].tolist() == pytest.approx([2.0, 1.0])  # partial fills add up to the order's 3.0
     assert fills["position_after"].tolist() == pytest.approx([2.0, 3.0])
@@ -57,7 +61,7 @@ def test_trades_before_the_order_is_live_neither_fill_nor_advance_it() -> None:
         (tick(20, 100.0, 100.2, "sell", 100.0, 2.0), 2.0),  # goes live at this tick: ahead 2 - 2 = 0
         (tick(30, 100.0, 100.2, "sell", 100.0, 1.0), 2.0),  # fills 1.0
     )
-    fills = queue_replay(ticks, params(decision_latency_ms=5.0)).fills
+    fills = queue(ticks, params(decision_latency_ms=5.0)).fills
     assert fills["ts"].tolist() == [T0 + 30 * MS]
     assert fills["qty"].tolist() == pytest.approx([1.0])
     assert fills["queue_ahead_at_entry"].tolist() == pytest.approx([2.0])
@@ -77,11 +81,11 @@ def _cancelled_ahead() -> pd.DataFrame:
 
 def test_size_decrease_share_lets_cancellations_advance_the_queue() -> None:
     # share 1.0: all 3.0 cancelled were ahead: ahead max(0, 2 - 3) = 0, the 50 ms sell of 1.0 fills us.
-    fills = queue_replay(_cancelled_ahead(), params(), QueueOptions(size_decrease_share=1.0)).fills
+    fills = queue(_cancelled_ahead(), params(), share=1.0).fills
     assert fills["ts"].tolist() == [T0 + 50 * MS]
     assert fills["qty"].tolist() == pytest.approx([1.0])
     # share 0 (risk-averse): ahead stays min(2, 3 shown) = 2; the sell of 1.0 only advances it to 1.
-    assert queue_replay(_cancelled_ahead(), params()).fills.empty
+    assert queue(_cancelled_ahead(), params()).fills.empty
 
 
 def test_queue_ahead_never_exceeds_the_displayed_size() -> None:
@@ -92,7 +96,7 @@ def test_queue_ahead_never_exceeds_the_displayed_size() -> None:
         (tick(20, 100.0, 100.2), 0.5),
         (tick(40, 100.0, 100.2, "sell", 100.0, 1.0), 0.5),
     )
-    fills = queue_replay(ticks, params()).fills
+    fills = queue(ticks, params()).fills
     assert fills["qty"].tolist() == pytest.approx([0.5])
 
 
@@ -105,7 +109,7 @@ def test_size_decrease_and_trade_in_the_same_millisecond_count_once() -> None:
         (tick(20, 100.0, 100.2, "sell", 100.0, 2.0), 3.0),
         (tick(40, 100.0, 100.2, "sell", 100.0, 3.5), 3.0),  # 3 ahead, 0.5 for us
     )
-    fills = queue_replay(ticks, params(), QueueOptions(size_decrease_share=1.0)).fills
+    fills = queue(ticks, params(), share=1.0).fills
     assert fills["qty"].tolist() == pytest.approx([0.5])
 
 
@@ -116,13 +120,13 @@ def test_trade_through_the_price_fills_all_that_remains() -> None:
         (tick(20, 100.0, 100.2, "sell", 100.0, 2.0), 5.0),
         (tick(30, 100.0, 100.2, "sell", 99.9, 0.1), 5.0),
     )
-    fills = queue_replay(ticks, params()).fills
+    fills = queue(ticks, params()).fills
     assert fills[["qty", "price", "kind"]].to_numpy().tolist() == [[pytest.approx(1.0), 100.0, "trade"]]
 
 
 def test_opposite_touch_reaching_the_price_fills_all_that_remains() -> None:
     ticks = sized((tick(0, 100.0, 100.2), 5.0), (tick(30, 99.8, 100.0), 1.0))
-    fills = queue_replay(ticks, params()).fills
+    fills = queue(ticks, params()).fills
     assert fills[["qty", "kind"]].to_numpy().tolist() == [[pytest.approx(1.0), "cross"]]
 
 
@@ -133,7 +137,7 @@ def test_level_emptied_after_a_trade_at_the_price_was_consumed() -> None:
         (tick(20, 100.0, 100.2, "sell", 100.0, 2.0), 5.0),
         (tick(21, 99.9, 100.2), 7.0),
     )
-    fills = queue_replay(ticks, params(min_requote_ms=1000)).fills
+    fills = queue(ticks, params(min_requote_ms=1000)).fills
     assert fills[["ts", "qty", "kind"]].to_numpy().tolist() == [[T0 + 21 * MS, pytest.approx(1.0), "trade"]]
 
 
@@ -145,7 +149,7 @@ def test_level_emptied_without_trades_puts_the_order_at_the_front() -> None:
         (tick(20, 99.9, 100.2), 7.0),
         (tick(40, 99.9, 100.2, "sell", 100.0, 0.4), 7.0),
     )
-    fills = queue_replay(ticks, params(min_requote_ms=1000)).fills
+    fills = queue(ticks, params(min_requote_ms=1000)).fills
     assert fills[["ts", "qty"]].to_numpy().tolist() == [[T0 + 40 * MS, pytest.approx(0.4)]]
 
 
@@ -160,7 +164,7 @@ def test_order_behind_the_touch_joins_when_its_price_becomes_the_touch() -> None
         (tick(50, 99.9, 100.2, "sell", 99.9, 2.0), 2.0),
         (tick(60, 99.9, 100.2, "sell", 99.9, 1.0), 2.0),
     )
-    fills = queue_replay(ticks, params(quote_offset_ticks=1, min_requote_ms=1000)).fills
+    fills = queue(ticks, params(quote_offset_ticks=1, min_requote_ms=1000)).fills
     assert fills[["ts", "price", "qty"]].to_numpy().tolist() == [[T0 + 60 * MS, 99.9, pytest.approx(1.0)]]
     assert fills["queue_ahead_at_entry"].isna().all()  # it went live behind the touch
 
@@ -178,25 +182,26 @@ def _requoted() -> pd.DataFrame:
 
 
 def test_cancel_latency_keeps_the_replaced_order_fillable_until_the_cancel_lands() -> None:
-    slow = queue_replay(_requoted(), params(min_requote_ms=50), QueueOptions(cancel_latency_ms=50)).fills
+    slow = queue(_requoted(), params(min_requote_ms=50), cancel_ms=50).fills
     assert sorted(slow["price"].tolist()) == pytest.approx(
         [100.0, 100.1]
     )  # cancel lands at 150: the old bid fills at 130
     old = slow[slow["price"] == 100.0].iloc[0]
     assert (old.qty, old.quote_live_ts) == (pytest.approx(1.0), T0 + 10 * MS)
-    fast = queue_replay(_requoted(), params(min_requote_ms=50)).fills  # cancel lands at 110 with the new bid
+    fast = queue(_requoted(), params(min_requote_ms=50)).fills  # cancel lands at 110 with the new bid
     assert fast["price"].tolist() == pytest.approx([100.1])
 
 
 def test_cancel_latency_beyond_what_two_resting_orders_cover_is_refused() -> None:
-    with pytest.raises(ValueError, match="cancel_latency_ms 61 exceeds"):
-        queue_replay(_requoted(), params(min_requote_ms=50), QueueOptions(cancel_latency_ms=61))
+    with pytest.raises(ValueError, match="cancel latency 61 ms exceeds"):
+        queue(_requoted(), params(min_requote_ms=50), cancel_ms=61)
 
 
-@pytest.mark.parametrize("options", [{"size_decrease_share": 1.5}, {"cancel_latency_ms": -1.0}])
-def test_bad_options_are_refused(options: dict[str, float]) -> None:
-    with pytest.raises(ValueError, match=next(iter(options))):
-        QueueOptions(**options)
+def test_bad_model_settings_are_refused() -> None:
+    with pytest.raises(ValueError, match="size_decrease_share 1.5"):
+        QueueAware(1.5)
+    with pytest.raises(ValueError, match="cancel_ms -1"):
+        LatencyModel(2.0, 10.0, -1.0)
 
 
 def test_an_order_with_no_queue_fills_like_the_shadow_without_dwell() -> None:
@@ -210,19 +215,19 @@ def test_an_order_with_no_queue_fills_like_the_shadow_without_dwell() -> None:
         (tick(40, 99.9, 100.2, "sell", 100.0, 0.5), 3.0),
     )
     p = params(touch_dwell_ms=0, min_requote_ms=1000)
-    queue = queue_replay(ticks, p)
+    queued = queue(ticks, p)
     shadow = simulate(ticks, p)
-    assert queue.fills["qty"].tolist() == pytest.approx([0.4, 0.3, 0.3])
-    assert queue.fills["queue_ahead_at_entry"].tolist() == [0.0] * 3
-    pd.testing.assert_frame_equal(queue.fills.drop(columns="queue_ahead_at_entry"), shadow.fills)
-    pd.testing.assert_frame_equal(queue.inventory, shadow.inventory)
+    assert queued.fills["qty"].tolist() == pytest.approx([0.4, 0.3, 0.3])
+    assert queued.fills["queue_ahead_at_entry"].tolist() == [0.0] * 3
+    pd.testing.assert_frame_equal(queued.fills.drop(columns="queue_ahead_at_entry"), shadow.fills)
+    pd.testing.assert_frame_equal(queued.inventory, shadow.inventory)
 
 
 @settings(max_examples=50, deadline=None)
 @given(tick_sequences(), strategies)
 def test_same_input_same_output_and_inventory_bound_on_random_ticks(ticks: pd.DataFrame, p: StrategyParams) -> None:
-    sim = queue_replay(ticks, p, QueueOptions(size_decrease_share=0.5))
-    again = queue_replay(ticks, p, QueueOptions(size_decrease_share=0.5))
+    sim = queue(ticks, p, share=0.5)
+    again = queue(ticks, p, share=0.5)
     pd.testing.assert_frame_equal(sim.fills, again.fills)
     pd.testing.assert_frame_equal(sim.inventory, again.inventory)
     assert (sim.inventory["position"].abs() <= p.max_position + p.min_lot + 1e-9).all()
