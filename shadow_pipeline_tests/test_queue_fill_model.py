@@ -198,7 +198,7 @@ def test_cancel_latency_beyond_what_two_resting_orders_cover_is_refused() -> Non
 
 
 def test_bad_model_settings_are_refused() -> None:
-    with pytest.raises(ValueError, match="size_decrease_share 1.5"):
+    with pytest.raises(ValueError, match=r"size_decrease_share 1\.5"):
         QueueAware(1.5)
     with pytest.raises(ValueError, match="cancel_ms -1"):
         LatencyModel(2.0, 10.0, -1.0)

@@ -11,8 +11,8 @@ from shadow_pipeline.defs.dryrun import checks
 from shadow_pipeline.defs.partitions import hour_and_symbol, tick_partitions
 from shadow_pipeline.domain.accuracy import compare
 from shadow_pipeline.domain.actual_fills import simulation_from_fills
-from shadow_pipeline.domain.kpis import iteration_kpis
 from shadow_pipeline.domain.hftbacktest_engine import HftbacktestMissing, hftbacktest_replay
+from shadow_pipeline.domain.kpis import iteration_kpis
 from shadow_pipeline.domain.profiles import FILL_QUEUE, StrategyParams
 from shadow_pipeline.domain.queue_fit import QueueFit, fit_queue
 from shadow_pipeline.domain.run_notes import RunNotesMissing, run_notes
