@@ -222,15 +222,16 @@ def _strategy(
     records = np.empty((max(1024, n // 16), _FIELDS), np.int64)
     k = 0
     i = -1
-    while True:
+    while i + 1 < n:
         code = hbt.wait_next_feed(False, timeout)
-        if code == _END_OF_DATA:
-            break
-        if code != _MARKET_FEED:
-            if code == 0:
-                continue
+        if code == _END_OF_DATA:  # returned after processing the last row (nothing left to wait for)
+            now = clock[n - 1]
+        elif code == _MARKET_FEED:
+            now = hbt.current_timestamp
+        elif code == 0:  # timeout
+            continue
+        else:
             return records[:k], code
-        now = hbt.current_timestamp
         while i + 1 < n and clock[i + 1] <= now:
             i += 1
             position[i] = pos
@@ -319,7 +320,6 @@ def _strategy(
                 pend_due[s] = t + entry_ns
                 last_sent[s] = t
         position[i] = pos
-    position[i + 1 :] = pos
     return records[:k], 0
 
 
