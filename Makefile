@@ -101,7 +101,8 @@ shadow-redis-export: $(STAMP) $(INSTANCE)
 shadow-redis-export-stream: $(STAMP) $(INSTANCE)
 	$(BIN)/shadow-pipeline export --mode stream --data-dir $(SHADOW_RUN_DATA)
 
-## Dry-run validation: ingest, shadow, export, read back and compare with a queue-aware replay, per symbol;
+## Dry-run validation: ingest, shadow, export, read back and compare with an independent reality (hftbacktest
+## for the default queue-model shadow), per symbol;
 ## DRYRUN_WINDOWS windows of 60 s (dryrun: 6, dryrun-validate: 12). Without REDIS_URL: a fresh embedded Redis
 ## filled with DRYRUN_MINUTES of the synthetic market first. Non-zero exit on any FAIL.
 DRYRUN_MINUTES ?= 15

@@ -11,19 +11,19 @@ import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import redis
 
-from shadow_pipeline.domain.hftbacktest_engine import hftbacktest_available, hftbacktest_replay
+from shadow_pipeline.domain.hftbacktest_engine import INSTALL_HINT, hftbacktest_available, hftbacktest_replay
 from shadow_pipeline.domain.kpis import iteration_kpis
-from shadow_pipeline.domain.profiles import load_profiles, resolve
+from shadow_pipeline.domain.profiles import FILL_DWELL, load_profiles, resolve
 from shadow_pipeline.domain.quality import assess, normalize
-from shadow_pipeline.domain.queue_replay import queue_replay
 from shadow_pipeline.domain.recordings import read_binance
-from shadow_pipeline.domain.simulator import simulate
+from shadow_pipeline.domain.simulator import Simulation, simulate
 from shadow_pipeline.domain.synthetic import generate
 from shadow_pipeline.domain.ticks import FIELDS, parse_table
 from shadow_pipeline.feed.replay import ReplayOptions, number_ticks, replay
@@ -217,59 +217,46 @@ def _median_seconds(run: Callable[[], object]) -> float:
 
 
 def bench_simulator() -> list[dict[str, object]]:
-    """The fill simulator and the queue-aware replay (numba, one core) and the KPI pass, against one vectorized
-    pass over the same columns."""
+    """The shadow under each fill model and hftbacktest running the same strategy (one core each), and the KPI
+    pass, against one vectorized pass over the same columns."""
     name, ticks = _tiled_ticks(SIMULATOR_TICKS)
     params, thresholds = resolve(load_profiles(), "moderate", "BTCUSDT")
-    simulation = simulate(ticks.head(1000), params)  # JIT compile (or load the cache) outside the timing
-    queue_replay(ticks.head(1000), params)
+    engines: dict[str, Callable[[], Simulation]] = {
+        "simulate, fill model queue (the shadow's default)": lambda: simulate(ticks, params),
+        "simulate, fill model dwell": lambda: simulate(ticks, replace(params, fill_model=FILL_DWELL)),
+    }
+    if hftbacktest_available():  # the hbt extra: the same strategy inside hftbacktest
+        engines["hftbacktest_replay, risk-averse queue"] = lambda: hftbacktest_replay(ticks, params)
+    else:
+        print(f"hftbacktest row skipped: {INSTALL_HINT}")
+    small = ticks.head(1000)
+    simulate(small, params)  # JIT compile (or load the cache) outside the timing; hftbacktest's loop compiles
+    if hftbacktest_available():  # per process (~12 s)
+        hftbacktest_replay(small, params)
     bid, ask = ticks["bid"].to_numpy(), ticks["ask"].to_numpy()
 
     def baseline() -> object:
         return np.cumsum(np.diff((bid + ask) / 2))  # read the touch, one arithmetic pass: a memory-speed floor
 
     base_s = _median_seconds(baseline)
-    sim_s = _median_seconds(lambda: simulate(ticks, params))
-    simulation = simulate(ticks, params)
-    queue_s = _median_seconds(lambda: queue_replay(ticks, params))
-    queue_fills = len(queue_replay(ticks, params).fills)
-    kpi_s = _median_seconds(lambda: iteration_kpis(ticks, simulation, params, thresholds, 5.0))
-    hbt_rows = []
-    if hftbacktest_available():  # the hbt extra: the same strategy inside hftbacktest, beside queue_replay
-        hftbacktest_replay(ticks.head(1000), params)  # its loop compiles per process (~12 s), outside the timing
-        hbt_s = _median_seconds(lambda: hftbacktest_replay(ticks, params))
-        hbt_fills = len(hftbacktest_replay(ticks, params).fills)
-        hbt_rows.append((f"hftbacktest_replay (moderate, risk-averse, {hbt_fills:,} fills)", hbt_s))
     n = len(ticks)
     common = {
         "input": f"{name} = {n:,} ticks, median of {SIMULATOR_RUNS}",
         "baseline": "numpy: mid, diff, cumsum over the touch columns",
         "baseline_per_s": round(n / base_s),
     }
-    return [
-        {
-            "benchmark": f"simulate (moderate, {len(simulation.fills):,} fills)",
-            **common,
-            "ours_per_s": round(n / sim_s),
-            "ratio": round(base_s / sim_s, 3),
-        },
-        {
-            "benchmark": f"queue_replay (moderate, {queue_fills:,} fills)",
-            **common,
-            "ours_per_s": round(n / queue_s),
-            "ratio": round(base_s / queue_s, 3),
-        },
-        *(
-            {"benchmark": name, **common, "ours_per_s": round(n / secs), "ratio": round(base_s / secs, 3)}
-            for name, secs in hbt_rows
-        ),
-        {
-            "benchmark": "iteration_kpis (5 s windows)",
-            **common,
-            "ours_per_s": round(n / kpi_s),
-            "ratio": round(base_s / kpi_s, 3),
-        },
-    ]
+
+    def row(label: str, seconds: float) -> dict[str, object]:
+        return {"benchmark": label, **common, "ours_per_s": round(n / seconds), "ratio": round(base_s / seconds, 3)}
+
+    rows = []
+    for label, engine in engines.items():
+        seconds = _median_seconds(engine)
+        rows.append(row(f"{label} (moderate, {len(engine().fills):,} fills)", seconds))
+    simulation = simulate(ticks, params)
+    kpi_s = _median_seconds(lambda: iteration_kpis(ticks, simulation, params, thresholds, 5.0))
+    rows.append(row("iteration_kpis (5 s windows)", kpi_s))
+    return rows
 
 
 def main() -> None:

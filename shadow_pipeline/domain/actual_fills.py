@@ -1,6 +1,6 @@
 """Fills a real dry-run or testnet bot reported, in the simulator's ``Simulation`` shape.
 
-The validator compares the shadow, the queue-aware replay and the bot on the same KPIs; putting the bot's fills
+The validator compares the shadow, an independent engine and the bot on the same KPIs; putting the bot's fills
 into the same table means ``iteration_kpis`` computes all three the same way, so a difference is the fills', not
 the arithmetic's.
 """

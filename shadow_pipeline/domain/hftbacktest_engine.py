@@ -1,7 +1,7 @@
 """hftbacktest 2.4.4 as an independent reality engine: the shadow's strategy run inside hftbacktest's exchange.
 
-Why: the queue-aware replay (``queue_replay.py``) and the shadow share one kernel, so a bug in shared code
-would pass unseen; here the fills come from hftbacktest's own exchange model, queue model and event loop, and
+Why: the shadow's queue fill model and its dwell proxy share one kernel, so a dry-run between them would let
+a bug in shared code pass unseen, and the queue model against itself could not fail at all; here the fills come from hftbacktest's own exchange model, queue model and event loop, and
 only the strategy is ours (re-written as an hftbacktest loop). ``docs/hftbacktest-reality.md`` lists what is
 the same as our queue-aware engine and every difference.
 

@@ -61,14 +61,14 @@ def fit_queue(
                 order_entry_latency_ms=params.order_entry_latency_ms * factor,
             )
             windows = iteration_kpis(ticks, simulate(ticks, candidate), candidate, thresholds, window_seconds)
-            table = compare(windows, actual).table.set_index("kpi")
+            errors = {str(row["kpi"]): row for row in compare(windows, actual).table.to_dict(orient="records")}
             rows.append(
                 {
                     "size_decrease_share": float(share),
                     "order_entry_latency_ms": candidate.order_entry_latency_ms,
-                    "fills_wpe": float(table.loc[TOTAL_FILLS.name, "wpe"]),
-                    "net_bps_mae": float(table.loc["net_bps", "mae"]),
-                    "windows": int(table.loc[TOTAL_FILLS.name, "windows"]),
+                    "fills_wpe": float(errors[TOTAL_FILLS.name]["wpe"]),
+                    "net_bps_mae": float(errors["net_bps"]["mae"]),
+                    "windows": int(errors[TOTAL_FILLS.name]["windows"]),
                     "predicted_fills": int(windows[TOTAL_FILLS.name].sum()),
                     "actual_fills": int(actual[TOTAL_FILLS.name].sum()),
                 }

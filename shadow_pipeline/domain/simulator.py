@@ -48,9 +48,9 @@ _NEVER = np.int64(-(2**62))
 _FAR = np.int64(2**62)
 KIND_TRADE, KIND_CROSS, KIND_HEDGE = 0, 1, 2
 FILL_KINDS = ("trade", "cross", "hedge")
-# At most one fill per resting order (two per side in the queue replay) and a hedge per tick.
+# At most one fill per resting order (two per side under the queue model) and a hedge per tick.
 _FILLS_PER_TICK = 5
-# Fields of a resting order, ``order[2 * side + slot]``. Slot 0 is the side's live order; slot 1 (queue replay only)
+# Fields of a resting order, ``order[2 * side + slot]``. Slot 0 is the side's live order; slot 1 (queue model only)
 # the order it replaced, while that order's cancel is in flight. Queue fields are in lot steps: AHEAD is the queue
 # ahead (-1: not known yet), SHOWN the size displayed at the order's price at the last quote tick (-1: the price
 # was behind the touch), TRADED the opposite-aggressor trades at the price since that quote tick that no displayed
