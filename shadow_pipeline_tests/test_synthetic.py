@@ -37,14 +37,20 @@ def test_market_shape() -> None:
         # Buyers lift the ask, sellers hit the bid.
         buys, sells = trades[trades["last_side"] == "buy"], trades[trades["last_side"] == "sell"]
         assert np.allclose(buys["last_px"], buys["ask"]) and np.allclose(sells["last_px"], sells["bid"])
-        # Heavy tails: the largest trade is far above the median one.
+        # Heavy tails: the largest trade is far above the median one, and far below the displayed touch.
         assert trades["last_qty"].quantile(0.999) > 20 * trades["last_qty"].median()
+        assert trades["last_qty"].median() < 0.1 * group["bid_qty"].median()
         gaps = np.diff(np.sort(group.loc[~group["is_trade"], "ts_server"].to_numpy())) / 1e6
         assert np.quantile(gaps, 0.99) > 8 * np.median(gaps)
         # The touch moves: more than a few ticks over five minutes, in both directions.
         moves = np.diff(np.round(group["bid"].to_numpy() / market.tick_size))
         assert (moves > 0).sum() > 20 and (moves < 0).sum() > 20
         assert (group["ts_local"] > group["ts_server"]).all()
+        # A level lives: its size changes step by step rather than being redrawn at every quote.
+        quotes = group[~group["is_trade"]]
+        same = quotes["bid"].diff() == 0
+        step = (quotes["bid_qty"].diff().abs() / quotes["bid_qty"].shift())[same]
+        assert step.median() < 0.2
 
 
 def test_long_runs_stream_in_chunks() -> None:
@@ -52,3 +58,16 @@ def test_long_runs_stream_in_chunks() -> None:
     first = next(chunks)
     assert first["ts_server"].max() - first["ts_server"].min() < 60e9
     assert sum(1 for _ in chunks) == 20 - 1
+
+
+def test_a_trade_leaves_the_level_smaller() -> None:
+    ticks = _ticks(120, seed=5, symbols=("BTCUSDT",))
+    rows = ticks.reset_index(drop=True)
+    sells = rows.index[rows["is_trade"] & (rows["last_side"] == "sell")]
+    shrunk = 0
+    for at in sells[:200]:
+        later = rows.iloc[at + 1 : at + 40]
+        quote = later[~later["is_trade"]].head(1)
+        if len(quote) and quote["bid"].iloc[0] == rows["bid"].iloc[at]:
+            shrunk += quote["bid_qty"].iloc[0] < rows["bid_qty"].iloc[at]
+    assert shrunk > 50
