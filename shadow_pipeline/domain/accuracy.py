@@ -1,4 +1,4 @@
-"""How far the shadow's per-window predictions are from reality (an independent engine such as hftbacktest, or actual fills).
+"""How far the shadow's per-window predictions are from reality (an independent engine, or actual fills).
 
 Per KPI of ``kpi_catalogue.ACCURACY``, over the windows both sides cover: MAPE (mean |predicted - actual| /
 |actual|), the weighted percentage error WPE (sum |predicted - actual| / sum |actual|), the mean absolute error,

@@ -1,9 +1,10 @@
 """hftbacktest 2.4.4 as an independent reality engine: the shadow's strategy run inside hftbacktest's exchange.
 
-Why: the shadow's queue fill model and its dwell proxy share one kernel, so a dry-run between them would let
-a bug in shared code pass unseen, and the queue model against itself could not fail at all; here the fills come from hftbacktest's own exchange model, queue model and event loop, and
-only the strategy is ours (re-written as an hftbacktest loop). ``docs/hftbacktest-reality.md`` lists what is
-the same as our queue-aware engine and every difference.
+Why: the shadow's queue fill model and its dwell proxy share one kernel, so a dry-run between them would let a
+bug in shared code pass unseen, and the queue model against itself could not fail at all; here the fills come
+from hftbacktest's own exchange model, queue model and event loop, and only the strategy is ours (re-written as
+an hftbacktest loop). ``docs/hftbacktest-reality.md`` lists what is the same as our queue-aware engine and every
+difference.
 
 Conversion (:func:`to_events`): each tick row becomes depth events at the best bid/ask (displayed size; a
 touch moving away zeroes the prices it left, so hftbacktest's book never shows a stale level better than the
