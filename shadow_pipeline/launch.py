@@ -130,6 +130,8 @@ def _shadow_row(key: dg.MultiPartitionKey, result: dg.ExecuteInProcessResult) ->
     row["verdict"] = metadata["verdict"].value
     shown = sorted(names(SUMMARY), key=lambda name: name != VALID_WINDOWS.name)  # the count a verdict needs first
     row.update({name: metadata[name].value for name in shown if name in metadata})
+    if "verdict_flips_in_knob_range" in metadata:  # would the verdict change across the fill model's knob?
+        row["knob_flips"] = metadata["verdict_flips_in_knob_range"].value
     lines = str(metadata["reasons"].value).splitlines()
     row["reasons"] = "; ".join(line.removeprefix("- ") for line in lines)
     return row

@@ -7,6 +7,11 @@ and the medians. MAPE explodes near zero, so each KPI gates on the error that st
 windows where the actual value is not 0. KPIs undefined without fills (``needs_fills``) are compared only on
 windows with at least ``min_fills`` fills on both sides (a share of one fill is noise). Statuses: PASS below
 15 %, WARN 15-30 %, FAIL above 30 % (absolute error: 1 and 2 bps).
+
+A count is judged only when reality holds at least ``MIN_EVENTS`` of it: a count of n events scatters by about
+1/sqrt(n) between two honest engines (Poisson), which reaches the 30 % FAIL limit below 12 events, so a WPE on
+fewer (two hedges against one) says nothing about the model. Such a KPI is NO DATA, with the counts in ``note``:
+not a FAIL, and not a pass either.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from shadow_pipeline.domain.kpi_catalogue import ACCURACY, TOTAL_FILLS, names
 PASS, WARN, FAIL, NO_DATA = "PASS", "WARN", "FAIL", "NO DATA"
 PERCENT_LIMITS = (0.15, 0.30)
 BPS_LIMITS = (1.0, 2.0)  # of the "mae" metric, which only bps KPIs use
+MIN_EVENTS = 12  # the smallest actual count whose Poisson scatter, 1/sqrt(n), is below the FAIL limit
 
 
 @dataclass(frozen=True)
@@ -32,8 +38,14 @@ class Accuracy:
 
     @property
     def worst(self) -> str:
+        """FAIL if any KPI fails; WARN if any warns or lacks data beside others that pass (the WARN check fails
+        then too); NO DATA when nothing could be judged."""
         statuses = set(self.table["status"])
-        return next((s for s in (FAIL, WARN, PASS) if s in statuses), NO_DATA)
+        if FAIL in statuses:
+            return FAIL
+        if WARN in statuses or (NO_DATA in statuses and PASS in statuses):
+            return WARN
+        return PASS if PASS in statuses else NO_DATA
 
 
 def _status(error: float, limits: tuple[float, float]) -> str:
@@ -83,5 +95,12 @@ def compare(predicted: pd.DataFrame, actual: pd.DataFrame, min_fills: int = 1, l
             scope[f"{kpi.name}_actual"].to_numpy(dtype=np.float64),
         )
         limits = BPS_LIMITS if gate == "mae" else PERCENT_LIMITS
-        rows.append({"kpi": kpi.name, "gated_on": gate, **errors, "status": _status(errors[gate], limits)})
+        status, note = _status(errors[gate], limits), ""
+        if kpi.integer:
+            events = int(scope[f"{kpi.name}_actual"].sum())
+            if events < MIN_EVENTS:
+                predicted = int(scope[f"{kpi.name}_predicted"].sum())
+                status = NO_DATA
+                note = f"{events} actual vs {predicted} predicted: too few to judge (< {MIN_EVENTS})"
+        rows.append({"kpi": kpi.name, "gated_on": gate, **errors, "status": status, "note": note})
     return Accuracy(pd.DataFrame(rows), both.reset_index(drop=True))

@@ -19,7 +19,8 @@ DRYRUN_CHECKS = [
     dg.AssetCheckSpec(
         ACCURACY_WARN,
         asset="dryrun_accuracy_report",
-        description="No KPI's prediction error is in the WARN band (15-30 %, net_bps 1-2 bps), none lacks data.",
+        description="No KPI's prediction error is in the WARN band (15-30 %, net_bps 1-2 bps), none lacks data "
+        "(a count with fewer than 12 actual events is too few to judge).",
     ),
 ]
 
@@ -40,7 +41,10 @@ def accuracy_gates(accuracy: Accuracy) -> list[dg.AssetCheckResult]:
         (ACCURACY_WARN, WARN, dg.AssetCheckSeverity.WARN),
     ):
         hit = _with(accuracy, status)
-        reasons = [f"{kpi} {gated[kpi][0]} {gated[kpi][1]:.4g}" for kpi in hit]
+        reasons = [
+            f"{kpi}: {rows[kpi]['note']}" if rows[kpi].get("note") else f"{kpi} {gated[kpi][0]} {gated[kpi][1]:.4g}"
+            for kpi in hit
+        ]
         if status == FAIL and accuracy.windows.empty:  # nothing compared is nothing vouched for
             hit, reasons = ["all"], ["no window has both a prediction and an actual value"]
         results.append(
