@@ -93,6 +93,7 @@ def _side(
     old = age >= 250 * _MS
     out["old_traded_per_s"] = float((way & traded & old).sum() / span_s)
     out["old_cancelled_per_s"] = float((way & ~traded & old).sum() / span_s)
+    out["old_improved_per_s"] = float((~way & old).sum() / span_s)
 
     # Trades against the displayed size at their price.
     at_touch = ~np.isnan(trade_shown) & (trade_shown > 0)
