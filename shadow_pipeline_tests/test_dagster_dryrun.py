@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from importlib import resources
@@ -21,7 +22,7 @@ from shadow_pipeline.defs.ingest.assets import landing_zone, normalized_ticks, r
 from shadow_pipeline.defs.partitions import partition_key
 from shadow_pipeline.defs.shadow.assets import ShadowConfig, shadow_iterations, shadow_report
 from shadow_pipeline.domain.accuracy import FAIL, NO_DATA, PASS, WARN
-from shadow_pipeline.domain.hftbacktest_engine import hftbacktest_available
+from shadow_pipeline.domain.hftbacktest_engine import INSTALL_HINT, hftbacktest_available
 from shadow_pipeline.domain.profiles import load_profiles, resolve
 from shadow_pipeline.domain.simulator import simulate
 from shadow_pipeline.redis_io.keys import fills_stream, kpi_stream, kpi_symbol_hash
@@ -154,6 +155,19 @@ def test_the_dwell_proxy_without_dwell_fails_the_mape_gate_against_hftbacktest(
         gate = {e.check_name: e for e in results[symbol].get_asset_check_evaluations()}[checks.ACCURACY_GATE]
         assert not gate.passed and "total_fills" in str(gate.description)
         assert gate.severity == dg.AssetCheckSeverity.ERROR
+
+
+def test_without_the_extra_the_default_reality_fails_with_the_install_hint(
+    redis_url: str, binance_stream: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "hftbacktest", None)  # as in an install without the hbt extra
+    _clear_exports(redis_url)
+    result = _run(redis_url, binance_stream, tmp_path, "no-extra", shadow_run_config(window_seconds=60))["ETHUSDT"]
+    assert result.asset_materializations_for_node("exported_kpis")  # everything up to the dry-run still lands
+    assert not result.success and not result.asset_materializations_for_node("dryrun_accuracy_report")
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    error = failure.step_failure_data.error
+    assert error is not None and INSTALL_HINT in error.message
 
 
 def test_the_queue_model_is_never_its_own_reality(
