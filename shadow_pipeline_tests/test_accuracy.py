@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -18,8 +20,8 @@ def windows(n: int, **columns: list[float]) -> pd.DataFrame:
     return frame
 
 
-def row(table: pd.DataFrame, kpi: str) -> dict[str, object]:
-    return dict(table.set_index("kpi").loc[kpi])
+def row(table: pd.DataFrame, kpi: str) -> dict[str, Any]:
+    return {str(k): v for k, v in table.set_index("kpi").loc[kpi].items()}
 
 
 def test_counts_gate_on_the_weighted_error_with_its_limits() -> None:

@@ -99,8 +99,8 @@ def compare(predicted: pd.DataFrame, actual: pd.DataFrame, min_fills: int = 1, l
         if kpi.integer:
             events = int(scope[f"{kpi.name}_actual"].sum())
             if events < MIN_EVENTS:
-                predicted = int(scope[f"{kpi.name}_predicted"].sum())
+                forecast = int(scope[f"{kpi.name}_predicted"].sum())
                 status = NO_DATA
-                note = f"{events} actual vs {predicted} predicted: too few to judge (< {MIN_EVENTS})"
+                note = f"{events} actual vs {forecast} predicted: too few to judge (< {MIN_EVENTS})"
         rows.append({"kpi": kpi.name, "gated_on": gate, **errors, "status": status, "note": note})
     return Accuracy(pd.DataFrame(rows), both.reset_index(drop=True))
