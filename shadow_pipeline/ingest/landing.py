@@ -2,7 +2,8 @@
 
 Landing is idempotent: every row carries its Redis entry id, and a reader keeps one row per entry id, so a
 batch redelivered after a crash (landed, not yet acked) or landed by two consumers never counts twice. Files
-are written under a temporary name and renamed, so a reader never sees half a file. The root is a ``UPath``:
+are written under a temporary name, fsynced and renamed, and the folder is fsynced after the rename, so a
+reader never sees half a file and a landed file survives a power loss before its entries are acked. The root is a ``UPath``:
 a local folder today, object storage (``s3://...``) by configuration.
 """
 
@@ -45,6 +46,17 @@ def entry_order(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
     return np.lexsort((ms_seq[:, 1], ms_seq[:, 0]))
 
 
+def _fsync_directory(path: str) -> None:
+    """Make a rename in ``path`` durable (POSIX: the directory entry lives in the directory's own blocks)."""
+    if not hasattr(os, "O_DIRECTORY"):  # Windows: directories cannot be opened for fsync
+        return
+    descriptor = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
 class LandingStore:
     def __init__(self, root: str | os.PathLike[str] | UPath) -> None:
         self.root = UPath(root)
@@ -76,6 +88,7 @@ class LandingStore:
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(temporary.path, target.path)
+            _fsync_directory(os.path.dirname(target.path))  # the rename itself survives a power loss
         else:  # object stores publish an object atomically on close
             with target.open("wb") as handle:
                 write_frame(ticks, handle)
