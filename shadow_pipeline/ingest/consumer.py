@@ -1,7 +1,10 @@
 """The tick consumer: XREADGROUP in batches, guard, reorder, land durably, then XACK.
 
 Start-up order (so that nothing a crashed consumer held is lost): re-read this consumer's own pending
-entries, claim entries other consumers left idle too long (XAUTOCLAIM), then read new ones. An entry is
+entries (the default name is stable across restarts: host and slot, no PID), claim what dead consumers own and
+what any consumer left idle too long, then read new ones; while serving, claiming goes on periodically, and a
+drain is complete only once nothing delivered before its end is pending (docs/ingest.md, "Claiming and
+completeness"). An entry is
 acked only once the tick it carries is landed (or dropped by backpressure and landed as a drop record, or
 written to the dead-letter stream in the same MULTI/EXEC as its XACK). Landing dedups by entry id, so a
 redelivery after a crash between landing and ack never duplicates a tick.
@@ -14,7 +17,6 @@ import os
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -26,7 +28,9 @@ import pandas as pd
 import redis
 
 from shadow_pipeline.domain.reorder import DEFAULT_CAPACITY, ReorderBuffer
-from shadow_pipeline.ingest.deliveries import Delivery, from_field_maps, from_reply
+from shadow_pipeline.domain.ticks import ParsedBatch
+from shadow_pipeline.ingest import claims
+from shadow_pipeline.ingest.deliveries import Delivery, from_reply
 from shadow_pipeline.ingest.guard import GuardCounts, SequenceGuard
 from shadow_pipeline.ingest.landing import Kind, LandingStore
 from shadow_pipeline.ingest.metrics import IngestMetrics
@@ -41,8 +45,14 @@ _CONNECTION_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.Timeout
 PROGRESS_SECONDS = 10.0
 
 
-def default_consumer_name() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
+DEFAULT_SLOT = "0"
+
+
+def default_consumer_name(slot: str | None = None) -> str:
+    """``<host>-<slot>``: the same after a restart on the same host (or pod slot), so that a restarted consumer
+    finds its own pending entries first. Two consumers on one host need different slots (``--slot``);
+    ``$SHADOW_INGEST_SLOT`` sets the default slot (e.g. a StatefulSet ordinal)."""
+    return f"{socket.gethostname()}-{slot or os.environ.get('SHADOW_INGEST_SLOT') or DEFAULT_SLOT}"
 
 
 @dataclass(frozen=True)
@@ -52,20 +62,40 @@ class IngestOptions:
     consumer: str = field(default_factory=default_consumer_name)
     batch: int = 2000
     block_ms: int = 1000
-    claim_idle_ms: int = 60_000
+    claim_idle_ms: int = 60_000  # entries idle this long are claimed from any consumer (XAUTOCLAIM)
+    dead_after_ms: int = 10_000  # a consumer that has not read or claimed for this long, while owning entries, is dead
+    drain_wait_ms: int = 15_000  # a drain waits this long for entries that live consumers hold to be acked
+    claim_every_ms: int = 2_000  # while serving: how often to look for dead consumers and idle entries
+    max_deliveries: int = 10  # an entry delivered more often than this is dead-lettered, not processed again
+    forget_after_ms: int = 600_000  # consumers idle this long that own nothing are deleted from the group
     watermark_ms: float = 40.0
     buffer_capacity: int = DEFAULT_CAPACITY
     land_every: int = 20_000  # released ticks gathered before a landing write (fewer, larger Parquet files)
+    land_every_ms: int = 1_000  # ... or for at most this long (a quiet feed does not hold released ticks)
     group_start_id: str = "0"  # where a new group starts: "0" = everything in the stream, "$" = only new entries
     reconnect_seconds: float = 60.0  # how long to keep retrying a lost connection before giving up
 
     def __post_init__(self) -> None:
-        for name in ("batch", "buffer_capacity", "land_every"):
+        for name in ("batch", "buffer_capacity", "land_every", "max_deliveries"):
             if getattr(self, name) < 1:
                 raise ValueError(f"ingest option {name} must be >= 1, got {getattr(self, name)}")
-        for name in ("block_ms", "claim_idle_ms", "watermark_ms", "reconnect_seconds"):
+        for name in (
+            "block_ms",
+            "claim_idle_ms",
+            "watermark_ms",
+            "reconnect_seconds",
+            "drain_wait_ms",
+            "claim_every_ms",
+            "land_every_ms",
+            "forget_after_ms",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"ingest option {name} must be >= 0, got {getattr(self, name)}")
+        if self.dead_after_ms <= self.block_ms:
+            # A serving consumer reads at least every block_ms: below that, a live one would look dead.
+            raise ValueError(
+                f"ingest option dead_after_ms ({self.dead_after_ms}) must exceed block_ms ({self.block_ms})"
+            )
 
     @property
     def dead_letter_stream(self) -> str:
@@ -86,6 +116,12 @@ class IngestReport:
     out_of_order: dict[str, int] = field(default_factory=dict)
     dead_letters: int = 0
     reconnects: int = 0
+    claimed: int = 0  # entries taken over from other consumers (included in read and redelivered)
+    claimed_from_dead: int = 0  # ... of them from consumers found dead (idle past dead_after_ms)
+    over_delivered: int = 0  # entries dead-lettered for too many deliveries (included in dead_letters)
+    forgotten: list[str] = field(default_factory=list)  # idle consumers without entries, deleted from the group
+    complete: bool | None = None  # a drain: True once nothing delivered before its end is pending in the group
+    held: dict[str, int] = field(default_factory=dict)  # a drain: entries live consumers still held at its end
     peak_buffered: int = 0  # most ticks the reorder buffer held at once (bounded by capacity per symbol)
     seconds: float = 0.0
 
@@ -101,6 +137,28 @@ def _add(target: dict[str, int], counts: dict[str, int]) -> None:
     for key, value in counts.items():
         if value:
             target[key] = target.get(key, 0) + int(value)
+
+
+class IncompleteDrain(RuntimeError):
+    """A drain ended while live consumers still held entries delivered before it ended."""
+
+
+def _subset(delivery: Delivery, keep: np.ndarray) -> Delivery:
+    """The entries at positions ``keep`` (sorted), renumbered."""
+    ticks, rejects = delivery.parsed.ticks, delivery.parsed.rejects
+    ticks = ticks[ticks.index.isin(keep)]
+    rejects = rejects[rejects.index.isin(keep)]
+    parsed = ParsedBatch(
+        ticks.set_axis(np.searchsorted(keep, ticks.index.to_numpy())),
+        rejects.set_axis(np.searchsorted(keep, rejects.index.to_numpy())),
+    )
+    return Delivery(delivery.ids[keep], parsed, lambda p: delivery.original(int(keep[p])))
+
+
+def _rejected(delivery: Delivery, positions: np.ndarray, reasons: list[str]) -> Delivery:
+    """The entries at ``positions`` as rejects with ``reasons`` (for the dead-letter path)."""
+    parsed = ParsedBatch(delivery.parsed.ticks.iloc[0:0], pd.Series(reasons, index=range(len(positions)), dtype=object))
+    return Delivery(delivery.ids[positions], parsed, lambda p: delivery.original(int(positions[p])))
 
 
 class TickConsumer:
@@ -123,7 +181,10 @@ class TickConsumer:
         self._buffer = ReorderBuffer(int(self.options.watermark_ms * 1e6), self.options.buffer_capacity)
         self._next_lag_check = 0.0
         self._next_progress = time.monotonic() + PROGRESS_SECONDS
+        self._next_claim = time.monotonic() + self.options.claim_every_ms / 1000
+        self._claim_cursor = "0-0"  # XAUTOCLAIM's cursor, kept across rounds while serving
         self._ready: list[pd.DataFrame] = []  # released, not yet landed (their entries are still pending)
+        self._ready_since: float | None = None  # when the oldest released tick not yet landed was released
         # One read ahead: while a batch is processed, Redis already serializes the next one (see _read_new).
         # Guard updates and XACKs go to Redis in order on another thread, overlapping the next batch's parse;
         # an XACK is only submitted once its ticks are landed, so the at-least-once contract is unchanged.
@@ -141,8 +202,20 @@ class TickConsumer:
     # -- public ---------------------------------------------------------------------------------------------
 
     def drain(self) -> IngestReport:
-        """Land everything the stream holds for this group now, flush the reorder buffer, and return."""
+        """Land everything the stream holds for this group now, flush the reorder buffer, and return.
+
+        Entries other consumers hold are claimed when their owner is dead (or they are idle past
+        ``claim_idle_ms``); the report says ``complete`` only once nothing delivered before the drain's end is
+        pending in the group (``held``: what live consumers still held when ``drain_wait_ms`` ran out).
+        """
         return self._run(stop=None)
+
+    def drain_completely(self) -> IngestReport:
+        """:meth:`drain`, raising :class:`IncompleteDrain` when it was not complete."""
+        report = self.drain()
+        if not report.complete:
+            raise IncompleteDrain(incomplete_message(self.options, report))
+        return report
 
     def serve(self, stop: threading.Event) -> IngestReport:
         """Run until ``stop`` is set (SIGTERM in the CLI); the current batch finishes and the buffer is flushed."""
@@ -161,11 +234,15 @@ class TickConsumer:
             self._with_reconnect(self._recover_pending)
             while stop is None or not stop.is_set():
                 got = self._with_reconnect(lambda: self._read_new(block=stop is not None))
-                if not got and stop is None:
+                if stop is not None:
+                    self._with_reconnect(self._maintain)
+                elif not got:
                     break  # drained: nothing new for this group
             self._with_reconnect(self._process_prefetched)  # delivered to us already: land it before leaving
             self._with_reconnect(self._flush)
             self._with_reconnect(lambda: self._collect_side(wait=True))
+            if stop is None:
+                self._with_reconnect(self._settle)
             self._with_reconnect(lambda: self._update_lag(force=True))
         self.report.seconds = time.perf_counter() - started
         log.info("consumer %s: done: %s", opts.consumer, self.report.as_dict())
@@ -216,6 +293,7 @@ class TickConsumer:
         self._drop_prefetched()
         self._buffer = ReorderBuffer(int(self.options.watermark_ms * 1e6), self.options.buffer_capacity)
         self._ready = []
+        self._ready_since = None
         self._client = self._connect()
         self._guard = SequenceGuard(self._client, self.options.stream, self.options.group)
         self._recover_pending()
@@ -237,29 +315,180 @@ class TickConsumer:
                 raise
 
     def _recover_pending(self) -> None:
-        """Own pending entries first, then entries that other consumers left idle too long."""
+        """Own pending entries first, then what dead consumers own and what others left idle too long."""
         self._ensure_group()
-        opts = self.options
         last = "0"
         while True:
             delivery = self._xreadgroup(last, block=None)
             if not len(delivery):
                 break
-            self._process(delivery, redelivered=True)
             last = delivery.ids[-1]
-        cursor = "0-0"
+            self._take(delivery)
+        self._claim(full=True)
+
+    # -- claiming -------------------------------------------------------------------------------------------
+
+    def _maintain(self) -> None:
+        """While serving, between reads: land on time, and claim every ``claim_every_ms``."""
+        now = time.monotonic()
+        if self._ready_since is not None and now - self._ready_since >= self.options.land_every_ms / 1000:
+            self._land_ready()
+        if now >= self._next_claim:
+            self._next_claim = now + self.options.claim_every_ms / 1000
+            self._claim(full=False)
+
+    def _claim(self, full: bool) -> int:
+        """Take over what dead consumers own, then entries idle past ``claim_idle_ms`` (XAUTOCLAIM, resuming
+        from the last cursor; ``full``: through the whole pending list), and forget long-idle empty consumers.
+
+        A consumer is dead when it has not read or claimed for ``dead_after_ms`` (XINFO CONSUMERS ``idle``) while
+        owning entries: a serving consumer reads at least every ``block_ms``. Its entries are claimed with
+        XCLAIM's min-idle at ``dead_after_ms``, so an entry it re-read meanwhile (it came back) stays its own.
+        """
+        opts = self.options
+        taken = 0
+        for facts in claims.consumers(self._client, opts.stream, opts.group):
+            if facts.name == opts.consumer:
+                continue
+            if facts.pending and facts.idle_ms >= opts.dead_after_ms:
+                got = self._claim_from_dead(facts)
+                if got:
+                    log.info(
+                        "consumer %s: claimed %d entries of consumer %s (idle %d ms: dead)",
+                        opts.consumer,
+                        got,
+                        facts.name,
+                        facts.idle_ms,
+                    )
+                taken += got
+            elif (
+                not facts.pending
+                and facts.idle_ms >= opts.forget_after_ms
+                and claims.forget_consumer(self._client, opts.stream, opts.group, facts.name)
+            ):
+                self.report.forgotten.append(facts.name)
+                log.info("consumer %s: deleted idle consumer %s from the group", opts.consumer, facts.name)
+        pages = 0
         while True:
-            reply = self._client.xautoclaim(
-                opts.stream, opts.group, opts.consumer, opts.claim_idle_ms, start_id=cursor, count=opts.batch
+            reply = read_raw(
+                self._client,
+                "XAUTOCLAIM",
+                opts.stream,
+                opts.group,
+                opts.consumer,
+                opts.claim_idle_ms,
+                self._claim_cursor,
+                "COUNT",
+                opts.batch,
             )
-            cursor, claimed = reply[0], reply[1]
-            deleted = reply[2] if len(reply) > 2 else []
-            delivery = from_field_maps([*claimed, *((i, None) for i in deleted)])
+            self._claim_cursor, delivery, deleted = claims.from_autoclaim_reply(reply)
+            if deleted:  # trimmed from the stream while pending: Redis dropped them from the group already
+                self._process(claims.trimmed(deleted), redelivered=True)
             if len(delivery):
                 log.info("claimed %d entries idle > %d ms from other consumers", len(delivery), opts.claim_idle_ms)
-                self._process(delivery, redelivered=True)
-            if cursor in ("0-0", b"0-0"):
+                self.report.claimed += len(delivery)
+                taken += len(delivery)
+                self._take(delivery)
+            pages += 1
+            if self._claim_cursor == "0-0" or (not full and pages >= 10):
+                return taken
+
+    def _claim_from_dead(self, owner: claims.ConsumerFacts) -> int:
+        opts = self.options
+        taken, start = 0, "-"
+        while True:
+            rows = claims.pending_entries(
+                self._client,
+                opts.stream,
+                opts.group,
+                opts.batch,
+                consumer=owner.name,
+                min_idle_ms=opts.dead_after_ms,
+                start=start,
+            )
+            if not rows:
+                return taken
+            ids = [r.id for r in rows]
+            reply = read_raw(self._client, "XCLAIM", opts.stream, opts.group, opts.consumer, opts.dead_after_ms, *ids)
+            delivery = claims.from_claim_reply(reply)
+            missing = set(ids).difference(delivery.ids.tolist())
+            if missing:  # XCLAIM drops entries deleted from the stream from the group without saying so
+                self._dead_letter_trimmed(sorted(missing, key=claims.id_key))
+            self.report.claimed += len(delivery)
+            self.report.claimed_from_dead += len(delivery)
+            taken += len(delivery)
+            self._take(delivery)
+            if len(rows) < opts.batch:
+                return taken
+            start = f"({ids[-1]}"
+
+    def _dead_letter_trimmed(self, ids: list[str]) -> None:
+        """Of entries a claim did not return: those no longer pending and gone from the stream were trimmed."""
+        opts = self.options
+        gone = []
+        for entry_id in ids:
+            still_pending = claims.pending_entries(
+                self._client, opts.stream, opts.group, 1, start=entry_id, end=entry_id
+            )
+            exists = self._client.execute_command("XRANGE", opts.stream, entry_id, entry_id, NEVER_DECODE=True)
+            if not still_pending and not exists:
+                gone.append(entry_id)
+        if gone:
+            self._process(claims.trimmed(gone), redelivered=True)
+
+    def _take(self, delivery: Delivery) -> None:
+        """Process redelivered (re-read or claimed) entries; those delivered more than ``max_deliveries`` times
+        (XPENDING's count) are dead-lettered instead: an entry that keeps killing its consumer stops there."""
+        if not len(delivery):
+            return
+        opts = self.options
+        rows = claims.pending_entries(
+            self._client,
+            opts.stream,
+            opts.group,
+            4 * len(delivery) + 1000,
+            consumer=opts.consumer,
+            start=str(delivery.ids[0]),
+            end=str(delivery.ids[-1]),
+        )
+        counts = {r.id: r.deliveries for r in rows}
+        times = np.array([counts.get(i, 0) for i in delivery.ids.tolist()], dtype=np.int64)
+        over = np.flatnonzero(times > opts.max_deliveries)
+        if len(over):
+            reasons = [f"delivered {n} times (more than max_deliveries {opts.max_deliveries})" for n in times[over]]
+            self._dead_letter(_rejected(delivery, over, reasons))
+            self.report.over_delivered += len(over)
+            delivery = _subset(delivery, np.flatnonzero(times <= opts.max_deliveries))
+        if len(delivery):
+            self._process(delivery, redelivered=True)
+
+    # -- the end of a drain ---------------------------------------------------------------------------------
+
+    def _settle(self) -> None:
+        """A drain is complete once no entry delivered before it finished reading is pending in the group.
+
+        Waits up to ``drain_wait_ms`` for live consumers to ack what they hold, claiming meanwhile from
+        consumers that turn out dead and entries idle past ``claim_idle_ms``; what live consumers still hold
+        then is reported (``held``) and the drain is not complete.
+        """
+        opts = self.options
+        group = next((g for g in self._client.xinfo_groups(opts.stream) if g.get("name") == opts.group), None)
+        boundary = str(group["last-delivered-id"]) if group else "0-0"
+        deadline = time.monotonic() + opts.drain_wait_ms / 1000
+        while True:
+            self._claim(full=True)
+            self._flush()
+            self._collect_side(wait=True)
+            held: dict[str, int] = {}
+            for row in claims.pending_entries(self._client, opts.stream, opts.group, 10_000, end=boundary):
+                held[row.consumer] = held.get(row.consumer, 0) + 1
+            self.report.held = held
+            self.report.complete = not held
+            if not held or time.monotonic() >= deadline:
                 break
+            time.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
+        if held:
+            log.warning("%s", incomplete_message(opts, self.report))
 
     def _read_new(self, block: bool) -> int:
         """Take the batch read ahead (or read one), start reading the next, then process this one."""
@@ -303,11 +532,9 @@ class TickConsumer:
         if not force and now < self._next_lag_check:
             return
         self._next_lag_check = now + 1.0
-        lag = None
-        for info in self._client.xinfo_groups(self.options.stream):
-            if info.get("name") == self.options.group and info.get("lag") is not None:
-                lag = int(info["lag"])
-                self.metrics.lag.set(lag)
+        lag = claims.consistent_lag(self._client, self.options.stream, self.options.group)
+        if lag is not None:
+            self.metrics.lag.set(lag)
         if now >= self._next_progress:
             self._next_progress = now + PROGRESS_SECONDS
             log.info(
@@ -338,15 +565,25 @@ class TickConsumer:
         for symbol, count in release.reordered.items():
             self.metrics.reordered.labels(symbol).inc(count)
         self._ready.append(release.released)
+        if self._ready_since is None and not release.released.empty:
+            self._ready_since = time.monotonic()
         if not release.dropped.empty:
             self._land_ready()
             self._land(release.released.iloc[0:0], release.dropped)
-        elif sum(len(r) for r in self._ready) >= self.options.land_every or len(ids) < self.options.batch:
+        elif (
+            sum(len(r) for r in self._ready) >= self.options.land_every
+            or len(ids) < self.options.batch
+            or (
+                self._ready_since is not None
+                and time.monotonic() - self._ready_since >= self.options.land_every_ms / 1000
+            )
+        ):
             self._land_ready()
 
     def _land_ready(self) -> None:
         ready = [r for r in self._ready if not r.empty]
         self._ready = []
+        self._ready_since = None
         if ready:
             released = pd.concat(ready, ignore_index=True)
             self._land(released, released.iloc[0:0])
@@ -430,3 +667,13 @@ class TickConsumer:
     def _flush(self) -> None:
         self._ready.append(self._buffer.flush())
         self._land_ready()
+
+
+def incomplete_message(options: IngestOptions, report: IngestReport) -> str:
+    owners = ", ".join(f"{name} ({count})" for name, count in sorted(report.held.items()))
+    return (
+        f"drain of {options.stream} (group {options.group}) is not complete: live consumers still hold "
+        f"{sum(report.held.values())} entries delivered before it ended, after waiting {options.drain_wait_ms} ms: "
+        f"{owners}. They are claimed once their owner stops reading for {options.dead_after_ms} ms or once idle "
+        f"for {options.claim_idle_ms} ms; run the drain again then."
+    )

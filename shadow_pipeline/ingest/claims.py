@@ -1,0 +1,171 @@
+"""What the consumer group knows about its consumers, and claiming through the raw-bytes read path.
+
+The facts used to tell a dead consumer from a slow one are the group's own (docs/ingest.md, "Claiming and
+completeness"): ``XINFO CONSUMERS`` ``idle`` is the time since the consumer last read or claimed (a serving
+consumer does so at least every ``block_ms``), ``XPENDING`` gives each entry's owner, idle time and delivery
+count. Claim replies (``XCLAIM``, ``XAUTOCLAIM``) are read as raw RESP bytes like ``XREADGROUP`` replies and
+reframed as one, so that :func:`~shadow_pipeline.ingest.deliveries.from_reply` parses them: undecodable bytes
+never raise, and claimed entries take the same typed path as read ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import redis
+
+from shadow_pipeline.ingest.deliveries import Delivery, from_entries, from_reply
+from shadow_pipeline.redis_io.raw_reply import error_of, header, value_end
+
+# An XREADGROUP reply's framing for one stream (RESP2), in front of an entries array: [[name, entries]].
+_READ_FRAME = np.frombuffer(b"*1\r\n*2\r\n$1\r\ns\r\n", dtype=np.uint8)
+_EMPTY_ENTRIES = np.frombuffer(b"*0\r\n", dtype=np.uint8)
+
+# XGROUP DELCONSUMER destroys the consumer's pending entries; deleting only one that owns nothing, atomically,
+# keeps a consumer that read something since XINFO CONSUMERS was asked from losing it.
+_FORGET = """
+if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2]) > 0 then return -1 end
+return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+"""
+
+
+@dataclass(frozen=True)
+class ConsumerFacts:
+    name: str
+    pending: int
+    idle_ms: int  # since its last read or claim (XINFO CONSUMERS idle)
+    inactive_ms: int | None  # since its last read or claim that got entries (Redis >= 7.2; -1 there: never)
+
+
+@dataclass(frozen=True)
+class PendingEntry:
+    id: str
+    consumer: str
+    idle_ms: int
+    deliveries: int
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def id_key(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def consumers(client: redis.Redis, stream: str, group: str) -> list[ConsumerFacts]:
+    facts = []
+    for info in client.xinfo_consumers(stream, group):
+        inactive = info.get("inactive")
+        facts.append(
+            ConsumerFacts(
+                _text(info["name"]),
+                int(info["pending"]),
+                int(info["idle"]),
+                None if inactive is None else int(inactive),
+            )
+        )
+    return facts
+
+
+def pending_entries(
+    client: redis.Redis,
+    stream: str,
+    group: str,
+    count: int,
+    consumer: str | None = None,
+    min_idle_ms: int | None = None,
+    start: str = "-",
+    end: str = "+",
+) -> list[PendingEntry]:
+    """XPENDING's extended form: up to ``count`` entries from ``start`` to ``end`` (inclusive, or ``(id``)."""
+    rows = client.xpending_range(stream, group, start, end, count, consumername=consumer, idle=min_idle_ms)
+    return [
+        PendingEntry(
+            _text(r["message_id"]), _text(r["consumer"]), int(r["time_since_delivered"]), int(r["times_delivered"])
+        )
+        for r in rows
+    ]
+
+
+def forget_consumer(client: redis.Redis, stream: str, group: str, consumer: str) -> bool:
+    """Delete ``consumer`` from the group if (checked atomically) it owns no pending entry."""
+    return int(client.eval(_FORGET, 1, stream, group, consumer)) >= 0
+
+
+def _entries_delivery(buf: np.ndarray, start: int, end: int) -> Delivery:
+    return from_reply(np.concatenate([_READ_FRAME, buf[start:end] if end > start else _EMPTY_ENTRIES]))
+
+
+def _string_at(buf: np.ndarray, pos: int) -> tuple[str, int]:
+    end = int(value_end(buf, pos))
+    if buf[pos] == 36:  # '$' bulk string
+        length, at = (int(v) for v in header(buf, pos, len(buf)))
+        return bytes(buf[at : at + length]).decode(errors="backslashreplace"), end
+    return bytes(buf[pos + 1 : end - 2]).decode(errors="backslashreplace"), end
+
+
+def from_claim_reply(reply: np.ndarray) -> Delivery:
+    """An XCLAIM reply (an array of entries) as a delivery."""
+    if reply[0] == 45:  # '-'
+        raise error_of(reply)
+    return _entries_delivery(reply, 0, len(reply))
+
+
+def from_autoclaim_reply(reply: np.ndarray) -> tuple[str, Delivery, list[str]]:
+    """An XAUTOCLAIM reply: ``(next cursor, claimed entries, ids of entries deleted from the stream)``.
+
+    Redis >= 7 removes the deleted ids from the pending list itself; they are returned so that the caller can
+    dead-letter them (see :func:`trimmed`).
+    """
+    if reply[0] == 45:
+        raise error_of(reply)
+    parts, pos = (int(v) for v in header(reply, 0, len(reply)))
+    cursor, pos = _string_at(reply, pos)
+    entries_end = int(value_end(reply, pos))
+    delivery = _entries_delivery(reply, pos, entries_end)
+    deleted: list[str] = []
+    if parts >= 3:
+        count, at = (int(v) for v in header(reply, entries_end, len(reply)))
+        for _ in range(max(count, 0)):
+            entry_id, at = _string_at(reply, at)
+            deleted.append(entry_id)
+    return cursor, delivery, deleted
+
+
+def trimmed(ids: list[str]) -> Delivery:
+    """Entries deleted from the stream while pending: rejects with the TRIMMED reason (dead letters)."""
+    return from_entries([(i, None) for i in ids])
+
+
+def consistent_lag(client: redis.Redis, stream: str, group: str, exact_up_to: int = 10_000) -> int | None:
+    """The group's lag (entries not yet delivered to it), corrected when Redis reports an impossible value.
+
+    ``XINFO GROUPS`` lag is ``entries-added - entries-read``; ``entries-read`` can be wrong (after an AOF reload,
+    an ``XGROUP SETID`` without ``ENTRIESREAD``, deletions), and Redis then reports a lag it keeps forever. The
+    rule: no lag when the group has delivered the newest id of the stream; a reported lag within
+    ``[0, length]`` otherwise is taken; else (impossible or unknown) the entries after the last delivered id are
+    counted, exactly up to ``exact_up_to`` and bounded by the stream's length beyond that.
+    """
+    info = next((g for g in client.xinfo_groups(stream) if _text(g.get("name")) == group), None)
+    if info is None:
+        return None
+    # Undecoded: the first and last entries come along, and their fields may be any bytes.
+    raw = client.execute_command("XINFO STREAM", stream, NEVER_DECODE=True)
+    pairs = raw.items() if isinstance(raw, dict) else zip(raw[0::2], raw[1::2], strict=True)
+    stream_info = {_text(k): v for k, v in pairs}
+    last_delivered = _text(info["last-delivered-id"])
+    last_generated = _text(stream_info.get("last-generated-id", b"0-0"))
+    length = int(stream_info["length"])
+    if id_key(last_delivered) >= id_key(last_generated):
+        return 0
+    reported = info.get("lag")
+    if reported is not None and 0 <= int(reported) <= length:
+        return int(reported)
+    after = client.execute_command("XRANGE", stream, f"({last_delivered}", "+", "COUNT", exact_up_to, NEVER_DECODE=True)
+    if len(after or []) < exact_up_to:
+        return len(after or [])
+    return min(length, int(reported)) if reported is not None else length
