@@ -3,8 +3,8 @@
 Landing is idempotent: every row carries its Redis entry id, and a reader keeps one row per entry id, so a
 batch redelivered after a crash (landed, not yet acked) or landed by two consumers never counts twice. Files
 are written under a temporary name, fsynced and renamed, and the folder is fsynced after the rename, so a
-reader never sees half a file and a landed file survives a power loss before its entries are acked. The root is a ``UPath``:
-a local folder today, object storage (``s3://...``) by configuration.
+reader never sees half a file and a landed file survives a power loss before its entries are acked. The root
+is a ``UPath``: a local folder today, object storage (``s3://...``) by configuration.
 """
 
 from __future__ import annotations
