@@ -178,7 +178,16 @@ def replay_command(
 @click.option("--redis-url", default=None, help="Default: $REDIS_URL, else an embedded server.")
 @click.option("--stream", default=DEFAULT_STREAM, show_default=True)
 @click.option("--group", default=_INGEST.group, show_default=True)
-@click.option("--consumer", default=None, help="Consumer name (default: host-pid-random, unique per process).")
+@click.option(
+    "--consumer",
+    default=None,
+    help="Consumer name (default: <host>-<slot>, the same after a restart, so it re-reads its own pending entries).",
+)
+@click.option(
+    "--slot",
+    default=None,
+    help="Instance on this host for the default name (default: $SHADOW_INGEST_SLOT, else 0); one per consumer.",
+)
 @click.option(
     "--landing",
     default=None,
@@ -192,6 +201,34 @@ def replay_command(
 )
 @click.option(
     "--claim-idle-ms", type=int, default=_INGEST.claim_idle_ms, show_default=True, help="XAUTOCLAIM min idle."
+)
+@click.option(
+    "--dead-after-ms",
+    type=int,
+    default=_INGEST.dead_after_ms,
+    show_default=True,
+    help="A consumer that has not read for this long while owning entries is dead: its entries are claimed.",
+)
+@click.option(
+    "--drain-wait-ms",
+    type=int,
+    default=_INGEST.drain_wait_ms,
+    show_default=True,
+    help="A drain waits this long for live consumers' entries; then it exits 3 if any are still pending.",
+)
+@click.option(
+    "--max-deliveries",
+    type=int,
+    default=_INGEST.max_deliveries,
+    show_default=True,
+    help="Dead-letter an entry delivered more often.",
+)
+@click.option(
+    "--land-every-ms",
+    type=int,
+    default=_INGEST.land_every_ms,
+    show_default=True,
+    help="Land released ticks this often.",
 )
 @click.option("--watermark-ms", type=float, default=_INGEST.watermark_ms, show_default=True, help="Reorder watermark.")
 @click.option(
@@ -208,11 +245,16 @@ def ingest_command(
     stream: str,
     group: str,
     consumer: str | None,
+    slot: str | None,
     landing: str | None,
     drain: bool,
     batch: int,
     block_ms: int,
     claim_idle_ms: int,
+    dead_after_ms: int,
+    drain_wait_ms: int,
+    max_deliveries: int,
+    land_every_ms: int,
     watermark_ms: float,
     buffer_capacity: int,
     reconnect_seconds: float,
@@ -229,10 +271,14 @@ def ingest_command(
         options = IngestOptions(
             stream=stream,
             group=group,
-            consumer=consumer or default_consumer_name(),
+            consumer=consumer or default_consumer_name(slot),
             batch=batch,
             block_ms=block_ms,
             claim_idle_ms=claim_idle_ms,
+            dead_after_ms=dead_after_ms,
+            drain_wait_ms=drain_wait_ms,
+            max_deliveries=max_deliveries,
+            land_every_ms=land_every_ms,
             watermark_ms=watermark_ms,
             buffer_capacity=buffer_capacity,
             reconnect_seconds=reconnect_seconds,
@@ -260,6 +306,8 @@ def ingest_command(
         if pushgateway:
             metrics.push(pushgateway)
     click.echo(json.dumps({"redis": redact(url), "consumer": options.consumer, **report.as_dict()}, default=str))
+    if drain and not report.complete:  # live consumers still hold entries: not landed yet (docs/ingest.md)
+        sys.exit(3)
 
 
 def _symbols(raw: str) -> list[str]:

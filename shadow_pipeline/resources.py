@@ -11,7 +11,7 @@ import redis
 from pydantic import Field
 from upath import UPath
 
-from shadow_pipeline.ingest.consumer import IngestOptions
+from shadow_pipeline.ingest.consumer import IngestOptions, default_consumer_name
 from shadow_pipeline.ingest.landing import LandingStore
 from shadow_pipeline.redis_io.connect import connect, resolve_url
 from shadow_pipeline.redis_io.keys import ALERT_STREAM, TICK_STREAM, dead_letter_stream
@@ -92,6 +92,19 @@ class TickStreamResource(dg.ConfigurableResource):
     claim_idle_ms: int = Field(
         default=IngestOptions.claim_idle_ms, description="Claim other consumers' entries idle this long."
     )
+    dead_after_ms: int = Field(
+        default=IngestOptions.dead_after_ms,
+        description="A consumer that has not read for this long while owning entries is dead: its entries are claimed.",
+    )
+    drain_wait_ms: int = Field(
+        default=IngestOptions.drain_wait_ms,
+        description="How long a drain waits for entries live consumers hold before it reports itself incomplete.",
+    )
+    consumer_slot: str = Field(
+        default="dagster",
+        description="The drain's consumer name is <host>-<slot>: a run killed mid-drain leaves its pending entries "
+        "to the next run on the host, which re-reads them first.",
+    )
 
     @property
     def dead_letter_stream(self) -> str:
@@ -105,6 +118,9 @@ class TickStreamResource(dg.ConfigurableResource):
             watermark_ms=self.watermark_ms,
             buffer_capacity=self.buffer_capacity,
             claim_idle_ms=self.claim_idle_ms,
+            dead_after_ms=self.dead_after_ms,
+            drain_wait_ms=self.drain_wait_ms,
+            consumer=default_consumer_name(self.consumer_slot),
         )
 
 

@@ -15,7 +15,7 @@ from shadow_pipeline.defs.ingest import checks
 from shadow_pipeline.defs.partitions import hour_and_symbol, tick_partitions
 from shadow_pipeline.domain.quality import assess, normalize
 from shadow_pipeline.domain.windows import HOUR_NS, hour_bounds, hour_keys
-from shadow_pipeline.ingest.consumer import TickConsumer
+from shadow_pipeline.ingest.consumer import TickConsumer, incomplete_message
 from shadow_pipeline.ingest.dead_letters import UNATTRIBUTED, dead_letters_by_partition
 from shadow_pipeline.ingest.landing import Kind, LandingStore
 from shadow_pipeline.resources import LandingResource, RedisResource, TickStreamResource
@@ -46,7 +46,7 @@ def _neighbour_seqs(store: LandingStore, hour: str, symbol: str, offset_hours: i
     return seqs["seq"].to_numpy(dtype=np.int64) if len(seqs) else np.empty(0, np.int64)
 
 
-@dg.asset(group_name="ingest", kinds={"redis", "parquet"})
+@dg.asset(group_name="ingest", kinds={"redis", "parquet"}, check_specs=checks.LANDING_ZONE_CHECKS)
 def landing_zone(
     context: dg.AssetExecutionContext,
     redis: RedisResource,
@@ -56,20 +56,30 @@ def landing_zone(
     """Everything the tick stream holds for the consumer group, landed (Parquet, fsynced) and then XACKed.
 
     Exactly once: landing dedups by entry id, so a drain that overlaps a running ingest service or an earlier
-    drain adds nothing twice. Malformed entries go to `<stream>:dlq` with their XACK in one MULTI.
+    drain adds nothing twice. Malformed entries go to `<stream>:dlq` with their XACK in one MULTI. Complete
+    (the blocking `drain_complete` check) only once nothing delivered before the drain ended is pending in the
+    group: entries of dead consumers are claimed and landed; entries live consumers hold past `drain_wait_ms`
+    fail the check, so no partition is materialized short of them.
     """
     context.log.info(f"draining {tick_stream.stream} (group {tick_stream.group}) at {redis.describe()}")
     store = landing.store(tick_stream.stream)
-    report = TickConsumer(store, tick_stream.options(), client_factory=redis.get_client).drain()
+    options = tick_stream.options()
+    report = TickConsumer(store, options, client_factory=redis.get_client).drain()
+    if not report.complete:
+        context.log.error(incomplete_message(options, report))
     return dg.MaterializeResult(
+        check_results=[checks.drain_complete(bool(report.complete), report.held, options.drain_wait_ms)],
         metadata={
             "stream": tick_stream.stream,
             "group": tick_stream.group,
             "entries_read": dg.MetadataValue.int(report.read),
             "ticks_landed": dg.MetadataValue.int(report.landed_total),
             "dead_letters": dg.MetadataValue.int(report.dead_letters),
+            "claimed": dg.MetadataValue.int(report.claimed),
+            "claimed_from_dead": dg.MetadataValue.int(report.claimed_from_dead),
+            "consumer": options.consumer,
             "landing": dg.MetadataValue.path(str(store.root)),
-        }
+        },
     )
 
 
