@@ -19,6 +19,8 @@ import redis
 from shadow_pipeline.ingest.deliveries import Delivery, from_entries, from_reply
 from shadow_pipeline.redis_io.raw_reply import error_of, header, value_end
 
+__all__ = ["ConsumerFacts", "PendingEntry", "consistent_lag", "consumers", "error_of", "forget_consumer"]
+
 # An XREADGROUP reply's framing for one stream (RESP2), in front of an entries array: [[name, entries]].
 _READ_FRAME = np.frombuffer(b"*1\r\n*2\r\n$1\r\ns\r\n", dtype=np.uint8)
 _EMPTY_ENTRIES = np.frombuffer(b"*0\r\n", dtype=np.uint8)
@@ -141,14 +143,15 @@ def trimmed(ids: list[str]) -> Delivery:
     return from_entries([(i, None) for i in ids])
 
 
-def consistent_lag(client: redis.Redis, stream: str, group: str, exact_up_to: int = 10_000) -> int | None:
-    """The group's lag (entries not yet delivered to it), corrected when Redis reports an impossible value.
+def consistent_lag(client: redis.Redis, stream: str, group: str, exact_up_to: int = 1_000) -> int | None:
+    """The group's lag (entries not yet delivered to it), checked against the stream itself.
 
     ``XINFO GROUPS`` lag is ``entries-added - entries-read``; ``entries-read`` can be wrong (after an AOF reload,
-    an ``XGROUP SETID`` without ``ENTRIESREAD``, deletions), and Redis then reports a lag it keeps forever. The
-    rule: no lag when the group has delivered the newest id of the stream; a reported lag within
-    ``[0, length]`` otherwise is taken; else (impossible or unknown) the entries after the last delivered id are
-    counted, exactly up to ``exact_up_to`` and bounded by the stream's length beyond that.
+    an ``XGROUP SETID`` without ``ENTRIESREAD``, deletions), and Redis then reports that lag forever. The rule:
+    0 when the group has delivered the newest id of the stream (``last-delivered-id`` >= ``last-generated-id``);
+    else the entries after ``last-delivered-id`` are counted (one XRANGE of at most ``exact_up_to``), which is
+    exact below that; at or above it Redis's lag is taken when it is possible (``exact_up_to <= lag <=
+    length``), else the stream's length bounds it.
     """
     info = next((g for g in client.xinfo_groups(stream) if _text(g.get("name")) == group), None)
     if info is None:
@@ -162,10 +165,10 @@ def consistent_lag(client: redis.Redis, stream: str, group: str, exact_up_to: in
     length = int(stream_info["length"])
     if id_key(last_delivered) >= id_key(last_generated):
         return 0
-    reported = info.get("lag")
-    if reported is not None and 0 <= int(reported) <= length:
-        return int(reported)
     after = client.execute_command("XRANGE", stream, f"({last_delivered}", "+", "COUNT", exact_up_to, NEVER_DECODE=True)
     if len(after or []) < exact_up_to:
         return len(after or [])
-    return min(length, int(reported)) if reported is not None else length
+    reported = info.get("lag")
+    if reported is not None and exact_up_to <= int(reported) <= length:
+        return int(reported)
+    return length

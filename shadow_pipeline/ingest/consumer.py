@@ -65,7 +65,7 @@ class IngestOptions:
     claim_idle_ms: int = 60_000  # entries idle this long are claimed from any consumer (XAUTOCLAIM)
     dead_after_ms: int = 10_000  # a consumer that has not read or claimed for this long, while owning entries, is dead
     drain_wait_ms: int = 15_000  # a drain waits this long for entries that live consumers hold to be acked
-    claim_every_ms: int = 2_000  # while serving: how often to look for dead consumers and idle entries
+    claim_every_ms: int = 2_000  # while serving: how often to claim and heartbeat (at most dead_after_ms / 3)
     max_deliveries: int = 10  # an entry delivered more often than this is dead-lettered, not processed again
     forget_after_ms: int = 600_000  # consumers idle this long that own nothing are deleted from the group
     watermark_ms: float = 40.0
@@ -92,7 +92,7 @@ class IngestOptions:
             if getattr(self, name) < 0:
                 raise ValueError(f"ingest option {name} must be >= 0, got {getattr(self, name)}")
         if self.dead_after_ms <= self.block_ms:
-            # A serving consumer reads at least every block_ms: below that, a live one would look dead.
+            # A serving consumer reads (or heartbeats) at least every block_ms: below that, a live one looks dead.
             raise ValueError(
                 f"ingest option dead_after_ms ({self.dead_after_ms}) must exceed block_ms ({self.block_ms})"
             )
@@ -100,6 +100,11 @@ class IngestOptions:
     @property
     def dead_letter_stream(self) -> str:
         return dead_letter_stream(self.stream)
+
+    @property
+    def claim_every_seconds(self) -> float:
+        """The claim and heartbeat period: often enough that a live consumer never looks dead."""
+        return min(self.claim_every_ms, self.dead_after_ms / 3) / 1000
 
 
 @dataclass
@@ -181,7 +186,7 @@ class TickConsumer:
         self._buffer = ReorderBuffer(int(self.options.watermark_ms * 1e6), self.options.buffer_capacity)
         self._next_lag_check = 0.0
         self._next_progress = time.monotonic() + PROGRESS_SECONDS
-        self._next_claim = time.monotonic() + self.options.claim_every_ms / 1000
+        self._next_claim = time.monotonic() + self.options.claim_every_seconds
         self._claim_cursor = "0-0"  # XAUTOCLAIM's cursor, kept across rounds while serving
         self._ready: list[pd.DataFrame] = []  # released, not yet landed (their entries are still pending)
         self._ready_since: float | None = None  # when the oldest released tick not yet landed was released
@@ -334,8 +339,24 @@ class TickConsumer:
         if self._ready_since is not None and now - self._ready_since >= self.options.land_every_ms / 1000:
             self._land_ready()
         if now >= self._next_claim:
-            self._next_claim = now + self.options.claim_every_ms / 1000
+            self._next_claim = now + self.options.claim_every_seconds
+            self._heartbeat()
             self._claim(full=False)
+
+    def _heartbeat(self) -> None:
+        """Refresh this consumer's ``idle`` while it holds entries, so that others see it alive.
+
+        Redis < 7.2 counts only reads that deliver something as activity: a serving consumer on a quiet stream
+        would look dead while its reorder buffer holds the newest ticks. XCLAIM ... JUSTID of its own oldest
+        pending entry refreshes it without counting a delivery. Done by the serving loop itself, so a consumer
+        stuck in processing does not look alive.
+        """
+        opts = self.options
+        own = claims.pending_entries(self._client, opts.stream, opts.group, 1, consumer=opts.consumer)
+        if own:
+            reply = read_raw(self._client, "XCLAIM", opts.stream, opts.group, opts.consumer, 0, own[0].id, "JUSTID")
+            if reply[0] == ord("-"):
+                raise claims.error_of(reply)
 
     def _claim(self, full: bool) -> int:
         """Take over what dead consumers own, then entries idle past ``claim_idle_ms`` (XAUTOCLAIM, resuming
@@ -361,13 +382,8 @@ class TickConsumer:
                         facts.idle_ms,
                     )
                 taken += got
-            elif (
-                not facts.pending
-                and facts.idle_ms >= opts.forget_after_ms
-                and claims.forget_consumer(self._client, opts.stream, opts.group, facts.name)
-            ):
-                self.report.forgotten.append(facts.name)
-                log.info("consumer %s: deleted idle consumer %s from the group", opts.consumer, facts.name)
+            elif not facts.pending:
+                self._forget(facts)
         pages = 0
         while True:
             reply = read_raw(
@@ -392,6 +408,15 @@ class TickConsumer:
             pages += 1
             if self._claim_cursor == "0-0" or (not full and pages >= 10):
                 return taken
+
+    def _forget(self, facts: claims.ConsumerFacts) -> None:
+        """Delete a consumer idle past ``forget_after_ms`` that owns nothing (checked again, atomically)."""
+        opts = self.options
+        if facts.name == opts.consumer or facts.pending or facts.idle_ms < opts.forget_after_ms:
+            return
+        if claims.forget_consumer(self._client, opts.stream, opts.group, facts.name):
+            self.report.forgotten.append(facts.name)
+            log.info("consumer %s: deleted idle consumer %s from the group", opts.consumer, facts.name)
 
     def _claim_from_dead(self, owner: claims.ConsumerFacts) -> int:
         opts = self.options
@@ -489,6 +514,9 @@ class TickConsumer:
             time.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
         if held:
             log.warning("%s", incomplete_message(opts, self.report))
+        for facts in claims.consumers(self._client, opts.stream, opts.group):  # owners emptied by the claims above
+            if facts.name not in self.report.forgotten:
+                self._forget(facts)
 
     def _read_new(self, block: bool) -> int:
         """Take the batch read ahead (or read one), start reading the next, then process this one."""
