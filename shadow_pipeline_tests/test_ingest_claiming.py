@@ -230,3 +230,10 @@ def test_entries_delivered_too_often_are_dead_lettered(
     letters = redis_client.xrange(f"{stream}:dlq")
     assert len(letters) == 5 and "delivered 5 times" in letters[0][1]["reason"]  # type: ignore[index, arg-type]
     assert redis_client.xpending(stream, GROUP)["pending"] == 0
+
+
+def test_soak_short_kills_and_redis_restarts_lose_and_duplicate_nothing() -> None:
+    from shadow_pipeline_tests import soak
+
+    figures = soak.run("short", ticks=30_000, consumers=2, kills=3, redis_restarts=1, gap=0.8)
+    assert figures.ok, figures
