@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import uuid
 from pathlib import Path
 from typing import Any
@@ -152,6 +154,20 @@ _SPECIAL = [0, 1, 2, 10**9 - 1, 10**9, 10**9 + 1, 2**32 - 1, 2**53 - 1, 2**53, 2
 _anchor = st.one_of(st.sampled_from(_SPECIAL), st.integers(0, MAX_SEQ))
 
 
+def _assert_holes_are_exactly_the_unseen(client: redis.Redis, guard: SequenceGuard, model: Model) -> None:
+    """The holes are disjoint, none empty, in order, and hold exactly the seqs up to high that never arrived."""
+    assert model.high is not None
+    members: list[str] = client.zrange(guard.keys(SYMBOL)[1], 0, -1)  # type: ignore[assignment]
+    bounds = [(-1 if lo.startswith("-") else int(lo), int(hi)) for lo, hi in (m.split(":") for m in members)]
+    assert all(hi - lo >= 2 for lo, hi in bounds)
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(bounds))
+    assert sum(hi - lo - 1 for lo, hi in bounds) == model.high + 1 - len(model.seen)
+    starts = [lo for lo, _ in bounds]
+    for s in model.seen:  # an arrived seq is in no hole
+        at = bisect.bisect_left(starts, s) - 1
+        assert at < 0 or bounds[at][1] <= s
+
+
 @st.composite
 def _batches(draw: st.DrawFn) -> list[tuple[list[int], bool]]:
     """Batches of arrivals around a few anchors (huge values among them): runs, jumps, repeats, reorders."""
@@ -174,6 +190,8 @@ def _batches(draw: st.DrawFn) -> list[tuple[list[int], bool]]:
 @example(batches=[([5, 3, 4, 9, 9, 1], False), ([2, 7, 8, 6], True)])
 @example(batches=[([MAX_SEQ], False), ([MAX_SEQ - 1, 0, MAX_SEQ], False)])
 @example(batches=[([2**53 + 1, 2**53 + 3], False), ([2**53 + 2, 2**53 + 2, 2**53], False)])
+@example(batches=[([5, 10**9 + 5, 10**9 - 1, 10**9, 2 * 10**9 + 1], False), ([2 * 10**9 - 1, 10**9 + 1], False)])
+@example(batches=[([5, 10**9, 10**9 - 1, 2 * 10**9 + 1, 2 * 10**9], False), ([6, 10**9 - 2, 2 * 10**9 - 1], True)])
 def test_counts_equal_the_model_and_the_domain_accounting(
     redis_client: redis.Redis, stream: str, batches: list[tuple[list[int], bool]]
 ) -> None:
@@ -183,6 +201,7 @@ def test_counts_equal_the_model_and_the_domain_accounting(
     for seqs, redelivered in batches:
         found.append(_check(guard, seqs, redelivered))
         assert found[-1] == model.check(seqs, redelivered)
+    _assert_holes_are_exactly_the_unseen(redis_client, guard, model)
     if not any(redelivered for _, redelivered in batches):  # then also the domain's own accounting
         arrivals = [s for seqs, _ in batches for s in seqs]
         domain = count_by_symbol(pd.Series([SYMBOL] * len(arrivals)), pd.Series(arrivals), {SYMBOL: arrivals[0]})
