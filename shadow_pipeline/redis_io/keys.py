@@ -1,7 +1,7 @@
 """Every Redis key the project reads or writes, named once (docs/redis.md lists them for operators).
 
 The sequence guard's keys embed the stream's name in braces (a Redis Cluster hash tag), so that one Lua call over
-a symbol's two guard keys stays in one slot.
+a symbol's guard keys stays in one slot.
 """
 
 from __future__ import annotations
@@ -23,9 +23,10 @@ def append_index(stream: str) -> str:
 
 
 def guard_keys(stream: str, group: str, symbol: str) -> list[str]:
-    """The sequence guard's state hash and seen-bitmap of one symbol."""
+    """The sequence guard's keys of one symbol: its state hash, its holes (a sorted set of the ranges of seqs not
+    arrived yet) and the seen-bitmap of the guard's first version, which the guard frees on first use."""
     prefix = f"shadow:guard:{{{stream}}}:{group}:{symbol}"
-    return [f"{prefix}:state", f"{prefix}:seen"]
+    return [f"{prefix}:state", f"{prefix}:holes", f"{prefix}:seen"]
 
 
 def kpi_symbol_hash(symbol: str) -> str:
