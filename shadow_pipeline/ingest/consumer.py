@@ -26,6 +26,7 @@ import pandas as pd
 import redis
 
 from shadow_pipeline.domain.reorder import DEFAULT_CAPACITY, ReorderBuffer
+from shadow_pipeline.ingest import dead_letters
 from shadow_pipeline.ingest.deliveries import Delivery, from_field_maps, from_reply
 from shadow_pipeline.ingest.guard import GuardCounts, SequenceGuard
 from shadow_pipeline.ingest.landing import Kind, LandingStore
@@ -405,25 +406,31 @@ class TickConsumer:
     def _ack(self, client: redis.Redis, ids: list[str]) -> int:
         return int(client.xack(self.options.stream, self.options.group, *ids))
 
-    def _dead_letter(self, delivery: Delivery) -> None:
-        ids, rejects = delivery.ids, delivery.parsed.rejects
+    def _dead_letter(self, delivery: Delivery, extra: pd.Series | None = None) -> None:
+        """Dead-letter the delivery's rejects, and ``extra`` (position -> reason: entries to dead-letter for a reason
+        of the caller's, e.g. delivered too many times; the caller then lands none of their ticks), each record with
+        the entry's original bytes (``ingest.dead_letters.record``), with their XACKs in one MULTI/EXEC."""
+        rejects = delivery.parsed.rejects
+        if extra is not None and len(extra):
+            rejects = pd.concat([rejects, extra[~extra.index.isin(rejects.index)]]).sort_index()
         if rejects.empty:
             return
         opts = self.options
-        pipe = self._client.pipeline(transaction=True)  # the dead letter and its XACK, or neither
-        for position, reason in zip(rejects.index.to_numpy(dtype=int), rejects.to_numpy(), strict=True):
-            flat = delivery.original(int(position)) or []
-            original = {f"field.{k}": v for k, v in zip(flat[0::2], flat[1::2], strict=False)}
-            record = {"orig_id": ids[position], "stream": opts.stream, "reason": str(reason), **original}
-            pipe.xadd(opts.dead_letter_stream, record)  # type: ignore[arg-type]
-        pipe.xack(opts.stream, opts.group, *ids[rejects.index.to_numpy(dtype=int)].tolist())
+        positions = rejects.index.to_numpy(dtype=int)
+        ids = delivery.ids[positions].tolist()
+        pipe = self._client.pipeline(transaction=True)  # the dead letters and their XACKs, or none of them
+        for position, entry_id, reason in zip(positions, ids, rejects.to_numpy(), strict=True):
+            letter = dead_letters.record(entry_id, opts.stream, str(reason), delivery.original(int(position)))
+            pipe.xadd(opts.dead_letter_stream, letter)  # type: ignore[arg-type]
+        pipe.xack(opts.stream, opts.group, *ids)
         pipe.execute()
         self.report.dead_letters += len(rejects)
         self.metrics.dead_letters.inc(len(rejects))
         log.warning(
-            "dead-lettered %d malformed entries to %s (first: %s)",
+            "dead-lettered %d malformed entries to %s (first: %s: %s)",
             len(rejects),
             opts.dead_letter_stream,
+            ids[0],
             rejects.iloc[0],
         )
 
