@@ -362,22 +362,33 @@ def scan(reply: np.ndarray, kind: int = READ) -> ScannedBatch:
     )  # fmt: skip
 
 
+@numba.njit(cache=True)
+def _token_spans(buf: np.ndarray, pos: int, count: int) -> np.ndarray:
+    """(start, length) of each of ``count`` tokens from ``pos``: a bulk string's payload, else its line's text."""
+    spans = np.zeros((count, 2), np.int64)
+    for k in range(count):
+        if buf[pos] == 36:  # '$': a bulk string
+            length, start = header(buf, pos, len(buf))
+            spans[k, 0], spans[k, 1] = start, length
+            pos = start + length + 2
+        else:
+            end = value_end(buf, pos)
+            spans[k, 0], spans[k, 1] = pos + 1, end - 2 - (pos + 1)
+            pos = end
+    return spans
+
+
 def field_bytes(reply: np.ndarray, batch: ScannedBatch, row: int) -> list[bytes] | None:
     """One entry's flat field list ``[k, v, k, v, ...]``, each exactly the bytes Redis holds (None when the entry
     was deleted)."""
     count = int(batch.field_count[row])
     if count < 0:
         return None
-    pos, out = int(batch.fields_at[row]), []
-    for _ in range(count):
-        end = int(value_end(reply, pos))
-        if reply[pos] == 36:  # '$': a bulk string
-            length, start = (int(v) for v in header(reply, pos, len(reply)))
-            out.append(bytes(reply[start : start + length]))
-        else:
-            out.append(bytes(reply[pos + 1 : end - 2]))
-        pos = end
-    return out
+    view = memoryview(reply.data)
+    return [
+        view[start : start + length].tobytes()
+        for start, length in _token_spans(reply, batch.fields_at[row], count).tolist()
+    ]
 
 
 def entry_ids(batch: ScannedBatch) -> np.ndarray:
