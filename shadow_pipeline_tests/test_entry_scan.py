@@ -18,7 +18,14 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from shadow_pipeline.domain.ticks import FIELDS, parse_entries
-from shadow_pipeline.ingest.deliveries import TRIMMED, Delivery, from_entries, from_reply
+from shadow_pipeline.ingest.deliveries import (
+    TRIMMED,
+    Delivery,
+    from_claim_reply,
+    from_entries,
+    from_range_reply,
+    from_reply,
+)
 from shadow_pipeline.redis_io.raw_reply import _receive, error_of, read_raw
 
 GOOD = {
@@ -160,7 +167,7 @@ def test_a_large_reply_arriving_in_many_reads(redis_url: str, stream: str) -> No
     raw, reference = _deliver(client, stream, entries)
     assert len(raw) == 30_000 and raw.parsed.rejects.empty
     _assert_same(raw, reference)
-    assert set(FIELDS) <= set(raw.original(29_999) or [])
+    assert {f.encode() for f in FIELDS} <= set(raw.original(29_999) or [])
 
 
 def test_push_messages_before_a_reply_are_skipped_however_the_bytes_arrive() -> None:
@@ -191,3 +198,107 @@ def test_a_ticks_verdict_does_not_depend_on_its_batch(entries: list[dict[str, st
         if position in together.ticks.index:
             mine = together.ticks.loc[[position]].reset_index(drop=True)
             pd.testing.assert_frame_equal(mine, alone.ticks.reset_index(drop=True))
+
+
+def _xadd(client: redis.Redis, stream: str, flat: list[bytes]) -> str:
+    """XADD with the fields exactly as given, a name twice included (a dict could not hold that)."""
+    return client.execute_command("XADD", stream, "*", *flat).decode()
+
+
+def _flat(fields: dict[str, str]) -> list[bytes]:
+    return [x.encode() for kv in fields.items() for x in kv]
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_claim_and_range_replies_parse_like_the_read_reply(redis_url: str, stream: str, protocol: int) -> None:
+    client = redis.Redis.from_url(redis_url, protocol=protocol)
+    undecodable = {**GOOD, "seq": "9", "venue": "x"}
+    flats = [_flat(GOOD), _flat(TRADE), [*_flat(undecodable)[:-1], b"\xff\xfe"], [b"\xc3(", b"\xff", *_flat(GOOD)]]
+    flats.append([*_flat(GOOD), b"seq", b"10"])  # seq twice
+    ids = [_xadd(client, stream, f) for f in flats]
+    client.xgroup_create(stream, "g", id="0")
+    read = from_reply(read_raw(client, "XREADGROUP", "GROUP", "g", "dead", "STREAMS", stream, ">"))
+    client.xdel(stream, ids[1])
+    claimed = from_claim_reply(read_raw(client, "XAUTOCLAIM", stream, "g", "alive", 0, "0-0", "COUNT", 100))
+    ranged = from_range_reply(read_raw(client, "XRANGE", stream, "-", "+"))
+    assert claimed.cursor == "0-0" and read.cursor == ranged.cursor == ""
+    # XAUTOCLAIM reports the deleted entry after the claimed ones, as a trimmed entry
+    assert claimed.ids.tolist() == [ids[0], *ids[2:], ids[1]]
+    assert claimed.parsed.rejects.to_dict() == {3: "duplicate field: seq", 4: TRIMMED}
+    assert claimed.original(4) is None
+    assert read.parsed.rejects.to_dict() == {4: "duplicate field: seq"}
+    assert ranged.ids.tolist() == [ids[0], *ids[2:]]
+    # an undecodable extra field is ignored like any extra field; its bytes stay exact
+    assert read.parsed.ticks["seq"].tolist() == [7, 8, 9, 7]
+    for position, flat in enumerate(flats):
+        assert read.original(position) == flat
+    assert claimed.original(2) == flats[3] and ranged.original(3) == flats[4]
+    for delivery in (claimed, ranged):
+        assert delivery.parsed.ticks["seq"].tolist() == [7, 9, 7]
+    client.xgroup_destroy(stream, "g")
+    with pytest.raises(redis.exceptions.ResponseError, match="NOGROUP"):
+        from_claim_reply(read_raw(client, "XAUTOCLAIM", stream, "g", "alive", 0, "0-0"))
+
+
+def test_claim_reply_cursor_pages_through_the_pending_list(redis_url: str, stream: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    ids = [_xadd(client, stream, _flat({**GOOD, "seq": str(i + 1)})) for i in range(7)]
+    client.xgroup_create(stream, "g", id="0")
+    read_raw(client, "XREADGROUP", "GROUP", "g", "dead", "STREAMS", stream, ">")
+    seen, cursor = [], "0-0"
+    while True:
+        page = from_claim_reply(read_raw(client, "XAUTOCLAIM", stream, "g", "alive", 0, cursor, "COUNT", 3))
+        seen += page.ids.tolist()
+        cursor = page.cursor
+        if cursor == "0-0":
+            break
+    assert seen == ids
+
+
+field_bytes_values = st.one_of(
+    st.binary(max_size=12),
+    st.sampled_from(
+        [b"\xff", b"\xc3(", b"1\xff", b"\xed\xa0\x80", b"buy\x00", b"BTC\xffUSDT", b"inf", b"nan", b"1e400"]
+    ),
+    st.sampled_from([v.encode() for v in GOOD.values()]),
+)
+field_names = st.one_of(st.sampled_from([f.encode() for f in FIELDS]), st.binary(min_size=1, max_size=8))
+
+
+@st.composite
+def byte_entries(draw: st.DrawFn) -> list[bytes]:
+    """A tick with any of its field names or values replaced by arbitrary bytes, fields added, repeated or lost."""
+    flat = [x for name, value in GOOD.items() for x in (name.encode(), value.encode())]
+    for _ in range(draw(st.integers(0, 3))):
+        what = draw(st.sampled_from(["value", "name", "add", "drop"]))
+        at = 2 * draw(st.integers(0, len(flat) // 2 - 1))
+        if what == "value":
+            flat[at + 1] = draw(field_bytes_values)
+        elif what == "name":
+            flat[at] = draw(field_names)
+        elif what == "add":
+            flat += [draw(field_names), draw(field_bytes_values)]
+        elif len(flat) > 2:
+            del flat[at : at + 2]
+    return flat
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(entries=st.lists(byte_entries(), min_size=1, max_size=20))
+def test_arbitrary_bytes_parse_the_same_on_every_path_and_are_kept_exactly(
+    redis_url: str, stream: str, entries: list[list[bytes]]
+) -> None:
+    client = redis.Redis.from_url(redis_url)
+    client.delete(stream)
+    ids = [_xadd(client, stream, flat) for flat in entries]
+    client.xgroup_create(stream, "g", id="0")
+    read = from_reply(read_raw(client, "XREADGROUP", "GROUP", "g", "dead", "STREAMS", stream, ">"))
+    claimed = from_claim_reply(read_raw(client, "XAUTOCLAIM", stream, "g", "alive", 0, "0-0"))
+    ranged = from_range_reply(read_raw(client, "XRANGE", stream, "-", "+"))
+    reference = from_entries(list(zip(ids, entries, strict=True)))
+    for delivery in (read, claimed, ranged):
+        _assert_same(delivery, reference)
+        assert [delivery.original(p) for p in range(len(entries))] == entries
+    # what is landed is text a decoding client can write anywhere
+    for column in ("symbol", "last_side"):
+        read.parsed.ticks[column].map(lambda v: v.encode("utf-8"))

@@ -125,7 +125,7 @@ def test_faults_are_counted_exactly_as_injected(
     assert report.landed_total + report.dead_letters == redis_client.xlen(stream)
     assert redis_client.xpending(stream, "shadow")["pending"] == 0
     letter = dict(redis_client.xrange(f"{stream}:dlq", count=1)[0][1])  # type: ignore[index, arg-type]
-    assert {"orig_id", "stream", "reason", "field.symbol"} <= set(letter)
+    assert {"orig_id", "stream", "reason", "partition", "fields", "original"} <= set(letter)
     assert redis_client.xrange(stream, min=letter["orig_id"], max=letter["orig_id"])  # the original id is real
 
 

@@ -1,5 +1,6 @@
 """Tick parsing: valid entries round-trip exactly; every broken rule is rejected with its reason."""
 
+import time
 from typing import Any
 
 import pytest
@@ -10,7 +11,7 @@ from shadow_pipeline.domain.ticks import FIELDS, MalformedTick, parse_entries, p
 
 prices = st.decimals(min_value="0.01", max_value="100000", places=2, allow_nan=False, allow_infinity=False)
 sizes = st.decimals(min_value="0.001", max_value="1000", places=3, allow_nan=False, allow_infinity=False)
-times = st.integers(min_value=1_600_000_000_000_000_000, max_value=2_000_000_000_000_000_000)
+times = st.integers(min_value=1_600_000_000_000_000_000, max_value=1_750_000_000_000_000_000)  # 2020-09 .. 2025-06
 
 
 @st.composite
@@ -69,12 +70,21 @@ def _corrupt(entry: dict[str, str], how: str, data: st.DataObject) -> tuple[dict
     if how == "seq":
         bad["seq"] = data.draw(st.sampled_from(["0", "-3", "1.5", "x", "99999999999999999999"]))
         return bad, "seq is not a positive integer"
+    if how == "ts_server":
+        bad["ts_server"] = data.draw(st.sampled_from(["inf", "1e400", "99999999999999999999", "1.7e18", "\udcff1"]))
+        return bad, "ts_server is not a positive integer"
+    if how == "ts_range":
+        # 2008-12-31T23:59:59.999999999Z, the year 2262, two days ahead of the wall clock
+        bad["ts_server"] = str(data.draw(st.sampled_from([1_230_767_999_999_999_999, 8_999_999_999_999_999_999])))
+        if data.draw(st.booleans()):
+            bad["ts_server"] = str(time.time_ns() + 2 * 86_400_000_000_000)
+        return bad, "ts_server out of range"
     raise AssertionError(how)
 
 
 @given(
     valid_entries(),
-    st.sampled_from(["missing", "non-numeric", "non-positive", "crossed", "side", "seq"]),
+    st.sampled_from(["missing", "non-numeric", "non-positive", "crossed", "side", "seq", "ts_server", "ts_range"]),
     st.data(),
 )
 def test_malformed_entries_are_rejected_with_a_reason(entry: dict[str, str], how: str, data: st.DataObject) -> None:

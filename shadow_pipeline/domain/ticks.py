@@ -9,7 +9,8 @@ the print in ``last_px``/``last_qty``, while a *quote tick* has ``last_side=""``
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,6 +60,39 @@ _ALL_SIDES = frozenset((*SIDES, QUOTE_SIDE))
 # Up to 8999999999999999999: every match fits int64, so the cast below cannot overflow.
 _UINT_RE = re.compile(r"[0-9]{1,18}|[1-8][0-9]{18}")
 _DECIMAL_RE = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+# The sane range of exchange time (docs/tick-schema.md): from 2009-01-01 00:00 UTC (before any crypto venue) to one
+# day past the wall clock of the parse. Outside it a tick would be a partition of another era (2262 for the largest
+# int64) or, in the future, would close every open hour at once; it is a dead letter instead.
+TS_SERVER_MIN = 1_230_768_000_000_000_000  # 2009-01-01T00:00:00Z in ns
+TS_SERVER_AHEAD = 86_400_000_000_000  # 1 day in ns
+TS_SERVER_RANGE_REASON = "ts_server out of range (want 2009-01-01 to 1 day past now, UTC)"
+_NAME_SHOWN = 40  # characters of a field name quoted in a reason
+_NAMES_SHOWN = 10
+
+
+def ts_server_max(now_ns: int | None = None) -> int:
+    """The newest sane exchange time: one day past ``now_ns`` (the wall clock by default)."""
+    return (time.time_ns() if now_ns is None else now_ns) + TS_SERVER_AHEAD
+
+
+def sane_ts_server(values: np.ndarray, now_ns: int | None = None) -> np.ndarray:
+    """Which int64 exchange times are in the sane range (see TS_SERVER_MIN)."""
+    values = np.asarray(values, dtype=np.int64)
+    return (values >= TS_SERVER_MIN) & (values <= ts_server_max(now_ns))
+
+
+def printable(text: str, limit: int = _NAME_SHOWN) -> str:
+    """A field name as it can be quoted anywhere: bytes that were not UTF-8 as ``\\xNN``, cut to ``limit`` chars."""
+    shown = text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="backslashreplace")
+    return shown if len(shown) <= limit else shown[:limit] + "..."
+
+
+def duplicate_field_reason(names: Iterable[str]) -> str:
+    """The reason of an entry that names a field more than once (a map-based client would keep only one value)."""
+    twice = sorted(names)
+    shown = ",".join(printable(name) for name in twice[:_NAMES_SHOWN])
+    return "duplicate field: " + shown + (f" (+{len(twice) - _NAMES_SHOWN} more)" if len(twice) > _NAMES_SHOWN else "")
 
 
 class MalformedTick(ValueError):
@@ -122,11 +156,13 @@ def _rejecter(reasons: np.ndarray, open_rows: np.ndarray) -> Callable[[np.ndarra
     return reject
 
 
-def parse_table(columns: Mapping[str, np.ndarray]) -> ParsedBatch:
+def parse_table(columns: Mapping[str, np.ndarray], rejected: np.ndarray | None = None) -> ParsedBatch:
     """Parse a batch held column-wise (one object array per field, None where a field is absent).
 
     This is the one place where the tick rules live; it works on whole columns so that a consumer can keep up
-    with Redis (see docs/tick-schema.md for the rules and their order).
+    with Redis (see docs/tick-schema.md for the rules and their order). ``rejected`` (a reason or None per row)
+    holds what the caller found while building the columns, e.g. a ``duplicate field`` (a column can hold only one
+    value per entry); such a reason comes first.
     """
     n = len(next(iter(columns.values()))) if columns else 0
     col = {name: columns.get(name, np.full(n, None, dtype=object)) for name in FIELDS}
@@ -135,6 +171,9 @@ def parse_table(columns: Mapping[str, np.ndarray]) -> ParsedBatch:
     reasons = np.full(n, None, dtype=object)
     open_rows = np.ones(n, dtype=bool)
     reject = _rejecter(reasons, open_rows)
+    if rejected is not None:
+        given = np.array([r is not None for r in rejected], dtype=bool)
+        reject(given, np.asarray(rejected, dtype=object))
     any_missing = missing.any(axis=1)
     if any_missing.any():
         names = np.full(n, None, dtype=object)
@@ -188,6 +227,7 @@ def _check_values(
 ) -> ParsedBatch:
     """The rules on values (after each field has its type), in order; the first broken rule is the reason."""
     reject = _rejecter(reasons, open_rows)
+    reject(~sane_ts_server(typed["ts_server"]), TS_SERVER_RANGE_REASON)
     for name in PRICE_FIELDS:
         reject(typed[name] <= 0, f"non-positive {name}")
     reject(np.asarray(typed["bid"] >= typed["ask"]), "crossed book: bid >= ask")

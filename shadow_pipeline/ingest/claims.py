@@ -3,9 +3,9 @@
 The facts used to tell a dead consumer from a slow one are the group's own (docs/ingest.md, "Claiming and
 completeness"): ``XINFO CONSUMERS`` ``idle`` is the time since the consumer last read or claimed (a serving
 consumer does so at least every ``block_ms``), ``XPENDING`` gives each entry's owner, idle time and delivery
-count. Claim replies (``XCLAIM``, ``XAUTOCLAIM``) are read as raw RESP bytes like ``XREADGROUP`` replies and
-reframed as one, so that :func:`~shadow_pipeline.ingest.deliveries.from_reply` parses them: undecodable bytes
-never raise, and claimed entries take the same typed path as read ones.
+count. Claim replies themselves are read as raw RESP bytes and parsed by ``ingest.deliveries``
+(``from_claim_reply`` for XAUTOCLAIM, ``from_range_reply`` for XCLAIM's entries), so undecodable bytes never
+raise and claimed entries take the same typed path as read ones.
 """
 
 from __future__ import annotations
@@ -13,17 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import redis
 
-from shadow_pipeline.ingest.deliveries import Delivery, from_entries, from_reply
-from shadow_pipeline.redis_io.raw_reply import error_of, header, value_end
+from shadow_pipeline.ingest.deliveries import Delivery, from_entries
+from shadow_pipeline.redis_io.raw_reply import error_of
 
 __all__ = ["ConsumerFacts", "PendingEntry", "consistent_lag", "consumers", "error_of", "forget_consumer"]
-
-# An XREADGROUP reply's framing for one stream (RESP2), in front of an entries array: [[name, entries]].
-_READ_FRAME = np.frombuffer(b"*1\r\n*2\r\n$1\r\ns\r\n", dtype=np.uint8)
-_EMPTY_ENTRIES = np.frombuffer(b"*0\r\n", dtype=np.uint8)
 
 # XGROUP DELCONSUMER destroys the consumer's pending entries; deleting only one that owns nothing, atomically,
 # keeps a consumer that read something since XINFO CONSUMERS was asked from losing it.
@@ -96,46 +91,6 @@ def pending_entries(
 def forget_consumer(client: redis.Redis, stream: str, group: str, consumer: str) -> bool:
     """Delete ``consumer`` from the group if (checked atomically) it owns no pending entry."""
     return int(client.eval(_FORGET, 1, stream, group, consumer)) >= 0
-
-
-def _entries_delivery(buf: np.ndarray, start: int, end: int) -> Delivery:
-    return from_reply(np.concatenate([_READ_FRAME, buf[start:end] if end > start else _EMPTY_ENTRIES]))
-
-
-def _string_at(buf: np.ndarray, pos: int) -> tuple[str, int]:
-    end = int(value_end(buf, pos))
-    if buf[pos] == 36:  # '$' bulk string
-        length, at = (int(v) for v in header(buf, pos, len(buf)))
-        return bytes(buf[at : at + length]).decode(errors="backslashreplace"), end
-    return bytes(buf[pos + 1 : end - 2]).decode(errors="backslashreplace"), end
-
-
-def from_claim_reply(reply: np.ndarray) -> Delivery:
-    """An XCLAIM reply (an array of entries) as a delivery."""
-    if reply[0] == 45:  # '-'
-        raise error_of(reply)
-    return _entries_delivery(reply, 0, len(reply))
-
-
-def from_autoclaim_reply(reply: np.ndarray) -> tuple[str, Delivery, list[str]]:
-    """An XAUTOCLAIM reply: ``(next cursor, claimed entries, ids of entries deleted from the stream)``.
-
-    Redis >= 7 removes the deleted ids from the pending list itself; they are returned so that the caller can
-    dead-letter them (see :func:`trimmed`).
-    """
-    if reply[0] == 45:
-        raise error_of(reply)
-    parts, pos = (int(v) for v in header(reply, 0, len(reply)))
-    cursor, pos = _string_at(reply, pos)
-    entries_end = int(value_end(reply, pos))
-    delivery = _entries_delivery(reply, pos, entries_end)
-    deleted: list[str] = []
-    if parts >= 3:
-        count, at = (int(v) for v in header(reply, entries_end, len(reply)))
-        for _ in range(max(count, 0)):
-            entry_id, at = _string_at(reply, at)
-            deleted.append(entry_id)
-    return cursor, delivery, deleted
 
 
 def trimmed(ids: list[str]) -> Delivery:

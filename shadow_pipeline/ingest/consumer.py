@@ -29,8 +29,8 @@ import redis
 
 from shadow_pipeline.domain.reorder import DEFAULT_CAPACITY, ReorderBuffer
 from shadow_pipeline.domain.ticks import ParsedBatch
-from shadow_pipeline.ingest import claims
-from shadow_pipeline.ingest.deliveries import Delivery, from_reply
+from shadow_pipeline.ingest import claims, dead_letters
+from shadow_pipeline.ingest.deliveries import Delivery, from_claim_reply, from_range_reply, from_reply
 from shadow_pipeline.ingest.guard import GuardCounts, SequenceGuard
 from shadow_pipeline.ingest.landing import Kind, LandingStore
 from shadow_pipeline.ingest.metrics import IngestMetrics
@@ -158,12 +158,6 @@ def _subset(delivery: Delivery, keep: np.ndarray) -> Delivery:
         rejects.set_axis(np.searchsorted(keep, rejects.index.to_numpy())),
     )
     return Delivery(delivery.ids[keep], parsed, lambda p: delivery.original(int(keep[p])))
-
-
-def _rejected(delivery: Delivery, positions: np.ndarray, reasons: list[str]) -> Delivery:
-    """The entries at ``positions`` as rejects with ``reasons`` (for the dead-letter path)."""
-    parsed = ParsedBatch(delivery.parsed.ticks.iloc[0:0], pd.Series(reasons, index=range(len(positions)), dtype=object))
-    return Delivery(delivery.ids[positions], parsed, lambda p: delivery.original(int(positions[p])))
 
 
 class TickConsumer:
@@ -397,9 +391,9 @@ class TickConsumer:
                 "COUNT",
                 opts.batch,
             )
-            self._claim_cursor, delivery, deleted = claims.from_autoclaim_reply(reply)
-            if deleted:  # trimmed from the stream while pending: Redis dropped them from the group already
-                self._process(claims.trimmed(deleted), redelivered=True)
+            # Entries trimmed from the stream while pending come back as TRIMMED rejects: dead letters.
+            delivery = from_claim_reply(reply)
+            self._claim_cursor = delivery.cursor
             if len(delivery):
                 log.info("claimed %d entries idle > %d ms from other consumers", len(delivery), opts.claim_idle_ms)
                 self.report.claimed += len(delivery)
@@ -435,7 +429,7 @@ class TickConsumer:
                 return taken
             ids = [r.id for r in rows]
             reply = read_raw(self._client, "XCLAIM", opts.stream, opts.group, opts.consumer, opts.dead_after_ms, *ids)
-            delivery = claims.from_claim_reply(reply)
+            delivery = from_range_reply(reply)  # XCLAIM replies with entries, as XRANGE does
             missing = set(ids).difference(delivery.ids.tolist())
             if missing:  # XCLAIM drops entries deleted from the stream from the group without saying so
                 self._dead_letter_trimmed(sorted(missing, key=claims.id_key))
@@ -481,7 +475,7 @@ class TickConsumer:
         over = np.flatnonzero(times > opts.max_deliveries)
         if len(over):
             reasons = [f"delivered {n} times (more than max_deliveries {opts.max_deliveries})" for n in times[over]]
-            self._dead_letter(_rejected(delivery, over, reasons))
+            self._dead_letter(_subset(delivery, over), pd.Series(reasons, index=range(len(over)), dtype=object))
             self.report.over_delivered += len(over)
             delivery = _subset(delivery, np.flatnonzero(times <= opts.max_deliveries))
         if len(delivery):
@@ -670,25 +664,31 @@ class TickConsumer:
     def _ack(self, client: redis.Redis, ids: list[str]) -> int:
         return int(client.xack(self.options.stream, self.options.group, *ids))
 
-    def _dead_letter(self, delivery: Delivery) -> None:
-        ids, rejects = delivery.ids, delivery.parsed.rejects
+    def _dead_letter(self, delivery: Delivery, extra: pd.Series | None = None) -> None:
+        """Dead-letter the delivery's rejects, and ``extra`` (position -> reason: entries to dead-letter for a reason
+        of the caller's, e.g. delivered too many times; the caller then lands none of their ticks), each record with
+        the entry's original bytes (``ingest.dead_letters.record``), with their XACKs in one MULTI/EXEC."""
+        rejects = delivery.parsed.rejects
+        if extra is not None and len(extra):
+            rejects = pd.concat([rejects, extra[~extra.index.isin(rejects.index)]]).sort_index()
         if rejects.empty:
             return
         opts = self.options
-        pipe = self._client.pipeline(transaction=True)  # the dead letter and its XACK, or neither
-        for position, reason in zip(rejects.index.to_numpy(dtype=int), rejects.to_numpy(), strict=True):
-            flat = delivery.original(int(position)) or []
-            original = {f"field.{k}": v for k, v in zip(flat[0::2], flat[1::2], strict=False)}
-            record = {"orig_id": ids[position], "stream": opts.stream, "reason": str(reason), **original}
-            pipe.xadd(opts.dead_letter_stream, record)  # type: ignore[arg-type]
-        pipe.xack(opts.stream, opts.group, *ids[rejects.index.to_numpy(dtype=int)].tolist())
+        positions = rejects.index.to_numpy(dtype=int)
+        ids = delivery.ids[positions].tolist()
+        pipe = self._client.pipeline(transaction=True)  # the dead letters and their XACKs, or none of them
+        for position, entry_id, reason in zip(positions, ids, rejects.to_numpy(), strict=True):
+            letter = dead_letters.record(entry_id, opts.stream, str(reason), delivery.original(int(position)))
+            pipe.xadd(opts.dead_letter_stream, letter)  # type: ignore[arg-type]
+        pipe.xack(opts.stream, opts.group, *ids)
         pipe.execute()
         self.report.dead_letters += len(rejects)
         self.metrics.dead_letters.inc(len(rejects))
         log.warning(
-            "dead-lettered %d malformed entries to %s (first: %s)",
+            "dead-lettered %d malformed entries to %s (first: %s: %s)",
             len(rejects),
             opts.dead_letter_stream,
+            ids[0],
             rejects.iloc[0],
         )
 

@@ -1,38 +1,181 @@
-"""Reading the dead-letter stream back, attributed to (hour, symbol) partitions where the entry allows it."""
+"""The dead-letter stream (``<stream>:dlq``): writing records losslessly, reading them back, attributing them.
+
+A record (docs/ingest.md, "Poison entries") holds the original entry byte for byte, whatever it held::
+
+    orig_id    <the entry's id in the tick stream>
+    stream     <the tick stream>
+    reason     <the first tick rule it broke, or why it was dead-lettered otherwise>
+    partition  <hour>|<symbol> the entry's first symbol and ts_server place it in, or "" (unreadable, not sane)
+    fields     <how many field/value pairs the entry had; -1: its data was gone from the stream>
+    original   "<name>:<value> <name>:<value> ...": base64 of each field name's and value's bytes, in order
+
+Base64 (RFC 4648, standard alphabet, padded; it has neither ``:`` nor space) keeps every record plain ASCII, so
+any client, decoding or not, can read the stream, and a field name given twice or bytes that are not UTF-8
+survive exactly; :func:`original_fields` turns a record back into the entry's ``[(name, value), ...]`` bytes.
+One ``original`` value rather than a field per name keeps a record small and cheap to write (6 fields, not 25).
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
 from collections import Counter
+from collections.abc import Mapping, Sequence
 
 import numpy as np
-import pandas as pd
 import redis
 
+from shadow_pipeline.domain.ticks import sane_ts_server
 from shadow_pipeline.domain.windows import hour_keys
+from shadow_pipeline.ingest.deliveries import TRIMMED
+from shadow_pipeline.ingest.entry_scan import ERROR, OK, RANGE, entry_ids, field_bytes, scan
+from shadow_pipeline.redis_io.keys import dead_letter_stream as dead_letters_of
+from shadow_pipeline.redis_io.raw_reply import error_of, read_raw
 
-UNATTRIBUTED = ("", "")  # a dead letter without a readable symbol or exchange time
+UNATTRIBUTED = ("", "")  # a dead letter without a readable symbol or a sane exchange time
+GONE = -1  # ``fields`` of a record whose entry's data was no longer in the stream
+_SYMBOL = re.compile(rb"[A-Z0-9]{1,24}")  # the tick rules' text tests (domain.ticks), on bytes
+_DIGITS = re.compile(rb"[0-9]{1,19}")
+
+
+def record(orig_id: str, stream: str, reason: str, flat: Sequence[bytes] | None) -> dict[str, str]:
+    """The dead-letter record of one entry; ``flat`` is its ``[name, value, ...]`` bytes (None: data gone)."""
+    if flat is None:
+        return {"orig_id": orig_id, "stream": stream, "reason": reason, "partition": "", "fields": str(GONE)}
+    encode = base64.b64encode
+    pairs = len(flat) // 2
+    return {
+        "orig_id": orig_id,
+        "stream": stream,
+        "reason": reason,
+        "partition": "|".join(_attribution(flat) or ()),
+        "fields": str(pairs),
+        "original": " ".join(
+            (encode(flat[2 * i]) + b":" + encode(flat[2 * i + 1])).decode("ascii") for i in range(pairs)
+        ),
+    }
+
+
+def _text(value: bytes | str | None) -> str:
+    if value is None:
+        return ""
+    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else value
+
+
+def original_fields(letter: Mapping[bytes, bytes] | Mapping[str, str]) -> list[tuple[bytes, bytes]] | None:
+    """A record's original ``(name, value)`` bytes in the entry's order; None when the data was gone or the record
+    is not one this module wrote (an older ``field.<name>`` record, or anything else someone added)."""
+    text = {_text(k): _text(v) for k, v in letter.items()}
+    try:
+        pairs = int(text.get("fields", ""))
+        if pairs < 0:
+            return None
+        tokens = text["original"].split(" ") if pairs else []
+        if len(tokens) != pairs:
+            return None
+        out = []
+        for token in tokens:
+            name, value = token.split(":")
+            out.append((base64.b64decode(name, validate=True), base64.b64decode(value, validate=True)))
+        return out
+    except (KeyError, ValueError, binascii.Error):
+        return None
+
+
+def _attribution(flat: Sequence[bytes]) -> tuple[str, str] | None:
+    """(hour key, symbol) of an entry's first ``symbol`` and ``ts_server`` when both are readable and the time is
+    sane (docs/tick-schema.md); None otherwise."""
+    found: dict[bytes, bytes] = {}
+    for name, value in zip(flat[0::2], flat[1::2], strict=False):
+        if name in (b"symbol", b"ts_server"):
+            found.setdefault(name, value)
+    symbol, ts = found.get(b"symbol", b""), found.get(b"ts_server", b"")
+    if not _SYMBOL.fullmatch(symbol) or not _DIGITS.fullmatch(ts):
+        return None
+    number = int(ts)
+    if number > np.iinfo(np.int64).max or not sane_ts_server(np.array([number], dtype=np.int64))[0]:
+        return None
+    return str(hour_keys(np.array([number], dtype=np.int64))[0]), symbol.decode("ascii")
+
+
+def _partition_of(letter: Mapping[bytes, bytes]) -> tuple[str, str]:
+    """Where a record counts: its ``partition`` field, else (records of other writers) what its fields say."""
+    if b"partition" in letter:
+        hour, _, symbol = letter[b"partition"].decode("utf-8", errors="replace").partition("|")
+        return (hour, symbol) if hour and symbol else UNATTRIBUTED
+    fields = original_fields(letter)
+    if fields is not None:
+        flat = [x for pair in fields for x in pair]
+    else:  # records of earlier versions kept the fields as text, ``field.<name>``
+        flat = [
+            x
+            for name in (b"symbol", b"ts_server")
+            if b"field." + name in letter
+            for x in (name, letter[b"field." + name])
+        ]
+    return _attribution(flat) or UNATTRIBUTED
 
 
 def dead_letters_by_partition(client: redis.Redis, dead_letter_stream: str, chunk: int = 10_000) -> Counter:
-    """Dead letters per (hour key, symbol), by the original entry's ``symbol`` and ``ts_server`` fields."""
+    """Dead letters per (hour key, symbol), by the original entry's ``symbol`` and ``ts_server`` fields.
+
+    Never raises on what a record holds: one whose symbol or exchange time is unreadable, or whose time is outside
+    the sane range (a 2262 or a far-future hour is no partition), counts as UNATTRIBUTED. Reads with raw replies,
+    so bytes that are not UTF-8 (in records someone else added) cannot stop it.
+    """
     counts: Counter = Counter()
     start = "-"
     while True:
-        entries = client.xrange(dead_letter_stream, min=start, max="+", count=chunk)
+        entries = _xrange_bytes(client, dead_letter_stream, start, chunk)
         if not entries:
             return counts
-        fields = pd.DataFrame([f for _, f in entries])
-        for name in ("field.symbol", "field.ts_server"):
-            if name not in fields:
-                fields[name] = None
-        symbols = fields["field.symbol"].astype(object).where(fields["field.symbol"].notna(), "")
-        ts = pd.to_numeric(fields["field.ts_server"], errors="coerce")
-        known = ts.notna().to_numpy() & (symbols != "").to_numpy()
-        hours = np.full(len(fields), "", dtype=object)
-        if known.any():
-            hours[known] = hour_keys(ts[known].astype("int64").to_numpy())
-        counts.update(zip(hours.tolist(), np.where(known, symbols, "").tolist(), strict=True))
-        last = entries[-1][0]
-        start = f"({last.decode() if isinstance(last, bytes) else last}"
+        counts.update(_partition_of(letter) for _, letter in entries)
+        start = f"({entries[-1][0]}"
         if len(entries) < chunk:
             return counts
+
+
+def _xrange_bytes(client: redis.Redis, stream: str, start: str, count: int) -> list[tuple[str, dict[bytes, bytes]]]:
+    ids, flats = _read_range(client, stream, start, count)
+    return [(i, dict(zip(f[0::2], f[1::2], strict=False))) for i, f in zip(ids, flats, strict=True)]
+
+
+def _read_range(client: redis.Redis, stream: str, start: str, count: int, end: str = "+") -> tuple[list[str], list]:
+    """XRANGE as raw bytes: the ids and each entry's ``[name, value, ...]`` bytes (no tick parsing)."""
+    reply = read_raw(client, "XRANGE", stream, start, end, "COUNT", count)
+    batch = scan(reply, RANGE)
+    if batch.status == ERROR:
+        raise error_of(reply)
+    if batch.status != OK:
+        return [], []
+    return entry_ids(batch).tolist(), [field_bytes(reply, batch, row) or [] for row in range(batch.count)]
+
+
+def fetch_originals(client: redis.Redis, stream: str, ids: Sequence[str]) -> list[list[bytes] | None]:
+    """The exact field bytes of entries by id (None for one no longer in the stream)."""
+    out: list[list[bytes] | None] = []
+    for entry_id in ids:
+        found, flats = _read_range(client, stream, entry_id, 1, end=entry_id)
+        out.append(flats[0] if found else None)
+    return out
+
+
+def dead_letter_ids(client: redis.Redis, stream: str, group: str, ids: Sequence[str], reason: str) -> int:
+    """Dead-letter entries of ``stream`` by id with one ``reason`` (e.g. entries delivered too many times): each
+    record with the entry's original bytes (read back with XRANGE; an entry trimmed meanwhile gets ``fields`` -1
+    and the reason suffixed with the TRIMMED note) and the XACKs of all of them, in one MULTI/EXEC. Returns how many.
+
+    The caller must not land the ticks these entries carry. ``TickConsumer._dead_letter`` is the same for
+    entries already in hand (a Delivery), with its metrics and report.
+    """
+    if not len(ids):
+        return 0
+    originals = fetch_originals(client, stream, ids)
+    pipe = client.pipeline(transaction=True)
+    for entry_id, flat in zip(ids, originals, strict=True):
+        why = reason if flat is not None else f"{reason}; {TRIMMED}"
+        pipe.xadd(dead_letters_of(stream), record(entry_id, stream, why, flat))  # type: ignore[arg-type]
+    pipe.xack(stream, group, *ids)
+    pipe.execute()
+    return len(ids)

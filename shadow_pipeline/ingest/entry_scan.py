@@ -39,6 +39,7 @@ NS_PER_MS = 1_000_000
 SIDE_NAMES = ("", "buy", "sell")  # side codes 0, 1, 2 (0: a quote tick)
 
 OK, EMPTY, ERROR, UNEXPECTED = 0, 1, 2, 3
+READ, CLAIM, RANGE = 0, 1, 2  # reply shapes: XREADGROUP (one stream), XAUTOCLAIM, XRANGE / XREVRANGE
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class ScannedBatch:
     floats: np.ndarray  # (n, 5) bid, ask, bid_qty, ask_qty, last_qty
     last_px: np.ndarray  # NaN when empty (a quote tick)
     side_code: np.ndarray  # index into SIDE_NAMES
+    cursor: str = ""  # XAUTOCLAIM: where the next call starts ("0-0": the scan is complete); "" otherwise
 
 
 @numba.njit(cache=True)
@@ -187,22 +189,57 @@ def _entries_header(buf: np.ndarray) -> tuple[int, int, int]:
     return OK, max(count, 0), pos
 
 
+@numba.njit(cache=True)
+def _reply_header(buf: np.ndarray, kind: int) -> tuple[int, int, int, int, int, int, int]:
+    """(status, entries, position of the first entry, deleted ids, position of the first, cursor position, cursor
+    length) for a reply of shape ``kind`` (READ, CLAIM or RANGE)."""
+    if kind == READ:
+        status, n, pos = _entries_header(buf)
+        return status, n, pos, 0, 0, 0, 0
+    if buf[0] == 45:  # '-' an error reply
+        return ERROR, 0, 0, 0, 0, 0, 0
+    if buf[0] != 42:
+        return UNEXPECTED, 0, 0, 0, 0, 0, 0
+    count, pos = header(buf, 0, len(buf))
+    if kind == RANGE:  # [[id, fields], ...]
+        return OK, max(count, 0), pos, 0, 0, 0, 0
+    # XAUTOCLAIM: [cursor, [[id, fields], ...], [deleted id, ...]] (the third element since Redis 7)
+    if count < 2 or buf[pos] != 36:
+        return UNEXPECTED, 0, 0, 0, 0, 0, 0
+    cursor_length, cursor_at = header(buf, pos, len(buf))
+    pos = cursor_at + cursor_length + 2
+    if buf[pos] != 42:
+        return UNEXPECTED, 0, 0, 0, 0, 0, 0
+    entries_at = pos
+    n, pos = header(buf, pos, len(buf))
+    deleted, deleted_at = 0, 0
+    if count >= 3:
+        after = value_end(buf, entries_at)
+        if buf[after] != 42:
+            return UNEXPECTED, 0, 0, 0, 0, 0, 0
+        deleted, deleted_at = header(buf, after, len(buf))
+    return OK, max(n, 0), pos, max(deleted, 0), deleted_at, cursor_at, cursor_length
+
+
 @numba.njit(cache=True, nogil=True)
-def _scan(buf: np.ndarray, names: np.ndarray, name_ends: np.ndarray, ints_at: np.ndarray, floats_at: np.ndarray):  # type: ignore[no-untyped-def]
-    status, n, pos = _entries_header(buf)
-    id_offsets = np.zeros(n + 1, np.int64)
-    id_bytes = np.empty(n * 24, np.uint8)
-    ts_broker = np.zeros(n, np.int64)
-    regular = np.zeros(n, np.bool_)
-    fields_at = np.zeros(n, np.int64)
-    field_count = np.zeros(n, np.int64)
-    symbol_code = np.zeros(n, np.int64)
+def _scan(  # type: ignore[no-untyped-def]
+    buf: np.ndarray, kind: int, names: np.ndarray, name_ends: np.ndarray, ints_at: np.ndarray, floats_at: np.ndarray
+):
+    status, n, pos, deleted, deleted_at, cursor_at, cursor_length = _reply_header(buf, kind)
+    total = n + deleted
+    id_offsets = np.zeros(total + 1, np.int64)
+    id_bytes = np.empty(total * 24, np.uint8)
+    ts_broker = np.zeros(total, np.int64)
+    regular = np.zeros(total, np.bool_)
+    fields_at = np.zeros(total, np.int64)
+    field_count = np.zeros(total, np.int64)
+    symbol_code = np.zeros(total, np.int64)
     symbol_at = np.zeros((_MAX_SYMBOLS, 2), np.int64)
     symbols = 0
-    ints = np.zeros((n, len(ints_at)), np.int64)
-    floats = np.zeros((n, len(floats_at)), np.float64)
-    last_px = np.full(n, np.nan)
-    side_code = np.zeros(n, np.int64)
+    ints = np.zeros((total, len(ints_at)), np.int64)
+    floats = np.zeros((total, len(floats_at)), np.float64)
+    last_px = np.full(total, np.nan)
+    side_code = np.zeros(total, np.int64)
     value_at = np.zeros((len(name_ends), 2), np.int64)
     for row in range(n):
         pos = header(buf, pos, len(buf))[1]  # '*2': [id, fields]
@@ -278,10 +315,22 @@ def _scan(buf: np.ndarray, names: np.ndarray, name_ends: np.ndarray, ints_at: np
                 symbols += 1
         symbol_code[row] = code
         regular[row] = ok and side >= 0 and code >= 0
+    pos = deleted_at
+    for row in range(n, total):  # XAUTOCLAIM's deleted ids: claimed, but trimmed from the stream meanwhile
+        length, pos = header(buf, pos, len(buf))
+        if id_offsets[row] + length > len(id_bytes):
+            grown = np.empty(2 * len(id_bytes) + length, np.uint8)
+            grown[: id_offsets[row]] = id_bytes[: id_offsets[row]]
+            id_bytes = grown
+        id_bytes[id_offsets[row] : id_offsets[row] + length] = buf[pos : pos + length]
+        id_offsets[row + 1] = id_offsets[row] + length
+        ts_broker[row] = _id_millis(buf, pos, length) * NS_PER_MS
+        field_count[row] = -1
+        pos += length + 2
     return (
         status,
-        n,
-        id_bytes[: id_offsets[n]],
+        total,
+        id_bytes[: id_offsets[total]],
         id_offsets,
         ts_broker,
         regular,
@@ -293,35 +342,53 @@ def _scan(buf: np.ndarray, names: np.ndarray, name_ends: np.ndarray, ints_at: np
         floats,
         last_px,
         side_code,
+        cursor_at,
+        cursor_length,
     )
 
 
-def scan(reply: np.ndarray) -> ScannedBatch:
-    """Columns of an XREADGROUP reply (raw RESP bytes of one stream); ``status`` says if it was one."""
+def scan(reply: np.ndarray, kind: int = READ) -> ScannedBatch:
+    """Columns of a reply's raw RESP bytes: XREADGROUP of one stream (``READ``), XAUTOCLAIM (``CLAIM``: its deleted
+    ids become rows without fields, as XREADGROUP shows a deleted pending entry) or XRANGE (``RANGE``);
+    ``status`` says if it was one."""
     (status, count, id_bytes, id_offsets, ts_broker, regular, fields_at, field_count, codes, symbol_at, ints,
-     floats, last_px, side_code) = _scan(reply, _NAMES, _NAME_ENDS, _INTS, _FLOATS)  # fmt: skip
+     floats, last_px, side_code, cursor_at, cursor_length) = _scan(
+        reply, kind, _NAMES, _NAME_ENDS, _INTS, _FLOATS)  # fmt: skip
     symbols = [bytes(reply[start : start + length]).decode() for start, length in symbol_at]
+    cursor = bytes(reply[cursor_at : cursor_at + cursor_length]).decode("ascii") if kind == CLAIM else ""
     return ScannedBatch(
         int(status), int(count), id_bytes, id_offsets, ts_broker, regular, fields_at, field_count, codes,
-        symbols, ints, floats, last_px, side_code,
+        symbols, ints, floats, last_px, side_code, cursor,
     )  # fmt: skip
 
 
-def decode_fields(reply: np.ndarray, batch: ScannedBatch, row: int) -> list[str] | None:
-    """One entry's flat field list ``[k, v, k, v, ...]`` as strings (None when the entry was deleted)."""
+@numba.njit(cache=True)
+def _token_spans(buf: np.ndarray, pos: int, count: int) -> np.ndarray:
+    """(start, length) of each of ``count`` tokens from ``pos``: a bulk string's payload, else its line's text."""
+    spans = np.zeros((count, 2), np.int64)
+    for k in range(count):
+        if buf[pos] == 36:  # '$': a bulk string
+            length, start = header(buf, pos, len(buf))
+            spans[k, 0], spans[k, 1] = start, length
+            pos = start + length + 2
+        else:
+            end = value_end(buf, pos)
+            spans[k, 0], spans[k, 1] = pos + 1, end - 2 - (pos + 1)
+            pos = end
+    return spans
+
+
+def field_bytes(reply: np.ndarray, batch: ScannedBatch, row: int) -> list[bytes] | None:
+    """One entry's flat field list ``[k, v, k, v, ...]``, each exactly the bytes Redis holds (None when the entry
+    was deleted)."""
     count = int(batch.field_count[row])
     if count < 0:
         return None
-    pos, out = int(batch.fields_at[row]), []
-    for _ in range(count):
-        end = int(value_end(reply, pos))
-        if reply[pos] == 36:  # '$': a bulk string
-            length, start = (int(v) for v in header(reply, pos, len(reply)))
-            out.append(bytes(reply[start : start + length]).decode("utf-8", errors="backslashreplace"))
-        else:
-            out.append(bytes(reply[pos + 1 : end - 2]).decode("utf-8", errors="backslashreplace"))
-        pos = end
-    return out
+    view = memoryview(reply.data)
+    return [
+        view[start : start + length].tobytes()
+        for start, length in _token_spans(reply, batch.fields_at[row], count).tolist()
+    ]
 
 
 def entry_ids(batch: ScannedBatch) -> np.ndarray:

@@ -4,42 +4,70 @@ past the hour (plus the reorder watermark)."""
 from __future__ import annotations
 
 import json
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
-import pandas as pd
+import numpy as np
 import redis
 
 from shadow_pipeline.defs.partitions import FIRST_HOUR, configured_symbols, has_hour, partition_key
 from shadow_pipeline.defs.pipeline.jobs import pipeline_job
 from shadow_pipeline.domain.windows import closed_hours, hour_keys
+from shadow_pipeline.ingest.deliveries import from_range_reply
+from shadow_pipeline.redis_io.raw_reply import read_raw
 from shadow_pipeline.resources import RedisResource, TickStreamResource
 
 SCAN_CHUNK = 20_000
 MAX_SCAN_PER_TICK = 500_000  # a tick must finish well inside Dagster's 60 s evaluation limit
 
 
-def _scan(client: redis.Redis, stream: str, after: str) -> tuple[str, set[tuple[str, str]], int]:
-    """Entries after ``after``: the last id read, the (hour, symbol) pairs seen and the newest ts_server."""
-    seen: set[tuple[str, str]] = set()
-    newest = -1
-    scanned = 0
-    while scanned < MAX_SCAN_PER_TICK:
-        entries = client.xrange(stream, min=f"({after}" if after != "0" else "-", max="+", count=SCAN_CHUNK)
-        if not entries:
+@dataclass
+class Scan:
+    """What one tick's read of the stream found: ``newest`` is an exact int (ns), -1 when no tick was valid."""
+
+    last_id: str
+    seen: set[tuple[str, str]] = field(default_factory=set)
+    newest: int = -1
+    entries: int = 0
+    rejected: Counter = field(default_factory=Counter)  # reason -> entries that are not valid ticks
+
+
+def _scan(client: redis.Redis, stream: str, after: str) -> Scan:
+    """Entries after ``after`` (raw XRANGE replies, the tick rules of the consumer): the (hour, symbol) pairs of
+    valid ticks and their newest ``ts_server``. An entry that is no valid tick (undecodable bytes, a time that is
+    not an integer or outside the sane range, ...) is counted by reason and passed: it is the consumer's dead
+    letter, and must neither stop the cursor nor open or close an hour."""
+    found = Scan(after)
+    while found.entries < MAX_SCAN_PER_TICK:
+        start = f"({found.last_id}" if found.last_id != "0" else "-"
+        delivery = from_range_reply(read_raw(client, "XRANGE", stream, start, "+", "COUNT", SCAN_CHUNK))
+        if not len(delivery):
             break
-        scanned += len(entries)
-        after = str(entries[-1][0])
-        frame = pd.DataFrame([fields for _, fields in entries], columns=["symbol", "ts_server"])
-        ts = pd.to_numeric(frame["ts_server"], errors="coerce")
-        ok = ts.notna() & frame["symbol"].notna()
-        if ok.any():
-            values = ts[ok].astype("int64").to_numpy()
-            seen |= set(zip(hour_keys(values).tolist(), frame.loc[ok, "symbol"].tolist(), strict=True))
-            newest = max(newest, int(values.max()))
-        if len(entries) < SCAN_CHUNK:
+        found.entries += len(delivery)
+        found.last_id = str(delivery.ids[-1])
+        found.rejected.update(delivery.parsed.rejects.tolist())
+        ticks = delivery.parsed.ticks
+        if len(ticks):
+            ts = ticks["ts_server"].to_numpy(dtype=np.int64)  # exact: never through a float
+            found.seen |= set(zip(hour_keys(ts).tolist(), ticks["symbol"].tolist(), strict=True))
+            found.newest = max(found.newest, int(ts.max()))
+        if len(delivery) < SCAN_CHUNK:
             break
-    return after, seen, newest
+    return found
+
+
+def _cursor(text: str | None) -> dict[str, Any]:
+    """The cursor of the last tick, or a fresh one (also for a cursor this code cannot read)."""
+    fresh: dict[str, Any] = {"last_id": "0", "newest": -1, "open": []}
+    if not text:
+        return fresh
+    try:
+        state = json.loads(text)
+        return {"last_id": str(state["last_id"]), "newest": int(state["newest"]), "open": list(state["open"])}
+    except (ValueError, KeyError, TypeError):
+        return fresh
 
 
 @dg.sensor(
@@ -48,16 +76,20 @@ def _scan(client: redis.Redis, stream: str, after: str) -> tuple[str, set[tuple[
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Requests one pipeline_job run (ingest, shadow, export, dry-run) per (hour, symbol) once a tick "
     "more than the watermark past the hour has arrived. The cursor keeps the last stream id read, the newest "
-    "exchange time and the hours still open.",
+    "exchange time and the hours still open. Entries that are not valid ticks are counted in the log and passed.",
 )
 def closed_window_sensor(
     context: dg.SensorEvaluationContext, redis: RedisResource, tick_stream: TickStreamResource
 ) -> dg.SensorResult:
-    state: dict[str, Any] = json.loads(context.cursor) if context.cursor else {"last_id": "0", "newest": -1, "open": []}
-    client = redis.get_client(decode_responses=True)
-    last_id, seen, newest = _scan(client, tick_stream.stream, state["last_id"])
-    newest = max(newest, int(state["newest"]))
-    pending = {tuple(pair) for pair in state["open"]} | seen
+    state = _cursor(context.cursor)
+    found = _scan(redis.get_client(decode_responses=False), tick_stream.stream, state["last_id"])
+    if found.rejected:
+        total = sum(found.rejected.values())
+        top = ", ".join(f"{reason}: {count}" for reason, count in found.rejected.most_common(5))
+        context.log.warning(f"{total} of {found.entries} entries read are not valid ticks, passed ({top})")
+    newest = max(found.newest, state["newest"])
+    last_id, seen = found.last_id, found.seen
+    pending = {(str(pair[0]), str(pair[1])) for pair in state["open"]} | seen
     known = set(configured_symbols())
     unknown = sorted({symbol for _, symbol in pending} - known)
     if unknown:
