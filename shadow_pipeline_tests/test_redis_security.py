@@ -199,3 +199,22 @@ def test_tls_with_a_private_ca(tmp_path: Path) -> None:
         assert PASSWORD not in str(info.value)
     finally:
         server.stop()
+
+
+def test_a_failed_runs_reason_is_its_root_cause_redacted_on_one_line() -> None:
+    from dagster._utils.error import SerializableErrorInfo
+
+    from shadow_pipeline.launch import _root_message
+
+    def error(cls: str, message: str, **links: SerializableErrorInfo) -> SerializableErrorInfo:
+        return SerializableErrorInfo(message=message, stack=[], cls_name=cls, **links)
+
+    root = error("ConnectionError", f"redis.exceptions.ConnectionError: lost redis://:{PASSWORD}@db:6379/0\n  again\n")
+    handled = error("KeyError", "KeyError: 'x'\n")
+    for wrapped in (
+        error("DagsterExecutionStepExecutionError", 'Error occurred while executing op "landing_zone":\n', cause=root),
+        error("DagsterExecutionStepExecutionError", "Error occurred while executing op:\n", context=root),
+    ):
+        assert _root_message(wrapped) == "redis.exceptions.ConnectionError: lost redis://:***@db:6379/0 again"
+    # A user exception raised while handling another: its own message, not the handled one's.
+    assert _root_message(error("ValueError", "ValueError: no such hour\n", context=handled)).startswith("ValueError")
