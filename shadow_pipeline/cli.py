@@ -35,7 +35,7 @@ from shadow_pipeline.ingest.consumer import IngestOptions
 from shadow_pipeline.redis_io.connect import RedisUnavailable, connect, resolve_url
 from shadow_pipeline.redis_io.server import NoServerAvailable
 from shadow_pipeline.redis_io.streams import DEFAULT_MAXLEN, DEFAULT_STREAM
-from shadow_pipeline.redis_io.url import RedisConfigError, redact
+from shadow_pipeline.redis_io.url import RedisConfigError, redact, redact_text
 from shadow_pipeline.settings import REDIS_URL_ENV
 
 log = logging.getLogger("shadow_pipeline")
@@ -45,8 +45,26 @@ _SETUP_ERRORS = (RedisUnavailable, NoServerAvailable, RedisConfigError, redis.Re
 
 
 def _fail(message: str) -> None:
-    click.echo(f"error: {message}", err=True)
+    click.echo(f"error: {redact_text(message)}", err=True)
     sys.exit(2)
+
+
+def _exit_for_runs(code: int, crash: str | None) -> None:
+    """Exit with a verdict's code; when runs crashed (code 2), first say why on one stderr line."""
+    if code == 2 and crash:
+        click.echo(f"error: {crash}", err=True)
+    sys.exit(code)
+
+
+class _RedactingFilter(logging.Filter):
+    """Every log line through redact_text: a library that logs a URL must not log its password."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = redact_text(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -61,6 +79,8 @@ def main(verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_RedactingFilter())
     if not verbose:  # a new Dagster instance's schema migration logs ~30 INFO lines that say nothing to a user
         logging.getLogger("alembic").setLevel(logging.WARNING)
 
@@ -164,7 +184,7 @@ def replay_command(
         client = connect(url)
         result = replay(client, src.chunks, options, src.market_seconds)
     except (*_SETUP_ERRORS, ValueError) as exc:
-        _fail(str(exc))
+        _fail(_error_text(exc))
         return
     summary = _summary(result, url, stream)
     if as_json:
@@ -287,7 +307,7 @@ def ingest_command(
         url = resolve_url(redis_url)
         worker = TickConsumer(LandingResource(base_path=landing).store(stream), options, url, metrics)
     except (*_SETUP_ERRORS, ValueError) as exc:
-        _fail(str(exc))
+        _fail(_error_text(exc))
         return
     if metrics_port is not None:
         metrics.serve(metrics_port)
@@ -297,8 +317,8 @@ def ingest_command(
         signal.signal(signum, lambda *_: stop.set())
     try:
         report = worker.drain() if drain else worker.serve(stop)
-    except RedisUnavailable as exc:
-        _fail(str(exc))
+    except _SETUP_ERRORS as exc:  # lost Redis, or a refusal (NOPERM for an ACL user without stream rights)
+        _fail(_error_text(exc, url))
         return
     finally:
         if textfile:
@@ -308,6 +328,15 @@ def ingest_command(
     click.echo(json.dumps({"redis": redact(url), "consumer": options.consumer, **report.as_dict()}, default=str))
     if drain and not report.complete:  # live consumers still hold entries: not landed yet (docs/ingest.md)
         sys.exit(3)
+
+
+def _error_text(exc: BaseException, url: str | None = None) -> str:
+    """A setup error as one line; redis-py's own errors (NOPERM, WRONGTYPE, a dropped connection) name neither
+    the server nor their class, so both are added (the URL redacted)."""
+    if isinstance(exc, redis.RedisError):
+        where = f" at {redact(url)}" if url else ""
+        return f"Redis{where}: {type(exc).__name__}: {' '.join(str(exc).split())}"
+    return str(exc)
 
 
 def _symbols(raw: str) -> list[str]:
@@ -394,7 +423,7 @@ def shadow_command(
     Exit status: 0 all Go, 1 any No-Go, 2 an error (bad input, Redis refused or unreachable, a run crashed)."""
     from shadow_pipeline.defs.export.assets import ExportConfig
     from shadow_pipeline.domain.gates import GO
-    from shadow_pipeline.launch import Placement, project_instance, run_shadow, verdict_exit_code
+    from shadow_pipeline.launch import Placement, crash_summary, project_instance, run_shadow, verdict_exit_code
 
     try:
         shadow = ShadowConfig(
@@ -405,10 +434,10 @@ def shadow_command(
         with project_instance() as instance:
             table = run_shadow(keys, shadow, placement, instance, console_level(), ExportConfig() if export else None)
     except (*_SETUP_ERRORS, ValueError) as exc:
-        _fail(str(exc))
+        _fail(_error_text(exc))
         return
     _print_table(table)
-    sys.exit(verdict_exit_code(table, "verdict", [GO]))
+    _exit_for_runs(verdict_exit_code(table, "verdict", [GO]), crash_summary(table, "reasons", "verdict"))
 
 
 @main.command("report")
@@ -426,7 +455,7 @@ def report_command(hours: tuple[str, ...], symbols: str, data_dir: str | None, a
 
     Exit status: 0 all Go, 1 any No-Go, 2 an error."""
     from shadow_pipeline.domain.gates import GO
-    from shadow_pipeline.launch import Placement, project_instance, run_report, verdict_exit_code
+    from shadow_pipeline.launch import Placement, crash_summary, project_instance, run_report, verdict_exit_code
 
     try:
         with project_instance() as instance:
@@ -438,7 +467,7 @@ def report_command(hours: tuple[str, ...], symbols: str, data_dir: str | None, a
         _fail(str(exc))
         return
     _print_table(table)
-    sys.exit(verdict_exit_code(table, "verdict", [GO]))
+    _exit_for_runs(verdict_exit_code(table, "verdict", [GO]), crash_summary(table, "reasons", "verdict"))
 
 
 def _stored_keys(
@@ -535,7 +564,7 @@ def export_command(
 
     Stored partitions go through the exported_kpis asset (validated against the shipped JSON Schema first;
     re-exporting adds no stream entry). Exit status: 0 written, 2 an error."""
-    from shadow_pipeline.launch import Placement, project_instance, run_export
+    from shadow_pipeline.launch import Placement, crash_summary, crashed, project_instance, run_export
 
     try:
         config = ExportConfig(mode=mode, per_symbol=per_symbol, ttl_seconds=ttl_seconds, maxlen=maxlen)  # type: ignore[arg-type]
@@ -547,10 +576,10 @@ def export_command(
             keys = _stored_keys(instance, hours, symbols, newest_only=False)
             table = run_export(keys, config, Placement(data_dir=data_dir), instance, console_level())
     except (*_SETUP_ERRORS, ValueError) as exc:
-        _fail(str(exc))
+        _fail(_error_text(exc))
         return
     _print_table(table)
-    sys.exit(2 if (table["run"] == "failed").any() else 0)
+    _exit_for_runs(2 if crashed(table).any() else 0, crash_summary(table, "keys"))
 
 
 def _export_snapshots(paths: list[Path], config: ExportConfig) -> None:
@@ -620,7 +649,7 @@ def dryrun_command(
     """Ingest, shadow, export to Redis, then validate the predictions read back against reality (MAPE gate).
 
     Exit status: 0 no KPI FAILs, 1 any FAIL, 2 an error (bad input, Redis refused or unreachable, a run crashed)."""
-    from shadow_pipeline.launch import Placement, project_instance, run_dryrun, verdict_exit_code
+    from shadow_pipeline.launch import Placement, crash_summary, project_instance, run_dryrun, verdict_exit_code
 
     try:
         shadow = ShadowConfig(profile=profile, window_seconds=duration, profiles_file=profiles_file)
@@ -630,10 +659,10 @@ def dryrun_command(
         with project_instance() as instance:
             table = run_dryrun(keys, shadow, dryrun, placement, instance, console_level())
     except (*_SETUP_ERRORS, ValueError) as exc:
-        _fail(str(exc))
+        _fail(_error_text(exc))
         return
     _print_table(table)
-    sys.exit(verdict_exit_code(table, "status", ["PASS", "WARN"]))
+    _exit_for_runs(verdict_exit_code(table, "status", ["PASS", "WARN"]), crash_summary(table, "report", "status"))
 
 
 @main.command("with-redis", context_settings={"ignore_unknown_options": True})
@@ -645,8 +674,9 @@ def with_redis(command: tuple[str, ...]) -> None:
     """
     try:
         url = resolve_url()
+        connect(url).close()  # a refused password or an unreachable server is this command's error, not COMMAND's
     except _SETUP_ERRORS as exc:
-        _fail(str(exc))
+        _fail(_error_text(exc))
         return
     log.info("REDIS_URL=%s for: %s", redact(url), " ".join(command))
     child: subprocess.Popen[bytes] | None = None
@@ -678,10 +708,10 @@ def demo(minutes: float, symbols: str, seed: int, profile: str) -> None:
     try:
         report, completed = run_demo(minutes, _symbols(symbols), seed, profile)
     except (*_SETUP_ERRORS, ValueError) as exc:
-        _fail(str(exc))
+        _fail(_error_text(exc))
         return
     click.echo(report)
-    sys.exit(0 if completed else 2)
+    _exit_for_runs(0 if completed else 2, "a run failed: its reason is in the table above")
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from shadow_pipeline.defs.shadow.jobs import SHADOW_JOB
 from shadow_pipeline.domain.kpi_catalogue import SUMMARY, VALID_WINDOWS, names
 from shadow_pipeline.domain.windows import HOUR_NS, hour_keys
 from shadow_pipeline.io_managers import ParquetIOManager
+from shadow_pipeline.redis_io.url import redact_text
 from shadow_pipeline.resources import ArtifactsResource, LandingResource, TickStreamResource
 
 DRYRUN_ASSET = dg.AssetKey("dryrun_accuracy_report")
@@ -104,16 +105,29 @@ def partition_keys(hours: Sequence[str], symbols: Iterable[str]) -> list[dg.Mult
 
 
 def _root_message(error: SerializableErrorInfo) -> str:
-    """The innermost cause: Dagster wraps an asset's exception in 'Error occurred while executing op ...'."""
-    while error.cause is not None:
-        error = error.cause
-    return error.message.strip()
+    """The innermost cause, on one line, URLs redacted: Dagster wraps an asset's exception in 'Error occurred
+    while executing op ...' (as its ``__cause__``, or as the ``__context__`` of an error Dagster raised while
+    handling it); a user exception's own ``__context__`` is not followed (it was handled)."""
+    while True:
+        below = error.cause or (error.context if (error.cls_name or "").startswith("Dagster") else None)
+        if below is None:
+            break
+        error = below
+    return one_line(error.message)
+
+
+def one_line(text: str) -> str:
+    """``text`` with its whitespace runs collapsed and any URL redacted: safe for a table cell or stderr."""
+    return " ".join(redact_text(text).split())
 
 
 def _failure_text(result: dg.ExecuteInProcessResult) -> str:
+    """Why a run failed: each failed step's root cause (else the run failure's), once each, redacted."""
     errors = [e.step_failure_data.error for e in result.all_events if e.is_step_failure]
+    if not any(errors):
+        errors = [e.event_specific_data.error for e in result.all_events if e.is_run_failure]  # type: ignore[union-attr]
     texts = [_root_message(error) for error in errors if error is not None]
-    return " | ".join(t for t in texts if t)[:300] or "run failed"
+    return " | ".join(dict.fromkeys(t for t in texts if t))[:300] or "run failed"
 
 
 def _row(key: dg.MultiPartitionKey, result: dg.ExecuteInProcessResult) -> dict[str, Any]:
@@ -253,6 +267,26 @@ def run_dryrun(
 
 def verdict_exit_code(table: pd.DataFrame, column: str, passing: Iterable[str]) -> int:
     """0 when every row passes, 1 when a verdict says no, 2 when a run crashed (no verdict): the CLI's contract."""
-    if (table["run"] == "failed").any() or (table[column] == RUN_FAILED).any():
+    if table.empty:
+        return 0
+    if crashed(table, column).any():
         return 2
     return 0 if table[column].isin(list(passing)).all() else 1
+
+
+def crashed(table: pd.DataFrame, column: str | None = None) -> pd.Series:
+    """The rows whose run failed (or, with ``column``, that have the verdict ``run failed``)."""
+    if table.empty:
+        return pd.Series([], dtype=bool)
+    failed = table["run"] == "failed"
+    return failed | (table[column] == RUN_FAILED) if column and column in table else failed
+
+
+def crash_summary(table: pd.DataFrame, reason_column: str, column: str | None = None) -> str | None:
+    """One line for stderr when runs crashed: how many, which partitions, and their distinct reasons."""
+    rows = table[crashed(table, column)]
+    if rows.empty:
+        return None
+    where = ", ".join(f"{row.hour} {row.symbol}" for row in rows.itertuples())
+    reasons = " | ".join(dict.fromkeys(one_line(str(r)) for r in rows.get(reason_column, pd.Series(dtype=str))))
+    return f"{len(rows)} of {len(table)} runs failed ({where}): {reasons or 'run failed'}"

@@ -36,7 +36,8 @@ class RedisResource(dg.ConfigurableResource):
     socket_timeout: float = Field(default=30.0, description="Seconds; keep above any blocking read.")
 
     def get_client(self, **overrides: Any) -> redis.Redis:
-        """A connected client; raises RedisUnavailable with a redacted URL when Redis is unreachable."""
+        """A connected client. Raises RedisRefused when Redis refuses the credentials or the user, RedisUnavailable
+        when it cannot be reached, RedisConfigError for a URL redis-py would misread: each names the URL redacted."""
         ssl: dict[str, str] = {
             name: value
             for name, value in {

@@ -5,10 +5,13 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pandas as pd
+import pytest
 import redis
 
 from shadow_pipeline.defs.partitions import FIRST_HOUR
@@ -205,3 +208,142 @@ def test_wrong_redis_password_exits_2_with_the_redacted_reason(tmp_path: Path) -
                 assert "Redis at redis://" in out.stderr, out.stderr
     finally:
         server.stop()
+
+
+# Refused credentials and an unreachable server, on every command that talks to Redis: exit 2, one "error:" line
+# on stderr that says why and names the server, the password nowhere. A CLI process spends seconds importing
+# Dagster, so one process imports the CLI once and forks a child per case; each child sets its own environment
+# and standard streams and runs the CLI's entry point as `python -m shadow_pipeline.cli` would.
+FORK_RUNNER = r"""
+import json, os, sys
+import shadow_pipeline.cli as cli
+cases = json.load(open(sys.argv[1]))
+children = {}
+for index, case in enumerate(cases):
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.environ.clear()
+            os.environ.update(case["env"])
+            for fd, name in ((1, "stdout"), (2, "stderr")):
+                opened = os.open(case[name], os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+                os.dup2(opened, fd)
+                os.close(opened)
+            try:
+                cli.main.main(args=case["args"], prog_name="shadow-pipeline")
+                code = 0
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            except BaseException:
+                import traceback
+                traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    children[pid] = index
+codes = [None] * len(cases)
+while children:
+    pid, status = os.wait()
+    codes[children.pop(pid)] = os.waitstatus_to_exitcode(status)
+json.dump(codes, open(sys.argv[2], "w"))
+"""
+
+
+def _run_forked(runs: list[tuple[list[str], dict[str, str]]], folder: Path) -> list[subprocess.CompletedProcess[str]]:
+    """Each (args, env) through the CLI's entry point, in children forked from one process that imported it."""
+    cases: list[dict[str, Any]] = [
+        {"args": args, "env": env, "stdout": str(folder / f"{i}.out"), "stderr": str(folder / f"{i}.err")}
+        for i, (args, env) in enumerate(runs)
+    ]
+    (folder / "cases.json").write_text(json.dumps(cases))
+    runner = subprocess.run(
+        [sys.executable, "-c", FORK_RUNNER, str(folder / "cases.json"), str(folder / "codes.json")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert runner.returncode == 0, runner.stderr
+    codes = json.loads((folder / "codes.json").read_text())
+    return [
+        subprocess.CompletedProcess(
+            case["args"], code, Path(case["stdout"]).read_text(), Path(case["stderr"]).read_text()
+        )
+        for case, code in zip(cases, codes, strict=True)
+    ]
+
+
+SECRET = "Zq8-Tw3-secret"
+HOUR = "2024-08-09-00:00"
+LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING) ")
+CREDENTIALS = {
+    "wrong-password": (f"alice:wrong-{SECRET}@", "refused the credentials: invalid username-password pair"),
+    "wrong-user": (f"mallory:{SECRET}@", "refused the credentials: invalid username-password pair"),
+    "no-password": ("", "refused the credentials: Authentication required"),
+    "unreachable": (f"alice:{SECRET}@", "cannot reach Redis"),
+    # PING allowed, nothing else: the refusal comes from the command's first real call, or inside a Dagster run.
+    "noperm": (f"pinger:{SECRET}@", "no permissions"),
+}
+COMMANDS: dict[str, list[str]] = {
+    "replay": ["replay", "--minutes", "0.05", "--symbols", "BTCUSDT"],
+    "ingest": ["ingest", "--drain", "--reconnect-seconds", "0.2"],
+    "shadow": ["shadow", "--hour", HOUR, "--symbols", "BTCUSDT"],
+    "dryrun": ["dryrun", "--hour", HOUR, "--symbols", "BTCUSDT"],
+    "export": ["export", "--hour", HOUR, "--symbols", "BTCUSDT"],
+    "export-src": ["export", "--src", "POST_SHADOW_SNAPSHOT.json"],
+    "with-redis": ["with-redis", "--", sys.executable, "-c", "pass"],
+    "demo": ["demo", "--minutes", "0.05", "--symbols", "BTCUSDT"],
+}
+# A PING-only user gets past the pre-flight PING: these commands fail on their first real call (with-redis and
+# export need nothing more than PING before they do something else).
+NOPERM_COMMANDS = ("replay", "ingest", "shadow", "dryrun", "demo")
+CASES = [(c, k) for c in COMMANDS for k in CREDENTIALS if k != "noperm" or c in NOPERM_COMMANDS]
+
+
+@pytest.fixture(scope="module")
+def refusals(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[dict[tuple[str, str], subprocess.CompletedProcess[str]]]:
+    server = start_server(
+        [
+            *("--user", "default", "off"),
+            *("--user", "alice", "on", f">{SECRET}", "~*", "+@all"),
+            *("--user", "pinger", "on", f">{SECRET}", "~*", "-@all", "+ping"),
+        ]
+    )
+    port = urlsplit(server.url).port
+    runs = []
+    for command, credentials in CASES:
+        userinfo = CREDENTIALS[credentials][0]
+        url = f"redis://{userinfo}127.0.0.1:{1 if credentials == 'unreachable' else port}/0"
+        home = tmp_path_factory.mktemp(f"{command}-{credentials}")
+        (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")  # no first-run banner on stderr
+        runs.append((COMMANDS[command], _with(url, home)))
+    try:
+        yield dict(zip(CASES, _run_forked(runs, tmp_path_factory.mktemp("forked")), strict=True))
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize(("command", "credentials"), CASES)
+def test_refused_or_unreachable_redis_exits_2_with_one_redacted_line(
+    refusals: dict[tuple[str, str], subprocess.CompletedProcess[str]], command: str, credentials: str
+) -> None:
+    out = refusals[command, credentials]
+    assert out.returncode == 2, (out.stdout, out.stderr)
+    assert SECRET not in out.stdout + out.stderr
+    assert "Traceback" not in out.stderr
+    said = [line for line in out.stderr.splitlines() if line.strip() and not LOG_LINE.match(line)]
+    assert len(said) == 1 and said[0].startswith("error: "), out.stderr
+    assert CREDENTIALS[credentials][1] in said[0], said[0]
+    if credentials == "noperm" and command in ("shadow", "dryrun"):  # inside the Dagster run: its root cause
+        assert (
+            said[0].startswith("error: 1 of 1 runs failed (2024-08-09-00:00 BTCUSDT): ")
+            and "NoPermissionError" in said[0]
+        )
+        assert re.search(r"^2024-08-09-00:00 BTCUSDT\s+failed\s+run failed\s+.*NoPermissionError", out.stdout, re.M)
+    elif credentials == "noperm":
+        assert "NoPermissionError" in said[0], said[0]
+    else:
+        assert "Redis at redis://" in said[0] and ":***@" in said[0] if CREDENTIALS[credentials][0] else True

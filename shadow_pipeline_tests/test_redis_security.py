@@ -2,19 +2,23 @@
 
 import logging
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
 from shadow_pipeline.ingest.consumer import IngestOptions, TickConsumer
 from shadow_pipeline.ingest.landing import LandingStore
-from shadow_pipeline.redis_io.connect import RedisUnavailable, connect
-from shadow_pipeline.redis_io.server import _free_port, start_server
+from shadow_pipeline.redis_io.connect import RedisRefused, RedisUnavailable, connect
+from shadow_pipeline.redis_io.server import RedisServer, _free_port, start_server
+from shadow_pipeline.redis_io.url import RedisConfigError
 from shadow_pipeline.resources import RedisResource
 from shadow_pipeline_tests.ingest_helpers import replay_synthetic
 
 PASSWORD = "Sup3r-s3cret"
+SPECIAL = "Kq9@:/?#&Zr4"  # every character a URL gives a meaning to
 
 
 def _consumer_lands_everything(url: str, landing: Path, **options: Any) -> None:
@@ -44,6 +48,63 @@ def test_acl_user_connects_and_a_wrong_password_is_a_clear_redacted_error(caplog
         assert PASSWORD not in caplog.text
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def acl_server() -> Iterator[RedisServer]:
+    """Default user off; alice may do anything, pinger only PING, special has a password full of URL syntax."""
+    server = start_server(
+        [
+            *("--user", "default", "off"),
+            *("--user", "alice", "on", f">{PASSWORD}", "~*", "+@all"),
+            *("--user", "pinger", "on", f">{PASSWORD}", "~*", "-@all"),
+            *("--user", "special", "on", f">{SPECIAL}", "~*", "+@all"),
+        ]
+    )
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize(
+    ("userinfo", "refusal"),
+    [
+        (f"alice:wrong-{PASSWORD}@", "refused the credentials: invalid username-password pair"),
+        (f"mallory:{PASSWORD}@", "refused the credentials: invalid username-password pair"),
+        ("", "refused the credentials: Authentication required"),
+        (f"pinger:{PASSWORD}@", "refused the user: this user has no permissions to run the 'ping' command"),
+        (f"{PASSWORD}@", "refused the credentials"),
+    ],
+    ids=["wrong-password", "wrong-user", "no-password", "noperm", "bare-token"],
+)
+def test_a_refusal_is_one_redacted_line(acl_server: RedisServer, userinfo: str, refusal: str, caplog) -> None:  # type: ignore[no-untyped-def]
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(RedisRefused) as info:
+        connect(f"redis://{userinfo}127.0.0.1:{acl_server.port}/0", socket_timeout=2)
+    message = str(info.value)
+    assert refusal in message and f"127.0.0.1:{acl_server.port}/0" in message, message
+    assert "\n" not in message and PASSWORD not in message and PASSWORD not in caplog.text
+    assert isinstance(info.value, RedisUnavailable)  # callers that catch the wider class still do
+
+
+def test_a_password_full_of_url_syntax_works_percent_encoded_and_never_shows(acl_server: RedisServer) -> None:
+    encoded = f"redis://special:{quote(SPECIAL, safe='')}@127.0.0.1:{acl_server.port}/0"
+    assert connect(encoded).ping()
+    assert connect(f"redis://127.0.0.1:{acl_server.port}/0?username=special&password={quote(SPECIAL)}").ping()
+    assert RedisResource(url=encoded).describe() == f"redis://special:***@127.0.0.1:{acl_server.port}/0"
+    # Unencoded, redis-py would take "Kq9" for a port: the URL is refused before any connection, and says why.
+    with pytest.raises(RedisConfigError) as info:
+        connect(f"redis://special:{SPECIAL}@127.0.0.1:{acl_server.port}/0")
+    assert "percent-encode" in str(info.value)
+    for piece in ("Kq9", "Zr4", quote(SPECIAL, safe="")):
+        assert piece not in str(info.value)
+
+
+def test_unreachable_is_redacted_too() -> None:
+    with pytest.raises(RedisUnavailable) as info:
+        connect(f"redis://alice:{PASSWORD}@127.0.0.1:1/0?password={PASSWORD}", socket_connect_timeout=1)
+    assert not isinstance(info.value, RedisRefused)
+    assert "cannot reach Redis at redis://alice:***@127.0.0.1:1/0?password=***" in str(info.value)
+    assert PASSWORD not in str(info.value)
 
 
 def _make_certs(folder: Path) -> tuple[Path, Path, Path]:
@@ -138,3 +199,22 @@ def test_tls_with_a_private_ca(tmp_path: Path) -> None:
         assert PASSWORD not in str(info.value)
     finally:
         server.stop()
+
+
+def test_a_failed_runs_reason_is_its_root_cause_redacted_on_one_line() -> None:
+    from dagster._utils.error import SerializableErrorInfo
+
+    from shadow_pipeline.launch import _root_message
+
+    def error(cls: str, message: str, **links: SerializableErrorInfo) -> SerializableErrorInfo:
+        return SerializableErrorInfo(message=message, stack=[], cls_name=cls, **links)
+
+    root = error("ConnectionError", f"redis.exceptions.ConnectionError: lost redis://:{PASSWORD}@db:6379/0\n  again\n")
+    handled = error("KeyError", "KeyError: 'x'\n")
+    for wrapped in (
+        error("DagsterExecutionStepExecutionError", 'Error occurred while executing op "landing_zone":\n', cause=root),
+        error("DagsterExecutionStepExecutionError", "Error occurred while executing op:\n", context=root),
+    ):
+        assert _root_message(wrapped) == "redis.exceptions.ConnectionError: lost redis://:***@db:6379/0 again"
+    # A user exception raised while handling another: its own message, not the handled one's.
+    assert _root_message(error("ValueError", "ValueError: no such hour\n", context=handled)).startswith("ValueError")

@@ -8,13 +8,17 @@ from typing import Any
 import redis
 
 from shadow_pipeline.redis_io.server import process_server
-from shadow_pipeline.redis_io.url import configured_url, redact, validate_url
+from shadow_pipeline.redis_io.url import RedisConfigError, configured_url, redact, redact_text, validate_url
 
 log = logging.getLogger(__name__)
 
 
 class RedisUnavailable(ConnectionError):
     """Redis could not be reached; the message names the (redacted) URL and what to check."""
+
+
+class RedisRefused(RedisUnavailable):
+    """Redis answered but refused the credentials (WRONGPASS, NOAUTH) or the user (NOPERM): retrying is futile."""
 
 
 def resolve_url(url: str | None = None) -> str:
@@ -33,16 +37,31 @@ def connect(url: str | None = None, *, check: bool = True, **options: Any) -> re
     options.setdefault("socket_connect_timeout", 5.0)
     options.setdefault("socket_timeout", 30.0)
     options.setdefault("health_check_interval", 30)
-    client = redis.Redis.from_url(resolved, **options)
+    try:
+        client = redis.Redis.from_url(resolved, **options)
+    except ValueError as exc:
+        # "Invalid value for 'db' in connection URL." is safe to show; urllib's "Port could not be cast to integer
+        # value as 'x'" quotes what may be a piece of the password.
+        said = str(exc) if str(exc).startswith("Invalid value for") else "redis-py cannot read it"
+        raise RedisConfigError(f"bad Redis URL {redact(resolved)}: {said}") from None
     if check:
         try:
             client.ping()
-        except redis.exceptions.AuthenticationError as exc:
-            raise RedisUnavailable(f"Redis at {redact(resolved)} refused the credentials: {exc}") from None
+        except (redis.exceptions.AuthenticationError, redis.exceptions.AuthorizationError) as exc:
+            raise RedisRefused(f"Redis at {redact(resolved)} refused the credentials: {_reason(exc)}") from None
+        except redis.exceptions.NoPermissionError as exc:
+            raise RedisRefused(f"Redis at {redact(resolved)} refused the user: {_reason(exc)}") from None
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
             raise RedisUnavailable(
-                f"cannot reach Redis at {redact(resolved)}: {exc}. "
+                f"cannot reach Redis at {redact(resolved)}: {_reason(exc).rstrip('.')}. "
                 "Check that the server runs and REDIS_URL is right, or unset REDIS_URL to use an embedded server."
             ) from None
+        except redis.exceptions.ResponseError as exc:  # an error reply to the handshake (AUTH, HELLO, SELECT)
+            raise RedisRefused(f"Redis at {redact(resolved)} refused the connection: {_reason(exc)}") from None
         log.info("connected to Redis at %s", redact(resolved))
     return client
+
+
+def _reason(exc: BaseException) -> str:
+    """An exception's text on one line, with any URL in it redacted."""
+    return " ".join(redact_text(str(exc)).split()) or type(exc).__name__
