@@ -34,13 +34,14 @@ from shadow_pipeline.ingest.deliveries import Delivery, from_claim_reply, from_r
 from shadow_pipeline.ingest.guard import GuardCounts, SequenceGuard
 from shadow_pipeline.ingest.landing import Kind, LandingStore
 from shadow_pipeline.ingest.metrics import IngestMetrics
-from shadow_pipeline.redis_io.connect import RedisUnavailable, connect
+from shadow_pipeline.redis_io.connect import RedisRefused, RedisUnavailable, connect
 from shadow_pipeline.redis_io.keys import CONSUMER_GROUP, dead_letter_stream
 from shadow_pipeline.redis_io.raw_reply import read_raw
 from shadow_pipeline.redis_io.streams import DEFAULT_STREAM
 from shadow_pipeline.redis_io.url import redact
 
 log = logging.getLogger(__name__)
+_REFUSED = (redis.exceptions.AuthenticationError, redis.exceptions.NoPermissionError, RedisRefused)
 _CONNECTION_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, ConnectionError, OSError)
 PROGRESS_SECONDS = 10.0
 
@@ -271,6 +272,8 @@ class TickConsumer:
                 )
                 self._drop_prefetched()
                 self._ensure_group()
+            except _REFUSED:
+                raise  # wrong credentials or no permission: retrying for reconnect_seconds would not change that
             except _CONNECTION_ERRORS as exc:
                 if time.monotonic() > deadline:
                     raise RedisUnavailable(
