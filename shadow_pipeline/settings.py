@@ -23,6 +23,8 @@ COMMIT_ENV = "SHADOW_COMMIT_SHA"
 SLACK_TOKEN_ENV = "SLACK_BOT_TOKEN"
 DAGSTER_HOME_ENV = "DAGSTER_HOME"
 MARKET_DATA_ENV = "SHADOW_MARKET_DATA"
+INGEST_SLOT_ENV = "SHADOW_INGEST_SLOT"
+DEFAULT_INGEST_SLOT = "0"
 
 DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT")
 # Early enough for any recording we know of (Binance USD-M since 2019 at hour resolution is ~60k partitions
@@ -44,6 +46,12 @@ def _get(name: str) -> str | None:
 def redis_url() -> str | None:
     """``$REDIS_URL``, or None when the project should start its own server."""
     return _get(REDIS_URL_ENV)
+
+
+def ingest_slot() -> str:
+    """This host's consumer slot (``$SHADOW_INGEST_SLOT``, e.g. a StatefulSet ordinal), else "0": the default
+    consumer name is ``<host>-<slot>``, stable across restarts."""
+    return _get(INGEST_SLOT_ENV) or DEFAULT_INGEST_SLOT
 
 
 def symbols() -> list[str]:

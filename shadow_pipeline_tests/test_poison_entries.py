@@ -218,13 +218,14 @@ def test_poison_entries_are_dead_lettered_once_with_their_bytes_and_nothing_rais
     client.xadd(f"{stream}:dlq", {b"orig_id": b"\xff", b"fields": b"2", b"name.0": b"%%%", b"\xfe": b"\xff"})
     attributed = Counter(_attribution(flat) for flat, want in zip(entries, expected, strict=True) if want != "GOOD")
     for symbol in SYMBOLS:
-        result = dg.materialize(
-            [landing_zone, raw_ticks, normalized_ticks],
-            partition_key=partition_key(HOUR, symbol),
-            resources=resources,
-            instance=dg.DagsterInstance.ephemeral(),
-            raise_on_error=False,
-        )
+        with dg.instance_for_test() as instance:  # held for the run: a bare ephemeral() may be collected mid-run
+            result = dg.materialize(
+                [landing_zone, raw_ticks, normalized_ticks],
+                partition_key=partition_key(HOUR, symbol),
+                resources=resources,
+                instance=instance,
+                raise_on_error=False,
+            )
         assert result.success
         assert all(e.passed for e in result.get_asset_check_evaluations())  # gaps: none; swapped seqs are no gap
         [event] = [e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey("tick_quality")]

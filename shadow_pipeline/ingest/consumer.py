@@ -13,7 +13,6 @@ redelivery after a crash between landing and ack never duplicates a tick.
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import threading
 import time
@@ -39,6 +38,7 @@ from shadow_pipeline.redis_io.keys import CONSUMER_GROUP, dead_letter_stream
 from shadow_pipeline.redis_io.raw_reply import read_raw
 from shadow_pipeline.redis_io.streams import DEFAULT_STREAM
 from shadow_pipeline.redis_io.url import redact
+from shadow_pipeline.settings import ingest_slot
 
 log = logging.getLogger(__name__)
 _REFUSED = (redis.exceptions.AuthenticationError, redis.exceptions.NoPermissionError, RedisRefused)
@@ -46,14 +46,11 @@ _CONNECTION_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.Timeout
 PROGRESS_SECONDS = 10.0
 
 
-DEFAULT_SLOT = "0"
-
-
 def default_consumer_name(slot: str | None = None) -> str:
     """``<host>-<slot>``: the same after a restart on the same host (or pod slot), so that a restarted consumer
     finds its own pending entries first. Two consumers on one host need different slots (``--slot``);
     ``$SHADOW_INGEST_SLOT`` sets the default slot (e.g. a StatefulSet ordinal)."""
-    return f"{socket.gethostname()}-{slot or os.environ.get('SHADOW_INGEST_SLOT') or DEFAULT_SLOT}"
+    return f"{socket.gethostname()}-{slot or ingest_slot()}"
 
 
 @dataclass(frozen=True)
