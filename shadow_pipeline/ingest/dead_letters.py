@@ -28,9 +28,7 @@ import redis
 
 from shadow_pipeline.domain.ticks import sane_ts_server
 from shadow_pipeline.domain.windows import hour_keys
-from shadow_pipeline.ingest.deliveries import TRIMMED
 from shadow_pipeline.ingest.entry_scan import ERROR, OK, RANGE, entry_ids, field_bytes, scan
-from shadow_pipeline.redis_io.keys import dead_letter_stream as dead_letters_of
 from shadow_pipeline.redis_io.raw_reply import error_of, read_raw
 
 UNATTRIBUTED = ("", "")  # a dead letter without a readable symbol or a sane exchange time
@@ -150,32 +148,3 @@ def _read_range(client: redis.Redis, stream: str, start: str, count: int, end: s
     if batch.status != OK:
         return [], []
     return entry_ids(batch).tolist(), [field_bytes(reply, batch, row) or [] for row in range(batch.count)]
-
-
-def fetch_originals(client: redis.Redis, stream: str, ids: Sequence[str]) -> list[list[bytes] | None]:
-    """The exact field bytes of entries by id (None for one no longer in the stream)."""
-    out: list[list[bytes] | None] = []
-    for entry_id in ids:
-        found, flats = _read_range(client, stream, entry_id, 1, end=entry_id)
-        out.append(flats[0] if found else None)
-    return out
-
-
-def dead_letter_ids(client: redis.Redis, stream: str, group: str, ids: Sequence[str], reason: str) -> int:
-    """Dead-letter entries of ``stream`` by id with one ``reason`` (e.g. entries delivered too many times): each
-    record with the entry's original bytes (read back with XRANGE; an entry trimmed meanwhile gets ``fields`` -1
-    and the reason suffixed with the TRIMMED note) and the XACKs of all of them, in one MULTI/EXEC. Returns how many.
-
-    The caller must not land the ticks these entries carry. ``TickConsumer._dead_letter`` is the same for
-    entries already in hand (a Delivery), with its metrics and report.
-    """
-    if not len(ids):
-        return 0
-    originals = fetch_originals(client, stream, ids)
-    pipe = client.pipeline(transaction=True)
-    for entry_id, flat in zip(ids, originals, strict=True):
-        why = reason if flat is not None else f"{reason}; {TRIMMED}"
-        pipe.xadd(dead_letters_of(stream), record(entry_id, stream, why, flat))  # type: ignore[arg-type]
-    pipe.xack(stream, group, *ids)
-    pipe.execute()
-    return len(ids)
