@@ -451,7 +451,8 @@ def shadow_command(
 @click.option("--data-dir", default=None, help="Asset store (default: $SHADOW_DATA_DIR).")
 @click.option("--artifacts-dir", default=None, help="Reports folder (default: $SHADOW_ARTIFACTS_DIR).")
 def report_command(hours: tuple[str, ...], symbols: str, data_dir: str | None, artifacts_dir: str | None) -> None:
-    """Re-materialize shadow_report from stored shadow_iterations (no ingest): snapshot, Markdown, gates.
+    """Re-materialize shadow_report from stored shadow_iterations and fill_sensitivity (no ingest): snapshot,
+    Markdown, gates.
 
     Exit status: 0 all Go, 1 any No-Go, 2 an error."""
     from shadow_pipeline.domain.gates import GO

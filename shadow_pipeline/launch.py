@@ -199,7 +199,7 @@ def run_shadow(
 def run_report(
     keys: Sequence[dg.MultiPartitionKey], placement: Placement, instance: dg.DagsterInstance, log_level: str
 ) -> pd.DataFrame:
-    """shadow_report again from stored shadow_iterations (no ingest, no simulation)."""
+    """shadow_report again from stored shadow_iterations and fill_sensitivity (no ingest, no simulation)."""
     results = _execute(SHADOW_JOB, keys, run_config(placement, {}, log_level), instance, [REPORT_ASSET])
     return pd.DataFrame([_shadow_row(key, result) for key, result in results])
 

@@ -103,15 +103,18 @@ class TickStreamResource(dg.ConfigurableResource):
     )
     consumer_slot: str = Field(
         default="dagster",
-        description="The drain's consumer name is <host>-<slot>: a run killed mid-drain leaves its pending entries "
-        "to the next run on the host, which re-reads them first.",
+        description="The drain's consumer name is <host>-<slot>-<run id prefix>: concurrent runs (a backfill) never "
+        "re-read each other's pending entries; a run killed mid-drain is dead after dead_after_ms and the next drain "
+        "claims what it held.",
     )
 
     @property
     def dead_letter_stream(self) -> str:
         return dead_letter_stream(self.stream)
 
-    def options(self) -> IngestOptions:
+    def options(self, run_id: str = "") -> IngestOptions:
+        """``run_id``: the Dagster run draining (its prefix names the consumer)."""
+        slot = f"{self.consumer_slot}-{run_id[:8]}" if run_id else self.consumer_slot
         return IngestOptions(
             stream=self.stream,
             group=self.group,
@@ -121,7 +124,7 @@ class TickStreamResource(dg.ConfigurableResource):
             claim_idle_ms=self.claim_idle_ms,
             dead_after_ms=self.dead_after_ms,
             drain_wait_ms=self.drain_wait_ms,
-            consumer=default_consumer_name(self.consumer_slot),
+            consumer=default_consumer_name(slot),
         )
 
 

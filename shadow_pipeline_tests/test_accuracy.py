@@ -53,3 +53,6 @@ def test_a_count_with_too_few_actual_events_is_not_judged() -> None:
     assert compare(predicted, actual).worst == WARN  # the rest pass; a KPI that could not be judged is no pass
     enough = row(compare(windows(3, taker_count=[12, 12, 12]), windows(3, taker_count=[4, 4, 4])).table, "taker_count")
     assert enough["status"] == FAIL and enough["note"] == ""  # 12 actual events are enough to call 3x a FAIL
+    # few in reality but many predicted is judged: a model that invents 15 hedges where there was none fails
+    invented = row(compare(windows(3, taker_count=[5, 5, 5]), windows(3, taker_count=[0, 0, 0])).table, "taker_count")
+    assert invented["status"] == FAIL

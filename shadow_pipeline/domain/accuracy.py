@@ -8,10 +8,10 @@ windows where the actual value is not 0. KPIs undefined without fills (``needs_f
 windows with at least ``min_fills`` fills on both sides (a share of one fill is noise). Statuses: PASS below
 15 %, WARN 15-30 %, FAIL above 30 % (absolute error: 1 and 2 bps).
 
-A count is judged only when reality holds at least ``MIN_EVENTS`` of it: a count of n events scatters by about
-1/sqrt(n) between two honest engines (Poisson), which reaches the 30 % FAIL limit below 12 events, so a WPE on
-fewer (two hedges against one) says nothing about the model. Such a KPI is NO DATA, with the counts in ``note``:
-not a FAIL, and not a pass either.
+A count is judged only when reality or the prediction holds at least ``MIN_EVENTS`` of it: a count of n events
+scatters by about 1/sqrt(n) between two honest engines (Poisson), which reaches the 30 % FAIL limit below 12
+events, so a WPE on fewer on both sides (two hedges against one) says nothing about the model. Such a KPI is
+NO DATA, with the counts in ``note``: not a FAIL, and not a pass either.
 """
 
 from __future__ import annotations
@@ -98,8 +98,8 @@ def compare(predicted: pd.DataFrame, actual: pd.DataFrame, min_fills: int = 1, l
         status, note = _status(errors[gate], limits), ""
         if kpi.integer:
             events = int(scope[f"{kpi.name}_actual"].sum())
-            if events < MIN_EVENTS:
-                forecast = int(scope[f"{kpi.name}_predicted"].sum())
+            forecast = int(scope[f"{kpi.name}_predicted"].sum())
+            if max(events, forecast) < MIN_EVENTS:  # 0 actual against 500 predicted is judged: a FAIL
                 status = NO_DATA
                 note = f"{events} actual vs {forecast} predicted: too few to judge (< {MIN_EVENTS})"
         rows.append({"kpi": kpi.name, "gated_on": gate, **errors, "status": status, "note": note})

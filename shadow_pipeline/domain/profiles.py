@@ -53,8 +53,8 @@ class StrategyParams:
     order_entry_latency_ms: float
     markout_horizon_s: float
     decision_latency_ms: float
-    # The fill model (``simulator.fill_model_of``). Defaults: the packaged profiles' choice, which also reads run
-    # notes written before the setting existed (those ran touch + dwell: their notes say so by their commit).
+    # The fill model (``simulator.fill_model_of``); the default is the packaged profiles' choice (run notes
+    # written before the setting existed read back as dwell: ``RunNotes.from_json``).
     fill_model: str = FILL_QUEUE
     size_decrease_share: float = 0.0
 

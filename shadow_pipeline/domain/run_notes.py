@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from shadow_pipeline.domain.profiles import StrategyParams, Thresholds
+from shadow_pipeline.domain.profiles import FILL_DWELL, StrategyParams, Thresholds
 from shadow_pipeline.domain.simulator import fill_model_of
 
 NOTES_ATTR = "run_notes"
@@ -62,7 +62,8 @@ class RunNotes:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunNotes:
         fields = dict(data)
-        fields["params"] = StrategyParams(**fields["params"])
+        # Notes written before the fill model was a setting ran touch + dwell: say so, never the new default.
+        fields["params"] = StrategyParams(**{"fill_model": FILL_DWELL, **fields["params"]})
         fields["thresholds"] = Thresholds(**fields["thresholds"])
         return cls(**fields)
 

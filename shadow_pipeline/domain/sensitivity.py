@@ -43,22 +43,32 @@ class Knob:
 
 
 def knob_of(params: StrategyParams) -> Knob:
+    """The knob and its range; a chosen dwell beyond the documented range widens it (the bound stays a bound)."""
     if params.fill_model == FILL_QUEUE:
         return Knob("size_decrease_share", *SHARE_RANGE, params.size_decrease_share)
-    return Knob("touch_dwell_ms", *DWELL_RANGE_MS, params.touch_dwell_ms)
+    low, high = DWELL_RANGE_MS
+    return Knob("touch_dwell_ms", low, max(high, params.touch_dwell_ms), params.touch_dwell_ms)
 
 
 def fill_sensitivity(
-    ticks: pd.DataFrame, params: StrategyParams, thresholds: Thresholds, window_seconds: float
+    ticks: pd.DataFrame,
+    params: StrategyParams,
+    thresholds: Thresholds,
+    window_seconds: float,
+    chosen: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per assumption (lower bound, chosen, upper bound): the aggregate KPIs and the verdict the gates give.
 
-    The chosen row is the shadow's own run; the bounds rerun the same quotes under the other knob values."""
+    ``chosen``: the shadow's own windows, which are the chosen row (computed here when not given); the bounds
+    rerun the same quotes under the other knob values."""
     knob = knob_of(params)
     rows = []
     for role, value in ((LOWER, knob.low), (CHOSEN, knob.value), (UPPER, knob.high)):
         varied = knob.at(params, value)
-        windows = iteration_kpis(ticks, simulate(ticks, varied), varied, thresholds, window_seconds)
+        if role == CHOSEN and chosen is not None:
+            windows = chosen
+        else:
+            windows = iteration_kpis(ticks, simulate(ticks, varied), varied, thresholds, window_seconds)
         kpis = {str(k): v for k, v in aggregate(windows).iloc[0].items()} if len(windows) else {}
         verdict = judge(kpis, thresholds)
         rows.append(

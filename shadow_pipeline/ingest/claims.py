@@ -18,7 +18,17 @@ import redis
 from shadow_pipeline.ingest.deliveries import Delivery, from_entries
 from shadow_pipeline.redis_io.raw_reply import error_of
 
-__all__ = ["ConsumerFacts", "PendingEntry", "consistent_lag", "consumers", "error_of", "forget_consumer"]
+__all__ = [
+    "ConsumerFacts",
+    "PendingEntry",
+    "consistent_lag",
+    "consumers",
+    "error_of",
+    "forget_consumer",
+    "id_key",
+    "pending_entries",
+    "trimmed",
+]
 
 # XGROUP DELCONSUMER destroys the consumer's pending entries; deleting only one that owns nothing, atomically,
 # keeps a consumer that read something since XINFO CONSUMERS was asked from losing it.
@@ -33,7 +43,6 @@ class ConsumerFacts:
     name: str
     pending: int
     idle_ms: int  # since its last read or claim (XINFO CONSUMERS idle)
-    inactive_ms: int | None  # since its last read or claim that got entries (Redis >= 7.2; -1 there: never)
 
 
 @dataclass(frozen=True)
@@ -56,15 +65,7 @@ def id_key(entry_id: str) -> tuple[int, int]:
 def consumers(client: redis.Redis, stream: str, group: str) -> list[ConsumerFacts]:
     facts = []
     for info in client.xinfo_consumers(stream, group):
-        inactive = info.get("inactive")
-        facts.append(
-            ConsumerFacts(
-                _text(info["name"]),
-                int(info["pending"]),
-                int(info["idle"]),
-                None if inactive is None else int(inactive),
-            )
-        )
+        facts.append(ConsumerFacts(_text(info["name"]), int(info["pending"]), int(info["idle"])))
     return facts
 
 

@@ -42,7 +42,8 @@ from shadow_pipeline.settings import ingest_slot
 
 log = logging.getLogger(__name__)
 _REFUSED = (redis.exceptions.AuthenticationError, redis.exceptions.NoPermissionError, RedisRefused)
-_CONNECTION_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, ConnectionError, OSError)
+# Not OSError: a landing write that fails (disk full, permissions) is not a lost Redis and must not be retried as one.
+_CONNECTION_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, ConnectionError)
 PROGRESS_SECONDS = 10.0
 
 
@@ -93,6 +94,11 @@ class IngestOptions:
             # A serving consumer reads (or heartbeats) at least every block_ms: below that, a live one looks dead.
             raise ValueError(
                 f"ingest option dead_after_ms ({self.dead_after_ms}) must exceed block_ms ({self.block_ms})"
+            )
+        if 0 < self.drain_wait_ms <= self.dead_after_ms:
+            # A drain must outwait dead_after_ms to tell a consumer killed just before it from a live one.
+            raise ValueError(
+                f"ingest option drain_wait_ms ({self.drain_wait_ms}) must exceed dead_after_ms ({self.dead_after_ms})"
             )
 
     @property
@@ -461,17 +467,20 @@ class TickConsumer:
         if not len(delivery):
             return
         opts = self.options
-        rows = claims.pending_entries(
-            self._client,
-            opts.stream,
-            opts.group,
-            4 * len(delivery) + 1000,
-            consumer=opts.consumer,
-            start=str(delivery.ids[0]),
-            end=str(delivery.ids[-1]),
-        )
-        counts = {r.id: r.deliveries for r in rows}
-        times = np.array([counts.get(i, 0) for i in delivery.ids.tolist()], dtype=np.int64)
+        ids = delivery.ids.tolist()
+        # XPENDING over the delivery's id range (ids need not come in order: XAUTOCLAIM lists deleted ones last),
+        # page by page, so every entry's count is found however many other entries this consumer holds between.
+        start, end = min(ids, key=claims.id_key), max(ids, key=claims.id_key)
+        counts: dict[str, int] = {}
+        while True:
+            rows = claims.pending_entries(
+                self._client, opts.stream, opts.group, opts.batch, consumer=opts.consumer, start=start, end=end
+            )
+            counts.update((r.id, r.deliveries) for r in rows)
+            if len(rows) < opts.batch:
+                break
+            start = f"({rows[-1].id}"
+        times = np.array([counts.get(i, 0) for i in ids], dtype=np.int64)
         over = np.flatnonzero(times > opts.max_deliveries)
         if len(over):
             reasons = [f"delivered {n} times (more than max_deliveries {opts.max_deliveries})" for n in times[over]]

@@ -139,9 +139,9 @@ def _xrange_bytes(client: redis.Redis, stream: str, start: str, count: int) -> l
     return [(i, dict(zip(f[0::2], f[1::2], strict=False))) for i, f in zip(ids, flats, strict=True)]
 
 
-def _read_range(client: redis.Redis, stream: str, start: str, count: int, end: str = "+") -> tuple[list[str], list]:
+def _read_range(client: redis.Redis, stream: str, start: str, count: int) -> tuple[list[str], list]:
     """XRANGE as raw bytes: the ids and each entry's ``[name, value, ...]`` bytes (no tick parsing)."""
-    reply = read_raw(client, "XRANGE", stream, start, end, "COUNT", count)
+    reply = read_raw(client, "XRANGE", stream, start, "+", "COUNT", count)
     batch = scan(reply, RANGE)
     if batch.status == ERROR:
         raise error_of(reply)

@@ -165,7 +165,7 @@ def shadow_iterations(
             "simulation_seconds": dg.MetadataValue.float(round(seconds, 3)),
         },
     )
-    sensitivity = fill_sensitivity(normalized_ticks, params, thresholds, config.window_seconds)
+    sensitivity = fill_sensitivity(normalized_ticks, params, thresholds, config.window_seconds, iterations)
     flips = verdict_flips(sensitivity)
     rows = sensitivity.to_dict(orient="records")
     say = context.log.warning if flips else context.log.info
