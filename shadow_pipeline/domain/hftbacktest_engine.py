@@ -27,14 +27,7 @@ import pandas as pd
 
 from shadow_pipeline.domain.profiles import StrategyParams
 from shadow_pipeline.domain.simulator import (
-    F_AHEAD,
-    F_KIND,
-    F_LIVE,
-    F_POS,
-    F_PX,
-    F_QTY,
-    F_SIDE,
-    F_TICK,
+    FILL_FIELDS,
     KIND_CROSS,
     KIND_HEDGE,
     KIND_TRADE,
@@ -42,6 +35,9 @@ from shadow_pipeline.domain.simulator import (
     LatencyModel,
     Simulation,
     fill_table,
+    grow_records,
+    in_steps,
+    record_fill,
 )
 
 QUEUE_MODELS = ("risk_averse", "power", "log")
@@ -52,7 +48,6 @@ _MAX_CLOCK = 2**61  # hftbacktest adds timeouts to its clock: leave headroom bel
 # hftbacktest.order constants (2.4.4), inlined so the compiled loop needs no import of hftbacktest.
 _NEW, _FILLED, _GTC, _GTX, _LIMIT, _MARKET = 1, 3, 0, 1, 0, 1
 _END_OF_DATA, _MARKET_FEED = 1, 2
-_FIELDS = 8
 
 
 class HftbacktestMissing(RuntimeError):
@@ -106,8 +101,7 @@ def to_events(ticks: pd.DataFrame, params: StrategyParams) -> np.ndarray:
     hbt = _hbt()
     ts = ticks["ts_server"].to_numpy(dtype=np.int64)
     clock, _ = _clock(ts)
-    bid = np.rint(ticks["bid"].to_numpy(dtype=np.float64) / params.tick_size).astype(np.int64)
-    ask = np.rint(ticks["ask"].to_numpy(dtype=np.float64) / params.tick_size).astype(np.int64)
+    bid, ask = in_steps(ticks["bid"], params.tick_size), in_steps(ticks["ask"], params.tick_size)
     bid_qty = ticks["bid_qty"].to_numpy(dtype=np.float64)
     ask_qty = ticks["ask_qty"].to_numpy(dtype=np.float64)
     n = len(ts)
@@ -170,25 +164,6 @@ def to_events(ticks: pd.DataFrame, params: StrategyParams) -> np.ndarray:
     return events
 
 
-@numba.njit(cache=True)
-def _grow(records: np.ndarray) -> np.ndarray:
-    bigger = np.empty((2 * records.shape[0], records.shape[1]), np.int64)
-    bigger[: records.shape[0]] = records
-    return bigger
-
-
-@numba.njit(cache=True)
-def _put(records: np.ndarray, k: int, tick: int, side: int, px: Any, qty: Any, kind: int, live: Any, pos: Any) -> None:
-    records[k, F_TICK] = tick
-    records[k, F_SIDE] = side
-    records[k, F_PX] = px
-    records[k, F_QTY] = qty
-    records[k, F_KIND] = kind
-    records[k, F_LIVE] = live
-    records[k, F_POS] = pos
-    records[k, F_AHEAD] = -1  # hftbacktest keeps the queue position inside the order, out of reach
-
-
 @numba.njit  # not cache=True: hftbacktest's bindings are ctypes pointers, which numba cannot cache (~12 s per process)
 def _strategy(
     hbt: Any,
@@ -220,7 +195,7 @@ def _strategy(
     hedge_ts = np.int64(0)
     next_id = 1
     pos = np.int64(0)
-    records = np.empty((max(1024, n // 16), _FIELDS), np.int64)
+    records = np.empty((max(1024, n // 16), FILL_FIELDS), np.int64)
     k = 0
     i = -1
     while i + 1 < n:
@@ -238,7 +213,7 @@ def _strategy(
             position[i] = pos
         t = ts[i]
         if k + 5 > records.shape[0]:
-            records = _grow(records)
+            records = grow_records(records)
         depth = hbt.depth(0)
         bid, ask = depth.best_bid_tick, depth.best_ask_tick
         orders = hbt.orders(0)
@@ -249,7 +224,7 @@ def _strategy(
                 qty = np.int64(round(o.exec_qty / lot))
                 side = 1 if o.side == 1 else -1
                 pos += side * qty
-                _put(records, k, i, side, o.exec_price_tick, qty, KIND_HEDGE, hedge_ts, pos)
+                record_fill(records, k, i, side, o.exec_price_tick, qty, KIND_HEDGE, hedge_ts, pos, -1)
                 k += 1
                 hedge_id = 0
         for r in range(4):
@@ -265,7 +240,7 @@ def _strategy(
                 pos += sign * qty
                 px = o.exec_price_tick
                 crossed = (ask <= px) if sign > 0 else (bid >= px)
-                _put(records, k, i, sign, px, qty, KIND_CROSS if crossed else KIND_TRADE, live_ts[r], pos)
+                record_fill(records, k, i, sign, px, qty, KIND_CROSS if crossed else KIND_TRADE, live_ts[r], pos, -1)
                 k += 1
                 oid[r] = 0
             elif o.status != _NEW and o.req == 0:  # expired (post-only rejection) or cancelled
@@ -359,7 +334,7 @@ def hftbacktest_replay(
     order_qty = round(params.min_lot / params.lot_step)
     max_pos = params.max_inventory * order_qty
     position = np.zeros(len(ts), np.int64)
-    records = np.empty((0, _FIELDS), np.int64)
+    records = np.empty((0, FILL_FIELDS), np.int64)
     if len(ts):
         clock, scale = _clock(ts)
         events = to_events(ticks, params)  # kept referenced until the backtest is closed: hftbacktest reads it in place

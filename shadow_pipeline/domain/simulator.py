@@ -59,7 +59,7 @@ ON, PX, REM, LIVE, CANCEL, AHEAD, ENTRY_AHEAD, SHOWN, TRADED, HELD_CUT, HELD_CAP
 _ORDER_FIELDS = 13
 # Columns of the kernel's fill records.
 F_TICK, F_SIDE, F_PX, F_QTY, F_KIND, F_LIVE, F_POS, F_AHEAD = range(8)
-_FILL_FIELDS = 8
+FILL_FIELDS = 8
 _Int = int | np.integer[Any]
 
 
@@ -195,14 +195,15 @@ class FeeModel:
 
 
 @numba.njit(cache=True)
-def _grow(records: np.ndarray) -> np.ndarray:
+def grow_records(records: np.ndarray) -> np.ndarray:
+    """Twice the room for fill records (``F_*`` columns), the rows so far kept."""
     bigger = np.empty((2 * records.shape[0], records.shape[1]), np.int64)
     bigger[: records.shape[0]] = records
     return bigger
 
 
 @numba.njit(cache=True)
-def _record(
+def record_fill(
     records: np.ndarray,
     k: int,
     tick: int,
@@ -352,12 +353,12 @@ def _kernel(
     hedge_qty = np.int64(0)
     hedge_side = 0
     pos = np.int64(0)
-    records = np.empty((max(1024, len(ts) // 16), _FILL_FIELDS), np.int64)
+    records = np.empty((max(1024, len(ts) // 16), FILL_FIELDS), np.int64)
     k = 0
     for i in range(len(ts)):
         t = ts[i]
         if k + _FILLS_PER_TICK > records.shape[0]:
-            records = _grow(records)
+            records = grow_records(records)
         before = max(i - 1, 0)
         # 1. cancels that land, activations (against the touch in force before this tick) and a due hedge
         for s in range(2):
@@ -386,7 +387,7 @@ def _kernel(
         if hedge_pending and hedge_due <= t:
             hedge_pending = False
             pos += hedge_side * hedge_qty
-            _record(
+            record_fill(
                 records,
                 k,
                 i,
@@ -434,7 +435,7 @@ def _kernel(
                 order[r, REM] -= fill
                 order[r, ON] = order[r, REM] > 0
                 ahead = order[r, ENTRY_AHEAD] if queue else -1
-                _record(records, k, i, sign, order[r, PX], fill, kind, order[r, LIVE], pos, ahead)
+                record_fill(records, k, i, sign, order[r, PX], fill, kind, order[r, LIVE], pos, ahead)
                 k += 1
         # 3. hedge back towards the target once the limit is reached (quotes never go past it, step 4)
         if hedge_on and not hedge_pending and abs(pos) >= max_pos and abs(pos) > hedge_target:
@@ -466,8 +467,8 @@ def _kernel(
 def _columns(ticks: pd.DataFrame, params: StrategyParams) -> tuple[np.ndarray, ...]:
     """Kernel inputs: exchange times, touch and trade prices in ticks, trade sizes in lot steps, aggressor sign."""
     ts = ticks["ts_server"].to_numpy(dtype=np.int64)
-    bid = _in_steps(ticks["bid"], params.tick_size)
-    ask = _in_steps(ticks["ask"], params.tick_size)
+    bid = in_steps(ticks["bid"], params.tick_size)
+    ask = in_steps(ticks["ask"], params.tick_size)
     is_trade = ticks["is_trade"].to_numpy(dtype=bool)
     buys = ticks["last_side"].to_numpy(dtype=object) == "buy"
     aggressor = np.where(is_trade, np.where(buys, 1, -1), 0).astype(np.int8)
@@ -478,7 +479,8 @@ def _columns(ticks: pd.DataFrame, params: StrategyParams) -> tuple[np.ndarray, .
     return ts, bid, ask, aggressor, trade_px, trade_qty
 
 
-def _in_steps(column: pd.Series, step: float) -> np.ndarray:
+def in_steps(column: pd.Series, step: float) -> np.ndarray:
+    """A price or size column as integer ticks or lot steps (the kernel's exact units)."""
     return np.rint(column.to_numpy(dtype=np.float64) / step).astype(np.int64)
 
 
@@ -511,7 +513,7 @@ def run(
                 f"({params.min_requote_ms} + {latency.order_entry_ms}): a side could rest three orders"
             )
         queue, dwell_ns, share = True, 0, fill.size_decrease_share
-        bid_qty, ask_qty = _in_steps(ticks["bid_qty"], params.lot_step), _in_steps(ticks["ask_qty"], params.lot_step)
+        bid_qty, ask_qty = in_steps(ticks["bid_qty"], params.lot_step), in_steps(ticks["ask_qty"], params.lot_step)
     order_qty = _steps(params.min_lot, params.lot_step)
     max_pos = params.max_inventory * order_qty
     position = np.empty(len(ts), np.int64)

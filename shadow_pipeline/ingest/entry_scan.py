@@ -221,6 +221,28 @@ def _reply_header(buf: np.ndarray, kind: int) -> tuple[int, int, int, int, int, 
     return OK, max(n, 0), pos, max(deleted, 0), deleted_at, cursor_at, cursor_length
 
 
+@numba.njit(cache=True)
+def _take_id(
+    buf: np.ndarray,
+    pos: int,
+    length: int,
+    row: int,
+    id_bytes: np.ndarray,
+    id_offsets: np.ndarray,
+    ts_broker: np.ndarray,
+) -> np.ndarray:
+    """Append the entry id at ``buf[pos:pos+length]`` as row ``row`` (``id_bytes`` grown when full, returned)
+    and its broker time, the id's milliseconds."""
+    if id_offsets[row] + length > len(id_bytes):
+        grown = np.empty(2 * len(id_bytes) + length, np.uint8)
+        grown[: id_offsets[row]] = id_bytes[: id_offsets[row]]
+        id_bytes = grown
+    id_bytes[id_offsets[row] : id_offsets[row] + length] = buf[pos : pos + length]
+    id_offsets[row + 1] = id_offsets[row] + length
+    ts_broker[row] = _id_millis(buf, pos, length) * NS_PER_MS
+    return id_bytes
+
+
 @numba.njit(cache=True, nogil=True)
 def _scan(  # type: ignore[no-untyped-def]
     buf: np.ndarray, kind: int, names: np.ndarray, name_ends: np.ndarray, ints_at: np.ndarray, floats_at: np.ndarray
@@ -244,13 +266,7 @@ def _scan(  # type: ignore[no-untyped-def]
     for row in range(n):
         pos = header(buf, pos, len(buf))[1]  # '*2': [id, fields]
         length, pos = header(buf, pos, len(buf))
-        if id_offsets[row] + length > len(id_bytes):
-            grown = np.empty(2 * len(id_bytes) + length, np.uint8)
-            grown[: id_offsets[row]] = id_bytes[: id_offsets[row]]
-            id_bytes = grown
-        id_bytes[id_offsets[row] : id_offsets[row] + length] = buf[pos : pos + length]
-        id_offsets[row + 1] = id_offsets[row] + length
-        ts_broker[row] = _id_millis(buf, pos, length) * NS_PER_MS
+        id_bytes = _take_id(buf, pos, length, row, id_bytes, id_offsets, ts_broker)
         pos += length + 2
         count, after = -1, pos
         if buf[pos] == 42:
@@ -318,13 +334,7 @@ def _scan(  # type: ignore[no-untyped-def]
     pos = deleted_at
     for row in range(n, total):  # XAUTOCLAIM's deleted ids: claimed, but trimmed from the stream meanwhile
         length, pos = header(buf, pos, len(buf))
-        if id_offsets[row] + length > len(id_bytes):
-            grown = np.empty(2 * len(id_bytes) + length, np.uint8)
-            grown[: id_offsets[row]] = id_bytes[: id_offsets[row]]
-            id_bytes = grown
-        id_bytes[id_offsets[row] : id_offsets[row] + length] = buf[pos : pos + length]
-        id_offsets[row + 1] = id_offsets[row] + length
-        ts_broker[row] = _id_millis(buf, pos, length) * NS_PER_MS
+        id_bytes = _take_id(buf, pos, length, row, id_bytes, id_offsets, ts_broker)
         field_count[row] = -1
         pos += length + 2
     return (
