@@ -167,6 +167,28 @@ def resolve(profiles: Profiles, name: str, symbol: str) -> tuple[StrategyParams,
     return strategy, Thresholds(**gates)
 
 
+@dataclass(frozen=True)
+class TuneSettings:
+    """The auto-tuner's search for (profile, symbol): ``space`` as the file states it (``SearchSpace.of`` checks
+    it against the instrument), the objective, the budget of parameter sets per fold and the sampler's seed."""
+
+    space: Mapping[str, Any]
+    objective: str = "net_bps"
+    max_sets: int = 100
+    seed: int = 0
+
+
+def tune_settings(profiles: Profiles, name: str, symbol: str) -> TuneSettings:
+    """``tune`` of (profile, symbol), layered as :func:`resolve` layers params; ``space`` merges per parameter."""
+    settings: dict[str, Any] = {}
+    space: dict[str, Any] = {}
+    for layer in _layers(profiles, name, symbol):
+        tune = dict(layer.get("tune", {}))
+        space.update(tune.pop("space", {}))
+        settings.update(tune)
+    return TuneSettings(space=space, **settings)
+
+
 INSTRUMENT_PARAMS = ("tick_size", "lot_step", "min_lot")
 
 

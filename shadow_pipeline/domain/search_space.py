@@ -1,0 +1,142 @@
+"""The strategy parameters a tuner may move, their candidate values, and how a chosen value enters a profile.
+
+A search space is data in the profiles file (``tune.space``; ``docs/tuning.md``), so a trader widens it without
+a release, and the same names serve the single-parameter overrides of ``shadow --min_lot`` and the launchpad:
+one definition of what a tunable parameter is and how it is checked. Values are discrete (a list, or a range
+with a step) because the fills of neighbouring values rarely differ and a finite grid keeps a search
+exhaustive when it is small and exactly reproducible when it is sampled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from shadow_pipeline.domain.profiles import FILL_DWELL, ProfileError, StrategyParams
+
+
+@dataclass(frozen=True)
+class Tunable:
+    """A profile parameter a search may move: its name in the profiles file and its ``StrategyParams`` field."""
+
+    name: str
+    field: str
+    integer: bool
+    minimum: float
+    maximum: float | None = None
+
+
+TUNABLES = {
+    t.name: t
+    for t in (
+        Tunable("quote_offset_ticks", "quote_offset_ticks", integer=True, minimum=0),
+        Tunable("min_lot", "min_lot", integer=False, minimum=0),
+        Tunable("max_inventory", "max_inventory", integer=True, minimum=1),
+        Tunable("hedge.target", "hedge_target", integer=False, minimum=0, maximum=1),
+        Tunable("min_requote_ms", "min_requote_ms", integer=False, minimum=0),
+        Tunable("touch_dwell_ms", "touch_dwell_ms", integer=False, minimum=0),
+    )
+}
+DWELL_ONLY = "touch_dwell_ms"  # the queue model has no dwell: searching it would evaluate one set many times
+MAX_GRID = 1_000_000  # a larger grid is a typo (a step of 0.0001), not a search
+
+
+def _check(tunable: Tunable, value: float, params: StrategyParams) -> float | int:
+    if tunable.integer and float(value) != int(value):
+        raise ProfileError(f"{tunable.name}: {value} is not an integer")
+    number: float | int = int(value) if tunable.integer else float(value)
+    low_ok = number > tunable.minimum if tunable.name == "min_lot" else number >= tunable.minimum
+    if not low_ok or (tunable.maximum is not None and number > tunable.maximum):
+        bound = f"<= {tunable.maximum:g}" if tunable.maximum is not None else ""
+        raise ProfileError(f"{tunable.name}: {value} is out of range (want >= {tunable.minimum:g} {bound})".strip())
+    if tunable.name == "min_lot":
+        lots = number / params.lot_step
+        if abs(lots - round(lots)) > 1e-9 * max(1.0, lots):
+            raise ProfileError(f"min_lot: {value} is not a multiple of {params.symbol}'s lot_step {params.lot_step:g}")
+    return number
+
+
+def with_values(params: StrategyParams, values: Mapping[str, float]) -> StrategyParams:
+    """``params`` with the named tunables set; a name that is not tunable, or a value out of its range, raises
+    ProfileError with the rule it broke."""
+    changes: dict[str, Any] = {}
+    for name, value in values.items():
+        tunable = TUNABLES.get(name)
+        if tunable is None:
+            raise ProfileError(f"{name!r} is not a tunable parameter; tunable: {', '.join(TUNABLES)}")
+        if name == DWELL_ONLY and params.fill_model != FILL_DWELL:
+            raise ProfileError(f"{name} applies to the dwell fill model only (this profile's is {params.fill_model})")
+        changes[tunable.field] = _check(tunable, value, params)
+    return replace(params, **changes)
+
+
+def point_of(params: StrategyParams, names: Sequence[str]) -> dict[str, float | int]:
+    """The current values of ``names`` in ``params`` (the base point of a search)."""
+    return {name: getattr(params, TUNABLES[name].field) for name in names}
+
+
+def _values(name: str, spec: Any) -> tuple[float, ...]:
+    if isinstance(spec, Mapping):
+        low, high, step = float(spec["min"]), float(spec["max"]), float(spec["step"])
+        if high < low or step <= 0:
+            raise ProfileError(f"tune.space.{name}: want min <= max and step > 0, got {dict(spec)}")
+        count = int(np.floor((high - low) / step + 1e-9)) + 1
+        return tuple(round(low + i * step, 12) for i in range(count))
+    return tuple(float(v) for v in spec)
+
+
+@dataclass(frozen=True)
+class Dimension:
+    name: str
+    values: tuple[float | int, ...]
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """Candidate values per tunable; a point is one value of each, and the space is their grid."""
+
+    dimensions: tuple[Dimension, ...]
+
+    @classmethod
+    def of(cls, spec: Mapping[str, Any], params: StrategyParams) -> SearchSpace:
+        """The space of a ``tune.space`` mapping for ``params``' instrument and fill model; every value is checked
+        as :func:`with_values` would check it, so a bad file fails before any tick is simulated."""
+        dimensions = []
+        for name in sorted(spec):
+            values = _values(name, spec[name])
+            for value in values:
+                with_values(params, {name: value})
+            tunable = TUNABLES[name]
+            typed = tuple(sorted({int(v) if tunable.integer else float(v) for v in values}))
+            dimensions.append(Dimension(name, typed))
+        space = cls(tuple(dimensions))
+        if space.size > MAX_GRID:
+            raise ProfileError(f"tune.space has {space.size:,} points (more than {MAX_GRID:,}): use coarser steps")
+        return space
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(d.name for d in self.dimensions)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod([len(d.values) for d in self.dimensions], dtype=np.int64)) if self.dimensions else 1
+
+    def point(self, index: int) -> dict[str, float | int]:
+        """The grid point of ``index`` (mixed radix, the last dimension fastest)."""
+        point: dict[str, float | int] = {}
+        for dimension in reversed(self.dimensions):
+            index, digit = divmod(index, len(dimension.values))
+            point[dimension.name] = dimension.values[digit]
+        return {name: point[name] for name in self.names}
+
+    def points(self, max_sets: int, seed: int) -> list[dict[str, float | int]]:
+        """Every grid point when there are at most ``max_sets``, else ``max_sets`` distinct points drawn with
+        ``seed``: the same space, budget and seed give the same points in the same order."""
+        if self.size <= max_sets:
+            return [self.point(i) for i in range(self.size)]
+        chosen = np.random.default_rng(seed).choice(self.size, size=max_sets, replace=False)
+        return [self.point(int(i)) for i in np.sort(chosen)]
