@@ -24,6 +24,7 @@ try:  # the definitions read the environment when they load: a malformed variabl
     from shadow_pipeline.defs.export.assets import ExportConfig
     from shadow_pipeline.defs.feed.assets import FeedConfig
     from shadow_pipeline.defs.shadow.assets import ShadowConfig
+    from shadow_pipeline.defs.tune.assets import PROGRESS_LOGGER, TUNING_HOURS, TuneConfig
     from shadow_pipeline.launch import console_level, default
 except settings.SettingsError as exc:
     click.echo(f"error: {exc}", err=True)
@@ -664,6 +665,115 @@ def dryrun_command(
         return
     _print_table(table)
     _exit_for_runs(verdict_exit_code(table, "status", ["PASS", "WARN"]), crash_summary(table, "report", "status"))
+
+
+class _ProgressBar(logging.Handler):
+    """The tuner's (done, total) records as a bar on stderr: redrawn in place on a terminal, a line per tenth
+    of the way elsewhere (CI logs)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.terminal = sys.stderr.isatty()
+        self.shown = -1
+
+    def emit(self, record: logging.LogRecord) -> None:
+        done, total = int(getattr(record, "done", 0)), max(int(getattr(record, "total", 1)), 1)
+        tenth = 10 * done // total
+        if self.terminal:
+            bar = "#" * (30 * done // total)
+            end = "\n" if done == total else ""
+            click.echo(f"\r{record.getMessage()} [{bar:<30}] {done}/{total} sets", err=True, nl=False)
+            click.echo(end, err=True, nl=False)
+        elif tenth > self.shown:
+            click.echo(f"{record.getMessage()}: {done}/{total} sets", err=True)
+        self.shown = -1 if done == total else tenth
+
+
+@main.command("tune")
+@click.option("--symbols", default="", help="Comma-separated; default: the configured partitions ($SHADOW_SYMBOLS).")
+@click.option(
+    "--hours",
+    "hours",
+    multiple=True,
+    help=f"Hourly partitions to tune and judge on, e.g. 2024-08-09-00:00 (repeat; at most {TUNING_HOURS} in a row). "
+    "Default: every hour the stream's ticks span.",
+)
+@click.option("--profile", default=default(TuneConfig, "profile"), show_default=True, help="The base profile.")
+@click.option("--profiles-file", default=None, help="Default: $SHADOW_PROFILES, else the packaged profiles.")
+@click.option(
+    "--space",
+    default=None,
+    help="JSON merged over the profile's tune.space, e.g. '{\"quote_offset_ticks\": [0, 1, 2]}'.",
+)
+@click.option("--objective", default=None, help="net_bps or pnl_bps (default: the profile's tune.objective).")
+@click.option("--max-sets", type=click.IntRange(min=1), default=None, help="Sets per fold (default: the profile's).")
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="Sampler seed (default: the profile's).")
+@click.option(
+    "--train-hours",
+    type=click.IntRange(min=1),
+    default=default(TuneConfig, "train_hours"),
+    show_default=True,
+    help="Hours each walk-forward fold tunes on; the next hour judges it.",
+)
+@click.option(
+    "--window-seconds", type=float, default=default(TuneConfig, "window_seconds"), show_default=True, help="Window."
+)
+@click.option("--min-windows", type=int, default=None, help="Valid windows a Go needs (default: the profile's).")
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Processes (default: every core).")
+@_placement_options
+def tune_command(
+    symbols: str,
+    hours: tuple[str, ...],
+    profile: str,
+    profiles_file: str | None,
+    space: str | None,
+    objective: str | None,
+    max_sets: int | None,
+    seed: int | None,
+    train_hours: int,
+    window_seconds: float,
+    min_windows: int | None,
+    workers: int | None,
+    stream: str,
+    data_dir: str | None,
+    artifacts_dir: str | None,
+) -> None:
+    """Auto-tune the profile per symbol through Dagster, walk-forward: ingest the hours, tune on k hours, judge
+    the winner on the next, and write STEP1_BASELINE_SUMMARY.md and TUNED_PROFILES.json.
+
+    Exit status: 0 every symbol Go out of sample, 1 any No-Go, 2 an error (bad input, Redis, a run crashed)."""
+    from shadow_pipeline.domain.gates import GO
+    from shadow_pipeline.launch import Placement, crash_summary, project_instance, run_tune, verdict_exit_code
+
+    bar = _ProgressBar()
+    progress = logging.getLogger(PROGRESS_LOGGER)
+    try:
+        tune = TuneConfig(
+            profile=profile,
+            profiles_file=profiles_file,
+            space=space,
+            objective=objective,
+            max_sets=max_sets,
+            seed=seed,
+            train_hours=train_hours,
+            window_seconds=window_seconds,
+            min_windows=min_windows,
+            workers=workers,
+        )
+        keys = _partitions(hours, symbols, stream)
+        placement = Placement(stream=stream, data_dir=data_dir, artifacts_dir=artifacts_dir)
+        progress.addHandler(bar)
+        progress.setLevel(logging.DEBUG)
+        progress.propagate = False
+        with project_instance() as instance:
+            table = run_tune(keys, tune, placement, instance, console_level())
+    except (*_SETUP_ERRORS, ValueError) as exc:
+        _fail(_error_text(exc))
+        return
+    finally:
+        progress.removeHandler(bar)
+    _print_table(table.drop(columns=["run"]))
+    _exit_for_runs(verdict_exit_code(table, "verdict", [GO]), crash_summary(table, "reasons", "verdict"))
 
 
 @main.command("with-redis", context_settings={"ignore_unknown_options": True})

@@ -22,10 +22,13 @@ from dagster._utils.error import SerializableErrorInfo
 from shadow_pipeline import settings
 from shadow_pipeline.defs.dryrun.assets import DryRunConfig
 from shadow_pipeline.defs.export.assets import ExportConfig
+from shadow_pipeline.defs.ingest.jobs import INGEST_JOB
 from shadow_pipeline.defs.partitions import partition_key
 from shadow_pipeline.defs.pipeline.jobs import PIPELINE_JOB
 from shadow_pipeline.defs.shadow.assets import ShadowConfig
 from shadow_pipeline.defs.shadow.jobs import SHADOW_JOB
+from shadow_pipeline.defs.tune.assets import TuneConfig
+from shadow_pipeline.defs.tune.jobs import TUNE_JOB
 from shadow_pipeline.domain.kpi_catalogue import SUMMARY, VALID_WINDOWS, names
 from shadow_pipeline.domain.windows import HOUR_NS, hour_keys
 from shadow_pipeline.io_managers import ParquetIOManager
@@ -35,6 +38,7 @@ from shadow_pipeline.resources import ArtifactsResource, LandingResource, TickSt
 DRYRUN_ASSET = dg.AssetKey("dryrun_accuracy_report")
 EXPORT_ASSET = dg.AssetKey("exported_kpis")
 REPORT_ASSET = dg.AssetKey("shadow_report")
+TUNE_ASSET = dg.AssetKey("tuned_profile")
 RUN_FAILED = "run failed"  # the verdict column of a run that crashed: no verdict at all
 
 
@@ -263,6 +267,55 @@ def run_dryrun(
             row["report"] = _failure_text(result)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def run_tune(
+    keys: Sequence[dg.MultiPartitionKey],
+    tune: TuneConfig,
+    placement: Placement,
+    instance: dg.DagsterInstance,
+    log_level: str = "CRITICAL",
+) -> pd.DataFrame:
+    """ingest_job for every (hour, symbol), then tune_job per symbol at its newest hour, on those hours only.
+
+    One row per symbol; a symbol whose ingest failed is not tuned (its row says why)."""
+    by_symbol: dict[str, list[dg.MultiPartitionKey]] = {}
+    for key in keys:
+        by_symbol.setdefault(key.keys_by_dimension["symbol"], []).append(key)
+    ingested = dict(_execute(INGEST_JOB, keys, run_config(placement, {}, log_level), instance))
+    rows = []
+    for symbol, symbol_keys in by_symbol.items():
+        ordered = sorted(symbol_keys, key=lambda k: k.keys_by_dimension["hour"])
+        newest = ordered[-1]
+        failed = [k for k in ordered if not ingested[k].success]
+        row: dict[str, Any] = {"hour": newest.keys_by_dimension["hour"], "symbol": symbol, "hours": len(ordered)}
+        if failed:
+            rows.append({**row, "run": "failed", "verdict": RUN_FAILED, "reasons": _failure_text(ingested[failed[0]])})
+            continue
+        config = tune.model_copy(update={"first_hour": ordered[0].keys_by_dimension["hour"]})
+        ops: dict[str, dg.Config] = {"tuned_profile": config}
+        [(_, result)] = _execute(TUNE_JOB, [newest], run_config(placement, ops, log_level), instance)
+        rows.append({**row, **_tune_row(result)})
+    return pd.DataFrame(rows)
+
+
+_TUNE_SHOWN = ("judged_hours", "folds", "out_of_sample_valid_windows", "sets_evaluated", "sets_per_second")
+
+
+def _tune_row(result: dg.ExecuteInProcessResult) -> dict[str, Any]:
+    done = result.asset_materializations_for_node(TUNE_ASSET.path[-1])
+    if not done:
+        return {"run": "failed", "verdict": RUN_FAILED, "reasons": _failure_text(result)}
+    metadata = done[0].metadata
+    objective = str(metadata["objective"].value)
+    row: dict[str, Any] = {"run": "success", "verdict": metadata["verdict"].value}
+    for name in (f"base_out_of_sample_{objective}", f"in_sample_{objective}", f"out_of_sample_{objective}"):
+        row[name] = metadata[name].value
+    row.update({name: metadata[name].value for name in _TUNE_SHOWN})
+    row["live_ready"] = metadata["live_ready"].value
+    row["summary"] = metadata["summary"].value
+    row["reasons"] = "; ".join(line.removeprefix("- ") for line in str(metadata["reasons"].value).splitlines())
+    return row
 
 
 def verdict_exit_code(table: pd.DataFrame, column: str, passing: Iterable[str]) -> int:

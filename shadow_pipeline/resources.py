@@ -139,6 +139,9 @@ class ArtifactsResource(dg.ConfigurableResource):
     def dryrun_folder(self, hour: str, symbol: str) -> Path:
         return self.base() / "dryrun" / hour / symbol
 
+    def tune_folder(self, hour: str, symbol: str) -> Path:
+        return self.base() / "tune" / hour / symbol
+
     def base(self) -> Path:
         return Path(self.base_path) if self.base_path else artifacts_dir()
 

@@ -7,7 +7,7 @@ stand beside them. A window is an aligned span of exchange time, so windows of d
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numba
 import numpy as np
@@ -211,33 +211,73 @@ def _fill_sums(fills: pd.DataFrame, fill_window: np.ndarray, n: int) -> dict[str
     }
 
 
+@dataclass(frozen=True)
+class TickWindows:
+    """What the KPI pass reads of the ticks alone: the windows (runs of rows), their tick and trade counts, and
+    the latency legs. A search over strategy parameters builds it once per partition; the latency KPIs depend
+    on the decision leg only, so they are kept per ``decision_ms``."""
+
+    duration_s: float
+    ts: np.ndarray
+    first: int
+    ends: np.ndarray
+    counts: np.ndarray
+    trades: np.ndarray
+    legs: LatencyLegs
+    _latency: dict[float, dict[str, np.ndarray]] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def of(cls, ticks: pd.DataFrame, duration_s: float) -> TickWindows:
+        if ticks.empty:
+            raise ValueError("no ticks: KPIs need at least one tick")
+        dur = round(duration_s * _NS)
+        ts = ticks["ts_server"].to_numpy(dtype=np.int64)
+        first = int(ts[0] // dur)
+        n = int(ts[-1] // dur) - first + 1
+        ends = np.searchsorted(ts, (first + np.arange(1, n + 1, dtype=np.int64)) * dur)  # ticks are in ts order
+        trades = np.diff(np.cumsum(ticks["is_trade"].to_numpy(dtype=bool))[ends - 1], prepend=0)
+        return cls(duration_s, ts, first, ends, np.diff(ends, prepend=0), trades, latency_legs(ticks))
+
+    @property
+    def dur(self) -> int:
+        return round(self.duration_s * _NS)
+
+    def latency(self, decision_ms: float) -> dict[str, np.ndarray]:
+        if decision_ms not in self._latency:
+            self._latency[decision_ms] = _latency(self.counts, self.legs, decision_ms)
+        return {name: column.copy() for name, column in self._latency[decision_ms].items()}
+
+
 def iteration_kpis(
-    ticks: pd.DataFrame, simulation: Simulation, params: StrategyParams, thresholds: Thresholds, duration_s: float
+    ticks: pd.DataFrame,
+    simulation: Simulation,
+    params: StrategyParams,
+    thresholds: Thresholds,
+    duration_s: float,
+    windows: TickWindows | None = None,
 ) -> pd.DataFrame:
     """One row per ``duration_s`` window of exchange time, aligned to the epoch, from the first tick's window to
     the last's (empty windows included, so a gap in the feed shows as invalid windows). ``ticks`` are in
     exchange-time order, as ``normalized_ticks`` holds them: windows are then runs of rows, which is what keeps
-    this pass linear (5 M+ ticks/s, ``make bench``).
+    this pass linear (5 M+ ticks/s, ``make bench``). ``windows``: the ticks' windows when already built.
 
     ``attrs["notes"]`` lists caveats (e.g. an unmeasurable broker leg); ``attrs["feed_offset_ms"]`` the fitted
     recorder clock offset.
     """
-    if ticks.empty:
-        raise ValueError("no ticks: KPIs need at least one tick")
-    dur = round(duration_s * _NS)
-    ts = ticks["ts_server"].to_numpy(dtype=np.int64)
-    first = int(ts[0] // dur)
-    n = int(ts[-1] // dur) - first + 1
-    ends = np.searchsorted(ts, (first + np.arange(1, n + 1, dtype=np.int64)) * dur)  # ticks are in ts order
-    counts = np.diff(ends, prepend=0)
+    if windows is None:
+        windows = TickWindows.of(ticks, duration_s)
+    if windows.duration_s != duration_s or len(windows.ts) != len(ticks):
+        raise ValueError(f"windows of {windows.duration_s:g} s over {len(windows.ts)} ticks do not fit this run")
+    dur, ts, first, ends, counts = windows.dur, windows.ts, windows.first, windows.ends, windows.counts
+    n = len(ends)
     fills = simulation.fills
     sums = _fill_sums(fills, fills["ts"].to_numpy(dtype=np.int64) // dur - first, n)
     value = simulation.inventory["position"].to_numpy(dtype=np.float64) * simulation.inventory["mid"].to_numpy()
     value_end = value[ends - 1]
     pnl = value_end - np.concatenate(([0.0], value_end[:-1])) + sums.pop("cash")
     use = np.abs(simulation.inventory["position"].to_numpy(dtype=np.float64)) / params.max_position
-    legs = latency_legs(ticks)
-    latency = _latency(counts, legs, LatencyModel.of(params).decision_ms)  # the leg the simulator delays by
+    legs = windows.legs
+    latency = windows.latency(LatencyModel.of(params).decision_ms)  # the leg the simulator delays by
     total_fills = sums["maker_count"] + sums["taker_count"]
     traded = sums["maker_notional"] + sums["taker_notional"]
     start = (first + np.arange(n, dtype=np.int64)) * dur
@@ -249,7 +289,7 @@ def iteration_kpis(
             "window_start": start,
             "window_end": start + dur,
             "ticks": counts,
-            "trades": np.diff(np.cumsum(ticks["is_trade"].to_numpy(dtype=bool))[ends - 1], prepend=0),
+            "trades": windows.trades,
             "maker_count": sums.pop("maker_count"),
             "taker_count": sums.pop("taker_count"),
             "total_fills": total_fills,

@@ -464,19 +464,51 @@ def _kernel(
     return records[:k]
 
 
-def _columns(ticks: pd.DataFrame, params: StrategyParams) -> tuple[np.ndarray, ...]:
-    """Kernel inputs: exchange times, touch and trade prices in ticks, trade sizes in lot steps, aggressor sign."""
-    ts = ticks["ts_server"].to_numpy(dtype=np.int64)
-    bid = in_steps(ticks["bid"], params.tick_size)
-    ask = in_steps(ticks["ask"], params.tick_size)
-    is_trade = ticks["is_trade"].to_numpy(dtype=bool)
-    buys = ticks["last_side"].to_numpy(dtype=object) == "buy"
-    aggressor = np.where(is_trade, np.where(buys, 1, -1), 0).astype(np.int8)
-    px = ticks["last_px"].to_numpy(dtype=np.float64)
-    trade_px = np.where(is_trade, np.rint(np.nan_to_num(px) / params.tick_size), 0).astype(np.int64)
-    qty = ticks["last_qty"].to_numpy(dtype=np.float64)
-    trade_qty = np.where(is_trade, np.rint(np.nan_to_num(qty) / params.lot_step), 0).astype(np.int64)
-    return ts, bid, ask, aggressor, trade_px, trade_qty
+@dataclass(frozen=True)
+class MarketColumns:
+    """The kernel's view of one symbol's ticks: exchange times, touch prices and sizes in ticks and lot steps,
+    trades with their aggressor sign, and the mid. It depends on the instrument only, so a search over strategy
+    parameters builds it once per partition (``tuning.py``) instead of once per parameter set."""
+
+    tick_size: float
+    lot_step: float
+    ts: np.ndarray
+    bid: np.ndarray
+    ask: np.ndarray
+    bid_qty: np.ndarray
+    ask_qty: np.ndarray
+    aggressor: np.ndarray
+    trade_px: np.ndarray
+    trade_qty: np.ndarray
+    mid: np.ndarray
+
+    @classmethod
+    def of(cls, ticks: pd.DataFrame, tick_size: float, lot_step: float) -> MarketColumns:
+        is_trade = ticks["is_trade"].to_numpy(dtype=bool)
+        buys = ticks["last_side"].to_numpy(dtype=object) == "buy"
+        px = ticks["last_px"].to_numpy(dtype=np.float64)
+        qty = ticks["last_qty"].to_numpy(dtype=np.float64)
+        return cls(
+            tick_size=tick_size,
+            lot_step=lot_step,
+            ts=ticks["ts_server"].to_numpy(dtype=np.int64),
+            bid=in_steps(ticks["bid"], tick_size),
+            ask=in_steps(ticks["ask"], tick_size),
+            bid_qty=in_steps(ticks["bid_qty"], lot_step),
+            ask_qty=in_steps(ticks["ask_qty"], lot_step),
+            aggressor=np.where(is_trade, np.where(buys, 1, -1), 0).astype(np.int8),
+            trade_px=np.where(is_trade, np.rint(np.nan_to_num(px) / tick_size), 0).astype(np.int64),
+            trade_qty=np.where(is_trade, np.rint(np.nan_to_num(qty) / lot_step), 0).astype(np.int64),
+            mid=(ticks["bid"].to_numpy(dtype=np.float64) + ticks["ask"].to_numpy(dtype=np.float64)) / 2,
+        )
+
+    def check(self, params: StrategyParams, ticks: pd.DataFrame) -> None:
+        if (self.tick_size, self.lot_step) != (params.tick_size, params.lot_step) or len(self.ts) != len(ticks):
+            raise ValueError(
+                f"market columns of {len(self.ts)} ticks at tick_size {self.tick_size:g}, lot_step "
+                f"{self.lot_step:g} do not fit {len(ticks)} ticks of {params.symbol} ({params.tick_size:g}, "
+                f"{params.lot_step:g})"
+            )
 
 
 def in_steps(column: pd.Series, step: float) -> np.ndarray:
@@ -488,19 +520,29 @@ def _steps(value: float, step: float) -> int:
     return round(value / step)
 
 
-def simulate(ticks: pd.DataFrame, params: StrategyParams) -> Simulation:
+def simulate(ticks: pd.DataFrame, params: StrategyParams, market: MarketColumns | None = None) -> Simulation:
     """Run the strategy over one symbol's ticks (sorted by ``ts_server``) under the profile's models (fill model
-    ``fill.model``, queue-aware by default); same input, same output. This is the shadow."""
-    return run(ticks, params, fill_model_of(params), LatencyModel.of(params), FeeModel.of(params))
+    ``fill.model``, queue-aware by default); same input, same output. This is the shadow. ``market``: the ticks'
+    columns when already built (a search reuses them)."""
+    return run(ticks, params, fill_model_of(params), LatencyModel.of(params), FeeModel.of(params), market)
 
 
 def run(
-    ticks: pd.DataFrame, params: StrategyParams, fill: FillModel, latency: LatencyModel, fees: FeeModel
+    ticks: pd.DataFrame,
+    params: StrategyParams,
+    fill: FillModel,
+    latency: LatencyModel,
+    fees: FeeModel,
+    market: MarketColumns | None = None,
 ) -> Simulation:
     """The strategy and instrument of ``params`` under the given models (the models' counterparts in ``params``,
     dwell, latencies and fee rates, are not read here). Under :class:`QueueAware` the fills table has one more
     column, ``queue_ahead_at_entry``."""
-    ts, bid, ask, aggressor, trade_px, trade_qty = _columns(ticks, params)
+    if market is None:
+        market = MarketColumns.of(ticks, params.tick_size, params.lot_step)
+    market.check(params, ticks)
+    ts = market.ts
+    bid_qty, ask_qty = market.bid_qty, market.ask_qty
     if isinstance(fill, TouchDwell):
         queue, dwell_ns, share = False, fill.dwell_ns, 0.0
         bid_qty = ask_qty = np.zeros(0, np.int64)  # the dwell rule ignores sizes
@@ -513,19 +555,18 @@ def run(
                 f"({params.min_requote_ms} + {latency.order_entry_ms}): a side could rest three orders"
             )
         queue, dwell_ns, share = True, 0, fill.size_decrease_share
-        bid_qty, ask_qty = in_steps(ticks["bid_qty"], params.lot_step), in_steps(ticks["ask_qty"], params.lot_step)
     order_qty = _steps(params.min_lot, params.lot_step)
     max_pos = params.max_inventory * order_qty
     position = np.empty(len(ts), np.int64)
     records = _kernel(
         ts,
-        bid,
-        ask,
+        market.bid,
+        market.ask,
         bid_qty,
         ask_qty,
-        aggressor,
-        trade_px,
-        trade_qty,
+        market.aggressor,
+        market.trade_px,
+        market.trade_qty,
         params.quote_offset_ticks,
         order_qty,
         round(params.min_requote_ms * _MS),
@@ -539,9 +580,8 @@ def run(
         share,
         position,
     )
-    mid = (ticks["bid"].to_numpy(dtype=np.float64) + ticks["ask"].to_numpy(dtype=np.float64)) / 2
-    inventory = pd.DataFrame({"ts": ts, "position": position * params.lot_step, "mid": mid})
-    fills = fill_table(ts, mid, records, params, fees)
+    inventory = pd.DataFrame({"ts": ts, "position": position * params.lot_step, "mid": market.mid})
+    fills = fill_table(ts, market.mid, records, params, fees)
     if queue:
         ahead = records[:, F_AHEAD]
         fills["queue_ahead_at_entry"] = np.where(ahead >= 0, ahead * params.lot_step, np.nan)

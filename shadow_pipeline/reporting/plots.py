@@ -1,4 +1,4 @@
-"""KPI-over-windows plots: where a partition's windows sit against each gate's threshold."""
+"""Plots for reports: KPIs over windows against the gates, and the tuner's objective landscape and folds."""
 
 from __future__ import annotations
 
@@ -33,12 +33,57 @@ def kpi_plot_png(iterations: pd.DataFrame, gates: list[Gate], title: str) -> byt
     axes[0, 0].set_title(title, fontsize=9)
     figure.autofmt_xdate()
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=90)
-    plt.close(figure)
-    return buffer.getvalue()
+    return _png(figure)
 
 
 def markdown_image(png: bytes, alt: str) -> str:
     """A PNG inline in Markdown, which Dagster's UI renders in an asset's metadata."""
     return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode('ascii')})"
+
+
+def objective_heatmap_png(grid: pd.DataFrame, objective: str, title: str) -> bytes:
+    """The best objective at each pair of values of two parameters (rows: ``grid.index``, columns: its columns);
+    blank cells were not sampled."""
+    figure, axis = plt.subplots(figsize=(1.2 + 0.9 * max(len(grid.columns), 2), 1.2 + 0.6 * max(len(grid), 2)))
+    values = grid.to_numpy(dtype=np.float64)
+    image = axis.imshow(np.ma.masked_invalid(values), cmap="RdYlGn", aspect="auto", origin="lower")
+    axis.set_xticks(range(len(grid.columns)), [_label(v) for v in grid.columns], fontsize=7)
+    axis.set_yticks(range(len(grid.index)), [_label(v) for v in grid.index], fontsize=7)
+    axis.set_xlabel(str(grid.columns.name or ""), fontsize=8)
+    axis.set_ylabel(str(grid.index.name or ""), fontsize=8)
+    for (row, column), value in np.ndenumerate(values):
+        if np.isfinite(value):
+            axis.text(column, row, f"{value:.2f}", ha="center", va="center", fontsize=6)
+    figure.colorbar(image, ax=axis, label=objective)
+    axis.set_title(title, fontsize=9)
+    figure.tight_layout()
+    return _png(figure)
+
+
+def folds_png(folds: pd.DataFrame, objective: str, threshold: float | None, title: str) -> bytes:
+    """In-sample against out-of-sample objective per walk-forward fold (``folds``: test hour, in/out columns)."""
+    figure, axis = plt.subplots(figsize=(max(4.0, 1.2 * len(folds) + 2), 3))
+    x = np.arange(len(folds))
+    axis.bar(x - 0.2, folds[f"in_sample_{objective}"], width=0.4, label="in sample (tuned on)", color="tab:blue")
+    judged = folds[f"out_of_sample_{objective}"]
+    axis.bar(x + 0.2, judged, width=0.4, label="out of sample (judged)", color="tab:orange")
+    if threshold is not None:
+        axis.axhline(threshold, color="tab:red", linestyle="--", linewidth=1, label=f"gate {threshold:g}")
+    axis.set_xticks(x, [str(h)[5:] for h in folds["test_hour"]], fontsize=7)
+    axis.set_xlabel("judged hour", fontsize=8)
+    axis.set_ylabel(objective, fontsize=8)
+    axis.legend(fontsize=7)
+    axis.set_title(title, fontsize=9)
+    figure.tight_layout()
+    return _png(figure)
+
+
+def _label(value: object) -> str:
+    return f"{value:g}" if isinstance(value, int | float) else str(value)
+
+
+def _png(figure: plt.Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90)
+    plt.close(figure)
+    return buffer.getvalue()

@@ -1,0 +1,267 @@
+"""Stage 6: the auto-tuner. The base profile's tunable parameters searched on stored hours of one symbol,
+walk-forward validated, with the seed's STEP1_BASELINE_SUMMARY.md and a tuned profiles file."""
+
+import json
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+from pydantic import Field
+
+from shadow_pipeline.defs.partitions import hour_and_symbol, tick_partitions
+from shadow_pipeline.defs.shadow.assets import ShadowConfig, strategy_for
+from shadow_pipeline.defs.tune import checks
+from shadow_pipeline.domain.gates import kpi_gates
+from shadow_pipeline.domain.profiles import (
+    ProfileError,
+    StrategyParams,
+    Thresholds,
+    load_profiles,
+    profile_document,
+    tune_settings,
+)
+from shadow_pipeline.domain.search_space import SearchSpace
+from shadow_pipeline.domain.simulator import fill_model_of
+from shadow_pipeline.domain.tuning import OBJECTIVES, Hour, Search, default_workers, influence, objective_grid
+from shadow_pipeline.domain.walk_forward import WalkForward, walk_forward
+from shadow_pipeline.reporting import tuning as summary
+from shadow_pipeline.reporting.notes import commit_sha
+from shadow_pipeline.reporting.plots import folds_png, markdown_image, objective_heatmap_png
+from shadow_pipeline.reporting.snapshot import write_atomically
+from shadow_pipeline.resources import ArtifactsResource
+
+TUNING_HOURS = 6  # the tuning period: a partition's hour and the hours before it that the asset may read
+LIVE_READY_FILE = "LIVE_READY_PROFILE.json"
+PROGRESS_LOGGER = "shadow_pipeline.tune.progress"  # (done, total) per set, for the CLI's progress bar
+_progress = logging.getLogger(PROGRESS_LOGGER)
+
+LOOKBACK = dg.MultiPartitionMapping(
+    {
+        "hour": dg.DimensionPartitionMapping(
+            "hour",
+            dg.TimeWindowPartitionMapping(
+                start_offset=-(TUNING_HOURS - 1), end_offset=0, allow_nonexistent_upstream_partitions=True
+            ),
+        ),
+        "symbol": dg.DimensionPartitionMapping("symbol", dg.IdentityPartitionMapping()),
+    }
+)
+
+
+class TuneConfig(ShadowConfig):
+    """Run config of a tuning run: the base profile (and its single-parameter overrides) as for a shadow run,
+    plus the walk and the search. Unset search fields take the profile's ``tune`` section."""
+
+    train_hours: int = Field(default=1, ge=1, le=TUNING_HOURS - 1, description="Hours each fold tunes on (k).")
+    first_hour: str | None = Field(
+        default=None, description="Oldest hour to use (YYYY-MM-DD-HH:00); default: the period's oldest stored hour."
+    )
+    space: str | None = Field(
+        default=None,
+        description='JSON object merged over the profile\'s tune.space per parameter, e.g. {"quote_offset_ticks": '
+        '[0, 1], "min_requote_ms": {"min": 100, "max": 500, "step": 100}}.',
+    )
+    objective: str | None = Field(default=None, description=f"One of {', '.join(OBJECTIVES)}; default: the profile's.")
+    max_sets: int | None = Field(default=None, ge=1, description="Sets per fold; default: the profile's (100).")
+    seed: int | None = Field(default=None, ge=0, description="Sampler seed; default: the profile's (0).")
+    workers: int | None = Field(default=None, ge=1, description="Processes; default: every core.")
+    top: int = Field(default=10, ge=1, description="Rows of the top-N table.")
+
+
+def search_of(config: TuneConfig, params: StrategyParams, symbol: str) -> Search:
+    """The profile's ``tune`` with the run's overrides, checked against the instrument (a bad one fails the run)."""
+    try:
+        settings = tune_settings(load_profiles(config.profiles_file), config.profile, symbol)
+        extra = json.loads(config.space) if config.space else {}
+        if not isinstance(extra, dict):
+            raise ProfileError(f"space must be a JSON object, got {config.space!r}")
+        spec = {**settings.space, **extra}
+        if not spec:
+            raise ProfileError(f"profile {config.profile!r} has no tune.space for {symbol} and the run gives none")
+        return Search(
+            SearchSpace.of(spec, params),
+            config.objective or settings.objective,
+            config.max_sets or settings.max_sets,
+            settings.seed if config.seed is None else config.seed,
+        )
+    except json.JSONDecodeError as exc:
+        raise dg.Failure(f"space is not JSON: {exc.msg} (column {exc.colno})") from None
+    except (ProfileError, ValueError, KeyError) as exc:
+        raise dg.Failure(f"search space: {exc}") from None
+
+
+def _stored_hours(loaded: Any, first_hour: str | None) -> dict[str, pd.DataFrame]:
+    """Hour key -> ticks of the stored partitions in the period (one partition loads as a bare frame)."""
+    frames = loaded if isinstance(loaded, dict) else {}
+    hours = {hour_and_symbol(key)[0]: frame for key, frame in frames.items() if frame is not None and len(frame)}
+    return {hour: hours[hour] for hour in sorted(hours) if first_hour is None or hour >= first_hour}
+
+
+class _Progress:
+    """Per set to the CLI's bar (a Python logger), every tenth of the way to the run's log."""
+
+    def __init__(self, context: dg.AssetExecutionContext, label: str) -> None:
+        self.context, self.label, self.started, self.logged = context, label, time.perf_counter(), -1
+
+    def __call__(self, done: int, total: int) -> None:
+        _progress.debug(self.label, extra={"done": done, "total": total})
+        tenth = 10 * done // total
+        if tenth > self.logged:
+            self.logged = tenth
+            self.context.log.info(f"{self.label}: {done}/{total} sets ({time.perf_counter() - self.started:.1f} s)")
+
+
+@dg.asset(
+    group_name="tune",
+    partitions_def=tick_partitions,
+    ins={
+        "normalized_ticks": dg.AssetIn(
+            partition_mapping=LOOKBACK, metadata={"allow_missing_partitions": True}, dagster_type=dg.Any
+        )
+    },
+    kinds={"numba", "pandas", "json"},
+    check_specs=checks.TUNE_CHECKS,
+)
+def tuned_profile(
+    context: dg.AssetExecutionContext, config: TuneConfig, normalized_ticks: Any, artifacts: ArtifactsResource
+) -> Iterator[dg.Output[pd.DataFrame] | dg.AssetCheckResult]:
+    """Walk-forward auto-tune of the base profile for one symbol, over the stored hours up to the partition's
+    hour (at most six): each fold tunes on k hours and judges its winner on the next; the Go/No-Go uses the
+    judged hours only. Writes STEP1_BASELINE_SUMMARY.md and TUNED_PROFILES.json (the newest fold's winner, which
+    `shadow --profiles-file` accepts as it is), and LIVE_READY_PROFILE.json only on a Go."""
+    hour, symbol = hour_and_symbol(context.partition_key)
+    base, thresholds = strategy_for(config, symbol)
+    search = search_of(config, base, symbol)
+    frames = _stored_hours(normalized_ticks, config.first_hour)
+    if hour not in frames:
+        raise dg.Failure(f"{symbol} {hour}: no stored normalized_ticks for the newest hour: materialize it first")
+    hours = [Hour.of(key, ticks, base, config.window_seconds) for key, ticks in frames.items()]
+    workers = config.workers or default_workers()
+    context.log.info(
+        f"{symbol}: tuning {base.profile} on {', '.join(frames)} ({config.train_hours} h per fold, "
+        f"{len(search.candidates(base))} sets per fold, {workers} processes)"
+    )
+    started = time.perf_counter()
+    try:
+        walk = walk_forward(
+            hours, base, thresholds, search, config.train_hours, workers, _Progress(context, f"{symbol} tune")
+        )
+    except ValueError as exc:
+        raise dg.Failure(f"{symbol} {hour}: {exc}") from None
+    seconds = time.perf_counter() - started
+    evaluated = sum(len(fold.tuning.ranking) for fold in walk.folds)
+    folder = artifacts.tune_folder(hour, symbol)
+    files = _write_files(folder, walk, base, thresholds, search, config, symbol)
+    verdict = walk.verdict
+    (context.log.info if verdict.go else context.log.warning)(
+        f"{symbol} {hour}: tuned {verdict.label} out of sample ({seconds:.1f} s, {evaluated} sets)"
+        + (f": {'; '.join(verdict.reasons)}" if verdict.reasons else "")
+    )
+    folds = summary.fold_table(walk, search.objective)
+    objective = search.objective
+    newest = walk.folds[-1]
+    yield dg.Output(
+        folds,
+        metadata={
+            "verdict": verdict.label,
+            "live_ready": dg.MetadataValue.bool(verdict.go),
+            "reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in verdict.reasons) or "all gates pass"),
+            "objective": objective,
+            f"out_of_sample_{objective}": _float(walk.kpis.get(objective)),
+            f"in_sample_{objective}": _float(newest.in_sample.objective),
+            f"base_out_of_sample_{objective}": _float(walk.base_kpis.get(objective)),
+            "mean_degradation": _float(folds["degradation"].mean()),
+            "out_of_sample_valid_windows": dg.MetadataValue.int(int(str(walk.kpis.get("valid_windows") or 0))),
+            "folds": dg.MetadataValue.int(len(walk.folds)),
+            "judged_hours": ", ".join(walk.tested_hours),
+            "sets_evaluated": dg.MetadataValue.int(evaluated),
+            "sets_per_second": _float(evaluated / seconds if seconds > 0 else float("nan")),
+            "tuning_seconds": _float(seconds),
+            "winning_parameters": dg.MetadataValue.md(
+                summary.changes_table(base, walk.tuned, search.space.names).to_markdown(index=False)
+            ),
+            "top_sets": dg.MetadataValue.md(
+                summary.top_table(newest.tuning.ranking, objective, config.top).to_markdown(index=False, floatfmt=".4g")
+            ),
+            "fold_table": dg.MetadataValue.md(folds.to_markdown(index=False, floatfmt=".4g")),
+            "heatmap": dg.MetadataValue.md(markdown_image(files["heatmap"], f"{objective} heatmap")),
+            "in_vs_out_of_sample": dg.MetadataValue.md(markdown_image(files["folds"], "folds")),
+            "summary": dg.MetadataValue.path(str(folder / summary.SUMMARY_FILE)),
+            "tuned_profiles_file": dg.MetadataValue.path(str(folder / summary.TUNED_FILE)),
+            "tuned_profile": _tuned_name(base),
+            "reproduce": _reproduce(folder, base, newest.test, symbol, config.window_seconds),
+            "commit": commit_sha(),
+        },
+    )
+    yield checks.out_of_sample_gates(verdict, walk.tested_hours)
+
+
+def _float(value: object) -> dg.MetadataValue:
+    number = float(value) if isinstance(value, int | float) else float("nan")
+    return dg.MetadataValue.float(number)
+
+
+def _tuned_name(base: StrategyParams) -> str:
+    return base.profile if base.profile.endswith("_tuned") else f"{base.profile}_tuned"
+
+
+def _reproduce(folder: Any, base: StrategyParams, hour: str, symbol: str, window_seconds: float) -> str:
+    return (
+        f"shadow-pipeline shadow --profiles-file {folder / summary.TUNED_FILE} --profile {_tuned_name(base)} "
+        f"--hour {hour} --symbols {symbol} --window-seconds {window_seconds:g}"
+    )
+
+
+def _write_files(
+    folder: Any,
+    walk: WalkForward,
+    base: StrategyParams,
+    thresholds: Thresholds,
+    search: Search,
+    config: TuneConfig,
+    symbol: str,
+) -> dict[str, bytes]:
+    """The summary, the tuned profiles file, the two figures, and the live-ready file on a Go only."""
+    newest = walk.folds[-1]
+    tuned = replace(walk.tuned, profile=_tuned_name(base))
+    go = walk.verdict.go
+    description = (
+        f"tuned from {base.profile} on {symbol} (commit {commit_sha()}): "
+        f"{'Go, live-ready' if go else 'No-Go, NOT live-ready'} on the out-of-sample hours "
+        f"{', '.join(walk.tested_hours)}"
+    )
+    document = json.dumps(profile_document(tuned, thresholds, description), indent=2).encode()
+    write_atomically(folder / summary.TUNED_FILE, document)
+    live = folder / LIVE_READY_FILE
+    if go:
+        write_atomically(live, document)
+    else:
+        live.unlink(missing_ok=True)  # an earlier Go of this period no longer vouches for anything
+    effects = influence(newest.tuning.ranking, search.space.names)
+    strongest = sorted(effects, key=lambda name: -effects[name])  # the two most influential parameters
+    grid = objective_grid(newest.tuning.ranking, strongest[0], strongest[1] if len(strongest) > 1 else None)
+    heatmap = objective_heatmap_png(grid, search.objective, f"{symbol}: best {search.objective} (fold {newest.test})")
+    gate = next((g.threshold for g in kpi_gates(thresholds) if g.kpi == search.objective), None)
+    folds = folds_png(summary.fold_table(walk, search.objective), search.objective, gate, f"{symbol} walk-forward")
+    write_atomically(folder / summary.HEATMAP_FILE, heatmap)
+    write_atomically(folder / summary.FOLDS_FILE, folds)
+    context = {
+        "symbol": symbol,
+        "profile": base.profile,
+        "window_seconds": config.window_seconds,
+        "fill_model": fill_model_of(base).label,
+        "tuned_file": str(folder / summary.TUNED_FILE),
+        "tuned_profile": tuned.profile,
+        "reproduce": _reproduce(folder, base, newest.test, symbol, config.window_seconds),
+        "live_ready": str(live),
+        "folds_file": summary.FOLDS_FILE,
+        "heatmap_file": summary.HEATMAP_FILE,
+    }
+    top = summary.top_table(newest.tuning.ranking, search.objective, config.top)
+    text = summary.render_summary(walk, base, search, context, top)
+    write_atomically(folder / summary.SUMMARY_FILE, text.encode())
+    return {"heatmap": heatmap, "folds": folds}
