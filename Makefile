@@ -71,6 +71,8 @@ ingest-job: $(STAMP) $(INSTANCE)
 ## Without REDIS_URL: a fresh embedded Redis filled with SHADOW_MINUTES of the synthetic market first (48 windows
 ## need 48 minutes; an hour fills the partition); data under .shadow_data/embedded (emptied first), which shadow-report then reads.
 # PROFILE empty: ShadowConfig's default profile (moderate); windows are ShadowConfig's default (60 s).
+# SHADOW_FLAGS: more `shadow` options, e.g. SHADOW_FLAGS='--min_lot 0.004' or '--touch_dwell_ms 250' (one parameter
+# of the profile for this run, no new profiles file), '--export', '--window-seconds 30'.
 PROFILE ?=
 PROFILE_FLAG := $(if $(PROFILE),--profile $(PROFILE))
 SHADOW_MINUTES ?= 60

@@ -367,6 +367,33 @@ def _placement_options(command: Callable[..., None]) -> Callable[..., None]:
     return command
 
 
+def _override_options(command: Callable[..., None]) -> Callable[..., None]:
+    """--touch_dwell_ms and --min_lot (the seed's spelling; --touch-dwell-ms and --min-lot too): one parameter
+    of the profile replaced for these runs (ShadowConfig's overrides, checked by search_space.with_values)."""
+    for option in reversed(
+        [
+            click.option(
+                "--touch_dwell_ms",
+                "--touch-dwell-ms",
+                "touch_dwell_ms",
+                type=click.FloatRange(min=0),
+                default=None,
+                help="Override the profile's touch_dwell_ms (dwell fill model only).",
+            ),
+            click.option(
+                "--min_lot",
+                "--min-lot",
+                "min_lot",
+                type=click.FloatRange(min=0, min_open=True),
+                default=None,
+                help="Override the profile's min_lot (order size, a multiple of the symbol's lot_step).",
+            ),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
 def _partitions(hours: tuple[str, ...], symbols: str, stream: str) -> list[dg.MultiPartitionKey]:
     """The (hour, symbol) keys to run: given hours are checked before Redis is touched; without any, every hour
     the stream spans. Redis is then checked too (a refused password is an error here, not a failed run)."""
@@ -405,6 +432,7 @@ def _partitions(hours: tuple[str, ...], symbols: str, stream: str) -> list[dg.Mu
 )
 @click.option("--min-windows", type=int, default=None, help="Valid windows a Go needs (default: the profile's).")
 @click.option("--profiles-file", default=None, help="Default: $SHADOW_PROFILES, else the packaged profiles.")
+@_override_options
 @_placement_options
 @click.option("--export", is_flag=True, help="Also export the KPIs to Redis after each run (hash and stream).")
 def shadow_command(
@@ -414,6 +442,8 @@ def shadow_command(
     window_seconds: float,
     min_windows: int | None,
     profiles_file: str | None,
+    touch_dwell_ms: float | None,
+    min_lot: float | None,
     stream: str,
     data_dir: str | None,
     artifacts_dir: str | None,
@@ -428,7 +458,12 @@ def shadow_command(
 
     try:
         shadow = ShadowConfig(
-            profile=profile, window_seconds=window_seconds, min_windows=min_windows, profiles_file=profiles_file
+            profile=profile,
+            window_seconds=window_seconds,
+            min_windows=min_windows,
+            profiles_file=profiles_file,
+            touch_dwell_ms=touch_dwell_ms,
+            min_lot=min_lot,
         )
         keys = _partitions(hours, symbols, stream)
         placement = Placement(stream=stream, data_dir=data_dir, artifacts_dir=artifacts_dir)
@@ -634,6 +669,7 @@ def _export_snapshots(paths: list[Path], config: ExportConfig) -> None:
     show_default=True,
     help="hftbacktest's queue model.",
 )
+@_override_options
 @_placement_options
 def dryrun_command(
     symbols: str,
@@ -644,6 +680,8 @@ def dryrun_command(
     profiles_file: str | None,
     reality: str,
     queue_model: str,
+    touch_dwell_ms: float | None,
+    min_lot: float | None,
     stream: str,
     data_dir: str | None,
     artifacts_dir: str | None,
@@ -654,7 +692,13 @@ def dryrun_command(
     from shadow_pipeline.launch import Placement, crash_summary, project_instance, run_dryrun, verdict_exit_code
 
     try:
-        shadow = ShadowConfig(profile=profile, window_seconds=duration, profiles_file=profiles_file)
+        shadow = ShadowConfig(
+            profile=profile,
+            window_seconds=duration,
+            profiles_file=profiles_file,
+            touch_dwell_ms=touch_dwell_ms,
+            min_lot=min_lot,
+        )
         dryrun = DryRunConfig(reality=reality, queue_model=queue_model, iterations=iterations)  # type: ignore[arg-type]
         keys = _partitions(hours, symbols, stream)
         placement = Placement(stream=stream, data_dir=data_dir, artifacts_dir=artifacts_dir)

@@ -15,6 +15,8 @@ import pytest
 import redis
 
 from shadow_pipeline.defs.partitions import FIRST_HOUR
+from shadow_pipeline.domain.run_notes import run_notes
+from shadow_pipeline.parquet import read_frame
 from shadow_pipeline.redis_io.server import RedisServer, start_server
 from shadow_pipeline.settings import REDIS_URL_ENV
 
@@ -185,6 +187,29 @@ def test_shadow_ingests_from_the_stream_it_is_given(own_server: RedisServer, tmp
     again = _run("export", "--mode", "both", env=env)
     assert again.returncode == 0 and client.xlen("shadow:kpi:stream:BTCUSDT") == windows
     assert re.search(rf"stream {windows}", first.stdout) and re.search(r"stream 0", again.stdout), again.stdout
+
+
+def test_shadow_min_lot_overrides_the_profile_for_the_run(own_server: RedisServer, tmp_path: Path) -> None:
+    env = _with(own_server.url, tmp_path)
+    replayed = _run("replay", "--symbols", "BTCUSDT", "--minutes", "1", env=env)
+    assert replayed.returncode == 0, replayed.stderr
+    args = ("shadow", "--symbols", "BTCUSDT", "--window-seconds", "5")
+    out = _run(*args, "--min_lot", "0.004", env=env)
+    assert out.returncode == 1, out.stderr  # a minute of market: No-Go, a verdict
+    assert re.search(r"^2024-08-09-00:00 BTCUSDT\s+success\s+NO-GO", out.stdout, re.M), out.stdout
+    stored = tmp_path / "data/assets/shadow_iterations/2024-08-09-00:00/BTCUSDT.parquet"
+    assert run_notes(read_frame(str(stored))).params.min_lot == 0.004
+    # the profile rejects a size off its lot_step: the run fails with the rule, one error line, exit 2
+    off_step = _run(*args, "--min-lot", "0.0025", env=env)
+    assert off_step.returncode == 2, off_step.stderr
+    said = [line for line in off_step.stderr.splitlines() if line.startswith("error: ")]
+    assert len(said) == 1 and said[0].startswith("error: 1 of 1 runs failed (2024-08-09-00:00 BTCUSDT): "), said
+    assert "min_lot: 0.0025 is not a multiple of BTCUSDT's lot_step 0.001" in said[0]
+    assert re.search(r"^2024-08-09-00:00 BTCUSDT\s+failed\s+run failed", off_step.stdout, re.M), off_step.stdout
+    # a value no profile can take is refused before any run
+    for option, value in (("--min_lot", "0"), ("--touch_dwell_ms", "-1")):
+        refused = _run(*args, option, value, env=env)
+        assert refused.returncode == 2 and f"Invalid value for '{option}'" in refused.stderr, refused.stderr
 
 
 def test_an_hour_outside_the_partitions_is_one_line_and_exit_2(own_server: RedisServer, tmp_path: Path) -> None:

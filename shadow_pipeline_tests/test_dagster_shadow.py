@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from shadow_pipeline.defs.shadow import checks
 from shadow_pipeline.defs.shadow.assets import live_ready_profile, shadow_iterations, shadow_report
 from shadow_pipeline.domain.profiles import load_profiles, resolve
 from shadow_pipeline.domain.run_notes import RunNotes, run_notes
+from shadow_pipeline.launch import definitions
 from shadow_pipeline.parquet import read_frame
 from shadow_pipeline.reporting.audit import audit
 from shadow_pipeline.reporting.snapshot import SNAPSHOT_FILE
@@ -26,6 +29,8 @@ from shadow_pipeline_tests.shadow_helpers import shadow_run_config
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 HOURS = ("2024-08-08-23:00", "2024-08-09-00:00")  # the recordings cross midnight UTC (exchange time)
+PARTITIONS = tuple((hour, symbol) for hour in HOURS for symbol in SYMBOLS)
+BTC_HOUR = (HOURS[0], "BTCUSDT")  # the recorded hour with most of the market: one partition where one suffices
 ASSETS = [landing_zone, raw_ticks, normalized_ticks, shadow_iterations, shadow_report, live_ready_profile]
 LOOSE = {
     "min_maker_share": 0.0,
@@ -48,21 +53,25 @@ def binance_stream(redis_url: str) -> Any:
 
 
 def _run(
-    redis_url: str, stream: str, folder: Path, group: str, run_config: dg.RunConfig
+    redis_url: str,
+    stream: str,
+    folder: Path,
+    group: str,
+    run_config: dg.RunConfig,
+    partitions: Sequence[tuple[str, str]] = PARTITIONS,
 ) -> dict[tuple[str, str], dg.ExecuteInProcessResult]:
     resources = pipeline_resources(redis_url, stream, folder, group)
     results = {}
     with dg.instance_for_test() as instance:
-        for hour in HOURS:
-            for symbol in SYMBOLS:
-                results[(hour, symbol)] = dg.materialize(
-                    ASSETS,
-                    partition_key=partition_key(hour, symbol),
-                    resources=resources,
-                    run_config=run_config,
-                    instance=instance,
-                    raise_on_error=False,
-                )
+        for hour, symbol in partitions:
+            results[(hour, symbol)] = dg.materialize(
+                ASSETS,
+                partition_key=partition_key(hour, symbol),
+                resources=resources,
+                run_config=run_config,
+                instance=instance,
+                raise_on_error=False,
+            )
     return results
 
 
@@ -161,3 +170,94 @@ def test_a_bad_profile_fails_the_run_with_the_reason(redis_url: str, binance_str
     failure = next(e for e in result.all_events if e.is_step_failure)
     message = failure.event_specific_data.error.message  # type: ignore[union-attr]
     assert "unknown profile 'reckless'" in message and "moderate" in message
+
+
+def _dwell_profiles(tmp_path: Path) -> str:
+    """The packaged profiles with moderate on the dwell fill model (its touch_dwell_ms 500 then applies)."""
+    data = json.loads(resources.files("shadow_pipeline.profiles").joinpath("shadow_profiles.json").read_text())
+    data["profiles"]["moderate"]["params"]["fill"] = {"model": "dwell"}
+    data.pop("$schema", None)
+    path = tmp_path / "dwell_profiles.json"
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
+def _ran(
+    redis_url: str, stream: str, folder: Path, group: str, run_config: dg.RunConfig
+) -> tuple[dg.ExecuteInProcessResult, pd.DataFrame, RunNotes, dict[str, Any]]:
+    """The BTCUSDT hour under ``run_config``: the result, the stored windows, their notes and the snapshot."""
+    result = _run(redis_url, stream, folder, group, run_config, [BTC_HOUR])[BTC_HOUR]
+    assert result.success
+    hour, symbol = BTC_HOUR
+    iterations = read_frame(str(folder / "assets/shadow_iterations" / hour / f"{symbol}.parquet"))
+    snapshot = json.loads((folder / "artifacts/shadow" / hour / symbol / SNAPSHOT_FILE).read_text())
+    return result, iterations, run_notes(iterations), snapshot
+
+
+def test_a_min_lot_override_quotes_the_new_size(redis_url: str, binance_stream: str, tmp_path: Path) -> None:
+    _, base, base_notes, base_snapshot = _ran(
+        redis_url, binance_stream, tmp_path / "base", "lot-base", shadow_run_config(window_seconds=5)
+    )
+    config = shadow_run_config(window_seconds=5, min_lot=0.004)
+    result, lots, notes, snapshot = _ran(redis_url, binance_stream, tmp_path / "lot", "lot-override", config)
+    # the run notes (what the report, the snapshot's digest and a promotion read) carry the override and only it
+    assert base_notes.params.min_lot == 0.002 and notes.params.min_lot == 0.004
+    assert replace(notes.params, min_lot=0.002) == base_notes.params and notes.thresholds == base_notes.thresholds
+    assert snapshot["params_digest"] == notes.params_digest != base_snapshot["params_digest"]
+    metadata = result.asset_materializations_for_node("shadow_iterations")[0].metadata
+    assert metadata["parameters"] == dg.MetadataValue.json(notes.params.__dict__)  # what the run's page shows
+    # twice the order size: each maker fill trades about twice the notional (partial fills keep it below 2x)
+    per_fill = [float(f["maker_notional"].sum() / f["maker_count"].sum()) for f in (base, lots)]
+    assert 1.5 < per_fill[1] / per_fill[0] <= 2.0 + 1e-9, per_fill
+    assert snapshot["kpis"] != base_snapshot["kpis"]
+
+
+def test_a_touch_dwell_override_on_a_dwell_profile(redis_url: str, binance_stream: str, tmp_path: Path) -> None:
+    dwell = _dwell_profiles(tmp_path)
+    config = shadow_run_config(window_seconds=5, profiles_file=dwell)
+    _, base, base_notes, _ = _ran(redis_url, binance_stream, tmp_path / "base", "dwell-base", config)
+    config = shadow_run_config(window_seconds=5, profiles_file=dwell, touch_dwell_ms=2000)
+    _, longer, notes, snapshot = _ran(redis_url, binance_stream, tmp_path / "dwell", "dwell-override", config)
+    assert base_notes.fill_model == "dwell (touch_dwell_ms 500)"
+    assert notes.fill_model == snapshot["fill_model"] == "dwell (touch_dwell_ms 2000)"
+    assert replace(notes.params, touch_dwell_ms=500) == base_notes.params
+    chosen = next(row for row in snapshot["sensitivity"] if row["assumption"] == "chosen")
+    assert chosen["value"] == 2000 and chosen["total_fills"] == snapshot["kpis"]["total_fills"]
+    # a quote that must stand four times as long at its price before it may fill fills less often
+    assert longer["total_fills"].sum() < base["total_fills"].sum()
+
+
+@pytest.mark.parametrize(
+    ("override", "reason"),
+    [
+        ({"touch_dwell_ms": 100}, "touch_dwell_ms applies to the dwell fill model only (this profile's is queue)"),
+        ({"min_lot": 0.0025}, "min_lot: 0.0025 is not a multiple of BTCUSDT's lot_step 0.001"),
+        ({"min_lot": 0.0}, "min_lot: 0.0 is out of range"),
+    ],
+)
+def test_an_override_the_profile_cannot_take_fails_the_run_with_the_reason(
+    redis_url: str, binance_stream: str, tmp_path: Path, override: dict[str, float], reason: str
+) -> None:
+    config = shadow_run_config(window_seconds=5, **override)
+    result = _run(redis_url, binance_stream, tmp_path, f"bad-override-{tmp_path.name}", config, [BTC_HOUR])
+    assert not result[BTC_HOUR].success
+    failure = next(e for e in result[BTC_HOUR].all_events if e.is_step_failure)
+    message = failure.event_specific_data.error.message  # type: ignore[union-attr]
+    assert "override of profile 'moderate' for BTCUSDT: " in message and reason in message, message
+    assert not (tmp_path / "assets/shadow_iterations" / BTC_HOUR[0] / "BTCUSDT.parquet").exists()
+
+
+def _fields(config_type: Any) -> dict[str, Any]:
+    """A config Shape's fields (``ConfigType`` does not declare them)."""
+    fields: dict[str, Any] = config_type.fields
+    return fields
+
+
+def test_the_launchpad_offers_the_overrides() -> None:
+    job = definitions().resolve_job_def("shadow_job")
+    ops = _fields(job.run_config_schema.config_type)["ops"].config_type
+    fields = _fields(_fields(_fields(ops)["shadow_iterations"].config_type)["config"].config_type)
+    for name in ("touch_dwell_ms", "min_lot"):
+        assert not fields[name].is_required, name
+        assert fields[name].description.startswith("Override the profile's ")
+        assert fields[name].description.endswith("for this run; default: the profile's.")

@@ -23,6 +23,7 @@ from shadow_pipeline.domain.profiles import (
     resolve,
 )
 from shadow_pipeline.domain.run_notes import RunNotes, RunNotesMissing, run_notes, with_notes
+from shadow_pipeline.domain.search_space import with_values
 from shadow_pipeline.domain.sensitivity import fill_sensitivity, verdict_flips
 from shadow_pipeline.domain.simulator import simulate
 from shadow_pipeline.domain.windows import HOUR_NS
@@ -56,10 +57,26 @@ class ShadowConfig(dg.Config):
     profiles_file: str | None = Field(
         default=None, description="Profiles JSON. Default: $SHADOW_PROFILES, else the file shipped in the package."
     )
+    touch_dwell_ms: float | None = Field(
+        default=None,
+        description="Override the profile's touch_dwell_ms (ms at its price before a quote may fill; dwell fill "
+        "model only) for this run; default: the profile's.",
+    )
+    min_lot: float | None = Field(
+        default=None,
+        description="Override the profile's min_lot (order size in base currency, a multiple of the symbol's "
+        "lot_step; max_inventory counts these lots) for this run; default: the profile's.",
+    )
+
+    def overrides(self) -> dict[str, float]:
+        """The single-parameter overrides that are set, by their tunable names (``search_space.with_values``)."""
+        chosen = {"min_lot": self.min_lot, "touch_dwell_ms": self.touch_dwell_ms}
+        return {name: value for name, value in chosen.items() if value is not None}
 
 
 def strategy_for(config: ShadowConfig, symbol: str) -> tuple[StrategyParams, Thresholds]:
-    """The profile's parameters and gates for ``symbol``; a bad profile or window fails the run with the reason."""
+    """The profile's parameters and gates for ``symbol`` with the config's overrides applied; a bad profile,
+    override or window fails the run with the reason."""
     window_ns = round(config.window_seconds * 1e9)
     if window_ns <= 0 or HOUR_NS % window_ns:
         raise dg.Failure(
@@ -70,6 +87,10 @@ def strategy_for(config: ShadowConfig, symbol: str) -> tuple[StrategyParams, Thr
         params, thresholds = resolve(load_profiles(config.profiles_file), config.profile, symbol)
     except ProfileError as exc:
         raise dg.Failure(str(exc)) from None
+    try:
+        params = with_values(params, config.overrides())
+    except ProfileError as exc:
+        raise dg.Failure(f"override of profile {config.profile!r} for {symbol}: {exc}") from None
     if config.min_windows is not None:
         thresholds = Thresholds(**{**thresholds.__dict__, "min_windows": config.min_windows})
     return params, thresholds
