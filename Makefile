@@ -14,7 +14,7 @@ export VIRTUAL_ENV := $(CURDIR)/$(VENV)
 INSTANCE := $(DAGSTER_HOME)/dagster.yaml
 
 .PHONY: demo test lint typecheck defs pytest dev ingest ingest-job shadow-redis shadow-report shadow-audit shadow-ci \
-	shadow-redis-export shadow-redis-export-stream dryrun dryrun-validate bench soak clean
+	shadow-redis-export shadow-redis-export-stream shadow-tune dryrun dryrun-validate bench soak clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "shadow-pipeline needs Python >= 3.11; set PYTHON=python3.11 (or newer)")'
@@ -102,6 +102,21 @@ shadow-redis-export: $(STAMP) $(INSTANCE)
 	$(BIN)/shadow-pipeline export --mode hash --per-symbol --data-dir $(SHADOW_RUN_DATA)
 shadow-redis-export-stream: $(STAMP) $(INSTANCE)
 	$(BIN)/shadow-pipeline export --mode stream --data-dir $(SHADOW_RUN_DATA)
+
+## Auto-tune PROFILE per symbol, walk-forward (docs/tuning.md): ingest every hour, tune the profile's tune.space
+## on TUNE_TRAIN_HOURS, judge the winner on the next hour; ends with the summary table. STEP1_BASELINE_SUMMARY.md
+## and TUNED_PROFILES.json land in artifacts/tune/<newest hour>/<symbol>/. A No-Go is reported, not an error of
+## the target (the command itself exits 1 on it); 2 (an error) fails the target.
+## Without REDIS_URL: a fresh embedded Redis filled with TUNE_MINUTES of the synthetic market first (two hours:
+## one fold; each hour more is one fold more). TUNE_FLAGS: more options, e.g. --max-sets 30 or --min_lot 0.004.
+TUNE_MINUTES ?= 120
+TUNE_TRAIN_HOURS ?= 1
+shadow-tune: $(STAMP) $(INSTANCE)
+	$(if $(REDIS_URL),,rm -rf $(EMBEDDED_DATA))
+	$(BIN)/shadow-pipeline with-redis -- sh -c '\
+	  $(if $(REDIS_URL),,$(BIN)/shadow-pipeline replay --source synthetic --minutes $(TUNE_MINUTES) > /dev/null && )\
+	  $(BIN)/shadow-pipeline tune $(PROFILE_FLAG) --train-hours $(TUNE_TRAIN_HOURS) --data-dir $(SHADOW_RUN_DATA) \
+	    $(TUNE_FLAGS)'; status=$$?; [ $$status -le 1 ]
 
 ## Dry-run validation: ingest, shadow, export, read back and compare with an independent reality (hftbacktest
 ## for the default queue-model shadow), per symbol;

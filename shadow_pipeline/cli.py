@@ -764,6 +764,7 @@ class _ProgressBar(logging.Handler):
 )
 @click.option("--min-windows", type=int, default=None, help="Valid windows a Go needs (default: the profile's).")
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Processes (default: every core).")
+@_override_options
 @_placement_options
 def tune_command(
     symbols: str,
@@ -778,6 +779,8 @@ def tune_command(
     window_seconds: float,
     min_windows: int | None,
     workers: int | None,
+    touch_dwell_ms: float | None,
+    min_lot: float | None,
     stream: str,
     data_dir: str | None,
     artifacts_dir: str | None,
@@ -803,6 +806,8 @@ def tune_command(
             window_seconds=window_seconds,
             min_windows=min_windows,
             workers=workers,
+            touch_dwell_ms=touch_dwell_ms,
+            min_lot=min_lot,
         )
         keys = _partitions(hours, symbols, stream)
         placement = Placement(stream=stream, data_dir=data_dir, artifacts_dir=artifacts_dir)

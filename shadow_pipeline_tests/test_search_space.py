@@ -100,9 +100,10 @@ def test_a_small_space_is_searched_whole_and_a_large_one_sampled_with_its_seed()
     ("values", "message"),
     [
         ({"min_lot": 0.0025}, "min_lot: 0.0025 is not a multiple of BTCUSDT's lot_step 0.001"),
-        ({"min_lot": 0.0}, "min_lot: 0.0 is out of range"),
+        ({"min_lot": 0.0}, "min_lot: 0.0 is out of range (want > 0)"),
+        ({"min_lot": float("inf")}, "min_lot: inf is not a finite number"),
         ({"quote_offset_ticks": 1.5}, "quote_offset_ticks: 1.5 is not an integer"),
-        ({"hedge.target": 1.5}, "hedge.target: 1.5 is out of range"),
+        ({"hedge.target": 1.5}, "hedge.target: 1.5 is out of range (want >= 0 and <= 1)"),
         ({"max_inventory": 0}, "max_inventory: 0 is out of range"),
         ({"touch_dwell_ms": 300}, "touch_dwell_ms applies to the dwell fill model only"),
         ({"spread": 1}, "'spread' is not a tunable parameter"),

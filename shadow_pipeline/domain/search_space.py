@@ -9,6 +9,7 @@ exhaustive when it is small and exactly reproducible when it is sampled.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -45,13 +46,18 @@ MAX_GRID = 1_000_000  # a larger grid is a typo (a step of 0.0001), not a search
 
 
 def _check(tunable: Tunable, value: float, params: StrategyParams) -> float | int:
+    if not math.isfinite(float(value)):
+        raise ProfileError(f"{tunable.name}: {value} is not a finite number")
     if tunable.integer and float(value) != int(value):
         raise ProfileError(f"{tunable.name}: {value} is not an integer")
     number: float | int = int(value) if tunable.integer else float(value)
-    low_ok = number > tunable.minimum if tunable.name == "min_lot" else number >= tunable.minimum
+    positive = tunable.name == "min_lot"  # an order of nothing is no order
+    low_ok = number > tunable.minimum if positive else number >= tunable.minimum
     if not low_ok or (tunable.maximum is not None and number > tunable.maximum):
-        bound = f"<= {tunable.maximum:g}" if tunable.maximum is not None else ""
-        raise ProfileError(f"{tunable.name}: {value} is out of range (want >= {tunable.minimum:g} {bound})".strip())
+        rule = f"{'>' if positive else '>='} {tunable.minimum:g}"
+        if tunable.maximum is not None:
+            rule += f" and <= {tunable.maximum:g}"
+        raise ProfileError(f"{tunable.name}: {value} is out of range (want {rule})")
     if tunable.name == "min_lot":
         lots = number / params.lot_step
         if abs(lots - round(lots)) > 1e-9 * max(1.0, lots):

@@ -4,6 +4,7 @@ walk-forward validated, with the seed's STEP1_BASELINE_SUMMARY.md and a tuned pr
 import json
 import logging
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -39,17 +40,19 @@ LIVE_READY_FILE = "LIVE_READY_PROFILE.json"
 PROGRESS_LOGGER = "shadow_pipeline.tune.progress"  # (done, total) per set, for the CLI's progress bar
 _progress = logging.getLogger(PROGRESS_LOGGER)
 
-LOOKBACK = dg.MultiPartitionMapping(
-    {
-        "hour": dg.DimensionPartitionMapping(
-            "hour",
-            dg.TimeWindowPartitionMapping(
-                start_offset=-(TUNING_HOURS - 1), end_offset=0, allow_nonexistent_upstream_partitions=True
+with warnings.catch_warnings():  # both are beta in Dagster 1.13; their warning would open every command's output
+    warnings.simplefilter("ignore", dg.BetaWarning)
+    LOOKBACK = dg.MultiPartitionMapping(
+        {
+            "hour": dg.DimensionPartitionMapping(
+                "hour",
+                dg.TimeWindowPartitionMapping(
+                    start_offset=-(TUNING_HOURS - 1), end_offset=0, allow_nonexistent_upstream_partitions=True
+                ),
             ),
-        ),
-        "symbol": dg.DimensionPartitionMapping("symbol", dg.IdentityPartitionMapping()),
-    }
-)
+            "symbol": dg.DimensionPartitionMapping("symbol", dg.IdentityPartitionMapping()),
+        }
+    )
 
 
 class TuneConfig(ShadowConfig):
