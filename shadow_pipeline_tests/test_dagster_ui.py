@@ -25,6 +25,7 @@ from shadow_pipeline.defs.partitions import partition_key
 from shadow_pipeline.defs.shadow import checks as shadow_checks
 from shadow_pipeline.defs.shadow.assets import ShadowConfig
 from shadow_pipeline.defs.shadow.jobs import SHADOW_JOB
+from shadow_pipeline.defs.tune import checks as tune_checks
 from shadow_pipeline.io_managers import ParquetIOManager
 from shadow_pipeline.launch import definitions
 from shadow_pipeline.resources import ArtifactsResource, LandingResource, RedisResource, TickStreamResource
@@ -120,6 +121,9 @@ def test_ui_shows_ingest_assets_with_metadata_and_checks(
     assert nodes[("exported_kpis",)]["groupName"] == "export"
     accuracy = {c["name"]: c["blocking"] for c in nodes[("dryrun_accuracy_report",)]["assetChecksOrError"]["checks"]}
     assert accuracy == {dryrun_checks.ACCURACY_GATE: False, dryrun_checks.ACCURACY_WARN: False}
+    tuned = nodes[("tuned_profile",)]
+    assert tuned["groupName"] == "tune" and tuned["isPartitioned"] and tuned["description"]
+    assert tuned["assetChecksOrError"]["checks"] == [{"name": tune_checks.OUT_OF_SAMPLE_GATES, "blocking": False}]
     latest = _graphql(port, MATERIALIZATION_QUERY % "normalized_ticks")["assetOrError"]["assetMaterializations"][0]
     assert latest["partition"] == "2024-08-09-00:00|BTCUSDT"
     entries = {e["label"]: e for e in latest["metadataEntries"]}

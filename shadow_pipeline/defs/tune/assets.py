@@ -97,10 +97,12 @@ def search_of(config: TuneConfig, params: StrategyParams, symbol: str) -> Search
         raise dg.Failure(f"search space: {exc}") from None
 
 
-def _stored_hours(loaded: Any, first_hour: str | None) -> dict[str, pd.DataFrame]:
-    """Hour key -> ticks of the stored partitions in the period (one partition loads as a bare frame)."""
-    frames = loaded if isinstance(loaded, dict) else {}
-    hours = {hour_and_symbol(key)[0]: frame for key, frame in frames.items() if frame is not None and len(frame)}
+def _stored_hours(loaded: Any, hour: str, first_hour: str | None) -> dict[str, pd.DataFrame]:
+    """Hour key -> ticks of the stored partitions in the period, oldest first. A period of one partition (the
+    partitions' first hour) loads as a bare frame, the partition's own; a missing partition loads as None."""
+    frames = loaded if isinstance(loaded, dict) else {hour: loaded}
+    keys = {key: key if key == hour else hour_and_symbol(key)[0] for key in frames}
+    hours = {keys[key]: frame for key, frame in frames.items() if frame is not None and len(frame)}
     return {hour: hours[hour] for hour in sorted(hours) if first_hour is None or hour >= first_hour}
 
 
@@ -139,7 +141,7 @@ def tuned_profile(
     hour, symbol = hour_and_symbol(context.partition_key)
     base, thresholds = strategy_for(config, symbol)
     search = search_of(config, base, symbol)
-    frames = _stored_hours(normalized_ticks, config.first_hour)
+    frames = _stored_hours(normalized_ticks, hour, config.first_hour)
     if hour not in frames:
         raise dg.Failure(f"{symbol} {hour}: no stored normalized_ticks for the newest hour: materialize it first")
     hours = [Hour.of(key, ticks, base, config.window_seconds) for key, ticks in frames.items()]
