@@ -5,27 +5,32 @@ Never asserted in tests: timings depend on the machine; the ratios are what to c
 
 from __future__ import annotations
 
+import argparse
 import multiprocessing
+import resource
 import statistics
 import tempfile
 import time
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import redis
 
 from shadow_pipeline.domain.hftbacktest_engine import INSTALL_HINT, hftbacktest_available, hftbacktest_replay
-from shadow_pipeline.domain.kpis import iteration_kpis
-from shadow_pipeline.domain.profiles import FILL_DWELL, load_profiles, resolve
+from shadow_pipeline.domain.kpis import aggregate, iteration_kpis
+from shadow_pipeline.domain.profiles import FILL_DWELL, load_profiles, resolve, tune_settings
 from shadow_pipeline.domain.quality import assess, normalize
 from shadow_pipeline.domain.recordings import read_binance
+from shadow_pipeline.domain.search_space import SearchSpace
 from shadow_pipeline.domain.simulator import Simulation, simulate
 from shadow_pipeline.domain.synthetic import generate
 from shadow_pipeline.domain.ticks import FIELDS, parse_table
+from shadow_pipeline.domain.tuning import Evaluation, Hour, Search, evaluate_all
 from shadow_pipeline.feed.replay import ReplayOptions, number_ticks, replay
 from shadow_pipeline.ingest.consumer import IngestOptions, TickConsumer
 from shadow_pipeline.ingest.landing import Kind, LandingStore
@@ -37,6 +42,9 @@ REPEATS = 5
 MEMORY_MARKET_SECONDS = 2400  # about a million ticks of the synthetic BTCUSDT + ETHUSDT market
 SIMULATOR_TICKS = 5_000_000  # the recording tiled to at least this many ticks
 SIMULATOR_RUNS = 5
+HOUR_NS = 3_600_000_000_000
+TUNER_SETS = 100  # the base profile and 99 sampled points of its tune space
+TUNER_RUNS = 3
 
 
 def _best(*runs: Callable[[], int]) -> list[tuple[int, float]]:
@@ -188,23 +196,45 @@ def _peak_memory(client: redis.Redis, url: str) -> tuple[int, float]:
     return int(ticks), peak_kb / 1024
 
 
-def _tiled_ticks(minimum: int) -> tuple[str, pd.DataFrame]:
-    """Typed ticks of one symbol (the Binance BTCUSDT recording when present), repeated back to back in exchange
-    time until there are at least ``minimum``."""
+def _btcusdt_ticks() -> tuple[str, pd.DataFrame]:
+    """Typed ticks of one symbol (the Binance BTCUSDT recording when present), in exchange-time order."""
     name, frame = _source()
     frame = frame[frame["symbol"] == "BTCUSDT"].reset_index(drop=True)
     numbered = number_ticks(frame, {})
     ticks = parse_table({c: numbered[c].astype(str).to_numpy(dtype=object) for c in FIELDS}).ticks
-    ticks = ticks.sort_values(["ts_server", "seq"], kind="stable").reset_index(drop=True)
+    return name, ticks.sort_values(["ts_server", "seq"], kind="stable").reset_index(drop=True)
+
+
+def _tile(ticks: pd.DataFrame, copies: int, offset_ns: int = 0) -> pd.DataFrame:
+    """``ticks`` repeated ``copies`` times back to back in exchange time (1 ms apart), every time moved by
+    ``offset_ns``."""
     span = int(ticks["ts_server"].iloc[-1] - ticks["ts_server"].iloc[0]) + 1_000_000
-    copies = -(-minimum // len(ticks))
-    shift = np.repeat(np.arange(copies, dtype=np.int64) * span, len(ticks))
+    shift = np.repeat(np.arange(copies, dtype=np.int64) * span, len(ticks)) + offset_ns
     tiled = pd.concat([ticks] * copies, ignore_index=True)
     tiled["ts_server"] += shift
     tiled["ts_local"] += shift
     tiled["seq"] += np.repeat(np.arange(copies, dtype=np.int64) * len(ticks), len(ticks))
     tiled["ts_broker"] = (tiled["ts_local"] // 1_000_000 + 2) * 1_000_000  # as ingest derives it from live ids
-    return f"{name} BTCUSDT x {copies}", tiled
+    return tiled
+
+
+def _tiled_ticks(minimum: int) -> tuple[str, pd.DataFrame]:
+    """The BTCUSDT ticks repeated back to back in exchange time until there are at least ``minimum``."""
+    name, ticks = _btcusdt_ticks()
+    copies = -(-minimum // len(ticks))
+    return f"{name} BTCUSDT x {copies}", _tile(ticks, copies)
+
+
+def _tiled_hour() -> tuple[str, pd.DataFrame]:
+    """One hourly partition of BTCUSDT: the ticks tiled until they span an hour, moved so that the first falls on
+    an hour boundary, and cut at the next one (the shadow and the tuner run per hourly partition)."""
+    name, ticks = _btcusdt_ticks()
+    span = int(ticks["ts_server"].iloc[-1] - ticks["ts_server"].iloc[0]) + 1_000_000
+    copies = -(-HOUR_NS // span)
+    start = int(ticks["ts_server"].iloc[0])
+    tiled = _tile(ticks, copies, -(start % HOUR_NS))
+    hour = tiled[tiled["ts_server"] < start - start % HOUR_NS + HOUR_NS].reset_index(drop=True)
+    return f"{name} BTCUSDT x {copies} cut to one hour", hour
 
 
 def _median_seconds(run: Callable[[], object]) -> float:
@@ -259,15 +289,112 @@ def bench_simulator() -> list[dict[str, object]]:
     return rows
 
 
-def main() -> None:
-    server = start_server()
-    try:
-        client = redis.Redis.from_url(server.url)
-        rows = [bench_replay(client), *bench_ingest(client, server.url), *bench_simulator()]
-    finally:
-        server.stop()
-    table = pd.DataFrame(rows).fillna("")
-    print(f"Redis paths: best of {REPEATS} interleaved rounds; ratio = ours / baseline throughput (higher is better)")
+def _cpu_seconds() -> float:
+    """CPU time of this process and its reaped children (a pool's workers once it has shut down)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _same_kpis(expected: Mapping[Any, Any], got: Mapping[Any, Any]) -> bool:
+    return all((pd.isna(v) and pd.isna(got[k])) or v == got[k] for k, v in expected.items())
+
+
+def bench_tuner() -> list[dict[str, object]]:
+    """The auto-tuner's 100 sets on one hour, on 1 and 2 processes, pool start-up and the hour's shared
+    preparation included, against the same sets run the naive way (serially, each from the DataFrame)."""
+    name, ticks = _tiled_hour()
+    key = pd.Timestamp(int(ticks["ts_server"].iloc[0])).strftime("%Y-%m-%d-%H:00")
+    profiles = load_profiles()
+    params, thresholds = resolve(profiles, "moderate", "BTCUSDT")
+    settings = tune_settings(profiles, "moderate", "BTCUSDT")
+    search = Search(SearchSpace.of(settings.space, params), settings.objective, TUNER_SETS - 1, settings.seed)
+    candidates = search.candidates(params)
+    assert len(candidates) == TUNER_SETS, len(candidates)  # the base profile and 99 other points
+    window_s = 60.0
+    evaluate_all([Hour.of(key, ticks.head(5000), params, window_s)], candidates[:2], thresholds, search.objective, 1)
+
+    def shared(workers: int) -> Callable[[], list[Evaluation]]:
+        def run() -> list[Evaluation]:  # as tuned_profile runs a fold: the hour prepared once, then every set
+            hour = Hour.of(key, ticks, params, window_s)
+            return evaluate_all([hour], candidates, thresholds, search.objective, workers)
+
+        return run
+
+    naive_kpis: dict[int, pd.DataFrame] = {}
+
+    def naive(turn: int) -> Callable[[], int]:
+        def run() -> int:  # every TUNER_RUNS-th set per round: over the rounds, each set once
+            numbers = range(turn, TUNER_SETS, TUNER_RUNS)
+            for number in numbers:
+                p = candidates[number][0]
+                naive_kpis[number] = aggregate(iteration_kpis(ticks, simulate(ticks, p), p, thresholds, window_s))
+            return len(numbers)
+
+        return run
+
+    seconds: dict[str, list[float]] = {"naive": [], "1": [], "2": []}
+    cpu: dict[str, list[float]] = {"1": [], "2": []}  # this process and its pool's: wall >> cpu / workers is load
+    results: dict[str, list[Evaluation]] = {}
+    for turn in range(TUNER_RUNS):  # the runs take turns, as in _best, so a slow spell hits all of them
+        seconds["naive"].append(_timed(naive(turn))[1])
+        for workers in (1, 2):
+            cpu_before, started = _cpu_seconds(), time.perf_counter()
+            results[str(workers)] = shared(workers)()
+            seconds[str(workers)].append(time.perf_counter() - started)
+            cpu[str(workers)].append(_cpu_seconds() - cpu_before)
+    for number, expected in sorted(naive_kpis.items()):  # the shared path gives the naive path's KPIs
+        assert _same_kpis(expected.iloc[0].to_dict(), results["2"][number].kpis), f"candidate {number} differs"
+    for one, two in zip(results["1"], results["2"], strict=True):
+        assert one.index == two.index and _same_kpis(one.kpis, two.kpis), f"candidate {one.index} differs"
+    assert len(naive_kpis) == TUNER_SETS, len(naive_kpis)
+    base_per_set = sum(seconds["naive"]) / TUNER_SETS
+    common = {
+        "input": f"{name} ({key}) = {len(ticks):,} ticks, moderate, 60 s windows, median of {TUNER_RUNS}",
+        "baseline": f"serial simulate + iteration_kpis + aggregate per set from the DataFrame (the same {TUNER_SETS} "
+        f"sets, each once over the {TUNER_RUNS} rounds; sets/s)",
+        "baseline_per_s": round(1 / base_per_set, 2),
+    }
+    rows = []
+    for workers in (2, 1):
+        wall = statistics.median(seconds[str(workers)])
+        label = f"{workers} process{'es' if workers > 1 else ''}"
+        rows.append(
+            {
+                "benchmark": f"tuner, {TUNER_SETS} sets on 1 hour, {label} (shared preparation; sets/s)",
+                **common,
+                "ours_per_s": round(TUNER_SETS / wall, 2),
+                "wall_s": round(wall, 2),
+                "ratio": round(TUNER_SETS / wall * base_per_set, 3),
+            }
+        )
+        print(
+            f"tuner, {label}: {TUNER_SETS} sets in {wall:.2f} s = {TUNER_SETS / wall:.2f} sets/s "
+            f"({statistics.median(cpu[str(workers)]):.2f} CPU s)"
+        )
+    print(
+        f"tuner input: {len(ticks):,} ticks in {key}; naive baseline {1 / base_per_set:.2f} sets/s "
+        f"({TUNER_SETS * base_per_set:.1f} s for {TUNER_SETS} sets); seconds per run: {seconds}"
+    )
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="make bench: throughput of the hot paths against baselines")
+    parser.add_argument("--only", choices=("tuner",), help="run one group of rows (the tuner's need no Redis)")
+    only = parser.parse_args(argv).only
+    rows: list[dict[str, object]] = []
+    if only is None:
+        server = start_server()
+        try:
+            client = redis.Redis.from_url(server.url)
+            rows = [bench_replay(client), *bench_ingest(client, server.url), *bench_simulator()]
+        finally:
+            server.stop()
+    rows += bench_tuner()
+    table = pd.DataFrame(rows, dtype=object).fillna("")  # object: the ints stay ints beside the sets/s
+    if only is None:
+        print(f"Redis paths: best of {REPEATS} interleaved rounds; ratio = ours / baseline throughput (higher: better)")
+    print(f"tuner: median of {TUNER_RUNS} interleaved rounds; wall_s: {TUNER_SETS} sets, pool start-up included")
     print(table.to_markdown(index=False))
 
 
