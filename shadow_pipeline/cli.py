@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 import dagster as dg
 import pandas as pd
+import pydantic
 import redis
 
 from shadow_pipeline import settings
@@ -337,6 +338,8 @@ def _error_text(exc: BaseException, url: str | None = None) -> str:
     if isinstance(exc, redis.RedisError):
         where = f" at {redact(url)}" if url else ""
         return f"Redis{where}: {type(exc).__name__}: {' '.join(str(exc).split())}"
+    if isinstance(exc, pydantic.ValidationError):  # a run config value out of its range: field and rule
+        return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
     return str(exc)
 
 
@@ -754,7 +757,7 @@ class _ProgressBar(logging.Handler):
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Sampler seed (default: the profile's).")
 @click.option(
     "--train-hours",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=TUNING_HOURS - 1),
     default=default(TuneConfig, "train_hours"),
     show_default=True,
     help="Hours each walk-forward fold tunes on; the next hour judges it.",

@@ -117,7 +117,10 @@ def _root_message(error: SerializableErrorInfo) -> str:
         if below is None:
             break
         error = below
-    return one_line(error.message)
+    message = error.message
+    if error.cls_name == "Failure":  # raised on purpose with a reason for people: the reason is the message
+        message = message.split(": ", 1)[-1]
+    return one_line(message)
 
 
 def one_line(text: str) -> str:

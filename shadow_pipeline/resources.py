@@ -71,6 +71,13 @@ class LandingResource(dg.ConfigurableResource):
         """The landing zone of a data folder (``<data_dir>/landing``), beside the asset store."""
         return cls(base_path=str(UPath(data_dir) / LANDING_FOLDER))
 
+    @property
+    def data_dir(self) -> str | None:
+        """The data folder this landing zone is the ``landing`` folder of (``under``), else None: the default."""
+        if self.base_path and UPath(self.base_path).name == LANDING_FOLDER:
+            return str(UPath(self.base_path).parent)
+        return None
+
     def store(self, stream: str = TICK_STREAM) -> LandingStore:
         """The landing zone of ``stream``. Another stream lands in a folder of its own under ``streams/``: entry
         ids of two streams can coincide, and landing dedups by entry id."""

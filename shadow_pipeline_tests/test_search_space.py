@@ -75,6 +75,14 @@ def test_a_bad_tune_section_names_the_file_and_path(tmp_path: Path, tune: dict[s
         load_profiles(_write(tmp_path, data))
 
 
+@pytest.mark.parametrize("spec", [1, [], ["a"], [True], {"min": 1}, {"min": 1, "max": 2, "step": "1"}])
+def test_a_space_of_the_wrong_shape_says_which_shapes_it_takes(spec: Any) -> None:
+    """A run's --space has not been through the schema: the shape is checked on its own."""
+    params, _ = resolve(load_profiles(), "moderate", "BTCUSDT")
+    with pytest.raises(ProfileError, match="tune.space.min_requote_ms: want a list of numbers or"):
+        SearchSpace.of({"min_requote_ms": spec}, params)
+
+
 def test_ranges_and_lists_become_sorted_distinct_values() -> None:
     params, _ = resolve(load_profiles(), "moderate", "BTCUSDT")
     space = SearchSpace.of(

@@ -9,6 +9,7 @@ exhaustive when it is small and exactly reproducible when it is sampled.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -84,13 +85,24 @@ def point_of(params: StrategyParams, names: Sequence[str]) -> dict[str, float | 
     return {name: getattr(params, TUNABLES[name].field) for name in names}
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _values(name: str, spec: Any) -> tuple[float, ...]:
+    """The candidate values of a list, or of a ``{"min", "max", "step"}`` range (the schema's two shapes; a run's
+    ``space`` override has not been through the schema, so the shape is checked here too)."""
+    shape = f"tune.space.{name}: want a list of numbers or {{\"min\": .., \"max\": .., \"step\": ..}}"
     if isinstance(spec, Mapping):
+        if set(spec) != {"min", "max", "step"} or not all(_number(v) for v in spec.values()):
+            raise ProfileError(f"{shape}, got {json.dumps(spec)}")
         low, high, step = float(spec["min"]), float(spec["max"]), float(spec["step"])
         if high < low or step <= 0:
-            raise ProfileError(f"tune.space.{name}: want min <= max and step > 0, got {dict(spec)}")
+            raise ProfileError(f"tune.space.{name}: want min <= max and step > 0, got {json.dumps(spec)}")
         count = int(np.floor((high - low) / step + 1e-9)) + 1
         return tuple(round(low + i * step, 12) for i in range(count))
+    if not isinstance(spec, list | tuple) or not spec or not all(_number(v) for v in spec):
+        raise ProfileError(f"{shape}, got {json.dumps(spec)}")
     return tuple(float(v) for v in spec)
 
 

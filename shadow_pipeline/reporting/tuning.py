@@ -154,7 +154,7 @@ def render_summary(
         "",
         _md(changes_table(base, walk.tuned, search.space.names)),
         "",
-        "Reproduce its out-of-sample KPIs on the newest hour (with the tuning run's `--stream` and `--data-dir`):",
+        "Reproduce its out-of-sample KPIs on the newest hour:",
         "",
         f"    {context['reproduce']}",
         "",

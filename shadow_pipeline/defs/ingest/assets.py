@@ -63,7 +63,7 @@ def landing_zone(
     """
     context.log.info(f"draining {tick_stream.stream} (group {tick_stream.group}) at {redis.describe()}")
     store = landing.store(tick_stream.stream)
-    options = tick_stream.options(context.run_id)
+    options = tick_stream.options(context.run.run_id)
     report = TickConsumer(store, options, client_factory=redis.get_client).drain()
     if not report.complete:
         context.log.error(incomplete_message(options, report))

@@ -33,7 +33,7 @@ from shadow_pipeline.reporting import tuning as summary
 from shadow_pipeline.reporting.notes import commit_sha
 from shadow_pipeline.reporting.plots import folds_png, markdown_image, objective_heatmap_png
 from shadow_pipeline.reporting.snapshot import write_atomically
-from shadow_pipeline.resources import ArtifactsResource
+from shadow_pipeline.resources import ArtifactsResource, LandingResource, TickStreamResource
 
 TUNING_HOURS = 6  # the tuning period: a partition's hour and the hours before it that the asset may read
 LIVE_READY_FILE = "LIVE_READY_PROFILE.json"
@@ -132,7 +132,12 @@ class _Progress:
     check_specs=checks.TUNE_CHECKS,
 )
 def tuned_profile(
-    context: dg.AssetExecutionContext, config: TuneConfig, normalized_ticks: Any, artifacts: ArtifactsResource
+    context: dg.AssetExecutionContext,
+    config: TuneConfig,
+    normalized_ticks: Any,
+    artifacts: ArtifactsResource,
+    tick_stream: TickStreamResource,
+    landing: LandingResource,
 ) -> Iterator[dg.Output[pd.DataFrame] | dg.AssetCheckResult]:
     """Walk-forward auto-tune of the base profile for one symbol, over the stored hours up to the partition's
     hour (at most six): each fold tunes on k hours and judges its winner on the next; the Go/No-Go uses the
@@ -160,7 +165,9 @@ def tuned_profile(
     seconds = time.perf_counter() - started
     evaluated = sum(len(fold.tuning.ranking) for fold in walk.folds)
     folder = artifacts.tune_folder(hour, symbol)
-    files = _write_files(folder, walk, base, thresholds, search, config, symbol)
+    place = f" --stream {tick_stream.stream}" + (f" --data-dir {landing.data_dir}" if landing.data_dir else "")
+    reproduce = _reproduce(folder, base, walk.folds[-1].test, symbol, config.window_seconds) + place
+    files = _write_files(folder, walk, base, thresholds, search, config, symbol, reproduce)
     verdict = walk.verdict
     (context.log.info if verdict.go else context.log.warning)(
         f"{symbol} {hour}: tuned {verdict.label} out of sample ({seconds:.1f} s, {evaluated} sets)"
@@ -198,7 +205,7 @@ def tuned_profile(
             "summary": dg.MetadataValue.path(str(folder / summary.SUMMARY_FILE)),
             "tuned_profiles_file": dg.MetadataValue.path(str(folder / summary.TUNED_FILE)),
             "tuned_profile": _tuned_name(base),
-            "reproduce": _reproduce(folder, base, newest.test, symbol, config.window_seconds),
+            "reproduce": reproduce,
             "commit": commit_sha(),
         },
     )
@@ -229,6 +236,7 @@ def _write_files(
     search: Search,
     config: TuneConfig,
     symbol: str,
+    reproduce: str,
 ) -> dict[str, bytes]:
     """The summary, the tuned profiles file, the two figures, and the live-ready file on a Go only."""
     newest = walk.folds[-1]
@@ -261,7 +269,7 @@ def _write_files(
         "fill_model": fill_model_of(base).label,
         "tuned_file": str(folder / summary.TUNED_FILE),
         "tuned_profile": tuned.profile,
-        "reproduce": _reproduce(folder, base, newest.test, symbol, config.window_seconds),
+        "reproduce": reproduce,
         "live_ready": str(live),
         "folds_file": summary.FOLDS_FILE,
         "heatmap_file": summary.HEATMAP_FILE,
