@@ -26,6 +26,7 @@ try:  # the definitions read the environment when they load: a malformed variabl
     from shadow_pipeline.defs.feed.assets import FeedConfig
     from shadow_pipeline.defs.shadow.assets import ShadowConfig
     from shadow_pipeline.defs.tune.assets import PROGRESS_LOGGER, TUNING_HOURS, TuneConfig
+    from shadow_pipeline.domain.tuning import OBJECTIVES
     from shadow_pipeline.launch import console_level, default
 except settings.SettingsError as exc:
     click.echo(f"error: {exc}", err=True)
@@ -752,7 +753,9 @@ class _ProgressBar(logging.Handler):
     default=None,
     help="JSON merged over the profile's tune.space, e.g. '{\"quote_offset_ticks\": [0, 1, 2]}'.",
 )
-@click.option("--objective", default=None, help="net_bps or pnl_bps (default: the profile's tune.objective).")
+@click.option(
+    "--objective", type=click.Choice(list(OBJECTIVES)), default=None, help="Default: the profile's tune.objective."
+)
 @click.option("--max-sets", type=click.IntRange(min=1), default=None, help="Sets per fold (default: the profile's).")
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Sampler seed (default: the profile's).")
 @click.option(
@@ -792,6 +795,8 @@ def tune_command(
     the winner on the next, and write STEP1_BASELINE_SUMMARY.md and TUNED_PROFILES.json.
 
     Exit status: 0 every symbol Go out of sample, 1 any No-Go, 2 an error (bad input, Redis, a run crashed)."""
+    from shadow_pipeline.defs.shadow.assets import strategy_for
+    from shadow_pipeline.defs.tune.assets import period_of, search_of
     from shadow_pipeline.domain.gates import GO
     from shadow_pipeline.launch import Placement, crash_summary, project_instance, run_tune, verdict_exit_code
 
@@ -812,13 +817,19 @@ def tune_command(
             touch_dwell_ms=touch_dwell_ms,
             min_lot=min_lot,
         )
+        for symbol in _symbols(symbols):  # a bad profile or search fails here, before any hour is ingested
+            search_of(tune, strategy_for(tune, symbol)[0], symbol)
         keys = _partitions(hours, symbols, stream)
+        period_of([key.keys_by_dimension["hour"] for key in keys])
         placement = Placement(stream=stream, data_dir=data_dir, artifacts_dir=artifacts_dir)
         progress.addHandler(bar)
         progress.setLevel(logging.DEBUG)
         progress.propagate = False
         with project_instance() as instance:
             table = run_tune(keys, tune, placement, instance, console_level())
+    except dg.Failure as exc:
+        _fail(str(exc.description))
+        return
     except (*_SETUP_ERRORS, ValueError) as exc:
         _fail(_error_text(exc))
         return

@@ -279,7 +279,8 @@ def run_tune(
     instance: dg.DagsterInstance,
     log_level: str = "CRITICAL",
 ) -> pd.DataFrame:
-    """ingest_job for every (hour, symbol), then tune_job per symbol at its newest hour, on those hours only.
+    """ingest_job for every (hour, symbol), then tune_job per symbol at its newest hour, on those hours only
+    (``period_of`` checks that they fit one tuning period before anything runs).
 
     One row per symbol; a symbol whose ingest failed is not tuned (its row says why)."""
     by_symbol: dict[str, list[dg.MultiPartitionKey]] = {}
@@ -295,7 +296,7 @@ def run_tune(
         if failed:
             rows.append({**row, "run": "failed", "verdict": RUN_FAILED, "reasons": _failure_text(ingested[failed[0]])})
             continue
-        config = tune.model_copy(update={"first_hour": ordered[0].keys_by_dimension["hour"]})
+        config = tune.model_copy(update={"hours": [k.keys_by_dimension["hour"] for k in ordered]})
         ops: dict[str, dg.Config] = {"tuned_profile": config}
         [(_, result)] = _execute(TUNE_JOB, [newest], run_config(placement, ops, log_level), instance)
         rows.append({**row, **_tune_row(result)})

@@ -231,7 +231,7 @@ def test_a_touch_dwell_override_on_a_dwell_profile(redis_url: str, binance_strea
     ("override", "reason"),
     [
         ({"touch_dwell_ms": 100}, "touch_dwell_ms applies to the dwell fill model only (this profile's is queue)"),
-        ({"min_lot": 0.0025}, "min_lot: 0.0025 is not a multiple of BTCUSDT's lot_step 0.001"),
+        ({"min_lot": 0.0025}, "min_lot: 0.0025 is not a positive multiple of BTCUSDT's lot_step 0.001"),
         ({"min_lot": 0.0}, "min_lot: 0.0 is out of range"),
     ],
 )

@@ -449,22 +449,32 @@ def test_the_tune_command_reports_a_no_go_with_exit_1_and_shows_its_progress(
     [
         ("{quote_offset_ticks: [0, 1]}", "space is not JSON"),
         ('{"foo": [1]}', "'foo' is not a tunable parameter"),
-        ('{"min_lot": [0.0025]}', "min_lot: 0.0025 is not a multiple of BTCUSDT's lot_step 0.001"),
+        ('{"min_lot": [0.0025]}', "min_lot: 0.0025 is not a positive multiple of BTCUSDT's lot_step 0.001"),
     ],
     ids=["not-json", "unknown-parameter", "min-lot-off-the-lot-step"],
 )
-def test_a_bad_search_space_is_one_error_line_and_exit_2(
+def test_a_bad_search_space_is_one_error_line_and_exit_2_before_any_run(
     synthetic_market: Market, tmp_path: Path, space: str, said: str
 ) -> None:
     out = _tune_cli(synthetic_market, tmp_path, "--space", space)
     assert out.returncode == 2, (out.stdout, out.stderr)
     assert "Traceback" not in out.stderr
     [error] = _error_lines(out.stderr)
-    assert error.startswith(f"error: 1 of 1 runs failed ({synthetic_market.newest} BTCUSDT): ") and said in error
+    assert error.startswith("error: ") and said in error
+    if space != "{quote_offset_ticks: [0, 1]}":  # where the space came from, for the instrument's rules
+        assert "tune of profile 'moderate' for BTCUSDT in " in error and "with the run's space" in error
     assert out.stderr.rstrip().endswith(error)
-    hour = re.escape(synthetic_market.newest)
-    assert re.search(rf"^{hour}\s+BTCUSDT\s+2\s+run failed\s", out.stdout, re.M), out.stdout  # no verdict
+    assert out.stdout == ""  # refused before any run: nothing ingested, no table
     assert not (tmp_path / "artifacts/tune").exists()  # nothing tuned, nothing written
+
+
+def test_hours_beyond_one_tuning_period_are_refused_before_any_run(synthetic_market: Market, tmp_path: Path) -> None:
+    late = "2024-08-09-07:00"  # 8 hours after the first: more than the 6 a period holds
+    out = _tune_cli(synthetic_market, tmp_path, "--hours", late)
+    assert out.returncode == 2 and "Traceback" not in out.stderr, (out.stdout, out.stderr)
+    [error] = _error_lines(out.stderr)
+    assert f"hours {synthetic_market.hours[0]} .. {late} span 8 hours; a tuning period holds 6" in error
+    assert out.stdout == "" and not (tmp_path / "artifacts/tune").exists()
 
 
 def test_fewer_hours_than_a_fold_needs_is_one_error_line_that_says_what_to_change(

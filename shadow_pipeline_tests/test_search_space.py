@@ -4,6 +4,7 @@ one definition of a single-parameter override."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
@@ -79,7 +80,21 @@ def test_a_bad_tune_section_names_the_file_and_path(tmp_path: Path, tune: dict[s
 def test_a_space_of_the_wrong_shape_says_which_shapes_it_takes(spec: Any) -> None:
     """A run's --space has not been through the schema: the shape is checked on its own."""
     params, _ = resolve(load_profiles(), "moderate", "BTCUSDT")
-    with pytest.raises(ProfileError, match="tune.space.min_requote_ms: want a list of numbers or"):
+    with pytest.raises(ProfileError, match=r"tune\.space\.min_requote_ms: want a list of numbers or"):
+        SearchSpace.of({"min_requote_ms": spec}, params)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"min": 0, "max": 1000, "step": 0.0001}, "10,000,001 values \\(more than 10,000\\): use a coarser step"),
+        ({"min": 0, "max": float("inf"), "step": 1}, "want finite min <= max and step > 0"),
+        ({"min": 5, "max": 1, "step": 1}, "want finite min <= max and step > 0"),
+    ],
+)
+def test_a_range_that_is_a_typo_is_refused_before_its_values_are_built(spec: Any, message: str) -> None:
+    params, _ = resolve(load_profiles(), "moderate", "BTCUSDT")
+    with pytest.raises(ProfileError, match=f"tune.space.min_requote_ms: {message}"):
         SearchSpace.of({"min_requote_ms": spec}, params)
 
 
@@ -107,9 +122,11 @@ def test_a_small_space_is_searched_whole_and_a_large_one_sampled_with_its_seed()
 @pytest.mark.parametrize(
     ("values", "message"),
     [
-        ({"min_lot": 0.0025}, "min_lot: 0.0025 is not a multiple of BTCUSDT's lot_step 0.001"),
-        ({"min_lot": 0.0}, "min_lot: 0.0 is out of range (want > 0)"),
+        ({"min_lot": 0.0025}, "min_lot: 0.0025 is not a positive multiple of BTCUSDT's lot_step 0.001"),
+        ({"min_lot": 0.0}, "min_lot: 0.0 is out of range (want > 0 and <= 1e+09)"),
         ({"min_lot": float("inf")}, "min_lot: inf is not a finite number"),
+        ({"min_lot": 1e-12}, "min_lot: 1e-12 is not a positive multiple of BTCUSDT's lot_step 0.001"),
+        ({"max_inventory": 1e300}, "max_inventory: 1e+300 is out of range (want >= 1 and <= 100000)"),
         ({"quote_offset_ticks": 1.5}, "quote_offset_ticks: 1.5 is not an integer"),
         ({"hedge.target": 1.5}, "hedge.target: 1.5 is out of range (want >= 0 and <= 1)"),
         ({"max_inventory": 0}, "max_inventory: 0 is out of range"),
@@ -119,7 +136,7 @@ def test_a_small_space_is_searched_whole_and_a_large_one_sampled_with_its_seed()
 )
 def test_a_value_out_of_its_rule_is_refused_with_the_rule(values: dict[str, float], message: str) -> None:
     params, _ = resolve(load_profiles(), "moderate", "BTCUSDT")
-    with pytest.raises(ProfileError, match=message.replace("(", "\\(").replace(")", "\\)")):
+    with pytest.raises(ProfileError, match=re.escape(message)):
         with_values(params, values)
     with pytest.raises(ProfileError):
         SearchSpace.of({name: [value] for name, value in values.items()}, params)

@@ -66,6 +66,21 @@ def test_a_small_inventory_limit_is_the_only_way_under_the_risk_gate(max_risk: f
     assert all(not e.verdict.go for e in ranking if e.point["max_inventory"] > chosen)
 
 
+def test_a_set_without_fills_never_outranks_one_that_trades() -> None:
+    """With gates no set can pass, the set that never fills fails fewer of them (its risk is 0): it still ranks
+    last, or the tuner would propose a profile that does not trade."""
+    impossible = replace(
+        GATES, min_windows=10_000, min_maker_share=1.01, min_net_bps=100, max_p95_latency_ms=1e-6, max_risk_ratio=0
+    )
+    base = replace(QUEUE_BASE, decision_latency_ms=1.0)  # a latency above the impossible p95 gate
+    search = Search(SearchSpace.of(OFFSETS, base))
+    ranking = tune([Hour.of("h00", overshooting_market(), base, WINDOW_S)], base, impossible, search, workers=1).ranking
+    idle = ranking[-1]
+    assert idle.point == {"quote_offset_ticks": 2} and math.isnan(idle.objective)
+    assert all(idle.failed_gates < e.failed_gates for e in ranking[:-1])  # what used to put it first
+    assert ranking[0].point == {"quote_offset_ticks": 1}
+
+
 def test_an_evaluation_is_the_shadows_own_numbers() -> None:
     """What the tuner scores is what shadow_iterations + shadow_report would hold for the same parameters."""
     ticks = overshooting_market()
@@ -176,11 +191,37 @@ def test_the_decision_rests_on_out_of_sample_windows_only() -> None:
     pooled = pd.concat([first.windows, second.windows], ignore_index=True)
     assert walk.kpis["valid_windows"] == int(pooled["valid"].sum()) == second.out_of_sample.kpis["valid_windows"]
     assert walk.tuned.quote_offset_ticks == 0  # the newest fold's winner
-    assert walk.verdict.go  # the judged windows with fills pass; the first fold's judged hour has none valid
+    assert walk.decision.go  # the judged windows with fills pass; the first fold's judged hour has none valid
+    assert walk.decision.pooled.go and walk.decision.tuned.go
     assert math.isnan(first.degradation)  # no out-of-sample edge to compare with
+
+
+def test_a_tuned_set_that_fails_its_own_judged_hour_is_no_go_whatever_the_pool_says() -> None:
+    """Earlier folds' winners pass on long judged hours, the newest winner (offset 1) never fills on its own:
+    the pooled windows pass, the tuned set does not, and only the tuned set would be written."""
+    hours = [
+        as_hour(range_bound_market(), 0),
+        as_hour(range_bound_market(1500), 1),
+        as_hour(overshooting_market(), 2),
+        as_hour(range_bound_market(), 3),
+    ]
+    walk = walk_forward(hours, QUEUE_BASE, GATES, _search(OFFSETS), train_hours=1, workers=1)
+    assert walk.tuned.quote_offset_ticks == 1 and walk.folds[-1].out_of_sample.kpis["valid_windows"] == 0
+    assert walk.decision.pooled.go and not walk.decision.tuned.go
+    assert not walk.decision.go
+    assert any(reason.startswith("tuned set on h03: valid_windows 0") for reason in walk.decision.reasons)
 
 
 def test_hours_out_of_order_are_refused() -> None:
     hours = _three_hours()
     with pytest.raises(ValueError, match="oldest first"):
         walk_forward(hours[::-1], QUEUE_BASE, GATES, _search(OFFSETS), train_hours=1, workers=1)
+
+
+def test_prepared_columns_of_other_ticks_are_refused() -> None:
+    """Shared preparation is only sound for the ticks it was built from: another hour of the same length fails."""
+    hour, other = as_hour(overshooting_market(), 0), as_hour(overshooting_market(), 1)
+    with pytest.raises(ValueError, match=r"market columns of 420 ticks .* do not fit 420 ticks"):
+        simulate(other.ticks, QUEUE_BASE, hour.market)
+    with pytest.raises(ValueError, match="windows of 5 s over 420 ticks do not fit this run"):
+        iteration_kpis(other.ticks, simulate(other.ticks, QUEUE_BASE), QUEUE_BASE, GATES, WINDOW_S, hour.windows)

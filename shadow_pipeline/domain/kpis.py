@@ -15,7 +15,7 @@ import pandas as pd
 
 from shadow_pipeline.domain.kpi_catalogue import KPIS, names
 from shadow_pipeline.domain.profiles import StrategyParams, Thresholds
-from shadow_pipeline.domain.simulator import LatencyModel, Simulation
+from shadow_pipeline.domain.simulator import LatencyModel, Simulation, same_ticks
 
 _NS = 1_000_000_000
 _MS = 1_000_000
@@ -266,7 +266,7 @@ def iteration_kpis(
     """
     if windows is None:
         windows = TickWindows.of(ticks, duration_s)
-    if windows.duration_s != duration_s or len(windows.ts) != len(ticks):
+    if windows.duration_s != duration_s or not same_ticks(windows.ts, ticks):
         raise ValueError(f"windows of {windows.duration_s:g} s over {len(windows.ts)} ticks do not fit this run")
     dur, ts, first, ends, counts = windows.dur, windows.ts, windows.first, windows.ends, windows.counts
     n = len(ends)

@@ -137,6 +137,14 @@ def _layers(profiles: Profiles, name: str, symbol: str) -> list[Mapping[str, Any
     return [profile, data["symbols"][symbol], profile.get("symbols", {}).get(symbol, {})]
 
 
+def whole_lots(quantity: float, lot_step: float) -> int | None:
+    """``quantity`` in lot steps when it is a positive whole number of them (float noise allowed), else None."""
+    lots = quantity / lot_step
+    if round(lots) < 1 or abs(lots - round(lots)) > 1e-9 * max(1.0, lots):
+        return None
+    return round(lots)
+
+
 def resolve(profiles: Profiles, name: str, symbol: str) -> tuple[StrategyParams, Thresholds]:
     """The parameters and gates of profile ``name`` for ``symbol``, overrides applied."""
     layers = _layers(profiles, name, symbol)
@@ -145,8 +153,7 @@ def resolve(profiles: Profiles, name: str, symbol: str) -> tuple[StrategyParams,
     for layer in layers:
         params.update(layer.get("params", {}))
         gates.update(layer.get("thresholds", {}))
-    lots = params["min_lot"] / params["lot_step"]
-    if abs(lots - round(lots)) > 1e-9 * max(1.0, lots):
+    if whole_lots(params["min_lot"], params["lot_step"]) is None:
         raise ProfileError(
             f"{profiles.source}: profile {name!r}, symbol {symbol!r}: min_lot {params['min_lot']} is not a multiple "
             f"of lot_step {params['lot_step']}"

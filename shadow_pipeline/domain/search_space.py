@@ -17,33 +17,37 @@ from typing import Any
 
 import numpy as np
 
-from shadow_pipeline.domain.profiles import FILL_DWELL, ProfileError, StrategyParams
+from shadow_pipeline.domain.profiles import FILL_DWELL, ProfileError, StrategyParams, whole_lots
 
 
 @dataclass(frozen=True)
 class Tunable:
-    """A profile parameter a search may move: its name in the profiles file and its ``StrategyParams`` field."""
+    """A profile parameter a search may move: its name in the profiles file, its ``StrategyParams`` field and
+    its range (upper bounds keep a typo from reaching the kernel's int64 arithmetic)."""
 
     name: str
     field: str
     integer: bool
     minimum: float
-    maximum: float | None = None
+    maximum: float
+    exclusive_minimum: bool = False
 
 
+_HOUR_MS = 3_600_000.0  # a wait longer than the partition it runs in
 TUNABLES = {
     t.name: t
     for t in (
-        Tunable("quote_offset_ticks", "quote_offset_ticks", integer=True, minimum=0),
-        Tunable("min_lot", "min_lot", integer=False, minimum=0),
-        Tunable("max_inventory", "max_inventory", integer=True, minimum=1),
+        Tunable("quote_offset_ticks", "quote_offset_ticks", integer=True, minimum=0, maximum=1_000),
+        Tunable("min_lot", "min_lot", integer=False, minimum=0, maximum=1e9, exclusive_minimum=True),
+        Tunable("max_inventory", "max_inventory", integer=True, minimum=1, maximum=100_000),
         Tunable("hedge.target", "hedge_target", integer=False, minimum=0, maximum=1),
-        Tunable("min_requote_ms", "min_requote_ms", integer=False, minimum=0),
-        Tunable("touch_dwell_ms", "touch_dwell_ms", integer=False, minimum=0),
+        Tunable("min_requote_ms", "min_requote_ms", integer=False, minimum=0, maximum=_HOUR_MS),
+        Tunable("touch_dwell_ms", "touch_dwell_ms", integer=False, minimum=0, maximum=_HOUR_MS),
     )
 }
 DWELL_ONLY = "touch_dwell_ms"  # the queue model has no dwell: searching it would evaluate one set many times
 MAX_GRID = 1_000_000  # a larger grid is a typo (a step of 0.0001), not a search
+MAX_VALUES = 10_000  # values of one parameter; the same typo, caught before the values are built
 
 
 def _check(tunable: Tunable, value: float, params: StrategyParams) -> float | int:
@@ -52,17 +56,14 @@ def _check(tunable: Tunable, value: float, params: StrategyParams) -> float | in
     if tunable.integer and float(value) != int(value):
         raise ProfileError(f"{tunable.name}: {value} is not an integer")
     number: float | int = int(value) if tunable.integer else float(value)
-    positive = tunable.name == "min_lot"  # an order of nothing is no order
-    low_ok = number > tunable.minimum if positive else number >= tunable.minimum
-    if not low_ok or (tunable.maximum is not None and number > tunable.maximum):
-        rule = f"{'>' if positive else '>='} {tunable.minimum:g}"
-        if tunable.maximum is not None:
-            rule += f" and <= {tunable.maximum:g}"
-        raise ProfileError(f"{tunable.name}: {value} is out of range (want {rule})")
-    if tunable.name == "min_lot":
-        lots = number / params.lot_step
-        if abs(lots - round(lots)) > 1e-9 * max(1.0, lots):
-            raise ProfileError(f"min_lot: {value} is not a multiple of {params.symbol}'s lot_step {params.lot_step:g}")
+    low_ok = number > tunable.minimum if tunable.exclusive_minimum else number >= tunable.minimum
+    if not low_ok or number > tunable.maximum:
+        low = f"{'>' if tunable.exclusive_minimum else '>='} {tunable.minimum:g}"
+        raise ProfileError(f"{tunable.name}: {value} is out of range (want {low} and <= {tunable.maximum:g})")
+    if tunable.name == "min_lot" and whole_lots(number, params.lot_step) is None:
+        raise ProfileError(
+            f"min_lot: {value} is not a positive multiple of {params.symbol}'s lot_step {params.lot_step:g}"
+        )
     return number
 
 
@@ -92,14 +93,16 @@ def _number(value: Any) -> bool:
 def _values(name: str, spec: Any) -> tuple[float, ...]:
     """The candidate values of a list, or of a ``{"min", "max", "step"}`` range (the schema's two shapes; a run's
     ``space`` override has not been through the schema, so the shape is checked here too)."""
-    shape = f"tune.space.{name}: want a list of numbers or {{\"min\": .., \"max\": .., \"step\": ..}}"
+    shape = f'tune.space.{name}: want a list of numbers or {{"min": .., "max": .., "step": ..}}'
     if isinstance(spec, Mapping):
         if set(spec) != {"min", "max", "step"} or not all(_number(v) for v in spec.values()):
             raise ProfileError(f"{shape}, got {json.dumps(spec)}")
         low, high, step = float(spec["min"]), float(spec["max"]), float(spec["step"])
-        if high < low or step <= 0:
-            raise ProfileError(f"tune.space.{name}: want min <= max and step > 0, got {json.dumps(spec)}")
+        if not all(map(math.isfinite, (low, high, step))) or high < low or step <= 0:
+            raise ProfileError(f"tune.space.{name}: want finite min <= max and step > 0, got {json.dumps(spec)}")
         count = int(np.floor((high - low) / step + 1e-9)) + 1
+        if count > MAX_VALUES:
+            raise ProfileError(f"tune.space.{name}: {count:,} values (more than {MAX_VALUES:,}): use a coarser step")
         return tuple(round(low + i * step, 12) for i in range(count))
     if not isinstance(spec, list | tuple) or not spec or not all(_number(v) for v in spec):
         raise ProfileError(f"{shape}, got {json.dumps(spec)}")

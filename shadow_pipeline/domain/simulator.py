@@ -503,12 +503,22 @@ class MarketColumns:
         )
 
     def check(self, params: StrategyParams, ticks: pd.DataFrame) -> None:
-        if (self.tick_size, self.lot_step) != (params.tick_size, params.lot_step) or len(self.ts) != len(ticks):
+        """Refuse columns of other ticks or another instrument (same length and ends: the same ticks)."""
+        if (self.tick_size, self.lot_step) != (params.tick_size, params.lot_step) or not same_ticks(self.ts, ticks):
             raise ValueError(
                 f"market columns of {len(self.ts)} ticks at tick_size {self.tick_size:g}, lot_step "
                 f"{self.lot_step:g} do not fit {len(ticks)} ticks of {params.symbol} ({params.tick_size:g}, "
                 f"{params.lot_step:g})"
             )
+
+
+def same_ticks(ts: np.ndarray, ticks: pd.DataFrame) -> bool:
+    """Whether ``ts`` are the exchange times of ``ticks`` by length and both ends (a cheap identity check of
+    columns built earlier from them)."""
+    if len(ts) != len(ticks):
+        return False
+    stamps = ticks["ts_server"]
+    return len(ts) == 0 or (int(ts[0]) == int(stamps.iloc[0]) and int(ts[-1]) == int(stamps.iloc[-1]))
 
 
 def in_steps(column: pd.Series, step: float) -> np.ndarray:

@@ -23,7 +23,7 @@ import pandas as pd
 
 from shadow_pipeline.domain.gates import Verdict, judge
 from shadow_pipeline.domain.kpis import TickWindows, aggregate, iteration_kpis
-from shadow_pipeline.domain.profiles import StrategyParams, Thresholds
+from shadow_pipeline.domain.profiles import StrategyParams, Thresholds, TuneSettings
 from shadow_pipeline.domain.search_space import SearchSpace, point_of, with_values
 from shadow_pipeline.domain.simulator import MarketColumns, simulate
 
@@ -80,11 +80,12 @@ class Evaluation:
     def failed_gates(self) -> int:
         return sum(not o.passed for o in self.verdict.outcomes)
 
-    def rank_key(self) -> tuple[bool, int, float, int]:
-        """Sets that pass every gate first, then fewer failed gates, then the higher objective; ties keep the
-        candidate order, so a ranking never depends on the order results arrive in."""
-        value = self.objective if not math.isnan(self.objective) else -math.inf
-        return (not self.verdict.go, self.failed_gates, -value, self.index)
+    def rank_key(self) -> tuple[bool, bool, int, float, int]:
+        """Sets that pass every gate first; then sets that traded (a set without fills has no objective and
+        must not win by failing fewer gates than one that trades); then fewer failed gates, then the higher
+        objective; ties keep the candidate order, so a ranking never depends on the order results arrive in."""
+        unknown = math.isnan(self.objective)
+        return (not self.verdict.go, unknown, self.failed_gates, math.inf if unknown else -self.objective, self.index)
 
 
 def judged(
@@ -94,9 +95,8 @@ def judged(
     point: Mapping[str, float | int] | None = None,
     index: int = 0,
 ) -> Evaluation:
-    """The evaluation of a set from its windows (of one or more hours), judged on all of them together."""
-    if objective not in OBJECTIVES:
-        raise ValueError(f"unknown objective {objective!r}; known: {', '.join(OBJECTIVES)}")
+    """The evaluation of a set from its windows (of one or more hours), judged on all of them together;
+    ``objective`` is one of OBJECTIVES (``Search`` checks it)."""
     kpis = pooled_kpis(windows)
     value = kpis.get(objective)
     number = float(value) if value is not None else float("nan")
@@ -167,9 +167,9 @@ class Search:
     """What a tuning run searches: the space, the objective, and the budget and seed of its sampler."""
 
     space: SearchSpace
-    objective: str = NET_BPS
-    max_sets: int = 100
-    seed: int = 0
+    objective: str = TuneSettings.objective
+    max_sets: int = TuneSettings.max_sets
+    seed: int = TuneSettings.seed
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
@@ -191,10 +191,6 @@ class Tuning:
     @property
     def best(self) -> Evaluation:
         return self.ranking[0]
-
-    @property
-    def base(self) -> Evaluation:
-        return next(e for e in self.ranking if e.index == 0)
 
 
 def tune(

@@ -5,7 +5,8 @@ out-of-sample windows only: each fold's winner on the hour after its training ho
 judged by the profile's gates, min-windows included. The fold builder hands the tuner the training hours and
 nothing else, so no tick at or after a judged window can move the choice (a test corrupts the future to prove
 it). The tuned profile is the newest fold's winner: the one set whose out-of-sample KPIs are known, on the
-newest hour, which is what ``shadow`` reproduces when rerun there with the tuned profile file.
+newest hour, which is what ``shadow`` reproduces when rerun there with the tuned profile file. A Go needs
+both the pooled windows and that hour to pass (``Decision``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from shadow_pipeline.domain.gates import Verdict, judge
+from shadow_pipeline.domain.gates import GO, NO_GO, Verdict, judge
 from shadow_pipeline.domain.profiles import StrategyParams, Thresholds
 from shadow_pipeline.domain.search_space import with_values
 from shadow_pipeline.domain.tuning import (
@@ -55,10 +56,39 @@ class Fold:
 
 
 @dataclass(frozen=True)
+class Decision:
+    """Go only when both hold out of sample: the procedure (every fold's winner on its judged hour, pooled) and
+    the tuned set itself (the newest winner on its own judged hour), so a set that failed its hour is never
+    certified by the other folds' windows."""
+
+    pooled: Verdict
+    tuned: Verdict
+    tuned_hour: str
+    folds: int
+
+    @property
+    def go(self) -> bool:
+        return self.pooled.go and self.tuned.go
+
+    @property
+    def label(self) -> str:
+        return GO if self.go else NO_GO
+
+    @property
+    def reasons(self) -> list[str]:
+        if self.folds == 1:  # one fold: the pooled windows are the tuned set's own
+            return self.pooled.reasons
+        return [
+            *(f"all judged hours: {reason}" for reason in self.pooled.reasons),
+            *(f"tuned set on {self.tuned_hour}: {reason}" for reason in self.tuned.reasons),
+        ]
+
+
+@dataclass(frozen=True)
 class WalkForward:
     folds: list[Fold]
     kpis: dict[str, object]  # the winners' out-of-sample windows of every fold, pooled
-    verdict: Verdict  # the decision: the gates on those windows
+    decision: Decision
     base_kpis: dict[str, object]  # the base profile on the same judged hours
     base_verdict: Verdict
 
@@ -120,4 +150,6 @@ def walk_forward(
         folds.append(Fold(train, test, tuning, winner, out, base_out, windows))
     pooled = pooled_kpis(pd.concat([fold.windows for fold in folds], ignore_index=True))
     base_pooled = pooled_kpis(pd.concat(base_windows, ignore_index=True))
-    return WalkForward(folds, pooled, judge(pooled, thresholds), base_pooled, judge(base_pooled, thresholds))
+    newest = folds[-1]
+    decision = Decision(judge(pooled, thresholds), newest.out_of_sample.verdict, newest.test, len(folds))
+    return WalkForward(folds, pooled, decision, base_pooled, judge(base_pooled, thresholds))

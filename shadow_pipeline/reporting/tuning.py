@@ -104,7 +104,7 @@ def render_summary(
     """STEP1_BASELINE_SUMMARY.md. ``context``: symbol, profile, window_seconds, fill_model, tuned_file,
     tuned_profile, reproduce (the shadow command), live_ready, figure files."""
     objective = search.objective
-    decision = walk.verdict
+    decision = walk.decision
     lines = [
         f"# Step 1: baseline and auto-tune, {context['symbol']}, profile {context['profile']}",
         "",

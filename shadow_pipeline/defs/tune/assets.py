@@ -5,7 +5,7 @@ import json
 import logging
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -14,7 +14,7 @@ import pandas as pd
 from pydantic import Field
 
 from shadow_pipeline.defs.partitions import hour_and_symbol, tick_partitions
-from shadow_pipeline.defs.shadow.assets import ShadowConfig, strategy_for
+from shadow_pipeline.defs.shadow.assets import LIVE_READY_FILE, ShadowConfig, strategy_for
 from shadow_pipeline.defs.tune import checks
 from shadow_pipeline.domain.gates import kpi_gates
 from shadow_pipeline.domain.profiles import (
@@ -29,6 +29,7 @@ from shadow_pipeline.domain.search_space import SearchSpace
 from shadow_pipeline.domain.simulator import fill_model_of
 from shadow_pipeline.domain.tuning import OBJECTIVES, Hour, Search, default_workers, influence, objective_grid
 from shadow_pipeline.domain.walk_forward import WalkForward, walk_forward
+from shadow_pipeline.domain.windows import HOUR_NS, hour_bounds
 from shadow_pipeline.reporting import tuning as summary
 from shadow_pipeline.reporting.notes import commit_sha
 from shadow_pipeline.reporting.plots import folds_png, markdown_image, objective_heatmap_png
@@ -36,7 +37,6 @@ from shadow_pipeline.reporting.snapshot import write_atomically
 from shadow_pipeline.resources import ArtifactsResource, LandingResource, TickStreamResource
 
 TUNING_HOURS = 6  # the tuning period: a partition's hour and the hours before it that the asset may read
-LIVE_READY_FILE = "LIVE_READY_PROFILE.json"
 PROGRESS_LOGGER = "shadow_pipeline.tune.progress"  # (done, total) per set, for the CLI's progress bar
 _progress = logging.getLogger(PROGRESS_LOGGER)
 
@@ -60,8 +60,10 @@ class TuneConfig(ShadowConfig):
     plus the walk and the search. Unset search fields take the profile's ``tune`` section."""
 
     train_hours: int = Field(default=1, ge=1, le=TUNING_HOURS - 1, description="Hours each fold tunes on (k).")
-    first_hour: str | None = Field(
-        default=None, description="Oldest hour to use (YYYY-MM-DD-HH:00); default: the period's oldest stored hour."
+    hours: list[str] | None = Field(
+        default=None,
+        description="The hours to tune and judge on (YYYY-MM-DD-HH:00, within the 6 ending at the partition's "
+        "hour, which must be one of them); default: every stored hour of that period.",
     )
     space: str | None = Field(
         default=None,
@@ -69,17 +71,22 @@ class TuneConfig(ShadowConfig):
         '[0, 1], "min_requote_ms": {"min": 100, "max": 500, "step": 100}}.',
     )
     objective: str | None = Field(default=None, description=f"One of {', '.join(OBJECTIVES)}; default: the profile's.")
-    max_sets: int | None = Field(default=None, ge=1, description="Sets per fold; default: the profile's (100).")
-    seed: int | None = Field(default=None, ge=0, description="Sampler seed; default: the profile's (0).")
+    max_sets: int | None = Field(default=None, ge=1, description="Sets per fold; default: the profile's.")
+    seed: int | None = Field(default=None, ge=0, description="Sampler seed; default: the profile's.")
     workers: int | None = Field(default=None, ge=1, description="Processes; default: every core.")
     top: int = Field(default=10, ge=1, description="Rows of the top-N table.")
 
 
 def search_of(config: TuneConfig, params: StrategyParams, symbol: str) -> Search:
     """The profile's ``tune`` with the run's overrides, checked against the instrument (a bad one fails the run)."""
+    source = "the profiles file"
     try:
-        settings = tune_settings(load_profiles(config.profiles_file), config.profile, symbol)
+        profiles = load_profiles(config.profiles_file)
+        source = f"tune of profile {config.profile!r} for {symbol} in {profiles.source}"
+        settings = tune_settings(profiles, config.profile, symbol)
         extra = json.loads(config.space) if config.space else {}
+        if extra:
+            source += " with the run's space"
         if not isinstance(extra, dict):
             raise ProfileError(f"space must be a JSON object, got {config.space!r}")
         spec = {**settings.space, **extra}
@@ -93,17 +100,39 @@ def search_of(config: TuneConfig, params: StrategyParams, symbol: str) -> Search
         )
     except json.JSONDecodeError as exc:
         raise dg.Failure(f"space is not JSON: {exc.msg} (column {exc.colno})") from None
-    except (ProfileError, ValueError, KeyError) as exc:
-        raise dg.Failure(f"search space: {exc}") from None
+    except (ProfileError, ValueError) as exc:
+        raise dg.Failure(f"{source}: {exc}") from None
 
 
-def _stored_hours(loaded: Any, hour: str, first_hour: str | None) -> dict[str, pd.DataFrame]:
-    """Hour key -> ticks of the stored partitions in the period, oldest first. A period of one partition (the
-    partitions' first hour) loads as a bare frame, the partition's own; a missing partition loads as None."""
+def period_of(hours: Sequence[str]) -> str:
+    """The newest of ``hours`` (the partition to run), after checking that they fit one tuning period."""
+    ordered = sorted(set(hours))
+    span = (hour_bounds(ordered[-1])[0] - hour_bounds(ordered[0])[0]) // HOUR_NS + 1
+    if span > TUNING_HOURS:
+        raise ValueError(
+            f"hours {ordered[0]} .. {ordered[-1]} span {span} hours; a tuning period holds {TUNING_HOURS}: "
+            "tune fewer or later hours"
+        )
+    return ordered[-1]
+
+
+def _stored_hours(loaded: Any, hour: str, wanted: list[str] | None) -> dict[str, pd.DataFrame]:
+    """Hour key -> ticks of the hours to use, oldest first: ``wanted`` (each must be stored, with ticks), else
+    every stored hour of the period. A period of one partition (the partitions' first hour) loads as a bare
+    frame, the partition's own; a partition never materialized loads as None."""
     frames = loaded if isinstance(loaded, dict) else {hour: loaded}
-    keys = {key: key if key == hour else hour_and_symbol(key)[0] for key in frames}
-    hours = {keys[key]: frame for key, frame in frames.items() if frame is not None and len(frame)}
-    return {hour: hours[hour] for hour in sorted(hours) if first_hour is None or hour >= first_hour}
+    stored = {(key if key == hour else hour_and_symbol(key)[0]): frame for key, frame in frames.items()}
+    chosen = sorted(set(wanted)) if wanted else sorted(k for k, frame in stored.items() if frame is not None)
+    if hour not in chosen:
+        raise ValueError(f"the partition's hour {hour} is not among the hours to use ({', '.join(chosen)})")
+    for key in chosen:
+        if key not in stored:
+            raise ValueError(f"hour {key} is outside the tuning period ({TUNING_HOURS} hours up to {hour})")
+        if stored[key] is None:
+            raise ValueError(f"hour {key} has no stored normalized_ticks: materialize it first (ingest_job)")
+        if stored[key].empty:
+            raise ValueError(f"hour {key} has no ticks (its normalized_ticks partition is empty)")
+    return {key: stored[key] for key in chosen}
 
 
 class _Progress:
@@ -146,9 +175,10 @@ def tuned_profile(
     hour, symbol = hour_and_symbol(context.partition_key)
     base, thresholds = strategy_for(config, symbol)
     search = search_of(config, base, symbol)
-    frames = _stored_hours(normalized_ticks, hour, config.first_hour)
-    if hour not in frames:
-        raise dg.Failure(f"{symbol} {hour}: no stored normalized_ticks for the newest hour: materialize it first")
+    try:
+        frames = _stored_hours(normalized_ticks, hour, config.hours)
+    except ValueError as exc:
+        raise dg.Failure(f"{symbol} {hour}: {exc}") from None
     hours = [Hour.of(key, ticks, base, config.window_seconds) for key, ticks in frames.items()]
     workers = config.workers or default_workers()
     context.log.info(
@@ -168,7 +198,7 @@ def tuned_profile(
     place = f" --stream {tick_stream.stream}" + (f" --data-dir {landing.data_dir}" if landing.data_dir else "")
     reproduce = _reproduce(folder, base, walk.folds[-1].test, symbol, config.window_seconds) + place
     files = _write_files(folder, walk, base, thresholds, search, config, symbol, reproduce)
-    verdict = walk.verdict
+    verdict = walk.decision
     (context.log.info if verdict.go else context.log.warning)(
         f"{symbol} {hour}: tuned {verdict.label} out of sample ({seconds:.1f} s, {evaluated} sets)"
         + (f": {'; '.join(verdict.reasons)}" if verdict.reasons else "")
@@ -241,7 +271,7 @@ def _write_files(
     """The summary, the tuned profiles file, the two figures, and the live-ready file on a Go only."""
     newest = walk.folds[-1]
     tuned = replace(walk.tuned, profile=_tuned_name(base))
-    go = walk.verdict.go
+    go = walk.decision.go
     description = (
         f"tuned from {base.profile} on {symbol} (commit {commit_sha()}): "
         f"{'Go, live-ready' if go else 'No-Go, NOT live-ready'} on the out-of-sample hours "

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dagster as dg
 import pandas as pd
 
-from shadow_pipeline.domain.gates import Verdict
+from shadow_pipeline.domain.walk_forward import Decision
 
 OUT_OF_SAMPLE_GATES = "out_of_sample_gates"
 
@@ -17,24 +17,26 @@ TUNE_CHECKS = [
     dg.AssetCheckSpec(
         OUT_OF_SAMPLE_GATES,
         asset="tuned_profile",
-        description="The tuned parameters pass every gate (min windows included) on the walk-forward's "
-        "out-of-sample hours, which they were not fitted on.",
+        description="Every gate (min windows included) passes on the walk-forward's judged hours, which no "
+        "winner was fitted on: pooled over the folds, and for the tuned set on its own judged hour.",
     )
 ]
 
 
-def out_of_sample_gates(verdict: Verdict, hours: list[str]) -> dg.AssetCheckResult:
-    failed = [o for o in verdict.outcomes if not o.passed]
-    table = pd.DataFrame([o.as_dict() for o in verdict.outcomes])
+def out_of_sample_gates(decision: Decision, hours: list[str]) -> dg.AssetCheckResult:
+    """Passed when the pooled judged windows and the tuned set's own judged hour both pass every gate."""
+    judged = [("all judged hours", decision.pooled), (f"tuned set on {decision.tuned_hour}", decision.tuned)]
+    rows = [{"windows": name, **o.as_dict()} for name, verdict in judged for o in verdict.outcomes]
+    failed = sorted({o.gate.kpi for _, verdict in judged for o in verdict.outcomes if not o.passed})
     return dg.AssetCheckResult(
         asset_key="tuned_profile",
         check_name=OUT_OF_SAMPLE_GATES,
-        passed=verdict.go,
+        passed=decision.go,
         severity=dg.AssetCheckSeverity.ERROR,
         metadata={
             "judged_hours": ", ".join(hours),
-            "failed": ", ".join(o.gate.kpi for o in failed) or "none",
-            "gates": dg.MetadataValue.md(table.to_markdown(index=False)),
+            "failed": ", ".join(failed) or "none",
+            "gates": dg.MetadataValue.md(pd.DataFrame(rows).to_markdown(index=False)),
         },
-        description="; ".join(verdict.reasons) or None,
+        description="; ".join(decision.reasons) or None,
     )
