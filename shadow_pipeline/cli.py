@@ -729,9 +729,7 @@ class _ProgressBar(logging.Handler):
         tenth = 10 * done // total
         if self.terminal:
             bar = "#" * (30 * done // total)
-            end = "\n" if done == total else ""
-            click.echo(f"\r{record.getMessage()} [{bar:<30}] {done}/{total} sets", err=True, nl=False)
-            click.echo(end, err=True, nl=False)
+            click.echo(f"\r{record.getMessage()} [{bar:<30}] {done}/{total} sets", err=True, nl=done == total)
         elif tenth > self.shown:
             click.echo(f"{record.getMessage()}: {done}/{total} sets", err=True)
         self.shown = -1 if done == total else tenth

@@ -195,17 +195,17 @@ def tuned_profile(
     seconds = time.perf_counter() - started
     evaluated = sum(len(fold.tuning.ranking) for fold in walk.folds)
     folder = artifacts.tune_folder(hour, symbol)
-    place = f" --stream {tick_stream.stream}" + (f" --data-dir {landing.data_dir}" if landing.data_dir else "")
-    reproduce = _reproduce(folder, base, walk.folds[-1].test, symbol, config.window_seconds) + place
-    files = _write_files(folder, walk, base, thresholds, search, config, symbol, reproduce)
+    objective = search.objective
+    newest = walk.folds[-1]
+    folds = summary.fold_table(walk, objective)
+    top = summary.top_table(newest.tuning.ranking, objective, config.top)
+    reproduce = _reproduce(folder, base, newest.test, symbol, config.window_seconds, tick_stream, landing)
+    files = _write_files(folder, walk, base, thresholds, search, config, symbol, reproduce, folds, top)
     verdict = walk.decision
     (context.log.info if verdict.go else context.log.warning)(
         f"{symbol} {hour}: tuned {verdict.label} out of sample ({seconds:.1f} s, {evaluated} sets)"
         + (f": {'; '.join(verdict.reasons)}" if verdict.reasons else "")
     )
-    folds = summary.fold_table(walk, search.objective)
-    objective = search.objective
-    newest = walk.folds[-1]
     yield dg.Output(
         folds,
         metadata={
@@ -226,9 +226,7 @@ def tuned_profile(
             "winning_parameters": dg.MetadataValue.md(
                 summary.changes_table(base, walk.tuned, search.space.names).to_markdown(index=False)
             ),
-            "top_sets": dg.MetadataValue.md(
-                summary.top_table(newest.tuning.ranking, objective, config.top).to_markdown(index=False, floatfmt=".4g")
-            ),
+            "top_sets": dg.MetadataValue.md(top.to_markdown(index=False, floatfmt=".4g")),
             "fold_table": dg.MetadataValue.md(folds.to_markdown(index=False, floatfmt=".4g")),
             "heatmap": dg.MetadataValue.md(markdown_image(files["heatmap"], f"{objective} heatmap")),
             "in_vs_out_of_sample": dg.MetadataValue.md(markdown_image(files["folds"], "folds")),
@@ -251,10 +249,20 @@ def _tuned_name(base: StrategyParams) -> str:
     return base.profile if base.profile.endswith("_tuned") else f"{base.profile}_tuned"
 
 
-def _reproduce(folder: Any, base: StrategyParams, hour: str, symbol: str, window_seconds: float) -> str:
+def _reproduce(
+    folder: Any,
+    base: StrategyParams,
+    hour: str,
+    symbol: str,
+    window_seconds: float,
+    tick_stream: TickStreamResource,
+    landing: LandingResource,
+) -> str:
+    """The shadow command that reruns the tuned set on its judged hour, on this run's stream and data folder."""
+    data_dir = f" --data-dir {landing.data_dir}" if landing.data_dir else ""
     return (
         f"shadow-pipeline shadow --profiles-file {folder / summary.TUNED_FILE} --profile {_tuned_name(base)} "
-        f"--hour {hour} --symbols {symbol} --window-seconds {window_seconds:g}"
+        f"--hour {hour} --symbols {symbol} --window-seconds {window_seconds:g} --stream {tick_stream.stream}" + data_dir
     )
 
 
@@ -267,6 +275,8 @@ def _write_files(
     config: TuneConfig,
     symbol: str,
     reproduce: str,
+    fold_table: pd.DataFrame,
+    top: pd.DataFrame,
 ) -> dict[str, bytes]:
     """The summary, the tuned profiles file, the two figures, and the live-ready file on a Go only."""
     newest = walk.folds[-1]
@@ -289,7 +299,7 @@ def _write_files(
     grid = objective_grid(newest.tuning.ranking, strongest[0], strongest[1] if len(strongest) > 1 else None)
     heatmap = objective_heatmap_png(grid, search.objective, f"{symbol}: best {search.objective} (fold {newest.test})")
     gate = next((g.threshold for g in kpi_gates(thresholds) if g.kpi == search.objective), None)
-    folds = folds_png(summary.fold_table(walk, search.objective), search.objective, gate, f"{symbol} walk-forward")
+    folds = folds_png(fold_table, search.objective, gate, f"{symbol} walk-forward")
     write_atomically(folder / summary.HEATMAP_FILE, heatmap)
     write_atomically(folder / summary.FOLDS_FILE, folds)
     context = {
@@ -304,7 +314,6 @@ def _write_files(
         "folds_file": summary.FOLDS_FILE,
         "heatmap_file": summary.HEATMAP_FILE,
     }
-    top = summary.top_table(newest.tuning.ranking, search.objective, config.top)
     text = summary.render_summary(walk, base, search, context, top)
     write_atomically(folder / summary.SUMMARY_FILE, text.encode())
     return {"heatmap": heatmap, "folds": folds}
