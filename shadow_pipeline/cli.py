@@ -244,7 +244,7 @@ def replay_command(
     type=int,
     default=_INGEST.max_deliveries,
     show_default=True,
-    help="Dead-letter an entry delivered more often.",
+    help="Dead-letter an entry whose processing failed this often (not: was delivered this often).",
 )
 @click.option(
     "--land-every-ms",

@@ -5,6 +5,11 @@ the default name killed ``--kills`` (20) times, each kill followed at once by a 
 0-2) with kills; two consumers with kills and three Redis restarts (SIGTERM and SIGKILL alternately, AOF with
 fsync always). Each ends with every consumer SIGKILLed and an immediate ``ingest --drain`` under the default
 name, and requires: exit 0, 0 ticks lost and 0 duplicated by (symbol, seq) in the landing zone, nothing pending.
+
+Two more scenarios have a quiet tail, where the stream's last ticks wait in the reorder buffer with no newer tick
+to release them (``run_quiet``): a consumer serving a stream that stays quiet for ``--quiet-seconds`` (20) with
+short claim settings (``--claim-idle-ms 3000 --max-deliveries 3``), and more kills than ``--max-deliveries``
+during the quiet tail. They require, besides the above, 0 dead letters and 0 rows landed twice.
 ``--short`` is the version the test suite runs (tens of seconds). Figures are printed, one JSON line per scenario.
 """
 
@@ -25,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import redis
 
 from shadow_pipeline.redis_io.server import RedisServer, start_server
@@ -51,12 +57,22 @@ class Figures:
     pending: int = 0
     consumers_left: int = 0  # in the group after the drain
     drain_exit: int = -1
+    dead_letters: int = 0  # every tick of the soak is valid: any dead letter is a valid tick lost to it
+    rows_landed_twice: int = 0  # landing-zone rows beyond one per entry (a reader dedups them; a crash may cause them)
+    exact_rows: bool = False  # no crash between landing and XACK is possible: rows landed twice are a defect
     drain_seconds: float = 0.0
     seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
-        return self.drain_exit == 0 and self.lost == 0 and self.duplicated == 0 and self.pending == 0
+        return (
+            self.drain_exit == 0
+            and self.lost == 0
+            and self.duplicated == 0
+            and self.pending == 0
+            and self.dead_letters == 0
+            and not (self.exact_rows and self.rows_landed_twice)
+        )
 
 
 def _frame(start: int, count: int) -> pd.DataFrame:
@@ -108,9 +124,9 @@ def _feed(url: str, total: int, seconds: float, done: threading.Event) -> None:
     done.set()
 
 
-def _consumer(url: str, landing: Path, slot: int, log: Path) -> subprocess.Popen[bytes]:
+def _consumer(url: str, landing: Path, slot: int, log: Path, extra: tuple[str, ...] = ()) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "shadow_pipeline.cli", "ingest", "--stream", STREAM, "--landing", str(landing)]
-    command += ["--slot", str(slot), "--block-ms", "200", "--dead-after-ms", "3000"]
+    command += ["--slot", str(slot), "--block-ms", "200", "--dead-after-ms", "3000", *extra]
     with log.open("ab") as out:
         return subprocess.Popen(command, env={**os.environ, "REDIS_URL": url}, stdout=out, stderr=out)
 
@@ -156,31 +172,92 @@ def run(
         for proc in procs.values():  # the end: every consumer dies, then an immediate drain
             proc.send_signal(signal.SIGKILL)
             proc.wait()
-        drain_started = time.monotonic()
-        command = [sys.executable, "-m", "shadow_pipeline.cli", "ingest", "--drain", "--stream", STREAM]
-        command += ["--landing", str(landing), "--dead-after-ms", "3000"]
-        drain = subprocess.run(
-            command, env={**os.environ, "REDIS_URL": url}, capture_output=True, text=True, timeout=900
-        )
-        figures.drain_exit = drain.returncode
-        figures.drain_seconds = round(time.monotonic() - drain_started, 1)
-        if drain.returncode != 0:
-            sys.stderr.write(drain.stderr[-3000:])
-        client = redis.Redis.from_url(url, decode_responses=True)
-        figures.pending = int(client.xpending(STREAM, "shadow")["pending"])
-        figures.consumers_left = len(client.xinfo_consumers(STREAM, "shadow"))
-        rows = landed(LandingResource(base_path=str(landing)).store(STREAM))
-        figures.landed = len(rows)
-        expected = _frame(0, ticks)[["symbol", "seq"]]
-        got = rows[["symbol", "seq"]] if len(rows) else expected.iloc[0:0]
-        figures.duplicated = int(got.duplicated().sum())
-        keys = pd.MultiIndex.from_frame(expected)
-        figures.lost = int((~keys.isin(pd.MultiIndex.from_frame(got.astype({"seq": "int64"})))).sum())
+        _drain_and_count(url, landing, ticks, figures)
     finally:
         server.stop()
     figures.seconds = round(time.monotonic() - started, 1)
     return figures
 
+
+def _drain_and_count(url: str, landing: Path, ticks: int, figures: Figures, extra: tuple[str, ...] = ()) -> None:
+    """An immediate ``ingest --drain`` under the default name, then what the landing zone and Redis hold."""
+    drain_started = time.monotonic()
+    command = [sys.executable, "-m", "shadow_pipeline.cli", "ingest", "--drain", "--stream", STREAM]
+    command += ["--landing", str(landing), "--dead-after-ms", "3000", *extra]
+    drain = subprocess.run(command, env={**os.environ, "REDIS_URL": url}, capture_output=True, text=True, timeout=900)
+    figures.drain_exit = drain.returncode
+    figures.drain_seconds = round(time.monotonic() - drain_started, 1)
+    if drain.returncode != 0:
+        sys.stderr.write(drain.stderr[-3000:])
+    client = redis.Redis.from_url(url, decode_responses=True)
+    figures.pending = int(client.xpending(STREAM, "shadow")["pending"])
+    figures.consumers_left = len(client.xinfo_consumers(STREAM, "shadow"))
+    figures.dead_letters = int(client.xlen(f"{STREAM}:dlq"))
+    rows = landed(LandingResource(base_path=str(landing)).store(STREAM))
+    figures.landed = len(rows)
+    figures.rows_landed_twice = sum(pq.read_metadata(p).num_rows for p in landing.rglob("*.parquet")) - len(rows)
+    expected = _frame(0, ticks)[["symbol", "seq"]]
+    got = rows[["symbol", "seq"]] if len(rows) else expected.iloc[0:0]
+    figures.duplicated = int(got.duplicated().sum())
+    keys = pd.MultiIndex.from_frame(expected)
+    figures.lost = int((~keys.isin(pd.MultiIndex.from_frame(got.astype({"seq": "int64"})))).sum())
+
+
+def _pending(url: str) -> int:
+    client = redis.Redis.from_url(url)
+    try:
+        return int(client.xpending(STREAM, "shadow")["pending"]) if client.exists(STREAM) else -1
+    except redis.exceptions.ResponseError:  # no group yet
+        return -1
+
+
+def _deliveries(url: str) -> int:
+    """How often the oldest pending entry was delivered (Redis's count, which re-reads raise)."""
+    rows = redis.Redis.from_url(url).xpending_range(STREAM, "shadow", "-", "+", 1)
+    return int(rows[0]["times_delivered"]) if rows else 0
+
+
+def run_quiet(
+    scenario: str, ticks: int, kills: int, quiet_seconds: float, claim_idle_ms: int, max_deliveries: int
+) -> Figures:
+    """One consumer lands ``ticks`` fed at once; the stream then stays quiet, its last ticks (the newest 40 ms)
+    waiting in the reorder buffer. Meanwhile it serves for ``quiet_seconds`` with claims of entries idle
+    ``claim_idle_ms``, and is SIGKILLed and restarted ``kills`` times; then killed, and an immediate drain."""
+    figures = Figures(scenario, ticks, consumers=1, kills=kills, redis_restarts=0, exact_rows=True)
+    started = time.monotonic()
+    server = start_server()
+    work = Path(tempfile.mkdtemp(prefix="shadow-soak-"))
+    landing, log = work / "landing", work / "consumers.log"
+    settings = ("--claim-idle-ms", str(claim_idle_ms), "--max-deliveries", str(max_deliveries))
+    try:
+        url = server.url
+        consumer = _consumer(url, landing, 0, log, settings)
+        fed = threading.Event()
+        _feed(url, ticks, 0.0, fed)
+        deadline = time.monotonic() + 120
+        while not 0 < _pending(url) <= 200 and time.monotonic() < deadline:  # all landed but the quiet tail
+            time.sleep(0.1)
+        time.sleep(quiet_seconds)
+        for _ in range(kills):
+            consumer.send_signal(signal.SIGKILL)
+            consumer.wait()
+            before = _deliveries(url)
+            consumer = _consumer(url, landing, 0, log, settings)
+            while _deliveries(url) <= before and time.monotonic() < deadline + 300:  # it re-read the tail: a kill
+                time.sleep(0.05)
+        consumer.send_signal(signal.SIGKILL)
+        consumer.wait()
+        _drain_and_count(url, landing, ticks, figures, ("--max-deliveries", str(max_deliveries)))
+    finally:
+        server.stop()
+    figures.seconds = round(time.monotonic() - started, 1)
+    return figures
+
+
+QUIET_SCENARIOS = {
+    "quiet-stream": {"kills": 0},
+    "quiet-tail-kills": {"kills": 6},  # more than max_deliveries (3)
+}
 
 SCENARIOS = {
     "one-consumer-kills": {"consumers": 1, "redis_restarts": 0},
@@ -194,12 +271,19 @@ def main() -> int:
     parser.add_argument("--ticks", type=int, default=1_000_000)
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--short", action="store_true", help="60,000 ticks, 4 kills each (the test suite's)")
-    parser.add_argument("--scenario", choices=sorted(SCENARIOS), action="append")
+    parser.add_argument("--quiet-seconds", type=float, default=20.0, help="how long the quiet scenarios stay quiet")
+    parser.add_argument("--scenario", choices=sorted({*SCENARIOS, *QUIET_SCENARIOS}), action="append")
     args = parser.parse_args()
     ticks, kills, gap = (60_000, 4, 0.8) if args.short else (args.ticks, args.kills, 1.5)
+    quiet = 8.0 if args.short else args.quiet_seconds
     failed = False
-    for name in args.scenario or SCENARIOS:
-        figures = run(name, ticks, kills=kills, gap=gap, **SCENARIOS[name])
+    for name in args.scenario or [*SCENARIOS, *QUIET_SCENARIOS]:
+        if name in QUIET_SCENARIOS:
+            figures = run_quiet(
+                name, 2_000, quiet_seconds=quiet, claim_idle_ms=3000, max_deliveries=3, **QUIET_SCENARIOS[name]
+            )
+        else:
+            figures = run(name, ticks, kills=kills, gap=gap, **SCENARIOS[name])
         print(json.dumps({**asdict(figures), "ok": figures.ok}), flush=True)
         failed |= not figures.ok
     return 1 if failed else 0

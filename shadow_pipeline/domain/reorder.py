@@ -40,6 +40,10 @@ class ReorderBuffer:
     def __len__(self) -> int:
         return 0 if self._held is None else len(self._held)
 
+    def held(self) -> pd.DataFrame:
+        """The ticks waiting for release (not to be modified)."""
+        return pd.DataFrame() if self._held is None else self._held
+
     def push(self, ticks: pd.DataFrame) -> Release:
         """Add a batch (in arrival order); return what the watermark releases and what overflow drops."""
         if ticks.empty:

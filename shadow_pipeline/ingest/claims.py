@@ -99,32 +99,45 @@ def trimmed(ids: list[str]) -> Delivery:
     return from_entries([(i, None) for i in ids])
 
 
-def consistent_lag(client: redis.Redis, stream: str, group: str, exact_up_to: int = 1_000) -> int | None:
-    """The group's lag (entries not yet delivered to it), checked against the stream itself.
+# One atomic reading (a script runs alone): the group's last-delivered-id and lag, and the entries after that id,
+# counted up to ARGV[2]; past that, the stream's length too. Reading them apart was the lag gauge's spike: a group
+# read before a burst of XADDs and a count after it disagreed, and the fallback took the stream's whole length.
+_LAG = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+local delivered, lag = nil, false
+for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+  local info = {}
+  for i = 1, #g, 2 do info[g[i]] = g[i + 1] end
+  if info['name'] == ARGV[1] then delivered, lag = info['last-delivered-id'], info['lag'] end
+end
+if not delivered then return false end
+local cap, counted, start = tonumber(ARGV[2]), 0, '(' .. delivered
+while counted < cap do
+  local want = math.min(1000, cap - counted)
+  local entries = redis.call('XRANGE', KEYS[1], start, '+', 'COUNT', want)
+  counted = counted + #entries
+  if #entries < want then return {counted} end
+  start = '(' .. entries[#entries][1]
+end
+return {counted, lag or -1, redis.call('XLEN', KEYS[1])}
+"""
 
-    ``XINFO GROUPS`` lag is ``entries-added - entries-read``; ``entries-read`` can be wrong (after an AOF reload,
-    an ``XGROUP SETID`` without ``ENTRIESREAD``, deletions), and Redis then reports that lag forever. The rule:
-    0 when the group has delivered the newest id of the stream (``last-delivered-id`` >= ``last-generated-id``);
-    else the entries after ``last-delivered-id`` are counted (one XRANGE of at most ``exact_up_to``), which is
-    exact below that; at or above it Redis's lag is taken when it is possible (``exact_up_to <= lag <=
-    length``), else the stream's length bounds it.
+
+def consistent_lag(client: redis.Redis, stream: str, group: str, exact_up_to: int = 10_000) -> int | None:
+    """The group's lag (entries in the stream not yet delivered to it), read in one atomic step.
+
+    Entries after the group's ``last-delivered-id`` are counted, exactly, up to ``exact_up_to``. Redis's own
+    ``XINFO GROUPS`` lag is not taken blindly: it is ``entries-added - entries-read``, and ``entries-read`` can be
+    wrong (after an AOF reload or an ``XGROUP SETID`` without ``ENTRIESREAD``) or unknown (after deletions), and
+    Redis then reports that lag forever. Past ``exact_up_to``, Redis's lag is taken when it is possible
+    (``exact_up_to <= lag <= length`` at that same moment), else ``exact_up_to`` itself, a lower bound: the gauge
+    may plateau, never jump to the stream's length. None when the stream or group does not exist.
     """
-    info = next((g for g in client.xinfo_groups(stream) if _text(g.get("name")) == group), None)
-    if info is None:
+    reply = client.eval(_LAG, 1, stream, group, exact_up_to)
+    if not reply:
         return None
-    # Undecoded: the first and last entries come along, and their fields may be any bytes.
-    raw = client.execute_command("XINFO STREAM", stream, NEVER_DECODE=True)
-    pairs = raw.items() if isinstance(raw, dict) else zip(raw[0::2], raw[1::2], strict=True)
-    stream_info = {_text(k): v for k, v in pairs}
-    last_delivered = _text(info["last-delivered-id"])
-    last_generated = _text(stream_info.get("last-generated-id", b"0-0"))
-    length = int(stream_info["length"])
-    if id_key(last_delivered) >= id_key(last_generated):
-        return 0
-    after = client.execute_command("XRANGE", stream, f"({last_delivered}", "+", "COUNT", exact_up_to, NEVER_DECODE=True)
-    if len(after or []) < exact_up_to:
-        return len(after or [])
-    reported = info.get("lag")
-    if reported is not None and exact_up_to <= int(reported) <= length:
-        return int(reported)
-    return length
+    counted = int(reply[0])
+    if len(reply) == 1:
+        return counted
+    reported, length = int(reply[1]), int(reply[2])
+    return reported if counted <= reported <= length else counted

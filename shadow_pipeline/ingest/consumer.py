@@ -12,6 +12,7 @@ redelivery after a crash between landing and ack never duplicates a tick.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import socket
 import threading
@@ -26,9 +27,10 @@ import numpy as np
 import pandas as pd
 import redis
 
-from shadow_pipeline.domain.reorder import DEFAULT_CAPACITY, ReorderBuffer
+from shadow_pipeline.domain.reorder import DEFAULT_CAPACITY, Release, ReorderBuffer
 from shadow_pipeline.domain.ticks import ParsedBatch
 from shadow_pipeline.ingest import claims, dead_letters
+from shadow_pipeline.ingest.attempts import FailedAttempts
 from shadow_pipeline.ingest.deliveries import Delivery, from_claim_reply, from_range_reply, from_reply
 from shadow_pipeline.ingest.guard import GuardCounts, SequenceGuard
 from shadow_pipeline.ingest.landing import Kind, LandingStore
@@ -65,7 +67,7 @@ class IngestOptions:
     dead_after_ms: int = 10_000  # a consumer that has not read or claimed for this long, while owning entries, is dead
     drain_wait_ms: int = 15_000  # a drain waits this long for entries that live consumers hold to be acked
     claim_every_ms: int = 2_000  # while serving: how often to claim and heartbeat (at most dead_after_ms / 3)
-    max_deliveries: int = 10  # an entry delivered more often than this is dead-lettered, not processed again
+    max_deliveries: int = 10  # an entry whose processing failed this often is dead-lettered (ingest.attempts)
     forget_after_ms: int = 600_000  # consumers idle this long that own nothing are deleted from the group
     watermark_ms: float = 40.0
     buffer_capacity: int = DEFAULT_CAPACITY
@@ -127,7 +129,7 @@ class IngestReport:
     reconnects: int = 0
     claimed: int = 0  # entries taken over from other consumers (included in read and redelivered)
     claimed_from_dead: int = 0  # ... of them from consumers found dead (idle past dead_after_ms)
-    over_delivered: int = 0  # entries dead-lettered for too many deliveries (included in dead_letters)
+    over_delivered: int = 0  # entries dead-lettered as poison: processing failed max_deliveries times (in dead_letters)
     forgotten: list[str] = field(default_factory=list)  # idle consumers without entries, deleted from the group
     complete: bool | None = None  # a drain: True once nothing delivered before its end is pending in the group
     held: dict[str, int] = field(default_factory=dict)  # a drain: entries live consumers still held at its end
@@ -164,6 +166,12 @@ def _subset(delivery: Delivery, keep: np.ndarray) -> Delivery:
     return Delivery(delivery.ids[keep], parsed, lambda p: delivery.original(int(keep[p])))
 
 
+def _without(delivery: Delivery, ids: set[str]) -> Delivery:
+    if not ids:
+        return delivery
+    return _subset(delivery, np.array([p for p, i in enumerate(delivery.ids) if i not in ids], dtype=np.int64))
+
+
 class TickConsumer:
     def __init__(
         self,
@@ -196,8 +204,15 @@ class TickConsumer:
         self._side: ThreadPoolExecutor
         self._prefetched: Future[Delivery] | None = None
         self._side_work: list[tuple[Future[Any], Callable[[Any], None]]] = []
+        # Side calls not confirmed yet, redone after a reconnect: XACKs of landed entries (acked again rather than
+        # re-read, so that a lost connection never lands and counts an entry twice) and sequence-guard checks.
+        self._unacked: dict[int, list[str]] = {}
+        self._unguarded: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._side_tokens = itertools.count()
+        self._marked: list[str] = []  # entries whose processing is marked as under way (ingest.attempts)
         self._client = self._connect()  # fails fast, with a clear message, when Redis is down at start
         self._guard = SequenceGuard(self._client, self.options.stream, self.options.group)
+        self._attempts = FailedAttempts(self._client, self.options.stream, self.options.group)
 
     def _connect(self) -> redis.Redis:
         return self._client_factory(decode_responses=True, socket_timeout=max(5.0, self.options.block_ms / 1000 + 5))
@@ -274,6 +289,7 @@ class TickConsumer:
                     str(exc).split(" ", 1)[0],
                 )
                 self._drop_prefetched()
+                self._unmark()
                 self._ensure_group()
             except _REFUSED:
                 raise  # wrong credentials or no permission: retrying for reconnect_seconds would not change that
@@ -301,6 +317,14 @@ class TickConsumer:
         self._ready_since = None
         self._client = self._connect()
         self._guard = SequenceGuard(self._client, self.options.stream, self.options.group)
+        self._attempts = FailedAttempts(self._client, self.options.stream, self.options.group)
+        self._unmark()  # a lost connection is no failure of the entries in processing
+        for ids in self._unacked.values():  # landed before the connection was lost: ack, do not land again
+            self._ack(self._client, ids)
+        self._unacked.clear()
+        for symbols, seqs in self._unguarded.values():  # as redeliveries: a check that did run counts nothing twice
+            self._account_guard(self._guard.check(symbols, seqs, redelivered=True))
+        self._unguarded.clear()
         self._recover_pending()
         log.info("consumer %s: reconnected and recovered its pending entries", self.options.consumer)
 
@@ -322,13 +346,14 @@ class TickConsumer:
     def _recover_pending(self) -> None:
         """Own pending entries first, then what dead consumers own and what others left idle too long."""
         self._ensure_group()
+        held = self._held_ids()  # e.g. re-read by a recovery already: processing them again would land them twice
         last = "0"
         while True:
             delivery = self._xreadgroup(last, block=None)
             if not len(delivery):
                 break
             last = delivery.ids[-1]
-            self._take(delivery)
+            self._take(_without(delivery, held))
         self._claim(full=True)
 
     # -- claiming -------------------------------------------------------------------------------------------
@@ -401,6 +426,9 @@ class TickConsumer:
             delivery = from_claim_reply(reply)
             self._claim_cursor = delivery.cursor
             if len(delivery):
+                # XAUTOCLAIM takes this consumer's own idle entries too: those it holds are in processing already.
+                delivery = _without(delivery, self._held_ids())
+            if len(delivery):
                 log.info("claimed %d entries idle > %d ms from other consumers", len(delivery), opts.claim_idle_ms)
                 self.report.claimed += len(delivery)
                 taken += len(delivery)
@@ -462,33 +490,49 @@ class TickConsumer:
             self._process(claims.trimmed(gone), redelivered=True)
 
     def _take(self, delivery: Delivery) -> None:
-        """Process redelivered (re-read or claimed) entries; those delivered more than ``max_deliveries`` times
-        (XPENDING's count) are dead-lettered instead: an entry that keeps killing its consumer stops there."""
+        """Process redelivered entries (re-read after a restart or reconnect, or claimed), counting failures.
+
+        An entry whose processing failed ``max_deliveries`` times before (``ingest.attempts``: not Redis's
+        delivery count, which also counts re-reads of valid ticks) is dead-lettered. One that failed fewer times
+        is processed alone, so that a poison entry's failures are its own and not its batch-mates'.
+        """
         if not len(delivery):
             return
         opts = self.options
-        ids = delivery.ids.tolist()
-        # XPENDING over the delivery's id range (ids need not come in order: XAUTOCLAIM lists deleted ones last),
-        # page by page, so every entry's count is found however many other entries this consumer holds between.
-        start, end = min(ids, key=claims.id_key), max(ids, key=claims.id_key)
-        counts: dict[str, int] = {}
-        while True:
-            rows = claims.pending_entries(
-                self._client, opts.stream, opts.group, opts.batch, consumer=opts.consumer, start=start, end=end
-            )
-            counts.update((r.id, r.deliveries) for r in rows)
-            if len(rows) < opts.batch:
-                break
-            start = f"({rows[-1].id}"
-        times = np.array([counts.get(i, 0) for i in ids], dtype=np.int64)
-        over = np.flatnonzero(times > opts.max_deliveries)
-        if len(over):
-            reasons = [f"delivered {n} times (more than max_deliveries {opts.max_deliveries})" for n in times[over]]
-            self._dead_letter(_subset(delivery, over), pd.Series(reasons, index=range(len(over)), dtype=object))
-            self.report.over_delivered += len(over)
-            delivery = _subset(delivery, np.flatnonzero(times <= opts.max_deliveries))
-        if len(delivery):
-            self._process(delivery, redelivered=True)
+        failures = self._attempts.counts(delivery.ids.tolist())
+        poison = np.flatnonzero(failures >= opts.max_deliveries)
+        if len(poison):
+            reasons = [f"processing failed {n} times (max_deliveries {opts.max_deliveries})" for n in failures[poison]]
+            self._dead_letter(_subset(delivery, poison), pd.Series(reasons, index=range(len(poison)), dtype=object))
+            self._attempts.end(delivery.ids[poison].tolist())
+            self.report.over_delivered += len(poison)
+        unsuspected = np.flatnonzero(failures == 0)
+        if len(unsuspected):
+            self._attempt(_subset(delivery, unsuspected))
+        for position in np.flatnonzero((failures > 0) & (failures < opts.max_deliveries)):
+            self._attempt(_subset(delivery, np.array([position])))
+
+    def _attempt(self, delivery: Delivery) -> None:
+        """Process redelivered entries between marking them and unmarking them (``ingest.attempts``)."""
+        self._marked = delivery.ids.tolist()
+        self._attempts.begin(self._marked)
+        release = self._accept(delivery, redelivered=True)
+        self._unmark()
+        self._land_due(release, len(delivery))
+
+    def _unmark(self) -> None:
+        if self._marked:
+            self._attempts.end(self._marked)
+            self._marked = []
+
+    def _held_ids(self) -> set[str]:
+        """Entries this consumer holds in memory (buffered, released, or landed with their XACK under way)."""
+        held = set(self._buffer.held().get("entry_id", pd.Series(dtype=object)).tolist())
+        for frame in self._ready:
+            held.update(frame.get("entry_id", pd.Series(dtype=object)).tolist())
+        for ids in self._unacked.values():
+            held.update(ids)
+        return held
 
     # -- the end of a drain ---------------------------------------------------------------------------------
 
@@ -541,13 +585,15 @@ class TickConsumer:
         """Before recovering after an error: let a read in flight finish, so that the pending-entry scan that
         follows sees everything delivered to this consumer (and processes it once, as a redelivery)."""
         future, self._prefetched = self._prefetched, None
-        in_flight = [f for f, _ in self._side_work] + ([future] if future is not None else [])
-        self._side_work = []  # unacked entries stay pending and are recovered; guard counts may miss a batch
-        for call in in_flight:
+        side_work, self._side_work = self._side_work, []
+        for call, then in [*side_work, *([(future, None)] if future is not None else [])]:
             try:
-                call.result(timeout=self.options.block_ms / 1000 + 10)
-            except Exception:
+                result = call.result(timeout=self.options.block_ms / 1000 + 10)
+            except Exception:  # its XACK or guard check is redone by the recovery (_unacked, _unguarded)
                 log.debug("call in flight failed during recovery", exc_info=True)
+            else:
+                if then is not None:
+                    then(result)
 
     def _xreadgroup(self, last: str, block: int | None) -> Delivery:
         """Read and parse a batch (on the reader thread for new entries: the byte scan runs without the GIL)."""
@@ -580,6 +626,10 @@ class TickConsumer:
     # -- one batch ------------------------------------------------------------------------------------------
 
     def _process(self, delivery: Delivery, redelivered: bool) -> None:
+        self._land_due(self._accept(delivery, redelivered), len(delivery))
+
+    def _accept(self, delivery: Delivery, redelivered: bool) -> Release:
+        """An entry's own processing: dead-letter it with its reason, or check its seq and buffer its tick."""
         ids = delivery.ids
         self.report.read += len(ids)
         if redelivered:
@@ -588,8 +638,9 @@ class TickConsumer:
         ticks = delivery.parsed.ticks  # with entry_id and ts_broker (see ingest.deliveries)
         if not ticks.empty:
             symbols, seqs = ticks["symbol"].to_numpy(), ticks["seq"].to_numpy(dtype=np.int64)
-            guard = self._guard
-            self._submit_side(lambda: guard.check(symbols, seqs, redelivered), self._account_guard)
+            guard, token = self._guard, next(self._side_tokens)
+            self._unguarded[token] = (symbols, seqs)
+            self._submit_side(lambda: guard.check(symbols, seqs, redelivered), partial(self._guarded, token))
         release = self._buffer.push(ticks.reset_index(drop=True))
         self.report.peak_buffered = max(self.report.peak_buffered, len(self._buffer))
         _add(self.report.reordered, release.reordered)
@@ -598,12 +649,16 @@ class TickConsumer:
         self._ready.append(release.released)
         if self._ready_since is None and not release.released.empty:
             self._ready_since = time.monotonic()
+        return release
+
+    def _land_due(self, release: Release, entries: int) -> None:
+        """Land what is released when enough waits, the batch was short (a quiet feed) or it waited too long."""
         if not release.dropped.empty:
             self._land_ready()
             self._land(release.released.iloc[0:0], release.dropped)
         elif (
             sum(len(r) for r in self._ready) >= self.options.land_every
-            or len(ids) < self.options.batch
+            or entries < self.options.batch
             or (
                 self._ready_since is not None
                 and time.monotonic() - self._ready_since >= self.options.land_every_ms / 1000
@@ -628,6 +683,10 @@ class TickConsumer:
         while self._side_work and (wait or self._side_work[0][0].done()):
             future, then = self._side_work.pop(0)
             then(future.result())
+
+    def _guarded(self, token: int, found: dict[str, GuardCounts]) -> None:
+        self._unguarded.pop(token, None)
+        self._account_guard(found)
 
     def _account_guard(self, found: dict[str, GuardCounts]) -> None:
         for symbol, counts in found.items():
@@ -668,15 +727,21 @@ class TickConsumer:
         landed = [frame["entry_id"].to_numpy(dtype=object) for frame in (released, dropped) if not frame.empty]
         ids = np.concatenate(landed).tolist()
         for start in range(0, len(ids), 10_000):
-            self._submit_side(partial(self._ack, self._client, ids[start : start + 10_000]), lambda _: None)
+            token, chunk = next(self._side_tokens), ids[start : start + 10_000]
+            self._unacked[token] = chunk
+            self._submit_side(partial(self._ack, self._client, chunk), partial(self._acked, token))
+
+    def _acked(self, token: int, _: int) -> None:
+        self._unacked.pop(token, None)
 
     def _ack(self, client: redis.Redis, ids: list[str]) -> int:
         return int(client.xack(self.options.stream, self.options.group, *ids))
 
     def _dead_letter(self, delivery: Delivery, extra: pd.Series | None = None) -> None:
         """Dead-letter the delivery's rejects, and ``extra`` (position -> reason: entries to dead-letter for a reason
-        of the caller's, e.g. delivered too many times; the caller then lands none of their ticks), each record with
-        the entry's original bytes (``ingest.dead_letters.record``), with their XACKs in one MULTI/EXEC."""
+        of the caller's, e.g. poison ones whose processing failed too often; the caller then lands none of their
+        ticks), each record with the entry's original bytes (``ingest.dead_letters.record``), with their XACKs in
+        one MULTI/EXEC."""
         rejects = delivery.parsed.rejects
         if extra is not None and len(extra):
             rejects = pd.concat([rejects, extra[~extra.index.isin(rejects.index)]]).sort_index()
@@ -694,7 +759,7 @@ class TickConsumer:
         self.report.dead_letters += len(rejects)
         self.metrics.dead_letters.inc(len(rejects))
         log.warning(
-            "dead-lettered %d malformed entries to %s (first: %s: %s)",
+            "dead-lettered %d entries to %s (first: %s: %s)",
             len(rejects),
             opts.dead_letter_stream,
             ids[0],

@@ -42,3 +42,8 @@ def kpi_stream(symbol: str) -> str:
 def fills_stream(symbol: str) -> str:
     """Fills a real dry-run bot reports for ``symbol`` (the `fills` reality source)."""
     return f"dryrun:fills:{symbol}"
+
+
+def failed_attempts_hash(stream: str, group: str) -> str:
+    """Entry id -> how often processing that entry failed, for ``group`` on ``stream`` (``ingest.attempts``)."""
+    return f"{stream}:attempts:{group}"
