@@ -117,22 +117,24 @@ class LandingStore:
 
     def sweep(self, writer: str) -> int:
         """Remove temporary files of crashed writes: ``writer``'s own (a consumer name is one process at a time,
-        so none of them is being written) and anyone's older than ``STALE_TEMPORARY_SECONDS`` (a writer renamed
-        since, or a Dagster run's one-off name). Never a live writer's file: that would fail its rename. Best
-        effort: a zone that refuses the removal refuses the next write too, which says so."""
-        folder = self.root / TEMPORARY_FOLDER
-        if not self.local or not folder.exists():
+        docs/ingest.md, so none of them is being written) and anyone's older than ``STALE_TEMPORARY_SECONDS``
+        (a writer renamed since, or a Dagster run's one-off name). Not younger ones of others: they may be live
+        writes, and removing one would fail its rename. Best effort: a zone that refuses the removal refuses the
+        next write too, and that says what to fix."""
+        if not self.local:
             return 0
+        folder = os.path.join(self.root.path, TEMPORARY_FOLDER)
         stale_before = time.time() - STALE_TEMPORARY_SECONDS
         removed = 0
         try:
-            for entry in os.scandir(folder.path):
-                if entry.name.endswith(TEMPORARY_SUFFIX) and (
-                    _writer_of(entry.name) == writer or entry.stat().st_mtime < stale_before
-                ):
+            with os.scandir(folder) as entries:
+                for entry in (e for e in entries if e.name.endswith(TEMPORARY_SUFFIX)):
                     with contextlib.suppress(FileNotFoundError):  # another writer's sweep took it first
-                        os.remove(entry.path)
-                        removed += 1
+                        if _writer_of(entry.name) == writer or entry.stat().st_mtime < stale_before:
+                            os.remove(entry.path)
+                            removed += 1
+        except FileNotFoundError:  # nothing was ever written here
+            return 0
         except OSError as exc:
             log.warning("could not remove leftover temporary files in %s: %s", folder, exc)
         if removed:
