@@ -92,11 +92,12 @@ class LandingAttempts:
                         raise refusal(exc, self.root, "start the consumer again") from exc
                     self.metrics.landing_blocked.set(1)
                     log.warning(
-                        "landing zone %s is full (%s; %s free): free space under it; nothing is acked meanwhile, "
+                        "landing zone %s is full (%s; %s free): free space under %s; nothing is acked meanwhile, "
                         "next attempt in %.1f s",
                         self.root,
                         exc.strerror,
                         free_space(self.root),
+                        self.root,
                         wait,
                     )
                 # Stopped while blocked: one last attempt at once, then the refusal above.
