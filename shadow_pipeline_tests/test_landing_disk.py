@@ -25,6 +25,7 @@ from shadow_pipeline.defs.ingest.assets import landing_zone
 from shadow_pipeline.ingest.consumer import IngestOptions, TickConsumer
 from shadow_pipeline.ingest.deliveries import from_field_maps
 from shadow_pipeline.ingest.landing import TEMPORARY_FOLDER, Kind, LandingStore
+from shadow_pipeline.ingest.landing_faults import LandingError
 from shadow_pipeline.ingest.metrics import IngestMetrics
 from shadow_pipeline.resources import LandingResource, RedisResource, TickStreamResource
 from shadow_pipeline_tests.ingest_helpers import landed, replay_synthetic
@@ -264,3 +265,32 @@ def test_a_writer_sweeps_its_own_and_stale_temporary_files_but_not_a_live_writer
     assert not mine.exists() and not stale.exists() and live.exists()
     hour, symbol = store.partitions()[0]
     assert store.read(Kind.TICKS, hour, symbol)["entry_id"].tolist() == ticks["entry_id"].tolist()
+
+
+def test_stopping_a_consumer_that_waits_for_space_acks_nothing_and_says_why(
+    redis_url: str, redis_client: redis.Redis, stream: str, small_disk: Path
+) -> None:
+    replay_synthetic(redis_client, stream, seconds=5)
+    _fill(small_disk)
+    metrics = IngestMetrics()
+    consumer = TickConsumer(
+        LandingStore(small_disk / "landing"), IngestOptions(stream=stream, block_ms=100), redis_url, metrics
+    )
+    stop = threading.Event()
+    raised: list[BaseException] = []
+
+    def serve() -> None:
+        try:
+            consumer.serve(stop)
+        except LandingError as exc:
+            raised.append(exc)
+
+    worker = threading.Thread(target=serve)
+    worker.start()
+    _wait_for(lambda: metrics.registry.get_sample_value("shadow_ingest_landing_blocked") == 1, 30, "a blocked write")
+    stop.set()  # SIGTERM in the CLI: it must not wait for space any longer, nor ack what it could not land
+    worker.join(timeout=30)
+    assert not worker.is_alive() and raised and "start the consumer again" in str(raised[0])
+    assert len(_pending_ids(redis_client, stream)) == len(_stream_ids(redis_client, stream))
+    assert metrics.registry.get_sample_value("shadow_ingest_landing_blocked") == 0
+    assert not _temporary_files(small_disk)
