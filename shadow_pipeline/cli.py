@@ -287,6 +287,7 @@ def ingest_command(
 ) -> None:
     """Consume the tick stream through a consumer group and land every tick exactly once (then XACK)."""
     from shadow_pipeline.ingest.consumer import TickConsumer, default_consumer_name
+    from shadow_pipeline.ingest.landing_faults import LandingError
     from shadow_pipeline.ingest.metrics import IngestMetrics
     from shadow_pipeline.resources import LandingResource
 
@@ -322,6 +323,9 @@ def ingest_command(
         report = worker.drain() if drain else worker.serve(stop)
     except _SETUP_ERRORS as exc:  # lost Redis, or a refusal (NOPERM for an ACL user without stream rights)
         _fail(_error_text(exc, url))
+        return
+    except LandingError as exc:  # a full or read-only landing zone: what to free or fix, and nothing lost
+        _fail(str(exc))
         return
     finally:
         if textfile:

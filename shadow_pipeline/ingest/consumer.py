@@ -34,6 +34,7 @@ from shadow_pipeline.ingest.attempts import FailedAttempts
 from shadow_pipeline.ingest.deliveries import Delivery, from_claim_reply, from_range_reply, from_reply
 from shadow_pipeline.ingest.guard import GuardCounts, SequenceGuard
 from shadow_pipeline.ingest.landing import Kind, LandingStore
+from shadow_pipeline.ingest.landing_faults import LandingAttempts
 from shadow_pipeline.ingest.metrics import IngestMetrics
 from shadow_pipeline.redis_io.connect import RedisRefused, RedisUnavailable, connect
 from shadow_pipeline.redis_io.keys import CONSUMER_GROUP, dead_letter_stream
@@ -191,6 +192,7 @@ class TickConsumer:
         self._client_factory = client_factory or (lambda **kw: connect(url, **kw))
         self._buffer = ReorderBuffer(int(self.options.watermark_ms * 1e6), self.options.buffer_capacity)
         self._next_lag_check = 0.0
+        self._landing_attempts = LandingAttempts(str(landing.root), self.metrics)  # a batch's; serve() waits
         self._next_progress = time.monotonic() + PROGRESS_SECONDS
         self._next_claim = time.monotonic() + self.options.claim_every_seconds
         self._claim_cursor = "0-0"  # XAUTOCLAIM's cursor, kept across rounds while serving
@@ -236,7 +238,9 @@ class TickConsumer:
         return report
 
     def serve(self, stop: threading.Event) -> IngestReport:
-        """Run until ``stop`` is set (SIGTERM in the CLI); the current batch finishes and the buffer is flushed."""
+        """Run until ``stop`` is set (SIGTERM in the CLI); the current batch finishes and the buffer is flushed.
+        A full landing zone is waited out (ingest.landing_faults); a drain stops on it instead."""
+        self._landing_attempts = LandingAttempts(str(self.landing.root), self.metrics, stop)
         return self._run(stop=stop)
 
     # -- loop -----------------------------------------------------------------------------------------------
@@ -710,8 +714,9 @@ class TickConsumer:
     def _land(self, released: pd.DataFrame, dropped: pd.DataFrame) -> None:
         if released.empty and dropped.empty:
             return
-        self.landing.write(Kind.TICKS, released, self.options.consumer)
-        self.landing.write(Kind.DROPS, dropped, self.options.consumer)
+        # A refused write raises LandingError (or, serving, waits for space) before anything below is acked.
+        self.landing.write(Kind.TICKS, released, self.options.consumer, self._landing_attempts)
+        self.landing.write(Kind.DROPS, dropped, self.options.consumer, self._landing_attempts)
         for frame, counter, total in (
             (released, self.metrics.ticks, self.report.landed),
             (dropped, self.metrics.drops, self.report.dropped),

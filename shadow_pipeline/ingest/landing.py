@@ -2,16 +2,24 @@
 
 Landing is idempotent: every row carries its Redis entry id, and a reader keeps one row per entry id, so a
 batch redelivered after a crash (landed, not yet acked) or landed by two consumers never counts twice. Files
-are written under a temporary name, fsynced and renamed, and the folder is fsynced after the rename, so a
-reader never sees half a file and a landed file survives a power loss before its entries are acked. The root
-is a ``UPath``: a local folder today, object storage (``s3://...``) by configuration.
+are written under a temporary name in ``<root>/.tmp``, fsynced and renamed into their folder, and the folder is
+fsynced after the rename, so a reader never sees half a file and a landed file survives a power loss before its
+entries are acked. A write that fails removes its temporary file; what a killed writer left in ``.tmp`` is swept
+by the next writer (:meth:`LandingStore.sweep`). Temporaries live apart from the partitions so that no reader can
+take one for data and the sweep lists one small folder, not the whole zone. The root is a ``UPath``: a local
+folder today, object storage (``s3://...``) by configuration (no temporaries there: objects appear whole).
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import time
 import uuid
+from collections.abc import Callable
 from enum import StrEnum
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -22,6 +30,20 @@ from upath import UPath
 
 from shadow_pipeline.domain.windows import hour_keys
 from shadow_pipeline.parquet import write_frame
+
+log = logging.getLogger(__name__)
+TEMPORARY_FOLDER = ".tmp"
+TEMPORARY_SUFFIX = ".parquet.tmp"
+# Another writer's temporary file older than this is a leftover: a write keeps one for the seconds it takes to
+# write and fsync a batch, and a failed attempt removes its own.
+STALE_TEMPORARY_SECONDS = 3600.0
+# Runs one file's write (mkdir, write, rename): once by default; a serving consumer's runner retries it while the
+# disk is full (ingest.landing_faults). Per file, so that a retry does not write again the files that landed.
+Attempts = Callable[[Callable[[], None]], None]
+
+
+def _once(write: Callable[[], None]) -> None:
+    write()
 
 
 class Kind(StrEnum):
@@ -57,41 +79,87 @@ def _fsync_directory(path: str) -> None:
         os.close(descriptor)
 
 
+def _writer_of(temporary_name: str) -> str:
+    """The writer in ``<first entry id>_<writer>_<hex>.parquet.tmp`` (entry ids hold no ``_``, writers may)."""
+    _, _, rest = temporary_name.removesuffix(TEMPORARY_SUFFIX).partition("_")
+    return rest.rpartition("_")[0]
+
+
 class LandingStore:
     def __init__(self, root: str | os.PathLike[str] | UPath) -> None:
         self.root = UPath(root)
+        self._swept: set[str] = set()
+
+    @property
+    def local(self) -> bool:
+        return self.root.protocol in ("", "file", "local")
 
     def folder(self, kind: Kind, hour_key: str, symbol: str) -> UPath:
         return self.root / kind.value / _folder_name(hour_key) / symbol
 
-    def write(self, kind: Kind, ticks: pd.DataFrame, writer: str) -> int:
+    def write(self, kind: Kind, ticks: pd.DataFrame, writer: str, attempts: Attempts = _once) -> int:
         """Land typed ticks that carry ``entry_id`` (and ``ts_broker``, as every delivery has them); returns the
-        number of files written (durable on return)."""
+        number of files written (durable on return). A writer's first write sweeps its leftovers (:meth:`sweep`).
+        An ``OSError`` (disk full, read-only) leaves no temporary file; files written before it stay landed."""
         if ticks.empty:
             return 0
+        if writer not in self._swept:
+            self._swept.add(writer)
+            self.sweep(writer)
         files = 0
         keyed = ticks.assign(_hour=hour_keys(ticks["ts_server"].to_numpy()))
         for (hour, symbol), group in keyed.groupby(["_hour", "symbol"], sort=False):
-            folder = self.folder(kind, str(hour), str(symbol))
-            folder.mkdir(parents=True, exist_ok=True)
             name = f"{group['entry_id'].iloc[0]}_{writer}_{uuid.uuid4().hex[:6]}.parquet"
-            self._write_atomically(folder / name, group.drop(columns="_hour"))
+            target = self.folder(kind, str(hour), str(symbol)) / name
+            attempts(partial(self._write_atomically, target, group.drop(columns="_hour")))
             files += 1
         return files
 
-    @staticmethod
-    def _write_atomically(target: UPath, ticks: pd.DataFrame) -> None:
-        if target.protocol in ("", "file", "local"):
-            temporary = target.with_name(f".{target.name}.tmp")
+    def sweep(self, writer: str) -> int:
+        """Remove temporary files of crashed writes: ``writer``'s own (a consumer name is one process at a time,
+        docs/ingest.md, so none of them is being written) and anyone's older than ``STALE_TEMPORARY_SECONDS``
+        (a writer renamed since, or a Dagster run's one-off name). Not younger ones of others: they may be live
+        writes, and removing one would fail its rename. Best effort: a zone that refuses the removal refuses the
+        next write too, and that says what to fix."""
+        if not self.local:
+            return 0
+        folder = os.path.join(self.root.path, TEMPORARY_FOLDER)
+        stale_before = time.time() - STALE_TEMPORARY_SECONDS
+        removed = 0
+        try:
+            with os.scandir(folder) as entries:
+                for entry in (e for e in entries if e.name.endswith(TEMPORARY_SUFFIX)):
+                    with contextlib.suppress(FileNotFoundError):  # another writer's sweep took it first
+                        if _writer_of(entry.name) == writer or entry.stat().st_mtime < stale_before:
+                            os.remove(entry.path)
+                            removed += 1
+        except FileNotFoundError:  # nothing was ever written here
+            return 0
+        except OSError as exc:
+            log.warning("could not remove leftover temporary files in %s: %s", folder, exc)
+        if removed:
+            log.info("removed %d temporary files of interrupted writes from %s", removed, folder)
+        return removed
+
+    def _write_atomically(self, target: UPath, ticks: pd.DataFrame) -> None:
+        if not self.local:  # object stores publish an object atomically on close
+            with target.open("wb") as handle:
+                write_frame(ticks, handle)
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.root / TEMPORARY_FOLDER / f"{target.stem}{TEMPORARY_SUFFIX}"
+        temporary.parent.mkdir(exist_ok=True)
+        try:
             with open(temporary.path, "wb") as handle:
                 write_frame(ticks, handle)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(temporary.path, target.path)
-            _fsync_directory(os.path.dirname(target.path))  # the rename itself survives a power loss
-        else:  # object stores publish an object atomically on close
-            with target.open("wb") as handle:
-                write_frame(ticks, handle)
+        except BaseException:
+            with contextlib.suppress(OSError):  # never there (open failed) or not removable: the sweep retries
+                os.remove(temporary.path)
+            raise
+        _fsync_directory(os.path.dirname(target.path))  # the rename itself survives a power loss
 
     def read(self, kind: Kind, hour_key: str, symbol: str, columns: list[str] | None = None) -> pd.DataFrame:
         """All rows landed for the partition, one per entry id, in the order Redis received them.

@@ -38,6 +38,12 @@ class IngestMetrics:
         self.dead_letters = Counter(
             "shadow_dead_letters", "Malformed entries sent to the dead-letter stream", registry=r
         )
+        self.landing_blocked = Gauge(
+            "shadow_ingest_landing_blocked", "1 while landing waits for space in a full landing zone", registry=r
+        )
+        self.landing_errors = Counter(
+            "shadow_ingest_landing_errors", "Landing file writes that failed, by errno", ["errno"], registry=r
+        )
 
     def serve(self, port: int, addr: str = "127.0.0.1") -> None:
         start_http_server(port, addr=addr, registry=self.registry)

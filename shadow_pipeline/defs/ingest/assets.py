@@ -18,6 +18,7 @@ from shadow_pipeline.domain.windows import HOUR_NS, hour_bounds, hour_keys
 from shadow_pipeline.ingest.consumer import TickConsumer, incomplete_message
 from shadow_pipeline.ingest.dead_letters import UNATTRIBUTED, dead_letters_by_partition
 from shadow_pipeline.ingest.landing import Kind, LandingStore
+from shadow_pipeline.ingest.landing_faults import LandingError
 from shadow_pipeline.resources import LandingResource, RedisResource, TickStreamResource
 
 PREVIEW_ROWS = 5
@@ -64,7 +65,10 @@ def landing_zone(
     context.log.info(f"draining {tick_stream.stream} (group {tick_stream.group}) at {redis.describe()}")
     store = landing.store(tick_stream.stream)
     options = tick_stream.options(context.run.run_id)
-    report = TickConsumer(store, options, client_factory=redis.get_client).drain()
+    try:
+        report = TickConsumer(store, options, client_factory=redis.get_client).drain()
+    except LandingError as exc:  # full or read-only: the reason and the fix, entries not landed still pending
+        raise dg.Failure(str(exc), metadata={"landing": dg.MetadataValue.path(str(store.root))}) from None
     if not report.complete:
         context.log.error(incomplete_message(options, report))
     return dg.MaterializeResult(
