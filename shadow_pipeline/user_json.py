@@ -79,12 +79,15 @@ def read_text(path: str | Path) -> str:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as exc:
         raise JsonInputError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    with os.fdopen(fd, "rb") as file:
+    try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             kind = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file (a FIFO, device or socket)"
             raise JsonInputError(f"{path}: {kind}: want a JSON file")
-        data = file.read(MAX_BYTES + 1)  # st_size can be stale: the read itself is bounded
+        with os.fdopen(fd, "rb", closefd=False) as file:
+            data = file.read(MAX_BYTES + 1)  # st_size can be stale: the read itself is bounded
+    finally:
+        os.close(fd)
     if len(data) > MAX_BYTES:
         raise JsonInputError(f"{path}: larger than the {MAX_BYTES:,} bytes allowed")
     try:
