@@ -198,9 +198,15 @@ def test_the_tuner_the_overrides_and_the_run_config_share_the_schema_ranges() ->
     with pytest.raises(ProfileError, match=r"max_inventory: 100001 is out of range \(want >= 1 and <= 100000\)"):
         with_values(base, {"max_inventory": 100_001})
     # a run config (the launchpad, the CLI) refuses what the profile's range refuses
-    for field, value in (("min_lot", 2e9), ("min_lot", 0.0), ("touch_dwell_ms", float("nan")), ("min_windows", 10**7)):
-        with pytest.raises(ValueError, match=field):
-            ShadowConfig(**{field: value})
+    configs: list[dict[str, Any]] = [
+        {"min_lot": 2e9},
+        {"min_lot": 0.0},
+        {"touch_dwell_ms": float("nan")},
+        {"min_windows": 10**7},
+    ]
+    for setting in configs:
+        with pytest.raises(ValueError, match=next(iter(setting))):
+            ShadowConfig(**setting)
     with pytest.raises(ValueError, match="does not divide 3600"):
         ShadowConfig(window_seconds=7)
     # and so does the CLI option, whose type is built from the config field
