@@ -500,7 +500,9 @@ def _error_text(exc: BaseException, url: str | None = None) -> str:
         where = f" at {redact(url)}" if url else ""
         return f"Redis{where}: {type(exc).__name__}: {' '.join(str(exc).split())}"
     if isinstance(exc, pydantic.ValidationError):  # a run config value out of its range: field and rule
-        return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        return "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors()
+        )
     return str(exc)
 
 
