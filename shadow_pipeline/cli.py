@@ -9,8 +9,10 @@ import signal
 import subprocess
 import sys
 import threading
+import typing
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import click
 import dagster as dg
@@ -34,12 +36,15 @@ except settings.SettingsError as exc:
 from shadow_pipeline.domain.faults import FaultSpec
 from shadow_pipeline.feed.replay import ReplayOptions, ReplayResult, replay
 from shadow_pipeline.feed.sources import SourceKind, open_source
-from shadow_pipeline.ingest.consumer import IngestOptions
+from shadow_pipeline.ingest.consumer import OPTION_RANGES, IngestOptions
 from shadow_pipeline.redis_io.connect import RedisUnavailable, connect, resolve_url
 from shadow_pipeline.redis_io.server import NoServerAvailable
 from shadow_pipeline.redis_io.streams import DEFAULT_MAXLEN, DEFAULT_STREAM
 from shadow_pipeline.redis_io.url import RedisConfigError, redact, redact_text
 from shadow_pipeline.settings import REDIS_URL_ENV
+
+if typing.TYPE_CHECKING:
+    from shadow_pipeline.ingest.metrics import IngestMetrics
 
 log = logging.getLogger("shadow_pipeline")
 _INGEST = IngestOptions  # the consumer's defaults, shown by --help
@@ -59,6 +64,95 @@ def _exit_for_runs(code: int, crash: str | None) -> None:
     sys.exit(code)
 
 
+class _OneLineError(click.ClickException):
+    """A usage error as every other refusal is shown: one ``error:`` line, exit 2 (scripts read one format)."""
+
+    exit_code = 2
+
+    def show(self, file: typing.IO[typing.Any] | None = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> typing.Any:
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as exc:
+            command = exc.ctx.command_path if exc.ctx else ctx.command_path
+            raise _OneLineError(f"{exc.format_message()} (see {command} -h)") from None
+
+
+class _FiniteFloatRange(click.FloatRange):
+    """FloatRange refuses NaN too (a comparison with NaN is false, so its range check lets NaN through)."""
+
+    def convert(self, value: typing.Any, param: click.Parameter | None, ctx: click.Context | None) -> typing.Any:
+        number = super().convert(value, param, ctx)
+        if number != number:
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
+def _ranged(low: float | None, high: float | None, integer: bool, low_open: bool = False) -> click.ParamType:
+    if integer:
+        return click.IntRange(None if low is None else int(low), None if high is None else int(high), min_open=low_open)
+    return _FiniteFloatRange(low, high, min_open=low_open)
+
+
+def _config_range(config: type[dg.Config], field: str) -> click.ParamType:
+    """The option type of a run config field, with the field's bounds: an option and the launchpad take the same
+    values, declared once (in the config, or in the profiles schema it reads them from)."""
+    info = config.model_fields[field]
+    bounds = {name: getattr(m, name) for m in info.metadata for name in ("gt", "ge", "le") if hasattr(m, name)}
+    integer = info.annotation is int or int in typing.get_args(info.annotation)
+    return _ranged(bounds.get("gt", bounds.get("ge")), bounds.get("le"), integer, low_open="gt" in bounds)
+
+
+def _ingest_range(name: str) -> click.ParamType:
+    low, high = OPTION_RANGES[name]
+    return _ranged(low, high, isinstance(getattr(_INGEST, name), int))
+
+
+def _folder(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A local folder option whose path runs into a file is refused before anything is read: every write under
+    it would fail, after the stream had been consumed. URLs (object stores) are left to the store."""
+    if value is None or "://" in value:
+        return value
+    path = Path(value).absolute()
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise click.BadParameter(f"{existing} is a file, not a folder")
+    return value
+
+
+def _textfile(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """The metrics file is written at exit, after the drain: its folder is checked first (exists, writable)."""
+    if value is None:
+        return value
+    path = Path(value).absolute()
+    if path.is_dir():
+        raise click.BadParameter(f"{value} is a folder")
+    if not path.parent.is_dir():
+        raise click.BadParameter(f"folder {path.parent} does not exist")
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise click.BadParameter(f"folder {path.parent} is not writable")
+    return value
+
+
+def _gateway(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A Pushgateway address that prometheus_client can use (it adds http:// to a bare host:port); whether it
+    answers is known only when the metrics are pushed, at exit."""
+    if value is None:
+        return value
+    parts = urlsplit(value if "://" in value else f"http://{value}")
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if parts.scheme not in ("http", "https") or not parts.hostname or port == -1 or port == 0:
+        raise click.BadParameter(f"{value!r} is not a Pushgateway address (http[s]://host[:port] or host:port)")
+    return value
+
+
 class _RedactingFilter(logging.Filter):
     """Every log line through redact_text: a library that logs a URL must not log its password."""
 
@@ -70,7 +164,7 @@ class _RedactingFilter(logging.Filter):
         return True
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", is_flag=True, help="Log at DEBUG level.")
 def main(verbose: bool) -> None:
     """Shadow Mode for market-making strategies, on Redis Streams and Dagster.
@@ -116,15 +210,31 @@ def _summary(result: ReplayResult, url: str, stream: str) -> dict[str, object]:
 )
 @click.option("--symbols", default="", help="Comma-separated; synthetic default BTCUSDT,ETHUSDT; recordings: all.")
 @click.option(
-    "--minutes", type=float, default=default(FeedConfig, "minutes"), show_default=True, help="Market minutes."
+    "--minutes",
+    type=_config_range(FeedConfig, "minutes"),
+    default=default(FeedConfig, "minutes"),
+    show_default=True,
+    help="Market minutes.",
 )
-@click.option("--seed", type=int, default=default(FeedConfig, "seed"), show_default=True, help="Synthetic market seed.")
+@click.option(
+    "--seed",
+    type=_config_range(FeedConfig, "seed"),
+    default=default(FeedConfig, "seed"),
+    show_default=True,
+    help="Synthetic market seed.",
+)
 @click.option("--redis-url", default=None, help="Default: $REDIS_URL, else an embedded server.")
 @click.option("--stream", default=DEFAULT_STREAM, show_default=True)
-@click.option("--maxlen", type=int, default=DEFAULT_MAXLEN, show_default=True, help="XADD MAXLEN ~ (0 = no trim).")
+@click.option(
+    "--maxlen",
+    type=_config_range(FeedConfig, "maxlen"),
+    default=DEFAULT_MAXLEN,
+    show_default=True,
+    help="XADD MAXLEN ~ (0 = no trim).",
+)
 @click.option(
     "--speed",
-    type=float,
+    type=_config_range(FeedConfig, "speed"),
     default=0.0,
     show_default=True,
     help="0 = as fast as possible, 1 = real time, N = N x real time.",
@@ -214,55 +324,89 @@ def replay_command(
 @click.option(
     "--landing",
     default=None,
+    callback=_folder,
     help="Landing zone base, folder or URL (default: $SHADOW_DATA_DIR/landing); a stream other than lob:ticks "
     "lands under streams/<stream> there, as in Dagster.",
 )
 @click.option("--drain", is_flag=True, help="Land what the stream holds now, then exit (default: serve until SIGTERM).")
-@click.option("--batch", type=int, default=_INGEST.batch, show_default=True, help="Entries per XREADGROUP.")
 @click.option(
-    "--block-ms", type=int, default=_INGEST.block_ms, show_default=True, help="XREADGROUP BLOCK while serving."
+    "--batch", type=_ingest_range("batch"), default=_INGEST.batch, show_default=True, help="Entries per XREADGROUP."
 )
 @click.option(
-    "--claim-idle-ms", type=int, default=_INGEST.claim_idle_ms, show_default=True, help="XAUTOCLAIM min idle."
+    "--block-ms",
+    type=_ingest_range("block_ms"),
+    default=_INGEST.block_ms,
+    show_default=True,
+    help="XREADGROUP BLOCK while serving.",
+)
+@click.option(
+    "--claim-idle-ms",
+    type=_ingest_range("claim_idle_ms"),
+    default=_INGEST.claim_idle_ms,
+    show_default=True,
+    help="XAUTOCLAIM min idle.",
 )
 @click.option(
     "--dead-after-ms",
-    type=int,
+    type=_ingest_range("dead_after_ms"),
     default=_INGEST.dead_after_ms,
     show_default=True,
     help="A consumer that has not read for this long while owning entries is dead: its entries are claimed.",
 )
 @click.option(
     "--drain-wait-ms",
-    type=int,
+    type=_ingest_range("drain_wait_ms"),
     default=_INGEST.drain_wait_ms,
     show_default=True,
     help="A drain waits this long for live consumers' entries; then it exits 3 if any are still pending.",
 )
 @click.option(
     "--max-deliveries",
-    type=int,
+    type=_ingest_range("max_deliveries"),
     default=_INGEST.max_deliveries,
     show_default=True,
     help="Dead-letter an entry whose processing failed this often (not: was delivered this often).",
 )
 @click.option(
     "--land-every-ms",
-    type=int,
+    type=_ingest_range("land_every_ms"),
     default=_INGEST.land_every_ms,
     show_default=True,
     help="Land released ticks this often.",
 )
-@click.option("--watermark-ms", type=float, default=_INGEST.watermark_ms, show_default=True, help="Reorder watermark.")
 @click.option(
-    "--buffer-capacity", type=int, default=_INGEST.buffer_capacity, show_default=True, help="Buffer ticks/symbol."
+    "--watermark-ms",
+    type=_ingest_range("watermark_ms"),
+    default=_INGEST.watermark_ms,
+    show_default=True,
+    help="Reorder watermark.",
 )
 @click.option(
-    "--reconnect-seconds", type=float, default=_INGEST.reconnect_seconds, show_default=True, help="Give up after."
+    "--buffer-capacity",
+    type=_ingest_range("buffer_capacity"),
+    default=_INGEST.buffer_capacity,
+    show_default=True,
+    help="Buffer ticks/symbol.",
 )
-@click.option("--metrics-port", type=int, default=None, help="Serve Prometheus metrics on 127.0.0.1:PORT.")
-@click.option("--textfile", default=None, help="Write the metrics to this file at exit (node_exporter).")
-@click.option("--pushgateway", default=None, help="Push the metrics to this Pushgateway at exit.")
+@click.option(
+    "--reconnect-seconds",
+    type=_ingest_range("reconnect_seconds"),
+    default=_INGEST.reconnect_seconds,
+    show_default=True,
+    help="Give up after.",
+)
+@click.option(
+    "--metrics-port", type=click.IntRange(1, 65535), default=None, help="Serve Prometheus metrics on 127.0.0.1:PORT."
+)
+@click.option(
+    "--textfile", default=None, callback=_textfile, help="Write the metrics to this file at exit (node_exporter)."
+)
+@click.option(
+    "--pushgateway",
+    default=None,
+    callback=_gateway,
+    help="Push the metrics to this Pushgateway at exit (a push that fails is reported after the report, exit 2).",
+)
 def ingest_command(
     redis_url: str | None,
     stream: str,
@@ -310,31 +454,48 @@ def ingest_command(
         metrics = IngestMetrics()
         url = resolve_url(redis_url)
         worker = TickConsumer(LandingResource(base_path=landing).store(stream), options, url, metrics)
-    except (*_SETUP_ERRORS, ValueError) as exc:
+        if metrics_port is not None:
+            metrics.serve(metrics_port)
+            log.info("metrics on http://127.0.0.1:%d/metrics", metrics_port)
+    except (*_SETUP_ERRORS, ValueError, OSError) as exc:  # OSError: the metrics port is taken
         _fail(_error_text(exc))
         return
-    if metrics_port is not None:
-        metrics.serve(metrics_port)
-        log.info("metrics on http://127.0.0.1:%d/metrics", metrics_port)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     try:
         report = worker.drain() if drain else worker.serve(stop)
     except _SETUP_ERRORS as exc:  # lost Redis, or a refusal (NOPERM for an ACL user without stream rights)
+        _publish_metrics(metrics, textfile, pushgateway)
         _fail(_error_text(exc, url))
         return
     except LandingError as exc:  # a full or read-only landing zone: what to free or fix, and nothing lost
+        _publish_metrics(metrics, textfile, pushgateway)
         _fail(str(exc))
         return
-    finally:
-        if textfile:
-            metrics.write_textfile(textfile)
-        if pushgateway:
-            metrics.push(pushgateway)
+    unpublished = _publish_metrics(metrics, textfile, pushgateway)
     click.echo(json.dumps({"redis": redact(url), "consumer": options.consumer, **report.as_dict()}, default=str))
+    if unpublished:  # after the report: what was landed and acked is known, whatever became of the metrics
+        _fail(unpublished)
     if drain and not report.complete:  # live consumers still hold entries: not landed yet (docs/ingest.md)
         sys.exit(3)
+
+
+def _publish_metrics(metrics: IngestMetrics, textfile: str | None, pushgateway: str | None) -> str | None:
+    """Write and push the metrics at exit; why they were not, on one line, else None. Both are tried: one
+    failing sink does not cost the other its metrics."""
+    failures = []
+    if textfile:
+        try:
+            metrics.write_textfile(textfile)
+        except OSError as exc:
+            failures.append(f"metrics not written to {textfile}: {exc.strerror or exc}")
+    if pushgateway:
+        try:
+            metrics.push(pushgateway)
+        except OSError as exc:  # urllib's URLError and HTTPError are OSErrors
+            failures.append(f"metrics not pushed to {pushgateway}: {getattr(exc, 'reason', None) or exc}")
+    return "; ".join(failures) or None
 
 
 def _error_text(exc: BaseException, url: str | None = None) -> str:
@@ -344,7 +505,9 @@ def _error_text(exc: BaseException, url: str | None = None) -> str:
         where = f" at {redact(url)}" if url else ""
         return f"Redis{where}: {type(exc).__name__}: {' '.join(str(exc).split())}"
     if isinstance(exc, pydantic.ValidationError):  # a run config value out of its range: field and rule
-        return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        return "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors()
+        )
     return str(exc)
 
 
@@ -366,9 +529,15 @@ def _placement_options(command: Callable[..., None]) -> Callable[..., None]:
             click.option(
                 "--data-dir",
                 default=None,
+                callback=_folder,
                 help="Landing zone and asset store (folder or URL; default: $SHADOW_DATA_DIR).",
             ),
-            click.option("--artifacts-dir", default=None, help="Reports folder (default: $SHADOW_ARTIFACTS_DIR)."),
+            click.option(
+                "--artifacts-dir",
+                default=None,
+                callback=_folder,
+                help="Reports folder (default: $SHADOW_ARTIFACTS_DIR).",
+            ),
         ]
     ):
         command = option(command)
@@ -384,7 +553,7 @@ def _override_options(command: Callable[..., None]) -> Callable[..., None]:
                 "--touch_dwell_ms",
                 "--touch-dwell-ms",
                 "touch_dwell_ms",
-                type=click.FloatRange(min=0),
+                type=_config_range(ShadowConfig, "touch_dwell_ms"),
                 default=None,
                 help="Override the profile's touch_dwell_ms (dwell fill model only).",
             ),
@@ -392,7 +561,7 @@ def _override_options(command: Callable[..., None]) -> Callable[..., None]:
                 "--min_lot",
                 "--min-lot",
                 "min_lot",
-                type=click.FloatRange(min=0, min_open=True),
+                type=_config_range(ShadowConfig, "min_lot"),
                 default=None,
                 help="Override the profile's min_lot (order size, a multiple of the symbol's lot_step).",
             ),
@@ -400,6 +569,21 @@ def _override_options(command: Callable[..., None]) -> Callable[..., None]:
     ):
         command = option(command)
     return command
+
+
+def _check_profile(config: ShadowConfig, symbols: str) -> list[str]:
+    """The symbols, after resolving the profile and its overrides for each: a bad file or value is an error
+    before Redis is read or a run started, not a failed run after the ingest (``dg.Failure``, a ValueError
+    here)."""
+    from shadow_pipeline.defs.shadow.assets import strategy_for
+
+    chosen = _symbols(symbols)
+    for symbol in chosen:
+        try:
+            strategy_for(config, symbol)
+        except dg.Failure as exc:
+            raise ValueError(exc.description) from None
+    return chosen
 
 
 def _partitions(hours: tuple[str, ...], symbols: str, stream: str) -> list[dg.MultiPartitionKey]:
@@ -433,12 +617,17 @@ def _partitions(hours: tuple[str, ...], symbols: str, stream: str) -> list[dg.Mu
 @click.option("--profile", default=default(ShadowConfig, "profile"), show_default=True)
 @click.option(
     "--window-seconds",
-    type=float,
+    type=_config_range(ShadowConfig, "window_seconds"),
     default=default(ShadowConfig, "window_seconds"),
     show_default=True,
     help="Iteration window.",
 )
-@click.option("--min-windows", type=int, default=None, help="Valid windows a Go needs (default: the profile's).")
+@click.option(
+    "--min-windows",
+    type=_config_range(ShadowConfig, "min_windows"),
+    default=None,
+    help="Valid windows a Go needs (default: the profile's).",
+)
 @click.option("--profiles-file", default=None, help="Default: $SHADOW_PROFILES, else the packaged profiles.")
 @_override_options
 @_placement_options
@@ -473,6 +662,7 @@ def shadow_command(
             touch_dwell_ms=touch_dwell_ms,
             min_lot=min_lot,
         )
+        _check_profile(shadow, symbols)
         keys = _partitions(hours, symbols, stream)
         placement = Placement(stream=stream, data_dir=data_dir, artifacts_dir=artifacts_dir)
         with project_instance() as instance:
@@ -492,8 +682,10 @@ def shadow_command(
     help="Hourly partition (repeat). Default: the newest hour with stored shadow_iterations.",
 )
 @click.option("--symbols", default="", help="Comma-separated; default: the configured partitions.")
-@click.option("--data-dir", default=None, help="Asset store (default: $SHADOW_DATA_DIR).")
-@click.option("--artifacts-dir", default=None, help="Reports folder (default: $SHADOW_ARTIFACTS_DIR).")
+@click.option("--data-dir", default=None, callback=_folder, help="Asset store (default: $SHADOW_DATA_DIR).")
+@click.option(
+    "--artifacts-dir", default=None, callback=_folder, help="Reports folder (default: $SHADOW_ARTIFACTS_DIR)."
+)
 def report_command(hours: tuple[str, ...], symbols: str, data_dir: str | None, artifacts_dir: str | None) -> None:
     """Re-materialize shadow_report from stored shadow_iterations and fill_sensitivity (no ingest): snapshot,
     Markdown, gates.
@@ -588,13 +780,19 @@ def audit_command(paths: tuple[Path, ...], profiles_file: str | None, snapshot_t
 @click.option(
     "--ttl",
     "ttl_seconds",
-    type=int,
+    type=_config_range(ExportConfig, "ttl_seconds"),
     default=default(ExportConfig, "ttl_seconds"),
     show_default=True,
     help="Hash expiry (s).",
 )
-@click.option("--maxlen", type=int, default=default(ExportConfig, "maxlen"), show_default=True, help="Stream MAXLEN ~.")
-@click.option("--data-dir", default=None, help="Asset store (default: $SHADOW_DATA_DIR).")
+@click.option(
+    "--maxlen",
+    type=_config_range(ExportConfig, "maxlen"),
+    default=default(ExportConfig, "maxlen"),
+    show_default=True,
+    help="Stream MAXLEN ~.",
+)
+@click.option("--data-dir", default=None, callback=_folder, help="Asset store (default: $SHADOW_DATA_DIR).")
 def export_command(
     snapshots: tuple[Path, ...],
     hours: tuple[str, ...],
@@ -649,13 +847,13 @@ def _export_snapshots(paths: list[Path], config: ExportConfig) -> None:
 @click.option("--symbols", default="", help="Comma-separated; default: the configured partitions.")
 @click.option(
     "--iterations",
-    type=int,
+    type=_config_range(DryRunConfig, "iterations"),
     default=default(DryRunConfig, "iterations"),
     help="Compare the newest N windows (default: all).",
 )
 @click.option(
     "--duration",
-    type=float,
+    type=_config_range(ShadowConfig, "window_seconds"),
     default=default(ShadowConfig, "window_seconds"),
     show_default=True,
     help="Window length (s).",
@@ -708,6 +906,7 @@ def dryrun_command(
             min_lot=min_lot,
         )
         dryrun = DryRunConfig(reality=reality, queue_model=queue_model, iterations=iterations)  # type: ignore[arg-type]
+        _check_profile(shadow, symbols)
         keys = _partitions(hours, symbols, stream)
         placement = Placement(stream=stream, data_dir=data_dir, artifacts_dir=artifacts_dir)
         with project_instance() as instance:
@@ -758,20 +957,38 @@ class _ProgressBar(logging.Handler):
 @click.option(
     "--objective", type=click.Choice(list(OBJECTIVES)), default=None, help="Default: the profile's tune.objective."
 )
-@click.option("--max-sets", type=click.IntRange(min=1), default=None, help="Sets per fold (default: the profile's).")
-@click.option("--seed", type=click.IntRange(min=0), default=None, help="Sampler seed (default: the profile's).")
+@click.option(
+    "--max-sets",
+    type=_config_range(TuneConfig, "max_sets"),
+    default=None,
+    help="Sets per fold (default: the profile's).",
+)
+@click.option(
+    "--seed", type=_config_range(TuneConfig, "seed"), default=None, help="Sampler seed (default: the profile's)."
+)
 @click.option(
     "--train-hours",
-    type=click.IntRange(min=1, max=TUNING_HOURS - 1),
+    type=_config_range(TuneConfig, "train_hours"),
     default=default(TuneConfig, "train_hours"),
     show_default=True,
     help="Hours each walk-forward fold tunes on; the next hour judges it.",
 )
 @click.option(
-    "--window-seconds", type=float, default=default(TuneConfig, "window_seconds"), show_default=True, help="Window."
+    "--window-seconds",
+    type=_config_range(TuneConfig, "window_seconds"),
+    default=default(TuneConfig, "window_seconds"),
+    show_default=True,
+    help="Window.",
 )
-@click.option("--min-windows", type=int, default=None, help="Valid windows a Go needs (default: the profile's).")
-@click.option("--workers", type=click.IntRange(min=1), default=None, help="Processes (default: every core).")
+@click.option(
+    "--min-windows",
+    type=_config_range(ShadowConfig, "min_windows"),
+    default=None,
+    help="Valid windows a Go needs (default: the profile's).",
+)
+@click.option(
+    "--workers", type=_config_range(TuneConfig, "workers"), default=None, help="Processes (default: every core)."
+)
 @_override_options
 @_placement_options
 def tune_command(
@@ -871,9 +1088,11 @@ def with_redis(command: tuple[str, ...]) -> None:
 
 
 @main.command("demo")
-@click.option("--minutes", type=float, default=20.0, show_default=True, help="Synthetic market minutes.")
+@click.option(
+    "--minutes", type=_config_range(FeedConfig, "minutes"), default=20.0, show_default=True, help="Synthetic minutes."
+)
 @click.option("--symbols", default="", help="Comma-separated; default: the configured partitions.")
-@click.option("--seed", type=int, default=default(FeedConfig, "seed"), show_default=True)
+@click.option("--seed", type=_config_range(FeedConfig, "seed"), default=default(FeedConfig, "seed"), show_default=True)
 @click.option("--profile", default=default(ShadowConfig, "profile"), show_default=True)
 def demo(minutes: float, symbols: str, seed: int, profile: str) -> None:
     """Replay the synthetic market and run it through Dagster to the shadow report, on the embedded default.

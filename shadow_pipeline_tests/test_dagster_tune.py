@@ -447,7 +447,7 @@ def test_the_tune_command_reports_a_no_go_with_exit_1_and_shows_its_progress(
 @pytest.mark.parametrize(
     ("space", "said"),
     [
-        ("{quote_offset_ticks: [0, 1]}", "space is not JSON"),
+        ("{quote_offset_ticks: [0, 1]}", "space: not JSON (line 1, column 2)"),
         ('{"foo": [1]}', "'foo' is not a tunable parameter"),
         ('{"min_lot": [0.0025]}', "min_lot: 0.0025 is not a positive multiple of BTCUSDT's lot_step 0.001"),
     ],
@@ -503,7 +503,8 @@ def test_the_command_line_prints_no_dagster_warnings(tmp_path: Path) -> None:
 
 
 def test_train_hours_beyond_the_tuning_period_is_refused_before_any_run(tmp_path: Path) -> None:
-    """Click refuses it with the range (as every ranged option): the period holds 6 hours, so at most 5 train."""
+    """Refused with the range on one error line (as every ranged option): the period holds 6 hours, so at most
+    5 train."""
     env = _cli_env("redis://127.0.0.1:1/0", tmp_path)  # rejected before Redis is reached
     args = ["tune", "--symbols", "BTCUSDT", "--hours", SYNTHETIC_HOURS[0], "--hours", SYNTHETIC_HOURS[1]]
     out = subprocess.run(
@@ -514,5 +515,5 @@ def test_train_hours_beyond_the_tuning_period_is_refused_before_any_run(tmp_path
         timeout=120,
     )
     assert out.returncode == 2 and "Traceback" not in out.stderr
-    assert "Invalid value for '--train-hours': 6 is not in the range 1<=x<=5" in out.stderr, out.stderr
-    assert "Usage: " in out.stderr and not (tmp_path / "artifacts").exists()
+    assert out.stderr.startswith("error: Invalid value for '--train-hours': 6 is not in the range 1<=x<=5"), out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and not (tmp_path / "artifacts").exists()

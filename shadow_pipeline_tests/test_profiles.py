@@ -71,7 +71,7 @@ def test_missing_key_unknown_key_and_broken_json_are_reported(tmp_path: Path) ->
     broken.write_text('{"profiles": ', encoding="utf-8")
     with pytest.raises(ProfileError, match=r"broken\.json: not JSON \(line 1"):
         load_profiles(broken)
-    with pytest.raises(ProfileError, match="cannot read profile file"):
+    with pytest.raises(ProfileError, match=r"absent\.json: cannot read: No such file"):
         load_profiles(tmp_path / "absent.json")
 
 

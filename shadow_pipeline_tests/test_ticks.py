@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shadow_pipeline.domain.ticks import FIELDS, MalformedTick, parse_entries, parse_entry
+from shadow_pipeline.domain.ticks import FIELDS, MAX_UINT, MalformedTick, parse_entries, parse_entry
 
 prices = st.decimals(min_value="0.01", max_value="100000", places=2, allow_nan=False, allow_infinity=False)
 sizes = st.decimals(min_value="0.001", max_value="1000", places=3, allow_nan=False, allow_infinity=False)
@@ -69,10 +69,10 @@ def _corrupt(entry: dict[str, str], how: str, data: st.DataObject) -> tuple[dict
         return bad, "unknown side"
     if how == "seq":
         bad["seq"] = data.draw(st.sampled_from(["0", "-3", "1.5", "x", "99999999999999999999"]))
-        return bad, "seq is not a positive integer"
+        return bad, f"seq is not a positive integer of plain digits up to {MAX_UINT}"
     if how == "ts_server":
         bad["ts_server"] = data.draw(st.sampled_from(["inf", "1e400", "99999999999999999999", "1.7e18", "\udcff1"]))
-        return bad, "ts_server is not a positive integer"
+        return bad, f"ts_server is not a positive integer of plain digits up to {MAX_UINT}"
     if how == "ts_range":
         # 2008-12-31T23:59:59.999999999Z, the year 2262, two days ahead of the wall clock
         bad["ts_server"] = str(data.draw(st.sampled_from([1_230_767_999_999_999_999, 8_999_999_999_999_999_999])))
@@ -122,4 +122,6 @@ def test_batch_keeps_good_rows_and_names_bad_positions() -> None:
     not_text: list[list[dict[str, object]]] = [[{**good, "seq": 5}], [{**good, "seq": 5}, {**good}]]
     not_text.append([{**good, "seq": b"5", "bid": 1.5}])
     for entries in not_text:
-        assert parse_entries(entries).rejects.get(0) == "seq is not a positive integer"
+        assert (
+            parse_entries(entries).rejects.get(0) == f"seq is not a positive integer of plain digits up to {MAX_UINT}"
+        )

@@ -33,8 +33,12 @@ class FaultSpec:
             rate = getattr(self, name)
             if not 0.0 <= rate <= 1.0:
                 raise ValueError(f"fault rate {name}={rate} is outside [0, 1]")
+        if not 0.0 <= self.jitter_ms <= 3_600_000:  # NaN fails the comparison too
+            raise ValueError(f"fault jitter_ms={self.jitter_ms} is outside [0, 3600000] (an hour)")
         if self.reorder and self.jitter_ms <= 0:
             raise ValueError("reorder needs jitter_ms > 0")
+        if not 0 <= self.seed <= 2**32 - 1:
+            raise ValueError(f"fault seed={self.seed} is outside [0, 2**32 - 1]")
 
     @property
     def any(self) -> bool:

@@ -8,7 +8,9 @@ See ``docs/shadow-simulation.md`` for the format.
 
 from __future__ import annotations
 
+import functools
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -17,6 +19,7 @@ from typing import Any
 
 import jsonschema
 
+from shadow_pipeline import user_json
 from shadow_pipeline.settings import profiles_file
 
 _PACKAGE = "shadow_pipeline.profiles"
@@ -92,31 +95,77 @@ def _json_path(parts: Any) -> str:
     return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts)
 
 
+@functools.cache
 def _schema() -> dict[str, Any]:
     text = resources.files(_PACKAGE).joinpath(_SCHEMA_FILE).read_text(encoding="utf-8")
     schema: dict[str, Any] = json.loads(text)
     return schema
 
 
-def _read(path: str | Path | None) -> tuple[str, str]:
-    """(source description, text) of the explicit path, else $SHADOW_PROFILES, else the packaged file."""
+@dataclass(frozen=True)
+class Range:
+    """The bounds of one numeric setting, as the profiles schema declares them: the schema is the one place a
+    range is written, and the tuner, the single-parameter overrides and the run configs take theirs from here.
+    Every bound is finite, so a value within them is finite too."""
+
+    name: str
+    minimum: float
+    maximum: float
+    exclusive_minimum: bool
+    integer: bool
+
+    def check(self, value: float) -> float | int:
+        """``value`` as the setting's type, or ProfileError with the rule it broke."""
+        if not math.isfinite(float(value)):
+            raise ProfileError(f"{self.name}: {value} is not a finite number")
+        if self.integer and float(value) != int(value):
+            raise ProfileError(f"{self.name}: {value} is not an integer")
+        number: float | int = int(value) if self.integer else float(value)
+        low_ok = number > self.minimum if self.exclusive_minimum else number >= self.minimum
+        if not low_ok or number > self.maximum:
+            raise ProfileError(f"{self.name}: {value} is out of range (want {self.describe()})")
+        return number
+
+    def describe(self) -> str:
+        return f"{'>' if self.exclusive_minimum else '>='} {self.minimum:g} and <= {self.maximum:g}"
+
+    def constraints(self) -> dict[str, Any]:
+        """The bounds as pydantic ``Field`` constraints, for a run config that carries the setting."""
+        low = "gt" if self.exclusive_minimum else "ge"
+        return {low: self.minimum, "le": self.maximum, "allow_inf_nan": False}
+
+
+def setting_range(section: str, name: str) -> Range:
+    """The range of ``name`` (dotted for a nested setting: ``hedge.target``) in a ``$defs`` section of the
+    profiles schema (``params``, ``thresholds``, ``tune``)."""
+    node = _schema()["$defs"][section]
+    for part in name.split("."):
+        node = node["properties"][part]
+    exclusive = "exclusiveMinimum" in node
+    return Range(
+        name=name,
+        minimum=float(node["exclusiveMinimum" if exclusive else "minimum"]),
+        maximum=float(node["maximum"]),
+        exclusive_minimum=exclusive,
+        integer=node["type"] == "integer",
+    )
+
+
+def _read(path: str | Path | None) -> tuple[str, Any]:
+    """(source description, JSON value) of the explicit path, else $SHADOW_PROFILES, else the packaged file."""
     chosen = path if path is not None else profiles_file()
-    if chosen is None:
-        packaged = resources.files(_PACKAGE).joinpath(_DATA_FILE)
-        return str(packaged), packaged.read_text(encoding="utf-8")
     try:
-        return str(chosen), Path(chosen).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ProfileError(f"{chosen}: cannot read profile file: {exc.strerror or exc}") from exc
+        if chosen is None:
+            packaged = resources.files(_PACKAGE).joinpath(_DATA_FILE)
+            return str(packaged), user_json.parse(packaged.read_text(encoding="utf-8"), str(packaged))
+        return str(chosen), user_json.load(chosen)
+    except user_json.JsonInputError as exc:
+        raise ProfileError(str(exc)) from None
 
 
 def load_profiles(path: str | Path | None = None) -> Profiles:
     """Read and validate a profile file (``None``: ``$SHADOW_PROFILES``, else the packaged file)."""
-    source, text = _read(path)
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ProfileError(f"{source}: not JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}") from exc
+    source, data = _read(path)
     validator = jsonschema.Draft202012Validator(_schema())
     errors = sorted(validator.iter_errors(data), key=lambda e: (list(map(str, e.absolute_path)), e.message))
     if errors:

@@ -17,32 +17,33 @@ from typing import Any
 
 import numpy as np
 
-from shadow_pipeline.domain.profiles import FILL_DWELL, ProfileError, StrategyParams, whole_lots
+from shadow_pipeline.domain.profiles import FILL_DWELL, ProfileError, Range, StrategyParams, setting_range, whole_lots
 
 
 @dataclass(frozen=True)
 class Tunable:
-    """A profile parameter a search may move: its name in the profiles file, its ``StrategyParams`` field and
-    its range (upper bounds keep a typo from reaching the kernel's int64 arithmetic)."""
+    """A profile parameter a search may move: its name in the profiles file and ``tune.space``, its
+    ``StrategyParams`` field, and where the profiles schema declares its range (the one declaration of it, so a
+    searched value, an override and a file's value obey the same bounds)."""
 
     name: str
     field: str
-    integer: bool
-    minimum: float
-    maximum: float
-    exclusive_minimum: bool = False
+    schema_name: str
+
+    @property
+    def range(self) -> Range:
+        return replace(setting_range("params", self.schema_name), name=self.name)
 
 
-_HOUR_MS = 3_600_000.0  # a wait longer than the partition it runs in
 TUNABLES = {
     t.name: t
     for t in (
-        Tunable("quote_offset_ticks", "quote_offset_ticks", integer=True, minimum=0, maximum=1_000),
-        Tunable("min_lot", "min_lot", integer=False, minimum=0, maximum=1e9, exclusive_minimum=True),
-        Tunable("max_inventory", "max_inventory", integer=True, minimum=1, maximum=100_000),
-        Tunable("hedge.target", "hedge_target", integer=False, minimum=0, maximum=1),
-        Tunable("min_requote_ms", "min_requote_ms", integer=False, minimum=0, maximum=_HOUR_MS),
-        Tunable("touch_dwell_ms", "touch_dwell_ms", integer=False, minimum=0, maximum=_HOUR_MS),
+        Tunable("quote_offset_ticks", "quote_offset_ticks", "quote_offset_ticks"),
+        Tunable("min_lot", "min_lot", "min_lot"),
+        Tunable("max_inventory", "max_inventory", "max_inventory"),
+        Tunable("hedge.target", "hedge_target", "hedge.target"),
+        Tunable("min_requote_ms", "min_requote_ms", "requote.min_requote_ms"),
+        Tunable("touch_dwell_ms", "touch_dwell_ms", "touch_dwell_ms"),
     )
 }
 DWELL_ONLY = "touch_dwell_ms"  # the queue model has no dwell: searching it would evaluate one set many times
@@ -51,15 +52,7 @@ MAX_VALUES = 10_000  # values of one parameter; the same typo, caught before the
 
 
 def _check(tunable: Tunable, value: float, params: StrategyParams) -> float | int:
-    if not math.isfinite(float(value)):
-        raise ProfileError(f"{tunable.name}: {value} is not a finite number")
-    if tunable.integer and float(value) != int(value):
-        raise ProfileError(f"{tunable.name}: {value} is not an integer")
-    number: float | int = int(value) if tunable.integer else float(value)
-    low_ok = number > tunable.minimum if tunable.exclusive_minimum else number >= tunable.minimum
-    if not low_ok or number > tunable.maximum:
-        low = f"{'>' if tunable.exclusive_minimum else '>='} {tunable.minimum:g}"
-        raise ProfileError(f"{tunable.name}: {value} is out of range (want {low} and <= {tunable.maximum:g})")
+    number = tunable.range.check(value)
     if tunable.name == "min_lot" and whole_lots(number, params.lot_step) is None:
         raise ProfileError(
             f"min_lot: {value} is not a positive multiple of {params.symbol}'s lot_step {params.lot_step:g}"
@@ -100,10 +93,18 @@ def _values(name: str, spec: Any) -> tuple[float, ...]:
         low, high, step = float(spec["min"]), float(spec["max"]), float(spec["step"])
         if not all(map(math.isfinite, (low, high, step))) or high < low or step <= 0:
             raise ProfileError(f"tune.space.{name}: want finite min <= max and step > 0, got {json.dumps(spec)}")
-        count = int(np.floor((high - low) / step + 1e-9)) + 1
-        if count > MAX_VALUES:
-            raise ProfileError(f"tune.space.{name}: {count:,} values (more than {MAX_VALUES:,}): use a coarser step")
-        return tuple(round(low + i * step, 12) for i in range(count))
+        if name in TUNABLES:  # the ends first: the count of a range beyond the bounds could overflow
+            bounds = TUNABLES[name].range
+            for end in (low, high):
+                bounds.check(end)
+        # Steps between the ends, compared before any int(): a step of 5e-324 makes it infinite. The 1e-9 is
+        # float noise (0.3 / 0.1 is 2.9999999999999996).
+        steps = (high - low) / step + 1e-9
+        if not steps < MAX_VALUES:
+            raise ProfileError(
+                f"tune.space.{name}: {steps + 1:,.0f} values (more than {MAX_VALUES:,}): use a coarser step"
+            )
+        return tuple(round(low + i * step, 12) for i in range(int(steps) + 1))
     if not isinstance(spec, list | tuple) or not spec or not all(_number(v) for v in spec):
         raise ProfileError(f"{shape}, got {json.dumps(spec)}")
     return tuple(float(v) for v in spec)
@@ -131,7 +132,7 @@ class SearchSpace:
             for value in values:
                 with_values(params, {name: value})
             tunable = TUNABLES[name]
-            typed = tuple(sorted({int(v) if tunable.integer else float(v) for v in values}))
+            typed = tuple(sorted({int(v) if tunable.range.integer else float(v) for v in values}))
             dimensions.append(Dimension(name, typed))
         space = cls(tuple(dimensions))
         if space.size > MAX_GRID:

@@ -57,7 +57,9 @@ TYPED_COLUMNS: dict[str, np.dtype] = {
 
 _SYMBOL_PATTERN = re.compile(r"[A-Z0-9]{1,24}")
 _ALL_SIDES = frozenset((*SIDES, QUOTE_SIDE))
-# Up to 8999999999999999999: every match fits int64, so the cast below cannot overflow.
+# Up to MAX_UINT: every match fits int64, so the cast below cannot overflow. A rejection states the range, so
+# that a feed with seqs past it sees why (not that a 19-digit seq is "not an integer").
+MAX_UINT = 8_999_999_999_999_999_999
 _UINT_RE = re.compile(r"[0-9]{1,18}|[1-8][0-9]{18}")
 _DECIMAL_RE = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
@@ -188,7 +190,7 @@ def parse_table(columns: Mapping[str, np.ndarray], rejected: np.ndarray | None =
     ints: dict[str, np.ndarray] = {}
     for name in INT_FIELDS:
         ints[name], ok = _ints(col[name])
-        reject(~ok, f"{name} is not a positive integer")
+        reject(~ok, f"{name} is not a positive integer of plain digits up to {MAX_UINT}")
 
     nums = {name: _floats(col[name]) for name in (*PRICE_FIELDS, "last_qty")}
     for name in PRICE_FIELDS:

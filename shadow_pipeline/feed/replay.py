@@ -40,8 +40,8 @@ class ReplayOptions:
     def __post_init__(self) -> None:
         if self.speed < 0:
             raise ValueError(f"speed must be >= 0 (0 = as fast as possible), got {self.speed}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if not 1 <= self.batch_size <= 1_000_000:
+            raise ValueError(f"batch_size must be 1 to 1000000, got {self.batch_size}")
 
 
 @dataclass

@@ -57,6 +57,27 @@ def default_consumer_name(slot: str | None = None) -> str:
     return f"{socket.gethostname()}-{slot or ingest_slot()}"
 
 
+_DAY_MS = 86_400_000
+# The numeric options' ranges, checked when options are built (by the CLI before it reads anything, by a Dagster
+# run from its resource config): beyond them a value is a typo, and an infinite one would overflow the int
+# nanoseconds it becomes.
+OPTION_RANGES: dict[str, tuple[float, float]] = {
+    "batch": (1, 1_000_000),
+    "buffer_capacity": (1, 100_000_000),
+    "land_every": (1, 100_000_000),
+    "max_deliveries": (1, 1_000_000),
+    "block_ms": (0, _DAY_MS),
+    "claim_idle_ms": (0, _DAY_MS),
+    "dead_after_ms": (0, _DAY_MS),
+    "watermark_ms": (0, 3_600_000),  # an hour: the partitions' length
+    "reconnect_seconds": (0, 86_400),
+    "drain_wait_ms": (0, _DAY_MS),
+    "claim_every_ms": (0, _DAY_MS),
+    "land_every_ms": (0, _DAY_MS),
+    "forget_after_ms": (0, 7 * _DAY_MS),
+}
+
+
 @dataclass(frozen=True)
 class IngestOptions:
     stream: str = DEFAULT_STREAM
@@ -78,21 +99,10 @@ class IngestOptions:
     reconnect_seconds: float = 60.0  # how long to keep retrying a lost connection before giving up
 
     def __post_init__(self) -> None:
-        for name in ("batch", "buffer_capacity", "land_every", "max_deliveries"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"ingest option {name} must be >= 1, got {getattr(self, name)}")
-        for name in (
-            "block_ms",
-            "claim_idle_ms",
-            "watermark_ms",
-            "reconnect_seconds",
-            "drain_wait_ms",
-            "claim_every_ms",
-            "land_every_ms",
-            "forget_after_ms",
-        ):
-            if getattr(self, name) < 0:
-                raise ValueError(f"ingest option {name} must be >= 0, got {getattr(self, name)}")
+        for name, (low, high) in OPTION_RANGES.items():
+            value = getattr(self, name)
+            if not low <= value <= high:  # NaN fails the comparison too
+                raise ValueError(f"ingest option {name} must be {low} to {high}, got {value}")
         if self.dead_after_ms <= self.block_ms:
             # A serving consumer reads (or heartbeats) at least every block_ms: below that, a live one looks dead.
             raise ValueError(

@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from shadow_pipeline import user_json
 from shadow_pipeline.domain.gates import Verdict, judge
 from shadow_pipeline.domain.kpi_catalogue import REPORTED, names
 from shadow_pipeline.domain.kpis import aggregate, window_medians
@@ -113,11 +114,11 @@ def write_snapshot(folder: Path, snapshot: Mapping[str, Any]) -> Path:
 
 def read_snapshot(path: Path) -> dict[str, Any]:
     try:
-        snapshot: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise SnapshotError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    except json.JSONDecodeError as exc:
-        raise SnapshotError(f"{path}: not JSON (line {exc.lineno}): {exc.msg}") from exc
+        snapshot = user_json.load(path)
+    except user_json.JsonInputError as exc:
+        raise SnapshotError(str(exc)) from None
+    if not isinstance(snapshot, dict):
+        raise SnapshotError(f"{path}: not a shadow snapshot (not a JSON object)")
     missing = [key for key in ("symbol", "profile", "kpis", "thresholds") if key not in snapshot]
     if missing:
         raise SnapshotError(f"{path}: not a shadow snapshot (missing {', '.join(missing)})")

@@ -1,7 +1,7 @@
 """Stage 4: the shadow's predictions, read back from Redis, against reality, window by window, with a MAPE gate."""
 
 from collections.abc import Iterator
-from typing import Literal
+from typing import Annotated, Literal
 
 import dagster as dg
 import pandas as pd
@@ -13,7 +13,7 @@ from shadow_pipeline.domain.accuracy import compare
 from shadow_pipeline.domain.actual_fills import simulation_from_fills
 from shadow_pipeline.domain.hftbacktest_engine import HftbacktestMissing, hftbacktest_replay
 from shadow_pipeline.domain.kpis import iteration_kpis
-from shadow_pipeline.domain.profiles import FILL_QUEUE, StrategyParams
+from shadow_pipeline.domain.profiles import FILL_QUEUE, StrategyParams, setting_range
 from shadow_pipeline.domain.queue_fit import QueueFit, fit_queue
 from shadow_pipeline.domain.run_notes import RunNotesMissing, run_notes
 from shadow_pipeline.domain.simulator import FeeModel, LatencyModel, QueueAware, run
@@ -37,10 +37,15 @@ class DryRunConfig(dg.Config):
     queue_model: Literal["risk_averse", "power", "log"] = Field(
         default="risk_averse", description="hftbacktest's queue model: risk-averse, or probabilistic (power, log)."
     )
-    iterations: int | None = Field(default=None, ge=1, description="Compare only the newest N windows.")
-    min_fills: int = Field(default=1, ge=0, description="Fills both sides need in a window to compare shares.")
-    size_decrease_share: float = Field(
-        default=0.0, ge=0, le=1, description="Reality queue: share of unexplained touch-size decreases ahead of us."
+    iterations: int | None = Field(default=None, ge=1, le=1_000_000, description="Compare only the newest N windows.")
+    min_fills: int = Field(
+        default=1, ge=0, le=1_000_000, description="Fills both sides need in a window to compare shares."
+    )
+    size_decrease_share: Annotated[
+        float, Field(**setting_range("params", "fill.size_decrease_share").constraints())
+    ] = Field(
+        default=0.0,
+        description="Reality queue: share of unexplained touch-size decreases ahead of us.",
     )
 
 

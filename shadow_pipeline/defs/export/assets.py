@@ -20,8 +20,12 @@ class ExportConfig(dg.Config):
         default="both", description="hash: latest per symbol; stream: one entry per window; both."
     )
     per_symbol: bool = Field(default=True, description="Hash mode: also shadow:kpi:{symbol}, one field per KPI.")
-    ttl_seconds: int = Field(default=DEFAULT_TTL_SECONDS, ge=1, description="Expiry of the hashes.")
-    maxlen: int = Field(default=DEFAULT_STREAM_MAXLEN, ge=1, description="Stream mode: MAXLEN ~ per symbol.")
+    ttl_seconds: int = Field(
+        default=DEFAULT_TTL_SECONDS, ge=1, le=366 * 24 * 3600, description="Expiry of the hashes (at most a year)."
+    )
+    maxlen: int = Field(
+        default=DEFAULT_STREAM_MAXLEN, ge=1, le=1_000_000_000, description="Stream mode: MAXLEN ~ per symbol."
+    )
 
 
 @dg.asset(group_name="export", partitions_def=tick_partitions, kinds={"redis"})

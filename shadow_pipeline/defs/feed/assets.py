@@ -19,11 +19,21 @@ class FeedConfig(dg.Config):
     symbols: list[str] = Field(
         default_factory=configured_symbols, description="Symbols to replay (default: the partitions' symbols)."
     )
-    minutes: float = Field(default=10.0, description="Market minutes of the synthetic market.")
-    seed: int = Field(default=7, description="Seed of the synthetic market.")
+    minutes: float = Field(
+        default=10.0, gt=0, le=7 * 24 * 60, allow_inf_nan=False, description="Market minutes of the synthetic market."
+    )
+    seed: int = Field(default=7, ge=0, le=2**32 - 1, description="Seed of the synthetic market.")
     files: list[str] = Field(default=[], description="Recording files, for binance or bybit sources.")
-    maxlen: int = Field(default=DEFAULT_MAXLEN, description="Approximate MAXLEN trim (0 = no trim).")
-    speed: float = Field(default=0.0, description="0 = as fast as possible, 1 = real time, N = N x.")
+    maxlen: int = Field(
+        default=DEFAULT_MAXLEN, ge=0, le=1_000_000_000, description="Approximate MAXLEN trim (0 = no trim)."
+    )
+    speed: float = Field(
+        default=0.0,
+        ge=0,
+        le=1_000_000,
+        allow_inf_nan=False,
+        description="0 = as fast as possible, 1 = real time, N = N x.",
+    )
 
 
 @dg.asset(group_name="feed", kinds={"redis"})

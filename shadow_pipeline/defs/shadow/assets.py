@@ -4,10 +4,11 @@ window, and the Go/No-Go report with its gates."""
 import json
 import time
 from collections.abc import Iterator
+from typing import Annotated
 
 import dagster as dg
 import pandas as pd
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from shadow_pipeline.defs.partitions import hour_and_symbol, tick_partitions
 from shadow_pipeline.defs.shadow import checks
@@ -21,9 +22,10 @@ from shadow_pipeline.domain.profiles import (
     load_profiles,
     profile_document,
     resolve,
+    setting_range,
 )
 from shadow_pipeline.domain.run_notes import RunNotes, RunNotesMissing, run_notes, with_notes
-from shadow_pipeline.domain.search_space import with_values
+from shadow_pipeline.domain.search_space import TUNABLES, with_values
 from shadow_pipeline.domain.sensitivity import fill_sensitivity, verdict_flips
 from shadow_pipeline.domain.simulator import simulate
 from shadow_pipeline.domain.windows import HOUR_NS
@@ -45,28 +47,46 @@ TABLE_COLUMNS = ("iteration", "ticks", *names(k for k in SUMMARY if k.per_window
 
 
 class ShadowConfig(dg.Config):
-    """Run config of a shadow run (the launchpad shows these)."""
+    """Run config of a shadow run (the launchpad shows these). Every number carries its bounds here (the
+    profile's settings take theirs from the profiles schema), so a value out of range fails when the config is
+    built, by the CLI or by Dagster, before any ingest or simulation."""
 
     profile: str = Field(default="moderate", description="Strategy profile: conservative, moderate, aggressive, ...")
     window_seconds: float = Field(
-        default=60.0, gt=0, description="Iteration window in exchange-time seconds; must divide an hour."
+        default=60.0,
+        ge=0.1,
+        le=3600,
+        allow_inf_nan=False,
+        description="Iteration window in exchange-time seconds, 0.1 to 3600; must divide an hour.",
     )
-    min_windows: int | None = Field(
-        default=None, ge=1, description="Valid windows needed for a Go; default: the profile's (48)."
+    min_windows: Annotated[int | None, Field(**setting_range("thresholds", "min_windows").constraints())] = Field(
+        default=None,
+        description="Valid windows needed for a Go; default: the profile's (48).",
     )
     profiles_file: str | None = Field(
         default=None, description="Profiles JSON. Default: $SHADOW_PROFILES, else the file shipped in the package."
     )
-    touch_dwell_ms: float | None = Field(
+    touch_dwell_ms: Annotated[float | None, Field(**TUNABLES["touch_dwell_ms"].range.constraints())] = Field(
         default=None,
         description="Override the profile's touch_dwell_ms (ms at its price before a quote may fill; dwell fill "
         "model only) for this run; default: the profile's.",
     )
-    min_lot: float | None = Field(
+    min_lot: Annotated[float | None, Field(**TUNABLES["min_lot"].range.constraints())] = Field(
         default=None,
         description="Override the profile's min_lot (order size in base currency, a multiple of the symbol's "
         "lot_step; max_inventory counts these lots) for this run; default: the profile's.",
     )
+
+    @field_validator("window_seconds")
+    @classmethod
+    def _tiles_the_hour(cls, seconds: float) -> float:
+        """A window that straddled two hourly partitions would be cut in two, each half judged as a window."""
+        if HOUR_NS % round(seconds * 1e9):
+            raise ValueError(
+                f"window_seconds {seconds:g} does not divide 3600: a window would straddle two hourly partitions "
+                "(use e.g. 5, 10, 30, 60, 300)"
+            )
+        return seconds
 
     def overrides(self) -> dict[str, float]:
         """The single-parameter overrides that are set, by their tunable names (``search_space.with_values``)."""
@@ -75,14 +95,8 @@ class ShadowConfig(dg.Config):
 
 
 def strategy_for(config: ShadowConfig, symbol: str) -> tuple[StrategyParams, Thresholds]:
-    """The profile's parameters and gates for ``symbol`` with the config's overrides applied; a bad profile,
-    override or window fails the run with the reason."""
-    window_ns = round(config.window_seconds * 1e9)
-    if window_ns <= 0 or HOUR_NS % window_ns:
-        raise dg.Failure(
-            f"window_seconds {config.window_seconds} does not divide 3600: a window would straddle two hourly "
-            "partitions (use e.g. 5, 10, 30, 60, 300)"
-        )
+    """The profile's parameters and gates for ``symbol`` with the config's overrides applied; a bad profile or
+    override fails the run with the reason."""
     try:
         params, thresholds = resolve(load_profiles(config.profiles_file), config.profile, symbol)
     except ProfileError as exc:

@@ -7,12 +7,13 @@ import time
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Annotated, Any
 
 import dagster as dg
 import pandas as pd
 from pydantic import Field
 
+from shadow_pipeline import user_json
 from shadow_pipeline.defs.partitions import hour_and_symbol, tick_partitions
 from shadow_pipeline.defs.shadow.assets import LIVE_READY_FILE, ShadowConfig, strategy_for
 from shadow_pipeline.defs.tune import checks
@@ -23,6 +24,7 @@ from shadow_pipeline.domain.profiles import (
     Thresholds,
     load_profiles,
     profile_document,
+    setting_range,
     tune_settings,
 )
 from shadow_pipeline.domain.search_space import SearchSpace
@@ -71,20 +73,27 @@ class TuneConfig(ShadowConfig):
         '[0, 1], "min_requote_ms": {"min": 100, "max": 500, "step": 100}}.',
     )
     objective: str | None = Field(default=None, description=f"One of {', '.join(OBJECTIVES)}; default: the profile's.")
-    max_sets: int | None = Field(default=None, ge=1, description="Sets per fold; default: the profile's.")
-    seed: int | None = Field(default=None, ge=0, description="Sampler seed; default: the profile's.")
-    workers: int | None = Field(default=None, ge=1, description="Processes; default: every core.")
-    top: int = Field(default=10, ge=1, description="Rows of the top-N table.")
+    max_sets: Annotated[int | None, Field(**setting_range("tune", "max_sets").constraints())] = Field(
+        default=None, description="Sets per fold; default: the profile's."
+    )
+    seed: Annotated[int | None, Field(**setting_range("tune", "seed").constraints())] = Field(
+        default=None, description="Sampler seed; default: the profile's."
+    )
+    workers: int | None = Field(default=None, ge=1, le=1024, description="Processes; default: every core.")
+    top: int = Field(default=10, ge=1, le=1000, description="Rows of the top-N table.")
 
 
 def search_of(config: TuneConfig, params: StrategyParams, symbol: str) -> Search:
     """The profile's ``tune`` with the run's overrides, checked against the instrument (a bad one fails the run)."""
+    try:
+        extra = user_json.parse(config.space, "space") if config.space else {}
+    except user_json.JsonInputError as exc:
+        raise dg.Failure(str(exc)) from None
     source = "the profiles file"
     try:
         profiles = load_profiles(config.profiles_file)
         source = f"tune of profile {config.profile!r} for {symbol} in {profiles.source}"
         settings = tune_settings(profiles, config.profile, symbol)
-        extra = json.loads(config.space) if config.space else {}
         if extra:
             source += " with the run's space"
         if not isinstance(extra, dict):
@@ -98,8 +107,6 @@ def search_of(config: TuneConfig, params: StrategyParams, symbol: str) -> Search
             config.max_sets or settings.max_sets,
             settings.seed if config.seed is None else config.seed,
         )
-    except json.JSONDecodeError as exc:
-        raise dg.Failure(f"space is not JSON: {exc.msg} (column {exc.colno})") from None
     except (ProfileError, ValueError) as exc:
         raise dg.Failure(f"{source}: {exc}") from None
 
