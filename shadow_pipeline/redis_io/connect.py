@@ -21,10 +21,11 @@ class RedisRefused(RedisUnavailable):
     """Redis answered but refused the credentials (WRONGPASS, NOAUTH) or the user (NOPERM): retrying is futile."""
 
 
-def resolve_url(url: str | None = None) -> str:
-    """An explicit URL, else ``$REDIS_URL``, else the URL of this process's embedded server."""
+def resolve_url(url: str | None = None, setting: str = "the Redis URL") -> str:
+    """An explicit URL, else ``$REDIS_URL``, else the URL of this process's embedded server; ``setting`` names
+    where the explicit URL came from (``--redis-url``), for the error when it is not valid."""
     if url:
-        return validate_url(url)
+        return validate_url(url, setting)
     return configured_url() or process_server().url
 
 
@@ -39,11 +40,9 @@ def connect(url: str | None = None, *, check: bool = True, **options: Any) -> re
     options.setdefault("health_check_interval", 30)
     try:
         client = redis.Redis.from_url(resolved, **options)
-    except ValueError as exc:
-        # "Invalid value for 'db' in connection URL." is safe to show; urllib's "Port could not be cast to integer
-        # value as 'x'" quotes what may be a piece of the password.
-        said = str(exc) if str(exc).startswith("Invalid value for") else "redis-py cannot read it"
-        raise RedisConfigError(f"bad Redis URL {redact(resolved)}: {said}") from None
+    except (TypeError, ValueError, redis.RedisError):
+        # The URL passed validate_url, so an option is wrong; redis-py's message may quote the URL: not shown.
+        raise RedisConfigError(f"redis-py refuses the options for Redis at {redact(resolved)}") from None
     if check:
         try:
             client.ping()
