@@ -32,6 +32,8 @@ SUPPORTED_SCHEMES = ("redis", "rediss", "unix")
 MASK = "***"
 
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
+# Where a URL starts in a message: any scheme with "://", or a Redis scheme without it ("redis:user:pw@host").
+_URL_START = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://|(?<![A-Za-z0-9+.-])(?:rediss?|unix):", re.IGNORECASE)
 _HOST_PORT = re.compile(r"(\[[0-9A-Za-z:.%]*\]|[A-Za-z0-9._~%!$&'()*+,;=-]*)(:[0-9]*)?")
 _PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
 # Query parameters whose value is a secret: password (redis-py passes it to AUTH), ssl_password (the key's
@@ -40,6 +42,7 @@ _SECRET_PARAM = re.compile(r"pass|secret|token|auth|credential", re.IGNORECASE)
 # A query value runs to the next "&name=" (redis-py's parse_qs splits on "&"; a "#" in a password is kept in it).
 _QUERY_PARAM = re.compile(r"([?&])([^=&?#]*)=(.*?)(?=&[A-Za-z_][A-Za-z0-9_.-]*=|$)", re.DOTALL)
 _SECRET_NAME_IN_QUERY = re.compile(r"[?&][^=&?#]*(pass|secret|token|auth|credential)[^=&?#]*=", re.IGNORECASE)
+_QUERY_NAME = re.compile(r"[?&]([^=&?#]*)=")
 _VALUE_END = re.compile(r".*?(?=&[A-Za-z_][A-Za-z0-9_.-]*=|$)", re.DOTALL)
 _TRAILING = "'\"`,;:.!)}>"
 _ENCODE = "percent-encode special characters in a password (urllib.parse.quote(password, safe=''))"
@@ -58,46 +61,48 @@ def redact(url: str) -> str:
     ``unix://user:pass@/path.sock?db=0``, and any scheme.
     """
     match = _SCHEME.match(url)
-    if match is None:  # not a URL: a bare "secret@host" is still masked
-        at = url.rfind("@")
-        return MASK + url[at:] if at >= 0 else url
+    if match is None:  # not a URL ("alice:secret@host", "redis:secret@host"): masked by the same rules
+        return _redact_rest("", url)
     return match.group(0) + _redact_rest(match.group(1).lower(), url[match.end() :])
 
 
 def redact_text(message: str) -> str:
-    """``message`` with every URL-looking substring passed through :func:`redact`; use it on any exception
-    text or log line that might quote a URL.
+    """``message`` with every URL-looking substring (``scheme://...``, or ``redis:`` without the slashes)
+    passed through :func:`redact`; use it on any exception text or log line that might quote a URL.
 
     A password may hold whitespace, so a URL is not taken to end at the first space: it runs to the last
-    ``@`` of the message, then to the next whitespace. A later, unrelated ``@`` masks more than needed, never
-    less.
+    ``@`` of the message, then to the next whitespace; and when it ends in the value of a secret query
+    parameter (``?password=``), the rest of that line is dropped, since the value may go on. A later,
+    unrelated ``@`` masks more than needed, never less.
     """
-    if "://" not in message:
-        return message
     out: list[str] = []
     position = 0
-    for match in _SCHEME.finditer(message):
+    for match in _URL_START.finditer(message):
         if match.start() < position:  # inside a URL already redacted
             continue
         body = _url_in(message, match.start(), match.end())
         out += [message[position : match.start()], redact(body)]
         position = match.start() + len(body)
+        names = _QUERY_NAME.findall(body)
+        if names and _SECRET_PARAM.search(names[-1]):
+            line_end = message.find("\n", position)
+            position = len(message) if line_end < 0 else line_end
     out.append(message[position:])
     return "".join(out)
 
 
 def _url_in(message: str, start: int, after_scheme: int) -> str:
-    """The URL that starts at ``start``: to the message's last ``@``, then to whitespace, without the
-    punctuation or an unbalanced ``]`` that closes the sentence or bracket around it (trimmed after that
-    ``@`` only, since a password may end in anything)."""
+    """The URL that starts at ``start`` (see :func:`redact_text`), without the punctuation or unbalanced ``]``
+    that ends the sentence or bracket around it; only trailing ones after the last ``@`` are trimmed, since a
+    password may hold anything."""
     end = max(message.rfind("@", after_scheme) + 1, after_scheme)
     while end < len(message) and not message[end].isspace():
         end += 1
     body = message[start:end]
     host_from = body.rfind("@") + 1 or after_scheme - start
     tail = body[host_from:].rstrip(_TRAILING)
-    if tail.count("[") < tail.count("]"):
-        tail = tail[: tail.rfind("]")]
+    while tail.endswith("]") and tail.count("[") < tail.count("]"):
+        tail = tail[:-1].rstrip(_TRAILING)
     return body[:host_from] + tail
 
 
@@ -110,26 +115,31 @@ def _redact_rest(scheme: str, rest: str) -> str:
     """What follows ``scheme://``, redacted."""
     end = _authority_end(rest)
     last_at = rest.rfind("@")
-    if last_at >= end and not _at_only_in_socket_path(scheme, rest, end):
+    if last_at >= end and not _ats_are_masked_anyway(scheme, rest, end):
         # The password holds an unencoded / ? or #, or the '@' is in a query value: mask up to the last '@'.
         after = rest[last_at + 1 :]
         if _SECRET_NAME_IN_QUERY.search(rest[:last_at]):  # or that '@' is inside a ?password= value: mask its tail
-            after = MASK + after[_VALUE_END.match(after).end() :]  # type: ignore[union-attr]
+            tail = after[_VALUE_END.match(after).end() :]  # type: ignore[union-attr]
+            return f"{MASK}@{MASK}{_redact_query('?' + tail)[1:]}"  # the tail continues that query
         return f"{MASK}@{_redact_query(after)}"
     cut = rest.rfind("@", 0, end)
     if cut < 0:  # no userinfo: a host and port are shown, anything else may be a password without its host
         authority = rest[:end]
         return (authority if _HOST_PORT.fullmatch(authority) else MASK) + _redact_query(rest[end:])
-    user, colon, _ = rest[:cut].partition(":")
-    # "user:password@" shows the user; a bare "token@" is masked whole (redis-py sends it to AUTH).
-    shown = f"{user}:{MASK}" if colon else MASK
+    user, _, password = rest[:cut].partition(":")
+    # "user:password@" shows the user; a bare "token@" (redis-py sends it to AUTH) or "token:@" is masked whole.
+    shown = f"{user}:{MASK}" if password else MASK
     return shown + _redact_query(rest[cut:])
 
 
-def _at_only_in_socket_path(scheme: str, rest: str, end: int) -> bool:
-    """``unix:///run/redis@main.sock?db=0``: without an authority, an '@' in the path cannot end a password."""
-    query = [i for i in (rest.find("?"), rest.find("#")) if i >= 0]
-    return scheme == "unix" and end == 0 and "@" not in rest[min(query, default=len(rest)) :]
+def _ats_are_masked_anyway(scheme: str, rest: str, end: int) -> bool:
+    """Whether every '@' after the authority is in the value of a secret query parameter of a well-formed URL
+    (``?password=a@b``, masked anyway). Any other '@' there may end a password holding an unencoded '/' or '?':
+    ``redis://u:6379?client_name=secret@host``, ``unix:///secret@host`` (a socket path to redis-py)."""
+    tail = rest[end:]
+    if not tail.startswith("?") or not _well_formed_with_at_after_authority(scheme, rest, end):
+        return False
+    return all(_SECRET_PARAM.search(pair.partition("=")[0]) for pair in tail[1:].split("&") if "@" in pair)
 
 
 def _well_formed_with_at_after_authority(scheme: str, rest: str, end: int) -> bool:
