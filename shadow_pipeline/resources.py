@@ -18,7 +18,6 @@ from shadow_pipeline.redis_io.keys import ALERT_STREAM, TICK_STREAM, dead_letter
 from shadow_pipeline.redis_io.url import redact
 from shadow_pipeline.settings import artifacts_dir, data_dir, slack_token
 
-
 URL_SETTING = "the redis resource's url"  # what a RedisConfigError names when RedisResource.url is not valid
 
 

@@ -227,15 +227,15 @@ def test_a_failed_runs_reason_is_its_root_cause_redacted_on_one_line() -> None:
 
 
 # A password that every parser stumbles on, around a marker that cannot occur by chance: brackets (urllib takes
-# them for an IPv6 host), a fullwidth '＠' (NFKC), whitespace and ']', a '/' that moves the host, no host at all,
-# a query value redis-py rejects, a scheme it does not know. None may show the marker, however it fails.
+# them for an IPv6 host), a fullwidth at sign (U+FF20, NFKC), whitespace and ']', a '/' that moves the host, no
+# host at all, a query value redis-py rejects, a scheme it does not know. None may show the marker.
 MARKER = "Mk9Qz7Wv"
 
 
 def _hostile_urls(port: int) -> list[str]:
     return [
         f"redis://u:[{MARKER}]@127.0.0.1:{port}/0",
-        f"redis://u:{MARKER}＠x@127.0.0.1:{port}/0",
+        f"redis://u:{MARKER}\uff20x@127.0.0.1:{port}/0",
         f"redis://u:{MARKER} x]y@127.0.0.1:{port}/0",
         f"redis://:{MARKER}/x@127.0.0.1:{port}/0",
         f"redis://:{MARKER}",
@@ -271,7 +271,7 @@ def _holding(folder: Path, secret: str) -> list[str]:
         with contextlib.closing(sqlite3.connect(database)) as db:
             tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
             for table in tables:
-                for row in db.execute(f'SELECT * FROM "{table}"'):  # noqa: S608 (names from sqlite_master)
+                for row in db.execute(f'SELECT * FROM "{table}"'):
                     for cell in row:
                         raw = cell if isinstance(cell, bytes) else str(cell).encode()
                         with contextlib.suppress(zlib.error):
@@ -281,10 +281,13 @@ def _holding(folder: Path, secret: str) -> list[str]:
     return found
 
 
+DG_LAUNCH = [str(Path(sys.executable).parent / "dg"), "launch", "--job", "feed_replay_job"]
+
+
 def test_dg_launch_stores_no_password_in_dagster_home(tmp_path: Path) -> None:
     """A run on a password-protected Redis (the URL given as {env: REDIS_URL} in run config), then a run whose
     REDIS_URL urllib cannot parse: neither leaves the password in the run storage, event logs or compute logs."""
-    password = f"{MARKER} ]@:/#?%＠end"
+    password = f"{MARKER} ]@:/#?%\uff20end"
     server = start_server(["--requirepass", password])
     home = tmp_path / "home"
     home.mkdir()
@@ -300,8 +303,7 @@ def test_dg_launch_stores_no_password_in_dagster_home(tmp_path: Path) -> None:
     try:
         outs = [
             subprocess.run(
-                [str(Path(sys.executable).parent / "dg"), "launch", "--job", "feed_replay_job"]
-                + ["--config-json", json.dumps(config)],
+                [*DG_LAUNCH, "--config-json", json.dumps(config)],
                 env={**env, "REDIS_URL": url},
                 cwd=Path(__file__).parents[1],
                 capture_output=True,

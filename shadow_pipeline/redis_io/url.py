@@ -12,9 +12,9 @@ How redis-py reads a URL (``redis.connection.parse_url``): ``urlparse`` ends the
 percent-decoded); a bare token before ``@`` is the username; query parameters it does not know, ``password``
 and ``username`` among them, become keyword arguments of the connection. A password holding an unencoded
 ``/``, ``?`` or ``#`` therefore moves its tail and the host out of the authority. Redaction errs on the side of
-masking: everything between ``://`` and the last ``@`` is masked, wherever that ``@`` is (only the socket path
-of ``unix:///run/redis@main.sock`` is kept), and an authority without ``@`` that is not a host and port is
-masked whole (``redis://:S3cret``, the host forgotten).
+masking: everything between ``://`` and the last ``@`` is masked, wherever that ``@`` is (the host stays
+visible only when every ``@`` after it is inside a ``?password=`` value, masked anyway), and an authority
+without ``@`` that is not a host and port is masked whole (``redis://:S3cret``, the host forgotten).
 """
 
 from __future__ import annotations
@@ -221,7 +221,7 @@ def _unsplittable(authority: str) -> str:
     if "[" in authority or "]" in authority:
         return f"a '[' or ']' outside an IPv6 host such as [::1]; {_ENCODE}"
     if unicodedata.normalize("NFKC", authority) != authority:
-        return f"characters that Unicode NFKC turns into URL syntax, such as a fullwidth '＠' or '：'; {_ENCODE}"
+        return f"characters that Unicode NFKC turns into URL syntax (a fullwidth @ or :); {_ENCODE}"
     return f"urllib cannot split it into its parts; {_ENCODE}"
 
 
