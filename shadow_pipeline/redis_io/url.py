@@ -42,7 +42,7 @@ _SECRET_PARAM = re.compile(r"pass|secret|token|auth|credential", re.IGNORECASE)
 # A query value runs to the next "&name=" (redis-py's parse_qs splits on "&"; a "#" in a password is kept in it).
 _QUERY_PARAM = re.compile(r"([?&])([^=&?#]*)=(.*?)(?=&[A-Za-z_][A-Za-z0-9_.-]*=|$)", re.DOTALL)
 _SECRET_NAME_IN_QUERY = re.compile(r"[?&][^=&?#]*(pass|secret|token|auth|credential)[^=&?#]*=", re.IGNORECASE)
-_QUERY_NAME = re.compile(r"[?&]([^=&?#]*)=")
+_NEXT_PARAM = re.compile(r"&[A-Za-z_][A-Za-z0-9_.-]*=")  # where a query value ends
 _VALUE_END = re.compile(r".*?(?=&[A-Za-z_][A-Za-z0-9_.-]*=|$)", re.DOTALL)
 _TRAILING = "'\"`,;:.!)}>"
 _ENCODE = "percent-encode special characters in a password (urllib.parse.quote(password, safe=''))"
@@ -83,8 +83,8 @@ def redact_text(message: str) -> str:
         body = _url_in(message, match.start(), match.end())
         out += [message[position : match.start()], redact(body)]
         position = match.start() + len(body)
-        names = _QUERY_NAME.findall(body)
-        if names and _SECRET_PARAM.search(names[-1]):
+        secrets = list(_SECRET_NAME_IN_QUERY.finditer(body))
+        if secrets and not _NEXT_PARAM.search(body, secrets[-1].end()):  # it ends in a secret value
             line_end = message.find("\n", position)
             position = len(message) if line_end < 0 else line_end
     out.append(message[position:])
@@ -137,9 +137,10 @@ def _ats_are_masked_anyway(scheme: str, rest: str, end: int) -> bool:
     (``?password=a@b``, masked anyway). Any other '@' there may end a password holding an unencoded '/' or '?':
     ``redis://u:6379?client_name=secret@host``, ``unix:///secret@host`` (a socket path to redis-py)."""
     tail = rest[end:]
-    if not tail.startswith("?") or not _well_formed_with_at_after_authority(scheme, rest, end):
+    query = tail.find("?")
+    if query < 0 or "@" in tail[:query] or not _well_formed_with_at_after_authority(scheme, rest, end):
         return False
-    return all(_SECRET_PARAM.search(pair.partition("=")[0]) for pair in tail[1:].split("&") if "@" in pair)
+    return all(_SECRET_PARAM.search(pair.partition("=")[0]) for pair in tail[query + 1 :].split("&") if "@" in pair)
 
 
 def _well_formed_with_at_after_authority(scheme: str, rest: str, end: int) -> bool:
