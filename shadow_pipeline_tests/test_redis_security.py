@@ -113,6 +113,14 @@ def test_unreachable_is_redacted_too() -> None:
     assert PASSWORD not in str(info.value)
 
 
+def test_a_tls_option_on_a_plain_url_is_a_config_error_without_the_password() -> None:
+    """redis-py builds the first connection at the first command and raises TypeError for an option the
+    connection does not take: a RedisConfigError (one CLI line), not a traceback."""
+    with pytest.raises(RedisConfigError) as info:
+        RedisResource(url=f"redis://:{PASSWORD}@127.0.0.1:1/0", ssl_ca_certs="/etc/ca.crt").get_client()
+    assert str(info.value) == "redis-py refuses the options given for Redis at redis://:***@127.0.0.1:1/0"
+
+
 def _make_certs(folder: Path) -> tuple[Path, Path, Path]:
     ca_key, ca_crt = folder / "ca.key", folder / "ca.crt"
     key, csr, crt = folder / "server.key", folder / "server.csr", folder / "server.crt"

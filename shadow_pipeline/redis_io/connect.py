@@ -41,11 +41,12 @@ def connect(url: str | None = None, *, check: bool = True, **options: Any) -> re
     try:
         client = redis.Redis.from_url(resolved, **options)
     except (TypeError, ValueError, redis.RedisError):
-        # The URL passed validate_url, so an option is wrong; redis-py's message may quote the URL: not shown.
-        raise RedisConfigError(f"redis-py refuses the options for Redis at {redact(resolved)}") from None
+        raise _bad_options(resolved) from None
     if check:
         try:
             client.ping()
+        except TypeError:  # the first connection is built here: "got an unexpected keyword argument 'ssl_...'"
+            raise _bad_options(resolved) from None
         except (redis.exceptions.AuthenticationError, redis.exceptions.AuthorizationError) as exc:
             raise RedisRefused(f"Redis at {redact(resolved)} refused the credentials: {_reason(exc)}") from None
         except redis.exceptions.NoPermissionError as exc:
@@ -59,6 +60,12 @@ def connect(url: str | None = None, *, check: bool = True, **options: Any) -> re
             raise RedisRefused(f"Redis at {redact(resolved)} refused the connection: {_reason(exc)}") from None
         log.info("connected to Redis at %s", redact(resolved))
     return client
+
+
+def _bad_options(url: str) -> RedisConfigError:
+    """The URL passed validate_url, so one of ``options`` is wrong (a TLS option on redis://); redis-py's
+    message may quote the URL, so it is not shown."""
+    return RedisConfigError(f"redis-py refuses the options given for Redis at {redact(url)}")
 
 
 def _reason(exc: BaseException) -> str:
