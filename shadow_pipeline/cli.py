@@ -154,13 +154,19 @@ def _gateway(ctx: click.Context, param: click.Parameter, value: str | None) -> s
 
 
 class _RedactingFilter(logging.Filter):
-    """Every log line through redact_text: a library that logs a URL must not log its password."""
+    """Every log line through redact_text, its traceback too: a library that logs a URL must not log its
+    password. The traceback is formatted here into ``exc_text``, which formatters print instead of formatting
+    ``exc_info`` again."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         redacted = redact_text(message)
         if redacted != message:
             record.msg, record.args = redacted, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact_text(record.exc_text)
         return True
 
 
@@ -288,7 +294,7 @@ def replay_command(
         )
         chosen = [s.strip().upper() for s in symbols.split(",") if s.strip()]
         src = open_source(source, symbols=chosen, seconds=minutes * 60, seed=seed, files=files)
-        url = resolve_url(redis_url)
+        url = resolve_url(redis_url, "--redis-url")
         if not redis_url and not settings.redis_url():
             log.warning(
                 "REDIS_URL is unset: replaying into an embedded server that stops when this command "
@@ -452,7 +458,7 @@ def ingest_command(
             reconnect_seconds=reconnect_seconds,
         )
         metrics = IngestMetrics()
-        url = resolve_url(redis_url)
+        url = resolve_url(redis_url, "--redis-url")
         worker = TickConsumer(LandingResource(base_path=landing).store(stream), options, url, metrics)
         if metrics_port is not None:
             metrics.serve(metrics_port)

@@ -18,9 +18,16 @@ from shadow_pipeline.redis_io.keys import ALERT_STREAM, TICK_STREAM, dead_letter
 from shadow_pipeline.redis_io.url import redact
 from shadow_pipeline.settings import artifacts_dir, data_dir, slack_token
 
+URL_SETTING = "the redis resource's url"  # what a RedisConfigError names when RedisResource.url is not valid
+
 
 class RedisResource(dg.ConfigurableResource):
     """Redis for ticks, KPIs and alerts. Without ``url`` it uses ``$REDIS_URL``, else an embedded server.
+
+    The URL is read from the environment here, when the run uses the resource, so a password in it never
+    enters run config. Dagster stores a ``url`` given as a value (in run config or bound in Python) in the
+    run and in the job's snapshot; a URL with a password goes in as ``dg.EnvVar`` (``{env: VAR}`` in YAML),
+    which Dagster stores as the variable's name.
 
     TLS: use a ``rediss://`` URL; ``ssl_ca_certs`` etc. may also be given as URL query parameters.
     """
@@ -28,7 +35,8 @@ class RedisResource(dg.ConfigurableResource):
     url: str | None = Field(
         default=None,
         description="redis://[user:password@]host:port/db, rediss:// for TLS, or unix://. "
-        "Default: $REDIS_URL, or an embedded server started for this process.",
+        "Default: $REDIS_URL, or an embedded server started for this process. Dagster stores this value in "
+        "the run: with a password, give it as {env: VAR}.",
     )
     ssl_ca_certs: str | None = Field(default=None, description="CA bundle that signed the server certificate.")
     ssl_certfile: str | None = Field(default=None, description="Client certificate, for mutual TLS.")
@@ -48,11 +56,11 @@ class RedisResource(dg.ConfigurableResource):
             if value
         }
         options: dict[str, Any] = {"socket_timeout": self.socket_timeout, **ssl, **overrides}
-        return connect(self.url, **options)
+        return connect(resolve_url(self.url, URL_SETTING), **options)
 
     def describe(self) -> str:
         """The URL in use, safe to log or show in the UI."""
-        return redact(resolve_url(self.url))
+        return redact(resolve_url(self.url, URL_SETTING))
 
 
 LANDING_FOLDER = "landing"  # the landing zone's folder in a data dir, beside the asset store

@@ -1,7 +1,13 @@
 """AUTH (ACL users) and TLS against real servers; passwords never appear in errors or logs."""
 
+import contextlib
+import json
 import logging
+import os
+import sqlite3
 import subprocess
+import sys
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -105,6 +111,14 @@ def test_unreachable_is_redacted_too() -> None:
     assert not isinstance(info.value, RedisRefused)
     assert "cannot reach Redis at redis://alice:***@127.0.0.1:1/0?password=***" in str(info.value)
     assert PASSWORD not in str(info.value)
+
+
+def test_a_tls_option_on_a_plain_url_is_a_config_error_without_the_password() -> None:
+    """redis-py builds the first connection at the first command and raises TypeError for an option the
+    connection does not take: a RedisConfigError (one CLI line), not a traceback."""
+    with pytest.raises(RedisConfigError) as info:
+        RedisResource(url=f"redis://:{PASSWORD}@127.0.0.1:1/0", ssl_ca_certs="/etc/ca.crt").get_client()
+    assert str(info.value) == "redis-py refuses the options given for Redis at redis://:***@127.0.0.1:1/0"
 
 
 def _make_certs(folder: Path) -> tuple[Path, Path, Path]:
@@ -218,3 +232,98 @@ def test_a_failed_runs_reason_is_its_root_cause_redacted_on_one_line() -> None:
         assert _root_message(wrapped) == "redis.exceptions.ConnectionError: lost redis://:***@db:6379/0 again"
     # A user exception raised while handling another: its own message, not the handled one's.
     assert _root_message(error("ValueError", "ValueError: no such hour\n", context=handled)).startswith("ValueError")
+
+
+# A password that every parser stumbles on, around a marker that cannot occur by chance: brackets (urllib takes
+# them for an IPv6 host), a fullwidth at sign (U+FF20, NFKC), whitespace and ']', a '/' that moves the host, no
+# host at all, a query value redis-py rejects, a scheme it does not know. None may show the marker.
+MARKER = "Mk9Qz7Wv"
+
+
+def _hostile_urls(port: int) -> list[str]:
+    return [
+        f"redis://u:[{MARKER}]@127.0.0.1:{port}/0",
+        f"redis://u:{MARKER}\uff20x@127.0.0.1:{port}/0",
+        f"redis://u:{MARKER} x]y@127.0.0.1:{port}/0",
+        f"redis://:{MARKER}/x@127.0.0.1:{port}/0",
+        f"redis://:{MARKER}",
+        f"redis://127.0.0.1:{port}/0?password={MARKER}&socket_timeout=x",
+        f"REDIS://:{MARKER}@127.0.0.1:{port}/0",
+    ]
+
+
+def test_every_command_refuses_a_hostile_url_in_one_line_without_the_password(tmp_path: Path) -> None:
+    """Each command that takes a Redis URL, with each URL: exit 2, one "error:" line that names REDIS_URL, no
+    traceback, the marker nowhere. One process imports the CLI and forks a child per case (test_cli)."""
+    from shadow_pipeline_tests.test_cli import COMMANDS, HOUR, _run_forked, _with
+
+    commands = {**COMMANDS, "tune": ["tune", "--hours", HOUR, "--symbols", "BTCUSDT"]}
+    urls = _hostile_urls(_free_port())
+    cases = [(name, url) for name in commands for url in urls]
+    (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    (tmp_path / "forked").mkdir()
+    outs = _run_forked([(commands[name], _with(url, tmp_path)) for name, url in cases], tmp_path / "forked")
+    for (name, url), out in zip(cases, outs, strict=True):
+        said = [line for line in out.stderr.splitlines() if line.strip()]
+        assert out.returncode == 2 and len(said) == 1, (name, url, out.stdout, out.stderr)
+        assert said[0].startswith("error: REDIS_URL is not a valid Redis URL: "), (name, said)
+        assert MARKER not in out.stdout + out.stderr and "Traceback" not in out.stderr, (name, url)
+
+
+def _holding(folder: Path, secret: str) -> list[str]:
+    """Files under ``folder`` that hold ``secret``: as bytes, or in a cell of an SQLite database, zlib-compressed
+    or not (Dagster compresses job snapshots)."""
+    needle = secret.encode()
+    found = [str(path) for path in folder.rglob("*") if path.is_file() and needle in path.read_bytes()]
+    for database in folder.rglob("*.db"):
+        with contextlib.closing(sqlite3.connect(database)) as db:
+            tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+            for table in tables:
+                for row in db.execute(f'SELECT * FROM "{table}"'):
+                    for cell in row:
+                        raw = cell if isinstance(cell, bytes) else str(cell).encode()
+                        with contextlib.suppress(zlib.error):
+                            raw += zlib.decompress(raw)
+                        if needle in raw:
+                            found.append(f"{database}:{table}")
+    return found
+
+
+DG_LAUNCH = [str(Path(sys.executable).parent / "dg"), "launch", "--job", "feed_replay_job"]
+
+
+def test_dg_launch_stores_no_password_in_dagster_home(tmp_path: Path) -> None:
+    """A run on a password-protected Redis (the URL given as {env: REDIS_URL} in run config), then a run whose
+    REDIS_URL urllib cannot parse: neither leaves the password in the run storage, event logs or compute logs."""
+    password = f"{MARKER} ]@:/#?%\uff20end"
+    server = start_server(["--requirepass", password])
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((Path(__file__).parents[1] / "dagster.yaml").read_text())
+    env = {**os.environ, "DAGSTER_HOME": str(home), "SHADOW_DATA_DIR": str(tmp_path / "data")}
+    env["SHADOW_SYMBOLS"] = "BTCUSDT"
+    feed = {"ops": {"replayed_feed": {"config": {"minutes": 0.05}}}}
+    from_env = {**feed, "resources": {"redis": {"config": {"url": {"env": "REDIS_URL"}}}}}
+    runs = [
+        (f"redis://:{quote(password, safe='')}@127.0.0.1:{server.port}/0", from_env),
+        (f"redis://u:[{MARKER}]@127.0.0.1:{server.port}/0", feed),
+    ]
+    try:
+        outs = [
+            subprocess.run(
+                [*DG_LAUNCH, "--config-json", json.dumps(config)],
+                env={**env, "REDIS_URL": url},
+                cwd=Path(__file__).parents[1],
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            for url, config in runs
+        ]
+    finally:
+        server.stop()
+    assert any(home.rglob("*.err")) and any(home.rglob("*.db"))  # compute logs and run storage were written
+    assert _holding(home, MARKER) == []
+    assert [out.returncode for out in outs] == [0, 1], outs[0].stderr[-2000:]
+    assert not [out for out in outs if MARKER in out.stdout + out.stderr]
+    assert "REDIS_URL is not a valid Redis URL: a '[' or ']' outside an IPv6 host" in outs[1].stderr

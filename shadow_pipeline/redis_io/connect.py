@@ -21,10 +21,11 @@ class RedisRefused(RedisUnavailable):
     """Redis answered but refused the credentials (WRONGPASS, NOAUTH) or the user (NOPERM): retrying is futile."""
 
 
-def resolve_url(url: str | None = None) -> str:
-    """An explicit URL, else ``$REDIS_URL``, else the URL of this process's embedded server."""
+def resolve_url(url: str | None = None, setting: str = "the Redis URL") -> str:
+    """An explicit URL, else ``$REDIS_URL``, else the URL of this process's embedded server; ``setting`` names
+    where the explicit URL came from (``--redis-url``), for the error when it is not valid."""
     if url:
-        return validate_url(url)
+        return validate_url(url, setting)
     return configured_url() or process_server().url
 
 
@@ -39,14 +40,13 @@ def connect(url: str | None = None, *, check: bool = True, **options: Any) -> re
     options.setdefault("health_check_interval", 30)
     try:
         client = redis.Redis.from_url(resolved, **options)
-    except ValueError as exc:
-        # "Invalid value for 'db' in connection URL." is safe to show; urllib's "Port could not be cast to integer
-        # value as 'x'" quotes what may be a piece of the password.
-        said = str(exc) if str(exc).startswith("Invalid value for") else "redis-py cannot read it"
-        raise RedisConfigError(f"bad Redis URL {redact(resolved)}: {said}") from None
+    except (TypeError, ValueError, redis.RedisError):
+        raise _bad_options(resolved) from None
     if check:
         try:
             client.ping()
+        except TypeError:  # the first connection is built here: "got an unexpected keyword argument 'ssl_...'"
+            raise _bad_options(resolved) from None
         except (redis.exceptions.AuthenticationError, redis.exceptions.AuthorizationError) as exc:
             raise RedisRefused(f"Redis at {redact(resolved)} refused the credentials: {_reason(exc)}") from None
         except redis.exceptions.NoPermissionError as exc:
@@ -60,6 +60,12 @@ def connect(url: str | None = None, *, check: bool = True, **options: Any) -> re
             raise RedisRefused(f"Redis at {redact(resolved)} refused the connection: {_reason(exc)}") from None
         log.info("connected to Redis at %s", redact(resolved))
     return client
+
+
+def _bad_options(url: str) -> RedisConfigError:
+    """The URL passed validate_url, so one of ``options`` is wrong (a TLS option on redis://); redis-py's
+    message may quote the URL, so it is not shown."""
+    return RedisConfigError(f"redis-py refuses the options given for Redis at {redact(url)}")
 
 
 def _reason(exc: BaseException) -> str:
