@@ -11,6 +11,7 @@ from typing import Any
 
 import dagster as dg
 import pandas as pd
+import pydantic
 import pytest
 import redis
 
@@ -34,9 +35,9 @@ BTC_HOUR = (HOURS[0], "BTCUSDT")  # the recorded hour with most of the market: o
 ASSETS = [landing_zone, raw_ticks, normalized_ticks, shadow_iterations, shadow_report, live_ready_profile]
 LOOSE = {
     "min_maker_share": 0.0,
-    "min_net_bps": -1e6,
-    "max_p95_latency_ms": 1e9,
-    "max_risk_ratio": 1e9,
+    "min_net_bps": -10_000.0,  # the loosest gates the profiles schema takes
+    "max_p95_latency_ms": 3_600_000.0,
+    "max_risk_ratio": 100.0,
     "min_windows": 1,
     "min_ticks_per_window": 1,
 }
@@ -232,7 +233,6 @@ def test_a_touch_dwell_override_on_a_dwell_profile(redis_url: str, binance_strea
     [
         ({"touch_dwell_ms": 100}, "touch_dwell_ms applies to the dwell fill model only (this profile's is queue)"),
         ({"min_lot": 0.0025}, "min_lot: 0.0025 is not a positive multiple of BTCUSDT's lot_step 0.001"),
-        ({"min_lot": 0.0}, "min_lot: 0.0 is out of range"),
     ],
 )
 def test_an_override_the_profile_cannot_take_fails_the_run_with_the_reason(
@@ -245,6 +245,12 @@ def test_an_override_the_profile_cannot_take_fails_the_run_with_the_reason(
     message = failure.event_specific_data.error.message  # type: ignore[union-attr]
     assert "override of profile 'moderate' for BTCUSDT: " in message and reason in message, message
     assert not (tmp_path / "assets/shadow_iterations" / BTC_HOUR[0] / "BTCUSDT.parquet").exists()
+
+
+def test_an_override_out_of_range_is_refused_before_any_run() -> None:
+    """The schema's bounds are the run config's: a value out of range never reaches a run."""
+    with pytest.raises(pydantic.ValidationError, match="min_lot"):
+        shadow_run_config(window_seconds=5, min_lot=0.0)
 
 
 def _fields(config_type: Any) -> dict[str, Any]:

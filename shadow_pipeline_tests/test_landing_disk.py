@@ -220,6 +220,7 @@ def test_landing_zone_asset_fails_with_the_reason_not_a_traceback(
     redis_url: str, redis_client: redis.Redis, stream: str, read_only: Path
 ) -> None:
     replay_synthetic(redis_client, stream, seconds=5)
+    instance = dg.DagsterInstance.ephemeral()  # held here: materialize keeps only a weak reference to it
     result = dg.materialize(
         [landing_zone],
         resources={
@@ -227,7 +228,7 @@ def test_landing_zone_asset_fails_with_the_reason_not_a_traceback(
             "tick_stream": TickStreamResource(stream=stream),
             "landing": LandingResource(base_path=str(read_only)),
         },
-        instance=dg.DagsterInstance.ephemeral(),
+        instance=instance,
         raise_on_error=False,
     )
     assert not result.success
