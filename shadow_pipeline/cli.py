@@ -28,12 +28,12 @@ try:  # the definitions read the environment when they load: a malformed variabl
     from shadow_pipeline.defs.feed.assets import FeedConfig
     from shadow_pipeline.defs.shadow.assets import ShadowConfig
     from shadow_pipeline.defs.tune.assets import PROGRESS_LOGGER, TUNING_HOURS, TuneConfig
-    from shadow_pipeline.domain.tuning import OBJECTIVES
+    from shadow_pipeline.domain.tuning.tuner import OBJECTIVES
     from shadow_pipeline.launch import console_level, default
 except settings.SettingsError as exc:
     click.echo(f"error: {exc}", err=True)
     sys.exit(2)
-from shadow_pipeline.domain.faults import FaultSpec
+from shadow_pipeline.domain.market.faults import FaultSpec
 from shadow_pipeline.feed.replay import ReplayOptions, ReplayResult, replay
 from shadow_pipeline.feed.sources import SourceKind, open_source
 from shadow_pipeline.ingest.consumer import OPTION_RANGES, IngestOptions
@@ -656,7 +656,7 @@ def shadow_command(
 
     Exit status: 0 all Go, 1 any No-Go, 2 an error (bad input, Redis refused or unreachable, a run crashed)."""
     from shadow_pipeline.defs.export.assets import ExportConfig
-    from shadow_pipeline.domain.gates import GO
+    from shadow_pipeline.domain.kpis.gates import GO
     from shadow_pipeline.launch import Placement, crash_summary, project_instance, run_shadow, verdict_exit_code
 
     try:
@@ -697,7 +697,7 @@ def report_command(hours: tuple[str, ...], symbols: str, data_dir: str | None, a
     Markdown, gates.
 
     Exit status: 0 all Go, 1 any No-Go, 2 an error."""
-    from shadow_pipeline.domain.gates import GO
+    from shadow_pipeline.domain.kpis.gates import GO
     from shadow_pipeline.launch import Placement, crash_summary, project_instance, run_report, verdict_exit_code
 
     try:
@@ -745,8 +745,8 @@ def audit_command(paths: tuple[Path, ...], profiles_file: str | None, snapshot_t
     """Re-check the Go/No-Go gates on POST_SHADOW_SNAPSHOT.json files (default: all under the artifacts folder).
 
     Exit status: 0 all Go, 1 any No-Go, 2 unreadable input."""
-    from shadow_pipeline.domain.gates import GO
-    from shadow_pipeline.domain.profiles import ProfileError
+    from shadow_pipeline.domain.kpis.gates import GO
+    from shadow_pipeline.domain.strategies.profiles import ProfileError
     from shadow_pipeline.reporting.audit import audit
     from shadow_pipeline.reporting.snapshot import SnapshotError
 
@@ -832,7 +832,7 @@ def export_command(
 
 
 def _export_snapshots(paths: list[Path], config: ExportConfig) -> None:
-    from shadow_pipeline.domain.kpi_records import KpiRecordError, report_record
+    from shadow_pipeline.domain.kpis.records import KpiRecordError, report_record
     from shadow_pipeline.redis_io.kpi_export import write_hashes
     from shadow_pipeline.reporting.snapshot import SnapshotError, read_snapshot
 
@@ -1022,7 +1022,7 @@ def tune_command(
     Exit status: 0 every symbol Go out of sample, 1 any No-Go, 2 an error (bad input, Redis, a run crashed)."""
     from shadow_pipeline.defs.shadow.assets import strategy_for
     from shadow_pipeline.defs.tune.assets import period_of, search_of
-    from shadow_pipeline.domain.gates import GO
+    from shadow_pipeline.domain.kpis.gates import GO
     from shadow_pipeline.launch import Placement, crash_summary, project_instance, run_tune, verdict_exit_code
 
     bar = _ProgressBar()

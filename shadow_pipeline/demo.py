@@ -24,8 +24,8 @@ from shadow_pipeline.defs.feed.jobs import FEED_REPLAY_JOB
 from shadow_pipeline.defs.partitions import PartitionOutOfRange, configured_symbols
 from shadow_pipeline.defs.shadow.assets import ShadowConfig
 from shadow_pipeline.defs.shadow.jobs import SHADOW_JOB
-from shadow_pipeline.domain.synthetic import DEFAULT_START
-from shadow_pipeline.domain.windows import hour_keys
+from shadow_pipeline.domain.market.synthetic import DEFAULT_START
+from shadow_pipeline.domain.market.windows import hour_keys
 from shadow_pipeline.launch import (
     Placement,
     console_level,

@@ -29,8 +29,8 @@ from shadow_pipeline.defs.shadow.assets import ShadowConfig
 from shadow_pipeline.defs.shadow.jobs import SHADOW_JOB
 from shadow_pipeline.defs.tune.assets import TuneConfig
 from shadow_pipeline.defs.tune.jobs import TUNE_JOB
-from shadow_pipeline.domain.kpi_catalogue import SUMMARY, VALID_WINDOWS, names
-from shadow_pipeline.domain.windows import HOUR_NS, hour_keys
+from shadow_pipeline.domain.kpis.catalogue import SUMMARY, VALID_WINDOWS, names
+from shadow_pipeline.domain.market.windows import HOUR_NS, hour_keys
 from shadow_pipeline.io_managers import ParquetIOManager
 from shadow_pipeline.redis_io.url import redact_text
 from shadow_pipeline.resources import ArtifactsResource, LandingResource, TickStreamResource

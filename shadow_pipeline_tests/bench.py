@@ -21,16 +21,16 @@ import numpy as np
 import pandas as pd
 import redis
 
-from shadow_pipeline.domain.hftbacktest_engine import INSTALL_HINT, hftbacktest_available, hftbacktest_replay
-from shadow_pipeline.domain.kpis import aggregate, iteration_kpis
-from shadow_pipeline.domain.profiles import FILL_DWELL, load_profiles, resolve, tune_settings
-from shadow_pipeline.domain.quality import assess, normalize
-from shadow_pipeline.domain.recordings import read_binance
-from shadow_pipeline.domain.search_space import SearchSpace
-from shadow_pipeline.domain.simulator import Simulation, simulate
-from shadow_pipeline.domain.synthetic import generate
-from shadow_pipeline.domain.ticks import FIELDS, parse_table
-from shadow_pipeline.domain.tuning import Evaluation, Hour, Search, evaluate_all
+from shadow_pipeline.domain.kpis.per_window import aggregate, iteration_kpis
+from shadow_pipeline.domain.market.quality import assess, normalize
+from shadow_pipeline.domain.market.synthetic import generate
+from shadow_pipeline.domain.market.ticks import FIELDS, parse_table
+from shadow_pipeline.domain.simulation.simulator import Simulation, simulate
+from shadow_pipeline.domain.strategies.profiles import FILL_DWELL, load_profiles, resolve, tune_settings
+from shadow_pipeline.domain.tuning.search_space import SearchSpace
+from shadow_pipeline.domain.tuning.tuner import Evaluation, Hour, Search, evaluate_all
+from shadow_pipeline.domain.validation.hftbacktest_engine import INSTALL_HINT, hftbacktest_available, hftbacktest_replay
+from shadow_pipeline.feed.recordings import read_binance
 from shadow_pipeline.feed.replay import ReplayOptions, number_ticks, replay
 from shadow_pipeline.ingest.consumer import IngestOptions, TickConsumer
 from shadow_pipeline.ingest.landing import Kind, LandingStore

@@ -9,7 +9,7 @@ import pandas as pd
 import pyarrow as pa
 import redis
 
-from shadow_pipeline.domain.faults import FaultSpec
+from shadow_pipeline.domain.market.faults import FaultSpec
 from shadow_pipeline.feed.replay import ReplayOptions, ReplayResult, replay
 from shadow_pipeline.feed.sources import open_source
 from shadow_pipeline.ingest.consumer import IngestOptions

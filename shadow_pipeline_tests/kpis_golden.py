@@ -26,12 +26,12 @@ from pathlib import Path
 import pandas as pd
 
 from shadow_pipeline import settings
-from shadow_pipeline.domain.kpis import iteration_kpis
-from shadow_pipeline.domain.profiles import load_profiles, resolve
-from shadow_pipeline.domain.recordings import read_binance
-from shadow_pipeline.domain.simulator import FeeModel, LatencyModel, TouchDwell, run
-from shadow_pipeline.domain.synthetic import generate
-from shadow_pipeline.domain.ticks import FIELDS, parse_table
+from shadow_pipeline.domain.kpis.per_window import iteration_kpis
+from shadow_pipeline.domain.market.synthetic import generate
+from shadow_pipeline.domain.market.ticks import FIELDS, parse_table
+from shadow_pipeline.domain.simulation.simulator import FeeModel, LatencyModel, TouchDwell, run
+from shadow_pipeline.domain.strategies.profiles import load_profiles, resolve
+from shadow_pipeline.feed.recordings import read_binance
 from shadow_pipeline.feed.replay import number_ticks
 from shadow_pipeline.parquet import read_frame, write_frame
 

@@ -8,13 +8,13 @@ import dagster as dg
 import pandas as pd
 
 from shadow_pipeline.defs.shadow.assets import ShadowConfig
-from shadow_pipeline.domain.kpis import iteration_kpis
-from shadow_pipeline.domain.profiles import load_profiles, resolve
-from shadow_pipeline.domain.run_notes import RunNotes, run_notes, with_notes
-from shadow_pipeline.domain.simulator import simulate
-from shadow_pipeline.domain.synthetic import generate
-from shadow_pipeline.domain.ticks import FIELDS, parse_table
-from shadow_pipeline.domain.windows import hour_keys
+from shadow_pipeline.domain.kpis.per_window import iteration_kpis
+from shadow_pipeline.domain.kpis.run_notes import RunNotes, run_notes, with_notes
+from shadow_pipeline.domain.market.synthetic import generate
+from shadow_pipeline.domain.market.ticks import FIELDS, parse_table
+from shadow_pipeline.domain.market.windows import hour_keys
+from shadow_pipeline.domain.simulation.simulator import simulate
+from shadow_pipeline.domain.strategies.profiles import load_profiles, resolve
 from shadow_pipeline.feed.replay import number_ticks
 from shadow_pipeline.reporting.snapshot import judge_partition, report_row
 

@@ -8,8 +8,8 @@ from typing import Any
 import pandas as pd
 from hypothesis import strategies as st
 
-from shadow_pipeline.domain.profiles import FILL_DWELL, StrategyParams, Thresholds
-from shadow_pipeline.domain.ticks import TYPED_COLUMNS
+from shadow_pipeline.domain.market.ticks import TYPED_COLUMNS
+from shadow_pipeline.domain.strategies.profiles import FILL_DWELL, StrategyParams, Thresholds
 
 T0 = 1_723_161_255_000_000_000  # a multiple of 5 s, so 5-second windows start at T0
 MS = 1_000_000

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from shadow_pipeline.domain.accuracy import FAIL, MIN_EVENTS, NO_DATA, PASS, WARN, compare
-from shadow_pipeline.domain.kpi_catalogue import ACCURACY, names
+from shadow_pipeline.domain.kpis.catalogue import ACCURACY, names
+from shadow_pipeline.domain.validation.accuracy import FAIL, MIN_EVENTS, NO_DATA, PASS, WARN, compare
 
 
 def windows(n: int, **columns: list[float]) -> pd.DataFrame:

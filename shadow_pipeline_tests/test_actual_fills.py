@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from shadow_pipeline.domain.actual_fills import simulation_from_fills
-from shadow_pipeline.domain.kpis import iteration_kpis
+from shadow_pipeline.domain.kpis.per_window import iteration_kpis
+from shadow_pipeline.domain.validation.actual_fills import simulation_from_fills
 from shadow_pipeline_tests.sim_helpers import MS, T0, gates, make_ticks, params, tick
 
 GATES = gates(min_windows=1)

@@ -11,7 +11,7 @@ import redis
 from shadow_pipeline.defs.alerts.sensors import check_alert_sensor
 from shadow_pipeline.defs.ingest.assets import landing_zone, normalized_ticks, raw_ticks
 from shadow_pipeline.defs.partitions import partition_key
-from shadow_pipeline.domain.faults import FaultSpec
+from shadow_pipeline.domain.market.faults import FaultSpec
 from shadow_pipeline.io_managers import ParquetIOManager
 from shadow_pipeline.resources import AlertsResource, LandingResource, RedisResource, TickStreamResource
 from shadow_pipeline_tests.ingest_helpers import replay_synthetic

@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from shadow_pipeline.defs.partitions import FIRST_HOUR
-from shadow_pipeline.domain.run_notes import run_notes
+from shadow_pipeline.domain.kpis.run_notes import run_notes
 from shadow_pipeline.parquet import read_frame
 from shadow_pipeline.redis_io.server import RedisServer, start_server
 from shadow_pipeline.settings import REDIS_URL_ENV

@@ -21,10 +21,10 @@ from shadow_pipeline.defs.export.assets import exported_kpis
 from shadow_pipeline.defs.ingest.assets import landing_zone, normalized_ticks, raw_ticks
 from shadow_pipeline.defs.partitions import partition_key
 from shadow_pipeline.defs.shadow.assets import ShadowConfig, shadow_iterations, shadow_report
-from shadow_pipeline.domain.accuracy import FAIL, NO_DATA, PASS, WARN
-from shadow_pipeline.domain.hftbacktest_engine import INSTALL_HINT, hftbacktest_available
-from shadow_pipeline.domain.profiles import load_profiles, resolve
-from shadow_pipeline.domain.simulator import simulate
+from shadow_pipeline.domain.simulation.simulator import simulate
+from shadow_pipeline.domain.strategies.profiles import load_profiles, resolve
+from shadow_pipeline.domain.validation.accuracy import FAIL, NO_DATA, PASS, WARN
+from shadow_pipeline.domain.validation.hftbacktest_engine import INSTALL_HINT, hftbacktest_available
 from shadow_pipeline.redis_io.keys import fills_stream, kpi_stream, kpi_symbol_hash
 from shadow_pipeline.redis_io.kpi_export import read_stream_records
 from shadow_pipeline.reporting.accuracy import REPORT_JSON, REPORT_MD

@@ -18,7 +18,7 @@ from shadow_pipeline.defs.ingest import checks
 from shadow_pipeline.defs.ingest.assets import landing_zone, normalized_ticks, raw_ticks
 from shadow_pipeline.defs.partitions import partition_key
 from shadow_pipeline.defs.pipeline.sensors import closed_window_sensor
-from shadow_pipeline.domain.faults import FaultSpec
+from shadow_pipeline.domain.market.faults import FaultSpec
 from shadow_pipeline.feed.replay import ReplayOptions, replay
 from shadow_pipeline.feed.sources import open_source
 from shadow_pipeline.io_managers import ParquetIOManager

@@ -19,8 +19,8 @@ from shadow_pipeline.defs.ingest.assets import landing_zone, normalized_ticks, r
 from shadow_pipeline.defs.partitions import partition_key
 from shadow_pipeline.defs.shadow import checks
 from shadow_pipeline.defs.shadow.assets import live_ready_profile, shadow_iterations, shadow_report
-from shadow_pipeline.domain.profiles import load_profiles, resolve
-from shadow_pipeline.domain.run_notes import RunNotes, run_notes
+from shadow_pipeline.domain.kpis.run_notes import RunNotes, run_notes
+from shadow_pipeline.domain.strategies.profiles import load_profiles, resolve
 from shadow_pipeline.launch import definitions
 from shadow_pipeline.parquet import read_frame
 from shadow_pipeline.reporting.audit import audit

@@ -28,11 +28,11 @@ from shadow_pipeline.defs.shadow.assets import ShadowConfig
 from shadow_pipeline.defs.tune.assets import LIVE_READY_FILE, TuneConfig
 from shadow_pipeline.defs.tune.checks import OUT_OF_SAMPLE_GATES
 from shadow_pipeline.defs.tune.jobs import TUNE_JOB
-from shadow_pipeline.domain.gates import GO, NO_GO
-from shadow_pipeline.domain.profiles import Thresholds, load_profiles, resolve
-from shadow_pipeline.domain.run_notes import params_digest
-from shadow_pipeline.domain.search_space import point_of
-from shadow_pipeline.domain.synthetic import generate
+from shadow_pipeline.domain.kpis.gates import GO, NO_GO
+from shadow_pipeline.domain.kpis.run_notes import params_digest
+from shadow_pipeline.domain.market.synthetic import generate
+from shadow_pipeline.domain.strategies.profiles import Thresholds, load_profiles, resolve
+from shadow_pipeline.domain.tuning.search_space import point_of
 from shadow_pipeline.feed.replay import ReplayOptions, replay
 from shadow_pipeline.feed.sources import open_source
 from shadow_pipeline.io_managers import ParquetIOManager

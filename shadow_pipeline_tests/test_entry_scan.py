@@ -17,7 +17,7 @@ import redis
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from shadow_pipeline.domain.ticks import FIELDS, parse_entries
+from shadow_pipeline.domain.market.ticks import FIELDS, parse_entries
 from shadow_pipeline.ingest.deliveries import (
     TRIMMED,
     Delivery,

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from shadow_pipeline.domain.kpi_records import KpiRecordError, iteration_records
-from shadow_pipeline.domain.run_notes import run_notes
+from shadow_pipeline.domain.kpis.records import KpiRecordError, iteration_records
+from shadow_pipeline.domain.kpis.run_notes import run_notes
 from shadow_pipeline.redis_io.keys import KPI_ALL_HASH, kpi_stream, kpi_symbol_hash
 from shadow_pipeline.redis_io.kpi_export import export_partition, read_stream_records
 from shadow_pipeline.redis_io.server import RedisServer

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import redis
 
-from shadow_pipeline.domain.reorder import Release
+from shadow_pipeline.domain.market.reorder import Release
 from shadow_pipeline.ingest.consumer import IngestOptions, TickConsumer
 from shadow_pipeline.ingest.deliveries import Delivery
 from shadow_pipeline.ingest.landing import LandingStore

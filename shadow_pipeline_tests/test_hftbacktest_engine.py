@@ -19,15 +19,15 @@ import pytest
 
 pytest.importorskip("hftbacktest", reason="hftbacktest (the hbt extra) is not installed: pip install -e '.[hbt]'")
 
-from shadow_pipeline.domain.hftbacktest_engine import (
+from shadow_pipeline.domain.kpis.per_window import aggregate, iteration_kpis
+from shadow_pipeline.domain.simulation.simulator import FeeModel, LatencyModel, QueueAware, Simulation, run
+from shadow_pipeline.domain.strategies.profiles import StrategyParams, load_profiles, resolve
+from shadow_pipeline.domain.validation.hftbacktest_engine import (
     QUEUE_MODELS,
     hftbacktest_available,
     hftbacktest_replay,
     to_events,
 )
-from shadow_pipeline.domain.kpis import aggregate, iteration_kpis
-from shadow_pipeline.domain.profiles import StrategyParams, load_profiles, resolve
-from shadow_pipeline.domain.simulator import FeeModel, LatencyModel, QueueAware, Simulation, run
 from shadow_pipeline_tests.conftest import market_file
 from shadow_pipeline_tests.kpis_golden import CASES, generated_ticks
 from shadow_pipeline_tests.sim_helpers import BASE, make_ticks, params, tick
@@ -213,7 +213,11 @@ def test_without_hftbacktest_the_engine_says_how_to_install_it() -> None:
     script = """
 import sys
 sys.modules["hftbacktest"] = None  # import hftbacktest now raises ImportError
-from shadow_pipeline.domain.hftbacktest_engine import HftbacktestMissing, hftbacktest_available, hftbacktest_replay
+from shadow_pipeline.domain.validation.hftbacktest_engine import (
+    HftbacktestMissing,
+    hftbacktest_available,
+    hftbacktest_replay,
+)
 from shadow_pipeline_tests.sim_helpers import BASE, make_ticks, tick
 assert not hftbacktest_available()
 try:

@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 
 from shadow_pipeline import cli, user_json
 from shadow_pipeline.defs.shadow.assets import ShadowConfig
-from shadow_pipeline.domain.profiles import ProfileError, load_profiles, resolve, setting_range
-from shadow_pipeline.domain.search_space import TUNABLES, with_values
+from shadow_pipeline.domain.strategies.profiles import ProfileError, load_profiles, resolve, setting_range
+from shadow_pipeline.domain.tuning.search_space import TUNABLES, with_values
 from shadow_pipeline.settings import REDIS_URL_ENV
 
 HOUR = "2024-08-09-00:00"

@@ -17,9 +17,9 @@ import pandas as pd
 import pytest
 import redis
 
-from shadow_pipeline.domain.faults import FaultSpec
-from shadow_pipeline.domain.kpis import BROKER_UNTIMED, latency_legs
-from shadow_pipeline.domain.quality import normalize
+from shadow_pipeline.domain.kpis.per_window import BROKER_UNTIMED, latency_legs
+from shadow_pipeline.domain.market.faults import FaultSpec
+from shadow_pipeline.domain.market.quality import normalize
 from shadow_pipeline.ingest.consumer import IngestOptions, TickConsumer
 from shadow_pipeline.ingest.deliveries import from_field_maps
 from shadow_pipeline.ingest.landing import Kind, LandingStore

@@ -11,9 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from shadow_pipeline.domain.accuracy import compare
-from shadow_pipeline.domain.gates import judge, kpi_gates
-from shadow_pipeline.domain.kpi_catalogue import (
+from shadow_pipeline.domain.kpis.catalogue import (
     ACCURACY,
     BY_NAME,
     EXPORTED,
@@ -25,9 +23,11 @@ from shadow_pipeline.domain.kpi_catalogue import (
     Kpi,
     names,
 )
-from shadow_pipeline.domain.kpi_records import SCHEMA_FILE, SCHEMA_PACKAGE
-from shadow_pipeline.domain.kpis import aggregate
-from shadow_pipeline.domain.profiles import Thresholds, load_profiles, resolve
+from shadow_pipeline.domain.kpis.gates import judge, kpi_gates
+from shadow_pipeline.domain.kpis.per_window import aggregate
+from shadow_pipeline.domain.kpis.records import SCHEMA_FILE, SCHEMA_PACKAGE
+from shadow_pipeline.domain.strategies.profiles import Thresholds, load_profiles, resolve
+from shadow_pipeline.domain.validation.accuracy import compare
 from shadow_pipeline.reporting.snapshot import build_snapshot
 from shadow_pipeline_tests.shadow_helpers import synthetic_iterations
 

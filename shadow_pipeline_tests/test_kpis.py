@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 
-from shadow_pipeline.domain.gates import judge
-from shadow_pipeline.domain.kpis import BROKER_REPLAYED, BROKER_UNTIMED, aggregate, iteration_kpis
-from shadow_pipeline.domain.profiles import StrategyParams
-from shadow_pipeline.domain.simulator import Simulation, simulate
+from shadow_pipeline.domain.kpis.gates import judge
+from shadow_pipeline.domain.kpis.per_window import BROKER_REPLAYED, BROKER_UNTIMED, aggregate, iteration_kpis
+from shadow_pipeline.domain.simulation.simulator import Simulation, simulate
+from shadow_pipeline.domain.strategies.profiles import StrategyParams
 from shadow_pipeline_tests.sim_helpers import MS, T0, gates, make_ticks, params, strategies, tick, tick_sequences
 
 GATES = gates(min_windows=48)

@@ -21,8 +21,8 @@ import redis
 from shadow_pipeline.defs.ingest.assets import landing_zone, normalized_ticks, raw_ticks
 from shadow_pipeline.defs.partitions import partition_key
 from shadow_pipeline.defs.pipeline.sensors import closed_window_sensor
-from shadow_pipeline.domain.ticks import FIELDS, MAX_UINT, TS_SERVER_MIN, ts_server_max
-from shadow_pipeline.domain.windows import hour_keys
+from shadow_pipeline.domain.market.ticks import FIELDS, MAX_UINT, TS_SERVER_MIN, ts_server_max
+from shadow_pipeline.domain.market.windows import hour_keys
 from shadow_pipeline.ingest.consumer import IngestOptions, TickConsumer
 from shadow_pipeline.ingest.dead_letters import original_fields
 from shadow_pipeline.io_managers import ParquetIOManager

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from shadow_pipeline.domain.profiles import ProfileError, load_profiles, resolve
+from shadow_pipeline.domain.strategies.profiles import ProfileError, load_profiles, resolve
 from shadow_pipeline.settings import PROFILES_ENV
 
 

@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shadow_pipeline.domain.quality import assess, missing_seqs, normalize
-from shadow_pipeline.domain.reorder import ReorderBuffer
-from shadow_pipeline.domain.ticks import TYPED_COLUMNS
-from shadow_pipeline.domain.windows import HOUR_NS, closed_hours, hour_keys
+from shadow_pipeline.domain.market.quality import assess, missing_seqs, normalize
+from shadow_pipeline.domain.market.reorder import ReorderBuffer
+from shadow_pipeline.domain.market.ticks import TYPED_COLUMNS
+from shadow_pipeline.domain.market.windows import HOUR_NS, closed_hours, hour_keys
 
 MS = 1_000_000
 T0 = 1_723_161_600_000_000_000  # 2024-08-09 00:00 UTC

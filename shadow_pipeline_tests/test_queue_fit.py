@@ -9,10 +9,10 @@ from dataclasses import replace
 
 import pytest
 
-from shadow_pipeline.domain.kpis import iteration_kpis
-from shadow_pipeline.domain.profiles import load_profiles, resolve
-from shadow_pipeline.domain.queue_fit import fit_queue
-from shadow_pipeline.domain.simulator import simulate
+from shadow_pipeline.domain.kpis.per_window import iteration_kpis
+from shadow_pipeline.domain.simulation.simulator import simulate
+from shadow_pipeline.domain.strategies.profiles import load_profiles, resolve
+from shadow_pipeline.domain.validation.queue_fit import fit_queue
 from shadow_pipeline_tests.conftest import market_file
 from shadow_pipeline_tests.kpis_golden import CASES, case_ticks
 

@@ -21,11 +21,11 @@ import pandas as pd
 import pytest
 import redis
 
-from shadow_pipeline.domain.kpis import iteration_kpis
-from shadow_pipeline.domain.quality import normalize
-from shadow_pipeline.domain.recordings import RecordingError, read_binance
-from shadow_pipeline.domain.simulator import simulate
-from shadow_pipeline.domain.ticks import parse_entries
+from shadow_pipeline.domain.kpis.per_window import iteration_kpis
+from shadow_pipeline.domain.market.quality import normalize
+from shadow_pipeline.domain.market.ticks import parse_entries
+from shadow_pipeline.domain.simulation.simulator import simulate
+from shadow_pipeline.feed.recordings import RecordingError, read_binance
 from shadow_pipeline.feed.replay import ReplayOptions, ReplayResult, replay
 from shadow_pipeline.feed.sources import open_source
 from shadow_pipeline.redis_io.streams import read_entries
@@ -119,7 +119,7 @@ def test_mark_price_and_depth_lines_give_no_ticks(tmp_path: Path, caplog: pytest
     streams = _streams(US_FIXTURE)
     marks, depth = streams.count("btcusdt@markPrice@1s"), streams.count("btcusdt@depth@0ms")
     assert marks >= 40 and depth > 0
-    with caplog.at_level(logging.INFO, logger="shadow_pipeline.domain.recordings"):
+    with caplog.at_level(logging.INFO, logger="shadow_pipeline.feed.recordings"):
         ticks = read_binance([US_FIXTURE])
     assert len(ticks) == len(streams) - marks - depth
     assert f"'markPrice@1s': {marks}" in caplog.text and f"'depth@0ms': {depth}" in caplog.text

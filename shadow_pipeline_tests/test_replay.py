@@ -7,8 +7,8 @@ from collections import Counter
 import pytest
 import redis
 
-from shadow_pipeline.domain.faults import FaultSpec
-from shadow_pipeline.domain.ticks import parse_entries
+from shadow_pipeline.domain.market.faults import FaultSpec
+from shadow_pipeline.domain.market.ticks import parse_entries
 from shadow_pipeline.feed.replay import ReplayOptions, replay
 from shadow_pipeline.feed.sources import open_source
 from shadow_pipeline.redis_io.streams import read_entries

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from shadow_pipeline.domain.profiles import FILL_DWELL, FILL_QUEUE
-from shadow_pipeline.domain.run_notes import RunNotes
+from shadow_pipeline.domain.kpis.run_notes import RunNotes
+from shadow_pipeline.domain.strategies.profiles import FILL_DWELL, FILL_QUEUE
 from shadow_pipeline_tests.sim_helpers import gates, params
 
 

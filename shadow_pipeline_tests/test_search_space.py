@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from shadow_pipeline.domain.profiles import FILL_DWELL, ProfileError, load_profiles, resolve, tune_settings
-from shadow_pipeline.domain.search_space import TUNABLES, SearchSpace, point_of, with_values
-from shadow_pipeline.domain.tuning import OBJECTIVES
+from shadow_pipeline.domain.strategies.profiles import FILL_DWELL, ProfileError, load_profiles, resolve, tune_settings
+from shadow_pipeline.domain.tuning.search_space import TUNABLES, SearchSpace, point_of, with_values
+from shadow_pipeline.domain.tuning.tuner import OBJECTIVES
 
 
 def _packaged() -> dict[str, Any]:

@@ -7,9 +7,9 @@ from dataclasses import replace
 import pandas as pd
 import pytest
 
-from shadow_pipeline.domain.gates import GO, NO_GO
-from shadow_pipeline.domain.profiles import FILL_QUEUE, Thresholds
-from shadow_pipeline.domain.sensitivity import CHOSEN, LOWER, UPPER, fill_sensitivity, verdict_flips
+from shadow_pipeline.domain.kpis.gates import GO, NO_GO
+from shadow_pipeline.domain.strategies.profiles import FILL_QUEUE, Thresholds
+from shadow_pipeline.domain.validation.sensitivity import CHOSEN, LOWER, UPPER, fill_sensitivity, verdict_flips
 from shadow_pipeline_tests.sim_helpers import make_ticks, params, tick
 
 # Every gate open but the one a fill decides: a window is valid with 2 ticks and a fill, one valid window is a Go

@@ -15,7 +15,7 @@ import redis
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from shadow_pipeline.domain.sequence import count_by_symbol
+from shadow_pipeline.domain.market.sequence import count_by_symbol
 from shadow_pipeline.ingest.consumer import IngestOptions, TickConsumer
 from shadow_pipeline.ingest.guard import MAX_SEQ, GuardCounts, SequenceGuard
 from shadow_pipeline.ingest.landing import LandingStore

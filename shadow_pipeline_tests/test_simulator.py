@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 
-from shadow_pipeline.domain.profiles import StrategyParams
-from shadow_pipeline.domain.simulator import FeeModel, LatencyModel, TouchDwell, run, simulate
+from shadow_pipeline.domain.simulation.simulator import FeeModel, LatencyModel, TouchDwell, run, simulate
+from shadow_pipeline.domain.strategies.profiles import StrategyParams
 from shadow_pipeline_tests.sim_helpers import MS, T0, make_ticks, params, strategies, tick, tick_sequences
 
 

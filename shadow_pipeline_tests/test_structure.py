@@ -66,3 +66,21 @@ def test_dg_scaffold_adds_an_asset_that_loads_without_another_edit(tmp_path: Pat
     assert {"probe", "landing_zone", "raw_ticks", "shadow_report", "live_ready_profile"} <= assets
     checked = _dg(project, "check", "defs")
     assert checked.returncode == 0, checked.stderr[-2000:]
+
+
+PLAIN_CODE = [PACKAGE / "domain", PACKAGE / "feed" / "recordings.py"]
+FORBIDDEN_IMPORT = re.compile(r"^\s*(import|from)\s+(dagster\w*|redis)\b", re.MULTILINE)
+CONCERNS = {"market", "simulation", "strategies", "kpis", "validation", "tuning"}
+
+
+def test_plain_code_imports_neither_dagster_nor_redis() -> None:
+    files = [p for root in PLAIN_CODE for p in ([root] if root.is_file() else sorted(root.rglob("*.py")))]
+    assert len(files) > 20
+    offenders = {str(p.relative_to(PACKAGE)): FORBIDDEN_IMPORT.findall(p.read_text()) for p in files}
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_domain_is_grouped_by_concern() -> None:
+    domain = PACKAGE / "domain"
+    assert {p.name for p in domain.iterdir() if p.is_dir() and p.name != "__pycache__"} == CONCERNS
+    assert sorted(p.name for p in domain.glob("*.py")) == ["__init__.py"]  # every module sits in its concern

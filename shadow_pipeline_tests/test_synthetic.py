@@ -3,8 +3,8 @@
 import numpy as np
 import pandas as pd
 
-from shadow_pipeline.domain.synthetic import MARKETS, generate
-from shadow_pipeline.domain.ticks import parse_entries
+from shadow_pipeline.domain.market.synthetic import MARKETS, generate
+from shadow_pipeline.domain.market.ticks import parse_entries
 
 
 def _ticks(seconds: float, seed: int, symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT")) -> pd.DataFrame:

@@ -13,13 +13,13 @@ from functools import cache
 import pandas as pd
 import pytest
 
-from shadow_pipeline.domain.kpis import aggregate, iteration_kpis
-from shadow_pipeline.domain.microstructure import both_sides, measure
-from shadow_pipeline.domain.profiles import load_profiles, resolve
-from shadow_pipeline.domain.recordings import read_binance
-from shadow_pipeline.domain.simulator import FeeModel, LatencyModel, QueueAware, run
-from shadow_pipeline.domain.synthetic import generate, market_for
-from shadow_pipeline.domain.ticks import FIELDS, parse_table
+from shadow_pipeline.domain.kpis.per_window import aggregate, iteration_kpis
+from shadow_pipeline.domain.market.microstructure import both_sides, measure
+from shadow_pipeline.domain.market.synthetic import generate, market_for
+from shadow_pipeline.domain.market.ticks import FIELDS, parse_table
+from shadow_pipeline.domain.simulation.simulator import FeeModel, LatencyModel, QueueAware, run
+from shadow_pipeline.domain.strategies.profiles import load_profiles, resolve
+from shadow_pipeline.feed.recordings import read_binance
 from shadow_pipeline.feed.replay import number_ticks
 from shadow_pipeline_tests.conftest import market_file
 

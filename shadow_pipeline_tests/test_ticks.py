@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shadow_pipeline.domain.ticks import FIELDS, MAX_UINT, MalformedTick, parse_entries, parse_entry
+from shadow_pipeline.domain.market.ticks import FIELDS, MAX_UINT, MalformedTick, parse_entries, parse_entry
 
 prices = st.decimals(min_value="0.01", max_value="100000", places=2, allow_nan=False, allow_infinity=False)
 sizes = st.decimals(min_value="0.001", max_value="1000", places=3, allow_nan=False, allow_infinity=False)

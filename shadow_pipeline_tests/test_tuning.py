@@ -11,11 +11,11 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from shadow_pipeline.domain.kpis import aggregate, iteration_kpis
-from shadow_pipeline.domain.search_space import SearchSpace
-from shadow_pipeline.domain.simulator import simulate
-from shadow_pipeline.domain.tuning import PNL_BPS, Hour, Search, evaluate, influence, objective_grid, tune
-from shadow_pipeline.domain.walk_forward import fold_plan, walk_forward
+from shadow_pipeline.domain.kpis.per_window import aggregate, iteration_kpis
+from shadow_pipeline.domain.simulation.simulator import simulate
+from shadow_pipeline.domain.tuning.search_space import SearchSpace
+from shadow_pipeline.domain.tuning.tuner import PNL_BPS, Hour, Search, evaluate, influence, objective_grid, tune
+from shadow_pipeline.domain.tuning.walk_forward import fold_plan, walk_forward
 from shadow_pipeline_tests.tune_markets import (
     GATES,
     QUEUE_BASE,

@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import pandas as pd
 
-from shadow_pipeline.domain.profiles import FILL_QUEUE, Thresholds
-from shadow_pipeline.domain.tuning import Hour
+from shadow_pipeline.domain.strategies.profiles import FILL_QUEUE, Thresholds
+from shadow_pipeline.domain.tuning.tuner import Hour
 from shadow_pipeline_tests.sim_helpers import BASE, make_ticks, tick
 
 HOUR_NS = 3_600_000_000_000

@@ -1,1 +1,2 @@
-"""Market logic with no Dagster and no Redis: tick schema, recordings, synthetic market, faults, sequence math."""
+"""Plain code, no Dagster and no Redis, grouped by concern: market data, simulation, strategies, KPIs and gates,
+validation, tuning (the venue readers live next to the feed, in ``shadow_pipeline.feed.recordings``)."""

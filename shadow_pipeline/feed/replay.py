@@ -12,7 +12,7 @@ import pandas as pd
 import redis
 from tqdm import tqdm
 
-from shadow_pipeline.domain.faults import FaultReport, FaultSpec, inject
+from shadow_pipeline.domain.market.faults import FaultReport, FaultSpec, inject
 from shadow_pipeline.redis_io.streams import (
     DEFAULT_MAXLEN,
     DEFAULT_STREAM,

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from shadow_pipeline.domain import recordings, synthetic
+from shadow_pipeline.domain.market import synthetic
+from shadow_pipeline.feed import recordings
 
 
 class SourceKind(StrEnum):

@@ -27,8 +27,8 @@ import numpy as np
 import pandas as pd
 import redis
 
-from shadow_pipeline.domain.reorder import DEFAULT_CAPACITY, Release, ReorderBuffer
-from shadow_pipeline.domain.ticks import ParsedBatch
+from shadow_pipeline.domain.market.reorder import DEFAULT_CAPACITY, Release, ReorderBuffer
+from shadow_pipeline.domain.market.ticks import ParsedBatch
 from shadow_pipeline.ingest import claims, dead_letters
 from shadow_pipeline.ingest.attempts import FailedAttempts
 from shadow_pipeline.ingest.deliveries import Delivery, from_claim_reply, from_range_reply, from_reply

@@ -26,8 +26,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import redis
 
-from shadow_pipeline.domain.ticks import sane_ts_server
-from shadow_pipeline.domain.windows import hour_keys
+from shadow_pipeline.domain.market.ticks import sane_ts_server
+from shadow_pipeline.domain.market.windows import hour_keys
 from shadow_pipeline.ingest.entry_scan import ERROR, OK, RANGE, entry_ids, field_bytes, scan
 from shadow_pipeline.redis_io.raw_reply import error_of, read_raw
 

@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import redis
 
-from shadow_pipeline.domain.ticks import FIELDS, ParsedBatch, duplicate_field_reason, parse_table, typed_table
+from shadow_pipeline.domain.market.ticks import FIELDS, ParsedBatch, duplicate_field_reason, parse_table, typed_table
 from shadow_pipeline.ingest.entry_scan import (
     CLAIM,
     ERROR,

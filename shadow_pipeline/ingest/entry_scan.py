@@ -23,7 +23,7 @@ import numba
 import numpy as np
 import pyarrow as pa
 
-from shadow_pipeline.domain.ticks import FIELDS
+from shadow_pipeline.domain.market.ticks import FIELDS
 from shadow_pipeline.redis_io.raw_reply import header, value_end
 
 _NAMES = np.frombuffer("".join(FIELDS).encode(), dtype=np.uint8)

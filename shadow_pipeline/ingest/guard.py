@@ -3,7 +3,8 @@
 Each consumer sees only its share of the stream, so a per-process guard would see gaps everywhere. The
 guard's state lives in Redis and one Lua script per batch and symbol updates it atomically. Redelivered
 entries (recovered after a crash or a lost connection) go through it too, but a seq it has already seen is
-then not a duplicate: it was guarded at its first delivery. Definitions match ``shadow_pipeline.domain.sequence``:
+then not a duplicate: it was guarded at its first delivery. Definitions match
+``shadow_pipeline.domain.market.sequence``:
 
 - gap: seqs skipped when a higher seq arrived (a counter); ``missing`` is what is still missing (a gauge);
 - duplicate: a seq that had already arrived;

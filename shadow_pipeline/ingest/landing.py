@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from upath import UPath
 
-from shadow_pipeline.domain.windows import hour_keys
+from shadow_pipeline.domain.market.windows import hour_keys
 from shadow_pipeline.parquet import write_frame
 
 log = logging.getLogger(__name__)

@@ -1,1 +1,1 @@
-"""Packaged strategy profiles (JSON data; loaded by ``shadow_pipeline.domain.profiles``)."""
+"""Packaged strategy profiles (JSON data; loaded by ``shadow_pipeline.domain.strategies.profiles``)."""

@@ -21,8 +21,8 @@ from typing import Any
 import pandas as pd
 import redis
 
-from shadow_pipeline.domain.kpi_records import from_fields, iteration_records, report_record, to_fields, validate
-from shadow_pipeline.domain.run_notes import run_notes
+from shadow_pipeline.domain.kpis.records import from_fields, iteration_records, report_record, to_fields, validate
+from shadow_pipeline.domain.kpis.run_notes import run_notes
 from shadow_pipeline.redis_io.keys import KPI_ALL_HASH, kpi_stream, kpi_symbol_hash
 from shadow_pipeline.redis_io.streams import append_once
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import redis
 
-from shadow_pipeline.domain.ticks import FIELDS
+from shadow_pipeline.domain.market.ticks import FIELDS
 from shadow_pipeline.redis_io.keys import TICK_STREAM, append_index
 
 DEFAULT_STREAM = TICK_STREAM

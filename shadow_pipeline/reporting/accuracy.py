@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from shadow_pipeline.domain.accuracy import BPS_LIMITS, PERCENT_LIMITS, Accuracy
+from shadow_pipeline.domain.validation.accuracy import BPS_LIMITS, PERCENT_LIMITS, Accuracy
 from shadow_pipeline.reporting.snapshot import write_atomically
 
 REPORT_JSON = "DRYRUN_ACCURACY_REPORT.json"

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from shadow_pipeline.domain.gates import judge
-from shadow_pipeline.domain.profiles import Thresholds, load_profiles, resolve
+from shadow_pipeline.domain.kpis.gates import judge
+from shadow_pipeline.domain.strategies.profiles import Thresholds, load_profiles, resolve
 from shadow_pipeline.reporting.snapshot import find_snapshots, read_snapshot
 
 

@@ -1,4 +1,4 @@
-"""Pieces of the run notes (domain/run_notes.py): the commit that produced a number and the ingest quality."""
+"""Pieces of the run notes (domain/kpis/run_notes.py): the commit that produced a number and the ingest quality."""
 
 from __future__ import annotations
 

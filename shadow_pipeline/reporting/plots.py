@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from shadow_pipeline.domain.gates import Gate
+from shadow_pipeline.domain.kpis.gates import Gate
 
 
 def kpi_plot_png(iterations: pd.DataFrame, gates: list[Gate], title: str) -> bytes:

@@ -13,11 +13,11 @@ from typing import Any
 import pandas as pd
 
 from shadow_pipeline import user_json
-from shadow_pipeline.domain.gates import Verdict, judge
-from shadow_pipeline.domain.kpi_catalogue import REPORTED, names
-from shadow_pipeline.domain.kpis import aggregate, window_medians
-from shadow_pipeline.domain.profiles import Thresholds
-from shadow_pipeline.domain.run_notes import RunNotes
+from shadow_pipeline.domain.kpis.catalogue import REPORTED, names
+from shadow_pipeline.domain.kpis.gates import Verdict, judge
+from shadow_pipeline.domain.kpis.per_window import aggregate, window_medians
+from shadow_pipeline.domain.kpis.run_notes import RunNotes
+from shadow_pipeline.domain.strategies.profiles import Thresholds
 
 SNAPSHOT_FILE = "POST_SHADOW_SNAPSHOT.json"
 REPORT_FILE = "SHADOW_REPORT.md"

@@ -11,11 +11,11 @@ from typing import Any
 
 import pandas as pd
 
-from shadow_pipeline.domain.kpi_catalogue import SUMMARY, names
-from shadow_pipeline.domain.profiles import StrategyParams
-from shadow_pipeline.domain.search_space import point_of
-from shadow_pipeline.domain.tuning import OBJECTIVES, Evaluation, Search
-from shadow_pipeline.domain.walk_forward import WalkForward
+from shadow_pipeline.domain.kpis.catalogue import SUMMARY, names
+from shadow_pipeline.domain.strategies.profiles import StrategyParams
+from shadow_pipeline.domain.tuning.search_space import point_of
+from shadow_pipeline.domain.tuning.tuner import OBJECTIVES, Evaluation, Search
+from shadow_pipeline.domain.tuning.walk_forward import WalkForward
 
 SUMMARY_FILE = "STEP1_BASELINE_SUMMARY.md"
 TUNED_FILE = "TUNED_PROFILES.json"

@@ -9,15 +9,15 @@ from pydantic import Field
 
 from shadow_pipeline.defs.dryrun import checks
 from shadow_pipeline.defs.partitions import hour_and_symbol, tick_partitions
-from shadow_pipeline.domain.accuracy import compare
-from shadow_pipeline.domain.actual_fills import simulation_from_fills
-from shadow_pipeline.domain.hftbacktest_engine import HftbacktestMissing, hftbacktest_replay
-from shadow_pipeline.domain.kpis import iteration_kpis
-from shadow_pipeline.domain.profiles import FILL_QUEUE, StrategyParams, setting_range
-from shadow_pipeline.domain.queue_fit import QueueFit, fit_queue
-from shadow_pipeline.domain.run_notes import RunNotesMissing, run_notes
-from shadow_pipeline.domain.simulator import FeeModel, LatencyModel, QueueAware, run
-from shadow_pipeline.domain.windows import hour_bounds
+from shadow_pipeline.domain.kpis.per_window import iteration_kpis
+from shadow_pipeline.domain.kpis.run_notes import RunNotesMissing, run_notes
+from shadow_pipeline.domain.market.windows import hour_bounds
+from shadow_pipeline.domain.simulation.simulator import FeeModel, LatencyModel, QueueAware, run
+from shadow_pipeline.domain.strategies.profiles import FILL_QUEUE, StrategyParams, setting_range
+from shadow_pipeline.domain.validation.accuracy import compare
+from shadow_pipeline.domain.validation.actual_fills import simulation_from_fills
+from shadow_pipeline.domain.validation.hftbacktest_engine import HftbacktestMissing, hftbacktest_replay
+from shadow_pipeline.domain.validation.queue_fit import QueueFit, fit_queue
 from shadow_pipeline.redis_io.dryrun_fills import BadFillEntry, read_fills
 from shadow_pipeline.redis_io.keys import fills_stream, kpi_stream
 from shadow_pipeline.redis_io.kpi_export import read_stream_records

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from shadow_pipeline.domain.accuracy import FAIL, NO_DATA, WARN, Accuracy
+from shadow_pipeline.domain.validation.accuracy import FAIL, NO_DATA, WARN, Accuracy
 
 ACCURACY_GATE = "prediction_accuracy"
 ACCURACY_WARN = "prediction_accuracy_warn"

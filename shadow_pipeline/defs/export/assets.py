@@ -7,8 +7,8 @@ import pandas as pd
 from pydantic import Field
 
 from shadow_pipeline.defs.partitions import tick_partitions
-from shadow_pipeline.domain.kpi_records import KpiRecordError
-from shadow_pipeline.domain.run_notes import RunNotesMissing
+from shadow_pipeline.domain.kpis.records import KpiRecordError
+from shadow_pipeline.domain.kpis.run_notes import RunNotesMissing
 from shadow_pipeline.redis_io.kpi_export import DEFAULT_STREAM_MAXLEN, DEFAULT_TTL_SECONDS, export_partition
 from shadow_pipeline.resources import RedisResource
 

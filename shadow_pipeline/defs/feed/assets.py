@@ -5,7 +5,7 @@ import pandas as pd
 from pydantic import Field
 
 from shadow_pipeline.defs.partitions import configured_symbols
-from shadow_pipeline.domain.faults import FaultSpec
+from shadow_pipeline.domain.market.faults import FaultSpec
 from shadow_pipeline.feed.replay import ReplayOptions, replay
 from shadow_pipeline.feed.sources import SourceKind, open_source
 from shadow_pipeline.redis_io.streams import DEFAULT_MAXLEN, read_entries

@@ -13,8 +13,8 @@ import pandas as pd
 
 from shadow_pipeline.defs.ingest import checks
 from shadow_pipeline.defs.partitions import hour_and_symbol, tick_partitions
-from shadow_pipeline.domain.quality import assess, normalize
-from shadow_pipeline.domain.windows import HOUR_NS, hour_bounds, hour_keys
+from shadow_pipeline.domain.market.quality import assess, normalize
+from shadow_pipeline.domain.market.windows import HOUR_NS, hour_bounds, hour_keys
 from shadow_pipeline.ingest.consumer import TickConsumer, incomplete_message
 from shadow_pipeline.ingest.dead_letters import UNATTRIBUTED, dead_letters_by_partition
 from shadow_pipeline.ingest.landing import Kind, LandingStore

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from shadow_pipeline.domain.quality import PartitionQuality
+from shadow_pipeline.domain.market.quality import PartitionQuality
 
 DRAIN_COMPLETE = "drain_complete"
 NON_EMPTY = "non_empty_partition"

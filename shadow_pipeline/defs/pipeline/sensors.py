@@ -14,7 +14,7 @@ import redis
 
 from shadow_pipeline.defs.partitions import FIRST_HOUR, configured_symbols, has_hour, partition_key
 from shadow_pipeline.defs.pipeline.jobs import pipeline_job
-from shadow_pipeline.domain.windows import closed_hours, hour_keys
+from shadow_pipeline.domain.market.windows import closed_hours, hour_keys
 from shadow_pipeline.ingest.deliveries import from_range_reply
 from shadow_pipeline.redis_io.raw_reply import read_raw
 from shadow_pipeline.resources import RedisResource, TickStreamResource

@@ -12,10 +12,13 @@ from pydantic import Field, field_validator
 
 from shadow_pipeline.defs.partitions import hour_and_symbol, tick_partitions
 from shadow_pipeline.defs.shadow import checks
-from shadow_pipeline.domain.gates import GO, kpi_gates
-from shadow_pipeline.domain.kpi_catalogue import SUMMARY, names
-from shadow_pipeline.domain.kpis import iteration_kpis
-from shadow_pipeline.domain.profiles import (
+from shadow_pipeline.domain.kpis.catalogue import SUMMARY, names
+from shadow_pipeline.domain.kpis.gates import GO, kpi_gates
+from shadow_pipeline.domain.kpis.per_window import iteration_kpis
+from shadow_pipeline.domain.kpis.run_notes import RunNotes, RunNotesMissing, run_notes, with_notes
+from shadow_pipeline.domain.market.windows import HOUR_NS
+from shadow_pipeline.domain.simulation.simulator import simulate
+from shadow_pipeline.domain.strategies.profiles import (
     ProfileError,
     StrategyParams,
     Thresholds,
@@ -24,11 +27,8 @@ from shadow_pipeline.domain.profiles import (
     resolve,
     setting_range,
 )
-from shadow_pipeline.domain.run_notes import RunNotes, RunNotesMissing, run_notes, with_notes
-from shadow_pipeline.domain.search_space import TUNABLES, with_values
-from shadow_pipeline.domain.sensitivity import fill_sensitivity, verdict_flips
-from shadow_pipeline.domain.simulator import simulate
-from shadow_pipeline.domain.windows import HOUR_NS
+from shadow_pipeline.domain.tuning.search_space import TUNABLES, with_values
+from shadow_pipeline.domain.validation.sensitivity import fill_sensitivity, verdict_flips
 from shadow_pipeline.reporting.notes import commit_sha, ingest_note
 from shadow_pipeline.reporting.plots import kpi_plot_png, markdown_image
 from shadow_pipeline.reporting.snapshot import (

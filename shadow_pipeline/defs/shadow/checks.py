@@ -11,8 +11,8 @@ from __future__ import annotations
 import dagster as dg
 import pandas as pd
 
-from shadow_pipeline.domain.gates import GateOutcome
-from shadow_pipeline.domain.kpi_catalogue import GATED, VALID_WINDOWS
+from shadow_pipeline.domain.kpis.catalogue import GATED, VALID_WINDOWS
+from shadow_pipeline.domain.kpis.gates import GateOutcome
 
 MIN_VALID_WINDOWS = "min_valid_windows"
 KPI_THRESHOLDS = "kpi_thresholds"

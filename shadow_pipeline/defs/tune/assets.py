@@ -17,8 +17,10 @@ from shadow_pipeline import user_json
 from shadow_pipeline.defs.partitions import hour_and_symbol, tick_partitions
 from shadow_pipeline.defs.shadow.assets import LIVE_READY_FILE, ShadowConfig, strategy_for
 from shadow_pipeline.defs.tune import checks
-from shadow_pipeline.domain.gates import kpi_gates
-from shadow_pipeline.domain.profiles import (
+from shadow_pipeline.domain.kpis.gates import kpi_gates
+from shadow_pipeline.domain.market.windows import HOUR_NS, hour_bounds
+from shadow_pipeline.domain.simulation.simulator import fill_model_of
+from shadow_pipeline.domain.strategies.profiles import (
     ProfileError,
     StrategyParams,
     Thresholds,
@@ -27,11 +29,9 @@ from shadow_pipeline.domain.profiles import (
     setting_range,
     tune_settings,
 )
-from shadow_pipeline.domain.search_space import SearchSpace
-from shadow_pipeline.domain.simulator import fill_model_of
-from shadow_pipeline.domain.tuning import OBJECTIVES, Hour, Search, default_workers, influence, objective_grid
-from shadow_pipeline.domain.walk_forward import WalkForward, walk_forward
-from shadow_pipeline.domain.windows import HOUR_NS, hour_bounds
+from shadow_pipeline.domain.tuning.search_space import SearchSpace
+from shadow_pipeline.domain.tuning.tuner import OBJECTIVES, Hour, Search, default_workers, influence, objective_grid
+from shadow_pipeline.domain.tuning.walk_forward import WalkForward, walk_forward
 from shadow_pipeline.reporting import tuning as summary
 from shadow_pipeline.reporting.notes import commit_sha
 from shadow_pipeline.reporting.plots import folds_png, markdown_image, objective_heatmap_png

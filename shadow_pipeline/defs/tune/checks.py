@@ -9,7 +9,7 @@ from __future__ import annotations
 import dagster as dg
 import pandas as pd
 
-from shadow_pipeline.domain.walk_forward import Decision
+from shadow_pipeline.domain.tuning.walk_forward import Decision
 
 OUT_OF_SAMPLE_GATES = "out_of_sample_gates"
 

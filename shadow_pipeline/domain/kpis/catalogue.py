@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Literal
 
-Metric = Literal["mape", "wpe", "mae"]  # dry-run error gated on; see domain/accuracy.py (mae: in the KPI's bps)
+Metric = Literal[
+    "mape", "wpe", "mae"
+]  # dry-run error gated on; see domain/validation/accuracy.py (mae: in the KPI's bps)
 QUOTE = "quote"  # quote currency of the symbol (USDT on the Binance USD-M recordings)
 
 

@@ -14,11 +14,11 @@ from dataclasses import dataclass, replace
 
 import pandas as pd
 
-from shadow_pipeline.domain.accuracy import compare
-from shadow_pipeline.domain.kpi_catalogue import TOTAL_FILLS
-from shadow_pipeline.domain.kpis import iteration_kpis
-from shadow_pipeline.domain.profiles import FILL_QUEUE, StrategyParams, Thresholds
-from shadow_pipeline.domain.simulator import simulate
+from shadow_pipeline.domain.kpis.catalogue import TOTAL_FILLS
+from shadow_pipeline.domain.kpis.per_window import iteration_kpis
+from shadow_pipeline.domain.simulation.simulator import simulate
+from shadow_pipeline.domain.strategies.profiles import FILL_QUEUE, StrategyParams, Thresholds
+from shadow_pipeline.domain.validation.accuracy import compare
 
 SHARES = (0.0, 0.25, 0.5, 0.75, 1.0)
 LATENCY_FACTORS = (0.5, 1.0, 2.0, 4.0)  # of the profile's order_entry_latency_ms

@@ -21,11 +21,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from shadow_pipeline.domain.gates import Verdict, judge
-from shadow_pipeline.domain.kpis import TickWindows, aggregate, iteration_kpis
-from shadow_pipeline.domain.profiles import StrategyParams, Thresholds, TuneSettings
-from shadow_pipeline.domain.search_space import SearchSpace, point_of, with_values
-from shadow_pipeline.domain.simulator import MarketColumns, simulate
+from shadow_pipeline.domain.kpis.gates import Verdict, judge
+from shadow_pipeline.domain.kpis.per_window import TickWindows, aggregate, iteration_kpis
+from shadow_pipeline.domain.simulation.simulator import MarketColumns, simulate
+from shadow_pipeline.domain.strategies.profiles import StrategyParams, Thresholds, TuneSettings
+from shadow_pipeline.domain.tuning.search_space import SearchSpace, point_of, with_values
 
 NET_BPS, PNL_BPS = "net_bps", "pnl_bps"
 OBJECTIVES = {

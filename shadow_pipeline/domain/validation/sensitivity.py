@@ -13,11 +13,11 @@ from dataclasses import dataclass, replace
 
 import pandas as pd
 
-from shadow_pipeline.domain.gates import judge
-from shadow_pipeline.domain.kpi_catalogue import SUMMARY, names
-from shadow_pipeline.domain.kpis import aggregate, iteration_kpis
-from shadow_pipeline.domain.profiles import FILL_QUEUE, StrategyParams, Thresholds
-from shadow_pipeline.domain.simulator import fill_model_of, simulate
+from shadow_pipeline.domain.kpis.catalogue import SUMMARY, names
+from shadow_pipeline.domain.kpis.gates import judge
+from shadow_pipeline.domain.kpis.per_window import aggregate, iteration_kpis
+from shadow_pipeline.domain.simulation.simulator import fill_model_of, simulate
+from shadow_pipeline.domain.strategies.profiles import FILL_QUEUE, StrategyParams, Thresholds
 
 SHARE_RANGE = (0.0, 1.0)  # size_decrease_share: nothing ahead of us .. every unexplained decrease ahead
 # touch_dwell_ms: a quote fills as soon as it is live .. 10 s, the longest dwell that matched a queue-aware engine

@@ -25,8 +25,7 @@ import numba
 import numpy as np
 import pandas as pd
 
-from shadow_pipeline.domain.profiles import StrategyParams
-from shadow_pipeline.domain.simulator import (
+from shadow_pipeline.domain.simulation.simulator import (
     FILL_FIELDS,
     KIND_CROSS,
     KIND_HEDGE,
@@ -39,6 +38,7 @@ from shadow_pipeline.domain.simulator import (
     in_steps,
     record_fill,
 )
+from shadow_pipeline.domain.strategies.profiles import StrategyParams
 
 QUEUE_MODELS = ("risk_averse", "power", "log")
 INSTALL_HINT = "hftbacktest is not installed: pip install -e '.[hbt]' (make test installs it)"

@@ -14,8 +14,8 @@ from typing import Any
 
 import pandas as pd
 
-from shadow_pipeline.domain.profiles import FILL_DWELL, StrategyParams, Thresholds
-from shadow_pipeline.domain.simulator import fill_model_of
+from shadow_pipeline.domain.simulation.simulator import fill_model_of
+from shadow_pipeline.domain.strategies.profiles import FILL_DWELL, StrategyParams, Thresholds
 
 NOTES_ATTR = "run_notes"
 

@@ -2,7 +2,7 @@
 
 The input is the partition's ticks *as received* (Redis entry-id order). Normalizing removes duplicate
 seqs and orders by exchange time. Accounting is exact and uses the definitions of
-``shadow_pipeline.domain.sequence``, so what the fault injector reports and what this finds agree:
+``shadow_pipeline.domain.market.sequence``, so what the fault injector reports and what this finds agree:
 
 - duplicates: arrivals of a seq that had already arrived;
 - out_of_order: first arrivals of a seq lower than one already received (a late tick);
@@ -20,8 +20,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from shadow_pipeline.domain.sequence import classify_arrivals
-from shadow_pipeline.domain.ticks import TYPED_COLUMNS
+from shadow_pipeline.domain.market.sequence import classify_arrivals
+from shadow_pipeline.domain.market.ticks import TYPED_COLUMNS
 
 
 @dataclass(frozen=True)

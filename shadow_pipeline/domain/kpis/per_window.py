@@ -13,9 +13,9 @@ import numba
 import numpy as np
 import pandas as pd
 
-from shadow_pipeline.domain.kpi_catalogue import KPIS, names
-from shadow_pipeline.domain.profiles import StrategyParams, Thresholds
-from shadow_pipeline.domain.simulator import LatencyModel, Simulation, same_ticks
+from shadow_pipeline.domain.kpis.catalogue import KPIS, names
+from shadow_pipeline.domain.simulation.simulator import LatencyModel, Simulation, same_ticks
+from shadow_pipeline.domain.strategies.profiles import StrategyParams, Thresholds
 
 _NS = 1_000_000_000
 _MS = 1_000_000

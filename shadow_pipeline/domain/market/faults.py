@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from shadow_pipeline.domain.sequence import count_by_symbol
+from shadow_pipeline.domain.market.sequence import count_by_symbol
 
 DEFECTS = ("missing field", "non-numeric price", "non-positive price", "crossed book", "unknown side")
 

@@ -41,7 +41,7 @@ import numba
 import numpy as np
 import pandas as pd
 
-from shadow_pipeline.domain.profiles import FILL_DWELL, FILL_QUEUE, StrategyParams
+from shadow_pipeline.domain.strategies.profiles import FILL_DWELL, FILL_QUEUE, StrategyParams
 
 _MS = 1_000_000
 _NEVER = np.int64(-(2**62))

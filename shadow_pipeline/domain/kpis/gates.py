@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from shadow_pipeline.domain.kpi_catalogue import GATED, VALID_WINDOWS, Kpi
-from shadow_pipeline.domain.profiles import Thresholds
+from shadow_pipeline.domain.kpis.catalogue import GATED, VALID_WINDOWS, Kpi
+from shadow_pipeline.domain.strategies.profiles import Thresholds
 
 GO, NO_GO = "GO", "NO-GO"  # the verdicts as reports, snapshots and the CLI spell them
 

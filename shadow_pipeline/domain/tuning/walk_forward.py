@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from shadow_pipeline.domain.gates import GO, NO_GO, Verdict, judge
-from shadow_pipeline.domain.profiles import StrategyParams, Thresholds
-from shadow_pipeline.domain.search_space import with_values
-from shadow_pipeline.domain.tuning import (
+from shadow_pipeline.domain.kpis.gates import GO, NO_GO, Verdict, judge
+from shadow_pipeline.domain.strategies.profiles import StrategyParams, Thresholds
+from shadow_pipeline.domain.tuning.search_space import with_values
+from shadow_pipeline.domain.tuning.tuner import (
     Evaluation,
     Hour,
     Progress,

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from shadow_pipeline.domain.kpi_catalogue import ACCURACY, TOTAL_FILLS, names
+from shadow_pipeline.domain.kpis.catalogue import ACCURACY, TOTAL_FILLS, names
 
 PASS, WARN, FAIL, NO_DATA = "PASS", "WARN", "FAIL", "NO DATA"
 PERCENT_LIMITS = (0.15, 0.30)

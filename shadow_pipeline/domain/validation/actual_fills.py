@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from shadow_pipeline.domain.profiles import StrategyParams
-from shadow_pipeline.domain.simulator import FILL_KINDS, KIND_HEDGE, KIND_TRADE, Simulation, markout_mids
+from shadow_pipeline.domain.simulation.simulator import FILL_KINDS, KIND_HEDGE, KIND_TRADE, Simulation, markout_mids
+from shadow_pipeline.domain.strategies.profiles import StrategyParams
 
 FILL_COLUMNS = ("ts", "side", "price", "qty", "is_maker", "fee")
 _SIDES = {"buy": 1, "sell": -1}

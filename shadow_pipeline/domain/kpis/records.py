@@ -13,8 +13,8 @@ from typing import Any
 import jsonschema
 import pandas as pd
 
-from shadow_pipeline.domain.kpi_catalogue import EXPORTED, names
-from shadow_pipeline.domain.run_notes import RunNotes
+from shadow_pipeline.domain.kpis.catalogue import EXPORTED, names
+from shadow_pipeline.domain.kpis.run_notes import RunNotes
 
 SCHEMA_PACKAGE = "shadow_pipeline.schemas"
 SCHEMA_FILE = "kpi_record.schema.json"

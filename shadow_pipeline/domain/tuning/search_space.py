@@ -17,7 +17,14 @@ from typing import Any
 
 import numpy as np
 
-from shadow_pipeline.domain.profiles import FILL_DWELL, ProfileError, Range, StrategyParams, setting_range, whole_lots
+from shadow_pipeline.domain.strategies.profiles import (
+    FILL_DWELL,
+    ProfileError,
+    Range,
+    StrategyParams,
+    setting_range,
+    whole_lots,
+)
 
 
 @dataclass(frozen=True)

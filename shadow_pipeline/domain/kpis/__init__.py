@@ -1,0 +1,1 @@
+"""KPIs per window and their aggregate, the KPI catalogue, Go/No-Go gates, KPI records and run notes."""

@@ -1,0 +1,1 @@
+"""The fill simulation and its models."""

@@ -1,0 +1,1 @@
+"""The auto-tuner: search space, ranking, walk-forward validation."""
