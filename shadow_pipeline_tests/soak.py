@@ -211,6 +211,13 @@ def _pending(url: str) -> int:
         return -1
 
 
+def _undelivered(url: str) -> int:
+    """Entries the group has not delivered yet (the test's own count: nothing writes meanwhile)."""
+    client = redis.Redis.from_url(url)
+    last = next(g for g in client.xinfo_groups(STREAM) if g["name"] == b"shadow")["last-delivered-id"]
+    return len(client.xrange(STREAM, b"(" + last, "+") or [])
+
+
 def _deliveries(url: str) -> int:
     """How often the oldest pending entry was delivered (Redis's count, which re-reads raise)."""
     rows = redis.Redis.from_url(url).xpending_range(STREAM, "shadow", "-", "+", 1)
@@ -235,7 +242,9 @@ def run_quiet(
         fed = threading.Event()
         _feed(url, ticks, 0.0, fed)
         deadline = time.monotonic() + 120
-        while not 0 < _pending(url) <= 200 and time.monotonic() < deadline:  # all landed but the quiet tail
+        while not (_pending(url) > 0 and _undelivered(url) == 0 and _pending(url) <= 200):  # only the quiet tail left
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{scenario}: the consumer did not land the stream within 120 s (see {log})")
             time.sleep(0.1)
         time.sleep(quiet_seconds)
         for _ in range(kills):
@@ -243,7 +252,9 @@ def run_quiet(
             consumer.wait()
             before = _deliveries(url)
             consumer = _consumer(url, landing, 0, log, settings)
-            while _deliveries(url) <= before and time.monotonic() < deadline + 300:  # it re-read the tail: a kill
+            while _deliveries(url) <= before:  # it re-read the tail: the next kill is one while it holds it
+                if time.monotonic() > deadline + 300:
+                    raise RuntimeError(f"{scenario}: a restarted consumer never re-read its pending tail (see {log})")
                 time.sleep(0.05)
         consumer.send_signal(signal.SIGKILL)
         consumer.wait()

@@ -73,17 +73,46 @@ def test_an_entry_that_keeps_failing_is_dead_lettered_alone(
         except Crash:
             failures += 1
         assert failures < 10, "the poison entry was never dead-lettered"
-    # The first read's failure is not counted (first reads are not marked); then max_deliveries counted failures:
-    # the first with its whole batch (its batch-mates' marks are then cleared by their own success), two alone.
-    assert failures == 1 + options.max_deliveries
+    # The first read's failure is not counted (first reads are not marked), the second (its whole batch's) makes
+    # its entries suspects (the others' marks are cleared by their own success alone); then max_deliveries alone.
+    assert failures == 1 + 1 + options.max_deliveries
     assert report.over_delivered == 1 and report.dead_letters == 1
     letters = [fields for _, fields in redis_client.xrange(f"{stream}:dlq")]  # type: ignore[union-attr]
     assert [(f["orig_id"], f["reason"]) for f in letters] == [  # type: ignore[index]
-        (str(ids[2]), "processing failed 3 times (max_deliveries 3)")
+        (str(ids[2]), "processing it alone failed 3 times (max_deliveries 3)")
     ]
     rows = landed(store)
     assert sorted(rows["entry_id"]) == sorted(str(i) for i in ids if i != ids[2])
     assert redis_client.xpending(stream, GROUP)["pending"] == 0
+    assert redis_client.hlen(failed_attempts_hash(stream, GROUP)) == 0
+
+
+def test_kills_from_outside_during_a_batch_and_a_solo_attempt_dead_letter_no_valid_tick(
+    redis_url: str, redis_client: redis.Redis, stream: str, tmp_path: Path
+) -> None:
+    """A SIGKILL that hits a batch makes its entries suspects, and one more that hits a suspect's solo processing is
+    still not max_deliveries (2) failures of its own: nothing is dead-lettered, everything lands."""
+    ids = [str(i) for i in xadd_rows(redis_client, stream, to_field_rows(_ticks(20)), maxlen=None)]
+    _read_as(redis_client, stream, "k")  # delivered, then the consumer died
+    store, options = LandingStore(tmp_path), IngestOptions(stream=stream, consumer="k", max_deliveries=2)
+
+    class KilledDuring(TickConsumer):
+        def __init__(self, killed_in: list[str]) -> None:
+            super().__init__(store, options, redis_url)
+            self.killed_in = killed_in
+
+        def _accept(self, delivery: Delivery, redelivered: bool) -> Release:
+            if delivery.ids.tolist() == self.killed_in:
+                raise Crash("SIGKILL from outside")
+            return super()._accept(delivery, redelivered)
+
+    with pytest.raises(Crash):
+        KilledDuring(ids).drain()  # the batch of all 20
+    with pytest.raises(Crash):
+        KilledDuring([ids[3]]).drain()  # then the fourth entry's processing alone
+    assert redis_client.hget(failed_attempts_hash(stream, GROUP), ids[3]) == "2"
+    report = TickConsumer(store, options, redis_url).drain()
+    assert report.dead_letters == 0 and report.landed_total == 20 and len(landed(store)) == 20
     assert redis_client.hlen(failed_attempts_hash(stream, GROUP)) == 0
 
 

@@ -114,6 +114,7 @@ def test_the_gauge_never_jumps_to_the_stream_length_while_writes_race_reads(
         stop.set()
         for worker in workers:
             worker.join(timeout=30)
-    length = redis_client.xlen(stream)
+    added = redis_client.xlen(stream) - 100_000  # since the group was created at the end of the full stream
     assert all(s is not None for s in samples)
-    assert max(s for s in samples if s is not None) < length // 2, (max(samples), bound, length)  # type: ignore[type-var]
+    # No reading can exceed the entries added since the group began; the old one returned the stream's length.
+    assert max(s for s in samples if s is not None) <= added, (max(samples), bound, added)  # type: ignore[type-var]

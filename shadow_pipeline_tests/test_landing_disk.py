@@ -220,17 +220,17 @@ def test_landing_zone_asset_fails_with_the_reason_not_a_traceback(
     redis_url: str, redis_client: redis.Redis, stream: str, read_only: Path
 ) -> None:
     replay_synthetic(redis_client, stream, seconds=5)
-    instance = dg.DagsterInstance.ephemeral()  # held here: materialize keeps only a weak reference to it
-    result = dg.materialize(
-        [landing_zone],
-        resources={
-            "redis": RedisResource(url=redis_url),
-            "tick_stream": TickStreamResource(stream=stream),
-            "landing": LandingResource(base_path=str(read_only)),
-        },
-        instance=instance,
-        raise_on_error=False,
-    )
+    with dg.instance_for_test() as instance:  # the project's pattern: an instance that outlives the run
+        result = dg.materialize(
+            [landing_zone],
+            resources={
+                "redis": RedisResource(url=redis_url),
+                "tick_stream": TickStreamResource(stream=stream),
+                "landing": LandingResource(base_path=str(read_only)),
+            },
+            instance=instance,
+            raise_on_error=False,
+        )
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
     data = failure.step_failure_data

@@ -5,7 +5,9 @@ re-read of the ticks it held in its reorder buffer (valid ticks that waited for 
 so on a quiet stream, or after a few crashes, valid ticks would be dead-lettered as over-delivered. Only an
 entry whose own processing fails is poison. So before a redelivered entry is processed, its mark in a hash is
 incremented, and once its tick is accepted (in the reorder buffer, or dead-lettered with its reason) the mark is
-deleted: a mark that outlives a processing is a processing that died or raised on that entry. Landing is not
+deleted: a mark that outlives a processing is a processing that died or raised on that entry. The consumer
+processes an entry with a mark alone, and dead-letters it once processing it alone failed ``max_deliveries``
+times: a kill from outside that merely hits a batch makes its entries suspects, not poison. Landing is not
 part of an entry's processing (a full disk is nobody's entry's fault), nor is a lost Redis connection (the
 consumer deletes the marks it set before recovering).
 
@@ -43,6 +45,10 @@ class FailedAttempts:
         for entry_id in ids:
             pipe.hincrby(self.key, entry_id, 1)
         pipe.execute()
+
+    def forget_all(self) -> None:
+        """The group was deleted: its entries' marks mean nothing for a new one."""
+        self._client.delete(self.key)
 
     def end(self, ids: Sequence[str]) -> None:
         """Their processing finished (or failed for a reason that is not theirs): no failure counts."""

@@ -111,6 +111,7 @@ for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
   if info['name'] == ARGV[1] then delivered, lag = info['last-delivered-id'], info['lag'] end
 end
 if not delivered then return false end
+if delivered == '18446744073709551615-18446744073709551615' then return {0} end  -- nothing can come after it
 local cap, counted, start = tonumber(ARGV[2]), 0, '(' .. delivered
 while counted < cap do
   local want = math.min(1000, cap - counted)
@@ -123,7 +124,7 @@ return {counted, lag or -1, redis.call('XLEN', KEYS[1])}
 """
 
 
-def consistent_lag(client: redis.Redis, stream: str, group: str, exact_up_to: int = 10_000) -> int | None:
+def consistent_lag(client: redis.Redis, stream: str, group: str, exact_up_to: int = 1_000) -> int | None:
     """The group's lag (entries in the stream not yet delivered to it), read in one atomic step.
 
     Entries after the group's ``last-delivered-id`` are counted, exactly, up to ``exact_up_to``. Redis's own
@@ -131,7 +132,8 @@ def consistent_lag(client: redis.Redis, stream: str, group: str, exact_up_to: in
     wrong (after an AOF reload or an ``XGROUP SETID`` without ``ENTRIESREAD``) or unknown (after deletions), and
     Redis then reports that lag forever. Past ``exact_up_to``, Redis's lag is taken when it is possible
     (``exact_up_to <= lag <= length`` at that same moment), else ``exact_up_to`` itself, a lower bound: the gauge
-    may plateau, never jump to the stream's length. None when the stream or group does not exist.
+    may plateau, never jump to the stream's length. None when the stream or group does not exist. The count runs
+    inside Redis (a script blocks the server meanwhile): 1,000 ticks cost it about 5 ms.
     """
     reply = client.eval(_LAG, 1, stream, group, exact_up_to)
     if not reply:

@@ -303,7 +303,8 @@ class TickConsumer:
                     str(exc).split(" ", 1)[0],
                 )
                 self._drop_prefetched()
-                self._unmark()
+                self._marked = []
+                self._attempts.forget_all()  # marks of the group that is gone
                 self._ensure_group()
             except _REFUSED:
                 raise  # wrong credentials or no permission: retrying for reconnect_seconds would not change that
@@ -506,33 +507,39 @@ class TickConsumer:
     def _take(self, delivery: Delivery) -> None:
         """Process redelivered entries (re-read after a restart or reconnect, or claimed), counting failures.
 
-        An entry whose processing failed ``max_deliveries`` times before (``ingest.attempts``: not Redis's
-        delivery count, which also counts re-reads of valid ticks) is dead-lettered. One that failed fewer times
-        is processed alone, so that a poison entry's failures are its own and not its batch-mates'.
+        Redis's delivery count also counts re-reads of valid ticks, so failures are counted here
+        (``ingest.attempts``). An entry whose batch failed becomes a suspect and is then processed alone; one
+        whose processing alone failed ``max_deliveries`` times is dead-lettered. A kill that merely happens
+        while a batch is processed makes its entries suspects, nothing more: a valid tick would need
+        ``max_deliveries`` kills inside its own, millisecond-long, solo processing.
         """
         if not len(delivery):
             return
         opts = self.options
         failures = self._attempts.counts(delivery.ids.tolist())
-        poison = np.flatnonzero(failures >= opts.max_deliveries)
+        alone = np.maximum(failures - 1, 0)  # the first marked failure was its batch's
+        poison = np.flatnonzero(alone >= opts.max_deliveries)
         if len(poison):
-            reasons = [f"processing failed {n} times (max_deliveries {opts.max_deliveries})" for n in failures[poison]]
+            reasons = [
+                f"processing it alone failed {n} times (max_deliveries {opts.max_deliveries})" for n in alone[poison]
+            ]
             self._dead_letter(_subset(delivery, poison), pd.Series(reasons, index=range(len(poison)), dtype=object))
-            self._attempts.end(delivery.ids[poison].tolist())
             self.report.over_delivered += len(poison)
+        dropped = []
         unsuspected = np.flatnonzero(failures == 0)
         if len(unsuspected):
-            self._attempt(_subset(delivery, unsuspected))
-        for position in np.flatnonzero((failures > 0) & (failures < opts.max_deliveries)):
-            self._attempt(_subset(delivery, np.array([position])))
+            dropped.append(self._attempt(_subset(delivery, unsuspected)))
+        for position in np.flatnonzero((failures > 0) & (alone < opts.max_deliveries)):
+            dropped.append(self._attempt(_subset(delivery, np.array([position]))))
+        self._land_due(pd.concat(dropped, ignore_index=True) if dropped else pd.DataFrame(), len(delivery))
 
-    def _attempt(self, delivery: Delivery) -> None:
-        """Process redelivered entries between marking them and unmarking them (``ingest.attempts``)."""
+    def _attempt(self, delivery: Delivery) -> pd.DataFrame:
+        """Process redelivered entries between marking and unmarking them; returns the backpressure drops."""
         self._marked = delivery.ids.tolist()
         self._attempts.begin(self._marked)
         release = self._accept(delivery, redelivered=True)
         self._unmark()
-        self._land_due(release, len(delivery))
+        return release.dropped
 
     def _unmark(self) -> None:
         if self._marked:
@@ -546,6 +553,9 @@ class TickConsumer:
             held.update(frame.get("entry_id", pd.Series(dtype=object)).tolist())
         for ids in self._unacked.values():
             held.update(ids)
+        prefetched = self._prefetched
+        if prefetched is not None and prefetched.done() and prefetched.exception() is None:
+            held.update(prefetched.result().ids.tolist())  # read ahead, delivered to this consumer, not processed yet
         return held
 
     # -- the end of a drain ---------------------------------------------------------------------------------
@@ -640,7 +650,7 @@ class TickConsumer:
     # -- one batch ------------------------------------------------------------------------------------------
 
     def _process(self, delivery: Delivery, redelivered: bool) -> None:
-        self._land_due(self._accept(delivery, redelivered), len(delivery))
+        self._land_due(self._accept(delivery, redelivered).dropped, len(delivery))
 
     def _accept(self, delivery: Delivery, redelivered: bool) -> Release:
         """An entry's own processing: dead-letter it with its reason, or check its seq and buffer its tick."""
@@ -665,11 +675,12 @@ class TickConsumer:
             self._ready_since = time.monotonic()
         return release
 
-    def _land_due(self, release: Release, entries: int) -> None:
-        """Land what is released when enough waits, the batch was short (a quiet feed) or it waited too long."""
-        if not release.dropped.empty:
+    def _land_due(self, dropped: pd.DataFrame, entries: int) -> None:
+        """Land what is released when enough waits, the batch was short (a quiet feed) or it waited too long;
+        ticks dropped by backpressure at once, as drop records."""
+        if not dropped.empty:
             self._land_ready()
-            self._land(release.released.iloc[0:0], release.dropped)
+            self._land(dropped.iloc[0:0], dropped)
         elif (
             sum(len(r) for r in self._ready) >= self.options.land_every
             or entries < self.options.batch
@@ -770,6 +781,7 @@ class TickConsumer:
             letter = dead_letters.record(entry_id, opts.stream, str(reason), delivery.original(int(position)))
             pipe.xadd(opts.dead_letter_stream, letter)  # type: ignore[arg-type]
         pipe.xack(opts.stream, opts.group, *ids)
+        pipe.hdel(self._attempts.key, *ids)  # a dead letter's failures are settled with it
         pipe.execute()
         self.report.dead_letters += len(rejects)
         self.metrics.dead_letters.inc(len(rejects))
