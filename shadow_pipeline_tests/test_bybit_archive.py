@@ -12,18 +12,21 @@ import numpy as np
 import pandas as pd
 import pytest
 import redis
+from click.testing import CliRunner
 
+from shadow_pipeline import cli
+from shadow_pipeline.defs.feed.assets import FeedConfig, replayed_feed
 from shadow_pipeline.defs.ingest.assets import landing_zone, normalized_ticks, raw_ticks
 from shadow_pipeline.defs.partitions import partition_key
-from shadow_pipeline.defs.shadow.assets import shadow_iterations, shadow_report
+from shadow_pipeline.defs.shadow.assets import ShadowConfig, shadow_iterations, shadow_report
 from shadow_pipeline.domain.kpis.per_window import FEED_UNSTAMPED
 from shadow_pipeline.domain.market.ticks import parse_entries
 from shadow_pipeline.feed.recordings import read_bybit_archives
-from shadow_pipeline.feed.replay import ReplayOptions, replay
-from shadow_pipeline.feed.sources import LATENCY_MEASURED, open_source
+from shadow_pipeline.feed.sources import LATENCY_MEASURED, LATENCY_UNMEASURED, SourceKind, open_source
 from shadow_pipeline.parquet import read_frame
 from shadow_pipeline.redis_io.streams import read_entries
 from shadow_pipeline.reporting.snapshot import SNAPSHOT_FILE
+from shadow_pipeline.settings import REDIS_URL_ENV
 from shadow_pipeline_tests.bybit_archives import START_MS, compact, frame, random_market, write_ob500, write_trades
 from shadow_pipeline_tests.ingest_helpers import pipeline_resources
 
@@ -62,7 +65,7 @@ def test_book_and_trades_merge_by_exchange_time(tmp_path: Path) -> None:
     book = write_ob500(tmp_path, "BTCUSDT", market.frames)
     trades = write_trades(tmp_path, "BTCUSDT", market.trades)
     source = open_source("bybit", files=[trades, book])
-    assert source.latency == FEED_UNSTAMPED
+    assert source.latency == LATENCY_UNMEASURED == "not measured (source has no receive stamp)"
     ticks = next(source.chunks)
     assert _quotes(ticks) == market.touches
     traded = ticks[ticks["last_side"] != ""]
@@ -95,36 +98,58 @@ def test_a_live_recording_keeps_its_receive_stamps(tmp_path: Path) -> None:
     assert ((ticks["ts_local"] - ticks["ts_server"]) == 101 * MS).all()
 
 
-@pytest.mark.parametrize("window_seconds", [10])
-def test_an_archive_through_redis_ingest_and_shadow_reports_latency_not_measured(
-    redis_url: str, stream: str, tmp_path: Path, window_seconds: int
+def test_the_replay_command_says_latency_is_not_measured(
+    redis_url: str, stream: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    market = random_market(seconds=10)
+    book = write_ob500(tmp_path, "BTCUSDT", market.frames)
+    monkeypatch.setenv(REDIS_URL_ENV, redis_url)
+    args = ["replay", "--source", "bybit", "--file", str(book), "--stream", stream]
+    result = CliRunner().invoke(cli.main, args)
+    assert result.exit_code == 0, result.stderr
+    assert "             latency: not measured (source has no receive stamp)" in result.stdout.splitlines()
+    summary = json.loads(CliRunner().invoke(cli.main, [*args, "--json"]).stdout)
+    assert summary["latency"] == LATENCY_UNMEASURED and summary["entries_written"] == len(market.touches)
+
+
+def test_an_archive_through_dagster_feed_ingest_and_shadow_reports_latency_not_measured(
+    redis_url: str, stream: str, tmp_path: Path
 ) -> None:
     market = random_market(seconds=120)
     files = [write_ob500(tmp_path, "BTCUSDT", market.frames), write_trades(tmp_path, "BTCUSDT", market.trades)]
-    source = open_source("bybit", files=files)
-    client = redis.Redis.from_url(redis_url)
-    result = replay(client, source.chunks, ReplayOptions(stream=stream, maxlen=None, progress=False))
-    entries = [fields for _, fields in read_entries(client, stream)]
-    batch = parse_entries(entries)
-    assert batch.rejects.empty and result.entries == len(market.touches) + len(market.trades)
-    assert (batch.ticks["ts_local"] == batch.ticks["ts_server"]).all()
-
-    hour = "2024-08-08-23:00"
+    hour, window_seconds = "2024-08-08-23:00", 10
+    feed = FeedConfig(source=SourceKind.BYBIT, files=[str(f) for f in files], symbols=["BTCUSDT"], maxlen=0)
+    shadow = ShadowConfig(window_seconds=window_seconds)
+    resources = pipeline_resources(redis_url, stream, tmp_path)
     with dg.instance_for_test() as instance:
+        fed = dg.materialize(
+            [replayed_feed],
+            resources=resources,
+            run_config=dg.RunConfig(ops={"replayed_feed": feed}),
+            instance=instance,
+        )
         run = dg.materialize(
             [landing_zone, raw_ticks, normalized_ticks, shadow_iterations, shadow_report],
             partition_key=partition_key(hour, "BTCUSDT"),
-            resources=pipeline_resources(redis_url, stream, tmp_path),
-            run_config=dg.RunConfig(ops={"shadow_iterations": {"config": {"window_seconds": window_seconds}}}),
+            resources=resources,
+            run_config=dg.RunConfig(ops={"shadow_iterations": shadow}),
             instance=instance,
         )
-    assert run.success
+    assert fed.success and run.success
+    metadata = fed.asset_materializations_for_node("replayed_feed")[0].metadata
+    assert metadata["latency"].value == LATENCY_UNMEASURED
+    assert metadata["entries_written"].value == len(market.touches) + len(market.trades)
+    entries = [fields for _, fields in read_entries(redis.Redis.from_url(redis_url), stream)]
+    batch = parse_entries(entries)
+    assert batch.rejects.empty and (batch.ticks["ts_local"] == batch.ticks["ts_server"]).all()
+
     landed = read_frame(str(tmp_path / "assets/normalized_ticks" / hour / "BTCUSDT.parquet"))
     assert _quotes(landed) == [(ms, *map(float, touch)) for ms, *touch in market.touches]  # typed at ingest
+    assert int(landed["is_trade"].sum()) == len(market.trades)
     iterations = read_frame(str(tmp_path / "assets/shadow_iterations" / hour / "BTCUSDT.parquet"))
     assert len(iterations) == 120 // window_seconds
     latency = ["p95_latency_ms", "p95_raw_ms", "p99_ms", "feed_p95_ms", "broker_p95_ms"]
-    assert iterations[latency].isna().all().all()
+    assert iterations[latency].isna().all().all() and (iterations["decision_p95_ms"] > 0).all()
     snapshot = json.loads((tmp_path / "artifacts/shadow" / hour / "BTCUSDT" / SNAPSHOT_FILE).read_text())
     assert snapshot["latency_notes"] == FEED_UNSTAMPED
     assert snapshot["kpis"]["p95_latency_ms"] is None

@@ -14,7 +14,9 @@ from shadow_pipeline.domain.market import synthetic
 from shadow_pipeline.feed import recordings
 from shadow_pipeline.feed.readers.files import Shape, first_shape
 
-LATENCY_MEASURED = "latency: measured (receive stamps)"
+# The summary's ``latency`` line; the KPIs' note reads the same ("latency: not measured (...)").
+LATENCY_MEASURED = "measured (receive stamps)"
+LATENCY_UNMEASURED = FEED_UNSTAMPED.removeprefix("latency: ")
 
 
 class SourceKind(StrEnum):
@@ -26,7 +28,7 @@ class SourceKind(StrEnum):
 @dataclass(frozen=True)
 class Source:
     """Source frames in local-time order, the market seconds they span (for progress), and whether the feed
-    leg of latency can be measured on them (``latency``, a line for reports)."""
+    leg of latency can be measured on them (``latency``, for reports)."""
 
     chunks: Iterator[pd.DataFrame]
     market_seconds: float | None
@@ -84,4 +86,4 @@ def open_source(
         frame, stamped = _bybit(paths)
     frame = _only(frame, symbols)
     span = (frame["ts_local"].iloc[-1] - frame["ts_local"].iloc[0]) / 1e9 if len(frame) else 0.0
-    return Source(iter([frame]), float(span), LATENCY_MEASURED if stamped else FEED_UNSTAMPED)
+    return Source(iter([frame]), float(span), LATENCY_MEASURED if stamped else LATENCY_UNMEASURED)
