@@ -82,6 +82,9 @@ def _ob(bad: bytes, at: int) -> Make:
 
 
 BAD_SIZE = compact(frame("BTCUSDT", "delta", START_MS, [["1", "x"]], [], 9)).encode()
+INFINITE_TS = (
+    compact(frame("BTCUSDT", "delta", 1, [], [["1", "1"]], 9) | {"cts": 1e400}).encode().replace(b"Infinity", b"1e400")
+)
 TRADE = b"1723158000.1,BTCUSDT,Buy,1,2,,,,,"
 # (source, how the file is made, what the one error line says after the file's name)
 CASES: dict[str, tuple[str, Make, str]] = {
@@ -134,6 +137,18 @@ CASES: dict[str, tuple[str, Make, str]] = {
         "bybit",
         _ob(b'{"topic": "tickers.BTCUSDT"}', 3),
         "line 3: not an orderbook frame (topic 'tickers.BTCUSDT')",
+    ),
+    "deep-json": ("bybit", _ob(b"[" * 500_000, 6), "line 6: JSON nested too deep"),
+    "time-out-of-range": (
+        "bybit",
+        _ob(compact(frame("BTCUSDT", "delta", 10**20, [], [["1", "1"]], 9)).encode(), 7),
+        "line 7: exchange time 100000000000000000000 ms is out of range",
+    ),
+    "infinite-time": ("bybit", _ob(INFINITE_TS, 8), "line 8: cannot convert float infinity to integer"),
+    "symbol-not-text": (
+        "binance",
+        _file("n.gz", gzip.compress(STAMPED.replace(b'"BTCUSDT"', b'["BTC"]'))),
+        "line 1: symbol \"['BTC']\" is not text",
     ),
     "bad-size": ("bybit", _ob(BAD_SIZE, 4), "line 4: could not convert string to float: 'x'"),
     "bad-trade-time": (

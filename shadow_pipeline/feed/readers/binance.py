@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from shadow_pipeline.feed.readers.frames import MS, finish, to_frame
+from shadow_pipeline.feed.readers.frames import as_text, exchange_ns, finish, to_frame
 from shadow_pipeline.feed.readers.stamped import read_stamped
 
 log = logging.getLogger(__name__)
@@ -35,8 +35,8 @@ def _binance_rows(text: str, ignored: Counter[str]) -> Sequence[dict[str, Any]]:
         data = json.loads(text)["data"]
         return (
             {
-                "symbol": data["s"],
-                "ts_server": int(data["E"]) * MS if "E" in data else None,
+                "symbol": as_text(data["s"], "symbol"),
+                "ts_server": exchange_ns(data["E"]) if "E" in data else None,
                 "bid": data["b"],
                 "ask": data["a"],
                 "bid_qty": data["B"],
@@ -47,8 +47,8 @@ def _binance_rows(text: str, ignored: Counter[str]) -> Sequence[dict[str, Any]]:
         data = json.loads(text)["data"]
         return (
             {
-                "symbol": data["s"],
-                "ts_server": int(data["E"]) * MS,
+                "symbol": as_text(data["s"], "symbol"),
+                "ts_server": exchange_ns(data["E"]),
                 "last_px": data["p"],
                 "last_qty": data["q"],
                 # m = buyer is maker, so the aggressor sold.

@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from shadow_pipeline.feed.readers.frames import MS, TOUCH, finish, to_frame
+from shadow_pipeline.feed.readers.frames import TOUCH, as_text, exchange_ns, finish, to_frame
 from shadow_pipeline.feed.readers.stamped import read_stamped
 
 _Side = dict[float, tuple[str, str]]  # price -> (price, size) as the exchange wrote them
@@ -34,7 +34,7 @@ class Books:
         restarted), resets the book; a delta applies; a size of 0 deletes the level. Exchange time is the
         matching-engine time ``cts`` (it lines up with trades' ``T``), else the system time ``ts``."""
         data = message["data"]
-        symbol = data["s"]
+        symbol = as_text(data["s"], "symbol")
         if message["type"] == "snapshot" or data.get("u") == 1:
             book = self._books[symbol] = ({}, {})
         elif symbol in self._books:
@@ -58,7 +58,7 @@ class Books:
         self._touch[symbol] = touch
         return {
             "symbol": symbol,
-            "ts_server": int(message.get("cts", message["ts"])) * MS,
+            "ts_server": exchange_ns(message.get("cts", message["ts"])),
             **dict(zip(TOUCH, touch, strict=True)),
         }
 
@@ -78,8 +78,8 @@ def read_bybit(path: Path) -> pd.DataFrame:
         if '"topic":"publicTrade.' in message_text[:40]:
             return [
                 {
-                    "symbol": trade["s"],
-                    "ts_server": int(trade["T"]) * MS,
+                    "symbol": as_text(trade["s"], "symbol"),
+                    "ts_server": exchange_ns(trade["T"]),
                     "last_px": trade["p"],
                     "last_qty": trade["v"],
                     "last_side": trade["S"].lower(),

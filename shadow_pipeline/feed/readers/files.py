@@ -22,8 +22,9 @@ MAX_LINE_BYTES = 1 << 20  # 20 times the largest frame recorded (a 1000-level RE
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip with members, an empty zip
 _GZIP_MAGIC = b"\x1f\x8b"
 _TRADES_HEADER = b"timestamp,symbol,side,size,price"
-# What a malformed line raises inside a reader's parsing (json, int/float conversion, field access).
-BAD_LINE = (ValueError, KeyError, TypeError, IndexError, AttributeError)
+# What a malformed line raises inside a reader's parsing (json, int/float conversion, field access); json raises
+# RecursionError on deep nesting, int() OverflowError on an infinite float.
+BAD_LINE = (ValueError, KeyError, TypeError, IndexError, AttributeError, RecursionError, OverflowError)
 
 
 class RecordingError(ValueError):
@@ -47,13 +48,15 @@ def describe(exc: BaseException) -> str:
         return f"not UTF-8 text (byte {exc.start + 1})"
     if isinstance(exc, KeyError):
         return f"missing field {exc.args[0]!r}"
-    if isinstance(exc, ValueError):
+    if isinstance(exc, RecursionError):
+        return "JSON nested too deep"
+    if isinstance(exc, ValueError | OverflowError):
         return str(exc)
     return f"unexpected message shape ({exc})"
 
 
-def _checked(path: Path) -> int:
-    """The file's size; a FIFO or device is refused by its type, before any open that could block on it."""
+def _checked(path: Path) -> None:
+    """A FIFO or device is refused by its type, before any open that could block on it."""
     try:
         mode = path.stat()
     except FileNotFoundError:
@@ -66,7 +69,6 @@ def _checked(path: Path) -> int:
         raise RecordingError(f"{path}: not a regular file")
     if mode.st_size == 0:
         raise RecordingError(f"{path}: empty file")
-    return mode.st_size
 
 
 class Lines:

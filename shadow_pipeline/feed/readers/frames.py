@@ -23,6 +23,22 @@ SOURCE_COLUMNS = (
 )
 TOUCH = ["bid", "ask", "bid_qty", "ask_qty"]
 MS = 1_000_000
+_MAX_MS = np.iinfo(np.int64).max // MS
+
+
+def exchange_ns(ms: Any) -> int:
+    """An exchange time in ms as ns; one out of int64's range would fail later, in a frame, nameless."""
+    value = int(ms)  # a field of any JSON type: int() says what it cannot take
+    if not 0 < value <= _MAX_MS:
+        raise ValueError(f"exchange time {value} ms is out of range")
+    return value * MS
+
+
+def as_text(value: object, name: str) -> str:
+    """A field that must be text (a symbol: a number or list there would fail later, grouped by symbol)."""
+    if not isinstance(value, str):
+        raise ValueError(f"{name} {str(value)[:40]!r} is not text")
+    return value
 
 
 def to_frame(rows: list[dict[str, Any]], ts_local: np.ndarray | None, desc: str) -> pd.DataFrame:
