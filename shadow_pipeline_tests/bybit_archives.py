@@ -37,7 +37,7 @@ def _levels(side: dict[int, str]) -> list[list[str]]:
     return [[_px(price), size] for price, size in side.items()]
 
 
-def compact(message: dict[str, Any]) -> str:
+def compact(message: Any) -> str:
     """JSON as exchanges send it, without spaces."""
     return json.dumps(message, separators=(",", ":"))
 

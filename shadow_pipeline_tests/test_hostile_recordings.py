@@ -14,9 +14,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from shadow_pipeline import cli
 from shadow_pipeline.feed.readers.files import MAX_LINE_BYTES
+from shadow_pipeline.feed.sources import open_source
 from shadow_pipeline.settings import REDIS_URL_ENV
 from shadow_pipeline_tests.bybit_archives import START_MS, TRADE_HEADER, compact, frame, random_market
 
@@ -217,3 +220,77 @@ def test_a_real_process_shows_the_error_line_alone(tmp_path: Path) -> None:
     assert re.fullmatch(
         rf"error: {re.escape(str(path))}: line \d+: cannot decompress the gzip \(.*\): truncated.*", line
     )
+
+
+# Lines a fuzzer builds from the shapes the readers expect, so that it gets past the first check.
+_SCALARS = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=8), st.sampled_from(["0", "1.5", "x"])
+)
+_JSON = st.recursive(_SCALARS, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner))
+_FIELDS = st.fixed_dictionaries(
+    {},
+    optional={
+        "topic": st.sampled_from(["orderbook.500.BTCUSDT", "publicTrade.BTCUSDT", "tickers.X"]),
+        "stream": st.sampled_from(["btcusdt@bookTicker", "btcusdt@trade", "btcusdt@depth"]),
+        "type": st.sampled_from(["snapshot", "delta", 3]),
+        "ts": _JSON,
+        "cts": _JSON,
+        "data": _JSON
+        | st.fixed_dictionaries({}, optional={k: _JSON for k in ("s", "b", "a", "u", "E", "p", "q", "m")}),
+    },
+)
+_DECIMAL = st.sampled_from(["0", "1", "1.5", "2", "1e400", "-1", "nan", "x", ""]) | _SCALARS
+_LEVELS = st.lists(st.lists(_DECIMAL, min_size=2, max_size=2) | _JSON, max_size=3)
+_TIME = st.integers(-1, 2**64) | st.sampled_from([1_723_158_000_000, 1e400, "1723158000000", None])
+_BOOK = st.builds(
+    lambda symbol, kind, b, a, u, cts: {
+        "topic": "orderbook.500.BTCUSDT",
+        "type": kind,
+        "ts": 1_723_158_000_000,
+        "cts": cts,
+        "data": {"s": symbol, "b": b, "a": a, "u": u, "seq": 1},
+    },
+    st.sampled_from(["BTCUSDT", "ETHUSDT", 5, None]),
+    st.sampled_from(["snapshot", "delta"]),
+    _LEVELS,
+    _LEVELS,
+    st.sampled_from([1, 2, "1"]),
+    _TIME,
+)
+_TICKER = st.builds(
+    lambda stream, s, e, b, m: {
+        "stream": stream,
+        "data": {"s": s, "E": e, "b": b, "a": "2", "B": "1", "A": "1", "p": b, "q": "1", "m": m},
+    },
+    st.sampled_from(["btcusdt@bookTicker", "btcusdt@trade"]),
+    st.sampled_from(["BTCUSDT", 5]),
+    _TIME,
+    _DECIMAL,
+    _SCALARS,
+)
+_MESSAGES = st.one_of(_BOOK, _TICKER, _FIELDS, _JSON)
+_LINE = st.one_of(_MESSAGES.map(compact), st.text(max_size=30)).map(str.encode)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.sampled_from(["binance", "bybit"]),
+    st.lists(_LINE, max_size=6),
+    st.sampled_from(["text", "gzip", "zip"]),
+    st.booleans(),
+)
+def test_any_content_is_ticks_or_one_recording_error(
+    tmp_path: Path, kind: str, lines: list[bytes], container: str, stamped: bool
+) -> None:
+    """Whatever a file holds, a reader returns ticks or raises the error the command line shows as one line."""
+    data = b"".join((b"1723161255088169167 " if stamped else b"") + line + b"\n" for line in lines)
+    path = tmp_path / f"fuzz.{container}"
+    path.unlink(missing_ok=True)
+    if container == "zip":
+        _zip(path, {"fuzz.data": data})
+    else:
+        path.write_bytes(gzip.compress(data) if container == "gzip" else data)
+    try:
+        next(open_source(kind, files=[path]).chunks)
+    except ValueError as exc:  # RecordingError, or open_source's own refusals
+        assert str(exc) and "\n" not in str(exc)
