@@ -305,7 +305,7 @@ def replay_command(
     except (*_SETUP_ERRORS, ValueError) as exc:
         _fail(_error_text(exc))
         return
-    summary = _summary(result, url, stream)
+    summary = _summary(result, url, stream) | {"latency": src.latency}
     if as_json:
         click.echo(json.dumps(summary, indent=2))
     else:

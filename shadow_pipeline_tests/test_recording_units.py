@@ -119,7 +119,7 @@ def test_mark_price_and_depth_lines_give_no_ticks(tmp_path: Path, caplog: pytest
     streams = _streams(US_FIXTURE)
     marks, depth = streams.count("btcusdt@markPrice@1s"), streams.count("btcusdt@depth@0ms")
     assert marks >= 40 and depth > 0
-    with caplog.at_level(logging.INFO, logger="shadow_pipeline.feed.recordings"):
+    with caplog.at_level(logging.INFO, logger="shadow_pipeline.feed.readers"):
         ticks = read_binance([US_FIXTURE])
     assert len(ticks) == len(streams) - marks - depth
     assert f"'markPrice@1s': {marks}" in caplog.text and f"'depth@0ms': {depth}" in caplog.text
@@ -150,7 +150,7 @@ def test_bad_or_mixed_stamps_name_the_file_and_line(
     lines = _lines(NS_FIXTURE)
     lines[number - 1] = _with_stamp(lines[number - 1], stamp_of(lines[number - 1].split(" ", 1)[0]))
     path = _write(tmp_path / "bad.gz", lines)
-    with pytest.raises(RecordingError, match=rf"^{re.escape(str(path))}:{number}: .*{reason}"):
+    with pytest.raises(RecordingError, match=rf"^{re.escape(str(path))}: line {number}: .*{reason}"):
         open_source("binance", files=[path])
 
 
@@ -158,7 +158,9 @@ def test_a_microsecond_file_with_a_nanosecond_line_is_mixed(tmp_path: Path) -> N
     lines = _lines(US_FIXTURE)
     lines[10] = _with_stamp(lines[10], lines[10].split(" ", 1)[0] + "000")
     path = _write(tmp_path / "mixed.gz", lines)
-    with pytest.raises(RecordingError, match=rf"^{re.escape(str(path))}:11: .* is in ns but the file starts in us"):
+    with pytest.raises(
+        RecordingError, match=rf"^{re.escape(str(path))}: line 11: .* is in ns but the file starts in us"
+    ):
         read_binance([path])
 
 

@@ -68,7 +68,7 @@ def test_dg_scaffold_adds_an_asset_that_loads_without_another_edit(tmp_path: Pat
     assert checked.returncode == 0, checked.stderr[-2000:]
 
 
-PLAIN_CODE = [PACKAGE / "domain", PACKAGE / "feed" / "recordings.py"]
+PLAIN_CODE = [PACKAGE / "domain", PACKAGE / "feed" / "recordings.py", PACKAGE / "feed" / "readers"]
 FORBIDDEN_IMPORT = re.compile(r"^\s*(import|from)\s+(dagster\w*|redis)\b", re.MULTILINE)
 CONCERNS = {"market", "simulation", "strategies", "kpis", "validation", "tuning"}
 

@@ -77,6 +77,7 @@ def replayed_feed(
             "entries_written": dg.MetadataValue.int(result.entries),
             "entries_per_second": dg.MetadataValue.float(round(result.entries_per_second, 1)),
             "market_seconds": dg.MetadataValue.float(round(result.market_seconds, 3)),
+            "latency": source.latency,
             "stream": tick_stream.stream,
             "stream_length": dg.MetadataValue.int(info.length if info else 0),
             "last_entry_id": info.last_id if info and info.last_id else "",

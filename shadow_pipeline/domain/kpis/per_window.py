@@ -26,6 +26,7 @@ MIN_SPEED_SPAN_NS = _NS  # shorter frames are too short to compare clock speeds
 WINSOR = (0.01, 0.99)
 BROKER_REPLAYED = "broker leg not measured: replayed stream"
 BROKER_UNTIMED = "broker leg not measured: no broker times (ts_broker)"
+FEED_UNSTAMPED = "latency: not measured (source has no receive stamp)"
 
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -97,7 +98,8 @@ def _broker_times(ticks: pd.DataFrame) -> np.ndarray | None:
 
 @dataclass(frozen=True)
 class LatencyLegs:
-    """Measured legs per tick (ms); ``note`` says why the broker leg is all 0 when it cannot be measured."""
+    """Measured legs per tick (ms); ``note`` says why the broker leg is all 0 when it cannot be measured, or
+    why no leg is (both all NaN: the source had no receive stamp, see ``latency_legs``)."""
 
     feed_ms: np.ndarray
     broker_ms: np.ndarray
@@ -109,11 +111,16 @@ def latency_legs(ticks: pd.DataFrame) -> LatencyLegs:
     """Feed and broker legs of each tick.
 
     Both legs cross two clocks, so each is taken relative to a fitted offset (a low quantile over the frame),
-    i.e. it is the latency above the fastest observed, not an absolute one.
+    i.e. it is the latency above the fastest observed, not an absolute one. ``ts_local`` = ``ts_server`` on
+    every tick is how a source without a receive stamp says so (docs/tick-schema.md): no leg is measured then,
+    rather than a feed leg of 0 that nobody observed.
     """
     ts_server = ticks["ts_server"].to_numpy(dtype=np.int64)
     ts_local = ticks["ts_local"].to_numpy(dtype=np.int64)
     raw_feed = ts_local - ts_server
+    if len(raw_feed) and not raw_feed.any():
+        unmeasured = np.full(len(ticks), np.nan)
+        return LatencyLegs(unmeasured, unmeasured, float("nan"), FEED_UNSTAMPED)
     offset = float(np.quantile(raw_feed, CLOCK_OFFSET_QUANTILE))
     feed = (raw_feed - offset) / _MS
     ts_broker = _broker_times(ticks)
@@ -132,6 +139,11 @@ def latency_legs(ticks: pd.DataFrame) -> LatencyLegs:
 def _latency(counts: np.ndarray, legs: LatencyLegs, decision_ms: float) -> dict[str, np.ndarray]:
     """Tick-to-decision latency = feed + broker + decision; the gated p95 is taken after clipping at p1/p99."""
     feed, broker = legs.feed_ms, legs.broker_ms
+    decision = np.where(counts > 0, decision_ms, np.nan)
+    if legs.note == FEED_UNSTAMPED:  # a total of the decision leg alone would pass for a measured latency
+        unmeasured = np.full(len(counts), np.nan)
+        legs_ms = ("p95_latency_ms", "p95_raw_ms", "p99_ms", "feed_p95_ms", "broker_p95_ms")
+        return {name: unmeasured for name in legs_ms} | {"decision_p95_ms": decision}
     total = feed + broker + decision_ms
     p1, p95, p99 = _quantiles(total, counts, (WINSOR[0], 0.95, WINSOR[1]))
     floor, ceiling = _interp(p1), _interp(p99)
@@ -142,7 +154,7 @@ def _latency(counts: np.ndarray, legs: LatencyLegs, decision_ms: float) -> dict[
         "p99_ms": ceiling,
         "feed_p95_ms": _interp(_quantiles(feed, counts, (0.95,))[0]),
         "broker_p95_ms": _interp(_quantiles(broker, counts, (0.95,))[0]),
-        "decision_p95_ms": np.where(counts > 0, decision_ms, np.nan),
+        "decision_p95_ms": decision,
     }
 
 
