@@ -56,10 +56,10 @@ def ingest_slot() -> str:
 
 
 def symbols() -> list[str]:
-    """The partitions' symbols: ``$SHADOW_SYMBOLS`` (comma-separated), upper-cased, sorted, unique."""
+    """The partitions' instruments as written in ``$SHADOW_SYMBOLS`` (comma-separated ids: ``BTCUSDT`` on the
+    default venue, ``BTCUSDT.bybit-linear``); ``defs.partitions`` turns them into instrument keys."""
     raw = _get(SYMBOLS_ENV) or ""
-    chosen = [s.strip().upper() for s in raw.split(",") if s.strip()] or list(DEFAULT_SYMBOLS)
-    return sorted(dict.fromkeys(chosen))
+    return [s.strip() for s in raw.split(",") if s.strip()] or list(DEFAULT_SYMBOLS)
 
 
 def first_hour() -> str:

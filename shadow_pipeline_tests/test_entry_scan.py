@@ -130,11 +130,17 @@ def test_well_formed_ticks_take_the_fast_path_with_exact_values(redis_url: str, 
 def test_fields_in_another_order_extra_or_missing_fields_and_errors(redis_url: str, stream: str) -> None:
     client = redis.Redis.from_url(redis_url)
     reordered = dict(reversed(list(GOOD.items())))
-    extra = {**TRADE, "venue": "binance"}
+    extra = {**TRADE, "exchange": "binance"}
     missing = {k: v for k, v in GOOD.items() if k != "ask"}
-    raw, reference = _deliver(client, stream, [reordered, extra, missing, {**GOOD, "bid": "61800.40"}])
+    venues = [{**GOOD, "seq": "11", "venue": "bybit-linear"}, {**GOOD, "seq": "12", "venue": "binance"}]
+    raw, reference = _deliver(client, stream, [reordered, extra, missing, {**GOOD, "bid": "61800.40"}, *venues])
     _assert_same(raw, reference)
-    assert raw.parsed.rejects.to_dict() == {2: "missing field: ask", 3: "crossed book: bid >= ask"}
+    assert raw.parsed.rejects.to_dict() == {
+        2: "missing field: ask",
+        3: "crossed book: bid >= ask",
+        5: "bad venue (want exchange-market in a-z0-9, e.g. bybit-linear, or no venue field)",
+    }
+    assert raw.parsed.ticks["symbol"].tolist() == ["BTCUSDT", "BTCUSDT", "BTCUSDT.bybit-linear"]
     with pytest.raises(redis.exceptions.ResponseError, match="NOGROUP"):
         from_reply(read_raw(client, "XREADGROUP", "GROUP", "nope", "c", "STREAMS", stream, ">"))
 
@@ -152,7 +158,7 @@ def test_an_entry_deleted_while_pending_is_trimmed(redis_url: str, stream: str, 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(batch=batches())
-@example(batch=([GOOD, {**TRADE, "venue": "x"}], ["0-1", f"{MAX_ID_MS}-{2**64 - 1}"]))  # fast and full path, extremes
+@example(batch=([GOOD, {**TRADE, "note": "x"}], ["0-1", f"{MAX_ID_MS}-{2**64 - 1}"]))  # fast and full path, extremes
 def test_any_entries_parse_the_same_on_both_paths(
     redis_url: str, stream: str, batch: tuple[list[dict[str, str]], list[str] | None]
 ) -> None:
@@ -212,7 +218,7 @@ def _flat(fields: dict[str, str]) -> list[bytes]:
 @pytest.mark.parametrize("protocol", [2, 3])
 def test_claim_and_range_replies_parse_like_the_read_reply(redis_url: str, stream: str, protocol: int) -> None:
     client = redis.Redis.from_url(redis_url, protocol=protocol)
-    undecodable = {**GOOD, "seq": "9", "venue": "x"}
+    undecodable = {**GOOD, "seq": "9", "note": "x"}
     flats = [_flat(GOOD), _flat(TRADE), [*_flat(undecodable)[:-1], b"\xff\xfe"], [b"\xc3(", b"\xff", *_flat(GOOD)]]
     flats.append([*_flat(GOOD), b"seq", b"10"])  # seq twice
     ids = [_xadd(client, stream, f) for f in flats]
