@@ -115,8 +115,8 @@ class Registry:
         iid = instrument if isinstance(instrument, InstrumentId) else InstrumentId.parse(instrument)
         entry = self.data["instruments"].get(str(iid))
         if entry is None:
-            same_symbol = sorted(k for k in self.data["instruments"] if k.partition(SEPARATOR)[0] == iid.symbol)
-            also = f" ({iid.symbol} is known on: {', '.join(same_symbol)})" if same_symbol else ""
+            listed = self.listings(iid.symbol)
+            also = f" ({iid.symbol} is known on: {', '.join(map(str, listed))})" if listed else ""
             raise InstrumentError(
                 f"no instrument {iid} in the instrument registry ({self.source}){also}: add it to the file "
                 "$SHADOW_INSTRUMENTS names (docs/instruments.md)"
@@ -135,9 +135,10 @@ class Registry:
             source=entry["source"],
         )
 
-    @property
-    def ids(self) -> list[str]:
-        return sorted(self.data["instruments"])
+    def listings(self, symbol: str) -> list[InstrumentId]:
+        """Every instrument of ``symbol`` in the registry, on any venue."""
+        ids = (InstrumentId.parse(key) for key in self.data["instruments"])
+        return sorted(iid for iid in ids if iid.symbol == symbol)
 
 
 @functools.cache
