@@ -142,6 +142,7 @@ def test_profiles_take_their_instrument_from_the_registry() -> None:
     assert (spot.tick_size, spot.maker_fee_rate) == (0.01, 0.001)
     perp, _ = resolve(profiles, "aggressive", "BTCUSDT")  # the profile's entry overrides only what it says
     assert (perp.tick_size, perp.min_lot, perp.maker_fee_rate, perp.taker_fee_rate) == (0.1, 0.002, -0.00005, 0.0005)
-    assert resolve(profiles, "aggressive", "BTCUSDT.binance-usdm")[0].min_lot == 0.002
+    same, _ = resolve(profiles, "aggressive", "btcusdt.binance-usdm")  # any spelling; the params name the key
+    assert (same.symbol, same.min_lot) == ("BTCUSDT", 0.002)
     with pytest.raises(ProfileError, match=r"no instrument ADAUSDT\.bybit-linear"):
         resolve(profiles, "moderate", "ADAUSDT.bybit-linear")

@@ -22,7 +22,7 @@ from typing import Any
 import jsonschema
 
 from shadow_pipeline import user_json
-from shadow_pipeline.domain.market.instruments import InstrumentError, InstrumentId, Registry, load_registry, whole_lots
+from shadow_pipeline.domain.market.instruments import InstrumentError, InstrumentId, load_registry, whole_lots
 from shadow_pipeline.settings import profiles_file
 
 _PACKAGE = "shadow_pipeline.profiles"
@@ -186,12 +186,13 @@ def _entry(entries: Mapping[str, Any], instrument: InstrumentId) -> Mapping[str,
     return {}
 
 
-def _layers(profiles: Profiles, name: str, symbol: str, registry: Registry | None = None) -> list[Mapping[str, Any]]:
+def _layers(profiles: Profiles, name: str, symbol: str) -> tuple[str, list[Mapping[str, Any]]]:
+    """The instrument's key (``symbol`` as the partitions spell it) and the layers of (profile, instrument)."""
     data = profiles.data
     if name not in data["profiles"]:
         raise ProfileError(f"{profiles.source}: unknown profile {name!r}; known: {', '.join(profiles.names)}")
     try:
-        instrument = (registry or load_registry()).get(symbol)
+        instrument = load_registry().get(symbol)
     except InstrumentError as exc:
         raise ProfileError(str(exc)) from None
     if instrument.contract_multiplier != 1:
@@ -200,7 +201,7 @@ def _layers(profiles: Profiles, name: str, symbol: str, registry: Registry | Non
             "quantities in base currency: only instruments with multiplier 1 can be shadowed)"
         )
     profile = data["profiles"][name]
-    return [
+    return instrument.id.key, [
         {"params": instrument.strategy_defaults()},
         profile,
         _entry(data["symbols"], instrument.id),
@@ -208,12 +209,10 @@ def _layers(profiles: Profiles, name: str, symbol: str, registry: Registry | Non
     ]
 
 
-def resolve(
-    profiles: Profiles, name: str, symbol: str, registry: Registry | None = None
-) -> tuple[StrategyParams, Thresholds]:
+def resolve(profiles: Profiles, name: str, symbol: str) -> tuple[StrategyParams, Thresholds]:
     """The parameters and gates of profile ``name`` for instrument ``symbol`` (an id, bare for the default venue),
-    overrides applied; ``registry`` defaults to :func:`load_registry`'s."""
-    layers = _layers(profiles, name, symbol, registry)
+    overrides applied."""
+    symbol, layers = _layers(profiles, name, symbol)
     params: dict[str, Any] = {}
     gates: dict[str, Any] = {}
     for layer in layers:
@@ -255,7 +254,7 @@ def tune_settings(profiles: Profiles, name: str, symbol: str) -> TuneSettings:
     """``tune`` of (profile, symbol), layered as :func:`resolve` layers params; ``space`` merges per parameter."""
     settings: dict[str, Any] = {}
     space: dict[str, Any] = {}
-    for layer in _layers(profiles, name, symbol):
+    for layer in _layers(profiles, name, symbol)[1]:
         tune = dict(layer.get("tune", {}))
         space.update(tune.pop("space", {}))
         settings.update(tune)
