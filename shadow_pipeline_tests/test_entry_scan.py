@@ -26,6 +26,7 @@ from shadow_pipeline.ingest.deliveries import (
     from_range_reply,
     from_reply,
 )
+from shadow_pipeline.ingest.entry_scan import scan
 from shadow_pipeline.redis_io.raw_reply import _receive, error_of, read_raw
 
 GOOD = {
@@ -42,6 +43,18 @@ GOOD = {
     "last_side": "",
 }
 TRADE = {**GOOD, "seq": "8", "last_px": "61800.30", "last_qty": "0.25", "last_side": "buy"}
+# well-formed (the default one spelled out too) and not: too long a part, a digit first, no dash, upper case, empty
+VENUES = [
+    "bybit-linear",
+    "binance-usdm",
+    "a-b",
+    "abcdefghijklmnop-q",
+    "abcdefghijklmnopq-r",
+    "b-1x",
+    "bybit",
+    "Bybit-x",
+    "",
+]
 
 numbers = st.one_of(
     st.integers(0, 12).flatmap(lambda places: st.decimals(-10, 10**7, places=places)).map(str),
@@ -62,7 +75,8 @@ values = st.fixed_dictionaries(
         "last_px": numbers,
         "last_qty": numbers,
         "last_side": st.sampled_from(["", "buy", "sell", "BUY", "x"]),
-    }
+    },
+    optional={"venue": st.sampled_from(VENUES)},
 )
 
 
@@ -125,6 +139,24 @@ def test_well_formed_ticks_take_the_fast_path_with_exact_values(redis_url: str, 
     # the broker's clock at XADD, in ns; entry_id stays for the landing zone's dedup and order
     assert list(ticks.columns[:1]) == ["entry_id"] and ticks.columns.get_loc("ts_broker") == 5
     assert ticks["ts_broker"].iloc[0] == int(raw.ids[0].split("-")[0]) * 1_000_000
+
+
+def test_entries_with_a_venue_take_the_fast_path_with_their_instrument_key(redis_url: str, stream: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    entries = [
+        {**GOOD, "venue": "bybit-linear"},
+        {**TRADE, "venue": "bybit-linear"},
+        {**GOOD, "seq": "9", "venue": "binance-usdm"},  # the default venue spelled out: the bare key
+        {**GOOD, "seq": "10"},
+        {**GOOD, "seq": "11", "venue": "Bybit-linear"},  # not a venue code: the full parser names the rule
+    ]
+    raw, reference = _deliver(client, stream, entries)
+    _assert_same(raw, reference)
+    assert raw.parsed.ticks["symbol"].tolist() == ["BTCUSDT.bybit-linear"] * 2 + ["BTCUSDT"] * 2
+    assert raw.parsed.rejects.str.startswith("bad venue").tolist() == [True]
+    client.xgroup_create(stream, "scan", id="0")
+    batch = scan(read_raw(client, "XREADGROUP", "GROUP", "scan", "c", "STREAMS", stream, ">"))
+    assert batch.regular.tolist() == [True, True, True, True, False]
 
 
 def test_fields_in_another_order_extra_or_missing_fields_and_errors(redis_url: str, stream: str) -> None:
