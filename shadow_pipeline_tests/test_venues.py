@@ -9,11 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import redis
 
 from shadow_pipeline.defs.ingest.checks import LANDING_ZONE_CHECKS, NORMALIZED_TICKS_CHECKS, RAW_TICKS_CHECKS
 from shadow_pipeline.defs.partitions import PartitionOutOfRange, instrument_keys, partition_key
+from shadow_pipeline.feed.replay import number_ticks
 from shadow_pipeline.ingest.dead_letters import record
 from shadow_pipeline.settings import SYMBOLS_ENV
 
@@ -81,3 +83,13 @@ def test_a_dead_letter_counts_in_its_venue_partition() -> None:
     assert record("1-0", "s", "non-numeric bid", fields)["partition"] == "2024-08-08-23:00|BTCUSDT.bybit-linear"
     assert record("1-0", "s", "non-numeric bid", fields[:2] + fields[4:])["partition"] == "2024-08-08-23:00|BTCUSDT"
     assert record("1-0", "s", "bad venue", [b"venue", b"Bybit", *fields[:2], *fields[4:]])["partition"] == ""
+
+
+def test_a_replay_numbers_each_venue_in_its_own_sequence() -> None:
+    frame = pd.DataFrame(
+        {"symbol": ["BTCUSDT"] * 5, "venue": [None, "bybit-linear", None, "bybit-linear", "binance-usdm"]}
+    )
+    following: dict[str, int] = {}
+    assert number_ticks(frame, following)["seq"].tolist() == [1, 1, 2, 2, 3]
+    assert following == {"BTCUSDT": 4, "BTCUSDT.bybit-linear": 3}
+    assert number_ticks(frame.drop(columns="venue"), following)["seq"].tolist() == [4, 5, 6, 7, 8]
