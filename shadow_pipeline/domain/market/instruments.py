@@ -22,7 +22,7 @@ from typing import Any
 import jsonschema
 
 from shadow_pipeline import user_json
-from shadow_pipeline.settings import instruments_file
+from shadow_pipeline.settings import INSTRUMENTS_ENV, instruments_file
 
 # A bare symbol means this venue, so that a single-venue feed (and every partition key, Redis key and profile
 # entry written before venues existed) keeps meaning what it meant.
@@ -119,7 +119,7 @@ class Registry:
             also = f" ({iid.symbol} is known on: {', '.join(map(str, listed))})" if listed else ""
             raise InstrumentError(
                 f"no instrument {iid} in the instrument registry ({self.source}){also}: add it to the file "
-                "$SHADOW_INSTRUMENTS names (docs/instruments.md)"
+                f"${INSTRUMENTS_ENV} names (docs/instruments.md)"
             )
         venue = self.data["venues"][iid.venue]
         return Instrument(
