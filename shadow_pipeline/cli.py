@@ -518,9 +518,9 @@ def _error_text(exc: BaseException, url: str | None = None) -> str:
 
 
 def _symbols(raw: str) -> list[str]:
-    from shadow_pipeline.defs.partitions import configured_symbols
+    from shadow_pipeline.defs.partitions import configured_symbols, instrument_keys
 
-    return [s.strip().upper() for s in raw.split(",") if s.strip()] or configured_symbols()
+    return instrument_keys(s for s in raw.split(",") if s.strip()) or configured_symbols()
 
 
 def _print_table(table: pd.DataFrame) -> None:

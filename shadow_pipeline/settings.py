@@ -19,6 +19,7 @@ FIRST_HOUR_ENV = "SHADOW_FIRST_HOUR"
 DATA_DIR_ENV = "SHADOW_DATA_DIR"
 ARTIFACTS_DIR_ENV = "SHADOW_ARTIFACTS_DIR"
 PROFILES_ENV = "SHADOW_PROFILES"
+INSTRUMENTS_ENV = "SHADOW_INSTRUMENTS"
 COMMIT_ENV = "SHADOW_COMMIT_SHA"
 SLACK_TOKEN_ENV = "SLACK_BOT_TOKEN"
 DAGSTER_HOME_ENV = "DAGSTER_HOME"
@@ -55,10 +56,10 @@ def ingest_slot() -> str:
 
 
 def symbols() -> list[str]:
-    """The partitions' symbols: ``$SHADOW_SYMBOLS`` (comma-separated), upper-cased, sorted, unique."""
+    """The partitions' instruments as written in ``$SHADOW_SYMBOLS`` (comma-separated ids: ``BTCUSDT`` on the
+    default venue, ``BTCUSDT.bybit-linear``); ``defs.partitions`` turns them into instrument keys."""
     raw = _get(SYMBOLS_ENV) or ""
-    chosen = [s.strip().upper() for s in raw.split(",") if s.strip()] or list(DEFAULT_SYMBOLS)
-    return sorted(dict.fromkeys(chosen))
+    return [s.strip() for s in raw.split(",") if s.strip()] or list(DEFAULT_SYMBOLS)
 
 
 def first_hour() -> str:
@@ -95,6 +96,11 @@ def artifacts_dir() -> Path:
 def profiles_file() -> str | None:
     """A profiles JSON that replaces the packaged one, when set."""
     return _get(PROFILES_ENV)
+
+
+def instruments_file() -> str | None:
+    """An instrument registry JSON merged over the packaged one, when set."""
+    return _get(INSTRUMENTS_ENV)
 
 
 def commit_override() -> str | None:

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -30,6 +31,7 @@ from shadow_pipeline.defs.tune.checks import OUT_OF_SAMPLE_GATES
 from shadow_pipeline.defs.tune.jobs import TUNE_JOB
 from shadow_pipeline.domain.kpis.gates import GO, NO_GO
 from shadow_pipeline.domain.kpis.run_notes import params_digest
+from shadow_pipeline.domain.market.instruments import load_registry
 from shadow_pipeline.domain.market.synthetic import generate
 from shadow_pipeline.domain.strategies.profiles import Thresholds, load_profiles, resolve
 from shadow_pipeline.domain.tuning.search_space import point_of
@@ -50,7 +52,7 @@ from shadow_pipeline.parquet import read_frame
 from shadow_pipeline.reporting.snapshot import SNAPSHOT_FILE
 from shadow_pipeline.reporting.tuning import FOLDS_FILE, HEATMAP_FILE, OUT_OF_SAMPLE_KPIS, SUMMARY_FILE, TUNED_FILE
 from shadow_pipeline.resources import ArtifactsResource
-from shadow_pipeline.settings import REDIS_URL_ENV
+from shadow_pipeline.settings import INSTRUMENTS_ENV, REDIS_URL_ENV
 from shadow_pipeline_tests.conftest import market_file
 
 ROOT = Path(__file__).resolve().parents[1]  # this checkout: the CLI subprocesses run its code, not an install's
@@ -129,6 +131,37 @@ def _ingest(market: Market) -> None:
             assert result.success, key
 
 
+@contextmanager
+def spot_as_perpetual(folder: Path) -> Iterator[None]:
+    """The Binance spot recordings (the only real data spanning two hours) are shadowed under the bare symbols,
+    the USD-M perpetual's keys: while they run, a user registry gives those instruments spot's grid and lots, so
+    that the data fits the instrument it is shadowed as (docs/instruments.md)."""
+    registry = load_registry()
+    override = {
+        "instruments": {
+            f"{symbol}.binance-usdm": {
+                "tick_size": spot.tick_size,
+                "lot_step": spot.lot_step,
+                "min_qty": spot.min_qty,
+                "source": "test: Binance spot recordings shadowed as the perpetual",
+            }
+            for symbol in BINANCE_SYMBOLS
+            for spot in [registry.get(f"{symbol}.binance-spot")]
+        }
+    }
+    path = folder / "spot_as_perpetual.json"
+    path.write_text(json.dumps(override), encoding="utf-8")
+    before = os.environ.get(INSTRUMENTS_ENV)
+    os.environ[INSTRUMENTS_ENV] = str(path)
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[INSTRUMENTS_ENV]
+        else:
+            os.environ[INSTRUMENTS_ENV] = before
+
+
 @pytest.fixture(scope="module")
 def binance_market(redis_env: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Market]:
     """The shared Binance spot recordings of both symbols (both days back to back) in one stream."""
@@ -144,7 +177,8 @@ def binance_market(redis_env: str, tmp_path_factory: pytest.TempPathFactory) -> 
             replay(client, source.chunks, ReplayOptions(stream=stream, maxlen=None, progress=False))
         assert stream_hours(client, stream) == list(BINANCE_HOURS)
         market = Market(redis_env, stream, str(tmp_path_factory.mktemp("binance-data")), BINANCE_HOURS, BINANCE_SYMBOLS)
-        _ingest(market)
+        with spot_as_perpetual(Path(market.data_dir)):
+            _ingest(market)
         yield market
     finally:
         _drop_stream(client, stream)
@@ -306,7 +340,8 @@ def tune_then_reproduce(market: Market, tmp_path: Path) -> None:
 def test_shadow_with_the_tuned_profiles_file_reproduces_the_out_of_sample_kpis_on_binance_spot(
     binance_market: Market, tmp_path: Path
 ) -> None:
-    tune_then_reproduce(binance_market, tmp_path)
+    with spot_as_perpetual(tmp_path):
+        tune_then_reproduce(binance_market, tmp_path)
 
 
 def test_shadow_with_the_tuned_profiles_file_reproduces_the_out_of_sample_kpis_on_the_synthetic_market(

@@ -109,6 +109,7 @@ def test_ui_shows_ingest_assets_with_metadata_and_checks(
     shown = {c["name"]: c["blocking"] for c in nodes[("normalized_ticks",)]["assetChecksOrError"]["checks"]}
     assert shown == {
         checks.NO_BACKPRESSURE_DROPS: True,
+        checks.FITS_INSTRUMENT: True,
         checks.NO_SEQUENCE_GAPS: False,
         checks.REORDERED_SHARE_BELOW: False,
     }

@@ -26,6 +26,7 @@ from shadow_pipeline.ingest.deliveries import (
     from_range_reply,
     from_reply,
 )
+from shadow_pipeline.ingest.entry_scan import scan
 from shadow_pipeline.redis_io.raw_reply import _receive, error_of, read_raw
 
 GOOD = {
@@ -42,6 +43,18 @@ GOOD = {
     "last_side": "",
 }
 TRADE = {**GOOD, "seq": "8", "last_px": "61800.30", "last_qty": "0.25", "last_side": "buy"}
+# well-formed (the default one spelled out too) and not: too long a part, a digit first, no dash, upper case, empty
+VENUES = [
+    "bybit-linear",
+    "binance-usdm",
+    "a-b",
+    "abcdefghijklmnop-q",
+    "abcdefghijklmnopq-r",
+    "b-1x",
+    "bybit",
+    "Bybit-x",
+    "",
+]
 
 numbers = st.one_of(
     st.integers(0, 12).flatmap(lambda places: st.decimals(-10, 10**7, places=places)).map(str),
@@ -62,7 +75,8 @@ values = st.fixed_dictionaries(
         "last_px": numbers,
         "last_qty": numbers,
         "last_side": st.sampled_from(["", "buy", "sell", "BUY", "x"]),
-    }
+    },
+    optional={"venue": st.sampled_from(VENUES)},
 )
 
 
@@ -127,14 +141,38 @@ def test_well_formed_ticks_take_the_fast_path_with_exact_values(redis_url: str, 
     assert ticks["ts_broker"].iloc[0] == int(raw.ids[0].split("-")[0]) * 1_000_000
 
 
+def test_entries_with_a_venue_take_the_fast_path_with_their_instrument_key(redis_url: str, stream: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    entries = [
+        {**GOOD, "venue": "bybit-linear"},
+        {**TRADE, "venue": "bybit-linear"},
+        {**GOOD, "seq": "9", "venue": "binance-usdm"},  # the default venue spelled out: the bare key
+        {**GOOD, "seq": "10"},
+        {**GOOD, "seq": "11", "venue": "Bybit-linear"},  # not a venue code: the full parser names the rule
+    ]
+    raw, reference = _deliver(client, stream, entries)
+    _assert_same(raw, reference)
+    assert raw.parsed.ticks["symbol"].tolist() == ["BTCUSDT.bybit-linear"] * 2 + ["BTCUSDT"] * 2
+    assert raw.parsed.rejects.str.startswith("bad venue").tolist() == [True]
+    client.xgroup_create(stream, "scan", id="0")
+    batch = scan(read_raw(client, "XREADGROUP", "GROUP", "scan", "c", "STREAMS", stream, ">"))
+    assert batch.regular.tolist() == [True, True, True, True, False]
+
+
 def test_fields_in_another_order_extra_or_missing_fields_and_errors(redis_url: str, stream: str) -> None:
     client = redis.Redis.from_url(redis_url)
     reordered = dict(reversed(list(GOOD.items())))
-    extra = {**TRADE, "venue": "binance"}
+    extra = {**TRADE, "exchange": "binance"}
     missing = {k: v for k, v in GOOD.items() if k != "ask"}
-    raw, reference = _deliver(client, stream, [reordered, extra, missing, {**GOOD, "bid": "61800.40"}])
+    venues = [{**GOOD, "seq": "11", "venue": "bybit-linear"}, {**GOOD, "seq": "12", "venue": "binance"}]
+    raw, reference = _deliver(client, stream, [reordered, extra, missing, {**GOOD, "bid": "61800.40"}, *venues])
     _assert_same(raw, reference)
-    assert raw.parsed.rejects.to_dict() == {2: "missing field: ask", 3: "crossed book: bid >= ask"}
+    assert raw.parsed.rejects.to_dict() == {
+        2: "missing field: ask",
+        3: "crossed book: bid >= ask",
+        5: "bad venue (want exchange-market in a-z0-9, e.g. bybit-linear, or no venue field)",
+    }
+    assert raw.parsed.ticks["symbol"].tolist() == ["BTCUSDT", "BTCUSDT", "BTCUSDT.bybit-linear"]
     with pytest.raises(redis.exceptions.ResponseError, match="NOGROUP"):
         from_reply(read_raw(client, "XREADGROUP", "GROUP", "nope", "c", "STREAMS", stream, ">"))
 
@@ -152,7 +190,7 @@ def test_an_entry_deleted_while_pending_is_trimmed(redis_url: str, stream: str, 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(batch=batches())
-@example(batch=([GOOD, {**TRADE, "venue": "x"}], ["0-1", f"{MAX_ID_MS}-{2**64 - 1}"]))  # fast and full path, extremes
+@example(batch=([GOOD, {**TRADE, "note": "x"}], ["0-1", f"{MAX_ID_MS}-{2**64 - 1}"]))  # fast and full path, extremes
 def test_any_entries_parse_the_same_on_both_paths(
     redis_url: str, stream: str, batch: tuple[list[dict[str, str]], list[str] | None]
 ) -> None:
@@ -212,7 +250,7 @@ def _flat(fields: dict[str, str]) -> list[bytes]:
 @pytest.mark.parametrize("protocol", [2, 3])
 def test_claim_and_range_replies_parse_like_the_read_reply(redis_url: str, stream: str, protocol: int) -> None:
     client = redis.Redis.from_url(redis_url, protocol=protocol)
-    undecodable = {**GOOD, "seq": "9", "venue": "x"}
+    undecodable = {**GOOD, "seq": "9", "note": "x"}
     flats = [_flat(GOOD), _flat(TRADE), [*_flat(undecodable)[:-1], b"\xff\xfe"], [b"\xc3(", b"\xff", *_flat(GOOD)]]
     flats.append([*_flat(GOOD), b"seq", b"10"])  # seq twice
     ids = [_xadd(client, stream, f) for f in flats]

@@ -37,10 +37,11 @@ def test_hash_export_writes_typed_fields_with_a_ttl(client: redis.Redis) -> None
     assert result.keys == [KPI_ALL_HASH, kpi_symbol_hash("BTCUSDT")]
     fields = client.hgetall(kpi_symbol_hash("BTCUSDT"))
     assert set(fields) == {
-        "timestamp", "symbol", "maker_taker_ratio", "net_bps", "p95_latency_ms", "risk_ratio",
+        "timestamp", "symbol", "instrument", "venue", "maker_taker_ratio", "net_bps", "p95_latency_ms", "risk_ratio",
         "maker_count", "taker_count", "total_fills", "partition", "profile", "window_seconds", "params_digest",
         "fill_model", "scope",
     }  # fmt: skip
+    assert (fields["instrument"], fields["venue"]) == ("BTCUSDT.binance-usdm", "binance-usdm")
     assert fields["fill_model"] == "queue (size_decrease_share 0 (risk-averse))"  # the packaged profiles' model
     valid = iterations[iterations["valid"]]
     assert int(fields["total_fills"]) == int(valid["total_fills"].sum()) > 0

@@ -159,9 +159,13 @@ def _with(text: str, old: str, new: str) -> str:
 @pytest.mark.parametrize(
     ("old", "new", "said"),
     [
-        ('"tick_size": 0.1', '"tick_size": NaN', "NaN is not a number JSON allows"),
-        ('"tick_size": 0.1', '"tick_size": 5e-324', "$.symbols.BTCUSDT.params.tick_size: 5e-324 is less than"),
-        ('"tick_size": 0.1', '"tick_size": 1e999', "1e999 overflows a float"),
+        ('"min_lot": 0.002', '"tick_size": NaN, "min_lot": 0.002', "NaN is not a number JSON allows"),
+        (
+            '"min_lot": 0.002',
+            '"tick_size": 5e-324, "min_lot": 0.002',
+            "$.symbols.BTCUSDT.params.tick_size: 5e-324 is less than",
+        ),
+        ('"min_lot": 0.002', '"tick_size": 1e999, "min_lot": 0.002', "1e999 overflows a float"),
         ('"max_inventory": 5', '"max_inventory": 1e18', "max_inventory: 1e+18 is greater than the maximum of 100000"),
         ('"max_inventory": 5', '"max_inventory": 100001', "max_inventory: 100001 is greater than the maximum"),
         ('"min_net_bps": 2.5', '"min_net_bps": NaN', "NaN is not a number JSON allows"),
@@ -235,8 +239,8 @@ def hostile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     a_file.write_text("")
     files = {"fifo": str(fifo), "deep": str(deep), "file": str(a_file), "tmp": str(tmp_path)}
     for name, (old, new) in {
-        "nan_tick": ('"tick_size": 0.1', '"tick_size": NaN'),
-        "tiny_tick": ('"tick_size": 0.1', '"tick_size": 5e-324'),
+        "nan_tick": ('"min_lot": 0.002', '"tick_size": NaN, "min_lot": 0.002'),
+        "tiny_tick": ('"min_lot": 0.002', '"tick_size": 5e-324, "min_lot": 0.002'),
         "huge_inventory": ('"max_inventory": 5', '"max_inventory": 1e18'),
         "nan_gate": ('"min_net_bps": 2.5', '"min_net_bps": NaN'),
     }.items():

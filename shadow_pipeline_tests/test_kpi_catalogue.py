@@ -33,8 +33,8 @@ from shadow_pipeline_tests.shadow_helpers import synthetic_iterations
 
 # Fields of a record that say what it describes, not what was measured.
 RECORD_ENVELOPE = {
-    "timestamp", "symbol", "partition", "profile", "window_seconds", "params_digest", "fill_model", "scope",
-    "iteration", "valid",
+    "timestamp", "symbol", "instrument", "venue", "partition", "profile", "window_seconds", "params_digest",
+    "fill_model", "scope", "iteration", "valid",
 }  # fmt: skip
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "shadow-simulation.md"
 

@@ -71,7 +71,7 @@ def _bad_entries(rng: np.random.Generator) -> list[tuple[Flat, str]]:
     base = _tick("BTCUSDT", 999_999, T0 + 1_800_000_000_000)
     quote = _tick("ETHUSDT", 999_999, T0 + 1_900_000_000_000)
     kinds: list[tuple[Flat, str]] = [
-        ([b"venue", b"binance"], "missing field: " + ",".join(FIELDS)),  # only an unknown field (XADD needs one)
+        ([b"note", b"binance"], "missing field: " + ",".join(FIELDS)),  # only an unknown field (XADD needs one)
         ([*_flat(base), b"bid", b"61800.1"], "duplicate field: bid"),
         ([*_flat(base), b"x\xff", b"1", b"x\xff", b"2"], "duplicate field: x\\xff"),
         (_with(base, bid=b"61800.4"), "crossed book: bid >= ask"),

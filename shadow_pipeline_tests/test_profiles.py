@@ -60,8 +60,8 @@ def test_bad_value_names_the_file_and_the_json_path(tmp_path: Path) -> None:
 
 def test_missing_key_unknown_key_and_broken_json_are_reported(tmp_path: Path) -> None:
     data = _packaged()
-    del data["symbols"]["ETHUSDT"]["params"]["tick_size"]
-    with pytest.raises(ProfileError, match=r"\$\.symbols\.ETHUSDT\.params: 'tick_size' is a required property"):
+    del data["profiles"]["moderate"]["params"]["touch_dwell_ms"]
+    with pytest.raises(ProfileError, match=r"\$\.profiles\.moderate\.params: 'touch_dwell_ms' is a required property"):
         load_profiles(_write(tmp_path, data))
     data = _packaged()
     data["profiles"]["moderate"]["thresholds"]["min_net_bsp"] = 1
@@ -75,12 +75,12 @@ def test_missing_key_unknown_key_and_broken_json_are_reported(tmp_path: Path) ->
         load_profiles(tmp_path / "absent.json")
 
 
-def test_unknown_profile_and_symbol_list_the_known_ones() -> None:
+def test_unknown_profile_lists_the_known_ones_and_an_unknown_instrument_says_where_to_add_it() -> None:
     profiles = load_profiles()
     with pytest.raises(ProfileError, match="unknown profile 'bold'; known: aggressive, conservative, moderate"):
         resolve(profiles, "bold", "BTCUSDT")
-    with pytest.raises(ProfileError, match=r"symbol 'XRPUSDT'.*known: BTCUSDT, ETHUSDT"):
-        resolve(profiles, "moderate", "XRPUSDT")
+    with pytest.raises(ProfileError, match=r"no instrument ADAUSDT\.binance-usdm in the instrument registry"):
+        resolve(profiles, "moderate", "ADAUSDT")
 
 
 def test_symbol_overrides_apply_in_order(tmp_path: Path) -> None:

@@ -1,24 +1,41 @@
-"""Partitions of ticks: exchange-time hour x symbol.
+"""Partitions of ticks: exchange-time hour x instrument.
 
-Both dimensions are configuration, not code: the symbols come from ``$SHADOW_SYMBOLS`` and the first hour
+The second dimension is called ``symbol`` and holds instrument keys (``domain.market.instruments``): a bare symbol
+on the default venue, so partitions made before venues existed keep their keys, ``BTCUSDT.bybit-linear`` elsewhere.
+Both dimensions are configuration, not code: the instruments come from ``$SHADOW_SYMBOLS`` and the first hour
 from ``$SHADOW_FIRST_HOUR`` (settings.py has the defaults). Changing either is an environment change and a
 reload of the code location; asset keys and run history stay as they are.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import dagster as dg
 
 from shadow_pipeline import settings
+from shadow_pipeline.domain.market.instruments import InstrumentError, InstrumentId
 
 
 class PartitionOutOfRange(ValueError):
     """An hour or symbol that the partitions do not cover; the message says how to widen them."""
 
 
+def instrument_keys(texts: Iterable[str]) -> list[str]:
+    """Instrument ids as a user writes them (any case, bare or with a venue) as partition keys, sorted, unique."""
+    return sorted({InstrumentId.parse(text).key for text in texts})
+
+
+def _configured() -> list[str]:
+    try:
+        return instrument_keys(settings.symbols())
+    except InstrumentError as exc:
+        raise settings.SettingsError(f"${settings.SYMBOLS_ENV}: {exc}") from None
+
+
 FIRST_HOUR = settings.first_hour()
 hourly = dg.HourlyPartitionsDefinition(start_date=FIRST_HOUR, timezone="UTC")
-symbol_partitions = dg.StaticPartitionsDefinition(settings.symbols())
+symbol_partitions = dg.StaticPartitionsDefinition(_configured())
 tick_partitions = dg.MultiPartitionsDefinition({"hour": hourly, "symbol": symbol_partitions})
 
 
@@ -60,6 +77,10 @@ def hour_and_symbol(partition_key: str) -> tuple[str, str]:
 
 
 def partition_key(hour: str, symbol: str) -> dg.MultiPartitionKey:
-    """The key of (hour, symbol); raises PartitionOutOfRange for a key the partitions do not have."""
+    """The key of (hour, instrument); raises PartitionOutOfRange for a key the partitions do not have."""
+    try:
+        symbol = InstrumentId.parse(symbol).key
+    except InstrumentError as exc:
+        raise PartitionOutOfRange(str(exc)) from None
     check_partition(hour, symbol)
     return dg.MultiPartitionKey({"hour": hour, "symbol": symbol})

@@ -1,4 +1,4 @@
-"""Replay source ticks into a Redis Stream, numbered per symbol, paced, optionally with injected faults."""
+"""Replay source ticks into a Redis Stream, numbered per instrument, paced, optionally with injected faults."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ import redis
 from tqdm import tqdm
 
 from shadow_pipeline.domain.market.faults import FaultReport, FaultSpec, inject
+from shadow_pipeline.domain.market.instruments import instrument_key
+from shadow_pipeline.domain.market.ticks import VENUE_FIELD
 from shadow_pipeline.redis_io.streams import (
     DEFAULT_MAXLEN,
     DEFAULT_STREAM,
@@ -62,12 +64,23 @@ class ReplayResult:
         return self.entries / self.wall_seconds if self.wall_seconds > 0 else float("nan")
 
 
+def _instruments(frame: pd.DataFrame) -> pd.Series:
+    """Each row's instrument key: a venue's ticks are numbered in their own sequence, as a venue numbers them."""
+    if VENUE_FIELD not in frame.columns:
+        return frame["symbol"]
+    pairs = zip(frame["symbol"], frame[VENUE_FIELD], strict=True)
+    keys = [instrument_key(symbol, venue if isinstance(venue, str) else None) for symbol, venue in pairs]
+    return pd.Series(keys, index=frame.index, dtype=object)
+
+
 def number_ticks(frame: pd.DataFrame, next_seq: dict[str, int]) -> pd.DataFrame:
-    """Give each tick its per-symbol ``seq``, continuing from ``next_seq`` (updated in place)."""
-    start = frame["symbol"].map(lambda s: next_seq.get(s, 1)).astype("int64")
-    frame = frame.assign(seq=start + frame.groupby("symbol").cumcount())
-    for symbol, last in frame.groupby("symbol")["seq"].max().items():
-        next_seq[str(symbol)] = int(last) + 1
+    """Give each tick its per-instrument ``seq`` (symbol, and venue when the frame has a ``venue`` column),
+    continuing from ``next_seq`` (keyed by instrument key, updated in place)."""
+    instruments = _instruments(frame)
+    start = instruments.map(lambda s: next_seq.get(s, 1)).astype("int64")
+    frame = frame.assign(seq=start + frame.groupby(instruments).cumcount())
+    for key, last in frame.groupby(instruments)["seq"].max().items():
+        next_seq[str(key)] = int(last) + 1
     return frame
 
 

@@ -5,7 +5,8 @@ A record (docs/ingest.md, "Poison entries") holds the original entry byte for by
     orig_id    <the entry's id in the tick stream>
     stream     <the tick stream>
     reason     <the first tick rule it broke, or why it was dead-lettered otherwise>
-    partition  <hour>|<symbol> the entry's first symbol and ts_server place it in, or "" (unreadable, not sane)
+    partition  <hour>|<symbol> the entry's first symbol (its instrument key, with a readable venue) and ts_server
+               place it in, or "" (unreadable, not sane)
     fields     <how many field/value pairs the entry had; -1: its data was gone from the stream>
     original   "<name>:<value> <name>:<value> ...": base64 of each field name's and value's bytes, in order
 
@@ -26,14 +27,18 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import redis
 
-from shadow_pipeline.domain.market.ticks import sane_ts_server
+from shadow_pipeline.domain.market.instruments import SYMBOL_PATTERN, VENUE_PATTERN, instrument_key
+from shadow_pipeline.domain.market.ticks import VENUE_FIELD, sane_ts_server
 from shadow_pipeline.domain.market.windows import hour_keys
 from shadow_pipeline.ingest.entry_scan import ERROR, OK, RANGE, entry_ids, field_bytes, scan
 from shadow_pipeline.redis_io.raw_reply import error_of, read_raw
 
 UNATTRIBUTED = ("", "")  # a dead letter without a readable symbol or a sane exchange time
 GONE = -1  # ``fields`` of a record whose entry's data was no longer in the stream
-_SYMBOL = re.compile(rb"[A-Z0-9]{1,24}")  # the tick rules' text tests (domain.ticks), on bytes
+# the tick rules' text tests (domain.ticks), on bytes
+_SYMBOL = re.compile(SYMBOL_PATTERN.pattern.encode())
+_VENUE = re.compile(VENUE_PATTERN.pattern.encode())
+_VENUE_NAME = VENUE_FIELD.encode()
 _DIGITS = re.compile(rb"[0-9]{1,19}")
 
 
@@ -82,19 +87,22 @@ def original_fields(letter: Mapping[bytes, bytes] | Mapping[str, str]) -> list[t
 
 
 def _attribution(flat: Sequence[bytes]) -> tuple[str, str] | None:
-    """(hour key, symbol) of an entry's first ``symbol`` and ``ts_server`` when both are readable and the time is
-    sane (docs/tick-schema.md); None otherwise."""
+    """(hour key, instrument key) of an entry's first ``symbol``, ``venue`` and ``ts_server`` when they are readable
+    (no venue: the default one) and the time is sane (docs/tick-schema.md); None otherwise."""
     found: dict[bytes, bytes] = {}
     for name, value in zip(flat[0::2], flat[1::2], strict=False):
-        if name in (b"symbol", b"ts_server"):
+        if name in (b"symbol", b"ts_server", _VENUE_NAME):
             found.setdefault(name, value)
-    symbol, ts = found.get(b"symbol", b""), found.get(b"ts_server", b"")
+    symbol, ts, venue = found.get(b"symbol", b""), found.get(b"ts_server", b""), found.get(_VENUE_NAME)
     if not _SYMBOL.fullmatch(symbol) or not _DIGITS.fullmatch(ts):
+        return None
+    if venue is not None and not _VENUE.fullmatch(venue):
         return None
     number = int(ts)
     if number > np.iinfo(np.int64).max or not sane_ts_server(np.array([number], dtype=np.int64))[0]:
         return None
-    return str(hour_keys(np.array([number], dtype=np.int64))[0]), symbol.decode("ascii")
+    key = instrument_key(symbol.decode("ascii"), None if venue is None else venue.decode("ascii"))
+    return str(hour_keys(np.array([number], dtype=np.int64))[0]), key
 
 
 def _partition_of(letter: Mapping[bytes, bytes]) -> tuple[str, str]:

@@ -29,7 +29,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import redis
 
-from shadow_pipeline.domain.market.ticks import FIELDS, ParsedBatch, duplicate_field_reason, parse_table, typed_table
+from shadow_pipeline.domain.market.ticks import (
+    ENTRY_FIELDS,
+    FIELDS,
+    ParsedBatch,
+    duplicate_field_reason,
+    parse_table,
+    typed_table,
+)
 from shadow_pipeline.ingest.entry_scan import (
     CLAIM,
     ERROR,
@@ -187,7 +194,7 @@ def _columns(flats: Sequence[list[str] | None]) -> tuple[dict[str, np.ndarray], 
         if len(set(names)) < len(names):
             duplicated[row] = duplicate_field_reason([k for k, c in Counter(names).items() if c > 1])
     maps = [dict(zip(f[0::2], f[1::2], strict=False)) if f else {} for f in flats]
-    columns = {name: np.array([m.get(name) for m in maps], dtype=object) for name in FIELDS}
+    columns = {name: np.array([m.get(name) for m in maps], dtype=object) for name in ENTRY_FIELDS}
     if n and len(trimmed):
         for name in FIELDS:
             columns[name][trimmed] = "-"  # placeholders: trimmed entries are dead-lettered for their own reason

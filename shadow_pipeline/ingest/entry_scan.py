@@ -4,9 +4,10 @@ Why: the consumer must keep up with a bare XREADGROUP+XACK loop, and the Python 
 for a reply (a string per field) cost more than the whole pipeline after them. This pass makes no objects: it
 walks the RESP bytes, matches field names, and converts numbers in place.
 
-It takes only the easy, exact cases: an entry whose 11 fields are all present once, whose integers are plain
-digits, whose decimals have at most 15 significant digits and 22 decimals (so ``mantissa / 10**k`` is the
-correctly rounded value, exactly what ``float()`` gives), and whose symbol and side are well formed. Every
+It takes only the easy, exact cases: an entry whose 11 required fields are all present once (with, or without, a
+well-formed ``venue``), whose integers are plain digits, whose decimals have at most 15 significant digits and 22
+decimals (so ``mantissa / 10**k`` is the correctly rounded value, exactly what ``float()`` gives), and whose
+symbol and side are well formed. Every
 other entry is marked *irregular* and keeps its byte span, so the caller decodes it and parses it with the
 full rules of ``domain.ticks`` (which name what is wrong). Both paths therefore give the same result.
 
@@ -23,12 +24,15 @@ import numba
 import numpy as np
 import pyarrow as pa
 
-from shadow_pipeline.domain.market.ticks import FIELDS
+from shadow_pipeline.domain.market.instruments import instrument_key
+from shadow_pipeline.domain.market.ticks import ENTRY_FIELDS, FIELDS, VENUE_FIELD
 from shadow_pipeline.redis_io.raw_reply import header, value_end
 
-_NAMES = np.frombuffer("".join(FIELDS).encode(), dtype=np.uint8)
-_NAME_ENDS = np.cumsum([len(name) for name in FIELDS]).astype(np.int64)
-_FIELD = {name: i for i, name in enumerate(FIELDS)}
+_NAMES = np.frombuffer("".join(ENTRY_FIELDS).encode(), dtype=np.uint8)
+_NAME_ENDS = np.cumsum([len(name) for name in ENTRY_FIELDS]).astype(np.int64)
+_FIELD = {name: i for i, name in enumerate(ENTRY_FIELDS)}
+_REQUIRED = len(FIELDS)  # ENTRY_FIELDS starts with the required fields
+_VENUE = _FIELD[VENUE_FIELD]
 _INTS = np.array([_FIELD[name] for name in ("seq", "ts_server", "ts_local")], dtype=np.int64)
 _FLOATS = np.array([_FIELD[n] for n in ("bid", "ask", "bid_qty", "ask_qty", "last_qty")], dtype=np.int64)
 _SYMBOL, _LAST_PX, _LAST_SIDE = _FIELD["symbol"], _FIELD["last_px"], _FIELD["last_side"]
@@ -55,7 +59,7 @@ class ScannedBatch:
     fields_at: np.ndarray  # byte position of the entry's first field token, for decoding irregular rows
     field_count: np.ndarray  # tokens in the entry's field list; -1 when the entry was deleted (nil fields)
     symbol_code: np.ndarray
-    symbols: list[str]  # code -> symbol
+    symbols: list[str]  # code -> instrument key (symbol and venue, ``domain.market.instruments``)
     ints: np.ndarray  # (n, 3) seq, ts_server, ts_local
     floats: np.ndarray  # (n, 5) bid, ask, bid_qty, ask_qty, last_qty
     last_px: np.ndarray  # NaN when empty (a quote tick)
@@ -148,6 +152,29 @@ def _symbol_ok(buf: np.ndarray, start: int, length: int) -> bool:
     for i in range(start, start + length):
         c = buf[i]
         if not (48 <= c <= 57 or 65 <= c <= 90):
+            return False
+    return True
+
+
+@numba.njit(cache=True)
+def _venue_ok(buf: np.ndarray, start: int, length: int) -> bool:
+    """``[a-z][a-z0-9]{0,15}-[a-z][a-z0-9]{0,15}``, the venue rule of ``domain.market.instruments``."""
+    dash = -1
+    for i in range(start, start + length):
+        if buf[i] == 45 and dash < 0:  # '-'
+            dash = i
+        elif not (97 <= buf[i] <= 122 or (48 <= buf[i] <= 57 and i != start and i != dash + 1)):
+            return False
+    return start < dash < start + length - 1 and dash - start <= 16 and start + length - dash - 1 <= 16
+
+
+@numba.njit(cache=True)
+def _same_instrument(buf: np.ndarray, known: np.ndarray, spans: np.ndarray) -> bool:
+    """Whether the (symbol, venue) byte spans ``spans`` hold what ``known`` points at (venue length -1: none)."""
+    for k in (0, 2):
+        if known[k + 1] != spans[k + 1]:
+            return False
+        if spans[k + 1] > 0 and not _same(buf, known[k], spans[k], spans[k + 1]):
             return False
     return True
 
@@ -256,7 +283,8 @@ def _scan(  # type: ignore[no-untyped-def]
     fields_at = np.zeros(total, np.int64)
     field_count = np.zeros(total, np.int64)
     symbol_code = np.zeros(total, np.int64)
-    symbol_at = np.zeros((_MAX_SYMBOLS, 2), np.int64)
+    symbol_at = np.zeros((_MAX_SYMBOLS, 4), np.int64)  # symbol start, length, venue start, length (-1: none)
+    spans = np.zeros(4, np.int64)
     symbols = 0
     ints = np.zeros((total, len(ints_at)), np.int64)
     floats = np.zeros((total, len(floats_at)), np.float64)
@@ -278,7 +306,7 @@ def _scan(  # type: ignore[no-untyped-def]
         pos = after
         field_count[row], fields_at[row] = count, pos
         value_at[:, 0] = -1
-        ok = count == 2 * len(name_ends)
+        ok = count == 2 * _REQUIRED or count == 2 * len(name_ends)
         for _ in range(count // 2):
             if buf[pos] != 36:
                 ok = False
@@ -295,6 +323,8 @@ def _scan(  # type: ignore[no-untyped-def]
                 ok = False
                 continue
             value_at[f, 0], value_at[f, 1] = value_pos, length
+        for f in range(_REQUIRED):
+            ok = ok and value_at[f, 0] >= 0
         if not ok or count % 2:
             pos = fields_at[row]
             for _ in range(count):
@@ -314,20 +344,20 @@ def _scan(  # type: ignore[no-untyped-def]
             last_px[row] = number
         side = _side(buf, value_at[_LAST_SIDE, 0], value_at[_LAST_SIDE, 1])
         side_code[row] = side
-        start, length = value_at[_SYMBOL, 0], value_at[_SYMBOL, 1]
+        spans[0], spans[1] = value_at[_SYMBOL, 0], value_at[_SYMBOL, 1]
+        venue_given = value_at[_VENUE, 0] >= 0
+        spans[2], spans[3] = value_at[_VENUE, 0], value_at[_VENUE, 1] if venue_given else -1
         code = -1
-        if row > 0 and regular[row - 1]:
-            previous = symbol_code[row - 1]
-            if symbol_at[previous, 1] == length and _same(buf, symbol_at[previous, 0], start, length):
-                code = previous
-        if code < 0 and _symbol_ok(buf, start, length):
+        if row > 0 and regular[row - 1] and _same_instrument(buf, symbol_at[symbol_code[row - 1]], spans):
+            code = symbol_code[row - 1]
+        if code < 0 and _symbol_ok(buf, spans[0], spans[1]) and (spans[3] < 0 or _venue_ok(buf, spans[2], spans[3])):
             for known in range(symbols):
-                if symbol_at[known, 1] == length and _same(buf, symbol_at[known, 0], start, length):
+                if _same_instrument(buf, symbol_at[known], spans):
                     code = known
                     break
             if code < 0 and symbols < _MAX_SYMBOLS:
                 code = symbols
-                symbol_at[code, 0], symbol_at[code, 1] = start, length
+                symbol_at[code] = spans
                 symbols += 1
         symbol_code[row] = code
         regular[row] = ok and side >= 0 and code >= 0
@@ -357,6 +387,10 @@ def _scan(  # type: ignore[no-untyped-def]
     )
 
 
+def _text(reply: np.ndarray, start: int, length: int) -> str:
+    return bytes(reply[start : start + length]).decode()
+
+
 def scan(reply: np.ndarray, kind: int = READ) -> ScannedBatch:
     """Columns of a reply's raw RESP bytes: XREADGROUP of one stream (``READ``), XAUTOCLAIM (``CLAIM``: its deleted
     ids become rows without fields, as XREADGROUP shows a deleted pending entry) or XRANGE (``RANGE``);
@@ -364,7 +398,10 @@ def scan(reply: np.ndarray, kind: int = READ) -> ScannedBatch:
     (status, count, id_bytes, id_offsets, ts_broker, regular, fields_at, field_count, codes, symbol_at, ints,
      floats, last_px, side_code, cursor_at, cursor_length) = _scan(
         reply, kind, _NAMES, _NAME_ENDS, _INTS, _FLOATS)  # fmt: skip
-    symbols = [bytes(reply[start : start + length]).decode() for start, length in symbol_at]
+    symbols = [
+        instrument_key(_text(reply, start, length), _text(reply, at, size) if size >= 0 else None)
+        for start, length, at, size in symbol_at.tolist()
+    ]
     cursor = bytes(reply[cursor_at : cursor_at + cursor_length]).decode("ascii") if kind == CLAIM else ""
     return ScannedBatch(
         int(status), int(count), id_bytes, id_offsets, ts_broker, regular, fields_at, field_count, codes,

@@ -1,5 +1,9 @@
 """Every Redis key the project reads or writes, named once (docs/redis.md lists them for operators).
 
+Every per-symbol key takes the instrument's key (``domain.market.instruments``: the bare symbol on the default
+venue, ``BTCUSDT.bybit-linear`` elsewhere), the partitions' ``symbol``, so that one symbol on two venues never
+shares a sequence space, a KPI hash or stream, or a fills stream, while single-venue keys stay as they were.
+
 The sequence guard's keys embed the stream's name in braces (a Redis Cluster hash tag), so that one Lua call over
 a symbol's guard keys stays in one slot.
 """
@@ -9,7 +13,7 @@ from __future__ import annotations
 TICK_STREAM = "lob:ticks"  # the feed handler's top-of-book stream
 CONSUMER_GROUP = "shadow"  # Shadow Mode's consumer group on the tick stream
 ALERT_STREAM = "shadow:alerts"  # one entry per failed asset-check evaluation
-KPI_ALL_HASH = "shadow:kpi:all"  # the latest partition record per symbol (field = symbol)
+KPI_ALL_HASH = "shadow:kpi:all"  # the latest partition record per instrument (field = instrument key)
 
 
 def dead_letter_stream(stream: str) -> str:

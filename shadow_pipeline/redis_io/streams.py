@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import redis
 
-from shadow_pipeline.domain.market.ticks import FIELDS
+from shadow_pipeline.domain.market.ticks import FIELDS, OPTIONAL_FIELDS
 from shadow_pipeline.redis_io.keys import TICK_STREAM, append_index
 
 DEFAULT_STREAM = TICK_STREAM
@@ -27,15 +27,17 @@ class StreamInfo:
 
 
 def to_field_rows(entries: pd.DataFrame) -> list[list[str]]:
-    """Rows as flat ``[field, value, field, value, ...]`` lists; a None cell means the field is absent.
+    """Rows as flat ``[field, value, field, value, ...]`` lists; a None cell means the field is absent, and an
+    optional field (``venue``) is written only when ``entries`` has its column.
 
     Built column-wise with numpy: the Python client is the bottleneck of a replay, so no per-field work here.
     """
-    values = entries[list(FIELDS)]
+    names = [*FIELDS, *(name for name in OPTIONAL_FIELDS if name in entries.columns)]
+    values = entries[names]
     absent = values.isna().to_numpy()
-    rows = np.empty((len(values), 2 * len(FIELDS)), dtype=object)
-    rows[:, 0::2] = FIELDS
-    for number, name in enumerate(FIELDS):
+    rows = np.empty((len(values), 2 * len(names)), dtype=object)
+    rows[:, 0::2] = names
+    for number, name in enumerate(names):
         column = values[name]
         text = column if column.dtype == object or pd.api.types.is_string_dtype(column) else column.astype(str)
         rows[:, 2 * number + 1] = text.to_numpy(dtype=object)

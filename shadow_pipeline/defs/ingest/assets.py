@@ -142,7 +142,9 @@ def normalized_ticks(
     """Typed, deduplicated ticks in exchange-time order, and the partition's data-quality counts.
 
     Gaps, duplicates, late (out-of-order) seqs and reorders are counted exactly from the ticks as received;
-    backpressure drops come from the landing zone's drop records and dead letters from `<stream>:dlq`.
+    backpressure drops come from the landing zone's drop records and dead letters from `<stream>:dlq`. Ticks that
+    do not fit the partition's instrument (off its price grid, below its lot step) fail the blocking
+    `fits_instrument` check: nothing downstream runs on them.
     """
     hour, symbol = hour_and_symbol(context.partition_key)
     store = landing.store(tick_stream.stream)
@@ -184,3 +186,4 @@ def normalized_ticks(
         },
     )
     yield from checks.normalized_gates(quality)
+    yield checks.fits_instrument(ticks, symbol)

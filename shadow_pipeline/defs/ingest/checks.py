@@ -1,22 +1,31 @@
 """Data-quality gates of the ingest stage, evaluated inline with the assets that measure them.
 
 Severities (docs/ingest.md): a drain that left entries pending in the group (ticks not landed), an empty
-partition or any backpressure drop is an ERROR that blocks everything downstream (KPIs on missing ticks would
-be wrong); sequence gaps and a high reordered share are WARNs (the
-feed's doing, worth an alert, not a reason to stop).
+partition, any backpressure drop or ticks that do not fit their instrument (docs/instruments.md) is an ERROR that
+blocks everything downstream (KPIs on missing or foreign ticks would be wrong); sequence gaps and a high reordered
+share are WARNs (the feed's doing, worth an alert, not a reason to stop).
 """
 
 from __future__ import annotations
 
 import dagster as dg
+import pandas as pd
 
-from shadow_pipeline.domain.market.quality import PartitionQuality
+from shadow_pipeline.domain.market.instruments import DEFAULT_VENUE, Instrument, InstrumentError, load_registry
+from shadow_pipeline.domain.market.quality import (
+    MAX_CROSSED_SHARE,
+    InstrumentFit,
+    PartitionQuality,
+    fit,
+    grids_that_fit,
+)
 
 DRAIN_COMPLETE = "drain_complete"
 NON_EMPTY = "non_empty_partition"
 NO_BACKPRESSURE_DROPS = "zero_backpressure_drops"
 NO_SEQUENCE_GAPS = "no_sequence_gaps"
 REORDERED_SHARE_BELOW = "reordered_share_below_5pct"
+FITS_INSTRUMENT = "fits_instrument"
 MAX_REORDERED_SHARE = 0.05
 
 LANDING_ZONE_CHECKS = [
@@ -34,6 +43,13 @@ RAW_TICKS_CHECKS = [
 NORMALIZED_TICKS_CHECKS = [
     dg.AssetCheckSpec(
         NO_BACKPRESSURE_DROPS, asset="normalized_ticks", blocking=True, description="The reorder buffer dropped none."
+    ),
+    dg.AssetCheckSpec(
+        FITS_INSTRUMENT,
+        asset="normalized_ticks",
+        blocking=True,
+        description="Every price is on the instrument's grid and every size at least its lot step; at most "
+        f"{MAX_CROSSED_SHARE:.1%} of books crossed or locked on that grid (docs/instruments.md).",
     ),
     dg.AssetCheckSpec(NO_SEQUENCE_GAPS, asset="normalized_ticks", description="Every seq arrived (WARN)."),
     dg.AssetCheckSpec(
@@ -99,3 +115,70 @@ def normalized_gates(quality: PartitionQuality) -> list[dg.AssetCheckResult]:
             },
         ),
     ]
+
+
+def _number(value: float | None) -> str:
+    return f"{value:.12g}"
+
+
+def _misfit(found: InstrumentFit, fitting: list[Instrument]) -> str:
+    """What is wrong with the ticks, and what to check."""
+    problems = []
+    if found.off_grid:
+        guess = (
+            f"is this {fitting[0].market} data? ({', '.join(str(i.id) for i in fitting)} would fit)"
+            if fitting
+            else "is the registry's tick_size current?"
+        )
+        grid = f"{found.instrument}'s {_number(found.tick_size)} grid"
+        share = found.share(found.off_grid)
+        problems.append(f"prices are off {grid}: {guess} ({share:.0%} of rows, e.g. {_number(found.example_price)})")
+    if found.crossed > MAX_CROSSED_SHARE * found.rows:
+        problems.append(
+            f"{found.share(found.crossed):.1%} of books are crossed or locked on that grid (at most "
+            f"{MAX_CROSSED_SHARE:.1%})"
+        )
+    if found.below_lot:
+        problems.append(
+            f"{found.below_lot} rows have sizes below the {_number(found.lot_step)} lot step (e.g. "
+            f"{_number(found.example_size)}): are sizes of another market or in another unit?"
+        )
+    advice = (
+        f"nothing is simulated on it: check the feed's venue field (none means {DEFAULT_VENUE}) and the instrument "
+        "registry (docs/instruments.md)"
+    )
+    return "; ".join([*problems, advice])
+
+
+def fits_instrument(ticks: pd.DataFrame, key: str) -> dg.AssetCheckResult:
+    """Whether the partition's typed ticks fit the instrument its key names; on a misfit, which instruments of the
+    same symbol the prices would fit, as a hint of what the data really is."""
+    try:
+        registry = load_registry()
+        instrument = registry.get(key)
+    except InstrumentError as exc:
+        return dg.AssetCheckResult(
+            asset_key="normalized_ticks",
+            check_name=FITS_INSTRUMENT,
+            passed=False,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description=str(exc),
+        )
+    found = fit(ticks, instrument)
+    others = [registry.get(i) for i in registry.listings(instrument.id.symbol) if i != instrument.id]
+    return dg.AssetCheckResult(
+        asset_key="normalized_ticks",
+        check_name=FITS_INSTRUMENT,
+        passed=found.fits,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "instrument": found.instrument,
+            "tick_size": found.tick_size,
+            "lot_step": found.lot_step,
+            "off_grid": found.off_grid,
+            "crossed_on_grid": found.crossed,
+            "below_lot_step": found.below_lot,
+            "rows": found.rows,
+        },
+        description=None if found.fits else _misfit(found, grids_that_fit(ticks, others) if found.off_grid else []),
+    )

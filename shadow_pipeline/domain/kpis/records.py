@@ -15,6 +15,7 @@ import pandas as pd
 
 from shadow_pipeline.domain.kpis.catalogue import EXPORTED, names
 from shadow_pipeline.domain.kpis.run_notes import RunNotes
+from shadow_pipeline.domain.market.instruments import InstrumentId
 
 SCHEMA_PACKAGE = "shadow_pipeline.schemas"
 SCHEMA_FILE = "kpi_record.schema.json"
@@ -43,6 +44,13 @@ def _timestamp(ns: int) -> str:
     return pd.Timestamp(int(ns), tz="UTC").isoformat().replace("+00:00", "Z")
 
 
+def _instrument(key: str) -> dict[str, str]:
+    """``symbol`` (the partition's instrument key, bare on the default venue, as Redis keys use it) with the full
+    id and the venue spelled out, so that a reader never has to know which venue is the default."""
+    instrument = InstrumentId.parse(key)
+    return {"symbol": key, "instrument": str(instrument), "venue": instrument.venue}
+
+
 def iteration_records(iterations: pd.DataFrame, notes: RunNotes) -> list[dict[str, Any]]:
     """One record per window of a shadow_iterations partition, in window order."""
     records = []
@@ -50,7 +58,7 @@ def iteration_records(iterations: pd.DataFrame, notes: RunNotes) -> list[dict[st
         records.append(
             {
                 "timestamp": _timestamp(row["window_end"]),
-                "symbol": notes.symbol,
+                **_instrument(notes.symbol),
                 **{name: _number(row[name]) for name in KPI_FIELDS},
                 **{name: int(row[name]) for name in COUNT_FIELDS},
                 "partition": notes.partition,
@@ -80,7 +88,7 @@ def partition_record(
     """A partition's aggregate KPIs (``domain.kpis.aggregate``, or a snapshot's ``kpis``) as one record."""
     return {
         "timestamp": _timestamp(timestamp_ns),
-        "symbol": symbol,
+        **_instrument(symbol),
         **{name: _number(kpis.get(name)) for name in KPI_FIELDS},
         **{name: int(kpis.get(name) or 0) for name in COUNT_FIELDS},
         "partition": partition,

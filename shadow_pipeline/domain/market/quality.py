@@ -10,6 +10,10 @@ seqs and orders by exchange time. Accounting is exact and uses the definitions o
 - gaps: seqs that never arrived, between the previous hour's last seq (or this hour's first seq when there is
   no previous hour) and this hour's last seq. Seqs that landed in a neighbouring hour (exchange time and seq
   order disagree by a few ms at an hour boundary) are not gaps.
+
+:func:`fit` measures whether ticks are the instrument's at all (its price grid and lot step): the simulator puts
+every price on the instrument's grid and every size in lots, so data of another market (spot ticks shadowed as the
+perpetual) would be rounded into a made-up book and give KPIs that mean nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
+from shadow_pipeline.domain.market.instruments import Instrument
 from shadow_pipeline.domain.market.sequence import classify_arrivals
 from shadow_pipeline.domain.market.ticks import TYPED_COLUMNS
 
@@ -94,3 +99,78 @@ def assess(
         drops=drops,
         dead_letters=dead_letters,
     )
+
+
+# A price is on the grid when it is within this many ticks of a grid point: far above the error of a decimal
+# string parsed to float64 (about 1e-16 of the price, 1e-10 ticks for BTC on a 0.1 grid), far below any real
+# off-grid price (spot's 0.01 steps are 0.1 ticks of a 0.1 grid).
+GRID_TOLERANCE_TICKS = 1e-6
+# Books crossed or locked once snapped to the grid, as a share of rows: a few such rows can be a venue's own
+# glitch; more mean prices of another grid. The parser already refuses books crossed as received.
+MAX_CROSSED_SHARE = 0.001
+
+
+@dataclass(frozen=True)
+class InstrumentFit:
+    """How ticks fit an instrument: rows with a price off its grid, with a touch crossed or locked on its grid
+    (snapped as the simulator snaps), and with a size below its lot step. ``example_*`` is a first offender."""
+
+    instrument: str
+    tick_size: float
+    lot_step: float
+    rows: int
+    off_grid: int
+    crossed: int
+    below_lot: int
+    example_price: float | None = None
+    example_size: float | None = None
+
+    @property
+    def fits(self) -> bool:
+        return self.off_grid == 0 and self.below_lot == 0 and self.crossed <= MAX_CROSSED_SHARE * self.rows
+
+    def share(self, count: int) -> float:
+        return count / self.rows if self.rows else 0.0
+
+
+def _prices(ticks: pd.DataFrame) -> np.ndarray:
+    """(rows, 3) bid, ask and the trade price (NaN on a quote tick)."""
+    return ticks[["bid", "ask", "last_px"]].to_numpy(dtype=np.float64)
+
+
+def on_grid(prices: np.ndarray, tick_size: float) -> np.ndarray:
+    """True where a price is a whole number of ticks (NaN counts as on the grid: no price)."""
+    steps = prices / tick_size
+    return ~(np.abs(steps - np.rint(steps)) > GRID_TOLERANCE_TICKS)
+
+
+def _first_offender(values: np.ndarray, bad: np.ndarray) -> float | None:
+    """The first bad value of the first row that has one."""
+    rows = np.flatnonzero(bad.any(axis=1))
+    return float(values[rows[0]][bad[rows[0]]][0]) if len(rows) else None
+
+
+def fit(ticks: pd.DataFrame, instrument: Instrument) -> InstrumentFit:
+    """How the typed ticks of one partition fit ``instrument``."""
+    prices = _prices(ticks)
+    off = ~on_grid(prices, instrument.tick_size)
+    bid, ask = (np.rint(prices[:, k] / instrument.tick_size) for k in (0, 1))
+    sizes = ticks[["bid_qty", "ask_qty", "last_qty"]].to_numpy(dtype=np.float64)
+    small = (sizes > 0) & (sizes < instrument.lot_step * (1 - GRID_TOLERANCE_TICKS))
+    return InstrumentFit(
+        instrument=str(instrument.id),
+        tick_size=instrument.tick_size,
+        lot_step=instrument.lot_step,
+        rows=len(ticks),
+        off_grid=int(off.any(axis=1).sum()),
+        crossed=int((bid >= ask).sum()),
+        below_lot=int(small.any(axis=1).sum()),
+        example_price=_first_offender(prices, off),
+        example_size=_first_offender(sizes, small),
+    )
+
+
+def grids_that_fit(ticks: pd.DataFrame, candidates: Iterable[Instrument]) -> list[Instrument]:
+    """The candidates on whose price grid every price of ``ticks`` lies: a hint of what the data really is."""
+    prices = _prices(ticks)
+    return [c for c in candidates if on_grid(prices, c.tick_size).all()]

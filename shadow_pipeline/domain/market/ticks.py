@@ -4,6 +4,11 @@ See ``docs/tick-schema.md``. Times are integer nanoseconds since the Unix epoch 
 the touch (``bid``/``ask`` with sizes); a *trade tick* additionally names the aggressor in ``last_side`` and
 the print in ``last_px``/``last_qty``, while a *quote tick* has ``last_side=""``, ``last_px=""`` and
 ``last_qty="0"``. Parsing is vectorized over a batch; :func:`parse_entry` is the same rules on one entry.
+
+An entry may name its venue (``venue``, e.g. ``bybit-linear``); absent, it is on the default venue. A typed tick's
+``symbol`` is the instrument's key (``domain.market.instruments``: ``BTCUSDT`` on the default venue,
+``BTCUSDT.bybit-linear`` elsewhere), so that the same symbol on two venues never shares a partition, a sequence
+space or a Redis key, while a single-venue feed keeps its bare symbols.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from shadow_pipeline.domain.market.instruments import SYMBOL_PATTERN, VENUE_PATTERN, instrument_key
 
 FIELDS: tuple[str, ...] = (
     "symbol",
@@ -30,6 +37,9 @@ FIELDS: tuple[str, ...] = (
     "last_qty",
     "last_side",
 )
+VENUE_FIELD = "venue"
+OPTIONAL_FIELDS = (VENUE_FIELD,)  # an entry may leave these out
+ENTRY_FIELDS = (*FIELDS, *OPTIONAL_FIELDS)
 PRICE_FIELDS = ("bid", "ask", "bid_qty", "ask_qty")
 INT_FIELDS = ("seq", "ts_server", "ts_local")
 SIDES = ("buy", "sell")
@@ -55,7 +65,6 @@ TYPED_COLUMNS: dict[str, np.dtype] = {
     }.items()
 }
 
-_SYMBOL_PATTERN = re.compile(r"[A-Z0-9]{1,24}")
 _ALL_SIDES = frozenset((*SIDES, QUOTE_SIDE))
 # Up to MAX_UINT: every match fits int64, so the cast below cannot overflow. A rejection states the range, so
 # that a feed with seqs past it sees why (not that a 19-digit seq is "not an integer").
@@ -184,8 +193,13 @@ def parse_table(columns: Mapping[str, np.ndarray], rejected: np.ndarray | None =
         reject(np.asarray(any_missing), names)
 
     reject(
-        ~_valid_codes(col["symbol"], lambda v: _SYMBOL_PATTERN.fullmatch(v) is not None),
+        ~_valid_codes(col["symbol"], lambda v: SYMBOL_PATTERN.fullmatch(v) is not None),
         "bad symbol (want 1-24 of A-Z0-9)",
+    )
+    venue = columns.get(VENUE_FIELD, np.full(n, None, dtype=object))
+    reject(
+        ~_valid_codes(venue, lambda v: VENUE_PATTERN.fullmatch(v) is not None) & ~pd.isna(venue),
+        "bad venue (want exchange-market in a-z0-9, e.g. bybit-linear, or no venue field)",
     )
     ints: dict[str, np.ndarray] = {}
     for name in INT_FIELDS:
@@ -202,13 +216,25 @@ def parse_table(columns: Mapping[str, np.ndarray], rejected: np.ndarray | None =
     last_px = np.full(n, np.nan)
     last_px[has_px] = _floats(px_text[has_px])
     typed = {
-        "symbol": col["symbol"],
+        "symbol": _keys(col["symbol"], venue, open_rows),
         **ints,
         **nums,
         "last_px": last_px,
         "last_side": side,
     }
     return _check_values(typed, has_px, reasons, open_rows)
+
+
+def _keys(symbols: np.ndarray, venues: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Each valid row's instrument key, computed once per distinct (symbol, venue); other rows keep their symbol
+    (they are rejects, and a reject's fields are never read)."""
+    if not valid.any() or pd.isna(venues).all():
+        return symbols
+    keys = symbols.copy()
+    pairs = list(zip(symbols[valid].tolist(), venues[valid].tolist(), strict=True))
+    known = {pair: instrument_key(*pair) for pair in set(pairs)}
+    keys[valid] = np.array([known[pair] for pair in pairs], dtype=object)
+    return keys
 
 
 def typed_table(typed: Mapping[str, np.ndarray], index: np.ndarray | None = None) -> ParsedBatch:
@@ -263,7 +289,7 @@ def _check_values(
 
 def columns_of(entries: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
     """Field maps to one object array per field (None where absent)."""
-    return {name: np.array([e.get(name) for e in entries], dtype=object) for name in FIELDS}
+    return {name: np.array([e.get(name) for e in entries], dtype=object) for name in ENTRY_FIELDS}
 
 
 def parse_entries(entries: Sequence[Mapping[str, Any]]) -> ParsedBatch:

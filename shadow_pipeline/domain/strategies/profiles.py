@@ -1,9 +1,11 @@
-"""Strategy profiles: a JSON file of named profiles plus per-symbol instrument data and overrides.
+"""Strategy profiles: a JSON file of named profiles plus per-instrument overrides.
 
 Profiles are data, not code, so a shadow run can be re-pointed (``SHADOW_PROFILES``) without a release, and a
 bad file must fail loudly with the file, the JSON path and the broken rule rather than run a wrong strategy.
-Resolution for (profile, symbol) layers single keys: profile < ``symbols[symbol]`` < ``profile.symbols[symbol]``.
-See ``docs/shadow-simulation.md`` for the format.
+Resolution for (profile, instrument) layers single keys: the instrument registry's entry (grid, lots, fees;
+``domain.market.instruments``) < profile < ``symbols[instrument]`` < ``profile.symbols[instrument]``, so that any
+instrument in the registry runs without a profile entry, and an entry states only what it changes. A ``symbols``
+key is an instrument id (a bare symbol: the default venue). See ``docs/shadow-simulation.md`` for the format.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 import jsonschema
 
 from shadow_pipeline import user_json
+from shadow_pipeline.domain.market.instruments import InstrumentError, InstrumentId, load_registry, whole_lots
 from shadow_pipeline.settings import profiles_file
 
 _PACKAGE = "shadow_pipeline.profiles"
@@ -175,28 +178,41 @@ def load_profiles(path: str | Path | None = None) -> Profiles:
     return Profiles(source, data)
 
 
-def _layers(profiles: Profiles, name: str, symbol: str) -> list[Mapping[str, Any]]:
+def _entry(entries: Mapping[str, Any], instrument: InstrumentId) -> Mapping[str, Any]:
+    """The entry of ``instrument`` in a ``symbols`` object, whichever id form its key uses (bare or full)."""
+    for key, entry in entries.items():
+        if InstrumentId.parse(key) == instrument:
+            return dict(entry)
+    return {}
+
+
+def _layers(profiles: Profiles, name: str, symbol: str) -> tuple[str, list[Mapping[str, Any]]]:
+    """The instrument's key (``symbol`` as the partitions spell it) and the layers of (profile, instrument)."""
     data = profiles.data
     if name not in data["profiles"]:
         raise ProfileError(f"{profiles.source}: unknown profile {name!r}; known: {', '.join(profiles.names)}")
-    if symbol not in data["symbols"]:
-        known = ", ".join(sorted(data["symbols"]))
-        raise ProfileError(f"{profiles.source}: no instrument entry for symbol {symbol!r} in $.symbols; known: {known}")
+    try:
+        instrument = load_registry().get(symbol)
+    except InstrumentError as exc:
+        raise ProfileError(str(exc)) from None
+    if instrument.contract_multiplier != 1:
+        raise ProfileError(
+            f"{instrument.id}: contract_multiplier {instrument.contract_multiplier:g} (the simulator counts "
+            "quantities in base currency: only instruments with multiplier 1 can be shadowed)"
+        )
     profile = data["profiles"][name]
-    return [profile, data["symbols"][symbol], profile.get("symbols", {}).get(symbol, {})]
-
-
-def whole_lots(quantity: float, lot_step: float) -> int | None:
-    """``quantity`` in lot steps when it is a positive whole number of them (float noise allowed), else None."""
-    lots = quantity / lot_step
-    if round(lots) < 1 or abs(lots - round(lots)) > 1e-9 * max(1.0, lots):
-        return None
-    return round(lots)
+    return instrument.id.key, [
+        {"params": instrument.strategy_defaults()},
+        profile,
+        _entry(data["symbols"], instrument.id),
+        _entry(profile.get("symbols", {}), instrument.id),
+    ]
 
 
 def resolve(profiles: Profiles, name: str, symbol: str) -> tuple[StrategyParams, Thresholds]:
-    """The parameters and gates of profile ``name`` for ``symbol``, overrides applied."""
-    layers = _layers(profiles, name, symbol)
+    """The parameters and gates of profile ``name`` for instrument ``symbol`` (an id, bare for the default venue),
+    overrides applied."""
+    symbol, layers = _layers(profiles, name, symbol)
     params: dict[str, Any] = {}
     gates: dict[str, Any] = {}
     for layer in layers:
@@ -238,7 +254,7 @@ def tune_settings(profiles: Profiles, name: str, symbol: str) -> TuneSettings:
     """``tune`` of (profile, symbol), layered as :func:`resolve` layers params; ``space`` merges per parameter."""
     settings: dict[str, Any] = {}
     space: dict[str, Any] = {}
-    for layer in _layers(profiles, name, symbol):
+    for layer in _layers(profiles, name, symbol)[1]:
         tune = dict(layer.get("tune", {}))
         space.update(tune.pop("space", {}))
         settings.update(tune)

@@ -1,0 +1,1 @@
+"""Packaged instrument registry (JSON data; loaded by ``shadow_pipeline.domain.market.instruments``)."""
