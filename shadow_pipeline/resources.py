@@ -11,8 +11,8 @@ import redis
 from pydantic import Field
 from upath import UPath
 
-from shadow_pipeline.ingest.consumer import IngestOptions, default_consumer_name
 from shadow_pipeline.ingest.landing import LandingStore
+from shadow_pipeline.ingest.options import IngestOptions, IngestSettings, default_consumer_name
 from shadow_pipeline.redis_io.connect import connect, resolve_url
 from shadow_pipeline.redis_io.keys import ALERT_STREAM, TICK_STREAM, dead_letter_stream
 from shadow_pipeline.redis_io.url import redact
@@ -93,29 +93,10 @@ class LandingResource(dg.ConfigurableResource):
         return LandingStore(root if stream == TICK_STREAM else root / "streams" / quote(stream, safe=""))
 
 
-class TickStreamResource(dg.ConfigurableResource):
-    """Where the ticks come from and how a consumer reads them; shared by the ingest assets and the sensor."""
+class TickStreamResource(dg.ConfigurableResource, IngestSettings):
+    """Where the ticks come from and how a consumer reads them (``IngestSettings``, the fields the ``ingest``
+    command takes too); shared by the ingest assets and the sensor."""
 
-    stream: str = Field(default=IngestOptions.stream, description="The tick stream the feed handler writes.")
-    group: str = Field(default=IngestOptions.group, description="Consumer group of Shadow Mode.")
-    batch: int = Field(default=IngestOptions.batch, description="Entries per XREADGROUP.")
-    watermark_ms: float = Field(
-        default=IngestOptions.watermark_ms, description="Reorder watermark in exchange time (ms)."
-    )
-    buffer_capacity: int = Field(
-        default=IngestOptions.buffer_capacity, description="Ticks the reorder buffer holds per symbol."
-    )
-    claim_idle_ms: int = Field(
-        default=IngestOptions.claim_idle_ms, description="Claim other consumers' entries idle this long."
-    )
-    dead_after_ms: int = Field(
-        default=IngestOptions.dead_after_ms,
-        description="A consumer that has not read for this long while owning entries is dead: its entries are claimed.",
-    )
-    drain_wait_ms: int = Field(
-        default=IngestOptions.drain_wait_ms,
-        description="How long a drain waits for entries live consumers hold before it reports itself incomplete.",
-    )
     consumer_slot: str = Field(
         default="dagster",
         description="The drain's consumer name is <host>-<slot>-<run id prefix>: concurrent runs (a backfill) never "
@@ -130,17 +111,7 @@ class TickStreamResource(dg.ConfigurableResource):
     def options(self, run_id: str = "") -> IngestOptions:
         """``run_id``: the Dagster run draining (its prefix names the consumer)."""
         slot = f"{self.consumer_slot}-{run_id[:8]}" if run_id else self.consumer_slot
-        return IngestOptions(
-            stream=self.stream,
-            group=self.group,
-            batch=self.batch,
-            watermark_ms=self.watermark_ms,
-            buffer_capacity=self.buffer_capacity,
-            claim_idle_ms=self.claim_idle_ms,
-            dead_after_ms=self.dead_after_ms,
-            drain_wait_ms=self.drain_wait_ms,
-            consumer=default_consumer_name(slot),
-        )
+        return IngestOptions(**self.ingest_settings(), consumer=default_consumer_name(slot))
 
 
 class ArtifactsResource(dg.ConfigurableResource):

@@ -18,12 +18,13 @@ from shadow_pipeline.ingest import claims
 from shadow_pipeline.ingest.consumer import IngestOptions, TickConsumer, default_consumer_name
 from shadow_pipeline.ingest.landing import LandingStore
 from shadow_pipeline.ingest.metrics import IngestMetrics
+from shadow_pipeline.redis_io.keys import CONSUMER_GROUP
 from shadow_pipeline.redis_io.raw_reply import read_raw
 from shadow_pipeline.redis_io.streams import to_field_rows, xadd_rows
 from shadow_pipeline.resources import LandingResource
 from shadow_pipeline_tests.ingest_helpers import landed, replay_synthetic
 
-GROUP = IngestOptions.group
+GROUP = CONSUMER_GROUP
 
 
 def _read_as(client: redis.Redis, stream: str, consumer: str, count: int = 100_000) -> int:

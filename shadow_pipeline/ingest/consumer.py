@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -27,7 +26,7 @@ import numpy as np
 import pandas as pd
 import redis
 
-from shadow_pipeline.domain.market.reorder import DEFAULT_CAPACITY, Release, ReorderBuffer
+from shadow_pipeline.domain.market.reorder import Release, ReorderBuffer
 from shadow_pipeline.domain.market.ticks import ParsedBatch
 from shadow_pipeline.ingest import claims, dead_letters
 from shadow_pipeline.ingest.attempts import FailedAttempts
@@ -36,92 +35,25 @@ from shadow_pipeline.ingest.guard import GuardCounts, SequenceGuard
 from shadow_pipeline.ingest.landing import Kind, LandingStore
 from shadow_pipeline.ingest.landing_faults import LandingAttempts
 from shadow_pipeline.ingest.metrics import IngestMetrics
+from shadow_pipeline.ingest.options import IngestOptions, default_consumer_name
 from shadow_pipeline.redis_io.connect import RedisRefused, RedisUnavailable, connect
-from shadow_pipeline.redis_io.keys import CONSUMER_GROUP, dead_letter_stream
 from shadow_pipeline.redis_io.raw_reply import read_raw
-from shadow_pipeline.redis_io.streams import DEFAULT_STREAM
 from shadow_pipeline.redis_io.url import redact
-from shadow_pipeline.settings import ingest_slot
+
+__all__ = [
+    "IncompleteDrain",
+    "IngestOptions",
+    "IngestReport",
+    "TickConsumer",
+    "default_consumer_name",
+    "incomplete_message",
+]
 
 log = logging.getLogger(__name__)
 _REFUSED = (redis.exceptions.AuthenticationError, redis.exceptions.NoPermissionError, RedisRefused)
 # Not OSError: a landing write that fails (disk full, permissions) is not a lost Redis and must not be retried as one.
 _CONNECTION_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, ConnectionError)
 PROGRESS_SECONDS = 10.0
-
-
-def default_consumer_name(slot: str | None = None) -> str:
-    """``<host>-<slot>``: the same after a restart on the same host (or pod slot), so that a restarted consumer
-    finds its own pending entries first. Two consumers on one host need different slots (``--slot``);
-    ``$SHADOW_INGEST_SLOT`` sets the default slot (e.g. a StatefulSet ordinal)."""
-    return f"{socket.gethostname()}-{slot or ingest_slot()}"
-
-
-_DAY_MS = 86_400_000
-# The numeric options' ranges, checked when options are built (by the CLI before it reads anything, by a Dagster
-# run from its resource config): beyond them a value is a typo, and an infinite one would overflow the int
-# nanoseconds it becomes.
-OPTION_RANGES: dict[str, tuple[float, float]] = {
-    "batch": (1, 1_000_000),
-    "buffer_capacity": (1, 100_000_000),
-    "land_every": (1, 100_000_000),
-    "max_deliveries": (1, 1_000_000),
-    "block_ms": (0, _DAY_MS),
-    "claim_idle_ms": (0, _DAY_MS),
-    "dead_after_ms": (0, _DAY_MS),
-    "watermark_ms": (0, 3_600_000),  # an hour: the partitions' length
-    "reconnect_seconds": (0, 86_400),
-    "drain_wait_ms": (0, _DAY_MS),
-    "claim_every_ms": (0, _DAY_MS),
-    "land_every_ms": (0, _DAY_MS),
-    "forget_after_ms": (0, 7 * _DAY_MS),
-}
-
-
-@dataclass(frozen=True)
-class IngestOptions:
-    stream: str = DEFAULT_STREAM
-    group: str = CONSUMER_GROUP
-    consumer: str = field(default_factory=default_consumer_name)
-    batch: int = 2000
-    block_ms: int = 1000
-    claim_idle_ms: int = 60_000  # entries idle this long are claimed from any consumer (XAUTOCLAIM)
-    dead_after_ms: int = 10_000  # a consumer that has not read or claimed for this long, while owning entries, is dead
-    drain_wait_ms: int = 15_000  # a drain waits this long for entries that live consumers hold to be acked
-    claim_every_ms: int = 2_000  # while serving: how often to claim and heartbeat (at most dead_after_ms / 3)
-    max_deliveries: int = 10  # an entry whose processing failed this often is dead-lettered (ingest.attempts)
-    forget_after_ms: int = 600_000  # consumers idle this long that own nothing are deleted from the group
-    watermark_ms: float = 40.0
-    buffer_capacity: int = DEFAULT_CAPACITY
-    land_every: int = 20_000  # released ticks gathered before a landing write (fewer, larger Parquet files)
-    land_every_ms: int = 1_000  # ... or for at most this long (a quiet feed does not hold released ticks)
-    group_start_id: str = "0"  # where a new group starts: "0" = everything in the stream, "$" = only new entries
-    reconnect_seconds: float = 60.0  # how long to keep retrying a lost connection before giving up
-
-    def __post_init__(self) -> None:
-        for name, (low, high) in OPTION_RANGES.items():
-            value = getattr(self, name)
-            if not low <= value <= high:  # NaN fails the comparison too
-                raise ValueError(f"ingest option {name} must be {low} to {high}, got {value}")
-        if self.dead_after_ms <= self.block_ms:
-            # A serving consumer reads (or heartbeats) at least every block_ms: below that, a live one looks dead.
-            raise ValueError(
-                f"ingest option dead_after_ms ({self.dead_after_ms}) must exceed block_ms ({self.block_ms})"
-            )
-        if 0 < self.drain_wait_ms <= self.dead_after_ms:
-            # A drain must outwait dead_after_ms to tell a consumer killed just before it from a live one.
-            raise ValueError(
-                f"ingest option drain_wait_ms ({self.drain_wait_ms}) must exceed dead_after_ms ({self.dead_after_ms})"
-            )
-
-    @property
-    def dead_letter_stream(self) -> str:
-        return dead_letter_stream(self.stream)
-
-    @property
-    def claim_every_seconds(self) -> float:
-        """The claim and heartbeat period: often enough that a live consumer never looks dead."""
-        return min(self.claim_every_ms, self.dead_after_ms / 3) / 1000
 
 
 @dataclass

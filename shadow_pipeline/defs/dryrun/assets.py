@@ -24,17 +24,20 @@ from shadow_pipeline.redis_io.kpi_export import read_stream_records
 from shadow_pipeline.reporting.accuracy import write_reports
 from shadow_pipeline.resources import ArtifactsResource, RedisResource
 
+Reality = Literal["auto", "hftbacktest", "queue", "fills"]  # the CLI's --reality offers these too
+QueueModel = Literal["risk_averse", "power", "log"]
+
 
 class DryRunConfig(dg.Config):
     """Where reality comes from and how much of it to compare (docs/dry-run.md)."""
 
-    reality: Literal["auto", "hftbacktest", "queue", "fills"] = Field(
+    reality: Reality = Field(
         default="auto",
         description="auto: hftbacktest when the shadow runs the queue model, else the queue model; hftbacktest: "
         "hftbacktest's engine on the same ticks (extra hbt); queue: our queue-aware engine (only against a dwell "
         "shadow); fills: a real bot's fills from dryrun:fills:{symbol}.",
     )
-    queue_model: Literal["risk_averse", "power", "log"] = Field(
+    queue_model: QueueModel = Field(
         default="risk_averse", description="hftbacktest's queue model: risk-averse, or probabilistic (power, log)."
     )
     iterations: int | None = Field(default=None, ge=1, le=1_000_000, description="Compare only the newest N windows.")
