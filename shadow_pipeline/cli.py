@@ -22,22 +22,17 @@ import pydantic
 import redis
 
 from shadow_pipeline import settings
-
-try:  # the definitions read the environment when they load: a malformed variable is one line, not a traceback
-    from shadow_pipeline.defs.dryrun.assets import DryRunConfig, QueueModel, Reality
-    from shadow_pipeline.defs.export.assets import ExportConfig, ExportMode
-    from shadow_pipeline.defs.feed.assets import FeedConfig
-    from shadow_pipeline.defs.shadow.assets import ShadowConfig
-    from shadow_pipeline.defs.tune.assets import PROGRESS_LOGGER, TUNING_HOURS, TuneConfig
-    from shadow_pipeline.domain.tuning.tuner import OBJECTIVES
-    from shadow_pipeline.launch import console_level, default
-except settings.SettingsError as exc:
-    click.echo(f"error: {exc}", err=True)
-    sys.exit(2)
+from shadow_pipeline.defs.dryrun.assets import DryRunConfig, QueueModel, Reality
+from shadow_pipeline.defs.export.assets import ExportConfig, ExportMode
+from shadow_pipeline.defs.feed.assets import FeedConfig
+from shadow_pipeline.defs.shadow.assets import ShadowConfig
+from shadow_pipeline.defs.tune.assets import PROGRESS_LOGGER, TUNING_HOURS, TuneConfig
 from shadow_pipeline.domain.market.faults import FaultSpec
+from shadow_pipeline.domain.tuning.tuner import OBJECTIVES
 from shadow_pipeline.feed.replay import ReplayOptions, ReplayResult, replay
 from shadow_pipeline.feed.sources import open_source
 from shadow_pipeline.ingest.options import IngestOptions, IngestSettings, default_consumer_name
+from shadow_pipeline.launch import console_level, default
 from shadow_pipeline.redis_io.connect import RedisUnavailable, connect, resolve_url
 from shadow_pipeline.redis_io.server import NoServerAvailable
 from shadow_pipeline.redis_io.streams import DEFAULT_MAXLEN, DEFAULT_STREAM
@@ -451,8 +446,10 @@ def _error_text(exc: BaseException, url: str | None = None) -> str:
 
 
 def _symbols(raw: str) -> list[str]:
+    """The symbols to run, after checking the partition settings: a malformed one is this command's error."""
     from shadow_pipeline.defs.partitions import configured_symbols
 
+    settings.check()
     return [s.strip().upper() for s in raw.split(",") if s.strip()] or configured_symbols()
 
 

@@ -138,8 +138,11 @@ def test_a_drain_is_not_complete_while_a_live_consumer_holds_old_entries(
     replayed = replay_synthetic(redis_client, stream, seconds=5)
     landing = tmp_path / "landing"
     redis_client.xgroup_create(stream, GROUP, id="0")
-    # A live consumer whose reorder buffer holds everything (a watermark of 11 days): it reads, never acks.
-    holder = _serve_process(redis_url, stream, landing, "holder", "--watermark-ms", "1e9", "--dead-after-ms", "1500")
+    # A live consumer whose reorder buffer holds everything (a watermark of an hour, the most the option takes,
+    # far beyond the 5 s replayed): it reads, never acks.
+    holder = _serve_process(
+        redis_url, stream, landing, "holder", "--watermark-ms", "3600000", "--dead-after-ms", "1500"
+    )
     try:
         assert _wait(lambda: redis_client.xpending(stream, GROUP)["pending"] == redis_client.xlen(stream), 60)
         pending = redis_client.xlen(stream)

@@ -23,6 +23,7 @@ from shadow_pipeline.redis_io.keys import fills_stream, kpi_stream
 from shadow_pipeline.redis_io.kpi_export import read_stream_records
 from shadow_pipeline.reporting.accuracy import write_reports
 from shadow_pipeline.resources import ArtifactsResource, RedisResource
+from shadow_pipeline.summaries import DryRunSummary
 
 Reality = Literal["auto", "hftbacktest", "queue", "fills"]  # the CLI's --reality offers these too
 QueueModel = Literal["risk_averse", "power", "log"]
@@ -161,6 +162,13 @@ def dryrun_accuracy_report(
         notes["queue_fit"] = fit.summary
     path = write_reports(artifacts.dryrun_folder(hour, symbol), accuracy, notes)
     context.log.info(f"{symbol} {hour}: dry-run accuracy {accuracy.worst} against {source}")
+    summary = DryRunSummary(
+        status=accuracy.worst,
+        windows=len(accuracy.windows),
+        predicted_fills=int(predicted_fills),
+        actual_fills=int(actual_fills),
+        report=str(path),
+    )
     yield dg.Output(
         accuracy.table,
         metadata={
@@ -181,6 +189,7 @@ def dryrun_accuracy_report(
                 if fit is not None
                 else {}
             ),
+            **summary.metadata(),
         },
     )
     yield from checks.accuracy_gates(accuracy)
