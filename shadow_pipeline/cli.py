@@ -226,7 +226,9 @@ def _summary(result: ReplayResult, url: str, stream: str) -> dict[str, object]:
 
 
 @main.command("replay")
-@click.option("--source", type=_choice(FeedConfig, "source"), default="synthetic", show_default=True)
+@click.option(
+    "--source", type=_choice(FeedConfig, "source"), default=default(FeedConfig, "source").value, show_default=True
+)
 @click.option(
     "--file",
     "files",

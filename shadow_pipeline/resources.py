@@ -16,7 +16,7 @@ from shadow_pipeline.ingest.options import IngestOptions, IngestSettings, defaul
 from shadow_pipeline.redis_io.connect import connect, resolve_url
 from shadow_pipeline.redis_io.keys import ALERT_STREAM, TICK_STREAM, dead_letter_stream
 from shadow_pipeline.redis_io.url import redact
-from shadow_pipeline.settings import artifacts_dir, data_dir, slack_token
+from shadow_pipeline.settings import artifacts_dir, data_dir, redis_url, slack_token
 
 URL_SETTING = "the redis resource's url"  # what a RedisConfigError names when RedisResource.url is not valid
 
@@ -56,11 +56,18 @@ class RedisResource(dg.ConfigurableResource):
             if value
         }
         options: dict[str, Any] = {"socket_timeout": self.socket_timeout, **ssl, **overrides}
-        return connect(resolve_url(self.url, URL_SETTING), **options)
+        return connect(self._resolved_url(), **options)
 
     def describe(self) -> str:
         """The URL in use, safe to log or show in the UI."""
-        return redact(resolve_url(self.url, URL_SETTING))
+        return redact(self._resolved_url())
+
+    def _resolved_url(self) -> str:
+        """The URL in use. The code location binds ``url`` to ``dg.EnvVar("REDIS_URL")`` (defs/resources.py),
+        which reaches the resource resolved: that value is taken as the variable's, so that an error about it
+        names ``REDIS_URL``, the setting a user has to fix."""
+        given = None if self.url == redis_url() else self.url
+        return resolve_url(given, URL_SETTING)
 
 
 LANDING_FOLDER = "landing"  # the landing zone's folder in a data dir, beside the asset store
