@@ -1,4 +1,5 @@
-"""A malformed environment variable: the definitions still load, and whatever uses the setting says so in one line."""
+"""Settings from the environment: a malformed one never fails loading the definitions (whatever uses it says so in
+one line), and the launchpad shows the setting in force, a secret as the variable it comes from."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import dagster as dg
 import pytest
 
 from shadow_pipeline import settings
+from shadow_pipeline.defs.resources import resources
 from shadow_pipeline.io_managers import ParquetIOManager
 from shadow_pipeline.launch import _failure_text
 
@@ -53,3 +55,24 @@ def test_a_run_fails_on_a_bad_variable_with_its_one_line(monkeypatch: pytest.Mon
     )
     assert not result.success
     assert BAD[settings.FIRST_HOUR_ENV][1] in _failure_text(result)
+
+
+def test_the_launchpad_shows_the_variable_of_a_secret_and_the_value_of_a_folder(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv(settings.REDIS_URL_ENV, "redis://u:s3cret@127.0.0.1:1/0")
+    monkeypatch.setenv(settings.SLACK_TOKEN_ENV, "xoxb-s3cret")
+    monkeypatch.setenv(settings.DATA_DIR_ENV, str(tmp_path / "data"))
+    bound = resources().resources or {}
+    assert bound["redis"].url == dg.EnvVar(settings.REDIS_URL_ENV)
+    assert bound["alerts"].slack_token == dg.EnvVar(settings.SLACK_TOKEN_ENV)
+    assert bound["landing"].base_path == str(tmp_path / "data" / "landing")
+    assert bound["io_manager"].base_path == str(tmp_path / "data" / "assets")
+    assert "s3cret" not in repr(bound)
+
+
+def test_an_unset_secret_stays_unset_for_the_resources_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(settings.REDIS_URL_ENV, raising=False)
+    monkeypatch.delenv(settings.SLACK_TOKEN_ENV, raising=False)
+    bound = resources().resources or {}
+    assert bound["redis"].url is None and bound["alerts"].slack_token is None
