@@ -35,7 +35,7 @@ from shadow_pipeline.ingest.options import IngestOptions, IngestSettings, defaul
 from shadow_pipeline.launch import console_level, default
 from shadow_pipeline.redis_io.connect import RedisUnavailable, connect, resolve_url
 from shadow_pipeline.redis_io.server import NoServerAvailable
-from shadow_pipeline.redis_io.streams import DEFAULT_MAXLEN, DEFAULT_STREAM
+from shadow_pipeline.redis_io.streams import DEFAULT_STREAM
 from shadow_pipeline.redis_io.url import RedisConfigError, redact, redact_text
 from shadow_pipeline.settings import REDIS_URL_ENV
 
@@ -256,14 +256,14 @@ def _summary(result: ReplayResult, url: str, stream: str) -> dict[str, object]:
 @click.option(
     "--maxlen",
     type=_config_range(FeedConfig, "maxlen"),
-    default=DEFAULT_MAXLEN,
+    default=default(FeedConfig, "maxlen"),
     show_default=True,
     help="XADD MAXLEN ~ (0 = no trim).",
 )
 @click.option(
     "--speed",
     type=_config_range(FeedConfig, "speed"),
-    default=0.0,
+    default=default(FeedConfig, "speed"),
     show_default=True,
     help="0 = as fast as possible, 1 = real time, N = N x real time.",
 )
