@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import dagster as dg
 import pandas as pd
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from shadow_pipeline import user_json
 from shadow_pipeline.defs.partitions import hour_and_symbol, tick_partitions
@@ -82,6 +82,14 @@ class TuneConfig(ShadowConfig):
     )
     workers: int | None = Field(default=None, ge=1, le=1024, description="Processes; default: every core.")
     top: int = Field(default=10, ge=1, le=1000, description="Rows of the top-N table.")
+
+    @field_validator("objective")
+    @classmethod
+    def _known_objective(cls, value: str | None) -> str | None:
+        """Refused in the launchpad, as ``tune --objective`` refuses it: both take OBJECTIVES' names."""
+        if value is not None and value not in OBJECTIVES:
+            raise ValueError(f"unknown objective {value!r}; known: {', '.join(OBJECTIVES)}")
+        return value
 
 
 def search_of(config: TuneConfig, params: StrategyParams, symbol: str) -> Search:
