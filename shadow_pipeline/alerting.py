@@ -7,10 +7,9 @@ and the evaluation's storage id) is the same whoever writes the alert.
 from __future__ import annotations
 
 import dagster as dg
-from dagster._core.event_api import EventLogRecord
 
 
-def failed_evaluation(record: EventLogRecord) -> dg.AssetCheckEvaluation | None:
+def failed_evaluation(record: dg.EventLogRecord) -> dg.AssetCheckEvaluation | None:
     """The check evaluation of ``record`` when it did not pass (WARN or ERROR), else None."""
     event = record.event_log_entry.dagster_event
     evaluation = event.event_specific_data if event is not None else None
@@ -19,7 +18,7 @@ def failed_evaluation(record: EventLogRecord) -> dg.AssetCheckEvaluation | None:
     return evaluation
 
 
-def alert_fields(record: EventLogRecord, evaluation: dg.AssetCheckEvaluation, partition: str) -> dict[str, str]:
+def alert_fields(record: dg.EventLogRecord, evaluation: dg.AssetCheckEvaluation, partition: str) -> dict[str, str]:
     """``partition``: the evaluation's, else its run's (inline checks carry it only in the run's tags)."""
     return {
         "evaluation": f"{record.event_log_entry.run_id}:{record.storage_id}",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import json
 import logging
 import os
@@ -21,25 +22,20 @@ import pydantic
 import redis
 
 from shadow_pipeline import settings
-
-try:  # the definitions read the environment when they load: a malformed variable is one line, not a traceback
-    from shadow_pipeline.defs.dryrun.assets import DryRunConfig
-    from shadow_pipeline.defs.export.assets import ExportConfig
-    from shadow_pipeline.defs.feed.assets import FeedConfig
-    from shadow_pipeline.defs.shadow.assets import ShadowConfig
-    from shadow_pipeline.defs.tune.assets import PROGRESS_LOGGER, TUNING_HOURS, TuneConfig
-    from shadow_pipeline.domain.tuning.tuner import OBJECTIVES
-    from shadow_pipeline.launch import console_level, default
-except settings.SettingsError as exc:
-    click.echo(f"error: {exc}", err=True)
-    sys.exit(2)
+from shadow_pipeline.defs.dryrun.assets import DryRunConfig, QueueModel, Reality
+from shadow_pipeline.defs.export.assets import ExportConfig, ExportMode
+from shadow_pipeline.defs.feed.assets import FeedConfig
+from shadow_pipeline.defs.shadow.assets import ShadowConfig
+from shadow_pipeline.defs.tune.assets import PROGRESS_LOGGER, TUNING_HOURS, TuneConfig
 from shadow_pipeline.domain.market.faults import FaultSpec
+from shadow_pipeline.domain.tuning.tuner import OBJECTIVES
 from shadow_pipeline.feed.replay import ReplayOptions, ReplayResult, replay
-from shadow_pipeline.feed.sources import SourceKind, open_source
-from shadow_pipeline.ingest.consumer import OPTION_RANGES, IngestOptions
+from shadow_pipeline.feed.sources import open_source
+from shadow_pipeline.ingest.options import IngestOptions, IngestSettings, default_consumer_name
+from shadow_pipeline.launch import console_level, default
 from shadow_pipeline.redis_io.connect import RedisUnavailable, connect, resolve_url
 from shadow_pipeline.redis_io.server import NoServerAvailable
-from shadow_pipeline.redis_io.streams import DEFAULT_MAXLEN, DEFAULT_STREAM
+from shadow_pipeline.redis_io.streams import DEFAULT_STREAM
 from shadow_pipeline.redis_io.url import RedisConfigError, redact, redact_text
 from shadow_pipeline.settings import REDIS_URL_ENV
 
@@ -47,7 +43,6 @@ if typing.TYPE_CHECKING:
     from shadow_pipeline.ingest.metrics import IngestMetrics
 
 log = logging.getLogger("shadow_pipeline")
-_INGEST = IngestOptions  # the consumer's defaults, shown by --help
 # redis.RedisError: what a server refuses (NOPERM for an ACL user, WRONGTYPE for a key that is not a stream)
 _SETUP_ERRORS = (RedisUnavailable, NoServerAvailable, RedisConfigError, redis.RedisError)
 
@@ -98,7 +93,7 @@ def _ranged(low: float | None, high: float | None, integer: bool, low_open: bool
     return _FiniteFloatRange(low, high, min_open=low_open)
 
 
-def _config_range(config: type[dg.Config], field: str) -> click.ParamType:
+def _config_range(config: type[pydantic.BaseModel], field: str) -> click.ParamType:
     """The option type of a run config field, with the field's bounds: an option and the launchpad take the same
     values, declared once (in the config, or in the profiles schema it reads them from)."""
     info = config.model_fields[field]
@@ -107,9 +102,34 @@ def _config_range(config: type[dg.Config], field: str) -> click.ParamType:
     return _ranged(bounds.get("gt", bounds.get("ge")), bounds.get("le"), integer, low_open="gt" in bounds)
 
 
-def _ingest_range(name: str) -> click.ParamType:
-    low, high = OPTION_RANGES[name]
-    return _ranged(low, high, isinstance(getattr(_INGEST, name), int))
+def _choice(config: type[pydantic.BaseModel], field: str) -> click.Choice:
+    """The choices of a run config field typed as a Literal (or an Enum): the CLI offers what the launchpad does."""
+    annotation = config.model_fields[field].annotation
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return click.Choice([str(member.value) for member in annotation])
+    return click.Choice([str(value) for value in typing.get_args(annotation)])
+
+
+def _field_type(config: type[pydantic.BaseModel], field: str) -> click.ParamType | None:
+    annotation = config.model_fields[field].annotation
+    if typing.get_origin(annotation) is typing.Literal:
+        return _choice(config, field)
+    return _config_range(config, field) if annotation in (int, float) else None
+
+
+def _ingest_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Every ingest setting as an option (``batch`` as --batch, ``watermark_ms`` as --watermark-ms): default,
+    range and help come from IngestSettings, as they do for the tick_stream resource."""
+    for name, info in reversed(IngestSettings.model_fields.items()):
+        command = click.option(
+            f"--{name.replace('_', '-')}",
+            name,
+            type=_field_type(IngestSettings, name),
+            default=info.default,
+            show_default=True,
+            help=info.description,
+        )(command)
+    return command
 
 
 def _folder(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -206,7 +226,9 @@ def _summary(result: ReplayResult, url: str, stream: str) -> dict[str, object]:
 
 
 @main.command("replay")
-@click.option("--source", type=click.Choice([k.value for k in SourceKind]), default="synthetic", show_default=True)
+@click.option(
+    "--source", type=_choice(FeedConfig, "source"), default=default(FeedConfig, "source").value, show_default=True
+)
 @click.option(
     "--file",
     "files",
@@ -234,14 +256,14 @@ def _summary(result: ReplayResult, url: str, stream: str) -> dict[str, object]:
 @click.option(
     "--maxlen",
     type=_config_range(FeedConfig, "maxlen"),
-    default=DEFAULT_MAXLEN,
+    default=default(FeedConfig, "maxlen"),
     show_default=True,
     help="XADD MAXLEN ~ (0 = no trim).",
 )
 @click.option(
     "--speed",
     type=_config_range(FeedConfig, "speed"),
-    default=0.0,
+    default=default(FeedConfig, "speed"),
     show_default=True,
     help="0 = as fast as possible, 1 = real time, N = N x real time.",
 )
@@ -315,8 +337,6 @@ def replay_command(
 
 @main.command("ingest")
 @click.option("--redis-url", default=None, help="Default: $REDIS_URL, else an embedded server.")
-@click.option("--stream", default=DEFAULT_STREAM, show_default=True)
-@click.option("--group", default=_INGEST.group, show_default=True)
 @click.option(
     "--consumer",
     default=None,
@@ -335,72 +355,7 @@ def replay_command(
     "lands under streams/<stream> there, as in Dagster.",
 )
 @click.option("--drain", is_flag=True, help="Land what the stream holds now, then exit (default: serve until SIGTERM).")
-@click.option(
-    "--batch", type=_ingest_range("batch"), default=_INGEST.batch, show_default=True, help="Entries per XREADGROUP."
-)
-@click.option(
-    "--block-ms",
-    type=_ingest_range("block_ms"),
-    default=_INGEST.block_ms,
-    show_default=True,
-    help="XREADGROUP BLOCK while serving.",
-)
-@click.option(
-    "--claim-idle-ms",
-    type=_ingest_range("claim_idle_ms"),
-    default=_INGEST.claim_idle_ms,
-    show_default=True,
-    help="XAUTOCLAIM min idle.",
-)
-@click.option(
-    "--dead-after-ms",
-    type=_ingest_range("dead_after_ms"),
-    default=_INGEST.dead_after_ms,
-    show_default=True,
-    help="A consumer that has not read for this long while owning entries is dead: its entries are claimed.",
-)
-@click.option(
-    "--drain-wait-ms",
-    type=_ingest_range("drain_wait_ms"),
-    default=_INGEST.drain_wait_ms,
-    show_default=True,
-    help="A drain waits this long for live consumers' entries; then it exits 3 if any are still pending.",
-)
-@click.option(
-    "--max-deliveries",
-    type=_ingest_range("max_deliveries"),
-    default=_INGEST.max_deliveries,
-    show_default=True,
-    help="Dead-letter an entry whose processing failed this often (not: was delivered this often).",
-)
-@click.option(
-    "--land-every-ms",
-    type=_ingest_range("land_every_ms"),
-    default=_INGEST.land_every_ms,
-    show_default=True,
-    help="Land released ticks this often.",
-)
-@click.option(
-    "--watermark-ms",
-    type=_ingest_range("watermark_ms"),
-    default=_INGEST.watermark_ms,
-    show_default=True,
-    help="Reorder watermark.",
-)
-@click.option(
-    "--buffer-capacity",
-    type=_ingest_range("buffer_capacity"),
-    default=_INGEST.buffer_capacity,
-    show_default=True,
-    help="Buffer ticks/symbol.",
-)
-@click.option(
-    "--reconnect-seconds",
-    type=_ingest_range("reconnect_seconds"),
-    default=_INGEST.reconnect_seconds,
-    show_default=True,
-    help="Give up after.",
-)
+@_ingest_options
 @click.option(
     "--metrics-port", type=click.IntRange(1, 65535), default=None, help="Serve Prometheus metrics on 127.0.0.1:PORT."
 )
@@ -415,51 +370,26 @@ def replay_command(
 )
 def ingest_command(
     redis_url: str | None,
-    stream: str,
-    group: str,
     consumer: str | None,
     slot: str | None,
     landing: str | None,
     drain: bool,
-    batch: int,
-    block_ms: int,
-    claim_idle_ms: int,
-    dead_after_ms: int,
-    drain_wait_ms: int,
-    max_deliveries: int,
-    land_every_ms: int,
-    watermark_ms: float,
-    buffer_capacity: int,
-    reconnect_seconds: float,
     metrics_port: int | None,
     textfile: str | None,
     pushgateway: str | None,
+    **ingest: typing.Any,
 ) -> None:
     """Consume the tick stream through a consumer group and land every tick exactly once (then XACK)."""
-    from shadow_pipeline.ingest.consumer import TickConsumer, default_consumer_name
+    from shadow_pipeline.ingest.consumer import TickConsumer
     from shadow_pipeline.ingest.landing_faults import LandingError
     from shadow_pipeline.ingest.metrics import IngestMetrics
     from shadow_pipeline.resources import LandingResource
 
     try:
-        options = IngestOptions(
-            stream=stream,
-            group=group,
-            consumer=consumer or default_consumer_name(slot),
-            batch=batch,
-            block_ms=block_ms,
-            claim_idle_ms=claim_idle_ms,
-            dead_after_ms=dead_after_ms,
-            drain_wait_ms=drain_wait_ms,
-            max_deliveries=max_deliveries,
-            land_every_ms=land_every_ms,
-            watermark_ms=watermark_ms,
-            buffer_capacity=buffer_capacity,
-            reconnect_seconds=reconnect_seconds,
-        )
+        options = IngestOptions(**ingest, consumer=consumer or default_consumer_name(slot))
         metrics = IngestMetrics()
         url = resolve_url(redis_url, "--redis-url")
-        worker = TickConsumer(LandingResource(base_path=landing).store(stream), options, url, metrics)
+        worker = TickConsumer(LandingResource(base_path=landing).store(options.stream), options, url, metrics)
         if metrics_port is not None:
             metrics.serve(metrics_port)
             log.info("metrics on http://127.0.0.1:%d/metrics", metrics_port)
@@ -518,8 +448,10 @@ def _error_text(exc: BaseException, url: str | None = None) -> str:
 
 
 def _symbols(raw: str) -> list[str]:
+    """The instruments to run, after checking the partition settings: a malformed one is this command's error."""
     from shadow_pipeline.defs.partitions import configured_symbols, instrument_keys
 
+    settings.check()
     return instrument_keys(s for s in raw.split(",") if s.strip()) or configured_symbols()
 
 
@@ -774,9 +706,7 @@ def audit_command(paths: tuple[Path, ...], profiles_file: str | None, snapshot_t
 )
 @click.option("--hour", "hours", multiple=True, help="Hourly partition (repeat). Default: every stored partition.")
 @click.option("--symbols", default="", help="Comma-separated; default: the configured partitions.")
-@click.option(
-    "--mode", type=click.Choice(["hash", "stream", "both"]), default=default(ExportConfig, "mode"), show_default=True
-)
+@click.option("--mode", type=_choice(ExportConfig, "mode"), default=default(ExportConfig, "mode"), show_default=True)
 @click.option(
     "--per-symbol/--no-per-symbol",
     default=default(ExportConfig, "per_symbol"),
@@ -803,7 +733,7 @@ def export_command(
     snapshots: tuple[Path, ...],
     hours: tuple[str, ...],
     symbols: str,
-    mode: str,
+    mode: ExportMode,
     per_symbol: bool,
     ttl_seconds: int,
     maxlen: int,
@@ -816,7 +746,7 @@ def export_command(
     from shadow_pipeline.launch import Placement, crash_summary, crashed, project_instance, run_export
 
     try:
-        config = ExportConfig(mode=mode, per_symbol=per_symbol, ttl_seconds=ttl_seconds, maxlen=maxlen)  # type: ignore[arg-type]
+        config = ExportConfig(mode=mode, per_symbol=per_symbol, ttl_seconds=ttl_seconds, maxlen=maxlen)
         connect()  # fail fast, with the reason, before any run
         if snapshots:
             _export_snapshots(list(snapshots), config)
@@ -869,14 +799,14 @@ def _export_snapshots(paths: list[Path], config: ExportConfig) -> None:
 @click.option("--profiles-file", default=None, help="Default: $SHADOW_PROFILES, else the packaged profiles.")
 @click.option(
     "--reality",
-    type=click.Choice(["auto", "hftbacktest", "queue", "fills"]),
+    type=_choice(DryRunConfig, "reality"),
     default=default(DryRunConfig, "reality"),
     show_default=True,
     help="auto: hftbacktest for a queue-model shadow, our queue engine for a dwell shadow.",
 )
 @click.option(
     "--queue-model",
-    type=click.Choice(["risk_averse", "power", "log"]),
+    type=_choice(DryRunConfig, "queue_model"),
     default=default(DryRunConfig, "queue_model"),
     show_default=True,
     help="hftbacktest's queue model.",
@@ -890,8 +820,8 @@ def dryrun_command(
     hours: tuple[str, ...],
     profile: str,
     profiles_file: str | None,
-    reality: str,
-    queue_model: str,
+    reality: Reality,
+    queue_model: QueueModel,
     touch_dwell_ms: float | None,
     min_lot: float | None,
     stream: str,
@@ -911,7 +841,7 @@ def dryrun_command(
             touch_dwell_ms=touch_dwell_ms,
             min_lot=min_lot,
         )
-        dryrun = DryRunConfig(reality=reality, queue_model=queue_model, iterations=iterations)  # type: ignore[arg-type]
+        dryrun = DryRunConfig(reality=reality, queue_model=queue_model, iterations=iterations)
         _check_profile(shadow, symbols)
         keys = _partitions(hours, symbols, stream)
         placement = Placement(stream=stream, data_dir=data_dir, artifacts_dir=artifacts_dir)

@@ -9,8 +9,8 @@ import pandas as pd
 from pydantic import Field
 from upath import UPath
 
+from shadow_pipeline import settings
 from shadow_pipeline.parquet import read_frame, write_frame
-from shadow_pipeline.settings import data_dir
 
 ASSETS_FOLDER = "assets"  # the asset store's folder in a data dir, beside the landing zone
 
@@ -41,6 +41,7 @@ class ParquetIOManager(dg.ConfigurableIOManagerFactory):
     )
 
     def create_io_manager(self, context: dg.InitResourceContext) -> Any:
+        settings.check()  # every step starts its io_manager: a malformed partition setting fails the run here
         return _ParquetUPathIOManager(base_path=self.base())
 
     @classmethod
@@ -49,4 +50,4 @@ class ParquetIOManager(dg.ConfigurableIOManagerFactory):
         return cls(base_path=str(UPath(data_dir) / ASSETS_FOLDER))
 
     def base(self) -> UPath:
-        return UPath(self.base_path) if self.base_path else UPath(data_dir()) / ASSETS_FOLDER
+        return UPath(self.base_path) if self.base_path else UPath(settings.data_dir()) / ASSETS_FOLDER

@@ -11,13 +11,12 @@ import functools
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import dagster as dg
 import numpy as np
 import pandas as pd
 import redis
-from dagster._utils.error import SerializableErrorInfo
 
 from shadow_pipeline import settings
 from shadow_pipeline.defs.dryrun.assets import DryRunConfig
@@ -34,12 +33,28 @@ from shadow_pipeline.domain.market.windows import HOUR_NS, hour_keys
 from shadow_pipeline.io_managers import ParquetIOManager
 from shadow_pipeline.redis_io.url import redact_text
 from shadow_pipeline.resources import ArtifactsResource, LandingResource, TickStreamResource
+from shadow_pipeline.summaries import DryRunSummary, ExportSummary, ShadowSummary, TuneSummary
 
-DRYRUN_ASSET = dg.AssetKey("dryrun_accuracy_report")
-EXPORT_ASSET = dg.AssetKey("exported_kpis")
-REPORT_ASSET = dg.AssetKey("shadow_report")
-TUNE_ASSET = dg.AssetKey("tuned_profile")
+DRYRUN_ASSET = dg.AssetKey(DryRunSummary.ASSET)
+EXPORT_ASSET = dg.AssetKey(ExportSummary.ASSET)
+REPORT_ASSET = dg.AssetKey(ShadowSummary.ASSET)
+TUNE_ASSET = dg.AssetKey(TuneSummary.ASSET)
 RUN_FAILED = "run failed"  # the verdict column of a run that crashed: no verdict at all
+ALL_PASS = "all gates pass"  # the reasons column of a verdict without any
+
+
+class ErrorInfo(Protocol):
+    """What a failed step or run reports about its error (Dagster's serializable error info, duck-typed: its
+    class is not public API)."""
+
+    @property
+    def message(self) -> str: ...
+    @property
+    def cls_name(self) -> str | None: ...
+    @property
+    def cause(self) -> ErrorInfo | None: ...
+    @property
+    def context(self) -> ErrorInfo | None: ...
 
 
 @functools.cache
@@ -108,7 +123,7 @@ def partition_keys(hours: Sequence[str], symbols: Iterable[str]) -> list[dg.Mult
     return [partition_key(hour, symbol) for hour in hours for symbol in symbols]
 
 
-def _root_message(error: SerializableErrorInfo) -> str:
+def _root_message(error: ErrorInfo) -> str:
     """The innermost cause, on one line, URLs redacted: Dagster wraps an asset's exception in 'Error occurred
     while executing op ...' (as its ``__cause__``, or as the ``__context__`` of an error Dagster raised while
     handling it); a user exception's own ``__context__`` is not followed (it was handled)."""
@@ -144,18 +159,23 @@ def _row(key: dg.MultiPartitionKey, result: dg.ExecuteInProcessResult) -> dict[s
 
 def _shadow_row(key: dg.MultiPartitionKey, result: dg.ExecuteInProcessResult) -> dict[str, Any]:
     row = _row(key, result)
-    reports = result.asset_materializations_for_node(REPORT_ASSET.path[-1])
-    if not reports:
+    summary = ShadowSummary.of(result)
+    if summary is None:
         return {**row, "verdict": RUN_FAILED, "reasons": _failure_text(result)}
-    metadata = reports[0].metadata
-    row["verdict"] = metadata["verdict"].value
+    row["verdict"] = summary.verdict
     shown = sorted(names(SUMMARY), key=lambda name: name != VALID_WINDOWS.name)  # the count a verdict needs first
-    row.update({name: metadata[name].value for name in shown if name in metadata})
-    if "verdict_flips_in_knob_range" in metadata:  # would the verdict change across the fill model's knob?
-        row["knob_flips"] = metadata["verdict_flips_in_knob_range"].value
-    lines = str(metadata["reasons"].value).splitlines()
-    row["reasons"] = "; ".join(line.removeprefix("- ") for line in lines)
+    row.update({name: _number(summary.kpis[name]) for name in shown if name in summary.kpis})
+    row["knob_flips"] = summary.knob_flips  # would the verdict change across the fill model's knob?
+    row["reasons"] = _reasons(summary.reasons)
     return row
+
+
+def _number(value: float | None) -> float:
+    return float("nan") if value is None else value
+
+
+def _reasons(reasons: Sequence[str]) -> str:
+    return "; ".join(reasons) or ALL_PASS
 
 
 def _execute(
@@ -225,15 +245,10 @@ def run_export(
     rows = []
     for key, result in results:
         row = _row(key, result)
-        done = result.asset_materializations_for_node(EXPORT_ASSET.path[-1])
-        if done:
-            metadata = done[0].metadata
-            row["written"] = ", ".join(
-                f"{mode} {metadata[f'{mode}_records_written'].value}"
-                for mode in ("hash", "stream")
-                if f"{mode}_records_written" in metadata
-            )
-            row["keys"] = ", ".join(str(metadata[k].value) for k in ("hash_keys", "stream_keys") if k in metadata)
+        summary = ExportSummary.of(result)
+        if summary is not None:
+            row["written"] = ", ".join(f"{mode} {count}" for mode, count in summary.written.items())
+            row["keys"] = ", ".join(summary.keys.values())
         else:
             row["keys"] = _failure_text(result)
         rows.append(row)
@@ -257,14 +272,13 @@ def run_dryrun(
     rows = []
     for key, result in _execute(PIPELINE_JOB, keys, run_config(placement, ops, log_level), instance):
         row = _row(key, result)
-        reports = result.asset_materializations_for_node(DRYRUN_ASSET.path[-1])
-        if reports:
-            metadata = reports[0].metadata
-            row["status"] = metadata["status"].value
-            row["windows"] = metadata["windows_compared"].value
-            row["fills_predicted"] = metadata["predicted_fills"].value
-            row["fills_actual"] = metadata["actual_fills"].value
-            row["report"] = metadata["report"].value
+        summary = DryRunSummary.of(result)
+        if summary is not None:
+            row["status"] = summary.status
+            row["windows"] = summary.windows
+            row["fills_predicted"] = summary.predicted_fills
+            row["fills_actual"] = summary.actual_fills
+            row["report"] = summary.report
         else:
             row["status"] = RUN_FAILED
             row["report"] = _failure_text(result)
@@ -303,23 +317,26 @@ def run_tune(
     return pd.DataFrame(rows)
 
 
-_TUNE_SHOWN = ("judged_hours", "folds", "out_of_sample_valid_windows", "sets_evaluated", "sets_per_second")
-
-
 def _tune_row(result: dg.ExecuteInProcessResult) -> dict[str, Any]:
-    done = result.asset_materializations_for_node(TUNE_ASSET.path[-1])
-    if not done:
+    summary = TuneSummary.of(result)
+    if summary is None:
         return {"run": "failed", "verdict": RUN_FAILED, "reasons": _failure_text(result)}
-    metadata = done[0].metadata
-    objective = str(metadata["objective"].value)
-    row: dict[str, Any] = {"run": "success", "verdict": metadata["verdict"].value}
-    for name in (f"base_out_of_sample_{objective}", f"in_sample_{objective}", f"out_of_sample_{objective}"):
-        row[name] = metadata[name].value
-    row.update({name: metadata[name].value for name in _TUNE_SHOWN})
-    row["live_ready"] = metadata["live_ready"].value
-    row["summary"] = metadata["summary"].value
-    row["reasons"] = "; ".join(line.removeprefix("- ") for line in str(metadata["reasons"].value).splitlines())
-    return row
+    objective = summary.objective
+    return {
+        "run": "success",
+        "verdict": summary.verdict,
+        f"base_out_of_sample_{objective}": _number(summary.base_out_of_sample),
+        f"in_sample_{objective}": _number(summary.in_sample),
+        f"out_of_sample_{objective}": _number(summary.out_of_sample),
+        "judged_hours": summary.judged_hours,
+        "folds": summary.folds,
+        "out_of_sample_valid_windows": summary.out_of_sample_valid_windows,
+        "sets_evaluated": summary.sets_evaluated,
+        "sets_per_second": _number(summary.sets_per_second),
+        "live_ready": summary.live_ready,
+        "summary": summary.summary,
+        "reasons": _reasons(summary.reasons),
+    }
 
 
 def verdict_exit_code(table: pd.DataFrame, column: str, passing: Iterable[str]) -> int:

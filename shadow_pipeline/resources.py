@@ -11,12 +11,12 @@ import redis
 from pydantic import Field
 from upath import UPath
 
-from shadow_pipeline.ingest.consumer import IngestOptions, default_consumer_name
 from shadow_pipeline.ingest.landing import LandingStore
+from shadow_pipeline.ingest.options import IngestOptions, IngestSettings, default_consumer_name
 from shadow_pipeline.redis_io.connect import connect, resolve_url
 from shadow_pipeline.redis_io.keys import ALERT_STREAM, TICK_STREAM, dead_letter_stream
 from shadow_pipeline.redis_io.url import redact
-from shadow_pipeline.settings import artifacts_dir, data_dir, slack_token
+from shadow_pipeline.settings import artifacts_dir, data_dir, redis_url, slack_token
 
 URL_SETTING = "the redis resource's url"  # what a RedisConfigError names when RedisResource.url is not valid
 
@@ -56,11 +56,18 @@ class RedisResource(dg.ConfigurableResource):
             if value
         }
         options: dict[str, Any] = {"socket_timeout": self.socket_timeout, **ssl, **overrides}
-        return connect(resolve_url(self.url, URL_SETTING), **options)
+        return connect(self._resolved_url(), **options)
 
     def describe(self) -> str:
         """The URL in use, safe to log or show in the UI."""
-        return redact(resolve_url(self.url, URL_SETTING))
+        return redact(self._resolved_url())
+
+    def _resolved_url(self) -> str:
+        """The URL in use. The code location binds ``url`` to ``dg.EnvVar("REDIS_URL")`` (defs/resources.py),
+        which reaches the resource resolved: that value is taken as the variable's, so that an error about it
+        names ``REDIS_URL``, the setting a user has to fix."""
+        given = None if self.url == redis_url() else self.url
+        return resolve_url(given, URL_SETTING)
 
 
 LANDING_FOLDER = "landing"  # the landing zone's folder in a data dir, beside the asset store
@@ -93,29 +100,10 @@ class LandingResource(dg.ConfigurableResource):
         return LandingStore(root if stream == TICK_STREAM else root / "streams" / quote(stream, safe=""))
 
 
-class TickStreamResource(dg.ConfigurableResource):
-    """Where the ticks come from and how a consumer reads them; shared by the ingest assets and the sensor."""
+class TickStreamResource(dg.ConfigurableResource, IngestSettings):
+    """Where the ticks come from and how a consumer reads them (``IngestSettings``, the fields the ``ingest``
+    command takes too); shared by the ingest assets and the sensor."""
 
-    stream: str = Field(default=IngestOptions.stream, description="The tick stream the feed handler writes.")
-    group: str = Field(default=IngestOptions.group, description="Consumer group of Shadow Mode.")
-    batch: int = Field(default=IngestOptions.batch, description="Entries per XREADGROUP.")
-    watermark_ms: float = Field(
-        default=IngestOptions.watermark_ms, description="Reorder watermark in exchange time (ms)."
-    )
-    buffer_capacity: int = Field(
-        default=IngestOptions.buffer_capacity, description="Ticks the reorder buffer holds per symbol."
-    )
-    claim_idle_ms: int = Field(
-        default=IngestOptions.claim_idle_ms, description="Claim other consumers' entries idle this long."
-    )
-    dead_after_ms: int = Field(
-        default=IngestOptions.dead_after_ms,
-        description="A consumer that has not read for this long while owning entries is dead: its entries are claimed.",
-    )
-    drain_wait_ms: int = Field(
-        default=IngestOptions.drain_wait_ms,
-        description="How long a drain waits for entries live consumers hold before it reports itself incomplete.",
-    )
     consumer_slot: str = Field(
         default="dagster",
         description="The drain's consumer name is <host>-<slot>-<run id prefix>: concurrent runs (a backfill) never "
@@ -130,17 +118,7 @@ class TickStreamResource(dg.ConfigurableResource):
     def options(self, run_id: str = "") -> IngestOptions:
         """``run_id``: the Dagster run draining (its prefix names the consumer)."""
         slot = f"{self.consumer_slot}-{run_id[:8]}" if run_id else self.consumer_slot
-        return IngestOptions(
-            stream=self.stream,
-            group=self.group,
-            batch=self.batch,
-            watermark_ms=self.watermark_ms,
-            buffer_capacity=self.buffer_capacity,
-            claim_idle_ms=self.claim_idle_ms,
-            dead_after_ms=self.dead_after_ms,
-            drain_wait_ms=self.drain_wait_ms,
-            consumer=default_consumer_name(slot),
-        )
+        return IngestOptions(**self.ingest_settings(), consumer=default_consumer_name(slot))
 
 
 class ArtifactsResource(dg.ConfigurableResource):

@@ -8,6 +8,7 @@ is handed the embedded server's URL). docs/configuration.md lists them for users
 from __future__ import annotations
 
 import os
+import re
 from datetime import datetime
 from pathlib import Path
 
@@ -28,6 +29,8 @@ INGEST_SLOT_ENV = "SHADOW_INGEST_SLOT"
 DEFAULT_INGEST_SLOT = "0"
 
 DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT")
+# What an instrument id may hold (a partition key by Dagster's rules, and a folder name): SYMBOL[.venue].
+_SYMBOL = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)?")
 # Early enough for any recording we know of (Binance USD-M since 2019 at hour resolution is ~60k partitions
 # per symbol, which the UI pages through); a user replaying older data moves it back.
 DEFAULT_FIRST_HOUR = "2020-01-01-00:00"
@@ -57,13 +60,47 @@ def ingest_slot() -> str:
 
 def symbols() -> list[str]:
     """The partitions' instruments as written in ``$SHADOW_SYMBOLS`` (comma-separated ids: ``BTCUSDT`` on the
-    default venue, ``BTCUSDT.bybit-linear``); ``defs.partitions`` turns them into instrument keys."""
-    raw = _get(SYMBOLS_ENV) or ""
-    return [s.strip() for s in raw.split(",") if s.strip()] or list(DEFAULT_SYMBOLS)
+    default venue, ``BTCUSDT.bybit-linear``; ``defs.partitions`` turns them into instrument keys); the default when
+    malformed (``check`` says so where the symbols are used)."""
+    try:
+        return _symbols()
+    except SettingsError:
+        return list(DEFAULT_SYMBOLS)
 
 
 def first_hour() -> str:
-    """The first hourly partition, ``YYYY-MM-DD-HH:00`` (UTC; a bare ``YYYY-MM-DD`` means its midnight)."""
+    """The first hourly partition, ``YYYY-MM-DD-HH:00`` (UTC; a bare ``YYYY-MM-DD`` means its midnight); the
+    default when malformed (``check`` says so where the partitions are used)."""
+    try:
+        return _first_hour()
+    except SettingsError:
+        return DEFAULT_FIRST_HOUR
+
+
+def check() -> None:
+    """Raise SettingsError, one line naming the variable, for the first malformed setting.
+
+    The definitions load with the defaults in its place (``symbols``, ``first_hour``): a bad variable must not
+    take the whole code location down, or the CLI's --help with it. A run (the io_manager every step starts)
+    and a CLI command that uses the partitions call this first, so nothing runs on settings nobody chose.
+    """
+    _symbols()
+    _first_hour()
+
+
+def _symbols() -> list[str]:
+    raw = _get(SYMBOLS_ENV) or ""
+    chosen = [s.strip() for s in raw.split(",") if s.strip()] or list(DEFAULT_SYMBOLS)
+    bad = [s for s in chosen if not _SYMBOL.fullmatch(s)]
+    if bad:
+        raise SettingsError(
+            f"${SYMBOLS_ENV}={raw!r}: expected comma-separated instrument ids of letters, digits, _, - and one '.' "
+            f"before a venue, e.g. BTCUSDT,BTCUSDT.bybit-linear (not {', '.join(map(repr, bad))})"
+        )
+    return list(dict.fromkeys(chosen))
+
+
+def _first_hour() -> str:
     value = _get(FIRST_HOUR_ENV) or DEFAULT_FIRST_HOUR
     if len(value) == len("YYYY-MM-DD"):
         value += "-00:00"

@@ -12,9 +12,9 @@ import redis
 from shadow_pipeline.domain.market.faults import FaultSpec
 from shadow_pipeline.feed.replay import ReplayOptions, ReplayResult, replay
 from shadow_pipeline.feed.sources import open_source
-from shadow_pipeline.ingest.consumer import IngestOptions
 from shadow_pipeline.ingest.landing import Kind, LandingStore, entry_order
 from shadow_pipeline.io_managers import ParquetIOManager
+from shadow_pipeline.redis_io.keys import CONSUMER_GROUP
 from shadow_pipeline.resources import ArtifactsResource, LandingResource, RedisResource, TickStreamResource
 from shadow_pipeline_tests.conftest import market_file
 
@@ -44,7 +44,7 @@ def replay_binance(client: redis.Redis, stream: str, symbols: tuple[str, ...]) -
 
 
 def pipeline_resources(
-    redis_url: str, stream: str, folder: Path, group: str = IngestOptions.group, artifacts: str = "artifacts"
+    redis_url: str, stream: str, folder: Path, group: str = CONSUMER_GROUP, artifacts: str = "artifacts"
 ) -> dict[str, Any]:
     """The resources of every stage, on the real Redis and under ``folder``."""
     return {

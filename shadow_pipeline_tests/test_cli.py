@@ -70,15 +70,6 @@ def test_redis_down_is_a_clear_error_with_no_password() -> None:
     assert "hunter2" not in out.stderr + out.stdout
 
 
-def test_a_malformed_first_hour_is_one_line_and_exit_2() -> None:
-    out = _run("shadow", "--help", env={**os.environ, "SHADOW_FIRST_HOUR": "18 July 2024"})
-    assert out.returncode == 2 and "Traceback" not in out.stderr
-    assert (
-        out.stderr.strip()
-        == "error: $SHADOW_FIRST_HOUR='18 July 2024': expected an hour as YYYY-MM-DD-HH:00, e.g. 2020-01-01-00:00"
-    )
-
-
 def test_bad_fault_rate_is_rejected() -> None:
     out = _run("replay", "--drop", "1.5")
     assert out.returncode == 2 and "outside [0, 1]" in out.stderr

@@ -552,3 +552,8 @@ def test_train_hours_beyond_the_tuning_period_is_refused_before_any_run(tmp_path
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert out.stderr.startswith("error: Invalid value for '--train-hours': 6 is not in the range 1<=x<=5"), out.stderr
     assert len(out.stderr.strip().splitlines()) == 1 and not (tmp_path / "artifacts").exists()
+
+
+def test_an_unknown_objective_is_refused_by_the_run_config_as_by_the_cli() -> None:
+    with pytest.raises(ValueError, match="unknown objective 'sharpe'; known: net_bps, pnl_bps"):
+        TuneConfig(objective="sharpe")

@@ -18,12 +18,13 @@ from shadow_pipeline.ingest import claims
 from shadow_pipeline.ingest.consumer import IngestOptions, TickConsumer, default_consumer_name
 from shadow_pipeline.ingest.landing import LandingStore
 from shadow_pipeline.ingest.metrics import IngestMetrics
+from shadow_pipeline.redis_io.keys import CONSUMER_GROUP
 from shadow_pipeline.redis_io.raw_reply import read_raw
 from shadow_pipeline.redis_io.streams import to_field_rows, xadd_rows
 from shadow_pipeline.resources import LandingResource
 from shadow_pipeline_tests.ingest_helpers import landed, replay_synthetic
 
-GROUP = IngestOptions.group
+GROUP = CONSUMER_GROUP
 
 
 def _read_as(client: redis.Redis, stream: str, consumer: str, count: int = 100_000) -> int:
@@ -137,8 +138,8 @@ def test_a_drain_is_not_complete_while_a_live_consumer_holds_old_entries(
     replayed = replay_synthetic(redis_client, stream, seconds=5)
     landing = tmp_path / "landing"
     redis_client.xgroup_create(stream, GROUP, id="0")
-    # A live consumer whose reorder buffer holds everything (a watermark of an hour, the most allowed): it reads,
-    # never acks.
+    # A live consumer whose reorder buffer holds everything (a watermark of an hour, the most the option takes,
+    # far beyond the 5 s replayed): it reads, never acks.
     holder = _serve_process(
         redis_url, stream, landing, "holder", "--watermark-ms", "3600000", "--dead-after-ms", "1500"
     )

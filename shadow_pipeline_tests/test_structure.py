@@ -84,3 +84,13 @@ def test_domain_is_grouped_by_concern() -> None:
     domain = PACKAGE / "domain"
     assert {p.name for p in domain.iterdir() if p.is_dir() and p.name != "__pycache__"} == CONCERNS
     assert sorted(p.name for p in domain.glob("*.py")) == ["__init__.py"]  # every module sits in its concern
+
+
+PRIVATE_DAGSTER = re.compile(r"^\s*(from|import)\s+dagster\w*\._", re.MULTILINE)
+
+
+def test_no_private_dagster_module_is_imported() -> None:
+    """Dagster's underscore modules change without notice between releases; the public ``dagster`` API does not."""
+    files = [*sorted(PACKAGE.rglob("*.py")), *sorted((ROOT / "shadow_pipeline_tests").rglob("*.py"))]
+    offenders = {str(p.relative_to(ROOT)): PRIVATE_DAGSTER.findall(p.read_text()) for p in files}
+    assert {k: v for k, v in offenders.items() if v} == {}

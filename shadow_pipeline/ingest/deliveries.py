@@ -199,3 +199,21 @@ def _columns(flats: Sequence[list[str] | None]) -> tuple[dict[str, np.ndarray], 
         for name in FIELDS:
             columns[name][trimmed] = "-"  # placeholders: trimmed entries are dead-lettered for their own reason
     return columns, trimmed, duplicated
+
+
+def subset(delivery: Delivery, keep: np.ndarray) -> Delivery:
+    """The entries at positions ``keep`` (sorted), renumbered."""
+    ticks, rejects = delivery.parsed.ticks, delivery.parsed.rejects
+    ticks = ticks[ticks.index.isin(keep)]
+    rejects = rejects[rejects.index.isin(keep)]
+    parsed = ParsedBatch(
+        ticks.set_axis(np.searchsorted(keep, ticks.index.to_numpy())),
+        rejects.set_axis(np.searchsorted(keep, rejects.index.to_numpy())),
+    )
+    return Delivery(delivery.ids[keep], parsed, lambda p: delivery.original(int(keep[p])))
+
+
+def without(delivery: Delivery, ids: set[str]) -> Delivery:
+    if not ids:
+        return delivery
+    return subset(delivery, np.array([p for p, i in enumerate(delivery.ids) if i not in ids], dtype=np.int64))

@@ -23,18 +23,22 @@ from shadow_pipeline.redis_io.keys import fills_stream, kpi_stream
 from shadow_pipeline.redis_io.kpi_export import read_stream_records
 from shadow_pipeline.reporting.accuracy import write_reports
 from shadow_pipeline.resources import ArtifactsResource, RedisResource
+from shadow_pipeline.summaries import DryRunSummary
+
+Reality = Literal["auto", "hftbacktest", "queue", "fills"]  # the CLI's --reality offers these too
+QueueModel = Literal["risk_averse", "power", "log"]
 
 
 class DryRunConfig(dg.Config):
     """Where reality comes from and how much of it to compare (docs/dry-run.md)."""
 
-    reality: Literal["auto", "hftbacktest", "queue", "fills"] = Field(
+    reality: Reality = Field(
         default="auto",
         description="auto: hftbacktest when the shadow runs the queue model, else the queue model; hftbacktest: "
         "hftbacktest's engine on the same ticks (extra hbt); queue: our queue-aware engine (only against a dwell "
         "shadow); fills: a real bot's fills from dryrun:fills:{symbol}.",
     )
-    queue_model: Literal["risk_averse", "power", "log"] = Field(
+    queue_model: QueueModel = Field(
         default="risk_averse", description="hftbacktest's queue model: risk-averse, or probabilistic (power, log)."
     )
     iterations: int | None = Field(default=None, ge=1, le=1_000_000, description="Compare only the newest N windows.")
@@ -158,6 +162,13 @@ def dryrun_accuracy_report(
         notes["queue_fit"] = fit.summary
     path = write_reports(artifacts.dryrun_folder(hour, symbol), accuracy, notes)
     context.log.info(f"{symbol} {hour}: dry-run accuracy {accuracy.worst} against {source}")
+    summary = DryRunSummary(
+        status=accuracy.worst,
+        windows=len(accuracy.windows),
+        predicted_fills=int(predicted_fills),
+        actual_fills=int(actual_fills),
+        report=str(path),
+    )
     yield dg.Output(
         accuracy.table,
         metadata={
@@ -178,6 +189,7 @@ def dryrun_accuracy_report(
                 if fit is not None
                 else {}
             ),
+            **summary.metadata(),
         },
     )
     yield from checks.accuracy_gates(accuracy)

@@ -11,14 +11,15 @@ from shadow_pipeline.domain.kpis.records import KpiRecordError
 from shadow_pipeline.domain.kpis.run_notes import RunNotesMissing
 from shadow_pipeline.redis_io.kpi_export import DEFAULT_STREAM_MAXLEN, DEFAULT_TTL_SECONDS, export_partition
 from shadow_pipeline.resources import RedisResource
+from shadow_pipeline.summaries import ExportSummary
+
+ExportMode = Literal["hash", "stream", "both"]  # the CLI's --mode offers these too
 
 
 class ExportConfig(dg.Config):
     """How the KPIs go to Redis (docs/dry-run.md: hash vs stream)."""
 
-    mode: Literal["hash", "stream", "both"] = Field(
-        default="both", description="hash: latest per symbol; stream: one entry per window; both."
-    )
+    mode: ExportMode = Field(default="both", description="hash: latest per symbol; stream: one entry per window; both.")
     per_symbol: bool = Field(default=True, description="Hash mode: also shadow:kpi:{symbol}, one field per KPI.")
     ttl_seconds: int = Field(
         default=DEFAULT_TTL_SECONDS, ge=1, le=366 * 24 * 3600, description="Expiry of the hashes (at most a year)."
@@ -59,7 +60,15 @@ def exported_kpis(
         metadata[f"{result.mode}_records_written"] = dg.MetadataValue.int(result.written)
         if result.mode == "stream":
             metadata["stream_records_already_there"] = dg.MetadataValue.int(result.skipped)
+    summary = ExportSummary(
+        written={r.mode: r.written for r in results}, keys={r.mode: ", ".join(r.keys) for r in results}
+    )
     context.log.info(f"exported {len(shadow_iterations)} windows of {partition} to {redis.describe()}")
     return dg.MaterializeResult(
-        metadata={"mode": config.mode, "windows": dg.MetadataValue.int(len(shadow_iterations)), **metadata}
+        metadata={
+            "mode": config.mode,
+            "windows": dg.MetadataValue.int(len(shadow_iterations)),
+            **metadata,
+            **summary.metadata(),
+        }
     )

@@ -41,6 +41,7 @@ from shadow_pipeline.reporting.snapshot import (
     write_snapshot,
 )
 from shadow_pipeline.resources import ArtifactsResource, RedisResource, TickStreamResource
+from shadow_pipeline.summaries import ShadowSummary, finite
 
 # The window table in the UI: the CLI's summary KPIs that exist per window, beside the window's identity.
 TABLE_COLUMNS = ("iteration", "ticks", *names(k for k in SUMMARY if k.per_window is not None), "pnl", "valid")
@@ -258,6 +259,9 @@ def shadow_report(
         name: dg.MetadataValue.float(float("nan") if value is None else float(value))
         for name, value in snapshot["kpis"].items()
     }
+    flips = bool(verdict_flips(fill_sensitivity))
+    kpis = {name: finite(value) for name, value in snapshot["kpis"].items()}
+    summary = ShadowSummary(verdict=verdict, reasons=list(snapshot["reasons"]), kpis=kpis, knob_flips=flips)
     yield dg.Output(
         report,
         metadata={
@@ -267,10 +271,11 @@ def shadow_report(
             "gates": dg.MetadataValue.md(pd.DataFrame(snapshot["gates"]).to_markdown(index=False)),
             "fill_model": run.fill_model,
             "sensitivity": dg.MetadataValue.md(fill_sensitivity.to_markdown(index=False, floatfmt=".4g")),
-            "verdict_flips_in_knob_range": dg.MetadataValue.bool(verdict_flips(fill_sensitivity)),
+            "verdict_flips_in_knob_range": dg.MetadataValue.bool(flips),
             "kpi_plot": dg.MetadataValue.md(markdown_image(png, f"{symbol} KPIs per window")),
             "snapshot": dg.MetadataValue.path(str(snapshot_path)),
             "profile": run.profile,
+            **summary.metadata(),
         },
     )
     yield checks.min_windows(judged.outcomes[0])

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import dagster as dg
 import pandas as pd
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from shadow_pipeline import user_json
 from shadow_pipeline.defs.partitions import hour_and_symbol, tick_partitions
@@ -37,6 +37,7 @@ from shadow_pipeline.reporting.notes import commit_sha
 from shadow_pipeline.reporting.plots import folds_png, markdown_image, objective_heatmap_png
 from shadow_pipeline.reporting.snapshot import write_atomically
 from shadow_pipeline.resources import ArtifactsResource, LandingResource, TickStreamResource
+from shadow_pipeline.summaries import TuneSummary, finite
 
 TUNING_HOURS = 6  # the tuning period: a partition's hour and the hours before it that the asset may read
 PROGRESS_LOGGER = "shadow_pipeline.tune.progress"  # (done, total) per set, for the CLI's progress bar
@@ -81,6 +82,14 @@ class TuneConfig(ShadowConfig):
     )
     workers: int | None = Field(default=None, ge=1, le=1024, description="Processes; default: every core.")
     top: int = Field(default=10, ge=1, le=1000, description="Rows of the top-N table.")
+
+    @field_validator("objective")
+    @classmethod
+    def _known_objective(cls, value: str | None) -> str | None:
+        """Refused in the launchpad, as ``tune --objective`` refuses it: both take OBJECTIVES' names."""
+        if value is not None and value not in OBJECTIVES:
+            raise ValueError(f"unknown objective {value!r}; known: {', '.join(OBJECTIVES)}")
+        return value
 
 
 def search_of(config: TuneConfig, params: StrategyParams, symbol: str) -> Search:
@@ -209,6 +218,22 @@ def tuned_profile(
     reproduce = _reproduce(folder, base, newest.test, symbol, config.window_seconds, tick_stream, landing)
     files = _write_files(folder, walk, base, thresholds, search, config, symbol, reproduce, folds, top)
     verdict = walk.decision
+    valid_windows = int(str(walk.kpis.get("valid_windows") or 0))
+    stage = TuneSummary(
+        verdict=verdict.label,
+        live_ready=bool(verdict.go),
+        reasons=list(verdict.reasons),
+        objective=objective,
+        base_out_of_sample=finite(walk.base_kpis.get(objective)),
+        in_sample=finite(newest.in_sample.objective),
+        out_of_sample=finite(walk.kpis.get(objective)),
+        judged_hours=", ".join(walk.tested_hours),
+        folds=len(walk.folds),
+        out_of_sample_valid_windows=valid_windows,
+        sets_evaluated=evaluated,
+        sets_per_second=finite(evaluated / seconds if seconds > 0 else None),
+        summary=str(folder / summary.SUMMARY_FILE),
+    )
     (context.log.info if verdict.go else context.log.warning)(
         f"{symbol} {hour}: tuned {verdict.label} out of sample ({seconds:.1f} s, {evaluated} sets)"
         + (f": {'; '.join(verdict.reasons)}" if verdict.reasons else "")
@@ -224,7 +249,7 @@ def tuned_profile(
             f"in_sample_{objective}": _float(newest.in_sample.objective),
             f"base_out_of_sample_{objective}": _float(walk.base_kpis.get(objective)),
             "mean_degradation": _float(folds["degradation"].mean()),
-            "out_of_sample_valid_windows": dg.MetadataValue.int(int(str(walk.kpis.get("valid_windows") or 0))),
+            "out_of_sample_valid_windows": dg.MetadataValue.int(valid_windows),
             "folds": dg.MetadataValue.int(len(walk.folds)),
             "judged_hours": ", ".join(walk.tested_hours),
             "sets_evaluated": dg.MetadataValue.int(evaluated),
@@ -242,6 +267,7 @@ def tuned_profile(
             "tuned_profile": _tuned_name(base),
             "reproduce": reproduce,
             "commit": commit_sha(),
+            **stage.metadata(),
         },
     )
     yield checks.out_of_sample_gates(verdict, walk.tested_hours)

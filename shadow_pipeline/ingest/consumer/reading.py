@@ -1,0 +1,155 @@
+"""Reading: new entries, one batch read ahead, and each batch's own processing (guard, reorder buffer).
+
+Guard checks and XACKs go to Redis in order on a side thread, overlapping the next batch's parse; what they
+found is accounted here when they finish (``collect_side``)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from shadow_pipeline.domain.market.reorder import Release
+from shadow_pipeline.ingest import claims
+from shadow_pipeline.ingest.consumer.report import add_counts
+from shadow_pipeline.ingest.deliveries import Delivery, from_reply
+from shadow_pipeline.ingest.guard import GuardCounts
+from shadow_pipeline.redis_io.raw_reply import read_raw
+
+if TYPE_CHECKING:
+    from shadow_pipeline.ingest.consumer.tick_consumer import TickConsumer
+
+log = logging.getLogger(__name__)
+PROGRESS_SECONDS = 10.0
+
+
+def read_new(consumer: TickConsumer, block: bool) -> int:
+    """Take the batch read ahead (or read one), start reading the next, then process this one."""
+    wait = consumer.options.block_ms if block else None
+    future, consumer._prefetched = consumer._prefetched, None
+    delivery = (future or consumer._reader.submit(consumer._xreadgroup, ">", wait)).result()
+    if len(delivery):
+        consumer._prefetched = consumer._reader.submit(consumer._xreadgroup, ">", wait)
+        consumer._process(delivery, redelivered=False)
+    consumer._update_lag()
+    return len(delivery)
+
+
+def process_prefetched(consumer: TickConsumer) -> None:
+    future, consumer._prefetched = consumer._prefetched, None
+    if future is not None and len(delivery := future.result()):
+        consumer._process(delivery, redelivered=False)
+
+
+def drop_prefetched(consumer: TickConsumer) -> None:
+    """Before recovering after an error: let a read in flight finish, so that the pending-entry scan that
+    follows sees everything delivered to this consumer (and processes it once, as a redelivery)."""
+    future, consumer._prefetched = consumer._prefetched, None
+    side_work, consumer._side_work = consumer._side_work, []
+    for call, then in [*side_work, *([(future, None)] if future is not None else [])]:
+        try:
+            result = call.result(timeout=consumer.options.block_ms / 1000 + 10)
+        except Exception:  # its XACK or guard check is redone by the recovery (_unacked, _unguarded)
+            log.debug("call in flight failed during recovery", exc_info=True)
+        else:
+            if then is not None:
+                then(result)
+
+
+def xreadgroup(consumer: TickConsumer, last: str, block: int | None) -> Delivery:
+    """Read and parse a batch (on the reader thread for new entries: the byte scan runs without the GIL)."""
+    opts = consumer.options
+    args: list[Any] = ["XREADGROUP", "GROUP", opts.group, opts.consumer, "COUNT", opts.batch]
+    if block is not None:
+        args += ["BLOCK", block]
+    return from_reply(read_raw(consumer._client, *args, "STREAMS", opts.stream, last))
+
+
+def update_lag(consumer: TickConsumer, force: bool = False) -> None:
+    """The group's lag gauge, at most once a second; a progress line every PROGRESS_SECONDS."""
+    now = time.monotonic()
+    if not force and now < consumer._next_lag_check:
+        return
+    consumer._next_lag_check = now + 1.0
+    lag = claims.consistent_lag(consumer._client, consumer.options.stream, consumer.options.group)
+    if lag is not None:
+        consumer.metrics.lag.set(lag)
+    if now >= consumer._next_progress:
+        consumer._next_progress = now + PROGRESS_SECONDS
+        log.info(
+            "consumer %s: %d entries read, %d ticks landed, %d dead letters, lag %s",
+            consumer.options.consumer,
+            consumer.report.read,
+            consumer.report.landed_total,
+            consumer.report.dead_letters,
+            "unknown" if lag is None else lag,
+        )
+
+
+def process(consumer: TickConsumer, delivery: Delivery, redelivered: bool) -> None:
+    consumer._land_due(consumer._accept(delivery, redelivered).dropped, len(delivery))
+
+
+def accept(consumer: TickConsumer, delivery: Delivery, redelivered: bool) -> Release:
+    """An entry's own processing: dead-letter it with its reason, or check its seq and buffer its tick."""
+    ids = delivery.ids
+    consumer.report.read += len(ids)
+    if redelivered:
+        consumer.report.redelivered += len(ids)
+    consumer._dead_letter(delivery)
+    ticks = delivery.parsed.ticks  # with entry_id and ts_broker (see ingest.deliveries)
+    if not ticks.empty:
+        symbols, seqs = ticks["symbol"].to_numpy(), ticks["seq"].to_numpy(dtype=np.int64)
+        guard, token = consumer._guard, next(consumer._side_tokens)
+        consumer._unguarded[token] = (symbols, seqs)
+        consumer._submit_side(lambda: guard.check(symbols, seqs, redelivered), partial(consumer._guarded, token))
+    release = consumer._buffer.push(ticks.reset_index(drop=True))
+    consumer.report.peak_buffered = max(consumer.report.peak_buffered, len(consumer._buffer))
+    add_counts(consumer.report.reordered, release.reordered)
+    for symbol, count in release.reordered.items():
+        consumer.metrics.reordered.labels(symbol).inc(count)
+    consumer._ready.append(release.released)
+    if consumer._ready_since is None and not release.released.empty:
+        consumer._ready_since = time.monotonic()
+    return release
+
+
+def submit_side(consumer: TickConsumer, call: Callable[[], Any], then: Callable[[Any], None]) -> None:
+    consumer._side_work.append((consumer._side.submit(call), then))
+    consumer._collect_side(wait=False)
+
+
+def collect_side(consumer: TickConsumer, wait: bool) -> None:
+    """Account finished guard/ack calls in submission order; raises what a call raised (e.g. lost Redis)."""
+    while consumer._side_work and (wait or consumer._side_work[0][0].done()):
+        future, then = consumer._side_work.pop(0)
+        then(future.result())
+
+
+def guarded(consumer: TickConsumer, token: int, found: dict[str, GuardCounts]) -> None:
+    consumer._unguarded.pop(token, None)
+    consumer._account_guard(found)
+
+
+def account_guard(consumer: TickConsumer, found: dict[str, GuardCounts]) -> None:
+    for symbol, counts in found.items():
+        add_counts(consumer.report.gaps, {symbol: counts.gaps})
+        add_counts(consumer.report.duplicates, {symbol: counts.duplicates})
+        add_counts(consumer.report.out_of_order, {symbol: counts.out_of_order})
+        consumer.metrics.gaps.labels(symbol).inc(counts.gaps)
+        consumer.metrics.duplicates.labels(symbol).inc(counts.duplicates)
+        consumer.metrics.out_of_order.labels(symbol).inc(counts.out_of_order)
+        consumer.metrics.missing.labels(symbol).set(counts.missing)
+        if counts.gaps or counts.duplicates:
+            log.warning(
+                "sequence guard %s: %d seqs skipped, %d duplicates, %d out of order (%d missing now)",
+                symbol,
+                counts.gaps,
+                counts.duplicates,
+                counts.out_of_order,
+                counts.missing,
+            )

@@ -1,0 +1,152 @@
+"""Settling: what ends an entry's life in the group, and what ends a drain.
+
+An entry is acked only once the tick it carries is landed (or dropped by backpressure and landed as a drop
+record, or written to the dead-letter stream in the same MULTI/EXEC as its XACK); a drain is complete only once
+nothing delivered before its end is pending in the group (docs/ingest.md, "Claiming and completeness")."""
+
+from __future__ import annotations
+
+import logging
+import time
+from functools import partial
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import redis
+
+from shadow_pipeline.ingest import claims, dead_letters
+from shadow_pipeline.ingest.consumer.report import add_counts, incomplete_message
+from shadow_pipeline.ingest.deliveries import Delivery
+from shadow_pipeline.ingest.landing import Kind
+
+if TYPE_CHECKING:
+    from shadow_pipeline.ingest.consumer.tick_consumer import TickConsumer
+
+log = logging.getLogger(__name__)
+
+
+def land_due(consumer: TickConsumer, dropped: pd.DataFrame, entries: int) -> None:
+    """Land what is released when enough waits, the batch was short (a quiet feed) or it waited too long;
+    ticks dropped by backpressure at once, as drop records."""
+    if not dropped.empty:
+        consumer._land_ready()
+        consumer._land(dropped.iloc[0:0], dropped)
+    elif (
+        sum(len(r) for r in consumer._ready) >= consumer.options.land_every
+        or entries < consumer.options.batch
+        or (
+            consumer._ready_since is not None
+            and time.monotonic() - consumer._ready_since >= consumer.options.land_every_ms / 1000
+        )
+    ):
+        consumer._land_ready()
+
+
+def land_ready(consumer: TickConsumer) -> None:
+    ready = [r for r in consumer._ready if not r.empty]
+    consumer._ready = []
+    consumer._ready_since = None
+    if ready:
+        released = pd.concat(ready, ignore_index=True)
+        consumer._land(released, released.iloc[0:0])
+
+
+def land(consumer: TickConsumer, released: pd.DataFrame, dropped: pd.DataFrame) -> None:
+    if released.empty and dropped.empty:
+        return
+    # A refused write raises LandingError (or, serving, waits for space) before anything below is acked.
+    consumer.landing.write(Kind.TICKS, released, consumer.options.consumer, consumer._landing_attempts)
+    consumer.landing.write(Kind.DROPS, dropped, consumer.options.consumer, consumer._landing_attempts)
+    for frame, counter, total in (
+        (released, consumer.metrics.ticks, consumer.report.landed),
+        (dropped, consumer.metrics.drops, consumer.report.dropped),
+    ):
+        if frame.empty:
+            continue
+        counts = frame["symbol"].value_counts()
+        add_counts(total, {str(k): int(v) for k, v in counts.items()})
+        for symbol, count in counts.items():
+            counter.labels(symbol).inc(int(count))
+    if not dropped.empty:
+        log.warning("backpressure: reorder buffer full, dropped %d ticks (kept as drop records)", len(dropped))
+    landed = [frame["entry_id"].to_numpy(dtype=object) for frame in (released, dropped) if not frame.empty]
+    ids = np.concatenate(landed).tolist()
+    for start in range(0, len(ids), 10_000):
+        token, chunk = next(consumer._side_tokens), ids[start : start + 10_000]
+        consumer._unacked[token] = chunk
+        consumer._submit_side(partial(consumer._ack, consumer._client, chunk), partial(consumer._acked, token))
+
+
+def acked(consumer: TickConsumer, token: int, _: int) -> None:
+    consumer._unacked.pop(token, None)
+
+
+def ack(consumer: TickConsumer, client: redis.Redis, ids: list[str]) -> int:
+    return int(client.xack(consumer.options.stream, consumer.options.group, *ids))
+
+
+def dead_letter(consumer: TickConsumer, delivery: Delivery, extra: pd.Series | None = None) -> None:
+    """Dead-letter the delivery's rejects, and ``extra`` (position -> reason: entries to dead-letter for a reason
+    of the caller's, e.g. poison ones whose processing failed too often; the caller then lands none of their
+    ticks), each record with the entry's original bytes (``ingest.dead_letters.record``), with their XACKs in
+    one MULTI/EXEC."""
+    rejects = delivery.parsed.rejects
+    if extra is not None and len(extra):
+        rejects = pd.concat([rejects, extra[~extra.index.isin(rejects.index)]]).sort_index()
+    if rejects.empty:
+        return
+    opts = consumer.options
+    positions = rejects.index.to_numpy(dtype=int)
+    ids = delivery.ids[positions].tolist()
+    pipe = consumer._client.pipeline(transaction=True)  # the dead letters and their XACKs, or none of them
+    for position, entry_id, reason in zip(positions, ids, rejects.to_numpy(), strict=True):
+        letter = dead_letters.record(entry_id, opts.stream, str(reason), delivery.original(int(position)))
+        pipe.xadd(opts.dead_letter_stream, letter)  # type: ignore[arg-type]
+    pipe.xack(opts.stream, opts.group, *ids)
+    pipe.hdel(consumer._attempts.key, *ids)  # a dead letter's failures are settled with it
+    pipe.execute()
+    consumer.report.dead_letters += len(rejects)
+    consumer.metrics.dead_letters.inc(len(rejects))
+    log.warning(
+        "dead-lettered %d entries to %s (first: %s: %s)",
+        len(rejects),
+        opts.dead_letter_stream,
+        ids[0],
+        rejects.iloc[0],
+    )
+
+
+def flush(consumer: TickConsumer) -> None:
+    consumer._ready.append(consumer._buffer.flush())
+    consumer._land_ready()
+
+
+def settle(consumer: TickConsumer) -> None:
+    """A drain is complete once no entry delivered before it finished reading is pending in the group.
+
+    Waits up to ``drain_wait_ms`` for live consumers to ack what they hold, claiming meanwhile from
+    consumers that turn out dead and entries idle past ``claim_idle_ms``; what live consumers still hold
+    then is reported (``held``) and the drain is not complete.
+    """
+    opts = consumer.options
+    group = next((g for g in consumer._client.xinfo_groups(opts.stream) if g.get("name") == opts.group), None)
+    boundary = str(group["last-delivered-id"]) if group else "0-0"
+    deadline = time.monotonic() + opts.drain_wait_ms / 1000
+    while True:
+        consumer._claim(full=True)
+        consumer._flush()
+        consumer._collect_side(wait=True)
+        held: dict[str, int] = {}
+        for row in claims.pending_entries(consumer._client, opts.stream, opts.group, 10_000, end=boundary):
+            held[row.consumer] = held.get(row.consumer, 0) + 1
+        consumer.report.held = held
+        consumer.report.complete = not held
+        if not held or time.monotonic() >= deadline:
+            break
+        time.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
+    if held:
+        log.warning("%s", incomplete_message(opts, consumer.report))
+    for facts in claims.consumers(consumer._client, opts.stream, opts.group):  # owners emptied by the claims above
+        if facts.name not in consumer.report.forgotten:
+            consumer._forget(facts)

@@ -1,0 +1,78 @@
+"""Settings from the environment: a malformed one never fails loading the definitions (whatever uses it says so in
+one line), and the launchpad shows the setting in force, a secret as the variable it comes from."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from shadow_pipeline import settings
+from shadow_pipeline.defs.resources import resources
+from shadow_pipeline.io_managers import ParquetIOManager
+from shadow_pipeline.launch import _failure_text
+
+BAD = {
+    settings.FIRST_HOUR_ENV: ("garbage", "$SHADOW_FIRST_HOUR='garbage': expected an hour as YYYY-MM-DD-HH:00"),
+    settings.SYMBOLS_ENV: (";;", "$SHADOW_SYMBOLS=';;': expected comma-separated symbols of A-Z, 0-9, _ and -"),
+}
+LOAD = "import shadow_pipeline.definitions as d; d.defs(); import shadow_pipeline.cli; print('loaded')"
+
+
+def _python(code: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+
+
+@pytest.mark.parametrize("variable", sorted(BAD))
+def test_a_bad_variable_never_fails_loading_the_definitions(variable: str) -> None:
+    value, message = BAD[variable]
+    env = {**os.environ, variable: value}
+    loaded = _python(LOAD, env)
+    assert loaded.returncode == 0 and loaded.stdout.strip() == "loaded", loaded.stderr[-2000:]
+    helped = _python("from shadow_pipeline.cli import main; main(['shadow', '--help'])", env)
+    assert helped.returncode == 0, helped.stderr[-2000:]
+    used = _python("from shadow_pipeline.cli import main; main(['shadow', '--symbols', 'BTCUSDT'])", env)
+    lines = used.stderr.strip().splitlines()
+    assert used.returncode == 2 and len(lines) == 1 and lines[0].startswith(f"error: {message}"), used.stderr
+
+
+def test_a_run_fails_on_a_bad_variable_with_its_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv(settings.FIRST_HOUR_ENV, "garbage")
+
+    @dg.asset
+    def probe() -> int:
+        return 1
+
+    result = dg.materialize(
+        [probe],
+        resources={"io_manager": ParquetIOManager(base_path=str(tmp_path))},
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+    assert not result.success
+    assert BAD[settings.FIRST_HOUR_ENV][1] in _failure_text(result)
+
+
+def test_the_launchpad_shows_the_variable_of_a_secret_and_the_value_of_a_folder(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv(settings.REDIS_URL_ENV, "redis://u:s3cret@127.0.0.1:1/0")
+    monkeypatch.setenv(settings.SLACK_TOKEN_ENV, "xoxb-s3cret")
+    monkeypatch.setenv(settings.DATA_DIR_ENV, str(tmp_path / "data"))
+    bound = resources().resources or {}
+    assert bound["redis"].url == dg.EnvVar(settings.REDIS_URL_ENV)
+    assert bound["alerts"].slack_token == dg.EnvVar(settings.SLACK_TOKEN_ENV)
+    assert bound["landing"].base_path == str(tmp_path / "data" / "landing")
+    assert bound["io_manager"].base_path == str(tmp_path / "data" / "assets")
+    assert "s3cret" not in repr(bound)
+
+
+def test_an_unset_secret_stays_unset_for_the_resources_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(settings.REDIS_URL_ENV, raising=False)
+    monkeypatch.delenv(settings.SLACK_TOKEN_ENV, raising=False)
+    bound = resources().resources or {}
+    assert bound["redis"].url is None and bound["alerts"].slack_token is None
