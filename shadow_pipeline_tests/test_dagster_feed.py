@@ -16,12 +16,13 @@ def test_definitions_load() -> None:
 
 
 def test_replayed_feed_materializes_into_redis(redis_url: str, redis_client: redis.Redis, stream: str) -> None:
-    result = dg.materialize(
-        [replayed_feed],
-        resources={"redis": RedisResource(url=redis_url), "tick_stream": TickStreamResource(stream=stream)},
-        run_config=dg.RunConfig(ops={"replayed_feed": FeedConfig(minutes=0.5, symbols=["ETHUSDT"])}),
-        instance=dg.DagsterInstance.ephemeral(),
-    )
+    with dg.instance_for_test() as instance:  # a bare ephemeral() can be collected mid-run
+        result = dg.materialize(
+            [replayed_feed],
+            resources={"redis": RedisResource(url=redis_url), "tick_stream": TickStreamResource(stream=stream)},
+            run_config=dg.RunConfig(ops={"replayed_feed": FeedConfig(minutes=0.5, symbols=["ETHUSDT"])}),
+            instance=instance,
+        )
     assert result.success
     metadata = result.asset_materializations_for_node("replayed_feed")[0].metadata
     written = metadata["entries_written"].value
@@ -32,16 +33,17 @@ def test_replayed_feed_materializes_into_redis(redis_url: str, redis_client: red
 
 
 def test_feed_fails_clearly_when_redis_is_down(stream: str) -> None:
-    result = dg.materialize(
-        [replayed_feed],
-        resources={
-            "redis": RedisResource(url="redis://:hunter2@127.0.0.1:1/0"),
-            "tick_stream": TickStreamResource(stream=stream),
-        },
-        run_config=dg.RunConfig(ops={"replayed_feed": FeedConfig(minutes=0.1)}),
-        instance=dg.DagsterInstance.ephemeral(),
-        raise_on_error=False,
-    )
+    with dg.instance_for_test() as instance:  # a bare ephemeral() can be collected mid-run
+        result = dg.materialize(
+            [replayed_feed],
+            resources={
+                "redis": RedisResource(url="redis://:hunter2@127.0.0.1:1/0"),
+                "tick_stream": TickStreamResource(stream=stream),
+            },
+            run_config=dg.RunConfig(ops={"replayed_feed": FeedConfig(minutes=0.1)}),
+            instance=instance,
+            raise_on_error=False,
+        )
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     message = str(failure.event_specific_data.error)  # type: ignore[union-attr]

@@ -39,13 +39,14 @@ def _resources(redis_url: str, stream: str, tmp_path: Path) -> dict[str, object]
 
 
 def _materialize(resources: dict[str, object], hour: str, symbol: str) -> dg.ExecuteInProcessResult:
-    return dg.materialize(
-        [landing_zone, raw_ticks, normalized_ticks],
-        partition_key=partition_key(hour, symbol),
-        resources=resources,
-        instance=dg.DagsterInstance.ephemeral(),
-        raise_on_error=False,
-    )
+    with dg.instance_for_test() as instance:  # a bare ephemeral() can be collected mid-run
+        return dg.materialize(
+            [landing_zone, raw_ticks, normalized_ticks],
+            partition_key=partition_key(hour, symbol),
+            resources=resources,
+            instance=instance,
+            raise_on_error=False,
+        )
 
 
 def _metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, object]:

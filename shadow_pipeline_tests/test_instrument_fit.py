@@ -70,14 +70,15 @@ def test_a_crossed_row_or_two_is_tolerated_as_a_venue_glitch() -> None:
 
 
 def _materialize(redis_url: str, stream: str, folder: Path, hour: str) -> dg.ExecuteInProcessResult:
-    return dg.materialize(
-        [landing_zone, raw_ticks, normalized_ticks, shadow_iterations],
-        partition_key=partition_key(hour, "BTCUSDT"),
-        resources=pipeline_resources(redis_url, stream, folder),
-        run_config=shadow_run_config(window_seconds=10),
-        instance=dg.DagsterInstance.ephemeral(),
-        raise_on_error=False,
-    )
+    with dg.instance_for_test() as instance:  # a bare ephemeral() can be collected mid-run
+        return dg.materialize(
+            [landing_zone, raw_ticks, normalized_ticks, shadow_iterations],
+            partition_key=partition_key(hour, "BTCUSDT"),
+            resources=pipeline_resources(redis_url, stream, folder),
+            run_config=shadow_run_config(window_seconds=10),
+            instance=instance,
+            raise_on_error=False,
+        )
 
 
 def _fit_check(result: dg.ExecuteInProcessResult) -> dg.AssetCheckEvaluation:

@@ -47,12 +47,13 @@ def test_a_run_fails_on_a_bad_variable_with_its_one_line(monkeypatch: pytest.Mon
     def probe() -> int:
         return 1
 
-    result = dg.materialize(
-        [probe],
-        resources={"io_manager": ParquetIOManager(base_path=str(tmp_path))},
-        instance=dg.DagsterInstance.ephemeral(),
-        raise_on_error=False,
-    )
+    with dg.instance_for_test() as instance:  # a bare ephemeral() can be collected mid-run
+        result = dg.materialize(
+            [probe],
+            resources={"io_manager": ParquetIOManager(base_path=str(tmp_path))},
+            instance=instance,
+            raise_on_error=False,
+        )
     assert not result.success
     assert BAD[settings.FIRST_HOUR_ENV][1] in _failure_text(result)
 
