@@ -152,4 +152,5 @@ def test_an_archive_through_dagster_feed_ingest_and_shadow_reports_latency_not_m
     assert iterations[latency].isna().all().all() and (iterations["decision_p95_ms"] > 0).all()
     snapshot = json.loads((tmp_path / "artifacts/shadow" / hour / "BTCUSDT" / SNAPSHOT_FILE).read_text())
     assert snapshot["latency_notes"] == FEED_UNSTAMPED
+    assert any("unknown: latency not measured (source has no receive stamp)" in r for r in snapshot["reasons"])
     assert snapshot["kpis"]["p95_latency_ms"] is None
