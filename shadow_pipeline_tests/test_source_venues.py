@@ -16,6 +16,7 @@ import redis
 from click.testing import CliRunner
 
 from shadow_pipeline import cli
+from shadow_pipeline.defs.feed.assets import FeedConfig, replayed_feed
 from shadow_pipeline.defs.ingest import checks
 from shadow_pipeline.defs.ingest.assets import landing_zone, normalized_ticks, raw_ticks
 from shadow_pipeline.defs.partitions import partition_key
@@ -170,6 +171,20 @@ def test_the_synthetic_market_takes_a_venue(redis_url: str, stream: str, monkeyp
     assert list(json.loads(result.stdout)["ticks_by_symbol"]) == ["BTCUSDT.bybit-linear"]
     entries = read_entries(redis.Redis.from_url(redis_url), stream)
     assert {fields["venue"] for _, fields in entries} == {"bybit-linear"}
+
+
+def test_the_feed_asset_takes_a_venue(redis_url: str, stream: str, tmp_path: Path) -> None:
+    feed = FeedConfig(symbols=["BTCUSDT"], minutes=0.05, venue="bybit-spot", maxlen=0)
+    with dg.instance_for_test() as instance:
+        fed = dg.materialize(
+            [replayed_feed],
+            resources=pipeline_resources(redis_url, stream, tmp_path),
+            run_config=dg.RunConfig(ops={"replayed_feed": feed}),
+            instance=instance,
+        )
+    assert fed.success
+    entries = read_entries(redis.Redis.from_url(redis_url), stream)
+    assert entries and {fields["venue"] for _, fields in entries} == {"bybit-spot"}
 
 
 def test_the_replay_command_refuses_a_venue_in_one_error_line(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
