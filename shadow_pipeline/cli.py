@@ -28,6 +28,7 @@ from shadow_pipeline.defs.feed.assets import FeedConfig
 from shadow_pipeline.defs.shadow.assets import ShadowConfig
 from shadow_pipeline.defs.tune.assets import PROGRESS_LOGGER, TUNING_HOURS, TuneConfig
 from shadow_pipeline.domain.market.faults import FaultSpec
+from shadow_pipeline.domain.market.instruments import DEFAULT_VENUE, InstrumentError, load_registry
 from shadow_pipeline.domain.tuning.tuner import OBJECTIVES
 from shadow_pipeline.feed.replay import ReplayOptions, ReplayResult, replay
 from shadow_pipeline.feed.sources import open_source
@@ -173,6 +174,25 @@ def _gateway(ctx: click.Context, param: click.Parameter, value: str | None) -> s
     return value
 
 
+class _VenueCode(click.ParamType):
+    """A venue code of the instrument registry: the choices are the registry's venues, read when the option is
+    used (the registry includes $SHADOW_INSTRUMENTS, which a command that takes no venue must not have to read)."""
+
+    name = "venue"
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context) -> str | None:
+        try:
+            return f"[{'|'.join(load_registry().venues)}]"
+        except InstrumentError:
+            return "VENUE"
+
+    def convert(self, value: typing.Any, param: click.Parameter | None, ctx: click.Context | None) -> typing.Any:
+        try:
+            return load_registry().venue(str(value)).code
+        except InstrumentError as exc:
+            self.fail(str(exc), param, ctx)
+
+
 class _RedactingFilter(logging.Filter):
     """Every log line through redact_text, its traceback too: a library that logs a URL must not log its
     password. The traceback is formatted here into ``exc_text``, which formatters print instead of formatting
@@ -238,6 +258,13 @@ def _summary(result: ReplayResult, url: str, stream: str) -> dict[str, object]:
 )
 @click.option("--symbols", default="", help="Comma-separated; synthetic default BTCUSDT,ETHUSDT; recordings: all.")
 @click.option(
+    "--venue",
+    type=_VenueCode(),
+    default=None,
+    help="The ticks' venue. Recordings: default what the file's messages show; a venue that contradicts them "
+    f"is refused. Synthetic: default {DEFAULT_VENUE}.",
+)
+@click.option(
     "--minutes",
     type=_config_range(FeedConfig, "minutes"),
     default=default(FeedConfig, "minutes"),
@@ -280,6 +307,7 @@ def replay_command(
     source: str,
     files: tuple[str, ...],
     symbols: str,
+    venue: str | None,
     minutes: float,
     seed: int,
     redis_url: str | None,
@@ -315,7 +343,7 @@ def replay_command(
             progress=progress,
         )
         chosen = [s.strip().upper() for s in symbols.split(",") if s.strip()]
-        src = open_source(source, symbols=chosen, seconds=minutes * 60, seed=seed, files=files)
+        src = open_source(source, symbols=chosen, seconds=minutes * 60, seed=seed, files=files, venue=venue)
         url = resolve_url(redis_url, "--redis-url")
         if not redis_url and not settings.redis_url():
             log.warning(

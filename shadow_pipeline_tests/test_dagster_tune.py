@@ -33,6 +33,7 @@ from shadow_pipeline.domain.kpis.gates import GO, NO_GO
 from shadow_pipeline.domain.kpis.run_notes import params_digest
 from shadow_pipeline.domain.market.instruments import load_registry
 from shadow_pipeline.domain.market.synthetic import generate
+from shadow_pipeline.domain.market.ticks import VENUE_FIELD
 from shadow_pipeline.domain.strategies.profiles import Thresholds, load_profiles, resolve
 from shadow_pipeline.domain.tuning.search_space import point_of
 from shadow_pipeline.feed.replay import ReplayOptions, replay
@@ -174,7 +175,9 @@ def binance_market(redis_env: str, tmp_path_factory: pytest.TempPathFactory) -> 
     try:
         for paths in files.values():
             source = open_source("binance", files=paths)
-            replay(client, source.chunks, ReplayOptions(stream=stream, maxlen=None, progress=False))
+            # without their venue field (the reader says binance-spot): shadowed as the perpetual, see above
+            chunks = (chunk.drop(columns=VENUE_FIELD) for chunk in source.chunks)
+            replay(client, chunks, ReplayOptions(stream=stream, maxlen=None, progress=False))
         assert stream_hours(client, stream) == list(BINANCE_HOURS)
         market = Market(redis_env, stream, str(tmp_path_factory.mktemp("binance-data")), BINANCE_HOURS, BINANCE_SYMBOLS)
         with spot_as_perpetual(Path(market.data_dir)):

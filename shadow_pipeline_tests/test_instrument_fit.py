@@ -17,7 +17,8 @@ from shadow_pipeline.defs.shadow.assets import shadow_iterations
 from shadow_pipeline.domain.market.instruments import load_registry
 from shadow_pipeline.domain.market.quality import MAX_CROSSED_SHARE, fit
 from shadow_pipeline.domain.market.synthetic import generate
-from shadow_pipeline.domain.market.ticks import FIELDS, parse_table
+from shadow_pipeline.domain.market.ticks import FIELDS, VENUE_FIELD, parse_table
+from shadow_pipeline.feed.recordings import read_binance
 from shadow_pipeline.feed.replay import ReplayOptions, number_ticks, replay
 from shadow_pipeline.feed.sources import open_source
 from shadow_pipeline.redis_io.streams import to_field_rows, xadd_rows
@@ -94,13 +95,15 @@ def _refused(result: dg.ExecuteInProcessResult) -> str:
     return str(evaluation.description)
 
 
-def test_binance_spot_replayed_as_the_perpetual_is_refused_and_the_perpetual_passes(
+def test_binance_spot_fed_without_its_venue_is_refused_and_the_perpetual_passes(
     redis_url: str, redis_client: redis.Redis, stream: str, tmp_path: Path
 ) -> None:
     spot = market_file("binance_hftbacktest/spot/btcusdt_20240808.gz")
     perp = market_file("binance_hftbacktest/usdm/btcusdt_20240808.gz")
     options = ReplayOptions(stream=stream, maxlen=None, progress=False)
-    replay(redis_client, open_source("binance", files=[spot]).chunks, options)
+    # the reader says binance-spot; a feed handler that wrote no venue field puts the same ticks on the perpetual
+    unvenued = read_binance([spot]).drop(columns=VENUE_FIELD)
+    replay(redis_client, iter([unvenued]), options)
     said = _refused(_materialize(redis_url, stream, tmp_path / "spot", RECORDED_HOUR))
     assert "prices are off BTCUSDT.binance-usdm's 0.1 grid: is this spot data? (BTCUSDT.binance-spot would fit)" in said
     assert (

@@ -11,7 +11,13 @@ import pytest
 from hypothesis import given, settings
 
 from shadow_pipeline.domain.kpis.gates import judge
-from shadow_pipeline.domain.kpis.per_window import BROKER_REPLAYED, BROKER_UNTIMED, aggregate, iteration_kpis
+from shadow_pipeline.domain.kpis.per_window import (
+    BROKER_REPLAYED,
+    BROKER_UNTIMED,
+    FEED_UNSTAMPED,
+    aggregate,
+    iteration_kpis,
+)
 from shadow_pipeline.domain.simulation.simulator import Simulation, simulate
 from shadow_pipeline.domain.strategies.profiles import StrategyParams
 from shadow_pipeline_tests.sim_helpers import MS, T0, gates, make_ticks, params, strategies, tick, tick_sequences
@@ -171,6 +177,24 @@ def test_aggregate_weights_flows_and_time_and_the_verdict_says_by_how_much() -> 
         "risk_ratio": 0.1,
     }
     assert judge(passing, loose).go and judge(passing, loose).reasons == []
+
+
+def test_a_latency_gate_on_a_source_without_receive_stamps_says_latency_was_not_measured() -> None:
+    ticks, sim = _hand_case()
+    ticks["ts_local"] = ticks["ts_server"]  # how a source without a receive stamp says so
+    loose = replace(GATES, min_ticks_per_window=1)
+    kpis = iteration_kpis(ticks, sim, params(), loose, 5.0)
+    assert kpis.attrs["notes"] == [FEED_UNSTAMPED]
+    row = {str(k): v for k, v in aggregate(kpis).iloc[0].items()}
+    latency = "p95_latency_ms unknown: latency not measured (source has no receive stamp); needs p95_latency_ms <="
+    [said] = [r for r in judge(row, loose, "; ".join(kpis.attrs["notes"])).reasons if r.startswith("p95_latency")]
+    assert said.startswith(latency)
+    # without the notes (a report row judged on its own) the general reason stands
+    [general] = [r for r in judge(row, loose).reasons if r.startswith("p95_latency")]
+    assert general.startswith("p95_latency_ms unknown: no fills or no valid window; needs")
+    no_fills = {**row, "maker_taker_ratio": None}  # a non-latency KPI keeps its reason under the same notes
+    reasons = judge(no_fills, loose, FEED_UNSTAMPED).reasons
+    assert any(r.startswith("maker_taker_ratio unknown: no fills or no valid window;") for r in reasons)
 
 
 @settings(max_examples=50, deadline=None)

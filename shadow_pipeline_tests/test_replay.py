@@ -86,7 +86,8 @@ def test_bybit_recording_gives_touch_changes_and_every_trade(
     batch = parse_entries([f for _, f in read_entries(redis_client, stream)])
     assert batch.rejects.empty
     assert int(batch.ticks["is_trade"].sum()) == trades
-    assert set(batch.ticks["symbol"]) == {"BTCUSDT", "ETHUSDT", "SOLUSDT", "DOGEUSDT"}
+    # the linear connection's frames say so (trades' tick direction L, derivative tickers): each entry names it
+    assert set(batch.ticks["symbol"]) == {f"{s}.bybit-linear" for s in ("BTCUSDT", "ETHUSDT", "SOLUSDT", "DOGEUSDT")}
     for _, group in batch.ticks.groupby("symbol"):
         assert group["seq"].tolist() == list(range(1, len(group) + 1))
 

@@ -48,7 +48,8 @@ class ReplayOptions:
 
 @dataclass
 class ReplayResult:
-    """Counts are of valid ticks generated per symbol (before faults); ``entries`` is what was XADDed."""
+    """Counts are of valid ticks generated per instrument key (before faults: ``BTCUSDT`` on the default venue,
+    ``BTCUSDT.binance-spot`` elsewhere, as the partitions name them); ``entries`` is what was XADDed."""
 
     entries: int = 0
     ticks_by_symbol: dict[str, int] = field(default_factory=dict)
@@ -130,8 +131,8 @@ def replay(
             if chunk.empty:
                 continue
             numbered = number_ticks(chunk, next_seq)
-            for symbol, count in numbered["symbol"].value_counts().items():
-                result.ticks_by_symbol[str(symbol)] = result.ticks_by_symbol.get(str(symbol), 0) + int(count)
+            for key, count in _instruments(numbered).value_counts().items():
+                result.ticks_by_symbol[str(key)] = result.ticks_by_symbol.get(str(key), 0) + int(count)
             spec = options.faults
             if spec.any:
                 chunk_spec = FaultSpec(**{**spec.__dict__, "seed": spec.seed + index})

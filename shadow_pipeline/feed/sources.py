@@ -11,6 +11,8 @@ import pandas as pd
 
 from shadow_pipeline.domain.kpis.per_window import FEED_UNSTAMPED
 from shadow_pipeline.domain.market import synthetic
+from shadow_pipeline.domain.market.instruments import DEFAULT_VENUE, Venue, load_registry
+from shadow_pipeline.domain.market.ticks import VENUE_FIELD
 from shadow_pipeline.feed import recordings
 from shadow_pipeline.feed.readers.files import Shape, first_shape
 
@@ -46,20 +48,20 @@ def _only(frame: pd.DataFrame, symbols: Sequence[str]) -> pd.DataFrame:
     return frame[frame["symbol"].isin(symbols)].reset_index(drop=True)
 
 
-def _bybit(paths: list[Path]) -> tuple[pd.DataFrame, bool]:
+def _bybit(paths: list[Path], venue: Venue | None) -> tuple[pd.DataFrame, bool]:
     """A live recording (one file: linear and spot share topic names), or archives: books and trade CSVs.
 
     Told apart by content, as archives are often renamed or unzipped by hand.
     """
     stamped = [path for path in paths if first_shape(path) is Shape.STAMPED]
     if not stamped:
-        return recordings.read_bybit_archives(paths), False
+        return recordings.read_bybit_archives(paths, venue), False
     if len(paths) != 1:
         raise ValueError(
             "source bybit takes one live recording (linear or spot), or archive files (order books, trade "
             f"CSVs) without a live recording; got {len(stamped)} live of {len(paths)} files"
         )
-    return recordings.read_bybit(paths[0]), True
+    return recordings.read_bybit(paths[0], venue), True
 
 
 def open_source(
@@ -70,20 +72,30 @@ def open_source(
     seed: int = 0,
     files: Sequence[str | Path] = (),
     start: pd.Timestamp | None = None,
+    venue: str | None = None,
 ) -> Source:
-    """Synthetic: ``symbols`` for ``seconds`` from ``seed``. Recordings: ``files`` back to back, all or ``symbols``."""
+    """Synthetic: ``symbols`` for ``seconds`` from ``seed``. Recordings: ``files`` back to back, all or ``symbols``.
+
+    ``venue``, a code of the instrument registry: the synthetic market's (default: the default venue); a
+    recording's where its messages do not say, else in place of theirs when it is of the same exchange and market
+    (``readers.venues``); a reader refuses one that contradicts the file.
+    """
     kind = SourceKind(kind)
+    chosen = None if venue is None else load_registry().venue(venue)
     if kind is SourceKind.SYNTHETIC:
-        chosen = list(symbols) or ["BTCUSDT", "ETHUSDT"]
+        names = list(symbols) or ["BTCUSDT", "ETHUSDT"]
         begin = start if start is not None else synthetic.DEFAULT_START
-        return Source(synthetic.generate(chosen, seconds, seed=seed, start=begin), seconds)
+        chunks = synthetic.generate(names, seconds, seed=seed, start=begin)
+        if chosen is not None and chosen.code != DEFAULT_VENUE:
+            chunks = (chunk.assign(**{VENUE_FIELD: chosen.code}) for chunk in chunks)
+        return Source(chunks, seconds)
     if not files:
         raise ValueError(f"source {kind.value} needs at least one recording file")
     paths = [Path(f) for f in files]
     if kind is SourceKind.BINANCE:
-        frame, stamped = recordings.read_binance(paths), True
+        frame, stamped = recordings.read_binance(paths, chosen), True
     else:
-        frame, stamped = _bybit(paths)
+        frame, stamped = _bybit(paths, chosen)
     frame = _only(frame, symbols)
     span = (frame["ts_local"].iloc[-1] - frame["ts_local"].iloc[0]) / 1e9 if len(frame) else 0.0
     return Source(iter([frame]), float(span), LATENCY_MEASURED if stamped else LATENCY_UNMEASURED)

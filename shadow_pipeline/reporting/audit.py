@@ -29,7 +29,7 @@ def audit(
             thresholds = Thresholds(**snapshot["thresholds"])
         else:
             thresholds = resolve(profiles, snapshot["profile"], snapshot["symbol"])[1]
-        judged = judge(snapshot["kpis"], thresholds)
+        judged = judge(snapshot["kpis"], thresholds, snapshot.get("latency_notes", ""))
         rows.append(
             {
                 "hour": snapshot.get("hour", ""),

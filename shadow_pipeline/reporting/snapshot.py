@@ -88,7 +88,7 @@ def judge_partition(
     context = {name: getattr(notes, name) for name in NOTE_FIELDS}
     context["params_digest"] = notes.params_digest
     context["as_of"] = pd.Timestamp(int(iterations["window_end"].max()), tz="UTC").isoformat()
-    judged = judge(kpis, notes.thresholds)
+    judged = judge(kpis, notes.thresholds, notes.latency_notes)
     snapshot = build_snapshot(kpis, medians, notes.thresholds, judged, context, generated_at, sensitivity)
     return snapshot, judged
 

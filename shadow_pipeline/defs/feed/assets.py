@@ -24,6 +24,11 @@ class FeedConfig(dg.Config):
     )
     seed: int = Field(default=7, ge=0, le=2**32 - 1, description="Seed of the synthetic market.")
     files: list[str] = Field(default=[], description="Recording files, for binance or bybit sources.")
+    venue: str | None = Field(
+        default=None,
+        description="A venue of the instrument registry. Recordings: default what the messages show (a venue that "
+        "contradicts them is refused); synthetic: default binance-usdm.",
+    )
     maxlen: int = Field(
         default=DEFAULT_MAXLEN, ge=0, le=1_000_000_000, description="Approximate MAXLEN trim (0 = no trim)."
     )
@@ -51,6 +56,7 @@ def replayed_feed(
         seconds=config.minutes * 60,
         seed=config.seed,
         files=config.files,
+        venue=config.venue,
     )
     context.log.info(
         f"replaying {config.source.value} {config.symbols} into {tick_stream.stream} at {redis.describe()}"

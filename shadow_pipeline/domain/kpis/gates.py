@@ -1,7 +1,8 @@
 """Go/No-Go gates: each KPI of a report against its threshold, and the minimum number of valid windows.
 
 A gate on a KPI that could not be computed (no fills: maker share is null) fails: the shadow run cannot vouch
-for a value it did not observe. Every outcome says by how much it missed, in the KPI's own unit.
+for a value it did not observe. Every outcome says by how much it missed, in the KPI's own unit, or why its KPI
+is unknown: a latency gate on a source without a receive stamp says so, since more fills or windows would not help.
 """
 
 from __future__ import annotations
@@ -12,9 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from shadow_pipeline.domain.kpis.catalogue import GATED, VALID_WINDOWS, Kpi
+from shadow_pipeline.domain.kpis.per_window import FEED_UNSTAMPED, UNSTAMPED_KPIS
 from shadow_pipeline.domain.strategies.profiles import Thresholds
 
 GO, NO_GO = "GO", "NO-GO"  # the verdicts as reports, snapshots and the CLI spell them
+NO_WINDOWS = "no fills or no valid window"
+UNSTAMPED = FEED_UNSTAMPED.replace(": ", " ", 1)  # "latency not measured (source has no receive stamp)"
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,7 @@ class Gate:
 class GateOutcome:
     gate: Gate
     value: float | None
+    unknown_because: str = NO_WINDOWS  # why ``value`` is None, when it is
 
     @property
     def passed(self) -> bool:
@@ -52,7 +57,7 @@ class GateOutcome:
     def reason(self) -> str:
         gate = self.gate
         if self.value is None:
-            return f"{gate.kpi} unknown (no fills or no valid window); needs {gate.rule}"
+            return f"{gate.kpi} unknown: {self.unknown_because}; needs {gate.rule}"
         side, miss = ("<", "short") if gate.at_least else (">", "over")
         return (
             f"{gate.kpi} {self.value:.4g}{gate.unit} {side} {gate.threshold:g}{gate.unit} "
@@ -78,8 +83,13 @@ def _value(row: Mapping[str, Any], kpi: str) -> float | None:
     return None if math.isnan(number) else number
 
 
-def evaluate(row: Mapping[str, Any], gates: list[Gate]) -> list[GateOutcome]:
-    return [GateOutcome(gate, _value(row, gate.kpi)) for gate in gates]
+def evaluate(row: Mapping[str, Any], gates: list[Gate], latency_notes: str = "") -> list[GateOutcome]:
+    """``latency_notes``: the run notes' (``; ``-joined); they say when the latency KPIs were not measured."""
+    unstamped = FEED_UNSTAMPED in latency_notes.split("; ")
+    return [
+        GateOutcome(gate, _value(row, gate.kpi), UNSTAMPED if unstamped and gate.kpi in UNSTAMPED_KPIS else NO_WINDOWS)
+        for gate in gates
+    ]
 
 
 @dataclass(frozen=True)
@@ -120,6 +130,7 @@ def min_windows_gate(thresholds: Thresholds) -> Gate:
     return _gate(VALID_WINDOWS, thresholds)
 
 
-def judge(kpis: Mapping[str, Any], thresholds: Thresholds) -> Verdict:
-    """Min-windows first, then each KPI gate (a report row, or a snapshot's KPIs)."""
-    return Verdict(evaluate(kpis, [min_windows_gate(thresholds), *kpi_gates(thresholds)]))
+def judge(kpis: Mapping[str, Any], thresholds: Thresholds, latency_notes: str = "") -> Verdict:
+    """Min-windows first, then each KPI gate (a report row, or a snapshot's KPIs); ``latency_notes`` as in
+    :func:`evaluate`."""
+    return Verdict(evaluate(kpis, [min_windows_gate(thresholds), *kpi_gates(thresholds)], latency_notes))

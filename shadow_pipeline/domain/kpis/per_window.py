@@ -27,6 +27,8 @@ WINSOR = (0.01, 0.99)
 BROKER_REPLAYED = "broker leg not measured: replayed stream"
 BROKER_UNTIMED = "broker leg not measured: no broker times (ts_broker)"
 FEED_UNSTAMPED = "latency: not measured (source has no receive stamp)"
+# The KPIs a source without a receive stamp leaves null: every one that includes the feed or broker leg.
+UNSTAMPED_KPIS = ("p95_latency_ms", "p95_raw_ms", "p99_ms", "feed_p95_ms", "broker_p95_ms")
 
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -142,8 +144,7 @@ def _latency(counts: np.ndarray, legs: LatencyLegs, decision_ms: float) -> dict[
     decision = np.where(counts > 0, decision_ms, np.nan)
     if legs.note == FEED_UNSTAMPED:  # a total of the decision leg alone would pass for a measured latency
         unmeasured = np.full(len(counts), np.nan)
-        legs_ms = ("p95_latency_ms", "p95_raw_ms", "p99_ms", "feed_p95_ms", "broker_p95_ms")
-        return {name: unmeasured for name in legs_ms} | {"decision_p95_ms": decision}
+        return {name: unmeasured for name in UNSTAMPED_KPIS} | {"decision_p95_ms": decision}
     total = feed + broker + decision_ms
     p1, p95, p99 = _quantiles(total, counts, (WINSOR[0], 0.95, WINSOR[1]))
     floor, ceiling = _interp(p1), _interp(p99)

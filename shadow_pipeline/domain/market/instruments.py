@@ -78,6 +78,19 @@ def instrument_key(symbol: str, venue: str | None) -> str:
 
 
 @dataclass(frozen=True)
+class Venue:
+    """A venue code and what it names: which exchange, which market (spot, linear or inverse). A recording reader
+    compares these with what its file's messages show, so that a code names a market rather than a spelling."""
+
+    code: str
+    exchange: str
+    market: str
+
+    def __str__(self) -> str:
+        return f"{self.code} ({self.exchange} {self.market})"
+
+
+@dataclass(frozen=True)
 class Instrument:
     """One tradable instrument. Quantities count ``lot_step`` units of ``contract_multiplier`` base currency."""
 
@@ -134,6 +147,21 @@ class Registry:
             taker_fee_rate=entry.get("taker_fee_rate", venue["taker_fee_rate"]),
             source=entry["source"],
         )
+
+    @property
+    def venues(self) -> list[str]:
+        """Every venue code, sorted: the one list a venue option offers and the errors name."""
+        return sorted(self.data["venues"])
+
+    def venue(self, code: str) -> Venue:
+        """The venue ``code`` names (any case), or InstrumentError listing the registry's venues."""
+        entry = self.data["venues"].get(code.strip().lower())
+        if entry is None:
+            raise InstrumentError(
+                f"no venue {code!r} in the instrument registry ({self.source}): choose from "
+                f"{', '.join(self.venues)}, or add it to the file ${INSTRUMENTS_ENV} names (docs/instruments.md)"
+            )
+        return Venue(code.strip().lower(), entry["exchange"], entry["market"])
 
     def listings(self, symbol: str) -> list[InstrumentId]:
         """Every instrument of ``symbol`` in the registry, on any venue."""

@@ -13,16 +13,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from shadow_pipeline.feed.readers.frames import as_text, exchange_ns, finish, to_frame
+from shadow_pipeline.domain.market.instruments import Venue
+from shadow_pipeline.domain.market.ticks import VENUE_FIELD
+from shadow_pipeline.feed.readers.frames import as_text, exchange_ns, finish, to_frame, venue_code
 from shadow_pipeline.feed.readers.stamped import read_stamped
+from shadow_pipeline.feed.readers.venues import BINANCE_SPOT, BINANCE_USDM, Sightings
 
 log = logging.getLogger(__name__)
 _STREAM_PREFIX = '{"stream":"'
 _NO_STREAM = "(no stream)"
 
 
-def _binance_rows(text: str, ignored: Counter[str]) -> Sequence[dict[str, Any]]:
+def _binance_rows(text: str, line: int, ignored: Counter[str], sightings: Sightings) -> Sequence[dict[str, Any]]:
     """The tick of a ``bookTicker`` or ``trade`` message; any other line is counted in ``ignored`` by stream.
+
+    Each tick message also says its market (``sightings``): a futures ``bookTicker`` carries the event time
+    ``E`` and a spot one does not; a futures ``trade`` carries the trade type ``X``, a spot one the ``M`` flag.
 
     The stream name is matched exactly (``<symbol>@bookTicker``), not as a substring of the frame, so that no
     other stream (``markPrice@1s``, ``aggTrade``, depth) can be taken for one we read. Matching works on the
@@ -33,6 +39,10 @@ def _binance_rows(text: str, ignored: Counter[str]) -> Sequence[dict[str, Any]]:
     name_end = max(text.find('"', len(_STREAM_PREFIX)), 0) if text.startswith(_STREAM_PREFIX) else 0
     if text.endswith("@bookTicker", 0, name_end):
         data = json.loads(text)["data"]
+        if "E" in data:
+            sightings.saw(BINANCE_USDM, line, "a bookTicker with an event time E (futures only)")
+        else:
+            sightings.saw(BINANCE_SPOT, line, "a bookTicker without an event time E (spot)")
         return (
             {
                 "symbol": as_text(data["s"], "symbol"),
@@ -45,6 +55,10 @@ def _binance_rows(text: str, ignored: Counter[str]) -> Sequence[dict[str, Any]]:
         )
     if text.endswith("@trade", 0, name_end):
         data = json.loads(text)["data"]
+        if "X" in data:
+            sightings.saw(BINANCE_USDM, line, "a trade with a trade type X (futures only)")
+        elif "M" in data:
+            sightings.saw(BINANCE_SPOT, line, "a trade with the M flag (spot only)")
         return (
             {
                 "symbol": as_text(data["s"], "symbol"),
@@ -60,30 +74,40 @@ def _binance_rows(text: str, ignored: Counter[str]) -> Sequence[dict[str, Any]]:
     return ()
 
 
-def read_binance(paths: Sequence[Path]) -> pd.DataFrame:
+def read_binance(paths: Sequence[Path], venue: Venue | None = None) -> pd.DataFrame:
     """``bookTicker`` -> quote ticks, ``trade`` -> trade ticks, from hftbacktest recordings played back to back.
 
     Every other stream (depth diffs, ``markPrice``, ...) and the REST snapshot are ignored and counted in the log.
     Each file's local stamps are read in the unit its first stamp shows (see ``stamped._local_ns``).
     Exchange time is ``E`` (event time). Spot ``bookTicker`` has no ``E``: its exchange time is the local time
     shifted by the median (E - local) of the same file's trades, i.e. the recorder's clock offset.
+
+    Each file's venue is the market its messages show (USD-M or spot, see ``_binance_rows``; the folder a file
+    sits in is not read, as files are renamed and moved), or ``venue`` when it agrees (``venues.Sightings``).
     """
     rows: list[dict[str, Any]] = []
     ts_local: list[np.ndarray] = []
+    venues: list[str | None] = []
     for path in map(Path, paths):
         ignored: Counter[str] = Counter()
-        file_rows, file_local, unit = read_stamped(path, partial(_binance_rows, ignored=ignored))
+        sightings = Sightings(path, BINANCE_USDM.exchange)
+        file_rows, file_local, unit = read_stamped(path, partial(_binance_rows, ignored=ignored, sightings=sightings))
         rows.extend(file_rows)
         ts_local.append(file_local)
+        # a file without ticks has nothing to place on a venue
+        placed = sightings.venue(venue, "no bookTicker or trade message says spot or USD-M") if file_rows else None
+        venues.extend([None if placed is None else venue_code(placed)] * len(file_rows))
         log.info(
-            "%s: local timestamps in %s; %d bookTicker/trade messages read; ignored by stream: %s",
+            "%s: local timestamps in %s; %d bookTicker/trade messages read (venue %s); ignored by stream: %s",
             path,
             unit,
             len(file_rows),
+            "none" if placed is None else placed.code,
             dict(ignored) or "none",
         )
     desc = ", ".join(map(str, paths))
     frame = to_frame(rows, np.concatenate(ts_local) if ts_local else np.empty(0, dtype=np.int64), desc)
+    frame[VENUE_FIELD] = pd.Series(venues, dtype=object)
     unknown = frame["ts_server"].isna()
     if unknown.any():
         offsets = (frame["ts_server"] - frame["ts_local"]).dropna().to_numpy(dtype="int64")

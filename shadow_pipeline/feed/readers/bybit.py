@@ -9,11 +9,24 @@ from typing import Any
 
 import pandas as pd
 
-from shadow_pipeline.feed.readers.frames import TOUCH, as_text, exchange_ns, finish, to_frame
+from shadow_pipeline.domain.market.instruments import Venue
+from shadow_pipeline.domain.market.ticks import VENUE_FIELD
+from shadow_pipeline.feed.readers.frames import TOUCH, as_text, exchange_ns, finish, to_frame, venue_code
 from shadow_pipeline.feed.readers.stamped import read_stamped
+from shadow_pipeline.feed.readers.venues import BYBIT_LINEAR, BYBIT_SPOT, Sightings
 
 _Side = dict[float, tuple[str, str]]  # price -> (price, size) as the exchange wrote them
 _Touch = tuple[str, str, str, str]
+# Ticker fields of derivatives only (a spot ticker has none of them, and has usdIndexPrice instead).
+_DERIVATIVE_TICKER = ("markPrice", "openInterest", "fundingRate")
+_UNDECIDED = "no publicTrade, tickers or orderbook.500 frame says linear or spot"
+
+
+def saw_book_depth(sightings: Sightings, topic: str, line: int) -> None:
+    """``orderbook.500`` exists for derivatives only (spot books are 1, 50, 200 and 1000 deep); other depths are
+    served on both markets and say nothing."""
+    if topic.startswith("orderbook.500."):
+        sightings.saw(BYBIT_LINEAR, line, "an orderbook.500 frame (derivatives only)")
 
 
 class Books:
@@ -63,19 +76,44 @@ class Books:
         }
 
 
-def read_bybit(path: Path) -> pd.DataFrame:
+def _saw_trade(sightings: Sightings, trade: dict[str, Any], line: int) -> None:
+    """A trade's tick direction ``L`` is a field of derivatives only (Bybit v5 docs, publicTrade)."""
+    if "L" in trade:
+        sightings.saw(BYBIT_LINEAR, line, "a publicTrade with a tick direction L (derivatives only)")
+    else:
+        sightings.saw(BYBIT_SPOT, line, "a publicTrade without a tick direction L (spot)")
+
+
+def _saw_ticker(sightings: Sightings, message: dict[str, Any], line: int) -> None:
+    """A ticker snapshot has every field of its market; a delta only what changed, so it may say nothing."""
+    data = message["data"]
+    if any(name in data for name in _DERIVATIVE_TICKER):
+        sightings.saw(BYBIT_LINEAR, line, "a tickers frame with markPrice/openInterest/fundingRate (derivatives)")
+    elif "usdIndexPrice" in data:
+        sightings.saw(BYBIT_SPOT, line, "a tickers frame with usdIndexPrice (spot only)")
+
+
+def read_bybit(path: Path, venue: Venue | None = None) -> pd.DataFrame:
     """``orderbook.N`` snapshot+delta -> a quote tick whenever the touch changes; ``publicTrade`` -> trade ticks.
 
     Exchange time is ``cts`` for book messages (see ``Books.apply``) and ``T`` for trades. Other topics
-    (``tickers``, ``kline.1``, acks) are ignored.
+    (``kline.1``, acks) are ignored, ``tickers`` read only for the market they show. Linear and spot share
+    topic names, so the venue comes from the frames (``saw_book_depth``, ``_saw_trade``, ``_saw_ticker``), or
+    from ``venue`` when they say nothing or agree with it (``venues.Sightings``).
     """
     books = Books()
+    sightings = Sightings(Path(path), BYBIT_LINEAR.exchange)
 
-    def rows_of(message_text: str) -> Sequence[dict[str, Any]]:
+    def rows_of(message_text: str, line: int) -> Sequence[dict[str, Any]]:
         if '"topic":"orderbook.' in message_text[:40]:
-            row = books.apply(json.loads(message_text))
+            message = json.loads(message_text)
+            saw_book_depth(sightings, str(message["topic"]), line)
+            row = books.apply(message)
             return () if row is None else (row,)
         if '"topic":"publicTrade.' in message_text[:40]:
+            trades = json.loads(message_text)["data"]
+            for trade in trades:
+                _saw_trade(sightings, trade, line)
             return [
                 {
                     "symbol": as_text(trade["s"], "symbol"),
@@ -84,9 +122,13 @@ def read_bybit(path: Path) -> pd.DataFrame:
                     "last_qty": trade["v"],
                     "last_side": trade["S"].lower(),
                 }
-                for trade in json.loads(message_text)["data"]
+                for trade in trades
             ]
+        if '"topic":"tickers.' in message_text[:40]:
+            _saw_ticker(sightings, json.loads(message_text), line)
         return ()
 
     rows, ts_local, _ = read_stamped(Path(path), rows_of)
-    return finish(to_frame(rows, ts_local, str(path)), str(path))
+    frame = to_frame(rows, ts_local, str(path))
+    frame[VENUE_FIELD] = venue_code(sightings.venue(venue, _UNDECIDED))
+    return finish(frame, str(path))

@@ -2,7 +2,8 @@
 v5 ``orderbook.500`` frames) and the daily trades (``<SYMBOL><date>.csv.gz``), merged by exchange time.
 
 Neither has a receive stamp: their ticks carry ``ts_local`` = ``ts_server`` (docs/tick-schema.md), so that the
-feed leg of latency reads "not measured" downstream instead of a number nobody observed.
+feed leg of latency reads "not measured" downstream instead of a number nobody observed. Both are published for
+derivatives (``orderbook.500``, the ``tickDirection`` column), which is how a file says its venue (bybit-linear).
 """
 
 from __future__ import annotations
@@ -16,17 +17,21 @@ from typing import Any
 
 import pandas as pd
 
-from shadow_pipeline.feed.readers.bybit import Books
+from shadow_pipeline.domain.market.instruments import Venue
+from shadow_pipeline.domain.market.ticks import VENUE_FIELD
+from shadow_pipeline.feed.readers.bybit import Books, saw_book_depth
 from shadow_pipeline.feed.readers.files import BAD_LINE, Lines, RecordingError, Shape, describe, first_shape
-from shadow_pipeline.feed.readers.frames import finish, to_frame
+from shadow_pipeline.feed.readers.frames import finish, to_frame, venue_code
+from shadow_pipeline.feed.readers.venues import BYBIT_LINEAR, Sightings
 
 log = logging.getLogger(__name__)
 _TRADE_COLUMNS = ("timestamp", "symbol", "side", "size", "price")
 _SECONDS = re.compile(r"(\d{9,10})(?:\.(\d{1,9}))?")  # epoch seconds 2001 to 2286, up to ns
 _SIDES = {"Buy": "buy", "Sell": "sell"}  # the taker's side
+_UNDECIDED = "no orderbook.500 frame or tickDirection column says linear or spot"
 
 
-def _book_rows(path: Path) -> list[dict[str, Any]]:
+def _book_rows(path: Path, sightings: Sightings) -> list[dict[str, Any]]:
     """One quote row per touch change of the archive's book (``Books.apply``: the same rules as live)."""
     books = Books()
     rows: list[dict[str, Any]] = []
@@ -36,8 +41,10 @@ def _book_rows(path: Path) -> list[dict[str, Any]]:
                 message = json.loads(line)
                 if not isinstance(message, dict):
                     raise lines.error("not a JSON object")
-                if not str(message.get("topic", "")).startswith("orderbook."):
+                topic = str(message.get("topic", ""))
+                if not topic.startswith("orderbook."):
                     raise lines.error(f"not an orderbook frame (topic {message.get('topic')!r})")
+                saw_book_depth(sightings, topic, lines.number)
                 row = books.apply(message)
                 if row is not None:
                     rows.append(row)
@@ -57,7 +64,7 @@ def _ns(text: str) -> int:
     return int(seconds) * 1_000_000_000 + int((fraction or "").ljust(9, "0"))
 
 
-def _trade_rows(path: Path) -> list[dict[str, Any]]:
+def _trade_rows(path: Path, sightings: Sightings) -> list[dict[str, Any]]:
     """One trade row per CSV line; ``size`` is the base quantity on linear and spot markets."""
     rows: list[dict[str, Any]] = []
     with Lines(path) as lines:
@@ -66,6 +73,8 @@ def _trade_rows(path: Path) -> list[dict[str, Any]]:
             missing = [name for name in _TRADE_COLUMNS if name not in header]
             if missing:
                 raise lines.error(f"not a Bybit trade CSV header (missing {', '.join(missing)})")
+            if "tickDirection" in header:  # as a live trade's L: derivatives only
+                sightings.saw(BYBIT_LINEAR, 1, "a trade CSV with a tickDirection column (derivatives only)")
             at = [header.index(name) for name in _TRADE_COLUMNS]
             for line in lines:
                 fields = line.decode().rstrip("\r\n").split(",")
@@ -90,25 +99,31 @@ def _trade_rows(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def read_bybit_archives(paths: Sequence[Path]) -> pd.DataFrame:
+def read_bybit_archives(paths: Sequence[Path], venue: Venue | None = None) -> pd.DataFrame:
     """Order-book archives and trade CSVs, any number of each, as one frame in exchange-time order.
 
     A book keeps its file's order (a ``cts`` a millisecond behind the previous one must not replay an older
     touch after a newer one): it is placed by its running maximum time. On equal times a trade goes before the
     quote, since the book frame of that millisecond already shows what the trade took, and the trade tick
-    should carry the touch it hit.
+    should carry the touch it hit. Each file's venue is what it shows (see the module), else ``venue``.
     """
     parts: list[tuple[pd.DataFrame, pd.Series]] = []
     for path in map(Path, paths):
         shape = first_shape(path)
+        sightings = Sightings(path, BYBIT_LINEAR.exchange)
         if shape is Shape.JSON_LINES:
-            quotes = to_frame(_book_rows(path), None, str(path))
-            parts.append((quotes, quotes["ts_server"].cummax()))
+            part = to_frame(_book_rows(path, sightings), None, str(path))
+            key = part["ts_server"].cummax()
         elif shape is Shape.BYBIT_TRADES:
-            trades = to_frame(_trade_rows(path), None, str(path)).sort_values("ts_server", kind="stable")
-            parts.insert(0, (trades, trades["ts_server"]))
+            part = to_frame(_trade_rows(path, sightings), None, str(path)).sort_values("ts_server", kind="stable")
+            key = part["ts_server"]
         else:
             raise RecordingError(f"{path}: line 1: {shape.value}, not a Bybit order-book archive or trade CSV")
+        part[VENUE_FIELD] = venue_code(sightings.venue(venue, _UNDECIDED))
+        if shape is Shape.BYBIT_TRADES:
+            parts.insert(0, (part, key))
+        else:
+            parts.append((part, key))
     frame = pd.concat([part for part, _ in parts], ignore_index=True)
     order = pd.concat([key for _, key in parts], ignore_index=True).argsort(kind="stable")
     return finish(frame.iloc[order].reset_index(drop=True), ", ".join(map(str, paths)))

@@ -7,6 +7,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from shadow_pipeline.domain.market.instruments import DEFAULT_VENUE, Venue
+from shadow_pipeline.domain.market.ticks import VENUE_FIELD
 from shadow_pipeline.feed.readers.files import RecordingError
 
 SOURCE_COLUMNS = (
@@ -51,11 +53,22 @@ def to_frame(rows: list[dict[str, Any]], ts_local: np.ndarray | None, desc: str)
     return frame.astype({"ts_server": "Int64", "ts_local": "Int64"})
 
 
+def venue_code(venue: Venue) -> str | None:
+    """A row's ``venue`` cell: None on the default venue, where an entry leaves the field out (docs/tick-schema.md),
+    so that a USD-M recording is written as it always was."""
+    return None if venue.code == DEFAULT_VENUE else venue.code
+
+
 def finish(frame: pd.DataFrame, desc: str) -> pd.DataFrame:
-    """Carry the touch forward onto trade ticks; trades before the first quote take the first quote's touch."""
-    frame[TOUCH] = frame.groupby("symbol")[TOUCH].transform(lambda col: col.ffill().bfill())
+    """Carry the touch forward onto trade ticks, per instrument (symbol and ``venue``: two venues' BTCUSDT are two
+    books); trades before the first quote take the first quote's touch. A ``venue`` column of the default venue
+    alone is dropped: the replayer writes the field only when the frame has the column."""
+    by = ["symbol", VENUE_FIELD] if VENUE_FIELD in frame.columns else ["symbol"]
+    frame[TOUCH] = frame.groupby(by, dropna=False)[TOUCH].transform(lambda col: col.ffill().bfill())
     if frame[TOUCH].isna().any().any():
         raise RecordingError(f"{desc}: a symbol has trades but no quote at all")
     trade = frame[["last_px", "last_qty", "last_side"]].astype(object)  # all NaN (float) in a quotes-only frame
     frame[trade.columns] = trade.fillna({"last_px": "", "last_qty": "0", "last_side": ""})
+    if VENUE_FIELD in frame.columns and frame[VENUE_FIELD].isna().all():
+        frame = frame.drop(columns=VENUE_FIELD)
     return frame.astype({"ts_server": "int64", "ts_local": "int64"}).reset_index(drop=True)

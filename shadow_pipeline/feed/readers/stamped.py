@@ -14,7 +14,7 @@ import numpy as np
 
 from shadow_pipeline.feed.readers.files import BAD_LINE, Lines, RecordingError, Shape, describe, shape_of
 
-RowsOf = Callable[[str], Sequence[dict[str, Any]]]
+RowsOf = Callable[[str, int], Sequence[dict[str, Any]]]  # (frame text, line number) -> rows
 _FORMAT = "expected '<local timestamp> <frame>'"
 
 
@@ -89,7 +89,7 @@ def _refuse_other_shapes(lines: Lines, line: bytes) -> None:
 
 
 def read_stamped(path: Path, rows_of: RowsOf) -> tuple[list[dict[str, Any]], np.ndarray, str]:
-    """``rows_of(frame)`` for each line, those rows' local receive times in ns, and the file's stamp unit.
+    """``rows_of(frame, line)`` for each line, those rows' local receive times in ns, and the file's stamp unit.
 
     Stamps are collected as text and converted once at the end (see ``_local_ns``), so the per-line work is only
     the split and the reader's own dispatch.
@@ -106,7 +106,7 @@ def read_stamped(path: Path, rows_of: RowsOf) -> tuple[list[dict[str, Any]], np.
                 if not frame.strip():
                     raise lines.error(_FORMAT)
                 stamps.append(stamp)
-                for row in rows_of(frame.decode()):
+                for row in rows_of(frame.decode(), lines.number):
                     rows.append(row)
                     line_of_row.append(lines.number - 1)
         except RecordingError:
