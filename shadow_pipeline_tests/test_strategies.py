@@ -1,0 +1,134 @@
+"""The strategy interface: both engines run a strategy written once, ``touch_offset`` takes exactly the decisions
+the inline quoter took (the golden fills, ``fills_golden.py``), and a strategy that answers wrongly stops the run
+with one error naming it and the tick."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numba
+import numpy as np
+import pandas as pd
+import pytest
+
+from shadow_pipeline.domain.strategies.interface import (
+    P_OWN,
+    Q_ASK_PX,
+    Q_ASK_QTY,
+    Q_BID_PX,
+    Q_BID_QTY,
+    V_ASK,
+    V_BID,
+    V_INDEX,
+    Param,
+    Strategy,
+    StrategyError,
+)
+from shadow_pipeline.domain.strategies.profiles import ProfileError, load_profiles, resolve
+from shadow_pipeline.domain.validation.hftbacktest_engine import hftbacktest_available
+from shadow_pipeline.parquet import read_frame
+from shadow_pipeline_tests.conftest import market_file
+from shadow_pipeline_tests.fills_golden import ENGINES, FILL_CASES, PROFILES, engine_fills, golden_path
+from shadow_pipeline_tests.kpis_golden import Case, case_ticks
+from shadow_pipeline_tests.sim_helpers import make_ticks, params, tick
+
+CASES = [(case, profile, engine) for case in FILL_CASES for profile in PROFILES for engine in ENGINES]
+
+
+@pytest.fixture(scope="module")
+def ticks_of() -> dict[str, pd.DataFrame]:
+    return {}
+
+
+@pytest.mark.parametrize(("case", "profile", "engine"), CASES, ids=[golden_path(*c).stem for c in CASES])
+def test_touch_offset_behind_the_interface_fills_exactly_as_the_inline_quoter(
+    case: Case, profile: str, engine: str, ticks_of: dict[str, pd.DataFrame]
+) -> None:
+    if case.recording is not None:
+        market_file(case.recording)
+    if engine == "hftbacktest" and not hftbacktest_available():
+        pytest.skip("hftbacktest (the hbt extra) is not installed")
+    if case.name not in ticks_of:
+        ticks_of[case.name] = case_ticks(case)
+    params, _ = resolve(load_profiles(), profile, case.symbol)
+    assert params.strategy == "touch_offset"
+    golden = read_frame(str(golden_path(case, profile, engine)))
+    fills = engine_fills(ticks_of[case.name], params, engine)
+    pd.testing.assert_frame_equal(fills, golden, check_exact=True)
+    assert fills.attrs == golden.attrs
+
+
+# Strategies that answer one tick wrongly (the fourth, index 3), named by path as a user's would be.
+@numba.njit(cache=True)
+def _wrong(params: np.ndarray, view: np.ndarray, state: np.ndarray, quotes: np.ndarray) -> None:
+    quotes[Q_BID_PX], quotes[Q_BID_QTY] = view[V_BID], 10
+    quotes[Q_ASK_PX], quotes[Q_ASK_QTY] = view[V_ASK], 10
+    if view[V_INDEX] == 3:
+        what = params[P_OWN]
+        if what == 0:
+            quotes[Q_BID_PX] = np.nan
+        elif what == 1:
+            quotes[Q_ASK_PX] = view[V_ASK] + 0.5
+        elif what == 2:
+            quotes[Q_BID_QTY] = -10
+        else:
+            raise ValueError("no view of the market")
+
+
+WRONG = Strategy("wrong", _wrong, (Param("what", 0, 0, 3, integer=True),))
+NOT_A_STRATEGY = _wrong
+ROWS = [tick(ms, 100.0, 100.1) for ms in (0, 20, 40, 60, 80)]
+
+
+@pytest.mark.parametrize(
+    ("what", "message"),
+    [
+        (0, "returned NaN or an infinite number"),
+        (1, "returned a price off the tick grid (not a whole number of ticks)"),
+        (2, "returned a negative size"),
+        (3, "raised ValueError: no view of the market"),
+    ],
+)
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_wrong_answer_stops_the_run_naming_the_strategy_and_the_tick(what: int, message: str, engine: str) -> None:
+    if engine == "hftbacktest" and not hftbacktest_available():
+        pytest.skip("hftbacktest (the hbt extra) is not installed")
+    name = f"{__name__}:WRONG"
+    with pytest.raises(StrategyError) as raised:
+        engine_fills(make_ticks(ROWS), params(strategy=name, strategy_params={"what": what}), engine)
+    assert str(raised.value) == f"strategy {name!r} {message} at tick 3 (ts_server 2024-08-08T23:54:15.060000+00:00)"
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("no_such", "unknown strategy 'no_such'; packaged: touch_offset"),
+        ("shadow_pipeline_tests.nowhere:X", "cannot import 'shadow_pipeline_tests.nowhere'"),
+        (f"{__name__}:MISSING", f"module {__name__!r} has no attribute 'MISSING'"),
+        (f"{__name__}:NOT_A_STRATEGY", "is a CPUDispatcher, not a shadow_pipeline Strategy"),
+    ],
+)
+def test_a_strategy_that_does_not_resolve_fails_at_load_with_what_was_found(
+    name: str, message: str, tmp_path: Path
+) -> None:
+    profiles = load_profiles()
+    data = json.loads(json.dumps(profiles.data))
+    data["profiles"]["moderate"]["params"]["strategy"] = name
+    path = tmp_path / "profiles.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ProfileError, match=re.escape(message)):
+        resolve(load_profiles(path), "moderate", "BTCUSDT")
+
+
+def test_unknown_or_out_of_range_strategy_params_fail_at_load(tmp_path: Path) -> None:
+    data = json.loads(json.dumps(load_profiles().data))
+    params_ = data["profiles"]["moderate"]["params"]
+    params_["strategy"] = f"{__name__}:WRONG"
+    for own, message in (({"whot": 1}, "has no parameter whot; its parameters: what"), ({"what": 9}, "what: 9")):
+        params_["strategy_params"] = own
+        path = tmp_path / "profiles.json"
+        path.write_text(json.dumps(data))
+        with pytest.raises(ProfileError, match=re.escape(message)):
+            resolve(load_profiles(path), "moderate", "BTCUSDT")
