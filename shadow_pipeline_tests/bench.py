@@ -26,7 +26,7 @@ from shadow_pipeline.domain.market.quality import assess, normalize
 from shadow_pipeline.domain.market.synthetic import generate
 from shadow_pipeline.domain.market.ticks import FIELDS, parse_table
 from shadow_pipeline.domain.simulation.simulator import Simulation, simulate
-from shadow_pipeline.domain.strategies.profiles import FILL_DWELL, load_profiles, resolve, tune_settings
+from shadow_pipeline.domain.strategies.profiles import FILL_DWELL, StrategyParams, load_profiles, resolve, tune_settings
 from shadow_pipeline.domain.tuning.search_space import SearchSpace
 from shadow_pipeline.domain.tuning.tuner import Evaluation, Hour, Search, evaluate_all
 from shadow_pipeline.domain.validation.hftbacktest_engine import INSTALL_HINT, hftbacktest_available, hftbacktest_replay
@@ -36,6 +36,7 @@ from shadow_pipeline.ingest.consumer import IngestOptions, TickConsumer
 from shadow_pipeline.ingest.landing import Kind, LandingStore
 from shadow_pipeline.parquet import write_frame
 from shadow_pipeline.redis_io.server import start_server
+from shadow_pipeline_tests.bench_baseline import simulator as baseline_simulator
 from shadow_pipeline_tests.conftest import MARKET_DATA
 
 REPEATS = 5
@@ -289,6 +290,34 @@ def bench_simulator() -> list[dict[str, object]]:
     return rows
 
 
+def bench_strategy_interface() -> list[dict[str, object]]:
+    """The shadow stage with the strategy behind the interface (``touch_offset``, a first-class function call per
+    tick) against the inline quoter of ``bench_baseline/simulator.py`` (commit dad5646), same ticks, same fills."""
+    name, ticks = _tiled_ticks(SIMULATOR_TICKS)
+    params, _ = resolve(load_profiles(), "moderate", "BTCUSDT")
+    return [_interface_row(name, ticks, replace(params, fill_model=model)) for model in ("queue", "dwell")]
+
+
+def _interface_row(name: str, ticks: pd.DataFrame, params: StrategyParams) -> dict[str, object]:
+    def inline() -> int:
+        return len(baseline_simulator.simulate(ticks, params).inventory)
+
+    def ours() -> int:
+        return len(simulate(ticks, params).inventory)
+
+    baseline_simulator.simulate(ticks.head(1000), params)  # compile (or load the cache) outside the timing
+    same = baseline_simulator.simulate(ticks, params).fills.equals(simulate(ticks, params).fills)
+    (n, base_s), (_, ours_s) = _best(inline, ours)
+    return {
+        "benchmark": f"simulate via the strategy interface, fill model {params.fill_model} (same fills: {same})",
+        "input": f"{name} = {n:,} ticks, moderate, best of {REPEATS} interleaved",
+        "baseline": "the inline quoter at dad5646 (shadow_pipeline_tests/bench_baseline/simulator.py)",
+        "baseline_per_s": round(n / base_s),
+        "ours_per_s": round(n / ours_s),
+        "ratio": round(base_s / ours_s, 3),
+    }
+
+
 def _cpu_seconds() -> float:
     """CPU time of this process and its reaped children (a pool's workers once it has shut down)."""
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -380,7 +409,7 @@ def bench_tuner() -> list[dict[str, object]]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="make bench: throughput of the hot paths against baselines")
-    parser.add_argument("--only", choices=("tuner",), help="run one group of rows (the tuner's need no Redis)")
+    parser.add_argument("--only", choices=("tuner", "strategy"), help="run one group of rows (neither needs Redis)")
     only = parser.parse_args(argv).only
     rows: list[dict[str, object]] = []
     if only is None:
@@ -390,7 +419,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             rows = [bench_replay(client), *bench_ingest(client, server.url), *bench_simulator()]
         finally:
             server.stop()
-    rows += bench_tuner()
+    if only == "strategy":
+        print(pd.DataFrame(bench_strategy_interface(), dtype=object).to_markdown(index=False))
+        return
+    rows += [*bench_strategy_interface(), *bench_tuner()] if only is None else bench_tuner()
     table = pd.DataFrame(rows, dtype=object).fillna("")  # object: the ints stay ints beside the sets/s
     if only is None:
         print(f"Redis paths: best of {REPEATS} interleaved rounds; ratio = ours / baseline throughput (higher: better)")

@@ -347,20 +347,23 @@ def _queue_fill(
     return 0, KIND_TRADE
 
 
+_IN = numba.types.Array(numba.types.int64, 1, "C", readonly=True)  # accepts read-only columns (pandas' views)
+
+
 @numba.njit(
     numba.types.int64[:, ::1](
         DECIDE_TYPE,
         numba.types.float64[::1],
         numba.types.float64[::1],
         numba.types.int64[::1],
-        numba.types.int64[::1],
-        numba.types.int64[::1],
-        numba.types.int64[::1],
-        numba.types.int64[::1],
-        numba.types.int64[::1],
-        numba.types.int8[::1],
-        numba.types.int64[::1],
-        numba.types.int64[::1],
+        _IN,
+        _IN,
+        _IN,
+        _IN,
+        _IN,
+        numba.types.Array(numba.types.int8, 1, "C", readonly=True),
+        _IN,
+        _IN,
         numba.types.int64,
         numba.types.int64,
         numba.types.int64,
@@ -614,12 +617,6 @@ def same_ticks(ts: np.ndarray, ticks: pd.DataFrame) -> bool:
     return len(ts) == 0 or (int(ts[0]) == int(stamps.iloc[0]) and int(ts[-1]) == int(stamps.iloc[-1]))
 
 
-def _writable(column: np.ndarray) -> np.ndarray:
-    """The kernel's signature is fixed (so it is cached whatever the strategy) and names writable arrays;
-    a column read from Parquet may be read-only, and is copied then."""
-    return np.require(column, requirements=["C", "W"])
-
-
 def in_steps(column: pd.Series, step: float) -> np.ndarray:
     """A price or size column as integer ticks or lot steps (the kernel's exact units)."""
     return np.rint(column.to_numpy(dtype=np.float64) / step).astype(np.int64)
@@ -667,14 +664,14 @@ def run(
             strategy.pack(params),
             np.zeros(strategy.state_size, np.float64),
             status,
-            _writable(ts),
-            _writable(market.bid),
-            _writable(market.ask),
-            _writable(market.bid_qty),
-            _writable(market.ask_qty),
-            _writable(market.aggressor),
-            _writable(market.trade_px),
-            _writable(market.trade_qty),
+            ts,
+            market.bid,
+            market.ask,
+            market.bid_qty,
+            market.ask_qty,
+            market.aggressor,
+            market.trade_px,
+            market.trade_qty,
             round(params.min_requote_ms * _MS),
             latency.entry_ns,
             latency.cancel_ns,
