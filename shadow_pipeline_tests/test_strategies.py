@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numba
@@ -19,20 +20,27 @@ from shadow_pipeline.domain.strategies.interface import (
     Q_ASK_QTY,
     Q_BID_PX,
     Q_BID_QTY,
+    QUOTE_SIZE,
     V_ASK,
+    V_ASK_QTY,
     V_BID,
+    V_BID_QTY,
     V_INDEX,
+    V_POSITION,
+    VIEW_SIZE,
     Param,
     Strategy,
     StrategyError,
 )
+from shadow_pipeline.domain.strategies.inventory_skew import INVENTORY_SKEW
 from shadow_pipeline.domain.strategies.profiles import ProfileError, load_profiles, resolve
+from shadow_pipeline.domain.tuning.search_space import SearchSpace, point_of, tunable_names, with_values
 from shadow_pipeline.domain.validation.hftbacktest_engine import hftbacktest_available
 from shadow_pipeline.parquet import read_frame
 from shadow_pipeline_tests.conftest import market_file
 from shadow_pipeline_tests.fills_golden import ENGINES, FILL_CASES, PROFILES, engine_fills, golden_path
 from shadow_pipeline_tests.kpis_golden import Case, case_ticks
-from shadow_pipeline_tests.sim_helpers import make_ticks, params, tick
+from shadow_pipeline_tests.sim_helpers import BASE, make_ticks, params, tick
 
 CASES = [(case, profile, engine) for case in FILL_CASES for profile in PROFILES for engine in ENGINES]
 
@@ -104,7 +112,7 @@ def test_a_wrong_answer_stops_the_run_naming_the_strategy_and_the_tick(what: int
 @pytest.mark.parametrize(
     ("name", "message"),
     [
-        ("no_such", "unknown strategy 'no_such'; packaged: touch_offset"),
+        ("no_such", "unknown strategy 'no_such'; packaged: touch_offset, inventory_skew"),
         ("shadow_pipeline_tests.nowhere:X", "cannot import 'shadow_pipeline_tests.nowhere'"),
         (f"{__name__}:MISSING", f"module {__name__!r} has no attribute 'MISSING'"),
         (f"{__name__}:NOT_A_STRATEGY", "is a CPUDispatcher, not a shadow_pipeline Strategy"),
@@ -132,3 +140,58 @@ def test_unknown_or_out_of_range_strategy_params_fail_at_load(tmp_path: Path) ->
         path.write_text(json.dumps(data))
         with pytest.raises(ProfileError, match=re.escape(message)):
             resolve(load_profiles(path), "moderate", "BTCUSDT")
+
+
+def _skew_quotes(
+    position: int, bid_qty: int = 10, ask_qty: int = 10, variance: float = 0.0, **own: float
+) -> tuple[float, ...]:
+    """inventory_skew's answer to one tick: bid 1000, ask 1001 ticks, order size 2 lots, limit 10 orders, the
+    mid's variance rate estimated at ``variance`` ticks^2/s."""
+    params = INVENTORY_SKEW.pack(replace(BASE, lot_step=0.5, max_inventory=10, strategy_params=own))
+    view = np.zeros(VIEW_SIZE, np.int64)
+    view[V_BID], view[V_ASK], view[V_BID_QTY], view[V_ASK_QTY] = 1000, 1001, bid_qty, ask_qty
+    view[V_POSITION] = position
+    state = np.zeros(INVENTORY_SKEW.state_size)
+    state[0], state[2], state[3] = variance, 1e12, 1  # started, updated after this tick: the estimate stands
+    quotes = np.zeros(QUOTE_SIZE)
+    INVENTORY_SKEW.decide(params, view, state, quotes)
+    return tuple(quotes)
+
+
+def test_inventory_skew_joins_a_balanced_touch_when_flat() -> None:
+    assert _skew_quotes(0) == (1000, 2, 1001, 2, 0)
+
+
+def test_inventory_skew_leans_against_its_inventory() -> None:
+    # 8 orders long at gamma 0.01, variance 100 ticks^2/s, horizon 1 s: the reservation price is 8 ticks below
+    # the mid (992.5), the half-spread 0.5 + ln(1.005) / 0.01 = 0.9988: bid 991; the ask would be 994 but stays
+    # off the bid (a post-only order at or below it is rejected), so it joins the ask to sell first
+    assert _skew_quotes(16, variance=100, risk_aversion=0.01)[:4] == (991, 2, 1001, 2)
+    assert _skew_quotes(-16, variance=100, risk_aversion=0.01)[:4] == (1000, 2, 1010, 2)
+
+
+def test_inventory_skew_backs_off_the_side_the_book_leans_against() -> None:
+    # far more size on the bid: the micro-price is near the ask, so the ask steps back and the bid joins
+    assert _skew_quotes(0, bid_qty=90, ask_qty=10)[:4] == (1000, 2, 1002, 2)
+    assert _skew_quotes(0, bid_qty=10, ask_qty=90)[:4] == (999, 2, 1001, 2)
+    assert _skew_quotes(0, bid_qty=90, ask_qty=10, signal_weight=0)[:4] == (1000, 2, 1001, 2)
+
+
+def test_inventory_skew_stops_a_side_at_the_limit_and_hedges() -> None:
+    _, bid_qty, _, ask_qty, taker = _skew_quotes(20)  # 10 orders long: at the limit
+    assert bid_qty == 0 and ask_qty == 2 and taker == -10  # hedge back to half the limit (BASE's target 0.5)
+
+
+def test_the_search_space_is_per_strategy() -> None:
+    base, _ = resolve(load_profiles(), "moderate", "BTCUSDT")
+    skew = replace(base, strategy="inventory_skew")
+    space = SearchSpace.of({"strategy_params.risk_aversion": [1e-4, 1e-3], "max_inventory": [3, 5]}, skew)
+    tuned = with_values(skew, space.point(3))
+    assert (tuned.strategy_params, tuned.max_inventory) == ({"risk_aversion": 1e-3}, 5)
+    assert point_of(tuned, space.names) == space.point(3)
+    assert point_of(skew, ["strategy_params.horizon_s"]) == {"strategy_params.horizon_s": 1.0}  # the default
+    with pytest.raises(ProfileError, match="'quote_offset_ticks' is not a tunable parameter of strategy 'inventory_s"):
+        with_values(skew, {"quote_offset_ticks": 1})  # touch_offset's setting: searching it would change nothing
+    with pytest.raises(ProfileError, match=re.escape("strategy_params.risk_aversion: 1000.0 is out of range")):
+        SearchSpace.of({"strategy_params.risk_aversion": [1000]}, skew)
+    assert "strategy_params.risk_aversion" not in tunable_names(base)

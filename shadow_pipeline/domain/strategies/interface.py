@@ -151,6 +151,25 @@ def check_quotes(quotes: np.ndarray) -> int:
     return OK
 
 
+@numba.njit(cache=True)
+def within_limit(params: np.ndarray, view: np.ndarray, side: int) -> bool:
+    """Whether a full order on ``side`` (0 bid, 1 ask) keeps |position| within the inventory limit, or reduces it:
+    the shared risk rule a strategy applies before quoting a side."""
+    sign = 1 - 2 * side
+    pos = view[V_POSITION]
+    return abs(pos + sign * params[P_ORDER_QTY]) <= params[P_MAX_POS] or sign * pos < 0
+
+
+@numba.njit(cache=True)
+def hedge_quantity(params: np.ndarray, view: np.ndarray) -> float:
+    """The taker quantity (signed lots) back to the hedge target once |position| reaches the limit, else 0: the
+    shared hedge rule (``hedge.mode`` cross)."""
+    pos, target = view[V_POSITION], params[P_HEDGE_TARGET]
+    if params[P_HEDGE_ON] and abs(pos) >= params[P_MAX_POS] and abs(pos) > target:
+        return -(abs(pos) - target) if pos > 0 else abs(pos) - target
+    return 0.0
+
+
 def raise_for(name: str, status: np.ndarray, ts: np.ndarray, raised: Exception | None = None) -> None:
     """Raise the :class:`StrategyError` of a run that stopped (``status`` code set, or ``decide`` raised);
     ``name``: the strategy as the profile names it."""

@@ -11,9 +11,10 @@ import functools
 import importlib
 
 from shadow_pipeline.domain.strategies.interface import Strategy, StrategyError
+from shadow_pipeline.domain.strategies.inventory_skew import INVENTORY_SKEW
 from shadow_pipeline.domain.strategies.touch_offset import TOUCH_OFFSET
 
-STRATEGIES = {s.name: s for s in (TOUCH_OFFSET,)}
+STRATEGIES = {s.name: s for s in (TOUCH_OFFSET, INVENTORY_SKEW)}
 
 
 @functools.cache
