@@ -35,12 +35,14 @@ from shadow_pipeline.domain.strategies.interface import (
 from shadow_pipeline.domain.strategies.inventory_skew import INVENTORY_SKEW
 from shadow_pipeline.domain.strategies.profiles import ProfileError, load_profiles, resolve
 from shadow_pipeline.domain.tuning.search_space import SearchSpace, point_of, tunable_names, with_values
+from shadow_pipeline.domain.tuning.tuner import Search, tune
 from shadow_pipeline.domain.validation.hftbacktest_engine import hftbacktest_available
 from shadow_pipeline.parquet import read_frame
 from shadow_pipeline_tests.conftest import market_file
 from shadow_pipeline_tests.fills_golden import ENGINES, FILL_CASES, PROFILES, engine_fills, golden_path
 from shadow_pipeline_tests.kpis_golden import Case, case_ticks
 from shadow_pipeline_tests.sim_helpers import BASE, make_ticks, params, tick
+from shadow_pipeline_tests.tune_markets import GATES, QUEUE_BASE, as_hour, overshooting_market
 
 CASES = [(case, profile, engine) for case in FILL_CASES for profile in PROFILES for engine in ENGINES]
 
@@ -195,3 +197,12 @@ def test_the_search_space_is_per_strategy() -> None:
     with pytest.raises(ProfileError, match=re.escape("strategy_params.risk_aversion: 1000.0 is out of range")):
         SearchSpace.of({"strategy_params.risk_aversion": [1000]}, skew)
     assert "strategy_params.risk_aversion" not in tunable_names(base)
+
+
+def test_the_tuner_searches_a_desk_strategys_own_parameters() -> None:
+    desk = replace(QUEUE_BASE, strategy="shadow_pipeline_tests.example_strategy:TRADE_FADE")
+    space = SearchSpace.of({"strategy_params.fade_ticks": [0, 1, 3]}, desk)
+    ranking = tune([as_hour(overshooting_market(), 0)], desk, GATES, Search(space), workers=2).ranking
+    assert sorted(e.point["strategy_params.fade_ticks"] for e in ranking) == [0, 1, 2, 3]  # 2: the base point
+    fills = {e.point["strategy_params.fade_ticks"]: e.kpis["total_fills"] for e in ranking}
+    assert fills[0] != fills[3]  # the parameter reaches the strategy in the worker processes
