@@ -31,8 +31,9 @@ quantities integer lot steps inside the kernel, so comparisons and inventory ari
 the touch and our own market impact are ignored.
 
 hftbacktest composes a backtest of a queue model, a latency model and a fee model, one trait each; the kernel
-stays one compiled loop, but :func:`run` takes the same three parts by name: a fill model (:class:`QueueAware`
-or :class:`TouchDwell`), a :class:`LatencyModel` and a :class:`FeeModel`. The strategy, the order mechanics
+stays one compiled loop, but :func:`run` takes the same three parts (``models.py``, chosen by name there): a fill
+model (:class:`QueueAware` or :class:`TouchDwell`), a :class:`LatencyModel` and a :class:`FeeModel`; this module
+re-exports them for its callers. The strategy, the order mechanics
 (``min_requote_ms``) and the instrument come from ``StrategyParams``.
 """
 
@@ -45,6 +46,12 @@ import numba
 import numpy as np
 import pandas as pd
 
+from shadow_pipeline.domain.simulation.models import FeeModel as FeeModel
+from shadow_pipeline.domain.simulation.models import FillModel as FillModel
+from shadow_pipeline.domain.simulation.models import LatencyModel as LatencyModel
+from shadow_pipeline.domain.simulation.models import QueueAware as QueueAware
+from shadow_pipeline.domain.simulation.models import TouchDwell as TouchDwell
+from shadow_pipeline.domain.simulation.models import fill_model_of as fill_model_of
 from shadow_pipeline.domain.strategies.interface import (
     DECIDE_TYPE,
     O_AHEAD,
@@ -74,7 +81,7 @@ from shadow_pipeline.domain.strategies.interface import (
     check_quotes,
     raise_for,
 )
-from shadow_pipeline.domain.strategies.profiles import FILL_DWELL, FILL_QUEUE, StrategyParams
+from shadow_pipeline.domain.strategies.profiles import StrategyParams
 from shadow_pipeline.domain.strategies.registry import strategy_of
 
 _MS = 1_000_000
@@ -104,129 +111,6 @@ class Simulation:
 
     fills: pd.DataFrame
     inventory: pd.DataFrame
-
-
-@dataclass(frozen=True)
-class TouchDwell:
-    """The fill model ``dwell`` (the seed's touch + dwell proxy): dwell stands in for queue position.
-
-    A live quote that has stood ``dwell_ms`` at its price fills all that remains when the opposite touch reaches
-    it, and up to the trade's size when an opposite-aggressor trade prints at or through it. hftbacktest has no
-    dwell model: this is its ``PartialFillExchange`` with every order taken to be at the front of its queue once
-    it has dwelt (no ``QueueModel`` at all), except that a trade through the price fills at most its own size.
-    """
-
-    dwell_ms: float
-
-    @classmethod
-    def of(cls, params: StrategyParams) -> TouchDwell:
-        return cls(params.touch_dwell_ms)
-
-    @property
-    def label(self) -> str:
-        return f"dwell (touch_dwell_ms {self.dwell_ms:g})"
-
-    @property
-    def dwell_ns(self) -> int:
-        return round(self.dwell_ms * _MS)
-
-
-@dataclass(frozen=True)
-class QueueAware:
-    """The fill model ``queue``, the shadow's default (rules in ``docs/shadow-simulation.md``).
-
-    An order joins the back of the displayed queue at its price; opposite-aggressor trades at the price take the
-    queue ahead first and then fill it (partial fills), a trade through the price or the opposite touch reaching
-    it fills all that remains; no dwell. ``size_decrease_share`` (in [0, 1]) is the part of a displayed decrease
-    that trades do not explain (cancellations) taken to be ahead of the order. Nearest in hftbacktest: its
-    ``PartialFillExchange`` with, at share 0, ``RiskAdverseQueueModel`` (the queue ahead moves on trades only and
-    never exceeds the displayed size); a share above 0 is a constant stand-in for ``ProbQueueModel``, whose
-    probability function makes the share depend on the queue position. Top-of-book data adds rules of its own
-    (a level that empties, an order behind the touch), listed in ``docs/dry-run.md``.
-    """
-
-    size_decrease_share: float = 0.0
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.size_decrease_share <= 1.0:
-            raise ValueError(f"size_decrease_share {self.size_decrease_share} is not in [0, 1]")
-
-    @property
-    def label(self) -> str:
-        named = " (risk-averse)" if self.size_decrease_share == 0 else ""
-        return f"queue (size_decrease_share {self.size_decrease_share:g}{named})"
-
-
-FillModel = TouchDwell | QueueAware
-
-
-def fill_model_of(params: StrategyParams) -> FillModel:
-    """The profile's fill model (``fill.model``): what the shadow runs and what its reports name."""
-    if params.fill_model == FILL_DWELL:
-        return TouchDwell.of(params)
-    if params.fill_model == FILL_QUEUE:
-        return QueueAware(params.size_decrease_share)
-    raise ValueError(f"unknown fill model {params.fill_model!r}; known: {FILL_QUEUE}, {FILL_DWELL}")
-
-
-@dataclass(frozen=True)
-class LatencyModel:
-    """Constant delays of our own order path, ms (``docs/shadow-simulation.md``, step 1).
-
-    ``decision_ms``: from the tick to the strategy's decision (also the decision leg of the latency KPI);
-    ``order_entry_ms``: from the decision to the order being live at the exchange (a hedge executes after the
-    same delay); ``cancel_ms``: from the decision to a cancel landing, used by the queue-aware fill model only
-    (under touch + dwell a replaced order rests until its replacement lands). hftbacktest: ``ConstantLatency``
-    with entry latency ``decision_ms + order_entry_ms`` and response latency 0 (the strategy knows its fills at
-    the tick they happen); there one entry latency serves new orders and cancels alike, so a ``cancel_ms`` that
-    differs from ``order_entry_ms`` would be a custom ``LatencyModel``. The feed leg is not in the order path:
-    decisions are taken on exchange time.
-    """
-
-    decision_ms: float
-    order_entry_ms: float
-    cancel_ms: float
-
-    def __post_init__(self) -> None:
-        for name in ("decision_ms", "order_entry_ms", "cancel_ms"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} {getattr(self, name)} is negative")
-
-    @classmethod
-    def of(cls, params: StrategyParams, cancel_ms: float | None = None) -> LatencyModel:
-        """The profile's latencies; ``cancel_ms`` None: cancels take as long as order entry."""
-        entry = params.order_entry_latency_ms
-        return cls(params.decision_latency_ms, entry, entry if cancel_ms is None else cancel_ms)
-
-    @property
-    def entry_ns(self) -> int:
-        """From the deciding tick to the order live (or the hedge executed)."""
-        return round((self.decision_ms + self.order_entry_ms) * _MS)
-
-    @property
-    def cancel_ns(self) -> int:
-        """From the deciding tick to the cancel landed."""
-        return round((self.decision_ms + self.cancel_ms) * _MS)
-
-
-@dataclass(frozen=True)
-class FeeModel:
-    """Fees as a fraction of traded value (price * qty), by liquidity side; negative is a rebate (0.0002 = 2 bps).
-
-    Maker fills (our resting quotes) pay ``maker_rate``, taker fills (hedges) ``taker_rate``. hftbacktest:
-    ``TradingValueFeeModel(CommonFees(maker_fee, taker_fee))``, which takes the same fractions.
-    """
-
-    maker_rate: float
-    taker_rate: float
-
-    @classmethod
-    def of(cls, params: StrategyParams) -> FeeModel:
-        return cls(params.maker_fee_rate, params.taker_fee_rate)
-
-    def rates(self, is_maker: np.ndarray) -> np.ndarray:
-        """The fee rate of each fill."""
-        return np.where(is_maker, self.maker_rate, self.taker_rate)
 
 
 @numba.njit(cache=True)
@@ -644,17 +528,7 @@ def run(
         market = MarketColumns.of(ticks, params.tick_size, params.lot_step)
     market.check(params, ticks)
     ts = market.ts
-    if isinstance(fill, TouchDwell):
-        queue, dwell_ns, share = False, fill.dwell_ns, 0.0
-    else:
-        if latency.cancel_ms > params.min_requote_ms + latency.order_entry_ms:
-            # Sends on a side are min_requote_ms apart, so up to this bound a side rests at most its live order and
-            # the one it replaced; the kernel tracks those two.
-            raise ValueError(
-                f"cancel latency {latency.cancel_ms} ms exceeds min_requote_ms + order_entry_latency_ms "
-                f"({params.min_requote_ms} + {latency.order_entry_ms}): a side could rest three orders"
-            )
-        queue, dwell_ns, share = True, 0, fill.size_decrease_share
+    kernel = fill.kernel(params, latency)
     strategy = strategy_of(params.strategy)
     position = np.zeros(len(ts), np.int64)
     status = np.array([OK, -1], np.int64)
@@ -675,9 +549,9 @@ def run(
             round(params.min_requote_ms * _MS),
             latency.entry_ns,
             latency.cancel_ns,
-            queue,
-            dwell_ns,
-            share,
+            kernel.queue,
+            kernel.dwell_ns,
+            kernel.share,
             position,
         )
     except Exception as exc:
@@ -686,7 +560,7 @@ def run(
     raise_for(params.strategy, status, ts)
     inventory = pd.DataFrame({"ts": ts, "position": position * params.lot_step, "mid": market.mid})
     fills = fill_table(ts, market.mid, records, params, fees)
-    if queue:
+    if kernel.queue:
         ahead = records[:, F_AHEAD]
         fills["queue_ahead_at_entry"] = np.where(ahead >= 0, ahead * params.lot_step, np.nan)
     return Simulation(fills, inventory)

@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from shadow_pipeline.domain.simulation.models import FILL_MODELS, fill_model_of
 from shadow_pipeline.domain.strategies.interface import Param, Strategy
 from shadow_pipeline.domain.strategies.profiles import (
-    FILL_DWELL,
     ProfileError,
     Range,
     StrategyParams,
@@ -60,7 +60,6 @@ TUNABLES = {
     )
 }
 OWN = "strategy_params."  # the prefix of a strategy's own parameters in tune.space and overrides
-DWELL_ONLY = "touch_dwell_ms"  # the queue model has no dwell: searching it would evaluate one set many times
 MAX_GRID = 1_000_000  # a larger grid is a typo (a step of 0.0001), not a search
 MAX_VALUES = 10_000  # values of one parameter; the same typo, caught before the values are built
 
@@ -95,9 +94,10 @@ def with_values(params: StrategyParams, values: Mapping[str, float]) -> Strategy
     for name, value in values.items():
         tunable, param = TUNABLES.get(name), _own(strategy, name)
         if tunable is not None and (not tunable.strategy_field or name in strategy.fields):
-            if name == DWELL_ONLY and params.fill_model != FILL_DWELL:
+            owner = next((m for m in FILL_MODELS.values() if name in m.tunables), None)
+            if owner is not None and name not in fill_model_of(params).tunables:
                 raise ProfileError(
-                    f"{name} applies to the dwell fill model only (this profile's is {params.fill_model})"
+                    f"{name} applies to the {owner.name} fill model only (this profile's is {params.fill_model})"
                 )
             changes[tunable.field] = _check(tunable, value, params)
         elif param is not None:
