@@ -11,7 +11,14 @@ from pathlib import Path
 import pytest
 
 import shadow_pipeline
-from shadow_pipeline.domain.simulation.models import FILL_MODELS, fill_model_of
+from shadow_pipeline.domain.simulation.models import (
+    FEE_MODELS,
+    FILL_MODELS,
+    LATENCY_MODELS,
+    fee_model_of,
+    fill_model_of,
+    latency_model_of,
+)
 from shadow_pipeline.domain.strategies.profiles import ProfileError
 from shadow_pipeline.domain.tuning.search_space import with_values
 from shadow_pipeline_tests.sim_helpers import params
@@ -20,9 +27,19 @@ PACKAGE = Path(shadow_pipeline.__file__).resolve().parent
 NAME_COMPARE = re.compile(r"fill_model\s*[!=]=|==\s*FILL_(QUEUE|DWELL)|isinstance\([^)]*(TouchDwell|QueueAware)")
 
 
-def test_the_schema_offers_exactly_the_registered_fill_models() -> None:
+def test_the_schema_offers_exactly_the_registered_models() -> None:
     schema = json.loads(resources.files("shadow_pipeline.profiles").joinpath("shadow_profiles.schema.json").read_text())
-    assert set(schema["$defs"]["params"]["properties"]["fill"]["properties"]["model"]["enum"]) == set(FILL_MODELS)
+    settings = schema["$defs"]["params"]["properties"]
+    assert set(settings["fill"]["properties"]["model"]["enum"]) == set(FILL_MODELS)
+    assert set(settings["latency_model"]["enum"]) == set(LATENCY_MODELS)
+    assert set(settings["fee_model"]["enum"]) == set(FEE_MODELS)
+
+
+def test_the_profile_names_its_latency_and_fee_models() -> None:
+    p = params(order_entry_latency_ms=7.0, taker_fee_rate=0.0004)
+    assert latency_model_of(p).entry_ns == 7_000_000 and fee_model_of(p).taker_rate == 0.0004
+    with pytest.raises(ValueError, match="unknown latency model 'gaussian'; known: constant"):
+        latency_model_of(params(latency_model="gaussian"))
 
 
 @pytest.mark.parametrize("name", sorted(FILL_MODELS))

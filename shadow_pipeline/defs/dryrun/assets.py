@@ -12,7 +12,7 @@ from shadow_pipeline.defs.partitions import hour_and_symbol, tick_partitions
 from shadow_pipeline.domain.kpis.per_window import iteration_kpis
 from shadow_pipeline.domain.kpis.run_notes import RunNotesMissing, run_notes
 from shadow_pipeline.domain.market.windows import hour_bounds
-from shadow_pipeline.domain.simulation.models import FeeModel, LatencyModel, QueueAware, fill_model_of
+from shadow_pipeline.domain.simulation.models import QueueAware, fee_model_of, fill_model_of, latency_model_of
 from shadow_pipeline.domain.simulation.simulator import run
 from shadow_pipeline.domain.strategies.profiles import StrategyParams, setting_range
 from shadow_pipeline.domain.validation.accuracy import compare
@@ -123,7 +123,7 @@ def dryrun_accuracy_report(
         source = f"hftbacktest 2.4.4 ({config.queue_model.replace('_', '-')} queue, no partial fills)"
     elif source_name == "queue":
         queue = QueueAware(config.size_decrease_share)
-        reality = run(normalized_ticks, params, queue, LatencyModel.of(params), FeeModel.of(params))
+        reality = run(normalized_ticks, params, queue, latency_model_of(params), fee_model_of(params))
         source = f"our queue-aware engine, {queue.label}"
     else:
         start, end = hour_bounds(hour)

@@ -1,8 +1,9 @@
 """The shadow's models by name: fill, latency and fee, one part each, as hftbacktest composes a backtest.
 
-A profile chooses its fill model by name (``fill.model``); :data:`FILL_MODELS` is the one place a name meets its
-class, and every other module asks the model object what it needs (its dry-run reality, the settings only it
-reads, its unknown knob, its kernel arguments) instead of comparing names. Adding a fill model that the kernel's
+A profile chooses each by name (``fill.model``, ``latency_model``, ``fee_model``); :data:`FILL_MODELS`,
+:data:`LATENCY_MODELS` and :data:`FEE_MODELS` are the one place a name meets its class, and every other module
+asks the model object what it needs (its dry-run reality, the settings only it reads, its unknown knob, its
+kernel arguments) instead of comparing names. Adding a fill model that the kernel's
 two rules cover (a new parametrisation) is a class here plus its schema entry; a new fill *rule* also needs the
 kernel's step 2 (``simulator.py``), which is one compiled loop for speed.
 """
@@ -157,9 +158,8 @@ FILL_MODELS: dict[str, type[FillModel]] = {model.name: model for model in (Queue
 
 def fill_model_of(params: StrategyParams) -> FillModel:
     """The profile's fill model (``fill.model``): what the shadow runs and what its reports name."""
-    if params.fill_model not in FILL_MODELS:
-        raise ValueError(f"unknown fill model {params.fill_model!r}; known: {', '.join(FILL_MODELS)}")
-    return FILL_MODELS[params.fill_model].of(params)
+    model: FillModel = _named(FILL_MODELS, "fill", params.fill_model).of(params)
+    return model
 
 
 @dataclass(frozen=True)
@@ -179,6 +179,8 @@ class LatencyModel:
     decision_ms: float
     order_entry_ms: float
     cancel_ms: float
+
+    name: ClassVar[str] = "constant"
 
     def __post_init__(self) -> None:
         for name in ("decision_ms", "order_entry_ms", "cancel_ms"):
@@ -213,6 +215,8 @@ class FeeModel:
     maker_rate: float
     taker_rate: float
 
+    name: ClassVar[str] = "trading_value"
+
     @classmethod
     def of(cls, params: StrategyParams) -> FeeModel:
         return cls(params.maker_fee_rate, params.taker_fee_rate)
@@ -220,3 +224,23 @@ class FeeModel:
     def rates(self, is_maker: np.ndarray) -> np.ndarray:
         """The fee rate of each fill."""
         return np.where(is_maker, self.maker_rate, self.taker_rate)
+
+
+LATENCY_MODELS: dict[str, type[LatencyModel]] = {LatencyModel.name: LatencyModel}
+FEE_MODELS: dict[str, type[FeeModel]] = {FeeModel.name: FeeModel}
+
+
+def latency_model_of(params: StrategyParams) -> LatencyModel:
+    """The profile's latency model (``latency_model``)."""
+    return _named(LATENCY_MODELS, "latency", params.latency_model).of(params)
+
+
+def fee_model_of(params: StrategyParams) -> FeeModel:
+    """The profile's fee model (``fee_model``)."""
+    return _named(FEE_MODELS, "fee", params.fee_model).of(params)
+
+
+def _named(models: dict[str, Any], kind: str, name: str) -> Any:
+    if name not in models:
+        raise ValueError(f"unknown {kind} model {name!r}; known: {', '.join(models)}")
+    return models[name]

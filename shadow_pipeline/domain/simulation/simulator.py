@@ -51,6 +51,7 @@ from shadow_pipeline.domain.simulation.models import FillModel as FillModel
 from shadow_pipeline.domain.simulation.models import LatencyModel as LatencyModel
 from shadow_pipeline.domain.simulation.models import QueueAware as QueueAware
 from shadow_pipeline.domain.simulation.models import TouchDwell as TouchDwell
+from shadow_pipeline.domain.simulation.models import fee_model_of, latency_model_of
 from shadow_pipeline.domain.simulation.models import fill_model_of as fill_model_of
 from shadow_pipeline.domain.strategies.interface import (
     DECIDE_TYPE,
@@ -510,7 +511,7 @@ def simulate(ticks: pd.DataFrame, params: StrategyParams, market: MarketColumns 
     """Run the strategy over one symbol's ticks (sorted by ``ts_server``) under the profile's models (fill model
     ``fill.model``, queue-aware by default); same input, same output. This is the shadow. ``market``: the ticks'
     columns when already built (a search reuses them)."""
-    return run(ticks, params, fill_model_of(params), LatencyModel.of(params), FeeModel.of(params), market)
+    return run(ticks, params, fill_model_of(params), latency_model_of(params), fee_model_of(params), market)
 
 
 def run(

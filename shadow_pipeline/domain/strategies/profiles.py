@@ -66,6 +66,9 @@ class StrategyParams:
     # existed ran touch_offset, the default.
     strategy: str = DEFAULT_STRATEGY
     strategy_params: Mapping[str, float] = field(default_factory=dict)
+    # The latency and fee models by name (``simulation/models.py``); one of each so far.
+    latency_model: str = "constant"
+    fee_model: str = "trading_value"
 
     @property
     def max_position(self) -> float:

@@ -26,6 +26,7 @@ import numba
 import numpy as np
 import pandas as pd
 
+from shadow_pipeline.domain.simulation.models import fee_model_of, latency_model_of
 from shadow_pipeline.domain.simulation.simulator import (
     FILL_FIELDS,
     KIND_CROSS,
@@ -400,8 +401,8 @@ def hftbacktest_replay(
     312, 316). hftbacktest has one latency for orders and cancels: ``latency.cancel_ms`` is not used.
     """
     hbt = _hbt()
-    latency = latency or LatencyModel.of(params)
-    fees = fees or FeeModel.of(params)
+    latency = latency or latency_model_of(params)
+    fees = fees or fee_model_of(params)
     _queue_model(hbt.BacktestAsset(), queue_model, power)  # reject an unknown model before converting
     ts = ticks["ts_server"].to_numpy(dtype=np.int64)
     market = MarketColumns.of(ticks, params.tick_size, params.lot_step)
