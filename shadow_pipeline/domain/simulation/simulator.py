@@ -410,7 +410,8 @@ def _kernel(
             view[v + O_LEFT] = order[2 * s, REM]
             view[v + O_AHEAD] = order[2 * s, AHEAD] if queue else -1
             view[v + O_IN_FLIGHT] = pend_on[s]
-        quotes[:] = 0.0
+        for q in range(QUOTE_SIZE):
+            quotes[q] = 0.0
         status[STATUS_TICK] = i
         decide(strategy, view, state, quotes)
         status[STATUS_CODE] = check_quotes(quotes)
@@ -531,7 +532,7 @@ def run(
     ts = market.ts
     kernel = fill.kernel(params, latency)
     strategy = strategy_of(params.strategy)
-    position = np.zeros(len(ts), np.int64)
+    position = np.empty(len(ts), np.int64)  # every tick writes its own
     status = np.array([OK, -1], np.int64)
     try:
         records = _kernel(
