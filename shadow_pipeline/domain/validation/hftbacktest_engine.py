@@ -76,6 +76,7 @@ QUEUE_MODELS = ("risk_averse", "power", "log")
 INSTALL_HINT = "hftbacktest is not installed: pip install -e '.[hbt]' (make test installs it)"
 _MS = 1_000_000
 _NEVER = np.int64(-(2**62))
+_QUOTE_ROOM_TICKS = 1000
 _MAX_CLOCK = 2**61  # hftbacktest adds timeouts to its clock: leave headroom below int64's end
 # hftbacktest.order constants (2.4.4), inlined so the compiled loop needs no import of hftbacktest.
 _NEW, _FILLED, _GTC, _GTX, _LIMIT, _MARKET = 1, 3, 0, 1, 0, 1
@@ -414,7 +415,9 @@ def hftbacktest_replay(
         clock, scale = _clock(ts)
         events = to_events(ticks, params)  # kept referenced until the backtest is closed: hftbacktest reads it in place
         prices = np.r_[ticks["bid"].to_numpy(dtype=np.float64), ticks["ask"].to_numpy(dtype=np.float64)]
-        margin = (params.quote_offset_ticks + 10) * params.tick_size
+        # hftbacktest keeps depth for the prices of interest only: room for quotes a strategy places away from the
+        # touch (an inventory skew can be many ticks)
+        margin = (params.quote_offset_ticks + _QUOTE_ROOM_TICKS) * params.tick_size
         asset = (
             hbt.BacktestAsset()
             .data(events)
