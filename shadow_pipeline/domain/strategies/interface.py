@@ -8,8 +8,8 @@ cancels, one taker order in flight). ``docs/strategies.md`` walks through writin
 ``decide(params, view, state, quotes)`` is a numba ``@njit`` function with :data:`DECIDE_SIGNATURE`:
 
 - ``params`` (float64): the profile's values, :data:`P_ORDER_QTY` .. :data:`P_HEDGE_TARGET` first (the risk
-  settings every strategy shares), then the strategy's own :class:`Param` values in declared order from
-  :data:`P_OWN`;
+  settings every strategy shares), then from :data:`P_OWN` the strategy's ``fields`` and its own :class:`Param`
+  values, in declared order;
 - ``view`` (int64, exact): the tick, ``V_*`` below; prices are integer ticks, sizes integer lot steps;
 - ``state`` (float64, zeros at the start of a run, :attr:`Strategy.state_size` long): the strategy's memory;
 - ``quotes`` (float64, zeroed before each call): what it wants, ``Q_*`` below. A side with size 0 has no quote;
