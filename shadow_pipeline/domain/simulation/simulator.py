@@ -33,8 +33,8 @@ the touch and our own market impact are ignored.
 hftbacktest composes a backtest of a queue model, a latency model and a fee model, one trait each; the kernel
 stays one compiled loop, but :func:`run` takes the same three parts (``models.py``, chosen by name there): a fill
 model (:class:`QueueAware` or :class:`TouchDwell`), a :class:`LatencyModel` and a :class:`FeeModel`; this module
-re-exports them for its callers. The strategy, the order mechanics
-(``min_requote_ms``) and the instrument come from ``StrategyParams``.
+re-exports them for its callers. The strategy, the order mechanics (``min_requote_ms``) and the instrument come
+from ``StrategyParams``.
 """
 
 from __future__ import annotations
