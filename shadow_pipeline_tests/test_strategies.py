@@ -206,3 +206,25 @@ def test_the_tuner_searches_a_desk_strategys_own_parameters() -> None:
     assert sorted(e.point["strategy_params.fade_ticks"] for e in ranking) == [0, 1, 2, 3]  # 2: the base point
     fills = {e.point["strategy_params.fade_ticks"]: e.kpis["total_fills"] for e in ranking}
     assert fills[0] != fills[3]  # the parameter reaches the strategy in the worker processes
+
+
+@pytest.mark.skipif(not hftbacktest_available(), reason="hftbacktest (the hbt extra) is not installed")
+def test_inventory_skew_takes_the_same_decisions_in_both_engines() -> None:
+    # the hand-worked queue sequence of test_hftbacktest_engine: joined behind 3.0, filled once trades take it
+    ticks = make_ticks(
+        [
+            tick(0, 100.0, 100.1),
+            tick(20, 100.0, 100.1),
+            tick(30, 100.0, 100.1, "sell", 100.0, 1.0),
+            tick(40, 100.0, 100.1, "sell", 100.0, 1.0),
+            tick(50, 100.0, 100.1, "sell", 100.0, 2.0),
+            tick(70, 100.0, 100.1),
+        ]
+    )
+    ticks["bid_qty"] = ticks["ask_qty"] = 3.0
+    skew = params(strategy="inventory_skew", fill_model="queue")
+    columns = ["tick", "side", "price", "qty", "kind"]
+    shadow = engine_fills(ticks, skew, "queue")[columns]
+    reality = engine_fills(ticks, skew, "hftbacktest")[columns]
+    pd.testing.assert_frame_equal(shadow, reality)
+    assert shadow.values.tolist() == [[4, 1, 100.0, 1.0, "trade"]]
