@@ -1,5 +1,6 @@
 """A desk's own strategy (``example_strategy.py``, the one ``docs/strategies.md`` walks through) named by path in
-a profiles file runs through the shadow's Dagster assets on the recorded BTCUSDT hour, and its notes say so."""
+a profiles file runs through the shadow's Dagster assets on the recorded BTCUSDT hour, its notes say so, and the
+dry-run holds it against hftbacktest running the same strategy."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import pytest
 import redis
 
+from shadow_pipeline.defs.dryrun.assets import dryrun_accuracy_report
+from shadow_pipeline.defs.export.assets import exported_kpis
 from shadow_pipeline.defs.ingest.assets import landing_zone, normalized_ticks, raw_ticks
 from shadow_pipeline.defs.partitions import partition_key
 from shadow_pipeline.defs.shadow.assets import live_ready_profile, shadow_iterations, shadow_report
@@ -18,13 +22,24 @@ from shadow_pipeline.domain.kpis.per_window import iteration_kpis
 from shadow_pipeline.domain.kpis.run_notes import run_notes
 from shadow_pipeline.domain.simulation.simulator import simulate
 from shadow_pipeline.domain.strategies.profiles import load_profiles
+from shadow_pipeline.domain.validation.hftbacktest_engine import hftbacktest_available
 from shadow_pipeline.parquet import read_frame
+from shadow_pipeline.reporting.accuracy import REPORT_JSON
 from shadow_pipeline.reporting.snapshot import SNAPSHOT_FILE
 from shadow_pipeline_tests.ingest_helpers import pipeline_resources, replay_binance
 from shadow_pipeline_tests.shadow_helpers import shadow_run_config
 
 HOUR, SYMBOL = "2024-08-08-23:00", "BTCUSDT"
-ASSETS = [landing_zone, raw_ticks, normalized_ticks, shadow_iterations, shadow_report, live_ready_profile]
+ASSETS = [
+    landing_zone,
+    raw_ticks,
+    normalized_ticks,
+    shadow_iterations,
+    shadow_report,
+    live_ready_profile,
+    exported_kpis,
+    dryrun_accuracy_report,
+]
 EXAMPLE = "shadow_pipeline_tests.example_strategy:TRADE_FADE"
 
 
@@ -38,6 +53,7 @@ def _profiles(tmp_path: Path) -> str:
     return str(path)
 
 
+@pytest.mark.skipif(not hftbacktest_available(), reason="the dry-run's reality needs the hbt extra")
 def test_a_desk_strategy_named_by_path_runs_through_the_shadow_assets(redis_url: str, tmp_path: Path) -> None:
     client = redis.Redis.from_url(redis_url)
     stream = "test:strategy:binance:ticks"
@@ -52,7 +68,8 @@ def test_a_desk_strategy_named_by_path_runs_through_the_shadow_assets(redis_url:
                 instance=instance,
             )
     finally:
-        client.delete(stream)
+        for name in [stream, *client.scan_iter(match="shadow:kpi:*")]:
+            client.delete(name)
     assert result.success
     stored = read_frame(str(tmp_path / "assets/shadow_iterations" / HOUR / f"{SYMBOL}.parquet"))
     notes = run_notes(stored)
@@ -66,3 +83,7 @@ def test_a_desk_strategy_named_by_path_runs_through_the_shadow_assets(redis_url:
     packaged = replace(notes.params, strategy="touch_offset", strategy_params={})
     theirs = iteration_kpis(ticks, simulate(ticks, packaged), packaged, notes.thresholds, 5.0)
     assert 0 < stored["total_fills"].sum() != theirs["total_fills"].sum()
+    # the dry-run: hftbacktest ran the same strategy, and the queue shadow predicts its fills
+    report = json.loads((tmp_path / "artifacts/dryrun" / HOUR / SYMBOL / REPORT_JSON).read_text())
+    assert report["reality"].startswith("hftbacktest 2.4.4")
+    assert 0.8 <= report["predicted_fills"] / report["actual_fills"] <= 1.25, report
