@@ -40,7 +40,7 @@ from shadow_pipeline_tests.bench_baseline import simulator as baseline_simulator
 from shadow_pipeline_tests.conftest import MARKET_DATA
 
 REPEATS = 5
-INTERFACE_REPEATS = 11  # a ratio near its acceptance line (0.9): more rounds against the other engineers' load
+INTERFACE_REPEATS = 6  # twice, in either order: a ratio near its acceptance line (0.9) needs more rounds
 MEMORY_MARKET_SECONDS = 2400  # about a million ticks of the synthetic BTCUSDT + ETHUSDT market
 SIMULATOR_TICKS = 5_000_000  # the recording tiled to at least this many ticks
 SIMULATOR_RUNS = 5
@@ -308,10 +308,13 @@ def _interface_row(name: str, ticks: pd.DataFrame, params: StrategyParams) -> di
 
     baseline_simulator.simulate(ticks.head(1000), params)  # compile (or load the cache) outside the timing
     same = baseline_simulator.simulate(ticks, params).fills.equals(simulate(ticks, params).fills)
-    (n, base_s), (_, ours_s) = _best(inline, ours, repeats=INTERFACE_REPEATS)
+    # each first in half the rounds: the second of a pair meets the first one's freed memory and warm caches
+    (n, base_a), (_, ours_a) = _best(inline, ours, repeats=INTERFACE_REPEATS)
+    (_, ours_b), (_, base_b) = _best(ours, inline, repeats=INTERFACE_REPEATS)
+    base_s, ours_s = min(base_a, base_b), min(ours_a, ours_b)
     return {
         "benchmark": f"simulate via the strategy interface, fill model {params.fill_model} (same fills: {same})",
-        "input": f"{name} = {n:,} ticks, moderate, best of {INTERFACE_REPEATS} interleaved",
+        "input": f"{name} = {n:,} ticks, moderate, best of {2 * INTERFACE_REPEATS} interleaved, either first",
         "baseline": "the inline quoter at dad5646 (shadow_pipeline_tests/bench_baseline/simulator.py)",
         "baseline_per_s": round(n / base_s),
         "ours_per_s": round(n / ours_s),
