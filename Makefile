@@ -14,7 +14,7 @@ export VIRTUAL_ENV := $(CURDIR)/$(VENV)
 INSTANCE := $(DAGSTER_HOME)/dagster.yaml
 
 .PHONY: demo test lint typecheck defs pytest dev ingest ingest-job shadow-redis shadow-report shadow-audit shadow-ci \
-	shadow-redis-export shadow-redis-export-stream shadow-tune dryrun dryrun-validate bench soak clean
+	shadow-redis-export shadow-redis-export-stream shadow-tune dryrun dryrun-validate bench strategies soak clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "shadow-pipeline needs Python >= 3.11; set PYTHON=python3.11 (or newer)")'
@@ -137,6 +137,10 @@ dryrun-validate: $(STAMP) $(INSTANCE)
 ## Throughput benchmarks, each as a ratio against a baseline measured in the same run.
 bench: $(STAMP)
 	$(BIN)/python -m shadow_pipeline_tests.bench
+
+## The packaged strategies' KPIs side by side on the shared recordings, shadow and hftbacktest (docs/strategies.md).
+strategies: $(STAMP)
+	$(BIN)/python -m shadow_pipeline.reporting.strategies
 
 ## Ingest soak: 1 M ticks per scenario, 20 consumer SIGKILLs, Redis restarts with AOF; 0 lost, 0 duplicated
 ## (docs/ingest.md, "Claiming and completeness"). SOAK_ARGS=--short for the test suite's version.

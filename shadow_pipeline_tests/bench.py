@@ -26,7 +26,7 @@ from shadow_pipeline.domain.market.quality import assess, normalize
 from shadow_pipeline.domain.market.synthetic import generate
 from shadow_pipeline.domain.market.ticks import FIELDS, parse_table
 from shadow_pipeline.domain.simulation.simulator import Simulation, simulate
-from shadow_pipeline.domain.strategies.profiles import FILL_DWELL, load_profiles, resolve, tune_settings
+from shadow_pipeline.domain.strategies.profiles import FILL_DWELL, StrategyParams, load_profiles, resolve, tune_settings
 from shadow_pipeline.domain.tuning.search_space import SearchSpace
 from shadow_pipeline.domain.tuning.tuner import Evaluation, Hour, Search, evaluate_all
 from shadow_pipeline.domain.validation.hftbacktest_engine import INSTALL_HINT, hftbacktest_available, hftbacktest_replay
@@ -36,9 +36,11 @@ from shadow_pipeline.ingest.consumer import IngestOptions, TickConsumer
 from shadow_pipeline.ingest.landing import Kind, LandingStore
 from shadow_pipeline.parquet import write_frame
 from shadow_pipeline.redis_io.server import start_server
+from shadow_pipeline_tests.bench_baseline import simulator as baseline_simulator
 from shadow_pipeline_tests.conftest import MARKET_DATA
 
 REPEATS = 5
+INTERFACE_REPEATS = 6  # twice, in either order: a ratio near its acceptance line (0.9) needs more rounds
 MEMORY_MARKET_SECONDS = 2400  # about a million ticks of the synthetic BTCUSDT + ETHUSDT market
 SIMULATOR_TICKS = 5_000_000  # the recording tiled to at least this many ticks
 SIMULATOR_RUNS = 5
@@ -47,10 +49,10 @@ TUNER_SETS = 100  # the base profile and 99 sampled points of its tune space
 TUNER_RUNS = 3
 
 
-def _best(*runs: Callable[[], int]) -> list[tuple[int, float]]:
-    """Best of REPEATS for each run: (items, seconds). The runs take turns within each round, so a slow spell
+def _best(*runs: Callable[[], int], repeats: int = REPEATS) -> list[tuple[int, float]]:
+    """Best of ``repeats`` for each run: (items, seconds). The runs take turns within each round, so a slow spell
     of this shared machine hits baseline and ours alike; best-of filters out the other core's noise."""
-    rounds = [[_timed(run) for run in runs] for _ in range(REPEATS)]
+    rounds = [[_timed(run) for run in runs] for _ in range(repeats)]
     return [min((r[i] for r in rounds), key=lambda r: r[1]) for i in range(len(runs))]
 
 
@@ -289,6 +291,37 @@ def bench_simulator() -> list[dict[str, object]]:
     return rows
 
 
+def bench_strategy_interface() -> list[dict[str, object]]:
+    """The shadow stage with the strategy behind the interface (``touch_offset``, a first-class function call per
+    tick) against the inline quoter of ``bench_baseline/simulator.py`` (commit dad5646), same ticks, same fills."""
+    name, ticks = _tiled_ticks(SIMULATOR_TICKS)
+    params, _ = resolve(load_profiles(), "moderate", "BTCUSDT")
+    return [_interface_row(name, ticks, replace(params, fill_model=model)) for model in ("queue", "dwell")]
+
+
+def _interface_row(name: str, ticks: pd.DataFrame, params: StrategyParams) -> dict[str, object]:
+    def inline() -> int:
+        return len(baseline_simulator.simulate(ticks, params).inventory)
+
+    def ours() -> int:
+        return len(simulate(ticks, params).inventory)
+
+    baseline_simulator.simulate(ticks.head(1000), params)  # compile (or load the cache) outside the timing
+    same = baseline_simulator.simulate(ticks, params).fills.equals(simulate(ticks, params).fills)
+    # each first in half the rounds: the second of a pair meets the first one's freed memory and warm caches
+    (n, base_a), (_, ours_a) = _best(inline, ours, repeats=INTERFACE_REPEATS)
+    (_, ours_b), (_, base_b) = _best(ours, inline, repeats=INTERFACE_REPEATS)
+    base_s, ours_s = min(base_a, base_b), min(ours_a, ours_b)
+    return {
+        "benchmark": f"simulate via the strategy interface, fill model {params.fill_model} (same fills: {same})",
+        "input": f"{name} = {n:,} ticks, moderate, best of {2 * INTERFACE_REPEATS} interleaved, either first",
+        "baseline": "the inline quoter at dad5646 (shadow_pipeline_tests/bench_baseline/simulator.py)",
+        "baseline_per_s": round(n / base_s),
+        "ours_per_s": round(n / ours_s),
+        "ratio": round(base_s / ours_s, 3),
+    }
+
+
 def _cpu_seconds() -> float:
     """CPU time of this process and its reaped children (a pool's workers once it has shut down)."""
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -380,7 +413,7 @@ def bench_tuner() -> list[dict[str, object]]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="make bench: throughput of the hot paths against baselines")
-    parser.add_argument("--only", choices=("tuner",), help="run one group of rows (the tuner's need no Redis)")
+    parser.add_argument("--only", choices=("tuner", "strategy"), help="run one group of rows (neither needs Redis)")
     only = parser.parse_args(argv).only
     rows: list[dict[str, object]] = []
     if only is None:
@@ -390,7 +423,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             rows = [bench_replay(client), *bench_ingest(client, server.url), *bench_simulator()]
         finally:
             server.stop()
-    rows += bench_tuner()
+    if only == "strategy":
+        print(pd.DataFrame(bench_strategy_interface(), dtype=object).to_markdown(index=False))
+        return
+    rows += [*bench_strategy_interface(), *bench_tuner()] if only is None else bench_tuner()
     table = pd.DataFrame(rows, dtype=object).fillna("")  # object: the ints stay ints beside the sets/s
     if only is None:
         print(f"Redis paths: best of {REPEATS} interleaved rounds; ratio = ours / baseline throughput (higher: better)")

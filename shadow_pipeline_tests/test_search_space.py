@@ -62,7 +62,7 @@ def test_symbol_layers_merge_into_the_profiles_space(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("tune", "message"),
     [
-        ({"space": {"spread": [1]}}, "Additional properties are not allowed \\('spread'"),
+        ({"space": {"spread": [1]}}, "'spread' does not match any of the regexes: '\\^strategy_params"),
         ({"space": {"max_inventory": []}}, "max_inventory"),
         ({"space": {"min_requote_ms": {"min": 100, "max": 500}}}, "min_requote_ms"),
         ({"objective": "sharpe"}, "'sharpe' is not one of"),

@@ -12,8 +12,9 @@ from shadow_pipeline.defs.partitions import hour_and_symbol, tick_partitions
 from shadow_pipeline.domain.kpis.per_window import iteration_kpis
 from shadow_pipeline.domain.kpis.run_notes import RunNotesMissing, run_notes
 from shadow_pipeline.domain.market.windows import hour_bounds
-from shadow_pipeline.domain.simulation.simulator import FeeModel, LatencyModel, QueueAware, run
-from shadow_pipeline.domain.strategies.profiles import FILL_QUEUE, StrategyParams, setting_range
+from shadow_pipeline.domain.simulation.models import QueueAware, fee_model_of, fill_model_of, latency_model_of
+from shadow_pipeline.domain.simulation.simulator import run
+from shadow_pipeline.domain.strategies.profiles import StrategyParams, setting_range
 from shadow_pipeline.domain.validation.accuracy import compare
 from shadow_pipeline.domain.validation.actual_fills import simulation_from_fills
 from shadow_pipeline.domain.validation.hftbacktest_engine import HftbacktestMissing, hftbacktest_replay
@@ -55,12 +56,14 @@ class DryRunConfig(dg.Config):
 
 def _reality_of(config: DryRunConfig, params: StrategyParams) -> str:
     """The reality source; never the shadow's own model, whose comparison with itself could not fail."""
+    model = fill_model_of(params)
     if config.reality == "auto":
-        return "hftbacktest" if params.fill_model == FILL_QUEUE else "queue"
-    if config.reality == "queue" and params.fill_model == FILL_QUEUE:
+        return model.reality
+    if config.reality == model.name:
         raise dg.Failure(
-            "reality 'queue' is the shadow's own fill model (queue): the dry-run would compare the model with "
-            "itself. Use reality hftbacktest (the default for a queue shadow) or fills (a real bot's fills)."
+            f"reality {config.reality!r} is the shadow's own fill model ({model.name}): the dry-run would compare "
+            f"the model with itself. Use reality {model.reality} (the default for a {model.name} shadow) or fills "
+            "(a real bot's fills)."
         )
     return config.reality
 
@@ -124,7 +127,7 @@ def dryrun_accuracy_report(
         source = f"hftbacktest 2.4.4 ({config.queue_model.replace('_', '-')} queue, no partial fills)"
     elif source_name == "queue":
         queue = QueueAware(config.size_decrease_share)
-        reality = run(normalized_ticks, params, queue, LatencyModel.of(params), FeeModel.of(params))
+        reality = run(normalized_ticks, params, queue, latency_model_of(params), fee_model_of(params))
         source = f"our queue-aware engine, {queue.label}"
     else:
         start, end = hour_bounds(hour)

@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 
 from shadow_pipeline.domain.kpis.catalogue import KPIS, names
-from shadow_pipeline.domain.simulation.simulator import LatencyModel, Simulation, same_ticks
+from shadow_pipeline.domain.simulation.models import latency_model_of
+from shadow_pipeline.domain.simulation.simulator import Simulation, same_ticks
 from shadow_pipeline.domain.strategies.profiles import StrategyParams, Thresholds
 
 _NS = 1_000_000_000
@@ -290,7 +291,7 @@ def iteration_kpis(
     pnl = value_end - np.concatenate(([0.0], value_end[:-1])) + sums.pop("cash")
     use = np.abs(simulation.inventory["position"].to_numpy(dtype=np.float64)) / params.max_position
     legs = windows.legs
-    latency = windows.latency(LatencyModel.of(params).decision_ms)  # the leg the simulator delays by
+    latency = windows.latency(latency_model_of(params).decision_ms)  # the leg the simulator delays by
     total_fills = sums["maker_count"] + sums["taker_count"]
     traded = sums["maker_notional"] + sums["taker_notional"]
     start = (first + np.arange(n, dtype=np.int64)) * dur

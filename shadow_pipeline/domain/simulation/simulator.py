@@ -16,20 +16,25 @@ One compiled kernel runs the strategy; the rules, per tick in exchange time (``t
      fills all that remains when the opposite touch reaches it and up to the trade's size when an
      opposite-aggressor trade prints at or through it; queue position is ignored, so it fills far more often.
    A fully filled side is requoted as a new order, so latency (and dwell) apply again.
-3. When |position| reaches ``max_inventory`` lots and no hedge is pending, a hedge back to
-   ``hedge_target * max_inventory`` is sent (mode ``cross``).
-4. The strategy wants a bid at ``bid - offset`` ticks and an ask at ``ask + offset`` ticks, except on a side
-   whose full order could push |position| beyond ``max_inventory``. When that differs from the side's live order,
-   no order of the side is in flight and ``min_requote_ms`` has passed since its last send, it sends a new order.
+3. The strategy (``params.strategy``, ``strategies/interface.py``) sees the tick, its position and its live
+   orders and says which quote it wants per side (price in ticks, size in lots, or none) and whether to send a
+   taker order (the packaged ``touch_offset``: a bid ``quote_offset_ticks`` below the bid and an ask as far
+   above the ask, except on a side whose full order could push |position| beyond ``max_inventory``; at that
+   limit, a hedge back to ``hedge_target * max_inventory``).
+4. A taker order is sent when none is in flight (it executes in step 1 after the entry latency).
+5. When a side's wish differs from its live order (price or size), no order of the side is in flight and
+   ``min_requote_ms`` has passed since its last send, it sends a new order.
 
-Steps 1, 3 and 4 are shared, so both fill models see the same decisions; only step 2 and the cancel timing
-differ. Prices are integer ticks and quantities integer lot steps inside the kernel, so comparisons and
-inventory arithmetic are exact. Depth beyond the touch and our own market impact are ignored.
+Steps 1, 3, 4 and 5 are shared, so both fill models (and the hftbacktest reality, which calls the same
+strategy) see the same decisions; only step 2 and the cancel timing differ. Prices are integer ticks and
+quantities integer lot steps inside the kernel, so comparisons and inventory arithmetic are exact. Depth beyond
+the touch and our own market impact are ignored.
 
 hftbacktest composes a backtest of a queue model, a latency model and a fee model, one trait each; the kernel
-stays one compiled loop, but :func:`run` takes the same three parts by name: a fill model (:class:`QueueAware`
-or :class:`TouchDwell`), a :class:`LatencyModel` and a :class:`FeeModel`. The strategy (quotes, requotes,
-inventory limit, hedge) and the instrument come from ``StrategyParams``.
+stays one compiled loop, but :func:`run` takes the same three parts (``models.py``, chosen by name there): a fill
+model (:class:`QueueAware` or :class:`TouchDwell`), a :class:`LatencyModel` and a :class:`FeeModel`; this module
+re-exports them for its callers. The strategy, the order mechanics (``min_requote_ms``) and the instrument come
+from ``StrategyParams``.
 """
 
 from __future__ import annotations
@@ -41,7 +46,44 @@ import numba
 import numpy as np
 import pandas as pd
 
-from shadow_pipeline.domain.strategies.profiles import FILL_DWELL, FILL_QUEUE, StrategyParams
+from shadow_pipeline.domain.simulation.models import FeeModel as FeeModel
+from shadow_pipeline.domain.simulation.models import FillModel as FillModel
+from shadow_pipeline.domain.simulation.models import LatencyModel as LatencyModel
+from shadow_pipeline.domain.simulation.models import QueueAware as QueueAware
+from shadow_pipeline.domain.simulation.models import TouchDwell as TouchDwell
+from shadow_pipeline.domain.simulation.models import fee_model_of, latency_model_of
+from shadow_pipeline.domain.simulation.models import fill_model_of as fill_model_of
+from shadow_pipeline.domain.strategies.interface import (
+    DECIDE_TYPE,
+    O_AHEAD,
+    O_IN_FLIGHT,
+    O_LEFT,
+    O_LIVE,
+    O_PX,
+    OK,
+    ORDER_FIELDS,
+    Q_TAKER,
+    QUOTE_SIZE,
+    STATUS_CODE,
+    STATUS_TICK,
+    V_ASK,
+    V_ASK_QTY,
+    V_BID,
+    V_BID_QTY,
+    V_INDEX,
+    V_ORDERS,
+    V_POSITION,
+    V_TAKER_PENDING,
+    V_TIME,
+    V_TRADE_PX,
+    V_TRADE_QTY,
+    V_TRADE_SIDE,
+    VIEW_SIZE,
+    check_quotes,
+    raise_for,
+)
+from shadow_pipeline.domain.strategies.profiles import StrategyParams
+from shadow_pipeline.domain.strategies.registry import strategy_of
 
 _MS = 1_000_000
 _NEVER = np.int64(-(2**62))
@@ -54,9 +96,10 @@ _FILLS_PER_TICK = 5
 # the order it replaced, while that order's cancel is in flight. Queue fields are in lot steps: AHEAD is the queue
 # ahead (-1: not known yet), SHOWN the size displayed at the order's price at the last quote tick (-1: the price
 # was behind the touch), TRADED the opposite-aggressor trades at the price since that quote tick that no displayed
-# decrease has accounted for; HELD_* keep a millisecond's size evidence until the millisecond ends.
-ON, PX, REM, LIVE, CANCEL, AHEAD, ENTRY_AHEAD, SHOWN, TRADED, HELD_CUT, HELD_CAP, HELD_TS, GONE_TS = range(13)
-_ORDER_FIELDS = 13
+# decrease has accounted for; HELD_* keep a millisecond's size evidence until the millisecond ends; SIZE the lots
+# the order was sent with.
+ON, PX, REM, LIVE, CANCEL, AHEAD, ENTRY_AHEAD, SHOWN, TRADED, HELD_CUT, HELD_CAP, HELD_TS, GONE_TS, SIZE = range(14)
+_ORDER_FIELDS = 14
 # Columns of the kernel's fill records.
 F_TICK, F_SIDE, F_PX, F_QTY, F_KIND, F_LIVE, F_POS, F_AHEAD = range(8)
 FILL_FIELDS = 8
@@ -69,129 +112,6 @@ class Simulation:
 
     fills: pd.DataFrame
     inventory: pd.DataFrame
-
-
-@dataclass(frozen=True)
-class TouchDwell:
-    """The fill model ``dwell`` (the seed's touch + dwell proxy): dwell stands in for queue position.
-
-    A live quote that has stood ``dwell_ms`` at its price fills all that remains when the opposite touch reaches
-    it, and up to the trade's size when an opposite-aggressor trade prints at or through it. hftbacktest has no
-    dwell model: this is its ``PartialFillExchange`` with every order taken to be at the front of its queue once
-    it has dwelt (no ``QueueModel`` at all), except that a trade through the price fills at most its own size.
-    """
-
-    dwell_ms: float
-
-    @classmethod
-    def of(cls, params: StrategyParams) -> TouchDwell:
-        return cls(params.touch_dwell_ms)
-
-    @property
-    def label(self) -> str:
-        return f"dwell (touch_dwell_ms {self.dwell_ms:g})"
-
-    @property
-    def dwell_ns(self) -> int:
-        return round(self.dwell_ms * _MS)
-
-
-@dataclass(frozen=True)
-class QueueAware:
-    """The fill model ``queue``, the shadow's default (rules in ``docs/shadow-simulation.md``).
-
-    An order joins the back of the displayed queue at its price; opposite-aggressor trades at the price take the
-    queue ahead first and then fill it (partial fills), a trade through the price or the opposite touch reaching
-    it fills all that remains; no dwell. ``size_decrease_share`` (in [0, 1]) is the part of a displayed decrease
-    that trades do not explain (cancellations) taken to be ahead of the order. Nearest in hftbacktest: its
-    ``PartialFillExchange`` with, at share 0, ``RiskAdverseQueueModel`` (the queue ahead moves on trades only and
-    never exceeds the displayed size); a share above 0 is a constant stand-in for ``ProbQueueModel``, whose
-    probability function makes the share depend on the queue position. Top-of-book data adds rules of its own
-    (a level that empties, an order behind the touch), listed in ``docs/dry-run.md``.
-    """
-
-    size_decrease_share: float = 0.0
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.size_decrease_share <= 1.0:
-            raise ValueError(f"size_decrease_share {self.size_decrease_share} is not in [0, 1]")
-
-    @property
-    def label(self) -> str:
-        named = " (risk-averse)" if self.size_decrease_share == 0 else ""
-        return f"queue (size_decrease_share {self.size_decrease_share:g}{named})"
-
-
-FillModel = TouchDwell | QueueAware
-
-
-def fill_model_of(params: StrategyParams) -> FillModel:
-    """The profile's fill model (``fill.model``): what the shadow runs and what its reports name."""
-    if params.fill_model == FILL_DWELL:
-        return TouchDwell.of(params)
-    if params.fill_model == FILL_QUEUE:
-        return QueueAware(params.size_decrease_share)
-    raise ValueError(f"unknown fill model {params.fill_model!r}; known: {FILL_QUEUE}, {FILL_DWELL}")
-
-
-@dataclass(frozen=True)
-class LatencyModel:
-    """Constant delays of our own order path, ms (``docs/shadow-simulation.md``, step 1).
-
-    ``decision_ms``: from the tick to the strategy's decision (also the decision leg of the latency KPI);
-    ``order_entry_ms``: from the decision to the order being live at the exchange (a hedge executes after the
-    same delay); ``cancel_ms``: from the decision to a cancel landing, used by the queue-aware fill model only
-    (under touch + dwell a replaced order rests until its replacement lands). hftbacktest: ``ConstantLatency``
-    with entry latency ``decision_ms + order_entry_ms`` and response latency 0 (the strategy knows its fills at
-    the tick they happen); there one entry latency serves new orders and cancels alike, so a ``cancel_ms`` that
-    differs from ``order_entry_ms`` would be a custom ``LatencyModel``. The feed leg is not in the order path:
-    decisions are taken on exchange time.
-    """
-
-    decision_ms: float
-    order_entry_ms: float
-    cancel_ms: float
-
-    def __post_init__(self) -> None:
-        for name in ("decision_ms", "order_entry_ms", "cancel_ms"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} {getattr(self, name)} is negative")
-
-    @classmethod
-    def of(cls, params: StrategyParams, cancel_ms: float | None = None) -> LatencyModel:
-        """The profile's latencies; ``cancel_ms`` None: cancels take as long as order entry."""
-        entry = params.order_entry_latency_ms
-        return cls(params.decision_latency_ms, entry, entry if cancel_ms is None else cancel_ms)
-
-    @property
-    def entry_ns(self) -> int:
-        """From the deciding tick to the order live (or the hedge executed)."""
-        return round((self.decision_ms + self.order_entry_ms) * _MS)
-
-    @property
-    def cancel_ns(self) -> int:
-        """From the deciding tick to the cancel landed."""
-        return round((self.decision_ms + self.cancel_ms) * _MS)
-
-
-@dataclass(frozen=True)
-class FeeModel:
-    """Fees as a fraction of traded value (price * qty), by liquidity side; negative is a rebate (0.0002 = 2 bps).
-
-    Maker fills (our resting quotes) pay ``maker_rate``, taker fills (hedges) ``taker_rate``. hftbacktest:
-    ``TradingValueFeeModel(CommonFees(maker_fee, taker_fee))``, which takes the same fractions.
-    """
-
-    maker_rate: float
-    taker_rate: float
-
-    @classmethod
-    def of(cls, params: StrategyParams) -> FeeModel:
-        return cls(params.maker_fee_rate, params.taker_fee_rate)
-
-    def rates(self, is_maker: np.ndarray) -> np.ndarray:
-        """The fee rate of each fill."""
-        return np.where(is_maker, self.maker_rate, self.taker_rate)
 
 
 @numba.njit(cache=True)
@@ -312,8 +232,38 @@ def _queue_fill(
     return 0, KIND_TRADE
 
 
-@numba.njit(cache=True)
+_IN = numba.types.Array(numba.types.int64, 1, "C", readonly=True)  # accepts read-only columns (pandas' views)
+
+
+@numba.njit(
+    numba.types.int64[:, ::1](
+        DECIDE_TYPE,
+        numba.types.float64[::1],
+        numba.types.float64[::1],
+        numba.types.int64[::1],
+        _IN,
+        _IN,
+        _IN,
+        _IN,
+        _IN,
+        numba.types.Array(numba.types.int8, 1, "C", readonly=True),
+        _IN,
+        _IN,
+        numba.types.int64,
+        numba.types.int64,
+        numba.types.int64,
+        numba.types.boolean,
+        numba.types.int64,
+        numba.types.float64,
+        numba.types.int64[::1],
+    ),
+    cache=True,
+)
 def _kernel(
+    decide: Any,
+    strategy: np.ndarray,
+    state: np.ndarray,
+    status: np.ndarray,
     ts: np.ndarray,
     bid: np.ndarray,
     ask: np.ndarray,
@@ -322,12 +272,7 @@ def _kernel(
     aggressor: np.ndarray,
     trade_px: np.ndarray,
     trade_qty: np.ndarray,
-    offset: int,
-    order_qty: int,
     min_requote_ns: int,
-    max_pos: int,
-    hedge_on: bool,
-    hedge_target: int,
     entry_ns: int,
     cancel_ns: int,
     queue: bool,
@@ -337,15 +282,21 @@ def _kernel(
 ) -> np.ndarray:
     """Index 0 of each side pair is the bid, 1 the ask; returns the fill records (``F_*`` columns).
 
-    Arguments after the ticks, by part: the strategy (``offset`` .. ``hedge_target``), the latency model
-    (``entry_ns``, ``cancel_ns``) and the fill model: ``queue`` selects queue-aware (``bid_qty``/``ask_qty``,
-    ``cancel_ns`` and ``share`` are used only then), otherwise touch + dwell (``dwell_ns``).
+    ``decide`` with its ``strategy`` parameters and ``state`` is the strategy (``strategies/interface.py``);
+    ``status`` receives the tick reached and, when its answer cannot be sent, an error code (the run stops
+    there). Arguments after the ticks, by part: the order mechanics (``min_requote_ns``), the latency model
+    (``entry_ns``, ``cancel_ns``) and the fill model: ``queue`` selects queue-aware (``cancel_ns`` and
+    ``share`` are used only then), otherwise touch + dwell (``dwell_ns``).
+
+    It is compiled once for the signature of every ``decide`` (a first-class function), so the compiled kernel
+    is cached on disk whatever the strategy; ``make bench`` measures what the indirect call costs.
     """
     order = np.zeros((4, _ORDER_FIELDS), np.int64)  # row 2 * side + slot
     order[:, CANCEL] = _FAR
     pend_on = np.zeros(2, np.bool_)
     pend_has = np.zeros(2, np.bool_)
     pend_px = np.zeros(2, np.int64)
+    pend_qty = np.zeros(2, np.int64)
     pend_ts = np.zeros(2, np.int64)
     last_sent = np.full(2, _NEVER, np.int64)
     hedge_pending = False
@@ -353,6 +304,8 @@ def _kernel(
     hedge_qty = np.int64(0)
     hedge_side = 0
     pos = np.int64(0)
+    view = np.zeros(VIEW_SIZE, np.int64)
+    quotes = np.zeros(QUOTE_SIZE, np.float64)
     records = np.empty((max(1024, len(ts) // 16), FILL_FIELDS), np.int64)
     k = 0
     for i in range(len(ts)):
@@ -373,7 +326,8 @@ def _kernel(
                 crosses = i > 0 and ((s == 0 and pend_px[s] >= ask[i - 1]) or (s == 1 and pend_px[s] <= bid[i - 1]))
                 order[live, ON] = pend_has[s] and not crosses
                 order[live, PX] = pend_px[s]
-                order[live, REM] = order_qty
+                order[live, REM] = pend_qty[s]
+                order[live, SIZE] = pend_qty[s]
                 order[live, LIVE] = pend_ts[s]
                 order[live, CANCEL] = _FAR
                 if queue:
@@ -437,25 +391,53 @@ def _kernel(
                 ahead = order[r, ENTRY_AHEAD] if queue else -1
                 record_fill(records, k, i, sign, order[r, PX], fill, kind, order[r, LIVE], pos, ahead)
                 k += 1
-        # 3. hedge back towards the target once the limit is reached (quotes never go past it, step 4)
-        if hedge_on and not hedge_pending and abs(pos) >= max_pos and abs(pos) > hedge_target:
+        # 3. the strategy's decision on this tick
+        view[V_TIME] = t
+        view[V_INDEX] = i
+        view[V_BID] = bid[i]
+        view[V_ASK] = ask[i]
+        view[V_BID_QTY] = bid_qty[i]
+        view[V_ASK_QTY] = ask_qty[i]
+        view[V_TRADE_SIDE] = aggressor[i]
+        view[V_TRADE_PX] = trade_px[i]
+        view[V_TRADE_QTY] = trade_qty[i]
+        view[V_POSITION] = pos
+        view[V_TAKER_PENDING] = hedge_pending
+        for s in range(2):
+            v = V_ORDERS + ORDER_FIELDS * s
+            view[v + O_LIVE] = order[2 * s, ON]
+            view[v + O_PX] = order[2 * s, PX]
+            view[v + O_LEFT] = order[2 * s, REM]
+            view[v + O_AHEAD] = order[2 * s, AHEAD] if queue else -1
+            view[v + O_IN_FLIGHT] = pend_on[s]
+        for q in range(QUOTE_SIZE):
+            quotes[q] = 0.0
+        status[STATUS_TICK] = i
+        decide(strategy, view, state, quotes)
+        status[STATUS_CODE] = check_quotes(quotes)
+        if status[STATUS_CODE] != OK:
+            return records[:k]
+        # 4. a taker order (the hedge) when none is in flight
+        if quotes[Q_TAKER] != 0 and not hedge_pending:
             hedge_pending = True
             hedge_due = t + entry_ns
-            hedge_side = -1 if pos > 0 else 1
-            hedge_qty = abs(pos) - hedge_target
-        # 4. quoting decisions
+            hedge_side = 1 if quotes[Q_TAKER] > 0 else -1
+            hedge_qty = np.int64(abs(quotes[Q_TAKER]))
+        # 5. quotes: a side sends when its wish differs from its live order, nothing of it is in flight and
+        # min_requote_ns has passed since its last send
         for s in range(2):
-            sign = 1 - 2 * s
-            want = abs(pos + sign * order_qty) <= max_pos or sign * pos < 0
-            want_px = bid[i] - offset if s == 0 else ask[i] + offset
             if pend_on[s]:
                 continue  # one order in flight per side: an order sent cannot be recalled, the next one waits
+            want_qty = np.int64(quotes[2 * s + 1])
+            want_px = np.int64(quotes[2 * s])
+            want = want_qty > 0
             has = order[2 * s, ON] != 0
-            px = order[2 * s, PX]
-            if (want != has or (want and want_px != px)) and t - last_sent[s] >= min_requote_ns:
+            differs = want_px != order[2 * s, PX] or want_qty != order[2 * s, SIZE]
+            if (want != has or (want and differs)) and t - last_sent[s] >= min_requote_ns:
                 pend_on[s] = True
                 pend_has[s] = want
                 pend_px[s] = want_px
+                pend_qty[s] = want_qty
                 pend_ts[s] = t + entry_ns
                 last_sent[s] = t
                 if queue and order[2 * s, ON] and order[2 * s, CANCEL] == _FAR:
@@ -526,15 +508,11 @@ def in_steps(column: pd.Series, step: float) -> np.ndarray:
     return np.rint(column.to_numpy(dtype=np.float64) / step).astype(np.int64)
 
 
-def _steps(value: float, step: float) -> int:
-    return round(value / step)
-
-
 def simulate(ticks: pd.DataFrame, params: StrategyParams, market: MarketColumns | None = None) -> Simulation:
     """Run the strategy over one symbol's ticks (sorted by ``ts_server``) under the profile's models (fill model
     ``fill.model``, queue-aware by default); same input, same output. This is the shadow. ``market``: the ticks'
     columns when already built (a search reuses them)."""
-    return run(ticks, params, fill_model_of(params), LatencyModel.of(params), FeeModel.of(params), market)
+    return run(ticks, params, fill_model_of(params), latency_model_of(params), fee_model_of(params), market)
 
 
 def run(
@@ -552,47 +530,39 @@ def run(
         market = MarketColumns.of(ticks, params.tick_size, params.lot_step)
     market.check(params, ticks)
     ts = market.ts
-    bid_qty, ask_qty = market.bid_qty, market.ask_qty
-    if isinstance(fill, TouchDwell):
-        queue, dwell_ns, share = False, fill.dwell_ns, 0.0
-        bid_qty = ask_qty = np.zeros(0, np.int64)  # the dwell rule ignores sizes
-    else:
-        if latency.cancel_ms > params.min_requote_ms + latency.order_entry_ms:
-            # Sends on a side are min_requote_ms apart, so up to this bound a side rests at most its live order and
-            # the one it replaced; the kernel tracks those two.
-            raise ValueError(
-                f"cancel latency {latency.cancel_ms} ms exceeds min_requote_ms + order_entry_latency_ms "
-                f"({params.min_requote_ms} + {latency.order_entry_ms}): a side could rest three orders"
-            )
-        queue, dwell_ns, share = True, 0, fill.size_decrease_share
-    order_qty = _steps(params.min_lot, params.lot_step)
-    max_pos = params.max_inventory * order_qty
-    position = np.empty(len(ts), np.int64)
-    records = _kernel(
-        ts,
-        market.bid,
-        market.ask,
-        bid_qty,
-        ask_qty,
-        market.aggressor,
-        market.trade_px,
-        market.trade_qty,
-        params.quote_offset_ticks,
-        order_qty,
-        round(params.min_requote_ms * _MS),
-        max_pos,
-        params.hedge_mode == "cross",
-        int(params.hedge_target * max_pos),
-        latency.entry_ns,
-        latency.cancel_ns,
-        queue,
-        dwell_ns,
-        share,
-        position,
-    )
+    kernel = fill.kernel(params, latency)
+    strategy = strategy_of(params.strategy)
+    position = np.empty(len(ts), np.int64)  # every tick writes its own
+    status = np.array([OK, -1], np.int64)
+    try:
+        records = _kernel(
+            strategy.compiled(),
+            strategy.pack(params),
+            np.zeros(strategy.state_size, np.float64),
+            status,
+            ts,
+            market.bid,
+            market.ask,
+            market.bid_qty,
+            market.ask_qty,
+            market.aggressor,
+            market.trade_px,
+            market.trade_qty,
+            round(params.min_requote_ms * _MS),
+            latency.entry_ns,
+            latency.cancel_ns,
+            kernel.queue,
+            kernel.dwell_ns,
+            kernel.share,
+            position,
+        )
+    except Exception as exc:
+        raise_for(params.strategy, status, ts, exc)
+        raise
+    raise_for(params.strategy, status, ts)
     inventory = pd.DataFrame({"ts": ts, "position": position * params.lot_step, "mid": market.mid})
     fills = fill_table(ts, market.mid, records, params, fees)
-    if queue:
+    if kernel.queue:
         ahead = records[:, F_AHEAD]
         fills["queue_ahead_at_entry"] = np.where(ahead >= 0, ahead * params.lot_step, np.nan)
     return Simulation(fills, inventory)

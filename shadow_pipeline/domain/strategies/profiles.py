@@ -14,7 +14,7 @@ import functools
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ _SCHEMA_FILE = "shadow_profiles.schema.json"
 
 FILL_QUEUE, FILL_DWELL = "queue", "dwell"
 DEFAULT_FILL = {"model": FILL_QUEUE, "size_decrease_share": 0.0}
+DEFAULT_STRATEGY = "touch_offset"
 
 
 class ProfileError(ValueError):
@@ -63,6 +64,14 @@ class StrategyParams:
     # written before the setting existed read back as dwell: ``RunNotes.from_json``).
     fill_model: str = FILL_QUEUE
     size_decrease_share: float = 0.0
+    # The quoting logic (``strategies/registry.py``): a packaged name or a user's ``module:attribute``, and its
+    # own parameters (``Strategy.parameters``; the strategy checks them). Run notes written before the setting
+    # existed ran touch_offset, the default.
+    strategy: str = DEFAULT_STRATEGY
+    strategy_params: Mapping[str, float] = field(default_factory=dict)
+    # The latency and fee models by name (``simulation/models.py``); one of each so far.
+    latency_model: str = "constant"
+    fee_model: str = "trading_value"
 
     @property
     def max_position(self) -> float:
@@ -215,9 +224,12 @@ def resolve(profiles: Profiles, name: str, symbol: str) -> tuple[StrategyParams,
     symbol, layers = _layers(profiles, name, symbol)
     params: dict[str, Any] = {}
     gates: dict[str, Any] = {}
+    own: dict[str, float] = {}
     for layer in layers:
         params.update(layer.get("params", {}))
+        own.update(layer.get("params", {}).get("strategy_params", {}))
         gates.update(layer.get("thresholds", {}))
+    params["strategy_params"] = own
     if whole_lots(params["min_lot"], params["lot_step"]) is None:
         raise ProfileError(
             f"{profiles.source}: profile {name!r}, symbol {symbol!r}: min_lot {params['min_lot']} is not a multiple "
@@ -236,7 +248,18 @@ def resolve(profiles: Profiles, name: str, symbol: str) -> tuple[StrategyParams,
         size_decrease_share=fill["size_decrease_share"],
         **params,
     )
+    _check_strategy(strategy, f"{profiles.source}: profile {name!r}, symbol {symbol!r}")
     return strategy, Thresholds(**gates)
+
+
+def _check_strategy(params: StrategyParams, where: str) -> None:
+    """Fail at load, not at the first tick, on a strategy that does not resolve or parameters it does not take."""
+    from shadow_pipeline.domain.strategies.registry import strategy_of  # the registry imports this module
+
+    try:
+        strategy_of(params.strategy).values(params)
+    except ValueError as exc:
+        raise ProfileError(f"{where}: {exc}") from None
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,10 @@
 
 A search space is data in the profiles file (``tune.space``; ``docs/tuning.md``), so a trader widens it without
 a release, and the same names serve the single-parameter overrides of ``shadow --min_lot`` and the launchpad:
-one definition of what a tunable parameter is and how it is checked. Values are discrete (a list, or a range
+one definition of what a tunable parameter is and how it is checked. The space is per strategy: beside the
+profile-level settings every strategy shares, a strategy's own parameters (``Strategy.parameters``, bounded by
+the strategy) are tunable by name, and a setting only some strategies read (``quote_offset_ticks``) only for
+those. Values are discrete (a list, or a range
 with a step) because the fills of neighbouring values rarely differ and a finite grid keeps a search
 exhaustive when it is small and exactly reproducible when it is sampled.
 """
@@ -17,14 +20,16 @@ from typing import Any
 
 import numpy as np
 
+from shadow_pipeline.domain.simulation.models import FILL_MODELS, fill_model_of
+from shadow_pipeline.domain.strategies.interface import Param, Strategy
 from shadow_pipeline.domain.strategies.profiles import (
-    FILL_DWELL,
     ProfileError,
     Range,
     StrategyParams,
     setting_range,
     whole_lots,
 )
+from shadow_pipeline.domain.strategies.registry import strategy_of
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,7 @@ class Tunable:
     name: str
     field: str
     schema_name: str
+    strategy_field: bool = False  # read only by the strategies that list it in ``Strategy.fields``
 
     @property
     def range(self) -> Range:
@@ -45,7 +51,7 @@ class Tunable:
 TUNABLES = {
     t.name: t
     for t in (
-        Tunable("quote_offset_ticks", "quote_offset_ticks", "quote_offset_ticks"),
+        Tunable("quote_offset_ticks", "quote_offset_ticks", "quote_offset_ticks", strategy_field=True),
         Tunable("min_lot", "min_lot", "min_lot"),
         Tunable("max_inventory", "max_inventory", "max_inventory"),
         Tunable("hedge.target", "hedge_target", "hedge.target"),
@@ -53,7 +59,7 @@ TUNABLES = {
         Tunable("touch_dwell_ms", "touch_dwell_ms", "touch_dwell_ms"),
     )
 }
-DWELL_ONLY = "touch_dwell_ms"  # the queue model has no dwell: searching it would evaluate one set many times
+OWN = "strategy_params."  # the prefix of a strategy's own parameters in tune.space and overrides
 MAX_GRID = 1_000_000  # a larger grid is a typo (a step of 0.0001), not a search
 MAX_VALUES = 10_000  # values of one parameter; the same typo, caught before the values are built
 
@@ -67,30 +73,54 @@ def _check(tunable: Tunable, value: float, params: StrategyParams) -> float | in
     return number
 
 
+def _own(strategy: Strategy, name: str) -> Param | None:
+    """The strategy's parameter that tunable ``name`` (``strategy_params.<parameter>``) moves, if any."""
+    return strategy.param(name[len(OWN) :]) if name.startswith(OWN) else None
+
+
+def tunable_names(params: StrategyParams) -> list[str]:
+    """What a search over ``params`` may move: the shared settings, then the strategy's own parameters."""
+    strategy = strategy_of(params.strategy)
+    shared = [t.name for t in TUNABLES.values() if not t.strategy_field or t.name in strategy.fields]
+    return [*shared, *(OWN + p.name for p in strategy.parameters)]
+
+
 def with_values(params: StrategyParams, values: Mapping[str, float]) -> StrategyParams:
-    """``params`` with the named tunables set; a name that is not tunable, or a value out of its range, raises
-    ProfileError with the rule it broke."""
+    """``params`` with the named tunables set; a name that is not tunable for its strategy, or a value out of its
+    range, raises ProfileError with the rule it broke."""
+    strategy = strategy_of(params.strategy)
     changes: dict[str, Any] = {}
+    own = dict(params.strategy_params)
     for name, value in values.items():
-        tunable = TUNABLES.get(name)
-        if tunable is None:
-            raise ProfileError(f"{name!r} is not a tunable parameter; tunable: {', '.join(TUNABLES)}")
-        if name == DWELL_ONLY and params.fill_model != FILL_DWELL:
-            raise ProfileError(f"{name} applies to the dwell fill model only (this profile's is {params.fill_model})")
-        changes[tunable.field] = _check(tunable, value, params)
-    return replace(params, **changes)
+        tunable, param = TUNABLES.get(name), _own(strategy, name)
+        if tunable is not None and (not tunable.strategy_field or name in strategy.fields):
+            owner = next((m for m in FILL_MODELS.values() if name in m.tunables), None)
+            if owner is not None and name not in fill_model_of(params).tunables:
+                raise ProfileError(
+                    f"{name} applies to the {owner.name} fill model only (this profile's is {params.fill_model})"
+                )
+            changes[tunable.field] = _check(tunable, value, params)
+        elif param is not None:
+            own[param.name] = replace(param.range, name=name).check(value)
+        else:
+            raise ProfileError(
+                f"{name!r} is not a tunable parameter of strategy {params.strategy!r}; tunable: "
+                f"{', '.join(tunable_names(params))}"
+            )
+    return replace(params, **changes, strategy_params=own)
 
 
 def point_of(params: StrategyParams, names: Sequence[str]) -> dict[str, float | int]:
     """The current values of ``names`` in ``params`` (the base point of a search)."""
-    return {name: getattr(params, TUNABLES[name].field) for name in names}
+    own = {OWN + name: value for name, value in strategy_of(params.strategy).values(params).items()}
+    return {name: own[name] if name in own else getattr(params, TUNABLES[name].field) for name in names}
 
 
 def _number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _values(name: str, spec: Any) -> tuple[float, ...]:
+def _values(name: str, spec: Any, bounds: Range | None) -> tuple[float, ...]:
     """The candidate values of a list, or of a ``{"min", "max", "step"}`` range (the schema's two shapes; a run's
     ``space`` override has not been through the schema, so the shape is checked here too)."""
     shape = f'tune.space.{name}: want a list of numbers or {{"min": .., "max": .., "step": ..}}'
@@ -100,8 +130,7 @@ def _values(name: str, spec: Any) -> tuple[float, ...]:
         low, high, step = float(spec["min"]), float(spec["max"]), float(spec["step"])
         if not all(map(math.isfinite, (low, high, step))) or high < low or step <= 0:
             raise ProfileError(f"tune.space.{name}: want finite min <= max and step > 0, got {json.dumps(spec)}")
-        if name in TUNABLES:  # the ends first: the count of a range beyond the bounds could overflow
-            bounds = TUNABLES[name].range
+        if bounds is not None:  # the ends first: the count of a range beyond the bounds could overflow
             for end in (low, high):
                 bounds.check(end)
         # Steps between the ends, compared before any int(): a step of 5e-324 makes it infinite. The 1e-9 is
@@ -115,6 +144,14 @@ def _values(name: str, spec: Any) -> tuple[float, ...]:
     if not isinstance(spec, list | tuple) or not spec or not all(_number(v) for v in spec):
         raise ProfileError(f"{shape}, got {json.dumps(spec)}")
     return tuple(float(v) for v in spec)
+
+
+def _range(params: StrategyParams, name: str) -> Range | None:
+    """The bounds of tunable ``name`` for ``params``' strategy, None when it is not one (``with_values`` says so)."""
+    if name in TUNABLES:
+        return TUNABLES[name].range
+    param = _own(strategy_of(params.strategy), name)
+    return None if param is None else replace(param.range, name=name)
 
 
 @dataclass(frozen=True)
@@ -135,11 +172,12 @@ class SearchSpace:
         as :func:`with_values` would check it, so a bad file fails before any tick is simulated."""
         dimensions = []
         for name in sorted(spec):
-            values = _values(name, spec[name])
+            bounds = _range(params, name)
+            values = _values(name, spec[name], bounds)
             for value in values:
                 with_values(params, {name: value})
-            tunable = TUNABLES[name]
-            typed = tuple(sorted({int(v) if tunable.range.integer else float(v) for v in values}))
+            integer = bounds is not None and bounds.integer
+            typed = tuple(sorted({int(v) if integer else float(v) for v in values}))
             dimensions.append(Dimension(name, typed))
         space = cls(tuple(dimensions))
         if space.size > MAX_GRID:

@@ -2,9 +2,10 @@
 
 Why: the shadow's queue fill model and its dwell proxy share one kernel, so a dry-run between them would let a
 bug in shared code pass unseen, and the queue model against itself could not fail at all; here the fills come
-from hftbacktest's own exchange model, queue model and event loop, and only the strategy is ours (re-written as
-an hftbacktest loop). ``docs/hftbacktest-reality.md`` lists what is the same as our queue-aware engine and every
-difference.
+from hftbacktest's own exchange model, queue model and event loop, and only the strategy is ours: the same
+compiled ``decide`` the shadow's kernel calls (``strategies/interface.py``), on the same view of each row, with
+the shadow's order mechanics re-written as an hftbacktest loop. ``docs/hftbacktest-reality.md`` lists what is the
+same as our queue-aware engine and every difference.
 
 Conversion (:func:`to_events`): each tick row becomes depth events at the best bid/ask (displayed size; a
 touch moving away zeroes the prices it left, so hftbacktest's book never shows a stale level better than the
@@ -25,6 +26,7 @@ import numba
 import numpy as np
 import pandas as pd
 
+from shadow_pipeline.domain.simulation.models import fee_model_of, latency_model_of
 from shadow_pipeline.domain.simulation.simulator import (
     FILL_FIELDS,
     KIND_CROSS,
@@ -32,18 +34,49 @@ from shadow_pipeline.domain.simulation.simulator import (
     KIND_TRADE,
     FeeModel,
     LatencyModel,
+    MarketColumns,
     Simulation,
     fill_table,
     grow_records,
     in_steps,
     record_fill,
 )
+from shadow_pipeline.domain.strategies.interface import (
+    O_AHEAD,
+    O_IN_FLIGHT,
+    O_LEFT,
+    O_LIVE,
+    O_PX,
+    OK,
+    ORDER_FIELDS,
+    Q_TAKER,
+    QUOTE_SIZE,
+    STATUS_CODE,
+    STATUS_TICK,
+    V_ASK,
+    V_ASK_QTY,
+    V_BID,
+    V_BID_QTY,
+    V_INDEX,
+    V_ORDERS,
+    V_POSITION,
+    V_TAKER_PENDING,
+    V_TIME,
+    V_TRADE_PX,
+    V_TRADE_QTY,
+    V_TRADE_SIDE,
+    VIEW_SIZE,
+    check_quotes,
+    raise_for,
+)
 from shadow_pipeline.domain.strategies.profiles import StrategyParams
+from shadow_pipeline.domain.strategies.registry import strategy_of
 
 QUEUE_MODELS = ("risk_averse", "power", "log")
 INSTALL_HINT = "hftbacktest is not installed: pip install -e '.[hbt]' (make test installs it)"
 _MS = 1_000_000
 _NEVER = np.int64(-(2**62))
+_QUOTE_ROOM_TICKS = 1000
 _MAX_CLOCK = 2**61  # hftbacktest adds timeouts to its clock: leave headroom below int64's end
 # hftbacktest.order constants (2.4.4), inlined so the compiled loop needs no import of hftbacktest.
 _NEW, _FILLED, _GTC, _GTX, _LIMIT, _MARKET = 1, 3, 0, 1, 0, 1
@@ -165,29 +198,40 @@ def to_events(ticks: pd.DataFrame, params: StrategyParams) -> np.ndarray:
 
 
 @numba.njit  # not cache=True: hftbacktest's bindings are ctypes pointers, which numba cannot cache (~12 s per process)
-def _strategy(
+def _loop(
     hbt: Any,
+    decide: Any,
+    strategy: np.ndarray,
+    state: np.ndarray,
+    status: np.ndarray,
     ts: np.ndarray,
     clock: np.ndarray,
-    offset: int,
-    order_qty: int,
+    row_bid: np.ndarray,
+    row_ask: np.ndarray,
+    bid_qty: np.ndarray,
+    ask_qty: np.ndarray,
+    aggressor: np.ndarray,
+    trade_px: np.ndarray,
+    trade_qty: np.ndarray,
     lot: float,
     tick: float,
     min_requote_ns: int,
-    max_pos: int,
-    hedge_on: bool,
-    hedge_target: int,
     entry_ns: int,
     timeout: int,
     position: np.ndarray,
 ) -> tuple[np.ndarray, int]:
-    """The shadow's strategy (``simulator.py`` steps 3 and 4) on hftbacktest, waking on every row; returns the
-    fill records (``F_*`` columns) and hftbacktest's last error code (0: none). Order slots per side: 0 the
-    live order, 1 the one it replaced while its cancel is in flight (as in the queue-aware kernel)."""
+    """The shadow's order mechanics around the strategy's ``decide`` on hftbacktest, waking on every row; returns
+    the fill records (``F_*`` columns) and hftbacktest's last error code (0: none); a strategy's error stops
+    the loop with its code in ``status``. The strategy sees what it sees in the shadow's kernel (the row's
+    touch, sizes and trade), except its queue ahead, which hftbacktest does not expose (-1); the hedge crosses
+    hftbacktest's own touch. Order slots per
+    side: 0 the live order, 1 the one it replaced while its cancel is in flight (as in the queue-aware kernel)."""
     n = len(ts)
     oid = np.zeros(4, np.int64)  # order id per slot 2 * side + j; 0: none
     live_ts = np.zeros(4, np.int64)
     live_px = np.zeros(2, np.int64)
+    live_qty = np.zeros(2, np.int64)
+    has = np.zeros(2, np.bool_)
     pend_on = np.zeros(2, np.bool_)
     pend_due = np.zeros(2, np.int64)
     last_sent = np.full(2, _NEVER, np.int64)
@@ -195,6 +239,8 @@ def _strategy(
     hedge_ts = np.int64(0)
     next_id = 1
     pos = np.int64(0)
+    view = np.zeros(VIEW_SIZE, np.int64)
+    quotes = np.zeros(QUOTE_SIZE, np.float64)
     records = np.empty((max(1024, n // 16), FILL_FIELDS), np.int64)
     k = 0
     i = -1
@@ -250,31 +296,60 @@ def _strategy(
         for s in range(2):
             if pend_on[s] and pend_due[s] <= t:
                 pend_on[s] = False
-        # 3. hedge back towards the target once the limit is reached
-        if hedge_on and hedge_id == 0 and abs(pos) >= max_pos and abs(pos) > hedge_target:
-            qty_f = (abs(pos) - hedge_target) * lot
+        # the strategy's decision, on the view the shadow's kernel gives it
+        view[V_TIME] = t
+        view[V_INDEX] = i
+        view[V_BID] = row_bid[i]
+        view[V_ASK] = row_ask[i]
+        view[V_BID_QTY] = bid_qty[i]
+        view[V_ASK_QTY] = ask_qty[i]
+        view[V_TRADE_SIDE] = aggressor[i]
+        view[V_TRADE_PX] = trade_px[i]
+        view[V_TRADE_QTY] = trade_qty[i]
+        view[V_POSITION] = pos
+        view[V_TAKER_PENDING] = hedge_id != 0
+        for s in range(2):
+            has[s] = False
+            left = np.int64(0)
+            if oid[2 * s] != 0:
+                o = orders.get(oid[2 * s])
+                has[s] = o is not None and o.status == _NEW
+                if has[s]:
+                    left = np.int64(round(o.leaves_qty / lot))
+            v = V_ORDERS + ORDER_FIELDS * s
+            view[v + O_LIVE] = has[s]
+            view[v + O_PX] = live_px[s]
+            view[v + O_LEFT] = left
+            view[v + O_AHEAD] = -1
+            view[v + O_IN_FLIGHT] = pend_on[s]
+        quotes[:] = 0.0
+        status[STATUS_TICK] = i
+        decide(strategy, view, state, quotes)
+        status[STATUS_CODE] = check_quotes(quotes)
+        if status[STATUS_CODE] != OK:
+            return records[:k], 0
+        # a taker order (the hedge) when none is in flight
+        if quotes[Q_TAKER] != 0 and hedge_id == 0:
+            qty_f = abs(quotes[Q_TAKER]) * lot
             hedge_id = next_id
             next_id += 1
             hedge_ts = t + entry_ns
-            if pos > 0:
+            if quotes[Q_TAKER] < 0:
                 code = hbt.submit_sell_order(0, hedge_id, bid * tick, qty_f, _GTC, _MARKET, False)
             else:
                 code = hbt.submit_buy_order(0, hedge_id, ask * tick, qty_f, _GTC, _MARKET, False)
             if code != 0:
                 return records[:k], code
-        # 4. quoting decisions, one order in flight per side, min_requote_ns between sends
+        # quotes: one order in flight per side, min_requote_ns between sends
         for s in range(2):
-            sign = 1 - 2 * s
-            want = abs(pos + sign * order_qty) <= max_pos or sign * pos < 0
-            want_px = bid - offset if s == 0 else ask + offset
             if pend_on[s]:
                 continue
-            has = False
-            if oid[2 * s] != 0:
-                o = orders.get(oid[2 * s])
-                has = o is not None and o.status == _NEW
-            if (want != has or (want and want_px != live_px[s])) and t - last_sent[s] >= min_requote_ns:
-                if has:
+            want_qty = np.int64(quotes[2 * s + 1])
+            want_px = np.int64(quotes[2 * s])
+            want = want_qty > 0
+            differs = want_px != live_px[s] or want_qty != live_qty[s]
+            if (want != has[s] or (want and differs)) and t - last_sent[s] >= min_requote_ns:
+                if has[s]:
                     code = hbt.cancel(0, oid[2 * s], False)
                     if code != 0:
                         return records[:k], code
@@ -286,12 +361,13 @@ def _strategy(
                     next_id += 1
                     live_ts[2 * s] = t + entry_ns
                     if s == 0:
-                        code = hbt.submit_buy_order(0, oid[0], want_px * tick, order_qty * lot, _GTX, _LIMIT, False)
+                        code = hbt.submit_buy_order(0, oid[0], want_px * tick, want_qty * lot, _GTX, _LIMIT, False)
                     else:
-                        code = hbt.submit_sell_order(0, oid[2], want_px * tick, order_qty * lot, _GTX, _LIMIT, False)
+                        code = hbt.submit_sell_order(0, oid[2], want_px * tick, want_qty * lot, _GTX, _LIMIT, False)
                     if code != 0:
                         return records[:k], code
                 live_px[s] = want_px
+                live_qty[s] = want_qty
                 pend_on[s] = True
                 pend_due[s] = t + entry_ns
                 last_sent[s] = t
@@ -317,7 +393,7 @@ def hftbacktest_replay(
     fees: FeeModel | None = None,
     power: float = 3.0,
 ) -> Simulation:
-    """The shadow's strategy over one symbol's ticks (sorted by ``ts_server``), filled by hftbacktest's
+    """The profile's strategy over one symbol's ticks (sorted by ``ts_server``), filled by hftbacktest's
     ``NoPartialFillExchange`` with ``queue_model`` (``risk_averse``: RiskAdverseQueueModel; ``power``:
     PowerProbQueueModel(``power``); ``log``: LogProbQueueModel). ``latency``/``fees`` default to the profile's.
 
@@ -326,20 +402,22 @@ def hftbacktest_replay(
     312, 316). hftbacktest has one latency for orders and cancels: ``latency.cancel_ms`` is not used.
     """
     hbt = _hbt()
-    latency = latency or LatencyModel.of(params)
-    fees = fees or FeeModel.of(params)
+    latency = latency or latency_model_of(params)
+    fees = fees or fee_model_of(params)
     _queue_model(hbt.BacktestAsset(), queue_model, power)  # reject an unknown model before converting
     ts = ticks["ts_server"].to_numpy(dtype=np.int64)
-    mid = (ticks["bid"].to_numpy(dtype=np.float64) + ticks["ask"].to_numpy(dtype=np.float64)) / 2
-    order_qty = round(params.min_lot / params.lot_step)
-    max_pos = params.max_inventory * order_qty
+    market = MarketColumns.of(ticks, params.tick_size, params.lot_step)
+    strategy = strategy_of(params.strategy)
     position = np.zeros(len(ts), np.int64)
+    status = np.array([OK, -1], np.int64)
     records = np.empty((0, FILL_FIELDS), np.int64)
     if len(ts):
         clock, scale = _clock(ts)
         events = to_events(ticks, params)  # kept referenced until the backtest is closed: hftbacktest reads it in place
         prices = np.r_[ticks["bid"].to_numpy(dtype=np.float64), ticks["ask"].to_numpy(dtype=np.float64)]
-        margin = (params.quote_offset_ticks + 10) * params.tick_size
+        # hftbacktest keeps depth for the prices of interest only: room for quotes a strategy places away from the
+        # touch (an inventory skew can be many ticks)
+        margin = (params.quote_offset_ticks + _QUOTE_ROOM_TICKS) * params.tick_size
         asset = (
             hbt.BacktestAsset()
             .data(events)
@@ -354,26 +432,36 @@ def hftbacktest_replay(
         )
         backtest = hbt.ROIVectorMarketDepthBacktest([_queue_model(asset, queue_model, power)])
         try:
-            records, code = _strategy(
+            records, code = _loop(
                 backtest,
+                strategy.compiled(),
+                strategy.pack(params),
+                np.zeros(strategy.state_size, np.float64),
+                status,
                 ts,
                 clock,
-                params.quote_offset_ticks,
-                order_qty,
+                market.bid,
+                market.ask,
+                market.bid_qty,
+                market.ask_qty,
+                market.aggressor,
+                market.trade_px,
+                market.trade_qty,
                 params.lot_step,
                 params.tick_size,
                 round(params.min_requote_ms * _MS),
-                max_pos,
-                params.hedge_mode == "cross",
-                int(params.hedge_target * max_pos),
                 latency.entry_ns,
                 int(clock[-1]) + 2 * _entry(latency.entry_ns, scale) + 1,
                 position,
             )
+        except Exception as exc:
+            raise_for(params.strategy, status, ts, exc)
+            raise
         finally:
             backtest.close()
         del events
+        raise_for(params.strategy, status, ts)
         if code != 0:
             raise RuntimeError(f"hftbacktest stopped with error code {code}")
-    inventory = pd.DataFrame({"ts": ts, "position": position * params.lot_step, "mid": mid})
-    return Simulation(fill_table(ts, mid, records, params, fees), inventory)
+    inventory = pd.DataFrame({"ts": ts, "position": position * params.lot_step, "mid": market.mid})
+    return Simulation(fill_table(ts, market.mid, records, params, fees), inventory)

@@ -1,0 +1,1 @@
+"""Frozen copies of earlier code that ``make bench`` measures today's against."""
