@@ -18,7 +18,7 @@ from shadow_pipeline.launch import _failure_text
 
 BAD = {
     settings.FIRST_HOUR_ENV: ("garbage", "$SHADOW_FIRST_HOUR='garbage': expected an hour as YYYY-MM-DD-HH:00"),
-    settings.SYMBOLS_ENV: (";;", "$SHADOW_SYMBOLS=';;': expected comma-separated symbols of A-Z, 0-9, _ and -"),
+    settings.SYMBOLS_ENV: (";;", "$SHADOW_SYMBOLS=';;': expected comma-separated instrument ids of letters, digits"),
 }
 LOAD = "import shadow_pipeline.definitions as d; d.defs(); import shadow_pipeline.cli; print('loaded')"
 
