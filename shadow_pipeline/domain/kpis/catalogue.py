@@ -3,7 +3,7 @@
 Gates, exported records, the dry-run accuracy table, the snapshot and CLI summaries select from ``KPIS`` rather
 than spelling names, so adding or retiring a KPI is one edit here (plus ``schemas/kpi_record.schema.json`` for
 an exported one; a test holds the two together). Names are what downstream consumers read: never rename one.
-Formulas live in ``kpis.py``; docs/shadow-simulation.md spells them out.
+Formulas live in ``per_window.py``; docs/shadow-simulation.md spells them out.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ class Bound:
 
 @dataclass(frozen=True)
 class Rollup:
-    """How a partition's value follows from its windows' (what ``kpis.aggregate`` computes; a test checks it)."""
+    """How a partition's value follows from its windows' (what ``per_window.aggregate`` computes; a test checks it)."""
 
     how: Literal["count", "sum", "mean", "median", "max"]
     over: Literal["valid", "all"] = "valid"

@@ -85,7 +85,7 @@ def partition_record(
     fill_model: str,
     timestamp_ns: int,
 ) -> dict[str, Any]:
-    """A partition's aggregate KPIs (``domain.kpis.aggregate``, or a snapshot's ``kpis``) as one record."""
+    """A partition's aggregate KPIs (``domain.kpis.per_window.aggregate``, or a snapshot's ``kpis``) as one record."""
     return {
         "timestamp": _timestamp(timestamp_ns),
         **_instrument(symbol),

@@ -450,7 +450,7 @@ def _kernel(
 class MarketColumns:
     """The kernel's view of one symbol's ticks: exchange times, touch prices and sizes in ticks and lot steps,
     trades with their aggressor sign, and the mid. It depends on the instrument only, so a search over strategy
-    parameters builds it once per partition (``tuning.py``) instead of once per parameter set."""
+    parameters builds it once per partition (``tuning/tuner.py``) instead of once per parameter set."""
 
     tick_size: float
     lot_step: float

@@ -1,6 +1,6 @@
 """How far the shadow's per-window predictions are from reality (an independent engine, or actual fills).
 
-Per KPI of ``kpi_catalogue.ACCURACY``, over the windows both sides cover: MAPE (mean |predicted - actual| /
+Per KPI of ``kpis.catalogue.ACCURACY``, over the windows both sides cover: MAPE (mean |predicted - actual| /
 |actual|), the weighted percentage error WPE (sum |predicted - actual| / sum |actual|), the mean absolute error,
 and the medians. MAPE explodes near zero, so each KPI gates on the error that stays meaningful for it (its
 ``accuracy`` in the catalogue): counts on WPE, net_bps on the absolute error in bps, the ratios on MAPE over
