@@ -60,7 +60,6 @@ BASE = StrategyParams(
     min_lot=1.0,  # order size 1.0: notional 100 at price 100
     quote_offset_ticks=0,
     touch_dwell_ms=100,
-    requote_rule="on_touch_change",
     min_requote_ms=0,
     max_inventory=2,
     hedge_mode="cross",

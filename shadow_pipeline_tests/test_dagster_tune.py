@@ -423,6 +423,62 @@ def test_only_a_go_writes_the_live_ready_profile_and_a_no_go_withdraws_it(
     assert "**Decision: NO-GO**" in (folder / SUMMARY_FILE).read_text()
 
 
+# Strategies other than the packaged default, tuned through Dagster over their own parameters.
+# Per strategy: its base parameters (each a point of the space, so whichever set wins carries the space's values)
+# and a small tune.space over them; with max_sets 4, a grid of 6 is sampled and one of 4 searched whole.
+STRATEGY_SPACES: dict[str, tuple[dict[str, float], dict[str, list[float]]]] = {
+    "shadow_pipeline_tests.example_strategy:TRADE_FADE": (
+        {"fade_ticks": 3, "fade_ms": 250},
+        {"strategy_params.fade_ticks": [0, 1, 3], "strategy_params.fade_ms": [250, 1000]},
+    ),
+    "inventory_skew": (
+        {"risk_aversion": 1e-4, "min_half_spread_ticks": 0.5},
+        {"strategy_params.risk_aversion": [1e-4, 1e-3], "strategy_params.min_half_spread_ticks": [0.5, 1.0]},
+    ),
+}
+STRATEGY_MAX_SETS = 4
+
+
+def _strategy_profiles(tmp_path: Path, strategy: str) -> str:
+    """The packaged profiles with moderate quoting through ``strategy``, its tune section over that strategy's
+    own parameters only (the packaged space's quote_offset_ticks is touch_offset's, and the symbols' min_lot
+    spaces are left out) with a budget of 4 sets."""
+    own, space = STRATEGY_SPACES[strategy]
+    data = json.loads(resources.files("shadow_pipeline.profiles").joinpath("shadow_profiles.json").read_text())
+    data.pop("$schema", None)
+    moderate = data["profiles"]["moderate"]
+    moderate["params"].update(strategy=strategy, strategy_params=own)
+    moderate["tune"] = {"objective": "net_bps", "max_sets": STRATEGY_MAX_SETS, "seed": 0, "space": space}
+    for entry in data["symbols"].values():
+        entry.pop("tune", None)
+    path = tmp_path / "strategy_profiles.json"
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
+@pytest.mark.parametrize("strategy", list(STRATEGY_SPACES), ids=["desk-strategy-by-path", "inventory-skew"])
+def test_tuned_profile_tunes_a_strategys_own_parameters(
+    synthetic_market: Market, tmp_path: Path, strategy: str
+) -> None:
+    artifacts = tmp_path / "artifacts"
+    folder = ArtifactsResource(base_path=str(artifacts)).tune_folder(synthetic_market.newest, "BTCUSDT")
+    profiles_file = _strategy_profiles(tmp_path, strategy)
+    result = _tune_job(synthetic_market, artifacts, tune_config(profiles_file=profiles_file, max_sets=None))
+    assert result.success
+    [materialization] = result.asset_materializations_for_node(TUNE_ASSET.path[-1])
+    # the profile's budget: its 4 sets, plus the base profile unless it was among them
+    evaluated = materialization.metadata["sets_evaluated"].value
+    assert isinstance(evaluated, int) and STRATEGY_MAX_SETS <= evaluated <= STRATEGY_MAX_SETS + 1
+    params, _ = resolve(load_profiles(folder / TUNED_FILE), TUNED, "BTCUSDT")
+    assert params.profile == TUNED and params.strategy == strategy
+    _, space = STRATEGY_SPACES[strategy]
+    tuned = point_of(params, list(space))
+    assert all(tuned[name] in values for name, values in space.items()), tuned
+    # the values are the newest fold's winner, the tuner's pick among this strategy's sets
+    winner = _winner(str(stored_folds(synthetic_market, "BTCUSDT").iloc[-1]["winner"]))
+    assert {name: float(value) for name, value in tuned.items()} == winner
+
+
 # The command line, in a subprocess as a user runs it.
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -26,7 +27,7 @@ def test_packaged_file_loads_and_resolves_every_profile_for_both_symbols(monkeyp
     profiles = load_profiles()
     assert profiles.names == ["aggressive", "conservative", "moderate"]
     btc, gates = resolve(profiles, "moderate", "BTCUSDT")
-    assert (btc.tick_size, btc.lot_step, btc.quote_offset_ticks, btc.requote_rule) == (0.1, 0.001, 0, "on_touch_change")
+    assert (btc.tick_size, btc.lot_step, btc.quote_offset_ticks, btc.min_requote_ms) == (0.1, 0.001, 0, 250)
     assert (gates.min_maker_share, gates.min_net_bps, gates.max_p95_latency_ms, gates.max_risk_ratio) == (
         0.83,
         2.5,
@@ -73,6 +74,31 @@ def test_missing_key_unknown_key_and_broken_json_are_reported(tmp_path: Path) ->
         load_profiles(broken)
     with pytest.raises(ProfileError, match=r"absent\.json: cannot read: No such file"):
         load_profiles(tmp_path / "absent.json")
+
+
+def test_a_file_still_carrying_requote_rule_loads_with_one_warning_line_naming_what_to_delete(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """requote.rule had one value and nothing read it: older files (packaged, tuned, users') load as without it."""
+    data = _packaged()
+    data["profiles"]["moderate"]["params"]["requote"]["rule"] = "on_touch_change"
+    data["profiles"]["aggressive"]["symbols"] = {
+        "ETHUSDT": {"params": {"requote": {"rule": "on_touch_change", "min_requote_ms": 100}}}  # aggressive's
+    }
+    path = _write(tmp_path, data)
+    with caplog.at_level(logging.WARNING, logger="shadow_pipeline"):
+        old = load_profiles(path)
+        load_profiles(path)  # a run loads its file often: said once
+    [said] = [r.getMessage() for r in caplog.records]
+    assert said == (
+        f"{path}: requote.rule is deprecated and ignored (on_touch_change is the only rule): delete "
+        "$.profiles.moderate.params.requote.rule, $.profiles.aggressive.symbols.ETHUSDT.params.requote.rule"
+    )
+    for name, symbol in (("moderate", "BTCUSDT"), ("aggressive", "ETHUSDT")):
+        assert resolve(old, name, symbol) == resolve(load_profiles(), name, symbol)
+    data["profiles"]["moderate"]["params"]["requote"]["rule"] = "on_trade"  # it never had another value
+    with pytest.raises(ProfileError, match=r"\$\.profiles\.moderate\.params\.requote\.rule: 'on_trade' is not one of"):
+        load_profiles(_write(tmp_path, data))
 
 
 def test_unknown_profile_lists_the_known_ones_and_an_unknown_instrument_says_where_to_add_it() -> None:

@@ -1,4 +1,5 @@
-"""Run notes read back: notes written before the fill model was a setting say the model they ran (dwell)."""
+"""Run notes read back: notes written before the fill model was a setting say the model they ran (dwell), and
+notes written while ``requote.rule`` was a setting load without it."""
 
 from __future__ import annotations
 
@@ -25,3 +26,9 @@ def test_notes_without_a_fill_model_read_back_as_the_dwell_they_ran() -> None:
     old = RunNotes.from_json(stored)
     assert old.params.fill_model == FILL_DWELL and old.fill_model == "dwell (touch_dwell_ms 100)"
     assert old.params_digest != _notes(fill_model=FILL_QUEUE).params_digest  # never mixed with a queue run's
+
+
+def test_notes_written_while_requote_rule_was_a_setting_read_back() -> None:
+    stored = _notes(fill_model=FILL_QUEUE).to_json()
+    stored["params"]["requote_rule"] = "on_touch_change"  # the one value it had; nothing read it
+    assert RunNotes.from_json(stored) == _notes(fill_model=FILL_QUEUE)

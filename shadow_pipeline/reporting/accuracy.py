@@ -34,7 +34,7 @@ def write_reports(folder: Path, accuracy: Accuracy, notes: Mapping[str, Any]) ->
         "",
         f"**Status: {accuracy.worst}**. Predictions read back from Redis ({notes['predictions']}), reality: "
         f"{notes['reality']}; {notes['windows_compared']} windows of {notes['window_seconds']} s, profile "
-        f"`{notes['profile']}`.",
+        f"`{notes['profile']}`, strategy `{notes['strategy']}`.",
         "",
         accuracy.table.to_markdown(index=False, floatfmt=".4g"),
         "",

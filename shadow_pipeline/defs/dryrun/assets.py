@@ -124,11 +124,14 @@ def dryrun_accuracy_report(
             reality = hftbacktest_replay(normalized_ticks, params, config.queue_model)
         except HftbacktestMissing as exc:
             raise dg.Failure(str(exc)) from None
-        source = f"hftbacktest 2.4.4 ({config.queue_model.replace('_', '-')} queue, no partial fills)"
+        source = (
+            f"hftbacktest 2.4.4 ({config.queue_model.replace('_', '-')} queue, no partial fills) "
+            f"quoting {params.strategy}"
+        )
     elif source_name == "queue":
         queue = QueueAware(config.size_decrease_share)
         reality = run(normalized_ticks, params, queue, latency_model_of(params), fee_model_of(params))
-        source = f"our queue-aware engine, {queue.label}"
+        source = f"our queue-aware engine, {queue.label}, quoting {params.strategy}"
     else:
         start, end = hour_bounds(hour)
         try:
@@ -152,6 +155,7 @@ def dryrun_accuracy_report(
         "symbol": symbol,
         "partition": partition,
         "profile": params.profile,
+        "strategy": params.strategy,  # the shadow's, which an engine reality (hftbacktest, queue) ran too
         "window_seconds": window_seconds,
         "shadow": shadow_run.fill_model,
         "reality": source,
@@ -181,6 +185,7 @@ def dryrun_accuracy_report(
             "predicted_fills": dg.MetadataValue.int(predicted_fills),
             "actual_fills": dg.MetadataValue.int(actual_fills),
             "reality": source,
+            "strategy": params.strategy,
             "shadow_fill_model": shadow_run.fill_model,
             "compared": str(notes["compared"]),
             "report": dg.MetadataValue.path(str(path)),

@@ -63,7 +63,9 @@ class RunNotes:
     def from_json(cls, data: dict[str, Any]) -> RunNotes:
         fields = dict(data)
         # Notes written before the fill model was a setting ran touch + dwell: say so, never the new default.
-        fields["params"] = StrategyParams(**{"fill_model": FILL_DWELL, **fields["params"]})
+        params = {"fill_model": FILL_DWELL, **fields["params"]}
+        params.pop("requote_rule", None)  # notes written while requote.rule was a setting (it had one value)
+        fields["params"] = StrategyParams(**params)
         fields["thresholds"] = Thresholds(**fields["thresholds"])
         return cls(**fields)
 

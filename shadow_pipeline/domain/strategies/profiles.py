@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,6 +29,8 @@ from shadow_pipeline.settings import profiles_file
 _PACKAGE = "shadow_pipeline.profiles"
 _DATA_FILE = "shadow_profiles.json"
 _SCHEMA_FILE = "shadow_profiles.schema.json"
+_log = logging.getLogger(__name__)
+_deprecations_said: set[str] = set()  # one warning per file and process, however often a run loads it
 
 
 FILL_QUEUE, FILL_DWELL = "queue", "dwell"
@@ -50,7 +53,6 @@ class StrategyParams:
     min_lot: float
     quote_offset_ticks: int
     touch_dwell_ms: float
-    requote_rule: str
     min_requote_ms: float
     max_inventory: int
     hedge_mode: str
@@ -184,7 +186,35 @@ def load_profiles(path: str | Path | None = None) -> Profiles:
         error = jsonschema.exceptions.best_match(errors) or errors[0]
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         raise ProfileError(f"{source}: {_json_path(error.absolute_path)}: {error.message}{more}")
+    _drop_requote_rule(source, data)
     return Profiles(source, data)
+
+
+def _params_layers(data: Mapping[str, Any]) -> list[tuple[list[str], dict[str, Any]]]:
+    """(JSON path, ``params`` object) of every layer of a validated file."""
+    layers = [(["symbols", key], entry) for key, entry in data["symbols"].items()]
+    for name, profile in data["profiles"].items():
+        layers.append((["profiles", name], profile))
+        layers += [(["profiles", name, "symbols", key], entry) for key, entry in profile.get("symbols", {}).items()]
+    return [([*path, "params"], layer["params"]) for path, layer in layers if "params" in layer]
+
+
+def _drop_requote_rule(source: str, data: Mapping[str, Any]) -> None:
+    """``requote.rule`` had one value and was never read: a file that still carries it (older packaged and tuned
+    files did) loads as without it, with one warning line (once per file and process) saying where to delete it.
+    A later version may refuse it."""
+    found = []
+    for path, params in _params_layers(data):
+        if "rule" in params.get("requote", {}):
+            del params["requote"]["rule"]
+            found.append(_json_path([*path, "requote", "rule"]))
+    said = (
+        f"{source}: requote.rule is deprecated and ignored (on_touch_change is the only rule): "
+        f"delete {', '.join(found)}"
+    )
+    if found and said not in _deprecations_said:
+        _deprecations_said.add(said)
+        _log.warning(said)
 
 
 def _entry(entries: Mapping[str, Any], instrument: InstrumentId) -> Mapping[str, Any]:
@@ -240,7 +270,6 @@ def resolve(profiles: Profiles, name: str, symbol: str) -> tuple[StrategyParams,
     strategy = StrategyParams(
         profile=name,
         symbol=symbol,
-        requote_rule=requote["rule"],
         min_requote_ms=requote["min_requote_ms"],
         hedge_mode=hedge["mode"],
         hedge_target=hedge["target"],
@@ -292,7 +321,7 @@ def profile_document(params: StrategyParams, thresholds: Thresholds, description
     a promoted or tuned strategy is used as it is: ``shadow --profiles-file`` and the launchpad accept it."""
     flat = {k: v for k, v in params.__dict__.items() if k not in ("profile", "symbol")}
     instrument = {name: flat.pop(name) for name in INSTRUMENT_PARAMS}
-    flat["requote"] = {"rule": flat.pop("requote_rule"), "min_requote_ms": flat.pop("min_requote_ms")}
+    flat["requote"] = {"min_requote_ms": flat.pop("min_requote_ms")}
     flat["hedge"] = {"mode": flat.pop("hedge_mode"), "target": flat.pop("hedge_target")}
     flat["fill"] = {"model": flat.pop("fill_model"), "size_decrease_share": flat.pop("size_decrease_share")}
     return {
