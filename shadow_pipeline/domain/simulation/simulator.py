@@ -232,6 +232,18 @@ def _queue_fill(
     return 0, KIND_TRADE
 
 
+@numba.njit(cache=True, inline="always")
+def _view_orders(view: np.ndarray, order: np.ndarray, pend_on: np.ndarray, queue: bool) -> None:
+    """Our live orders into the strategy's view (``O_*`` per side)."""
+    for s in range(2):
+        v = V_ORDERS + ORDER_FIELDS * s
+        view[v + O_LIVE] = order[2 * s, ON]
+        view[v + O_PX] = order[2 * s, PX]
+        view[v + O_LEFT] = order[2 * s, REM]
+        view[v + O_AHEAD] = order[2 * s, AHEAD] if queue else -1
+        view[v + O_IN_FLIGHT] = pend_on[s]
+
+
 _IN = numba.types.Array(numba.types.int64, 1, "C", readonly=True)  # accepts read-only columns (pandas' views)
 
 
@@ -313,6 +325,10 @@ def _kernel(
     view = np.zeros(VIEW_SIZE, np.int64)
     seen = np.zeros(VIEW_SIZE, np.int64)  # a pure decide's watched fields at its last call
     called = False
+    # our orders' fields (loads from ``order``) go into the view before the comparison only when they are watched
+    orders_first = not pure
+    for w in watch:
+        orders_first = orders_first or w >= V_ORDERS
     quotes = np.zeros(QUOTE_SIZE, np.float64)
     want_px = np.zeros(2, np.int64)  # the last answer in the kernel's units
     want_qty = np.zeros(2, np.int64)
@@ -414,13 +430,8 @@ def _kernel(
         view[V_TRADE_QTY] = trade_qty[i]
         view[V_POSITION] = pos
         view[V_TAKER_PENDING] = hedge_pending
-        for s in range(2):
-            v = V_ORDERS + ORDER_FIELDS * s
-            view[v + O_LIVE] = order[2 * s, ON]
-            view[v + O_PX] = order[2 * s, PX]
-            view[v + O_LEFT] = order[2 * s, REM]
-            view[v + O_AHEAD] = order[2 * s, AHEAD] if queue else -1
-            view[v + O_IN_FLIGHT] = pend_on[s]
+        if orders_first:
+            _view_orders(view, order, pend_on, queue)
         call = not (pure and called)
         if not call:  # a pure decide answers as it did unless a field it reads changed
             for w in watch:
@@ -428,6 +439,8 @@ def _kernel(
                     call = True
                     break
         if call:
+            if not orders_first:
+                _view_orders(view, order, pend_on, queue)
             called = True
             for w in watch:
                 seen[w] = view[w]
