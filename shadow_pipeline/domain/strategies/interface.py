@@ -15,6 +15,11 @@ cancels, one taker order in flight). ``docs/strategies.md`` walks through writin
 - ``quotes`` (float64, zeroed before each call): what it wants, ``Q_*`` below. A side with size 0 has no quote;
   a taker quantity (signed lots, + buys) asks for one taker order, sent when none is in flight.
 
+By default ``decide`` is called on every tick. A strategy whose answer is a pure function of ``params`` and a few
+view fields may say so, :attr:`Strategy.reads` (``touch_offset``: the touch and the position): the engines may
+then skip the call on a tick where none of those fields changed since the last call, and act on that call's
+answer again (on most ticks only the sizes or a trade change, so most calls are skipped).
+
 Numba cannot raise rich errors from a compiled loop, so the engines check every answer (:func:`check_quotes`)
 and stop with a code and the tick; :func:`raise_for` turns that (or an exception ``decide`` raised) into one
 :class:`StrategyError` naming the strategy, the tick index and its time.
@@ -97,6 +102,13 @@ class Strategy:
     parameters: tuple[Param, ...] = ()
     state_size: int = 0
     fields: tuple[str, ...] = ()
+    reads: tuple[int, ...] | None = None
+    """``None`` (the default): ``decide`` is called on every tick. Else the view fields (``V_*`` indices, per
+    side ``V_ORDERS + ORDER_FIELDS * s + O_*``) that are all ``decide`` reads of the view, a promise that its
+    answer is a pure function of ``params`` and those fields: no ``state`` (``state_size`` 0), no other field,
+    nothing but ``quotes`` written. The engines may then skip the call on a tick where none of these fields
+    changed since the last call and act on that call's answer again. A wrong promise gives wrong fills: leave
+    it ``None`` when in doubt."""
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.parameters if p.name == name), None)
@@ -119,10 +131,29 @@ class Strategy:
         fields = [getattr(params, name) for name in self.fields]
         return np.array([*shared, *fields, *self.values(params).values()], np.float64)
 
+    def watched(self) -> np.ndarray:
+        """:attr:`reads` as the kernels take it (int64 view indices; empty when ``decide`` runs on every tick,
+        see :attr:`pure`)."""
+        return np.array(self.reads or (), np.int64)
+
+    @property
+    def pure(self) -> bool:
+        """Whether ``decide`` may be skipped on a tick where none of :attr:`reads` changed."""
+        return self.reads is not None
+
     def compiled(self) -> Any:
         """``decide`` compiled to :data:`DECIDE_SIGNATURE` (what the shadow's cached kernel accepts)."""
         if not isinstance(self.decide, numba.core.registry.CPUDispatcher):
             raise StrategyError(f"strategy {self.name!r}: decide must be a numba @njit function, got {self.decide!r}")
+        if self.reads is not None:
+            outside = [f for f in self.reads if not 0 <= f < VIEW_SIZE]
+            if outside:
+                raise StrategyError(f"strategy {self.name!r}: reads {outside} outside the view (0 .. {VIEW_SIZE - 1})")
+            if self.state_size:
+                raise StrategyError(
+                    f"strategy {self.name!r}: reads declares decide a pure function of the view, but it has a "
+                    f"state ({self.state_size}); leave reads None"
+                )
         try:
             self.decide.compile(DECIDE_SIGNATURE.args)
         except Exception as exc:

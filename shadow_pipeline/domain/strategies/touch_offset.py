@@ -17,6 +17,7 @@ from shadow_pipeline.domain.strategies.interface import (
     Q_TAKER,
     V_ASK,
     V_BID,
+    V_POSITION,
     Strategy,
     hedge_quantity,
     within_limit,
@@ -33,4 +34,6 @@ def decide(params: np.ndarray, view: np.ndarray, state: np.ndarray, quotes: np.n
     quotes[Q_TAKER] = hedge_quantity(params, view)
 
 
-TOUCH_OFFSET = Strategy("touch_offset", decide, fields=("quote_offset_ticks",))
+# The touch and the position are all it reads (``within_limit`` and ``hedge_quantity`` read the position): the
+# shadow's kernel calls it only on the ticks where one of them changed (a few % of them).
+TOUCH_OFFSET = Strategy("touch_offset", decide, fields=("quote_offset_ticks",), reads=(V_BID, V_ASK, V_POSITION))
