@@ -80,6 +80,14 @@ def test_plain_code_imports_neither_dagster_nor_redis() -> None:
     assert {k: v for k, v in offenders.items() if v} == {}
 
 
+def test_domain_depends_on_nothing_outside_it() -> None:
+    """The layers point inward: feed, ingest, Redis I/O and Dagster code use the domain, never the other way
+    (``settings``, the one reader of the environment and a leaf, names the default files)."""
+    outward = re.compile(r"^\s*(?:from|import)\s+shadow_pipeline\.(?!domain\b|settings\b)(\w+)", re.MULTILINE)
+    found = {str(p.relative_to(PACKAGE)): outward.findall(p.read_text()) for p in (PACKAGE / "domain").rglob("*.py")}
+    assert {k: v for k, v in found.items() if v} == {}
+
+
 def test_domain_is_grouped_by_concern() -> None:
     domain = PACKAGE / "domain"
     assert {p.name for p in domain.iterdir() if p.is_dir() and p.name != "__pycache__"} == CONCERNS

@@ -31,7 +31,7 @@ import numba
 import numpy as np
 import pandas as pd
 
-from shadow_pipeline.feed.recordings import SOURCE_COLUMNS
+from shadow_pipeline.domain.market.ticks import SOURCE_COLUMNS
 
 _NS = 1_000_000_000
 _US = 1_000

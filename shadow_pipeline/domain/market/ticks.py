@@ -37,6 +37,8 @@ FIELDS: tuple[str, ...] = (
     "last_qty",
     "last_side",
 )
+# What a source (a recording, the synthetic market) yields: the tick's fields but ``seq``, which the producer numbers.
+SOURCE_COLUMNS = tuple(name for name in FIELDS if name != "seq")
 VENUE_FIELD = "venue"
 OPTIONAL_FIELDS = (VENUE_FIELD,)  # an entry may leave these out
 ENTRY_FIELDS = (*FIELDS, *OPTIONAL_FIELDS)

@@ -8,21 +8,9 @@ import numpy as np
 import pandas as pd
 
 from shadow_pipeline.domain.market.instruments import DEFAULT_VENUE, Venue
-from shadow_pipeline.domain.market.ticks import VENUE_FIELD
+from shadow_pipeline.domain.market.ticks import SOURCE_COLUMNS, VENUE_FIELD
 from shadow_pipeline.feed.readers.files import RecordingError
 
-SOURCE_COLUMNS = (
-    "symbol",
-    "ts_server",
-    "ts_local",
-    "bid",
-    "ask",
-    "bid_qty",
-    "ask_qty",
-    "last_px",
-    "last_qty",
-    "last_side",
-)
 TOUCH = ["bid", "ask", "bid_qty", "ask_qty"]
 MS = 1_000_000
 _MAX_MS = np.iinfo(np.int64).max // MS
