@@ -103,15 +103,24 @@ _ORDER_FIELDS = 14
 # Columns of the kernel's fill records.
 F_TICK, F_SIDE, F_PX, F_QTY, F_KIND, F_LIVE, F_POS, F_AHEAD = range(8)
 FILL_FIELDS = 8
+# Columns of the kernel's send records (what it sent, when: ``Simulation.sends``). S_SIDE is 0 (bid), 1 (ask) or
+# SEND_TAKER; S_WANT 1 for an order, 0 for a cancel (the side wants no quote); S_REPLACES 1 when the side's last
+# order was live at the send (so the send cancels it); a taker send has its signed lots in S_QTY.
+S_TS, S_SIDE, S_WANT, S_PX, S_QTY, S_REPLACES = range(6)
+SEND_FIELDS = 6
+SEND_TAKER = 2
 _Int = int | np.integer[Any]
 
 
 @dataclass(frozen=True)
 class Simulation:
-    """``fills``: one row per fill; ``inventory``: the position after each tick (same order as the ticks)."""
+    """``fills``: one row per fill; ``inventory``: the position after each tick (same order as the ticks);
+    ``sends``: the orders, cancels and taker orders the strategy sent (``S_*`` columns; what a bot running it
+    would publish, ``domain/orders/from_sends.py``), when the engine records them."""
 
     fills: pd.DataFrame
     inventory: pd.DataFrame
+    sends: np.ndarray | None = None
 
 
 @numba.njit(cache=True)
@@ -247,8 +256,23 @@ def _view_orders(view: np.ndarray, order: np.ndarray, pend_on: np.ndarray, queue
 _IN = numba.types.Array(numba.types.int64, 1, "C", readonly=True)  # accepts read-only columns (pandas' views)
 
 
+@numba.njit(cache=True, inline="always")
+def _record_send(
+    sends: np.ndarray, n: int, t: _Int, side: int, want: _Int, px: _Int, qty: _Int, replaces: _Int
+) -> np.ndarray:
+    if n >= sends.shape[0]:
+        sends = grow_records(sends)
+    sends[n, S_TS] = t
+    sends[n, S_SIDE] = side
+    sends[n, S_WANT] = want
+    sends[n, S_PX] = px
+    sends[n, S_QTY] = qty
+    sends[n, S_REPLACES] = replaces
+    return sends
+
+
 @numba.njit(
-    numba.types.int64[:, ::1](
+    numba.types.Tuple((numba.types.int64[:, ::1], numba.types.int64[:, ::1]))(
         DECIDE_TYPE,
         numba.types.float64[::1],
         numba.types.float64[::1],
@@ -296,7 +320,8 @@ def _kernel(
     share: float,
     position: np.ndarray,
 ) -> np.ndarray:
-    """Index 0 of each side pair is the bid, 1 the ask; returns the fill records (``F_*`` columns).
+    """Index 0 of each side pair is the bid, 1 the ask; returns the fill records (``F_*`` columns) and the send
+    records (``S_*``).
 
     ``decide`` with its ``strategy`` parameters and ``state`` is the strategy (``strategies/interface.py``);
     ``pure``: ``decide`` is a pure function of the view fields ``watch`` (``Strategy.reads``), so it is called only
@@ -335,6 +360,8 @@ def _kernel(
     taker = np.int64(0)
     records = np.empty((max(1024, len(ts) // 16), FILL_FIELDS), np.int64)
     k = 0
+    sends = np.empty((1024, SEND_FIELDS), np.int64)
+    n_sends = 0
     for i in range(len(ts)):
         t = ts[i]
         if k + _FILLS_PER_TICK > records.shape[0]:
@@ -450,7 +477,7 @@ def _kernel(
             decide(strategy, view, state, quotes)
             status[STATUS_CODE] = check_quotes(quotes)
             if status[STATUS_CODE] != OK:
-                return records[:k]
+                return records[:k], sends[:n_sends]
             for s in range(2):
                 want_px[s] = np.int64(quotes[2 * s])
                 want_qty[s] = np.int64(quotes[2 * s + 1])
@@ -461,6 +488,8 @@ def _kernel(
             hedge_due = t + entry_ns
             hedge_side = 1 if taker > 0 else -1
             hedge_qty = abs(taker)
+            sends = _record_send(sends, n_sends, t, SEND_TAKER, 1, 0, taker, 0)
+            n_sends += 1
         # 5. quotes: a side sends when its wish differs from its live order, nothing of it is in flight and
         # min_requote_ns has passed since its last send
         for s in range(2):
@@ -476,10 +505,12 @@ def _kernel(
                 pend_qty[s] = want_qty[s]
                 pend_ts[s] = t + entry_ns
                 last_sent[s] = t
+                sends = _record_send(sends, n_sends, t, s, want, want_px[s], want_qty[s], has)
+                n_sends += 1
                 if queue and order[2 * s, ON] and order[2 * s, CANCEL] == _FAR:
                     order[2 * s, CANCEL] = t + cancel_ns  # the live order's cancel goes with the first send
         position[i] = pos
-    return records[:k]
+    return records[:k], sends[:n_sends]
 
 
 @dataclass(frozen=True)
@@ -571,7 +602,7 @@ def run(
     position = np.empty(len(ts), np.int64)  # every tick writes its own
     status = np.array([OK, -1], np.int64)
     try:
-        records = _kernel(
+        records, sends = _kernel(
             strategy.compiled(),
             strategy.pack(params),
             np.zeros(strategy.state_size, np.float64),
@@ -603,7 +634,7 @@ def run(
     if kernel.queue:
         ahead = records[:, F_AHEAD]
         fills["queue_ahead_at_entry"] = np.where(ahead >= 0, ahead * params.lot_step, np.nan)
-    return Simulation(fills, inventory)
+    return Simulation(fills, inventory, sends)
 
 
 def markout_mids(ts: np.ndarray, mid: np.ndarray, fill_ts: np.ndarray, horizon_s: float) -> np.ndarray:
