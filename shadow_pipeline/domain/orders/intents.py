@@ -41,7 +41,8 @@ class BadIntent(ValueError):
 
 @dataclass(frozen=True)
 class Grid:
-    """What the checks need of the instrument: its symbol and grid."""
+    """What the checks need of the instrument: its key (``BTCUSDT``, ``BTCUSDT.bybit-linear``; an intent's
+    optional ``symbol`` may be the key or the bare symbol) and its grid."""
 
     symbol: str
     tick_size: float
@@ -110,7 +111,7 @@ def _shape(fields: Mapping[str, str], grid: Grid) -> tuple[str, int]:
     unknown = sorted(set(fields) - required - optional)
     if unknown:
         raise BadIntent(f"{action}: unknown field {', '.join(name[:40] for name in unknown)}")
-    if "symbol" in fields and fields["symbol"] != grid.symbol:
+    if "symbol" in fields and fields["symbol"] not in (grid.symbol, grid.symbol.split(".")[0]):
         raise BadIntent(f"symbol {fields['symbol'][:40]!r} is not this stream's instrument {grid.symbol}")
     if not _TS.fullmatch(fields["ts_decision"]) or int(fields["ts_decision"]) >= NEVER:
         raise BadIntent(f"ts_decision {fields['ts_decision'][:40]!r} is not integer nanoseconds")
