@@ -13,14 +13,14 @@ from dataclasses import dataclass
 
 import redis
 
-from shadow_pipeline.domain.orders.intents import CheckedIntents, Grid, check_intents
+from shadow_pipeline.domain.orders.intents import CheckedIntents, Grid, Rejected, check_intents
 from shadow_pipeline.ingest.dead_letters import read_range_bytes, record
 from shadow_pipeline.redis_io.keys import dead_letter_stream, order_stream
 from shadow_pipeline.redis_io.streams import append_once
 
 _CHUNK = 10_000
 _DLQ_MAXLEN = 1_000_000
-_NOT_TEXT = "\x00not-utf8"  # a field value no intent can hold: the checks reject it by name
+_UNREADABLE = "a field name or value is not UTF-8 text, or a field name repeats"
 
 
 @dataclass(frozen=True)
@@ -32,21 +32,18 @@ class StreamIntents:
     dead_lettered_now: int
 
 
-def _decode(flat: list[bytes]) -> tuple[dict[str, str], bytes | None]:
-    """Fields as text; the first name that is not UTF-8 or repeats makes the entry unreadable (its reason)."""
+def _decode(flat: list[bytes]) -> dict[str, str] | None:
+    """Fields as text; None when a name or value is not UTF-8 or a name repeats (no reading of it is safe)."""
     fields: dict[str, str] = {}
-    for name, value in zip(flat[0::2], flat[1::2], strict=False):
-        try:
+    try:
+        for name, value in zip(flat[0::2], flat[1::2], strict=False):
             key = name.decode("utf-8")
-        except UnicodeDecodeError:
-            return {"action": _NOT_TEXT}, name
-        if key in fields:
-            return {"action": f"{_NOT_TEXT} twice"}, name
-        try:
+            if key in fields:
+                return None
             fields[key] = value.decode("utf-8")
-        except UnicodeDecodeError:
-            return {"action": _NOT_TEXT}, name
-    return fields, None
+    except UnicodeDecodeError:
+        return None
+    return fields
 
 
 def read_raw_entries(client: redis.Redis, stream: str) -> list[tuple[str, list[bytes]]]:
@@ -66,19 +63,14 @@ def load_intents(client: redis.Redis, symbol: str, grid: Grid) -> StreamIntents:
     """The bot's intents for ``symbol``, checked; the rejected ones dead-lettered (once) with their reasons."""
     stream = order_stream(symbol)
     raw = read_raw_entries(client, stream)
-    entries: list[tuple[str, Mapping[str, str]]] = []
-    for entry_id, flat in raw:
-        fields, bad_name = _decode(flat)
-        entries.append((entry_id, fields if bad_name is None else {"action": _NOT_TEXT}))
-    checked = check_intents(entries, grid)
+    decoded = [(entry_id, _decode(flat)) for entry_id, flat in raw]
+    checked = check_intents([(i, fields) for i, fields in decoded if fields is not None], grid)
+    unreadable = [Rejected(i, _UNREADABLE) for i, fields in decoded if fields is None]
+    checked.rejected[:0] = unreadable
     flats = dict(raw)
-    letters = [(r.entry_id, record(r.entry_id, stream, _reason(r.reason), flats[r.entry_id])) for r in checked.rejected]
+    letters = [(r.entry_id, record(r.entry_id, stream, r.reason, flats[r.entry_id])) for r in checked.rejected]
     added = append_once(client, dead_letter_stream(stream), letters, _DLQ_MAXLEN)
     return StreamIntents(checked, len(raw), added)
-
-
-def _reason(reason: str) -> str:
-    return "a field name or value is not UTF-8 text, or a field name repeats" if _NOT_TEXT in reason else reason
 
 
 def publish_intents(client: redis.Redis, symbol: str, intents: Iterable[Mapping[str, str]]) -> int:
