@@ -35,6 +35,7 @@ STREAM_RULES = (
     "differs from",
     "beyond int64",
     "ts beyond",
+    "this stream's instrument",
 )
 
 
