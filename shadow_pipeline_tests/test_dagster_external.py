@@ -17,8 +17,8 @@ from shadow_pipeline.defs.ingest.assets import landing_zone, normalized_ticks, r
 from shadow_pipeline.defs.partitions import partition_key
 from shadow_pipeline.defs.shadow.assets import shadow_iterations
 from shadow_pipeline.domain.kpis.run_notes import run_notes
-from shadow_pipeline.domain.orders.from_sends import intents_from_sends
 from shadow_pipeline.domain.simulation.simulator import simulate
+from shadow_pipeline.domain.strategies.external.from_sends import intents_from_sends
 from shadow_pipeline.domain.strategies.profiles import load_profiles
 from shadow_pipeline.parquet import read_frame
 from shadow_pipeline.redis_io.keys import dead_letter_stream, order_stream

@@ -13,11 +13,11 @@ import pandas as pd
 import pytest
 
 from shadow_pipeline.domain.kpis.per_window import iteration_kpis
-from shadow_pipeline.domain.orders.from_sends import intents_from_sends
-from shadow_pipeline.domain.orders.intents import Grid, check_intents
 from shadow_pipeline.domain.simulation.models import fee_model_of, fill_model_of, latency_model_of
 from shadow_pipeline.domain.simulation.order_engine import simulate_orders
 from shadow_pipeline.domain.simulation.simulator import simulate
+from shadow_pipeline.domain.strategies.external.from_sends import intents_from_sends
+from shadow_pipeline.domain.strategies.external.intents import Grid, check_intents
 from shadow_pipeline.domain.strategies.profiles import load_profiles, resolve
 from shadow_pipeline_tests.conftest import market_file
 from shadow_pipeline_tests.fills_golden import FILL_CASES, PROFILES
@@ -31,9 +31,7 @@ def ticks_of() -> dict[str, pd.DataFrame]:
     return {}
 
 
-@pytest.mark.parametrize(
-    ("case", "profile", "model"), CASES, ids=[f"{c.name}-{p}-{m}" for c, p, m in CASES]
-)
+@pytest.mark.parametrize(("case", "profile", "model"), CASES, ids=[f"{c.name}-{p}-{m}" for c, p, m in CASES])
 def test_the_built_in_strategy_written_out_as_intents_shadows_bit_identically(
     case: Case, profile: str, model: str, ticks_of: dict[str, pd.DataFrame]
 ) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import redis
 
-from shadow_pipeline.domain.orders.intents import Grid, check_intents
-from shadow_pipeline.domain.orders.plan import NEVER
+from shadow_pipeline.domain.strategies.external.intents import Grid, check_intents
+from shadow_pipeline.domain.strategies.external.plan import NEVER
 from shadow_pipeline.redis_io.keys import dead_letter_stream, order_stream
 from shadow_pipeline.redis_io.order_stream import load_intents
 

@@ -15,7 +15,7 @@ import jsonschema
 import pytest
 import redis
 
-from shadow_pipeline.domain.orders.intents import Grid, check_intents
+from shadow_pipeline.domain.strategies.external.intents import Grid, check_intents
 from shadow_pipeline.redis_io.keys import order_stream
 from shadow_pipeline.redis_io.order_stream import read_raw_entries
 from shadow_pipeline_tests.test_order_intents import GOOD, HOSTILE

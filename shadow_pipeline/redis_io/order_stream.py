@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import redis
 
-from shadow_pipeline.domain.orders.intents import CheckedIntents, Grid, Rejected, check_intents
+from shadow_pipeline.domain.strategies.external.intents import CheckedIntents, Grid, Rejected, check_intents
 from shadow_pipeline.ingest.dead_letters import read_range_bytes, record
 from shadow_pipeline.redis_io.keys import dead_letter_stream, order_stream
 from shadow_pipeline.redis_io.streams import append_once

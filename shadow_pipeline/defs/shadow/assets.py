@@ -17,9 +17,9 @@ from shadow_pipeline.domain.kpis.gates import GO, kpi_gates
 from shadow_pipeline.domain.kpis.per_window import iteration_kpis
 from shadow_pipeline.domain.kpis.run_notes import RunNotes, RunNotesMissing, run_notes, with_notes
 from shadow_pipeline.domain.market.windows import HOUR_NS, hour_bounds
-from shadow_pipeline.domain.orders.intents import Grid
-from shadow_pipeline.domain.orders.plan import OrderPlan
 from shadow_pipeline.domain.simulation.shadow import is_external, shadow
+from shadow_pipeline.domain.strategies.external.intents import Grid
+from shadow_pipeline.domain.strategies.external.plan import OrderPlan
 from shadow_pipeline.domain.strategies.profiles import (
     ProfileError,
     StrategyParams,

@@ -8,8 +8,8 @@ first tick at or after ``decision_ts + entry latency``, a post-only order that w
 before that tick is rejected, a market order executes at that tick's opposite touch, resting orders fill by the
 same fill model code (:func:`simulator._queue_fill`, or touch + dwell), a cancel lands ``cancel latency`` after
 the bot decided it (under touch + dwell, with the entry latency, as a replaced quote does there). So the built-in
-strategy's sends written out as a plan (``domain/orders/from_sends.py``) give the kernel's fills bit for bit (a
-test holds it to that), and any bot's plan gets the same treatment.
+strategy's sends written out as a plan (``strategies/external/from_sends.py``) give the kernel's fills bit
+for bit (a test holds it to that), and any bot's plan gets the same treatment.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import numba
 import numpy as np
 import pandas as pd
 
-from shadow_pipeline.domain.orders.plan import NEVER, OrderPlan
 from shadow_pipeline.domain.simulation.models import FeeModel, FillModel, LatencyModel
 from shadow_pipeline.domain.simulation.simulator import (
     CANCEL,
@@ -43,6 +42,7 @@ from shadow_pipeline.domain.simulation.simulator import (
     grow_records,
     record_fill,
 )
+from shadow_pipeline.domain.strategies.external.plan import NEVER, OrderPlan
 from shadow_pipeline.domain.strategies.profiles import StrategyParams
 
 _ORDER_FIELDS = 14  # the kernel's resting-order row layout (``simulator.ON`` .. ``simulator.SIZE``)

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import pandas as pd
 
-from shadow_pipeline.domain.orders.plan import OrderPlan
 from shadow_pipeline.domain.simulation.models import fee_model_of, fill_model_of, latency_model_of
 from shadow_pipeline.domain.simulation.order_engine import OrderSimulation, simulate_orders
 from shadow_pipeline.domain.simulation.simulator import Simulation, simulate
+from shadow_pipeline.domain.strategies.external.plan import OrderPlan
 from shadow_pipeline.domain.strategies.profiles import EXTERNAL_STRATEGY, StrategyParams
 
 

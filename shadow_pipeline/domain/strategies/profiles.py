@@ -36,7 +36,7 @@ _deprecations_said: set[str] = set()  # one warning per file and process, howeve
 FILL_QUEUE, FILL_DWELL = "queue", "dwell"
 DEFAULT_FILL = {"model": FILL_QUEUE, "size_decrease_share": 0.0}
 DEFAULT_STRATEGY = "touch_offset"
-# The strategy of a bot outside this project: its order stream decides (``domain/orders``), nothing here does.
+# The strategy of a bot outside this project: its order stream decides (``strategies/external``), nothing here does.
 EXTERNAL_STRATEGY = "external"
 
 

@@ -14,9 +14,9 @@ import pandas as pd
 from shadow_pipeline.domain.kpis.catalogue import SUMMARY, names
 from shadow_pipeline.domain.kpis.gates import judge
 from shadow_pipeline.domain.kpis.per_window import aggregate, iteration_kpis
-from shadow_pipeline.domain.orders.plan import OrderPlan
 from shadow_pipeline.domain.simulation.models import fill_model_of
 from shadow_pipeline.domain.simulation.shadow import shadow
+from shadow_pipeline.domain.strategies.external.plan import OrderPlan
 from shadow_pipeline.domain.strategies.profiles import StrategyParams, Thresholds
 
 CHOSEN, LOWER, UPPER = "chosen", "lower bound", "upper bound"

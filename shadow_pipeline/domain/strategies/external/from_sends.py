@@ -11,8 +11,8 @@ from decimal import Decimal
 
 import numpy as np
 
-from shadow_pipeline.domain.orders.intents import CANCEL, PLACE, REPLACE
 from shadow_pipeline.domain.simulation.simulator import S_PX, S_QTY, S_REPLACES, S_SIDE, S_TS, S_WANT, SEND_TAKER
+from shadow_pipeline.domain.strategies.external.intents import CANCEL, PLACE, REPLACE
 
 
 def decimal_text(steps: int, step: float) -> str:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from shadow_pipeline.domain.orders.plan import BUY, NEVER, PLAN_COLUMNS, SELL, OrderPlan
+from shadow_pipeline.domain.strategies.external.plan import BUY, NEVER, PLAN_COLUMNS, SELL, OrderPlan
 
 PLACE, CANCEL, REPLACE = "place", "cancel", "replace"
 ACTIONS = (PLACE, CANCEL, REPLACE)
