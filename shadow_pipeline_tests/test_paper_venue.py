@@ -189,6 +189,8 @@ def test_bad_plans_and_models_are_refused() -> None:
         venue([order("a", BUY, 0, 0, market=True, post_only=True)], QUEUE)
     with pytest.raises(ValueError, match="price above 0"):
         venue([order("a", BUY, 0, 0)], QUEUE)
+    with pytest.raises(ValueError, match="sides"):
+        venue([order("a", 2, 100.0, 0)], QUEUE)
 
 
 # The built-in strategy's orders on the packaged synthetic market

@@ -23,7 +23,7 @@ import numba
 import numpy as np
 import pandas as pd
 
-from shadow_pipeline.domain.orders.plan import NEVER, SELL, OrderPlan
+from shadow_pipeline.domain.orders.plan import BUY, NEVER, SELL, OrderPlan
 from shadow_pipeline.domain.simulation.models import FeeModel, LatencyModel
 from shadow_pipeline.domain.strategies.profiles import StrategyParams
 from shadow_pipeline.domain.validation.hftbacktest_engine import _clock, _hbt, _queue_model, to_events
@@ -98,6 +98,7 @@ def _match(
         if a == len(arrive):
             break
         r = row[a]
+        code = _OK
         if kind[a] == _CANCEL:
             o = hbt.orders(0).get(r + 1)
             if o is not None and o.status == _NEW and o.req == _NONE:  # still resting (not filled, not rejected)
@@ -155,6 +156,8 @@ def match_orders(
     """
     hbt = _hbt()
     _queue_model(hbt.BacktestAsset(), queue_model, power)  # reject an unknown model before converting
+    if not np.isin(plan.side, (BUY, SELL)).all():
+        raise ValueError(f"order sides are {BUY} (buy) or {SELL} (sell)")
     if np.any(plan.market & plan.post_only):
         raise ValueError("a market order cannot be post-only")
     if np.any(~plan.market & (plan.px <= 0)) or np.any(plan.qty <= 0):
