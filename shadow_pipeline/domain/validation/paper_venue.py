@@ -36,7 +36,7 @@ _NO_TICK = 2**62  # an empty side's best tick is hftbacktest's sentinel, beyond 
 _CANCEL, _SUBMIT = 0, 1  # request kinds; at one instant cancels go first, as the shadow lands cancels first
 # Columns of the loop's fill records: plan row, hftbacktest time, price in ticks, lots, maker (1/0).
 _ROW, _CLOCK, _PX, _LOTS, _MAKER = range(5)
-_CLEAR_EVERY = 1024  # instants between clearing hftbacktest's finished orders (its dict is scanned per lookup)
+_CLEAR_EVERY = 1024  # instants between clearing the finished orders hftbacktest would keep all run long
 
 
 @numba.njit  # not cache=True: hftbacktest's bindings are ctypes pointers, which numba cannot cache
