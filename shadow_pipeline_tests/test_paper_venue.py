@@ -19,7 +19,6 @@ from hftbacktest import TRADE_EVENT
 
 from shadow_pipeline.domain.market.synthetic import generate
 from shadow_pipeline.domain.market.ticks import FIELDS, parse_table
-from shadow_pipeline.domain.strategies.external.plan import BUY, NEVER, PLAN_COLUMNS, SELL, OrderPlan
 from shadow_pipeline.domain.simulation.models import FeeModel, LatencyModel, fee_model_of, latency_model_of
 from shadow_pipeline.domain.simulation.simulator import (
     S_PX,
@@ -31,6 +30,7 @@ from shadow_pipeline.domain.simulation.simulator import (
     SEND_TAKER,
     simulate,
 )
+from shadow_pipeline.domain.strategies.external.plan import BUY, NEVER, PLAN_COLUMNS, SELL, OrderPlan
 from shadow_pipeline.domain.strategies.profiles import load_profiles, resolve
 from shadow_pipeline.domain.validation.hftbacktest_engine import hftbacktest_replay, to_events
 from shadow_pipeline.domain.validation.paper_venue import FILL_COLUMNS, match_orders

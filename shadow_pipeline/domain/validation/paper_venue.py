@@ -23,8 +23,8 @@ import numba
 import numpy as np
 import pandas as pd
 
-from shadow_pipeline.domain.strategies.external.plan import BUY, NEVER, SELL, OrderPlan
 from shadow_pipeline.domain.simulation.models import FeeModel, LatencyModel
+from shadow_pipeline.domain.strategies.external.plan import BUY, NEVER, SELL, OrderPlan
 from shadow_pipeline.domain.strategies.profiles import StrategyParams
 from shadow_pipeline.domain.validation.hftbacktest_engine import _clock, _hbt, _queue_model, to_events
 
