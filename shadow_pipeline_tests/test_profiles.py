@@ -25,7 +25,7 @@ def _write(tmp_path: Path, data: dict) -> Path:
 def test_packaged_file_loads_and_resolves_every_profile_for_both_symbols(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(PROFILES_ENV, raising=False)
     profiles = load_profiles()
-    assert profiles.names == ["aggressive", "conservative", "moderate"]
+    assert profiles.names == ["aggressive", "conservative", "external", "moderate"]
     btc, gates = resolve(profiles, "moderate", "BTCUSDT")
     assert (btc.tick_size, btc.lot_step, btc.quote_offset_ticks, btc.min_requote_ms) == (0.1, 0.001, 0, 250)
     assert (gates.min_maker_share, gates.min_net_bps, gates.max_p95_latency_ms, gates.max_risk_ratio) == (
@@ -103,7 +103,7 @@ def test_a_file_still_carrying_requote_rule_loads_with_one_warning_line_naming_w
 
 def test_unknown_profile_lists_the_known_ones_and_an_unknown_instrument_says_where_to_add_it() -> None:
     profiles = load_profiles()
-    with pytest.raises(ProfileError, match="unknown profile 'bold'; known: aggressive, conservative, moderate"):
+    with pytest.raises(ProfileError, match="unknown profile 'bold'; known: aggressive, conservative, external, moderate"):
         resolve(profiles, "bold", "BTCUSDT")
     with pytest.raises(ProfileError, match=r"no instrument ADAUSDT\.binance-usdm in the instrument registry"):
         resolve(profiles, "moderate", "ADAUSDT")
