@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from shadow_pipeline.domain.simulation.simulator import markout_mids
-from shadow_pipeline.domain.strategies.profiles import StrategyParams
+from shadow_pipeline.domain.strategies.profiles import StrategyParams, Thresholds
 from shadow_pipeline.domain.validation.actual_fills import FILL_COLUMNS, validate_fills
 
 ORDER_COLUMNS = (
@@ -119,6 +119,49 @@ class Reconciliation:
             "unplaced_qty": self.unplaced_qty,
             "unattributed_fills": self.unattributed_fills,
         }
+
+
+@dataclass(frozen=True)
+class ReconciliationGate:
+    """One of the reconciliation's gates (thresholds of the profile): ``metric`` (:data:`PRECISION`,
+    :data:`RECALL` or :data:`NET_BPS_GAP`), its value, the rule and whether it holds. An undefined value fails,
+    with ``note`` saying why: nothing compared is nothing vouched for."""
+
+    metric: str
+    value: float
+    threshold: float
+    rule: str
+    passed: bool
+    note: str
+
+
+PRECISION, RECALL, NET_BPS_GAP = "precision", "recall", "net_bps_gap"
+
+
+def reconciliation_gates(result: Reconciliation, thresholds: Thresholds) -> list[ReconciliationGate]:
+    """Precision and recall at least their minimum, |real - shadow net_bps| at most its maximum."""
+    checks = (
+        (
+            PRECISION,
+            result.precision,
+            thresholds.min_fill_precision,
+            "min_fill_precision",
+            "the shadow filled no order",
+        ),
+        (RECALL, result.recall, thresholds.min_fill_recall, "min_fill_recall", "no order really filled"),
+        (NET_BPS_GAP, result.net_bps_gap, thresholds.max_net_bps_gap, "max_net_bps_gap", "a side has no marked fill"),
+    )
+    found = []
+    for metric, value, threshold, name, undefined in checks:
+        at_most = metric == NET_BPS_GAP
+        passed = bool(abs(value) <= threshold if at_most else value >= threshold)  # NaN compares False
+        rule = f"|{metric}| <= {name} {threshold:g}" if at_most else f"{metric} >= {name} {threshold:g}"
+        found.append(
+            ReconciliationGate(
+                metric, value, threshold, rule, passed, f"undefined: {undefined}" if np.isnan(value) else ""
+            )
+        )
+    return found
 
 
 def _missing(frame: pd.DataFrame, columns: tuple[str, ...], what: str) -> None:
