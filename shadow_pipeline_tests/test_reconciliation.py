@@ -30,81 +30,19 @@ from shadow_pipeline.domain.validation.reconciliation import (
 )
 from shadow_pipeline.redis_io.dryrun_fills import BadFillEntry, read_fills
 from shadow_pipeline.redis_io.keys import fills_stream
-from shadow_pipeline_tests.sim_helpers import MS, T0, make_ticks, params, tick
-
-PARAMS = params()  # markout horizon 1 s
-# One tick a second for 10 s; mid 100.1 + 0.1 k at k s. A fill at t ms is marked at the mid of second
-# floor(t / 1000) + 1; fills after 9 s have no markout (past the last tick).
-TICKS = make_ticks([tick(1000 * k, 100.0 + 0.1 * k, 100.2 + 0.1 * k) for k in range(11)])
-Fill = tuple[str, float, float, float, float]  # order id, ms, price, qty, fee
-
-
-def _mid_at(second: int) -> float:
-    return 100.1 + 0.1 * second
-
-
-def _orders(sides: dict[str, int], shadow: Sequence[Fill], p_fill: dict[str, float] | None = None) -> pd.DataFrame:
-    """The order engine's table for orders ``sides`` (id: +1/-1), its outcome summed from the shadow's fills."""
-    rows = []
-    for order_id, side in sides.items():
-        own = [f for f in shadow if f[0] == order_id]
-        qty = sum(f[3] for f in own)
-        rows.append(
-            {
-                "order_id": order_id,
-                "side": side,
-                "price": 100.0,
-                "qty": 1.0,
-                "market": False,
-                "decision_ts": T0 + 10 * MS,
-                "live_ts": T0 + 20 * MS,
-                "end_ts": -1,
-                "status": "filled" if qty >= 1.0 else "partial" if qty > 0 else "unfilled",
-                "filled_qty": qty,
-                "first_fill_ts": min((T0 + int(f[1] * MS) for f in own), default=-1),
-                "fill_vwap": sum(f[2] * f[3] for f in own) / qty if qty else float("nan"),
-                "fee": sum(f[4] for f in own),
-                "p_fill": (p_fill or {}).get(order_id, 1.0 if qty else 0.0),
-            }
-        )
-    return pd.DataFrame(rows)
-
-
-def _shadow_fills(sides: dict[str, int], fills: Sequence[Fill]) -> pd.DataFrame:
-    frame = pd.DataFrame(fills, columns=["order_id", "ms", "price", "qty", "fee"])
-    return pd.DataFrame(
-        {
-            "ts": (T0 + frame["ms"] * MS).astype("int64"),
-            "side": frame["order_id"].map(sides).astype("int8"),
-            "price": frame["price"].astype("float64"),
-            "qty": frame["qty"].astype("float64"),
-            "fee": frame["fee"].astype("float64"),
-            "order_id": frame["order_id"].astype(object),
-        }
-    )
-
-
-def _real_fills(sides: dict[str, int], fills: Sequence[Fill]) -> pd.DataFrame:
-    """As ``read_fills`` returns them; an id not in ``sides`` is a buy."""
-    frame = _shadow_fills({**{f[0]: 1 for f in fills}, **sides}, fills)
-    return pd.DataFrame(
-        {
-            "ts": frame["ts"],
-            "side": frame["side"].map({1: "buy", -1: "sell"}).astype(object),
-            "price": frame["price"],
-            "qty": frame["qty"],
-            "is_maker": True,
-            "fee": frame["fee"],
-            "order_id": frame["order_id"],
-        }
-    )
+from shadow_pipeline_tests.order_helpers import PARAMS, TICKS, Fill, orders_table, real_fill_table, shadow_fill_table
+from shadow_pipeline_tests.sim_helpers import MS, T0
 
 
 def _reconcile(
     sides: dict[str, int], shadow: Sequence[Fill], real: Sequence[Fill], p_fill: dict[str, float] | None = None
 ) -> Reconciliation:
     return reconcile(
-        _orders(sides, shadow, p_fill), _shadow_fills(sides, shadow), _real_fills(sides, real), TICKS, PARAMS
+        orders_table(sides, shadow, p_fill),
+        shadow_fill_table(sides, shadow),
+        real_fill_table(sides, real),
+        TICKS,
+        PARAMS,
     )
 
 
@@ -195,9 +133,11 @@ def test_quantity_errors_of_orders_filled_in_both() -> None:
 
 def test_fills_of_orders_never_placed_are_counted_not_dropped() -> None:
     real = [("a", 2000, 100.0, 1.0, 0.0), ("ghost-1", 2000, 100.0, 0.5, 0.0), ("ghost-2", 3000, 100.0, 0.25, 0.0)]
-    real_fills: pd.DataFrame = pd.concat([_real_fills({"a": 1}, real), _real_fills({}, [("", 4000, 100.0, 1.0, 0.0)])])
+    real_fills: pd.DataFrame = pd.concat(
+        [real_fill_table({"a": 1}, real), real_fill_table({}, [("", 4000, 100.0, 1.0, 0.0)])]
+    )
     shadow = [("a", 2000, 100.0, 1.0, 0.0)]
-    result = reconcile(_orders({"a": 1}, shadow), _shadow_fills({"a": 1}, shadow), real_fills, TICKS, PARAMS)
+    result = reconcile(orders_table({"a": 1}, shadow), shadow_fill_table({"a": 1}, shadow), real_fills, TICKS, PARAMS)
     assert (result.unplaced_fills, result.unplaced_qty, result.unattributed_fills) == (2, 0.75, 1)
     assert "2 real fills name order ids that are not among the orders: left out" in result.notes
     assert "1 real fills carry no order id: left out" in result.notes
@@ -343,7 +283,7 @@ def test_calibration_of_a_risk_averse_shadow_whose_p_is_0_or_1() -> None:
 
 def _base() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     shadow = [("a", 2000, 100.0, 1.0, 0.0)]
-    return _orders({"a": 1}, shadow), _shadow_fills({"a": 1}, shadow), _real_fills({"a": 1}, shadow)
+    return orders_table({"a": 1}, shadow), shadow_fill_table({"a": 1}, shadow), real_fill_table({"a": 1}, shadow)
 
 
 def _hostile(part: str, change: Any) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
