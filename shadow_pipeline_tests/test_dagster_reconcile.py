@@ -68,7 +68,14 @@ def bot_fills(redis_client: redis.Redis) -> Iterator[Any]:
 
     def write(fills: Sequence[tuple[str, float, str, float, float, float]]) -> None:
         for order_id, ms, side, price, qty, fee in fills:
-            entry = {"ts": T0 + int(ms * MS), "side": side, "price": price, "qty": qty, "is_maker": 1, "fee": fee}
+            entry: dict[str, Any] = {
+                "ts": T0 + int(ms * MS),
+                "side": side,
+                "price": price,
+                "qty": qty,
+                "is_maker": 1,
+                "fee": fee,
+            }
             redis_client.xadd(stream, {**entry, **({"order_id": order_id} if order_id else {})})
 
     yield write
@@ -155,7 +162,7 @@ def test_a_malformed_bot_fill_fails_the_step_naming_its_entry(
     redis_url: str, redis_client: redis.Redis, bot_fills: Any, tmp_path: Path
 ) -> None:
     bot_fills([("a", 2000, "buy", 100.0, 1.0, -0.01)])
-    bad = {"ts": T0 + 3000 * MS, "side": "buy", "price": 100.0, "qty": 1.0, "is_maker": 1, "fee": 0.0}
+    bad: dict[Any, Any] = {"ts": T0 + 3000 * MS, "side": "buy", "price": 100.0, "qty": 1.0, "is_maker": 1, "fee": 0.0}
     bad_id = redis_client.xadd(fills_stream(SYMBOL), {**bad, "order_id": "ордер"})
     result = _materialize(redis_url, tmp_path)
     assert not result.success
