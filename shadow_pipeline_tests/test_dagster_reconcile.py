@@ -68,7 +68,7 @@ def bot_fills(redis_client: redis.Redis) -> Iterator[Any]:
 
     def write(fills: Sequence[tuple[str, float, str, float, float, float]]) -> None:
         for order_id, ms, side, price, qty, fee in fills:
-            entry: dict[str, Any] = {
+            entry: dict[Any, Any] = {
                 "ts": T0 + int(ms * MS),
                 "side": side,
                 "price": price,
@@ -76,7 +76,9 @@ def bot_fills(redis_client: redis.Redis) -> Iterator[Any]:
                 "is_maker": 1,
                 "fee": fee,
             }
-            redis_client.xadd(stream, {**entry, **({"order_id": order_id} if order_id else {})})
+            if order_id:  # an entry without one is as a bot wrote it before order ids
+                entry["order_id"] = order_id
+            redis_client.xadd(stream, entry)
 
     yield write
     redis_client.delete(stream)
