@@ -41,7 +41,7 @@ def reconciliation_asset(outcome: ShadowOrders) -> dg.AssetsDefinition:
 
     @dg.asset(
         name=checks.ASSET,
-        group_name="dryrun",
+        group_name="reconcile",  # not in pipeline_job until the order engine gives it the shadow's orders
         partitions_def=tick_partitions,
         kinds={"redis", "pandas"},
         check_specs=checks.RECONCILE_CHECKS,
