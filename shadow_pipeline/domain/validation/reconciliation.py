@@ -46,6 +46,7 @@ GROUPS = (BOTH, SHADOW_ONLY, REAL_ONLY, NEITHER)
 # The waterfall from the shadow's net_bps to the real one, in this order (docs/reconciliation.md says why).
 FEES, TIMING, PRICE, MISSED, INVENTED = "fees", "timing", "price and quantity", "missed fills added", "invented removed"
 STEPS = (FEES, TIMING, PRICE, MISSED, INVENTED)
+PRECISION, RECALL, NET_BPS_GAP = "precision", "recall", "net_bps_gap"  # the gated metrics
 FILL_TIME_QUANTILES = (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95)
 CALIBRATION_BINS = 10
 # Log loss of a certain prediction that is wrong is infinite; p is clipped to [EPS, 1 - EPS] (scikit-learn's
@@ -133,9 +134,6 @@ class ReconciliationGate:
     rule: str
     passed: bool
     note: str
-
-
-PRECISION, RECALL, NET_BPS_GAP = "precision", "recall", "net_bps_gap"
 
 
 def reconciliation_gates(result: Reconciliation, thresholds: Thresholds) -> list[ReconciliationGate]:
@@ -244,11 +242,12 @@ def _waterfall(side: np.ndarray, shadow: _Marked, real: _Marked) -> tuple[float,
         MISSED: (np.sum(r_pnl[missed]), np.sum(real.notional[missed])),
         INVENTED: (-np.sum(s_pnl[invented]), -np.sum(shadow.notional[invented])),
     }
+    affected = {FEES: matched, TIMING: matched, PRICE: matched, MISSED: missed, INVENTED: invented}
     rows, before = [], start
     for step in STEPS:
         pnl, notional = pnl + float(changes[step][0]), notional + float(changes[step][1])
         after = _net(pnl, notional)
-        orders = int({FEES: matched, TIMING: matched, PRICE: matched, MISSED: missed, INVENTED: invented}[step].sum())
+        orders = int(affected[step].sum())
         rows.append({"step": step, "orders": orders, "component_bps": after - before, "net_bps_after": after})
         before = after
     end = _net(float(r_pnl[matched | missed].sum()), float(real.notional[matched | missed].sum()))
