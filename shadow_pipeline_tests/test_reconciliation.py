@@ -3,9 +3,12 @@ fills stream's order ids against a real Redis."""
 
 from __future__ import annotations
 
+import json
 import math
 import uuid
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,18 +23,28 @@ from shadow_pipeline.domain.validation.reconciliation import (
     LOG_LOSS_EPS,
     MISSED,
     NEITHER,
+    NET_BPS_GAP,
+    PRECISION,
     PRICE,
     REAL_ONLY,
+    RECALL,
     SHADOW_ONLY,
     STEPS,
     TIMING,
     Reconciliation,
     reconcile,
+    reconciliation_gates,
 )
 from shadow_pipeline.redis_io.dryrun_fills import BadFillEntry, read_fills
 from shadow_pipeline.redis_io.keys import fills_stream
+from shadow_pipeline.reporting.reconciliation import (
+    PLOT_FILES,
+    REPORT_MD,
+    reconciliation_plots,
+    write_reconciliation_reports,
+)
 from shadow_pipeline_tests.order_helpers import PARAMS, TICKS, Fill, orders_table, real_fill_table, shadow_fill_table
-from shadow_pipeline_tests.sim_helpers import MS, T0
+from shadow_pipeline_tests.sim_helpers import MS, T0, gates
 
 
 def _reconcile(
@@ -381,3 +394,38 @@ def test_hostile_fill_entries_are_refused_naming_the_entry(
     with pytest.raises(BadFillEntry, match=said) as raised:
         read_fills(client, symbol, *WINDOW)
     assert str(entry_id) in str(raised.value) and len(str(raised.value)) < 300
+
+
+# --- the report --------------------------------------------------------------------------------------------
+
+
+def test_a_report_of_nothing_defined_is_written_with_nulls(tmp_path: Path) -> None:
+    """No fills on either side: every ratio undefined, the plots still drawn, the JSON strict (NaN is null)."""
+    result = _reconcile({"a": 1}, [], [])
+    verdicts = reconciliation_gates(result, gates(min_windows=1))
+    assert [(g.metric, g.passed, g.note) for g in verdicts] == [
+        (PRECISION, False, "undefined: the shadow filled no order"),
+        (RECALL, False, "undefined: no order really filled"),
+        (NET_BPS_GAP, False, "undefined: a side has no marked fill"),
+    ]
+    notes = {"hour": "2024-08-08-23:00", "symbol": "BTCUSDT", "profile": "test", "shadow": "s", "reality": "r"}
+    path = write_reconciliation_reports(tmp_path, result, verdicts, notes, reconciliation_plots(result, "test"))
+    report = json.loads(path.read_text())
+    assert report["status"] == "FAIL"
+    assert report["summary"]["precision"] is None and report["summary"]["net_bps_gap"] is None
+    assert all(row["component_bps"] is None for row in report["waterfall"])
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == sorted(PLOT_FILES.values())
+    assert "**Status: FAIL**" in (tmp_path / REPORT_MD).read_text()
+
+
+def test_the_gates_compare_with_the_profiles_thresholds() -> None:
+    # precision 0.5 and recall 1.0 against 0.5 and 0.85; b's invented fill at 1 s (+30 bps) puts the shadow at
+    # (40 + 30) / 2 = 35 bps against the real 40: a gap of 5 bps against 0.3.
+    shadow = [("a", 2000, 100.0, 1.0, 0.0), ("b", 1000, 100.0, 1.0, 0.0)]
+    result = _reconcile({"a": 1, "b": 1}, shadow, [("a", 2000, 100.0, 1.0, 0.0)])
+    loose = replace(gates(min_windows=1), min_fill_precision=0.5)
+    verdicts = {g.metric: g for g in reconciliation_gates(result, loose)}
+    assert verdicts[PRECISION].passed and verdicts[PRECISION].rule == "precision >= min_fill_precision 0.5"
+    assert verdicts[RECALL].passed and verdicts[RECALL].value == 1.0
+    assert not verdicts[NET_BPS_GAP].passed and verdicts[NET_BPS_GAP].value == pytest.approx(5.0)
+    assert verdicts[NET_BPS_GAP].rule == "|net_bps_gap| <= max_net_bps_gap 0.3"
