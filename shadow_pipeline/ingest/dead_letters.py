@@ -143,11 +143,11 @@ def dead_letters_by_partition(client: redis.Redis, dead_letter_stream: str, chun
 
 
 def _xrange_bytes(client: redis.Redis, stream: str, start: str, count: int) -> list[tuple[str, dict[bytes, bytes]]]:
-    ids, flats = _read_range(client, stream, start, count)
+    ids, flats = read_range_bytes(client, stream, start, count)
     return [(i, dict(zip(f[0::2], f[1::2], strict=False))) for i, f in zip(ids, flats, strict=True)]
 
 
-def _read_range(client: redis.Redis, stream: str, start: str, count: int) -> tuple[list[str], list]:
+def read_range_bytes(client: redis.Redis, stream: str, start: str, count: int) -> tuple[list[str], list]:
     """XRANGE as raw bytes: the ids and each entry's ``[name, value, ...]`` bytes (no tick parsing)."""
     reply = read_raw(client, "XRANGE", stream, start, "+", "COUNT", count)
     batch = scan(reply, RANGE)

@@ -51,3 +51,8 @@ def fills_stream(symbol: str) -> str:
 def failed_attempts_hash(stream: str, group: str) -> str:
     """Entry id -> how often processing that entry failed, for ``group`` on ``stream`` (``ingest.attempts``)."""
     return f"{stream}:attempts:{group}"
+
+
+def order_stream(symbol: str) -> str:
+    """The order intents a bot publishes for ``symbol`` (the ``external`` strategy; docs/reconciliation.md)."""
+    return f"bot:orders:{symbol}"

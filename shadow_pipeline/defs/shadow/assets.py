@@ -16,8 +16,10 @@ from shadow_pipeline.domain.kpis.catalogue import SUMMARY, names
 from shadow_pipeline.domain.kpis.gates import GO, kpi_gates
 from shadow_pipeline.domain.kpis.per_window import iteration_kpis
 from shadow_pipeline.domain.kpis.run_notes import RunNotes, RunNotesMissing, run_notes, with_notes
-from shadow_pipeline.domain.market.windows import HOUR_NS
-from shadow_pipeline.domain.simulation.simulator import simulate
+from shadow_pipeline.domain.market.windows import HOUR_NS, hour_bounds
+from shadow_pipeline.domain.simulation.shadow import is_external, shadow
+from shadow_pipeline.domain.strategies.external.intents import Grid
+from shadow_pipeline.domain.strategies.external.plan import OrderPlan
 from shadow_pipeline.domain.strategies.profiles import (
     ProfileError,
     StrategyParams,
@@ -29,6 +31,8 @@ from shadow_pipeline.domain.strategies.profiles import (
 )
 from shadow_pipeline.domain.tuning.search_space import TUNABLES, with_values
 from shadow_pipeline.domain.validation.sensitivity import fill_sensitivity, verdict_flips
+from shadow_pipeline.redis_io.keys import order_stream
+from shadow_pipeline.redis_io.order_stream import load_intents
 from shadow_pipeline.reporting.notes import commit_sha, ingest_note
 from shadow_pipeline.reporting.plots import kpi_plot_png, markdown_image
 from shadow_pipeline.reporting.snapshot import (
@@ -111,6 +115,31 @@ def strategy_for(config: ShadowConfig, symbol: str) -> tuple[StrategyParams, Thr
     return params, thresholds
 
 
+def _bot_orders(
+    context: dg.AssetExecutionContext, redis: RedisResource, params: StrategyParams, hour: str
+) -> tuple[OrderPlan, dict[str, dg.MetadataValue]]:
+    """The orders the bot decided in the hour, from its order stream; its bad intents dead-lettered."""
+    grid = Grid(params.symbol, params.tick_size, params.lot_step)
+    loaded = load_intents(redis.get_client(), params.symbol, grid)
+    start, end = hour_bounds(hour)
+    plan = loaded.checked.plan.decided_within(start, end)
+    rejected = len(loaded.checked.rejected)
+    stream = order_stream(params.symbol)
+    say = context.log.warning if loaded.dead_lettered_now else context.log.info
+    say(
+        f"{params.symbol} {hour}: {len(plan)} orders of the bot in the hour from {stream} ({loaded.entries} intents "
+        f"in the stream, {rejected} rejected, {loaded.dead_lettered_now} newly dead-lettered to {stream}:dlq)"
+    )
+    if not len(plan):
+        raise dg.Failure(f"{params.symbol} {hour}: strategy external, but {stream} has no valid order in the hour")
+    return plan, {
+        "bot_orders": dg.MetadataValue.int(len(plan)),
+        "intents_in_stream": dg.MetadataValue.int(loaded.entries),
+        "intents_rejected": dg.MetadataValue.int(rejected),
+        "order_stream": stream,
+    }
+
+
 def _notes_of(iterations: pd.DataFrame) -> RunNotes:
     try:
         return run_notes(iterations)
@@ -156,8 +185,9 @@ def shadow_iterations(
     params, thresholds = strategy_for(config, symbol)
     if normalized_ticks.empty:
         raise dg.Failure(f"{symbol} {hour}: no ticks to quote on (normalized_ticks is empty)")
+    plan, orders_note = _bot_orders(context, redis, params, hour) if is_external(params) else (None, {})
     started = time.perf_counter()
-    simulation = simulate(normalized_ticks, params)
+    simulation = shadow(normalized_ticks, params, plan)
     iterations = iteration_kpis(normalized_ticks, simulation, params, thresholds, config.window_seconds)
     seconds = time.perf_counter() - started
     quality = {str(k): v for k, v in tick_quality.to_dict(orient="records")[0].items()} if len(tick_quality) else {}
@@ -199,9 +229,10 @@ def shadow_iterations(
             "parameters": dg.MetadataValue.json(params.__dict__),
             "windows": _table(iterations, TABLE_COLUMNS),
             "simulation_seconds": dg.MetadataValue.float(round(seconds, 3)),
+            **orders_note,
         },
     )
-    sensitivity = fill_sensitivity(normalized_ticks, params, thresholds, config.window_seconds, iterations)
+    sensitivity = fill_sensitivity(normalized_ticks, params, thresholds, config.window_seconds, iterations, plan)
     flips = verdict_flips(sensitivity)
     rows = sensitivity.to_dict(orient="records")
     say = context.log.warning if flips else context.log.info

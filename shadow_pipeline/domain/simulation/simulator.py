@@ -116,7 +116,7 @@ _Int = int | np.integer[Any]
 class Simulation:
     """``fills``: one row per fill; ``inventory``: the position after each tick (same order as the ticks);
     ``sends``: the orders, cancels and taker orders the strategy sent (``S_*`` columns; what a bot running it
-    would publish, ``domain/orders/from_sends.py``), when the engine records them."""
+    would publish, ``domain/strategies/external/from_sends.py``), when the engine records them."""
 
     fills: pd.DataFrame
     inventory: pd.DataFrame

@@ -36,6 +36,8 @@ _deprecations_said: set[str] = set()  # one warning per file and process, howeve
 FILL_QUEUE, FILL_DWELL = "queue", "dwell"
 DEFAULT_FILL = {"model": FILL_QUEUE, "size_decrease_share": 0.0}
 DEFAULT_STRATEGY = "touch_offset"
+# The strategy of a bot outside this project: its order stream decides (``strategies/external``), nothing here does.
+EXTERNAL_STRATEGY = "external"
 
 
 class ProfileError(ValueError):
@@ -290,6 +292,10 @@ def _check_strategy(params: StrategyParams, where: str) -> None:
     """Fail at load, not at the first tick, on a strategy that does not resolve or parameters it does not take."""
     from shadow_pipeline.domain.strategies.registry import strategy_of  # the registry imports this module
 
+    if params.strategy == EXTERNAL_STRATEGY:
+        if params.strategy_params:
+            raise ProfileError(f"{where}: strategy external takes no strategy_params (the bot's orders decide)")
+        return
     try:
         strategy_of(params.strategy).values(params)
     except ValueError as exc:

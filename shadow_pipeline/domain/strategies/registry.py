@@ -12,6 +12,7 @@ import importlib
 
 from shadow_pipeline.domain.strategies.interface import Strategy, StrategyError
 from shadow_pipeline.domain.strategies.inventory_skew import INVENTORY_SKEW
+from shadow_pipeline.domain.strategies.profiles import EXTERNAL_STRATEGY
 from shadow_pipeline.domain.strategies.touch_offset import TOUCH_OFFSET
 
 STRATEGIES = {s.name: s for s in (TOUCH_OFFSET, INVENTORY_SKEW)}
@@ -20,6 +21,11 @@ STRATEGIES = {s.name: s for s in (TOUCH_OFFSET, INVENTORY_SKEW)}
 @functools.cache
 def strategy_of(name: str) -> Strategy:
     """The strategy ``name`` (packaged, or ``module:attribute``), its ``decide`` compiled."""
+    if name == EXTERNAL_STRATEGY:
+        raise StrategyError(
+            "strategy 'external' has no decide here: the bot's order stream (bot:orders:{symbol}) is the strategy; "
+            "an engine that runs a strategy itself cannot run it (docs/reconciliation.md)"
+        )
     if ":" not in name:
         if name not in STRATEGIES:
             known = ", ".join(STRATEGIES)

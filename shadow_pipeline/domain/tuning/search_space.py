@@ -23,6 +23,7 @@ import numpy as np
 from shadow_pipeline.domain.simulation.models import FILL_MODELS, fill_model_of
 from shadow_pipeline.domain.strategies.interface import Param, Strategy
 from shadow_pipeline.domain.strategies.profiles import (
+    EXTERNAL_STRATEGY,
     ProfileError,
     Range,
     StrategyParams,
@@ -88,6 +89,12 @@ def tunable_names(params: StrategyParams) -> list[str]:
 def with_values(params: StrategyParams, values: Mapping[str, float]) -> StrategyParams:
     """``params`` with the named tunables set; a name that is not tunable for its strategy, or a value out of its
     range, raises ProfileError with the rule it broke."""
+    if not values:
+        return params
+    if params.strategy == EXTERNAL_STRATEGY:
+        raise ProfileError(
+            f"strategy external has no tunable parameters (the bot decides its orders); cannot set {', '.join(values)}"
+        )
     strategy = strategy_of(params.strategy)
     changes: dict[str, Any] = {}
     own = dict(params.strategy_params)

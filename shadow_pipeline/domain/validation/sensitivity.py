@@ -14,7 +14,9 @@ import pandas as pd
 from shadow_pipeline.domain.kpis.catalogue import SUMMARY, names
 from shadow_pipeline.domain.kpis.gates import judge
 from shadow_pipeline.domain.kpis.per_window import aggregate, iteration_kpis
-from shadow_pipeline.domain.simulation.simulator import fill_model_of, simulate
+from shadow_pipeline.domain.simulation.models import fill_model_of
+from shadow_pipeline.domain.simulation.shadow import shadow
+from shadow_pipeline.domain.strategies.external.plan import OrderPlan
 from shadow_pipeline.domain.strategies.profiles import StrategyParams, Thresholds
 
 CHOSEN, LOWER, UPPER = "chosen", "lower bound", "upper bound"
@@ -27,11 +29,12 @@ def fill_sensitivity(
     thresholds: Thresholds,
     window_seconds: float,
     chosen: pd.DataFrame | None = None,
+    plan: OrderPlan | None = None,
 ) -> pd.DataFrame:
     """One row per assumption (lower bound, chosen, upper bound): the aggregate KPIs and the verdict the gates give.
 
     ``chosen``: the shadow's own windows, which are the chosen row (computed here when not given); the bounds
-    rerun the same quotes under the other knob values."""
+    rerun the same quotes under the other knob values (``plan``: the bot's orders, for strategy external)."""
     knob = fill_model_of(params).knob()
     rows = []
     for role, value in ((LOWER, knob.low), (CHOSEN, knob.value), (UPPER, knob.high)):
@@ -39,7 +42,7 @@ def fill_sensitivity(
         if role == CHOSEN and chosen is not None:
             windows = chosen
         else:
-            windows = iteration_kpis(ticks, simulate(ticks, varied), varied, thresholds, window_seconds)
+            windows = iteration_kpis(ticks, shadow(ticks, varied, plan), varied, thresholds, window_seconds)
         kpis = {str(k): v for k, v in aggregate(windows).iloc[0].items()} if len(windows) else {}
         verdict = judge(kpis, thresholds)
         rows.append(

@@ -63,19 +63,3 @@ class OrderPlan:
         """The orders decided in ``[start_ns, end_ns)`` (an hour partition's share of a longer stream)."""
         keep = (self.decision_ts >= start_ns) & (self.decision_ts < end_ns)
         return OrderPlan(**{name: getattr(self, name)[keep] for name in PLAN_COLUMNS})
-
-
-def empty_plan() -> OrderPlan:
-    return OrderPlan.of(
-        pd.DataFrame({name: pd.Series([], dtype=object) for name in PLAN_COLUMNS}).astype(
-            {
-                "side": "int8",
-                "px": "int64",
-                "qty": "int64",
-                "post_only": "bool",
-                "market": "bool",
-                "decision_ts": "int64",
-                "cancel_ts": "int64",
-            }
-        )
-    )
