@@ -1,5 +1,6 @@
-"""order_reconciliation through Dagster: the bot's real fills from Redis, the shadow's orders hand-built (the
-order engine's place), the reports, the metadata and the three gates."""
+"""order_reconciliation through Dagster: the bot's real fills from Redis against the shadow's orders, hand-built
+(the reports, the metadata and the three gates) and, end to end, from the bot's order stream through the order
+engine."""
 
 from __future__ import annotations
 
@@ -15,10 +16,11 @@ import redis
 
 from shadow_pipeline.defs.partitions import partition_key, tick_partitions
 from shadow_pipeline.defs.reconcile import checks
-from shadow_pipeline.defs.reconcile.assets import reconciliation_asset
+from shadow_pipeline.defs.reconcile.assets import order_reconciliation, reconciliation_asset
 from shadow_pipeline.domain.kpis.run_notes import RunNotes, with_notes
 from shadow_pipeline.domain.strategies.profiles import StrategyParams
-from shadow_pipeline.redis_io.keys import fills_stream
+from shadow_pipeline.redis_io.keys import dead_letter_stream, fills_stream, order_stream
+from shadow_pipeline.redis_io.order_stream import publish_intents
 from shadow_pipeline.reporting.reconciliation import PLOT_FILES, REPORT_JSON, REPORT_MD
 from shadow_pipeline.resources import ArtifactsResource, RedisResource
 from shadow_pipeline_tests.order_helpers import PARAMS, TICKS, Fill, orders_table, shadow_fill_table
@@ -84,10 +86,13 @@ def bot_fills(redis_client: redis.Redis) -> Iterator[Any]:
     redis_client.delete(stream)
 
 
-def _materialize(redis_url: str, folder: Path) -> dg.ExecuteInProcessResult:
+def _materialize(
+    redis_url: str, folder: Path, reconciliation: dg.AssetsDefinition | None = None
+) -> dg.ExecuteInProcessResult:
+    """The reconciliation of the hand-built partition; by default with the hand-built shadow orders."""
     with dg.instance_for_test() as instance:
         return dg.materialize(
-            [hand_built_ticks, hand_built_windows, reconciliation_asset(hand_built_orders)],
+            [hand_built_ticks, hand_built_windows, reconciliation or reconciliation_asset(hand_built_orders)],
             partition_key=partition_key(HOUR, SYMBOL),
             resources={"redis": RedisResource(url=redis_url), "artifacts": ArtifactsResource(base_path=str(folder))},
             instance=instance,
@@ -170,4 +175,52 @@ def test_a_malformed_bot_fill_fails_the_step_naming_its_entry(
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
     error = failure.step_failure_data.error
-    assert error is not None and str(bad_id) in error.message and "printable ASCII" in error.message
+    assert error is not None and str(bad_id) in error.message and "is not 1-64 characters of" in error.message
+
+
+@pytest.fixture
+def bot_orders(redis_client: redis.Redis) -> Iterator[None]:
+    """The bot's order stream for BTCUSDT: a market buy (m1, live at 2 s, filled at the 100.4 ask), a sell at
+    100.6 (l1, which the shadow fills when the bid reaches it at 6 s) and a buy at 100.0 (l2, which it never
+    fills: the market rises away from it)."""
+    stream = order_stream(SYMBOL)
+    redis_client.delete(stream, dead_letter_stream(stream))
+    place = {"action": "place", "qty": "1.0"}
+    publish_intents(
+        redis_client,
+        SYMBOL,
+        [
+            {**place, "order_id": "m1", "ts_decision": str(T0 + 1500 * MS), "side": "buy", "type": "market"},
+            {**place, "order_id": "l1", "ts_decision": str(T0 + 1600 * MS), "side": "sell", "price": "100.6"},
+            {**place, "order_id": "l2", "ts_decision": str(T0 + 1700 * MS), "side": "buy", "price": "100.0"},
+        ],
+    )
+    yield
+    redis_client.delete(stream, dead_letter_stream(stream))
+
+
+def test_the_bots_order_stream_through_the_order_engine_end_to_end(
+    redis_url: str, bot_orders: None, bot_fills: Any, tmp_path: Path
+) -> None:
+    # Really: m1 as the shadow has it, l1 never, l2 at 3 s. m1 in both, l1 invented, l2 missed.
+    bot_fills([("m1", 2000, "buy", 100.4, 1.0, 0.0502), ("l2", 3000, "buy", 100.0, 1.0, -0.01)])
+    result = _materialize(redis_url, tmp_path, order_reconciliation)
+    assert result.success
+    orders = result.output_for_node(checks.ASSET).set_index("order_id")
+    assert orders["group"].to_dict() == {"m1": "both", "l1": "shadow only", "l2": "real only"}
+    assert orders.loc["m1", "fill_time_error_ms"] == 0.0 and orders.loc["l1", "status"] == "filled"
+    gates_ = _checks(result)
+    assert gates_[checks.FILL_PRECISION].metadata["precision"].value == 0.5
+    assert gates_[checks.FILL_RECALL].metadata["recall"].value == 0.5
+    assert not any(e.passed for e in gates_.values())
+
+
+def test_without_orders_in_the_hour_there_is_nothing_to_reconcile(
+    redis_url: str, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    redis_client.delete(order_stream(SYMBOL))
+    result = _materialize(redis_url, tmp_path, order_reconciliation)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    error = failure.step_failure_data.error
+    assert error is not None and "has no valid order in the hour: nothing to reconcile" in error.message

@@ -10,19 +10,16 @@ skipped fills would report a wrong accuracy.
 from __future__ import annotations
 
 import math
-import re
 from typing import Any
 
 import pandas as pd
 import redis
 
+from shadow_pipeline.domain.strategies.external.intents import ORDER_ID as ORDER_ID_PATTERN
 from shadow_pipeline.redis_io.keys import fills_stream
 
 FILL_FIELDS = ("ts", "side", "price", "qty", "is_maker", "fee")
-ORDER_ID = "order_id"
-# Printable ASCII without spaces, as venues take client order ids (Binance and Bybit allow 36 characters, Deribit
-# labels 64): an id outside this was not the one the bot sent, and would match nothing or the wrong order.
-ORDER_ID_PATTERN = re.compile(r"[!-~]{1,64}")
+ORDER_ID = "order_id"  # checked as the order stream checks it: an id no intent can carry matches no order
 
 
 class BadFillEntry(ValueError):
@@ -55,8 +52,8 @@ def read_fills(client: redis.Redis, symbol: str, start_ns: int, end_ns: int) -> 
         order_id = text.get(ORDER_ID, "")
         if ORDER_ID in text and not ORDER_ID_PATTERN.fullmatch(order_id):
             raise BadFillEntry(
-                f"{fills_stream(symbol)} entry {entry_id!r}: order_id {order_id[:80]!r} is not 1-64 printable ASCII "
-                "characters without spaces"
+                f"{fills_stream(symbol)} entry {entry_id!r}: order_id {order_id[:70]!r} is not 1-64 characters of "
+                "A-Z a-z 0-9 . _ : / + = -"
             )
         if start_ns <= ts < end_ns:
             is_maker = text["is_maker"] in ("1", "true", "True")

@@ -10,10 +10,13 @@ from shadow_pipeline.defs.partitions import hour_and_symbol, tick_partitions
 from shadow_pipeline.defs.reconcile import checks
 from shadow_pipeline.domain.kpis.run_notes import RunNotesMissing, run_notes
 from shadow_pipeline.domain.market.windows import hour_bounds
+from shadow_pipeline.domain.simulation import shadow
+from shadow_pipeline.domain.strategies.external.intents import Grid
 from shadow_pipeline.domain.strategies.profiles import StrategyParams
 from shadow_pipeline.domain.validation.reconciliation import reconcile, reconciliation_gates
 from shadow_pipeline.redis_io.dryrun_fills import BadFillEntry, read_fills
-from shadow_pipeline.redis_io.keys import fills_stream
+from shadow_pipeline.redis_io.keys import fills_stream, order_stream
+from shadow_pipeline.redis_io.order_stream import load_intents
 from shadow_pipeline.reporting.plots import markdown_image
 from shadow_pipeline.reporting.reconciliation import reconciliation_plots, write_reconciliation_reports
 from shadow_pipeline.resources import ArtifactsResource, RedisResource
@@ -28,11 +31,21 @@ ShadowOrders = Callable[
 def shadow_orders(
     context: dg.AssetExecutionContext, normalized_ticks: pd.DataFrame, params: StrategyParams, client: redis.Redis
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The bot's order intents of the partition run through the order engine on its ticks: (orders, fills)."""
-    raise dg.Failure(
-        "order_reconciliation needs the order engine (domain/simulation/order_engine.py), which this build "
-        "does not have yet"
+    """The orders the bot decided in the partition's hour, from its order stream (bad intents dead-lettered, as
+    shadow_iterations does), through the order engine under the profile's models: (orders, fills)."""
+    hour, symbol = hour_and_symbol(context.partition_key)
+    loaded = load_intents(client, symbol, Grid(symbol, params.tick_size, params.lot_step))
+    plan = loaded.checked.plan.decided_within(*hour_bounds(hour))
+    context.log.info(
+        f"{symbol} {hour}: {len(plan)} orders of the bot in the hour from {order_stream(symbol)} "
+        f"({len(loaded.checked.rejected)} of {loaded.entries} intents rejected)"
     )
+    if not len(plan):
+        raise dg.Failure(
+            f"{symbol} {hour}: {order_stream(symbol)} has no valid order in the hour: nothing to reconcile"
+        )
+    simulated = shadow.shadow_orders(normalized_ticks, params, plan)
+    return simulated.orders, simulated.simulation.fills
 
 
 def reconciliation_asset(outcome: ShadowOrders) -> dg.AssetsDefinition:
@@ -41,7 +54,8 @@ def reconciliation_asset(outcome: ShadowOrders) -> dg.AssetsDefinition:
 
     @dg.asset(
         name=checks.ASSET,
-        group_name="reconcile",  # not in pipeline_job until the order engine gives it the shadow's orders
+        # not in pipeline_job: it needs a bot's order stream and fills, which a built-in strategy's run has not
+        group_name="reconcile",
         partitions_def=tick_partitions,
         kinds={"redis", "pandas"},
         check_specs=checks.RECONCILE_CHECKS,
