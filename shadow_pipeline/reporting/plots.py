@@ -1,4 +1,5 @@
-"""Plots for reports: KPIs over windows against the gates, and the tuner's objective landscape and folds."""
+"""Plots for reports: KPIs over windows against the gates, the tuner's objective landscape and folds, and the
+per-order reconciliation (groups, fill-time errors, the net_bps waterfall, calibration)."""
 
 from __future__ import annotations
 
@@ -87,3 +88,80 @@ def _png(figure: plt.Figure) -> bytes:
     figure.savefig(buffer, format="png", dpi=90)
     plt.close(figure)
     return buffer.getvalue()
+
+
+def confusion_png(confusion: pd.DataFrame, title: str) -> bytes:
+    """Orders per reconciliation group (left) and the base quantity each side filled in it (right)."""
+    figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3))
+    x = np.arange(len(confusion))
+    labels = [str(g) for g in confusion["group"]]
+    left.bar(x, confusion["orders"], color=["tab:green", "tab:red", "tab:orange", "tab:gray"][: len(x)])
+    left.set_xticks(x, labels, fontsize=7)
+    left.set_ylabel("orders", fontsize=8)
+    right.bar(x - 0.2, confusion["shadow_filled_qty"], width=0.4, label="shadow filled", color="tab:blue")
+    right.bar(x + 0.2, confusion["real_filled_qty"], width=0.4, label="really filled", color="tab:orange")
+    right.set_xticks(x, labels, fontsize=7)
+    right.set_ylabel("base quantity", fontsize=8)
+    right.legend(fontsize=7)
+    figure.suptitle(title, fontsize=9)
+    figure.tight_layout()
+    return _png(figure)
+
+
+def fill_time_png(errors_ms: np.ndarray, title: str) -> bytes:
+    """Histogram of real - shadow first-fill time of the orders filled in both, the median dashed."""
+    figure, axis = plt.subplots(figsize=(7, 3))
+    if len(errors_ms):
+        axis.hist(errors_ms, bins=min(50, max(5, len(errors_ms) // 5)), color="tab:blue")
+        median = float(np.median(errors_ms))
+        axis.axvline(median, color="tab:red", linestyle="--", linewidth=1, label=f"median {median:.4g} ms")
+        axis.legend(fontsize=7)
+    else:
+        axis.text(0.5, 0.5, "no order filled in both", ha="center", va="center", transform=axis.transAxes)
+    axis.axvline(0.0, color="0.4", linewidth=0.8)
+    axis.set_xlabel("real first fill - shadow first fill (ms)", fontsize=8)
+    axis.set_ylabel("orders", fontsize=8)
+    axis.set_title(title, fontsize=9)
+    figure.tight_layout()
+    return _png(figure)
+
+
+def waterfall_png(start: float, steps: pd.DataFrame, end: float, title: str) -> bytes:
+    """The shadow's net_bps, each step's component floating from where the previous left off, the real net_bps.
+    ``steps``: ``step``, ``component_bps`` and ``net_bps_after`` per step, in order."""
+    figure, axis = plt.subplots(figsize=(8, 3.2))
+    labels = ["shadow", *[str(s) for s in steps["step"]], "real"]
+    after = steps["net_bps_after"].to_numpy(dtype=np.float64)
+    change = steps["component_bps"].to_numpy(dtype=np.float64)
+    bottoms = np.concatenate(([0.0], after - change, [0.0]))
+    heights = np.concatenate(([start], change, [end]))
+    colours = ["tab:blue", *["tab:green" if c >= 0 else "tab:red" for c in change], "tab:orange"]
+    x = np.arange(len(labels))
+    axis.bar(x, np.nan_to_num(heights), bottom=np.nan_to_num(bottoms), color=colours)
+    for i, value in enumerate(heights):
+        axis.text(i, np.nan_to_num(bottoms[i] + max(value, 0.0)), f"{value:+.3g}", ha="center", va="bottom", fontsize=7)
+    axis.axhline(0.0, color="0.4", linewidth=0.8)
+    axis.set_xticks(x, labels, fontsize=7, rotation=15)
+    axis.set_ylabel("net_bps", fontsize=8)
+    axis.set_title(title, fontsize=9)
+    figure.tight_layout()
+    return _png(figure)
+
+
+def reliability_png(calibration: pd.DataFrame, brier: float, title: str) -> bytes:
+    """Predicted fill probability against the realized fill rate per bin (the diagonal is perfect calibration),
+    and the orders per bin below."""
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(5, 5), sharex=True, height_ratios=[3, 1])
+    centres = ((calibration["low"] + calibration["high"]) / 2).to_numpy(dtype=np.float64)
+    top.plot([0, 1], [0, 1], color="0.6", linestyle="--", linewidth=1, label="perfectly calibrated")
+    top.plot(calibration["mean_predicted"], calibration["fill_rate"], marker="o", color="tab:blue", label="orders")
+    top.set_ylabel("realized fill rate", fontsize=8)
+    top.set_xlim(0, 1)
+    top.set_ylim(-0.02, 1.02)
+    top.legend(fontsize=7, loc="upper left")
+    top.set_title(f"{title} (Brier {brier:.4g})", fontsize=9)
+    bottom.bar(centres, calibration["orders"], width=0.09, color="tab:gray")
+    bottom.set_xlabel("predicted p_fill", fontsize=8)
+    bottom.set_ylabel("orders", fontsize=8)
+    figure.tight_layout()
+    return _png(figure)

@@ -93,6 +93,11 @@ class Thresholds:
     max_risk_ratio: float
     min_windows: int
     min_ticks_per_window: int
+    # The per-order reconciliation's gates (docs/reconciliation.md). Defaults: profile files and run notes
+    # written before they existed load with them.
+    min_fill_precision: float = 0.85
+    min_fill_recall: float = 0.85
+    max_net_bps_gap: float = 0.3
 
 
 @dataclass(frozen=True)

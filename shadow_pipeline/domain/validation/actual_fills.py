@@ -17,7 +17,7 @@ FILL_COLUMNS = ("ts", "side", "price", "qty", "is_maker", "fee")
 _SIDES = {"buy": 1, "sell": -1}
 
 
-def _validated(fills: pd.DataFrame, ticks: pd.DataFrame) -> None:
+def validate_fills(fills: pd.DataFrame, ticks: pd.DataFrame) -> None:
     """Raise ValueError naming the first problem: a bot's report is outside input, so it is checked, not trusted."""
     missing = [c for c in FILL_COLUMNS if c not in fills.columns]
     if missing:
@@ -51,7 +51,7 @@ def simulation_from_fills(fills: pd.DataFrame, ticks: pd.DataFrame, params: Stra
     touch before a fill gives ``mid_before`` and the markout mid follows the simulator's rule. ``quote_live_ts``
     is the fill time: the report does not say when the order went live.
     """
-    _validated(fills, ticks)
+    validate_fills(fills, ticks)
     fills = fills.sort_values("ts", kind="stable")
     ts = ticks["ts_server"].to_numpy(dtype=np.int64)
     mid = (ticks["bid"].to_numpy(dtype=np.float64) + ticks["ask"].to_numpy(dtype=np.float64)) / 2
