@@ -103,7 +103,9 @@ def test_a_file_still_carrying_requote_rule_loads_with_one_warning_line_naming_w
 
 def test_unknown_profile_lists_the_known_ones_and_an_unknown_instrument_says_where_to_add_it() -> None:
     profiles = load_profiles()
-    with pytest.raises(ProfileError, match="unknown profile 'bold'; known: aggressive, conservative, external, moderate"):
+    with pytest.raises(
+        ProfileError, match="unknown profile 'bold'; known: aggressive, conservative, external, moderate"
+    ):
         resolve(profiles, "bold", "BTCUSDT")
     with pytest.raises(ProfileError, match=r"no instrument ADAUSDT\.binance-usdm in the instrument registry"):
         resolve(profiles, "moderate", "ADAUSDT")
