@@ -24,6 +24,7 @@ from shadow_pipeline.defs.export.assets import ExportConfig
 from shadow_pipeline.defs.ingest.jobs import INGEST_JOB
 from shadow_pipeline.defs.partitions import partition_key
 from shadow_pipeline.defs.pipeline.jobs import PIPELINE_JOB
+from shadow_pipeline.defs.reconcile.jobs import RECONCILE_JOB
 from shadow_pipeline.defs.shadow.assets import ShadowConfig
 from shadow_pipeline.defs.shadow.jobs import SHADOW_JOB
 from shadow_pipeline.defs.tune.assets import TuneConfig
@@ -33,7 +34,7 @@ from shadow_pipeline.domain.market.windows import HOUR_NS, hour_keys
 from shadow_pipeline.io_managers import ParquetIOManager
 from shadow_pipeline.redis_io.url import redact_text
 from shadow_pipeline.resources import ArtifactsResource, LandingResource, TickStreamResource
-from shadow_pipeline.summaries import DryRunSummary, ExportSummary, ShadowSummary, TuneSummary
+from shadow_pipeline.summaries import DryRunSummary, ExportSummary, ReconcileSummary, ShadowSummary, TuneSummary
 
 DRYRUN_ASSET = dg.AssetKey(DryRunSummary.ASSET)
 EXPORT_ASSET = dg.AssetKey(ExportSummary.ASSET)
@@ -282,6 +283,41 @@ def run_dryrun(
         else:
             row["status"] = RUN_FAILED
             row["report"] = _failure_text(result)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+RECONCILED = ("precision", "recall", "net_bps_gap", "shadow_net_bps", "real_net_bps", "brier", "orders")
+
+
+def run_reconcile(
+    keys: Sequence[dg.MultiPartitionKey],
+    shadow: ShadowConfig,
+    dryrun: DryRunConfig,
+    placement: Placement,
+    instance: dg.DagsterInstance,
+    log_level: str = "CRITICAL",
+) -> pd.DataFrame:
+    """reconcile_job per partition (a bot's orders, profile strategy external): the shadow's verdict, the
+    per-window dry-run status and the per-order reconciliation's headline numbers and failed gates."""
+    ops: dict[str, dg.Config] = {
+        "shadow_iterations": shadow,
+        "exported_kpis": ExportConfig(mode="both"),
+        "dryrun_accuracy_report": dryrun,
+    }
+    rows = []
+    for key, result in _execute(RECONCILE_JOB, keys, run_config(placement, ops, log_level), instance):
+        row = _row(key, result)
+        verdict, dry, reconciled = ShadowSummary.of(result), DryRunSummary.of(result), ReconcileSummary.of(result)
+        row["verdict"] = verdict.verdict if verdict else RUN_FAILED
+        row["dryrun"] = dry.status if dry else RUN_FAILED
+        if reconciled is None:
+            row["gates"] = RUN_FAILED
+            row["report"] = _failure_text(result)
+        else:
+            row.update({name: _number(reconciled.numbers.get(name)) for name in RECONCILED})
+            row["gates"] = "; ".join(reconciled.failed) or ALL_PASS
+            row["report"] = reconciled.report
         rows.append(row)
     return pd.DataFrame(rows)
 

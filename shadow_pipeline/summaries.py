@@ -90,3 +90,12 @@ class TuneSummary(StageSummary):
     sets_evaluated: int
     sets_per_second: float | None
     summary: str  # the summary file
+
+
+@dataclass(frozen=True)
+class ReconcileSummary(StageSummary):
+    ASSET: ClassVar[str] = "order_reconciliation"
+
+    numbers: dict[str, float | None]  # Reconciliation.summary(): counts, precision, recall, net_bps gap, Brier
+    failed: list[str]  # the gates that fail, as their rules read
+    report: str  # ORDER_RECONCILIATION.md

@@ -5,6 +5,7 @@ from typing import Annotated, Literal
 
 import dagster as dg
 import pandas as pd
+import redis
 from pydantic import Field
 
 from shadow_pipeline.defs.dryrun import checks
@@ -13,15 +14,21 @@ from shadow_pipeline.domain.kpis.per_window import iteration_kpis
 from shadow_pipeline.domain.kpis.run_notes import RunNotesMissing, run_notes
 from shadow_pipeline.domain.market.windows import hour_bounds
 from shadow_pipeline.domain.simulation.models import QueueAware, fee_model_of, fill_model_of, latency_model_of
+from shadow_pipeline.domain.simulation.order_engine import simulate_orders
+from shadow_pipeline.domain.simulation.shadow import is_external
 from shadow_pipeline.domain.simulation.simulator import run
+from shadow_pipeline.domain.strategies.external.intents import Grid
+from shadow_pipeline.domain.strategies.external.plan import OrderPlan
 from shadow_pipeline.domain.strategies.profiles import StrategyParams, setting_range
 from shadow_pipeline.domain.validation.accuracy import compare
 from shadow_pipeline.domain.validation.actual_fills import simulation_from_fills
 from shadow_pipeline.domain.validation.hftbacktest_engine import HftbacktestMissing, hftbacktest_replay
+from shadow_pipeline.domain.validation.paper_venue import match_orders
 from shadow_pipeline.domain.validation.queue_fit import QueueFit, fit_queue
 from shadow_pipeline.redis_io.dryrun_fills import BadFillEntry, read_fills
 from shadow_pipeline.redis_io.keys import fills_stream, kpi_stream
 from shadow_pipeline.redis_io.kpi_export import read_stream_records
+from shadow_pipeline.redis_io.order_stream import load_intents
 from shadow_pipeline.reporting.accuracy import write_reports
 from shadow_pipeline.resources import ArtifactsResource, RedisResource
 from shadow_pipeline.summaries import DryRunSummary
@@ -55,10 +62,11 @@ class DryRunConfig(dg.Config):
 
 
 def _reality_of(config: DryRunConfig, params: StrategyParams) -> str:
-    """The reality source; never the shadow's own model, whose comparison with itself could not fail."""
+    """The reality source; never the shadow's own model, whose comparison with itself could not fail. A bot's
+    own orders (strategy external) are checked against its fills by default: that is what it has them for."""
     model = fill_model_of(params)
     if config.reality == "auto":
-        return model.reality
+        return "fills" if is_external(params) else model.reality
     if config.reality == model.name:
         raise dg.Failure(
             f"reality {config.reality!r} is the shadow's own fill model ({model.name}): the dry-run would compare "
@@ -66,6 +74,12 @@ def _reality_of(config: DryRunConfig, params: StrategyParams) -> str:
             "(a real bot's fills)."
         )
     return config.reality
+
+
+def _bot_plan(client: redis.Redis, params: StrategyParams, hour: str) -> OrderPlan:
+    """The bot's orders of the hour (strategy external), for an engine reality to fill them too."""
+    loaded = load_intents(client, params.symbol, Grid(params.symbol, params.tick_size, params.lot_step))
+    return loaded.checked.plan.decided_within(*hour_bounds(hour))
 
 
 @dg.asset(
@@ -119,19 +133,30 @@ def dryrun_accuracy_report(
     )
     source_name = _reality_of(config, params)
     fit: QueueFit | None = None
+    plan = _bot_plan(client, params, hour) if is_external(params) and source_name != "fills" else None
     if source_name == "hftbacktest":
         try:
-            reality = hftbacktest_replay(normalized_ticks, params, config.queue_model)
+            if plan is None:
+                reality = hftbacktest_replay(normalized_ticks, params, config.queue_model)
+            else:  # the bot's own orders, matched by hftbacktest as the paper venue does
+                latency, fees = latency_model_of(params), fee_model_of(params)
+                matched = match_orders(plan, normalized_ticks, params, latency, fees, config.queue_model)
+                reality = simulation_from_fills(matched, normalized_ticks, params)
         except HftbacktestMissing as exc:
             raise dg.Failure(str(exc)) from None
-        source = (
-            f"hftbacktest 2.4.4 ({config.queue_model.replace('_', '-')} queue, no partial fills) "
-            f"quoting {params.strategy}"
+        source = f"hftbacktest 2.4.4 ({config.queue_model.replace('_', '-')} queue, no partial fills) " + (
+            f"quoting {params.strategy}" if plan is None else f"matching the bot's {len(plan)} orders"
         )
     elif source_name == "queue":
         queue = QueueAware(config.size_decrease_share)
-        reality = run(normalized_ticks, params, queue, latency_model_of(params), fee_model_of(params))
-        source = f"our queue-aware engine, {queue.label}, quoting {params.strategy}"
+        latency, fees = latency_model_of(params), fee_model_of(params)
+        if plan is None:
+            reality = run(normalized_ticks, params, queue, latency, fees)
+        else:
+            reality = simulate_orders(normalized_ticks, plan, params, queue, latency, fees).simulation
+        source = f"our queue-aware engine, {queue.label}, " + (
+            f"quoting {params.strategy}" if plan is None else f"filling the bot's {len(plan)} orders"
+        )
     else:
         start, end = hour_bounds(hour)
         try:

@@ -20,6 +20,7 @@ from shadow_pipeline.redis_io.order_stream import load_intents
 from shadow_pipeline.reporting.plots import markdown_image
 from shadow_pipeline.reporting.reconciliation import reconciliation_plots, write_reconciliation_reports
 from shadow_pipeline.resources import ArtifactsResource, RedisResource
+from shadow_pipeline.summaries import ReconcileSummary, finite
 
 # What the shadow says of the bot's orders in a partition: the order engine's per-order table and its fills
 # (domain/validation/reconciliation.py, ORDER_COLUMNS and SHADOW_FILL_COLUMNS).
@@ -131,6 +132,11 @@ def reconciliation_asset(outcome: ShadowOrders) -> dg.AssetsDefinition:
                     for name, png in plots.items()
                 },
                 "report": dg.MetadataValue.path(str(path)),
+                **ReconcileSummary(
+                    numbers={name: finite(value) for name, value in result.summary().items()},
+                    failed=failed,
+                    report=str(path),
+                ).metadata(),
             },
         )
         yield from checks.reconciliation_checks(verdicts)
