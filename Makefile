@@ -13,7 +13,7 @@ export SHADOW_ARTIFACTS_DIR ?= $(CURDIR)/artifacts
 export VIRTUAL_ENV := $(CURDIR)/$(VENV)
 INSTANCE := $(DAGSTER_HOME)/dagster.yaml
 
-.PHONY: demo test lint typecheck defs pytest dev ingest ingest-job shadow-redis shadow-report shadow-audit shadow-ci \
+.PHONY: demo loop test lint typecheck defs pytest dev ingest ingest-job shadow-redis shadow-report shadow-audit shadow-ci \
 	shadow-redis-export shadow-redis-export-stream shadow-tune dryrun dryrun-validate bench strategies soak clean
 
 $(STAMP): pyproject.toml
@@ -30,6 +30,11 @@ $(INSTANCE): dagster.yaml
 ## The main flow on the embedded default: start Redis, replay the synthetic market, ingest it through Dagster.
 demo: $(STAMP) $(INSTANCE)
 	$(BIN)/shadow-pipeline demo
+
+## The bot's loop on the embedded default: an example bot publishes its orders, the shadow fills them (profile
+## external), a paper venue (hftbacktest) fills them too, and every order is reconciled (docs/reconciliation.md).
+loop: $(STAMP) $(INSTANCE)
+	$(BIN)/shadow-pipeline loop
 
 ## Lint, types, Dagster definitions, then the test suite (against a real Redis the tests start).
 test: lint typecheck defs pytest

@@ -133,7 +133,7 @@ def dryrun_accuracy_report(
     )
     source_name = _reality_of(config, params)
     fit: QueueFit | None = None
-    plan = _bot_plan(client, params, hour) if is_external(params) and source_name != "fills" else None
+    plan = _bot_plan(client, params, hour) if is_external(params) else None
     if source_name == "hftbacktest":
         try:
             if plan is None:
@@ -167,7 +167,7 @@ def dryrun_accuracy_report(
         source = f"{len(fills)} fills from {fills_stream(symbol)}"
     actual = iteration_kpis(normalized_ticks, reality, params, thresholds, window_seconds)
     if source_name == "fills":
-        fit = fit_queue(normalized_ticks, params, thresholds, window_seconds, actual)
+        fit = fit_queue(normalized_ticks, params, thresholds, window_seconds, actual, plan=plan)
         context.log.info(f"{symbol} {hour}: the queue model fits the bot's fills best at {fit.summary}")
     try:
         accuracy = compare(predicted, actual, config.min_fills, config.iterations)

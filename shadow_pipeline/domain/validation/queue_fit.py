@@ -16,7 +16,8 @@ import pandas as pd
 
 from shadow_pipeline.domain.kpis.catalogue import TOTAL_FILLS
 from shadow_pipeline.domain.kpis.per_window import iteration_kpis
-from shadow_pipeline.domain.simulation.simulator import simulate
+from shadow_pipeline.domain.simulation.shadow import shadow
+from shadow_pipeline.domain.strategies.external.plan import OrderPlan
 from shadow_pipeline.domain.strategies.profiles import FILL_QUEUE, StrategyParams, Thresholds
 from shadow_pipeline.domain.validation.accuracy import compare
 
@@ -49,8 +50,10 @@ def fit_queue(
     actual: pd.DataFrame,
     shares: Sequence[float] = SHARES,
     latency_factors: Sequence[float] = LATENCY_FACTORS,
+    plan: OrderPlan | None = None,
 ) -> QueueFit:
-    """``actual``: the bot's per-window KPIs (``iteration_kpis`` of its fills)."""
+    """``actual``: the bot's per-window KPIs (``iteration_kpis`` of its fills); ``plan``: its orders, for a
+    profile with strategy external."""
     rows = []
     for factor in latency_factors:
         for share in shares:
@@ -60,7 +63,7 @@ def fit_queue(
                 size_decrease_share=float(share),
                 order_entry_latency_ms=params.order_entry_latency_ms * factor,
             )
-            windows = iteration_kpis(ticks, simulate(ticks, candidate), candidate, thresholds, window_seconds)
+            windows = iteration_kpis(ticks, shadow(ticks, candidate, plan), candidate, thresholds, window_seconds)
             errors = {str(row["kpi"]): row for row in compare(windows, actual).table.to_dict(orient="records")}
             rows.append(
                 {
