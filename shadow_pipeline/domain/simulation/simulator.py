@@ -251,7 +251,7 @@ def _reach(qstate: np.ndarray, r: int, reach: int) -> None:
         qstate[r, Q_PFILL] = p
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _queue_fill(
     order: np.ndarray,
     qstate: np.ndarray,
