@@ -19,9 +19,9 @@ from shadow_pipeline.domain.strategies.profiles import (
     DEFAULT_PROB_EXPONENT,
     FILL_DWELL,
     FILL_QUEUE,
-    PROB_POWER,
-    PROB_RISK_AVERSE,
+    QUEUE_POWER,
     QUEUE_PROBS,
+    QUEUE_RISK_AVERSE,
     StrategyParams,
 )
 
@@ -134,7 +134,7 @@ class QueueAware:
     """
 
     size_decrease_share: float = 0.0
-    queue_prob: str = PROB_RISK_AVERSE
+    queue_prob: str = QUEUE_RISK_AVERSE
     prob_exponent: float = DEFAULT_PROB_EXPONENT
 
     name: ClassVar[str] = FILL_QUEUE
@@ -155,9 +155,9 @@ class QueueAware:
 
     @property
     def label(self) -> str:
-        if self.queue_prob == PROB_POWER:
+        if self.queue_prob == QUEUE_POWER:
             return f"queue (power {self.prob_exponent:g})"
-        if self.queue_prob != PROB_RISK_AVERSE:
+        if self.queue_prob != QUEUE_RISK_AVERSE:
             return f"queue ({self.queue_prob})"
         named = " (risk-averse)" if self.size_decrease_share == 0 else ""
         return f"queue (size_decrease_share {self.size_decrease_share:g}{named})"
@@ -166,9 +166,9 @@ class QueueAware:
         """risk_averse: from nothing ahead of our order (hftbacktest's risk-averse queue) to every unexplained
         decrease ahead. power: from n = 1 (cancellations spread evenly over the queue) to 10 (almost all on the
         longer side of our order). log has no parameter: its range is its one assumption."""
-        if self.queue_prob == PROB_POWER:
+        if self.queue_prob == QUEUE_POWER:
             return Knob("prob_exponent", 1.0, max(10.0, self.prob_exponent), self.prob_exponent)
-        if self.queue_prob != PROB_RISK_AVERSE:
+        if self.queue_prob != QUEUE_RISK_AVERSE:
             return Knob("prob_exponent", self.prob_exponent, self.prob_exponent, self.prob_exponent)
         return Knob("size_decrease_share", 0.0, 1.0, self.size_decrease_share)
 

@@ -38,12 +38,12 @@ FILL_QUEUE, FILL_DWELL = "queue", "dwell"
 # share ahead of our order (``risk_averse``, hftbacktest's model at share 0) or hftbacktest's ProbQueueModel
 # probability of our position, power or log. The kernel takes the index (``simulator.PROB_*``).
 QUEUE_PROBS = ("risk_averse", "power", "log")
-PROB_RISK_AVERSE, PROB_POWER, PROB_LOG = QUEUE_PROBS
+QUEUE_RISK_AVERSE, QUEUE_POWER, QUEUE_LOG = QUEUE_PROBS
 DEFAULT_PROB_EXPONENT = 3.0  # hftbacktest's examples use 2 and 3
 DEFAULT_FILL = {
     "model": FILL_QUEUE,
     "size_decrease_share": 0.0,
-    "queue_prob": PROB_RISK_AVERSE,
+    "queue_prob": QUEUE_RISK_AVERSE,
     "prob_exponent": DEFAULT_PROB_EXPONENT,
 }
 DEFAULT_STRATEGY = "touch_offset"
@@ -77,7 +77,7 @@ class StrategyParams:
     # written before the setting existed read back as dwell: ``RunNotes.from_json``).
     fill_model: str = FILL_QUEUE
     size_decrease_share: float = 0.0
-    queue_prob: str = PROB_RISK_AVERSE
+    queue_prob: str = QUEUE_RISK_AVERSE
     prob_exponent: float = DEFAULT_PROB_EXPONENT
     # The quoting logic (``strategies/registry.py``): a packaged name or a user's ``module:attribute``, and its
     # own parameters (``Strategy.parameters``; the strategy checks them). Run notes written before the setting
