@@ -230,3 +230,16 @@ def test_an_unknown_queue_rule_is_refused(tmp_path: Path) -> None:
 def test_the_kernel_codes_follow_the_settings_order() -> None:
     assert [QUEUE_PROBS[code] for code in (PROB_POWER, PROB_LOG)] == ["power", "log"]
     assert np.isclose(_prob_cut(5, 5, 4, PROB_POWER, 1.0, 1.0), 2.0)  # n = 1 at mid-queue: half ahead
+
+
+def test_the_sensitivity_knob_of_each_queue_rule() -> None:
+    """risk_averse spans the share, power its exponent (from 1 to 10, or to a larger chosen one); the log has no
+    parameter, so its range is its one assumption."""
+    share, power, log = QueueAware(0.3).knob(), QueueAware(0.0, "power", 2.0).knob(), QueueAware(0.0, "log").knob()
+    assert (share.name, share.low, share.high, share.value) == ("size_decrease_share", 0.0, 1.0, 0.3)
+    assert (power.name, power.low, power.high, power.value) == ("prob_exponent", 1.0, 10.0, 2.0)
+    assert QueueAware(0.0, "power", 12.0).knob().high == 12.0
+    assert log.low == log.high == log.value
+    assert fill_model_of(power.at(replace(BASE, fill_model="queue", queue_prob="power"), 10.0)).label == (
+        "queue (power 10)"
+    )
