@@ -12,6 +12,9 @@ One compiled kernel runs the strategy; the rules, per tick in exchange time (``t
      opposite-aggressor trades at the price take the queue ahead first, then fill it (partial fills); a trade
      through the price or the opposite touch reaching it fills all that remains; a replaced order rests, and can
      fill, until its cancel lands. On recorded Binance days this predicts hftbacktest's fills within 0.85-1.11x.
+     Cancellations (displayed decreases no trade explains) are ahead of the order by a constant share, or by
+     hftbacktest's power or log probability of its position (``fill.queue_prob``); each order also keeps the
+     probability that it fills given that uncertainty (``fill_probability``).
    - ``dwell`` (the seed's proxy, :class:`TouchDwell`): a quote that has stood ``touch_dwell_ms`` at its price
      fills all that remains when the opposite touch reaches it and up to the trade's size when an
      opposite-aggressor trade prints at or through it; queue position is ignored, so it fills far more often.
