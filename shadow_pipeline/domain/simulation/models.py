@@ -15,7 +15,15 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
-from shadow_pipeline.domain.strategies.profiles import FILL_DWELL, FILL_QUEUE, StrategyParams
+from shadow_pipeline.domain.strategies.profiles import (
+    DEFAULT_PROB_EXPONENT,
+    FILL_DWELL,
+    FILL_QUEUE,
+    QUEUE_POWER,
+    QUEUE_PROBS,
+    QUEUE_RISK_AVERSE,
+    StrategyParams,
+)
 
 _MS = 1_000_000
 
@@ -37,12 +45,17 @@ class Knob:
 
 @dataclass(frozen=True)
 class KernelFill:
-    """What the kernel's step 2 takes of a fill model: the queue rule (else touch + dwell), the dwell and the
-    share of unexplained decreases ahead of the order."""
+    """What the kernel's step 2 takes of a fill model: the queue rule (else touch + dwell), the dwell and how
+    unexplained decreases split around the order: ``prob`` the index in ``QUEUE_PROBS`` (``simulator.PROB_*``),
+    ``share`` the constant share (risk_averse), ``exponent`` the power's, ``unit`` the base currency of a lot step
+    (hftbacktest's probabilities take base-currency sizes)."""
 
     queue: bool
     dwell_ns: int
     share: float
+    prob: int = 0
+    exponent: float = DEFAULT_PROB_EXPONENT
+    unit: float = 1.0
 
 
 class FillModel(Protocol):
@@ -111,15 +124,18 @@ class QueueAware:
 
     An order joins the back of the displayed queue at its price; opposite-aggressor trades at the price take the
     queue ahead first and then fill it (partial fills), a trade through the price or the opposite touch reaching
-    it fills all that remains; no dwell. ``size_decrease_share`` (in [0, 1]) is the part of a displayed decrease
-    that trades do not explain (cancellations) taken to be ahead of the order. Nearest in hftbacktest: its
-    ``PartialFillExchange`` with, at share 0, ``RiskAdverseQueueModel`` (the queue ahead moves on trades only and
-    never exceeds the displayed size); a share above 0 is a constant stand-in for ``ProbQueueModel``, whose
-    probability function makes the share depend on the queue position. Top-of-book data adds rules of its own
-    (a level that empties, an order behind the touch), listed in ``docs/dry-run.md``.
+    it fills all that remains; no dwell. ``queue_prob`` says what part of a displayed decrease that trades do not
+    explain (cancellations) is taken to be ahead of the order: ``risk_averse`` (the default) a constant
+    ``size_decrease_share`` (in [0, 1]); ``power`` and ``log`` hftbacktest's ``ProbQueueModel`` share, which grows
+    with the queue ahead (``prob_exponent``: the power's n). Nearest in hftbacktest: its ``PartialFillExchange``
+    with ``RiskAdverseQueueModel`` at share 0 (the queue ahead moves on trades only and never exceeds the
+    displayed size), ``PowerProbQueueModel(n)`` / ``LogProbQueueModel`` under power / log. Top-of-book data adds
+    rules of its own (a level that empties, an order behind the touch), listed in ``docs/dry-run.md``.
     """
 
     size_decrease_share: float = 0.0
+    queue_prob: str = QUEUE_RISK_AVERSE
+    prob_exponent: float = DEFAULT_PROB_EXPONENT
 
     name: ClassVar[str] = FILL_QUEUE
     reality: ClassVar[str] = "hftbacktest"  # the dry-run's default: an engine that shares none of this code
@@ -128,18 +144,32 @@ class QueueAware:
     def __post_init__(self) -> None:
         if not 0.0 <= self.size_decrease_share <= 1.0:
             raise ValueError(f"size_decrease_share {self.size_decrease_share} is not in [0, 1]")
+        if self.queue_prob not in QUEUE_PROBS:
+            raise ValueError(f"queue_prob {self.queue_prob!r} is not one of {', '.join(QUEUE_PROBS)}")
+        if not self.prob_exponent > 0:
+            raise ValueError(f"prob_exponent {self.prob_exponent} is not above 0")
 
     @classmethod
     def of(cls, params: StrategyParams) -> QueueAware:
-        return cls(params.size_decrease_share)
+        return cls(params.size_decrease_share, params.queue_prob, params.prob_exponent)
 
     @property
     def label(self) -> str:
+        if self.queue_prob == QUEUE_POWER:
+            return f"queue (power {self.prob_exponent:g})"
+        if self.queue_prob != QUEUE_RISK_AVERSE:
+            return f"queue ({self.queue_prob})"
         named = " (risk-averse)" if self.size_decrease_share == 0 else ""
         return f"queue (size_decrease_share {self.size_decrease_share:g}{named})"
 
     def knob(self) -> Knob:
-        """From nothing ahead of our order (hftbacktest's risk-averse queue) to every unexplained decrease ahead."""
+        """risk_averse: from nothing ahead of our order (hftbacktest's risk-averse queue) to every unexplained
+        decrease ahead. power: from n = 1 (cancellations spread evenly over the queue) to 10 (almost all on the
+        longer side of our order). log has no parameter: its range is its one assumption."""
+        if self.queue_prob == QUEUE_POWER:
+            return Knob("prob_exponent", 1.0, max(10.0, self.prob_exponent), self.prob_exponent)
+        if self.queue_prob != QUEUE_RISK_AVERSE:
+            return Knob("prob_exponent", self.prob_exponent, self.prob_exponent, self.prob_exponent)
         return Knob("size_decrease_share", 0.0, 1.0, self.size_decrease_share)
 
     def kernel(self, params: StrategyParams, latency: LatencyModel) -> KernelFill:
@@ -150,7 +180,14 @@ class QueueAware:
                 f"cancel latency {latency.cancel_ms} ms exceeds min_requote_ms + order_entry_latency_ms "
                 f"({params.min_requote_ms} + {latency.order_entry_ms}): a side could rest three orders"
             )
-        return KernelFill(queue=True, dwell_ns=0, share=self.size_decrease_share)
+        return KernelFill(
+            queue=True,
+            dwell_ns=0,
+            share=self.size_decrease_share,
+            prob=QUEUE_PROBS.index(self.queue_prob),
+            exponent=self.prob_exponent,
+            unit=params.lot_step,
+        )
 
 
 FILL_MODELS: dict[str, type[FillModel]] = {model.name: model for model in (QueueAware, TouchDwell)}

@@ -12,6 +12,9 @@ One compiled kernel runs the strategy; the rules, per tick in exchange time (``t
      opposite-aggressor trades at the price take the queue ahead first, then fill it (partial fills); a trade
      through the price or the opposite touch reaching it fills all that remains; a replaced order rests, and can
      fill, until its cancel lands. On recorded Binance days this predicts hftbacktest's fills within 0.85-1.11x.
+     Cancellations (displayed decreases no trade explains) are ahead of the order by a constant share, or by
+     hftbacktest's power or log probability of its position (``fill.queue_prob``); each order also keeps the
+     probability that it fills given that uncertainty (``fill_probability``).
    - ``dwell`` (the seed's proxy, :class:`TouchDwell`): a quote that has stood ``touch_dwell_ms`` at its price
      fills all that remains when the opposite touch reaches it and up to the trade's size when an
      opposite-aggressor trade prints at or through it; queue position is ignored, so it fills far more often.
@@ -39,6 +42,7 @@ from ``StrategyParams``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,6 +104,13 @@ _FILLS_PER_TICK = 5
 # the order was sent with.
 ON, PX, REM, LIVE, CANCEL, AHEAD, ENTRY_AHEAD, SHOWN, TRADED, HELD_CUT, HELD_CAP, HELD_TS, GONE_TS, SIZE = range(14)
 _ORDER_FIELDS = 14
+# Float state of a resting order, ``qstate[r]`` beside ``order[r]``: Q_VAR the variance (lot steps squared) of the
+# queue ahead around its expected value AHEAD, Q_PFILL the largest probability so far that the order is reached
+# (``fill_probability``). The queue rule (``prob``, the kernel's argument): PROB_SHARE a constant share of each
+# unexplained decrease ahead of the order; PROB_POWER and PROB_LOG hftbacktest's ``ProbQueueModel`` share.
+Q_VAR, Q_PFILL = range(2)
+QSTATE_FIELDS = 2
+PROB_SHARE, PROB_POWER, PROB_LOG = range(3)
 # Columns of the kernel's fill records.
 F_TICK, F_SIDE, F_PX, F_QTY, F_KIND, F_LIVE, F_POS, F_AHEAD = range(8)
 FILL_FIELDS = 8
@@ -155,9 +166,10 @@ def record_fill(
 
 
 @numba.njit(cache=True)
-def _join(order: np.ndarray, r: int, sign: int, touch: int, touch_qty: int) -> None:
+def _join(order: np.ndarray, qstate: np.ndarray, r: int, sign: int, touch: int, touch_qty: int) -> None:
     """Queue position of an order going live against the touch in force: behind the displayed size when it
-    joins the touch, at the front when it improves it, unknown while it is behind the touch."""
+    joins the touch, at the front when it improves it, unknown while it is behind the touch. What it displays is
+    known exactly, so the queue ahead starts without variance and the order has not been reached."""
     level = (touch - order[r, PX]) * sign
     ahead = touch_qty if level == 0 else (0 if level < 0 else -1)
     order[r, AHEAD] = ahead
@@ -168,11 +180,84 @@ def _join(order: np.ndarray, r: int, sign: int, touch: int, touch_qty: int) -> N
     order[r, HELD_CAP] = _FAR
     order[r, HELD_TS] = _FAR
     order[r, GONE_TS] = _NEVER
+    qstate[r, Q_VAR] = 0.0
+    qstate[r, Q_PFILL] = 0.0
 
 
 @numba.njit(cache=True)
+def fill_probability(qstate: np.ndarray, r: int) -> float:
+    """The probability that order row ``r`` is (at least partly) filled over its life so far: the largest, over
+    the opposite-aggressor trades at its price, of the chance that the trade was larger than the queue ahead
+    (normal around its expected value, ``Q_VAR``), and 1 once a rule fills it whatever the queue (a trade through
+    its price, the opposite touch reaching it, its level traded away). Under a constant share of 0 or 1 the queue
+    ahead is certain, so this is 0 or 1, exactly whether the deterministic rule filled it."""
+    return float(qstate[r, Q_PFILL])
+
+
+@numba.njit(cache=True)
+def _prob_cut(front: int, back: int, decrease: int, prob: int, exponent: float, unit: float) -> float:
+    """Expected part of an unexplained displayed decrease that was ahead of the order, by hftbacktest 2.4.4's
+    ``ProbQueueModel.depth``: a decrease is behind with probability f(back) / (f(back) + f(front)) (power:
+    f(x) = x ** exponent, log: f(x) = log(1 + x)), and what exceeds the queue behind must have come from ahead.
+    Quantities enter f in base currency (``unit`` = lot step per lot), as hftbacktest takes them, which matters
+    for the log (the power's ratio is scale-free)."""
+    if prob == PROB_POWER:
+        f_front, f_back = (front * unit) ** exponent, (back * unit) ** exponent
+    else:
+        f_front, f_back = math.log1p(front * unit), math.log1p(back * unit)
+    behind = f_back / (f_back + f_front)  # front > 0 here, so the sum is positive
+    return (1.0 - behind) * decrease + max(behind * decrease - back, 0.0)
+
+
+@numba.njit(cache=True)
+def _release(
+    order: np.ndarray, qstate: np.ndarray, r: int, share: float, prob: int, exponent: float, unit: float
+) -> None:
+    """A millisecond's size evidence applied to the queue ahead: the unexplained decrease ``d`` (cancellations)
+    moves the expected queue ahead by the part taken to be ahead, a share ``q`` of it, and the displayed size
+    bounds it.
+
+    Uncertainty: each cancelled lot is ahead with probability ``q``, so ``d`` adds ``d q (1 - q)`` to the variance
+    of the queue ahead; a queue ahead known to lie in [0, displayed] with mean ``m`` has a variance of at most
+    ``m (displayed - m)`` (Bhatia-Davis), so an estimate at the displayed bound (or at 0) is certain.
+    """
+    decrease = order[r, HELD_CUT]
+    cap = order[r, HELD_CAP]
+    if prob == PROB_SHARE:
+        cut = np.int64(np.floor(share * decrease + 0.5))
+        q = share
+    else:
+        # the queue behind: what was displayed before the decrease (this millisecond's trades at the price
+        # already out of both) less the queue ahead
+        back = max(0, cap + decrease - order[r, AHEAD])
+        expected = _prob_cut(order[r, AHEAD], back, decrease, prob, exponent, unit) if decrease > 0 else 0.0
+        cut = np.int64(np.floor(expected + 0.5))
+        q = expected / decrease if decrease > 0 else 0.0
+    ahead = max(0, min(order[r, AHEAD] - cut, cap))
+    order[r, AHEAD] = ahead
+    var = qstate[r, Q_VAR] + decrease * q * (1.0 - q)
+    qstate[r, Q_VAR] = min(var, float(ahead) * float(cap - ahead))
+
+
+@numba.njit(cache=True)
+def _reach(qstate: np.ndarray, r: int, reach: int) -> None:
+    """Fold in the chance that an opposite-aggressor trade at the price reached the order: ``reach`` is the
+    trade's size less the expected queue ahead, so the deterministic rule fills when it is at least 1; the true
+    queue ahead is taken as normal around its expected value (variance ``Q_VAR``), with a continuity correction of
+    half a lot step. Trades move the queue ahead exactly, so between two releases of evidence the chance of being
+    reached by any of several trades is that of the one with the largest ``reach``: the maximum is exact then, and
+    a lower bound when new cancellations widen the spread between trades."""
+    var = qstate[r, Q_VAR]
+    certain = 1.0 if reach > 0 else 0.0
+    p = 0.5 * math.erfc((0.5 - reach) / math.sqrt(2.0 * var)) if var > 0.0 else certain
+    if p > qstate[r, Q_PFILL]:
+        qstate[r, Q_PFILL] = p
+
+
+@numba.njit(cache=True, inline="always")
 def _queue_fill(
     order: np.ndarray,
+    qstate: np.ndarray,
     r: int,
     t: int,
     sign: int,
@@ -183,24 +268,32 @@ def _queue_fill(
     trade_px: int,
     trade_qty: int,
     share: float,
+    prob: int,
+    exponent: float,
+    unit: float,
 ) -> tuple[int, int]:
-    """(quantity, kind) this tick fills of a resting order under the queue model; advances its queue.
+    """(quantity, kind) this tick fills of resting order row ``r`` under the queue model; advances its queue
+    (``order[r]``) and its uncertainty (``qstate[r]``: ``Q_*``).
 
-    Size evidence (a displayed decrease, the displayed bound) is held until its millisecond ends, because trades
-    and book updates stamped with the same millisecond arrive in either order and must not count twice.
+    The queue ahead follows its expected path, so fills are deterministic; ``qstate`` says how sure they are. The
+    queue rule ``prob`` (``PROB_*``) sets the share of each unexplained decrease taken to be ahead: ``share``, or
+    hftbacktest's probability of the order's position (``exponent``: the power's; ``unit``: base currency per lot
+    step). Size evidence (a displayed decrease, the displayed bound) is held until its millisecond ends, because
+    trades and book updates stamped with the same millisecond arrive in either order and must not count twice.
     """
     if order[r, HELD_TS] < t:
         if order[r, AHEAD] > 0:
-            cut = np.int64(np.floor(share * order[r, HELD_CUT] + 0.5))
-            order[r, AHEAD] = max(0, min(order[r, AHEAD] - cut, order[r, HELD_CAP]))
+            _release(order, qstate, r, share, prob, exponent, unit)
         order[r, HELD_CUT] = 0
         order[r, HELD_CAP] = _FAR
         order[r, HELD_TS] = _FAR
     price = order[r, PX]
     if (opposite - price) * sign <= 0:
+        qstate[r, Q_PFILL] = 1.0
         return order[r, REM], KIND_CROSS
     if aggressor == -sign:
         if (trade_px - price) * sign < 0:
+            qstate[r, Q_PFILL] = 1.0
             return order[r, REM], KIND_TRADE
         if trade_px != price:
             return 0, KIND_TRADE
@@ -211,7 +304,9 @@ def _queue_fill(
         if order[r, AHEAD] < 0:
             return 0, KIND_TRADE
         if order[r, GONE_TS] == t:
+            qstate[r, Q_PFILL] = 1.0
             return order[r, REM], KIND_TRADE
+        _reach(qstate, r, trade_qty - order[r, AHEAD])
         taken = min(order[r, AHEAD], trade_qty)
         order[r, AHEAD] -= taken
         return min(order[r, REM], trade_qty - taken), KIND_TRADE
@@ -226,6 +321,7 @@ def _queue_fill(
     shown = touch_qty if level == 0 else 0
     emptied = level < 0 and order[r, AHEAD] != 0
     if emptied and order[r, TRADED] > 0:  # the level traded away: consumed, our order with it
+        qstate[r, Q_PFILL] = 1.0
         return order[r, REM], KIND_TRADE
     if order[r, AHEAD] < 0:
         order[r, AHEAD] = shown  # our price just became the touch: we join behind what it shows
@@ -293,6 +389,9 @@ def _record_send(
         numba.types.boolean,
         numba.types.int64,
         numba.types.float64,
+        numba.types.int64,
+        numba.types.float64,
+        numba.types.float64,
         numba.types.int64[::1],
     ),
     cache=True,
@@ -318,8 +417,11 @@ def _kernel(
     queue: bool,
     dwell_ns: int,
     share: float,
+    prob: int,
+    exponent: float,
+    unit: float,
     position: np.ndarray,
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
     """Index 0 of each side pair is the bid, 1 the ask; returns the fill records (``F_*`` columns) and the send
     records (``S_*``).
 
@@ -329,13 +431,15 @@ def _kernel(
     the ticks are called). ``status`` receives the tick of the last call and, when its answer cannot be sent, an
     error code (the run stops there). Arguments after the ticks, by part: the order mechanics
     (``min_requote_ns``), the latency model (``entry_ns``, ``cancel_ns``) and the fill model: ``queue`` selects
-    queue-aware (``cancel_ns`` and ``share`` are used only then), otherwise touch + dwell (``dwell_ns``).
+    queue-aware (``cancel_ns`` and the queue rule ``share``, ``prob``, ``exponent``, ``unit`` of ``_queue_fill`` are
+    used only then), otherwise touch + dwell (``dwell_ns``).
 
     It is compiled once for the signature of every ``decide`` (a first-class function), so the compiled kernel
     is cached on disk whatever the strategy; ``make bench`` measures what the indirect call costs.
     """
     order = np.zeros((4, _ORDER_FIELDS), np.int64)  # row 2 * side + slot
     order[:, CANCEL] = _FAR
+    qstate = np.zeros((4, QSTATE_FIELDS), np.float64)
     pend_on = np.zeros(2, np.bool_)
     pend_has = np.zeros(2, np.bool_)
     pend_px = np.zeros(2, np.int64)
@@ -377,6 +481,7 @@ def _kernel(
                 live = 2 * s
                 if queue and order[live, ON]:
                     order[live + 1, :] = order[live, :]
+                    qstate[live + 1, :] = qstate[live, :]
                 crosses = i > 0 and ((s == 0 and pend_px[s] >= ask[i - 1]) or (s == 1 and pend_px[s] <= bid[i - 1]))
                 order[live, ON] = pend_has[s] and not crosses
                 order[live, PX] = pend_px[s]
@@ -387,6 +492,7 @@ def _kernel(
                 if queue:
                     _join(
                         order,
+                        qstate,
                         live,
                         1 - 2 * s,
                         bid[before] if s == 0 else ask[before],
@@ -418,6 +524,7 @@ def _kernel(
                 if queue:
                     fill, kind = _queue_fill(
                         order,
+                        qstate,
                         r,
                         t,
                         sign,
@@ -428,6 +535,9 @@ def _kernel(
                         trade_px[i],
                         trade_qty[i],
                         share,
+                        prob,
+                        exponent,
+                        unit,
                     )
                 elif t - order[r, LIVE] < dwell_ns:
                     continue
@@ -623,6 +733,9 @@ def run(
             kernel.queue,
             kernel.dwell_ns,
             kernel.share,
+            kernel.prob,
+            kernel.exponent,
+            kernel.unit,
             position,
         )
     except Exception as exc:

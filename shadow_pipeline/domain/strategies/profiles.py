@@ -34,7 +34,18 @@ _deprecations_said: set[str] = set()  # one warning per file and process, howeve
 
 
 FILL_QUEUE, FILL_DWELL = "queue", "dwell"
-DEFAULT_FILL = {"model": FILL_QUEUE, "size_decrease_share": 0.0}
+# How the queue model splits a displayed decrease that trades do not explain (``fill.queue_prob``): a constant
+# share ahead of our order (``risk_averse``, hftbacktest's model at share 0) or hftbacktest's ProbQueueModel
+# probability of our position, power or log. The kernel takes the index (``simulator.PROB_*``).
+QUEUE_PROBS = ("risk_averse", "power", "log")
+QUEUE_RISK_AVERSE, QUEUE_POWER, QUEUE_LOG = QUEUE_PROBS
+DEFAULT_PROB_EXPONENT = 3.0  # hftbacktest's examples use 2 and 3
+DEFAULT_FILL = {
+    "model": FILL_QUEUE,
+    "size_decrease_share": 0.0,
+    "queue_prob": QUEUE_RISK_AVERSE,
+    "prob_exponent": DEFAULT_PROB_EXPONENT,
+}
 DEFAULT_STRATEGY = "touch_offset"
 # The strategy of a bot outside this project: its order stream decides (``strategies/external``), nothing here does.
 EXTERNAL_STRATEGY = "external"
@@ -68,6 +79,8 @@ class StrategyParams:
     # written before the setting existed read back as dwell: ``RunNotes.from_json``).
     fill_model: str = FILL_QUEUE
     size_decrease_share: float = 0.0
+    queue_prob: str = QUEUE_RISK_AVERSE
+    prob_exponent: float = DEFAULT_PROB_EXPONENT
     # The quoting logic (``strategies/registry.py``): a packaged name or a user's ``module:attribute``, and its
     # own parameters (``Strategy.parameters``; the strategy checks them). Run notes written before the setting
     # existed ran touch_offset, the default.
@@ -282,6 +295,8 @@ def resolve(profiles: Profiles, name: str, symbol: str) -> tuple[StrategyParams,
         hedge_target=hedge["target"],
         fill_model=fill["model"],
         size_decrease_share=fill["size_decrease_share"],
+        queue_prob=fill["queue_prob"],
+        prob_exponent=fill["prob_exponent"],
         **params,
     )
     _check_strategy(strategy, f"{profiles.source}: profile {name!r}, symbol {symbol!r}")
@@ -334,7 +349,12 @@ def profile_document(params: StrategyParams, thresholds: Thresholds, description
     instrument = {name: flat.pop(name) for name in INSTRUMENT_PARAMS}
     flat["requote"] = {"min_requote_ms": flat.pop("min_requote_ms")}
     flat["hedge"] = {"mode": flat.pop("hedge_mode"), "target": flat.pop("hedge_target")}
-    flat["fill"] = {"model": flat.pop("fill_model"), "size_decrease_share": flat.pop("size_decrease_share")}
+    flat["fill"] = {
+        "model": flat.pop("fill_model"),
+        "size_decrease_share": flat.pop("size_decrease_share"),
+        "queue_prob": flat.pop("queue_prob"),
+        "prob_exponent": flat.pop("prob_exponent"),
+    }
     return {
         "description": description,
         "profiles": {params.profile: {"description": description, "params": flat, "thresholds": thresholds.__dict__}},
