@@ -32,12 +32,14 @@ from shadow_pipeline.domain.simulation.simulator import (
     LIVE,
     ON,
     PX,
+    QSTATE_FIELDS,
     REM,
     SIZE,
     MarketColumns,
     Simulation,
     _join,
     _queue_fill,
+    fill_probability,
     fill_table,
     grow_records,
     record_fill,
@@ -93,8 +95,12 @@ def _order_kernel(
     queue: bool,
     dwell_ns: int,
     share: float,
+    prob: int,
+    exponent: float,
+    unit: float,
     position: np.ndarray,
     outcome: np.ndarray,
+    p_fill: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Fill records (``F_*``) and the plan row of each; ``by_live``: plan rows in activation order (by
     ``live_at``, stable). Per tick, as the kernel's step 1 and 2: cancels that land, activations against the
@@ -102,6 +108,7 @@ def _order_kernel(
     resting order first."""
     n = len(side)
     order = np.zeros((n, _ORDER_FIELDS), np.int64)
+    qstate = np.zeros((n, QSTATE_FIELDS), np.float64)
     resting = np.empty(n, np.int64)  # plan rows resting or waiting for their cancel, in activation order
     n_resting = 0
     records = np.empty((max(1024, len(ts) // 16), FILL_FIELDS), np.int64)
@@ -156,7 +163,14 @@ def _order_kernel(
             outcome[r, R_LIVE] = live_at[r]
             outcome[r, R_END] = -1
             if queue:
-                _join(order, r, sign, bid[before] if s == 0 else ask[before], (bid_qty if s == 0 else ask_qty)[before])
+                _join(
+                    order,
+                    qstate,
+                    r,
+                    sign,
+                    bid[before] if s == 0 else ask[before],
+                    (bid_qty if s == 0 else ask_qty)[before],
+                )
                 outcome[r, R_AHEAD] = order[r, ENTRY_AHEAD]
             resting[n_resting] = r
             n_resting += 1
@@ -170,6 +184,7 @@ def _order_kernel(
                 if queue:
                     fill, kind = _queue_fill(
                         order,
+                        qstate,
                         r,
                         t,
                         sign,
@@ -180,6 +195,9 @@ def _order_kernel(
                         trade_px[i],
                         trade_qty[i],
                         share,
+                        prob,
+                        exponent,
+                        unit,
                     )
                 elif t - order[r, LIVE] < dwell_ns:
                     continue
@@ -206,6 +224,9 @@ def _order_kernel(
                 if not order[r, ON]:
                     outcome[r, R_END] = t
         position[i] = pos
+    if queue:
+        for r in range(n):
+            p_fill[r] = fill_probability(qstate, r)
     return records[:k], owner[:k]
 
 
@@ -234,6 +255,7 @@ def simulate_orders(
     outcome = np.full((len(plan), _OUTCOME_FIELDS), -1, np.int64)
     outcome[:, R_REJECTED] = 0
     outcome[:, R_FILLED] = 0
+    p_fill = np.zeros(len(plan), np.float64)
     records, owner = _order_kernel(
         plan.side.astype(np.int64),
         plan.px,
@@ -254,8 +276,12 @@ def simulate_orders(
         kernel.queue,
         kernel.dwell_ns,
         kernel.share,
+        kernel.prob,
+        kernel.exponent,
+        kernel.unit,
         position,
         outcome,
+        p_fill,
     )
     fills = fill_table(market.ts, market.mid, records, params, fees)
     if kernel.queue:
@@ -263,11 +289,20 @@ def simulate_orders(
         fills["queue_ahead_at_entry"] = np.where(ahead >= 0, ahead * params.lot_step, np.nan)
     fills["order_id"] = plan.order_id[owner] if len(owner) else np.array([], dtype=object)
     inventory = pd.DataFrame({"ts": market.ts, "position": position * params.lot_step, "mid": market.mid})
-    return OrderSimulation(Simulation(fills, inventory), _orders_table(plan, outcome, fills, market, params))
+    # the queue models' predicted fill probability (``simulator.fill_probability``); touch + dwell has none: its
+    # orders' outcomes are certain given the rule, so it predicts whether each filled
+    predicted = p_fill if kernel.queue else (outcome[:, R_FILLED] > 0).astype(np.float64)
+    orders = _orders_table(plan, outcome, fills, market, params, predicted)
+    return OrderSimulation(Simulation(fills, inventory), orders)
 
 
 def _orders_table(
-    plan: OrderPlan, outcome: np.ndarray, fills: pd.DataFrame, market: MarketColumns, params: StrategyParams
+    plan: OrderPlan,
+    outcome: np.ndarray,
+    fills: pd.DataFrame,
+    market: MarketColumns,
+    params: StrategyParams,
+    p_fill: np.ndarray,
 ) -> pd.DataFrame:
     """One row per order: what it was and what the shadow says became of it."""
     filled = outcome[:, R_FILLED]
@@ -297,6 +332,6 @@ def _orders_table(
             "fill_vwap": value.reindex(ids).to_numpy(dtype=float) / np.where(filled > 0, filled_base, np.nan),
             "fee": fee.reindex(ids).fillna(0.0).to_numpy(dtype=float),
             "queue_ahead_at_entry": np.where(outcome[:, R_AHEAD] >= 0, outcome[:, R_AHEAD] * params.lot_step, np.nan),
-            "p_fill": (filled > 0).astype(np.float64),
+            "p_fill": np.where(plan.market, 1.0, p_fill),
         }
     )
