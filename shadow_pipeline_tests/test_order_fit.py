@@ -16,43 +16,41 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from shadow_pipeline.domain.simulation.simulator import MarketColumns, QueueAware, simulate
+from shadow_pipeline.domain.simulation.simulator import simulate
+from shadow_pipeline.domain.strategies.external.from_sends import intents_from_sends
+from shadow_pipeline.domain.strategies.external.intents import Grid, check_intents
 from shadow_pipeline.domain.strategies.profiles import load_profiles, resolve
 from shadow_pipeline.domain.validation.order_fit import (
     EXPONENTS,
     LATENCIES_MS,
     SHARES,
     OrderFit,
+    Predict,
     fit_orders,
     log_likelihood,
+    order_predictor,
     queue_grid,
     write_fitted_profile,
 )
-from shadow_pipeline_tests.order_replay import orders_of, replay_orders
 from shadow_pipeline_tests.test_prob_queue import _moderate, _synthetic
 
 SYMBOL = "BTCUSDT"
 
 
-def _queue(queue_prob: str, param: float) -> QueueAware:
-    if queue_prob == "risk_averse":
-        return QueueAware(param)
-    return QueueAware(0.0, queue_prob, param if queue_prob == "power" else 3.0)
-
-
 @cache
-def _orders() -> tuple[MarketColumns, pd.DataFrame]:
-    """The orders the moderate strategy sent over 300 s of synthetic BTCUSDT (about 600): the real bot's orders,
-    whose life (send times) is a fact; the queue model and latency decide which of them fill."""
+def _predictor() -> Predict:
+    """The orders the moderate strategy sent over 300 s of synthetic BTCUSDT (about 600), as a bot would publish
+    them: their life (send times) is a fact; the queue model and latency decide which of them fill."""
     ticks, p = _synthetic(SYMBOL), _moderate(SYMBOL)
     sends = simulate(ticks, p).sends
     assert sends is not None
-    return MarketColumns.of(ticks, p.tick_size, p.lot_step), orders_of(sends)
+    intents = intents_from_sends(sends, p.tick_size, p.lot_step)
+    plan = check_intents([(str(n), i) for n, i in enumerate(intents)], Grid(SYMBOL, p.tick_size, p.lot_step)).plan
+    return order_predictor(ticks, plan, p)
 
 
 def _predict(queue_prob: str, param: float, entry_latency_ms: float) -> pd.DataFrame:
-    market, orders = _orders()
-    return replay_orders(market, orders, _moderate(SYMBOL), _queue(queue_prob, param), entry_latency_ms)
+    return _predictor()(queue_prob, param, entry_latency_ms)
 
 
 def _adjacent(grid: tuple[float, ...], found: float, truth: float) -> bool:

@@ -21,19 +21,21 @@ import pandas as pd
 import pytest
 
 from shadow_pipeline.domain.market.synthetic import generate
-from shadow_pipeline.domain.simulation.models import fill_model_of
+from shadow_pipeline.domain.simulation.models import fee_model_of, fill_model_of, latency_model_of
+from shadow_pipeline.domain.simulation.order_engine import simulate_orders
 from shadow_pipeline.domain.simulation.simulator import (
-    _FAR,
     PROB_LOG,
     PROB_POWER,
     FeeModel,
     LatencyModel,
-    MarketColumns,
     QueueAware,
     _prob_cut,
     run,
     simulate,
 )
+from shadow_pipeline.domain.strategies.external.from_sends import intents_from_sends
+from shadow_pipeline.domain.strategies.external.intents import Grid, check_intents
+from shadow_pipeline.domain.strategies.external.plan import BUY, NEVER, OrderPlan
 from shadow_pipeline.domain.strategies.profiles import (
     QUEUE_PROBS,
     ProfileError,
@@ -42,7 +44,6 @@ from shadow_pipeline.domain.strategies.profiles import (
     profile_document,
     resolve,
 )
-from shadow_pipeline_tests.order_replay import orders_of, replay_orders
 from shadow_pipeline_tests.sim_helpers import BASE, T0, make_ticks, tick
 from shadow_pipeline_tests.test_synthetic_fills import _typed
 
@@ -133,13 +134,23 @@ def test_log_fills_at_least_as_hftbacktests_log_queue_and_the_models_rank_alike(
 # (c) the fill probability
 
 
+def _shadow_of(ticks: pd.DataFrame, plan: OrderPlan, p: StrategyParams, queue: QueueAware) -> pd.DataFrame:
+    """Each order's outcome by the shadow's order engine under ``queue``, with ``filled``."""
+    orders = simulate_orders(ticks, plan, p, queue, latency_model_of(p), fee_model_of(p)).orders
+    return orders.assign(filled=orders["filled_qty"] > 0)
+
+
 @cache
 def _replayed(symbol: str, queue: QueueAware) -> pd.DataFrame:
+    """The moderate strategy's orders (its sends, as a bot publishes them) under ``queue``; market orders (its
+    hedges) are certain and left out."""
     ticks, p = _synthetic(symbol), _moderate(symbol)
-    market = MarketColumns.of(ticks, p.tick_size, p.lot_step)
     sends = simulate(ticks, p).sends
     assert sends is not None
-    return replay_orders(market, orders_of(sends), p, queue, p.order_entry_latency_ms)
+    intents = intents_from_sends(sends, p.tick_size, p.lot_step)
+    plan = check_intents([(str(n), i) for n, i in enumerate(intents)], Grid(symbol, p.tick_size, p.lot_step)).plan
+    orders = _shadow_of(ticks, plan, p, queue)
+    return orders[~orders["market"] & (orders["status"] != "rejected")].reset_index(drop=True)
 
 
 @pytest.mark.parametrize("share", [0.0, 1.0])
@@ -167,10 +178,21 @@ def _one_bid(ahead: float, queue: QueueAware) -> float:
     ticks = make_ticks([*quotes, tick(50, 100.0, 100.1, "sell", 100.0, 1.5), tick(60, 100.0, 100.1)])
     ticks["ask_qty"] = 5.0
     ticks["bid_qty"] = [ahead, ahead, ahead + 2.0, ahead - 1.0, ahead - 1.0, ahead - 1.0]
-    orders = pd.DataFrame({"order_id": [0], "sent_ts": [T0], "side": [0], "px": [1000], "qty": [10]})
-    orders["next_send_ts"] = _FAR
-    market = MarketColumns.of(ticks, BASE.tick_size, BASE.lot_step)
-    return float(replay_orders(market, orders, BASE, queue, BASE.order_entry_latency_ms)["p_fill"].iloc[0])
+    plan = OrderPlan.of(
+        pd.DataFrame(
+            {
+                "order_id": ["b"],
+                "side": [BUY],
+                "px": [1000],
+                "qty": [10],
+                "post_only": [True],
+                "market": [False],
+                "decision_ts": [T0 - 10**9],
+                "cancel_ts": [NEVER],
+            }
+        )
+    )
+    return float(_shadow_of(ticks, plan, BASE, queue)["p_fill"].iloc[0])
 
 
 @pytest.mark.parametrize("queue", [QueueAware(0.5), QueueAware(0.0, "power", POWER), QueueAware(0.0, "log")])

@@ -311,7 +311,7 @@ def _orders_table(
     )
     ids = pd.Index(plan.order_id)
     by_order = fills.groupby("order_id", sort=False)
-    value = by_order.apply(lambda f: float((f["price"] * f["qty"]).sum()), include_groups=False)
+    value = (fills["price"] * fills["qty"]).groupby(fills["order_id"], sort=False).sum()
     fee = by_order["fee"].sum()
     filled_base = filled * params.lot_step
     first = outcome[:, R_FIRST]

@@ -25,7 +25,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from shadow_pipeline.domain.simulation.models import QueueAware, fee_model_of, latency_model_of
+from shadow_pipeline.domain.simulation.order_engine import simulate_orders
+from shadow_pipeline.domain.simulation.simulator import MarketColumns
+from shadow_pipeline.domain.strategies.external.plan import OrderPlan
 from shadow_pipeline.domain.strategies.profiles import (
+    DEFAULT_PROB_EXPONENT,
     FILL_QUEUE,
     QUEUE_LOG,
     QUEUE_POWER,
@@ -34,6 +39,7 @@ from shadow_pipeline.domain.strategies.profiles import (
     Thresholds,
     profile_document,
 )
+from shadow_pipeline.domain.validation.reconciliation import calibration
 
 # predict(queue_prob, param, entry_latency_ms) -> one row per order: ``order_id``, ``p_fill``. ``param`` is the
 # share ahead (risk_averse), the exponent (power) or NaN (log: no parameter).
@@ -166,3 +172,46 @@ def write_fitted_profile(
     document = profile_document(fit.params(params), thresholds, f"{description}; fitted: {fit.summary}")
     target.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     return target
+
+
+def queue_model(queue_prob: str, param: float) -> QueueAware:
+    """The queue-aware fill model of a grid point (``param`` as in :data:`Predict`)."""
+    if queue_prob == QUEUE_RISK_AVERSE:
+        return QueueAware(param)
+    return QueueAware(0.0, queue_prob, param if queue_prob == QUEUE_POWER else DEFAULT_PROB_EXPONENT)
+
+
+def order_predictor(ticks: pd.DataFrame, plan: OrderPlan, params: StrategyParams) -> Predict:
+    """:data:`Predict` by the shadow's own order engine: the bot's orders (``plan``) on ``ticks`` under each grid
+    point's queue model and entry latency, the rest of ``params`` as the profile has it."""
+    market = MarketColumns.of(ticks, params.tick_size, params.lot_step)
+
+    def predict(queue_prob: str, param: float, entry_latency_ms: float) -> pd.DataFrame:
+        varied = replace(params, order_entry_latency_ms=entry_latency_ms)
+        latency = latency_model_of(varied)  # one latency for orders and cancels, as the venue's hftbacktest has
+        shadow = simulate_orders(
+            ticks, plan, varied, queue_model(queue_prob, param), latency, fee_model_of(params), market
+        )
+        return shadow.orders[["order_id", "p_fill"]]
+
+    return predict
+
+
+# The models whose calibration a reconciliation shows beside the profile's own: hftbacktest's two probabilistic
+# queues at their documented defaults.
+CALIBRATED = ((QUEUE_POWER, DEFAULT_PROB_EXPONENT), (QUEUE_LOG, math.nan))
+
+
+def calibrations(
+    predict: Predict, outcomes: pd.DataFrame, models: Sequence[tuple[str, float]], entry_latency_ms: float
+) -> dict[str, tuple[pd.DataFrame, float, float]]:
+    """Per model label: the reliability table, Brier score and log loss of its predictions of ``outcomes``
+    (``order_id``, ``filled``) at the profile's latency."""
+    real = outcomes[["order_id", "filled"]].astype({"filled": bool})
+    out = {}
+    for queue_prob, param in models:
+        predicted = predict(queue_prob, param, entry_latency_ms)
+        both = real.merge(predicted, on="order_id", how="left", validate="one_to_one")
+        p = both["p_fill"].fillna(0.0).to_numpy(dtype=np.float64)
+        out[queue_label(queue_prob, param)] = calibration(p, both["filled"].to_numpy(dtype=bool))
+    return out

@@ -254,7 +254,7 @@ def _waterfall(side: np.ndarray, shadow: _Marked, real: _Marked) -> tuple[float,
     return start, end, pd.DataFrame(rows)
 
 
-def _calibration(p_fill: np.ndarray, filled: np.ndarray) -> tuple[pd.DataFrame, float, float]:
+def calibration(p_fill: np.ndarray, filled: np.ndarray) -> tuple[pd.DataFrame, float, float]:
     """Reliability table (equal-width bins of predicted p; 1.0 in the last), Brier score and log loss."""
     edges = np.linspace(0.0, 1.0, CALIBRATION_BINS + 1)
     bins = np.minimum((p_fill * CALIBRATION_BINS).astype(np.int64), CALIBRATION_BINS - 1)
@@ -419,7 +419,7 @@ def reconcile(
             }
         )
 
-    calibration, brier, log_loss = _calibration(table["p_fill"].to_numpy(dtype=np.float64), real_filled)
+    reliability, brier, log_loss = calibration(table["p_fill"].to_numpy(dtype=np.float64), real_filled)
     return Reconciliation(
         orders=table,
         confusion=confusion,
@@ -435,7 +435,7 @@ def reconcile(
         shadow_net_bps=shadow_net,
         real_net_bps=real_net,
         waterfall=waterfall,
-        calibration=calibration,
+        calibration=reliability,
         brier=brier,
         log_loss=log_loss,
         unplaced_fills=int(unplaced.sum()),
