@@ -120,7 +120,7 @@ def test_the_shadow_of_a_bot_s_order_stream_is_the_built_in_strategy_s_when_it_s
         [materialization] = external.asset_materializations_for_node("shadow_iterations")[:1]
         # the late place is valid; its cancel before it was not
         assert materialization.metadata["bot_orders"].value == len([i for i in intents if i["action"] != "cancel"]) + 1
-        letters = client.xrange(dead_letter_stream(order_stream(SYMBOL)))
+        letters: Any = client.xrange(dead_letter_stream(order_stream(SYMBOL)))
         reasons = [fields["reason"] for _, fields in letters]
         assert len(reasons) == len(BAD), reasons
         for (_, words), reason in zip(BAD, reasons, strict=True):

@@ -144,7 +144,8 @@ def test_a_bot_that_fills_what_the_shadow_fills_passes_every_gate(
     ]
     markdown = (folder / REPORT_MD).read_text()
     assert "**Status: PASS**" in markdown
-    for name in PLOT_FILES.values():
+    assert set(report["plots"]) == set(PLOT_FILES) - {"models"}  # no bot plan given: no other models to calibrate
+    for name in report["plots"].values():
         assert (folder / name).read_bytes().startswith(b"\x89PNG") and f"]({name})" in markdown
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import redis
 
@@ -154,7 +156,7 @@ def test_bad_bytes_in_the_stream_are_dead_lettered_once_with_the_entry_kept_byte
         again = load_intents(client, symbol, Grid(symbol, 0.1, 0.001))
         assert (first.entries, len(first.checked.rejected), first.dead_lettered_now) == (3, 2, 2)
         assert (len(again.checked.rejected), again.dead_lettered_now) == (2, 0)
-        letters = client.xrange(dead_letter_stream(stream))
+        letters: Any = client.xrange(dead_letter_stream(stream))
         assert [f[b"reason"] for _, f in letters] == [
             b"a field name or value is not UTF-8 text, or a field name repeats"
         ] * 2

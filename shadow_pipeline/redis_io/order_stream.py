@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 
@@ -78,7 +79,8 @@ def publish_intents(client: redis.Redis, symbol: str, intents: Iterable[Mapping[
     pipe = client.pipeline(transaction=False)
     count = 0
     for fields in intents:
-        pipe.xadd(order_stream(symbol), dict(fields))
+        entry: dict[Any, Any] = dict(fields)
+        pipe.xadd(order_stream(symbol), entry)
         count += 1
     pipe.execute()
     return count

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+from collections.abc import Mapping
 
 import matplotlib
 
@@ -163,5 +164,22 @@ def reliability_png(calibration: pd.DataFrame, brier: float, title: str) -> byte
     bottom.bar(centres, calibration["orders"], width=0.09, color="tab:gray")
     bottom.set_xlabel("predicted p_fill", fontsize=8)
     bottom.set_ylabel("orders", fontsize=8)
+    figure.tight_layout()
+    return _png(figure)
+
+
+def reliability_models_png(models: Mapping[str, tuple[pd.DataFrame, float, float]], title: str) -> bytes:
+    """The reliability curves of several queue models on the same orders, each labelled with its Brier score."""
+    figure, axis = plt.subplots(figsize=(5, 4))
+    axis.plot([0, 1], [0, 1], color="0.6", linestyle="--", linewidth=1, label="perfectly calibrated")
+    for label, (table, brier, _) in models.items():
+        shown = table[table["orders"] > 0]
+        axis.plot(shown["mean_predicted"], shown["fill_rate"], marker="o", label=f"{label} (Brier {brier:.3g})")
+    axis.set_xlabel("predicted p_fill", fontsize=8)
+    axis.set_ylabel("realized fill rate", fontsize=8)
+    axis.set_xlim(0, 1)
+    axis.set_ylim(-0.02, 1.02)
+    axis.legend(fontsize=7, loc="upper left")
+    axis.set_title(title, fontsize=9)
     figure.tight_layout()
     return _png(figure)

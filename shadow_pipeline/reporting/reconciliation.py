@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from shadow_pipeline.domain.validation.order_fit import SelfCalibration
 from shadow_pipeline.domain.validation.reconciliation import BOTH, Reconciliation, ReconciliationGate
 from shadow_pipeline.reporting.plots import confusion_png, fill_time_png, reliability_png, waterfall_png
 from shadow_pipeline.reporting.snapshot import write_atomically
@@ -26,7 +27,9 @@ PLOT_FILES = {
     "fill_time": "fill_time_error.png",
     "waterfall": "net_bps_waterfall.png",
     "reliability": "fill_reliability.png",
+    "models": "fill_reliability_by_model.png",
 }
+FITTED_PROFILE_FILE = "FITTED_PROFILE.json"
 
 
 def _plain(value: Any) -> Any:
@@ -65,6 +68,7 @@ def write_reconciliation_reports(
     verdicts: Sequence[ReconciliationGate],
     notes: Mapping[str, Any],
     plots: Mapping[str, bytes],
+    calibration: SelfCalibration | None = None,
 ) -> Path:
     """Write the JSON, the Markdown and the plots (``reconciliation_plots``) into ``folder``; ``notes`` names
     the run (``hour``, ``symbol``, ``profile``, ``shadow``, ``reality`` at least). Returns the JSON's path."""
@@ -94,7 +98,8 @@ def write_reconciliation_reports(
         "waterfall": _records(result.waterfall),
         "calibration": _records(result.calibration),
         "notes": list(result.notes),
-        "plots": PLOT_FILES,
+        "plots": {name: PLOT_FILES[name] for name in plots},
+        **({} if calibration is None else {"self_calibration": _calibration_json(calibration)}),
     }
     path = folder / REPORT_JSON
     write_atomically(path, json.dumps(document, indent=2, allow_nan=False).encode())
@@ -149,7 +154,63 @@ def write_reconciliation_reports(
         "",
         f"![reliability]({PLOT_FILES['reliability']})",
         "",
+        *([] if calibration is None else _calibration_lines(calibration)),
         "How to read this report: docs/reconciliation.md.",
     ]
     write_atomically(folder / REPORT_MD, ("\n".join(lines) + "\n").encode())
     return path
+
+
+def _model_rows(calibration: SelfCalibration) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {"queue model": label, "orders": int(table["orders"].sum()), "brier": brier, "log_loss": log_loss}
+            for label, (table, brier, log_loss) in calibration.models.items()
+        ]
+    )
+
+
+def _calibration_json(calibration: SelfCalibration) -> dict[str, Any]:
+    fit = calibration.fit
+    return {
+        "models": _records(_model_rows(calibration)),
+        "reliability": {label: _records(table) for label, (table, _, _) in calibration.models.items()},
+        "fit": {
+            "queue_prob": fit.queue_prob,
+            "param": _plain(fit.param),
+            "entry_latency_ms": fit.entry_latency_ms,
+            "queue_interval": list(fit.queue_interval),
+            "latency_interval_ms": list(fit.latency_interval),
+            "summary": fit.summary,
+        },
+        "fit_table": _records(fit.table),
+        "verdict_profile": calibration.verdict,
+        "verdict_fitted": calibration.fitted_verdict,
+        "fitted_reasons": list(calibration.fitted_reasons),
+        "fitted_profile": FITTED_PROFILE_FILE,
+    }
+
+
+def _calibration_lines(calibration: SelfCalibration) -> list[str]:
+    fit = calibration.fit
+    changed = "changes" if calibration.fitted_verdict != calibration.verdict else "does not change"
+    return [
+        "## Calibration by queue model",
+        "",
+        "The same orders predicted by each queue model at the profile's latency (the profile's own first):",
+        "",
+        _table(_model_rows(calibration)),
+        "",
+        f"![reliability by model]({PLOT_FILES['models']})",
+        "",
+        "## Self-calibration: the queue model and latency the real fills say",
+        "",
+        f"Best fit (Bernoulli log-likelihood of every order's real outcome over the documented grid): {fit.summary}. "
+        f"The fit {changed} the verdict: {calibration.verdict} under the profile's values, "
+        f"{calibration.fitted_verdict} under the fitted ones"
+        + (f" ({'; '.join(calibration.fitted_reasons)})" if calibration.fitted_reasons else "")
+        + f". The profile with the fitted values: {FITTED_PROFILE_FILE}.",
+        "",
+        _table(fit.table.head(12)),
+        "",
+    ]

@@ -12,13 +12,19 @@ from shadow_pipeline.domain.kpis.run_notes import RunNotesMissing, run_notes
 from shadow_pipeline.domain.market.windows import hour_bounds
 from shadow_pipeline.domain.simulation import shadow
 from shadow_pipeline.domain.strategies.external.intents import Grid
+from shadow_pipeline.domain.strategies.external.plan import OrderPlan
 from shadow_pipeline.domain.strategies.profiles import StrategyParams
+from shadow_pipeline.domain.validation.order_fit import SelfCalibration, self_calibrate, write_fitted_profile
 from shadow_pipeline.domain.validation.reconciliation import reconcile, reconciliation_gates
 from shadow_pipeline.redis_io.dryrun_fills import BadFillEntry, read_fills
 from shadow_pipeline.redis_io.keys import fills_stream, order_stream
 from shadow_pipeline.redis_io.order_stream import load_intents
-from shadow_pipeline.reporting.plots import markdown_image
-from shadow_pipeline.reporting.reconciliation import reconciliation_plots, write_reconciliation_reports
+from shadow_pipeline.reporting.plots import markdown_image, reliability_models_png
+from shadow_pipeline.reporting.reconciliation import (
+    FITTED_PROFILE_FILE,
+    reconciliation_plots,
+    write_reconciliation_reports,
+)
 from shadow_pipeline.resources import ArtifactsResource, RedisResource
 from shadow_pipeline.summaries import ReconcileSummary, finite
 
@@ -29,11 +35,13 @@ ShadowOrders = Callable[
 ]
 
 
-def shadow_orders(
-    context: dg.AssetExecutionContext, normalized_ticks: pd.DataFrame, params: StrategyParams, client: redis.Redis
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+# The bot's orders of a partition (None: the outcome was given without them, and there is nothing to fit).
+PlanOf = Callable[[dg.AssetExecutionContext, StrategyParams, redis.Redis], OrderPlan]
+
+
+def bot_plan(context: dg.AssetExecutionContext, params: StrategyParams, client: redis.Redis) -> OrderPlan:
     """The orders the bot decided in the partition's hour, from its order stream (bad intents dead-lettered, as
-    shadow_iterations does), through the order engine under the profile's models: (orders, fills)."""
+    shadow_iterations does)."""
     hour, symbol = hour_and_symbol(context.partition_key)
     loaded = load_intents(client, symbol, Grid(symbol, params.tick_size, params.lot_step))
     plan = loaded.checked.plan.decided_within(*hour_bounds(hour))
@@ -45,13 +53,21 @@ def shadow_orders(
         raise dg.Failure(
             f"{symbol} {hour}: {order_stream(symbol)} has no valid order in the hour: nothing to reconcile"
         )
-    simulated = shadow.shadow_orders(normalized_ticks, params, plan)
+    return plan
+
+
+def shadow_orders(
+    context: dg.AssetExecutionContext, normalized_ticks: pd.DataFrame, params: StrategyParams, client: redis.Redis
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The bot's orders of the hour through the order engine under the profile's models: (orders, fills)."""
+    simulated = shadow.shadow_orders(normalized_ticks, params, bot_plan(context, params, client))
     return simulated.orders, simulated.simulation.fills
 
 
-def reconciliation_asset(outcome: ShadowOrders) -> dg.AssetsDefinition:
+def reconciliation_asset(outcome: ShadowOrders, plan_of: PlanOf | None = None) -> dg.AssetsDefinition:
     """The asset with ``outcome`` giving the shadow's orders: the code location's takes them from the order
-    engine (:func:`shadow_orders`), a test from hand-built frames."""
+    engine (:func:`shadow_orders`), a test from hand-built frames. ``plan_of``: the bot's orders, for the
+    calibration of other queue models and the self-calibration fit (which rerun the order engine)."""
 
     @dg.asset(
         name=checks.ASSET,
@@ -90,6 +106,26 @@ def reconciliation_asset(outcome: ShadowOrders) -> dg.AssetsDefinition:
         except (BadFillEntry, ValueError) as exc:  # the bot's report is outside input: say what is wrong with it
             raise dg.Failure(f"{fills_stream(symbol)}, {hour}: {exc}") from None
         verdicts = reconciliation_gates(result, notes.thresholds)
+        folder = artifacts.dryrun_folder(hour, symbol)
+        calibration = None
+        if plan_of is not None:
+            real_filled = result.orders["real_filled_qty"].to_numpy(dtype=float) > 0
+            outcomes = pd.DataFrame({"order_id": result.orders["order_id"], "filled": real_filled})
+            plan = plan_of(context, notes.params, client)
+            calibration = self_calibrate(
+                normalized_ticks, plan, notes.params, notes.thresholds, notes.window_seconds, outcomes
+            )
+            fitted = write_fitted_profile(
+                folder / FITTED_PROFILE_FILE,
+                calibration.fit,
+                notes.params,
+                notes.thresholds,
+                f"{notes.params.profile} fitted to the bot's real fills of {symbol} {hour}",
+            )
+            context.log.info(
+                f"{symbol} {hour}: the bot's fills fit {calibration.fit.summary}; verdict {calibration.verdict} "
+                f"under the profile's values, {calibration.fitted_verdict} under the fitted ones ({fitted})"
+            )
         reality = f"{len(real_fills)} fills from {fills_stream(symbol)}"
         report_notes = {
             "hour": hour,
@@ -101,9 +137,9 @@ def reconciliation_asset(outcome: ShadowOrders) -> dg.AssetsDefinition:
             "markout_horizon_s": notes.params.markout_horizon_s,
         }
         plots = reconciliation_plots(result, f"{symbol} {hour}")
-        path = write_reconciliation_reports(
-            artifacts.dryrun_folder(hour, symbol), result, verdicts, report_notes, plots
-        )
+        if calibration is not None:
+            plots["models"] = reliability_models_png(calibration.models, f"{symbol} {hour}: p_fill by queue model")
+        path = write_reconciliation_reports(folder, result, verdicts, report_notes, plots, calibration)
         failed = [gate.rule for gate in verdicts if not gate.passed]
         say = context.log.warning if failed else context.log.info
         say(f"{symbol} {hour}: order reconciliation " + (f"fails {'; '.join(failed)}" if failed else "passes"))
@@ -132,6 +168,7 @@ def reconciliation_asset(outcome: ShadowOrders) -> dg.AssetsDefinition:
                     for name, png in plots.items()
                 },
                 "report": dg.MetadataValue.path(str(path)),
+                **_calibration_metadata(calibration),
                 **ReconcileSummary(
                     numbers={name: finite(value) for name, value in result.summary().items()},
                     failed=failed,
@@ -144,4 +181,20 @@ def reconciliation_asset(outcome: ShadowOrders) -> dg.AssetsDefinition:
     return order_reconciliation
 
 
-order_reconciliation = reconciliation_asset(shadow_orders)
+def _calibration_metadata(calibration: SelfCalibration | None) -> dict[str, dg.MetadataValue]:
+    if calibration is None:
+        return {}
+    brier = {
+        f"brier_{label.replace(' ', '_').replace('.', '_')}": dg.MetadataValue.float(float(value[1]))
+        for label, value in calibration.models.items()
+    }
+    return {
+        **brier,
+        "fit": dg.MetadataValue.text(calibration.fit.summary),
+        "fit_table": dg.MetadataValue.md(calibration.fit.table.head(12).to_markdown(index=False, floatfmt=".4g")),
+        "verdict_profile": dg.MetadataValue.text(calibration.verdict),
+        "verdict_fitted": dg.MetadataValue.text(calibration.fitted_verdict),
+    }
+
+
+order_reconciliation = reconciliation_asset(shadow_orders, bot_plan)

@@ -136,7 +136,7 @@ def _bot_orders(
         "bot_orders": dg.MetadataValue.int(len(plan)),
         "intents_in_stream": dg.MetadataValue.int(loaded.entries),
         "intents_rejected": dg.MetadataValue.int(rejected),
-        "order_stream": stream,
+        "order_stream": dg.MetadataValue.text(stream),
     }
 
 

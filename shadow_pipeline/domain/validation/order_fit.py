@@ -25,8 +25,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from shadow_pipeline.domain.kpis.gates import Verdict, judge
+from shadow_pipeline.domain.kpis.per_window import aggregate, iteration_kpis
 from shadow_pipeline.domain.simulation.models import QueueAware, fee_model_of, latency_model_of
 from shadow_pipeline.domain.simulation.order_engine import simulate_orders
+from shadow_pipeline.domain.simulation.shadow import shadow
 from shadow_pipeline.domain.simulation.simulator import MarketColumns
 from shadow_pipeline.domain.strategies.external.plan import OrderPlan
 from shadow_pipeline.domain.strategies.profiles import (
@@ -215,3 +218,44 @@ def calibrations(
         p = both["p_fill"].fillna(0.0).to_numpy(dtype=np.float64)
         out[queue_label(queue_prob, param)] = calibration(p, both["filled"].to_numpy(dtype=bool))
     return out
+
+
+@dataclass(frozen=True)
+class SelfCalibration:
+    """What the bot's real outcomes say about the shadow's queue model and latency: each model's calibration
+    (label -> reliability table, Brier score, log loss; the profile's own first), the fit, and the partition's
+    verdict under the profile's values and under the fitted ones (does the fit change the Go/No-Go?)."""
+
+    models: dict[str, tuple[pd.DataFrame, float, float]]
+    fit: OrderFit
+    verdict: str
+    fitted_verdict: str
+    fitted_reasons: tuple[str, ...]
+
+
+def _verdict(
+    ticks: pd.DataFrame, plan: OrderPlan, params: StrategyParams, thresholds: Thresholds, window_s: float
+) -> Verdict:
+    windows = iteration_kpis(ticks, shadow(ticks, params, plan), params, thresholds, window_s)
+    kpis = {str(k): v for k, v in aggregate(windows).iloc[0].items()} if len(windows) else {}
+    return judge(kpis, thresholds)
+
+
+def self_calibrate(
+    ticks: pd.DataFrame,
+    plan: OrderPlan,
+    params: StrategyParams,
+    thresholds: Thresholds,
+    window_seconds: float,
+    outcomes: pd.DataFrame,
+) -> SelfCalibration:
+    """Calibration of the profile's model and of :data:`CALIBRATED`, the fit over the grid, and the verdicts."""
+    predict = order_predictor(ticks, plan, params)
+    own_param = {QUEUE_POWER: params.prob_exponent, QUEUE_LOG: math.nan}.get(params.queue_prob)
+    own = (params.queue_prob, params.size_decrease_share if own_param is None else own_param)
+    wanted = [own, *(m for m in CALIBRATED if queue_label(*m) != queue_label(*own))]
+    models = calibrations(predict, outcomes, wanted, params.order_entry_latency_ms)
+    fit = fit_orders(predict, outcomes)
+    now = _verdict(ticks, plan, params, thresholds, window_seconds)
+    fitted = _verdict(ticks, plan, fit.params(params), thresholds, window_seconds)
+    return SelfCalibration(models, fit, now.label, fitted.label, tuple(fitted.reasons))

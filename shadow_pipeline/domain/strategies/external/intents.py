@@ -197,7 +197,7 @@ def check_intents(entries: Iterable[tuple[str, Mapping[str, str]]], grid: Grid) 
     Decision times must not go backwards (a bot stamps them as it decides; a late intent would rewrite a past the
     shadow has already filled)."""
     listed = list(entries)
-    placed_later = {}
+    placed_later: dict[str, int] = {}
     for position, (_, fields) in enumerate(listed):
         if fields.get("action") == PLACE and "order_id" in fields:
             placed_later.setdefault(fields["order_id"], position)
