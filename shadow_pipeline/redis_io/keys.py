@@ -51,3 +51,9 @@ def fills_stream(symbol: str) -> str:
 def failed_attempts_hash(stream: str, group: str) -> str:
     """Entry id -> how often processing that entry failed, for ``group`` on ``stream`` (``ingest.attempts``)."""
     return f"{stream}:attempts:{group}"
+
+
+def depth_stream(symbol: str) -> str:
+    """The L2 book of ``symbol`` (snapshots and deltas, ``schemas/depth_record.schema.json``) beside the ticks: the
+    dry-run's hftbacktest reality runs on it when it is there (docs/hftbacktest-reality.md, "Full depth")."""
+    return f"lob:depth:{symbol}"
