@@ -4,7 +4,9 @@ from collections.abc import Iterator
 from typing import Annotated, Literal
 
 import dagster as dg
+import numpy as np
 import pandas as pd
+import redis
 from pydantic import Field
 
 from shadow_pipeline.defs.dryrun import checks
@@ -17,10 +19,12 @@ from shadow_pipeline.domain.simulation.simulator import run
 from shadow_pipeline.domain.strategies.profiles import StrategyParams, setting_range
 from shadow_pipeline.domain.validation.accuracy import compare
 from shadow_pipeline.domain.validation.actual_fills import simulation_from_fills
+from shadow_pipeline.domain.validation.depth_events import depth_events
 from shadow_pipeline.domain.validation.hftbacktest_engine import HftbacktestMissing, hftbacktest_replay
 from shadow_pipeline.domain.validation.queue_fit import QueueFit, fit_queue
+from shadow_pipeline.redis_io.depth_stream import BadDepthEntry, read_depth
 from shadow_pipeline.redis_io.dryrun_fills import BadFillEntry, read_fills
-from shadow_pipeline.redis_io.keys import fills_stream, kpi_stream
+from shadow_pipeline.redis_io.keys import depth_stream, fills_stream, kpi_stream
 from shadow_pipeline.redis_io.kpi_export import read_stream_records
 from shadow_pipeline.reporting.accuracy import write_reports
 from shadow_pipeline.resources import ArtifactsResource, RedisResource
@@ -28,6 +32,8 @@ from shadow_pipeline.summaries import DryRunSummary
 
 Reality = Literal["auto", "hftbacktest", "queue", "fills"]  # the CLI's --reality offers these too
 QueueModel = Literal["risk_averse", "power", "log"]
+Depth = Literal["auto", "off", "required"]
+TOP_OF_BOOK = "top of book: normalized_ticks"
 
 
 class DryRunConfig(dg.Config):
@@ -41,6 +47,11 @@ class DryRunConfig(dg.Config):
     )
     queue_model: QueueModel = Field(
         default="risk_averse", description="hftbacktest's queue model: risk-averse, or probabilistic (power, log)."
+    )
+    depth: Depth = Field(
+        default="auto",
+        description="The hftbacktest reality's book: auto: the full L2 book of lob:depth:{symbol} when it has "
+        "entries for the hour, else the ticks' top of book; off: top of book; required: full depth or fail.",
     )
     iterations: int | None = Field(default=None, ge=1, le=1_000_000, description="Compare only the newest N windows.")
     min_fills: int = Field(
@@ -66,6 +77,33 @@ def _reality_of(config: DryRunConfig, params: StrategyParams) -> str:
             "(a real bot's fills)."
         )
     return config.reality
+
+
+def _depth_of(
+    mode: Depth, client: redis.Redis, symbol: str, hour: str, ticks: pd.DataFrame, params: StrategyParams
+) -> tuple[np.ndarray | None, str]:
+    """hftbacktest's depth events for the partition (None: the ticks' top of book) and the reality's input line.
+
+    A depth stream that is there but wrong fails the run (in auto mode too): a reality on a wrong book would be
+    judged as if it were right; ``depth: off`` runs on the ticks alone.
+    """
+    if mode == "off":
+        return None, f"{TOP_OF_BOOK} (depth off)"
+    start, end = hour_bounds(hour)
+    try:
+        read = read_depth(client, symbol, start, end)
+        if read is None:
+            if mode == "required":
+                raise dg.Failure(
+                    f"depth required, but {depth_stream(symbol)} has no entries for {hour}: publish the book "
+                    "(shadow-pipeline replay --depth, or the feed handler) or run with depth auto/off"
+                )
+            return None, f"{TOP_OF_BOOK} (no depth stream)"
+        return depth_events(read.levels, ticks, params), read.describe()
+    except BadDepthEntry as exc:  # names the stream and the entry
+        raise dg.Failure(str(exc)) from None
+    except ValueError as exc:  # a book that cannot be this instrument's (off its tick grid, say)
+        raise dg.Failure(f"{depth_stream(symbol)}: {exc}") from None
 
 
 @dg.asset(
@@ -118,10 +156,14 @@ def dryrun_accuracy_report(
         pd.to_datetime(predicted["timestamp"], utc=True, format="ISO8601").dt.as_unit("ns").astype("int64")
     )
     source_name = _reality_of(config, params)
+    if config.depth == "required" and source_name != "hftbacktest":
+        raise dg.Failure(f"depth required, but only the hftbacktest reality runs on depth (reality: {source_name})")
     fit: QueueFit | None = None
+    reality_input = f"{TOP_OF_BOOK} (the {source_name} reality reads no depth)"
     if source_name == "hftbacktest":
         try:
-            reality = hftbacktest_replay(normalized_ticks, params, config.queue_model)
+            depth, reality_input = _depth_of(config.depth, client, symbol, hour, normalized_ticks, params)
+            reality = hftbacktest_replay(normalized_ticks, params, config.queue_model, depth=depth)
         except HftbacktestMissing as exc:
             raise dg.Failure(str(exc)) from None
         source = (
@@ -140,6 +182,7 @@ def dryrun_accuracy_report(
         except (BadFillEntry, ValueError) as exc:  # the bot's report is outside input: say what is wrong with it
             raise dg.Failure(f"{fills_stream(symbol)}: {exc}") from None
         source = f"{len(fills)} fills from {fills_stream(symbol)}"
+        reality_input = f"a bot's fills: {fills_stream(symbol)}"
     actual = iteration_kpis(normalized_ticks, reality, params, thresholds, window_seconds)
     if source_name == "fills":
         fit = fit_queue(normalized_ticks, params, thresholds, window_seconds, actual)
@@ -159,6 +202,7 @@ def dryrun_accuracy_report(
         "window_seconds": window_seconds,
         "shadow": shadow_run.fill_model,
         "reality": source,
+        "reality_input": reality_input,
         "compared": f"shadow {shadow_run.fill_model} against {source}",
         "predictions": f"{len(records)} records from {kpi_stream(symbol)}",
         "windows_compared": len(accuracy.windows),
@@ -168,7 +212,7 @@ def dryrun_accuracy_report(
     if fit is not None:
         notes["queue_fit"] = fit.summary
     path = write_reports(artifacts.dryrun_folder(hour, symbol), accuracy, notes)
-    context.log.info(f"{symbol} {hour}: dry-run accuracy {accuracy.worst} against {source}")
+    context.log.info(f"{symbol} {hour}: dry-run accuracy {accuracy.worst} against {source} on {reality_input}")
     summary = DryRunSummary(
         status=accuracy.worst,
         windows=len(accuracy.windows),
@@ -185,6 +229,7 @@ def dryrun_accuracy_report(
             "predicted_fills": dg.MetadataValue.int(predicted_fills),
             "actual_fills": dg.MetadataValue.int(actual_fills),
             "reality": source,
+            "reality_input": reality_input,
             "strategy": params.strategy,
             "shadow_fill_model": shadow_run.fill_model,
             "compared": str(notes["compared"]),
