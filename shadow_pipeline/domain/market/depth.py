@@ -181,25 +181,21 @@ def order_reason(previous: DepthEntry | None, entry: DepthEntry) -> str | None:
 
 
 def depth_table(entries: Sequence[DepthEntry]) -> pd.DataFrame:
-    """The entries' levels as one frame of ``DEPTH_COLUMNS``, in stream order."""
-    parts = []
-    for number, entry in enumerate(entries):
-        for side, table in ((BID, entry.bids), (ASK, entry.asks)):
-            parts.append(
-                pd.DataFrame(
-                    {
-                        "update": number,
-                        "ts_server": entry.ts_server,
-                        "snapshot": entry.kind == SNAPSHOT,
-                        "side": side,
-                        "price": table[:, 0],
-                        "qty": table[:, 1],
-                    }
-                )
-            )
-    if not parts:
-        return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in DEPTH_COLUMNS.items()})
-    return pd.concat(parts, ignore_index=True).astype(DEPTH_COLUMNS)
+    """The entries' levels as one frame of ``DEPTH_COLUMNS``, in stream order (built column-wise: an hour holds
+    thousands of entries)."""
+    tables = [table for entry in entries for table in (entry.bids, entry.asks)]
+    counts = np.array([len(table) for table in tables], dtype=np.int64)
+    levels = np.concatenate(tables) if tables else np.empty((0, 2))
+    per_entry = np.arange(len(entries)).repeat(2)
+    columns = {
+        "update": per_entry.repeat(counts),
+        "ts_server": np.array([e.ts_server for e in entries], dtype=np.int64).repeat(2).repeat(counts),
+        "snapshot": np.array([e.kind == SNAPSHOT for e in entries], dtype=bool).repeat(2).repeat(counts),
+        "side": np.tile(np.array([BID, ASK], dtype=np.int8), len(entries)).repeat(counts),
+        "price": levels[:, 0],
+        "qty": levels[:, 1],
+    }
+    return pd.DataFrame({name: pd.Series(columns[name], dtype=dtype) for name, dtype in DEPTH_COLUMNS.items()})
 
 
 def _decimal(value: Any) -> str:
