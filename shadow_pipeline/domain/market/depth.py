@@ -14,7 +14,6 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -199,8 +198,10 @@ def depth_table(entries: Sequence[DepthEntry]) -> pd.DataFrame:
 
 
 def _decimal(value: Any) -> str:
-    """A level's number as the schema's plain decimal (no exponent, no sign): venues send text, keep it as is."""
-    return value if isinstance(value, str) else format(Decimal(str(value)), "f")
+    """A level's number as the venue sent it: text, kept as is (a float would round or print an exponent)."""
+    if not isinstance(value, str):
+        raise ValueError(f"level value {str(value)[:40]!r} is not a decimal string")
+    return value
 
 
 def depth_fields(

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shadow_pipeline.domain.market.depth import DELTA, SNAPSHOT, depth_fields
+from shadow_pipeline.domain.market.depth import DELTA, SNAPSHOT, MalformedDepth, depth_fields, parse_depth_entry
 from shadow_pipeline.domain.market.instruments import Venue
-from shadow_pipeline.feed.readers.files import RecordingError
+from shadow_pipeline.feed.readers.files import BAD_LINE, RecordingError, describe
 from shadow_pipeline.feed.readers.frames import as_text, exchange_ns, venue_code
 from shadow_pipeline.feed.readers.stamped import read_stamped
 
@@ -56,10 +56,22 @@ class _Book:
     skipped_snapshots: int = 0
 
 
-def _diff(row: dict[str, Any], local: int, venue: str | None) -> dict[str, str]:
-    return depth_fields(
-        row["s"], DELTA, exchange_ns(row["E"]), local, row["b"], row["a"], int(row["U"]), int(row["u"]), venue
-    )
+def _checked(fields: dict[str, str], where: str) -> dict[str, str]:
+    """The entry as a reader will check it: a bad line is refused here, naming it, not published."""
+    try:
+        parse_depth_entry(fields)
+    except MalformedDepth as exc:
+        raise RecordingError(f"{where}: {exc.reason}") from None
+    return fields
+
+
+def _snapshot(
+    symbol: str, snapshot: tuple[dict[str, Any], int], ts: int, venue: str | None, where: str
+) -> dict[str, str]:
+    row, local = snapshot
+    update_id = int(row["lastUpdateId"])
+    fields = depth_fields(symbol, SNAPSHOT, ts, local, row["bids"], row["asks"], None, update_id, venue)
+    return _checked(fields, where)
 
 
 def _apply(
@@ -68,7 +80,7 @@ def _apply(
     """Publish the diff ``row`` by the rule (and the snapshot before it, once its straddling diff is here)."""
     first, last = int(row["U"]), int(row["u"])
     if book.snapshot is not None:
-        snapshot, snapshot_local = book.snapshot
+        snapshot = book.snapshot[0]
         update_id = int(snapshot["lastUpdateId"])
         if last < update_id:
             return
@@ -79,26 +91,49 @@ def _apply(
             )
         # the book is the snapshot's as of lastUpdateId, inside this diff: stamped no later than the diff
         ts = min(exchange_ns(snapshot["E"]), exchange_ns(row["E"]))
-        out.append(
-            depth_fields(
-                book.symbol,
-                SNAPSHOT,
-                ts,
-                snapshot_local,
-                snapshot["bids"],
-                snapshot["asks"],
-                last_id=update_id,
-                venue=venue,
-            )
-        )
+        out.append(_snapshot(book.symbol, book.snapshot, ts, venue, where))
         book.snapshot = None
     elif int(row["pu"]) != book.last_u:
         raise RecordingError(
             f"{where}: diff pu {row['pu']} is not the previous diff's u {book.last_u}: a diff is "
             "missing, the book cannot be rebuilt"
         )
-    out.append(_diff(row, local, venue))
+    fields = depth_fields(row["s"], DELTA, exchange_ns(row["E"]), local, row["b"], row["a"], first, last, venue)
+    out.append(_checked(fields, where))
     book.last_u = last
+
+
+def _take(
+    books: dict[str, _Book],
+    symbols: set[str],
+    row: dict[str, Any],
+    stamp: int,
+    where: str,
+    venue: str | None,
+    out: list[dict[str, str]],
+) -> None:
+    """One diff or snapshot line of a file whose diffs are of ``symbols``, into the books' state and ``out``."""
+    if row["kind"] == SNAPSHOT:
+        if len(symbols) != 1:
+            raise RecordingError(
+                f"{where}: a REST snapshot in a file with depth diffs of {sorted(symbols) or 'no symbol'}: "
+                "whose book is it?"
+            )
+        symbol = next(iter(symbols))
+        book = books.setdefault(symbol, _Book(symbol))
+        if book.last_u is not None or book.snapshot is not None:
+            book.skipped_snapshots += 1  # the book is already known: a later snapshot adds nothing
+            return
+        book.snapshot = (row, stamp)
+        waiting, book.waiting = book.waiting, []
+        for diff, diff_local in waiting:
+            _apply(book, diff, diff_local, where, venue, out)
+        return
+    book = books.setdefault(row["s"], _Book(row["s"]))
+    if book.snapshot is None and book.last_u is None:
+        book.waiting.append((row, stamp))
+    else:
+        _apply(book, row, stamp, where, venue, out)
 
 
 def read_binance_depth(paths: Sequence[Path], venue: Venue | None = None) -> list[dict[str, str]]:
@@ -113,47 +148,19 @@ def read_binance_depth(paths: Sequence[Path], venue: Venue | None = None) -> lis
         symbols = {as_text(row["s"], "symbol") for row in rows if row["kind"] == DELTA}
         for row, stamp in zip(rows, local.tolist(), strict=True):
             where = f"{path}: line {row['line']}"
-            if row["kind"] == SNAPSHOT:
-                if len(symbols) != 1:
-                    raise RecordingError(
-                        f"{where}: a REST snapshot in a file with depth diffs of "
-                        f"{sorted(symbols) or 'no symbol'}: whose book is it?"
-                    )
-                book = books.setdefault(next(iter(symbols)), _Book(next(iter(symbols))))
-                if book.last_u is not None or book.snapshot is not None:
-                    book.skipped_snapshots += 1  # the book is already known: a later snapshot adds nothing
-                    continue
-                book.snapshot = (row, stamp)
-                waiting, book.waiting = book.waiting, []
-                for diff, diff_local in waiting:
-                    _apply(book, diff, diff_local, where, code, out)
-                continue
-            book = books.setdefault(row["s"], _Book(row["s"]))
-            if book.snapshot is None and book.last_u is None:
-                book.waiting.append((row, stamp))
-            else:
-                _apply(book, row, stamp, where, code, out)
-    for book in books.values():
-        if book.snapshot is not None:  # no diff came after the snapshot: it is the whole book
-            snapshot, snapshot_local = book.snapshot
-            out.append(
-                depth_fields(
-                    book.symbol,
-                    SNAPSHOT,
-                    exchange_ns(snapshot["E"]),
-                    snapshot_local,
-                    snapshot["bids"],
-                    snapshot["asks"],
-                    last_id=int(snapshot["lastUpdateId"]),
-                    venue=code,
-                )
-            )
-        log.info(
-            "%s depth: %d diffs with no snapshot before them left out, %d later snapshots not needed",
-            book.symbol,
-            len(book.waiting),
-            book.skipped_snapshots,
-        )
+            try:
+                _take(books, symbols, row, stamp, where, code, out)
+            except RecordingError:
+                raise
+            except BAD_LINE as exc:
+                raise RecordingError(f"{where}: {describe(exc)}") from None
+    desc = ", ".join(map(str, paths))
     if not books:
-        raise RecordingError(f"no depth diffs or REST snapshot in {', '.join(map(str, paths))}")
+        raise RecordingError(f"no depth diffs or REST snapshot in {desc}")
+    for book in books.values():
+        if book.snapshot is None and book.last_u is None:
+            raise RecordingError(f"{desc}: depth diffs of {book.symbol} but no REST snapshot: the book cannot be built")
+        if book.snapshot is not None:  # no diff came after the snapshot: it is the whole book
+            out.append(_snapshot(book.symbol, book.snapshot, exchange_ns(book.snapshot[0]["E"]), code, desc))
+        log.info("%s depth: %d later snapshots not needed", book.symbol, book.skipped_snapshots)
     return out
