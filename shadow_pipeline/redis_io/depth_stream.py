@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 import redis
+from redis.client import NEVER_DECODE
 
 from shadow_pipeline.domain.market.depth import DELTA, SNAPSHOT, DepthEntry, MalformedDepth, depth_table, order_reason
 from shadow_pipeline.domain.market.depth import parse_depth_entry as parse
@@ -50,9 +51,11 @@ def _text(value: Any) -> str:
 
 
 def _entries(client: redis.Redis, stream: str) -> Iterator[tuple[str, dict[str, str]]]:
+    """Every entry, paged; read as bytes whatever the client decodes, so that a field that is not UTF-8 is a bad
+    entry named by its id rather than a decoding error of the whole page."""
     low = "-"
     while True:
-        page: Any = client.xrange(stream, min=low, count=PAGE)
+        page: Any = client.execute_command("XRANGE", stream, low, "+", "COUNT", PAGE, **{NEVER_DECODE: True})
         for entry_id, fields in page:
             yield _text(entry_id), {_text(k): _text(v) for k, v in (fields or {}).items()}
         if len(page) < PAGE:
