@@ -45,8 +45,8 @@ def _on_grid(values: np.ndarray, step: float, what: str) -> np.ndarray:
 def depth_events(depth: pd.DataFrame, ticks: pd.DataFrame, params: StrategyParams) -> np.ndarray:
     """hftbacktest ``event_dtype`` events of ``depth`` (``domain.market.depth.DEPTH_COLUMNS``, its first update a
     snapshot) and of one symbol's ``ticks`` (sorted by ``ts_server``), for ``hftbacktest_replay(..., depth=)``.
-    Prices must lie on ``params.tick_size`` and sizes on ``params.lot_step``. Updates after the last row are
-    left out: no decision follows them."""
+    Prices must lie on ``params.tick_size`` and sizes on ``params.lot_step`` (else ValueError). Updates after the
+    last row are left out: no decision follows them."""
     hbt = _hbt()
     missing = set(DEPTH_COLUMNS) - set(depth.columns)
     if missing:
@@ -54,6 +54,8 @@ def depth_events(depth: pd.DataFrame, ticks: pd.DataFrame, params: StrategyParam
     if not len(depth) or not bool(depth["snapshot"].iloc[0]):
         raise ValueError("depth must start with a snapshot (the book is unknown before one)")
     ts = ticks["ts_server"].to_numpy(dtype=np.int64)
+    if not len(ts):
+        return np.zeros(0, dtype=hbt.event_dtype)  # no row, no decision: hftbacktest_replay runs nothing
     clock, scale = _clock(ts)
     upd_ts = depth["ts_server"].to_numpy(dtype=np.int64)
     if np.any(np.diff(upd_ts) < 0) or np.any(np.diff(depth["update"].to_numpy(dtype=np.int64)) < 0):
