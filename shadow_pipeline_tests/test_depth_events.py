@@ -7,7 +7,6 @@ Hand-built sequences use ``sim_helpers``: tick 0.1, lot step 0.1, rows ``T0 + ms
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -17,7 +16,6 @@ import pytest
 pytest.importorskip("hftbacktest", reason="hftbacktest (the hbt extra) is not installed: pip install -e '.[hbt]'")
 
 from shadow_pipeline.domain.market.depth import SNAPSHOT, depth_fields, depth_table, parse_depth_entry
-from shadow_pipeline.domain.simulation.simulator import FeeModel, LatencyModel, QueueAware, run
 from shadow_pipeline.domain.validation.depth_events import depth_events
 from shadow_pipeline.domain.validation.hftbacktest_engine import _clock, hftbacktest_replay
 from shadow_pipeline_tests.sim_helpers import BASE, MS, T0, make_ticks, tick
@@ -164,12 +162,10 @@ def _mirror(ticks: pd.DataFrame) -> pd.DataFrame:
 def test_a_book_that_mirrors_the_touch_fills_as_the_touch_only_conversion(rows: list[dict[str, Any]]) -> None:
     ticks = make_ticks(rows)
     ticks["bid_qty"] = ticks["ask_qty"] = 3.0
-    p = replace(BASE, lot_step=0.1)
-    touch_only = hftbacktest_replay(ticks, p).fills
-    full = hftbacktest_replay(ticks, p, depth=depth_events(_mirror(ticks), ticks, p)).fills
+    touch_only = hftbacktest_replay(ticks, BASE).fills
+    full = hftbacktest_replay(ticks, BASE, depth=depth_events(_mirror(ticks), ticks, BASE)).fills
     assert len(touch_only) > 0
     pd.testing.assert_frame_equal(full, touch_only)
-    assert len(run(ticks, p, QueueAware(0.0), LatencyModel.of(p), FeeModel.of(p)).fills) > 0
 
 
 @pytest.mark.parametrize(
