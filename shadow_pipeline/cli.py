@@ -22,7 +22,7 @@ import pydantic
 import redis
 
 from shadow_pipeline import settings
-from shadow_pipeline.defs.dryrun.assets import DryRunConfig, QueueModel, Reality
+from shadow_pipeline.defs.dryrun.assets import Depth, DryRunConfig, QueueModel, Reality
 from shadow_pipeline.defs.export.assets import ExportConfig, ExportMode
 from shadow_pipeline.defs.feed.assets import FeedConfig
 from shadow_pipeline.defs.shadow.assets import ShadowConfig
@@ -30,8 +30,8 @@ from shadow_pipeline.defs.tune.assets import PROGRESS_LOGGER, TUNING_HOURS, Tune
 from shadow_pipeline.domain.market.faults import FaultSpec
 from shadow_pipeline.domain.market.instruments import DEFAULT_VENUE, InstrumentError, load_registry
 from shadow_pipeline.domain.tuning.tuner import OBJECTIVES
-from shadow_pipeline.feed.replay import ReplayOptions, ReplayResult, replay
-from shadow_pipeline.feed.sources import open_source
+from shadow_pipeline.feed.replay import ReplayOptions, ReplayResult, replay, replay_depth
+from shadow_pipeline.feed.sources import SourceKind, open_depth, open_source
 from shadow_pipeline.ingest.options import IngestOptions, IngestSettings, default_consumer_name
 from shadow_pipeline.launch import console_level, default
 from shadow_pipeline.redis_io.connect import RedisUnavailable, connect, resolve_url
@@ -303,6 +303,12 @@ def _summary(result: ReplayResult, url: str, stream: str) -> dict[str, object]:
 @click.option("--fault-seed", type=int, default=0, show_default=True)
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option(
+    "--depth",
+    is_flag=True,
+    help="Also XADD the recording's L2 book (REST snapshot, then diffs) to lob:depth:{symbol}, for the dry-run's "
+    "full-depth reality (Binance USD-M recordings, --speed 0).",
+)
 def replay_command(
     source: str,
     files: tuple[str, ...],
@@ -323,8 +329,12 @@ def replay_command(
     fault_seed: int,
     progress: bool | None,
     as_json: bool,
+    depth: bool,
 ) -> None:
     """XADD ticks into a Redis Stream, as the exchange feed handler would."""
+    if depth and (source != SourceKind.BINANCE or speed != 0):
+        _fail("--depth publishes a Binance USD-M recording's book: use it with --source binance and --speed 0")
+        return
     try:
         faults = FaultSpec(
             drop=drop,
@@ -351,11 +361,15 @@ def replay_command(
                 "exits. Use `shadow-pipeline with-redis -- ...` or set REDIS_URL to keep the data."
             )
         client = connect(url)
+        books = open_depth(files, chosen, venue) if depth else []
         result = replay(client, src.chunks, options, src.market_seconds)
+        depth_entries = replay_depth(client, books, batch_size) if depth else {}
     except (*_SETUP_ERRORS, ValueError) as exc:
         _fail(_error_text(exc))
         return
     summary = _summary(result, url, stream) | {"latency": src.latency}
+    if depth:
+        summary["depth_entries"] = depth_entries
     if as_json:
         click.echo(json.dumps(summary, indent=2))
     else:
@@ -839,6 +853,13 @@ def _export_snapshots(paths: list[Path], config: ExportConfig) -> None:
     show_default=True,
     help="hftbacktest's queue model.",
 )
+@click.option(
+    "--depth",
+    type=_choice(DryRunConfig, "depth"),
+    default=default(DryRunConfig, "depth"),
+    show_default=True,
+    help="hftbacktest's book: auto: the full L2 book of lob:depth:{symbol} when it has the hour, else top of book.",
+)
 @_override_options
 @_placement_options
 def dryrun_command(
@@ -850,6 +871,7 @@ def dryrun_command(
     profiles_file: str | None,
     reality: Reality,
     queue_model: QueueModel,
+    depth: Depth,
     touch_dwell_ms: float | None,
     min_lot: float | None,
     stream: str,
@@ -869,7 +891,7 @@ def dryrun_command(
             touch_dwell_ms=touch_dwell_ms,
             min_lot=min_lot,
         )
-        dryrun = DryRunConfig(reality=reality, queue_model=queue_model, iterations=iterations)
+        dryrun = DryRunConfig(reality=reality, queue_model=queue_model, depth=depth, iterations=iterations)
         _check_profile(shadow, symbols)
         keys = _partitions(hours, symbols, stream)
         placement = Placement(stream=stream, data_dir=data_dir, artifacts_dir=artifacts_dir)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,6 +15,7 @@ from tqdm import tqdm
 from shadow_pipeline.domain.market.faults import FaultReport, FaultSpec, inject
 from shadow_pipeline.domain.market.instruments import instrument_key
 from shadow_pipeline.domain.market.ticks import VENUE_FIELD
+from shadow_pipeline.redis_io.keys import depth_stream
 from shadow_pipeline.redis_io.streams import (
     DEFAULT_MAXLEN,
     DEFAULT_STREAM,
@@ -180,3 +181,20 @@ def _send(
         result.last_ts_local = int(ts_local[position + take - 1])
         bar.update(round((result.last_ts_local - result.first_ts_local) / _NS) - bar.n)
         position += take
+
+
+def replay_depth(client: redis.Redis, records: Sequence[dict[str, str]], batch_size: int = 1000) -> dict[str, int]:
+    """XADD depth stream entries (``domain.market.depth.depth_fields``) to ``lob:depth:{instrument key}``, in
+    order, untrimmed (a trimmed stream loses the snapshot its deltas build on); returns the entries per stream."""
+    written: dict[str, int] = {}
+    for start in range(0, len(records), batch_size):
+        batch = records[start : start + batch_size]
+        streams = [depth_stream(instrument_key(r["symbol"], r.get(VENUE_FIELD))) for r in batch]
+        pipe = client.pipeline(transaction=False)
+        for stream, record in zip(streams, batch, strict=True):
+            pipe.xadd(stream, dict(record))  # type: ignore[arg-type]
+        pipe.execute()
+        for stream in streams:
+            written[stream] = written.get(stream, 0) + 1
+    log.info("replayed depth: %s", written)
+    return written

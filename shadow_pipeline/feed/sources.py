@@ -14,6 +14,7 @@ from shadow_pipeline.domain.market import synthetic
 from shadow_pipeline.domain.market.instruments import DEFAULT_VENUE, Venue, load_registry
 from shadow_pipeline.domain.market.ticks import VENUE_FIELD
 from shadow_pipeline.feed import recordings
+from shadow_pipeline.feed.readers.binance_depth import read_binance_depth
 from shadow_pipeline.feed.readers.files import Shape, first_shape
 
 # The summary's ``latency`` line; the KPIs' note reads the same ("latency: not measured (...)").
@@ -99,3 +100,18 @@ def open_source(
     frame = _only(frame, symbols)
     span = (frame["ts_local"].iloc[-1] - frame["ts_local"].iloc[0]) / 1e9 if len(frame) else 0.0
     return Source(iter([frame]), float(span), LATENCY_MEASURED if stamped else LATENCY_UNMEASURED)
+
+
+def open_depth(
+    files: Sequence[str | Path], symbols: Sequence[str] = (), venue: str | None = None
+) -> list[dict[str, str]]:
+    """The depth stream entries of Binance USD-M recordings (``readers.binance_depth``), all or ``symbols``."""
+    if not files:
+        raise ValueError("depth needs at least one recording file")
+    chosen = None if venue is None else load_registry().venue(venue)
+    records = read_binance_depth([Path(f) for f in files], chosen)
+    found = {record["symbol"] for record in records}
+    unknown = set(symbols) - found
+    if unknown:
+        raise ValueError(f"symbols {sorted(unknown)} have no depth in the recording (it has {sorted(found)})")
+    return [record for record in records if not symbols or record["symbol"] in symbols]

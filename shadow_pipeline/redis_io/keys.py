@@ -56,3 +56,9 @@ def failed_attempts_hash(stream: str, group: str) -> str:
 def order_stream(symbol: str) -> str:
     """The order intents a bot publishes for ``symbol`` (the ``external`` strategy; docs/reconciliation.md)."""
     return f"bot:orders:{symbol}"
+
+
+def depth_stream(symbol: str) -> str:
+    """The L2 book of ``symbol`` (snapshots and deltas, ``schemas/depth_record.schema.json``) beside the ticks: the
+    dry-run's hftbacktest reality runs on it when it is there (docs/hftbacktest-reality.md, "Full depth")."""
+    return f"lob:depth:{symbol}"

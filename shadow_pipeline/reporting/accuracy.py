@@ -36,6 +36,8 @@ def write_reports(folder: Path, accuracy: Accuracy, notes: Mapping[str, Any]) ->
         f"{notes['reality']}; {notes['windows_compared']} windows of {notes['window_seconds']} s, profile "
         f"`{notes['profile']}`, strategy `{notes['strategy']}`.",
         "",
+        f"Reality input: {notes['reality_input']}.",
+        "",
         accuracy.table.to_markdown(index=False, floatfmt=".4g"),
         "",
         f"Gates: each KPI on the error in its `gated_on` column: wpe and mape PASS < "

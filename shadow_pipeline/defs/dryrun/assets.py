@@ -4,6 +4,7 @@ from collections.abc import Iterator
 from typing import Annotated, Literal
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 import redis
 from pydantic import Field
@@ -22,11 +23,13 @@ from shadow_pipeline.domain.strategies.external.plan import OrderPlan
 from shadow_pipeline.domain.strategies.profiles import StrategyParams, setting_range
 from shadow_pipeline.domain.validation.accuracy import compare
 from shadow_pipeline.domain.validation.actual_fills import simulation_from_fills
+from shadow_pipeline.domain.validation.depth_events import depth_events
 from shadow_pipeline.domain.validation.hftbacktest_engine import HftbacktestMissing, hftbacktest_replay
 from shadow_pipeline.domain.validation.paper_venue import match_orders
 from shadow_pipeline.domain.validation.queue_fit import QueueFit, fit_queue
+from shadow_pipeline.redis_io.depth_stream import BadDepthEntry, read_depth
 from shadow_pipeline.redis_io.dryrun_fills import BadFillEntry, read_fills
-from shadow_pipeline.redis_io.keys import fills_stream, kpi_stream
+from shadow_pipeline.redis_io.keys import depth_stream, fills_stream, kpi_stream
 from shadow_pipeline.redis_io.kpi_export import read_stream_records
 from shadow_pipeline.redis_io.order_stream import load_intents
 from shadow_pipeline.reporting.accuracy import write_reports
@@ -35,6 +38,8 @@ from shadow_pipeline.summaries import DryRunSummary
 
 Reality = Literal["auto", "hftbacktest", "queue", "fills"]  # the CLI's --reality offers these too
 QueueModel = Literal["risk_averse", "power", "log"]
+Depth = Literal["auto", "off", "required"]
+TOP_OF_BOOK = "top of book: normalized_ticks"
 
 
 class DryRunConfig(dg.Config):
@@ -48,6 +53,11 @@ class DryRunConfig(dg.Config):
     )
     queue_model: QueueModel = Field(
         default="risk_averse", description="hftbacktest's queue model: risk-averse, or probabilistic (power, log)."
+    )
+    depth: Depth = Field(
+        default="auto",
+        description="The hftbacktest reality's book: auto: the full L2 book of lob:depth:{symbol} when it has "
+        "entries for the hour, else the ticks' top of book; off: top of book; required: full depth or fail.",
     )
     iterations: int | None = Field(default=None, ge=1, le=1_000_000, description="Compare only the newest N windows.")
     min_fills: int = Field(
@@ -80,6 +90,33 @@ def _bot_plan(client: redis.Redis, params: StrategyParams, hour: str) -> OrderPl
     """The bot's orders of the hour (strategy external), for an engine reality to fill them too."""
     loaded = load_intents(client, params.symbol, Grid(params.symbol, params.tick_size, params.lot_step))
     return loaded.checked.plan.decided_within(*hour_bounds(hour))
+
+
+def _depth_of(
+    mode: Depth, client: redis.Redis, symbol: str, hour: str, ticks: pd.DataFrame, params: StrategyParams
+) -> tuple[np.ndarray | None, str]:
+    """hftbacktest's depth events for the partition (None: the ticks' top of book) and the reality's input line.
+
+    A depth stream that is there but wrong fails the run (in auto mode too): a reality on a wrong book would be
+    judged as if it were right; ``depth: off`` runs on the ticks alone.
+    """
+    if mode == "off":
+        return None, f"{TOP_OF_BOOK} (depth off)"
+    start, end = hour_bounds(hour)
+    try:
+        read = read_depth(client, symbol, start, end)
+        if read is None:
+            if mode == "required":
+                raise dg.Failure(
+                    f"depth required, but {depth_stream(symbol)} has no entries for {hour}: publish the book "
+                    "(shadow-pipeline replay --depth, or the feed handler) or run with depth auto/off"
+                )
+            return None, f"{TOP_OF_BOOK} (no depth stream)"
+        return depth_events(read.levels, ticks, params), read.describe()
+    except BadDepthEntry as exc:  # names the stream and the entry
+        raise dg.Failure(str(exc)) from None
+    except ValueError as exc:  # a book that cannot be this instrument's (off its tick grid, say)
+        raise dg.Failure(f"{depth_stream(symbol)}: {exc}") from None
 
 
 @dg.asset(
@@ -132,15 +169,19 @@ def dryrun_accuracy_report(
         pd.to_datetime(predicted["timestamp"], utc=True, format="ISO8601").dt.as_unit("ns").astype("int64")
     )
     source_name = _reality_of(config, params)
+    if config.depth == "required" and source_name != "hftbacktest":
+        raise dg.Failure(f"depth required, but only the hftbacktest reality runs on depth (reality: {source_name})")
     fit: QueueFit | None = None
     plan = _bot_plan(client, params, hour) if is_external(params) else None
+    reality_input = f"{TOP_OF_BOOK} (the {source_name} reality reads no depth)"
     if source_name == "hftbacktest":
         try:
+            depth, reality_input = _depth_of(config.depth, client, symbol, hour, normalized_ticks, params)
             if plan is None:
-                reality = hftbacktest_replay(normalized_ticks, params, config.queue_model)
+                reality = hftbacktest_replay(normalized_ticks, params, config.queue_model, depth=depth)
             else:  # the bot's own orders, matched by hftbacktest as the paper venue does
                 latency, fees = latency_model_of(params), fee_model_of(params)
-                matched = match_orders(plan, normalized_ticks, params, latency, fees, config.queue_model)
+                matched = match_orders(plan, normalized_ticks, params, latency, fees, config.queue_model, events=depth)
                 reality = simulation_from_fills(matched, normalized_ticks, params)
         except HftbacktestMissing as exc:
             raise dg.Failure(str(exc)) from None
@@ -165,6 +206,7 @@ def dryrun_accuracy_report(
         except (BadFillEntry, ValueError) as exc:  # the bot's report is outside input: say what is wrong with it
             raise dg.Failure(f"{fills_stream(symbol)}: {exc}") from None
         source = f"{len(fills)} fills from {fills_stream(symbol)}"
+        reality_input = f"a bot's fills: {fills_stream(symbol)}"
     actual = iteration_kpis(normalized_ticks, reality, params, thresholds, window_seconds)
     if source_name == "fills":
         fit = fit_queue(normalized_ticks, params, thresholds, window_seconds, actual, plan=plan)
@@ -184,6 +226,7 @@ def dryrun_accuracy_report(
         "window_seconds": window_seconds,
         "shadow": shadow_run.fill_model,
         "reality": source,
+        "reality_input": reality_input,
         "compared": f"shadow {shadow_run.fill_model} against {source}",
         "predictions": f"{len(records)} records from {kpi_stream(symbol)}",
         "windows_compared": len(accuracy.windows),
@@ -193,7 +236,7 @@ def dryrun_accuracy_report(
     if fit is not None:
         notes["queue_fit"] = fit.summary
     path = write_reports(artifacts.dryrun_folder(hour, symbol), accuracy, notes)
-    context.log.info(f"{symbol} {hour}: dry-run accuracy {accuracy.worst} against {source}")
+    context.log.info(f"{symbol} {hour}: dry-run accuracy {accuracy.worst} against {source} on {reality_input}")
     summary = DryRunSummary(
         status=accuracy.worst,
         windows=len(accuracy.windows),
@@ -210,6 +253,7 @@ def dryrun_accuracy_report(
             "predicted_fills": dg.MetadataValue.int(predicted_fills),
             "actual_fills": dg.MetadataValue.int(actual_fills),
             "reality": source,
+            "reality_input": reality_input,
             "strategy": params.strategy,
             "shadow_fill_model": shadow_run.fill_model,
             "compared": str(notes["compared"]),

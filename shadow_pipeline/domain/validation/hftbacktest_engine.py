@@ -254,9 +254,12 @@ def _loop(
             continue
         else:
             return records[:k], code
+        woke = i
         while i + 1 < n and clock[i + 1] <= now:
             i += 1
             position[i] = pos
+        if i == woke:  # an event between rows (a depth update, ``depth_events``): no row to decide on yet
+            continue
         t = ts[i]
         if k + 5 > records.shape[0]:
             records = grow_records(records)
@@ -392,6 +395,7 @@ def hftbacktest_replay(
     latency: LatencyModel | None = None,
     fees: FeeModel | None = None,
     power: float = 3.0,
+    depth: np.ndarray | None = None,
 ) -> Simulation:
     """The profile's strategy over one symbol's ticks (sorted by ``ts_server``), filled by hftbacktest's
     ``NoPartialFillExchange`` with ``queue_model`` (``risk_averse``: RiskAdverseQueueModel; ``power``:
@@ -400,6 +404,9 @@ def hftbacktest_replay(
     Returns the simulator's ``Simulation`` (so ``iteration_kpis`` applies unchanged). No partial fills: 2.4.4's
     ``PartialFillExchange`` stops with InvalidOrderStatus when a partial fill exhausts an order (upstream issues
     312, 316). hftbacktest has one latency for orders and cancels: ``latency.cancel_ms`` is not used.
+
+    ``depth``: the events of ``depth_events.depth_events`` (a full L2 book and these ticks' trades) in place of
+    the touch-only ``to_events``; the strategy still sees each row's touch, hftbacktest's exchange the whole book.
     """
     hbt = _hbt()
     latency = latency or latency_model_of(params)
@@ -413,7 +420,8 @@ def hftbacktest_replay(
     records = np.empty((0, FILL_FIELDS), np.int64)
     if len(ts):
         clock, scale = _clock(ts)
-        events = to_events(ticks, params)  # kept referenced until the backtest is closed: hftbacktest reads it in place
+        # kept referenced until the backtest is closed: hftbacktest reads it in place
+        events = to_events(ticks, params) if depth is None else depth
         prices = np.r_[ticks["bid"].to_numpy(dtype=np.float64), ticks["ask"].to_numpy(dtype=np.float64)]
         # hftbacktest keeps depth for the prices of interest only: room for quotes a strategy places away from the
         # touch (an inventory skew can be many ticks)
