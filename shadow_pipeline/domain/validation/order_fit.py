@@ -172,6 +172,7 @@ def write_fitted_profile(
     """A profiles file holding ``params`` with the fitted queue model and latency (``profile_document``), which
     ``shadow --profiles-file`` and the launchpad accept as it is."""
     target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
     document = profile_document(fit.params(params), thresholds, f"{description}; fitted: {fit.summary}")
     target.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     return target
