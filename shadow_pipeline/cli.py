@@ -1112,15 +1112,28 @@ def demo(minutes: float, symbols: str, seed: int, profile: str) -> None:
     show_default=True,
     help="The paper venue's hftbacktest queue model.",
 )
+@click.option(
+    "--recording",
+    "recordings",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="A Binance USD-M recording (repeat): its ticks and full book instead of the synthetic market.",
+)
 def loop_command(
-    minutes: float, symbols: str, seed: int, bot_profile: str, shadow_profile: str, queue_model: str
+    minutes: float,
+    symbols: str,
+    seed: int,
+    bot_profile: str,
+    shadow_profile: str,
+    queue_model: str,
+    recordings: tuple[str, ...],
 ) -> None:
     """Bot -> orders -> shadow, venue -> fills -> reconciliation, on the embedded default (docs/reconciliation.md).
 
     Exit status: 0 when every step ran (whatever the gates say), 2 when a run crashed or setup failed."""
     from shadow_pipeline.paper.loop import LoopSettings, run_loop
 
-    chosen = LoopSettings(minutes, tuple(_symbols(symbols)), seed, bot_profile, shadow_profile, queue_model)
+    chosen = LoopSettings(minutes, tuple(_symbols(symbols)), seed, bot_profile, shadow_profile, queue_model, recordings)
     try:
         report, completed = run_loop(chosen)
     except (*_SETUP_ERRORS, ValueError) as exc:

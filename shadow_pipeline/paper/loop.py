@@ -14,6 +14,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 import redis
@@ -26,6 +27,8 @@ from shadow_pipeline.defs.feed.jobs import FEED_REPLAY_JOB
 from shadow_pipeline.defs.shadow.assets import ShadowConfig
 from shadow_pipeline.demo import DEMO_WINDOW_SECONDS, demo_hours, stream_summary
 from shadow_pipeline.domain.strategies.profiles import load_profiles, resolve
+from shadow_pipeline.feed.replay import ReplayOptions, replay, replay_depth
+from shadow_pipeline.feed.sources import open_depth, open_source
 from shadow_pipeline.launch import (
     Placement,
     console_level,
@@ -36,11 +39,12 @@ from shadow_pipeline.launch import (
     run_config,
     run_reconcile,
     run_shadow,
+    stream_hours,
 )
 from shadow_pipeline.paper.bot import run_bot, stream_ticks
 from shadow_pipeline.paper.venue import run_venue
 from shadow_pipeline.redis_io.connect import connect
-from shadow_pipeline.redis_io.keys import append_index, dead_letter_stream, fills_stream, order_stream
+from shadow_pipeline.redis_io.keys import append_index, dead_letter_stream, depth_stream, fills_stream, order_stream
 from shadow_pipeline.resources import TickStreamResource
 
 
@@ -52,6 +56,7 @@ class LoopSettings:
     bot_profile: str = "moderate"  # the built-in strategy the example bot runs
     shadow_profile: str = "external"  # the shadow of the bot's orders
     queue_model: str = "risk_averse"  # the paper venue's hftbacktest queue model
+    recordings: tuple[str, ...] = ()  # Binance USD-M recordings (ticks and full depth) instead of the synthetic feed
 
 
 def _forget(client: redis.Redis, symbols: Sequence[str]) -> None:
@@ -62,9 +67,19 @@ def _forget(client: redis.Redis, symbols: Sequence[str]) -> None:
         client.delete(fills, append_index(fills))
 
 
+def _replay_recordings(client: redis.Redis, stream: str, recordings: Sequence[str], symbols: Sequence[str]) -> str:
+    """The recordings' ticks into the tick stream and their books into the depth streams (a fresh stream)."""
+    files = [Path(r) for r in recordings]
+    client.delete(stream, *(depth_stream(key) for key in symbols))
+    replay(
+        client, open_source("binance", files=files).chunks, ReplayOptions(stream=stream, maxlen=None, progress=False)
+    )
+    written = replay_depth(client, open_depth(files))
+    return ", ".join(f"{key} {count} entries" for key, count in written.items())
+
+
 def run_loop(loop: LoopSettings) -> tuple[str, bool]:
     """What the loop prints, and whether every step ran (a failed gate is a verdict, not a failed step)."""
-    keys = partition_keys(demo_hours(loop.minutes), loop.symbols)
     client = connect(decode_responses=True)
     _forget(client, loop.symbols)
     folder = UPath(settings.data_dir()) / "loop"
@@ -75,19 +90,28 @@ def run_loop(loop: LoopSettings) -> tuple[str, bool]:
     profiles = load_profiles()
     lines: list[str] = []
     with project_instance() as instance:
-        feed = (
-            definitions()
-            .resolve_job_def(FEED_REPLAY_JOB)
-            .execute_in_process(
-                run_config=run_config(
-                    placement,
-                    {"replayed_feed": FeedConfig(minutes=loop.minutes, symbols=list(loop.symbols), seed=loop.seed)},
-                    console_level(),
-                ),
-                instance=instance,
+        if loop.recordings:
+            fed = _replay_recordings(client, stream, loop.recordings, loop.symbols)
+            keys = partition_keys(stream_hours(client, stream), loop.symbols)
+            lines += [f"replayed {len(loop.recordings)} recordings with their books ({fed})"]
+        else:
+            feed = (
+                definitions()
+                .resolve_job_def(FEED_REPLAY_JOB)
+                .execute_in_process(
+                    run_config=run_config(
+                        placement,
+                        {"replayed_feed": FeedConfig(minutes=loop.minutes, symbols=list(loop.symbols), seed=loop.seed)},
+                        console_level(),
+                    ),
+                    instance=instance,
+                )
             )
-        )
-        lines += [f"{FEED_REPLAY_JOB}: {'success' if feed.success else 'FAILED'}", stream_summary(client, stream), ""]
+            keys = partition_keys(demo_hours(loop.minutes), loop.symbols)
+            lines += [f"{FEED_REPLAY_JOB}: {'success' if feed.success else 'FAILED'}"]
+            if not feed.success:
+                return "\n".join(lines), False
+        lines += [stream_summary(client, stream), ""]
         own = run_shadow(
             keys,
             ShadowConfig(profile=loop.bot_profile, window_seconds=DEMO_WINDOW_SECONDS),
@@ -137,5 +161,5 @@ def run_loop(loop: LoopSettings) -> tuple[str, bool]:
         "",
         "Agreement with the paper venue is agreement with another model (hftbacktest), not with a live venue.",
     ]
-    completed = feed.success and bool((own["run"] == "success").all()) and bool((reconciled["run"] == "success").all())
+    completed = bool((own["run"] == "success").all()) and bool((reconciled["run"] == "success").all())
     return "\n".join(lines), completed
