@@ -78,6 +78,7 @@ def _book(**levels: float) -> dict[float, float]:
 
 def test_snapshot_deltas_and_a_second_snapshot_are_hftbacktests_book_at_each_row() -> None:
     ticks = make_ticks([tick(0, 100.0, 100.1), tick(10, 100.0, 100.1), tick(20, 99.9, 100.1), tick(30, 99.5, 100.5)])
+    ticks["bid_qty"], ticks["ask_qty"] = [3.0, 3.0, 1.0, 1.0], [2.0, 2.0, 2.0, 1.5]  # the touch as the depth shows it
     depth = _depth(
         (-5, "snapshot", [["100.0", "3"], ["99.9", "5"], ["99.8", "7"]], [["100.1", "2"], ["100.2", "4"]]),
         (10, "delta", [["99.9", "1"]], [["100.2", "0"], ["100.3", "6"]]),  # after row 1 (same ms), before row 2
@@ -93,6 +94,16 @@ def test_snapshot_deltas_and_a_second_snapshot_are_hftbacktests_book_at_each_row
         _book(p99_9=1, p99_8=7, p100_1=-2, p100_3=-6),
         _book(p99_5=1, p100_5=-1.5),
     ]
+
+
+def test_the_ticks_touch_overrides_a_depth_book_that_lags_it() -> None:
+    """The depth stream updates every ~50 ms, the ticks' touch every ms: between depth updates the touch is the
+    ticks' (prices it left zeroed), the levels behind it the depth's, so an order meets the market in force."""
+    ticks = make_ticks([tick(0, 100.0, 100.1), tick(20, 99.9, 100.0)])  # the ask came down to 100.0, bid left it
+    ticks["bid_qty"], ticks["ask_qty"] = [3.0, 5.0], [2.0, 0.5]
+    depth = _depth((-5, "snapshot", [["100.0", "3"], ["99.9", "5"], ["99.8", "7"]], [["100.1", "2"], ["100.2", "4"]]))
+    books = _books(depth_events(depth, ticks, BASE), ticks)
+    assert books[1] == _book(p99_9=5, p99_8=7, p100_0=-0.5, p100_1=-2, p100_2=-4)
 
 
 def test_rows_before_the_first_snapshot_have_the_touch_book() -> None:

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import dagster as dg
 import pandas as pd
 import redis
 from upath import UPath
@@ -78,6 +79,15 @@ def _replay_recordings(client: redis.Redis, stream: str, recordings: Sequence[st
     return ", ".join(f"{key} {count} entries" for key, count in written.items())
 
 
+def _hour_symbol(key: dg.MultiPartitionKey) -> tuple[str, str]:
+    return key.keys_by_dimension["hour"], key.keys_by_dimension["symbol"]
+
+
+def _span_s(ticks: pd.DataFrame) -> float:
+    """Seconds of exchange time the ticks cover (0 without ticks)."""
+    return (int(ticks["ts_server"].iloc[-1]) - int(ticks["ts_server"].iloc[0])) / 1e9 if len(ticks) else 0.0
+
+
 def run_loop(loop: LoopSettings) -> tuple[str, bool]:
     """What the loop prints, and whether every step ran (a failed gate is a verdict, not a failed step)."""
     client = connect(decode_responses=True)
@@ -112,6 +122,18 @@ def run_loop(loop: LoopSettings) -> tuple[str, bool]:
             if not feed.success:
                 return "\n".join(lines), False
         lines += [stream_summary(client, stream), ""]
+        ticks_of = {
+            key: stream_ticks(client, stream, key.keys_by_dimension["symbol"], key.keys_by_dimension["hour"])
+            for key in keys
+        }
+        short = [key for key, ticks in ticks_of.items() if _span_s(ticks) < DEMO_WINDOW_SECONDS]
+        keys = [key for key in keys if key not in short]
+        lines += [
+            f"skipped {hour} {symbol}: {len(ticks_of[key])} ticks over {_span_s(ticks_of[key]):.3g} s, less than one "
+            f"{DEMO_WINDOW_SECONDS:g} s window"
+            for key in short
+            for hour, symbol in [_hour_symbol(key)]
+        ]
         own = run_shadow(
             keys,
             ShadowConfig(profile=loop.bot_profile, window_seconds=DEMO_WINDOW_SECONDS),
@@ -121,10 +143,10 @@ def run_loop(loop: LoopSettings) -> tuple[str, bool]:
         )
         rows = []
         for key in keys:
-            hour, symbol = key.keys_by_dimension["hour"], key.keys_by_dimension["symbol"]
+            hour, symbol = _hour_symbol(key)
             bot_params, _ = resolve(profiles, loop.bot_profile, symbol)
             shadow_params, _ = resolve(profiles, loop.shadow_profile, symbol)
-            ticks = stream_ticks(client, stream, symbol, hour)
+            ticks = ticks_of[key]
             intents = run_bot(client, ticks, bot_params, hour)
             venue, _ = run_venue(client, stream, shadow_params, hour, loop.queue_model)
             rows.append(
