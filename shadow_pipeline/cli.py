@@ -1095,6 +1095,89 @@ def demo(minutes: float, symbols: str, seed: int, profile: str) -> None:
     _exit_for_runs(0 if completed else 2, "a run failed: its reason is in the table above")
 
 
+def _paper_keys(hours: tuple[str, ...], symbols: str) -> list[tuple[str, str]]:
+    """(hour, symbol) pairs, checked as partitions (a malformed hour or an unknown symbol is this command's error)."""
+    from shadow_pipeline.launch import partition_keys
+
+    keys = partition_keys(list(hours), _symbols(symbols))
+    return [(k.keys_by_dimension["hour"], k.keys_by_dimension["symbol"]) for k in keys]
+
+
+@main.command("bot")
+@click.option("--hour", "hours", multiple=True, required=True, help="Hourly partition, e.g. 2024-08-09-00:00 (repeat).")
+@click.option("--symbols", default="", help="Comma-separated; default: the configured partitions.")
+@click.option("--profile", default="moderate", show_default=True, help="A profile with a built-in strategy.")
+@click.option("--profiles-file", default=None, help="Default: $SHADOW_PROFILES, else the packaged profiles.")
+@click.option("--stream", default=DEFAULT_STREAM, show_default=True, help="The tick stream the bot decides on.")
+def bot_command(hours: tuple[str, ...], symbols: str, profile: str, profiles_file: str | None, stream: str) -> None:
+    """The example bot: the profile's strategy decides on each hour's ticks from the tick stream and publishes the
+    orders it would send to bot:orders:{symbol} (docs/bot-orders.md). Exit status: 0 published, 2 an error."""
+    from shadow_pipeline.domain.strategies.profiles import load_profiles, resolve
+    from shadow_pipeline.paper.bot import run_bot, stream_ticks
+
+    try:
+        keys = _paper_keys(hours, symbols)
+        client = connect(decode_responses=True)
+        profiles = load_profiles(profiles_file)
+        for hour, symbol in keys:
+            params, _ = resolve(profiles, profile, symbol)
+            ticks = stream_ticks(client, stream, symbol, hour)
+            published = run_bot(client, ticks, params, hour)
+            click.echo(f"{hour} {symbol}: {len(ticks)} ticks, {published} intents published to bot:orders:{symbol}")
+    except (*_SETUP_ERRORS, ValueError) as exc:
+        _fail(_error_text(exc))
+
+
+@main.command("venue")
+@click.option("--hour", "hours", multiple=True, required=True, help="Hourly partition, e.g. 2024-08-09-00:00 (repeat).")
+@click.option("--symbols", default="", help="Comma-separated; default: the configured partitions.")
+@click.option("--profile", default="external", show_default=True, help="Grid, fees and latency of the order path.")
+@click.option("--profiles-file", default=None, help="Default: $SHADOW_PROFILES, else the packaged profiles.")
+@click.option("--stream", default=DEFAULT_STREAM, show_default=True, help="The tick stream (the market).")
+@click.option(
+    "--queue-model",
+    type=_choice(DryRunConfig, "queue_model"),
+    default="risk_averse",
+    show_default=True,
+    help="hftbacktest's queue model.",
+)
+@click.option(
+    "--entry-latency-ms",
+    type=_ranged(0.0, 60_000.0, integer=False),
+    default=None,
+    help="The venue's order entry latency, when it is not the profile's.",
+)
+def venue_command(
+    hours: tuple[str, ...],
+    symbols: str,
+    profile: str,
+    profiles_file: str | None,
+    stream: str,
+    queue_model: str,
+    entry_latency_ms: float | None,
+) -> None:
+    """The paper venue: the bot's orders of each hour matched by hftbacktest (on the full book when
+    lob:depth:{symbol} has the hour), fills with client order ids to dryrun:fills:{symbol}, never twice
+    (docs/paper-venue.md). Exit status: 0 matched, 2 an error."""
+    from shadow_pipeline.domain.strategies.profiles import load_profiles, resolve
+    from shadow_pipeline.domain.validation.hftbacktest_engine import HftbacktestMissing
+    from shadow_pipeline.paper.venue import run_venue
+
+    try:
+        keys = _paper_keys(hours, symbols)
+        client = connect(decode_responses=True)
+        profiles = load_profiles(profiles_file)
+        for hour, symbol in keys:
+            params, _ = resolve(profiles, profile, symbol)
+            result, _ = run_venue(client, stream, params, hour, queue_model, entry_latency_ms)
+            click.echo(
+                f"{hour} {symbol}: {result.orders} orders, {result.fills} fills ({result.published} new) to "
+                f"dryrun:fills:{symbol}; market {result.market}"
+            )
+    except (*_SETUP_ERRORS, ValueError, HftbacktestMissing) as exc:
+        _fail(_error_text(exc))
+
+
 @main.command("loop")
 @click.option(
     "--minutes", type=_config_range(FeedConfig, "minutes"), default=20.0, show_default=True, help="Synthetic minutes."

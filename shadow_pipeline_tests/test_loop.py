@@ -7,6 +7,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,11 @@ def test_the_loop_runs_end_to_end_on_the_embedded_default(tmp_path: Path) -> Non
         SHADOW_ARTIFACTS_DIR=str(tmp_path / "artifacts"),
     )
     done = subprocess.run(
-        ["shadow-pipeline", "loop", "--minutes", "3"], capture_output=True, text=True, env=env, timeout=600
+        [sys.executable, "-m", "shadow_pipeline.cli", "loop", "--minutes", "3"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     [published] = re.findall(rf"^{HOUR} BTCUSDT\s+\d+\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)$", done.stdout, re.M)
@@ -51,7 +56,7 @@ def test_the_loop_on_the_recorded_days_reconciles_every_order_against_the_full_d
         SHADOW_DATA_DIR=str(tmp_path / "data"),
         SHADOW_ARTIFACTS_DIR=str(tmp_path / "artifacts"),
     )
-    command = ["shadow-pipeline", "loop", "--symbols", "BTCUSDT,ETHUSDT"]
+    command = [sys.executable, "-m", "shadow_pipeline.cli", "loop", "--symbols", "BTCUSDT,ETHUSDT"]
     for path in files:
         command += ["--recording", str(path)]
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)

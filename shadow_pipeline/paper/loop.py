@@ -27,6 +27,7 @@ from shadow_pipeline.defs.feed.assets import FeedConfig
 from shadow_pipeline.defs.feed.jobs import FEED_REPLAY_JOB
 from shadow_pipeline.defs.shadow.assets import ShadowConfig
 from shadow_pipeline.demo import DEMO_WINDOW_SECONDS, demo_hours, stream_summary
+from shadow_pipeline.domain.simulation.shadow import is_external
 from shadow_pipeline.domain.strategies.profiles import load_profiles, resolve
 from shadow_pipeline.feed.replay import ReplayOptions, replay, replay_depth
 from shadow_pipeline.feed.sources import open_depth, open_source
@@ -90,6 +91,16 @@ def _span_s(ticks: pd.DataFrame) -> float:
 
 def run_loop(loop: LoopSettings) -> tuple[str, bool]:
     """What the loop prints, and whether every step ran (a failed gate is a verdict, not a failed step)."""
+    profiles = load_profiles()
+    for symbol in loop.symbols:  # the profiles' roles, checked before anything runs
+        bot_params, _ = resolve(profiles, loop.bot_profile, symbol)
+        shadow_params, _ = resolve(profiles, loop.shadow_profile, symbol)
+        if is_external(bot_params) or not is_external(shadow_params):
+            raise ValueError(
+                f"the loop's bot runs a built-in strategy and its shadow fills the bot's orders: --bot-profile "
+                f"{loop.bot_profile} runs {bot_params.strategy}, --shadow-profile {loop.shadow_profile} runs "
+                f"{shadow_params.strategy} (want a built-in strategy and external)"
+            )
     client = connect(decode_responses=True)
     _forget(client, loop.symbols)
     folder = UPath(settings.data_dir()) / "loop"
@@ -97,7 +108,6 @@ def run_loop(loop: LoopSettings) -> tuple[str, bool]:
         shutil.rmtree(folder.path)
     placement = Placement(data_dir=str(folder))
     stream = default(TickStreamResource, "stream")
-    profiles = load_profiles()
     lines: list[str] = []
     with project_instance() as instance:
         if loop.recordings:
