@@ -26,9 +26,7 @@ from shadow_pipeline.domain.simulation.simulator import (
     ENTRY_AHEAD,
     F_AHEAD,
     FILL_FIELDS,
-    KIND_CROSS,
     KIND_HEDGE,
-    KIND_TRADE,
     LIVE,
     ON,
     PX,
@@ -38,10 +36,10 @@ from shadow_pipeline.domain.simulation.simulator import (
     MarketColumns,
     Simulation,
     _join,
-    _queue_fill,
     fill_probability,
     fill_table,
     grow_records,
+    maker_fill,
     record_fill,
 )
 from shadow_pipeline.domain.strategies.external.plan import NEVER, OrderPlan
@@ -181,32 +179,27 @@ def _order_kernel(
                 r = resting[q]
                 if side[r] != s or not order[r, ON]:
                     continue
-                if queue:
-                    fill, kind = _queue_fill(
-                        order,
-                        qstate,
-                        r,
-                        t,
-                        sign,
-                        bid[i] if s == 0 else ask[i],
-                        (bid_qty if s == 0 else ask_qty)[i],
-                        ask[i] if s == 0 else bid[i],
-                        aggressor[i],
-                        trade_px[i],
-                        trade_qty[i],
-                        share,
-                        prob,
-                        exponent,
-                        unit,
-                    )
-                elif t - order[r, LIVE] < dwell_ns:
-                    continue
-                elif (s == 0 and ask[i] <= order[r, PX]) or (s == 1 and bid[i] >= order[r, PX]):
-                    fill, kind = order[r, REM], KIND_CROSS
-                elif aggressor[i] == -sign and (trade_px[i] - order[r, PX]) * sign <= 0:
-                    fill, kind = min(order[r, REM], trade_qty[i]), KIND_TRADE
-                else:
-                    continue
+                fill, kind = maker_fill(
+                    order,
+                    qstate,
+                    r,
+                    s,
+                    i,
+                    ts,
+                    bid,
+                    ask,
+                    bid_qty,
+                    ask_qty,
+                    aggressor,
+                    trade_px,
+                    trade_qty,
+                    queue,
+                    dwell_ns,
+                    share,
+                    prob,
+                    exponent,
+                    unit,
+                )
                 if fill <= 0:
                     continue
                 records, owner = _room(records, owner, k)

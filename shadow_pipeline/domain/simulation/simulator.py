@@ -338,6 +338,59 @@ def _queue_fill(
 
 
 @numba.njit(cache=True, inline="always")
+def maker_fill(
+    order: np.ndarray,
+    qstate: np.ndarray,
+    r: int,
+    s: int,
+    i: int,
+    ts: np.ndarray,
+    bid: np.ndarray,
+    ask: np.ndarray,
+    bid_qty: np.ndarray,
+    ask_qty: np.ndarray,
+    aggressor: np.ndarray,
+    trade_px: np.ndarray,
+    trade_qty: np.ndarray,
+    queue: bool,
+    dwell_ns: int,
+    share: float,
+    prob: int,
+    exponent: float,
+    unit: float,
+) -> tuple[int, int]:
+    """(quantity, kind) tick ``i`` fills of resting order row ``r`` on side ``s`` (0 bid, 1 ask) by the fill model:
+    step 2, the exchange's rule. The strategy kernel and the order engine (a bot's own orders) both call it, so
+    the two meet one rule; quantity 0: no fill."""
+    sign = 1 - 2 * s
+    if queue:
+        return _queue_fill(
+            order,
+            qstate,
+            r,
+            ts[i],
+            sign,
+            bid[i] if s == 0 else ask[i],
+            (bid_qty if s == 0 else ask_qty)[i],
+            ask[i] if s == 0 else bid[i],
+            aggressor[i],
+            trade_px[i],
+            trade_qty[i],
+            share,
+            prob,
+            exponent,
+            unit,
+        )
+    if ts[i] - order[r, LIVE] < dwell_ns:
+        return 0, KIND_TRADE
+    if (s == 0 and ask[i] <= order[r, PX]) or (s == 1 and bid[i] >= order[r, PX]):
+        return order[r, REM], KIND_CROSS
+    if aggressor[i] == -sign and (trade_px[i] - order[r, PX]) * sign <= 0:
+        return min(order[r, REM], trade_qty[i]), KIND_TRADE
+    return 0, KIND_TRADE
+
+
+@numba.njit(cache=True, inline="always")
 def _view_orders(view: np.ndarray, order: np.ndarray, pend_on: np.ndarray, queue: bool) -> None:
     """Our live orders into the strategy's view (``O_*`` per side)."""
     for s in range(2):
@@ -521,32 +574,27 @@ def _kernel(
                 r = 2 * s + j
                 if not order[r, ON]:
                     continue
-                if queue:
-                    fill, kind = _queue_fill(
-                        order,
-                        qstate,
-                        r,
-                        t,
-                        sign,
-                        bid[i] if s == 0 else ask[i],
-                        (bid_qty if s == 0 else ask_qty)[i],
-                        ask[i] if s == 0 else bid[i],
-                        aggressor[i],
-                        trade_px[i],
-                        trade_qty[i],
-                        share,
-                        prob,
-                        exponent,
-                        unit,
-                    )
-                elif t - order[r, LIVE] < dwell_ns:
-                    continue
-                elif (s == 0 and ask[i] <= order[r, PX]) or (s == 1 and bid[i] >= order[r, PX]):
-                    fill, kind = order[r, REM], KIND_CROSS
-                elif aggressor[i] == -sign and (trade_px[i] - order[r, PX]) * sign <= 0:
-                    fill, kind = min(order[r, REM], trade_qty[i]), KIND_TRADE
-                else:
-                    continue
+                fill, kind = maker_fill(
+                    order,
+                    qstate,
+                    r,
+                    s,
+                    i,
+                    ts,
+                    bid,
+                    ask,
+                    bid_qty,
+                    ask_qty,
+                    aggressor,
+                    trade_px,
+                    trade_qty,
+                    queue,
+                    dwell_ns,
+                    share,
+                    prob,
+                    exponent,
+                    unit,
+                )
                 if fill <= 0:
                     continue
                 pos += sign * fill
