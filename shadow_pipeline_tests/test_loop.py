@@ -35,7 +35,9 @@ def test_the_loop_runs_end_to_end_on_the_embedded_default(tmp_path: Path) -> Non
         timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    [published] = re.findall(rf"^{HOUR} BTCUSDT\s+\d+\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)$", done.stdout, re.M)
+    [published] = re.findall(
+        rf"^{HOUR} BTCUSDT\s+\d+\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+top of book: the tick stream", done.stdout, re.M
+    )
     intents, orders, fills, added = (int(n) for n in published)
     assert intents > 0 and 0 < orders <= intents and 0 < fills == added
     report = json.loads((tmp_path / "artifacts/dryrun" / HOUR / "BTCUSDT/ORDER_RECONCILIATION.json").read_text())

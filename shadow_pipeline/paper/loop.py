@@ -168,6 +168,7 @@ def run_loop(loop: LoopSettings) -> tuple[str, bool]:
                     "orders": venue.orders,
                     "venue_fills": venue.fills,
                     "published": venue.published,
+                    "venue_market": venue.market,
                 }
             )
         reconciled = run_reconcile(
