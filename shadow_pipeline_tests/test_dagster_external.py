@@ -44,7 +44,14 @@ BAD: list[tuple[dict[str, str], str]] = [
         "off the grid",
     ),
     (
-        {"action": "place", "order_id": "x-time", "ts_decision": "1", "side": "buy", "price": "{px}", "qty": "{qty}"},
+        {
+            "action": "place",
+            "order_id": "x-time",
+            "ts_decision": "{early}",
+            "side": "buy",
+            "price": "{px}",
+            "qty": "{qty}",
+        },
         "time went backwards",
     ),
 ]
@@ -90,7 +97,8 @@ def test_the_shadow_of_a_bot_s_order_stream_is_the_built_in_strategy_s_when_it_s
             first = intents[0]
             qty, px, ts = first.get("qty", "1"), first.get("price", "100.0"), first["ts_decision"]
             late = {"action": "place", "order_id": "o-late", "ts_decision": ts, "side": "sell", "price": px, "qty": qty}
-            bad = [{k: v.format(ts=ts, qty=qty, px=px) for k, v in fields.items()} for fields, _ in BAD]
+            early = str(int(ts) - 1)
+            bad = [{k: v.format(ts=ts, qty=qty, px=px, early=early) for k, v in fields.items()} for fields, _ in BAD]
             publish_intents(client, SYMBOL, [first, *bad, late, *intents[1:]])
             external = dg.materialize(
                 [*INGEST, shadow_iterations],

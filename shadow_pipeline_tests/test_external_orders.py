@@ -13,15 +13,17 @@ import pandas as pd
 import pytest
 
 from shadow_pipeline.domain.kpis.per_window import iteration_kpis
-from shadow_pipeline.domain.simulation.models import fee_model_of, fill_model_of, latency_model_of
+from shadow_pipeline.domain.simulation.models import QueueAware, fee_model_of, fill_model_of, latency_model_of
 from shadow_pipeline.domain.simulation.order_engine import simulate_orders
 from shadow_pipeline.domain.simulation.simulator import simulate
 from shadow_pipeline.domain.strategies.external.from_sends import intents_from_sends
 from shadow_pipeline.domain.strategies.external.intents import Grid, check_intents
+from shadow_pipeline.domain.strategies.external.plan import BUY, NEVER, OrderPlan
 from shadow_pipeline.domain.strategies.profiles import load_profiles, resolve
 from shadow_pipeline_tests.conftest import market_file
 from shadow_pipeline_tests.fills_golden import FILL_CASES, PROFILES
 from shadow_pipeline_tests.kpis_golden import Case, case_ticks
+from shadow_pipeline_tests.sim_helpers import BASE, T0, make_ticks, tick
 
 CASES = [(case, profile, model) for case in FILL_CASES for profile in PROFILES for model in ("queue", "dwell")]
 
@@ -64,3 +66,27 @@ def test_the_built_in_strategy_written_out_as_intents_shadows_bit_identically(
     assert len(orders) == len(checked.plan)
     filled = fills.groupby("order_id")["qty"].sum()
     np.testing.assert_allclose(orders.set_index("order_id").loc[filled.index, "filled_qty"], filled)
+
+
+def test_a_limit_order_that_takes_liquidity_fills_at_the_touch_with_certainty() -> None:
+    """Not post-only and crossing when it lands: a taker fill at the opposite touch, p_fill 1 (no queue)."""
+    ticks = make_ticks([tick(0, 100.0, 100.2), tick(50, 100.0, 100.2), tick(100, 100.0, 100.2)])
+    plan = OrderPlan.of(
+        pd.DataFrame(
+            {
+                "order_id": ["take", "rest"],
+                "side": [BUY, BUY],
+                "px": [1003, 999],
+                "qty": [10, 10],
+                "post_only": [False, True],
+                "market": [False, False],
+                "decision_ts": [T0, T0],
+                "cancel_ts": [NEVER, NEVER],
+            }
+        )
+    )
+    shadow = simulate_orders(ticks, plan, BASE, QueueAware(), latency_model_of(BASE), fee_model_of(BASE))
+    orders = shadow.orders.set_index("order_id")
+    assert orders.loc["take", "status"] == "filled" and orders.loc["take", "p_fill"] == 1.0
+    assert orders.loc["take", "fill_vwap"] == pytest.approx(100.2)
+    assert orders.loc["rest", "status"] == "unfilled" and orders.loc["rest", "p_fill"] == 0.0

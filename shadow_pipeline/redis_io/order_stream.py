@@ -21,6 +21,7 @@ from shadow_pipeline.redis_io.streams import append_once
 
 _CHUNK = 10_000
 _DLQ_MAXLEN = 1_000_000
+_DLQ_BATCH = 1_000
 _UNREADABLE = "a field name or value is not UTF-8 text, or a field name repeats"
 
 
@@ -70,7 +71,11 @@ def load_intents(client: redis.Redis, symbol: str, grid: Grid) -> StreamIntents:
     checked.rejected[:0] = unreadable
     flats = dict(raw)
     letters = [(r.entry_id, record(r.entry_id, stream, r.reason, flats[r.entry_id])) for r in checked.rejected]
-    added = append_once(client, dead_letter_stream(stream), letters, _DLQ_MAXLEN)
+    # in batches: one script over a misconfigured bot's every rejection would hold Redis for seconds
+    added = sum(
+        append_once(client, dead_letter_stream(stream), letters[at : at + _DLQ_BATCH], _DLQ_MAXLEN)
+        for at in range(0, len(letters), _DLQ_BATCH)
+    )
     return StreamIntents(checked, len(raw), added)
 
 

@@ -30,6 +30,7 @@ from shadow_pipeline.domain.simulation.simulator import (
     LIVE,
     ON,
     PX,
+    Q_PFILL,
     QSTATE_FIELDS,
     REM,
     SIZE,
@@ -151,6 +152,7 @@ def _order_kernel(
                 outcome[r, R_FILLED] = qty[r]
                 outcome[r, R_FIRST] = i
                 outcome[r, R_LAST] = i
+                qstate[r, Q_PFILL] = 1.0  # taking liquidity fills whatever the queue
                 continue
             order[r, ON] = 1
             order[r, PX] = px[r]

@@ -10,13 +10,14 @@ bot could not know, and a venue answers it the same way.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 import pandas as pd
 
+from shadow_pipeline.domain.market.ticks import TS_SERVER_MIN, ts_server_max
 from shadow_pipeline.domain.strategies.external.plan import BUY, NEVER, PLAN_COLUMNS, SELL, OrderPlan
 
 PLACE, CANCEL, REPLACE = "place", "cancel", "replace"
@@ -32,7 +33,6 @@ _TS = re.compile(r"[0-9]{1,19}")
 _SIDES = {"buy": BUY, "sell": SELL}
 _FLAGS = {"1": True, "true": True, "0": False, "false": False}
 _MAX_STEPS = 2**50  # prices in ticks and sizes in lots stay exact in float64 and far from int64's end
-_GRID = 1e-6  # how far from a whole number of ticks or lots a decimal may be (float parsing noise only)
 
 
 class BadIntent(ValueError):
@@ -71,17 +71,17 @@ class _Order:
 
 
 def _steps(text: str, step: float, name: str) -> int:
+    """Whole steps of a decimal, exactly: a venue rejects a price or size off its grid however close (float
+    arithmetic would let 60000.004 pass as 6,000,000 ticks of 0.01)."""
     if not _NUMBER.fullmatch(text):
         raise BadIntent(f"{name} {text[:40]!r} is not a plain positive decimal")
-    value = float(text)
-    steps = value / step
-    if not value > 0 or not math.isfinite(steps) or steps >= _MAX_STEPS:
+    steps = Decimal(text) / Decimal(repr(step))
+    if not steps > 0 or steps >= _MAX_STEPS:
         raise BadIntent(f"{name} {text} is out of range")
-    whole = round(steps)
-    if abs(steps - whole) > _GRID * max(1.0, steps) or whole == 0:
+    if steps != steps.to_integral_value():
         unit = "tick_size" if name == "price" else "lot_step"
         raise BadIntent(f"{name} {text} is off the grid ({unit} {step:g})")
-    return whole
+    return int(steps)
 
 
 def _flag(fields: Mapping[str, str], name: str, default: bool) -> bool:
@@ -115,7 +115,10 @@ def _shape(fields: Mapping[str, str], grid: Grid) -> tuple[str, int]:
         raise BadIntent(f"symbol {fields['symbol'][:40]!r} is not this stream's instrument {grid.symbol}")
     if not _TS.fullmatch(fields["ts_decision"]) or int(fields["ts_decision"]) >= NEVER:
         raise BadIntent(f"ts_decision {fields['ts_decision'][:40]!r} is not integer nanoseconds")
-    return action, int(fields["ts_decision"])
+    ts = int(fields["ts_decision"])
+    if not TS_SERVER_MIN <= ts <= ts_server_max():  # one absurd time would make every later intent "go backwards"
+        raise BadIntent(f"ts_decision {ts} is outside the sane range of exchange time (2009 to a day from now)")
+    return action, ts
 
 
 class _Book:
