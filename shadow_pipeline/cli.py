@@ -1161,6 +1161,7 @@ def venue_command(
     (docs/paper-venue.md). Exit status: 0 matched, 2 an error."""
     from shadow_pipeline.domain.strategies.profiles import load_profiles, resolve
     from shadow_pipeline.domain.validation.hftbacktest_engine import HftbacktestMissing
+    from shadow_pipeline.paper.bot import stream_ticks
     from shadow_pipeline.paper.venue import run_venue
 
     try:
@@ -1169,7 +1170,8 @@ def venue_command(
         profiles = load_profiles(profiles_file)
         for hour, symbol in keys:
             params, _ = resolve(profiles, profile, symbol)
-            result, _ = run_venue(client, stream, params, hour, queue_model, entry_latency_ms)
+            ticks = stream_ticks(client, stream, symbol, hour)
+            result, _ = run_venue(client, ticks, params, hour, queue_model, entry_latency_ms)
             click.echo(
                 f"{hour} {symbol}: {result.orders} orders, {result.fills} fills ({result.published} new) to "
                 f"dryrun:fills:{symbol}; market {result.market}"

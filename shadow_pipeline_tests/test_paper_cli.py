@@ -3,7 +3,9 @@ hostile options, each one `error:` line and exit 2, never a traceback."""
 
 from __future__ import annotations
 
+import gzip
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -61,6 +63,9 @@ HOSTILE = [
     (["venue", "--hour", HOUR, "--symbols", SYMBOL, "--queue-model", "fifo"], "fifo"),
     (["venue", "--symbols", SYMBOL], "--hour"),
     (["loop", "--recording", "/nonexistent/file.gz"], "/nonexistent/file.gz"),
+    (["loop", "--recording", "{binary}"], "expected '<local timestamp> <frame>'"),
+    (["loop", "--recording", "{text}"], "expected '<local timestamp> <frame>'"),
+    (["loop", "--recording", "{fifo}"], "not a regular file"),
     (["loop", "--minutes", "-3"], "-3"),
     (["loop", "--shadow-profile", "moderate", "--minutes", "0.2"], "external"),
 ]
@@ -68,9 +73,14 @@ HOSTILE = [
 
 @pytest.mark.parametrize(("args", "words"), HOSTILE, ids=[" ".join(a[:1] + a[-2:]) for a, _ in HOSTILE])
 def test_a_hostile_option_is_one_error_line(args: list[str], words: str, redis_url: str, tmp_path: Path) -> None:
-    done = _run(args, redis_url, tmp_path)
+    files = {"binary": tmp_path / "binary.gz", "text": tmp_path / "text.gz", "fifo": tmp_path / "fifo.gz"}
+    files["binary"].write_bytes(bytes(range(256)) * 8)
+    files["text"].write_bytes(gzip.compress(b"not json at all\n"))
+    os.mkfifo(files["fifo"])
+    done = _run([a.format(**files) for a in args], redis_url, tmp_path)
     assert done.returncode == 2, (done.stdout[-500:], done.stderr[-2000:])
-    lines = [line for line in done.stderr.splitlines() if line.strip() and " INFO " not in line]
+    logged = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2},\d{3} (INFO|WARNING) ")  # log lines, not errors
+    lines = [line for line in done.stderr.splitlines() if line.strip() and not logged.match(line)]
     assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr[-2000:]
     assert words in lines[0], lines[0]
     assert "Traceback" not in done.stderr

@@ -21,15 +21,23 @@ from shadow_pipeline.redis_io.order_stream import publish_intents
 from shadow_pipeline.redis_io.streams import read_entries
 
 
-def stream_ticks(client: redis.Redis, stream: str, symbol: str, hour: str) -> pd.DataFrame:
-    """The typed ticks of instrument ``symbol`` in ``hour`` from the tick stream, in (ts_server, seq) order; the
-    entries the tick rules reject are left out, as ingest leaves them out."""
+def read_stream_ticks(client: redis.Redis, stream: str) -> pd.DataFrame:
+    """Every typed tick of the tick stream; the entries the tick rules reject are left out, as ingest leaves them."""
     entries = read_entries(client, stream)
     columns = {name: np.array([fields.get(name) for _, fields in entries], dtype=object) for name in FIELDS}
-    ticks = parse_table(columns).ticks
+    return parse_table(columns).ticks
+
+
+def partition_ticks(ticks: pd.DataFrame, symbol: str, hour: str) -> pd.DataFrame:
+    """The ticks of instrument ``symbol`` in ``hour``, in (ts_server, seq) order."""
     start, end = hour_bounds(hour)
     ours = ticks[(ticks["symbol"] == symbol) & (ticks["ts_server"] >= start) & (ticks["ts_server"] < end)]
     return ours.sort_values(["ts_server", "seq"], kind="stable").reset_index(drop=True)
+
+
+def stream_ticks(client: redis.Redis, stream: str, symbol: str, hour: str) -> pd.DataFrame:
+    """The typed ticks of instrument ``symbol`` in ``hour`` from the tick stream (one partition's read)."""
+    return partition_ticks(read_stream_ticks(client, stream), symbol, hour)
 
 
 def run_bot(client: redis.Redis, ticks: pd.DataFrame, params: StrategyParams, hour: str) -> int:

@@ -43,7 +43,7 @@ from shadow_pipeline.launch import (
     run_shadow,
     stream_hours,
 )
-from shadow_pipeline.paper.bot import run_bot, stream_ticks
+from shadow_pipeline.paper.bot import partition_ticks, read_stream_ticks, run_bot
 from shadow_pipeline.paper.venue import run_venue
 from shadow_pipeline.redis_io.connect import connect
 from shadow_pipeline.redis_io.keys import append_index, dead_letter_stream, depth_stream, fills_stream, order_stream
@@ -132,8 +132,9 @@ def run_loop(loop: LoopSettings) -> tuple[str, bool]:
             if not feed.success:
                 return "\n".join(lines), False
         lines += [stream_summary(client, stream), ""]
+        everything = read_stream_ticks(client, stream)  # one read of the stream for every partition
         ticks_of = {
-            key: stream_ticks(client, stream, key.keys_by_dimension["symbol"], key.keys_by_dimension["hour"])
+            key: partition_ticks(everything, key.keys_by_dimension["symbol"], key.keys_by_dimension["hour"])
             for key in keys
         }
         short = [key for key, ticks in ticks_of.items() if _span_s(ticks) < DEMO_WINDOW_SECONDS]
@@ -158,7 +159,7 @@ def run_loop(loop: LoopSettings) -> tuple[str, bool]:
             shadow_params, _ = resolve(profiles, loop.shadow_profile, symbol)
             ticks = ticks_of[key]
             intents = run_bot(client, ticks, bot_params, hour)
-            venue, _ = run_venue(client, stream, shadow_params, hour, loop.queue_model)
+            venue, _ = run_venue(client, ticks, shadow_params, hour, loop.queue_model)
             rows.append(
                 {
                     "hour": hour,

@@ -19,7 +19,6 @@ from shadow_pipeline.domain.strategies.external.intents import Grid
 from shadow_pipeline.domain.strategies.profiles import StrategyParams
 from shadow_pipeline.domain.validation.depth_events import depth_events
 from shadow_pipeline.domain.validation.paper_venue import match_orders
-from shadow_pipeline.paper.bot import stream_ticks
 from shadow_pipeline.redis_io.depth_stream import read_depth
 from shadow_pipeline.redis_io.order_stream import load_intents
 from shadow_pipeline.redis_io.venue_fills import publish_fills
@@ -36,17 +35,17 @@ class VenueResult:
 
 def run_venue(
     client: redis.Redis,
-    tick_stream: str,
+    ticks: pd.DataFrame,
     params: StrategyParams,
     hour: str,
     queue_model: str = "risk_averse",
     entry_latency_ms: float | None = None,
 ) -> tuple[VenueResult, pd.DataFrame]:
-    """Match the bot's orders of ``hour`` for ``params.symbol``; the summary and the fills. ``params`` gives the
+    """Match the bot's orders of ``hour`` for ``params.symbol`` on ``ticks`` (that hour's, from the tick stream);
+    the summary and the fills. ``params`` gives the
     grid, the fees and the latency of the order path (``entry_latency_ms``: the venue's own, when it differs
     from what the profile assumes). The market is the full book of the depth stream when it has the hour
     (hftbacktest then sees what the touch hides), else the ticks' top of book."""
-    ticks = stream_ticks(client, tick_stream, params.symbol, hour)
     loaded = load_intents(client, params.symbol, Grid(params.symbol, params.tick_size, params.lot_step))
     start, end = hour_bounds(hour)
     plan = loaded.checked.plan.decided_within(start, end)
