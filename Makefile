@@ -14,7 +14,8 @@ export VIRTUAL_ENV := $(CURDIR)/$(VENV)
 INSTANCE := $(DAGSTER_HOME)/dagster.yaml
 
 .PHONY: demo loop test lint typecheck defs pytest dev ingest ingest-job shadow-redis shadow-report shadow-audit shadow-ci \
-	shadow-redis-export shadow-redis-export-stream shadow-tune dryrun dryrun-validate bench strategies soak clean
+	shadow-redis-export shadow-redis-export-stream shadow-tune dryrun dryrun-validate bench strategies soak clean \
+	feed feed-server shadow-live shadow-live-validate
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "shadow-pipeline needs Python >= 3.11; set PYTHON=python3.11 (or newer)")'
@@ -138,6 +139,36 @@ dryrun: $(STAMP) $(INSTANCE)
 	$(call DRYRUN,6)
 dryrun-validate: $(STAMP) $(INSTANCE)
 	$(call DRYRUN,12)
+
+## Live (docs/live.md). The feed handler: VENUE's order books and trades for SYMBOLS into the tick stream until
+## Ctrl-C/SIGTERM, metrics on :$(FEED_METRICS_PORT). FEED_FLAGS e.g. '--depth' (the depth stream too) or
+## '--ws-url ws://127.0.0.1:PORT --rest-url http://127.0.0.1:PORT' (the local venue server of `make feed-server`).
+VENUE ?= binance-usdm
+SYMBOLS ?= BTCUSDT
+FEED_METRICS_PORT ?= 9110
+feed: $(STAMP)
+	$(BIN)/shadow-pipeline feed --venue $(VENUE) --symbols $(SYMBOLS) --metrics-port $(FEED_METRICS_PORT) $(FEED_FLAGS)
+
+## The local venue server, for a feed without network: the synthetic market (FEED_SERVER_FLAGS: '--recording FILE'
+## for a recording) through VENUE's protocol, paced 1x; prints the URLs to give `make feed`.
+feed-server: $(STAMP)
+	$(BIN)/shadow-pipeline feed-server --venue $(VENUE) --symbols $(SYMBOLS) $(or $(FEED_SERVER_FLAGS),--synthetic-minutes 60 --speed 1)
+
+## The live shadow: each window's KPIs to Redis (shadow:live:kpi:*) and Prometheus as it closes, metrics on
+## :$(LIVE_METRICS_PORT). The hourly partitions stay the record of truth (docs/live-shadow.md).
+LIVE_METRICS_PORT ?= 9111
+shadow-live: $(STAMP)
+	$(BIN)/shadow-pipeline live-shadow $(PROFILE_FLAG) --metrics-port $(LIVE_METRICS_PORT)
+
+## The seed's Step 7: feed, ingest and live shadow for LIVE_WINDOWS windows on VENUE's SYMBOLS, then the dry-run's
+## accuracy report and Go/No-Go (exit 0 Go, 1 No-Go, 2 error). Without network (the default) against the local
+## venue server playing the synthetic market at 30x; LIVE_FLAGS='--network' for the venue itself, '--recording F'.
+## Without REDIS_URL: a fresh embedded Redis, data under .shadow_data/embedded (emptied first).
+LIVE_WINDOWS ?= 48
+shadow-live-validate: $(STAMP) $(INSTANCE)
+	$(if $(REDIS_URL),,rm -rf $(EMBEDDED_DATA))
+	$(if $(REDIS_URL),,SHADOW_DATA_DIR=$(EMBEDDED_DATA)) $(BIN)/shadow-pipeline with-redis -- \
+	  $(BIN)/shadow-pipeline live-validate --venue $(VENUE) --symbols $(SYMBOLS) --windows $(LIVE_WINDOWS) $(PROFILE_FLAG) $(LIVE_FLAGS)
 
 ## Throughput benchmarks, each as a ratio against a baseline measured in the same run.
 bench: $(STAMP)

@@ -1,0 +1,116 @@
+"""`shadow-pipeline live-validate`: the seed's Step 7 as one command (``live.validate`` runs the services)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+import pydantic
+
+from shadow_pipeline.defs.dryrun.assets import DryRunConfig
+from shadow_pipeline.defs.shadow.assets import ShadowConfig
+from shadow_pipeline.launch import (
+    Placement,
+    console_level,
+    crash_summary,
+    partition_keys,
+    project_instance,
+    run_dryrun,
+    stream_hours,
+    verdict_exit_code,
+)
+from shadow_pipeline.redis_io.connect import connect, resolve_url
+from shadow_pipeline.redis_io.url import redact_text
+
+VENUES = ("binance-usdm", "binance-spot", "bybit-linear", "bybit-spot")
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {redact_text(message)}", err=True)
+    raise SystemExit(2)
+
+
+def _progress(want: int) -> object:
+    shown: dict[str, int] = {}
+
+    def show(counts: dict[str, int]) -> None:
+        if counts != shown:
+            shown.update(counts)
+            click.echo("live windows: " + ", ".join(f"{k} {v}/{want}" for k, v in counts.items()), err=True)
+
+    return show
+
+
+@click.command("live-validate")
+@click.option("--venue", type=click.Choice(VENUES), default="binance-usdm", show_default=True)
+@click.option("--symbols", default="BTCUSDT", show_default=True, help="Comma-separated instruments of the venue.")
+@click.option("--windows", type=click.IntRange(1, 10_000), default=48, show_default=True)
+@click.option(
+    "--window-seconds", type=click.FloatRange(0.1, 3600), default=60.0, show_default=True, help="Window length (s)."
+)
+@click.option("--profile", default="moderate", show_default=True)
+@click.option("--stream", default="lob:ticks", show_default=True, help="Tick stream (use a fresh one on a shared Redis).")
+@click.option("--network", is_flag=True, help="The venue's own endpoints (default: the local venue server).")
+@click.option(
+    "--speed", type=click.FloatRange(0.01, 1000), default=30.0, show_default=True, help="Local server's pace (x)."
+)
+@click.option(
+    "--recording",
+    "recordings",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The local server plays these recordings (default: the synthetic market).",
+)
+@click.option("--timeout", type=click.FloatRange(1, 86_400), default=3600.0, show_default=True, help="Seconds.")
+@click.option("--logs", type=click.Path(file_okay=False, path_type=Path), default=Path("artifacts/live-validate"))
+def live_validate_command(
+    venue: str,
+    symbols: str,
+    windows: int,
+    window_seconds: float,
+    profile: str,
+    stream: str,
+    network: bool,
+    speed: float,
+    recordings: tuple[Path, ...],
+    timeout: float,
+    logs: Path,
+) -> None:
+    """Feed, ingest and live shadow for WINDOWS windows, then the dry-run's accuracy report and Go/No-Go.
+
+    Exit status: 0 Go, 1 a KPI FAIL, 2 an error (a service failed, the windows never came, bad input)."""
+    from shadow_pipeline.live.validate import LiveValidation, ValidationError, run_services
+
+    try:
+        chosen = tuple(s.strip() for s in symbols.split(",") if s.strip())
+        options = LiveValidation(
+            venue=venue,
+            symbols=chosen,
+            windows=windows,
+            window_seconds=window_seconds,
+            profile=profile,
+            stream=stream,
+            network=network,
+            speed=speed,
+            recordings=recordings,
+            timeout_seconds=timeout,
+            logs=logs,
+        )
+        shadow = ShadowConfig(profile=profile, window_seconds=window_seconds)
+        url = resolve_url()
+        client = connect(url)
+        run_services(options, {**os.environ, "REDIS_URL": url}, client, _progress(windows))  # type: ignore[arg-type]
+        keys = partition_keys(stream_hours(connect(url, decode_responses=True), stream), options.instruments())
+        with project_instance() as instance:
+            table = run_dryrun(
+                keys, shadow, DryRunConfig(iterations=windows), Placement(stream=stream), instance, console_level()
+            )
+    except (ValidationError, ValueError, pydantic.ValidationError, OSError, ConnectionError) as exc:
+        _fail(str(exc))
+        return
+    click.echo(table.to_markdown(index=False))
+    crash = crash_summary(table, "report", "status")
+    if crash:
+        click.echo(f"error: {crash}", err=True)
+    raise SystemExit(verdict_exit_code(table, "status", ["PASS", "WARN"]))
