@@ -274,7 +274,7 @@ class VenueServer:
         self.stats.frames_sent += 1
         session.sent += 1
         if self._once("drop", self._faults.drop_after, session.sent):
-            session.abort()
+            session.cut()
             self._to_lose = self._faults.lose_frames
             if self._to_lose:
                 self._fire("lose_frames")

@@ -11,7 +11,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 SLOW_CONSUMER = 1008  # policy violation: what a venue closes a client with when it does not read
-_CLOSE_GRACE_S = 1.0  # a client that does not read never answers the close frame either
+_CLOSE_GRACE_S = 5.0  # for the close frame to get out behind the unread data, else the socket is cut
 
 
 class Session:
@@ -57,6 +57,12 @@ class Session:
                 await self.ws.close(SLOW_CONSUMER, "slow consumer")
         except TimeoutError:
             self.abort()
+
+    def cut(self) -> None:
+        """End the TCP connection without a WebSocket close frame, as a network failure does. What was already
+        sent is delivered first (the transport flushes on close), so the client got exactly the frames counted."""
+        self.closed = True
+        self.ws.transport.close()
 
     def abort(self) -> None:
         """Cut the TCP connection without a close frame, as a network failure or a crashed venue process does."""
