@@ -209,6 +209,22 @@ def test_binance_serves_only_the_streams_in_the_url() -> None:
         assert running.wait_done(WAIT_S)
 
 
+def test_binance_live_subscription_requests() -> None:
+    """A combined-stream connection opened without streams subscribes with SUBSCRIBE, as on the venue."""
+    source = _synthetic("binance-usdm")
+    trades = [frame.text for frame in source if frame.kind is FrameKind.TRADE]
+    with _serve("binance-usdm", source) as running, connect(f"{running.ws_url}/stream") as ws:
+        ws.send(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": 1}))
+        assert json.loads(ws.recv(WAIT_S)) == {"result": [], "id": 1}
+        ws.send(json.dumps({"method": "SUBSCRIBE", "params": ["btcusdt@trade"], "id": 2}))
+        assert json.loads(ws.recv(WAIT_S)) == {"result": None, "id": 2}
+        assert _receive(ws, len(trades)) == trades
+        ws.send(json.dumps({"method": "SUBSCRIBE", "params": ["dogeusdt@trade"], "id": 3}))
+        assert json.loads(ws.recv(WAIT_S))["error"]["code"] == 2
+        ws.send("{")
+        assert json.loads(ws.recv(WAIT_S))["error"]["code"] == 3
+
+
 def test_binance_refuses_unknown_streams_paths_and_symbols() -> None:
     source = _synthetic("binance-usdm")
     with _serve("binance-usdm", source) as running:
@@ -397,6 +413,7 @@ def test_bad_faults_and_options_are_refused() -> None:
     for make in (
         lambda: ServerFaults(stall_seconds=float("nan")),
         lambda: ServerFaults(gap_at=-1),
+        lambda: ServerFaults(drop_after=0),
         lambda: VenueServer("binance-usdm", source, speed=-1.0),
         lambda: VenueServer("binance-usdm", source, faults=ServerFaults(restart_at=1)),
         lambda: VenueServer("bybit-linear", source),
@@ -414,7 +431,7 @@ def test_bad_faults_and_options_are_refused() -> None:
     [
         ("bybit-linear", (BYBIT_LINEAR,), ["orderbook.200.SOLUSDT", "publicTrade.SOLUSDT", "tickers.SOLUSDT"]),
         ("bybit-spot", ("bybit_cryptofeed/bybit_v5_spot_20260809.ws.gz",), ["orderbook.200.ETHUSDT"]),
-        ("binance-usdm", ("binance_hftbacktest/usdm/ethusdt_20240808.gz",), ["ethusdt@trade"]),
+        ("binance-usdm", (USDM_BTC,), ["btcusdt@trade"]),
         (
             "binance-spot",
             ("binance_hftbacktest/spot/ethusdt_20240808.gz", "binance_hftbacktest/spot/ethusdt_20240809.gz"),

@@ -13,7 +13,6 @@ import threading
 from http import HTTPStatus
 
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from shadow_pipeline.feed.venue_server import binance
@@ -69,6 +68,8 @@ class VenueServer:
         default_ping, self._ping_timeout = _PINGS.get(venue, (None, None))
         self._ping_interval = default_ping if ping_interval_s is None else ping_interval_s
         self._bybit = BybitMarket(frames) if is_bybit(venue) else None
+        # Bybit: one path per market; Binance: the client appends /stream?streams=...
+        self._ws_path = f"/v5/public/{venue.removeprefix('bybit-')}" if self._bybit else ""
         self._binance = None if is_bybit(venue) else binance.BinanceMarket(frames)
         self.stats = ServerStats()
         self.finished = threading.Event()  # set with stats.done; read from any thread
@@ -87,8 +88,7 @@ class VenueServer:
 
     @property
     def ws_url(self) -> str:
-        path = f"/v5/public/{self.venue.removeprefix('bybit-')}" if self._bybit else ""
-        return f"ws://{self._host}:{self.port}{path}"
+        return f"ws://{self._host}:{self.port}{self._ws_path}"
 
     @property
     def rest_url(self) -> str:
@@ -122,11 +122,11 @@ class VenueServer:
         """REST requests are answered here; WebSocket paths go on to the handshake (None)."""
         path, _, query = request.path.partition("?")
         if self._bybit is not None:
-            return None if path == self.ws_url.partition(str(self.port))[2] else self._json(connection, 404, {})
+            return None if path == self._ws_path else self._json(connection, 404, {"ret_msg": "no such path"})
         if path == "/stream":
             unknown = [name for name in binance.streams_of(query) if name not in self._binance_market.topics]
-            if not binance.streams_of(query) or unknown:
-                msg = f"Invalid stream(s): {unknown or 'none'}; this server has {sorted(self._binance_market.topics)}"
+            if unknown:
+                msg = f"Invalid stream(s): {unknown}; this server has {sorted(self._binance_market.topics)}"
                 return self._json(connection, 400, {"code": -1121, "msg": msg})
             return None
         if path == binance.REST_PATHS[self.venue]:
@@ -165,10 +165,9 @@ class VenueServer:
                 await BybitConversation(session, self._bybit, self.venue, self._subscribed).run()
             else:
                 session.topics.update(binance.streams_of(ws.request.path.partition("?")[2] if ws.request else ""))
-                self._subscribed()
-                with contextlib.suppress(ConnectionClosed):
-                    async for _ in ws:  # Binance answers nothing on the market streams we serve
-                        pass
+                if session.topics:
+                    self._subscribed()
+                await binance.BinanceConversation(session, self._binance_market.topics, self._subscribed).run()
         finally:
             session.closed = True
             self._sessions.discard(session)
