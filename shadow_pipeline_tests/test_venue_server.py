@@ -62,15 +62,15 @@ def connect(url: str, **options: Any) -> ClientConnection:
     return ws_connect(url, max_queue=None, open_timeout=WAIT_S, **options)
 
 
-def _silent_client(running: ServerThread, source: FrameSource) -> socket.socket:
-    """A WebSocket client that completes the handshake, then never reads, with a small receive buffer (the
-    kernel's would otherwise take megabytes first)."""
+def _raw_client(running: ServerThread, path: str) -> socket.socket:
+    """A WebSocket client that sends the handshake and reads nothing by itself, with a small receive buffer (the
+    kernel's would otherwise take megabytes before the server notices that nobody reads)."""
     where = urlsplit(running.ws_url)
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.connect((where.hostname, where.port))
+    sock.settimeout(WAIT_S)
     key = base64.b64encode(os.urandom(16)).decode()
-    path = _binance_url(running, source).removeprefix(running.ws_url)
     handshake = f"GET {path} HTTP/1.1\r\nHost: {where.netloc}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
     sock.sendall(f"{handshake}Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
     return sock
@@ -223,6 +223,19 @@ def test_binance_live_subscription_requests() -> None:
         assert json.loads(ws.recv(WAIT_S))["error"]["code"] == 2
         ws.send("{")
         assert json.loads(ws.recv(WAIT_S))["error"]["code"] == 3
+
+
+@pytest.mark.parametrize("venue", ["binance-usdm", "binance-spot"])
+def test_binance_sends_websocket_pings(venue: str) -> None:
+    with _serve(venue, _synthetic(venue), ping_interval_s=0.05) as running, _raw_client(running, "/stream") as ws:
+        received = b""
+        while b"\r\n\r\n" not in received:
+            received += ws.recv(4096)
+        head, _, frames = received.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101")
+        while not frames:
+            frames += ws.recv(4096)
+        assert frames[0] == 0x89  # a ping frame
 
 
 def test_binance_refuses_unknown_streams_paths_and_symbols() -> None:
@@ -387,9 +400,8 @@ def test_a_client_that_stops_reading_is_closed_as_a_slow_consumer() -> None:
     reason = b"slow consumer"
     close_frame = b"\x88" + bytes([2 + len(reason)]) + (1008).to_bytes(2, "big") + reason
     with _serve("binance-usdm", source, faults=ServerFaults(slow_reader_seconds=0.3)) as running:
-        with _silent_client(running, source) as silent:
+        with _raw_client(running, _binance_url(running, source).removeprefix(running.ws_url)) as silent:
             _wait_for(lambda: running.stats.faults.get("slow_reader") == 1)
-            silent.settimeout(WAIT_S)
             received = bytearray()
             while not received.endswith(close_frame) and (chunk := silent.recv(1 << 20)):
                 received += chunk
@@ -415,6 +427,7 @@ def test_bad_faults_and_options_are_refused() -> None:
         lambda: ServerFaults(gap_at=-1),
         lambda: ServerFaults(drop_after=0),
         lambda: VenueServer("binance-usdm", source, speed=-1.0),
+        lambda: VenueServer("binance-usdm", source, ping_interval_s=float("nan")),
         lambda: VenueServer("binance-usdm", source, faults=ServerFaults(restart_at=1)),
         lambda: VenueServer("bybit-linear", source),
         lambda: VenueServer("kraken", source),

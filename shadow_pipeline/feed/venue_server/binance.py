@@ -14,9 +14,16 @@ from websockets.exceptions import ConnectionClosed
 
 from shadow_pipeline.feed.venue_server.books import Book
 from shadow_pipeline.feed.venue_server.session import Session
-from shadow_pipeline.feed.venue_server.source import BINANCE_USDM, Frame, FrameKind, FrameSource, RestSnapshot
+from shadow_pipeline.feed.venue_server.source import (
+    BINANCE_SPOT,
+    BINANCE_USDM,
+    Frame,
+    FrameKind,
+    FrameSource,
+    RestSnapshot,
+)
 
-REST_PATHS = {BINANCE_USDM: "/fapi/v1/depth", "binance-spot": "/api/v3/depth"}
+REST_PATHS = {BINANCE_USDM: "/fapi/v1/depth", BINANCE_SPOT: "/api/v3/depth"}
 INVALID_SYMBOL = {"code": -1121, "msg": "Invalid symbol."}
 _MAX_LIMIT = 5000
 

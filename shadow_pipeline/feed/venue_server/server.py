@@ -20,6 +20,7 @@ from shadow_pipeline.feed.venue_server.bybit import BybitConversation, BybitMark
 from shadow_pipeline.feed.venue_server.config import ServerFaults, ServerStats
 from shadow_pipeline.feed.venue_server.session import Session
 from shadow_pipeline.feed.venue_server.source import (
+    BINANCE_SPOT,
     BINANCE_USDM,
     Frame,
     FrameKind,
@@ -29,7 +30,7 @@ from shadow_pipeline.feed.venue_server.source import (
 )
 
 # Binance pings every 3 min (USD-M) or 20 s (spot) and drops a client that has not answered in 10 min or 1 min.
-_PINGS: dict[str, tuple[float | None, float | None]] = {BINANCE_USDM: (180.0, 600.0), "binance-spot": (20.0, 60.0)}
+_PINGS: dict[str, tuple[float | None, float | None]] = {BINANCE_USDM: (180.0, 600.0), BINANCE_SPOT: (20.0, 60.0)}
 _MAX_MESSAGE = 1 << 16  # client requests are small; anything larger is not one
 _AGE_CLOSE = "max connection age"
 
@@ -58,6 +59,8 @@ class VenueServer:
             raise ValueError(f"the frames are of venue {frames.venue}, not {venue}")
         if not 0 <= speed < float("inf"):
             raise ValueError(f"speed must be a finite number >= 0, got {speed}")
+        if ping_interval_s is not None and not 0 < ping_interval_s < float("inf"):
+            raise ValueError(f"ping_interval_s must be a finite number > 0, got {ping_interval_s}")
         if faults.restart_at is not None and not is_bybit(venue):
             raise ValueError("restart_at is a Bybit fault (u = 1 is Bybit's restart signal)")
         self._source = frames
