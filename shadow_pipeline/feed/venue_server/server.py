@@ -188,7 +188,7 @@ class VenueServer:
         self._fire("max_connection_age")
         async with session.lock:
             session.closed = True
-        await session.ws.close(1000, _AGE_CLOSE)
+        await session.close(1000, _AGE_CLOSE)
 
     def _fire(self, fault: str) -> None:
         self.stats.fired(fault)
@@ -225,6 +225,9 @@ class VenueServer:
                 delay = anchor[0] + (frame.ts_local - anchor[1]) / 1e9 / self._speed - loop.time()
                 if delay > 0:
                     await asyncio.sleep(delay)
+            if not self._has_subscriber():  # every client left while it waited
+                await self._wait_for_subscriber()
+                anchor = None
             text = self._apply(position, frame)
             recipients = [s for s in self._sessions if frame.topic in s.topics and not s.closed]
             if not recipients:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import secrets
 from collections.abc import Callable
 
@@ -43,18 +42,19 @@ class Session:
         except TimeoutError:
             self._on_slow()
             self.closed = True
-            self._closing = asyncio.create_task(self._close_slow())
+            self._closing = asyncio.create_task(self.close(SLOW_CONSUMER, "slow consumer"))
             return False
         except ConnectionClosed:
             self.closed = True
             return False
         return True
 
-    async def _close_slow(self) -> None:
-        """Close with 1008; the close frame waits behind unread data, so the socket is cut if it cannot go out."""
+    async def close(self, code: int, reason: str) -> None:
+        """Close with ``code``; the close frame waits behind data the client has not read, so the socket is cut
+        if it cannot go out in time."""
         try:
             async with asyncio.timeout(_CLOSE_GRACE_S):
-                await self.ws.close(SLOW_CONSUMER, "slow consumer")
+                await self.ws.close(code, reason)
         except TimeoutError:
             self.abort()
 
@@ -65,7 +65,6 @@ class Session:
         self.ws.transport.close()
 
     def abort(self) -> None:
-        """Cut the TCP connection without a close frame, as a network failure or a crashed venue process does."""
+        """Reset the TCP connection at once, unsent data and all: for a close that could not get out."""
         self.closed = True
-        with contextlib.suppress(AttributeError):  # no transport: the connection is already gone
-            self.ws.transport.abort()
+        self.ws.transport.abort()
