@@ -504,10 +504,10 @@ def test_bybit_recording_resubscribe_snapshot_equals_the_recorded_book() -> None
     source = _recorded("bybit-linear", BYBIT_LINEAR)
     topic = "orderbook.200.BTCUSDT"
     recorded = [json.loads(line) for line in _stamped_lines(market_file(BYBIT_LINEAR)) if f'"topic":"{topic}"' in line]
-    with _serve("bybit-linear", source, speed=10.0) as running:  # paced: see the synthetic resubscribe test
+    with _serve("bybit-linear", source, speed=4.0) as running:  # paced: see the synthetic resubscribe test
         with connect(running.ws_url) as first:
             _subscribe(first, [topic])
-            _receive(first, 60)
+            _receive(first, 30)
         with connect(running.ws_url) as second:
             _subscribe(second, [topic])
             snapshot, delta = (json.loads(text) for text in _receive(second, 2))
@@ -525,18 +525,26 @@ def test_bybit_recording_resubscribe_snapshot_equals_the_recorded_book() -> None
 # --- the command line -----------------------------------------------------------------------------------------
 
 
-def _not_a_recording(folder: Path) -> str:
-    path = folder / "notes.gz"
-    with gzip.open(path, "wt") as file:
-        file.write("hello\n")
-    return str(path)
+def _lines(text: str) -> Callable[[Path], str]:
+    def write(folder: Path) -> str:
+        path = folder / "hostile.gz"
+        with gzip.open(path, "wt") as file:
+            file.write(text)
+        return str(path)
+
+    return write
 
 
-def _bad_line(folder: Path) -> str:
-    path = folder / "bad.gz"
-    with gzip.open(path, "wt") as file:
-        file.write('1723161255088169167 {"stream":"btcusdt@depth@0ms","data":{"U":1}}\n')
-    return str(path)
+_HOSTILE = {
+    "not_a_recording": _lines("hello\n"),
+    "depth_without_u": _lines('1723161255088169167 {"stream":"btcusdt@depth@0ms","data":{"U":1}}\n'),
+    "bybit_bad_topic": _lines('1786310819720003000 {"topic":"orderbook.x.BTCUSDT","type":"snapshot","data":{}}\n'),
+    "bybit_bad_level": _lines(
+        '1786310819720003000 {"topic":"orderbook.50.BTCUSDT","type":"snapshot","ts":1,'
+        '"data":{"u":2,"b":[["1"]],"a":[]}}\n'
+    ),
+    "not_json": _lines("1786310819720003000 {nope\n"),
+}
 
 
 @pytest.mark.parametrize(
@@ -547,7 +555,10 @@ def _bad_line(folder: Path) -> str:
         (["--venue", "binance-usdm", "--recording", "{tmp}/missing.gz"], "recording not found"),
         (["--venue", "binance-usdm", "--recording", "{tmp}"], "a folder"),
         (["--venue", "binance-usdm", "--recording", "{not_a_recording}"], "expected '<local timestamp> <frame>'"),
-        (["--venue", "binance-usdm", "--recording", "{bad_line}"], "line 1: missing field 'u'"),
+        (["--venue", "binance-usdm", "--recording", "{depth_without_u}"], "line 1: missing field 'u'"),
+        (["--venue", "bybit-linear", "--recording", "{bybit_bad_topic}"], "is not orderbook.<depth>.<symbol>"),
+        (["--venue", "bybit-linear", "--recording", "{bybit_bad_level}"], "line 1: "),
+        (["--venue", "bybit-spot", "--recording", "{not_json}"], "line 1: not JSON"),
         (["--venue", "binance-usdm", "--synthetic-minutes", "nan"], "not a finite number"),
         (["--venue", "binance-usdm", "--synthetic-minutes", "0"], "--synthetic-minutes"),
         (["--venue", "binance-usdm", "--synthetic-minutes", "1", "--speed", "-1"], "--speed"),
@@ -559,11 +570,8 @@ def _bad_line(folder: Path) -> str:
     ],
 )
 def test_bad_options_are_one_error_line(tmp_path: Path, args: list[str], says: str) -> None:
-    places = {"tmp": str(tmp_path), "not_a_recording": "", "bad_line": ""}
-    if "{not_a_recording}" in args:
-        places["not_a_recording"] = _not_a_recording(tmp_path)
-    if "{bad_line}" in args:
-        places["bad_line"] = _bad_line(tmp_path)
+    places = {"tmp": str(tmp_path)}
+    places |= {name: write(tmp_path) for name, write in _HOSTILE.items() if f"{{{name}}}" in " ".join(args)}
     result = CliRunner().invoke(feed_server_command, [arg.format(**places) for arg in args])
     assert result.exit_code == 2, result.output
     lines = result.stderr.splitlines()
