@@ -78,7 +78,7 @@ def _source(
         raise _OneLineError(str(exc)) from None
 
 
-async def _serve(server: VenueServer, as_json: bool) -> None:
+async def _serve(server: VenueServer, as_json: bool, where: str) -> None:
     """Serve until SIGTERM or SIGINT, after printing where."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -87,7 +87,7 @@ async def _serve(server: VenueServer, as_json: bool) -> None:
     try:
         await server.start()
     except OSError as exc:
-        raise _OneLineError(f"cannot listen on port {exc.strerror or exc}") from None
+        raise _OneLineError(f"cannot listen on {where}: {exc.strerror or exc}") from None
     urls = {"venue": server.venue, "ws_url": server.ws_url, "rest_url": server.rest_url}
     click.echo(json.dumps(urls) if as_json else f"{server.venue} ws {server.ws_url} rest {server.rest_url}")
     try:
@@ -164,4 +164,4 @@ def feed_server_command(
         )
     except ValueError as exc:
         raise _OneLineError(str(exc)) from None
-    asyncio.run(_serve(server, as_json))
+    asyncio.run(_serve(server, as_json, f"{host}:{port}"))

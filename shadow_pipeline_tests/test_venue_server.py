@@ -579,6 +579,18 @@ def test_bad_options_are_one_error_line(tmp_path: Path, args: list[str], says: s
     assert "Traceback" not in result.output
 
 
+def test_a_port_in_use_is_one_error_line() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        args = ["--venue", "bybit-spot", "--synthetic-minutes", "0.1", "--port", port]
+        result = CliRunner().invoke(feed_server_command, args)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: cannot listen on 127.0.0.1:{port}: ")
+    assert len(result.stderr.splitlines()) == 1
+
+
 def test_the_command_serves_until_sigterm_and_exits_0() -> None:
     command = "from shadow_pipeline.cli_venue_server import feed_server_command; feed_server_command()"
     args = ["--venue", "bybit-linear", "--synthetic-minutes", "0.1", "--json"]
