@@ -60,9 +60,11 @@ class Session:
 
     def cut(self) -> None:
         """End the TCP connection without a WebSocket close frame, as a network failure does. What was already
-        sent is delivered first (the transport flushes on close), so the client got exactly the frames counted."""
+        sent is delivered first (the transport flushes on close), so the client got exactly the frames counted; a
+        client that does not read it in time is reset."""
         self.closed = True
         self.ws.transport.close()
+        asyncio.get_running_loop().call_later(_CLOSE_GRACE_S, self.ws.transport.abort)  # a no-op once closed
 
     def abort(self) -> None:
         """Reset the TCP connection at once, unsent data and all: for a close that could not get out."""
