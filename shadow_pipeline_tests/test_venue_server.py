@@ -257,23 +257,22 @@ def test_binance_refuses_unknown_streams_paths_and_symbols() -> None:
 
 @pytest.mark.parametrize("venue", ["bybit-linear", "bybit-spot"])
 def test_bybit_acks_pongs_and_errors_have_the_venues_shapes(venue: str) -> None:
-    """Shapes as the recordings and the v5 docs show them: linear acks say ret_msg "" and echo req_id, spot says
-    "subscribe"; a linear ping is answered with op "ping" and ret_msg "pong", a spot one with op "pong"."""
+    """Shapes as the recordings and the v5 docs show them: linear acks say ret_msg "" and always echo req_id,
+    spot says "subscribe" and echoes req_id when one was sent; a public ping is answered with op "ping" and
+    ret_msg "pong". Spot takes at most 10 topics a request."""
     source = _synthetic(venue)
     spot = venue == "bybit-spot"
     with _serve(venue, source) as running, connect(running.ws_url) as ws:
         assert running.ws_url.endswith(f"/v5/public/{venue.removeprefix('bybit-')}")
-        ws.send(json.dumps({"op": "ping", "req_id": "p1"}))
+        ws.send(json.dumps({"op": "ping"}))
         pong = json.loads(ws.recv(WAIT_S))
-        if spot:
-            assert (pong["op"], pong["req_id"], len(pong["args"])) == ("pong", "p1", 1)
-        else:
-            assert {k: pong[k] for k in ("success", "ret_msg", "req_id", "op")} == {
-                "success": True,
-                "ret_msg": "pong",
-                "req_id": "p1",
-                "op": "ping",
-            }
+        assert pong == {"success": True, "ret_msg": "pong", "conn_id": pong["conn_id"], "op": "ping"} | (
+            {} if spot else {"req_id": ""}
+        )
+        ws.send(json.dumps({"op": "ping", "req_id": "p1"}))
+        assert json.loads(ws.recv(WAIT_S))["req_id"] == "p1"
+        many = _subscribe(ws, [f"publicTrade.X{n}USDT" for n in range(11)], "s9")
+        assert many["success"] is False and ("args size 11" in many["ret_msg"]) == spot
         bad = _subscribe(ws, ["orderbook.50.NOPEUSDT"], "s0")
         assert (bad["success"], bad["op"]) == (False, "subscribe")
         assert "orderbook.50.NOPEUSDT" in bad["ret_msg"]
