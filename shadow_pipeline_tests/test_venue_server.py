@@ -249,7 +249,8 @@ def test_binance_refuses_unknown_streams_paths_and_symbols() -> None:
             {"code": -1121, "msg": "Invalid symbol."},
         )
         assert _get(f"{running.rest_url}/api/v3/depth?symbol=BTCUSDT")[0] == 404
-        assert _get(f"{running.rest_url}/fapi/v1/depth?symbol=BTCUSDT&limit=x")[0] == 400
+        for limit in ("x", "7", "5000"):  # USD-M takes 5, 10, 20, 50, 100, 500, 1000
+            assert _get(f"{running.rest_url}/fapi/v1/depth?symbol=BTCUSDT&limit={limit}")[1]["code"] == -1130
         status, body = _get(f"{running.rest_url}/fapi/v1/depth?symbol=BTCUSDT&limit=5")
         assert status == 200 and len(body["bids"]) == len(body["asks"]) == 5
         assert running.stats.rest_snapshots == 1

@@ -25,7 +25,9 @@ from shadow_pipeline.feed.venue_server.source import (
 
 REST_PATHS = {BINANCE_USDM: "/fapi/v1/depth", BINANCE_SPOT: "/api/v3/depth"}
 INVALID_SYMBOL = {"code": -1121, "msg": "Invalid symbol."}
-_MAX_LIMIT = 5000
+# USD-M: "Default 500; Valid limits:[5, 10, 20, 50, 100, 500, 1000]"; spot: default 100, above 5000 truncated to 5000
+_USDM_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
+_SPOT_LIMIT = 5000
 
 
 def dumps(message: dict[str, Any]) -> str:
@@ -80,6 +82,20 @@ class BinanceMarket:
                 depth.update_id, depth.event, depth.trade = int(data["u"]), data.get("E"), data.get("T")
         return frame.text
 
+    def _limit(self, text: str) -> int:
+        """The levels per side a depth request asks for, by the market's rules (see ``_USDM_LIMITS``)."""
+        if not text:
+            return 500 if self._usdm else 100
+        if not text.isdigit():
+            raise _bad_limit(text)
+        if self._usdm:
+            if int(text) not in _USDM_LIMITS:
+                raise _bad_limit(text)
+            return int(text)
+        if int(text) < 1:
+            raise _bad_limit(text)
+        return min(int(text), _SPOT_LIMIT)
+
     def rest(self, query: str) -> str:
         """``GET depth?symbol=..&limit=..``: before the replay reached the recorded snapshot, that snapshot as
         recorded (newer than the diffs sent so far, as the venue's is); after, the server's current book."""
@@ -91,15 +107,7 @@ class BinanceMarket:
             )
         if symbol not in self._recorded:
             raise RestError(INVALID_SYMBOL)
-        limit_text = params.get("limit", ["100"])[0]
-        if not limit_text.isdigit() or not 0 < int(limit_text) <= _MAX_LIMIT:
-            raise RestError(
-                {
-                    "code": -1100,
-                    "msg": f"Illegal characters found in parameter 'limit'; legal range is '1..{_MAX_LIMIT}'.",
-                }
-            )
-        limit = int(limit_text)
+        limit = self._limit(params.get("limit", [""])[0])
         depth = self._depth.get(symbol)
         if depth is None:
             body = json.loads(self._recorded[symbol].body)
@@ -112,6 +120,10 @@ class BinanceMarket:
         if self._usdm:
             answer |= {"E": depth.event, "T": depth.trade}
         return dumps(answer | {"bids": bids, "asks": asks})
+
+
+def _bad_limit(text: str) -> RestError:
+    return RestError({"code": -1130, "msg": f"Data sent for parameter 'limit' is not valid: {text[:20]!r}."})
 
 
 def streams_of(query: str) -> list[str]:
