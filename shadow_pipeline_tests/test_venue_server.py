@@ -333,6 +333,28 @@ def test_drop_cuts_without_a_close_frame_and_the_next_client_resumes_after_the_l
     assert stats.connections == 2
 
 
+def test_bybit_resubscribe_after_a_drop_gets_the_book_with_the_lost_frames_applied() -> None:
+    source = _synthetic("bybit-linear")
+    topic = "orderbook.50.BTCUSDT"
+    with _serve("bybit-linear", source, faults=ServerFaults(drop_after=20, lose_frames=10)) as running:
+        with connect(running.ws_url) as ws:
+            _subscribe(ws, [topic])
+            received, _ = _until_closed(ws)
+        _wait_for(lambda: running.stats.frames_lost == 10)
+        with connect(running.ws_url) as ws:
+            _subscribe(ws, [topic])
+            snapshot, delta = (json.loads(text) for text in _receive(ws, 2))
+    book_at = [i for i, frame in enumerate(source) if frame.topic == topic]
+    resume = book_at[19] + 1 + 10  # after the 20th frame sent, 10 frames of the source passed unsent
+    played = [json.loads(source.frames[i].text) for i in book_at if i < resume]
+    assert len(received) == 20 and snapshot["data"]["u"] == played[-1]["data"]["u"]
+    truth = _levels([], [])
+    for frame in played:
+        _apply(truth, frame["data"]["b"], frame["data"]["a"])
+    assert _levels(snapshot["data"]["b"], snapshot["data"]["a"]) == truth
+    assert delta == json.loads(source.frames[next(i for i in book_at if i >= resume)].text)
+
+
 def test_stall_sends_nothing_but_answers_pings_until_a_client_reconnects() -> None:
     source = _synthetic("binance-usdm")
     faults = ServerFaults(stall_after=25, stall_seconds=3600.0)
