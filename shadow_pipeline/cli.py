@@ -22,6 +22,8 @@ import pydantic
 import redis
 
 from shadow_pipeline import settings
+from shadow_pipeline.cli_validate import live_validate_command
+from shadow_pipeline.cli_venue_server import feed_server_command
 from shadow_pipeline.defs.dryrun.assets import Depth, DryRunConfig, QueueModel, Reality
 from shadow_pipeline.defs.export.assets import ExportConfig, ExportMode
 from shadow_pipeline.defs.feed.assets import FeedConfig
@@ -1227,6 +1229,9 @@ def loop_command(
     click.echo(report)
     _exit_for_runs(0 if completed else 2, "a run failed: its reason is in the tables above")
 
+
+main.add_command(feed_server_command)
+main.add_command(live_validate_command)
 
 if __name__ == "__main__":
     main()
