@@ -1,0 +1,293 @@
+"""The live shadow's loop: read the tick stream, keep each open hour's ticks per instrument, and publish each
+window's KPIs when it closes (``closing``), computed by the batch's own code on the hour's ticks so far.
+
+At a close the hour's received ticks go through the batch's path: ``normalize`` (``normalized_ticks``), ``shadow``
+and ``iteration_kpis`` (``shadow_iterations``) with the profile resolved by ``ShadowConfig.strategy``. The KPIs are
+causal, so a closed window's live row is the partition's row; the ``live_windows_match_batch`` check holds it to
+that. Entries are parsed as the ingest parses them; invalid ones are skipped and counted (the ingest owns the
+dead letters). Reading uses plain XREAD (no consumer group: the live shadow takes nothing from the ingest).
+
+Where to resume is kept in Redis (``keys.live_position_hash``): the first entry of the oldest hour not finished,
+so a restart re-reads that hour's ticks, recomputes, and republishes nothing (records are appended once).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import redis
+
+from shadow_pipeline.defs.shadow.assets import ShadowConfig
+from shadow_pipeline.domain.kpis.per_window import iteration_kpis
+from shadow_pipeline.domain.kpis.records import iteration_records
+from shadow_pipeline.domain.kpis.run_notes import RunNotes
+from shadow_pipeline.domain.market.quality import normalize
+from shadow_pipeline.domain.market.reorder import DEFAULT_WATERMARK_NS
+from shadow_pipeline.domain.market.windows import hour_bounds, hour_keys
+from shadow_pipeline.domain.simulation.shadow import is_external, shadow
+from shadow_pipeline.domain.strategies.profiles import ProfileError, StrategyParams, Thresholds
+from shadow_pipeline.ingest.deliveries import Delivery, from_reply
+from shadow_pipeline.live.closing import Frontier, closing_arrivals, thresholds
+from shadow_pipeline.live.metrics import LiveMetrics
+from shadow_pipeline.redis_io import live_kpis
+from shadow_pipeline.redis_io.keys import live_position_hash
+from shadow_pipeline.redis_io.raw_reply import read_raw
+from shadow_pipeline.reporting.notes import commit_sha
+
+log = logging.getLogger(__name__)
+_NS = 1_000_000_000
+
+
+class LiveShadowError(ValueError):
+    """A configuration the live shadow cannot run (the CLI prints it as one ``error:`` line)."""
+
+
+@dataclass(frozen=True)
+class LiveOptions:
+    stream: str
+    config: ShadowConfig = field(default_factory=ShadowConfig)
+    symbols: tuple[str, ...] | None = None  # None: every instrument seen
+    watermark_ns: int = DEFAULT_WATERMARK_NS
+    until_idle_s: float | None = None  # stop once no entry arrived for this long (None: until stopped)
+    block_ms: int = 100
+    batch: int = 10_000
+    source: str = ""  # the (redacted) Redis the ticks come from, for the run notes
+
+    @property
+    def position_field(self) -> str:
+        return f"{self.config.profile}|{self.config.window_seconds:g}"
+
+
+@dataclass
+class LiveSummary:
+    ticks: int = 0
+    invalid: int = 0
+    late: int = 0  # ticks of an hour already finished (closed by a later hour's tick)
+    published: int = 0
+    already: int = 0  # windows found published before (a restart)
+    delays_ms: list[float] = field(default_factory=list)
+
+    def line(self) -> str:
+        delays = np.array(self.delays_ms)
+        timing = (
+            f", close to publish median {np.median(delays):.0f} ms, p99 {np.quantile(delays, 0.99):.0f} ms"
+            if len(delays)
+            else ""
+        )
+        return (
+            f"live-shadow: {self.ticks} ticks read, {self.invalid} invalid entries skipped, {self.late} late ticks "
+            f"of finished hours, {self.published} windows published ({self.already} published before){timing}"
+        )
+
+
+@dataclass
+class _Hour:
+    """An open hour of one instrument: its ticks as received, and how many of its windows are published."""
+
+    first_entry: str
+    parts: list[pd.DataFrame] = field(default_factory=list)
+    first_ts: int = np.iinfo(np.int64).max
+    last_ts: int = np.iinfo(np.int64).min
+    published: int = 0
+
+
+@dataclass
+class _Instrument:
+    params: StrategyParams
+    thresholds: Thresholds
+    frontier: Frontier
+    hours: dict[str, _Hour] = field(default_factory=dict)
+    finished: str = ""  # the newest hour whose every window is published
+
+
+def _id_key(entry_id: str) -> tuple[int, int]:
+    ms, seq = entry_id.split("-")
+    return int(ms), int(seq)
+
+
+def _just_before(entry_id: str) -> str:
+    """The id XREAD starts after so that ``entry_id`` itself is read."""
+    ms, seq = _id_key(entry_id)
+    return f"{ms}-{seq - 1}" if seq else (f"{ms - 1}-18446744073709551615" if ms else "0-0")
+
+
+class LiveShadow:
+    """One live shadow over one stream and one configuration (profile, window length)."""
+
+    def __init__(self, client: redis.Redis, options: LiveOptions, metrics: LiveMetrics | None = None) -> None:
+        self.client = client
+        self.options = options
+        self.metrics = metrics or LiveMetrics()
+        self.summary = LiveSummary()
+        self.window_ns = round(options.config.window_seconds * _NS)
+        self.commit = commit_sha()
+        self._instruments: dict[str, _Instrument | None] = {}
+        self._last_id = "0-0"
+        self._finished: dict[str, str] = {}
+        for symbol in options.symbols or ():
+            self._instrument(symbol)  # a bad profile or symbol fails before anything is read
+
+    def _instrument(self, symbol: str) -> _Instrument | None:
+        if symbol not in self._instruments:
+            try:
+                params, gates = self.options.config.strategy(symbol)
+            except ProfileError as exc:
+                if self.options.symbols:
+                    raise LiveShadowError(str(exc)) from None
+                log.warning(f"{symbol}: not shadowed live: {exc}")
+                self._instruments[symbol] = None
+                return None
+            if is_external(params):
+                raise LiveShadowError(
+                    f"profile {params.profile} runs strategy external: the live shadow reads ticks only (for now)"
+                )
+            instrument = _Instrument(params, gates, Frontier(self.options.watermark_ns))
+            instrument.finished = self._finished.get(symbol, "")
+            self._instruments[symbol] = instrument
+        return self._instruments[symbol]
+
+    # -- position ---------------------------------------------------------------------------------------------
+
+    def resume(self) -> str:
+        """Load the stored position; returns the id to read after."""
+        stored = self.client.hget(live_position_hash(self.options.stream), self.options.position_field)
+        if not stored:
+            return self._last_id
+        state = json.loads(stored)
+        self._finished = dict(state.get("finished", {}))
+        self._last_id = _just_before(state["resume"])
+        return self._last_id
+
+    def _save_position(self) -> None:
+        open_firsts = [h.first_entry for i in self._instruments.values() if i for h in i.hours.values()]
+        resume = min(open_firsts, key=_id_key) if open_firsts else None
+        finished = {**self._finished, **{s: i.finished for s, i in self._instruments.items() if i and i.finished}}
+        if resume is None:  # nothing open: resume after the last entry read
+            resume = self._last_id if self._last_id != "0-0" else None
+            state: dict[str, Any] = {"resume": resume, "after": True, "finished": finished}
+        else:
+            state = {"resume": resume, "finished": finished}
+        if state["resume"] is None:
+            return
+        self.client.hset(live_position_hash(self.options.stream), self.options.position_field, json.dumps(state))
+
+    # -- the loop ---------------------------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event | None = None) -> LiveSummary:
+        """Read and publish until ``stop`` is set or the stream has been idle ``until_idle_s``."""
+        stop = stop or threading.Event()
+        after = self.resume()
+        idle_since = time.monotonic()
+        while not stop.is_set():
+            reply = read_raw(
+                self.client,
+                "XREAD",
+                "COUNT",
+                self.options.batch,
+                "BLOCK",
+                self.options.block_ms,
+                "STREAMS",
+                self.options.stream,
+                after,
+            )
+            delivery = from_reply(reply)
+            if len(delivery) == 0:
+                if self.options.until_idle_s is not None and time.monotonic() - idle_since >= self.options.until_idle_s:
+                    break
+                continue
+            idle_since = time.monotonic()
+            after = self._last_id = str(delivery.ids[-1])
+            self.take(delivery)
+            self._save_position()
+        self._save_position()
+        return self.summary
+
+    def take(self, delivery: Delivery) -> None:
+        """One batch of entries: count, keep the ticks, and publish every window they close."""
+        ticks, rejects = delivery.parsed.ticks, delivery.parsed.rejects
+        self.summary.invalid += len(rejects)
+        self.metrics.invalid.inc(len(rejects))
+        self.summary.ticks += len(ticks)
+        self.metrics.ticks.inc(len(ticks))
+        if self.options.symbols:
+            ticks = ticks[ticks["symbol"].isin(self.options.symbols)]
+        for symbol, arrived in ticks.groupby("symbol", sort=False):
+            instrument = self._instrument(str(symbol))
+            if instrument is not None:
+                self._advance(str(symbol), instrument, arrived.reset_index(drop=True))
+
+    def _advance(self, symbol: str, instrument: _Instrument, arrived: pd.DataFrame) -> None:
+        ts = arrived["ts_server"].to_numpy(dtype=np.int64)
+        frontier = instrument.frontier.advance(ts)
+        hours = hour_keys(ts)
+        open_hours = hours > instrument.finished
+        self.summary.late += int((~open_hours).sum())
+        for hour, part in arrived[open_hours].groupby(hours[open_hours], sort=False):
+            state = instrument.hours.setdefault(str(hour), _Hour(str(part["entry_id"].iloc[0])))
+            state.parts.append(part)
+            state.first_ts = min(state.first_ts, int(part["ts_server"].min()))
+            state.last_ts = max(state.last_ts, int(part["ts_server"].max()))
+        for hour in sorted(instrument.hours):
+            self._close(symbol, instrument, hour, frontier, arrived)
+
+    def _close(
+        self, symbol: str, instrument: _Instrument, hour: str, frontier: np.ndarray, arrived: pd.DataFrame
+    ) -> None:
+        """Publish the windows of ``hour`` that this batch closed (all that remain once a later hour's tick is
+        released)."""
+        state = instrument.hours[hour]
+        end = hour_bounds(hour)[1]
+        first = state.first_ts // self.window_ns
+        known = int(state.last_ts // self.window_ns - first + 1)
+        needed = thresholds(first, known, self.window_ns, self._horizon_ns(instrument), end)
+        if len(needed) <= state.published or needed[state.published] > frontier[-1]:
+            return
+        params, gates = instrument.params, instrument.thresholds
+        ticks = normalize(pd.concat(state.parts, ignore_index=True))
+        rows = iteration_kpis(ticks, shadow(ticks, params), params, gates, self.options.config.window_seconds)
+        needed = thresholds(first, len(rows), self.window_ns, self._horizon_ns(instrument), end)
+        closed = np.flatnonzero(needed <= frontier[-1])
+        closed = closed[closed >= state.published]
+        at = closing_arrivals(frontier, needed[closed])
+        notes = RunNotes(
+            hour=hour,
+            symbol=symbol,
+            profile=self.options.config.profile,
+            window_seconds=float(self.options.config.window_seconds),
+            commit=self.commit,
+            source=f"{self.options.source} stream {self.options.stream} (live)",
+            params=params,
+            thresholds=gates,
+            ingest="",
+            latency_notes="; ".join(rows.attrs.get("notes", [])),
+            feed_offset_ms=float(rows.attrs.get("feed_offset_ms", float("nan"))),
+        )
+        records = iteration_records(rows.iloc[closed], notes)
+        entry_ids = arrived["entry_id"].to_numpy()[at]
+        closed_ns = arrived["ts_broker"].to_numpy(dtype=np.int64)[at]
+        published_ns = time.time_ns()
+        for record, entry_id, close in zip(records, entry_ids, closed_ns, strict=True):
+            record.update(source=live_kpis.LIVE, closed_by=str(entry_id), closed_ns=int(close))
+            record["published_ns"] = published_ns
+        added = live_kpis.publish(self.client, records)
+        self.summary.published += added
+        self.summary.already += len(records) - added
+        if added:
+            for record in records:
+                self.metrics.published(record)
+                self.summary.delays_ms.append((published_ns - int(record["closed_ns"])) / 1e6)
+        state.published = int(closed[-1]) + 1 if len(closed) else state.published
+        if frontier[-1] >= end:  # a later hour's tick is released: every window of the hour is closed
+            del instrument.hours[hour]
+            instrument.finished = max(instrument.finished, hour)
+
+    @staticmethod
+    def _horizon_ns(instrument: _Instrument) -> int:
+        return round(instrument.params.markout_horizon_s * _NS)
