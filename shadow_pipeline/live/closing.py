@@ -43,9 +43,9 @@ class Frontier:
         # watermark newer than it: ts < newest - watermark, ReorderBuffer's rule
         at = np.maximum(np.searchsorted(newest, candidates + self.watermark_ns, side="right"), arrived)
         released = at < len(ts)
-        frontier = np.full(len(ts), _NEVER, dtype=np.int64)
-        np.maximum.at(frontier, at[released], candidates[released])
-        frontier = np.maximum.accumulate(np.maximum(frontier, self.released))
+        reached = np.full(len(ts), _NEVER, dtype=np.int64)
+        np.maximum.at(reached, at[released], candidates[released])
+        frontier: np.ndarray = np.maximum.accumulate(np.maximum(reached, self.released))
         self.newest = int(newest[-1])
         self.released = int(frontier[-1])
         self.held = candidates[~released]

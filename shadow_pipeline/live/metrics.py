@@ -22,9 +22,8 @@ class LiveMetrics:
 
     def __post_init__(self) -> None:
         r = self.registry
-        self.kpi = Gauge(
-            "shadow_live_kpi", "A KPI of the last window the live shadow closed", ["symbol", "profile", "kpi"], registry=r
-        )
+        labels = ["symbol", "profile", "kpi"]
+        self.kpi = Gauge("shadow_live_kpi", "A KPI of the last window the live shadow closed", labels, registry=r)
         self.delay = Histogram(
             "shadow_live_close_to_publish_seconds",
             "From a window's close (its closing entry entering Redis) to its record in Redis",

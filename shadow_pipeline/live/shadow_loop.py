@@ -234,8 +234,8 @@ class LiveShadow:
             state.parts.append(part)
             state.first_ts = min(state.first_ts, int(part["ts_server"].min()))
             state.last_ts = max(state.last_ts, int(part["ts_server"].max()))
-        for hour in sorted(instrument.hours):
-            self._close(symbol, instrument, hour, frontier, arrived)
+        for open_hour in sorted(instrument.hours):
+            self._close(symbol, instrument, open_hour, frontier, arrived)
 
     def _close(
         self, symbol: str, instrument: _Instrument, hour: str, frontier: np.ndarray, arrived: pd.DataFrame
