@@ -32,7 +32,13 @@ from shadow_pipeline.domain.market.quality import normalize
 from shadow_pipeline.domain.market.reorder import DEFAULT_WATERMARK_NS
 from shadow_pipeline.domain.market.windows import hour_bounds, hour_keys
 from shadow_pipeline.domain.simulation.shadow import is_external, shadow
-from shadow_pipeline.domain.strategies.profiles import ProfileError, StrategyParams, Thresholds
+from shadow_pipeline.domain.strategies.profiles import (
+    EXTERNAL_STRATEGY,
+    ProfileError,
+    StrategyParams,
+    Thresholds,
+    load_profiles,
+)
 from shadow_pipeline.ingest.deliveries import Delivery, from_reply
 from shadow_pipeline.live.closing import Frontier, closing_arrivals, thresholds
 from shadow_pipeline.live.metrics import LiveMetrics
@@ -107,6 +113,24 @@ class _Instrument:
     finished: str = ""  # the newest hour whose every window is published
 
 
+def _external_error(profile: str) -> LiveShadowError:
+    return LiveShadowError(f"profile {profile} runs strategy external: the live shadow reads ticks only (for now)")
+
+
+def _check_profile(config: ShadowConfig) -> None:
+    """A profile the live shadow cannot run fails before any read, whatever instruments the stream holds."""
+    try:
+        profiles = load_profiles(config.profiles_file)
+    except ProfileError as exc:
+        raise LiveShadowError(str(exc)) from None
+    if config.profile not in profiles.names:
+        raise LiveShadowError(
+            f"{profiles.source}: unknown profile {config.profile!r}; known: {', '.join(profiles.names)}"
+        )
+    if profiles.data["profiles"][config.profile].get("params", {}).get("strategy") == EXTERNAL_STRATEGY:
+        raise _external_error(config.profile)
+
+
 def _id_key(entry_id: str) -> tuple[int, int]:
     ms, seq = entry_id.split("-")
     return int(ms), int(seq)
@@ -131,6 +155,7 @@ class LiveShadow:
         self._instruments: dict[str, _Instrument | None] = {}
         self._last_id = "0-0"
         self._finished: dict[str, str] = {}
+        _check_profile(options.config)
         for symbol in options.symbols or ():
             self._instrument(symbol)  # a bad profile or symbol fails before anything is read
 
@@ -145,9 +170,7 @@ class LiveShadow:
                 self._instruments[symbol] = None
                 return None
             if is_external(params):
-                raise LiveShadowError(
-                    f"profile {params.profile} runs strategy external: the live shadow reads ticks only (for now)"
-                )
+                raise _external_error(params.profile)
             instrument = _Instrument(params, gates, Frontier(self.options.watermark_ns))
             instrument.finished = self._finished.get(symbol, "")
             self._instruments[symbol] = instrument
