@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-import threading
+import os
+import signal
+import socket
+import subprocess
+import sys
 import time
+import urllib.request
 import uuid
+from pathlib import Path
 
 import numpy as np
 import redis
@@ -14,6 +20,8 @@ from shadow_pipeline.feed.replay import ReplayOptions, replay
 from shadow_pipeline.feed.sources import open_source
 from shadow_pipeline.live.shadow_loop import LiveOptions, LiveShadow, LiveSummary
 from shadow_pipeline.redis_io.keys import live_kpi_hash, live_kpi_stream, live_position_hash
+from shadow_pipeline.redis_io.live_kpis import read_live_records
+from shadow_pipeline.settings import REDIS_URL_ENV
 
 SYMBOL = "BTCUSDT"
 WINDOW_SECONDS = 10.0
@@ -44,28 +52,57 @@ def closed_windows(window_ends: np.ndarray, ts_server: np.ndarray, horizon_s: fl
 def live_delay(client: redis.Redis, rate_multiplier: float, minutes: float = 1.0) -> tuple[float, float, int]:
     """The live shadow's delay from window close to KPI record in Redis while ``minutes`` of the synthetic market
     (BTCUSDT, ETHUSDT) are replayed at ``rate_multiplier`` times market speed, 10 s windows: (median ms, p99 ms,
-    windows). Read from the live records themselves (``published_ns - closed_ns``)."""
+    windows). The service runs as deployed, a `live-shadow` process of its own (started and ready before the
+    replay); the delays are read from its records (``published_ns - closed_ns``)."""
     stream = f"bench:live:{uuid.uuid4().hex[:8]}:ticks"
     symbols = ("BTCUSDT", "ETHUSDT")
     clear_live_keys(client, stream, symbols)
-    source = open_source("synthetic", symbols=symbols, seconds=minutes * 60, seed=11)
-    stop = threading.Event()
-    config = ShadowConfig(window_seconds=WINDOW_SECONDS)
-    service = LiveShadow(client, LiveOptions(stream, config, block_ms=50))
-    runner = threading.Thread(target=service.run, args=(stop,), daemon=True)
-    runner.start()
+    port = _free_port()
+    command = [sys.executable, "-m", "shadow_pipeline.cli_live", "--stream", stream, "--metrics-port", str(port)]
+    env = {**os.environ, REDIS_URL_ENV: _url_of(client), "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    service = subprocess.Popen([*command, "--window-seconds", f"{WINDOW_SECONDS:g}"], env=env, stdout=subprocess.PIPE)
     try:
+        _wait_for_metrics(port, service)
+        source = open_source("synthetic", symbols=symbols, seconds=minutes * 60, seed=11)
         replay(client, source.chunks, ReplayOptions(stream=stream, maxlen=None, speed=rate_multiplier, progress=False))
-        time.sleep(1.0)  # the last closes
+        time.sleep(1.5)  # the last closes
+        service.send_signal(signal.SIGTERM)
+        service.communicate(timeout=60)
+        records = [r for symbol in symbols for r in read_live_records(client, symbol)]
     finally:
-        stop.set()
-        runner.join(timeout=30)
+        service.kill()
         client.delete(stream, live_position_hash(stream))
-    delays = np.array(service.summary.delays_ms)
-    clear_live_keys(client, stream, symbols)
+        clear_live_keys(client, stream, symbols)
+    delays = np.array([(r["published_ns"] - r["closed_ns"]) / 1e6 for r in records])
     if not len(delays):
         return float("nan"), float("nan"), 0
     return float(np.median(delays)), float(np.quantile(delays, 0.99)), len(delays)
+
+
+def _url_of(client: redis.Redis) -> str:
+    kwargs = client.connection_pool.connection_kwargs
+    auth = f"{kwargs.get('username') or ''}:{kwargs['password']}@" if kwargs.get("password") else ""
+    return f"redis://{auth}{kwargs.get('host', '127.0.0.1')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_for_metrics(port: int, service: subprocess.Popen[bytes], timeout_s: float = 60.0) -> None:
+    """Until the service answers on its metrics port: it is reading the stream."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if service.poll() is not None:
+            raise RuntimeError(f"live-shadow exited with {service.returncode} before it served")
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("live-shadow did not serve its metrics in time")
 
 
 def entry_in_window(client: redis.Redis, stream: str, window_start_ns: int, window_end_ns: int) -> tuple[str, dict]:

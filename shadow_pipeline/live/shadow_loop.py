@@ -49,6 +49,7 @@ from shadow_pipeline.reporting.notes import commit_sha
 
 log = logging.getLogger(__name__)
 _NS = 1_000_000_000
+_MERGE_PARTS = 16
 
 
 class LiveShadowError(ValueError):
@@ -102,6 +103,18 @@ class _Hour:
     first_ts: int = np.iinfo(np.int64).max
     last_ts: int = np.iinfo(np.int64).min
     published: int = 0
+
+    def add(self, part: pd.DataFrame) -> None:
+        """Keep a batch's ticks; small batches (a slow stream is read a few ticks at a time) are merged as they
+        come, so that a close concatenates a handful of frames, not thousands."""
+        self.parts.append(part)
+        if len(self.parts) > _MERGE_PARTS:
+            self.parts[1:] = [pd.concat(self.parts[1:], ignore_index=True)]
+
+    def received(self) -> pd.DataFrame:
+        """The hour's ticks as received (entry order), kept as one frame from now on."""
+        self.parts = [pd.concat(self.parts, ignore_index=True)]
+        return self.parts[0]
 
 
 @dataclass
@@ -254,7 +267,7 @@ class LiveShadow:
         self.summary.late += int((~open_hours).sum())
         for hour, part in arrived[open_hours].groupby(hours[open_hours], sort=False):
             state = instrument.hours.setdefault(str(hour), _Hour(str(part["entry_id"].iloc[0])))
-            state.parts.append(part)
+            state.add(part)
             state.first_ts = min(state.first_ts, int(part["ts_server"].min()))
             state.last_ts = max(state.last_ts, int(part["ts_server"].max()))
         for open_hour in sorted(instrument.hours):
@@ -273,7 +286,7 @@ class LiveShadow:
         if len(needed) <= state.published or needed[state.published] > frontier[-1]:
             return
         params, gates = instrument.params, instrument.thresholds
-        ticks = normalize(pd.concat(state.parts, ignore_index=True))
+        ticks = normalize(state.received())
         rows = iteration_kpis(ticks, shadow(ticks, params), params, gates, self.options.config.window_seconds)
         needed = thresholds(first, len(rows), self.window_ns, self._horizon_ns(instrument), end)
         closed = np.flatnonzero(needed <= frontier[-1])
