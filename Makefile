@@ -13,7 +13,7 @@ export SHADOW_ARTIFACTS_DIR ?= $(CURDIR)/artifacts
 export VIRTUAL_ENV := $(CURDIR)/$(VENV)
 INSTANCE := $(DAGSTER_HOME)/dagster.yaml
 
-.PHONY: demo loop test lint typecheck defs pytest dev ingest ingest-job shadow-redis shadow-report shadow-audit shadow-ci \
+.PHONY: demo loop test lint typecheck defs pytest dev ingest live-shadow ingest-job shadow-redis shadow-report shadow-audit shadow-ci \
 	shadow-redis-export shadow-redis-export-stream shadow-tune dryrun dryrun-validate bench strategies soak clean
 
 $(STAMP): pyproject.toml
@@ -60,6 +60,13 @@ dev: $(STAMP) $(INSTANCE)
 METRICS_PORT ?= 9108
 ingest: $(STAMP)
 	$(BIN)/shadow-pipeline ingest --metrics-port $(METRICS_PORT)
+
+## The live shadow: each window's KPIs to shadow:live:kpi:* within a second of its close, until Ctrl-C/SIGTERM,
+## metrics on :$(LIVE_METRICS_PORT) (docs/live-shadow.md).
+LIVE_METRICS_PORT ?= 9109
+live-shadow: $(STAMP)
+	$(BIN)/shadow-pipeline with-redis -- $(BIN)/python -m shadow_pipeline.cli_live --metrics-port $(LIVE_METRICS_PORT) \
+	  --profile $(or $(PROFILE),moderate) --window-seconds $(or $(WINDOW_SECONDS),60) $(LIVE_FLAGS)
 
 ## `dg launch` of ingest_job for one partition. Without REDIS_URL: into a fresh embedded Redis filled with the
 ## synthetic market first (landing under .shadow_data/embedded, emptied first since that Redis starts empty).

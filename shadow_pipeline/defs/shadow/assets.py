@@ -165,7 +165,9 @@ def _table(frame: pd.DataFrame, columns: tuple[str, ...], rows: int = 60) -> dg.
             description="Per-window KPIs of the profile's quotes on the hour's ticks, from simulated orders and "
             "fills under the profile's fill model (queue-aware by default; docs/shadow-simulation.md). One row "
             "per window; the run notes (commit, source, profile, fill model, parameters, thresholds, ingest "
-            "quality) are stored once with them.",
+            "quality) are stored once with them. The record of truth for the hour: the live shadow's windows "
+            "(shadow:live:kpi:*, published as each window closes) are held to it by the check "
+            "live_windows_match_batch (docs/live-shadow.md).",
         ),
         "fill_sensitivity": dg.AssetOut(
             kinds={"numba", "pandas", "parquet"},
