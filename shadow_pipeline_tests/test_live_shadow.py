@@ -177,6 +177,25 @@ def test_a_tick_altered_after_the_fact_fails_the_check_naming_its_window(
     assert re.search(r"^\|\s+3 \| \w+", table, re.MULTILINE) and not re.search(r"^\|\s+[012] \|", table, re.MULTILINE)
 
 
+def test_a_later_hours_tick_closes_the_hours_last_windows(
+    redis_url: str, redis_client: redis.Redis, stream: str, tmp_path: Path
+) -> None:
+    clear_live_keys(redis_client, stream)
+    try:
+        replay_synthetic(redis_client, stream, 60, symbols=(SYMBOL,), start="2024-08-09T00:59:30Z")
+        summary = run_live(redis_client, stream)
+        result = _materialize(redis_url, stream, tmp_path, "2024-08-09-00:00")
+        evaluation = _evaluation(result)
+        assert evaluation.passed, evaluation.description
+        iterations = read_frame(str(tmp_path / "assets/shadow_iterations/2024-08-09-00:00" / f"{SYMBOL}.parquet"))
+        assert evaluation.metadata["live_windows"].value == len(iterations) == 3  # all, the last at the hour's end
+        # the next hour's: all but the last (its end + 5 s is past the market's end); the position has moved on
+        assert summary.published == 3 + 2
+        assert run_live(redis_client, stream).ticks < summary.ticks
+    finally:
+        clear_live_keys(redis_client, stream)
+
+
 def test_no_live_windows_pass_and_say_so(
     redis_url: str, redis_client: redis.Redis, replayed: str, tmp_path: Path
 ) -> None:

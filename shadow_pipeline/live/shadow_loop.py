@@ -18,7 +18,6 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -198,21 +197,24 @@ class LiveShadow:
             return self._last_id
         state = json.loads(stored)
         self._finished = dict(state.get("finished", {}))
+        for symbol, instrument in self._instruments.items():
+            if instrument is not None:
+                instrument.finished = max(instrument.finished, self._finished.get(symbol, ""))
         self._last_id = _just_before(state["resume"])
         return self._last_id
 
     def _save_position(self) -> None:
+        """The first entry of the oldest hour not finished (else the last entry read) and the finished hours."""
         open_firsts = [h.first_entry for i in self._instruments.values() if i for h in i.hours.values()]
-        resume = min(open_firsts, key=_id_key) if open_firsts else None
-        finished = {**self._finished, **{s: i.finished for s, i in self._instruments.items() if i and i.finished}}
-        if resume is None:  # nothing open: resume after the last entry read
-            resume = self._last_id if self._last_id != "0-0" else None
-            state: dict[str, Any] = {"resume": resume, "after": True, "finished": finished}
+        if open_firsts:
+            resume = min(open_firsts, key=_id_key)
+        elif self._last_id != "0-0":
+            resume = self._last_id
         else:
-            state = {"resume": resume, "finished": finished}
-        if state["resume"] is None:
             return
-        self.client.hset(live_position_hash(self.options.stream), self.options.position_field, json.dumps(state))
+        finished = {**self._finished, **{s: i.finished for s, i in self._instruments.items() if i and i.finished}}
+        state = json.dumps({"resume": resume, "finished": finished})
+        self.client.hset(live_position_hash(self.options.stream), self.options.position_field, state)
 
     # -- the loop ---------------------------------------------------------------------------------------------
 
@@ -284,6 +286,8 @@ class LiveShadow:
         known = int(state.last_ts // self.window_ns - first + 1)
         needed = thresholds(first, known, self.window_ns, self._horizon_ns(instrument), end)
         if len(needed) <= state.published or needed[state.published] > frontier[-1]:
+            if frontier[-1] >= end:  # every window was published already (before a restart)
+                self._finish(instrument, hour)
             return
         params, gates = instrument.params, instrument.thresholds
         ticks = normalize(state.received())
@@ -321,8 +325,13 @@ class LiveShadow:
                 self.summary.delays_ms.append((published_ns - int(record["closed_ns"])) / 1e6)
         state.published = int(closed[-1]) + 1 if len(closed) else state.published
         if frontier[-1] >= end:  # a later hour's tick is released: every window of the hour is closed
-            del instrument.hours[hour]
-            instrument.finished = max(instrument.finished, hour)
+            self._finish(instrument, hour)
+
+    @staticmethod
+    def _finish(instrument: _Instrument, hour: str) -> None:
+        """Forget a closed hour; its late ticks are counted, never shadowed."""
+        del instrument.hours[hour]
+        instrument.finished = max(instrument.finished, hour)
 
     @staticmethod
     def _horizon_ns(instrument: _Instrument) -> int:
