@@ -7,6 +7,7 @@ cleanly after the batch in hand, with its position saved and a summary line.
 from __future__ import annotations
 
 import logging
+import re
 import signal
 import threading
 import typing
@@ -53,6 +54,13 @@ def _config_error(exc: pydantic.ValidationError) -> str:
 @click.option(
     "--watermark-ms", type=click.FloatRange(0, 3_600_000), default=40.0, show_default=True, help="Reorder watermark."
 )
+@click.option(
+    "--start-id",
+    default="0-0",
+    show_default=True,
+    help="On a first start, read after this entry id (0-0: the whole stream; $: new entries only). A restart "
+    "resumes where the last run left off.",
+)
 @click.option("--metrics-port", type=click.IntRange(1, 65535), default=None, help="Prometheus on 127.0.0.1:PORT.")
 @click.option("--metrics-textfile", default=None, help="Write the metrics to this file at exit (node_exporter).")
 @click.option(
@@ -69,6 +77,7 @@ def live_shadow_command(
     profiles_file: str | None,
     window_seconds: float,
     watermark_ms: float,
+    start_id: str,
     metrics_port: int | None,
     metrics_textfile: str | None,
     until_idle: float | None,
@@ -86,6 +95,8 @@ def live_shadow_command(
         chosen = tuple(instrument_keys(s for s in symbols.split(",") if s.strip())) if symbols else None
         if symbols is not None and not chosen:
             raise ValueError("--symbols names no instrument")
+        if start_id != "$" and not re.fullmatch(r"\d+(-\d+)?", start_id):
+            raise ValueError(f"--start-id {start_id!r} is not an entry id (MS-SEQ), 0-0 or $")
         url = resolve_url(redis_url, "--redis-url")
         client = connect(url, socket_timeout=30.0)
         options = LiveOptions(
@@ -94,6 +105,7 @@ def live_shadow_command(
             symbols=chosen,
             watermark_ns=round(watermark_ms * 1e6),
             until_idle_s=until_idle,
+            start_id=start_id,
             source=redact(url),
         )
         metrics = LiveMetrics()

@@ -196,6 +196,11 @@ def test_a_later_hours_tick_closes_the_hours_last_windows(
         clear_live_keys(redis_client, stream)
 
 
+def test_a_first_start_at_the_newest_entry_reads_only_new_ones(redis_client: redis.Redis, replayed: str) -> None:
+    assert run_live(redis_client, replayed, start_id="$").ticks == 0
+    assert run_live(redis_client, replayed).ticks == 0  # a restart resumes after the newest entry read or pinned
+
+
 def test_no_live_windows_pass_and_say_so(
     redis_url: str, redis_client: redis.Redis, replayed: str, tmp_path: Path
 ) -> None:

@@ -18,6 +18,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -49,6 +50,7 @@ from shadow_pipeline.reporting.notes import commit_sha
 log = logging.getLogger(__name__)
 _NS = 1_000_000_000
 _MERGE_PARTS = 16
+RETRY_SECONDS = 1.0
 
 
 class LiveShadowError(ValueError):
@@ -62,6 +64,7 @@ class LiveOptions:
     symbols: tuple[str, ...] | None = None  # None: every instrument seen
     watermark_ns: int = DEFAULT_WATERMARK_NS
     until_idle_s: float | None = None  # stop once no entry arrived for this long (None: until stopped)
+    start_id: str = "0-0"  # read after this id on a first start ("0-0": the whole stream, "$": new entries only)
     block_ms: int = 100
     batch: int = 10_000
     source: str = ""  # the (redacted) Redis the ticks come from, for the run notes
@@ -143,6 +146,10 @@ def _check_profile(config: ShadowConfig) -> None:
         raise _external_error(config.profile)
 
 
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def _id_key(entry_id: str) -> tuple[int, int]:
     ms, seq = entry_id.split("-")
     return int(ms), int(seq)
@@ -194,49 +201,45 @@ class LiveShadow:
         """Load the stored position; returns the id to read after."""
         stored = self.client.hget(live_position_hash(self.options.stream), self.options.position_field)
         if not stored:
+            self._last_id = self._start_id()
             return self._last_id
         state = json.loads(stored)
         self._finished = dict(state.get("finished", {}))
         for symbol, instrument in self._instruments.items():
             if instrument is not None:
                 instrument.finished = max(instrument.finished, self._finished.get(symbol, ""))
-        self._last_id = _just_before(state["resume"])
+        self._last_id = state["after"] if "after" in state else _just_before(state["resume"])
         return self._last_id
 
+    def _start_id(self) -> str:
+        """The first start's id; ``$`` pinned to the stream's newest entry now (XREAD ``$`` at every call would miss
+        the entries that arrive between two calls)."""
+        if self.options.start_id != "$":
+            return self.options.start_id
+        newest: list[Any] = self.client.xrevrange(self.options.stream, count=1)  # type: ignore[assignment]
+        return _text(newest[0][0]) if newest else "0-0"
+
     def _save_position(self) -> None:
-        """The first entry of the oldest hour not finished (else the last entry read) and the finished hours."""
+        """Where a restart reads from, and the finished hours."""
         open_firsts = [h.first_entry for i in self._instruments.values() if i for h in i.hours.values()]
-        if open_firsts:
-            resume = min(open_firsts, key=_id_key)
-        elif self._last_id != "0-0":
-            resume = self._last_id
-        else:
-            return
         finished = {**self._finished, **{s: i.finished for s, i in self._instruments.items() if i and i.finished}}
-        state = json.dumps({"resume": resume, "finished": finished})
+        # re-read the oldest open hour from its first entry; with none open, go on after the last entry read
+        where = {"resume": min(open_firsts, key=_id_key)} if open_firsts else {"after": self._last_id}
+        state = json.dumps({**where, "finished": finished})
         self.client.hset(live_position_hash(self.options.stream), self.options.position_field, state)
 
     # -- the loop ---------------------------------------------------------------------------------------------
 
     def run(self, stop: threading.Event | None = None) -> LiveSummary:
-        """Read and publish until ``stop`` is set or the stream has been idle ``until_idle_s``."""
+        """Read and publish until ``stop`` is set or the stream has been idle ``until_idle_s``. A lost connection
+        while reading is retried (the state is in memory); a failed publish ends the run with the error, and a
+        restart resumes without republishing (``resume``)."""
         stop = stop or threading.Event()
         after = self.resume()
         idle_since = time.monotonic()
         while not stop.is_set():
-            reply = read_raw(
-                self.client,
-                "XREAD",
-                "COUNT",
-                self.options.batch,
-                "BLOCK",
-                self.options.block_ms,
-                "STREAMS",
-                self.options.stream,
-                after,
-            )
-            delivery = from_reply(reply)
-            if len(delivery) == 0:
+            delivery = self._read(after, stop)
+            if delivery is None or len(delivery) == 0:
                 if self.options.until_idle_s is not None and time.monotonic() - idle_since >= self.options.until_idle_s:
                     break
                 continue
@@ -246,6 +249,15 @@ class LiveShadow:
             self._save_position()
         self._save_position()
         return self.summary
+
+    def _read(self, after: str, stop: threading.Event) -> Delivery | None:
+        command = ("XREAD", "COUNT", self.options.batch, "BLOCK", self.options.block_ms, "STREAMS")
+        try:
+            return from_reply(read_raw(self.client, *command, self.options.stream, after))
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            log.warning(f"live shadow: reading {self.options.stream} failed ({exc}); retrying in {RETRY_SECONDS:g} s")
+            stop.wait(RETRY_SECONDS)
+            return None
 
     def take(self, delivery: Delivery) -> None:
         """One batch of entries: count, keep the ticks, and publish every window they close."""

@@ -78,5 +78,6 @@ def live_kpi_stream(symbol: str) -> str:
 
 def live_position_hash(stream: str) -> str:
     """Where the live shadow of ``stream`` resumes after a restart, per configuration (profile and window): the
-    first entry of the oldest hour it has not finished, and the last finished hour of each instrument."""
+    first entry of the oldest hour it has not finished (with none open, the last entry read), and the last finished
+    hour of each instrument."""
     return f"shadow:live:position:{stream}"
