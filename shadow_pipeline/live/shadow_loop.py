@@ -7,13 +7,12 @@ causal, so a closed window's live row is the partition's row; the ``live_windows
 that. Entries are parsed as the ingest parses them; invalid ones are skipped and counted (the ingest owns the
 dead letters). Reading uses plain XREAD (no consumer group: the live shadow takes nothing from the ingest).
 
-Where to resume is kept in Redis (``keys.live_position_hash``): the first entry of the oldest hour not finished,
-so a restart re-reads that hour's ticks, recomputes, and republishes nothing (records are appended once).
+Where to resume is kept in Redis (``redis_io.live_position``): a restart re-reads the oldest open hour's ticks,
+recomputes, and republishes nothing (records are appended once).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -41,15 +40,14 @@ from shadow_pipeline.domain.strategies.profiles import (
 )
 from shadow_pipeline.ingest.deliveries import Delivery, from_reply
 from shadow_pipeline.live.closing import Frontier, closing_arrivals, thresholds
+from shadow_pipeline.live.hour_ticks import HourTicks
 from shadow_pipeline.live.metrics import LiveMetrics
-from shadow_pipeline.redis_io import live_kpis
-from shadow_pipeline.redis_io.keys import live_position_hash
+from shadow_pipeline.redis_io import live_kpis, live_position
 from shadow_pipeline.redis_io.raw_reply import read_raw
 from shadow_pipeline.reporting.notes import commit_sha
 
 log = logging.getLogger(__name__)
 _NS = 1_000_000_000
-_MERGE_PARTS = 16
 RETRY_SECONDS = 1.0
 
 
@@ -97,34 +95,11 @@ class LiveSummary:
 
 
 @dataclass
-class _Hour:
-    """An open hour of one instrument: its ticks as received, and how many of its windows are published."""
-
-    first_entry: str
-    parts: list[pd.DataFrame] = field(default_factory=list)
-    first_ts: int = np.iinfo(np.int64).max
-    last_ts: int = np.iinfo(np.int64).min
-    published: int = 0
-
-    def add(self, part: pd.DataFrame) -> None:
-        """Keep a batch's ticks; small batches (a slow stream is read a few ticks at a time) are merged as they
-        come, so that a close concatenates a handful of frames, not thousands."""
-        self.parts.append(part)
-        if len(self.parts) > _MERGE_PARTS:
-            self.parts[1:] = [pd.concat(self.parts[1:], ignore_index=True)]
-
-    def received(self) -> pd.DataFrame:
-        """The hour's ticks as received (entry order), kept as one frame from now on."""
-        self.parts = [pd.concat(self.parts, ignore_index=True)]
-        return self.parts[0]
-
-
-@dataclass
 class _Instrument:
     params: StrategyParams
     thresholds: Thresholds
     frontier: Frontier
-    hours: dict[str, _Hour] = field(default_factory=dict)
+    hours: dict[str, HourTicks] = field(default_factory=dict)
     finished: str = ""  # the newest hour whose every window is published
 
 
@@ -144,21 +119,6 @@ def _check_profile(config: ShadowConfig) -> None:
         )
     if profiles.data["profiles"][config.profile].get("params", {}).get("strategy") == EXTERNAL_STRATEGY:
         raise _external_error(config.profile)
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _id_key(entry_id: str) -> tuple[int, int]:
-    ms, seq = entry_id.split("-")
-    return int(ms), int(seq)
-
-
-def _just_before(entry_id: str) -> str:
-    """The id XREAD starts after so that ``entry_id`` itself is read."""
-    ms, seq = _id_key(entry_id)
-    return f"{ms}-{seq - 1}" if seq else (f"{ms - 1}-18446744073709551615" if ms else "0-0")
 
 
 class LiveShadow:
@@ -198,17 +158,16 @@ class LiveShadow:
     # -- position ---------------------------------------------------------------------------------------------
 
     def resume(self) -> str:
-        """Load the stored position; returns the id to read after."""
-        stored = self.client.hget(live_position_hash(self.options.stream), self.options.position_field)
-        if not stored:
+        """Load the stored position (``redis_io.live_position``); returns the id to read after."""
+        stored = live_position.load(self.client, self.options.stream, self.options.position_field)
+        if stored is None:
             self._last_id = self._start_id()
             return self._last_id
-        state = json.loads(stored)
-        self._finished = dict(state.get("finished", {}))
+        self._finished = stored.finished
         for symbol, instrument in self._instruments.items():
             if instrument is not None:
                 instrument.finished = max(instrument.finished, self._finished.get(symbol, ""))
-        self._last_id = state["after"] if "after" in state else _just_before(state["resume"])
+        self._last_id = stored.read_after()
         return self._last_id
 
     def _start_id(self) -> str:
@@ -217,16 +176,17 @@ class LiveShadow:
         if self.options.start_id != "$":
             return self.options.start_id
         newest: list[Any] = self.client.xrevrange(self.options.stream, count=1)  # type: ignore[assignment]
-        return _text(newest[0][0]) if newest else "0-0"
+        if not newest:
+            return "0-0"
+        entry_id = newest[0][0]
+        return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
 
     def _save_position(self) -> None:
-        """Where a restart reads from, and the finished hours."""
         open_firsts = [h.first_entry for i in self._instruments.values() if i for h in i.hours.values()]
         finished = {**self._finished, **{s: i.finished for s, i in self._instruments.items() if i and i.finished}}
-        # re-read the oldest open hour from its first entry; with none open, go on after the last entry read
-        where = {"resume": min(open_firsts, key=_id_key)} if open_firsts else {"after": self._last_id}
-        state = json.dumps({**where, "finished": finished})
-        self.client.hset(live_position_hash(self.options.stream), self.options.position_field, state)
+        resume = min(open_firsts, key=live_position.id_key) if open_firsts else None
+        position = live_position.Position(resume, None if resume else self._last_id, finished)
+        live_position.save(self.client, self.options.stream, self.options.position_field, position)
 
     # -- the loop ---------------------------------------------------------------------------------------------
 
@@ -280,10 +240,7 @@ class LiveShadow:
         open_hours = hours > instrument.finished
         self.summary.late += int((~open_hours).sum())
         for hour, part in arrived[open_hours].groupby(hours[open_hours], sort=False):
-            state = instrument.hours.setdefault(str(hour), _Hour(str(part["entry_id"].iloc[0])))
-            state.add(part)
-            state.first_ts = min(state.first_ts, int(part["ts_server"].min()))
-            state.last_ts = max(state.last_ts, int(part["ts_server"].max()))
+            instrument.hours.setdefault(str(hour), HourTicks(str(part["entry_id"].iloc[0]))).add(part)
         for open_hour in sorted(instrument.hours):
             self._close(symbol, instrument, open_hour, frontier, arrived)
 
