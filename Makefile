@@ -13,9 +13,9 @@ export SHADOW_ARTIFACTS_DIR ?= $(CURDIR)/artifacts
 export VIRTUAL_ENV := $(CURDIR)/$(VENV)
 INSTANCE := $(DAGSTER_HOME)/dagster.yaml
 
-.PHONY: demo loop test lint typecheck defs pytest dev ingest ingest-job shadow-redis shadow-report shadow-audit shadow-ci \
+.PHONY: demo loop test lint typecheck defs pytest dev ingest live-shadow ingest-job shadow-redis shadow-report shadow-audit shadow-ci \
 	shadow-redis-export shadow-redis-export-stream shadow-tune dryrun dryrun-validate bench strategies soak clean \
-	feed feed-server shadow-live shadow-live-validate
+	feed feed-server shadow-live-validate
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "shadow-pipeline needs Python >= 3.11; set PYTHON=python3.11 (or newer)")'
@@ -61,6 +61,13 @@ dev: $(STAMP) $(INSTANCE)
 METRICS_PORT ?= 9108
 ingest: $(STAMP)
 	$(BIN)/shadow-pipeline ingest --metrics-port $(METRICS_PORT)
+
+## The live shadow: each window's KPIs to shadow:live:kpi:* within a second of its close, until Ctrl-C/SIGTERM,
+## metrics on :$(LIVE_METRICS_PORT) (docs/live-shadow.md).
+LIVE_METRICS_PORT ?= 9109
+live-shadow: $(STAMP)
+	$(BIN)/shadow-pipeline with-redis -- $(BIN)/shadow-pipeline live-shadow --metrics-port $(LIVE_METRICS_PORT) \
+	  --profile $(or $(PROFILE),moderate) --window-seconds $(or $(WINDOW_SECONDS),60) $(LIVE_FLAGS)
 
 ## `dg launch` of ingest_job for one partition. Without REDIS_URL: into a fresh embedded Redis filled with the
 ## synthetic market first (landing under .shadow_data/embedded, emptied first since that Redis starts empty).
@@ -154,21 +161,15 @@ feed: $(STAMP)
 feed-server: $(STAMP)
 	$(BIN)/shadow-pipeline feed-server --venue $(VENUE) --symbols $(SYMBOLS) $(or $(FEED_SERVER_FLAGS),--synthetic-minutes 60 --speed 1)
 
-## The live shadow: each window's KPIs to Redis (shadow:live:kpi:*) and Prometheus as it closes, metrics on
-## :$(LIVE_METRICS_PORT). The hourly partitions stay the record of truth (docs/live-shadow.md).
-LIVE_METRICS_PORT ?= 9111
-shadow-live: $(STAMP)
-	$(BIN)/shadow-pipeline live-shadow $(PROFILE_FLAG) --metrics-port $(LIVE_METRICS_PORT)
-
 ## The seed's Step 7: feed, ingest and live shadow for LIVE_WINDOWS windows on VENUE's SYMBOLS, then the dry-run's
 ## accuracy report and Go/No-Go (exit 0 Go, 1 No-Go, 2 error). Without network (the default) against the local
-## venue server playing the synthetic market at 30x; LIVE_FLAGS='--network' for the venue itself, '--recording F'.
+## venue server playing the synthetic market at 30x; VALIDATE_FLAGS='--network' for the venue itself, '--recording F'.
 ## Without REDIS_URL: a fresh embedded Redis, data under .shadow_data/embedded (emptied first).
 LIVE_WINDOWS ?= 48
 shadow-live-validate: $(STAMP) $(INSTANCE)
 	$(if $(REDIS_URL),,rm -rf $(EMBEDDED_DATA))
 	$(if $(REDIS_URL),,SHADOW_DATA_DIR=$(EMBEDDED_DATA)) $(BIN)/shadow-pipeline with-redis -- \
-	  $(BIN)/shadow-pipeline live-validate --venue $(VENUE) --symbols $(SYMBOLS) --windows $(LIVE_WINDOWS) $(PROFILE_FLAG) $(LIVE_FLAGS)
+	  $(BIN)/shadow-pipeline live-validate --venue $(VENUE) --symbols $(SYMBOLS) --windows $(LIVE_WINDOWS) $(PROFILE_FLAG) $(VALIDATE_FLAGS)
 
 ## Throughput benchmarks, each as a ratio against a baseline measured in the same run.
 bench: $(STAMP)

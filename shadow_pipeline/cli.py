@@ -22,6 +22,7 @@ import pydantic
 import redis
 
 from shadow_pipeline import settings
+from shadow_pipeline.cli_live import live_shadow_command
 from shadow_pipeline.cli_validate import live_validate_command
 from shadow_pipeline.cli_venue_server import feed_server_command
 from shadow_pipeline.defs.dryrun.assets import Depth, DryRunConfig, QueueModel, Reality
@@ -1231,6 +1232,7 @@ def loop_command(
 
 
 main.add_command(feed_server_command)
+main.add_command(live_shadow_command)
 main.add_command(live_validate_command)
 
 if __name__ == "__main__":

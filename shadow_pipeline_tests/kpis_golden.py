@@ -15,6 +15,10 @@ The Binance cases need the shared recordings (``SHADOW_MARKET_DATA`` or ``../sha
 broker-leg branches are all covered: measured (BTCUSDT, ``ts_broker`` as ingest derives it), untimed (ETHUSDT,
 no ``ts_broker``) and replayed (the second synthetic seed, broker times an hour off; it also has a gap in
 the feed, so empty windows).
+
+The latency KPIs' clock offsets are fitted causally since the fixtures were written (on the ticks through each
+window's end, so that a live shadow gets the batch's figures): test_kpis_golden.py compares their recorded values
+on the last window only, where the fit spans the frame as before; test_latency_causal.py tests the others.
 """
 
 from __future__ import annotations

@@ -62,3 +62,22 @@ def depth_stream(symbol: str) -> str:
     """The L2 book of ``symbol`` (snapshots and deltas, ``schemas/depth_record.schema.json``) beside the ticks: the
     dry-run's hftbacktest reality runs on it when it is there (docs/hftbacktest-reality.md, "Full depth")."""
     return f"lob:depth:{symbol}"
+
+
+def live_kpi_hash(symbol: str) -> str:
+    """The live shadow's latest closed window of ``symbol``, one hash field per KPI (as :func:`kpi_symbol_hash`):
+    what a dashboard shows within a second of the window's close. Not the record of truth: the hourly partition
+    is (docs/live-shadow.md)."""
+    return f"shadow:live:kpi:{symbol}"
+
+
+def live_kpi_stream(symbol: str) -> str:
+    """One entry per window the live shadow closed for ``symbol`` (``source`` live), appended once per window."""
+    return f"shadow:live:kpi:stream:{symbol}"
+
+
+def live_position_hash(stream: str) -> str:
+    """Where the live shadow of ``stream`` resumes after a restart, per configuration (profile and window): the
+    first entry of the oldest hour it has not finished (with none open, the last entry read), and the last finished
+    hour of each instrument."""
+    return f"shadow:live:position:{stream}"

@@ -98,21 +98,25 @@ class ShadowConfig(dg.Config):
         chosen = {"min_lot": self.min_lot, "touch_dwell_ms": self.touch_dwell_ms}
         return {name: value for name, value in chosen.items() if value is not None}
 
+    def strategy(self, symbol: str) -> tuple[StrategyParams, Thresholds]:
+        """The profile's parameters and gates for ``symbol`` with the overrides applied (raises ProfileError with
+        the reason): the batch and the live shadow resolve a profile through this one function."""
+        params, thresholds = resolve(load_profiles(self.profiles_file), self.profile, symbol)
+        try:
+            params = with_values(params, self.overrides())
+        except ProfileError as exc:
+            raise ProfileError(f"override of profile {self.profile!r} for {symbol}: {exc}") from None
+        if self.min_windows is not None:
+            thresholds = Thresholds(**{**thresholds.__dict__, "min_windows": self.min_windows})
+        return params, thresholds
+
 
 def strategy_for(config: ShadowConfig, symbol: str) -> tuple[StrategyParams, Thresholds]:
-    """The profile's parameters and gates for ``symbol`` with the config's overrides applied; a bad profile or
-    override fails the run with the reason."""
+    """``config.strategy(symbol)``; a bad profile or override fails the run with the reason."""
     try:
-        params, thresholds = resolve(load_profiles(config.profiles_file), config.profile, symbol)
+        return config.strategy(symbol)
     except ProfileError as exc:
         raise dg.Failure(str(exc)) from None
-    try:
-        params = with_values(params, config.overrides())
-    except ProfileError as exc:
-        raise dg.Failure(f"override of profile {config.profile!r} for {symbol}: {exc}") from None
-    if config.min_windows is not None:
-        thresholds = Thresholds(**{**thresholds.__dict__, "min_windows": config.min_windows})
-    return params, thresholds
 
 
 def _bot_orders(
@@ -161,7 +165,9 @@ def _table(frame: pd.DataFrame, columns: tuple[str, ...], rows: int = 60) -> dg.
             description="Per-window KPIs of the profile's quotes on the hour's ticks, from simulated orders and "
             "fills under the profile's fill model (queue-aware by default; docs/shadow-simulation.md). One row "
             "per window; the run notes (commit, source, profile, fill model, parameters, thresholds, ingest "
-            "quality) are stored once with them.",
+            "quality) are stored once with them. The record of truth for the hour: the live shadow's windows "
+            "(shadow:live:kpi:*, published as each window closes) are held to it by the check "
+            "live_windows_match_batch (docs/live-shadow.md).",
         ),
         "fill_sensitivity": dg.AssetOut(
             kinds={"numba", "pandas", "parquet"},

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from shadow_pipeline.domain.kpis.catalogue import KPIS, names
+from shadow_pipeline.domain.kpis.prefix_quantile import prefix_quantiles
 from shadow_pipeline.domain.simulation.models import latency_model_of
 from shadow_pipeline.domain.simulation.simulator import Simulation, same_ticks
 from shadow_pipeline.domain.strategies.profiles import StrategyParams, Thresholds
@@ -102,7 +103,8 @@ def _broker_times(ticks: pd.DataFrame) -> np.ndarray | None:
 @dataclass(frozen=True)
 class LatencyLegs:
     """Measured legs per tick (ms); ``note`` says why the broker leg is all 0 when it cannot be measured, or
-    why no leg is (both all NaN: the source had no receive stamp, see ``latency_legs``)."""
+    why no leg is (both all NaN: the source had no receive stamp, see ``latency_legs``). ``feed_offset_ms`` is
+    the offset fitted on the whole frame (the last window's)."""
 
     feed_ms: np.ndarray
     broker_ms: np.ndarray
@@ -110,33 +112,46 @@ class LatencyLegs:
     note: str | None
 
 
-def latency_legs(ticks: pd.DataFrame) -> LatencyLegs:
-    """Feed and broker legs of each tick.
+def _per_tick(offsets: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Each window's offset repeated over its ticks (windows are runs of rows ending at ``ends``)."""
+    return np.repeat(offsets, np.diff(ends, prepend=0))
 
-    Both legs cross two clocks, so each is taken relative to a fitted offset (a low quantile over the frame),
-    i.e. it is the latency above the fastest observed, not an absolute one. ``ts_local`` = ``ts_server`` on
-    every tick is how a source without a receive stamp says so (docs/tick-schema.md): no leg is measured then,
-    rather than a feed leg of 0 that nobody observed.
+
+def latency_legs(ticks: pd.DataFrame, ends: np.ndarray | None = None) -> LatencyLegs:
+    """Feed and broker legs of each tick; ``ends``: the windows' row ends (default: one window, the frame).
+
+    Both legs cross two clocks, so each is taken relative to a fitted offset (a low quantile), i.e. it is the
+    latency above the fastest observed, not an absolute one. A window's offsets are fitted on the ticks from the
+    frame's start through that window's end (an expanding fit, converging to the frame's), and the broker leg's
+    "replayed stream" decision, like the "no receive stamp" one, is taken on the frame's first window: so that a
+    live shadow reaches the same figures when the window closes as the hourly batch does (docs/live-shadow.md).
+    ``ts_local`` = ``ts_server`` on every tick of that window is how a source without a receive stamp says so
+    (docs/tick-schema.md): no leg is measured then, rather than a feed leg of 0 that nobody observed. Missing
+    ``ts_broker`` on any tick (a partition landed partly before ingest recorded it) leaves the broker leg
+    unmeasured; a live shadow always has it (entry ids).
     """
+    ends = np.array([len(ticks)], dtype=np.int64) if ends is None else np.asarray(ends, dtype=np.int64)
+    first = int(ends[0]) if len(ends) else 0
     ts_server = ticks["ts_server"].to_numpy(dtype=np.int64)
     ts_local = ticks["ts_local"].to_numpy(dtype=np.int64)
     raw_feed = ts_local - ts_server
-    if len(raw_feed) and not raw_feed.any():
+    if len(raw_feed) and not raw_feed[:first].any():
         unmeasured = np.full(len(ticks), np.nan)
         return LatencyLegs(unmeasured, unmeasured, float("nan"), FEED_UNSTAMPED)
-    offset = float(np.quantile(raw_feed, CLOCK_OFFSET_QUANTILE))
-    feed = (raw_feed - offset) / _MS
+    offsets = prefix_quantiles(raw_feed, ends, CLOCK_OFFSET_QUANTILE)
+    feed = (raw_feed - _per_tick(offsets, ends)) / _MS
+    offset_ms = float(offsets[-1]) / _MS if len(offsets) else float("nan")
     ts_broker = _broker_times(ticks)
     if ts_broker is None:
-        return LatencyLegs(feed, np.zeros(len(ticks)), offset / _MS, BROKER_UNTIMED)
+        return LatencyLegs(feed, np.zeros(len(ticks)), offset_ms, BROKER_UNTIMED)
     raw_broker = ts_broker - ts_local
-    span_local = int(ts_local.max() - ts_local.min())
-    span_broker = int(ts_broker.max() - ts_broker.min())
+    span_local = int(ts_local[:first].max() - ts_local[:first].min())
+    span_broker = int(ts_broker[:first].max() - ts_broker[:first].min())
     other_speed = span_local >= MIN_SPEED_SPAN_NS and abs(span_broker / span_local - 1) > REPLAY_SPEED_TOLERANCE
-    if abs(np.median(raw_broker)) > REPLAY_OFFSET_NS or other_speed:
-        return LatencyLegs(feed, np.zeros(len(ticks)), offset / _MS, BROKER_REPLAYED)
-    broker = (raw_broker - np.quantile(raw_broker, CLOCK_OFFSET_QUANTILE)) / _MS
-    return LatencyLegs(feed, broker, offset / _MS, None)
+    if abs(np.median(raw_broker[:first])) > REPLAY_OFFSET_NS or other_speed:
+        return LatencyLegs(feed, np.zeros(len(ticks)), offset_ms, BROKER_REPLAYED)
+    broker = (raw_broker - _per_tick(prefix_quantiles(raw_broker, ends, CLOCK_OFFSET_QUANTILE), ends)) / _MS
+    return LatencyLegs(feed, broker, offset_ms, None)
 
 
 def _latency(counts: np.ndarray, legs: LatencyLegs, decision_ms: float) -> dict[str, np.ndarray]:
@@ -250,7 +265,7 @@ class TickWindows:
         n = int(ts[-1] // dur) - first + 1
         ends = np.searchsorted(ts, (first + np.arange(1, n + 1, dtype=np.int64)) * dur)  # ticks are in ts order
         trades = np.diff(np.cumsum(ticks["is_trade"].to_numpy(dtype=bool))[ends - 1], prepend=0)
-        return cls(duration_s, ts, first, ends, np.diff(ends, prepend=0), trades, latency_legs(ticks))
+        return cls(duration_s, ts, first, ends, np.diff(ends, prepend=0), trades, latency_legs(ticks, ends))
 
     @property
     def dur(self) -> int:

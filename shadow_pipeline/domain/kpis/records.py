@@ -21,6 +21,7 @@ SCHEMA_PACKAGE = "shadow_pipeline.schemas"
 SCHEMA_FILE = "kpi_record.schema.json"
 KPI_FIELDS = names(kpi for kpi in EXPORTED if not kpi.integer)  # null when undefined (no fills)
 COUNT_FIELDS = names(kpi for kpi in EXPORTED if kpi.integer)
+LIVE_TIMES = ("closed_ns", "published_ns")  # a live record's close and publication (ns), beside ``closed_by``
 
 
 class KpiRecordError(ValueError):
@@ -157,7 +158,7 @@ def from_fields(fields: Mapping[str, str]) -> dict[str, Any]:
     for name in (*KPI_FIELDS, "window_seconds"):
         if name in record:
             record[name] = float(record[name]) if record[name] != "" else None
-    for name in (*COUNT_FIELDS, "iteration"):
+    for name in (*COUNT_FIELDS, "iteration", *LIVE_TIMES):
         if name in record:
             record[name] = int(record[name])
     if "valid" in record:
