@@ -50,7 +50,9 @@ def _progress(want: int) -> object:
     "--window-seconds", type=click.FloatRange(0.1, 3600), default=60.0, show_default=True, help="Window length (s)."
 )
 @click.option("--profile", default="moderate", show_default=True)
-@click.option("--stream", default="lob:ticks", show_default=True, help="Tick stream (use a fresh one on a shared Redis).")
+@click.option(
+    "--stream", default="lob:ticks", show_default=True, help="Tick stream (use a fresh one on a shared Redis)."
+)
 @click.option("--network", is_flag=True, help="The venue's own endpoints (default: the local venue server).")
 @click.option(
     "--speed", type=click.FloatRange(0.01, 1000), default=30.0, show_default=True, help="Local server's pace (x)."

@@ -85,7 +85,7 @@ async def _with_aiohttp(url: str) -> int:
 async def _with_picows(url: str) -> int:
     finished: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
-    class Listener(picows.WSListener):  # type: ignore[misc]
+    class Listener(picows.WSListener):
         received = 0
 
         def on_ws_connected(self, transport: picows.WSTransport) -> None:
@@ -123,7 +123,7 @@ def bench_ws_clients() -> list[dict[str, object]]:
         for _ in range(CLIENT_ROUNDS):
             for name, client in clients.items():
                 started = time.perf_counter()
-                received = asyncio.run(client(url))  # type: ignore[arg-type]
+                received: int = asyncio.run(client(url))  # type: ignore[arg-type]
                 rate = received / (time.perf_counter() - started)
                 assert received == len(frames), (name, received, len(frames))
                 best[name] = max(best.get(name, 0.0), rate)
