@@ -62,3 +62,10 @@ def depth_stream(symbol: str) -> str:
     """The L2 book of ``symbol`` (snapshots and deltas, ``schemas/depth_record.schema.json``) beside the ticks: the
     dry-run's hftbacktest reality runs on it when it is there (docs/hftbacktest-reality.md, "Full depth")."""
     return f"lob:depth:{symbol}"
+
+
+def feed_seq_key(stream: str, instrument: str) -> str:
+    """The last ``seq`` the live feed gave ``instrument`` in ``stream``: kept in Redis and advanced by the same Lua
+    call that XADDs the ticks, so that ``seq`` keeps increasing across reconnects and restarts and a crash can
+    neither reuse nor skip one. The stream's name is its hash tag, so counter and stream share a cluster slot."""
+    return f"feed:seq:{{{stream}}}:{instrument}"
