@@ -5,6 +5,7 @@ from shadow_pipeline.feed.venue_server.config import ServerFaults, ServerStats
 from shadow_pipeline.feed.venue_server.recorded import recording_frames
 from shadow_pipeline.feed.venue_server.server import VenueServer
 from shadow_pipeline.feed.venue_server.source import VENUES, Frame, FrameKind, FrameSource, RestSnapshot
+from shadow_pipeline.feed.venue_server.synthetic import synthetic_frames
 from shadow_pipeline.feed.venue_server.thread import ServerThread
 
 __all__ = [
@@ -18,4 +19,5 @@ __all__ = [
     "ServerThread",
     "VenueServer",
     "recording_frames",
+    "synthetic_frames",
 ]
