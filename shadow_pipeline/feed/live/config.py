@@ -22,8 +22,8 @@ class FeedConfig:
     """One feed: a venue and its instruments. None means the venue's own default (``protocol.VenueDefaults``):
     endpoints, the stale-book timeout and Bybit's book depth differ by venue.
 
-    ``frame_delay_seconds`` is for tests only: it slows the processing of each frame so that the venue sees a
-    reader that does not keep up (the slow-reader fault).
+    ``pause_after_frames`` and ``pause_seconds`` are for tests only: the first connection stops reading for that
+    long after that many frames, so that the venue sees a reader that does not keep up (the slow-reader fault).
     """
 
     venue: str
@@ -42,7 +42,8 @@ class FeedConfig:
     open_timeout_seconds: float = DEFAULT_OPEN_TIMEOUT_SECONDS
     rest_timeout_seconds: float = DEFAULT_REST_TIMEOUT_SECONDS
     batch_max: int = DEFAULT_BATCH_MAX
-    frame_delay_seconds: float = 0.0
+    pause_after_frames: int | None = None
+    pause_seconds: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.symbols:
@@ -79,5 +80,7 @@ class FeedConfig:
             )
         if not 1 <= self.batch_max <= 100_000:
             raise ValueError(f"batch_max must be 1 to 100000, got {self.batch_max}")
-        if not 0 <= self.frame_delay_seconds < 60:
-            raise ValueError(f"frame_delay_seconds must be 0 to 60, got {self.frame_delay_seconds}")
+        if not 0 <= self.pause_seconds < 60:
+            raise ValueError(f"pause_seconds must be 0 to 60, got {self.pause_seconds}")
+        if self.pause_after_frames is not None and self.pause_after_frames < 0:
+            raise ValueError(f"pause_after_frames must be >= 0, got {self.pause_after_frames}")

@@ -20,6 +20,8 @@ import redis
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
+from shadow_pipeline.domain.market.instruments import instrument_key
+from shadow_pipeline.domain.market.ticks import VENUE_FIELD
 from shadow_pipeline.feed.live.config import FeedConfig
 from shadow_pipeline.feed.live.connection import Watchdog, backoff_delay, close_cause, http_get, open_connection
 from shadow_pipeline.feed.live.metrics import FeedMetrics
@@ -30,6 +32,7 @@ from shadow_pipeline.redis_io.feed_publisher import FeedPublisher
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 0.1  # how soon a stop request, a ping or a watchdog deadline is noticed while no frame comes
+YIELD_EVERY = 32  # frames read back to back before the other tasks (publisher, REST snapshots) get a turn
 MAX_PENDING = 200_000  # ticks waiting for Redis before receiving waits too (the venue then sees a slow reader)
 REDIS_RETRY_SECONDS = 1.0
 SHUTDOWN_REDIS_TRIES = 3  # at a stop, ticks that Redis still refuses after these tries are reported lost
@@ -119,6 +122,7 @@ class _Feed:
             return "connect_failed", False
         self.connections += 1
         worked = False
+        frames = 0
         loop = asyncio.get_running_loop()
         opened = loop.time()
         watchdog = Watchdog(self.protocol.books(), opened, self.stale_seconds)
@@ -152,8 +156,11 @@ class _Feed:
                 ts_local = time.time_ns()
                 worked = True
                 self.metrics.last_message = time.monotonic()
-                if self.config.frame_delay_seconds:
-                    await asyncio.sleep(self.config.frame_delay_seconds)
+                frames += 1
+                if frames % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)  # recv() of a queued frame does not yield: let the publisher run
+                if frames == self.config.pause_after_frames and self.connections == 1:
+                    await asyncio.sleep(self.config.pause_seconds)  # test-only: a reader that stops reading
                 await self._frame(frame, ts_local, ws, watchdog)
                 while len(self.pending) > MAX_PENDING and not self.stop.is_set():
                     await asyncio.sleep(POLL_SECONDS)
@@ -216,6 +223,7 @@ class _Feed:
         url = self.protocol.snapshot_url(self.rest_base, symbol)
         attempt = 0
         await self._sleep(delay)
+        started = time.time_ns()
         while not self.stop.is_set():
             try:
                 body = await asyncio.to_thread(http_get, url, self.config.rest_timeout_seconds)
@@ -232,6 +240,7 @@ class _Feed:
         else:
             return
         ts_local = time.time_ns()
+        log.info("%s: REST snapshot of %s in %.2fs", self.config.venue, symbol, (ts_local - started) / 1e9)
         self.fetching.discard(symbol)
         try:
             update = self.protocol.on_snapshot(symbol, body, ts_local)
@@ -285,7 +294,7 @@ class _Feed:
         for instrument, count in per.items():
             self.metrics.ticks.labels(venue, instrument).inc(count)
         for record in depth:
-            self.metrics.depth.labels(venue, record["symbol"]).inc()
+            self.metrics.depth.labels(venue, instrument_key(record["symbol"], record.get(VENUE_FIELD))).inc()
 
     def _summary(self) -> FeedSummary:
         m = self.metrics
