@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import redis
@@ -30,8 +31,14 @@ RECORDINGS = {
     "binance-usdm": ("binance", ["binance_hftbacktest/usdm/btcusdt_20240808.gz"]),
     "binance-spot": ("binance", ["binance_hftbacktest/spot/ethusdt_20240808.gz"]),
 }
-# Fast clocks for tests: a fault is noticed and recovered from in well under a second.
-FAST = {"backoff_initial_seconds": 0.05, "backoff_max_seconds": 0.2, "open_timeout_seconds": 5.0}
+
+
+def fast_config(
+    venue: str, symbols: Sequence[str], ws_url: str, rest_url: str | None, stream: str, **options: Any
+) -> FeedConfig:
+    """A feed config with fast clocks for tests: a fault is noticed and recovered from in well under a second."""
+    options = {"backoff_initial_seconds": 0.05, "backoff_max_seconds": 0.2, "open_timeout_seconds": 5.0} | options
+    return FeedConfig(venue, tuple(symbols), ws_url, rest_url, stream, **options)
 
 
 def recording(venue: str) -> list[Path]:
@@ -105,7 +112,8 @@ def replay_ticks(venue: str, symbols: Sequence[str] = ()) -> dict[str, list[dict
     frame = pd.concat(open_source(kind, files=recording(venue), symbols=symbols, venue=venue).chunks)
     frame = number_ticks(frame, {})
     out: dict[str, list[dict[str, str]]] = {}
-    for row in frame.astype(str).to_dict("records"):
+    for record in frame.astype(str).to_dict("records"):
+        row = {str(name): value for name, value in record.items()}
         venue_cell = row.get("venue")
         key = instrument_key(row["symbol"], venue_cell if venue_cell not in (None, "None", "nan") else None)
         out.setdefault(key, []).append(row)

@@ -25,8 +25,8 @@ from shadow_pipeline.redis_io.depth_stream import read_depth
 from shadow_pipeline.redis_io.feed_publisher import FeedPublisher
 from shadow_pipeline.redis_io.keys import feed_seq_key
 from shadow_pipeline_tests.live_feed_helpers import (
-    FAST,
     FeedRun,
+    fast_config,
     market,
     recording,
     replay_ticks,
@@ -49,7 +49,7 @@ def test_live_stream_equals_the_replay(venue: str, redis_client: redis.Redis, re
     frames = recording_frames(venue, recording(venue))
     expected = replay_ticks(venue)
     with ServerThread(VenueServer(venue, frames)) as running:
-        config = FeedConfig(venue, tuple(sorted(frames.symbols)), running.ws_url, running.rest_url, stream, **FAST)
+        config = fast_config(venue, tuple(sorted(frames.symbols)), running.ws_url, running.rest_url, stream)
         with FeedRun(config, redis_url) as run:
             wait_until(lambda: redis_client.xlen(stream) >= _total(expected), "every tick in the stream")
             summary = run.stop()
@@ -69,7 +69,7 @@ def test_binance_depth_stream_is_a_readable_book(redis_client: redis.Redis, redi
     frames = recording_frames(venue, recording(venue))
     key = "ETHUSDT.binance-spot"
     with ServerThread(VenueServer(venue, frames, speed=40.0)) as running:
-        config = FeedConfig(venue, ("ETHUSDT",), running.ws_url, running.rest_url, stream, depth=True, **FAST)
+        config = fast_config(venue, ("ETHUSDT",), running.ws_url, running.rest_url, stream, depth=True)
         with FeedRun(config, redis_url) as run:
             wait_until(lambda: run.count("shadow_feed_depth_records_published_total", instrument=key) > 100, "depth")
             summary = run.stop()
@@ -89,8 +89,8 @@ def test_synthetic_frames_give_the_synthetic_ticks(
     frames = synthetic_frames(venue, ["BTCUSDT"], 0.5, seed=3)
     source = pd.concat(generate(["BTCUSDT"], 30.0, seed=3), ignore_index=True)
     with ServerThread(VenueServer(venue, frames)) as running:
-        config = FeedConfig(
-            venue, ("BTCUSDT",), running.ws_url, running.rest_url, stream, book_depth=SYNTHETIC_DEPTH.get(venue), **FAST
+        config = fast_config(
+            venue, ("BTCUSDT",), running.ws_url, running.rest_url, stream, book_depth=SYNTHETIC_DEPTH.get(venue)
         )
         with FeedRun(config, redis_url) as run:
             wait_until(lambda: running.stats.done, "the market played")
@@ -109,7 +109,7 @@ def test_seq_continues_across_a_restart_of_the_feed(redis_client: redis.Redis, r
     venue = "bybit-linear"
     frames = synthetic_frames(venue, ["BTCUSDT"], 0.5, seed=5)
     with ServerThread(VenueServer(venue, frames, speed=0.0)) as running:
-        config = FeedConfig(venue, ("BTCUSDT",), running.ws_url, None, stream, book_depth=50, **FAST)
+        config = fast_config(venue, ("BTCUSDT",), running.ws_url, None, stream, book_depth=50)
         with FeedRun(config, redis_url) as first:
             wait_until(lambda: redis_client.xlen(stream) >= 50, "the first feed's ticks")
             first.stop()
