@@ -22,6 +22,8 @@ class FeedConfig:
     """One feed: a venue and its instruments. None means the venue's own default (``protocol.VenueDefaults``):
     endpoints, the stale-book timeout and Bybit's book depth differ by venue.
 
+    ``receive_buffer_bytes`` caps the socket's receive buffer (None: the kernel's autotuning, up to tens of MB on
+    Linux): a small one shows the venue a reader that falls behind at once, rather than after megabytes.
     ``pause_after_frames`` and ``pause_seconds`` are for tests only: the first connection stops reading for that
     long after that many frames, so that the venue sees a reader that does not keep up (the slow-reader fault).
     """
@@ -42,6 +44,7 @@ class FeedConfig:
     open_timeout_seconds: float = DEFAULT_OPEN_TIMEOUT_SECONDS
     rest_timeout_seconds: float = DEFAULT_REST_TIMEOUT_SECONDS
     batch_max: int = DEFAULT_BATCH_MAX
+    receive_buffer_bytes: int | None = None
     pause_after_frames: int | None = None
     pause_seconds: float = 0.0
 
@@ -80,6 +83,8 @@ class FeedConfig:
             )
         if not 1 <= self.batch_max <= 100_000:
             raise ValueError(f"batch_max must be 1 to 100000, got {self.batch_max}")
+        if self.receive_buffer_bytes is not None and not 4096 <= self.receive_buffer_bytes <= 1 << 30:
+            raise ValueError(f"receive_buffer_bytes must be 4096 to 1 GiB, got {self.receive_buffer_bytes}")
         if not 0 <= self.pause_seconds < 60:
             raise ValueError(f"pause_seconds must be 0 to 60, got {self.pause_seconds}")
         if self.pause_after_frames is not None and self.pause_after_frames < 0:

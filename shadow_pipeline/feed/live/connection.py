@@ -9,9 +9,13 @@ book (``Watchdog``): a connection-level check would miss a single silent book am
 
 from __future__ import annotations
 
+import asyncio
 import random
+import socket
 import urllib.request
 from collections.abc import Iterable
+from typing import Any
+from urllib.parse import urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
@@ -26,16 +30,41 @@ def backoff_delay(attempt: int, initial: float, cap: float, rng: random.Random) 
     return rng.uniform(0.0, min(cap, initial * 2.0 ** min(attempt, 62)))
 
 
-async def open_connection(url: str, open_timeout: float) -> ClientConnection:
+async def open_connection(url: str, open_timeout: float, receive_buffer: int | None = None) -> ClientConnection:
     """The WebSocket, with the client's own keepalive off: Bybit wants its JSON ping (sent by the feed), Binance
-    pings from the server and ``websockets`` answers those by itself."""
-    return await connect(
-        url,
-        open_timeout=open_timeout,
-        ping_interval=None,
-        close_timeout=CLOSE_TIMEOUT_SECONDS,
-        max_size=MAX_FRAME_BYTES,
-    )
+    pings from the server and ``websockets`` answers those by itself. ``receive_buffer`` caps the socket's
+    receive buffer (``FeedConfig.receive_buffer_bytes``): set before connecting, as the kernel sizes the TCP window
+    from it then."""
+    options: dict[str, Any] = {}
+    async with asyncio.timeout(open_timeout):
+        if receive_buffer is not None:
+            options["sock"] = await _small_buffer_socket(url, receive_buffer)
+            if url.startswith("wss://"):
+                options["server_hostname"] = urlsplit(url).hostname
+        return await connect(
+            url,
+            open_timeout=open_timeout,
+            ping_interval=None,
+            close_timeout=CLOSE_TIMEOUT_SECONDS,
+            max_size=MAX_FRAME_BYTES,
+            **options,
+        )
+
+
+async def _small_buffer_socket(url: str, receive_buffer: int) -> socket.socket:
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "wss" else 80)
+    loop = asyncio.get_running_loop()
+    family, kind, proto, _, address = (await loop.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM))[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setblocking(False)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        await loop.sock_connect(sock, address)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 def close_cause(exc: ConnectionClosed) -> str:

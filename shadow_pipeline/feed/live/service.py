@@ -116,7 +116,7 @@ class _Feed:
         """One connection, from open to its end; the cause of the end and whether any frame came."""
         url = self.protocol.url(self.ws_base)
         try:
-            ws = await open_connection(url, self.config.open_timeout_seconds)
+            ws = await open_connection(url, self.config.open_timeout_seconds, self.config.receive_buffer_bytes)
         except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
             log.warning("%s: cannot connect to %s: %s", self.config.venue, url[:200], exc)
             return "connect_failed", False
@@ -160,6 +160,7 @@ class _Feed:
                 if frames % YIELD_EVERY == 0:
                     await asyncio.sleep(0)  # recv() of a queued frame does not yield: let the publisher run
                 if frames == self.config.pause_after_frames and self.connections == 1:
+                    log.info("pausing %.1fs after %d frames (test-only)", self.config.pause_seconds, frames)
                     await asyncio.sleep(self.config.pause_seconds)  # test-only: a reader that stops reading
                 await self._frame(frame, ts_local, ws, watchdog)
                 while len(self.pending) > MAX_PENDING and not self.stop.is_set():
