@@ -218,32 +218,39 @@ def _feed_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "shadow_pipeline.cli_feed", *args]
 
 
-def test_command_stops_cleanly_on_sigterm(
+def _run_until_sigterm(args: list[str], client: redis.Redis, stream: str, more_than: int) -> tuple[int, str, str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    child = subprocess.Popen(_feed_command(*args), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: client.xlen(stream) > more_than or child.poll() is not None, "the command's ticks")
+        child.send_signal(signal.SIGTERM)
+        out, err = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    return child.returncode, out, err
+
+
+def test_command_stops_cleanly_on_sigterm_and_a_restart_numbers_on(
     redis_client: redis.Redis, redis_url: str, stream: str, tmp_path: Path
 ) -> None:
     venue = "bybit-linear"
     frames = synthetic_frames(venue, ["BTCUSDT"], 1.0, seed=7)
     textfile = tmp_path / "feed.prom"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
     with ServerThread(VenueServer(venue, frames, speed=2.0)) as running:
         args = ["--venue", venue, "--symbols", "BTCUSDT", "--ws-url", running.ws_url, "--redis-url", redis_url]
-        args += ["--book-depth", "50"]
-        args += ["--stream", stream, "--metrics-textfile", str(textfile)]
-        child = subprocess.Popen(
-            _feed_command(*args), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        try:
-            wait_until(lambda: redis_client.xlen(stream) >= 5 or child.poll() is not None, "the command's ticks")
-            child.send_signal(signal.SIGTERM)
-            out, err = child.communicate(timeout=60)
-        finally:
-            if child.poll() is None:
-                child.kill()
-    assert child.returncode == 0, err
+        args += ["--book-depth", "50", "--stream", stream, "--metrics-textfile", str(textfile)]
+        code, out, err = _run_until_sigterm(args, redis_client, stream, 5)
+        assert code == 0, err
+        first = redis_client.xlen(stream)
+        code, _, err = _run_until_sigterm(args, redis_client, stream, first + 5)  # a new process
+        assert code == 0, err
     summary = json.loads(out.strip().splitlines()[-1])
-    assert summary["ticks"]["BTCUSDT.bybit-linear"] == redis_client.xlen(stream)
+    assert summary["ticks"]["BTCUSDT.bybit-linear"] == first
     assert "Traceback" not in err
     assert "shadow_feed_ticks_published_total" in textfile.read_text()
+    [ticks] = stream_ticks(redis_client, stream).values()
+    assert seqs(ticks) == list(range(1, len(ticks) + 1))  # no seq reused by the second process
 
 
 def test_command_refuses_a_bad_option_in_one_line(redis_url: str) -> None:
