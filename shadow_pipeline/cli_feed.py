@@ -97,6 +97,10 @@ def feed_command(
     except redis.RedisError as exc:
         _write_metrics(metrics, metrics_textfile)
         _fail(f"Redis at {redact(url)}: {type(exc).__name__}: {exc}")
+    except Exception as exc:  # a bug: one line for the operator, the traceback in the debug log
+        log.debug("feed crashed", exc_info=True)
+        _write_metrics(metrics, metrics_textfile)
+        _fail(f"the feed stopped on an unexpected {type(exc).__name__}: {exc} (run with -v for the traceback)")
     unwritten = _write_metrics(metrics, metrics_textfile)
     click.echo(json.dumps({"redis": redact(url), **summary.as_dict()}))
     if unwritten:
