@@ -3,17 +3,31 @@ and the spot API's ``GET /api/v3/depth``): the server's books, built from the re
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
-from shadow_pipeline.feed.venue_server.books import Book
-from shadow_pipeline.feed.venue_server.source import BINANCE_USDM, Frame, FrameKind, FrameSource, RestSnapshot
+from websockets.exceptions import ConnectionClosed
 
-REST_PATHS = {BINANCE_USDM: "/fapi/v1/depth", "binance-spot": "/api/v3/depth"}
+from shadow_pipeline.feed.venue_server.books import Book
+from shadow_pipeline.feed.venue_server.session import Session
+from shadow_pipeline.feed.venue_server.source import (
+    BINANCE_SPOT,
+    BINANCE_USDM,
+    Frame,
+    FrameKind,
+    FrameSource,
+    RestSnapshot,
+)
+
+REST_PATHS = {BINANCE_USDM: "/fapi/v1/depth", BINANCE_SPOT: "/api/v3/depth"}
 INVALID_SYMBOL = {"code": -1121, "msg": "Invalid symbol."}
-_MAX_LIMIT = 5000
+# USD-M: "Default 500; Valid limits:[5, 10, 20, 50, 100, 500, 1000]"; spot: default 100, above 5000 truncated to 5000
+_USDM_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
+_SPOT_LIMIT = 5000
 
 
 def dumps(message: dict[str, Any]) -> str:
@@ -68,6 +82,20 @@ class BinanceMarket:
                 depth.update_id, depth.event, depth.trade = int(data["u"]), data.get("E"), data.get("T")
         return frame.text
 
+    def _limit(self, text: str) -> int:
+        """The levels per side a depth request asks for, by the market's rules (see ``_USDM_LIMITS``)."""
+        if not text:
+            return 500 if self._usdm else 100
+        if not text.isdigit():
+            raise _bad_limit(text)
+        if self._usdm:
+            if int(text) not in _USDM_LIMITS:
+                raise _bad_limit(text)
+            return int(text)
+        if int(text) < 1:
+            raise _bad_limit(text)
+        return min(int(text), _SPOT_LIMIT)
+
     def rest(self, query: str) -> str:
         """``GET depth?symbol=..&limit=..``: before the replay reached the recorded snapshot, that snapshot as
         recorded (newer than the diffs sent so far, as the venue's is); after, the server's current book."""
@@ -79,15 +107,7 @@ class BinanceMarket:
             )
         if symbol not in self._recorded:
             raise RestError(INVALID_SYMBOL)
-        limit_text = params.get("limit", ["100"])[0]
-        if not limit_text.isdigit() or not 0 < int(limit_text) <= _MAX_LIMIT:
-            raise RestError(
-                {
-                    "code": -1100,
-                    "msg": f"Illegal characters found in parameter 'limit'; legal range is '1..{_MAX_LIMIT}'.",
-                }
-            )
-        limit = int(limit_text)
+        limit = self._limit(params.get("limit", [""])[0])
         depth = self._depth.get(symbol)
         if depth is None:
             body = json.loads(self._recorded[symbol].body)
@@ -102,7 +122,54 @@ class BinanceMarket:
         return dumps(answer | {"bids": bids, "asks": asks})
 
 
+def _bad_limit(text: str) -> RestError:
+    return RestError({"code": -1130, "msg": f"Data sent for parameter 'limit' is not valid: {text[:20]!r}."})
+
+
 def streams_of(query: str) -> list[str]:
     """The stream names of a combined-stream URL's ``streams=a/b/c``."""
     names = parse_qs(query).get("streams", [""])[0]
     return [name for name in names.split("/") if name]
+
+
+class BinanceConversation:
+    """Answers the live subscription requests of a combined-stream connection (``SUBSCRIBE``, ``UNSUBSCRIBE``,
+    ``LIST_SUBSCRIPTIONS``: https://developers.binance.com/docs/binance-spot-api-docs/web-socket-streams)."""
+
+    def __init__(self, session: Session, topics: frozenset[str], subscribed: Callable[[], None]) -> None:
+        self._session = session
+        self._topics = topics
+        self._subscribed = subscribed
+
+    async def run(self) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            async for text in self._session.ws:
+                await self._session.send(dumps(self._answer(text)))
+
+    def _answer(self, text: str | bytes) -> dict[str, Any]:
+        try:
+            request = json.loads(text)
+            method, params, request_id = request["method"], request.get("params", []), request.get("id")
+            if not (isinstance(params, list) and all(isinstance(p, str) for p in params)):
+                return {"error": {"code": 1, "msg": "Invalid value type: params must be a list of streams"}, "id": None}
+        except (ValueError, KeyError, TypeError, RecursionError):
+            return {"error": {"code": 3, "msg": "Invalid JSON: expected {method, params, id}"}, "id": None}
+        if method == "LIST_SUBSCRIPTIONS":
+            return {"result": sorted(self._session.topics), "id": request_id}
+        if method == "UNSUBSCRIBE":
+            self._session.topics.difference_update(params)
+            return {"result": None, "id": request_id}
+        if method != "SUBSCRIBE":
+            return {
+                "error": {"code": 2, "msg": f"Invalid request: unknown method {str(method)[:40]}"},
+                "id": request_id,
+            }
+        unknown = [p for p in params if p not in self._topics]
+        self._session.topics.update(p for p in params if p in self._topics)
+        self._subscribed()
+        if unknown:  # the venue would accept them and send nothing: a test fixture says so instead
+            return {
+                "error": {"code": 2, "msg": f"Invalid request: streams not served here: {unknown}"},
+                "id": request_id,
+            }
+        return {"result": None, "id": request_id}

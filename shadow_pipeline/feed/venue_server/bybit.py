@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +13,8 @@ from websockets.exceptions import ConnectionClosed
 from shadow_pipeline.feed.venue_server.books import Book
 from shadow_pipeline.feed.venue_server.session import Session
 from shadow_pipeline.feed.venue_server.source import BYBIT_SPOT, Frame, FrameKind, FrameSource
+
+_SPOT_MAX_ARGS = 10  # v5 docs, connect: "Spot can input up to 10 args for each subscription request"
 
 
 def dumps(message: dict[str, Any]) -> str:
@@ -102,8 +103,9 @@ class BybitConversation:
             pass
 
     def _reply(self, op: str, success: bool, ret_msg: str, req_id: Any) -> str:
-        """The venue's ack shapes, as recorded: linear always echoes ``req_id`` and says ``ret_msg`` "" on a
-        subscribe; spot says ``ret_msg`` "subscribe" and echoes ``req_id`` only when one was sent."""
+        """The venue's reply shapes (the recorded acks; the v5 docs' public pongs, ``op`` "ping" and ``ret_msg``
+        "pong"): linear always echoes ``req_id`` and says ``ret_msg`` "" on a subscribe; spot echoes ``req_id``
+        only when one was sent and says ``ret_msg`` "subscribe"."""
         reply: dict[str, Any] = {"success": success, "ret_msg": ret_msg, "conn_id": self._session.conn_id}
         if req_id is not None or not self._spot:
             reply["req_id"] = "" if req_id is None else req_id
@@ -120,7 +122,7 @@ class BybitConversation:
             await self._session.send(self._reply("", False, f"error:invalid request: {text[:80]}", None))
             return
         if op == "ping":
-            await self._session.send(self._pong(req_id))
+            await self._session.send(self._reply("ping", True, "pong", req_id))
         elif op == "subscribe":
             await self._subscribe(args, req_id)
         elif op == "unsubscribe":
@@ -129,17 +131,13 @@ class BybitConversation:
         else:
             await self._session.send(self._reply(op, False, f"error:unknown op {op[:40]}", req_id))
 
-    def _pong(self, req_id: Any) -> str:
-        """Linear answers a ping with a success reply of op "ping"; spot with op "pong" and its time in ms."""
-        if not self._spot:
-            return self._reply("ping", True, "pong", req_id)
-        pong: dict[str, Any] = {} if req_id is None else {"req_id": req_id}
-        pong |= {"op": "pong", "args": [str(int(time.time() * 1000))], "conn_id": self._session.conn_id}
-        return dumps(pong)
-
     async def _subscribe(self, topics: list[str], req_id: Any) -> None:
         """Known topics are subscribed even when others in the request are not (one error reply names those);
         an ``orderbook`` topic gets the current book first, as the venue sends a snapshot on subscribing."""
+        if self._spot and len(topics) > _SPOT_MAX_ARGS:
+            reason = f"error:args size {len(topics)} > {_SPOT_MAX_ARGS} (spot takes at most 10 topics a request)"
+            await self._session.send(self._reply("subscribe", False, reason, req_id))
+            return
         unknown = [t for t in topics if t not in self._market.topics]
         again = [t for t in topics if t in self._session.topics]
         fresh = [t for t in topics if t not in unknown and t not in again]

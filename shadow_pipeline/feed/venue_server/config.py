@@ -21,7 +21,9 @@ class ServerFaults:
     max_connection_seconds: float | None = None
 
     def __post_init__(self) -> None:
-        for name in ("drop_after", "stall_after", "gap_at", "restart_at", "malformed_at"):
+        if self.drop_after is not None and self.drop_after < 1:
+            raise ValueError(f"drop_after must be >= 1 (frames sent before the cut), got {self.drop_after}")
+        for name in ("stall_after", "gap_at", "restart_at", "malformed_at"):
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ValueError(f"{name} must be >= 0, got {value}")

@@ -78,8 +78,11 @@ def _bybit_row(text: str, line: int, sightings: venues.Sightings) -> list[_Row]:
     topic = str(message["topic"])
     kind = FrameKind.OTHER
     if topic.startswith("orderbook."):
+        parts = topic.split(".")
+        if len(parts) != 3 or not parts[1].isdigit():  # the depth sizes the server's own snapshots
+            raise ValueError(f"topic {topic[:60]!r} is not orderbook.<depth>.<symbol>")
         data = message["data"]
-        int(data["u"])
+        int(data["u"]), int(data.get("seq", 0)), int(message["ts"])
         _check_levels(data, ("b", "a"))
         kind = FrameKind.BOOK_SNAPSHOT if message["type"] == "snapshot" else FrameKind.BOOK_DELTA
         if topic.startswith("orderbook.500."):

@@ -13,7 +13,6 @@ import threading
 from http import HTTPStatus
 
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from shadow_pipeline.feed.venue_server import binance
@@ -21,6 +20,7 @@ from shadow_pipeline.feed.venue_server.bybit import BybitConversation, BybitMark
 from shadow_pipeline.feed.venue_server.config import ServerFaults, ServerStats
 from shadow_pipeline.feed.venue_server.session import Session
 from shadow_pipeline.feed.venue_server.source import (
+    BINANCE_SPOT,
     BINANCE_USDM,
     Frame,
     FrameKind,
@@ -30,7 +30,7 @@ from shadow_pipeline.feed.venue_server.source import (
 )
 
 # Binance pings every 3 min (USD-M) or 20 s (spot) and drops a client that has not answered in 10 min or 1 min.
-_PINGS: dict[str, tuple[float | None, float | None]] = {BINANCE_USDM: (180.0, 600.0), "binance-spot": (20.0, 60.0)}
+_PINGS: dict[str, tuple[float | None, float | None]] = {BINANCE_USDM: (180.0, 600.0), BINANCE_SPOT: (20.0, 60.0)}
 _MAX_MESSAGE = 1 << 16  # client requests are small; anything larger is not one
 _AGE_CLOSE = "max connection age"
 
@@ -59,6 +59,8 @@ class VenueServer:
             raise ValueError(f"the frames are of venue {frames.venue}, not {venue}")
         if not 0 <= speed < float("inf"):
             raise ValueError(f"speed must be a finite number >= 0, got {speed}")
+        if ping_interval_s is not None and not 0 < ping_interval_s < float("inf"):
+            raise ValueError(f"ping_interval_s must be a finite number > 0, got {ping_interval_s}")
         if faults.restart_at is not None and not is_bybit(venue):
             raise ValueError("restart_at is a Bybit fault (u = 1 is Bybit's restart signal)")
         self._source = frames
@@ -69,6 +71,8 @@ class VenueServer:
         default_ping, self._ping_timeout = _PINGS.get(venue, (None, None))
         self._ping_interval = default_ping if ping_interval_s is None else ping_interval_s
         self._bybit = BybitMarket(frames) if is_bybit(venue) else None
+        # Bybit: one path per market; Binance: the client appends /stream?streams=...
+        self._ws_path = f"/v5/public/{venue.removeprefix('bybit-')}" if self._bybit else ""
         self._binance = None if is_bybit(venue) else binance.BinanceMarket(frames)
         self.stats = ServerStats()
         self.finished = threading.Event()  # set with stats.done; read from any thread
@@ -87,8 +91,7 @@ class VenueServer:
 
     @property
     def ws_url(self) -> str:
-        path = f"/v5/public/{self.venue.removeprefix('bybit-')}" if self._bybit else ""
-        return f"ws://{self._host}:{self.port}{path}"
+        return f"ws://{self._host}:{self.port}{self._ws_path}"
 
     @property
     def rest_url(self) -> str:
@@ -122,11 +125,11 @@ class VenueServer:
         """REST requests are answered here; WebSocket paths go on to the handshake (None)."""
         path, _, query = request.path.partition("?")
         if self._bybit is not None:
-            return None if path == self.ws_url.partition(str(self.port))[2] else self._json(connection, 404, {})
+            return None if path == self._ws_path else self._json(connection, 404, {"ret_msg": "no such path"})
         if path == "/stream":
             unknown = [name for name in binance.streams_of(query) if name not in self._binance_market.topics]
-            if not binance.streams_of(query) or unknown:
-                msg = f"Invalid stream(s): {unknown or 'none'}; this server has {sorted(self._binance_market.topics)}"
+            if unknown:
+                msg = f"Invalid stream(s): {unknown}; this server has {sorted(self._binance_market.topics)}"
                 return self._json(connection, 400, {"code": -1121, "msg": msg})
             return None
         if path == binance.REST_PATHS[self.venue]:
@@ -165,10 +168,9 @@ class VenueServer:
                 await BybitConversation(session, self._bybit, self.venue, self._subscribed).run()
             else:
                 session.topics.update(binance.streams_of(ws.request.path.partition("?")[2] if ws.request else ""))
-                self._subscribed()
-                with contextlib.suppress(ConnectionClosed):
-                    async for _ in ws:  # Binance answers nothing on the market streams we serve
-                        pass
+                if session.topics:
+                    self._subscribed()
+                await binance.BinanceConversation(session, self._binance_market.topics, self._subscribed).run()
         finally:
             session.closed = True
             self._sessions.discard(session)
@@ -186,7 +188,7 @@ class VenueServer:
         self._fire("max_connection_age")
         async with session.lock:
             session.closed = True
-        await session.ws.close(1000, _AGE_CLOSE)
+        await session.close(1000, _AGE_CLOSE)
 
     def _fire(self, fault: str) -> None:
         self.stats.fired(fault)
@@ -223,6 +225,9 @@ class VenueServer:
                 delay = anchor[0] + (frame.ts_local - anchor[1]) / 1e9 / self._speed - loop.time()
                 if delay > 0:
                     await asyncio.sleep(delay)
+            if not self._has_subscriber():  # every client left while it waited
+                await self._wait_for_subscriber()
+                anchor = None
             text = self._apply(position, frame)
             recipients = [s for s in self._sessions if frame.topic in s.topics and not s.closed]
             if not recipients:
@@ -274,7 +279,7 @@ class VenueServer:
         self.stats.frames_sent += 1
         session.sent += 1
         if self._once("drop", self._faults.drop_after, session.sent):
-            session.abort()
+            session.cut()
             self._to_lose = self._faults.lose_frames
             if self._to_lose:
                 self._fire("lose_frames")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import secrets
 from collections.abc import Callable
 
@@ -11,7 +10,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 SLOW_CONSUMER = 1008  # policy violation: what a venue closes a client with when it does not read
-_CLOSE_GRACE_S = 1.0  # a client that does not read never answers the close frame either
+_CLOSE_GRACE_S = 5.0  # for the close frame to get out behind the unread data, else the socket is cut
 
 
 class Session:
@@ -43,23 +42,31 @@ class Session:
         except TimeoutError:
             self._on_slow()
             self.closed = True
-            self._closing = asyncio.create_task(self._close_slow())
+            self._closing = asyncio.create_task(self.close(SLOW_CONSUMER, "slow consumer"))
             return False
         except ConnectionClosed:
             self.closed = True
             return False
         return True
 
-    async def _close_slow(self) -> None:
-        """Close with 1008; the close frame waits behind unread data, so the socket is cut if it cannot go out."""
+    async def close(self, code: int, reason: str) -> None:
+        """Close with ``code``; the close frame waits behind data the client has not read, so the socket is cut
+        if it cannot go out in time."""
         try:
             async with asyncio.timeout(_CLOSE_GRACE_S):
-                await self.ws.close(SLOW_CONSUMER, "slow consumer")
+                await self.ws.close(code, reason)
         except TimeoutError:
             self.abort()
 
-    def abort(self) -> None:
-        """Cut the TCP connection without a close frame, as a network failure or a crashed venue process does."""
+    def cut(self) -> None:
+        """End the TCP connection without a WebSocket close frame, as a network failure does. What was already
+        sent is delivered first (the transport flushes on close), so the client got exactly the frames counted; a
+        client that does not read it in time is reset."""
         self.closed = True
-        with contextlib.suppress(AttributeError):  # no transport: the connection is already gone
-            self.ws.transport.abort()
+        self.ws.transport.close()
+        asyncio.get_running_loop().call_later(_CLOSE_GRACE_S, self.ws.transport.abort)  # a no-op once closed
+
+    def abort(self) -> None:
+        """Reset the TCP connection at once, unsent data and all: for a close that could not get out."""
+        self.closed = True
+        self.ws.transport.abort()

@@ -153,12 +153,9 @@ class _Writer:
         self, row: _Tick, state: _Symbol, first: bool, ms: int, diff_b: list[list[str]], diff_a: list[list[str]]
     ) -> None:
         state.update_id += 1
-        levels = (
-            ([[p, s] for p, s in state.bids.items()], [[p, s] for p, s in state.asks.items()])
-            if first
-            else (diff_b, diff_a)
-        )
-        data = {"s": row.symbol, "b": levels[0], "a": levels[1], "u": state.update_id, "seq": state.update_id * 10}
+        if first:
+            diff_b, diff_a = _levels(state.bids), _levels(state.asks)
+        data = {"s": row.symbol, "b": diff_b, "a": diff_a, "u": state.update_id, "seq": state.update_id * 10}
         topic = f"orderbook.{DEPTH}.{row.symbol}"
         kind = FrameKind.BOOK_SNAPSHOT if first else FrameKind.BOOK_DELTA
         message = {"topic": topic, "type": "snapshot" if first else "delta", "ts": ms, "data": data, "cts": ms}
@@ -230,8 +227,8 @@ def synthetic_frames(venue: str, symbols: Sequence[str], minutes: float, seed: i
     writes for the same arguments) as ``venue``'s frames. Bybit trades of one symbol in one millisecond share a
     frame, as the venue batches one match's prints."""
     check_venue(venue)
-    if not symbols:
-        raise ValueError("synthetic frames need at least one symbol")
+    if not symbols or len(set(symbols)) != len(symbols):
+        raise ValueError(f"synthetic frames need distinct symbols, got {list(symbols)}")
     if not 0 < minutes < float("inf"):
         raise ValueError(f"minutes must be a finite number > 0, got {minutes}")
     frame = pd.concat(synthetic.generate(list(symbols), minutes * 60.0, seed=seed), ignore_index=True)
@@ -240,12 +237,7 @@ def synthetic_frames(venue: str, symbols: Sequence[str], minutes: float, seed: i
     batch: list[_Tick] = []
     for values in zip(*(frame[column].tolist() for column in SOURCE_COLUMNS), strict=True):
         row = _Tick(*values)
-        if batch and not (
-            row.last_side
-            and row.symbol == batch[0].symbol
-            and row.ts_server // _MS == batch[0].ts_server // _MS
-            and is_bybit(venue)
-        ):
+        if batch and not (is_bybit(venue) and _same_match(row, batch[0])):
             writer.trades(batch)
             batch = []
         if row.last_side:

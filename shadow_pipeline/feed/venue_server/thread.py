@@ -63,12 +63,14 @@ class ServerThread:
 
     @property
     def stats(self) -> ServerStats:
-        """A copy taken on the server's loop, so that its counters are read together."""
+        """A copy taken on the server's loop while it runs, so that its counters are read together."""
 
         async def copy() -> ServerStats:
             stats = self.server.stats
             return dataclasses.replace(stats, faults=dict(stats.faults))
 
+        if not self._loop.is_running():
+            return dataclasses.replace(self.server.stats, faults=dict(self.server.stats.faults))
         return asyncio.run_coroutine_threadsafe(copy(), self._loop).result(_START_TIMEOUT_S)
 
     def wait_done(self, timeout: float) -> bool:
