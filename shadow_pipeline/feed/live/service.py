@@ -1,8 +1,7 @@
 """The feed's run loop: connections in turn, frames through the venue's protocol, ticks to Redis.
 
-Receiving and publishing run side by side: frames are read and turned into ticks as they come, and one publisher
-task writes whatever has gathered since its last write in one Lua call (``redis_io.feed_publisher``), so a busy
-feed writes big batches and a quiet one writes each tick at once. The loop is testable in-process:
+Receiving and publishing run side by side (``outbox``): frames are read and turned into ticks as they come, and
+Redis is written in batches of whatever has gathered. The loop is testable in-process:
 ``run_feed(config, client, stop)`` with a ``threading.Event`` that a signal handler or a test sets.
 """
 
@@ -20,13 +19,12 @@ import redis
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from shadow_pipeline.domain.market.instruments import instrument_key
-from shadow_pipeline.domain.market.ticks import VENUE_FIELD
 from shadow_pipeline.feed.live.config import FeedConfig
 from shadow_pipeline.feed.live.connection import Watchdog, backoff_delay, close_cause, http_get, open_connection
 from shadow_pipeline.feed.live.metrics import FeedMetrics
+from shadow_pipeline.feed.live.outbox import Outbox
 from shadow_pipeline.feed.live.protocol import MalformedFrame, Update, VenueProtocol
-from shadow_pipeline.feed.live.ticks import Tick, TouchCarry
+from shadow_pipeline.feed.live.ticks import TouchCarry
 from shadow_pipeline.feed.live.venues import protocol_for
 from shadow_pipeline.redis_io.feed_publisher import FeedPublisher
 
@@ -34,9 +32,6 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 0.1  # how soon a stop request, a ping or a watchdog deadline is noticed while no frame comes
 YIELD_EVERY = 32  # frames read back to back before the other tasks (publisher, REST snapshots) get a turn
 MAX_PENDING = 200_000  # ticks waiting for Redis before receiving waits too (the venue then sees a slow reader)
-REDIS_RETRY_SECONDS = 1.0
-SHUTDOWN_REDIS_TRIES = 3  # at a stop, ticks that Redis still refuses after these tries are reported lost
-_RETRYABLE = (redis.ConnectionError, redis.TimeoutError)
 _STOP = "stop"
 
 
@@ -70,22 +65,17 @@ class _Feed:
         self.ws_base = config.ws_url or defaults.ws_url
         self.rest_base = config.rest_url or defaults.rest_url or ""
         self.stale_seconds = config.stale_seconds or defaults.stale_seconds
-        self.publisher = FeedPublisher(client, config.stream, config.maxlen)
+        publisher = FeedPublisher(client, config.stream, config.maxlen)
+        self.outbox = Outbox(publisher, config.batch_max, metrics, stop)
         self.carry = TouchCarry(None if config.venue == "binance-usdm" else config.venue)
-        self.pending: list[Tick] = []
-        self.pending_depth: list[dict[str, str]] = []
-        self.wake = asyncio.Event()
-        self.closing = False
         self.connections = 0
-        self.lost = 0
-        self.fatal: BaseException | None = None
         self.rng = random.Random()
         self.fetching: set[str] = set()
         self.tasks: set[asyncio.Task[None]] = set()
         self._carry_dropped = 0
 
     async def run(self) -> FeedSummary:
-        publishing = asyncio.create_task(self._publish_loop())
+        publishing = asyncio.create_task(self.outbox.run())
         attempt = 0
         try:
             while not self.stop.is_set():
@@ -100,11 +90,10 @@ class _Feed:
                 log.warning("%s: connection ended (%s); reconnecting in %.2fs", self.config.venue, cause, delay)
                 await self._sleep(delay)
         finally:
-            self.closing = True
-            self.wake.set()
+            self.outbox.close()
             await publishing
-        if self.fatal is not None:
-            raise self.fatal
+        if self.outbox.fatal is not None:
+            raise self.outbox.fatal
         return self._summary()
 
     async def _sleep(self, seconds: float) -> None:
@@ -163,7 +152,7 @@ class _Feed:
                     log.info("pausing %.1fs after %d frames (test-only)", self.config.pause_seconds, frames)
                     await asyncio.sleep(self.config.pause_seconds)  # test-only: a reader that stops reading
                 await self._frame(frame, ts_local, ws, watchdog)
-                while len(self.pending) > MAX_PENDING and not self.stop.is_set():
+                while len(self.outbox.ticks) > MAX_PENDING and not self.stop.is_set():
                     await asyncio.sleep(POLL_SECONDS)
         except ConnectionClosed as exc:
             return close_cause(exc), worked
@@ -200,15 +189,10 @@ class _Feed:
             self.metrics.dropped.labels(venue, reason).inc()
         if update.changed:
             watchdog.saw(update.changed, asyncio.get_running_loop().time())
-        if update.rows:
-            self.pending.extend(self.carry.ticks(update.rows, ts_local))
-            if self.carry.dropped != self._carry_dropped:
-                self.metrics.dropped.labels(venue, "trade_before_quote").inc(self.carry.dropped - self._carry_dropped)
-                self._carry_dropped = self.carry.dropped
-        if update.depth:
-            self.pending_depth.extend(update.depth)
-        if update.rows or update.depth:
-            self.wake.set()
+        self.outbox.put(self.carry.ticks(update.rows, ts_local) if update.rows else [], update.depth)
+        if self.carry.dropped != self._carry_dropped:
+            self.metrics.dropped.labels(venue, "trade_before_quote").inc(self.carry.dropped - self._carry_dropped)
+            self._carry_dropped = self.carry.dropped
         for message in update.send:
             await ws.send(message)
         for symbol in update.snapshots:
@@ -253,50 +237,6 @@ class _Feed:
             return
         await self._handle(update, ws, watchdog, ts_local)
 
-    async def _publish_loop(self) -> None:
-        """Write what has gathered, in order, until the feed closes and nothing is left (or Redis refuses)."""
-        tries = 0
-        while True:
-            if not (self.pending or self.pending_depth):
-                if self.closing:
-                    return
-                await self.wake.wait()
-                self.wake.clear()
-                continue
-            ticks = self.pending[: self.config.batch_max]
-            depth = self.pending_depth[: self.config.batch_max]
-            try:
-                await asyncio.to_thread(self.publisher.publish, [(t.instrument, t.fields) for t in ticks], depth)
-            except _RETRYABLE as exc:
-                tries += 1
-                log.error("%s: Redis write failed (%s); retrying", self.config.venue, exc)
-                if self.closing and tries >= SHUTDOWN_REDIS_TRIES:
-                    self.lost = len(self.pending)
-                    return
-                await asyncio.sleep(REDIS_RETRY_SECONDS)
-                continue
-            except redis.RedisError as exc:  # refused (NOPERM, WRONGTYPE, OOM): retrying cannot help
-                self.fatal = exc
-                self.lost = len(self.pending)
-                self.stop.set()
-                return
-            tries = 0
-            del self.pending[: len(ticks)]
-            del self.pending_depth[: len(depth)]
-            self._count(ticks, depth)
-
-    def _count(self, ticks: list[Tick], depth: list[dict[str, str]]) -> None:
-        venue = self.config.venue
-        per: dict[str, int] = {}
-        lag = self.metrics.lag.labels(venue)
-        for tick in ticks:
-            per[tick.instrument] = per.get(tick.instrument, 0) + 1
-            lag.observe(tick.lag_ns / 1e9)
-        for instrument, count in per.items():
-            self.metrics.ticks.labels(venue, instrument).inc(count)
-        for record in depth:
-            self.metrics.depth.labels(venue, instrument_key(record["symbol"], record.get(VENUE_FIELD))).inc()
-
     def _summary(self) -> FeedSummary:
         m = self.metrics
         held = sum(len(trades) for trades in self.carry.held.values())
@@ -314,7 +254,7 @@ class _Feed:
             stale_timeouts=int(sum(m.counts(m.stale).values())),
             malformed_frames=int(sum(m.counts(m.malformed).values())),
             dropped=as_int(m.counts(m.dropped)),
-            lost_at_stop=self.lost,
+            lost_at_stop=self.outbox.lost,
         )
 
 
