@@ -19,6 +19,7 @@ from shadow_pipeline.feed.live.metrics import FeedMetrics
 from shadow_pipeline.feed.live.service import FeedSummary, run_feed
 from shadow_pipeline.feed.replay import number_ticks
 from shadow_pipeline.feed.sources import open_source
+from shadow_pipeline.redis_io.keys import feed_seq_key
 from shadow_pipeline.redis_io.streams import read_entries
 from shadow_pipeline_tests.conftest import market_file
 
@@ -136,3 +137,9 @@ def is_subsequence(part: list[tuple[str, ...]], whole: list[tuple[str, ...]]) ->
 
 def seqs(ticks: list[dict[str, str]]) -> list[int]:
     return [int(tick["seq"]) for tick in ticks]
+
+
+def forget_seq_counters(client: redis.Redis, stream: str) -> None:
+    """The feed's seq counters of ``stream`` (the ``stream`` fixture deletes the stream's own keys only)."""
+    for name in client.scan_iter(match=feed_seq_key(stream, "*")):
+        client.delete(name)

@@ -4,7 +4,7 @@ a book it knows is inconsistent (the published quote touches are an in-order sub
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 import redis
@@ -16,6 +16,7 @@ from shadow_pipeline.redis_io.depth_stream import read_depth
 from shadow_pipeline_tests.live_feed_helpers import (
     FeedRun,
     fast_config,
+    forget_seq_counters,
     is_subsequence,
     market,
     quote_touches,
@@ -29,6 +30,12 @@ from shadow_pipeline_tests.live_feed_helpers import (
 BYBIT = "bybit-linear"
 RECONNECTS = "shadow_feed_reconnects_total"
 RESYNCS = "shadow_feed_resyncs_total"
+
+
+@pytest.fixture(autouse=True)
+def _seq_counters(redis_client: redis.Redis, stream: str) -> Iterator[None]:
+    yield
+    forget_seq_counters(redis_client, stream)
 
 
 def _consistent(client: redis.Redis, stream: str, venue: str) -> dict[str, list[dict[str, str]]]:

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -27,6 +28,7 @@ from shadow_pipeline.redis_io.keys import feed_seq_key
 from shadow_pipeline_tests.live_feed_helpers import (
     FeedRun,
     fast_config,
+    forget_seq_counters,
     market,
     recording,
     replay_ticks,
@@ -38,6 +40,12 @@ from shadow_pipeline_tests.live_feed_helpers import (
 REPO = Path(__file__).resolve().parents[1]
 NOW = 1_723_161_256_400_000_000  # a receive time (ns) for frames fed to a protocol by hand
 SYNTHETIC_DEPTH = {"bybit-linear": 50}  # the venue server's synthetic books are orderbook.50
+
+
+@pytest.fixture(autouse=True)
+def _seq_counters(redis_client: redis.Redis, stream: str) -> Iterator[None]:
+    yield
+    forget_seq_counters(redis_client, stream)
 
 
 def _total(expected: dict[str, list[dict[str, str]]]) -> int:
@@ -259,3 +267,16 @@ def test_command_refuses_a_bad_option_in_one_line(redis_url: str) -> None:
     done = subprocess.run(_feed_command(*args), env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == ["error: stale_seconds must be a positive number of seconds, got -1.0"]
+
+
+def test_a_redis_refusal_stops_the_feed_with_the_error(redis_client: redis.Redis, redis_url: str, stream: str) -> None:
+    """WRONGTYPE on the seq counter: retrying cannot help, so the feed stops and says why (the command shows it
+    as one error line)."""
+    venue = "bybit-linear"
+    redis_client.hset(feed_seq_key(stream, "BTCUSDT.bybit-linear"), "not", "a counter")
+    frames = synthetic_frames(venue, ["BTCUSDT"], 0.2, seed=9)
+    with ServerThread(VenueServer(venue, frames)) as running:
+        run = FeedRun(fast_config(venue, ["BTCUSDT"], running.ws_url, None, stream, book_depth=50), redis_url)
+        with pytest.raises(redis.ResponseError, match="WRONGTYPE"), run:
+            wait_until(run.stop_event.is_set, "the feed to stop itself")
+    assert redis_client.xlen(stream) == 0
