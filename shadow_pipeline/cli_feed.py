@@ -40,9 +40,7 @@ def _fail(message: str) -> typing.NoReturn:
 @click.option("--stream", default=None, help="The tick stream (default lob:ticks).")
 @click.option("--maxlen", type=int, default=None, help="XADD MAXLEN ~ of the tick stream.")
 @click.option("--depth", is_flag=True, help="Also publish the full book to lob:depth:{instrument}.")
-@click.option(
-    "--book-depth", type=int, default=None, help="Bybit orderbook depth (linear 1/50/200/500, spot 1/50/200/1000)."
-)
+@click.option("--book-depth", type=int, default=None, help="Bybit orderbook depth: 1, 50, 200 (default) or 1000.")
 @click.option(
     "--stale-seconds",
     type=float,

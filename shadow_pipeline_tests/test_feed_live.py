@@ -208,7 +208,7 @@ def test_config_and_venues_refuse_what_cannot_work() -> None:
     with pytest.raises(ValueError, match="ws_url"):
         FeedConfig("bybit-linear", ("BTCUSDT",), ws_url="http://x")
     with pytest.raises(ValueError, match="serves orderbook"):
-        protocol_for(FeedConfig("bybit-spot", ("BTCUSDT",), book_depth=500))
+        protocol_for(FeedConfig("bybit-linear", ("BTCUSDT",), book_depth=500))
     with pytest.raises(ValueError, match="live feed speaks"):
         protocol_for(FeedConfig("kraken-spot", ("BTCUSDT",)))
 
