@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -280,3 +281,26 @@ def test_a_redis_refusal_stops_the_feed_with_the_error(redis_client: redis.Redis
         with pytest.raises(redis.ResponseError, match="WRONGTYPE"), run:
             wait_until(run.stop_event.is_set, "the feed to stop itself")
     assert redis_client.xlen(stream) == 0
+
+
+def test_bybit_client_pings_and_reads_the_replies(redis_client: redis.Redis, redis_url: str, stream: str) -> None:
+    venue = "bybit-linear"
+    frames = synthetic_frames(venue, ["BTCUSDT"], 0.2, seed=11)
+    with ServerThread(VenueServer(venue, frames, speed=10.0)) as running:
+        config = fast_config(venue, ["BTCUSDT"], running.ws_url, None, stream, book_depth=50, ping_seconds=0.05)
+        with FeedRun(config, redis_url) as run:
+            # the subscription's ack is one control frame; more are the venue's answers to the pings
+            wait_until(lambda: run.count("shadow_feed_messages_total", type="control") >= 3, "pong replies")
+            summary = run.stop()
+    assert summary.malformed_frames == 0 and not summary.reconnects
+
+
+def test_an_unreachable_venue_is_retried_until_stopped(redis_url: str, stream: str) -> None:
+    with socket.socket() as probe:  # a port nobody listens on once closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = fast_config("bybit-linear", ["BTCUSDT"], f"ws://127.0.0.1:{port}/v5/public/linear", None, stream)
+    with FeedRun(config, redis_url) as run:
+        wait_until(lambda: run.count("shadow_feed_reconnects_total", cause="connect_failed") >= 3, "retries")
+        summary = run.stop()
+    assert summary.connections == 0 and not summary.ticks

@@ -104,8 +104,18 @@ class _Feed:
     async def _session(self) -> tuple[str, bool]:
         """One connection, from open to its end; the cause of the end and whether any frame came."""
         url = self.protocol.url(self.ws_base)
+        opening = asyncio.create_task(
+            open_connection(url, self.config.open_timeout_seconds, self.config.receive_buffer_bytes)
+        )
+        while not opening.done():  # a stop request does not wait for a slow handshake
+            await asyncio.wait({opening}, timeout=POLL_SECONDS)
+            if self.stop.is_set() and not opening.done():
+                opening.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await opening
+                return _STOP, False
         try:
-            ws = await open_connection(url, self.config.open_timeout_seconds, self.config.receive_buffer_bytes)
+            ws = opening.result()
         except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
             log.warning("%s: cannot connect to %s: %s", self.config.venue, url[:200], exc)
             return "connect_failed", False
