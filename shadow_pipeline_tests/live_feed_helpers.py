@@ -14,6 +14,7 @@ import pandas as pd
 import redis
 
 from shadow_pipeline.domain.market.instruments import instrument_key
+from shadow_pipeline.domain.market.synthetic import generate
 from shadow_pipeline.feed.live.config import FeedConfig
 from shadow_pipeline.feed.live.metrics import FeedMetrics
 from shadow_pipeline.feed.live.service import FeedSummary, run_feed
@@ -126,11 +127,23 @@ def market(ticks: list[dict[str, str]]) -> list[tuple[str, ...]]:
     return [tuple(tick[name] for name in (*TOUCH, *TRADE)) for tick in ticks]
 
 
-def quote_touches(ticks: list[dict[str, str]]) -> list[tuple[str, ...]]:
-    return [tuple(tick[name] for name in TOUCH) for tick in ticks if not tick["last_side"]]
+def quote_touches(ticks: list[dict[str, str]]) -> list[tuple[float, ...]]:
+    """The touches of the quote ticks, as numbers (the synthetic market's floats print otherwise than its frames)."""
+    return [tuple(float(tick[name]) for name in TOUCH) for tick in ticks if not tick["last_side"]]
 
 
-def is_subsequence(part: list[tuple[str, ...]], whole: list[tuple[str, ...]]) -> bool:
+def synthetic_ticks(venue: str, symbols: Sequence[str], minutes: float, seed: int) -> dict[str, list[dict[str, str]]]:
+    """The ticks the synthetic market gives for what ``synthetic_frames`` serves, by instrument key."""
+    frame = pd.concat(generate(list(symbols), minutes * 60.0, seed=seed), ignore_index=True)
+    frame["last_side"] = frame["last_side"].fillna("")
+    out: dict[str, list[dict[str, str]]] = {}
+    for record in frame.astype(str).to_dict("records"):
+        row = {str(name): value for name, value in record.items()}
+        out.setdefault(instrument_key(row["symbol"], venue), []).append(row)
+    return out
+
+
+def is_subsequence(part: list[tuple[float, ...]], whole: list[tuple[float, ...]]) -> bool:
     items = iter(whole)
     return all(any(item == candidate for candidate in items) for item in part)
 
