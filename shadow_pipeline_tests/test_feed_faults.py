@@ -221,23 +221,20 @@ def test_slow_reader_is_cut_and_reconnects(redis_client: redis.Redis, redis_url:
             pause_after_frames=300,
             pause_seconds=2.0,
             receive_buffer_bytes=8192,
-            stale_seconds=1.0,
         )
         with FeedRun(config, redis_url) as run:
             wait_until(
                 lambda: (
-                    sum(run.metrics.counts(run.metrics.reconnects).values()) >= 1
+                    running.stats.connections >= 2
                     or (running.stats.done and _market_frames(run) >= running.stats.frames_sent)
                 ),
-                "a reconnect, or every frame handled",
+                "a second connection, or every frame handled",
             )
             run.stop()
         stats = running.stats
         fired, connections = stats.faults.get("slow_reader", 0), stats.connections
-    if not fired:
-        ended = run.metrics.counts(run.metrics.reconnects)
-        pytest.skip(f"the venue server's slow_reader fault did not fire (a live-server issue): {stats}; feed {ended}")
-    causes = ("policy_close", "connection_lost", "stale")  # the close frame waits behind unread data, or is cut
+    assert fired == 1, stats  # with compression on, the backlog would fit the socket buffers and never show
+    causes = ("policy_close", "connection_lost")  # the close frame waits behind unread data, or is cut
     assert sum(run.count(RECONNECTS, cause=cause) for cause in causes) >= 1
     assert connections >= 2
     _consistent(redis_client, stream, replay_ticks(venue))

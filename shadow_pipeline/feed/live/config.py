@@ -22,6 +22,8 @@ class FeedConfig:
     """One feed: a venue and its instruments. None means the venue's own default (``protocol.VenueDefaults``):
     endpoints, the stale-book timeout and Bybit's book depth differ by venue.
 
+    ``compression`` offers permessage-deflate: off by default, as it costs CPU per frame at both ends and adds
+    latency (and hides a backlog: compressed frames fill the buffers several times later); on for a thin link.
     ``receive_buffer_bytes`` caps the socket's receive buffer (None: the kernel's autotuning, up to tens of MB on
     Linux): a small one shows the venue a reader that falls behind at once, rather than after megabytes.
     ``pause_after_frames`` and ``pause_seconds`` are for tests only: the first connection stops reading for that
@@ -45,6 +47,7 @@ class FeedConfig:
     rest_timeout_seconds: float = DEFAULT_REST_TIMEOUT_SECONDS
     batch_max: int = DEFAULT_BATCH_MAX
     receive_buffer_bytes: int | None = None
+    compression: bool = False
     pause_after_frames: int | None = None
     pause_seconds: float = 0.0
 

@@ -30,7 +30,9 @@ def backoff_delay(attempt: int, initial: float, cap: float, rng: random.Random) 
     return rng.uniform(0.0, min(cap, initial * 2.0 ** min(attempt, 62)))
 
 
-async def open_connection(url: str, open_timeout: float, receive_buffer: int | None = None) -> ClientConnection:
+async def open_connection(
+    url: str, open_timeout: float, receive_buffer: int | None = None, compression: bool = False
+) -> ClientConnection:
     """The WebSocket, with the client's own keepalive off: Bybit wants its JSON ping (sent by the feed), Binance
     pings from the server and ``websockets`` answers those by itself. ``receive_buffer`` caps the socket's
     receive buffer (``FeedConfig.receive_buffer_bytes``): set before connecting, as the kernel sizes the TCP window
@@ -47,6 +49,7 @@ async def open_connection(url: str, open_timeout: float, receive_buffer: int | N
             ping_interval=None,
             close_timeout=CLOSE_TIMEOUT_SECONDS,
             max_size=MAX_FRAME_BYTES,
+            compression="deflate" if compression else None,
             **options,
         )
 

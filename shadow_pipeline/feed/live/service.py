@@ -105,7 +105,9 @@ class _Feed:
         """One connection, from open to its end; the cause of the end and whether any frame came."""
         url = self.protocol.url(self.ws_base)
         opening = asyncio.create_task(
-            open_connection(url, self.config.open_timeout_seconds, self.config.receive_buffer_bytes)
+            open_connection(
+                url, self.config.open_timeout_seconds, self.config.receive_buffer_bytes, self.config.compression
+            )
         )
         while not opening.done():  # a stop request does not wait for a slow handshake
             await asyncio.wait({opening}, timeout=POLL_SECONDS)
