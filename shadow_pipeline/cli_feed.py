@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -74,6 +75,8 @@ def feed_command(
 
     url = None
     try:
+        if metrics_textfile and not os.access(os.path.dirname(os.path.abspath(metrics_textfile)), os.W_OK):
+            raise ValueError(f"--metrics-textfile {metrics_textfile}: its folder does not exist or is not writable")
         names = tuple(s.strip() for s in symbols.split(",") if s.strip())
         given = {name: value for name, value in options.items() if value is not None}
         config = FeedConfig(venue=venue, symbols=names, depth=depth, **given)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import bisect
 import json
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from shadow_pipeline.domain.market.depth import MalformedDepth
@@ -133,7 +134,7 @@ class BinanceProtocol:
             del book.waiting[0]
         return book.take_diff(data, ts_local)
 
-    def _depth(self, book: DepthBook, take: Any, update: Update) -> Update:
+    def _depth(self, book: DepthBook, take: Callable[[], list[dict[str, str]]], update: Update) -> Update:
         """Run ``take`` on ``book``; a diff that breaks the rule (or a bad entry) starts a resync instead."""
         try:
             update.depth = take()
