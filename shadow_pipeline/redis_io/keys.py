@@ -81,3 +81,10 @@ def live_position_hash(stream: str) -> str:
     first entry of the oldest hour it has not finished (with none open, the last entry read), and the last finished
     hour of each instrument."""
     return f"shadow:live:position:{stream}"
+
+
+def feed_seq_key(stream: str, instrument: str) -> str:
+    """The last ``seq`` the live feed gave ``instrument`` in ``stream``: kept in Redis and advanced by the same Lua
+    call that XADDs the ticks, so that ``seq`` keeps increasing across reconnects and restarts and a crash can
+    neither reuse nor skip one. The stream's name is its hash tag, so counter and stream share a cluster slot."""
+    return f"feed:seq:{{{stream}}}:{instrument}"

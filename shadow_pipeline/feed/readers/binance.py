@@ -24,6 +24,31 @@ _STREAM_PREFIX = '{"stream":"'
 _NO_STREAM = "(no stream)"
 
 
+def quote_row(data: dict[str, Any]) -> dict[str, Any]:
+    """A ``bookTicker`` message's quote row; the recordings and the live feed read the venue's touch alike.
+    ``ts_server`` is None on spot, whose ``bookTicker`` carries no event time (the caller places it)."""
+    return {
+        "symbol": as_text(data["s"], "symbol"),
+        "ts_server": exchange_ns(data["E"]) if "E" in data else None,
+        "bid": data["b"],
+        "ask": data["a"],
+        "bid_qty": data["B"],
+        "ask_qty": data["A"],
+    }
+
+
+def trade_row(data: dict[str, Any]) -> dict[str, Any]:
+    """A ``trade`` message's trade row (event time ``E``, as the recordings have always been read)."""
+    return {
+        "symbol": as_text(data["s"], "symbol"),
+        "ts_server": exchange_ns(data["E"]),
+        "last_px": data["p"],
+        "last_qty": data["q"],
+        # m = buyer is maker, so the aggressor sold.
+        "last_side": "sell" if data["m"] else "buy",
+    }
+
+
 def _binance_rows(text: str, line: int, ignored: Counter[str], sightings: Sightings) -> Sequence[dict[str, Any]]:
     """The tick of a ``bookTicker`` or ``trade`` message; any other line is counted in ``ignored`` by stream.
 
@@ -43,32 +68,14 @@ def _binance_rows(text: str, line: int, ignored: Counter[str], sightings: Sighti
             sightings.saw(BINANCE_USDM, line, "a bookTicker with an event time E (futures only)")
         else:
             sightings.saw(BINANCE_SPOT, line, "a bookTicker without an event time E (spot)")
-        return (
-            {
-                "symbol": as_text(data["s"], "symbol"),
-                "ts_server": exchange_ns(data["E"]) if "E" in data else None,
-                "bid": data["b"],
-                "ask": data["a"],
-                "bid_qty": data["B"],
-                "ask_qty": data["A"],
-            },
-        )
+        return (quote_row(data),)
     if text.endswith("@trade", 0, name_end):
         data = json.loads(text)["data"]
         if "X" in data:
             sightings.saw(BINANCE_USDM, line, "a trade with a trade type X (futures only)")
         elif "M" in data:
             sightings.saw(BINANCE_SPOT, line, "a trade with the M flag (spot only)")
-        return (
-            {
-                "symbol": as_text(data["s"], "symbol"),
-                "ts_server": exchange_ns(data["E"]),
-                "last_px": data["p"],
-                "last_qty": data["q"],
-                # m = buyer is maker, so the aggressor sold.
-                "last_side": "sell" if data["m"] else "buy",
-            },
-        )
+        return (trade_row(data),)
     name = text[len(_STREAM_PREFIX) : name_end]
     ignored[name.partition("@")[2] or name or _NO_STREAM] += 1
     return ()

@@ -42,6 +42,15 @@ class Books:
         self._touch: dict[str, _Touch] = {}
         self.orphans = 0  # deltas before any snapshot of their symbol: they cannot be placed
 
+    def forget(self, symbol: str) -> None:
+        """Drop ``symbol``'s book (known to be inconsistent): its deltas are orphans until the next snapshot.
+        The touch last shown is kept, so a snapshot that shows the same touch again makes no tick."""
+        self._books.pop(symbol, None)
+
+    def has(self, symbol: str) -> bool:
+        """Whether ``symbol``'s book is known (a snapshot since the start or the last ``forget``)."""
+        return symbol in self._books
+
     def apply(self, message: dict[str, Any]) -> dict[str, Any] | None:
         """The quote row ``message`` makes, if it changes the touch. A snapshot, or ``u`` = 1 (the service
         restarted), resets the book; a delta applies; a size of 0 deletes the level. Exchange time is the
@@ -74,6 +83,21 @@ class Books:
             "ts_server": exchange_ns(message.get("cts", message["ts"])),
             **dict(zip(TOUCH, touch, strict=True)),
         }
+
+
+def trade_rows(trades: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A ``publicTrade`` frame's trade rows (``S`` is the taker side, ``T`` the matching time); the recordings
+    and the live feed read trades alike."""
+    return [
+        {
+            "symbol": as_text(trade["s"], "symbol"),
+            "ts_server": exchange_ns(trade["T"]),
+            "last_px": trade["p"],
+            "last_qty": trade["v"],
+            "last_side": trade["S"].lower(),
+        }
+        for trade in trades
+    ]
 
 
 def _saw_trade(sightings: Sightings, trade: dict[str, Any], line: int) -> None:
@@ -114,16 +138,7 @@ def read_bybit(path: Path, venue: Venue | None = None) -> pd.DataFrame:
             trades = json.loads(message_text)["data"]
             for trade in trades:
                 _saw_trade(sightings, trade, line)
-            return [
-                {
-                    "symbol": as_text(trade["s"], "symbol"),
-                    "ts_server": exchange_ns(trade["T"]),
-                    "last_px": trade["p"],
-                    "last_qty": trade["v"],
-                    "last_side": trade["S"].lower(),
-                }
-                for trade in trades
-            ]
+            return trade_rows(trades)
         if '"topic":"tickers.' in message_text[:40]:
             _saw_ticker(sightings, json.loads(message_text), line)
         return ()

@@ -12,6 +12,8 @@ from shadow_pipeline.domain.market.ticks import SOURCE_COLUMNS, VENUE_FIELD
 from shadow_pipeline.feed.readers.files import RecordingError
 
 TOUCH = ["bid", "ask", "bid_qty", "ask_qty"]
+# The trade fields of a quote tick (docs/tick-schema.md, "Quote ticks and trade ticks").
+NO_TRADE = {"last_px": "", "last_qty": "0", "last_side": ""}
 MS = 1_000_000
 _MAX_MS = np.iinfo(np.int64).max // MS
 
@@ -56,7 +58,7 @@ def finish(frame: pd.DataFrame, desc: str) -> pd.DataFrame:
     if frame[TOUCH].isna().any().any():
         raise RecordingError(f"{desc}: a symbol has trades but no quote at all")
     trade = frame[["last_px", "last_qty", "last_side"]].astype(object)  # all NaN (float) in a quotes-only frame
-    frame[trade.columns] = trade.fillna({"last_px": "", "last_qty": "0", "last_side": ""})
+    frame[trade.columns] = trade.fillna(NO_TRADE)
     if VENUE_FIELD in frame.columns and frame[VENUE_FIELD].isna().all():
         frame = frame.drop(columns=VENUE_FIELD)
     return frame.astype({"ts_server": "int64", "ts_local": "int64"}).reset_index(drop=True)
