@@ -19,7 +19,7 @@ _SUFFIXES = ("_total", "_bucket", "_count", "_sum", "_created")
 
 def _exported() -> set[str]:
     names: set[str] = set()
-    for registry in (FeedMetrics().registry, LiveMetrics().registry):
+    for registry in (FeedMetrics("binance-usdm").registry, LiveMetrics().registry):
         for family in registry.collect():
             names.add(family.name)
             names.update(family.name + suffix for suffix in _SUFFIXES)
