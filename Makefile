@@ -161,15 +161,18 @@ feed: $(STAMP)
 feed-server: $(STAMP)
 	$(BIN)/shadow-pipeline feed-server --venue $(VENUE) --symbols $(SYMBOLS) $(or $(FEED_SERVER_FLAGS),--synthetic-minutes 60 --speed 1)
 
-## The seed's Step 7: feed, ingest and live shadow for LIVE_WINDOWS windows on VENUE's SYMBOLS, then the dry-run's
-## accuracy report and Go/No-Go (exit 0 Go, 1 No-Go, 2 error). Without network (the default) against the local
-## venue server playing the synthetic market at 30x; VALIDATE_FLAGS='--network' for the venue itself, '--recording F'.
+## The seed's Step 7: feed, ingest and live shadow for LIVE_WINDOWS windows of LIVE_WINDOW_SECONDS on VENUE's
+## SYMBOLS, then the dry-run's accuracy report, Go/No-Go and live-vs-batch check (exit 0 Go, 1 No-Go, 2 error).
+## Without network (the default) against the local venue server playing the synthetic market in real time (48 x 10 s:
+## about 9 minutes); VALIDATE_FLAGS='--network' for the venue itself, '--recording F' for a recording.
 ## Without REDIS_URL: a fresh embedded Redis, data under .shadow_data/embedded (emptied first).
 LIVE_WINDOWS ?= 48
+LIVE_WINDOW_SECONDS ?= 10
 shadow-live-validate: $(STAMP) $(INSTANCE)
 	$(if $(REDIS_URL),,rm -rf $(EMBEDDED_DATA))
 	$(if $(REDIS_URL),,SHADOW_DATA_DIR=$(EMBEDDED_DATA)) $(BIN)/shadow-pipeline with-redis -- \
-	  $(BIN)/shadow-pipeline live-validate --venue $(VENUE) --symbols $(SYMBOLS) --windows $(LIVE_WINDOWS) $(PROFILE_FLAG) $(VALIDATE_FLAGS)
+	  $(BIN)/shadow-pipeline live-validate --venue $(VENUE) --symbols $(SYMBOLS) --windows $(LIVE_WINDOWS) --window-seconds $(LIVE_WINDOW_SECONDS) \
+	  $(PROFILE_FLAG) --logs $(SHADOW_ARTIFACTS_DIR)/live-validate $(VALIDATE_FLAGS)
 
 ## Throughput benchmarks, each as a ratio against a baseline measured in the same run.
 bench: $(STAMP)

@@ -55,7 +55,12 @@ def _progress(want: int) -> object:
 )
 @click.option("--network", is_flag=True, help="The venue's own endpoints (default: the local venue server).")
 @click.option(
-    "--speed", type=click.FloatRange(0.01, 1000), default=30.0, show_default=True, help="Local server's pace (x)."
+    "--speed",
+    type=click.FloatRange(0.01, 1000),
+    default=1.0,
+    show_default=True,
+    help="Local server's pace (x real time). Above 1 the feed leg of latency is not real: the market's clock then "
+    "runs faster than the receive clock.",
 )
 @click.option(
     "--recording",
@@ -81,7 +86,8 @@ def live_validate_command(
 ) -> None:
     """Feed, ingest and live shadow for WINDOWS windows, then the dry-run's accuracy report and Go/No-Go.
 
-    Exit status: 0 Go, 1 a KPI FAIL, 2 an error (a service failed, the windows never came, bad input)."""
+    Exit status: 0 Go, 1 a KPI FAIL or live windows that differ from the batch's, 2 an error (a service failed,
+    the windows never came, bad input)."""
     from shadow_pipeline.live.validate import LiveValidation, ValidationError, run_services
 
     try:
@@ -115,4 +121,8 @@ def live_validate_command(
     crash = crash_summary(table, "report", "status")
     if crash:
         click.echo(f"error: {crash}", err=True)
-    raise SystemExit(verdict_exit_code(table, "status", ["PASS", "WARN"]))
+    code = verdict_exit_code(table, "status", ["PASS", "WARN"])
+    if code == 0 and table["live_vs_batch"].str.contains("DIFFER").any():
+        click.echo("No-Go: the live windows differ from the batch's (check live_windows_match_batch)", err=True)
+        code = 1
+    raise SystemExit(code)

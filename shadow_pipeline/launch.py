@@ -22,6 +22,7 @@ from shadow_pipeline import settings
 from shadow_pipeline.defs.dryrun.assets import DryRunConfig
 from shadow_pipeline.defs.export.assets import ExportConfig
 from shadow_pipeline.defs.ingest.jobs import INGEST_JOB
+from shadow_pipeline.defs.live.checks import LIVE_MATCHES_BATCH
 from shadow_pipeline.defs.partitions import partition_key
 from shadow_pipeline.defs.pipeline.jobs import PIPELINE_JOB
 from shadow_pipeline.defs.reconcile.jobs import RECONCILE_JOB
@@ -283,8 +284,22 @@ def run_dryrun(
         else:
             row["status"] = RUN_FAILED
             row["report"] = _failure_text(result)
+        row["live_vs_batch"] = live_vs_batch(result)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def live_vs_batch(result: dg.ExecuteInProcessResult) -> str:
+    """The run's ``live_windows_match_batch`` outcome in a few words: how many live windows, and whether they equal
+    the partition's rows (no live shadow ran: "no live windows")."""
+    for evaluation in result.get_asset_check_evaluations():
+        if evaluation.check_name == LIVE_MATCHES_BATCH:
+            windows = evaluation.metadata.get("live_windows")
+            count = int(windows.value) if windows is not None else 0  # type: ignore[arg-type]
+            if not count:
+                return "no live windows"
+            return f"{count} live windows " + ("equal" if evaluation.passed else "DIFFER")
+    return "not checked"
 
 
 RECONCILED = ("precision", "recall", "net_bps_gap", "shadow_net_bps", "real_net_bps", "brier", "orders")
