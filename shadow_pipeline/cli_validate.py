@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -10,6 +12,7 @@ import pydantic
 
 from shadow_pipeline.defs.dryrun.assets import DryRunConfig
 from shadow_pipeline.defs.shadow.assets import ShadowConfig
+from shadow_pipeline.domain.market.instruments import SYMBOL_PATTERN
 from shadow_pipeline.launch import (
     Placement,
     console_level,
@@ -22,6 +25,7 @@ from shadow_pipeline.launch import (
 )
 from shadow_pipeline.redis_io.connect import connect, resolve_url
 from shadow_pipeline.redis_io.url import redact_text
+from shadow_pipeline.settings import REDIS_URL_ENV
 
 VENUES = ("binance-usdm", "binance-spot", "bybit-linear", "bybit-spot")
 
@@ -31,7 +35,21 @@ def _fail(message: str) -> None:
     raise SystemExit(2)
 
 
-def _progress(want: int) -> object:
+def _checked_symbols(raw: str) -> tuple[str, ...]:
+    chosen = tuple(s.strip() for s in raw.split(",") if s.strip())
+    bad = [s for s in chosen if SYMBOL_PATTERN.fullmatch(s) is None]
+    if not chosen or bad:
+        raise ValueError(f"--symbols {raw!r}: want comma-separated symbols of A-Z0-9 (e.g. BTCUSDT,ETHUSDT)")
+    return chosen
+
+
+def _finite(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    if not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a finite number")
+    return value
+
+
+def _progress(want: int) -> Callable[[dict[str, int]], None]:
     shown: dict[str, int] = {}
 
     def show(counts: dict[str, int]) -> None:
@@ -59,6 +77,7 @@ def _progress(want: int) -> object:
     type=click.FloatRange(0.01, 1000),
     default=1.0,
     show_default=True,
+    callback=_finite,
     help="Local server's pace (x real time). Above 1 the feed leg of latency is not real: the market's clock then "
     "runs faster than the receive clock.",
 )
@@ -91,7 +110,7 @@ def live_validate_command(
     from shadow_pipeline.live.validate import LiveValidation, ValidationError, run_services
 
     try:
-        chosen = tuple(s.strip() for s in symbols.split(",") if s.strip())
+        chosen = _checked_symbols(symbols)
         options = LiveValidation(
             venue=venue,
             symbols=chosen,
@@ -106,15 +125,21 @@ def live_validate_command(
             logs=logs,
         )
         shadow = ShadowConfig(profile=profile, window_seconds=window_seconds)
+        for instrument in options.instruments():  # a bad profile is refused before any service starts
+            shadow.strategy(instrument)
         url = resolve_url()
         client = connect(url)
-        run_services(options, {**os.environ, "REDIS_URL": url}, client, _progress(windows))  # type: ignore[arg-type]
+        run_services(options, {**os.environ, REDIS_URL_ENV: url}, client, _progress(windows))
         keys = partition_keys(stream_hours(connect(url, decode_responses=True), stream), options.instruments())
         with project_instance() as instance:
             table = run_dryrun(
                 keys, shadow, DryRunConfig(iterations=windows), Placement(stream=stream), instance, console_level()
             )
-    except (ValidationError, ValueError, pydantic.ValidationError, OSError, ConnectionError) as exc:
+    except pydantic.ValidationError as exc:
+        first = exc.errors()[0]
+        _fail(f"{'.'.join(map(str, first['loc']))}: {first['msg']}")
+        return
+    except (ValidationError, ValueError, OSError, ConnectionError) as exc:  # ProfileError is a ValueError
         _fail(str(exc))
         return
     click.echo(table.to_markdown(index=False))
