@@ -304,3 +304,22 @@ def test_an_unreachable_venue_is_retried_until_stopped(redis_url: str, stream: s
         wait_until(lambda: run.count("shadow_feed_reconnects_total", cause="connect_failed") >= 3, "retries")
         summary = run.stop()
     assert summary.connections == 0 and not summary.ticks
+
+
+def test_bybit_depth_stream_is_a_readable_book(redis_client: redis.Redis, redis_url: str, stream: str) -> None:
+    venue = "bybit-linear"
+    frames = recording_frames(venue, recording(venue))
+    key = "BTCUSDT.bybit-linear"
+    try:
+        with ServerThread(VenueServer(venue, frames)) as running:
+            config = fast_config(venue, ["BTCUSDT"], running.ws_url, None, stream, depth=True)
+            with FeedRun(config, redis_url) as run:
+                wait_until(lambda: running.stats.done, "the recording played")
+                wait_until(
+                    lambda: run.count("shadow_feed_depth_records_published_total", instrument=key) > 300, "depth"
+                )
+                run.stop()
+        depth = read_depth(redis_client, key, 0, 2**62)
+        assert depth is not None and depth.snapshots == 1 and depth.deltas > 300
+    finally:
+        redis_client.delete(f"lob:depth:{key}")
