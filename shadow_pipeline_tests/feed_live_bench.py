@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from typing import Any
 
 import redis
 
@@ -36,7 +37,7 @@ def _serve() -> None:
 
 def bench_feed_live() -> dict[str, object]:
     server = start_server()
-    children: list[subprocess.Popen[str]] = []
+    children: list[subprocess.Popen[Any]] = []
     try:
         client = redis.Redis.from_url(server.url, decode_responses=True)
         venue = subprocess.Popen(
@@ -51,7 +52,7 @@ def bench_feed_live() -> dict[str, object]:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        children.append(feed)  # type: ignore[arg-type]
+        children.append(feed)
         expected = 87_402  # the recording's bookTicker and trade messages, as the replay gives them
         wait_until(lambda: client.xlen(STREAM) >= expected, "every tick", timeout=WAIT_SECONDS * 5)
         feed.send_signal(signal.SIGTERM)
