@@ -21,6 +21,7 @@ from shadow_pipeline.feed.live.binance import BinanceProtocol, ClockOffset
 from shadow_pipeline.feed.live.bybit import BybitProtocol
 from shadow_pipeline.feed.live.config import FeedConfig
 from shadow_pipeline.feed.live.connection import backoff_delay
+from shadow_pipeline.feed.live.ticks import TouchCarry
 from shadow_pipeline.feed.live.venues import protocol_for
 from shadow_pipeline.feed.venue_server import ServerThread, VenueServer, recording_frames, synthetic_frames
 from shadow_pipeline.redis_io.depth_stream import read_depth
@@ -304,3 +305,47 @@ def test_an_unreachable_venue_is_retried_until_stopped(redis_url: str, stream: s
         wait_until(lambda: run.count("shadow_feed_reconnects_total", cause="connect_failed") >= 3, "retries")
         summary = run.stop()
     assert summary.connections == 0 and not summary.ticks
+
+
+def test_bybit_depth_stream_is_a_readable_book(redis_client: redis.Redis, redis_url: str, stream: str) -> None:
+    venue = "bybit-linear"
+    frames = recording_frames(venue, recording(venue))
+    key = "BTCUSDT.bybit-linear"
+    try:
+        with ServerThread(VenueServer(venue, frames)) as running:
+            config = fast_config(venue, ["BTCUSDT"], running.ws_url, None, stream, depth=True)
+            with FeedRun(config, redis_url) as run:
+                wait_until(lambda: running.stats.done, "the recording played")
+                wait_until(
+                    lambda: run.count("shadow_feed_depth_records_published_total", instrument=key) > 300, "depth"
+                )
+                run.stop()
+        depth = read_depth(redis_client, key, 0, 2**62)
+        assert depth is not None and depth.snapshots == 1 and depth.deltas > 300
+    finally:
+        redis_client.delete(f"lob:depth:{key}")
+
+
+def test_a_trade_before_the_first_quote_takes_that_quote_s_touch() -> None:
+    """As ``frames.finish`` back-fills a recording: the held trade is published just before the first quote."""
+    carry = TouchCarry("bybit-linear")
+    trade = {"symbol": "BTCUSDT", "ts_server": NOW - 5, "last_px": "100.5", "last_qty": "2", "last_side": "buy"}
+    assert carry.ticks([trade], NOW) == []
+    quote = {"symbol": "BTCUSDT", "ts_server": NOW - 1, "bid": "100", "ask": "101", "bid_qty": "1", "ask_qty": "3"}
+    held, first = carry.ticks([quote], NOW + 7)
+    assert held.instrument == first.instrument == "BTCUSDT.bybit-linear"
+    held_fields = dict(zip(held.fields[::2], held.fields[1::2], strict=True))
+    assert held_fields == {
+        "symbol": "BTCUSDT",
+        "ts_server": str(NOW - 5),
+        "ts_local": str(NOW),
+        "bid": "100",
+        "ask": "101",
+        "bid_qty": "1",
+        "ask_qty": "3",
+        "last_px": "100.5",
+        "last_qty": "2",
+        "last_side": "buy",
+        "venue": "bybit-linear",
+    }
+    assert first.fields[-8:-2] == ["last_px", "", "last_qty", "0", "last_side", ""]

@@ -17,18 +17,20 @@ from collections.abc import Callable
 from typing import Any
 
 from shadow_pipeline.domain.market.depth import MalformedDepth
+from shadow_pipeline.domain.market.instruments import DEFAULT_VENUE
 from shadow_pipeline.feed.live.protocol import MalformedFrame, Update, VenueDefaults
 from shadow_pipeline.feed.readers.binance import quote_row, trade_row
 from shadow_pipeline.feed.readers.binance_depth import BookGap, DepthBook
 from shadow_pipeline.feed.readers.files import BAD_LINE, describe
+from shadow_pipeline.feed.readers.venues import BINANCE_SPOT, BINANCE_USDM
 
 # USD-M's touch changes many times a second on any listed perp; spot's smaller pairs can rest longer.
 DEFAULTS = {
-    "binance-usdm": VenueDefaults("wss://fstream.binance.com", "https://fapi.binance.com", 30.0),
-    "binance-spot": VenueDefaults("wss://stream.binance.com:9443", "https://api.binance.com", 60.0),
+    BINANCE_USDM.code: VenueDefaults("wss://fstream.binance.com", "https://fapi.binance.com", 30.0),
+    BINANCE_SPOT.code: VenueDefaults("wss://stream.binance.com:9443", "https://api.binance.com", 60.0),
 }
-_DEPTH_STREAM = {"binance-usdm": "depth@0ms", "binance-spot": "depth@100ms"}
-_DEPTH_PATH = {"binance-usdm": "/fapi/v1/depth", "binance-spot": "/api/v3/depth"}
+_DEPTH_STREAM = {BINANCE_USDM.code: "depth@0ms", BINANCE_SPOT.code: "depth@100ms"}
+_DEPTH_PATH = {BINANCE_USDM.code: "/fapi/v1/depth", BINANCE_SPOT.code: "/api/v3/depth"}
 SNAPSHOT_LIMIT = 1000
 MAX_BUFFERED_DIFFS = 50_000  # diffs waiting for a snapshot; beyond it the oldest go and the straddle check decides
 OFFSET_WINDOW = 501  # trades in the running median of the clock offset
@@ -60,8 +62,8 @@ class BinanceProtocol:
         self.client_ping: str | None = None  # the server pings; websockets answers with a pong itself
         self.symbols = symbols
         self.depth = depth
-        self.spot = venue == "binance-spot"
-        code = None if venue == "binance-usdm" else venue
+        self.spot = venue == BINANCE_SPOT.code
+        code = None if venue == DEFAULT_VENUE else venue  # frames.venue_code: the default venue writes none
         self.depth_books = {s: DepthBook(s, code, spot=self.spot) for s in symbols} if depth else {}
         self.ticker_u: dict[str, int] = {}
         self.offset = ClockOffset()

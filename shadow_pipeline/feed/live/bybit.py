@@ -17,18 +17,19 @@ from shadow_pipeline.feed.live.protocol import MalformedFrame, Update, VenueDefa
 from shadow_pipeline.feed.readers.bybit import Books, trade_rows
 from shadow_pipeline.feed.readers.files import BAD_LINE, describe
 from shadow_pipeline.feed.readers.frames import exchange_ns
+from shadow_pipeline.feed.readers.venues import BYBIT_LINEAR, BYBIT_SPOT
 
 log = logging.getLogger(__name__)
 # Book depths the venue serves (Bybit v5 docs, "Orderbook", checked 2026-12): 1, 50, 200 and 1000 on linear and
 # spot (linear's 500 of older docs lives on only in the daily ob500 archives).
-BOOK_DEPTHS = {"bybit-linear": (1, 50, 200, 1000), "bybit-spot": (1, 50, 200, 1000)}
+BOOK_DEPTHS = {BYBIT_LINEAR.code: (1, 50, 200, 1000), BYBIT_SPOT.code: (1, 50, 200, 1000)}
 DEFAULT_BOOK_DEPTH = 200  # what the recordings hold; pushed every 100 ms on linear, 200 ms on spot
 ARGS_PER_REQUEST = 10  # spot takes at most 10 topics per subscribe request
 # A deep linear book of a listed perp changes many times a second; spot books of the smaller pairs can rest for
 # a while. Level 1 would be re-sent every 3 s, deeper books only on change.
 DEFAULTS = {
-    "bybit-linear": VenueDefaults("wss://stream.bybit.com/v5/public/linear", None, 30.0),
-    "bybit-spot": VenueDefaults("wss://stream.bybit.com/v5/public/spot", None, 60.0),
+    BYBIT_LINEAR.code: VenueDefaults("wss://stream.bybit.com/v5/public/linear", None, 30.0),
+    BYBIT_SPOT.code: VenueDefaults("wss://stream.bybit.com/v5/public/spot", None, 60.0),
 }
 CLIENT_PING = json.dumps({"op": "ping"}, separators=(",", ":"))
 

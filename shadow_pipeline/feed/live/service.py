@@ -19,6 +19,7 @@ import redis
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
+from shadow_pipeline.domain.market.instruments import DEFAULT_VENUE
 from shadow_pipeline.feed.live.config import FeedConfig
 from shadow_pipeline.feed.live.connection import Watchdog, backoff_delay, close_cause, http_get, open_connection
 from shadow_pipeline.feed.live.metrics import FeedMetrics
@@ -67,7 +68,7 @@ class _Feed:
         self.stale_seconds = config.stale_seconds or defaults.stale_seconds
         publisher = FeedPublisher(client, config.stream, config.maxlen)
         self.outbox = Outbox(publisher, config.batch_max, metrics, stop)
-        self.carry = TouchCarry(None if config.venue == "binance-usdm" else config.venue)
+        self.carry = TouchCarry(None if config.venue == DEFAULT_VENUE else config.venue)  # as frames.venue_code
         self.connections = 0
         self.rng = random.Random()
         self.fetching: set[str] = set()

@@ -8,6 +8,7 @@ from shadow_pipeline.feed.live.binance import BinanceProtocol
 from shadow_pipeline.feed.live.bybit import BybitProtocol
 from shadow_pipeline.feed.live.config import FeedConfig
 from shadow_pipeline.feed.live.protocol import VenueProtocol
+from shadow_pipeline.feed.readers.venues import BINANCE_SPOT, BINANCE_USDM, BYBIT_LINEAR, BYBIT_SPOT
 
 
 def _bybit(config: FeedConfig) -> VenueProtocol:
@@ -21,10 +22,10 @@ def _binance(config: FeedConfig) -> VenueProtocol:
 
 
 PROTOCOLS: dict[str, Callable[[FeedConfig], VenueProtocol]] = {
-    "binance-usdm": _binance,
-    "binance-spot": _binance,
-    "bybit-linear": _bybit,
-    "bybit-spot": _bybit,
+    BINANCE_USDM.code: _binance,
+    BINANCE_SPOT.code: _binance,
+    BYBIT_LINEAR.code: _bybit,
+    BYBIT_SPOT.code: _bybit,
 }
 
 
