@@ -37,6 +37,7 @@ from shadow_pipeline.ingest.landing import Kind, LandingStore
 from shadow_pipeline.parquet import write_frame
 from shadow_pipeline.redis_io.server import start_server
 from shadow_pipeline_tests.bench_baseline import simulator as baseline_simulator
+from shadow_pipeline_tests.bench_live import bench_feed, bench_live_delay, bench_ws_clients
 from shadow_pipeline_tests.conftest import MARKET_DATA
 
 REPEATS = 5
@@ -413,16 +414,30 @@ def bench_tuner() -> list[dict[str, object]]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="make bench: throughput of the hot paths against baselines")
-    parser.add_argument("--only", choices=("tuner", "strategy"), help="run one group of rows (neither needs Redis)")
+    parser.add_argument(
+        "--only", choices=("tuner", "strategy", "live"), help="run one group of rows (tuner, strategy: no Redis)"
+    )
     only = parser.parse_args(argv).only
     rows: list[dict[str, object]] = []
     if only is None:
         server = start_server()
         try:
             client = redis.Redis.from_url(server.url)
-            rows = [bench_replay(client), *bench_ingest(client, server.url), *bench_simulator()]
+            replayed = bench_replay(client)
+            rows = [replayed, *bench_ingest(client, server.url), *bench_simulator()]
+            rows += [bench_feed(replayed["ours_per_s"]), *bench_live_delay(client), *bench_ws_clients()]
         finally:
             server.stop()
+    if only == "live":
+        server = start_server()
+        try:
+            client = redis.Redis.from_url(server.url)
+            replayed = bench_replay(client)
+            live = [replayed, bench_feed(replayed["ours_per_s"]), *bench_live_delay(client), *bench_ws_clients()]
+        finally:
+            server.stop()
+        print(pd.DataFrame(live, dtype=object).fillna("").to_markdown(index=False))
+        return
     if only == "strategy":
         print(pd.DataFrame(bench_strategy_interface(), dtype=object).to_markdown(index=False))
         return

@@ -17,6 +17,7 @@ from multiprocessing.queues import Queue
 
 import aiohttp
 import picows
+import redis
 import websockets
 from websockets.asyncio.server import ServerConnection, serve
 
@@ -140,3 +141,45 @@ def bench_ws_clients() -> list[dict[str, object]]:
         }
         for name, rate in best.items()
     ]
+
+
+def bench_feed(replay_per_s: object) -> dict[str, object]:
+    """The feed's ticks/s from the local venue server (the USD-M BTC recording) beside the replayer's ticks/s on
+    the same recording, measured earlier in the same run."""
+    from shadow_pipeline_tests.feed_live_bench import bench_feed_live
+
+    row: dict[str, object] = {
+        "benchmark": "feed: local venue server -> WebSocket -> book -> XADD",
+        "baseline": "the replayer (replay -> XADD) on the same recording, this run",
+        "baseline_per_s": replay_per_s,
+    }
+    if not (MARKET_DATA / "binance_hftbacktest/usdm/btcusdt_20240808.gz").exists():
+        return {**row, "input": f"skipped: no shared recordings under {MARKET_DATA}"}
+    measured = bench_feed_live()
+    ours = int(measured["ticks_per_s"])  # type: ignore[call-overload]
+    return {
+        **row,
+        "input": f"btcusdt_20240808.gz, {measured['ticks']} ticks, server and feed in processes of their own",
+        "ours_per_s": ours,
+        "ratio": round(ours / float(replay_per_s), 3) if isinstance(replay_per_s, int | float) else "",
+    }
+
+
+def bench_live_delay(client: redis.Redis) -> list[dict[str, object]]:
+    """The live shadow's delay from a window's close to its record in Redis, at the replayed rate and 10x it."""
+    from shadow_pipeline_tests.live_helpers import live_delay
+
+    rows = []
+    for multiplier in (1.0, 10.0):
+        median_ms, p99_ms, windows = live_delay(client, multiplier)
+        rows.append(
+            {
+                "benchmark": f"live shadow: window close -> KPI in Redis, replay at {multiplier:g}x",
+                "input": f"synthetic BTCUSDT+ETHUSDT, 10 s windows, {windows} windows",
+                "baseline": "the 1 s budget (ms)",
+                "baseline_per_s": 1000,
+                "ours_per_s": f"median {median_ms:.0f} ms, p99 {p99_ms:.0f} ms",
+                "ratio": round(p99_ms / 1000, 3),
+            }
+        )
+    return rows
