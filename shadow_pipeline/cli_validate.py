@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from collections.abc import Callable
@@ -89,7 +90,12 @@ def _progress(want: int) -> Callable[[dict[str, int]], None]:
     help="The local server plays these recordings (default: the synthetic market).",
 )
 @click.option("--timeout", type=click.FloatRange(1, 86_400), default=3600.0, show_default=True, help="Seconds.")
-@click.option("--logs", type=click.Path(file_okay=False, path_type=Path), default=Path("artifacts/live-validate"))
+@click.option(
+    "--logs",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder of the services' logs (default: <artifacts>/live-validate).",
+)
 def live_validate_command(
     venue: str,
     symbols: str,
@@ -101,7 +107,7 @@ def live_validate_command(
     speed: float,
     recordings: tuple[Path, ...],
     timeout: float,
-    logs: Path,
+    logs: Path | None,
 ) -> None:
     """Feed, ingest and live shadow for WINDOWS windows, then the dry-run's accuracy report and Go/No-Go.
 
@@ -122,8 +128,9 @@ def live_validate_command(
             speed=speed,
             recordings=recordings,
             timeout_seconds=timeout,
-            logs=logs,
         )
+        if logs is not None:
+            options = dataclasses.replace(options, logs=logs)
         shadow = ShadowConfig(profile=profile, window_seconds=window_seconds)
         for instrument in options.instruments():  # a bad profile is refused before any service starts
             shadow.strategy(instrument)

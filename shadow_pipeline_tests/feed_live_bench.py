@@ -41,7 +41,10 @@ def bench_feed_live() -> dict[str, object]:
     try:
         client = redis.Redis.from_url(server.url, decode_responses=True)
         venue = subprocess.Popen(
-            [sys.executable, __file__, "--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+            [sys.executable, "-m", "shadow_pipeline_tests.feed_live_bench", "--serve"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         children.append(venue)
         assert venue.stdout is not None

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import redis
 
+from shadow_pipeline import settings
 from shadow_pipeline.domain.market.instruments import DEFAULT_VENUE, instrument_key
 from shadow_pipeline.feed.venue_server import ServerThread, VenueServer, recording_frames, synthetic_frames
 from shadow_pipeline.redis_io.keys import live_kpi_stream
@@ -52,7 +53,7 @@ class LiveValidation:
     recordings: tuple[Path, ...] = ()
     seed: int = 0
     timeout_seconds: float = 3600.0
-    logs: Path = field(default_factory=lambda: Path("artifacts/live-validate"))
+    logs: Path = field(default_factory=lambda: settings.artifacts_dir() / "live-validate")
 
     def instruments(self) -> list[str]:
         venue = None if self.venue == DEFAULT_VENUE else self.venue
