@@ -54,7 +54,7 @@ def _total(expected: dict[str, list[dict[str, str]]]) -> int:
     return sum(map(len, expected.values()))
 
 
-@pytest.mark.parametrize("venue", ["bybit-linear", "bybit-spot", "binance-usdm"])
+@pytest.mark.parametrize("venue", ["bybit-linear", "bybit-spot", "binance-usdm", "binance-spot"])
 def test_live_stream_equals_the_replay(venue: str, redis_client: redis.Redis, redis_url: str, stream: str) -> None:
     frames = recording_frames(venue, recording(venue))
     expected = replay_ticks(venue)
