@@ -21,15 +21,19 @@ import redis
 from shadow_pipeline.defs.ingest.assets import landing_zone, normalized_ticks, raw_ticks
 from shadow_pipeline.defs.live.checks import LIVE_MATCHES_BATCH, live_windows_match_batch
 from shadow_pipeline.defs.partitions import partition_key
-from shadow_pipeline.defs.shadow.assets import shadow_iterations
+from shadow_pipeline.defs.shadow.assets import ShadowConfig, shadow_iterations
 from shadow_pipeline.domain.market.reorder import DEFAULT_WATERMARK_NS, ReorderBuffer
 from shadow_pipeline.domain.market.windows import hour_keys
+from shadow_pipeline.domain.simulation.simulator import simulate
+from shadow_pipeline.domain.strategies.external.from_sends import intents_from_sends
 from shadow_pipeline.domain.strategies.profiles import load_profiles, resolve
 from shadow_pipeline.live.closing import Frontier, closing_arrivals, thresholds
 from shadow_pipeline.live.comparison import compare
+from shadow_pipeline.live.shadow_loop import LiveOptions, LiveShadow
 from shadow_pipeline.parquet import read_frame
-from shadow_pipeline.redis_io.keys import live_kpi_hash, live_kpi_stream
+from shadow_pipeline.redis_io.keys import dead_letter_stream, live_kpi_hash, live_kpi_stream, order_stream
 from shadow_pipeline.redis_io.live_kpis import read_live_records
+from shadow_pipeline.redis_io.order_stream import publish_intents
 from shadow_pipeline_tests.ingest_helpers import pipeline_resources, replay_synthetic
 from shadow_pipeline_tests.live_helpers import (
     SYMBOL,
@@ -91,13 +95,17 @@ def test_live_and_batch_records_compare_kpi_by_kpi() -> None:
 # -- through Dagster, on Redis ---------------------------------------------------------------------------------
 
 
-def _materialize(redis_url: str, stream: str, folder: Path, hour: str) -> dg.ExecuteInProcessResult:
+def _materialize(
+    redis_url: str, stream: str, folder: Path, hour: str, profile: str = "moderate", shadow_only: bool = False
+) -> dg.ExecuteInProcessResult:
+    """Ingest and shadow the partition (``shadow_only``: the shadow again on the ticks ingested before)."""
     with dg.instance_for_test() as instance:
         return dg.materialize(
             [landing_zone, raw_ticks, normalized_ticks, shadow_iterations, live_windows_match_batch],
+            selection=[shadow_iterations] if shadow_only else None,
             partition_key=partition_key(hour, SYMBOL),
             resources=pipeline_resources(redis_url, stream, folder, "live-test"),
-            run_config=shadow_run_config(window_seconds=WINDOW_SECONDS),
+            run_config=shadow_run_config(window_seconds=WINDOW_SECONDS, profile=profile),
             instance=instance,
             raise_on_error=False,
         )
@@ -272,7 +280,6 @@ def test_command_stops_on_sigterm(redis_url: str, replayed: str) -> None:
     ("args", "message"),
     [
         (["--window-seconds", "7"], "error: window_seconds: window_seconds 7 does not divide 3600"),
-        (["--profile", "external"], "error: profile external runs strategy external: the live shadow reads ticks"),
         (["--profile", "nope"], "unknown profile 'nope'"),
         (["--bogus"], "error: No such option '--bogus'"),
     ],
@@ -283,3 +290,32 @@ def test_bad_options_are_one_error_line(redis_url: str, args: list[str], message
     )
     assert done.returncode == 2 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert "Traceback" not in done.stderr
+
+
+def test_a_bot_s_order_stream_is_shadowed_live_as_the_partition_shadows_it(
+    redis_url: str, redis_client: redis.Redis, replayed: str, tmp_path: Path
+) -> None:
+    """Profile ``external``: the live shadow fills the bot's own orders (here the built-in strategy's decisions on
+    the same ticks, published as intents), and its windows equal the partition's, which reads the same stream."""
+    hour = _hour(redis_client, replayed)
+    redis_client.delete(order_stream(SYMBOL), dead_letter_stream(order_stream(SYMBOL)))
+    try:
+        built_in = _materialize(redis_url, replayed, tmp_path, hour)
+        assert built_in.success
+        ticks = read_frame(str(tmp_path / "assets/normalized_ticks" / hour / f"{SYMBOL}.parquet"))
+        params, _ = resolve(load_profiles(), "moderate", SYMBOL)
+        sends = simulate(ticks, params).sends
+        assert sends is not None
+        publish_intents(redis_client, SYMBOL, intents_from_sends(sends, params.tick_size, params.lot_step))
+        config = ShadowConfig(profile="external", window_seconds=WINDOW_SECONDS)
+        summary = LiveShadow(redis_client, LiveOptions(replayed, config, until_idle_s=0.3)).run()
+        assert summary.published > 0
+        result = _materialize(redis_url, replayed, tmp_path, hour, profile="external", shadow_only=True)
+        assert result.success
+        evaluation = _evaluation(result)
+        assert evaluation.passed, evaluation.description
+        assert evaluation.metadata["live_windows"].value == summary.published
+        live = read_live_records(redis_client, SYMBOL, profile="external")
+        assert sum(int(r["total_fills"]) for r in live) > 0
+    finally:
+        redis_client.delete(order_stream(SYMBOL), dead_letter_stream(order_stream(SYMBOL)))

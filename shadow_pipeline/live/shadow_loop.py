@@ -31,8 +31,9 @@ from shadow_pipeline.domain.market.quality import normalize
 from shadow_pipeline.domain.market.reorder import DEFAULT_WATERMARK_NS
 from shadow_pipeline.domain.market.windows import hour_bounds, hour_keys
 from shadow_pipeline.domain.simulation.shadow import is_external, shadow
+from shadow_pipeline.domain.strategies.external.intents import Grid
+from shadow_pipeline.domain.strategies.external.plan import OrderPlan
 from shadow_pipeline.domain.strategies.profiles import (
-    EXTERNAL_STRATEGY,
     ProfileError,
     StrategyParams,
     Thresholds,
@@ -43,6 +44,7 @@ from shadow_pipeline.live.closing import Frontier, closing_arrivals, thresholds
 from shadow_pipeline.live.hour_ticks import HourTicks
 from shadow_pipeline.live.metrics import LiveMetrics
 from shadow_pipeline.redis_io import live_kpis, live_position
+from shadow_pipeline.redis_io.order_stream import load_intents
 from shadow_pipeline.redis_io.raw_reply import read_raw
 from shadow_pipeline.reporting.notes import commit_sha
 
@@ -103,10 +105,6 @@ class _Instrument:
     finished: str = ""  # the newest hour whose every window is published
 
 
-def _external_error(profile: str) -> LiveShadowError:
-    return LiveShadowError(f"profile {profile} runs strategy external: the live shadow reads ticks only (for now)")
-
-
 def _check_profile(config: ShadowConfig) -> None:
     """A profile the live shadow cannot run fails before any read, whatever instruments the stream holds."""
     try:
@@ -117,8 +115,6 @@ def _check_profile(config: ShadowConfig) -> None:
         raise LiveShadowError(
             f"{profiles.source}: unknown profile {config.profile!r}; known: {', '.join(profiles.names)}"
         )
-    if profiles.data["profiles"][config.profile].get("params", {}).get("strategy") == EXTERNAL_STRATEGY:
-        raise _external_error(config.profile)
 
 
 class LiveShadow:
@@ -148,8 +144,6 @@ class LiveShadow:
                 log.warning(f"{symbol}: not shadowed live: {exc}")
                 self._instruments[symbol] = None
                 return None
-            if is_external(params):
-                raise _external_error(params.profile)
             instrument = _Instrument(params, gates, Frontier(self.options.watermark_ns))
             instrument.finished = self._finished.get(symbol, "")
             self._instruments[symbol] = instrument
@@ -259,8 +253,11 @@ class LiveShadow:
                 self._finish(instrument, hour)
             return
         params, gates = instrument.params, instrument.thresholds
+        plan = self._bot_orders(params, hour) if is_external(params) else None
+        if plan is not None and not len(plan):
+            return  # no order of the bot in the hour yet: nothing to shadow (the partition would fail likewise)
         ticks = normalize(state.received())
-        rows = iteration_kpis(ticks, shadow(ticks, params), params, gates, self.options.config.window_seconds)
+        rows = iteration_kpis(ticks, shadow(ticks, params, plan), params, gates, self.options.config.window_seconds)
         needed = thresholds(first, len(rows), self.window_ns, self._horizon_ns(instrument), end)
         closed = np.flatnonzero(needed <= frontier[-1])
         closed = closed[closed >= state.published]
@@ -295,6 +292,12 @@ class LiveShadow:
         state.published = int(closed[-1]) + 1 if len(closed) else state.published
         if frontier[-1] >= end:  # a later hour's tick is released: every window of the hour is closed
             self._finish(instrument, hour)
+
+    def _bot_orders(self, params: StrategyParams, hour: str) -> OrderPlan:
+        """The bot's orders decided in ``hour`` as its order stream holds them now (strategy ``external``), read
+        and checked exactly as the partition reads them; rejected intents are dead-lettered once, by either."""
+        loaded = load_intents(self.client, params.symbol, Grid(params.symbol, params.tick_size, params.lot_step))
+        return loaded.checked.plan.decided_within(*hour_bounds(hour))
 
     @staticmethod
     def _finish(instrument: _Instrument, hour: str) -> None:
