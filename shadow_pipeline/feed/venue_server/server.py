@@ -44,6 +44,7 @@ def _malformed(text: str) -> str:
 # buffer space returns without yielding, and a REST snapshot request would wait for the whole replay.
 _YIELD_EVERY = 256
 
+
 class VenueServer:
     """venue: 'bybit-linear' | 'bybit-spot' | 'binance-usdm' | 'binance-spot'. See docs/venue-server.md."""
 
