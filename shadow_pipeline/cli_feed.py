@@ -106,6 +106,11 @@ def feed_command(
     click.echo(json.dumps({"redis": redact(url), **summary.as_dict()}))
     if unwritten:
         _fail(unwritten)
+    if summary.lost_at_stop:  # after the summary: what was written is known; what was not is an error
+        _fail(
+            f"{summary.lost_at_stop} ticks and depth entries not written: "
+            f"Redis at {redact(url)} was unreachable at the stop"
+        )
 
 
 def _write_metrics(metrics: typing.Any, path: str | None) -> str | None:

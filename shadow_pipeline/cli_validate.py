@@ -14,6 +14,7 @@ import pydantic
 from shadow_pipeline.defs.dryrun.assets import DryRunConfig
 from shadow_pipeline.defs.shadow.assets import ShadowConfig
 from shadow_pipeline.domain.market.instruments import SYMBOL_PATTERN
+from shadow_pipeline.feed.live.venues import PROTOCOLS
 from shadow_pipeline.launch import (
     Placement,
     console_level,
@@ -24,11 +25,10 @@ from shadow_pipeline.launch import (
     stream_hours,
     verdict_exit_code,
 )
+from shadow_pipeline.live.validate import LiveValidation, ValidationError, run_services
 from shadow_pipeline.redis_io.connect import connect, resolve_url
 from shadow_pipeline.redis_io.url import redact_text
 from shadow_pipeline.settings import REDIS_URL_ENV
-
-VENUES = ("binance-usdm", "binance-spot", "bybit-linear", "bybit-spot")
 
 
 def _fail(message: str) -> None:
@@ -62,21 +62,30 @@ def _progress(want: int) -> Callable[[dict[str, int]], None]:
 
 
 @click.command("live-validate")
-@click.option("--venue", type=click.Choice(VENUES), default="binance-usdm", show_default=True)
-@click.option("--symbols", default="BTCUSDT", show_default=True, help="Comma-separated instruments of the venue.")
-@click.option("--windows", type=click.IntRange(1, 10_000), default=48, show_default=True)
+@click.option("--venue", type=click.Choice(sorted(PROTOCOLS)), default=LiveValidation.venue, show_default=True)
 @click.option(
-    "--window-seconds", type=click.FloatRange(0.1, 3600), default=60.0, show_default=True, help="Window length (s)."
+    "--symbols",
+    default=",".join(LiveValidation.symbols),
+    show_default=True,
+    help="Comma-separated instruments of the venue.",
 )
-@click.option("--profile", default="moderate", show_default=True)
+@click.option("--windows", type=click.IntRange(1, 10_000), default=LiveValidation.windows, show_default=True)
 @click.option(
-    "--stream", default="lob:ticks", show_default=True, help="Tick stream (use a fresh one on a shared Redis)."
+    "--window-seconds",
+    type=click.FloatRange(0.1, 3600),
+    default=LiveValidation.window_seconds,
+    show_default=True,
+    help="Window length (s).",
+)
+@click.option("--profile", default=LiveValidation.profile, show_default=True)
+@click.option(
+    "--stream", default=LiveValidation.stream, show_default=True, help="Tick stream (a fresh one: see docs/live.md)."
 )
 @click.option("--network", is_flag=True, help="The venue's own endpoints (default: the local venue server).")
 @click.option(
     "--speed",
     type=click.FloatRange(0.01, 1000),
-    default=1.0,
+    default=LiveValidation.speed,
     show_default=True,
     callback=_finite,
     help="Local server's pace (x real time). Above 1 the feed leg of latency is not real: the market's clock then "
@@ -89,7 +98,7 @@ def _progress(want: int) -> Callable[[dict[str, int]], None]:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="The local server plays these recordings (default: the synthetic market).",
 )
-@click.option("--timeout", type=click.FloatRange(1, 86_400), default=3600.0, show_default=True, help="Seconds.")
+@click.option("--timeout", type=click.FloatRange(1, 86_400), default=LiveValidation.timeout_seconds, show_default=True)
 @click.option(
     "--logs",
     type=click.Path(file_okay=False, path_type=Path),
@@ -113,7 +122,6 @@ def live_validate_command(
 
     Exit status: 0 Go, 1 a KPI FAIL or live windows that differ from the batch's, 2 an error (a service failed,
     the windows never came, bad input)."""
-    from shadow_pipeline.live.validate import LiveValidation, ValidationError, run_services
 
     try:
         chosen = _checked_symbols(symbols)

@@ -122,9 +122,9 @@ def test_silent_stall_longer_than_the_watchdog(
 def test_gap_in_the_update_id_resubscribes(
     bybit: _Market, redis_client: redis.Redis, redis_url: str, stream: str
 ) -> None:
-    run, summary, _ = _run_bybit(redis_url, stream, bybit, ServerFaults(gap_at=100))
+    run, summary, connections = _run_bybit(redis_url, stream, bybit, ServerFaults(gap_at=100))
     assert run.count(RESYNCS, cause="gap") == 1
-    assert summary.dropped.get("delta_without_book", 0) >= 0
+    assert connections == 1 and summary.lost_at_stop == 0  # resubscribed on the same connection, nothing lost
     _consistent(redis_client, stream, bybit.expected)
 
 
@@ -233,7 +233,9 @@ def test_slow_reader_is_cut_and_reconnects(redis_client: redis.Redis, redis_url:
             run.stop()
         stats = running.stats
         fired, connections = stats.faults.get("slow_reader", 0), stats.connections
-    assert fired == 1, stats  # with compression on, the backlog would fit the socket buffers and never show
+    # with compression on, the backlog would fit the socket buffers and never show; on a loaded machine a later
+    # connection can be cut too (the server gives a reader 0.2 s), which the feed survives the same way
+    assert fired >= 1, stats
     causes = ("policy_close", "connection_lost")  # the close frame waits behind unread data, or is cut
     assert sum(run.count(RECONNECTS, cause=cause) for cause in causes) >= 1
     assert connections >= 2

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from shadow_pipeline.redis_io.keys import live_kpi_hash, live_kpi_stream
+from shadow_pipeline.redis_io.keys import feed_seq_key, live_kpi_hash, live_kpi_stream, live_position_hash
 from shadow_pipeline.settings import REDIS_URL_ENV
 
 STREAM = "test:live-validate:ticks"
@@ -34,7 +34,8 @@ def _run(args: list[str], redis_url: str, tmp_path: Path) -> subprocess.Complete
 
 
 def _live_keys(client: redis.Redis) -> list[str]:
-    return [STREAM, live_kpi_stream(SYMBOL), live_kpi_hash(SYMBOL), f"{live_kpi_stream(SYMBOL)}:ids"]
+    live = [live_kpi_stream(SYMBOL), live_kpi_hash(SYMBOL), f"{live_kpi_stream(SYMBOL)}:ids"]
+    return [STREAM, feed_seq_key(STREAM, SYMBOL), live_position_hash(STREAM), *live]
 
 
 def test_three_live_windows_then_the_dry_run(redis_url: str, tmp_path: Path) -> None:
@@ -89,3 +90,19 @@ def test_hostile_options_give_one_error_line(args: list[str], named: str, redis_
     assert done.returncode == 2, done.stderr
     assert len(errors) == 1 and errors[0].startswith("error:") and named in errors[0], done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_an_earlier_run_s_keys_are_refused_not_counted(redis_url: str, tmp_path: Path) -> None:
+    """Live records of the instrument (from an earlier validation) would count as this run's windows at once."""
+    client = redis.Redis.from_url(redis_url)
+    client.delete(*_live_keys(client))
+    client.xadd(live_kpi_stream(SYMBOL), {"left": "by an earlier run"})
+    try:
+        done = _run(["--symbols", SYMBOL, "--stream", STREAM, "--logs", str(tmp_path)], redis_url, tmp_path)
+        errors = [line for line in done.stderr.splitlines() if line.strip() and not _LOG_LINE.match(line)]
+        assert done.returncode == 2 and len(errors) == 1, done.stderr
+        assert errors[0].startswith("error: an earlier run left ") and live_kpi_stream(SYMBOL) in errors[0]
+        assert not (tmp_path / "feed.log").exists()  # refused before any service started
+    finally:
+        client.delete(*_live_keys(client))
+        client.close()

@@ -23,7 +23,7 @@ import redis
 from shadow_pipeline import settings
 from shadow_pipeline.domain.market.instruments import DEFAULT_VENUE, instrument_key
 from shadow_pipeline.feed.venue_server import ServerThread, VenueServer, recording_frames, synthetic_frames
-from shadow_pipeline.redis_io.keys import live_kpi_stream
+from shadow_pipeline.redis_io.keys import feed_seq_key, live_kpi_stream, live_position_hash
 
 # Exchange time after the last window: its markout horizon (5 s in every packaged profile) and the reorder
 # watermark must pass before it closes, and the synthetic market has to run that long.
@@ -49,7 +49,7 @@ class LiveValidation:
     profile: str = "moderate"
     stream: str = "lob:ticks"
     network: bool = False
-    speed: float = 30.0
+    speed: float = 1.0
     recordings: tuple[Path, ...] = ()
     seed: int = 0
     timeout_seconds: float = 3600.0
@@ -119,10 +119,29 @@ def published_windows(client: redis.Redis, instruments: Sequence[str]) -> dict[s
     return {key: int(client.xlen(live_kpi_stream(key))) for key in instruments}
 
 
+def earlier_run(client: redis.Redis, options: LiveValidation) -> list[str]:
+    """Keys an earlier run left that this one would read as its own: the tick stream, its seq counters, its live
+    position and the instruments' live records (the synthetic market starts at the same time every run)."""
+    instruments = options.instruments()
+    keys = [
+        options.stream,
+        live_position_hash(options.stream),
+        *(feed_seq_key(options.stream, key) for key in instruments),
+        *(live_kpi_stream(key) for key in instruments),
+    ]
+    return [key for key in keys if client.exists(key)]
+
+
 def run_services(
     options: LiveValidation, url_env: Mapping[str, str], client: redis.Redis, progress: Callable[[dict[str, int]], None]
 ) -> dict[str, int]:
     """Feed, ingest and live shadow until every instrument has ``options.windows`` live windows; their exit codes."""
+    left = earlier_run(client, options)
+    if left:
+        raise ValidationError(
+            f"an earlier run left {', '.join(left)}: its windows would count as this run's. Use a Redis database of "
+            f"the validation's own (REDIS_URL=.../N, or none: an embedded Redis), or delete them (redis-cli DEL)"
+        )
     with _local_venue(options) as venue:
         services = Services(options.logs, url_env)
         feed = ["feed", "--venue", options.venue, "--symbols", ",".join(options.symbols), "--stream", options.stream]

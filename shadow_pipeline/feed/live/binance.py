@@ -18,11 +18,11 @@ from typing import Any
 
 from shadow_pipeline.domain.market.depth import MalformedDepth
 from shadow_pipeline.domain.market.instruments import DEFAULT_VENUE
-from shadow_pipeline.feed.live.protocol import MalformedFrame, Update, VenueDefaults
+from shadow_pipeline.feed.live.protocol import MalformedFrame, Update, VenueDefaults, subscribed
 from shadow_pipeline.feed.readers.binance import quote_row, trade_row
 from shadow_pipeline.feed.readers.binance_depth import BookGap, DepthBook
 from shadow_pipeline.feed.readers.files import BAD_LINE, describe
-from shadow_pipeline.feed.readers.venues import BINANCE_SPOT, BINANCE_USDM
+from shadow_pipeline.feed.readers.venues import BINANCE_DEPTH_PATHS, BINANCE_SPOT, BINANCE_USDM
 
 # USD-M's touch changes many times a second on any listed perp; spot's smaller pairs can rest longer.
 DEFAULTS = {
@@ -30,7 +30,6 @@ DEFAULTS = {
     BINANCE_SPOT.code: VenueDefaults("wss://stream.binance.com:9443", "https://api.binance.com", 60.0),
 }
 _DEPTH_STREAM = {BINANCE_USDM.code: "depth@0ms", BINANCE_SPOT.code: "depth@100ms"}
-_DEPTH_PATH = {BINANCE_USDM.code: "/fapi/v1/depth", BINANCE_SPOT.code: "/api/v3/depth"}
 SNAPSHOT_LIMIT = 1000
 MAX_BUFFERED_DIFFS = 50_000  # diffs waiting for a snapshot; beyond it the oldest go and the straddle check decides
 OFFSET_WINDOW = 501  # trades in the running median of the clock offset
@@ -84,7 +83,7 @@ class BinanceProtocol:
         return Update("connect", snapshots=list(self.depth_books))
 
     def snapshot_url(self, base: str, symbol: str) -> str:
-        return f"{base.rstrip('/')}{_DEPTH_PATH[self.venue]}?symbol={symbol}&limit={SNAPSHOT_LIMIT}"
+        return f"{base.rstrip('/')}{BINANCE_DEPTH_PATHS[self.venue]}?symbol={symbol}&limit={SNAPSHOT_LIMIT}"
 
     def on_snapshot(self, symbol: str, body: str, ts_local: int) -> Update:
         book = self.depth_books[symbol]
@@ -104,7 +103,9 @@ class BinanceProtocol:
             stream, data = message["stream"], message["data"]
             if not isinstance(stream, str) or not isinstance(data, dict):
                 raise ValueError("not a combined-stream frame")
-            name = stream.partition("@")[2]
+            lower, _, name = stream.partition("@")
+            if name in ("bookTicker", "trade") or name.startswith("depth"):
+                subscribed(data.get("s"), lower.upper(), self.symbols)
             if name == "bookTicker":
                 return self._ticker(data, ts_local)
             if name == "trade":

@@ -13,8 +13,8 @@ import logging
 from typing import Any
 
 from shadow_pipeline.domain.market.depth import DELTA, SNAPSHOT, depth_fields
-from shadow_pipeline.feed.live.protocol import MalformedFrame, Update, VenueDefaults
-from shadow_pipeline.feed.readers.bybit import Books, trade_rows
+from shadow_pipeline.feed.live.protocol import MalformedFrame, Update, VenueDefaults, subscribed
+from shadow_pipeline.feed.readers.bybit import Books, restarted, trade_rows
 from shadow_pipeline.feed.readers.files import BAD_LINE, describe
 from shadow_pipeline.feed.readers.frames import exchange_ns
 from shadow_pipeline.feed.readers.venues import BYBIT_LINEAR, BYBIT_SPOT
@@ -88,6 +88,9 @@ class BybitProtocol:
             if topic.startswith("orderbook."):
                 return self._book(message, ts_local)
             if topic.startswith("publicTrade."):
+                expected = topic.rpartition(".")[2]
+                for trade in message["data"]:
+                    subscribed(trade["s"], expected, self.symbols)
                 return Update("trade", rows=trade_rows(message["data"]))
             return Update("other")
         except MalformedFrame:
@@ -105,9 +108,10 @@ class BybitProtocol:
 
     def _book(self, message: dict[str, Any], ts_local: int) -> Update:
         data = message["data"]
-        symbol, update_id, kind = data["s"], int(data["u"]), message["type"]
+        symbol = subscribed(data["s"], str(message["topic"]).rpartition(".")[2], self.symbols)
+        update_id, kind = int(data["u"]), message["type"]
         update = Update("book")
-        if kind != "snapshot" and update_id == 1:
+        if kind != "snapshot" and restarted(data):
             update.resyncs.append("venue_restart")
         elif kind != "snapshot" and self.book.has(symbol) and update_id != self.last_u.get(symbol, 0) + 1:
             log.warning(
@@ -125,7 +129,7 @@ class BybitProtocol:
         update.changed.append(symbol)
         if self.publish_depth:
             # ids left out: a venue restart starts u again at 1, which a depth stream's order check would refuse
-            resets = kind == "snapshot" or update_id == 1
+            resets = kind == "snapshot" or restarted(data)
             ts = exchange_ns(message.get("cts", message["ts"]))
             update.depth.append(
                 depth_fields(

@@ -36,7 +36,7 @@ class Outbox:
         self.depth: list[dict[str, str]] = []
         self.wake = asyncio.Event()
         self.closing = False
-        self.lost = 0  # ticks not written when the feed stopped
+        self.lost = 0  # ticks and depth entries not written when the feed stopped
         self.fatal: redis.RedisError | None = None
 
     def put(self, ticks: list[Tick], depth: list[dict[str, str]]) -> None:
@@ -60,25 +60,35 @@ class Outbox:
                 await self.wake.wait()
                 self.wake.clear()
                 continue
-            ticks, depth = self.ticks[: self.batch_max], self.depth[: self.batch_max]
             try:
-                await asyncio.to_thread(self.publisher.publish, [(t.instrument, t.fields) for t in ticks], depth)
+                await self._write_batch()
             except _RETRYABLE as exc:
                 tries += 1
                 log.error("%s: Redis write failed (%s); retrying", self.metrics.venue, exc)
                 if self.closing and tries >= SHUTDOWN_REDIS_TRIES:
-                    self.lost = len(self.ticks)
+                    self.lost = len(self.ticks) + len(self.depth)
                     return
                 await asyncio.sleep(REDIS_RETRY_SECONDS)
                 continue
             except redis.RedisError as exc:  # refused (NOPERM, WRONGTYPE, OOM): retrying cannot help
-                self.fatal, self.lost = exc, len(self.ticks)
+                self.fatal, self.lost = exc, len(self.ticks) + len(self.depth)
                 self.stop.set()
                 return
             tries = 0
+
+    async def _write_batch(self) -> None:
+        """Ticks, then depth entries, each taken off the outbox as soon as it is written: a depth write that fails
+        must not write the ticks again (they would come back under new seqs, duplicates no check could see)."""
+        ticks = self.ticks[: self.batch_max]
+        if ticks:
+            await asyncio.to_thread(self.publisher.publish, [(t.instrument, t.fields) for t in ticks], ())
             del self.ticks[: len(ticks)]
+            self._count(ticks, [])
+        depth = self.depth[: self.batch_max]
+        if depth:
+            await asyncio.to_thread(self.publisher.publish, (), depth)
             del self.depth[: len(depth)]
-            self._count(ticks, depth)
+            self._count([], depth)
 
     def _count(self, ticks: list[Tick], depth: list[dict[str, str]]) -> None:
         venue = self.metrics.venue

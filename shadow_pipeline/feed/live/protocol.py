@@ -21,6 +21,14 @@ class MalformedFrame(ValueError):
         self.update = update
 
 
+def subscribed(symbol: object, expected: str, symbols: tuple[str, ...]) -> str:
+    """``symbol`` as a frame names it, when it is the one its topic or stream names and one the feed asked for: a
+    frame that names another would invent an instrument (a seq counter, ticks nobody subscribed)."""
+    if symbol != expected or symbol not in symbols:
+        raise MalformedFrame(f"a frame of symbol {str(symbol)[:40]!r} on the topic of {expected[:40]!r}")
+    return expected
+
+
 @dataclass(frozen=True)
 class VenueDefaults:
     """A venue's public endpoints and how long one of its books may normally stay unchanged (``stale_seconds``:

@@ -50,7 +50,7 @@ class FeedSummary:
     stale_timeouts: int = 0
     malformed_frames: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
-    lost_at_stop: int = 0
+    lost_at_stop: int = 0  # ticks and depth entries not written (Redis unreachable at the stop)
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -156,7 +156,6 @@ class _Feed:
                 except TimeoutError:
                     continue
                 ts_local = time.time_ns()
-                worked = True
                 self.metrics.last_message = time.monotonic()
                 frames += 1
                 if frames % YIELD_EVERY == 0:
@@ -164,7 +163,9 @@ class _Feed:
                 if frames == self.config.pause_after_frames and self.connections == 1:
                     log.info("pausing %.1fs after %d frames (test-only)", self.config.pause_seconds, frames)
                     await asyncio.sleep(self.config.pause_seconds)  # test-only: a reader that stops reading
-                await self._frame(frame, ts_local, ws, watchdog)
+                # only market data proves the connection works: a venue that acks and then drops or refuses
+                # must meet a growing backoff, not a reconnect every half second
+                worked = await self._frame(frame, ts_local, ws, watchdog) or worked
                 while len(self.outbox.ticks) > MAX_PENDING and not self.stop.is_set():
                     await asyncio.sleep(POLL_SECONDS)
         except ConnectionClosed as exc:
@@ -176,7 +177,8 @@ class _Feed:
             with contextlib.suppress(Exception):
                 await ws.close()
 
-    async def _frame(self, frame: str | bytes, ts_local: int, ws: ClientConnection, watchdog: Watchdog) -> None:
+    async def _frame(self, frame: str | bytes, ts_local: int, ws: ClientConnection, watchdog: Watchdog) -> bool:
+        """Handle one frame; whether it was market data (a book changed or a tick came)."""
         try:
             text = frame if isinstance(frame, str) else frame.decode()
             update = self.protocol.on_frame(text, ts_local)
@@ -185,15 +187,23 @@ class _Feed:
             self.metrics.messages.labels(self.config.venue, "malformed").inc()
             log.warning("%s: malformed frame skipped: %s", self.config.venue, getattr(exc, "reason", exc))
             if isinstance(exc, MalformedFrame) and exc.update is not None:
-                await self._handle(exc.update, ws, watchdog, ts_local)
-            return
+                await self._handle(exc.update, ws, watchdog, ts_local, counted=True)
+            return False
         await self._handle(update, ws, watchdog, ts_local)
+        return bool(update.changed or update.rows)
 
     async def _handle(
-        self, update: Update, ws: ClientConnection, watchdog: Watchdog, ts_local: int, first: bool = False
+        self,
+        update: Update,
+        ws: ClientConnection,
+        watchdog: Watchdog,
+        ts_local: int,
+        first: bool = False,
+        counted: bool = False,
     ) -> None:
+        """``counted``: the frame is counted already (as malformed)."""
         venue = self.config.venue
-        if not first:
+        if not (first or counted):
             self.metrics.messages.labels(venue, update.kind).inc()
         for cause in update.resyncs:
             self.metrics.resyncs.labels(venue, cause).inc()

@@ -3,8 +3,10 @@
 The book is rebuilt by Binance's documented rule for USD-M futures ("How to manage a local order book
 correctly"): diffs received before the REST snapshot are buffered; those with ``u`` < ``lastUpdateId`` are
 dropped; the first diff applied must straddle it (``U`` <= ``lastUpdateId`` <= ``u``); every later diff's ``pu``
-must equal the previous diff's ``u``. A recording that breaks the rule cannot give a right book, so it is a
-``RecordingError`` naming the line, not a book with a hole in it.
+must equal the previous diff's ``u``. Spot's rule is one id later (its diffs have no ``pu`` and are contiguous):
+drop ``u`` <= ``lastUpdateId``, the first applied has ``U`` <= ``lastUpdateId`` + 1 <= ``u``, then each ``U`` is
+the previous ``u`` + 1. A recording that breaks the rule cannot give a right book, so it is a ``RecordingError``
+naming the line, not a book with a hole in it.
 """
 
 from __future__ import annotations
@@ -104,9 +106,12 @@ class DepthBook:
         if self.snapshot is not None:
             snapshot = self.snapshot[0]
             update_id = int(snapshot["lastUpdateId"])
-            if last < update_id:
+            # spot's rule is one id later than futures': its diffs are contiguous (U = previous u + 1), so a diff
+            # with u = lastUpdateId is in the snapshot already and one starting at lastUpdateId + 1 continues it
+            covered = update_id + 1 if self.spot else update_id
+            if last < covered:
                 return out
-            if first > update_id:
+            if first > covered:
                 raise BookGap(
                     f"the first diff after the snapshot starts at U {first}, past its "
                     f"lastUpdateId {update_id}: updates are missing, the book cannot be rebuilt"

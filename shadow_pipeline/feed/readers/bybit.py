@@ -29,6 +29,12 @@ def saw_book_depth(sightings: Sightings, topic: str, line: int) -> None:
         sightings.saw(BYBIT_LINEAR, line, "an orderbook.500 frame (derivatives only)")
 
 
+def restarted(data: dict[str, Any]) -> bool:
+    """``u`` = 1: the service restarted and the message overwrites the book (Bybit v5 docs, "Orderbook"); decided
+    here once, so the live feed's sequence check and the book agree on a ``"1"`` as much as on a 1."""
+    return str(data.get("u")) == "1"
+
+
 class Books:
     """The ``orderbook.N`` books by symbol, and the touch each last showed, so that a tick is emitted only when
     the touch (best prices or their sizes) changes. Shared by the live recordings and the daily archives, which
@@ -57,7 +63,7 @@ class Books:
         matching-engine time ``cts`` (it lines up with trades' ``T``), else the system time ``ts``."""
         data = message["data"]
         symbol = as_text(data["s"], "symbol")
-        if message["type"] == "snapshot" or data.get("u") == 1:
+        if message["type"] == "snapshot" or restarted(data):
             book = self._books[symbol] = ({}, {})
         elif symbol in self._books:
             book = self._books[symbol]

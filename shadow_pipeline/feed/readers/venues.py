@@ -20,6 +20,8 @@ BINANCE_USDM = Venue("binance-usdm", "binance", "linear")
 BINANCE_SPOT = Venue("binance-spot", "binance", "spot")
 BYBIT_LINEAR = Venue("bybit-linear", "bybit", "linear")
 BYBIT_SPOT = Venue("bybit-spot", "bybit", "spot")
+# Binance's REST depth snapshot, by venue code: what the live feed fetches and the local venue server serves.
+BINANCE_DEPTH_PATHS = {BINANCE_USDM.code: "/fapi/v1/depth", BINANCE_SPOT.code: "/api/v3/depth"}
 
 
 class Sightings:

@@ -12,10 +12,10 @@ from urllib.parse import parse_qs
 
 from websockets.exceptions import ConnectionClosed
 
+from shadow_pipeline.feed.readers.venues import BINANCE_DEPTH_PATHS
 from shadow_pipeline.feed.venue_server.books import Book
 from shadow_pipeline.feed.venue_server.session import Session
 from shadow_pipeline.feed.venue_server.source import (
-    BINANCE_SPOT,
     BINANCE_USDM,
     Frame,
     FrameKind,
@@ -23,7 +23,7 @@ from shadow_pipeline.feed.venue_server.source import (
     RestSnapshot,
 )
 
-REST_PATHS = {BINANCE_USDM: "/fapi/v1/depth", BINANCE_SPOT: "/api/v3/depth"}
+REST_PATHS = BINANCE_DEPTH_PATHS
 INVALID_SYMBOL = {"code": -1121, "msg": "Invalid symbol."}
 # USD-M: "Default 500; Valid limits:[5, 10, 20, 50, 100, 500, 1000]"; spot: default 100, above 5000 truncated to 5000
 _USDM_LIMITS = (5, 10, 20, 50, 100, 500, 1000)

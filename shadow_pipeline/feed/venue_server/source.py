@@ -10,10 +10,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 
-BYBIT_LINEAR = "bybit-linear"
-BYBIT_SPOT = "bybit-spot"
-BINANCE_USDM = "binance-usdm"
-BINANCE_SPOT = "binance-spot"
+from shadow_pipeline.feed.readers import venues
+
+# The venues' codes as the server's modules compare them (strings); the venues themselves are defined once.
+BYBIT_LINEAR = venues.BYBIT_LINEAR.code
+BYBIT_SPOT = venues.BYBIT_SPOT.code
+BINANCE_USDM = venues.BINANCE_USDM.code
+BINANCE_SPOT = venues.BINANCE_SPOT.code
 VENUES = (BYBIT_LINEAR, BYBIT_SPOT, BINANCE_USDM, BINANCE_SPOT)
 
 
