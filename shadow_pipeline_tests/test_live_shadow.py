@@ -3,6 +3,7 @@ on a real Redis), and its command line."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -22,6 +23,7 @@ from shadow_pipeline.defs.ingest.assets import landing_zone, normalized_ticks, r
 from shadow_pipeline.defs.live.checks import LIVE_MATCHES_BATCH, live_windows_match_batch
 from shadow_pipeline.defs.partitions import partition_key
 from shadow_pipeline.defs.shadow.assets import ShadowConfig, shadow_iterations
+from shadow_pipeline.domain.market.faults import FaultSpec
 from shadow_pipeline.domain.market.reorder import DEFAULT_WATERMARK_NS, ReorderBuffer
 from shadow_pipeline.domain.market.windows import hour_keys
 from shadow_pipeline.domain.simulation.simulator import simulate
@@ -96,7 +98,13 @@ def test_live_and_batch_records_compare_kpi_by_kpi() -> None:
 
 
 def _materialize(
-    redis_url: str, stream: str, folder: Path, hour: str, profile: str = "moderate", shadow_only: bool = False
+    redis_url: str,
+    stream: str,
+    folder: Path,
+    hour: str,
+    profile: str = "moderate",
+    shadow_only: bool = False,
+    profiles_file: str | None = None,
 ) -> dg.ExecuteInProcessResult:
     """Ingest and shadow the partition (``shadow_only``: the shadow again on the ticks ingested before)."""
     with dg.instance_for_test() as instance:
@@ -105,7 +113,7 @@ def _materialize(
             selection=[shadow_iterations] if shadow_only else None,
             partition_key=partition_key(hour, SYMBOL),
             resources=pipeline_resources(redis_url, stream, folder, "live-test"),
-            run_config=shadow_run_config(window_seconds=WINDOW_SECONDS, profile=profile),
+            run_config=shadow_run_config(window_seconds=WINDOW_SECONDS, profile=profile, profiles_file=profiles_file),
             instance=instance,
             raise_on_error=False,
         )
@@ -319,3 +327,40 @@ def test_a_bot_s_order_stream_is_shadowed_live_as_the_partition_shadows_it(
         assert sum(int(r["total_fills"]) for r in live) > 0
     finally:
         redis_client.delete(order_stream(SYMBOL), dead_letter_stream(order_stream(SYMBOL)))
+
+
+def _short_horizon_profiles(folder: Path) -> str:
+    """moderate with a 1 ms markout horizon: a window then closes 1 ms after its end plus the watermark, so the
+    watermark alone decides whether a late tick near the end is in (with 5 s, every late tick is in long before)."""
+    data = json.loads(json.dumps(load_profiles().data))
+    data.pop("$schema", None)
+    data["profiles"]["moderate"]["params"]["markout_horizon_s"] = 0.001
+    path = folder / "short_horizon.json"
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
+@pytest.mark.parametrize(("watermark_ns", "equal"), [(DEFAULT_WATERMARK_NS, True), (0, False)])
+def test_ticks_reordered_within_the_watermark_give_the_partitions_windows_and_only_with_it(
+    watermark_ns: int, equal: bool, redis_url: str, redis_client: redis.Redis, stream: str, tmp_path: Path
+) -> None:
+    """Late ticks (half of them delayed by up to 30 ms, inside the 40 ms watermark) are put back in order before a window
+    closes, so the live windows are the partition's; without the watermark the windows close before them."""
+    clear_live_keys(redis_client, stream)
+    profiles = _short_horizon_profiles(tmp_path)
+    try:
+        replayed = replay_synthetic(
+            redis_client, stream, 60, symbols=(SYMBOL,), faults=FaultSpec(reorder=0.5, jitter_ms=30.0, seed=3)
+        )
+        assert replayed.faults.reordered > 0
+        config = ShadowConfig(window_seconds=WINDOW_SECONDS, profiles_file=profiles)
+        # a few entries a read, as a live stream arrives (read whole, a batch would hold its own late ticks)
+        options = LiveOptions(stream, config, until_idle_s=0.3, watermark_ns=watermark_ns, batch=5)
+        summary = LiveShadow(redis_client, options).run()
+        assert summary.published > 0
+        result = _materialize(redis_url, stream, tmp_path, _hour(redis_client, stream), profiles_file=profiles)
+        evaluation = _evaluation(result)
+        assert evaluation.passed is equal, evaluation.description
+        assert evaluation.metadata["live_windows"].value == summary.published
+    finally:
+        clear_live_keys(redis_client, stream)
