@@ -40,10 +40,6 @@ def _malformed(text: str) -> str:
     return text[: max(1, len(text) // 2)] + "\x00"
 
 
-# Frames sent between two turns of the event loop at speed 0 (or when the pace falls behind): a send that finds
-# buffer space returns without yielding, and a REST snapshot request would wait for the whole replay.
-_YIELD_EVERY = 256
-
 
 class VenueServer:
     """venue: 'bybit-linear' | 'bybit-spot' | 'binance-usdm' | 'binance-spot'. See docs/venue-server.md."""
@@ -248,8 +244,6 @@ class VenueServer:
             sent_frames += 1
             for session in recipients:
                 await self._send_market(session, text)
-            if sent_frames % _YIELD_EVERY == 0:
-                await asyncio.sleep(0)  # a send into free buffer space never yields: REST and pings would wait
         if self._binance is not None:
             self._binance.play(len(self._source), None)
         self.stats.done = True
