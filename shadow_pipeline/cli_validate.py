@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 import click
 import pydantic
 
+from shadow_pipeline import settings
 from shadow_pipeline.defs.dryrun.assets import DryRunConfig
 from shadow_pipeline.defs.shadow.assets import ShadowConfig
 from shadow_pipeline.domain.market.instruments import SYMBOL_PATTERN
@@ -28,7 +28,6 @@ from shadow_pipeline.launch import (
 from shadow_pipeline.live.validate import LiveValidation, ValidationError, run_services
 from shadow_pipeline.redis_io.connect import connect, resolve_url
 from shadow_pipeline.redis_io.url import redact_text
-from shadow_pipeline.settings import REDIS_URL_ENV
 
 
 def _fail(message: str) -> None:
@@ -144,7 +143,7 @@ def live_validate_command(
             shadow.strategy(instrument)
         url = resolve_url()
         client = connect(url)
-        run_services(options, {**os.environ, REDIS_URL_ENV: url}, client, _progress(windows))
+        run_services(options, settings.services_environment(url), client, _progress(windows))
         keys = partition_keys(stream_hours(connect(url, decode_responses=True), stream), options.instruments())
         with project_instance() as instance:
             table = run_dryrun(

@@ -157,3 +157,9 @@ def market_data_dir(default: Path) -> Path:
     """Recorded market data for tests and benchmarks (``../shared/data/market`` by default)."""
     value = _get(MARKET_DATA_ENV)
     return Path(value) if value else default
+
+
+def services_environment(redis_url: str) -> dict[str, str]:
+    """The environment of services a command starts (``live-validate``): this one's, on ``redis_url``, so that
+    each service resolves Redis as any command does and the URL (a password in it) is not on a command line."""
+    return {**os.environ, REDIS_URL_ENV: redis_url}

@@ -40,7 +40,6 @@ def _malformed(text: str) -> str:
     return text[: max(1, len(text) // 2)] + "\x00"
 
 
-
 class VenueServer:
     """venue: 'bybit-linear' | 'bybit-spot' | 'binance-usdm' | 'binance-spot'. See docs/venue-server.md."""
 
