@@ -344,8 +344,8 @@ def _short_horizon_profiles(folder: Path) -> str:
 def test_ticks_reordered_within_the_watermark_give_the_partitions_windows_and_only_with_it(
     watermark_ns: int, equal: bool, redis_url: str, redis_client: redis.Redis, stream: str, tmp_path: Path
 ) -> None:
-    """Late ticks (half of them delayed by up to 30 ms, inside the 40 ms watermark) are put back in order before a window
-    closes, so the live windows are the partition's; without the watermark the windows close before them."""
+    """Late ticks (half of them delayed by up to 30 ms, inside the 40 ms watermark) are put back in order before a
+    window closes, so the live windows are the partition's; without the watermark the windows close before them."""
     clear_live_keys(redis_client, stream)
     profiles = _short_horizon_profiles(tmp_path)
     try:
