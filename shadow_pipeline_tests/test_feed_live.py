@@ -21,6 +21,7 @@ from shadow_pipeline.feed.live.binance import BinanceProtocol, ClockOffset
 from shadow_pipeline.feed.live.bybit import BybitProtocol
 from shadow_pipeline.feed.live.config import FeedConfig
 from shadow_pipeline.feed.live.connection import backoff_delay
+from shadow_pipeline.feed.live.protocol import MalformedFrame
 from shadow_pipeline.feed.live.ticks import TouchCarry
 from shadow_pipeline.feed.live.venues import protocol_for
 from shadow_pipeline.feed.venue_server import ServerThread, VenueServer, recording_frames, synthetic_frames
@@ -265,12 +266,65 @@ def test_command_stops_cleanly_on_sigterm_and_a_restart_numbers_on(
     assert seqs(ticks) == list(range(1, len(ticks) + 1))  # no seq reused by the second process
 
 
-def test_command_refuses_a_bad_option_in_one_line(redis_url: str) -> None:
+HOSTILE_OPTIONS = [
+    (["--stale-seconds", "-1"], "error: stale_seconds must be a positive number of seconds, got -1.0"),
+    (["--stale-seconds", "nan"], "stale_seconds"),
+    (["--stale-seconds", "inf"], "stale_seconds"),
+    (["--max-age-seconds", "nan"], "max_age"),
+    (["--maxlen", "0"], "maxlen"),
+    (["--maxlen", "99999999999999999999999999"], "maxlen"),
+    (["--book-depth", "7"], "7"),
+    (["--symbols", ""], "symbols"),
+    (["--symbols", "btc usdt"], "symbols"),
+    (["--symbols", "BTCUSDT,BTCUSDT"], "twice"),
+    (["--venue", "kraken-spot"], "--venue"),
+    (["--backoff-initial-seconds", "abc"], "--backoff-initial-seconds"),
+]
+
+
+@pytest.mark.parametrize(("args", "named"), HOSTILE_OPTIONS, ids=[" ".join(a) or "empty" for a, _ in HOSTILE_OPTIONS])
+def test_command_refuses_a_bad_option_in_one_line(args: list[str], named: str, redis_url: str) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    args = ["--venue", "bybit-linear", "--symbols", "BTCUSDT", "--stale-seconds", "-1", "--redis-url", redis_url]
-    done = subprocess.run(_feed_command(*args), env=env, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 2
-    assert done.stderr.strip().splitlines() == ["error: stale_seconds must be a positive number of seconds, got -1.0"]
+    chosen = {"--venue": "bybit-linear", "--symbols": "BTCUSDT"} | dict(zip(args[::2], args[1::2], strict=True))
+    flat = [item for pair in chosen.items() for item in pair]
+    command = [sys.executable, "-m", "shadow_pipeline.cli", "feed", *flat, "--redis-url", redis_url]  # as users run it
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert lines[0].startswith("error:") and named in lines[0] and "Traceback" not in done.stderr
+
+
+HOSTILE_FRAMES = [
+    "[" * 100_000,  # deep: json's recursion limit
+    "",
+    "\x00\x01\xff",
+    "NaN",
+    "[1, 2]",
+    '"text"',
+    "true",
+    '{"topic": ["x"]}',
+    '{"topic":"orderbook.200.BTCUSDT","type":"snapshot","ts":1e400,"data":{"s":"BTCUSDT","b":[["1","1"]],'
+    '"a":[["2","1"]],"u":5,"seq":1},"cts":1e400}',
+    '{"topic":"publicTrade.BTCUSDT","type":"snapshot","ts":1,"data":[{"T":"x","s":"BTCUSDT","S":"Buy","v":"1"}]}',
+    '{"topic":"publicTrade.BTCUSDT","type":"snapshot","ts":1,"data":{"a":1}}',
+    '{"stream":"btcusdt@bookTicker","data":{"u":"inf","s":"BTCUSDT","b":"1","a":"2","B":"1","A":"1","E":1}}',
+    '{"stream":"btcusdt@trade","data":{"s":"BTCUSDT","E":99999999999999999999999,"p":"1","q":"1","m":true}}',
+    '{"stream":"btcusdt@trade","data":{"s":"ETHUSDT","E":1723161256322,"p":"1","q":"1","m":true}}',
+    '{"stream":5,"data":[]}',
+]
+
+
+@pytest.mark.parametrize("venue", ["bybit-linear", "binance-usdm"])
+def test_hostile_frames_are_malformed_or_ignored_never_a_crash(venue: str) -> None:
+    """Every frame either raises MalformedFrame (counted and skipped by the feed) or publishes nothing; a frame
+    for another venue's shape is ignored. Nothing else may escape: it would end the feed."""
+    protocol = protocol_for(FeedConfig(venue, ("BTCUSDT",)))
+    for frame in HOSTILE_FRAMES:
+        try:
+            update = protocol.on_frame(frame, NOW)
+        except MalformedFrame:
+            continue
+        assert not update.rows, (frame[:60], update)
 
 
 def test_a_redis_refusal_stops_the_feed_with_the_error(redis_client: redis.Redis, redis_url: str, stream: str) -> None:

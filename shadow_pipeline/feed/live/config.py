@@ -16,6 +16,8 @@ DEFAULT_OPEN_TIMEOUT_SECONDS = 10.0
 DEFAULT_REST_TIMEOUT_SECONDS = 10.0
 DEFAULT_BATCH_MAX = 1000  # ticks per Lua call: bounds one call's time on the server, which blocks it
 
+_REDIS_MAX_INT = 2**63 - 1  # XADD MAXLEN takes a signed 64-bit count; a larger one fails only at the first write
+
 
 @dataclass(frozen=True)
 class FeedConfig:
@@ -65,8 +67,8 @@ class FeedConfig:
             raise ValueError(f"rest_url: want an http:// or https:// URL, got {self.rest_url[:80]!r}")
         if not self.stream:
             raise ValueError("stream: a stream name is required")
-        if self.maxlen is not None and self.maxlen < 1:
-            raise ValueError(f"maxlen must be >= 1 (or none for no trimming), got {self.maxlen}")
+        if self.maxlen is not None and not 1 <= self.maxlen <= _REDIS_MAX_INT:
+            raise ValueError(f"maxlen must be 1 to {_REDIS_MAX_INT} (or none for no trimming), got {self.maxlen}")
         positive = {
             "max_age_seconds": self.max_age_seconds,
             "backoff_initial_seconds": self.backoff_initial_seconds,
