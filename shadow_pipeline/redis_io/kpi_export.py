@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,27 +54,40 @@ def write_hashes(
         pipe.hset(KPI_ALL_HASH, str(record["symbol"]), json.dumps(dict(record), sort_keys=True))
         if per_symbol:
             key = kpi_symbol_hash(str(record["symbol"]))
-            pipe.delete(key)  # a field that is null now must not keep an older value
-            pipe.hset(key, mapping=to_fields(record))  # type: ignore[arg-type]
-            pipe.expire(key, ttl_seconds)
+            replace_hash(pipe, key, record, ttl_seconds)
             keys.append(key)
     pipe.expire(KPI_ALL_HASH, ttl_seconds)
     pipe.execute()
     return ExportResult("hash", keys, len(records))
 
 
-def append_streams(client: redis.Redis, records: Sequence[Mapping[str, Any]], maxlen: int) -> ExportResult:
-    """Window records into ``shadow:kpi:stream:{symbol}``; records exported before are skipped."""
+def replace_hash(pipe: redis.client.Pipeline, key: str, record: Mapping[str, Any], ttl_seconds: int) -> None:
+    """``record`` as the hash ``key``, one field per KPI, expiring after ``ttl_seconds``."""
+    pipe.delete(key)  # a field that is null now must not keep an older value
+    pipe.hset(key, mapping=to_fields(record))  # type: ignore[arg-type]
+    pipe.expire(key, ttl_seconds)
+
+
+def append_by_symbol(
+    client: redis.Redis, records: Sequence[Mapping[str, Any]], stream_of: Callable[[str], str], maxlen: int
+) -> dict[str, tuple[int, list[Mapping[str, Any]]]]:
+    """Validated window records appended once to their symbol's stream (``stream_of``): per symbol, how many
+    were new and the symbol's records."""
     validate(records)
     by_symbol: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
     for record in records:
         by_symbol[str(record["symbol"])].append(record)
-    added = 0
-    for symbol, batch in by_symbol.items():
-        keyed = [(record_key(record), to_fields(record)) for record in batch]
-        added += append_once(client, kpi_stream(symbol), keyed, maxlen)
-    streams = [kpi_stream(s) for s in by_symbol]
-    return ExportResult("stream", streams, added, len(records) - added)
+    return {
+        symbol: (append_once(client, stream_of(symbol), [(record_key(r), to_fields(r)) for r in batch], maxlen), batch)
+        for symbol, batch in by_symbol.items()
+    }
+
+
+def append_streams(client: redis.Redis, records: Sequence[Mapping[str, Any]], maxlen: int) -> ExportResult:
+    """Window records into ``shadow:kpi:stream:{symbol}``; records exported before are skipped."""
+    appended = append_by_symbol(client, records, kpi_stream, maxlen)
+    added = sum(new for new, _ in appended.values())
+    return ExportResult("stream", [kpi_stream(s) for s in appended], added, len(records) - added)
 
 
 def export_partition(

@@ -7,16 +7,19 @@ times; reading them back serves the ``live_windows_match_batch`` check and the l
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import redis
 
-from shadow_pipeline.domain.kpis.records import from_fields, to_fields, validate
+from shadow_pipeline.domain.kpis.records import from_fields
 from shadow_pipeline.redis_io.keys import live_kpi_hash, live_kpi_stream
-from shadow_pipeline.redis_io.kpi_export import DEFAULT_STREAM_MAXLEN, DEFAULT_TTL_SECONDS, record_key
-from shadow_pipeline.redis_io.streams import append_once
+from shadow_pipeline.redis_io.kpi_export import (
+    DEFAULT_STREAM_MAXLEN,
+    DEFAULT_TTL_SECONDS,
+    append_by_symbol,
+    replace_hash,
+)
 
 LIVE = "live"
 
@@ -30,19 +33,12 @@ def publish(
     """Append the windows not published before to ``shadow:live:kpi:stream:{symbol}`` and, when any was new,
     put the newest of them in ``shadow:live:kpi:{symbol}``; returns how many were new. Validated first: a bad
     record writes nothing."""
-    validate(records)
-    by_symbol: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
-    for record in records:
-        by_symbol[str(record["symbol"])].append(record)
     added = 0
-    for symbol, batch in by_symbol.items():
-        new = append_once(client, live_kpi_stream(symbol), [(record_key(r), to_fields(r)) for r in batch], maxlen)
+    for symbol, (new, batch) in append_by_symbol(client, records, live_kpi_stream, maxlen).items():
         if new:
             newest = max(batch, key=lambda r: (str(r["partition"]), int(r["iteration"])))
             pipe = client.pipeline(transaction=True)
-            pipe.delete(live_kpi_hash(symbol))  # a field that is null now must not keep an older value
-            pipe.hset(live_kpi_hash(symbol), mapping=to_fields(newest))  # type: ignore[arg-type]
-            pipe.expire(live_kpi_hash(symbol), ttl_seconds)
+            replace_hash(pipe, live_kpi_hash(symbol), newest, ttl_seconds)
             pipe.execute()
         added += new
     return added
