@@ -1,5 +1,6 @@
 """Stage 3: the shadow KPIs exported to Redis, where dashboards and the live bot's risk manager read them."""
 
+from pathlib import Path
 from typing import Literal
 
 import dagster as dg
@@ -8,8 +9,15 @@ from pydantic import Field
 
 from shadow_pipeline.defs.partitions import tick_partitions
 from shadow_pipeline.domain.kpis.records import KpiRecordError
-from shadow_pipeline.domain.kpis.run_notes import RunNotesMissing
+from shadow_pipeline.domain.kpis.run_notes import RunNotesMissing, run_notes
 from shadow_pipeline.redis_io.kpi_export import DEFAULT_STREAM_MAXLEN, DEFAULT_TTL_SECONDS, export_partition
+from shadow_pipeline.reporting.kpi_metrics import (
+    KpiMetrics,
+    MetricsError,
+    check_pushgateway,
+    check_textfile_dir,
+    kpi_metrics,
+)
 from shadow_pipeline.resources import RedisResource
 from shadow_pipeline.summaries import ExportSummary
 
@@ -27,6 +35,39 @@ class ExportConfig(dg.Config):
     maxlen: int = Field(
         default=DEFAULT_STREAM_MAXLEN, ge=1, le=1_000_000_000, description="Stream mode: MAXLEN ~ per symbol."
     )
+    textfile_dir: str | None = Field(
+        default=None,
+        description="Also write the KPI metrics to this node_exporter textfile directory (an existing one), one "
+        ".prom file per instrument and profile (docs/metrics.md). Default: none.",
+    )
+    pushgateway: str | None = Field(
+        default=None,
+        description="Also push the KPI metrics to this Prometheus pushgateway (http://host:port), grouped by "
+        "instrument and profile. Default: none.",
+    )
+
+    def check_metrics(self) -> None:
+        """Refuse a bad directory or URL (MetricsError, a ValueError) before anything is written."""
+        if self.textfile_dir is not None:
+            check_textfile_dir(Path(self.textfile_dir))
+        if self.pushgateway is not None:
+            check_pushgateway(self.pushgateway)
+
+    def publish(self, metrics: KpiMetrics) -> tuple[list[str], list[str]]:
+        """Both sinks are tried, so one failing does not cost the other its metrics: where they went, why not."""
+        sent, failures = [], []
+        if self.textfile_dir is not None:
+            try:
+                sent.append(str(metrics.write_textfile(Path(self.textfile_dir))))
+            except MetricsError as exc:
+                failures.append(str(exc))
+        if self.pushgateway is not None:
+            try:
+                metrics.push(self.pushgateway)
+                sent.append(self.pushgateway)
+            except MetricsError as exc:
+                failures.append(str(exc))
+        return sent, failures
 
 
 @dg.asset(group_name="export", partitions_def=tick_partitions, kinds={"redis"})
@@ -42,18 +83,32 @@ def exported_kpis(
 
     Every record is validated against the shipped JSON Schema first; an invalid one fails the run and nothing
     of the partition is written. Exported whatever the Go/No-Go verdict: readers see a No-Go too.
+
+    When configured, the report's KPIs, thresholds and verdict also go to Prometheus (a textfile, a
+    pushgateway; docs/metrics.md) after Redis, the record of truth: a sink that fails then fails the run, which
+    says that Redis holds the KPIs (re-running adds no stream entry), so a missing metric never passes unseen.
     """
     if shadow_iterations.empty or shadow_report.empty:
         raise dg.Failure("shadow_iterations has no windows for this partition: nothing to export")
     partition = str(context.partition_key)
-    client = redis.get_client(decode_responses=True)
     report = {str(k): v for k, v in shadow_report.iloc[0].items()}
     try:
+        config.check_metrics()
+        metrics = kpi_metrics(report, run_notes(shadow_iterations).thresholds)
         results = export_partition(
-            client, shadow_iterations, report, config.mode, config.per_symbol, config.ttl_seconds, config.maxlen
+            redis.get_client(decode_responses=True),
+            shadow_iterations,
+            report,
+            config.mode,
+            config.per_symbol,
+            config.ttl_seconds,
+            config.maxlen,
         )
-    except (KpiRecordError, RunNotesMissing) as exc:
+    except (KpiRecordError, RunNotesMissing, MetricsError) as exc:
         raise dg.Failure(str(exc)) from None
+    sent, failures = config.publish(metrics)
+    if failures:
+        raise dg.Failure(f"{partition}: KPIs written to Redis, but {'; '.join(failures)}")
     metadata: dict[str, dg.MetadataValue] = {}
     for result in results:
         metadata[f"{result.mode}_keys"] = dg.MetadataValue.text(", ".join(result.keys))
@@ -68,6 +123,7 @@ def exported_kpis(
         metadata={
             "mode": config.mode,
             "windows": dg.MetadataValue.int(len(shadow_iterations)),
+            **({"metrics_sent_to": dg.MetadataValue.text(", ".join(sent))} if sent else {}),
             **metadata,
             **summary.metadata(),
         }
