@@ -774,6 +774,12 @@ def audit_command(paths: tuple[Path, ...], profiles_file: str | None, snapshot_t
     show_default=True,
     help="Stream MAXLEN ~.",
 )
+@click.option(
+    "--textfile-dir",
+    default=None,
+    help="Also write the KPI metrics there (an existing node_exporter textfile directory; docs/metrics.md).",
+)
+@click.option("--pushgateway", default=None, help="Also push the KPI metrics to this pushgateway (http://host:port).")
 @click.option("--data-dir", default=None, callback=_folder, help="Asset store (default: $SHADOW_DATA_DIR).")
 def export_command(
     snapshots: tuple[Path, ...],
@@ -783,16 +789,28 @@ def export_command(
     per_symbol: bool,
     ttl_seconds: int,
     maxlen: int,
+    textfile_dir: str | None,
+    pushgateway: str | None,
     data_dir: str | None,
 ) -> None:
     """Write shadow KPIs to Redis: hashes (latest per symbol, TTL) and/or streams (one entry per window).
 
     Stored partitions go through the exported_kpis asset (validated against the shipped JSON Schema first;
-    re-exporting adds no stream entry). Exit status: 0 written, 2 an error."""
+    re-exporting adds no stream entry). With --textfile-dir or --pushgateway the partitions' KPIs, thresholds
+    and verdicts also go to Prometheus, after Redis; a sink that fails fails the run. Exit status: 0 written,
+    2 an error."""
     from shadow_pipeline.launch import Placement, crash_summary, crashed, project_instance, run_export
 
     try:
-        config = ExportConfig(mode=mode, per_symbol=per_symbol, ttl_seconds=ttl_seconds, maxlen=maxlen)
+        config = ExportConfig(
+            mode=mode,
+            per_symbol=per_symbol,
+            ttl_seconds=ttl_seconds,
+            maxlen=maxlen,
+            textfile_dir=textfile_dir,
+            pushgateway=pushgateway,
+        )
+        config.check_metrics()  # a bad directory or URL, before anything is written
         connect()  # fail fast, with the reason, before any run
         if snapshots:
             _export_snapshots(list(snapshots), config)
@@ -816,6 +834,8 @@ def _export_snapshots(paths: list[Path], config: ExportConfig) -> None:
         raise ValueError(
             "a snapshot holds the partition aggregate only: use --mode hash, or export the stored partitions"
         )
+    if config.textfile_dir or config.pushgateway:
+        raise ValueError("--textfile-dir and --pushgateway export stored partitions, not snapshots (--src)")
     try:
         snapshots = [read_snapshot(path) for path in paths]
         records = [report_record(snapshot, snapshot["kpis"]) for snapshot in snapshots]

@@ -110,16 +110,19 @@ def _number(value: Any) -> float:
 def check_textfile_dir(folder: Path) -> Path:
     """An existing, writable directory: a missing one is refused rather than made, since the textfile collector
     reads only the directory it was started with (a typo would lose every metric in silence)."""
+    name = repr(str(folder))
+    if "\x00" in str(folder):
+        raise MetricsError(f"textfile_dir {name} holds a NUL byte")
     try:
         exists, is_dir = folder.exists(), folder.is_dir()
-    except (OSError, ValueError) as exc:  # a NUL byte, a name too long for the filesystem
-        raise MetricsError(f"textfile_dir {str(folder)!r}: {exc}") from None
+    except OSError as exc:  # a name too long for the filesystem
+        raise MetricsError(f"textfile_dir {name}: {exc.strerror or exc}") from None
     if not exists:
-        raise MetricsError(f"textfile_dir {folder} does not exist (the node_exporter's --collector.textfile.directory)")
+        raise MetricsError(f"textfile_dir {name} does not exist (the node_exporter's --collector.textfile.directory)")
     if not is_dir:
-        raise MetricsError(f"textfile_dir {folder} is not a directory")
+        raise MetricsError(f"textfile_dir {name} is not a directory")
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise MetricsError(f"textfile_dir {folder} is not writable")
+        raise MetricsError(f"textfile_dir {name} is not writable")
     return folder
 
 
@@ -127,7 +130,7 @@ def check_pushgateway(url: str) -> str:
     """``http(s)://host[:port][/path]``; the scheme is required, as ``host:port`` alone would parse as a scheme."""
     reason = _url_fault(url)
     if reason:
-        raise MetricsError(f"pushgateway {url!r}: {reason} (expected http://host:port)")
+        raise MetricsError(f"pushgateway {url!r}: {reason} (expected e.g. http://127.0.0.1:9091)")
     return url
 
 
