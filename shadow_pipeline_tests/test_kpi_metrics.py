@@ -3,6 +3,7 @@ exported metrics, promtool accepts the rules and their tests, and a bad sink is 
 
 from __future__ import annotations
 
+import http.server
 import math
 import os
 import re
@@ -10,10 +11,11 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import dagster as dg
 import pandas as pd
@@ -217,6 +219,38 @@ def test_a_down_pushgateway_fails_the_run_after_redis_and_the_textfile(stored: S
     assert f"KPIs written to Redis, but metrics not pushed to {down}: [Errno 111] Connection refused" in message
     assert redis.Redis.from_url(stored.url).hget(kpi_symbol_hash("BTCUSDT"), "partition") == f"{HOUR}|BTCUSDT".encode()
     assert [p.name for p in tmp_path.iterdir()] == ["shadow_kpis_BTCUSDT.binance-usdm_moderate.prom"]
+
+
+class _Gateway(http.server.BaseHTTPRequestHandler):
+    """A stand-in pushgateway on a real socket: it keeps each push's method, path and body."""
+
+    pushes: ClassVar[list[tuple[str, str, str]]] = []
+
+    def do_PUT(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"])).decode()
+        self.pushes.append(("PUT", self.path, body))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_a_push_replaces_the_group_of_its_instrument_and_profile(stored: Stored) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Gateway)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        result = stored.export("ETHUSDT", mode="hash", pushgateway=f"http://127.0.0.1:{server.server_port}")
+    finally:
+        server.shutdown()
+    assert result.success
+    [(method, path, body)] = _Gateway.pushes
+    assert (method, path) == ("PUT", "/metrics/job/shadow_kpis/instrument/ETHUSDT.binance-usdm/profile/moderate")
+    report = stored.stored("shadow_report", "ETHUSDT").iloc[0]
+    values = {s.name: s.value for family in text_string_to_metric_families(body) for s in family.samples}
+    assert values[f"{PREFIX}total_fills"] == report["total_fills"]
+    assert values[f"{PREFIX}verdict"] == (1.0 if report["verdict"] == "GO" else 0.0)
 
 
 CLI_OPTIONS = [

@@ -89,7 +89,8 @@ def kpi_metrics(
 
     for gate in gates(thresholds):
         passes = ">=" if gate.at_least else "<="
-        gauge(gate.kpi, BY_NAME[gate.kpi].meaning + " (NaN: unknown, no fills)", report.get(gate.kpi))
+        kpi = BY_NAME[gate.kpi]
+        gauge(kpi.name, kpi.meaning + ("" if kpi.integer else " (NaN: unknown)"), report.get(kpi.name))
         gauge(f"threshold_{gate.kpi}", f"The profile's gate: {gate.kpi} {passes} this passes", gate.threshold)
     gauge(TOTAL_FILLS.name, TOTAL_FILLS.meaning + " in the valid windows", report.get(TOTAL_FILLS.name))
     gauge("verdict", "Go/No-Go of the report: 1 Go, 0 No-Go", 1.0 if report["verdict"] == GO else 0.0)
