@@ -800,6 +800,7 @@ def export_command(
     and verdicts also go to Prometheus, after Redis; a sink that fails fails the run. Exit status: 0 written,
     2 an error."""
     from shadow_pipeline.launch import Placement, crash_summary, crashed, project_instance, run_export
+    from shadow_pipeline.reporting.kpi_metrics import check_sinks
 
     try:
         config = ExportConfig(
@@ -810,7 +811,7 @@ def export_command(
             textfile_dir=textfile_dir,
             pushgateway=pushgateway,
         )
-        config.check_metrics()  # a bad directory or URL, before anything is written
+        check_sinks(textfile_dir, pushgateway)  # a bad directory or URL (a ValueError), before anything is written
         connect()  # fail fast, with the reason, before any run
         if snapshots:
             _export_snapshots(list(snapshots), config)

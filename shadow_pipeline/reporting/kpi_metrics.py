@@ -108,6 +108,32 @@ def _number(value: Any) -> float:
     return math.nan if value is None else float(value)
 
 
+def check_sinks(textfile_dir: str | None, pushgateway: str | None) -> None:
+    """Refuse a bad directory or URL (MetricsError) before anything is written anywhere."""
+    if textfile_dir is not None:
+        check_textfile_dir(Path(textfile_dir))
+    if pushgateway is not None:
+        check_pushgateway(pushgateway)
+
+
+def publish(metrics: KpiMetrics, textfile_dir: str | None, pushgateway: str | None) -> tuple[list[str], list[str]]:
+    """To each sink given; both are tried, so one failing does not cost the other its metrics. Where they went,
+    and why not."""
+    sent, failures = [], []
+    if textfile_dir is not None:
+        try:
+            sent.append(str(metrics.write_textfile(Path(textfile_dir))))
+        except MetricsError as exc:
+            failures.append(str(exc))
+    if pushgateway is not None:
+        try:
+            metrics.push(pushgateway)
+            sent.append(pushgateway)
+        except MetricsError as exc:
+            failures.append(str(exc))
+    return sent, failures
+
+
 def check_textfile_dir(folder: Path) -> Path:
     """An existing, writable directory: a missing one is refused rather than made, since the textfile collector
     reads only the directory it was started with (a typo would lose every metric in silence)."""

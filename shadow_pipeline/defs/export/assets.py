@@ -1,6 +1,5 @@
 """Stage 3: the shadow KPIs exported to Redis, where dashboards and the live bot's risk manager read them."""
 
-from pathlib import Path
 from typing import Literal
 
 import dagster as dg
@@ -11,13 +10,7 @@ from shadow_pipeline.defs.partitions import tick_partitions
 from shadow_pipeline.domain.kpis.records import KpiRecordError
 from shadow_pipeline.domain.kpis.run_notes import RunNotesMissing, run_notes
 from shadow_pipeline.redis_io.kpi_export import DEFAULT_STREAM_MAXLEN, DEFAULT_TTL_SECONDS, export_partition
-from shadow_pipeline.reporting.kpi_metrics import (
-    KpiMetrics,
-    MetricsError,
-    check_pushgateway,
-    check_textfile_dir,
-    kpi_metrics,
-)
+from shadow_pipeline.reporting.kpi_metrics import MetricsError, check_sinks, kpi_metrics, publish
 from shadow_pipeline.resources import RedisResource
 from shadow_pipeline.summaries import ExportSummary
 
@@ -46,29 +39,6 @@ class ExportConfig(dg.Config):
         "instrument and profile. Default: none.",
     )
 
-    def check_metrics(self) -> None:
-        """Refuse a bad directory or URL (MetricsError, a ValueError) before anything is written."""
-        if self.textfile_dir is not None:
-            check_textfile_dir(Path(self.textfile_dir))
-        if self.pushgateway is not None:
-            check_pushgateway(self.pushgateway)
-
-    def publish(self, metrics: KpiMetrics) -> tuple[list[str], list[str]]:
-        """Both sinks are tried, so one failing does not cost the other its metrics: where they went, why not."""
-        sent, failures = [], []
-        if self.textfile_dir is not None:
-            try:
-                sent.append(str(metrics.write_textfile(Path(self.textfile_dir))))
-            except MetricsError as exc:
-                failures.append(str(exc))
-        if self.pushgateway is not None:
-            try:
-                metrics.push(self.pushgateway)
-                sent.append(self.pushgateway)
-            except MetricsError as exc:
-                failures.append(str(exc))
-        return sent, failures
-
 
 @dg.asset(group_name="export", partitions_def=tick_partitions, kinds={"redis"})
 def exported_kpis(
@@ -93,7 +63,7 @@ def exported_kpis(
     partition = str(context.partition_key)
     report = {str(k): v for k, v in shadow_report.iloc[0].items()}
     try:
-        config.check_metrics()
+        check_sinks(config.textfile_dir, config.pushgateway)  # a bad directory or URL, before any write
         metrics = kpi_metrics(report, run_notes(shadow_iterations).thresholds)
         results = export_partition(
             redis.get_client(decode_responses=True),
@@ -106,7 +76,7 @@ def exported_kpis(
         )
     except (KpiRecordError, RunNotesMissing, MetricsError) as exc:
         raise dg.Failure(str(exc)) from None
-    sent, failures = config.publish(metrics)
+    sent, failures = publish(metrics, config.textfile_dir, config.pushgateway)
     if failures:
         raise dg.Failure(f"{partition}: KPIs written to Redis, but {'; '.join(failures)}")
     metadata: dict[str, dg.MetadataValue] = {}
