@@ -222,35 +222,49 @@ def test_a_down_pushgateway_fails_the_run_after_redis_and_the_textfile(stored: S
 
 
 class _Gateway(http.server.BaseHTTPRequestHandler):
-    """A stand-in pushgateway on a real socket: it keeps each push's method, path and body."""
+    """A stand-in pushgateway on a real socket: it keeps each push's method, path and body, and answers
+    ``status``."""
 
     pushes: ClassVar[list[tuple[str, str, str]]] = []
+    status: ClassVar[int] = 200
 
     def do_PUT(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"])).decode()
         self.pushes.append(("PUT", self.path, body))
-        self.send_response(200)
+        self.send_response(self.status)
         self.end_headers()
 
     def log_message(self, *args: Any) -> None:
         pass
 
 
-def test_a_push_replaces_the_group_of_its_instrument_and_profile(stored: Stored) -> None:
+def _push(stored: Stored, status: int) -> dg.ExecuteInProcessResult:
+    _Gateway.pushes.clear()
+    _Gateway.status = status
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Gateway)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        result = stored.export("ETHUSDT", mode="hash", pushgateway=f"http://127.0.0.1:{server.server_port}")
+        return stored.export("ETHUSDT", mode="hash", pushgateway=f"http://127.0.0.1:{server.server_port}")
     finally:
         server.shutdown()
-    assert result.success
+        server.server_close()
+
+
+def test_a_push_replaces_the_group_of_its_instrument_and_profile(stored: Stored) -> None:
+    assert _push(stored, 200).success
     [(method, path, body)] = _Gateway.pushes
     assert (method, path) == ("PUT", "/metrics/job/shadow_kpis/instrument/ETHUSDT.binance-usdm/profile/moderate")
     report = stored.stored("shadow_report", "ETHUSDT").iloc[0]
     values = {s.name: s.value for family in text_string_to_metric_families(body) for s in family.samples}
     assert values[f"{PREFIX}total_fills"] == report["total_fills"]
     assert values[f"{PREFIX}verdict"] == (1.0 if report["verdict"] == "GO" else 0.0)
+
+
+def test_a_gateway_that_refuses_the_push_fails_the_run_after_redis(stored: Stored) -> None:
+    message = _failure(_push(stored, 500))
+    assert "ETHUSDT: KPIs written to Redis, but metrics not pushed to http://127.0.0.1:" in message
+    assert "Internal Server Error" in message
+    assert redis.Redis.from_url(stored.url).exists(kpi_symbol_hash("ETHUSDT")) == 1
 
 
 CLI_OPTIONS = [
