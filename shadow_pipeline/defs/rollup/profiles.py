@@ -30,5 +30,5 @@ def keep_profile_result(
     except ValueError as exc:
         raise dg.Failure(str(exc)) from None
     keep_result(folder, snapshot, windows)
-    context.instance.add_run_tags(context.run_id, {PROFILE_TAG: snapshot["profile"]})
+    context.instance.add_run_tags(context.run.run_id, {PROFILE_TAG: snapshot["profile"]})
     return folder
