@@ -1,4 +1,4 @@
-"""Rollups and profiles side by side through Dagster: four and a half minutes of the synthetic BTCUSDT market across two
+"""Rollups and profiles side by side through Dagster: a minute and a half of the synthetic BTCUSDT market across two
 hours of one day, shadowed with ``moderate`` on both hours and ``conservative`` on the second, then rolled up per
 day and compared (in Dagster and by the `compare` command)."""
 
@@ -33,18 +33,19 @@ from shadow_pipeline.feed.replay import ReplayOptions, replay
 from shadow_pipeline.reporting.rollup import (
     COMPARISON_JSON_FILE,
     COMPARISON_PLOT_FILE,
+    KEPT_SNAPSHOT_FILE,
     ROLLUP_REPORT_FILE,
     ROLLUP_SNAPSHOT_FILE,
     WINDOWS_FILE,
 )
-from shadow_pipeline.reporting.snapshot import SNAPSHOT_FILE
+from shadow_pipeline.reporting.snapshot import SNAPSHOT_FILE, find_snapshots
 from shadow_pipeline.resources import ArtifactsResource
 from shadow_pipeline_tests.ingest_helpers import pipeline_resources
 from shadow_pipeline_tests.shadow_helpers import shadow_run_config
 
 SYMBOL = "BTCUSDT"
-START = pd.Timestamp("2024-08-09 00:57", tz="UTC")
-SECONDS = 270  # three minutes in the first hour (72 windows of 2.5 s), 1.5 in the second (36: short of 48)
+START = pd.Timestamp("2024-08-09 00:59", tz="UTC")
+SECONDS = 90  # a minute in the first hour (24 windows of 2.5 s), 30 s in the second (12: short of 20)
 WINDOW_S = 2.5
 DAY = "2024-08-09"
 HOURS = ("2024-08-09-00:00", "2024-08-09-01:00")
@@ -55,7 +56,7 @@ LOOSE = {  # every gate but the windows' out of the way: the second hour alone i
     "min_net_bps": -10_000.0,
     "max_p95_latency_ms": 3_600_000.0,
     "max_risk_ratio": 100.0,
-    "min_windows": 48,
+    "min_windows": 20,
     "min_ticks_per_window": 1,
 }
 INGEST = [landing_zone, raw_ticks, normalized_ticks]
@@ -75,7 +76,7 @@ class Shadowed:
 
     def kept(self, hour: str, profile: str) -> dict[str, Any]:
         snapshot: dict[str, Any] = json.loads(
-            (self.artifacts.profile_folder(hour, SYMBOL, profile) / SNAPSHOT_FILE).read_text()
+            (self.artifacts.profile_folder(hour, SYMBOL, profile) / KEPT_SNAPSHOT_FILE).read_text()
         )
         return snapshot
 
@@ -157,6 +158,8 @@ def test_a_second_profile_on_the_hour_leaves_the_first_visible(shadowed: Shadowe
         assert run is not None and run.tags[PROFILE_TAG] == profile
     latest = json.loads((shadowed.artifacts.shadow_folder(hour, SYMBOL) / SNAPSHOT_FILE).read_text())
     assert latest["profile"] == "conservative"  # the newest run stays the partition's report
+    audited = find_snapshots([shadowed.folder / "artifacts"])  # what `audit` judges: each partition's newest
+    assert audited == [shadowed.artifacts.shadow_folder(h, SYMBOL) / SNAPSHOT_FILE for h in HOURS]
 
 
 def _ranked_by_rule(snapshots: list[dict[str, Any]]) -> list[str]:
@@ -175,7 +178,7 @@ def test_the_day_comparison_lists_and_ranks_both_profiles(shadowed: Shadowed) ->
     assert result.success
     table = result.output_for_node("profile_comparison")
     assert set(table["profile"]) == set(PROFILES)
-    # moderate ran on both hours (108 windows: Go), conservative on the short hour only (36 < 48: No-Go)
+    # moderate ran on both hours (36 windows: Go), conservative on the short hour only (12 < 20: No-Go)
     rows = table.set_index("profile")
     assert rows.loc["moderate", "verdict"] == GO and rows.loc["moderate", "hours"] == 2
     assert rows.loc["conservative", "verdict"] == NO_GO and rows.loc["conservative", "hours"] == 1
@@ -216,7 +219,7 @@ def test_the_daily_rollup_pools_the_hours_and_names_the_no_go_hour(shadowed: Sha
     no_go = checks[ROLLUP_NO_GO_HOURS]
     assert not no_go.passed and no_go.severity == dg.AssetCheckSeverity.WARN
     assert no_go.description is not None and HOURS[1] in no_go.description and HOURS[0] not in no_go.description
-    assert hourly[1]["reasons"][0] in no_go.description  # the hour's own reason: its valid windows short of 48
+    assert hourly[1]["reasons"][0] in no_go.description  # the hour's own reason: its valid windows short of 20
     for evaluation in checks.values():
         assert evaluation.partition == str(dg.MultiPartitionKey({"day": DAY, "symbol": SYMBOL}))
     report = (shadowed.artifacts.rollup_folder(DAY, SYMBOL) / ROLLUP_REPORT_FILE).read_text()

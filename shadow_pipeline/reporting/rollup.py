@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -19,23 +19,29 @@ from shadow_pipeline.domain.kpis.gates import GO, Verdict
 from shadow_pipeline.domain.kpis.rollup import PROFILES_FOLDER, RANK_RULE, Standing, profile_key, rank
 from shadow_pipeline.domain.kpis.run_notes import RunNotesMissing, run_notes
 from shadow_pipeline.parquet import read_frame, write_frame
+from shadow_pipeline.reporting.plots import profiles_png
 from shadow_pipeline.reporting.snapshot import (
-    SNAPSHOT_FILE,
     SnapshotError,
     judge_partition,
     read_snapshot,
     render_markdown,
     write_atomically,
-    write_snapshot,
 )
 
 WINDOWS_FILE = "windows.parquet"
+# Not POST_SHADOW_SNAPSHOT.json: `shadow-pipeline audit` finds those under artifacts/ and judges each partition's
+# newest result once, not again through every profile it kept.
+KEPT_SNAPSHOT_FILE = "PROFILE_SNAPSHOT.json"
 ROLLUP_SNAPSHOT_FILE = "ROLLUP_SNAPSHOT.json"
 ROLLUP_REPORT_FILE = "ROLLUP_REPORT.md"
 COMPARISON_JSON_FILE = "PROFILE_COMPARISON.json"
 COMPARISON_REPORT_FILE = "PROFILE_COMPARISON.md"
 COMPARISON_PLOT_FILE = "profiles.png"
 COMPARED_KPIS = ("valid_windows", "net_bps", "maker_taker_ratio", "p95_latency_ms", "risk_ratio", "total_fills", "pnl")
+
+
+def _json(document: Mapping[str, Any]) -> bytes:
+    return json.dumps(document, indent=2, allow_nan=False).encode()  # NaN is not JSON: fail
 
 
 class RollupError(ValueError):
@@ -47,7 +53,7 @@ def keep_result(folder: Path, snapshot: Mapping[str, Any], windows: pd.DataFrame
     buffer = io.BytesIO()
     write_frame(windows, buffer)
     write_atomically(folder / WINDOWS_FILE, buffer.getvalue())
-    write_snapshot(folder, snapshot)
+    write_atomically(folder / KEPT_SNAPSHOT_FILE, _json(snapshot))
 
 
 def kept_profiles(shadow_folders: Iterable[Path]) -> list[str]:
@@ -77,7 +83,7 @@ def read_kept(folder: Path) -> tuple[pd.DataFrame, dict[str, Any]] | None:
     try:
         frame = read_frame(str(windows))
         run_notes(frame)
-        return frame, read_snapshot(folder / SNAPSHOT_FILE)
+        return frame, read_snapshot(folder / KEPT_SNAPSHOT_FILE)
     except (OSError, ValueError, RunNotesMissing, SnapshotError) as exc:
         raise RollupError(f"{folder}: a damaged kept result ({str(exc)[:200]}): run shadow again for it") from None
 
@@ -154,7 +160,7 @@ def render_rollup(snapshot: Mapping[str, Any]) -> str:
 def write_rollup(folder: Path, snapshot: Mapping[str, Any]) -> Path:
     """ROLLUP_SNAPSHOT.json and ROLLUP_REPORT.md in ``folder``; returns the snapshot's path."""
     path = folder / ROLLUP_SNAPSHOT_FILE
-    write_atomically(path, json.dumps(snapshot, indent=2, allow_nan=False).encode())
+    write_atomically(path, _json(snapshot))
     write_atomically(folder / ROLLUP_REPORT_FILE, render_rollup(snapshot).encode())
     return path
 
@@ -205,6 +211,18 @@ def comparison_markdown(table: pd.DataFrame, symbol: str, period: str, plot_file
     if plot_file:
         lines += ["", f"![profiles against the gates]({plot_file})"]
     return "\n".join(lines) + "\n"
+
+
+def write_comparison(
+    folder: Path, table: pd.DataFrame, snapshots: Sequence[Mapping[str, Any]], symbol: str, period: str
+) -> bytes:
+    """PROFILE_COMPARISON.json and .md with the plot beside them in ``folder``; returns the plot (PNG)."""
+    png = profiles_png(snapshots, f"{symbol} {period}: profiles ranked, gates dashed")
+    write_atomically(folder / COMPARISON_PLOT_FILE, png)
+    write_atomically(folder / COMPARISON_JSON_FILE, _json(comparison_document(table, symbol, period)))
+    markdown = comparison_markdown(table, symbol, period, COMPARISON_PLOT_FILE)
+    write_atomically(folder / COMPARISON_REPORT_FILE, markdown.encode())
+    return png
 
 
 def compare_period(

@@ -1,9 +1,7 @@
 """Stage 7: a day of shadowed hours rolled up per instrument, and the profiles kept for it compared."""
 
-import json
 import warnings
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -15,20 +13,16 @@ from shadow_pipeline.defs.rollup import checks
 from shadow_pipeline.domain.kpis.gates import GO
 from shadow_pipeline.domain.kpis.rollup import RANK_RULE, day_hours, profile_key
 from shadow_pipeline.domain.kpis.run_notes import RunNotesMissing, run_notes
-from shadow_pipeline.reporting.plots import markdown_image, profiles_png
+from shadow_pipeline.reporting.plots import markdown_image
 from shadow_pipeline.reporting.rollup import (
-    COMPARISON_JSON_FILE,
-    COMPARISON_PLOT_FILE,
-    COMPARISON_REPORT_FILE,
     RollupError,
     compare_period,
-    comparison_document,
-    comparison_markdown,
     read_kept,
     roll_up,
+    write_comparison,
     write_rollup,
 )
-from shadow_pipeline.reporting.snapshot import report_row, write_atomically
+from shadow_pipeline.reporting.snapshot import report_row
 from shadow_pipeline.resources import ArtifactsResource
 
 with warnings.catch_warnings():  # beta in Dagster 1.13; its warning would open every command's output
@@ -139,19 +133,6 @@ def shadow_rollup(
     yield checks.no_go_hours(snapshot)
 
 
-def _write_comparison(
-    folder: Path, table: pd.DataFrame, snapshots: list[dict[str, Any]], symbol: str, day: str
-) -> bytes:
-    png = profiles_png(snapshots, f"{symbol} {day}: profiles ranked, gates dashed")
-    write_atomically(folder / COMPARISON_PLOT_FILE, png)
-    document = comparison_document(table, symbol, day)
-    write_atomically(folder / COMPARISON_JSON_FILE, json.dumps(document, indent=2, allow_nan=False).encode())
-    write_atomically(
-        folder / COMPARISON_REPORT_FILE, comparison_markdown(table, symbol, day, COMPARISON_PLOT_FILE).encode()
-    )
-    return png
-
-
 @dg.asset(
     group_name="rollup",
     partitions_def=day_partitions,
@@ -169,7 +150,7 @@ def profile_comparison(context: dg.AssetExecutionContext, artifacts: ArtifactsRe
         table, snapshots = compare_period(folders, day, pd.Timestamp.now(tz="UTC").isoformat())
     except RollupError as exc:
         raise dg.Failure(f"{symbol} {exc}") from None
-    png = _write_comparison(artifacts.rollup_folder(day, symbol), table, snapshots, symbol, day)
+    png = write_comparison(artifacts.rollup_folder(day, symbol), table, snapshots, symbol, day)
     best = table.iloc[0]
     context.log.info(f"{symbol} {day}: {', '.join(table['profile'])} (best {best['profile']}, {best['verdict']})")
     return dg.Output(
