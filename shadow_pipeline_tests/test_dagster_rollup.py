@@ -37,11 +37,13 @@ from shadow_pipeline.reporting.rollup import (
     ROLLUP_REPORT_FILE,
     ROLLUP_SNAPSHOT_FILE,
     WINDOWS_FILE,
+    RollupError,
+    roll_up,
 )
 from shadow_pipeline.reporting.snapshot import SNAPSHOT_FILE, find_snapshots
 from shadow_pipeline.resources import ArtifactsResource
 from shadow_pipeline_tests.ingest_helpers import pipeline_resources
-from shadow_pipeline_tests.shadow_helpers import shadow_run_config
+from shadow_pipeline_tests.shadow_helpers import shadow_run_config, synthetic_iterations
 
 SYMBOL = "BTCUSDT"
 START = pd.Timestamp("2024-08-09 00:59", tz="UTC")
@@ -308,3 +310,9 @@ def test_compare_names_a_damaged_kept_result(shadowed: Shadowed, tmp_path: Path,
     windows.write_bytes(damage)
     ran = CliRunner().invoke(compare_command, ["--symbol", SYMBOL, "--day", DAY, "--artifacts-dir", str(base)])
     assert ran.exit_code == 2 and ran.output.startswith("error: ") and "damaged kept result" in ran.output
+
+
+def test_hours_with_windows_of_different_lengths_are_not_pooled() -> None:
+    hours = {HOURS[0]: synthetic_iterations(seconds=30, window_s=5), HOURS[1]: synthetic_iterations(seconds=30)}
+    with pytest.raises(RollupError, match="windows of 5 and 10 s"):
+        roll_up(DAY, hours, {}, "2024-08-10T00:00:00+00:00")

@@ -115,6 +115,12 @@ def roll_up(
     notes = [run_notes(hours[hour]) for hour in ordered]
     if len({n.profile for n in notes}) > 1:
         raise RollupError(f"{period}: hours of several profiles ({', '.join(sorted({n.profile for n in notes}))})")
+    lengths = sorted({n.window_seconds for n in notes})
+    if len(lengths) > 1:  # min_windows would count windows of different lengths alike
+        raise RollupError(
+            f"{period}: {notes[0].profile} ran with windows of {' and '.join(f'{s:g}' for s in lengths)} s: "
+            "shadow its hours again with one window_seconds"
+        )
     pooled = pd.concat([hours[hour] for hour in ordered], ignore_index=True)
     snapshot, judged = judge_partition(pooled, replace(notes[-1], hour=period), generated_at)
     rows = [_hour_row(hour, hours[hour], reports.get(hour), generated_at) for hour in ordered]
