@@ -142,11 +142,12 @@ def render_rollup(snapshot: Mapping[str, Any]) -> str:
     """ROLLUP_REPORT.md: the hours and their verdicts, then the pooled report as an hour's is written."""
     hours = snapshot["hourly"]
     no_go = snapshot["no_go_hours"]
+    counted = f"{len(hours)} shadowed hour{'' if len(hours) == 1 else 's'}"
     lines = [
         f"# Rollup: {snapshot['symbol']} {snapshot['period']}, profile `{snapshot['profile']}`",
         "",
-        f"{len(hours)} shadowed hours ({', '.join(snapshot['hours'])}); their windows pooled and judged by the "
-        "profile's gates (docs/rollups.md). "
+        f"{counted} ({', '.join(snapshot['hours'])}); the windows pooled and judged by the profile's gates "
+        "(docs/rollups.md). "
         + (f"No-Go hours: {', '.join(row['hour'] for row in no_go)}." if no_go else "No hour was a No-Go."),
         "",
         "## Hours",
