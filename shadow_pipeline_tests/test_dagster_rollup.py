@@ -82,13 +82,17 @@ class Shadowed:
         )
         return snapshot
 
-    def day(self, asset: dg.AssetsDefinition, day: str = DAY, profile: str | None = None) -> dg.ExecuteInProcessResult:
+    def day(
+        self, asset: dg.AssetsDefinition, day: str = DAY, profile: str | None = None, artifacts: Path | None = None
+    ) -> dg.ExecuteInProcessResult:
+        """``artifacts``: another artifacts folder than the one the shadow runs wrote."""
+        chosen = {**self.resources, "artifacts": ArtifactsResource(base_path=str(artifacts))} if artifacts else None
         config = dg.RunConfig(ops={"shadow_rollup": RollupConfig(profile=profile)})
         return dg.materialize(
             ALL,
             selection=[asset],
             partition_key=dg.MultiPartitionKey({"day": day, "symbol": SYMBOL}),
-            resources=self.resources,
+            resources=chosen or self.resources,
             run_config=config if asset is shadow_rollup else None,
             instance=self.instance,
             raise_on_error=False,
@@ -226,6 +230,19 @@ def test_the_daily_rollup_pools_the_hours_and_names_the_no_go_hour(shadowed: Sha
         assert evaluation.partition == str(dg.MultiPartitionKey({"day": DAY, "symbol": SYMBOL}))
     report = (shadowed.artifacts.rollup_folder(DAY, SYMBOL) / ROLLUP_REPORT_FILE).read_text()
     assert f"| {HOURS[1]} | {NO_GO} |" in report
+
+
+def test_an_hour_without_a_kept_result_rolls_up_from_its_stored_windows(shadowed: Shadowed, tmp_path: Path) -> None:
+    """An hour shadowed before results were kept: its stored partition (moderate's) stands in, judged anew."""
+    base = tmp_path / "artifacts"
+    shutil.copytree(shadowed.folder / "artifacts", base)
+    shutil.rmtree(ArtifactsResource(base_path=str(base)).profile_folder(HOURS[0], SYMBOL, "moderate"))
+    assert shadowed.day(shadow_rollup, profile="moderate", artifacts=base).success
+    snapshot = json.loads((base / "rollup" / DAY / SYMBOL / ROLLUP_SNAPSHOT_FILE).read_text())
+    assert [row["from"] for row in snapshot["hourly"]] == ["stored windows", "hourly report"]
+    kept = shadowed.kept(HOURS[0], "moderate")
+    assert snapshot["hourly"][0]["verdict"] == kept["verdict"]
+    assert snapshot["hourly"][0]["valid_windows"] == kept["kpis"]["valid_windows"]
 
 
 def test_the_rollup_takes_the_newest_hours_profile_by_default(shadowed: Shadowed) -> None:

@@ -40,8 +40,8 @@ class RollupConfig(dg.Config):
 
     profile: str | None = Field(
         default=None,
-        description="The profile to roll up (its hours: the stored shadow_iterations of that profile, else the "
-        "results kept under its name); default: the profile of the day's newest stored hour.",
+        description="The profile to roll up (its hours: the results kept under its name, else the stored "
+        "shadow_iterations of that profile); default: the profile of the day's newest stored hour.",
     )
 
 
@@ -62,19 +62,18 @@ def _stored(loaded: Any) -> dict[str, pd.DataFrame]:
 def _hours_of(
     profile: str, stored: dict[str, pd.DataFrame], artifacts: ArtifactsResource, day: str, symbol: str
 ) -> tuple[dict[str, pd.DataFrame], dict[str, dict[str, Any]]]:
-    """The day's hours shadowed with ``profile`` (the stored partition when it is that profile's, else the result
-    kept under its name) and the hourly reports kept for them."""
+    """The day's hours shadowed with ``profile`` and the hourly reports kept for them. An hour's kept result comes
+    first (its windows and report are of one run); else its stored partition when that is the profile's (an hour
+    shadowed before results were kept; its verdict is then judged from the windows)."""
     windows: dict[str, pd.DataFrame] = {}
     reports: dict[str, dict[str, Any]] = {}
     for hour in day_hours(day):
         kept = read_kept(artifacts.profile_folder(hour, symbol, profile))
         frame = stored.get(hour)
-        if frame is not None and run_notes(frame).profile == profile:
+        if kept is not None:
+            windows[hour], reports[hour] = kept
+        elif frame is not None and run_notes(frame).profile == profile:
             windows[hour] = frame
-        elif kept is not None:
-            windows[hour] = kept[0]
-        if kept is not None and hour in windows:
-            reports[hour] = kept[1]
     return windows, reports
 
 
