@@ -11,6 +11,7 @@ import redis
 from pydantic import Field
 from upath import UPath
 
+from shadow_pipeline.domain.kpis.rollup import PROFILES_FOLDER, profile_key
 from shadow_pipeline.ingest.landing import LandingStore
 from shadow_pipeline.ingest.options import IngestOptions, IngestSettings, default_consumer_name
 from shadow_pipeline.redis_io.connect import connect, resolve_url
@@ -128,6 +129,14 @@ class ArtifactsResource(dg.ConfigurableResource):
 
     def shadow_folder(self, hour: str, symbol: str) -> Path:
         return self.base() / "shadow" / hour / symbol
+
+    def profile_folder(self, hour: str, symbol: str, profile: str) -> Path:
+        """Where a shadow run keeps its result under its profile, beside the partition's latest (ValueError for a
+        name that cannot be a folder): a second profile on the hour does not overwrite the first."""
+        return self.shadow_folder(hour, symbol) / PROFILES_FOLDER / profile_key(profile)
+
+    def rollup_folder(self, day: str, symbol: str) -> Path:
+        return self.base() / "rollup" / day / symbol
 
     def dryrun_folder(self, hour: str, symbol: str) -> Path:
         return self.base() / "dryrun" / hour / symbol

@@ -37,6 +37,9 @@ FIRST_HOUR = settings.first_hour()
 hourly = dg.HourlyPartitionsDefinition(start_date=FIRST_HOUR, timezone="UTC")
 symbol_partitions = dg.StaticPartitionsDefinition(_configured())
 tick_partitions = dg.MultiPartitionsDefinition({"hour": hourly, "symbol": symbol_partitions})
+# Rollups: a UTC day of the hours above, per instrument (docs/rollups.md); the first day holds the first hour.
+daily = dg.DailyPartitionsDefinition(start_date=FIRST_HOUR[:10], timezone="UTC")
+day_partitions = dg.MultiPartitionsDefinition({"day": daily, "symbol": symbol_partitions})
 
 
 def configured_symbols() -> list[str]:
@@ -74,6 +77,12 @@ def hour_and_symbol(partition_key: str) -> tuple[str, str]:
     """(hour key, symbol) of a partition key, also when a CLI run hands over the plain ``hour|symbol`` string."""
     keys = tick_partitions.get_partition_key_from_str(str(partition_key)).keys_by_dimension
     return keys["hour"], keys["symbol"]
+
+
+def day_and_symbol(partition_key: str) -> tuple[str, str]:
+    """(day key, symbol) of a rollup partition key, as :func:`hour_and_symbol` for the hourly ones."""
+    keys = day_partitions.get_partition_key_from_str(str(partition_key)).keys_by_dimension
+    return keys["day"], keys["symbol"]
 
 
 def partition_key(hour: str, symbol: str) -> dg.MultiPartitionKey:

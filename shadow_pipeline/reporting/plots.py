@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import matplotlib
 
@@ -181,5 +182,29 @@ def reliability_models_png(models: Mapping[str, tuple[pd.DataFrame, float, float
     axis.set_ylim(-0.02, 1.02)
     axis.legend(fontsize=7, loc="upper left")
     axis.set_title(title, fontsize=9)
+    figure.tight_layout()
+    return _png(figure)
+
+
+def profiles_png(snapshots: Sequence[Mapping[str, Any]], title: str) -> bytes:
+    """One panel per gate, one bar per profile in rank order (its value written on it): green where the gate
+    passed, red where not, each profile's threshold as a dashed tick over its bar (profiles may differ in gates)."""
+    gates = [str(gate["kpi"]) for gate in snapshots[0]["gates"]]
+    figure, axes = plt.subplots(len(gates), 1, figsize=(max(4.0, 1.1 * len(snapshots) + 2), 1.7 * len(gates)))
+    labels = [str(s["profile"]) for s in snapshots]
+    x = np.arange(len(snapshots))
+    for axis, kpi in zip(np.atleast_1d(axes), gates, strict=True):
+        rows = [{str(g["kpi"]): g for g in s["gates"]}.get(kpi, {}) for s in snapshots]
+        values = [np.nan if row.get("value") is None else float(row["value"]) for row in rows]
+        colours = ["tab:green" if row.get("passed") else "tab:red" for row in rows]
+        bars = axis.bar(x, np.nan_to_num(values), color=colours, width=0.6)
+        axis.bar_label(bars, labels=["n/a" if np.isnan(v) else f"{v:.3g}" for v in values], fontsize=6)
+        for place, row in enumerate(rows):
+            if row.get("threshold") is not None:
+                axis.hlines(float(row["threshold"]), place - 0.4, place + 0.4, colors="0.2", linestyles="--")
+        axis.set_xticks(x, labels, fontsize=7)
+        axis.set_ylabel(kpi, fontsize=8)
+        axis.tick_params(labelsize=7)
+    np.atleast_1d(axes)[0].set_title(title, fontsize=9)
     figure.tight_layout()
     return _png(figure)

@@ -11,6 +11,7 @@ import pandas as pd
 from pydantic import Field, field_validator
 
 from shadow_pipeline.defs.partitions import hour_and_symbol, tick_partitions
+from shadow_pipeline.defs.rollup.profiles import keep_profile_result
 from shadow_pipeline.defs.shadow import checks
 from shadow_pipeline.domain.kpis.catalogue import SUMMARY, names
 from shadow_pipeline.domain.kpis.gates import GO, kpi_gates
@@ -287,6 +288,7 @@ def shadow_report(
     png = kpi_plot_png(shadow_iterations, gates, f"{symbol} {hour}, profile {run.profile}")
     write_atomically(folder / PLOT_FILE, png)
     snapshot_path = write_snapshot(folder, snapshot)
+    keep_profile_result(context, artifacts, snapshot, shadow_iterations)
     write_atomically(folder / REPORT_FILE, render_markdown(snapshot, PLOT_FILE).encode())
     verdict = snapshot["verdict"]
     say = context.log.info if judged.go else context.log.warning
