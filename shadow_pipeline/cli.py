@@ -22,6 +22,7 @@ import pydantic
 import redis
 
 from shadow_pipeline import settings
+from shadow_pipeline.cli_compare import compare_command
 from shadow_pipeline.cli_feed import feed_command
 from shadow_pipeline.cli_live import live_shadow_command
 from shadow_pipeline.cli_validate import live_validate_command
@@ -1253,6 +1254,7 @@ def loop_command(
     _exit_for_runs(0 if completed else 2, "a run failed: its reason is in the tables above")
 
 
+main.add_command(compare_command)
 main.add_command(feed_command)
 main.add_command(feed_server_command)
 main.add_command(live_shadow_command)
