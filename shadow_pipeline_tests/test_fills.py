@@ -20,12 +20,12 @@ from click.testing import CliRunner
 from shadow_pipeline.cli_fills import fills_command
 from shadow_pipeline.defs.ingest.assets import landing_zone, normalized_ticks, raw_ticks
 from shadow_pipeline.defs.partitions import partition_key
-from shadow_pipeline.defs.shadow.fills import PREVIEW_ROWS
 from shadow_pipeline.defs.shadow.assets import shadow_iterations, shadow_report
+from shadow_pipeline.defs.shadow.fills import PREVIEW_ROWS
 from shadow_pipeline.domain.kpis.fills import COLUMNS
 from shadow_pipeline.parquet import read_frame
 from shadow_pipeline.reporting.iter_summary import summary_file
-from shadow_pipeline.reporting.pnl_plots import FILL_PLOTS
+from shadow_pipeline.reporting.pnl_plots import FILL_PLOTS, INLINE_MARKDOWN_CHARS
 from shadow_pipeline.reporting.snapshot import PLOT_FILE, REPORT_FILE
 from shadow_pipeline_tests.ingest_helpers import pipeline_resources, replay_synthetic
 from shadow_pipeline_tests.shadow_helpers import shadow_run_config
@@ -82,8 +82,12 @@ def test_fills_are_the_fills_the_window_kpis_count_and_weigh(stored: Stored) -> 
     [meta] = [m.metadata for m in metadata if m.asset_key == dg.AssetKey("shadow_fills")]
     assert meta["dagster/row_count"].value == len(fills)
     assert meta["maker_fills"].value + meta["taker_fills"].value == len(fills)
-    preview = str(meta["preview"].value).splitlines()
-    assert len(preview) == 2 + PREVIEW_ROWS and fills["order_id"].iloc[0] in preview[2]
+    preview = meta["preview"]
+    assert isinstance(preview, dg.TableMetadataValue) and len(preview.records) == PREVIEW_ROWS
+    assert preview.records[0].data["order_id"] == fills["order_id"].iloc[0]
+    assert [c.name for c in preview.schema.columns] == list(COLUMNS)
+    for line in ("net_pnl_line", "inventory_line"):  # short enough for the UI to draw in the metadata table
+        assert str(meta[line].value).startswith("![") and len(str(meta[line].value)) < INLINE_MARKDOWN_CHARS
     assert pd.to_datetime(fills["time"]).astype("int64").tolist() == fills["ts"].tolist()  # ISO says the same ns
     # the table's edges rebuild each window's net_bps: notional-weighted markout less the fee (fee > 0 is paid)
     notional = fills["price"] * fills["qty"]

@@ -24,6 +24,7 @@ from shadow_pipeline.reporting.pnl_plots import (
     fills_on_price_figure,
     inventory_figure,
     pnl_figure,
+    sparkline_png,
 )
 from shadow_pipeline_tests.shadow_helpers import synthetic_ticks
 
@@ -137,3 +138,23 @@ def test_pngs_have_their_size_and_an_empty_hour_draws_no_data(
     empty = table.iloc[:0]
     assert _coloured_share(pnl_figure(empty, "none")) == 0.0  # the check above would catch a blank panel
     assert _labels(fills_on_price_figure(empty, simulation.inventory, "none")) == ["mid"]
+
+
+@pytest.mark.parametrize("direction", [1.0, -1.0])
+def test_sparkline_is_a_few_hundred_bytes_that_follow_the_values(direction: float) -> None:
+    values = direction * np.cumsum(np.random.default_rng(3).uniform(0.0, 1.0, 500))
+    png = sparkline_png(values)
+    assert len(png) < 700  # its base64 Markdown stays under the UI's inline limit
+    ink = _ink(png)
+    assert ink.shape == (42, 216)
+    rows = np.arange(ink.shape[0])[:, None]
+    left, right = ink[:, :20], ink[:, -20:]
+    height = (rows * left).sum() / left.sum() - (rows * right).sum() / right.sum()  # image rows grow downwards
+    assert np.sign(height) == direction and abs(height) > 10
+    limits = (float(np.abs(values).max() * 1.2), -float(np.abs(values).max() * 1.2))
+    assert _ink(sparkline_png(values, limits)).sum() > ink.sum() + 100  # the dashed limits drawn too
+
+
+def _ink(png: bytes) -> np.ndarray:
+    pixels = matplotlib.image.imread(io.BytesIO(png), format="png")
+    return (pixels if pixels.ndim == 2 else pixels[..., 0]) < 0.5

@@ -8,15 +8,19 @@ the size. The figures are built apart from their PNGs so that tests can read wha
 
 from __future__ import annotations
 
+import io
 from typing import NamedTuple
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from PIL import Image
 
 from shadow_pipeline.domain.kpis.fills import MAKER
 from shadow_pipeline.reporting.plots import _png
 
+SPARK_DPI = 60
+INLINE_MARKDOWN_CHARS = 1000  # Dagster 1.13's UI shows a Markdown value inline below this length (docs/fills.md)
 MAX_POINTS = 4000  # mid samples drawn: enough for a smooth hour, few enough to render in well under a second
 
 
@@ -46,25 +50,32 @@ def _no_fills(axis: plt.Axes) -> None:
     axis.text(0.5, 0.5, "no fills in the hour", ha="center", va="center", transform=axis.transAxes)
 
 
-def pnl_figure(fills: pd.DataFrame, title: str) -> plt.Figure:
-    """Cumulative quote-currency PnL of the fills whose markout is known, in its parts: spread capture earned at
-    the fill, lost to adverse selection by the markout horizon, fees paid; net is their sum (the net_bps KPI's
-    numerator)."""
-    figure, axis = plt.subplots(figsize=(8, 3.2))
+def pnl_parts(fills: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Per fill, in quote currency, of the fills whose markout is known: the spread capture earned at the fill, the
+    adverse selection lost by the markout horizon (negative when lost), the fee paid (negative), and net, their
+    sum (the net_bps KPI's numerator times notional)."""
     known = fills["markout_bps"].notna().to_numpy()
     notional = (fills["price"] * fills["qty"]).to_numpy(dtype=np.float64) * known / 1e4
     capture = fills["spread_capture_bps"].to_numpy(dtype=np.float64) * notional
     markout = np.nan_to_num(fills["markout_bps"].to_numpy(dtype=np.float64)) * notional
     fees = fills["fee"].to_numpy(dtype=np.float64) * known
-    parts = {
-        "spread capture": (capture, "tab:green"),
-        "adverse selection (markout)": (markout - capture, "tab:red"),
-        "fees": (-fees, "tab:purple"),
-        "net": (markout - fees, "black"),
+    return {
+        "spread capture": capture,
+        "adverse selection (markout)": markout - capture,
+        "fees": -fees,
+        "net": markout - fees,
     }
+
+
+_COLOURS = ("tab:green", "tab:red", "tab:purple", "black")
+
+
+def pnl_figure(fills: pd.DataFrame, title: str) -> plt.Figure:
+    """Cumulative PnL over the hour, each part of :func:`pnl_parts` a line."""
+    figure, axis = plt.subplots(figsize=(8, 3.2))
     if len(fills):
         when = _times(fills["ts"])
-        for label, (values, colour) in parts.items():
+        for (label, values), colour in zip(pnl_parts(fills).items(), _COLOURS, strict=True):
             axis.step(when, np.cumsum(values), where="post", color=colour, label=label, linewidth=1.2)
         axis.legend(fontsize=7, loc="best")
     else:
@@ -127,6 +138,24 @@ def fills_on_price_figure(fills: pd.DataFrame, market: pd.DataFrame, title: str)
     figure.autofmt_xdate()
     figure.tight_layout()
     return figure
+
+
+def sparkline_png(values: np.ndarray, limits: tuple[float, ...] = ()) -> bytes:
+    """A 1-bit line of ``values`` (``limits`` dashed), a few hundred bytes: small enough that its Markdown stays
+    under the length the Dagster UI renders inline (:data:`INLINE_MARKDOWN_CHARS`), so it shows without a click."""
+    figure, axis = plt.subplots(figsize=(3.6, 0.7), dpi=SPARK_DPI)
+    axis.plot(np.arange(len(values)), values, color="black", linewidth=1)
+    for limit in limits:
+        axis.axhline(limit, color="black", linestyle="--", linewidth=0.6)
+    axis.axis("off")
+    figure.subplots_adjust(0, 0, 1, 1)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=SPARK_DPI)
+    plt.close(figure)
+    ink = Image.open(buffer).convert("L").point(lambda v: 0 if v < 160 else 255).convert("1")
+    small = io.BytesIO()
+    ink.save(small, format="PNG", optimize=True)
+    return small.getvalue()
 
 
 def fill_plot_pngs(fills: pd.DataFrame, market: pd.DataFrame, limit: float, title: str) -> dict[PlotFile, bytes]:
