@@ -19,7 +19,7 @@ from shadow_pipeline.reporting.plots import markdown_image
 from shadow_pipeline.reporting.pnl_plots import fill_plot_pngs, pnl_parts, sparkline_png
 from shadow_pipeline.reporting.snapshot import write_atomically
 
-PREVIEW_ROWS = 20
+PREVIEW_ROWS = 10
 SHADOW_FILLS_DESCRIPTION = (
     "Every simulated fill of the hour, one row each: exchange time (ns and ISO), side, price, quantity, maker or "
     "taker, fee (quote currency, positive when paid), spread capture and markout in bps (at the profile's markout "
