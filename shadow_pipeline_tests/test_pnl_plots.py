@@ -82,7 +82,7 @@ def test_pnl_parts_add_up_to_the_net_edge_of_the_kpis(
     figure = pnl_figure(table, "pnl")
     assert len(figure.axes) == 1 and _labels(figure) == PARTS
     finals = {
-        line.get_label(): float(line.get_ydata()[-1])
+        line.get_label(): float(np.asarray(line.get_ydata(), dtype=np.float64)[-1])
         for line in figure.axes[0].get_lines()
         if line.get_label() in PARTS
     }
@@ -105,7 +105,10 @@ def test_inventory_is_drawn_against_both_limits(
     assert _labels(figure) == ["position", "limit"]
     lines = {line.get_label(): line for line in figure.axes[0].get_lines()}
     dashed = [line for line in figure.axes[0].get_lines() if line.get_linestyle() == "--"]
-    assert sorted(float(line.get_ydata()[0]) for line in dashed) == [-params.max_position, params.max_position]
+    assert sorted(float(np.asarray(line.get_ydata(), dtype=np.float64)[0]) for line in dashed) == [
+        -params.max_position,
+        params.max_position,
+    ]
     path = np.asarray(lines["position"].get_ydata(), dtype=np.float64)
     assert path[0] == 0.0 and np.array_equal(path[1:-1], table["position_after"].to_numpy())
     assert _coloured_share(figure) > 0.002
@@ -119,7 +122,7 @@ def test_fills_on_price_marks_every_fill_by_side_and_liquidity(
     figure = fills_on_price_figure(table, simulation.inventory, "fills")
     labels = _labels(figure)
     assert labels[0] == "mid" and {"buy maker", "sell maker"} <= set(labels)
-    marked = sum(len(c.get_offsets()) for c in figure.axes[0].collections)
+    marked = sum(np.asarray(c.get_offsets()).shape[0] for c in figure.axes[0].collections)
     assert marked == len(table)
     assert _coloured_share(figure) > 0.002
 
