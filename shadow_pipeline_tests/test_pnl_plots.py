@@ -4,6 +4,7 @@ draws (its numbers against the KPIs), and that each PNG has its size and a panel
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 
 import matplotlib.image
 import matplotlib.pyplot as plt
@@ -32,11 +33,21 @@ DPI = 90  # reporting.plots._png's
 PARTS = ["spread capture", "adverse selection (markout)", "fees", "net"]
 
 
+@dataclass(frozen=True)
+class Run:
+    ticks: pd.DataFrame
+    simulation: Simulation
+    params: StrategyParams
+    thresholds: Thresholds
+    table: pd.DataFrame
+
+
 @pytest.fixture(scope="module")
-def run() -> tuple[pd.DataFrame, Simulation, StrategyParams, Thresholds]:
+def run() -> Run:
     ticks = synthetic_ticks("BTCUSDT", 120)
     params, thresholds = resolve(load_profiles(), "moderate", "BTCUSDT")
-    return ticks, simulate(ticks, params), params, thresholds
+    simulation = simulate(ticks, params)
+    return Run(ticks, simulation, params, thresholds, fills_table(simulation.fills, params))
 
 
 def _labels(figure: plt.Figure) -> list[str]:
@@ -63,10 +74,9 @@ def _coloured_share(figure: plt.Figure) -> float:
 
 
 def test_the_table_has_every_fill_of_the_simulation(
-    run: tuple[pd.DataFrame, Simulation, StrategyParams, Thresholds],
+    run: Run,
 ) -> None:
-    _, simulation, params, _ = run
-    table = fills_table(simulation.fills, params)
+    simulation, table = run.simulation, run.table
     assert list(table.columns) == list(COLUMNS) and len(table) == len(simulation.fills) > 10
     signed = np.where(table["side"] == "buy", 1.0, -1.0) * table["qty"]
     assert np.allclose(np.cumsum(signed), table["position_after"])  # each fill moves the position by its size
@@ -75,10 +85,9 @@ def test_the_table_has_every_fill_of_the_simulation(
 
 
 def test_pnl_parts_add_up_to_the_net_edge_of_the_kpis(
-    run: tuple[pd.DataFrame, Simulation, StrategyParams, Thresholds],
+    run: Run,
 ) -> None:
-    ticks, simulation, params, thresholds = run
-    table = fills_table(simulation.fills, params)
+    ticks, simulation, params, thresholds, table = run.ticks, run.simulation, run.params, run.thresholds, run.table
     figure = pnl_figure(table, "pnl")
     assert len(figure.axes) == 1 and _labels(figure) == PARTS
     finals = {
@@ -97,10 +106,9 @@ def test_pnl_parts_add_up_to_the_net_edge_of_the_kpis(
 
 
 def test_inventory_is_drawn_against_both_limits(
-    run: tuple[pd.DataFrame, Simulation, StrategyParams, Thresholds],
+    run: Run,
 ) -> None:
-    _, simulation, params, _ = run
-    table = fills_table(simulation.fills, params)
+    simulation, params, table = run.simulation, run.params, run.table
     figure = inventory_figure(table, simulation.inventory, params.max_position, "inventory")
     assert _labels(figure) == ["position", "limit"]
     lines = {line.get_label(): line for line in figure.axes[0].get_lines()}
@@ -115,10 +123,9 @@ def test_inventory_is_drawn_against_both_limits(
 
 
 def test_fills_on_price_marks_every_fill_by_side_and_liquidity(
-    run: tuple[pd.DataFrame, Simulation, StrategyParams, Thresholds],
+    run: Run,
 ) -> None:
-    _, simulation, params, _ = run
-    table = fills_table(simulation.fills, params)
+    simulation, table = run.simulation, run.table
     figure = fills_on_price_figure(table, simulation.inventory, "fills")
     labels = _labels(figure)
     assert labels[0] == "mid" and {"buy maker", "sell maker"} <= set(labels)
@@ -128,10 +135,9 @@ def test_fills_on_price_marks_every_fill_by_side_and_liquidity(
 
 
 def test_pngs_have_their_size_and_an_empty_hour_draws_no_data(
-    run: tuple[pd.DataFrame, Simulation, StrategyParams, Thresholds],
+    run: Run,
 ) -> None:
-    _, simulation, params, _ = run
-    table = fills_table(simulation.fills, params)
+    simulation, params, table = run.simulation, run.params, run.table
     pngs = fill_plot_pngs(table, simulation.inventory, params.max_position, "BTCUSDT")
     assert list(pngs) == list(FILL_PLOTS)
     sizes = {plot: matplotlib.image.imread(io.BytesIO(png), format="png").shape[:2] for plot, png in pngs.items()}

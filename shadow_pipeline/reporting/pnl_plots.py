@@ -50,6 +50,18 @@ def _no_fills(axis: plt.Axes) -> None:
     axis.text(0.5, 0.5, "no fills in the hour", ha="center", va="center", transform=axis.transAxes)
 
 
+def _finish(figure: plt.Figure, axis: plt.Axes, ylabel: str, title: str) -> plt.Figure:
+    """Labels, a legend of whatever was drawn with a label, dates slanted, margins tight."""
+    if axis.get_legend_handles_labels()[0]:
+        axis.legend(fontsize=7, loc="best")
+    axis.set_ylabel(ylabel, fontsize=8)
+    axis.tick_params(labelsize=7)
+    axis.set_title(title, fontsize=9)
+    figure.autofmt_xdate()
+    figure.tight_layout()
+    return figure
+
+
 def pnl_parts(fills: pd.DataFrame) -> dict[str, np.ndarray]:
     """Per fill, in quote currency, of the fills whose markout is known: the spread capture earned at the fill, the
     adverse selection lost by the markout horizon (negative when lost), the fee paid (negative), and net, their
@@ -77,16 +89,10 @@ def pnl_figure(fills: pd.DataFrame, title: str) -> plt.Figure:
         when = _times(fills["ts"])
         for (label, values), colour in zip(pnl_parts(fills).items(), _COLOURS, strict=True):
             axis.step(when, np.cumsum(values), where="post", color=colour, label=label, linewidth=1.2)
-        axis.legend(fontsize=7, loc="best")
     else:
         _no_fills(axis)
     axis.axhline(0.0, color="0.6", linewidth=0.8)
-    axis.set_ylabel("cumulative PnL (quote)", fontsize=8)
-    axis.tick_params(labelsize=7)
-    axis.set_title(title, fontsize=9)
-    figure.autofmt_xdate()
-    figure.tight_layout()
-    return figure
+    return _finish(figure, axis, "cumulative PnL (quote)", title)
 
 
 def inventory_figure(fills: pd.DataFrame, market: pd.DataFrame, limit: float, title: str) -> plt.Figure:
@@ -101,13 +107,7 @@ def inventory_figure(fills: pd.DataFrame, market: pd.DataFrame, limit: float, ti
     for sign in (1, -1):
         axis.axhline(sign * limit, color="tab:red", linestyle="--", linewidth=1, label="limit" if sign > 0 else None)
     axis.axhline(0.0, color="0.6", linewidth=0.8)
-    axis.set_ylabel("position (base)", fontsize=8)
-    axis.legend(fontsize=7, loc="best")
-    axis.tick_params(labelsize=7)
-    axis.set_title(title, fontsize=9)
-    figure.autofmt_xdate()
-    figure.tight_layout()
-    return figure
+    return _finish(figure, axis, "position (base)", title)
 
 
 def fills_on_price_figure(fills: pd.DataFrame, market: pd.DataFrame, title: str) -> plt.Figure:
@@ -131,13 +131,7 @@ def fills_on_price_figure(fills: pd.DataFrame, market: pd.DataFrame, title: str)
             )  # fmt: skip
     if not len(fills):
         _no_fills(axis)
-    axis.set_ylabel("price (quote)", fontsize=8)
-    axis.legend(fontsize=7, loc="best")
-    axis.tick_params(labelsize=7)
-    axis.set_title(title, fontsize=9)
-    figure.autofmt_xdate()
-    figure.tight_layout()
-    return figure
+    return _finish(figure, axis, "price (quote)", title)
 
 
 def sparkline_png(values: np.ndarray, limits: tuple[float, ...] = ()) -> bytes:
