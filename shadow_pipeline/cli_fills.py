@@ -17,6 +17,7 @@ import pandas as pd
 from shadow_pipeline.defs.partitions import partition_key, tick_partitions
 from shadow_pipeline.io_managers import ParquetIOManager
 from shadow_pipeline.redis_io.url import redact_text
+from shadow_pipeline.reporting.snapshot import write_atomically
 
 ASSET = dg.AssetKey("shadow_fills")
 
@@ -52,6 +53,18 @@ def _check_output(out: str) -> None:
         raise ValueError(f"--csv {out}: folder {path.absolute().parent} does not exist")
 
 
+def _write(out: str, data: bytes) -> None:
+    """A file is replaced whole (a full disk leaves the old file, not half a CSV); stdout and devices are
+    written as they are."""
+    if out == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    elif Path(out).exists() and not Path(out).is_file():
+        Path(out).write_bytes(data)
+    else:
+        write_atomically(Path(out), data)
+
+
 @click.command("fills")
 @click.option("--hour", required=True, help="Hourly partition, YYYY-MM-DD-HH:00 (UTC).")
 @click.option("--symbol", required=True, help="Instrument of the partition (e.g. BTCUSDT).")
@@ -71,12 +84,7 @@ def fills_command(hour: str, symbol: str, profile: str | None, data_dir: str | N
                 f"the stored shadow_fills of {symbol} {hour} are of profile {stored}, not {profile} (one profile is "
                 f"stored per partition: run shadow-pipeline shadow --profile {profile} for it)"
             )
-        if out == "-":
-            fills.to_csv(sys.stdout, index=False)
-            sys.stdout.flush()
-        else:
-            with open(out, "w", encoding="utf-8", newline="") as handle:
-                fills.to_csv(handle, index=False)
+        _write(out, fills.to_csv(index=False, lineterminator="\n").encode())
     except (ValueError, OSError) as exc:  # FileNotFoundError: not materialized; PartitionOutOfRange: a ValueError
         _fail(f"{exc.strerror}: {exc.filename}" if isinstance(exc, OSError) and exc.strerror else str(exc))
         return
