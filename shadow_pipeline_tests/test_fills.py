@@ -159,6 +159,9 @@ def test_csv_round_trips_every_row_and_column(stored: Stored, tmp_path: Path) ->
         (["--hour", "yesterday", "--symbol", SYMBOL], "not an hourly partition key"),
         (["--hour", "nan", "--symbol", SYMBOL], "not an hourly partition key"),
         (["--hour", "1999-01-01-00:00", "--symbol", SYMBOL], "before the hourly partitions"),
+        (["--hour", "", "--symbol", SYMBOL], "not an hourly partition key"),
+        (["--hour", HOUR, "--symbol", ""], "is not an instrument id"),
+        (["--hour", HOUR, "--symbol", SYMBOL, "--data-dir", "/etc/hostname"], "materialize shadow_fills"),
         (["--hour", HOUR, "--symbol", "DOGEUSDT"], "has no partitions"),
         (["--hour", HOUR, "--symbol", "BTC/USDT;rm"], "BTC/USDT"),
         (["--hour", "2024-08-09-05:00", "--symbol", SYMBOL], "materialize shadow_fills"),
@@ -172,7 +175,7 @@ def test_hostile_inputs_give_one_error_line(stored: Stored, tmp_path: Path, args
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
     if "--csv" not in args:
         args += ["--csv", str(tmp_path / "fills.csv")]
-    result = CliRunner().invoke(fills_command, [*args, "--data-dir", stored.data_dir])
+    result = CliRunner().invoke(fills_command, ["--data-dir", stored.data_dir, *args])  # a later option wins
     assert result.exit_code == 2, result.output
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and reason in lines[0], lines
