@@ -24,6 +24,7 @@ import redis
 from shadow_pipeline import settings
 from shadow_pipeline.cli_compare import compare_command
 from shadow_pipeline.cli_feed import feed_command
+from shadow_pipeline.cli_fills import fills_command
 from shadow_pipeline.cli_live import live_shadow_command
 from shadow_pipeline.cli_validate import live_validate_command
 from shadow_pipeline.cli_venue_server import feed_server_command
@@ -1256,6 +1257,7 @@ def loop_command(
 
 main.add_command(compare_command)
 main.add_command(feed_command)
+main.add_command(fills_command)
 main.add_command(feed_server_command)
 main.add_command(live_shadow_command)
 main.add_command(live_validate_command)

@@ -19,14 +19,19 @@ from shadow_pipeline.feed.replay import number_ticks
 from shadow_pipeline.reporting.snapshot import judge_partition, report_row
 
 
+def synthetic_ticks(symbol: str = "BTCUSDT", seconds: float = 120) -> pd.DataFrame:
+    """``seconds`` of the synthetic market as normalized_ticks holds them (parsed, in exchange-time order)."""
+    frame = number_ticks(pd.concat(list(generate([symbol], seconds, seed=5)), ignore_index=True), {})
+    ticks = parse_table({c: frame[c].astype(str).to_numpy(dtype=object) for c in FIELDS}).ticks
+    return ticks.sort_values(["ts_server", "seq"], kind="stable").reset_index(drop=True)
+
+
 def synthetic_iterations(
     symbol: str = "BTCUSDT", seconds: float = 120, window_s: float = 10, gap_s: tuple[float, float] | None = None
 ) -> pd.DataFrame:
     """What shadow_iterations stores for ``seconds`` of the synthetic market (moderate profile); ``gap_s``: seconds
     after the start without ticks (windows there are invalid whatever the market does)."""
-    frame = number_ticks(pd.concat(list(generate([symbol], seconds, seed=5)), ignore_index=True), {})
-    ticks = parse_table({c: frame[c].astype(str).to_numpy(dtype=object) for c in FIELDS}).ticks
-    ticks = ticks.sort_values(["ts_server", "seq"], kind="stable").reset_index(drop=True)
+    ticks = synthetic_ticks(symbol, seconds)
     if gap_s is not None:
         since = (ticks["ts_server"] - ticks["ts_server"].iloc[0]) / 1e9
         ticks = ticks[(since < gap_s[0]) | (since >= gap_s[1])].reset_index(drop=True)

@@ -125,6 +125,9 @@ def test_the_shadow_of_a_bot_s_order_stream_is_the_built_in_strategy_s_when_it_s
         kpis = [c for c in own.columns if c not in ("profile",)]
         pd.testing.assert_frame_equal(ours[kpis], own[kpis], check_exact=True)
         assert ours["total_fills"].sum() > 0
+        fills = read_frame(str(tmp_path / "assets/shadow_fills" / HOUR / f"{SYMBOL}.parquet"))
+        sent = {i.get("new_order_id", i["order_id"]) for i in [late, *intents]}
+        assert len(fills) == ours["total_fills"].sum() and set(fills["order_id"]) <= sent  # the bot's client ids
         [materialization] = external.asset_materializations_for_node("shadow_iterations")[:1]
         # the late place is valid; its cancel before it was not
         assert materialization.metadata["bot_orders"].value == len([i for i in intents if i["action"] != "cancel"]) + 1

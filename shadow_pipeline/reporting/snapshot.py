@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -173,7 +173,8 @@ def _sensitivity_lines(rows: list[Mapping[str, Any]]) -> list[str]:
     ]
 
 
-def render_markdown(snapshot: Mapping[str, Any], plot_file: str | None) -> str:
+def render_markdown(snapshot: Mapping[str, Any], plots: Sequence[tuple[str, str]] = ()) -> str:
+    """The report for people; ``plots``: (file beside the report, alt text) pairs, shown in order at its end."""
     kpis = snapshot["kpis"]
     gates = pd.DataFrame(snapshot["gates"])
     lines = [
@@ -200,6 +201,8 @@ def render_markdown(snapshot: Mapping[str, Any], plot_file: str | None) -> str:
         "Definitions: docs/shadow-simulation.md.",
         *_sensitivity_lines(snapshot.get("sensitivity") or []),
     ]
-    if plot_file:
-        lines += ["", f"![KPIs per window]({plot_file})"]
+    if plots:
+        lines += ["", "## Pictures"]
+        for file, alt in plots:
+            lines += ["", f"![{alt}]({file})"]
     return "\n".join(lines) + "\n"

@@ -13,6 +13,7 @@ from pydantic import Field, field_validator
 from shadow_pipeline.defs.partitions import hour_and_symbol, tick_partitions
 from shadow_pipeline.defs.rollup.profiles import keep_profile_result
 from shadow_pipeline.defs.shadow import checks
+from shadow_pipeline.defs.shadow.fills import SHADOW_FILLS_DESCRIPTION, fills_output
 from shadow_pipeline.domain.kpis.catalogue import SUMMARY, names
 from shadow_pipeline.domain.kpis.gates import GO, kpi_gates
 from shadow_pipeline.domain.kpis.per_window import iteration_kpis
@@ -36,6 +37,7 @@ from shadow_pipeline.redis_io.keys import order_stream
 from shadow_pipeline.redis_io.order_stream import load_intents
 from shadow_pipeline.reporting.notes import commit_sha, ingest_note
 from shadow_pipeline.reporting.plots import kpi_plot_png, markdown_image
+from shadow_pipeline.reporting.pnl_plots import FILL_PLOTS
 from shadow_pipeline.reporting.snapshot import (
     PLOT_FILE,
     REPORT_FILE,
@@ -176,6 +178,7 @@ def _table(frame: pd.DataFrame, columns: tuple[str, ...], rows: int = 60) -> dg.
             "(size_decrease_share 0 and 1 under queue, touch_dwell_ms 0 and 10 s under dwell) beside the chosen "
             "value: whether the verdict hinges on the queue assumption.",
         ),
+        "shadow_fills": dg.AssetOut(kinds={"pandas", "parquet"}, description=SHADOW_FILLS_DESCRIPTION),
     },
 )
 def shadow_iterations(
@@ -185,9 +188,10 @@ def shadow_iterations(
     tick_quality: pd.DataFrame,
     redis: RedisResource,
     tick_stream: TickStreamResource,
+    artifacts: ArtifactsResource,
 ) -> Iterator[dg.Output[pd.DataFrame]]:
     """Simulated orders and fills of the profile's strategy on the hour's ticks, nothing sent: the KPIs per
-    window, and the same hour at the bounds of the fill model's knob."""
+    window, the fills themselves, and the same hour at the bounds of the fill model's knob."""
     hour, symbol = hour_and_symbol(context.partition_key)
     params, thresholds = strategy_for(config, symbol)
     if normalized_ticks.empty:
@@ -239,6 +243,7 @@ def shadow_iterations(
             **orders_note,
         },
     )
+    yield fills_output(simulation, params, iterations, notes, artifacts.shadow_folder(hour, symbol))
     sensitivity = fill_sensitivity(normalized_ticks, params, thresholds, config.window_seconds, iterations, plan)
     flips = verdict_flips(sensitivity)
     rows = sensitivity.to_dict(orient="records")
@@ -277,7 +282,8 @@ def shadow_report(
     """Go/No-Go for the hour and symbol: KPIs over the valid windows against the profile's gates.
 
     Shares and bps are notional-weighted, risk is time-weighted; medians over windows sit beside them. Also
-    written as POST_SHADOW_SNAPSHOT.json and SHADOW_REPORT.md (with a KPI plot) in the artifacts folder, where
+    written as POST_SHADOW_SNAPSHOT.json and SHADOW_REPORT.md (with the KPI plot and shadow_fills' PnL, inventory
+    and fills-on-price pictures) in the artifacts folder, where
     `shadow-pipeline audit` re-checks them.
     """
     hour, symbol = hour_and_symbol(context.partition_key)
@@ -289,7 +295,8 @@ def shadow_report(
     write_atomically(folder / PLOT_FILE, png)
     snapshot_path = write_snapshot(folder, snapshot)
     keep_profile_result(context, artifacts, snapshot, shadow_iterations)
-    write_atomically(folder / REPORT_FILE, render_markdown(snapshot, PLOT_FILE).encode())
+    plots = [(PLOT_FILE, "KPIs per window"), *(p for p in FILL_PLOTS if (folder / p.file).exists())]
+    write_atomically(folder / REPORT_FILE, render_markdown(snapshot, plots).encode())
     verdict = snapshot["verdict"]
     say = context.log.info if judged.go else context.log.warning
     say(f"{symbol} {hour}: {verdict}" + (f": {'; '.join(snapshot['reasons'])}" if snapshot["reasons"] else ""))

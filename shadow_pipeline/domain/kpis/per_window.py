@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from shadow_pipeline.domain.kpis.catalogue import KPIS, names
+from shadow_pipeline.domain.kpis.fills import fill_edges
 from shadow_pipeline.domain.kpis.prefix_quantile import prefix_quantiles
 from shadow_pipeline.domain.simulation.models import latency_model_of
 from shadow_pipeline.domain.simulation.simulator import Simulation, same_ticks
@@ -209,16 +210,10 @@ def _risk(ts: np.ndarray, counts: np.ndarray, first: int, dur: int, use: np.ndar
 
 
 def _fill_sums(fills: pd.DataFrame, fill_window: np.ndarray, n: int) -> dict[str, np.ndarray]:
-    side = fills["side"].to_numpy(dtype=np.float64)
-    price = fills["price"].to_numpy(dtype=np.float64)
-    notional = price * fills["qty"].to_numpy(dtype=np.float64)
+    edges = fill_edges(fills)
+    side, notional, known = edges.side, edges.notional, edges.known
+    markout, capture, fee_bps = edges.markout_bps, edges.capture_bps, edges.fee_bps
     maker = fills["is_maker"].to_numpy(dtype=bool)
-    mid_h = fills["mid_markout"].to_numpy(dtype=np.float64)
-    m0 = fills["mid_before"].to_numpy(dtype=np.float64)
-    known = ~np.isnan(mid_h)
-    markout = np.where(known, side * (np.nan_to_num(mid_h) - price) / price * 1e4, 0.0)
-    capture = side * (m0 - price) / m0 * 1e4
-    fee_bps = fills["fee_rate"].to_numpy(dtype=np.float64) * 1e4
     weight = notional * known
 
     def total(values: np.ndarray) -> np.ndarray:
