@@ -161,7 +161,7 @@ def render_rollup(snapshot: Mapping[str, Any]) -> str:
         ),
         "",
     ]
-    return "\n".join(lines) + render_markdown(snapshot, None).split("\n", 1)[1]
+    return "\n".join(lines) + render_markdown(snapshot).split("\n", 1)[1]
 
 
 def write_rollup(folder: Path, snapshot: Mapping[str, Any]) -> Path:
