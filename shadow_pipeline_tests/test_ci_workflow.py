@@ -73,7 +73,7 @@ def test_ci_dryrun_end_to_end_and_the_exit_codes_of_make(tmp_path: Path, own_ser
     [row] = [line.split() for line in done.stdout.splitlines() if line.startswith(HOUR)]
     assert row[:4] == [HOUR, "BTCUSDT", "NO-GO", report["status"]]  # 7 windows: short of the 48 a Go needs
 
-    instance = dg.DagsterInstance.from_ref(dg.InstanceRef.from_dir(env["DAGSTER_HOME"]))
+    instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
     runs = {run.job_name: run for run in instance.get_runs()}
     assert runs["feed_replay_job"].is_success
     assert runs["pipeline_job"].is_success and runs["pipeline_job"].tags["dagster/partition"] == f"{HOUR}|BTCUSDT"
