@@ -24,25 +24,18 @@ from shadow_pipeline.defs.dryrun.assets import DryRunConfig
 from shadow_pipeline.defs.export.assets import ExportConfig
 from shadow_pipeline.defs.feed.assets import FeedConfig
 from shadow_pipeline.defs.feed.jobs import FEED_REPLAY_JOB
-from shadow_pipeline.defs.partitions import PartitionOutOfRange, hour_and_symbol, tick_partitions
+from shadow_pipeline.defs.partitions import hour_and_symbol, tick_partitions
 from shadow_pipeline.defs.pipeline.jobs import PIPELINE_JOB
 from shadow_pipeline.redis_io.connect import RedisUnavailable, connect
 from shadow_pipeline.redis_io.server import NoServerAvailable
 from shadow_pipeline.redis_io.streams import DEFAULT_STREAM
 from shadow_pipeline.redis_io.url import RedisConfigError, redact_text
-from shadow_pipeline.reporting.ci_gate import GateError, exit_code, gate_table
+from shadow_pipeline.reporting.ci_gate import exit_code, gate_table
 
 _DAGSTER = str(Path(sys.executable).parent / "dagster")
-_REFUSED = (
-    pydantic.ValidationError,
-    settings.SettingsError,
-    PartitionOutOfRange,
-    RedisUnavailable,
-    NoServerAvailable,
-    RedisConfigError,
-    redis.RedisError,
-    GateError,
-)
+# ValueError: the configs' validation, a setting, a partition, a report (GateError), a failed run
+_REFUSED = (ValueError, RedisUnavailable, NoServerAvailable, RedisConfigError, redis.RedisError)
+_OPTIONS = {"minutes": "--duration", "iterations": "--iterations"}  # config field -> the option that set it
 
 
 def _fail(message: str) -> None:
@@ -52,7 +45,7 @@ def _fail(message: str) -> None:
 
 def _refusal(exc: BaseException) -> str:
     if isinstance(exc, pydantic.ValidationError):  # which option, and the rule it broke
-        return "; ".join(f"--{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        return "; ".join(f"{_OPTIONS.get(str(e['loc'][0]), e['loc'][0])}: {e['msg']}" for e in exc.errors())
     return f"{type(exc).__name__}: {exc}" if isinstance(exc, redis.RedisError) else str(exc)
 
 
@@ -109,7 +102,7 @@ def ci_dryrun_command(iterations: str, duration: str) -> None:
         if failed:
             raise ValueError(f"{len(failed)} of {len(keys)} runs of {PIPELINE_JOB} failed: {', '.join(failed)}")
         table = gate_table(settings.artifacts_dir(), [hour_and_symbol(key) for key in tags])
-    except (*_REFUSED, ValueError) as exc:
+    except _REFUSED as exc:
         _fail(_refusal(exc))
         return
     click.echo(table.to_string(index=False))
