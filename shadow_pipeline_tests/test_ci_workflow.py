@@ -30,7 +30,8 @@ HOUR = "2024-08-09-00:00"  # the synthetic market's first hour
 
 def _make(target: str, *assignments: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     venv = BIN.parent
-    command = [str(ROOT / ".ci/verdict"), "-o", str(venv / ".installed"), f"VENV={venv}", target, *assignments]
+    make_vars = [f"VENV={venv}", f"DAGSTER_HOME={env['DAGSTER_HOME']}"]  # the Makefile's own would win over env
+    command = [str(ROOT / ".ci/verdict"), "-o", str(venv / ".installed"), *make_vars, target, *assignments]
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
 
 
