@@ -123,7 +123,7 @@ shadow-report: $(STAMP) $(INSTANCE)
 shadow-audit: $(STAMP)
 	$(BIN)/shadow-pipeline audit; $(RECORD)
 
-## CI gate: the newest hour's report (an error stops here), then the audit of every snapshot: non-zero on any No-Go.
+## CI gate: the newest hour's report (an error stops here), then the audit of every snapshot: exit 1 on any No-Go.
 shadow-ci: $(STAMP) $(INSTANCE)
 	$(BIN)/shadow-pipeline report --data-dir $(SHADOW_RUN_DATA); status=$$?; [ $$status -le 1 ] || { $(SAVE_STATUS) exit $$status; }
 	$(BIN)/shadow-pipeline audit; $(RECORD)
