@@ -10,12 +10,18 @@ export SHADOW_DATA_DIR ?= $(CURDIR)/.shadow_data
 # Shadow reports for people and tools (POST_SHADOW_SNAPSHOT.json, SHADOW_REPORT.md, plots).
 export SHADOW_ARTIFACTS_DIR ?= $(CURDIR)/artifacts
 # dg checks that the project's venv is the active one.
-export VIRTUAL_ENV := $(CURDIR)/$(VENV)
+export VIRTUAL_ENV := $(abspath $(VENV))
 INSTANCE := $(DAGSTER_HOME)/dagster.yaml
+# Exit codes. A verdict command exits 0 (Go, PASS/WARN), 1 (a verdict: No-Go, FAIL) or 2 (an error), but make
+# exits 2 whenever a recipe fails, so both look alike. Each verdict target ends with $(RECORD), which also writes
+# the command's own status to $(VERDICT_FILE) when it is set; `.ci/verdict TARGET ...` runs make with one and
+# exits with that status (README, "Exit codes").
+SAVE_STATUS = $(if $(VERDICT_FILE),echo $$status > '$(VERDICT_FILE)';)
+RECORD = status=$$?; $(SAVE_STATUS) exit $$status
 
 .PHONY: demo loop test lint typecheck defs pytest dev ingest live-shadow ingest-job shadow-redis shadow-report shadow-audit shadow-ci \
 	shadow-redis-export shadow-redis-export-stream shadow-tune dryrun dryrun-validate bench strategies soak clean \
-	feed feed-server shadow-live-validate
+	feed feed-server shadow-live-validate setup system-deps ci-dryrun
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "shadow-pipeline needs Python >= 3.11; set PYTHON=python3.11 (or newer)")'
@@ -27,6 +33,19 @@ $(STAMP): pyproject.toml
 $(INSTANCE): dagster.yaml
 	@mkdir -p $(DAGSTER_HOME)
 	cp dagster.yaml $@
+
+## The venv and the Dagster instance, nothing else (CI's first step).
+setup: $(STAMP) $(INSTANCE)
+
+## System packages some tests need: Chromium (the UI tests) and promtool (the alert rules' tests). apt-get when
+## root on Debian/Ubuntu; otherwise what to install, and a failure.
+SYSTEM_DEPS := chromium:chromium prometheus:promtool
+system-deps:
+	@missing=""; for dep in $(SYSTEM_DEPS); do command -v $${dep#*:} > /dev/null || missing="$$missing $${dep%%:*}"; done; \
+	if [ -z "$$missing" ]; then echo "system packages: all present"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get > /dev/null; then \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	else echo "error: missing system packages:$$missing; install them (as root on Debian: apt-get install$$missing)" >&2; exit 2; fi
 
 ## The main flow on the embedded default: start Redis, replay the synthetic market, ingest it through Dagster.
 demo: $(STAMP) $(INSTANCE)
@@ -94,20 +113,20 @@ shadow-redis: $(STAMP) $(INSTANCE)
 	$(if $(REDIS_URL),,rm -rf $(EMBEDDED_DATA))
 	$(BIN)/shadow-pipeline with-redis -- sh -c '\
 	  $(if $(REDIS_URL),,$(BIN)/shadow-pipeline replay --source synthetic --minutes $(SHADOW_MINUTES) > /dev/null && )\
-	  $(BIN)/shadow-pipeline shadow $(PROFILE_FLAG) --data-dir $(SHADOW_RUN_DATA) $(SHADOW_FLAGS)'
+	  $(BIN)/shadow-pipeline shadow $(PROFILE_FLAG) --data-dir $(SHADOW_RUN_DATA) $(SHADOW_FLAGS)'; $(RECORD)
 
 ## The newest hour's shadow_report again from stored iterations (after shadow-redis): snapshot, Markdown, plot.
 shadow-report: $(STAMP) $(INSTANCE)
-	$(BIN)/shadow-pipeline report --data-dir $(SHADOW_RUN_DATA)
+	$(BIN)/shadow-pipeline report --data-dir $(SHADOW_RUN_DATA); $(RECORD)
 
 ## Re-check the gates on every POST_SHADOW_SNAPSHOT.json under artifacts/ with the current profiles.
 shadow-audit: $(STAMP)
-	$(BIN)/shadow-pipeline audit
+	$(BIN)/shadow-pipeline audit; $(RECORD)
 
-## CI gate: the newest hour's report (an error stops here), then the audit of every snapshot: non-zero on any No-Go.
+## CI gate: the newest hour's report (an error stops here), then the audit of every snapshot: exit 1 on any No-Go.
 shadow-ci: $(STAMP) $(INSTANCE)
-	$(BIN)/shadow-pipeline report --data-dir $(SHADOW_RUN_DATA); status=$$?; [ $$status -le 1 ] || exit $$status
-	$(BIN)/shadow-pipeline audit
+	$(BIN)/shadow-pipeline report --data-dir $(SHADOW_RUN_DATA); status=$$?; [ $$status -le 1 ] || { $(SAVE_STATUS) exit $$status; }
+	$(BIN)/shadow-pipeline audit; $(RECORD)
 
 ## The stored KPIs to Redis ($REDIS_URL; an embedded server would vanish with the command): hashes with a TTL,
 ## or one stream entry per window. Re-exporting adds nothing to a stream.
@@ -129,18 +148,18 @@ shadow-tune: $(STAMP) $(INSTANCE)
 	$(BIN)/shadow-pipeline with-redis -- sh -c '\
 	  $(if $(REDIS_URL),,$(BIN)/shadow-pipeline replay --source synthetic --minutes $(TUNE_MINUTES) > /dev/null && )\
 	  $(BIN)/shadow-pipeline tune $(PROFILE_FLAG) --train-hours $(TUNE_TRAIN_HOURS) --data-dir $(SHADOW_RUN_DATA) \
-	    $(TUNE_FLAGS)'; status=$$?; [ $$status -le 1 ]
+	    $(TUNE_FLAGS)'; $(RECORD)
 
 ## Dry-run validation: ingest, shadow, export, read back and compare with an independent reality (hftbacktest
 ## for the default queue-model shadow), per symbol;
 ## DRYRUN_WINDOWS windows of 60 s (dryrun: 6, dryrun-validate: 12). Without REDIS_URL: a fresh embedded Redis
-## filled with DRYRUN_MINUTES of the synthetic market first. Non-zero exit on any FAIL.
+## filled with DRYRUN_MINUTES of the synthetic market first. Exit 1 on any FAIL, 2 on an error.
 DRYRUN_MINUTES ?= 15
 define DRYRUN
 	$(if $(REDIS_URL),,rm -rf $(EMBEDDED_DATA))
 	$(BIN)/shadow-pipeline with-redis -- sh -c '\
 	  $(if $(REDIS_URL),,$(BIN)/shadow-pipeline replay --source synthetic --minutes $(DRYRUN_MINUTES) > /dev/null && )\
-	  $(BIN)/shadow-pipeline dryrun --iterations $(1) $(PROFILE_FLAG) --data-dir $(SHADOW_RUN_DATA)'
+	  $(BIN)/shadow-pipeline dryrun --iterations $(1) $(PROFILE_FLAG) --data-dir $(SHADOW_RUN_DATA)'; $(RECORD)
 endef
 dryrun: $(STAMP) $(INSTANCE)
 	$(call DRYRUN,6)
@@ -172,7 +191,22 @@ shadow-live-validate: $(STAMP) $(INSTANCE)
 	$(if $(REDIS_URL),,rm -rf $(EMBEDDED_DATA))
 	$(if $(REDIS_URL),,SHADOW_DATA_DIR=$(EMBEDDED_DATA)) $(BIN)/shadow-pipeline with-redis -- \
 	  $(BIN)/shadow-pipeline live-validate --venue $(VENUE) --symbols $(SYMBOLS) --windows $(LIVE_WINDOWS) --window-seconds $(LIVE_WINDOW_SECONDS) \
-	  $(PROFILE_FLAG) --logs $(SHADOW_ARTIFACTS_DIR)/live-validate $(VALIDATE_FLAGS)
+	  $(PROFILE_FLAG) --logs $(SHADOW_ARTIFACTS_DIR)/live-validate $(VALIDATE_FLAGS); $(RECORD)
+
+## CI's dry-run (.github/workflows/dryrun.yml runs this target; docs/ci.md): DURATION minutes of the synthetic
+## market for SYMBOLS, feed_replay_job and pipeline_job per (hour, symbol) through `dagster job execute`, then the
+## accuracy gate on the newest ITERATIONS windows: exit 0 PASS/WARN, 1 any FAIL, 2 an error (.ci/verdict tells
+## them apart). On $REDIS_URL (empty) or an embedded Redis; data in .shadow_data/ci, reports in artifacts/ci
+## (both emptied first).
+ITERATIONS ?= 6
+DURATION ?= 10
+CI_DATA := $(CURDIR)/.shadow_data/ci
+CI_ARTIFACTS := $(SHADOW_ARTIFACTS_DIR)/ci
+ci-dryrun: $(STAMP) $(INSTANCE)
+	rm -rf '$(CI_DATA)' '$(CI_ARTIFACTS)'
+	SHADOW_DATA_DIR='$(CI_DATA)' SHADOW_ARTIFACTS_DIR='$(CI_ARTIFACTS)' SHADOW_SYMBOLS='$(SYMBOLS)' \
+	  $(BIN)/shadow-pipeline with-redis -- $(BIN)/python -m shadow_pipeline.cli_ci \
+	  --iterations '$(ITERATIONS)' --duration '$(DURATION)'; $(RECORD)
 
 ## Throughput benchmarks, each as a ratio against a baseline measured in the same run.
 bench: $(STAMP)
