@@ -22,6 +22,7 @@ import pydantic
 import redis
 
 from shadow_pipeline import settings
+from shadow_pipeline.cli_ci import ci_dryrun_command
 from shadow_pipeline.cli_compare import compare_command
 from shadow_pipeline.cli_feed import feed_command
 from shadow_pipeline.cli_fills import fills_command
@@ -1255,6 +1256,7 @@ def loop_command(
     _exit_for_runs(0 if completed else 2, "a run failed: its reason is in the tables above")
 
 
+main.add_command(ci_dryrun_command)
 main.add_command(compare_command)
 main.add_command(feed_command)
 main.add_command(fills_command)
