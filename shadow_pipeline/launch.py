@@ -280,6 +280,8 @@ def run_dryrun(
             row["windows"] = summary.windows
             row["fills_predicted"] = summary.predicted_fills
             row["fills_actual"] = summary.actual_fills
+            row["no_data"] = f"{len(summary.no_data)}: {', '.join(summary.no_data)}" if summary.no_data else "0"
+            row["not_judged"] = ", ".join(summary.not_judged) or "none"
             row["report"] = summary.report
         else:
             row["status"] = RUN_FAILED

@@ -71,6 +71,8 @@ class DryRunSummary(StageSummary):
     predicted_fills: int
     actual_fills: int
     report: str  # the report file
+    no_data: list[str] = dataclasses.field(default_factory=list)  # KPIs with too few events to judge
+    not_judged: list[str] = dataclasses.field(default_factory=list)  # KPIs the reality does not measure
 
 
 @dataclass(frozen=True)

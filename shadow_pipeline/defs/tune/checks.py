@@ -9,6 +9,7 @@ from __future__ import annotations
 import dagster as dg
 import pandas as pd
 
+from shadow_pipeline.defs.partitions import tick_partitions
 from shadow_pipeline.domain.tuning.walk_forward import Decision
 
 OUT_OF_SAMPLE_GATES = "out_of_sample_gates"
@@ -17,6 +18,7 @@ TUNE_CHECKS = [
     dg.AssetCheckSpec(
         OUT_OF_SAMPLE_GATES,
         asset="tuned_profile",
+        partitions_def=tick_partitions,
         description="Every gate (min windows included) passes on the walk-forward's judged hours, which no "
         "winner was fitted on: pooled over the folds, and for the tuned set on its own judged hour.",
     )
