@@ -381,6 +381,8 @@ def _tune_row(result: dg.ExecuteInProcessResult) -> dict[str, Any]:
         f"base_out_of_sample_{objective}": _number(summary.base_out_of_sample),
         f"in_sample_{objective}": _number(summary.in_sample),
         f"out_of_sample_{objective}": _number(summary.out_of_sample),
+        "pbo": _number(summary.pbo),
+        "max_pbo": summary.max_pbo,
         "judged_hours": summary.judged_hours,
         "folds": summary.folds,
         "out_of_sample_valid_windows": summary.out_of_sample_valid_windows,

@@ -86,6 +86,8 @@ class TuneSummary(StageSummary):
     base_out_of_sample: float | None
     in_sample: float | None
     out_of_sample: float | None
+    pbo: float | None  # probability of backtest overfitting of the tuned set's choice (None: not measured)
+    max_pbo: float
     judged_hours: str
     folds: int
     out_of_sample_valid_windows: int
