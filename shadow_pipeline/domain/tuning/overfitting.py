@@ -13,7 +13,8 @@ all of it, near 0 or below none.
 
 A block's objective is a ratio of sums (``numerators`` / ``weights``, e.g. net_bps weighted by the notional
 marked out), so that blocks pool as the tuner pools windows; a set with no weight in a block (no fills) has no
-objective there and ranks last.
+objective there and ranks last, and a set with no weight anywhere is left out: never measured, it was never a
+contender, and counting it would flatter the winner's rank.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ MAX_BLOCKS = 20  # C(20, 10) = 184,756 splits: beyond it the split matrix outgro
 
 @dataclass(frozen=True)
 class Overfitting:
-    """PBO and the degradation slope, or why they could not be measured (``reason``; both NaN then)."""
+    """PBO and the degradation slope over ``sets`` distinct contenders, or why they could not be measured
+    (``reason``; both NaN then)."""
 
     pbo: float
     slope: float
@@ -46,6 +48,8 @@ class Overfitting:
     def describe(self) -> str:
         if not self.measured:
             return f"PBO not measured: {self.reason}"
+        if self.reason:
+            return f"PBO {self.pbo:.2f}: {self.reason}"
         return (
             f"PBO {self.pbo:.2f} ({self.splits:,} splits of {self.blocks} blocks, {self.sets} sets), "
             f"degradation slope {self.slope:.2f}"
@@ -83,15 +87,23 @@ def cscv(numerators: np.ndarray, weights: np.ndarray | None = None, blocks: int 
     mass = known.astype(np.float64) if weights is None else np.asarray(weights, dtype=np.float64)
     if mass.shape != values.shape:
         raise ValueError(f"weights of shape {mass.shape} for an objective matrix of shape {values.shape}")
-    windows, sets = values.shape
-    if sets < 2:
-        return _unmeasured("one parameter set: nothing was chosen", blocks, sets)
+    windows = values.shape[0]
     if windows < blocks:
-        return _unmeasured(f"{windows} windows for {blocks} blocks: tune on more windows or fewer blocks", blocks, sets)
-    values = np.where(known, values, 0.0)
+        return _unmeasured(f"{windows} windows for {blocks} blocks: tune on more windows or fewer blocks", blocks, 0)
     mass = np.where(np.isfinite(mass) & (mass > 0), mass, 0.0)
     starts = np.array([part[0] for part in np.array_split(np.arange(windows), blocks)])
-    block_sums, block_mass = np.add.reduceat(values, starts, axis=0), np.add.reduceat(mass, starts, axis=0)
+    block_sums = np.add.reduceat(np.where(known, values, 0.0), starts, axis=0)
+    block_mass = np.add.reduceat(mass, starts, axis=0)
+    # Contenders: sets measured somewhere (one that never traded was never a contender, and would flatter the
+    # winner's rank), each distinct block series once (sets equal in every block are one choice, not a tie).
+    measured = np.flatnonzero(block_mass.any(axis=0))
+    _, first = np.unique(np.vstack([block_sums, block_mass])[:, measured], axis=1, return_index=True)
+    keep = measured[np.sort(first)]
+    block_sums, block_mass, sets = block_sums[:, keep], block_mass[:, keep], len(keep)
+    if sets == 0:
+        return _unmeasured("no parameter set has an objective (no set traded)", blocks, 0)
+    if sets == 1:  # no choice was made, so no choice can be overfitted
+        return Overfitting(0.0, float("nan"), blocks, 1, 0, "one distinct parameter set has an objective: no choice")
     inside = splits(blocks)
     outside = ~inside
     in_sample = _ratio(inside @ block_sums, inside @ block_mass)
