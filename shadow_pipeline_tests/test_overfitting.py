@@ -50,8 +50,10 @@ def test_two_blocks_by_hand() -> None:
     half, PBO 1; when set 1 wins both blocks, PBO 0. Weighted: block objective is a ratio of sums."""
     swapped = np.array([[2.0, 1.0], [0.0, 3.0]])
     assert cscv(swapped, blocks=2).pbo == 1.0
+    # Choosing set 1 on block 1 loses to set 0 (the base column) on block 0; choosing set 0 cannot lose to itself.
+    assert cscv(swapped, blocks=2).below_base == 0.5
     dominated = np.array([[1.0, 2.0], [1.0, 3.0]])
-    assert cscv(dominated, blocks=2).pbo == 0.0
+    assert cscv(dominated, blocks=2).pbo == 0.0 and cscv(dominated, blocks=2).below_base == 0.0
     # Two windows per block; set 0's block 0 is (10 * 1 + 0 * 9) / 10 = 1, below set 1's 1.5 once weighted.
     numerators = np.array([[10.0, 1.5], [0.0, 1.5], [0.0, 2.0], [0.0, 2.0]])
     weights = np.array([[1.0, 1.0], [9.0, 1.0], [1.0, 1.0], [1.0, 1.0]])

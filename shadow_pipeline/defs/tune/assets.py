@@ -257,6 +257,7 @@ def tuned_profile(
             "pbo": _float(newest.overfitting.pbo),
             "max_pbo": _float(search.max_pbo),
             "pbo_degradation_slope": _float(newest.overfitting.slope),
+            "pbo_below_base": _float(newest.overfitting.below_base),
             "overfitting": newest.overfitting.describe(),
             "mean_degradation": _float(folds["degradation"].mean()),
             "out_of_sample_valid_windows": dg.MetadataValue.int(valid_windows),

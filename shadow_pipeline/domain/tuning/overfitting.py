@@ -8,8 +8,8 @@ in sample is ranked among all sets on the other S/2 blocks; its relative rank w 
 ln(w / (1 - w)). PBO is the share of splits whose logit is <= 0: how often the in-sample winner is no better than
 the median set out of sample. Sets with no edge at all give PBO near 0.5 or above; a set whose edge is real in
 every block gives PBO near 0. The performance degradation slope (out-of-sample objective of the in-sample winner
-regressed on its in-sample objective over the splits) says how much of an in-sample edge carries over: near 1
-all of it, near 0 or below none.
+regressed on its in-sample objective over the splits) and the share of splits where the winner does worse out of
+sample than the first column (the tuner's base profile) are reported beside PBO.
 
 A block's objective is a ratio of sums (``numerators`` / ``weights``, e.g. net_bps weighted by the notional
 marked out), so that blocks pool as the tuner pools windows; a set with no weight in a block (no fills) has no
@@ -40,6 +40,7 @@ class Overfitting:
     sets: int
     splits: int
     reason: str = ""
+    below_base: float = float("nan")  # share of splits the winner does worse than column 0 out of sample
 
     @property
     def measured(self) -> bool:
@@ -52,7 +53,8 @@ class Overfitting:
             return f"PBO {self.pbo:.2f}: {self.reason}"
         return (
             f"PBO {self.pbo:.2f} ({self.splits:,} splits of {self.blocks} blocks, {self.sets} sets), "
-            f"degradation slope {self.slope:.2f}"
+            f"degradation slope {self.slope:.2f}, below the base profile out of sample in "
+            f"{self.below_base:.0%} of the splits"
         )
 
 
@@ -115,7 +117,9 @@ def cscv(numerators: np.ndarray, weights: np.ndarray | None = None, blocks: int 
     share = rank / (sets + 1)
     logits = np.log(share / (1 - share))
     slope = _slope(in_sample[rows, best], chosen[:, 0])
-    return Overfitting(float(np.mean(logits <= 0)), slope, blocks, sets, len(rows))
+    # Column 0 (the base profile in the tuner) is kept as the first of its series whenever it was measured.
+    below_base = float(np.mean(chosen[:, 0] < out_of_sample[:, 0])) if keep[0] == 0 else float("nan")
+    return Overfitting(float(np.mean(logits <= 0)), slope, blocks, sets, len(rows), below_base=below_base)
 
 
 def _slope(in_sample: np.ndarray, out_of_sample: np.ndarray) -> float:
