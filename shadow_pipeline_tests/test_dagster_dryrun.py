@@ -245,6 +245,9 @@ def test_a_bots_fills_are_the_reality_and_the_queue_knob_is_fitted_to_them(
         assert report["reality"] == f"{len(fills)} fills from {stream}"
         assert report["actual_fills"] == len(fills)  # every window of the hour holds its share of the bot's fills
         assert report["queue_fit"] == metadata["queue_fit"].value
+        # against a bot's fills the latency KPI is the bot's own, so it is judged
+        [latency] = [row for row in report["kpis"] if row["kpi"] == "p95_latency_ms"]
+        assert report["not_judged"] == [] and latency["status"] in (PASS, WARN, FAIL) and latency["note"] == ""
         # A malformed report from the bot fails the validation, naming the entry, rather than being skipped.
         bad = {"ts": "x", "side": "buy", "price": "1", "qty": "1", "is_maker": "1", "fee": "0"}
         bad_id = redis_client.xadd(stream, bad)  # type: ignore[arg-type]
