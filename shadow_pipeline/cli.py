@@ -908,7 +908,9 @@ def dryrun_command(
 ) -> None:
     """Ingest, shadow, export to Redis, then validate the predictions read back against reality (MAPE gate).
 
-    Exit status: 0 no KPI FAILs, 1 any FAIL, 2 an error (bad input, Redis refused or unreachable, a run crashed)."""
+    Exit status: 0 every partition PASS or WARN (KPIs with too few events, NO DATA, are counted apart and do not
+    warn), 1 any FAIL or a partition with no KPI judged (NO DATA vouches for nothing), 2 an error (bad input,
+    Redis refused or unreachable, a run crashed)."""
     from shadow_pipeline.launch import Placement, crash_summary, project_instance, run_dryrun, verdict_exit_code
 
     try:

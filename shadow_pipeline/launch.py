@@ -280,6 +280,8 @@ def run_dryrun(
             row["windows"] = summary.windows
             row["fills_predicted"] = summary.predicted_fills
             row["fills_actual"] = summary.actual_fills
+            row["no_data"] = f"{len(summary.no_data)}: {', '.join(summary.no_data)}" if summary.no_data else "0"
+            row["not_judged"] = ", ".join(summary.not_judged) or "none"
             row["report"] = summary.report
         else:
             row["status"] = RUN_FAILED
@@ -379,6 +381,8 @@ def _tune_row(result: dg.ExecuteInProcessResult) -> dict[str, Any]:
         f"base_out_of_sample_{objective}": _number(summary.base_out_of_sample),
         f"in_sample_{objective}": _number(summary.in_sample),
         f"out_of_sample_{objective}": _number(summary.out_of_sample),
+        "pbo": _number(summary.pbo),
+        "max_pbo": summary.max_pbo,
         "judged_hours": summary.judged_hours,
         "folds": summary.folds,
         "out_of_sample_valid_windows": summary.out_of_sample_valid_windows,

@@ -71,6 +71,8 @@ class DryRunSummary(StageSummary):
     predicted_fills: int
     actual_fills: int
     report: str  # the report file
+    no_data: list[str] = dataclasses.field(default_factory=list)  # KPIs with too few events to judge
+    not_judged: list[str] = dataclasses.field(default_factory=list)  # KPIs the reality does not measure
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,8 @@ class TuneSummary(StageSummary):
     base_out_of_sample: float | None
     in_sample: float | None
     out_of_sample: float | None
+    pbo: float | None  # probability of backtest overfitting of the tuned set's choice (None: not measured)
+    max_pbo: float
     judged_hours: str
     folds: int
     out_of_sample_valid_windows: int

@@ -9,7 +9,16 @@ import pandas as pd
 import pytest
 
 from shadow_pipeline.domain.kpis.catalogue import ACCURACY, names
-from shadow_pipeline.domain.validation.accuracy import FAIL, MIN_EVENTS, NO_DATA, PASS, WARN, compare
+from shadow_pipeline.domain.validation.accuracy import (
+    FAIL,
+    MIN_EVENTS,
+    NO_DATA,
+    NOT_JUDGED,
+    PASS,
+    SAME_MODEL,
+    WARN,
+    compare,
+)
 
 
 def windows(n: int, **columns: list[float]) -> pd.DataFrame:
@@ -50,9 +59,44 @@ def test_a_count_with_too_few_actual_events_is_not_judged() -> None:
     assert taker["wpe"] == pytest.approx(2.0)
     assert taker["status"] == NO_DATA
     assert taker["note"] == f"1 actual vs 3 predicted: too few to judge (< {MIN_EVENTS})"
-    assert compare(predicted, actual).worst == WARN  # the rest pass; a KPI that could not be judged is no pass
+    accuracy = compare(predicted, actual)
+    assert accuracy.worst == PASS and accuracy.no_data == ["taker_count"]  # counted apart, never a WARN
     enough = row(compare(windows(3, taker_count=[12, 12, 12]), windows(3, taker_count=[4, 4, 4])).table, "taker_count")
     assert enough["status"] == FAIL and enough["note"] == ""  # 12 actual events are enough to call 3x a FAIL
     # few in reality but many predicted is judged: a model that invents 15 hedges where there was none fails
     invented = row(compare(windows(3, taker_count=[5, 5, 5]), windows(3, taker_count=[0, 0, 0])).table, "taker_count")
     assert invented["status"] == FAIL
+
+
+@pytest.mark.parametrize(
+    ("predicted_fills", "status"),
+    [(10.5, PASS), (12.0, WARN), (14.0, FAIL)],  # total_fills off by 5 %, 20 %, 40 % against 10 actual
+)
+def test_the_status_is_the_worst_judged_kpis_beside_a_kpi_without_data(predicted_fills: float, status: str) -> None:
+    """A taker count of 1 is NO DATA in every case; it neither warns a passing partition nor hides a WARN/FAIL."""
+    actual = windows(3, taker_count=[1, 0, 0])
+    predicted = windows(3, taker_count=[1, 0, 0], total_fills=[predicted_fills] * 3)
+    accuracy = compare(predicted, actual)
+    assert accuracy.worst == status
+    assert accuracy.no_data == ["taker_count"]
+    assert accuracy.with_status(status)[-1] == "total_fills"
+
+
+def test_nothing_judged_is_no_data() -> None:
+    """No fills on either side: the shares and bps KPIs have no window to compare, the counts are 0, the risk
+    ratio is 0 (no MAPE over zero actuals) and an engine reality does not measure latency."""
+    quiet = {kpi: [0.0] * 3 for kpi in ("maker_count", "taker_count", "total_fills", "risk_ratio")}
+    accuracy = compare(windows(3, **quiet), windows(3, **quiet), engine_reality=True)
+    assert accuracy.worst == NO_DATA
+    assert set(accuracy.no_data) | set(accuracy.not_judged) == set(names(ACCURACY))
+
+
+def test_latency_is_not_judged_against_an_engine_that_runs_the_shadows_latency_model() -> None:
+    """The same 2x latency error: NOT JUDGED with the reason under an engine reality, a FAIL against fills."""
+    actual, predicted = windows(3, p95_latency_ms=[100.0] * 3), windows(3, p95_latency_ms=[200.0] * 3)
+    engine = compare(predicted, actual, engine_reality=True)
+    latency = row(engine.table, "p95_latency_ms")
+    assert latency["status"] == NOT_JUDGED and latency["note"] == SAME_MODEL
+    assert engine.not_judged == ["p95_latency_ms"] and engine.worst == PASS
+    fills = compare(predicted, actual)
+    assert row(fills.table, "p95_latency_ms")["status"] == FAIL and fills.worst == FAIL and fills.not_judged == []

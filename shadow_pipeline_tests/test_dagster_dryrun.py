@@ -23,7 +23,7 @@ from shadow_pipeline.defs.partitions import partition_key
 from shadow_pipeline.defs.shadow.assets import ShadowConfig, shadow_iterations, shadow_report
 from shadow_pipeline.domain.simulation.simulator import simulate
 from shadow_pipeline.domain.strategies.profiles import load_profiles, resolve
-from shadow_pipeline.domain.validation.accuracy import FAIL, NO_DATA, PASS, WARN
+from shadow_pipeline.domain.validation.accuracy import FAIL, NO_DATA, NOT_JUDGED, PASS, SAME_MODEL, WARN
 from shadow_pipeline.domain.validation.hftbacktest_engine import INSTALL_HINT, hftbacktest_available
 from shadow_pipeline.redis_io.keys import fills_stream, kpi_stream, kpi_symbol_hash
 from shadow_pipeline.redis_io.kpi_export import read_stream_records
@@ -118,7 +118,14 @@ def test_the_default_dry_run_holds_the_queue_shadow_against_hftbacktest(
         assert report["compared"] == f"shadow {QUEUE_LABEL} against {report['reality']}"
         assert report["reality"].startswith("hftbacktest 2.4.4 (risk-averse queue")
         assert {row["kpi"] for row in report["kpis"]} == KPIS
-        assert all(row["status"] in (PASS, WARN, FAIL, NO_DATA) for row in report["kpis"])
+        statuses = {row["kpi"]: row["status"] for row in report["kpis"]}
+        # hftbacktest runs the shadow's own latency model: the latency KPI is not judged, and the report says why
+        assert statuses.pop("p95_latency_ms") == NOT_JUDGED and report["not_judged"] == ["p95_latency_ms"]
+        assert {row["note"] for row in report["kpis"] if row["kpi"] == "p95_latency_ms"} == {SAME_MODEL}
+        assert set(statuses.values()) <= {PASS, WARN, FAIL, NO_DATA}
+        judged = set(statuses.values()) - {NO_DATA}
+        assert report["status"] == next((s for s in (FAIL, WARN, PASS) if s in judged), NO_DATA)
+        assert report["no_data"] == [kpi for kpi, status in statuses.items() if status == NO_DATA]
         assert report["predictions"].startswith("69 records from shadow:kpi:stream:")
         # the acceptance: the default shadow predicts hftbacktest's fills within 0.8-1.25x on the shared hour
         assert 0.8 <= report["predicted_fills"] / report["actual_fills"] <= 1.25, report
@@ -126,6 +133,12 @@ def test_the_default_dry_run_holds_the_queue_shadow_against_hftbacktest(
         gate = {e.check_name: e for e in result.get_asset_check_evaluations()}[checks.ACCURACY_GATE]
         fails = [row["kpi"] for row in report["kpis"] if row["status"] == FAIL]
         assert gate.passed == (not fails), (symbol, report["kpis"])
+        warn = {e.check_name: e for e in result.get_asset_check_evaluations()}[checks.ACCURACY_WARN]
+        assert warn.passed == (WARN not in judged)  # a KPI without data never fails the WARN check on its own
+        assert warn.metadata["no_data"].value == (", ".join(report["no_data"]) or "none")
+        assert warn.metadata["no_data_count"].value == len(report["no_data"])
+        [done] = result.asset_materializations_for_node("dryrun_accuracy_report")
+        assert done.metadata["no_data_count"].value == len(report["no_data"])
         assert result.success  # a FAIL is a verdict on the predictions: the run itself succeeded
     # Re-running the partitions exports nothing twice.
     _run(redis_url, binance_stream, tmp_path / "again", "accuracy-again", shadow_run_config(window_seconds=5))
@@ -232,6 +245,9 @@ def test_a_bots_fills_are_the_reality_and_the_queue_knob_is_fitted_to_them(
         assert report["reality"] == f"{len(fills)} fills from {stream}"
         assert report["actual_fills"] == len(fills)  # every window of the hour holds its share of the bot's fills
         assert report["queue_fit"] == metadata["queue_fit"].value
+        # against a bot's fills the latency KPI is the bot's own, so it is judged
+        [latency] = [row for row in report["kpis"] if row["kpi"] == "p95_latency_ms"]
+        assert report["not_judged"] == [] and latency["status"] in (PASS, WARN, FAIL) and latency["note"] == ""
         # A malformed report from the bot fails the validation, naming the entry, rather than being skipped.
         bad = {"ts": "x", "side": "buy", "price": "1", "qty": "1", "is_maker": "1", "fee": "0"}
         bad_id = redis_client.xadd(stream, bad)  # type: ignore[arg-type]

@@ -297,6 +297,12 @@ def tune_then_reproduce(market: Market, tmp_path: Path) -> None:
                 assert re.search(pattern, summary, re.M), (fold, summary)
             assert str(metadata["reproduce"]) in summary
 
+            # The tuned set's PBO beside its objective, per fold and in the summary; at or above max_pbo, a reason.
+            pbo = float(metadata["pbo"])
+            assert 0 <= pbo <= 1 and metadata["max_pbo"] == 0.5 and folds["pbo"].iloc[-1] == pytest.approx(pbo)
+            assert f"Overfitting: PBO {pbo:.2f}" in summary
+            assert (pbo >= 0.5) == any("PBO" in r for r in str(metadata["reasons"]).splitlines())
+
             # TUNED_PROFILES.json: the newest fold's winner as profile moderate_tuned, under the base's gates.
             params, thresholds = resolve(load_profiles(folder / TUNED_FILE), TUNED, symbol)
             newest = folds.iloc[-1].to_dict()
@@ -526,6 +532,7 @@ def test_the_tune_command_reports_a_no_go_with_exit_1_and_shows_its_progress(
     assert row["hour"] == synthetic_market.newest and row["verdict"] == NO_GO and row["live_ready"] == "False"
     assert row["hours"] == str(len(synthetic_market.hours)) and row["judged_hours"] == synthetic_market.newest
     assert "run" not in row  # the run column is left out of the CLI's table
+    assert 0 <= float(row["pbo"]) <= 1 and float(row["max_pbo"]) == 0.5
     progress = [(int(d), int(t)) for d, t in re.findall(r"^BTCUSDT tune: (\d+)/(\d+) sets$", out.stderr, re.M)]
     assert progress, out.stderr
     total = progress[-1][1]

@@ -11,7 +11,15 @@ SUMMARIES = [
         verdict="NO-GO", reasons=["net_bps 1 < 2 by 1"], kpis={"net_bps": 1.0, "fill_rate": None}, knob_flips=True
     ),
     ExportSummary(written={"hash": 2, "stream": 70}, keys={"hash": "shadow:kpi:all", "stream": "shadow:kpi:stream:X"}),
-    DryRunSummary(status="PASS", windows=12, predicted_fills=30, actual_fills=28, report="/tmp/r.md"),
+    DryRunSummary(
+        status="PASS",
+        windows=12,
+        predicted_fills=30,
+        actual_fills=28,
+        report="/tmp/r.md",
+        no_data=["taker_count"],
+        not_judged=["p95_latency_ms"],
+    ),
     TuneSummary(
         verdict="GO",
         live_ready=True,
@@ -20,6 +28,8 @@ SUMMARIES = [
         base_out_of_sample=1.5,
         in_sample=None,
         out_of_sample=2.0,
+        pbo=0.25,
+        max_pbo=0.5,
         judged_hours="2024-08-09-00:00",
         folds=1,
         out_of_sample_valid_windows=55,

@@ -23,10 +23,22 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _listed(kpis: list[str]) -> str:
+    return f" ({', '.join(kpis)})" if kpis else ""
+
+
 def write_reports(folder: Path, accuracy: Accuracy, notes: Mapping[str, Any]) -> Path:
     rows = [{k: _plain(v) for k, v in row.items()} for row in accuracy.table.to_dict(orient="records")]
     windows = [{k: _plain(v) for k, v in row.items()} for row in accuracy.windows.to_dict(orient="records")]
-    document = {**notes, "status": accuracy.worst, "kpis": rows, "windows": windows}
+    document = {
+        **notes,
+        "status": accuracy.worst,
+        "no_data": accuracy.no_data,
+        "not_judged": accuracy.not_judged,
+        "kpis": rows,
+        "windows": windows,
+    }
+    judged = len(accuracy.table) - len(accuracy.no_data) - len(accuracy.not_judged)
     path = folder / REPORT_JSON
     write_atomically(path, json.dumps(document, indent=2).encode())
     lines = [
@@ -38,11 +50,16 @@ def write_reports(folder: Path, accuracy: Accuracy, notes: Mapping[str, Any]) ->
         "",
         f"Reality input: {notes['reality_input']}.",
         "",
+        f"Judged on {judged} KPI(s); NO DATA (too few events to judge, not counted against the status): "
+        f"{len(accuracy.no_data)}{_listed(accuracy.no_data)}; NOT JUDGED (the reality does not measure them): "
+        f"{len(accuracy.not_judged)}{_listed(accuracy.not_judged)}.",
+        "",
         accuracy.table.to_markdown(index=False, floatfmt=".4g"),
         "",
         f"Gates: each KPI on the error in its `gated_on` column: wpe and mape PASS < "
         f"{PERCENT_LIMITS[0]:.0%}, FAIL > {PERCENT_LIMITS[1]:.0%}; mae (mean absolute error, bps) PASS < "
-        f"{BPS_LIMITS[0]:g} bps, FAIL > {BPS_LIMITS[1]:g} bps. See docs/dry-run.md.",
+        f"{BPS_LIMITS[0]:g} bps, FAIL > {BPS_LIMITS[1]:g} bps. The status is the worst judged KPI's; "
+        "with no KPI judged it is NO DATA, which fails the gate. See docs/dry-run.md.",
     ]
     write_atomically(folder / REPORT_MD, ("\n".join(lines) + "\n").encode())
     return path

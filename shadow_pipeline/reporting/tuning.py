@@ -39,6 +39,7 @@ def fold_table(walk: WalkForward, objective: str) -> pd.DataFrame:
                 f"in_sample_{objective}": fold.in_sample.objective,
                 f"out_of_sample_{objective}": fold.out_of_sample.objective,
                 "degradation": fold.degradation,
+                "pbo": fold.overfitting.pbo,
                 f"base_out_of_sample_{objective}": fold.base_out_of_sample.objective,
                 "in_sample_verdict": fold.in_sample.verdict.label,
                 "out_of_sample_verdict": fold.out_of_sample.verdict.label,
@@ -94,6 +95,16 @@ def _md(frame: pd.DataFrame) -> str:
     return frame.to_markdown(index=False, floatfmt=".4g") if len(frame) else "_none_"
 
 
+def _overfitting_line(walk: WalkForward, search: Search) -> str:
+    """PBO beside the in-sample and out-of-sample objective, as the Go reads them."""
+    newest, objective = walk.folds[-1], search.objective
+    return (
+        f"Overfitting: {newest.overfitting.describe()}; a Go needs PBO < {search.max_pbo:g}. The tuned set's "
+        f"{objective}: {newest.in_sample.objective:.4g} in sample, {newest.out_of_sample.objective:.4g} out of "
+        f"sample (base profile out of sample: {newest.base_out_of_sample.objective:.4g}). See docs/tuning.md."
+    )
+
+
 def render_summary(
     walk: WalkForward,
     base: StrategyParams,
@@ -114,6 +125,7 @@ def render_summary(
         "the hour they are judged on.",
         "",
     ]
+    lines += [_overfitting_line(walk, search), ""]
     if decision.go:
         lines.append(f"Every gate passes out of sample: the tuned profile is live-ready ({context['live_ready']}).")
     else:

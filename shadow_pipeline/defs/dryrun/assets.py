@@ -135,7 +135,8 @@ def dryrun_accuracy_report(
     artifacts: ArtifactsResource,
 ) -> Iterator[dg.Output[pd.DataFrame] | dg.AssetCheckResult]:
     """Per KPI: MAPE (and WPE, absolute error) of the shadow's window predictions against reality, medians
-    predicted vs actual, PASS < 15 % / WARN 15-30 % / FAIL > 30 %.
+    predicted vs actual, PASS < 15 % / WARN 15-30 % / FAIL > 30 %; NO DATA (too few events) and NOT JUDGED
+    (latency under an engine reality, which runs the shadow's own latency model) are counted apart.
 
     The predictions are read back from Redis (shadow:kpi:stream:{symbol}), as a downstream consumer sees them.
     Reality is an independent engine on the same ticks and strategy (hftbacktest for the default queue-model
@@ -212,7 +213,9 @@ def dryrun_accuracy_report(
         fit = fit_queue(normalized_ticks, params, thresholds, window_seconds, actual, plan=plan)
         context.log.info(f"{symbol} {hour}: the queue model fits the bot's fills best at {fit.summary}")
     try:
-        accuracy = compare(predicted, actual, config.min_fills, config.iterations)
+        accuracy = compare(
+            predicted, actual, config.min_fills, config.iterations, engine_reality=source_name != "fills"
+        )
     except ValueError as exc:
         raise dg.Failure(f"{kpi_stream(symbol)}, {partition}: {exc}") from None
     predicted_fills = int(accuracy.windows["total_fills_predicted"].sum())
@@ -243,11 +246,16 @@ def dryrun_accuracy_report(
         predicted_fills=int(predicted_fills),
         actual_fills=int(actual_fills),
         report=str(path),
+        no_data=accuracy.no_data,
+        not_judged=accuracy.not_judged,
     )
     yield dg.Output(
         accuracy.table,
         metadata={
             "status": accuracy.worst,
+            "no_data_count": dg.MetadataValue.int(len(accuracy.no_data)),
+            "no_data": ", ".join(accuracy.no_data) or "none",
+            "not_judged": ", ".join(accuracy.not_judged) or "none",
             "accuracy": dg.MetadataValue.md(accuracy.table.to_markdown(index=False, floatfmt=".4g")),
             "windows_compared": dg.MetadataValue.int(len(accuracy.windows)),
             "predicted_fills": dg.MetadataValue.int(predicted_fills),

@@ -115,6 +115,8 @@ def search_of(config: TuneConfig, params: StrategyParams, symbol: str) -> Search
             config.objective or settings.objective,
             config.max_sets or settings.max_sets,
             settings.seed if config.seed is None else config.seed,
+            settings.max_pbo,
+            settings.pbo_blocks,
         )
     except (ProfileError, ValueError) as exc:
         raise dg.Failure(f"{source}: {exc}") from None
@@ -186,7 +188,9 @@ def tuned_profile(
 ) -> Iterator[dg.Output[pd.DataFrame] | dg.AssetCheckResult]:
     """Walk-forward auto-tune of the base profile for one symbol, over the stored hours up to the partition's
     hour (at most six): each fold tunes on k hours and judges its winner on the next; the Go/No-Go uses the
-    judged hours only. Writes STEP1_BASELINE_SUMMARY.md and TUNED_PROFILES.json (the newest fold's winner, which
+    judged hours only, and needs the probability that the newest fold's winner is an overfit (PBO, by
+    combinatorially symmetric cross-validation over its training windows) below the profile's max_pbo.
+    Writes STEP1_BASELINE_SUMMARY.md and TUNED_PROFILES.json (the newest fold's winner, which
     `shadow --profiles-file` accepts as it is), and LIVE_READY_PROFILE.json only on a Go."""
     hour, symbol = hour_and_symbol(context.partition_key)
     base, thresholds = strategy_for(config, symbol)
@@ -227,6 +231,8 @@ def tuned_profile(
         base_out_of_sample=finite(walk.base_kpis.get(objective)),
         in_sample=finite(newest.in_sample.objective),
         out_of_sample=finite(walk.kpis.get(objective)),
+        pbo=finite(newest.overfitting.pbo),
+        max_pbo=search.max_pbo,
         judged_hours=", ".join(walk.tested_hours),
         folds=len(walk.folds),
         out_of_sample_valid_windows=valid_windows,
@@ -248,6 +254,11 @@ def tuned_profile(
             f"out_of_sample_{objective}": _float(walk.kpis.get(objective)),
             f"in_sample_{objective}": _float(newest.in_sample.objective),
             f"base_out_of_sample_{objective}": _float(walk.base_kpis.get(objective)),
+            "pbo": _float(newest.overfitting.pbo),
+            "max_pbo": _float(search.max_pbo),
+            "pbo_degradation_slope": _float(newest.overfitting.slope),
+            "pbo_below_base": _float(newest.overfitting.below_base),
+            "overfitting": newest.overfitting.describe(),
             "mean_degradation": _float(folds["degradation"].mean()),
             "out_of_sample_valid_windows": dg.MetadataValue.int(valid_windows),
             "folds": dg.MetadataValue.int(len(walk.folds)),

@@ -326,6 +326,8 @@ class TuneSettings:
     objective: str = "net_bps"
     max_sets: int = 100
     seed: int = 0
+    max_pbo: float = 0.5  # a Go needs PBO below it: a winner no better than the median set half the time is luck
+    pbo_blocks: int = 16  # time blocks of the tuning windows for CSCV (even): C(16, 8) = 12,870 splits
 
 
 def tune_settings(profiles: Profiles, name: str, symbol: str) -> TuneSettings:

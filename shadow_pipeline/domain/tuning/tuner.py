@@ -15,7 +15,7 @@ import multiprocessing
 import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -25,6 +25,7 @@ from shadow_pipeline.domain.kpis.gates import Verdict, judge
 from shadow_pipeline.domain.kpis.per_window import TickWindows, aggregate, iteration_kpis
 from shadow_pipeline.domain.simulation.simulator import MarketColumns, simulate
 from shadow_pipeline.domain.strategies.profiles import StrategyParams, Thresholds, TuneSettings
+from shadow_pipeline.domain.tuning.overfitting import MAX_BLOCKS, Overfitting, cscv
 from shadow_pipeline.domain.tuning.search_space import SearchSpace, point_of, with_values
 
 NET_BPS, PNL_BPS = "net_bps", "pnl_bps"
@@ -66,6 +67,18 @@ def pooled_kpis(windows: pd.DataFrame) -> dict[str, Any]:
     return kpis
 
 
+def objective_terms(windows: pd.DataFrame, objective: str) -> np.ndarray:
+    """Per window, the objective's numerator and weight (windows x 2): summed over any windows, their ratio is
+    the objective ``pooled_kpis`` gives those windows, so the overfitting estimate can pool time blocks alike."""
+    if objective == NET_BPS:  # notional-weighted over the valid windows' marked-out fills
+        value = windows["net_bps"].to_numpy(dtype=np.float64)
+        weight = windows["markout_notional"].to_numpy(dtype=np.float64)
+        keep = windows["valid"].to_numpy(dtype=bool) & (weight > 0) & ~np.isnan(value)
+        return np.column_stack([np.where(keep, value * weight, 0.0), np.where(keep, weight, 0.0)])
+    pnl, traded = (windows[name].to_numpy(dtype=np.float64) for name in ("pnl", "traded_notional"))
+    return np.column_stack([np.nan_to_num(pnl) * 1e4, np.nan_to_num(traded)])
+
+
 @dataclass(frozen=True)
 class Evaluation:
     """One parameter set judged on some hours: its point in the space, KPIs, verdict and objective value."""
@@ -75,6 +88,8 @@ class Evaluation:
     kpis: Mapping[str, Any]
     verdict: Verdict
     objective: float  # NaN when the KPI could not be computed (no fills)
+    # objective_terms of the windows judged, for the overfitting estimate (2 floats a window)
+    terms: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)), compare=False, repr=False)
 
     @property
     def failed_gates(self) -> int:
@@ -100,7 +115,8 @@ def judged(
     kpis = pooled_kpis(windows)
     value = kpis.get(objective)
     number = float(value) if value is not None else float("nan")
-    return Evaluation(index, dict(point or {}), kpis, judge(kpis, thresholds), number)
+    terms = objective_terms(windows, objective)
+    return Evaluation(index, dict(point or {}), kpis, judge(kpis, thresholds), number, terms)
 
 
 def evaluate(
@@ -170,10 +186,16 @@ class Search:
     objective: str = TuneSettings.objective
     max_sets: int = TuneSettings.max_sets
     seed: int = TuneSettings.seed
+    max_pbo: float = TuneSettings.max_pbo  # a Go needs the winner's probability of overfitting below this
+    pbo_blocks: int = TuneSettings.pbo_blocks
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
             raise ValueError(f"unknown objective {self.objective!r}; known: {', '.join(OBJECTIVES)}")
+        if not 0 < self.max_pbo <= 1:
+            raise ValueError(f"max_pbo must be in (0, 1], got {self.max_pbo!r}")
+        if self.pbo_blocks < 2 or self.pbo_blocks % 2 or self.pbo_blocks > MAX_BLOCKS:
+            raise ValueError(f"pbo_blocks must be even, 2 to {MAX_BLOCKS}, got {self.pbo_blocks!r}")
 
     def candidates(self, base: StrategyParams) -> list[tuple[StrategyParams, dict[str, float | int]]]:
         """The base profile first, then the space's points (a point equal to the base is not run twice)."""
@@ -191,6 +213,13 @@ class Tuning:
     @property
     def best(self) -> Evaluation:
         return self.ranking[0]
+
+    def overfitting(self, blocks: int) -> Overfitting:
+        """PBO of this ranking's choice over its windows (cut into ``blocks`` time blocks), sets in candidate
+        order so ties resolve as the ranking does."""
+        ordered = sorted(self.ranking, key=lambda e: e.index)
+        terms = np.stack([e.terms for e in ordered], axis=1)  # windows x sets x 2
+        return cscv(terms[:, :, 0], terms[:, :, 1], blocks)
 
 
 def tune(

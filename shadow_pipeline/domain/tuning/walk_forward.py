@@ -6,7 +6,8 @@ judged by the profile's gates, min-windows included. The fold builder hands the 
 nothing else, so no tick at or after a judged window can move the choice (a test corrupts the future to prove
 it). The tuned profile is the newest fold's winner: the one set whose out-of-sample KPIs are known, on the
 newest hour, which is what ``shadow`` reproduces when rerun there with the tuned profile file. A Go needs
-both the pooled windows and that hour to pass (``Decision``).
+both the pooled windows and that hour to pass, and the newest fold's choice to be unlikely luck: its
+probability of backtest overfitting over its training windows below the profile's ``max_pbo`` (``Decision``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pandas as pd
 
 from shadow_pipeline.domain.kpis.gates import GO, NO_GO, Verdict, judge
 from shadow_pipeline.domain.strategies.profiles import StrategyParams, Thresholds
+from shadow_pipeline.domain.tuning.overfitting import Overfitting
 from shadow_pipeline.domain.tuning.search_space import with_values
 from shadow_pipeline.domain.tuning.tuner import (
     Evaluation,
@@ -44,6 +46,7 @@ class Fold:
     out_of_sample: Evaluation
     base_out_of_sample: Evaluation
     windows: pd.DataFrame  # the winner's windows on the judged hour
+    overfitting: Overfitting  # of the choice among the fold's sets, over its training windows
 
     @property
     def in_sample(self) -> Evaluation:
@@ -59,16 +62,31 @@ class Fold:
 class Decision:
     """Go only when both hold out of sample: the procedure (every fold's winner on its judged hour, pooled) and
     the tuned set itself (the newest winner on its own judged hour), so a set that failed its hour is never
-    certified by the other folds' windows."""
+    certified by the other folds' windows; and when the tuned set's choice is measured unlikely to be luck
+    (PBO below ``max_pbo``; an unmeasured PBO vouches for nothing)."""
 
     pooled: Verdict
     tuned: Verdict
     tuned_hour: str
     folds: int
+    overfitting: Overfitting
+    max_pbo: float
+
+    @property
+    def overfit(self) -> str | None:
+        """Why the PBO gate fails, or None when it passes."""
+        if not self.overfitting.measured:
+            return f"tuned set's choice: {self.overfitting.describe()}"
+        if self.overfitting.pbo >= self.max_pbo:
+            return (
+                f"tuned set's choice: PBO {self.overfitting.pbo:.2f} >= max_pbo {self.max_pbo:g} (the in-sample "
+                f"winner is no better than the median set out of sample in {self.overfitting.pbo:.0%} of the splits)"
+            )
+        return None
 
     @property
     def go(self) -> bool:
-        return self.pooled.go and self.tuned.go
+        return self.pooled.go and self.tuned.go and self.overfit is None
 
     @property
     def label(self) -> str:
@@ -76,11 +94,13 @@ class Decision:
 
     @property
     def reasons(self) -> list[str]:
+        overfit = [self.overfit] if self.overfit else []
         if self.folds == 1:  # one fold: the pooled windows are the tuned set's own
-            return self.pooled.reasons
+            return [*self.pooled.reasons, *overfit]
         return [
             *(f"all judged hours: {reason}" for reason in self.pooled.reasons),
             *(f"tuned set on {self.tuned_hour}: {reason}" for reason in self.tuned.reasons),
+            *overfit,
         ]
 
 
@@ -147,9 +167,17 @@ def walk_forward(
         out = judged(windows, thresholds, search.objective, tuning.best.point, tuning.best.index)
         base_windows.append(hour_windows(judged_hour, base, thresholds))
         base_out = judged(base_windows[-1], thresholds, search.objective)
-        folds.append(Fold(train, test, tuning, winner, out, base_out, windows))
+        overfitting = tuning.overfitting(search.pbo_blocks)
+        folds.append(Fold(train, test, tuning, winner, out, base_out, windows, overfitting))
     pooled = pooled_kpis(pd.concat([fold.windows for fold in folds], ignore_index=True))
     base_pooled = pooled_kpis(pd.concat(base_windows, ignore_index=True))
     newest = folds[-1]
-    decision = Decision(judge(pooled, thresholds), newest.out_of_sample.verdict, newest.test, len(folds))
+    decision = Decision(
+        judge(pooled, thresholds),
+        newest.out_of_sample.verdict,
+        newest.test,
+        len(folds),
+        newest.overfitting,
+        search.max_pbo,
+    )
     return WalkForward(folds, pooled, decision, base_pooled, judge(base_pooled, thresholds))

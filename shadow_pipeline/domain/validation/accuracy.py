@@ -12,6 +12,14 @@ A count is judged only when reality or the prediction holds at least ``MIN_EVENT
 scatters by about 1/sqrt(n) between two honest engines (Poisson), which reaches the 30 % FAIL limit below 12
 events, so a WPE on fewer on both sides (two hedges against one) says nothing about the model. Such a KPI is
 NO DATA, with the counts in ``note``: not a FAIL, and not a pass either.
+
+A KPI the reality does not measure is NOT JUDGED, with the reason in ``note``: an engine reality (hftbacktest,
+our queue engine) is fed the shadow's own latency model, so both sides carry the same latency KPIs and their
+comparison could not fail; only a bot's fills measure them.
+
+The partition's status (``Accuracy.worst``) follows the judged KPIs alone: FAIL if one fails, WARN if one is in
+the WARN band, PASS otherwise; NO DATA and NOT JUDGED KPIs are counted apart and never turn a pass into a WARN.
+With no KPI judged the status is NO DATA, which vouches for nothing: the FAIL gate fails on it.
 """
 
 from __future__ import annotations
@@ -23,10 +31,13 @@ import pandas as pd
 
 from shadow_pipeline.domain.kpis.catalogue import ACCURACY, TOTAL_FILLS, names
 
-PASS, WARN, FAIL, NO_DATA = "PASS", "WARN", "FAIL", "NO DATA"
+PASS, WARN, FAIL, NO_DATA, NOT_JUDGED = "PASS", "WARN", "FAIL", "NO DATA", "NOT JUDGED"
 PERCENT_LIMITS = (0.15, 0.30)
 BPS_LIMITS = (1.0, 2.0)  # of the "mae" metric, which only bps KPIs use
 MIN_EVENTS = 12  # the smallest actual count whose Poisson scatter, 1/sqrt(n), is below the FAIL limit
+# What an engine reality computes with the shadow's own model, not on its own: the latency KPIs.
+MODELLED = frozenset(kpi.name for kpi in ACCURACY if kpi.unit == "ms")
+SAME_MODEL = "the reality engine is fed the shadow's own latency model: both sides equal by construction"
 
 
 @dataclass(frozen=True)
@@ -36,16 +47,22 @@ class Accuracy:
     table: pd.DataFrame
     windows: pd.DataFrame
 
+    def with_status(self, status: str) -> list[str]:
+        return self.table.loc[self.table["status"] == status, "kpi"].tolist()
+
+    @property
+    def no_data(self) -> list[str]:
+        return self.with_status(NO_DATA)
+
+    @property
+    def not_judged(self) -> list[str]:
+        return self.with_status(NOT_JUDGED)
+
     @property
     def worst(self) -> str:
-        """FAIL if any KPI fails; WARN if any warns or lacks data beside others that pass (the WARN check fails
-        then too); NO DATA when nothing could be judged."""
+        """The worst status among the judged KPIs; NO DATA when none could be judged (nothing vouched for)."""
         statuses = set(self.table["status"])
-        if FAIL in statuses:
-            return FAIL
-        if WARN in statuses or (NO_DATA in statuses and PASS in statuses):
-            return WARN
-        return PASS if PASS in statuses else NO_DATA
+        return next((status for status in (FAIL, WARN, PASS) if status in statuses), NO_DATA)
 
 
 def _status(error: float, limits: tuple[float, float]) -> str:
@@ -73,8 +90,15 @@ def _errors(predicted: np.ndarray, actual: np.ndarray) -> dict[str, float]:
     }
 
 
-def compare(predicted: pd.DataFrame, actual: pd.DataFrame, min_fills: int = 1, last: int | None = None) -> Accuracy:
-    """Join predictions and actual KPIs on the window end; ``last``: only the newest N windows predicted."""
+def compare(
+    predicted: pd.DataFrame,
+    actual: pd.DataFrame,
+    min_fills: int = 1,
+    last: int | None = None,
+    engine_reality: bool = False,
+) -> Accuracy:
+    """Join predictions and actual KPIs on the window end; ``last``: only the newest N windows predicted;
+    ``engine_reality``: the actual KPIs come from an engine fed the shadow's latency model (``MODELLED``)."""
     repeated = predicted["window_end"].duplicated()
     if repeated.any():
         raise ValueError(f"{int(repeated.sum())} windows predicted more than once: predictions of different runs mixed")
@@ -102,5 +126,7 @@ def compare(predicted: pd.DataFrame, actual: pd.DataFrame, min_fills: int = 1, l
             if max(events, forecast) < MIN_EVENTS:  # 0 actual against 500 predicted is judged: a FAIL
                 status = NO_DATA
                 note = f"{events} actual vs {forecast} predicted: too few to judge (< {MIN_EVENTS})"
+        if engine_reality and kpi.name in MODELLED:
+            status, note = NOT_JUDGED, SAME_MODEL
         rows.append({"kpi": kpi.name, "gated_on": gate, **errors, "status": status, "note": note})
     return Accuracy(pd.DataFrame(rows), both.reset_index(drop=True))
