@@ -56,8 +56,9 @@ demo: $(STAMP) $(INSTANCE)
 loop: $(STAMP) $(INSTANCE)
 	$(BIN)/shadow-pipeline loop
 
-## Lint, types, Dagster definitions, then the test suite (against a real Redis the tests start).
-test: lint typecheck defs pytest
+## The system packages the tests need (system-deps), lint, types, Dagster definitions, then the test suite
+## (against a real Redis the tests start).
+test: system-deps lint typecheck defs pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check shadow_pipeline shadow_pipeline_tests
