@@ -19,7 +19,7 @@ INSTANCE := $(DAGSTER_HOME)/dagster.yaml
 SAVE_STATUS = $(if $(VERDICT_FILE),echo $$status > '$(VERDICT_FILE)';)
 RECORD = status=$$?; $(SAVE_STATUS) exit $$status
 
-.PHONY: demo loop test lint typecheck defs pytest dev ingest live-shadow ingest-job shadow-redis shadow-report shadow-audit shadow-ci \
+.PHONY: rollup demo loop test lint typecheck defs pytest dev ingest live-shadow ingest-job shadow-redis shadow-report shadow-audit shadow-ci \
 	shadow-redis-export shadow-redis-export-stream shadow-tune dryrun dryrun-validate bench strategies soak clean \
 	feed feed-server shadow-live-validate setup system-deps ci-dryrun
 
@@ -115,6 +115,13 @@ shadow-redis: $(STAMP) $(INSTANCE)
 	$(BIN)/shadow-pipeline with-redis -- sh -c '\
 	  $(if $(REDIS_URL),,$(BIN)/shadow-pipeline replay --source synthetic --minutes $(SHADOW_MINUTES) > /dev/null && )\
 	  $(BIN)/shadow-pipeline shadow $(PROFILE_FLAG) --data-dir $(SHADOW_RUN_DATA) $(SHADOW_FLAGS)'; $(RECORD)
+
+## A day of stored hours rolled up per instrument, and its profiles ranked side by side (after shadow-redis;
+## docs/rollups.md): ROLLUP_REPORT.md, PROFILE_COMPARISON.md under artifacts/rollup/DAY/SYMBOL/.
+DAY ?= 2024-08-09
+SYMBOL ?= BTCUSDT
+rollup: $(STAMP) $(INSTANCE)
+	SHADOW_DATA_DIR=$(SHADOW_RUN_DATA) $(BIN)/dg launch --job rollup_job --partition "$(DAY)|$(SYMBOL)"
 
 ## The newest hour's shadow_report again from stored iterations (after shadow-redis): snapshot, Markdown, plot.
 shadow-report: $(STAMP) $(INSTANCE)
