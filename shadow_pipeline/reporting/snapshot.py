@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from shadow_pipeline import user_json
-from shadow_pipeline.domain.kpis.catalogue import REPORTED, names
+from shadow_pipeline.domain.kpis.catalogue import BY_NAME, REPORTED, names
 from shadow_pipeline.domain.kpis.gates import Verdict, judge
 from shadow_pipeline.domain.kpis.per_window import aggregate, window_medians
 from shadow_pipeline.domain.kpis.run_notes import RunNotes
@@ -138,10 +138,20 @@ def find_snapshots(roots: Iterable[Path]) -> list[Path]:
     return found
 
 
-def _fmt(value: Any) -> str:
+def _fmt(value: Any, kpi: str | None = None) -> str:
+    """A value for people: a KPI's (``kpi``) to its catalogue decimals, anything else to 4 significant digits."""
+    if kpi is not None and kpi in BY_NAME:
+        return BY_NAME[kpi].text(value)
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
     return f"{value:,.4g}" if isinstance(value, float) else str(value)
+
+
+def gates_markdown(gates: Iterable[Mapping[str, Any]]) -> str:
+    """The gates table (rows of ``GateOutcome.as_dict``) with each number in its KPI's decimals."""
+    numbers = ("value", "threshold", "shortfall")
+    rows = [{**gate, **{k: _fmt(gate[k], str(gate["kpi"])) for k in numbers}} for gate in gates]
+    return pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True)
 
 
 def _sensitivity_lines(rows: list[Mapping[str, Any]]) -> list[str]:
@@ -166,7 +176,7 @@ def _sensitivity_lines(rows: list[Mapping[str, Any]]) -> list[str]:
         "|---|---|" + "---|" * len(shown) + "---|",
         *(
             f"| {row['assumption']} | {_fmt(row['value'])} | "
-            + " | ".join(_fmt(row.get(name)) for name in shown)
+            + " | ".join(_fmt(row.get(name), name) for name in shown)
             + f" | {row['verdict']} |"
             for row in rows
         ),
@@ -175,7 +185,6 @@ def _sensitivity_lines(rows: list[Mapping[str, Any]]) -> list[str]:
 
 def render_markdown(snapshot: Mapping[str, Any], plot_file: str | None) -> str:
     kpis = snapshot["kpis"]
-    gates = pd.DataFrame(snapshot["gates"])
     lines = [
         f"# Shadow report: {snapshot['symbol']} {snapshot.get('hour', '')}",
         "",
@@ -189,13 +198,16 @@ def render_markdown(snapshot: Mapping[str, Any], plot_file: str | None) -> str:
         "",
         "## Gates",
         "",
-        gates.to_markdown(index=False),
+        gates_markdown(snapshot["gates"]),
         "",
         "## KPIs (valid windows; shares and bps notional-weighted)",
         "",
         "| KPI | value | median over windows |",
         "|---|---|---|",
-        *(f"| {name} | {_fmt(kpis[name])} | {_fmt(snapshot['window_medians'].get(name))} |" for name in KPI_FIELDS),
+        *(
+            f"| {name} | {_fmt(kpis[name], name)} | {_fmt(snapshot['window_medians'].get(name), name)} |"
+            for name in KPI_FIELDS
+        ),
         "",
         "Definitions: docs/shadow-simulation.md.",
         *_sensitivity_lines(snapshot.get("sensitivity") or []),

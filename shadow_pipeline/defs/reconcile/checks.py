@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from shadow_pipeline.defs.partitions import partitioned_check_spec
 from shadow_pipeline.domain.validation.reconciliation import NET_BPS_GAP, PRECISION, RECALL, ReconciliationGate
 
 ASSET = "order_reconciliation"
@@ -16,17 +17,17 @@ NET_BPS_GAP_CHECK = "net_bps_gap"
 CHECK_OF = {PRECISION: FILL_PRECISION, RECALL: FILL_RECALL, NET_BPS_GAP: NET_BPS_GAP_CHECK}
 
 RECONCILE_CHECKS = [
-    dg.AssetCheckSpec(
+    partitioned_check_spec(
         FILL_PRECISION,
         asset=ASSET,
         description="Of the orders the shadow filled, at least min_fill_precision really filled (few invented fills).",
     ),
-    dg.AssetCheckSpec(
+    partitioned_check_spec(
         FILL_RECALL,
         asset=ASSET,
         description="Of the orders that really filled, the shadow filled at least min_fill_recall (few missed fills).",
     ),
-    dg.AssetCheckSpec(
+    partitioned_check_spec(
         NET_BPS_GAP_CHECK,
         asset=ASSET,
         description="|real - shadow net_bps| over the orders' fills is at most max_net_bps_gap bps.",
