@@ -8,6 +8,7 @@ import math
 from collections.abc import Iterator
 
 import dagster as dg
+import pandas as pd
 import pytest
 import redis
 
@@ -16,10 +17,14 @@ from shadow_pipeline.defs.shadow import checks
 from shadow_pipeline.defs.shadow.tags import NO_GO_TAG, REASON_TAG, VERDICT_TAG, partition_label, verdict_tags
 from shadow_pipeline.domain.kpis.catalogue import BY_NAME
 from shadow_pipeline.domain.kpis.gates import GO, NO_GO, Gate, GateOutcome, Verdict
+from shadow_pipeline.domain.kpis.records import KpiRecordError, iteration_records, report_record, to_fields
+from shadow_pipeline.domain.kpis.run_notes import run_notes
 from shadow_pipeline.launch import definitions
+from shadow_pipeline.redis_io.keys import KPI_ALL_HASH, kpi_stream, kpi_symbol_hash
+from shadow_pipeline.redis_io.kpi_export import export_partition, read_stream_records
 from shadow_pipeline.reporting.snapshot import REPORT_FILE, SNAPSHOT_FILE
 from shadow_pipeline_tests.ingest_helpers import pipeline_resources, replay_synthetic
-from shadow_pipeline_tests.shadow_helpers import shadow_run_config
+from shadow_pipeline_tests.shadow_helpers import shadow_run_config, synthetic_iterations, synthetic_report
 from shadow_pipeline_tests.test_dagster_shadow import ASSETS, _loose_profiles
 
 HOUR = "2026-01-01-10:00"
@@ -182,3 +187,56 @@ def test_people_read_rounded_kpis_while_the_data_keeps_full_precision(runs: tupl
         shortfall = thresholds.metadata[f"{gate['kpi']}_shortfall"].value
         expected = BY_NAME[gate["kpi"]].rounded(gate["shortfall"])
         assert shortfall == expected or (expected is None and math.isnan(float(str(shortfall))))
+
+
+@pytest.fixture(scope="module")
+def iterations() -> pd.DataFrame:
+    return synthetic_iterations()
+
+
+def _kpi_keys(client: redis.Redis) -> tuple[object, ...]:
+    """What the export may write for BTCUSDT, to show a refused batch wrote nothing."""
+    return (
+        client.hgetall(KPI_ALL_HASH),
+        client.hgetall(kpi_symbol_hash("BTCUSDT")),
+        client.xlen(kpi_stream("BTCUSDT")),
+    )
+
+
+@pytest.mark.parametrize(
+    ("verdict", "reasons", "error"),
+    [
+        ("MAYBE", "[]", "verdict"),
+        (math.nan, "[]", "verdict"),
+        ("GO", '["net_bps -1 < 0"]', "reasons"),  # a Go has no reasons
+        ("NO-GO", "[]", "reasons"),  # a No-Go says why
+        ("NO-GO", '[""]', "reasons"),
+        ("NO-GO", '{"net_bps": "low"}', "not a list of texts"),
+        ("NO-GO", "[1, 2]", "not a list of texts"),
+        ("NO-GO", "[1e999]", "not a list of texts"),
+        ("PENDING", "[]", "reasons"),  # only a live window is pending, and it has no reasons
+    ],
+)
+def test_a_report_with_a_bad_verdict_exports_nothing(
+    redis_client: redis.Redis, iterations: pd.DataFrame, verdict: object, reasons: str, error: str
+) -> None:
+    report = {**synthetic_report(iterations), "verdict": verdict, "reasons": reasons}
+    before = _kpi_keys(redis_client)
+    with pytest.raises(KpiRecordError, match=error):
+        export_partition(redis_client, iterations, report, "both", per_symbol=True)
+    assert _kpi_keys(redis_client) == before
+
+
+def test_records_and_rows_without_the_verdict_still_read(redis_client: redis.Redis, iterations: pd.DataFrame) -> None:
+    notes = run_notes(iterations)
+    stream = kpi_stream(notes.symbol)
+    redis_client.delete(stream)
+    old = iteration_records(iterations, notes)[:3]  # written before the verdict was exported
+    for record in old:
+        redis_client.xadd(stream, to_fields(record))  # type: ignore[arg-type]
+    back = read_stream_records(redis_client, notes.symbol, partition=notes.partition)  # what the dry-run reads
+    assert back == old and all("verdict" not in r for r in back)
+    redis_client.delete(stream)
+    # a shadow_report row of an older version: reasons as '; '-joined text, kept whole (a reason may hold '; ')
+    row = {**synthetic_report(iterations), "reasons": "valid_windows unknown: no fills; needs valid_windows >= 48"}
+    assert report_record(row)["reasons"] == [row["reasons"]]

@@ -64,24 +64,16 @@ def reason_list(reasons: Any) -> list[str]:
             reasons = json.loads(reasons)
         except json.JSONDecodeError:
             return [reasons] if reasons else []
-        if not isinstance(reasons, list):
-            raise KpiRecordError(f"reasons are not a list of texts: {reasons!r}")
-    return [str(reason) for reason in reasons]
-
-
-def judgement(verdict: str | None, reasons: Any = None) -> dict[str, Any]:
-    """The partition's verdict fields of a record: ``verdict`` and ``reasons`` (none for a live window's
-    ``PENDING``, none at all when ``verdict`` is None: a record of a version without the verdict)."""
-    if verdict is None:
-        return {}
-    return {"verdict": verdict} if verdict == PENDING else {"verdict": verdict, REASONS: reason_list(reasons)}
+    if not isinstance(reasons, list) or not all(isinstance(reason, str) for reason in reasons):
+        raise KpiRecordError(f"reasons are not a list of texts: {str(reasons)[:80]!r}")
+    return list(reasons)
 
 
 def iteration_records(
     iterations: pd.DataFrame, notes: RunNotes, verdict: Mapping[str, Any] | None = None
 ) -> list[dict[str, Any]]:
-    """One record per window of a shadow_iterations partition, in window order; ``verdict``: the fields of
-    :func:`judgement` every window carries (its partition's verdict)."""
+    """One record per window of a shadow_iterations partition, in window order; ``verdict``: the partition's
+    verdict fields (:func:`report_judgement`, or a live window's ``PENDING``) that every window carries."""
     records = []
     for row in iterations.to_dict(orient="records"):
         records.append(
@@ -117,7 +109,7 @@ def partition_record(
     verdict: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A partition's aggregate KPIs (``domain.kpis.per_window.aggregate``, or a snapshot's ``kpis``) as one record,
-    with its verdict fields (:func:`judgement`)."""
+    with its verdict fields (:func:`report_judgement`)."""
     return {
         "timestamp": _timestamp(timestamp_ns),
         **_instrument(symbol),
@@ -154,9 +146,11 @@ def report_record(report: Mapping[str, Any], kpis: Mapping[str, Any] | None = No
 
 
 def report_judgement(report: Mapping[str, Any]) -> dict[str, Any]:
-    """The verdict fields of a shadow report (a ``shadow_report`` row or a snapshot)."""
-    verdict = report.get("verdict")
-    return judgement(None if verdict is None else str(verdict), report.get(REASONS))
+    """The verdict fields of a shadow report (a ``shadow_report`` row or a snapshot): ``verdict`` and ``reasons``,
+    or none for a report of a version without the verdict."""
+    if report.get("verdict") is None:
+        return {}
+    return {"verdict": str(report["verdict"]), REASONS: reason_list(report.get(REASONS))}
 
 
 def validate(records: Sequence[Mapping[str, Any]]) -> None:
