@@ -240,3 +240,23 @@ def test_records_and_rows_without_the_verdict_still_read(redis_client: redis.Red
     # a shadow_report row of an older version: reasons as '; '-joined text, kept whole (a reason may hold '; ')
     row = {**synthetic_report(iterations), "reasons": "valid_windows unknown: no fills; needs valid_windows >= 48"}
     assert report_record(row)["reasons"] == [row["reasons"]]
+
+
+@pytest.mark.parametrize(
+    ("kpi", "value", "text"),
+    [
+        ("net_bps", -2.51349, "-2.51"),  # bps: 2 decimals
+        ("spread_capture_bps", -0.001, "0.00"),  # no negative zero
+        ("p95_latency_ms", 43.849, "43.8"),  # ms: 1
+        ("risk_ratio", 0.56125, "0.561"),  # shares and ratios: 3
+        ("traded_notional", 13898.4712, "13,898.47"),  # quote amounts: 2, thousands separated
+        ("total_fills", 1234.0, "1,234"),  # counts: integers
+        ("total_fills", 9.5, "9.5"),  # a median of counts between two counts
+        ("net_bps", None, "n/a"),
+        ("net_bps", math.nan, "n/a"),
+        ("p95_latency_ms", math.inf, "n/a"),
+        ("net_bps", -1e300, f"{-1e300:,.2f}"),
+    ],
+)
+def test_each_kpi_reads_in_its_units_decimals(kpi: str, value: float | None, text: str) -> None:
+    assert BY_NAME[kpi].text(value) == text
