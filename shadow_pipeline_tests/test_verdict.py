@@ -24,8 +24,13 @@ from shadow_pipeline.redis_io.keys import KPI_ALL_HASH, kpi_stream, kpi_symbol_h
 from shadow_pipeline.redis_io.kpi_export import export_partition, read_stream_records
 from shadow_pipeline.reporting.snapshot import REPORT_FILE, SNAPSHOT_FILE
 from shadow_pipeline_tests.ingest_helpers import pipeline_resources, replay_synthetic
-from shadow_pipeline_tests.shadow_helpers import shadow_run_config, synthetic_iterations, synthetic_report
-from shadow_pipeline_tests.test_dagster_shadow import ASSETS, _loose_profiles
+from shadow_pipeline_tests.shadow_helpers import (
+    SHADOW_ASSETS,
+    loose_profiles,
+    shadow_run_config,
+    synthetic_iterations,
+    synthetic_report,
+)
 
 HOUR = "2026-01-01-10:00"
 GO_SYMBOL, NO_GO_SYMBOL = "BTCUSDT", "ETHUSDT"
@@ -44,14 +49,14 @@ def runs(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[t
     replay_synthetic(client, stream, 120, (GO_SYMBOL, NO_GO_SYMBOL), start="2026-01-01T10:00:00Z")
     resources = pipeline_resources(redis_url, stream, folder, "verdict")
     configs = {
-        GO_SYMBOL: shadow_run_config(window_seconds=5, profiles_file=_loose_profiles(folder)),
+        GO_SYMBOL: shadow_run_config(window_seconds=5, profiles_file=loose_profiles(folder)),
         NO_GO_SYMBOL: shadow_run_config(window_seconds=5),
     }
     with dg.instance_for_test() as instance:
         results = {}
         for symbol, config in configs.items():
             result = dg.materialize(
-                ASSETS,
+                SHADOW_ASSETS,
                 partition_key=partition_key(HOUR, symbol),
                 resources=resources,
                 run_config=config,
