@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from shadow_pipeline import user_json
-from shadow_pipeline.domain.kpis.catalogue import REPORTED, names
+from shadow_pipeline.domain.kpis.catalogue import BY_NAME, REPORTED, names
 from shadow_pipeline.domain.kpis.gates import Verdict, judge
 from shadow_pipeline.domain.kpis.per_window import aggregate, window_medians
 from shadow_pipeline.domain.kpis.run_notes import RunNotes
@@ -94,9 +94,10 @@ def judge_partition(
 
 
 def report_row(snapshot: Mapping[str, Any]) -> dict[str, Any]:
-    """The one row shadow_report stores: notes, aggregate KPIs, verdict and reasons (what export reads)."""
+    """The one row shadow_report stores: notes, aggregate KPIs, verdict and reasons (what export reads; the
+    reasons as a JSON list, since a reason may hold ``; ``)."""
     context = {k: snapshot[k] for k in (*NOTE_FIELDS, "params_digest", "as_of")}
-    return {**context, **snapshot["kpis"], "verdict": snapshot["verdict"], "reasons": "; ".join(snapshot["reasons"])}
+    return {**context, **snapshot["kpis"], "verdict": snapshot["verdict"], "reasons": json.dumps(snapshot["reasons"])}
 
 
 def write_atomically(path: Path, data: bytes) -> None:
@@ -138,10 +139,20 @@ def find_snapshots(roots: Iterable[Path]) -> list[Path]:
     return found
 
 
-def _fmt(value: Any) -> str:
+def _fmt(value: Any, kpi: str | None = None) -> str:
+    """A value for people: a KPI's (``kpi``) to its catalogue decimals, anything else to 4 significant digits."""
+    if kpi is not None and kpi in BY_NAME:
+        return BY_NAME[kpi].text(value)
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
     return f"{value:,.4g}" if isinstance(value, float) else str(value)
+
+
+def gates_markdown(gates: Iterable[Mapping[str, Any]]) -> str:
+    """The gates table (rows of ``GateOutcome.as_dict``) with each number in its KPI's decimals."""
+    numbers = ("value", "threshold", "shortfall")
+    rows = [{**gate, **{k: _fmt(gate[k], str(gate["kpi"])) for k in numbers}} for gate in gates]
+    return pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True)
 
 
 def _sensitivity_lines(rows: list[Mapping[str, Any]]) -> list[str]:
@@ -166,7 +177,7 @@ def _sensitivity_lines(rows: list[Mapping[str, Any]]) -> list[str]:
         "|---|---|" + "---|" * len(shown) + "---|",
         *(
             f"| {row['assumption']} | {_fmt(row['value'])} | "
-            + " | ".join(_fmt(row.get(name)) for name in shown)
+            + " | ".join(_fmt(row.get(name), name) for name in shown)
             + f" | {row['verdict']} |"
             for row in rows
         ),
@@ -176,7 +187,6 @@ def _sensitivity_lines(rows: list[Mapping[str, Any]]) -> list[str]:
 def render_markdown(snapshot: Mapping[str, Any], plots: Sequence[tuple[str, str]] = ()) -> str:
     """The report for people; ``plots``: (file beside the report, alt text) pairs, shown in order at its end."""
     kpis = snapshot["kpis"]
-    gates = pd.DataFrame(snapshot["gates"])
     lines = [
         f"# Shadow report: {snapshot['symbol']} {snapshot.get('hour', '')}",
         "",
@@ -190,13 +200,16 @@ def render_markdown(snapshot: Mapping[str, Any], plots: Sequence[tuple[str, str]
         "",
         "## Gates",
         "",
-        gates.to_markdown(index=False),
+        gates_markdown(snapshot["gates"]),
         "",
         "## KPIs (valid windows; shares and bps notional-weighted)",
         "",
         "| KPI | value | median over windows |",
         "|---|---|---|",
-        *(f"| {name} | {_fmt(kpis[name])} | {_fmt(snapshot['window_medians'].get(name))} |" for name in KPI_FIELDS),
+        *(
+            f"| {name} | {_fmt(kpis[name], name)} | {_fmt(snapshot['window_medians'].get(name), name)} |"
+            for name in KPI_FIELDS
+        ),
         "",
         "Definitions: docs/shadow-simulation.md.",
         *_sensitivity_lines(snapshot.get("sensitivity") or []),

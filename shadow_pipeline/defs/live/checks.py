@@ -1,14 +1,10 @@
 """The check that holds the live shadow to the batch: the hourly partition is the record of truth, and every
 window the live shadow published for it must be the partition's row, KPI for KPI."""
 
-import warnings
-from collections.abc import Callable
-from typing import Any
-
 import dagster as dg
 import pandas as pd
 
-from shadow_pipeline.defs.partitions import hour_and_symbol, tick_partitions
+from shadow_pipeline.defs.partitions import hour_and_symbol, partitioned_check
 from shadow_pipeline.domain.kpis.records import iteration_records
 from shadow_pipeline.domain.kpis.run_notes import run_notes
 from shadow_pipeline.live.comparison import ATOL, RTOL, compare
@@ -20,22 +16,9 @@ LIVE_MATCHES_BATCH = "live_windows_match_batch"
 SHOWN_DIFFERENCES = 20
 
 
-def _partitioned_check(**spec: Any) -> Callable[[Callable[..., dg.AssetCheckResult]], dg.AssetChecksDefinition]:
-    """``dg.asset_check`` with its partitions: a preview feature in Dagster 1.13, whose warning would otherwise
-    open every command's output (the check itself is built once, at import)."""
-
-    def build(check: Callable[..., dg.AssetCheckResult]) -> dg.AssetChecksDefinition:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", dg.PreviewWarning)
-            return dg.asset_check(**spec)(check)
-
-    return build
-
-
-@_partitioned_check(
+@partitioned_check(
     asset="shadow_iterations",
     name=LIVE_MATCHES_BATCH,
-    partitions_def=tick_partitions,
     blocking=False,
     description="The live shadow's windows of this hour and instrument (shadow:live:kpi:stream:{symbol}, same "
     "profile, window length and parameters) equal this partition's rows, every exported KPI (floats to rtol "

@@ -14,6 +14,7 @@ from shadow_pipeline.defs.partitions import hour_and_symbol, tick_partitions
 from shadow_pipeline.defs.rollup.profiles import keep_profile_result
 from shadow_pipeline.defs.shadow import checks
 from shadow_pipeline.defs.shadow.fills import SHADOW_FILLS_DESCRIPTION, fills_output
+from shadow_pipeline.defs.shadow.tags import tag_run
 from shadow_pipeline.domain.kpis.catalogue import SUMMARY, names
 from shadow_pipeline.domain.kpis.gates import GO, kpi_gates
 from shadow_pipeline.domain.kpis.per_window import iteration_kpis
@@ -41,6 +42,7 @@ from shadow_pipeline.reporting.pnl_plots import FILL_PLOTS
 from shadow_pipeline.reporting.snapshot import (
     PLOT_FILE,
     REPORT_FILE,
+    gates_markdown,
     judge_partition,
     render_markdown,
     report_row,
@@ -301,10 +303,8 @@ def shadow_report(
     say = context.log.info if judged.go else context.log.warning
     say(f"{symbol} {hour}: {verdict}" + (f": {'; '.join(snapshot['reasons'])}" if snapshot["reasons"] else ""))
     report = pd.DataFrame([report_row(snapshot)])
-    numbers = {
-        name: dg.MetadataValue.float(float("nan") if value is None else float(value))
-        for name, value in snapshot["kpis"].items()
-    }
+    numbers = {name: checks.for_people(name, value) for name, value in snapshot["kpis"].items()}
+    tags = tag_run(context, hour, symbol, judged)
     flips = bool(verdict_flips(fill_sensitivity))
     kpis = {name: finite(value) for name, value in snapshot["kpis"].items()}
     summary = ShadowSummary(verdict=verdict, reasons=list(snapshot["reasons"]), kpis=kpis, knob_flips=flips)
@@ -314,7 +314,8 @@ def shadow_report(
             "verdict": verdict,
             "reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in snapshot["reasons"]) or "all gates pass"),
             **numbers,
-            "gates": dg.MetadataValue.md(pd.DataFrame(snapshot["gates"]).to_markdown(index=False)),
+            "gates": dg.MetadataValue.md(gates_markdown(snapshot["gates"])),
+            "run_tags": dg.MetadataValue.json(tags),
             "fill_model": run.fill_model,
             "sensitivity": dg.MetadataValue.md(fill_sensitivity.to_markdown(index=False, floatfmt=".4g")),
             "verdict_flips_in_knob_range": dg.MetadataValue.bool(flips),

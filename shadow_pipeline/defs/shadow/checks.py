@@ -9,21 +9,22 @@ parameters as live-ready (``live_ready_profile``), does not happen. CI keys on t
 from __future__ import annotations
 
 import dagster as dg
-import pandas as pd
 
-from shadow_pipeline.domain.kpis.catalogue import GATED, VALID_WINDOWS
+from shadow_pipeline.defs.partitions import partitioned_check_spec
+from shadow_pipeline.domain.kpis.catalogue import BY_NAME, GATED, VALID_WINDOWS
 from shadow_pipeline.domain.kpis.gates import GateOutcome
+from shadow_pipeline.reporting.snapshot import gates_markdown
 
 MIN_VALID_WINDOWS = "min_valid_windows"
 KPI_THRESHOLDS = "kpi_thresholds"
 
 SHADOW_REPORT_CHECKS = [
-    dg.AssetCheckSpec(
+    partitioned_check_spec(
         MIN_VALID_WINDOWS,
         asset="shadow_report",
         description="Enough valid iteration windows (ticks and at least one fill) to judge the strategy.",
     ),
-    dg.AssetCheckSpec(
+    partitioned_check_spec(
         KPI_THRESHOLDS,
         asset="shadow_report",
         description=f"{', '.join(k.name for k in GATED if k is not VALID_WINDOWS)} within the profile's thresholds.",
@@ -31,8 +32,13 @@ SHADOW_REPORT_CHECKS = [
 ]
 
 
-def _number(value: float | None) -> float:
-    return float("nan") if value is None else float(round(value, 6))
+def for_people(kpi: str, value: float | None) -> dg.MetadataValue:
+    """A KPI's value as the UI shows it: in its catalogue decimals, an int for a count, NaN when unknown; the
+    data (Parquet, snapshot, Redis) keeps full precision."""
+    shown = BY_NAME[kpi].rounded(value)
+    if isinstance(shown, int):
+        return dg.MetadataValue.int(shown)
+    return dg.MetadataValue.float(float("nan") if shown is None else shown)
 
 
 def min_windows(outcome: GateOutcome) -> dg.AssetCheckResult:
@@ -42,9 +48,9 @@ def min_windows(outcome: GateOutcome) -> dg.AssetCheckResult:
         passed=outcome.passed,
         severity=dg.AssetCheckSeverity.ERROR,
         metadata={
-            "valid_windows": _number(outcome.value),
-            "required": outcome.gate.threshold,
-            "short_by": _number(outcome.shortfall),
+            "valid_windows": int(outcome.value or 0),
+            "required": int(outcome.gate.threshold),
+            "short_by": int(outcome.shortfall or 0),
         },
         description=None if outcome.passed else outcome.reason,
     )
@@ -52,7 +58,6 @@ def min_windows(outcome: GateOutcome) -> dg.AssetCheckResult:
 
 def kpi_thresholds(outcomes: list[GateOutcome]) -> dg.AssetCheckResult:
     failed = [o for o in outcomes if not o.passed]
-    table = pd.DataFrame([o.as_dict() for o in outcomes])
     return dg.AssetCheckResult(
         asset_key="shadow_report",
         check_name=KPI_THRESHOLDS,
@@ -60,8 +65,8 @@ def kpi_thresholds(outcomes: list[GateOutcome]) -> dg.AssetCheckResult:
         severity=dg.AssetCheckSeverity.ERROR,
         metadata={
             "failed": ", ".join(o.gate.kpi for o in failed) or "none",
-            "gates": dg.MetadataValue.md(table.to_markdown(index=False)),
-            **{f"{o.gate.kpi}_shortfall": _number(o.shortfall) for o in outcomes},
+            "gates": dg.MetadataValue.md(gates_markdown(o.as_dict() for o in outcomes)),
+            **{f"{o.gate.kpi}_shortfall": for_people(o.gate.kpi, o.shortfall) for o in outcomes},
         },
         description="; ".join(o.reason for o in failed) or None,
     )

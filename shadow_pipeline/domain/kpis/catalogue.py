@@ -8,6 +8,7 @@ Formulas live in ``per_window.py``; docs/shadow-simulation.md spells them out.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -17,6 +18,9 @@ Metric = Literal[
     "mape", "wpe", "mae"
 ]  # dry-run error gated on; see domain/validation/accuracy.py (mae: in the KPI's bps)
 QUOTE = "quote"  # quote currency of the symbol (USDT on the Binance USD-M recordings)
+# Decimals a person reads per unit: a hundredth of a bp or of a quote unit, a tenth of a ms, a thousandth of a share
+# or ratio; counts are integers. Only what people read is rounded (metadata, Markdown); data keeps full precision.
+DECIMALS = MappingProxyType({"bps": 2, "ms": 1, QUOTE: 2, "": 3})
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,25 @@ class Kpi:
     exported: bool = False  # a field of the KPI records (Redis hash and stream)
     reported: bool = False  # in POST_SHADOW_SNAPSHOT.json and SHADOW_REPORT.md
     summary: bool = False  # a column of the CLI's per-run tables
+
+    @property
+    def decimals(self) -> int:
+        return 0 if self.integer else DECIMALS[self.unit]
+
+    def rounded(self, value: float | None) -> float | int | None:
+        """``value`` to the decimals a person reads (an int for a count); None when unknown (None, NaN, inf)."""
+        if value is None or not math.isfinite(value):
+            return None
+        if self.integer and float(value).is_integer():
+            return int(value)
+        return round(float(value), self.decimals or 1) + 0.0  # a count's median may fall between counts; no -0.0
+
+    def text(self, value: float | None) -> str:
+        """``value`` for a table: rounded, thousands separated, ``n/a`` when unknown."""
+        shown = self.rounded(value)
+        if shown is None:
+            return "n/a"
+        return f"{shown:,}" if isinstance(shown, int) else f"{shown:,.{self.decimals or 1}f}"
 
 
 _SUM = Rollup("sum")
