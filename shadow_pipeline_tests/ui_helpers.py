@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page, expect, sync_playwright
 
 from shadow_pipeline.redis_io.server import _free_port
 
@@ -92,6 +92,7 @@ def chromium_page() -> Iterator[Page]:
             viewport={"width": 1600, "height": 1000},
         )
         context.set_default_timeout(TIMEOUT_MS)
+        expect.set_options(timeout=TIMEOUT_MS)
         page = context.new_page()
         page.add_locator_handler(
             page.get_by_text("Join the Dagster community"),
