@@ -67,20 +67,8 @@ def ui(tmp_path_factory: pytest.TempPathFactory, artifacts_dir: Path) -> Iterato
     """
     server = start_server()
     try:
-        replayed = CliRunner().invoke(
-            cli.main,
-            [
-                "replay",
-                "--source",
-                "synthetic",
-                "--minutes",
-                str(MINUTES),
-                "--symbols",
-                SYMBOL,
-                "--redis-url",
-                server.url,
-            ],
-        )
+        replay = f"replay --source synthetic --minutes {MINUTES} --symbols {SYMBOL} --redis-url {server.url}"
+        replayed = CliRunner().invoke(cli.main, replay.split())
         assert replayed.exit_code == 0, replayed.output
         data = tmp_path_factory.mktemp("ui-data")
         env = {
@@ -200,9 +188,11 @@ def test_the_report_shows_verdict_gates_and_a_rendered_plot(
     metadata = page.locator("table").filter(has_text="verdict").first
     expect(_row(page, metadata, "verdict")).to_contain_text(NO_GO)
     expect(_row(page, metadata, "profile")).to_contain_text(PROFILE)
+    screenshot(page, "report")
     for rule in rules:
         expect(metadata.get_by_text(rule, exact=True)).to_be_visible()
-    screenshot(page, "report")
+    _row(page, metadata, "gates").scroll_into_view_if_needed()
+    screenshot(page, "report-gates")
     _row(page, metadata, "kpi_plot").get_by_text("[Show Markdown]").click()
     plot = page.get_by_role("dialog").get_by_role("img", name=f"{SYMBOL} KPIs per window")
     expect(plot).to_be_visible()
