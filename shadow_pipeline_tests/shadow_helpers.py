@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pandas as pd
 
-from shadow_pipeline.defs.shadow.assets import ShadowConfig
+from shadow_pipeline.defs.ingest.assets import landing_zone, normalized_ticks, raw_ticks
+from shadow_pipeline.defs.shadow.assets import ShadowConfig, live_ready_profile, shadow_iterations, shadow_report
 from shadow_pipeline.domain.kpis.per_window import iteration_kpis
 from shadow_pipeline.domain.kpis.run_notes import RunNotes, run_notes, with_notes
 from shadow_pipeline.domain.market.synthetic import generate
@@ -17,6 +21,16 @@ from shadow_pipeline.domain.simulation.simulator import simulate
 from shadow_pipeline.domain.strategies.profiles import load_profiles, resolve
 from shadow_pipeline.feed.replay import number_ticks
 from shadow_pipeline.reporting.snapshot import judge_partition, report_row
+
+SHADOW_ASSETS = [landing_zone, raw_ticks, normalized_ticks, shadow_iterations, shadow_report, live_ready_profile]
+LOOSE_THRESHOLDS = {
+    "min_maker_share": 0.0,
+    "min_net_bps": -10_000.0,  # the loosest gates the profiles schema takes
+    "max_p95_latency_ms": 3_600_000.0,
+    "max_risk_ratio": 100.0,
+    "min_windows": 1,
+    "min_ticks_per_window": 1,
+}
 
 
 def synthetic_iterations(
@@ -50,3 +64,13 @@ def partition_of(iterations: pd.DataFrame) -> str:
 def shadow_run_config(**fields: Any) -> dg.RunConfig:
     """Typed run config of shadow_iterations, as the CLI builds it."""
     return dg.RunConfig(ops={"shadow_iterations": ShadowConfig(**fields)})
+
+
+def loose_profiles(folder: Path) -> str:
+    """The packaged profiles with ``moderate``'s gates at their loosest: a Go on any hour with a valid window."""
+    data = json.loads(resources.files("shadow_pipeline.profiles").joinpath("shadow_profiles.json").read_text())
+    data["profiles"]["moderate"]["thresholds"] = LOOSE_THRESHOLDS
+    data.pop("$schema", None)
+    path = folder / "loose_profiles.json"
+    path.write_text(json.dumps(data))
+    return str(path)

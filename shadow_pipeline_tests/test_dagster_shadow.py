@@ -15,10 +15,8 @@ import pydantic
 import pytest
 import redis
 
-from shadow_pipeline.defs.ingest.assets import landing_zone, normalized_ticks, raw_ticks
 from shadow_pipeline.defs.partitions import partition_key
 from shadow_pipeline.defs.shadow import checks
-from shadow_pipeline.defs.shadow.assets import live_ready_profile, shadow_iterations, shadow_report
 from shadow_pipeline.domain.kpis.run_notes import RunNotes, run_notes
 from shadow_pipeline.domain.strategies.profiles import load_profiles, resolve
 from shadow_pipeline.launch import definitions
@@ -26,21 +24,12 @@ from shadow_pipeline.parquet import read_frame
 from shadow_pipeline.reporting.audit import audit
 from shadow_pipeline.reporting.snapshot import SNAPSHOT_FILE
 from shadow_pipeline_tests.ingest_helpers import pipeline_resources, replay_binance
-from shadow_pipeline_tests.shadow_helpers import shadow_run_config
+from shadow_pipeline_tests.shadow_helpers import SHADOW_ASSETS, loose_profiles, shadow_run_config
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 HOURS = ("2024-08-08-23:00", "2024-08-09-00:00")  # the recordings cross midnight UTC (exchange time)
 PARTITIONS = tuple((hour, symbol) for hour in HOURS for symbol in SYMBOLS)
 BTC_HOUR = (HOURS[0], "BTCUSDT")  # the recorded hour with most of the market: one partition where one suffices
-ASSETS = [landing_zone, raw_ticks, normalized_ticks, shadow_iterations, shadow_report, live_ready_profile]
-LOOSE = {
-    "min_maker_share": 0.0,
-    "min_net_bps": -10_000.0,  # the loosest gates the profiles schema takes
-    "max_p95_latency_ms": 3_600_000.0,
-    "max_risk_ratio": 100.0,
-    "min_windows": 1,
-    "min_ticks_per_window": 1,
-}
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +55,7 @@ def _run(
     with dg.instance_for_test() as instance:
         for hour, symbol in partitions:
             results[(hour, symbol)] = dg.materialize(
-                ASSETS,
+                SHADOW_ASSETS,
                 partition_key=partition_key(hour, symbol),
                 resources=resources,
                 run_config=run_config,
@@ -74,15 +63,6 @@ def _run(
                 raise_on_error=False,
             )
     return results
-
-
-def _loose_profiles(tmp_path: Path) -> str:
-    data = json.loads(resources.files("shadow_pipeline.profiles").joinpath("shadow_profiles.json").read_text())
-    data["profiles"]["moderate"]["thresholds"] = LOOSE
-    data.pop("$schema", None)
-    path = tmp_path / "loose_profiles.json"
-    path.write_text(json.dumps(data))
-    return str(path)
 
 
 def _iterations(folder: Path, symbol: str) -> tuple[pd.DataFrame, list[RunNotes]]:
@@ -140,7 +120,7 @@ def test_default_gates_give_the_honest_verdict_with_reasons(
 
 
 def test_loosened_thresholds_give_go(redis_url: str, binance_stream: str, tmp_path: Path) -> None:
-    config = shadow_run_config(window_seconds=5, profiles_file=_loose_profiles(tmp_path))
+    config = shadow_run_config(window_seconds=5, profiles_file=loose_profiles(tmp_path))
     results = _run(redis_url, binance_stream, tmp_path, "loose", config)
     for symbol in SYMBOLS:
         result = results[(HOURS[0], symbol)]

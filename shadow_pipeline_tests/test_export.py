@@ -39,8 +39,10 @@ def test_hash_export_writes_typed_fields_with_a_ttl(client: redis.Redis) -> None
     assert set(fields) == {
         "timestamp", "symbol", "instrument", "venue", "maker_taker_ratio", "net_bps", "p95_latency_ms", "risk_ratio",
         "maker_count", "taker_count", "total_fills", "partition", "profile", "window_seconds", "params_digest",
-        "fill_model", "scope",
+        "fill_model", "scope", "verdict", "reasons",
     }  # fmt: skip
+    report = synthetic_report(iterations)
+    assert fields["verdict"] == report["verdict"] and json.loads(fields["reasons"]) == json.loads(report["reasons"])
     assert (fields["instrument"], fields["venue"]) == ("BTCUSDT.binance-usdm", "binance-usdm")
     assert fields["fill_model"] == "queue (size_decrease_share 0 (risk-averse))"  # the packaged profiles' model
     valid = iterations[iterations["valid"]]
@@ -51,18 +53,22 @@ def test_hash_export_writes_typed_fields_with_a_ttl(client: redis.Redis) -> None
     assert 0 < client.ttl(kpi_symbol_hash("BTCUSDT")) <= 120 and 0 < client.ttl(KPI_ALL_HASH) <= 120
     latest = json.loads(client.hget(KPI_ALL_HASH, "BTCUSDT") or "{}")
     assert latest["total_fills"] == int(fields["total_fills"]) and latest["timestamp"] == fields["timestamp"]
+    assert latest["verdict"] == fields["verdict"] and latest["reasons"] == json.loads(fields["reasons"])
 
 
 def test_stream_export_is_exact_and_never_duplicates(client: redis.Redis) -> None:
     iterations = synthetic_iterations(gap_s=(40.0, 70.0))  # windows without ticks, so without fills
     partition = partition_of(iterations)
-    [first] = export_partition(client, iterations, synthetic_report(iterations), "stream")
-    [again] = export_partition(client, iterations, synthetic_report(iterations), "stream")
+    report = synthetic_report(iterations)
+    [first] = export_partition(client, iterations, report, "stream")
+    [again] = export_partition(client, iterations, report, "stream")
     assert (first.written, first.skipped) == (len(iterations), 0)
     assert (again.written, again.skipped) == (0, len(iterations))
     assert client.xlen(kpi_stream("BTCUSDT")) == len(iterations)
     back = read_stream_records(client, "BTCUSDT", partition=partition, profile="moderate")
-    assert back == iteration_records(iterations, run_notes(iterations))  # typed round trip: floats exact, nulls null
+    judged = {"verdict": report["verdict"], "reasons": json.loads(report["reasons"])}
+    assert back == iteration_records(iterations, run_notes(iterations), judged)  # floats exact, nulls null
+    assert judged["verdict"] == "NO-GO" and judged["reasons"]  # two minutes of windows: too few for a Go
     assert any(r["maker_taker_ratio"] is None for r in back)  # windows without fills stay null, not 1.0
 
 

@@ -34,7 +34,8 @@ from shadow_pipeline_tests.shadow_helpers import synthetic_iterations
 # Fields of a record that say what it describes, not what was measured.
 RECORD_ENVELOPE = {
     "timestamp", "symbol", "instrument", "venue", "partition", "profile", "window_seconds", "params_digest",
-    "fill_model", "scope", "iteration", "valid", "source", "closed_by", "closed_ns", "published_ns",
+    "fill_model", "scope", "iteration", "valid", "source", "closed_by", "closed_ns", "published_ns", "verdict",
+    "reasons",
 }  # fmt: skip
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "shadow-simulation.md"
 

@@ -165,8 +165,9 @@ def test_live_windows_equal_the_partitions_and_the_check_passes(
     live = read_live_records(redis_client, SYMBOL)
     assert [r["iteration"] for r in live] == list(range(expected))
     assert all(r["source"] == "live" and r["published_ns"] >= r["closed_ns"] > 0 for r in live)
+    assert all(r["verdict"] == "PENDING" and "reasons" not in r for r in live)  # the hour is judged when it ends
     latest = redis_client.hgetall(live_kpi_hash(SYMBOL))
-    assert latest["iteration"] == str(expected - 1) and latest["source"] == "live"
+    assert latest["iteration"] == str(expected - 1) and latest["source"] == "live" and latest["verdict"] == "PENDING"
     # a restart resumes at the hour's first entry and republishes nothing
     again = run_live(redis_client, replayed)
     assert again.published == 0 and again.already == expected

@@ -21,7 +21,14 @@ from typing import Any
 import pandas as pd
 import redis
 
-from shadow_pipeline.domain.kpis.records import from_fields, iteration_records, report_record, to_fields, validate
+from shadow_pipeline.domain.kpis.records import (
+    from_fields,
+    iteration_records,
+    report_judgement,
+    report_record,
+    to_fields,
+    validate,
+)
 from shadow_pipeline.domain.kpis.run_notes import run_notes
 from shadow_pipeline.redis_io.keys import KPI_ALL_HASH, kpi_stream, kpi_symbol_hash
 from shadow_pipeline.redis_io.streams import append_once
@@ -100,13 +107,13 @@ def export_partition(
     maxlen: int = DEFAULT_STREAM_MAXLEN,
 ) -> list[ExportResult]:
     """One partition: its windows (shadow_iterations) to the stream and/or its report's aggregate (a
-    shadow_report row) to the hashes.
+    shadow_report row) to the hashes; every record carries the report's verdict and reasons.
 
     Every record of both modes is built and validated before the first write: all or nothing."""
     notes = run_notes(iterations)
     if iterations.empty:
         raise ValueError(f"{notes.partition}: no windows to export")
-    windows = iteration_records(iterations, notes) if mode in ("stream", "both") else []
+    windows = iteration_records(iterations, notes, report_judgement(report)) if mode in ("stream", "both") else []
     aggregates = [report_record(report)] if mode in ("hash", "both") else []
     validate([*windows, *aggregates])
     results = []

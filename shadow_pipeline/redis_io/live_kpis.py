@@ -12,7 +12,7 @@ from typing import Any
 
 import redis
 
-from shadow_pipeline.domain.kpis.records import from_fields
+from shadow_pipeline.domain.kpis.records import PENDING, from_fields
 from shadow_pipeline.redis_io.keys import live_kpi_hash, live_kpi_stream
 from shadow_pipeline.redis_io.kpi_export import (
     DEFAULT_STREAM_MAXLEN,
@@ -32,9 +32,10 @@ def publish(
 ) -> int:
     """Append the windows not published before to ``shadow:live:kpi:stream:{symbol}`` and, when any was new,
     put the newest of them in ``shadow:live:kpi:{symbol}``; returns how many were new. Validated first: a bad
-    record writes nothing."""
+    record writes nothing. Each record says its verdict is ``PENDING``: a window cannot know its partition's."""
+    pending = [{**record, "verdict": PENDING} for record in records]
     added = 0
-    for symbol, (new, batch) in append_by_symbol(client, records, live_kpi_stream, maxlen).items():
+    for symbol, (new, batch) in append_by_symbol(client, pending, live_kpi_stream, maxlen).items():
         if new:
             newest = max(batch, key=lambda r: (str(r["partition"]), int(r["iteration"])))
             pipe = client.pipeline(transaction=True)

@@ -94,9 +94,10 @@ def judge_partition(
 
 
 def report_row(snapshot: Mapping[str, Any]) -> dict[str, Any]:
-    """The one row shadow_report stores: notes, aggregate KPIs, verdict and reasons (what export reads)."""
+    """The one row shadow_report stores: notes, aggregate KPIs, verdict and reasons (what export reads; the
+    reasons as a JSON list, since a reason may hold ``; ``)."""
     context = {k: snapshot[k] for k in (*NOTE_FIELDS, "params_digest", "as_of")}
-    return {**context, **snapshot["kpis"], "verdict": snapshot["verdict"], "reasons": "; ".join(snapshot["reasons"])}
+    return {**context, **snapshot["kpis"], "verdict": snapshot["verdict"], "reasons": json.dumps(snapshot["reasons"])}
 
 
 def write_atomically(path: Path, data: bytes) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dagster as dg
 
 from shadow_pipeline.defs.partitions import partitioned_check_spec
+from shadow_pipeline.domain.kpis.catalogue import DECIMALS
 from shadow_pipeline.domain.validation.reconciliation import NET_BPS_GAP, PRECISION, RECALL, ReconciliationGate
 
 ASSET = "order_reconciliation"
@@ -15,6 +16,7 @@ FILL_PRECISION = "fill_precision"
 FILL_RECALL = "fill_recall"
 NET_BPS_GAP_CHECK = "net_bps_gap"
 CHECK_OF = {PRECISION: FILL_PRECISION, RECALL: FILL_RECALL, NET_BPS_GAP: NET_BPS_GAP_CHECK}
+DECIMALS_OF = {PRECISION: DECIMALS[""], RECALL: DECIMALS[""], NET_BPS_GAP: DECIMALS["bps"]}  # shares; bps
 
 RECONCILE_CHECKS = [
     partitioned_check_spec(
@@ -43,7 +45,7 @@ def reconciliation_checks(verdicts: list[ReconciliationGate]) -> list[dg.AssetCh
             passed=gate.passed,
             severity=dg.AssetCheckSeverity.ERROR,
             metadata={
-                gate.metric: dg.MetadataValue.float(float(gate.value)),
+                gate.metric: dg.MetadataValue.float(round(float(gate.value), DECIMALS_OF[gate.metric])),
                 "threshold": dg.MetadataValue.float(float(gate.threshold)),
                 "rule": gate.rule,
             },

@@ -74,8 +74,8 @@ def verdict_tags(current: Mapping[str, str], hour: str, symbol: str, judged: Ver
 
 def tag_run(context: dg.AssetExecutionContext, hour: str, symbol: str, judged: Verdict) -> dict[str, str]:
     """Add the verdict tags to the running run; returns the tags added."""
-    run = context.instance.get_run_by_id(context.run_id)
+    run = context.instance.get_run_by_id(context.run.run_id)
     tags = verdict_tags(run.tags if run else {}, hour, symbol, judged)
     if tags:
-        context.instance.add_run_tags(context.run_id, tags)
+        context.instance.add_run_tags(context.run.run_id, tags)
     return tags

@@ -80,7 +80,7 @@ class Kpi:
             return None
         if self.integer and float(value).is_integer():
             return int(value)
-        return round(float(value), self.decimals or 1)  # a count's median may fall between two counts
+        return round(float(value), self.decimals or 1) + 0.0  # a count's median may fall between counts; no -0.0
 
     def text(self, value: float | None) -> str:
         """``value`` for a table: rounded, thousands separated, ``n/a`` when unknown."""

@@ -22,6 +22,8 @@ SCHEMA_FILE = "kpi_record.schema.json"
 KPI_FIELDS = names(kpi for kpi in EXPORTED if not kpi.integer)  # null when undefined (no fills)
 COUNT_FIELDS = names(kpi for kpi in EXPORTED if kpi.integer)
 LIVE_TIMES = ("closed_ns", "published_ns")  # a live record's close and publication (ns), beside ``closed_by``
+REASONS = "reasons"  # a list in records and in shadow:kpi:all, its JSON text in a hash field or stream entry
+PENDING = "PENDING"  # the verdict of a live window: its partition is judged only when the hour has ended
 
 
 class KpiRecordError(ValueError):
@@ -52,8 +54,26 @@ def _instrument(key: str) -> dict[str, str]:
     return {"symbol": key, "instrument": str(instrument), "venue": instrument.venue}
 
 
-def iteration_records(iterations: pd.DataFrame, notes: RunNotes) -> list[dict[str, Any]]:
-    """One record per window of a shadow_iterations partition, in window order."""
+def reason_list(reasons: Any) -> list[str]:
+    """A report's reasons as a list: a list (a snapshot), its JSON text (a ``shadow_report`` row), or the
+    ``; ``-joined text of a row written before the list was stored (kept whole: a reason may hold ``; ``)."""
+    if reasons is None or isinstance(reasons, float):  # a missing cell reads back as NaN
+        return []
+    if isinstance(reasons, str):
+        try:
+            reasons = json.loads(reasons)
+        except json.JSONDecodeError:
+            return [reasons] if reasons else []
+    if not isinstance(reasons, list) or not all(isinstance(reason, str) for reason in reasons):
+        raise KpiRecordError(f"reasons are not a list of texts: {str(reasons)[:80]!r}")
+    return list(reasons)
+
+
+def iteration_records(
+    iterations: pd.DataFrame, notes: RunNotes, verdict: Mapping[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """One record per window of a shadow_iterations partition, in window order; ``verdict``: the partition's
+    verdict fields (:func:`report_judgement`, or a live window's ``PENDING``) that every window carries."""
     records = []
     for row in iterations.to_dict(orient="records"):
         records.append(
@@ -70,6 +90,7 @@ def iteration_records(iterations: pd.DataFrame, notes: RunNotes) -> list[dict[st
                 "scope": "iteration",
                 "iteration": int(row["iteration"]),
                 "valid": bool(row["valid"]),
+                **(verdict or {}),
             }
         )
     return records
@@ -85,8 +106,10 @@ def partition_record(
     digest: str,
     fill_model: str,
     timestamp_ns: int,
+    verdict: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A partition's aggregate KPIs (``domain.kpis.per_window.aggregate``, or a snapshot's ``kpis``) as one record."""
+    """A partition's aggregate KPIs (``domain.kpis.per_window.aggregate``, or a snapshot's ``kpis``) as one record,
+    with its verdict fields (:func:`report_judgement`)."""
     return {
         "timestamp": _timestamp(timestamp_ns),
         **_instrument(symbol),
@@ -98,6 +121,7 @@ def partition_record(
         "params_digest": digest,
         "fill_model": fill_model,
         "scope": "partition",
+        **(verdict or {}),
     }
 
 
@@ -117,7 +141,16 @@ def report_record(report: Mapping[str, Any], kpis: Mapping[str, Any] | None = No
         digest=str(report["params_digest"]),
         fill_model=str(report["fill_model"]),
         timestamp_ns=pd.Timestamp(report["as_of"]).value,
+        verdict=report_judgement(report),
     )
+
+
+def report_judgement(report: Mapping[str, Any]) -> dict[str, Any]:
+    """The verdict fields of a shadow report (a ``shadow_report`` row or a snapshot): ``verdict`` and ``reasons``,
+    or none for a report of a version without the verdict."""
+    if report.get("verdict") is None:
+        return {}
+    return {"verdict": str(report["verdict"]), REASONS: reason_list(report.get(REASONS))}
 
 
 def validate(records: Sequence[Mapping[str, Any]]) -> None:
@@ -140,13 +173,16 @@ def validate(records: Sequence[Mapping[str, Any]]) -> None:
 
 
 def to_fields(record: Mapping[str, Any]) -> dict[str, str]:
-    """Redis field values: numbers in their shortest exact form, booleans 1/0, null as the empty string."""
+    """Redis field values: numbers in their shortest exact form, booleans 1/0, lists as JSON, null as the empty
+    string."""
     fields = {}
     for name, value in record.items():
         if value is None:
             fields[name] = ""
         elif isinstance(value, bool):
             fields[name] = "1" if value else "0"
+        elif isinstance(value, list):
+            fields[name] = json.dumps(value)
         else:
             fields[name] = repr(value) if isinstance(value, float) else str(value)
     return fields
@@ -163,4 +199,6 @@ def from_fields(fields: Mapping[str, str]) -> dict[str, Any]:
             record[name] = int(record[name])
     if "valid" in record:
         record["valid"] = record["valid"] == "1"
+    if REASONS in record:
+        record[REASONS] = reason_list(record[REASONS])
     return record
