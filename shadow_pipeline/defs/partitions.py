@@ -97,14 +97,17 @@ def partition_key(hour: str, symbol: str) -> dg.MultiPartitionKey:
     return dg.MultiPartitionKey({"hour": hour, "symbol": symbol})
 
 
-def partitioned_check_spec(name: str, *, asset: str, **spec: Any) -> dg.AssetCheckSpec:
+def partitioned_check_spec(
+    name: str, *, asset: str, partitions_def: dg.PartitionsDefinition | None = None, **spec: Any
+) -> dg.AssetCheckSpec:
     """An inline check of a tick-partitioned asset, itself partitioned like it: each evaluation then belongs to
     its (hour, symbol), so the checks view and the partition picker say which partition failed, and no chart
     joins two symbols' evaluations. Partitioned checks are a preview in Dagster 1.13, whose warning would
-    otherwise open every command's output (the specs are built once, at import)."""
+    otherwise open every command's output (the specs are built once, at import). ``partitions_def``: the
+    asset's, when it is not tick-partitioned (the daily rollup)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", dg.PreviewWarning)
-        return dg.AssetCheckSpec(name, asset=asset, partitions_def=tick_partitions, **spec)
+        return dg.AssetCheckSpec(name, asset=asset, partitions_def=partitions_def or tick_partitions, **spec)
 
 
 def partitioned_check(**spec: Any) -> Callable[[Callable[..., dg.AssetCheckResult]], dg.AssetChecksDefinition]:

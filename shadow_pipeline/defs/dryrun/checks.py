@@ -7,35 +7,28 @@ since a dry-run that vouches for nothing must not pass silently."""
 
 from __future__ import annotations
 
-import warnings
-
 import dagster as dg
 
-from shadow_pipeline.defs.partitions import tick_partitions
+from shadow_pipeline.defs.partitions import partitioned_check_spec
 from shadow_pipeline.domain.validation.accuracy import FAIL, NO_DATA, WARN, Accuracy
 
 ACCURACY_GATE = "prediction_accuracy"
 ACCURACY_WARN = "prediction_accuracy_warn"
 
-# Partitioned checks are a preview in Dagster 1.13: its warning would open every command's output.
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", dg.PreviewWarning)
-    DRYRUN_CHECKS = [
-        dg.AssetCheckSpec(
-            ACCURACY_GATE,
-            asset="dryrun_accuracy_report",
-            partitions_def=tick_partitions,
-            description="No KPI's prediction error is above the FAIL limit (MAPE/WPE > 30 %, net_bps > 2 bps), and "
-            "at least one KPI could be judged.",
-        ),
-        dg.AssetCheckSpec(
-            ACCURACY_WARN,
-            asset="dryrun_accuracy_report",
-            partitions_def=tick_partitions,
-            description="No judged KPI's prediction error is in the WARN band (15-30 %, net_bps 1-2 bps); KPIs with "
-            "too few events (NO DATA) or not measured by the reality (NOT JUDGED) are listed, not failed.",
-        ),
-    ]
+DRYRUN_CHECKS = [
+    partitioned_check_spec(
+        ACCURACY_GATE,
+        asset="dryrun_accuracy_report",
+        description="No KPI's prediction error is above the FAIL limit (MAPE/WPE > 30 %, net_bps > 2 bps), and "
+        "at least one KPI could be judged.",
+    ),
+    partitioned_check_spec(
+        ACCURACY_WARN,
+        asset="dryrun_accuracy_report",
+        description="No judged KPI's prediction error is in the WARN band (15-30 %, net_bps 1-2 bps); KPIs with "
+        "too few events (NO DATA) or not measured by the reality (NOT JUDGED) are listed, not failed.",
+    ),
+]
 
 
 def accuracy_gates(accuracy: Accuracy) -> list[dg.AssetCheckResult]:

@@ -6,29 +6,23 @@ what only a Go may do, writing LIVE_READY_PROFILE.json, does not happen.
 
 from __future__ import annotations
 
-import warnings
-
 import dagster as dg
 import pandas as pd
 
-from shadow_pipeline.defs.partitions import tick_partitions
+from shadow_pipeline.defs.partitions import partitioned_check_spec
 from shadow_pipeline.domain.tuning.walk_forward import Decision
 
 OUT_OF_SAMPLE_GATES = "out_of_sample_gates"
 
-# Partitioned checks are a preview in Dagster 1.13: its warning would open every command's output.
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", dg.PreviewWarning)
-    TUNE_CHECKS = [
-        dg.AssetCheckSpec(
-            OUT_OF_SAMPLE_GATES,
-            asset="tuned_profile",
-            partitions_def=tick_partitions,
-            description="Every gate (min windows included) passes on the walk-forward's judged hours, which no "
-            "winner was fitted on: pooled over the folds, and for the tuned set on its own judged hour; and the "
-            "tuned set's probability of backtest overfitting is below the profile's max_pbo.",
-        )
-    ]
+TUNE_CHECKS = [
+    partitioned_check_spec(
+        OUT_OF_SAMPLE_GATES,
+        asset="tuned_profile",
+        description="Every gate (min windows included) passes on the walk-forward's judged hours, which no "
+        "winner was fitted on: pooled over the folds, and for the tuned set on its own judged hour; and the "
+        "tuned set's probability of backtest overfitting is below the profile's max_pbo.",
+    )
+]
 
 
 def out_of_sample_gates(decision: Decision, hours: list[str]) -> dg.AssetCheckResult:
