@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import redis
 
-from shadow_pipeline.defs.partitions import partition_key, tick_partitions
+from shadow_pipeline.defs.partitions import partition_key
 from shadow_pipeline.defs.shadow import checks
 from shadow_pipeline.defs.shadow.tags import NO_GO_TAG, REASON_TAG, VERDICT_TAG, partition_label, verdict_tags
 from shadow_pipeline.domain.kpis.catalogue import BY_NAME
@@ -34,7 +34,6 @@ from shadow_pipeline_tests.shadow_helpers import (
 
 HOUR = "2026-01-01-10:00"
 GO_SYMBOL, NO_GO_SYMBOL = "BTCUSDT", "ETHUSDT"
-OWN_CHECKED_ASSETS = ("raw_ticks", "normalized_ticks", "shadow_iterations", "shadow_report", "order_reconciliation")
 Runs = dict[str, tuple[dg.ExecuteInProcessResult, dict, str]]
 
 
@@ -74,13 +73,12 @@ def runs(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[t
 
 def test_every_check_of_a_partitioned_asset_is_partitioned_like_it() -> None:
     graph = definitions().resolve_asset_graph()
-    seen = 0
-    for key in graph.asset_check_keys:
-        asset = graph.get(key.asset_key)
-        if key.asset_key.to_user_string() in OWN_CHECKED_ASSETS:
-            assert asset.partitions_def == tick_partitions and graph.get(key).partitions_def == tick_partitions, key
-            seen += 1
-    assert seen >= 10  # the ingest, shadow, live and reconciliation checks
+    partitioned = [key for key in graph.asset_check_keys if graph.get(key.asset_key).partitions_def is not None]
+    for key in partitioned:
+        assert graph.get(key).partitions_def == graph.get(key.asset_key).partitions_def, key
+    names = {key.name for key in partitioned}
+    assert {checks.MIN_VALID_WINDOWS, checks.KPI_THRESHOLDS, "prediction_accuracy", "rollup_kpi_thresholds"} <= names
+    assert len(partitioned) >= 14  # ingest, shadow, live, reconciliation, dry-run, tune and rollup checks
 
 
 def test_gate_evaluations_belong_to_their_partition(runs: tuple[dg.DagsterInstance, Runs]) -> None:
