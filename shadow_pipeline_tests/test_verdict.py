@@ -22,6 +22,7 @@ from shadow_pipeline.domain.kpis.run_notes import run_notes
 from shadow_pipeline.launch import definitions
 from shadow_pipeline.redis_io.keys import KPI_ALL_HASH, kpi_stream, kpi_symbol_hash
 from shadow_pipeline.redis_io.kpi_export import export_partition, read_stream_records
+from shadow_pipeline.reporting.pnl_plots import INLINE_MARKDOWN_CHARS
 from shadow_pipeline.reporting.snapshot import REPORT_FILE, SNAPSHOT_FILE
 from shadow_pipeline_tests.ingest_helpers import pipeline_resources, replay_synthetic
 from shadow_pipeline_tests.shadow_helpers import (
@@ -190,6 +191,18 @@ def test_people_read_rounded_kpis_while_the_data_keeps_full_precision(runs: tupl
         shortfall = thresholds.metadata[f"{gate['kpi']}_shortfall"].value
         expected = BY_NAME[gate["kpi"]].rounded(gate["shortfall"])
         assert shortfall == expected or (expected is None and math.isnan(float(str(shortfall))))
+
+
+def test_each_gated_kpi_shows_inline_as_a_line_with_its_gate(runs: tuple[dg.DagsterInstance, Runs]) -> None:
+    _, results = runs
+    result, snapshot, _ = results[NO_GO_SYMBOL]
+    metadata = result.asset_materializations_for_node("shadow_report")[0].metadata
+    for gate in snapshot["gates"][1:]:
+        line = metadata[f"{gate['kpi']}_line"]
+        assert isinstance(line, dg.MarkdownMetadataValue)
+        assert line.value.startswith(f"![{gate['kpi']}](data:image/png;base64,")
+        assert len(line.value) < INLINE_MARKDOWN_CHARS  # else the UI hides it behind [Show Markdown]
+    assert len(metadata["kpi_plot"].value) >= INLINE_MARKDOWN_CHARS  # why the lines exist
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from shadow_pipeline.defs.shadow import checks
 from shadow_pipeline.defs.shadow.fills import SHADOW_FILLS_DESCRIPTION, fills_output
 from shadow_pipeline.defs.shadow.tags import tag_run
 from shadow_pipeline.domain.kpis.catalogue import SUMMARY, names
-from shadow_pipeline.domain.kpis.gates import GO, kpi_gates
+from shadow_pipeline.domain.kpis.gates import GO, Gate, kpi_gates
 from shadow_pipeline.domain.kpis.per_window import iteration_kpis
 from shadow_pipeline.domain.kpis.run_notes import RunNotes, RunNotesMissing, run_notes, with_notes
 from shadow_pipeline.domain.market.windows import HOUR_NS, hour_bounds
@@ -38,7 +38,7 @@ from shadow_pipeline.redis_io.keys import order_stream
 from shadow_pipeline.redis_io.order_stream import load_intents
 from shadow_pipeline.reporting.notes import commit_sha, ingest_note
 from shadow_pipeline.reporting.plots import kpi_plot_png, markdown_image
-from shadow_pipeline.reporting.pnl_plots import FILL_PLOTS
+from shadow_pipeline.reporting.pnl_plots import FILL_PLOTS, sparkline_png
 from shadow_pipeline.reporting.snapshot import (
     PLOT_FILE,
     REPORT_FILE,
@@ -154,6 +154,17 @@ def _notes_of(iterations: pd.DataFrame) -> RunNotes:
         return run_notes(iterations)
     except RunNotesMissing as exc:
         raise dg.Failure(str(exc)) from None
+
+
+def kpi_lines(iterations: pd.DataFrame, gates: list[Gate]) -> dict[str, dg.MetadataValue]:
+    """Each gated KPI over the windows with its threshold dashed, as ``<kpi>_line``: small enough that the UI
+    shows it in the metadata table itself, where the full KPI plot needs a click (docs/fills.md)."""
+    return {
+        f"{gate.kpi}_line": dg.MetadataValue.md(
+            markdown_image(sparkline_png(iterations[gate.kpi].to_numpy(dtype=float), (gate.threshold,)), gate.kpi)
+        )
+        for gate in gates
+    }
 
 
 def _table(frame: pd.DataFrame, columns: tuple[str, ...], rows: int = 60) -> dg.MetadataValue:
@@ -320,6 +331,7 @@ def shadow_report(
             "sensitivity": dg.MetadataValue.md(fill_sensitivity.to_markdown(index=False, floatfmt=".4g")),
             "verdict_flips_in_knob_range": dg.MetadataValue.bool(flips),
             "kpi_plot": dg.MetadataValue.md(markdown_image(png, f"{symbol} KPIs per window")),
+            **kpi_lines(shadow_iterations, gates),
             "snapshot": dg.MetadataValue.path(str(snapshot_path)),
             "profile": run.profile,
             **summary.metadata(),
