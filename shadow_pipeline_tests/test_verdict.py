@@ -202,7 +202,7 @@ def test_each_gated_kpi_shows_inline_as_a_line_with_its_gate(runs: tuple[dg.Dags
         assert isinstance(line, dg.MarkdownMetadataValue)
         assert line.value.startswith(f"![{gate['kpi']}](data:image/png;base64,")
         assert len(line.value) < INLINE_MARKDOWN_CHARS  # else the UI hides it behind [Show Markdown]
-    assert len(metadata["kpi_plot"].value) >= INLINE_MARKDOWN_CHARS  # why the lines exist
+    assert len(str(metadata["kpi_plot"].value)) >= INLINE_MARKDOWN_CHARS  # why the lines exist
 
 
 @pytest.fixture(scope="module")
