@@ -4,6 +4,7 @@ on hand-built tick markets, the walk-forward gate on it, and the profile's tune.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -81,10 +82,16 @@ def test_the_tuner_measures_a_real_edge_on_ticks() -> None:
     """On the overshooting market only a quote one tick behind earns (+5 bps, -5 at the touch), in every
     window: the choice of offset 1 is no overfit."""
     search = Search(SearchSpace.of({"quote_offset_ticks": [0, 1, 2]}, QUEUE_BASE), pbo_blocks=8)
-    tuning = tune([as_hour(overshooting_market(120), 0)], QUEUE_BASE, GATES, search, workers=1)
+    hour = as_hour(overshooting_market(120), 0)
+    open_gates = replace(GATES, min_net_bps=-100.0)  # both quoting sets pass: the objective alone picks
+    tuning = tune([hour], QUEUE_BASE, open_gates, search, workers=1)
     assert tuning.best.point == {"quote_offset_ticks": 1}
     overfitting = tuning.overfitting(search.pbo_blocks)
     assert overfitting.sets == 2 and overfitting.pbo == 0.0  # offset 2 never fills: not a contender
+    # Under the real gates offset 0 fails net_bps: another tier, never picked for its objective, so no choice
+    strict = tune([hour], QUEUE_BASE, GATES, search, workers=1)
+    assert strict.best.point == {"quote_offset_ticks": 1}
+    assert strict.overfitting(search.pbo_blocks).sets == 1
 
 
 def random_walk_market(seconds: int = 600, seed: int = 0) -> pd.DataFrame:

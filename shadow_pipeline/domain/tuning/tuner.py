@@ -215,9 +215,13 @@ class Tuning:
         return self.ranking[0]
 
     def overfitting(self, blocks: int) -> Overfitting:
-        """PBO of this ranking's choice over its windows (cut into ``blocks`` time blocks), sets in candidate
-        order so ties resolve as the ranking does."""
-        ordered = sorted(self.ranking, key=lambda e: e.index)
+        """PBO of this ranking's choice over its windows (cut into ``blocks`` time blocks). The contenders are the
+        sets of the winner's gate tier (as many gates passed, traded or not alike): among them the ranking picks
+        by the objective alone, which is the choice CSCV replays on each half; a set of another tier was never
+        picked for its objective. Sets in candidate order, so ties resolve as the ranking does; the tier is judged
+        on all the windows, not per half (docs/tuning.md)."""
+        tier = self.best.rank_key()[:3]
+        ordered = sorted((e for e in self.ranking if e.rank_key()[:3] == tier), key=lambda e: e.index)
         terms = np.stack([e.terms for e in ordered], axis=1)  # windows x sets x 2
         return cscv(terms[:, :, 0], terms[:, :, 1], blocks)
 
