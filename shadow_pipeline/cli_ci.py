@@ -79,7 +79,8 @@ def ci_dryrun_command(iterations: str, duration: str) -> None:
     """Replay DURATION minutes of the synthetic market for $SHADOW_SYMBOLS into $REDIS_URL, run pipeline_job
     (ingest, shadow, export, dry-run) per (hour, symbol) through `dagster job execute`, then gate on accuracy.
 
-    Exit status: 0 every symbol PASS or WARN, 1 any FAIL or NO DATA (a verdict, as `dryrun`), 2 an error (bad
+    Exit status: 0 every symbol PASS or WARN on ITERATIONS windows, 1 any FAIL, NO DATA or fewer windows (a
+    verdict, as `dryrun`), 2 an error (bad
     option or setting, Redis unreachable, a run that crashed, a report missing)."""
     from shadow_pipeline.launch import partition_keys, stream_hours
 
@@ -87,6 +88,11 @@ def ci_dryrun_command(iterations: str, duration: str) -> None:
         settings.check()
         feed = FeedConfig.model_validate({"minutes": duration})  # the options' text, validated by the configs
         dryrun = DryRunConfig.model_validate({"iterations": iterations})
+        if dryrun.iterations is not None and feed.minutes < dryrun.iterations:  # windows are 60 s
+            raise ValueError(
+                f"--duration {feed.minutes:g} minutes hold fewer than --iterations {dryrun.iterations} windows of "
+                "60 s: replay at least as many minutes as windows"
+            )
         client = connect(decode_responses=True)
         if client.exists(DEFAULT_STREAM):
             raise ValueError(f"stream {DEFAULT_STREAM} already holds ticks: CI replays into an empty Redis")
@@ -101,7 +107,7 @@ def ci_dryrun_command(iterations: str, duration: str) -> None:
         failed = [key for key, run_tags in tags.items() if not _execute(PIPELINE_JOB, ops, run_tags)]
         if failed:
             raise ValueError(f"{len(failed)} of {len(keys)} runs of {PIPELINE_JOB} failed: {', '.join(failed)}")
-        table = gate_table(settings.artifacts_dir(), [hour_and_symbol(key) for key in tags])
+        table = gate_table(settings.artifacts_dir(), [hour_and_symbol(key) for key in tags], dryrun.iterations or 0)
     except _REFUSED as exc:
         _fail(_refusal(exc))
         return

@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 from shadow_pipeline.cli_ci import ci_dryrun_command
 from shadow_pipeline.redis_io.server import RedisServer
-from shadow_pipeline.reporting.ci_gate import PASSING, GateError, gate_table
+from shadow_pipeline.reporting.ci_gate import PASSING, GateError, exit_code, gate_table
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW = ROOT / ".github/workflows/dryrun.yml"
@@ -117,6 +117,7 @@ def test_a_bad_make_variable_is_an_error_not_a_verdict(tmp_path: Path) -> None:
         (["--duration", "0"], "BTCUSDT", "--duration: Input should be greater than 0"),
         (["--duration", "ten"], "BTCUSDT", "--duration: Input should be a valid number"),
         (["--duration", "100000"], "BTCUSDT", "--duration: Input should be less than or equal to 10080"),
+        (["--iterations", "12", "--duration", "6"], "BTCUSDT", "--duration 6 minutes hold fewer than --iterations"),
         ([], "BTC USDT", "$SHADOW_SYMBOLS"),
         ([], "BTCUSDT;rm -rf /", "$SHADOW_SYMBOLS"),
     ],
@@ -154,3 +155,13 @@ def test_the_gate_refuses_a_missing_or_unreadable_report(tmp_path: Path, text: s
     with pytest.raises(GateError, match=None) as refused:
         gate_table(tmp_path, [(HOUR, "BTCUSDT")])
     assert said in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("status", "windows", "code"), [("PASS", 6, 0), ("WARN", 6, 0), ("PASS", 4, 1), ("FAIL", 6, 1), ("NO DATA", 6, 1)]
+)
+def test_the_gate_passes_only_on_the_windows_asked_for(tmp_path: Path, status: str, windows: int, code: int) -> None:
+    _report(tmp_path / "dryrun" / HOUR / "BTCUSDT", f'{{{KEYS}, "status": "{status}", "windows_compared": {windows}}}')
+    assert exit_code(gate_table(tmp_path, [(HOUR, "BTCUSDT")], windows_wanted=6)) == code
+    with pytest.raises(GateError, match="no \\(hour, symbol\\) to gate"):
+        gate_table(tmp_path, [], windows_wanted=6)

@@ -37,8 +37,11 @@ def _accuracy(path: Path) -> dict[str, Any]:
     return report
 
 
-def gate_table(artifacts: Path, partitions: Sequence[tuple[str, str]]) -> pd.DataFrame:
-    """One row per (hour, symbol): the shadow's Go/No-Go, the dry-run's status and what it compared."""
+def gate_table(artifacts: Path, partitions: Sequence[tuple[str, str]], windows_wanted: int = 0) -> pd.DataFrame:
+    """One row per (hour, symbol): the shadow's Go/No-Go, the dry-run's status and what it compared; ``enough``:
+    whether it compared the ``windows_wanted`` windows CI asked for (the report takes the newest N it has)."""
+    if not partitions:
+        raise GateError("no (hour, symbol) to gate: the replay produced no partition")
     try:
         snapshots = [read_snapshot(path) for path in find_snapshots([artifacts])]
     except SnapshotError as exc:
@@ -57,6 +60,7 @@ def gate_table(artifacts: Path, partitions: Sequence[tuple[str, str]]) -> pd.Dat
                 "shadow": verdicts.get((hour, symbol), ""),
                 "accuracy": report["status"],
                 "windows": report.get("windows_compared"),
+                "enough": int(report.get("windows_compared") or 0) >= windows_wanted,
                 "fills_predicted": report.get("predicted_fills"),
                 "fills_actual": report.get("actual_fills"),
             }
@@ -65,5 +69,8 @@ def gate_table(artifacts: Path, partitions: Sequence[tuple[str, str]]) -> pd.Dat
 
 
 def exit_code(table: pd.DataFrame) -> int:
-    """0 when every symbol's accuracy is PASS or WARN, 1 otherwise (FAIL, or NO DATA: nothing vouched for)."""
-    return 0 if table["accuracy"].isin(PASSING).all() else 1
+    """0 when every symbol's accuracy is PASS or WARN on the windows asked for, 1 otherwise (FAIL; NO DATA or
+    fewer windows than asked: nothing vouched for)."""
+    if table.empty:
+        raise GateError("no (hour, symbol) to gate")
+    return 0 if (table["accuracy"].isin(PASSING) & table["enough"]).all() else 1
