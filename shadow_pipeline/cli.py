@@ -24,6 +24,7 @@ import redis
 from shadow_pipeline import settings
 from shadow_pipeline.cli_ci import ci_dryrun_command
 from shadow_pipeline.cli_compare import compare_command
+from shadow_pipeline.cli_errors import fail as _fail
 from shadow_pipeline.cli_feed import feed_command
 from shadow_pipeline.cli_fills import fills_command
 from shadow_pipeline.cli_live import live_shadow_command
@@ -53,11 +54,6 @@ if typing.TYPE_CHECKING:
 log = logging.getLogger("shadow_pipeline")
 # redis.RedisError: what a server refuses (NOPERM for an ACL user, WRONGTYPE for a key that is not a stream)
 _SETUP_ERRORS = (RedisUnavailable, NoServerAvailable, RedisConfigError, redis.RedisError)
-
-
-def _fail(message: str) -> None:
-    click.echo(f"error: {redact_text(message)}", err=True)
-    sys.exit(2)
 
 
 def _exit_for_runs(code: int, crash: str | None) -> None:

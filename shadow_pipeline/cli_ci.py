@@ -20,6 +20,7 @@ import pydantic
 import redis
 
 from shadow_pipeline import settings
+from shadow_pipeline.cli_errors import fail as _fail
 from shadow_pipeline.defs.dryrun.assets import DryRunConfig
 from shadow_pipeline.defs.export.assets import ExportConfig
 from shadow_pipeline.defs.feed.assets import FeedConfig
@@ -29,18 +30,13 @@ from shadow_pipeline.defs.pipeline.jobs import PIPELINE_JOB
 from shadow_pipeline.redis_io.connect import RedisUnavailable, connect
 from shadow_pipeline.redis_io.server import NoServerAvailable
 from shadow_pipeline.redis_io.streams import DEFAULT_STREAM
-from shadow_pipeline.redis_io.url import RedisConfigError, redact_text
+from shadow_pipeline.redis_io.url import RedisConfigError
 from shadow_pipeline.reporting.ci_gate import exit_code, gate_table
 
 _DAGSTER = str(Path(sys.executable).parent / "dagster")
 # ValueError: the configs' validation, a setting, a partition, a report (GateError), a failed run
 _REFUSED = (ValueError, RedisUnavailable, NoServerAvailable, RedisConfigError, redis.RedisError)
 _OPTIONS = {"minutes": "--duration", "iterations": "--iterations"}  # config field -> the option that set it
-
-
-def _fail(message: str) -> None:
-    click.echo(f"error: {redact_text(' '.join(message.split()))}", err=True)
-    raise SystemExit(2)
 
 
 def _refusal(exc: BaseException) -> str:

@@ -8,22 +8,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import NoReturn
 
 import click
 import pandas as pd
 
 from shadow_pipeline import settings
+from shadow_pipeline.cli_errors import fail as _fail
 from shadow_pipeline.domain.kpis.gates import GO
 from shadow_pipeline.domain.kpis.rollup import day_hours
 from shadow_pipeline.domain.market.instruments import InstrumentError, InstrumentId
 from shadow_pipeline.reporting.rollup import RollupError, compare_period, comparison_document, comparison_markdown
 from shadow_pipeline.resources import ArtifactsResource
-
-
-def _fail(message: str) -> NoReturn:
-    click.echo(f"error: {' '.join(message.split())}", err=True)
-    raise SystemExit(2)
 
 
 def _period(day: str | None, hour: str | None) -> tuple[str, list[str]]:

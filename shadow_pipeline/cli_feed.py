@@ -11,25 +11,20 @@ import json
 import logging
 import os
 import signal
-import sys
 import threading
 import typing
 
 import click
 import redis
 
+from shadow_pipeline.cli_errors import fail as _fail
 from shadow_pipeline.feed.live.venues import PROTOCOLS
 from shadow_pipeline.redis_io.connect import RedisUnavailable, connect, resolve_url
 from shadow_pipeline.redis_io.server import NoServerAvailable
-from shadow_pipeline.redis_io.url import RedisConfigError, redact, redact_text
+from shadow_pipeline.redis_io.url import RedisConfigError, redact
 
 log = logging.getLogger("shadow_pipeline")
 _SETUP_ERRORS = (RedisUnavailable, NoServerAvailable, RedisConfigError, redis.RedisError, ValueError, OSError)
-
-
-def _fail(message: str) -> typing.NoReturn:
-    click.echo(f"error: {redact_text(' '.join(message.split()))}", err=True)
-    sys.exit(2)
 
 
 @click.command("feed", context_settings={"help_option_names": ["-h", "--help"]})

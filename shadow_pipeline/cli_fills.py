@@ -14,17 +14,12 @@ import click
 import dagster as dg
 import pandas as pd
 
+from shadow_pipeline.cli_errors import fail as _fail
 from shadow_pipeline.defs.partitions import partition_key, tick_partitions
 from shadow_pipeline.io_managers import ParquetIOManager
-from shadow_pipeline.redis_io.url import redact_text
 from shadow_pipeline.reporting.snapshot import write_atomically
 
 ASSET = dg.AssetKey("shadow_fills")
-
-
-def _fail(message: str) -> None:
-    click.echo(f"error: {redact_text(message)}", err=True)
-    sys.exit(2)
 
 
 def stored_fills(hour: str, symbol: str, data_dir: str | None) -> pd.DataFrame:
@@ -85,7 +80,9 @@ def fills_command(hour: str, symbol: str, profile: str | None, data_dir: str | N
                 f"stored per partition: run shadow-pipeline shadow --profile {profile} for it)"
             )
         _write(out, fills.to_csv(index=False, lineterminator="\n").encode())
-    except (ValueError, OSError) as exc:  # FileNotFoundError: not materialized; PartitionOutOfRange: a ValueError
+    # FileNotFoundError: not materialized; PartitionOutOfRange: a ValueError; ImportError: an object store whose
+    # filesystem package (s3fs, gcsfs, ...) is not installed
+    except (ValueError, OSError, ImportError) as exc:
         _fail(f"{exc.strerror}: {exc.filename}" if isinstance(exc, OSError) and exc.strerror else str(exc))
         return
     if out != "-":

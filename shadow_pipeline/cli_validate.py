@@ -11,6 +11,7 @@ import click
 import pydantic
 
 from shadow_pipeline import settings
+from shadow_pipeline.cli_errors import fail as _fail
 from shadow_pipeline.defs.dryrun.assets import DryRunConfig
 from shadow_pipeline.defs.shadow.assets import ShadowConfig
 from shadow_pipeline.domain.market.instruments import SYMBOL_PATTERN
@@ -27,12 +28,6 @@ from shadow_pipeline.launch import (
 )
 from shadow_pipeline.live.validate import LiveValidation, ValidationError, run_services
 from shadow_pipeline.redis_io.connect import connect, resolve_url
-from shadow_pipeline.redis_io.url import redact_text
-
-
-def _fail(message: str) -> None:
-    click.echo(f"error: {redact_text(message)}", err=True)
-    raise SystemExit(2)
 
 
 def _checked_symbols(raw: str) -> tuple[str, ...]:

@@ -162,6 +162,7 @@ def test_csv_round_trips_every_row_and_column(stored: Stored, tmp_path: Path) ->
         (["--hour", "", "--symbol", SYMBOL], "not an hourly partition key"),
         (["--hour", HOUR, "--symbol", ""], "is not an instrument id"),
         (["--hour", HOUR, "--symbol", SYMBOL, "--data-dir", "/etc/hostname"], "materialize shadow_fills"),
+        (["--hour", HOUR, "--symbol", SYMBOL, "--data-dir", "s3://no-bucket/x"], "s3"),
         (["--hour", HOUR, "--symbol", "DOGEUSDT"], "has no partitions"),
         (["--hour", HOUR, "--symbol", "BTC/USDT;rm"], "BTC/USDT"),
         (["--hour", "2024-08-09-05:00", "--symbol", SYMBOL], "materialize shadow_fills"),
