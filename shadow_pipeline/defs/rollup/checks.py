@@ -11,10 +11,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
-import pandas as pd
 
 from shadow_pipeline.defs.partitions import day_partitions, partitioned_check_spec
 from shadow_pipeline.domain.kpis.gates import Verdict
+from shadow_pipeline.reporting.snapshot import gates_markdown
 
 ROLLUP_ASSET = "shadow_rollup"
 ROLLUP_KPI_THRESHOLDS = "rollup_kpi_thresholds"
@@ -45,7 +45,7 @@ def kpi_thresholds(judged: Verdict) -> dg.AssetCheckResult:
         severity=dg.AssetCheckSeverity.ERROR,
         metadata={
             "failed": ", ".join(o.gate.kpi for o in failed) or "none",
-            "gates": dg.MetadataValue.md(pd.DataFrame([o.as_dict() for o in judged.outcomes]).to_markdown(index=False)),
+            "gates": dg.MetadataValue.md(gates_markdown(o.as_dict() for o in judged.outcomes)),
         },
         description="; ".join(judged.reasons) or None,
     )
