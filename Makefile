@@ -1,5 +1,6 @@
 # Everything a user or CI runs. The first target that needs Python builds .venv from pyproject.toml, with the
-# optional hftbacktest extra (hbt: the dry-run's independent reality engine); `pip install .` leaves it out.
+# optional hftbacktest extra (hbt: the dry-run's independent reality engine) and the scale-out parts (scale: PostgreSQL
+# storage, celery); `pip install .` leaves them out.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -27,7 +28,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "shadow-pipeline needs Python >= 3.11; set PYTHON=python3.11 (or newer)")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev,hbt]'
+	$(BIN)/pip install -q -e '.[dev,hbt,scale]'
 	@touch $@
 
 $(INSTANCE): dagster.yaml
