@@ -24,8 +24,8 @@ from shadow_pipeline.defs.ingest.assets import landing_zone, normalized_ticks, r
 from shadow_pipeline.defs.partitions import day_partitions, partition_key
 from shadow_pipeline.defs.rollup.assets import RollupConfig, profile_comparison, shadow_rollup
 from shadow_pipeline.defs.rollup.checks import ROLLUP_KPI_THRESHOLDS, ROLLUP_NO_GO_HOURS
-from shadow_pipeline.defs.rollup.profiles import PROFILE_TAG
 from shadow_pipeline.defs.shadow.assets import shadow_iterations, shadow_report
+from shadow_pipeline.defs.shadow.tags import PROFILE_TAG
 from shadow_pipeline.domain.kpis.gates import GO, NO_GO
 from shadow_pipeline.domain.kpis.rollup import Standing, profile_key, rank
 from shadow_pipeline.domain.market.synthetic import generate

@@ -307,7 +307,7 @@ def shadow_report(
     png = kpi_plot_png(shadow_iterations, gates, f"{symbol} {hour}, profile {run.profile}")
     write_atomically(folder / PLOT_FILE, png)
     snapshot_path = write_snapshot(folder, snapshot)
-    keep_profile_result(context, artifacts, snapshot, shadow_iterations)
+    keep_profile_result(artifacts, snapshot, shadow_iterations)
     plots = [(PLOT_FILE, "KPIs per window"), *(p for p in FILL_PLOTS if (folder / p.file).exists())]
     write_atomically(folder / REPORT_FILE, render_markdown(snapshot, plots).encode())
     verdict = snapshot["verdict"]
@@ -315,7 +315,7 @@ def shadow_report(
     say(f"{symbol} {hour}: {verdict}" + (f": {'; '.join(snapshot['reasons'])}" if snapshot["reasons"] else ""))
     report = pd.DataFrame([report_row(snapshot)])
     numbers = {name: checks.for_people(name, value) for name, value in snapshot["kpis"].items()}
-    tags = tag_run(context, hour, symbol, judged)
+    tags = tag_run(context, hour, symbol, judged, run.profile)
     flips = bool(verdict_flips(fill_sensitivity))
     kpis = {name: finite(value) for name, value in snapshot["kpis"].items()}
     summary = ShadowSummary(verdict=verdict, reasons=list(snapshot["reasons"]), kpis=kpis, knob_flips=flips)

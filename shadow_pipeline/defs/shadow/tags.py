@@ -4,6 +4,8 @@ not a crash), so the run carries its verdict where that list shows it and filter
 - ``shadow/verdict``: ``GO`` or ``NO-GO``; a run over several partitions is ``NO-GO`` as soon as one is.
 - ``shadow/no-go``: the No-Go partitions, as ``<hour>.<symbol>`` (``2024-08-09T00.ETHUSDT``), ``_``-joined.
 - ``shadow/reason``: the first failed gate of the first No-Go partition, short (``net_bps_-3.21_lt_0``).
+- ``shadow/profile``: the profile judged, so runs of several profiles on one partition are told apart
+  (docs/rollups.md, "Profiles side by side").
 
 Values keep to Dagster's strict tag rules (``[A-Za-z0-9_.-]``, at most 63 characters), so the UI can filter on
 them; the full reasons are in the asset's metadata and the failed checks (docs/verdict.md).
@@ -21,6 +23,7 @@ from shadow_pipeline.domain.kpis.gates import GO, NO_GO, GateOutcome, Verdict
 VERDICT_TAG = "shadow/verdict"
 NO_GO_TAG = "shadow/no-go"
 REASON_TAG = "shadow/reason"
+PROFILE_TAG = "shadow/profile"
 MAX_VALUE = 63  # Dagster's strict limit on a tag value
 _NOT_ALLOWED = re.compile(r"[^A-Za-z0-9_.-]")
 _MORE = re.compile(r"^and-(\d+)-more$")  # the count of No-Go partitions that did not fit
@@ -72,10 +75,9 @@ def verdict_tags(current: Mapping[str, str], hour: str, symbol: str, judged: Ver
     }
 
 
-def tag_run(context: dg.AssetExecutionContext, hour: str, symbol: str, judged: Verdict) -> dict[str, str]:
-    """Add the verdict tags to the running run; returns the tags added."""
+def tag_run(context: dg.AssetExecutionContext, hour: str, symbol: str, judged: Verdict, profile: str) -> dict[str, str]:
+    """Add the verdict and profile tags to the running run; returns the tags added."""
     run = context.instance.get_run_by_id(context.run.run_id)
-    tags = verdict_tags(run.tags if run else {}, hour, symbol, judged)
-    if tags:
-        context.instance.add_run_tags(context.run.run_id, tags)
+    tags = {**verdict_tags(run.tags if run else {}, hour, symbol, judged), PROFILE_TAG: tag_value(profile)}
+    context.instance.add_run_tags(context.run.run_id, tags)
     return tags
