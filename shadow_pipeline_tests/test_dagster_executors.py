@@ -34,6 +34,8 @@ HOUR, SYMBOL = "2024-08-09-00:00", "BTCUSDT"
 RABBITMQ = ("127.0.0.1", 5672)
 BROKER = "pyamqp://guest:guest@127.0.0.1:5672//"
 COMPARED = ("shadow_iterations", "shadow_report")
+# Steps forked from a server that imported the code location once: a second or more less per step than a spawn.
+MULTIPROCESS = {"max_concurrent": 2, "start_method": {"forkserver": {"preload_modules": ["shadow_pipeline.definitions"]}}}
 # What a step in another process logs: proof that the chosen executor ran the steps, not the in-process one.
 STEP_ELSEWHERE = {"multiprocess": "Launching subprocess for", "celery": "in celery worker"}
 
@@ -43,6 +45,27 @@ def pipeline_job(executor: str) -> dg.JobDefinition:
     ``executor`` is what the launcher chose, so a process that sees another setting fails loudly."""
     assert settings.executor() == executor, f"${settings.EXECUTOR_ENV} differs in this process"
     return defs().resolve_job_def(PIPELINE_JOB)
+
+
+HOSTILE = ["k8s", "in-process", "CELERY", "nan", "1e309", "celery;rm -rf /", "in_process,celery", "\u00e9"]
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_a_bad_executor_setting_loads_in_process_and_fails_runs_with_one_line(
+    value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(settings.EXECUTOR_ENV, value)
+    assert defs().resolve_job_def(PIPELINE_JOB).executor_def is dg.in_process_executor  # the UI still loads
+    with pytest.raises(settings.SettingsError) as raised:
+        settings.check()  # what every run's io_manager and every CLI command that runs does first
+    assert str(raised.value) == f"${settings.EXECUTOR_ENV}={value!r}: expected one of in_process, multiprocess, celery"
+
+
+def test_the_executor_setting_is_read_when_the_definitions_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(settings.EXECUTOR_ENV, " multiprocess ")
+    assert defs().resolve_job_def(PIPELINE_JOB).executor_def is dg.multiprocess_executor
+    monkeypatch.delenv(settings.EXECUTOR_ENV)
+    assert defs().resolve_job_def(PIPELINE_JOB).executor_def is dg.in_process_executor
 
 
 def _rabbitmq_reachable() -> bool:
@@ -100,7 +123,7 @@ def test_multiprocess_stores_what_in_process_stores(
 ) -> None:
     _run("in_process", tmp_path / "in_process", redis_url, ticks)
     monkeypatch.setenv(settings.EXECUTOR_ENV, "multiprocess")  # the subprocesses inherit it
-    _run("multiprocess", tmp_path / "multiprocess", redis_url, ticks, {"max_concurrent": 2})
+    _run("multiprocess", tmp_path / "multiprocess", redis_url, ticks, MULTIPROCESS)
     _assert_same_outputs(tmp_path / "in_process", tmp_path / "multiprocess")
 
 
@@ -131,6 +154,7 @@ def celery_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[d
             connection.default_channel.queue_delete(queue)
 
 
+@pytest.mark.filterwarnings("ignore:Task name 'execute_plan' is already registered")  # dagster-celery's own
 def test_celery_stores_what_in_process_stores(
     redis_url: str, ticks: str, tmp_path: Path, celery_worker: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
