@@ -35,7 +35,8 @@ RABBITMQ = ("127.0.0.1", 5672)
 BROKER = "pyamqp://guest:guest@127.0.0.1:5672//"
 COMPARED = ("shadow_iterations", "shadow_report")
 # Steps forked from a server that imported the code location once: a second or more less per step than a spawn.
-MULTIPROCESS = {"max_concurrent": 2, "start_method": {"forkserver": {"preload_modules": ["shadow_pipeline.definitions"]}}}
+FORKSERVER = {"forkserver": {"preload_modules": ["shadow_pipeline.definitions"]}}
+MULTIPROCESS = {"max_concurrent": 2, "start_method": FORKSERVER}
 # What a step in another process logs: proof that the chosen executor ran the steps, not the in-process one.
 STEP_ELSEWHERE = {"multiprocess": "Launching subprocess for", "celery": "in celery worker"}
 
