@@ -77,12 +77,26 @@ def _rabbitmq_reachable() -> bool:
     return True
 
 
-@pytest.fixture
-def ticks(redis_url: str, redis_client: redis.Redis, stream: str) -> Iterator[str]:
-    replay_synthetic(redis_client, stream, seconds=120, symbols=(SYMBOL,), start="2024-08-09T00:00:00Z")
+@pytest.fixture(scope="module")
+def ticks(redis_url: str) -> Iterator[str]:
+    """Two minutes of one symbol in a stream of this module alone; each run drains it in its own group."""
+    client = redis.Redis.from_url(redis_url)
+    stream = f"test:{uuid.uuid4().hex[:12]}:ticks"
+    replay_synthetic(client, stream, seconds=120, symbols=(SYMBOL,), start="2024-08-09T00:00:00Z")
     yield stream
-    for name in redis_client.scan_iter(match="shadow:kpi:*"):  # what export wrote, as test_dagster_dryrun does
-        redis_client.delete(name)
+    for pattern in (f"{stream}*", "shadow:kpi:*"):  # and what export wrote, as test_dagster_dryrun does
+        for name in client.scan_iter(match=pattern):
+            client.delete(name)
+
+
+@pytest.fixture(scope="module")
+def in_process(redis_url: str, ticks: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder of an in-process run: what every other executor must store."""
+    folder = tmp_path_factory.mktemp("executors") / "in_process"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv(settings.EXECUTOR_ENV, raising=False)
+        _run("in_process", folder, redis_url, ticks)
+    return folder
 
 
 def _run(
@@ -120,20 +134,17 @@ def _assert_same_outputs(expected: Path, actual: Path) -> None:
 
 
 def test_multiprocess_stores_what_in_process_stores(
-    redis_url: str, ticks: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    redis_url: str, ticks: str, in_process: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _run("in_process", tmp_path / "in_process", redis_url, ticks)
     monkeypatch.setenv(settings.EXECUTOR_ENV, "multiprocess")  # the subprocesses inherit it
     _run("multiprocess", tmp_path / "multiprocess", redis_url, ticks, MULTIPROCESS)
-    _assert_same_outputs(tmp_path / "in_process", tmp_path / "multiprocess")
+    _assert_same_outputs(in_process, tmp_path / "multiprocess")
 
 
 @pytest.fixture
 def celery_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     """A dagster-celery worker on a queue of this test alone (a broker may serve other runs), stopped and its
     queue deleted afterwards; yields the executor config that sends steps to it."""
-    if not _rabbitmq_reachable():
-        pytest.skip(f"RabbitMQ is not reachable on {RABBITMQ[0]}:{RABBITMQ[1]} (the celery executor's broker)")
     queue = f"shadow-test-{uuid.uuid4().hex[:12]}"
     execution = {"broker": BROKER, "backend": "rpc://", "config_source": {"task_default_queue": queue}}
     config_file = tmp_path / "celery.yaml"
@@ -155,11 +166,12 @@ def celery_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[d
             connection.default_channel.queue_delete(queue)
 
 
+@pytest.mark.skipif(
+    not _rabbitmq_reachable(), reason=f"RabbitMQ is not reachable on {RABBITMQ[0]}:{RABBITMQ[1]} (celery's broker)"
+)
 @pytest.mark.filterwarnings("ignore:Task name 'execute_plan' is already registered")  # dagster-celery's own
 def test_celery_stores_what_in_process_stores(
-    redis_url: str, ticks: str, tmp_path: Path, celery_worker: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    redis_url: str, ticks: str, in_process: Path, tmp_path: Path, celery_worker: dict[str, Any]
 ) -> None:
     _run("celery", tmp_path / "celery", redis_url, ticks, celery_worker)
-    monkeypatch.delenv(settings.EXECUTOR_ENV)
-    _run("in_process", tmp_path / "in_process", redis_url, ticks)
-    _assert_same_outputs(tmp_path / "in_process", tmp_path / "celery")
+    _assert_same_outputs(in_process, tmp_path / "celery")
