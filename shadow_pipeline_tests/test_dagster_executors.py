@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import celery
 import dagster as dg
 import kombu
 import pandas as pd
@@ -133,6 +134,16 @@ def _assert_same_outputs(expected: Path, actual: Path) -> None:
     assert report["verdict"].iloc[0] == "GO" and report["valid_windows"].iloc[0] > 0
 
 
+def _wait_until_ready(worker: subprocess.Popen[bytes], queue: str, attempts: int = 90) -> None:
+    control = celery.Celery(broker=BROKER).control
+    for _ in range(attempts):
+        if worker.poll() is not None:
+            pytest.fail(f"the celery worker exited with {worker.returncode} before it answered (its stderr is above)")
+        if any(name.startswith(f"{queue}@") for reply in control.ping(timeout=1) for name in reply):
+            return
+    pytest.fail(f"the celery worker did not answer a ping in {attempts} attempts")
+
+
 def test_multiprocess_stores_what_in_process_stores(
     redis_url: str, ticks: str, in_process: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -155,15 +166,20 @@ def celery_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[d
     environment = {**os.environ, "DAGSTER_HOME": str(home), "PYTHONPATH": str(Path(__file__).parents[1])}
     command = ["dagster-celery", "worker", "start", "-A", "dagster_celery.app", "-y", str(config_file), "-q", queue]
     worker = subprocess.Popen(
-        [*command, "--", "--concurrency=1"], env=environment, start_new_session=True, stdout=subprocess.DEVNULL
+        [*command, "-n", f"{queue}@%h", "--", "--concurrency=1"],
+        env=environment,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
     )
     try:
+        _wait_until_ready(worker, queue)  # else a run whose steps nobody takes would wait for ever
         yield execution
     finally:
         os.killpg(worker.pid, signal.SIGTERM)  # dagster-celery and the celery worker it started
         worker.wait(timeout=30)
         with kombu.Connection(BROKER) as connection:
             connection.default_channel.queue_delete(queue)
+            connection.default_channel.exchange_delete(queue)  # celery declares one of the queue's name
 
 
 @pytest.mark.skipif(
