@@ -27,6 +27,8 @@ DAGSTER_HOME_ENV = "DAGSTER_HOME"
 MARKET_DATA_ENV = "SHADOW_MARKET_DATA"
 INGEST_SLOT_ENV = "SHADOW_INGEST_SLOT"
 DEFAULT_INGEST_SLOT = "0"
+EXECUTOR_ENV = "SHADOW_EXECUTOR"
+EXECUTORS = ("in_process", "multiprocess", "celery")  # docs/scaling.md, "Executors", says when to use which
 
 DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT")
 # What an instrument id may hold (a partition key by Dagster's rules, and a folder name): SYMBOL[.venue].
@@ -86,6 +88,7 @@ def check() -> None:
     """
     _symbols()
     _first_hour()
+    _executor()
 
 
 def _symbols() -> list[str]:
@@ -108,6 +111,22 @@ def _first_hour() -> str:
         raise SettingsError(
             f"${FIRST_HOUR_ENV}={value!r}: expected an hour as YYYY-MM-DD-HH:00, e.g. {DEFAULT_FIRST_HOUR}"
         )
+    return value
+
+
+def executor() -> str:
+    """How a launched run executes its steps (``$SHADOW_EXECUTOR``, one of EXECUTORS); in-process when unset or
+    malformed (``check`` says so when a run starts)."""
+    try:
+        return _executor()
+    except SettingsError:
+        return EXECUTORS[0]
+
+
+def _executor() -> str:
+    value = _get(EXECUTOR_ENV) or EXECUTORS[0]
+    if value not in EXECUTORS:
+        raise SettingsError(f"${EXECUTOR_ENV}={value!r}: expected one of {', '.join(EXECUTORS)}")
     return value
 
 

@@ -19,6 +19,7 @@ from shadow_pipeline.launch import _failure_text
 BAD = {
     settings.FIRST_HOUR_ENV: ("garbage", "$SHADOW_FIRST_HOUR='garbage': expected an hour as YYYY-MM-DD-HH:00"),
     settings.SYMBOLS_ENV: (";;", "$SHADOW_SYMBOLS=';;': expected comma-separated instrument ids of letters, digits"),
+    settings.EXECUTOR_ENV: ("k8s", "$SHADOW_EXECUTOR='k8s': expected one of in_process, multiprocess, celery"),
 }
 LOAD = "import shadow_pipeline.definitions as d; d.defs(); import shadow_pipeline.cli; print('loaded')"
 
