@@ -36,7 +36,7 @@ from shadow_pipeline.ingest.landing import Kind, LandingStore
 from shadow_pipeline.parquet import write_frame
 from shadow_pipeline.redis_io.server import start_server
 from shadow_pipeline_tests.bench_baseline import simulator as baseline_simulator
-from shadow_pipeline_tests.bench_consumers import bench_per_consumer
+from shadow_pipeline_tests.bench_consumers import BASELINE_COUNT, bench_per_consumer, redis_py_loop
 from shadow_pipeline_tests.bench_live import bench_feed, bench_live_delay, bench_ws_clients
 from shadow_pipeline_tests.bench_sources import REPEATS, fill_ingest_stream, source
 
@@ -112,12 +112,7 @@ def bench_ingest(client: redis.Redis, url: str) -> list[dict[str, object]]:
     def raw_loop() -> int:
         group = f"raw{next(groups)}"
         client.xgroup_create(stream, group, id="0")
-        read = 0
-        while reply := client.xreadgroup(group, "c", {stream: ">"}, count=2000):
-            ids = [entry[0] for entry in reply[0][1]]  # type: ignore[index]
-            client.xack(stream, group, *ids)  # type: ignore[arg-type]
-            read += len(ids)
-        return read
+        return redis_py_loop(url, stream, group, "c")
 
     def ours() -> int:
         with tempfile.TemporaryDirectory() as folder:
@@ -136,7 +131,10 @@ def bench_ingest(client: redis.Redis, url: str) -> list[dict[str, object]]:
     assert base_n == our_n == alone_n == entries, (base_n, our_n, alone_n, entries)
     peak_ticks, peak_mb = _peak_memory(client, url)
     per_consumer = bench_per_consumer(client, url, stream, entries, name, REPEATS)
-    common = {"baseline": "redis-py XREADGROUP COUNT 2000 + XACK loop", "baseline_per_s": round(base_n / base_s)}
+    common = {
+        "baseline": f"redis-py XREADGROUP COUNT {BASELINE_COUNT} + XACK loop",
+        "baseline_per_s": round(base_n / base_s),
+    }
     return [
         {
             "benchmark": "stream -> normalized_ticks storage",
