@@ -30,17 +30,16 @@ from shadow_pipeline.domain.strategies.profiles import FILL_DWELL, StrategyParam
 from shadow_pipeline.domain.tuning.search_space import SearchSpace
 from shadow_pipeline.domain.tuning.tuner import Evaluation, Hour, Search, evaluate_all
 from shadow_pipeline.domain.validation.hftbacktest_engine import INSTALL_HINT, hftbacktest_available, hftbacktest_replay
-from shadow_pipeline.feed.recordings import read_binance
 from shadow_pipeline.feed.replay import ReplayOptions, number_ticks, replay
 from shadow_pipeline.ingest.consumer import IngestOptions, TickConsumer
 from shadow_pipeline.ingest.landing import Kind, LandingStore
 from shadow_pipeline.parquet import write_frame
 from shadow_pipeline.redis_io.server import start_server
 from shadow_pipeline_tests.bench_baseline import simulator as baseline_simulator
+from shadow_pipeline_tests.bench_consumers import BASELINE_COUNT, bench_per_consumer, redis_py_loop
 from shadow_pipeline_tests.bench_live import bench_feed, bench_live_delay, bench_ws_clients
-from shadow_pipeline_tests.conftest import MARKET_DATA
+from shadow_pipeline_tests.bench_sources import REPEATS, fill_ingest_stream, source
 
-REPEATS = 5
 INTERFACE_REPEATS = 6  # twice, in either order: a ratio near its acceptance line (0.9) needs more rounds
 MEMORY_MARKET_SECONDS = 2400  # about a million ticks of the synthetic BTCUSDT + ETHUSDT market
 SIMULATOR_TICKS = 5_000_000  # the recording tiled to at least this many ticks
@@ -63,15 +62,8 @@ def _timed(run: Callable[[], int]) -> tuple[int, float]:
     return items, time.perf_counter() - started
 
 
-def _source() -> tuple[str, pd.DataFrame]:
-    path = MARKET_DATA / "binance_hftbacktest/usdm/btcusdt_20240808.gz"
-    if path.exists():
-        return path.name, read_binance([path])
-    return "synthetic 10 min BTCUSDT+ETHUSDT", pd.concat(list(generate(["BTCUSDT", "ETHUSDT"], 600, seed=1)))
-
-
 def bench_replay(client: redis.Redis) -> dict[str, object]:
-    name, frame = _source()
+    name, frame = source()
     numbered = number_ticks(frame.reset_index(drop=True), {})
     prebuilt = [dict(zip(FIELDS, map(str, row), strict=True)) for row in numbered[list(FIELDS)].to_numpy().tolist()]
 
@@ -100,16 +92,6 @@ def bench_replay(client: redis.Redis) -> dict[str, object]:
     }
 
 
-def _fill_ingest_stream(client: redis.Redis, stream: str) -> tuple[str, int]:
-    files = [MARKET_DATA / f"binance_hftbacktest/usdm/{s}_20240808.gz" for s in ("btcusdt", "ethusdt")]
-    if all(f.exists() for f in files):
-        name, frame = "Binance BTCUSDT+ETHUSDT 2024-08-08", read_binance(files)
-    else:
-        name, frame = _source()
-    client.delete(stream)
-    return name, replay(client, [frame], ReplayOptions(stream=stream, maxlen=None, progress=False)).entries
-
-
 def _normalize_partitions(store: LandingStore, target: Path) -> int:
     """What normalized_ticks does per partition, without Dagster's per-run overhead: read, assess, write."""
     rows = 0
@@ -124,18 +106,13 @@ def _normalize_partitions(store: LandingStore, target: Path) -> int:
 def bench_ingest(client: redis.Redis, url: str) -> list[dict[str, object]]:
     """The issue's figure (into normalized_ticks storage), and the consumer alone (into the landing zone)."""
     stream = "bench:ingest"
-    name, entries = _fill_ingest_stream(client, stream)
+    name, entries = fill_ingest_stream(client, stream)
     groups = iter(range(1_000_000))
 
     def raw_loop() -> int:
         group = f"raw{next(groups)}"
         client.xgroup_create(stream, group, id="0")
-        read = 0
-        while reply := client.xreadgroup(group, "c", {stream: ">"}, count=2000):
-            ids = [entry[0] for entry in reply[0][1]]  # type: ignore[index]
-            client.xack(stream, group, *ids)  # type: ignore[arg-type]
-            read += len(ids)
-        return read
+        return redis_py_loop(url, stream, group, "c")
 
     def ours() -> int:
         with tempfile.TemporaryDirectory() as folder:
@@ -153,7 +130,11 @@ def bench_ingest(client: redis.Redis, url: str) -> list[dict[str, object]]:
     (base_n, base_s), (our_n, our_s), (alone_n, alone_s) = _best(raw_loop, ours, consumer_only)
     assert base_n == our_n == alone_n == entries, (base_n, our_n, alone_n, entries)
     peak_ticks, peak_mb = _peak_memory(client, url)
-    common = {"baseline": "redis-py XREADGROUP COUNT 2000 + XACK loop", "baseline_per_s": round(base_n / base_s)}
+    per_consumer = bench_per_consumer(client, url, stream, entries, name, REPEATS)
+    common = {
+        "baseline": f"redis-py XREADGROUP COUNT {BASELINE_COUNT} + XACK loop",
+        "baseline_per_s": round(base_n / base_s),
+    }
     return [
         {
             "benchmark": "stream -> normalized_ticks storage",
@@ -170,6 +151,7 @@ def bench_ingest(client: redis.Redis, url: str) -> list[dict[str, object]]:
             "ours_per_s": round(alone_n / alone_s),
             "ratio": round((alone_n / alone_s) / (base_n / base_s), 3),
         },
+        *per_consumer,
     ]
 
 
@@ -201,7 +183,7 @@ def _peak_memory(client: redis.Redis, url: str) -> tuple[int, float]:
 
 def _btcusdt_ticks() -> tuple[str, pd.DataFrame]:
     """Typed ticks of one symbol (the Binance BTCUSDT recording when present), in exchange-time order."""
-    name, frame = _source()
+    name, frame = source()
     frame = frame[frame["symbol"] == "BTCUSDT"].reset_index(drop=True)
     numbered = number_ticks(frame, {})
     ticks = parse_table({c: numbered[c].astype(str).to_numpy(dtype=object) for c in FIELDS}).ticks

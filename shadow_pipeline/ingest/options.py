@@ -34,7 +34,7 @@ class IngestSettings(BaseModel):
 
     stream: str = Field(default=DEFAULT_STREAM, description="The tick stream the feed handler writes.")
     group: str = Field(default=CONSUMER_GROUP, description="Consumer group of Shadow Mode.")
-    batch: int = Field(default=2000, ge=1, le=1_000_000, description="Entries per XREADGROUP.")
+    batch: int = Field(default=20_000, ge=1, le=1_000_000, description="Entries per XREADGROUP.")
     block_ms: int = Field(default=1000, ge=0, le=_DAY_MS, description="XREADGROUP BLOCK while serving.")
     claim_idle_ms: int = Field(
         default=60_000, ge=0, le=_DAY_MS, description="Claim entries idle this long from any consumer (XAUTOCLAIM)."

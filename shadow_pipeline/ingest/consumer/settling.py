@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from shadow_pipeline.ingest.consumer.tick_consumer import TickConsumer
 
 log = logging.getLogger(__name__)
+# A drain waiting for the group's other consumers polls this often: they usually ack within milliseconds of
+# this one's end, and each poll is one XPENDING, so a coarse poll mostly adds idle time to the drain.
+SETTLE_POLL_SECONDS = 0.05
 
 
 def land_due(consumer: TickConsumer, dropped: pd.DataFrame, entries: int) -> None:
@@ -144,7 +147,7 @@ def settle(consumer: TickConsumer) -> None:
         consumer.report.complete = not held
         if not held or time.monotonic() >= deadline:
             break
-        time.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
+        time.sleep(min(SETTLE_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
     if held:
         log.warning("%s", incomplete_message(opts, consumer.report))
     for facts in claims.consumers(consumer._client, opts.stream, opts.group):  # owners emptied by the claims above

@@ -1,0 +1,115 @@
+"""`make bench` row "ingest per consumer vs redis-py loop", at 1 and 2 consumers of one group.
+
+Each consumer runs in its own process (as deployed: one consumer per process or pod), so two consumers do not
+share a GIL; the processes are started and warmed before the clock starts, so the ratio is the read path's,
+not interpreter start-up. The baseline runs the same number of redis-py XREADGROUP+XACK loops, also in
+processes, against the same stream in the same round.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+
+import pandas as pd
+import redis
+
+from shadow_pipeline.ingest.consumer import IngestOptions, TickConsumer
+from shadow_pipeline.ingest.landing import LandingStore
+from shadow_pipeline.redis_io.server import start_server
+from shadow_pipeline_tests.bench_sources import REPEATS, fill_ingest_stream
+
+CONSUMER_COUNTS = (1, 2)
+BASELINE_COUNT = 2000  # the raw loop's COUNT, as in the "stream -> normalized_ticks" row
+
+
+def redis_py_loop(url: str, stream: str, group: str, consumer: str) -> int:
+    """The baseline: what a plain redis-py consumer does per batch (read, then ack the batch's ids)."""
+    client = redis.Redis.from_url(url)
+    read = 0
+    while reply := client.xreadgroup(group, consumer, {stream: ">"}, count=BASELINE_COUNT):
+        ids = [entry[0] for entry in reply[0][1]]  # type: ignore[index]
+        client.xack(stream, group, *ids)  # type: ignore[arg-type]
+        read += len(ids)
+    return read
+
+
+def tick_consumer(url: str, stream: str, group: str, consumer: str, landing: str) -> int:
+    """One ingest consumer draining its share of the group into the shared landing zone."""
+    options = IngestOptions(stream=stream, group=group, consumer=consumer)
+    return TickConsumer(LandingStore(landing), options, url).drain().landed_total
+
+
+def _warm() -> None:
+    import shadow_pipeline.ingest.consumer  # noqa: F401  (imports and numba caches load before the clock)
+
+
+def _round(pool: ProcessPoolExecutor, jobs: list[tuple[Callable[..., int], tuple[str, ...]]], entries: int) -> float:
+    """Entries per second of ``jobs`` started at once on a fresh group: together they read the stream once."""
+    started = time.perf_counter()
+    total = sum(future.result() for future in [pool.submit(run, *args) for run, args in jobs])
+    seconds = time.perf_counter() - started
+    assert total == entries, (total, entries)  # every entry read (and, for ours, landed) exactly once
+    return total / seconds
+
+
+def bench_per_consumer(
+    client: redis.Redis, url: str, stream: str, entries: int, name: str, repeats: int
+) -> list[dict[str, object]]:
+    """Best of ``repeats`` interleaved rounds for each consumer count: ours and the redis-py loops, same stream."""
+    rows: list[dict[str, object]] = []
+    groups = iter(range(1_000_000))
+    with ProcessPoolExecutor(max(CONSUMER_COUNTS), mp_context=multiprocessing.get_context("spawn")) as pool:
+        for warm in [pool.submit(_warm) for _ in range(max(CONSUMER_COUNTS))]:
+            warm.result()
+        for count in CONSUMER_COUNTS:
+            best_base, best_ours = 0.0, 0.0
+            for _ in range(repeats):
+                for ours in (False, True):
+                    group = f"per-consumer{next(groups)}"
+                    client.xgroup_create(stream, group, id="0")
+                    with tempfile.TemporaryDirectory() as landing:
+                        jobs: list[tuple[Callable[..., int], tuple[str, ...]]] = [
+                            (tick_consumer, (url, stream, group, f"c{c}", landing))
+                            if ours
+                            else (redis_py_loop, (url, stream, group, f"c{c}"))
+                            for c in range(count)
+                        ]
+                        rate = _round(pool, jobs, entries)
+                    if ours:
+                        best_ours = max(best_ours, rate)
+                    else:
+                        best_base = max(best_base, rate)
+                    client.xgroup_destroy(stream, group)
+            rows.append(
+                {
+                    "benchmark": f"ingest per consumer vs redis-py loop ({count} consumer{'s' * (count > 1)})",
+                    "input": f"{name}, {entries} entries",
+                    "baseline": f"{count} redis-py XREADGROUP COUNT {BASELINE_COUNT} + XACK loop(s), one process each",
+                    "baseline_per_s": round(best_base / count),
+                    "ours_per_s": round(best_ours / count),
+                    "ratio": round(best_ours / best_base, 3),
+                }
+            )
+    return rows
+
+
+def main() -> None:
+    """``python -m shadow_pipeline_tests.bench_consumers``: these rows alone, on an embedded Redis."""
+
+    server = start_server()
+    try:
+        client = redis.Redis.from_url(server.url)
+        name, entries = fill_ingest_stream(client, "bench:per-consumer")
+        rows = bench_per_consumer(client, server.url, "bench:per-consumer", entries, name, REPEATS)
+        client.delete("bench:per-consumer")
+    finally:
+        server.stop()
+    print(pd.DataFrame(rows, dtype=object).to_markdown(index=False))
+
+
+if __name__ == "__main__":
+    main()
