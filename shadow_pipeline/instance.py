@@ -20,6 +20,7 @@ PG_SCHEME = "postgresql+psycopg2"
 # No userinfo in the example: every message passes through redact_text, which would mask it.
 _EXAMPLE = f"{PG_SCHEME}://HOST:5432/DATABASE with the user and password before the host"
 CONNECT_TIMEOUT_S = 5
+MAX_HOST_LENGTH = 253  # DNS
 STORAGE_SECTION = f"""
 # Added because ${DAGSTER_PG_URL_ENV} is set: runs, event logs and schedules in PostgreSQL (docs/scaling.md).
 storage:
@@ -51,6 +52,8 @@ def validate_pg_url(url: str) -> None:
         )
     if not parts.hostname or not parts.path.strip("/") or port == 0:
         raise InstanceConfigError(f"${DAGSTER_PG_URL_ENV} needs a host and a database; expected {_EXAMPLE}")
+    if len(parts.hostname) > MAX_HOST_LENGTH:  # libpq would spend its whole timeout resolving it
+        raise InstanceConfigError(f"${DAGSTER_PG_URL_ENV}: the host name is longer than {MAX_HOST_LENGTH} characters")
 
 
 def check_reachable(url: str) -> None:

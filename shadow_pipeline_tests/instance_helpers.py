@@ -47,8 +47,8 @@ def reachable_pg_url() -> str:
 def fresh_database(url: str) -> Iterator[str]:
     """The URL of a new, empty database on ``url``'s server, dropped afterwards."""
     name = f"shadow_test_{uuid.uuid4().hex[:12]}"
-    with connect(url) as admin:
-        admin.cursor().execute(f'CREATE DATABASE "{name}"')
+    admin = connect(url)  # no `with`: psycopg2 opens a transaction there, and CREATE DATABASE refuses one
+    admin.cursor().execute(f'CREATE DATABASE "{name}"')
     admin.close()
     try:
         yield _with_database(url, name)
