@@ -17,6 +17,7 @@ from pathlib import Path
 from playwright.sync_api import Page, expect, sync_playwright
 
 from shadow_pipeline.redis_io.server import _free_port
+from shadow_pipeline_tests.instance_helpers import project_home
 
 REPO = Path(__file__).resolve().parents[1]
 SCREENSHOTS = REPO / "docs" / "screenshots"
@@ -41,14 +42,17 @@ SERVER_START_S = 180.0
 def dagster_dev(home: Path, env: Mapping[str, str]) -> Iterator[str]:
     """`dagster dev` (webserver and daemon, so launched runs leave the queue) on the instance in ``home`` with the
     project's dagster.yaml; yields the UI's base URL. Its whole process group is stopped afterwards."""
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
+    with project_home(home) as home_env:  # on PostgreSQL when $SHADOW_DAGSTER_PG_URL is set
+        yield from _serve(home, {**env, **home_env})
+
+
+def _serve(home: Path, env: Mapping[str, str]) -> Iterator[str]:
     port = _free_port()
     log = (home / "dagster-dev.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "dagster", "dev", "-m", "shadow_pipeline.definitions", "-p", str(port)],
         cwd=REPO,
-        env={**os.environ, **env, "DAGSTER_HOME": str(home)},
+        env={**os.environ, **env},
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
