@@ -5,7 +5,6 @@ than each limit ever ran at once, and that every run finished."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ import yaml
 
 from shadow_pipeline.defs.run_queue import KIND_TAG, SHADOW_KIND, STREAM_TAG, TUNE_KIND
 from shadow_pipeline_tests.instance_helpers import REPO, project_home
+from shadow_pipeline_tests.process_helpers import stop_group
 from shadow_pipeline_tests.queue_location import RUN_TAGS
 
 LOCATION = "shadow_pipeline_tests.queue_location"
@@ -61,12 +61,7 @@ def daemon_home(tmp_path: Path) -> Iterator[tuple[Path, dict[str, str]]]:
         try:
             yield home, env
         finally:
-            os.killpg(daemon.pid, signal.SIGTERM)
-            try:
-                daemon.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(daemon.pid, signal.SIGKILL)
-                daemon.wait()
+            stop_group(daemon)
             log.close()
 
 

@@ -4,7 +4,6 @@ Playwright (no browser download works here, so Playwright's own builds are never
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -18,6 +17,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from shadow_pipeline.redis_io.server import _free_port
 from shadow_pipeline_tests.instance_helpers import project_home
+from shadow_pipeline_tests.process_helpers import stop_group
 
 REPO = Path(__file__).resolve().parents[1]
 SCREENSHOTS = REPO / "docs" / "screenshots"
@@ -61,12 +61,7 @@ def _serve(home: Path, env: Mapping[str, str]) -> Iterator[str]:
         _wait_until_serving(port, process, home / "dagster-dev.log")
         yield f"http://127.0.0.1:{port}"
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_group(process)
         log.close()
 
 
