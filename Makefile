@@ -20,7 +20,7 @@ INSTANCE := $(DAGSTER_HOME)/dagster.yaml
 SAVE_STATUS = $(if $(VERDICT_FILE),echo $$status > '$(VERDICT_FILE)';)
 RECORD = status=$$?; $(SAVE_STATUS) exit $$status
 
-.PHONY: rollup demo loop test lint typecheck defs pytest dev ingest live-shadow ingest-job shadow-redis shadow-report shadow-audit shadow-ci \
+.PHONY: FORCE rollup demo loop test lint typecheck defs pytest dev ingest live-shadow ingest-job shadow-redis shadow-report shadow-audit shadow-ci \
 	shadow-redis-export shadow-redis-export-stream shadow-tune dryrun dryrun-validate bench strategies soak clean \
 	feed feed-server shadow-live-validate setup system-deps ci-dryrun
 
@@ -31,9 +31,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev,hbt,scale]'
 	@touch $@
 
-$(INSTANCE): dagster.yaml
-	@mkdir -p $(DAGSTER_HOME)
-	cp dagster.yaml $@
+# The instance file: dagster.yaml, plus PostgreSQL storage when $$SHADOW_DAGSTER_PG_URL is set (checked reachable;
+# docs/scaling.md). Rewritten by every target that needs it, since the variable may differ from the last make.
+$(INSTANCE): dagster.yaml FORCE | $(STAMP)
+	@$(BIN)/python -m shadow_pipeline.cli_instance --base dagster.yaml --out $@
+
+FORCE:
 
 ## The venv and the Dagster instance, nothing else (CI's first step).
 setup: $(STAMP) $(INSTANCE)

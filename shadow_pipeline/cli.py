@@ -27,6 +27,7 @@ from shadow_pipeline.cli_compare import compare_command
 from shadow_pipeline.cli_errors import fail as _fail
 from shadow_pipeline.cli_feed import feed_command
 from shadow_pipeline.cli_fills import fills_command
+from shadow_pipeline.cli_instance import instance
 from shadow_pipeline.cli_live import live_shadow_command
 from shadow_pipeline.cli_validate import live_validate_command
 from shadow_pipeline.cli_venue_server import feed_server_command
@@ -1258,6 +1259,7 @@ main.add_command(ci_dryrun_command)
 main.add_command(compare_command)
 main.add_command(feed_command)
 main.add_command(fills_command)
+main.add_command(instance)
 main.add_command(feed_server_command)
 main.add_command(live_shadow_command)
 main.add_command(live_validate_command)

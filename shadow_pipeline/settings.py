@@ -24,6 +24,7 @@ INSTRUMENTS_ENV = "SHADOW_INSTRUMENTS"
 COMMIT_ENV = "SHADOW_COMMIT_SHA"
 SLACK_TOKEN_ENV = "SLACK_BOT_TOKEN"
 DAGSTER_HOME_ENV = "DAGSTER_HOME"
+DAGSTER_PG_URL_ENV = "SHADOW_DAGSTER_PG_URL"
 MARKET_DATA_ENV = "SHADOW_MARKET_DATA"
 INGEST_SLOT_ENV = "SHADOW_INGEST_SLOT"
 DEFAULT_INGEST_SLOT = "0"
@@ -170,6 +171,12 @@ def slack_token() -> str | None:
 
 def dagster_home() -> str | None:
     return _get(DAGSTER_HOME_ENV)
+
+
+def dagster_pg_url() -> str | None:
+    """The PostgreSQL URL of the Dagster instance's storage (``postgresql+psycopg2://...``), or None for the
+    embedded SQLite under $DAGSTER_HOME; ``shadow_pipeline.instance`` writes the instance file from it."""
+    return _get(DAGSTER_PG_URL_ENV)
 
 
 def market_data_dir(default: Path) -> Path:

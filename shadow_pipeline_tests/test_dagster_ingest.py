@@ -25,6 +25,7 @@ from shadow_pipeline.io_managers import ParquetIOManager
 from shadow_pipeline.resources import LandingResource, RedisResource, TickStreamResource
 from shadow_pipeline_tests.conftest import market_file
 from shadow_pipeline_tests.ingest_helpers import replay_synthetic
+from shadow_pipeline_tests.instance_helpers import project_home
 
 BINANCE_COUNTS = {"BTCUSDT": 87_402, "ETHUSDT": 68_068}  # messages in usdm/*_20240808.gz (see test_replay)
 
@@ -187,9 +188,6 @@ def test_dagster_job_execute_ingests_one_partition_from_the_cli(
     replay_synthetic(redis_client, stream, seconds=120, symbols=("BTCUSDT",))
     run_config = tmp_path / "run.yaml"
     run_config.write_text(json.dumps({"resources": {"tick_stream": {"config": {"stream": stream}}}}))
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     tags = {
         "dagster/partition": "2024-08-09-00:00|BTCUSDT",
         "dagster/partition/hour": "2024-08-09-00:00",
@@ -197,8 +195,10 @@ def test_dagster_job_execute_ingests_one_partition_from_the_cli(
     }
     command = [sys.executable, "-m", "dagster", "job", "execute", "-m", "shadow_pipeline.definitions"]
     command += ["-j", "ingest_job", "-c", str(run_config), "--tags", json.dumps(tags)]
-    env = {**os.environ, "REDIS_URL": redis_url, "DAGSTER_HOME": str(home), "SHADOW_DATA_DIR": str(tmp_path / "data")}
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    # The project's instance file: on PostgreSQL when $SHADOW_DAGSTER_PG_URL is set.
+    with project_home(tmp_path / "home") as home_env:
+        env = {**os.environ, **home_env, "REDIS_URL": redis_url, "SHADOW_DATA_DIR": str(tmp_path / "data")}
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     stored = pd.read_parquet(tmp_path / "data/assets/normalized_ticks/2024-08-09-00:00/BTCUSDT.parquet")
     landed = LandingResource(base_path=str(tmp_path / "data/landing")).store(stream)

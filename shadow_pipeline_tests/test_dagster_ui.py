@@ -30,6 +30,7 @@ from shadow_pipeline.io_managers import ParquetIOManager
 from shadow_pipeline.launch import definitions
 from shadow_pipeline.resources import ArtifactsResource, LandingResource, RedisResource, TickStreamResource
 from shadow_pipeline_tests.ingest_helpers import replay_synthetic
+from shadow_pipeline_tests.instance_helpers import project_home
 
 ASSETS_QUERY = """{ assetNodes { assetKey { path } groupName isPartitioned description
   assetChecksOrError { ... on AssetChecks { checks { name blocking } } } } }"""
@@ -59,29 +60,29 @@ def _graphql(port: int, query: str) -> dict[str, Any]:
 @pytest.fixture
 def webserver(tmp_path: Path) -> Iterator[tuple[int, Path]]:
     home = tmp_path / "home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    port = _port()
-    command = [sys.executable, "-m", "dagster_webserver", "-m", "shadow_pipeline.definitions", "-p", str(port)]
-    process = subprocess.Popen(
-        command,
-        env={**os.environ, "DAGSTER_HOME": str(home)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2).close()
-                break
-            except OSError:
-                time.sleep(0.3)
-        yield port, home
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
+    # On PostgreSQL when $SHADOW_DAGSTER_PG_URL is set (a database of this test's own).
+    with project_home(home, "telemetry:\n  enabled: false\n") as home_env:
+        port = _port()
+        command = [sys.executable, "-m", "dagster_webserver", "-m", "shadow_pipeline.definitions", "-p", str(port)]
+        process = subprocess.Popen(
+            command,
+            env={**os.environ, **home_env},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline:
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2).close()
+                    break
+                except OSError:
+                    time.sleep(0.3)
+            yield port, home
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=30)
 
 
 def test_ui_shows_ingest_assets_with_metadata_and_checks(

@@ -4,7 +4,6 @@ Playwright (no browser download works here, so Playwright's own builds are never
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -17,6 +16,8 @@ from pathlib import Path
 from playwright.sync_api import Page, expect, sync_playwright
 
 from shadow_pipeline.redis_io.server import _free_port
+from shadow_pipeline_tests.instance_helpers import project_home
+from shadow_pipeline_tests.process_helpers import stop_group
 
 REPO = Path(__file__).resolve().parents[1]
 SCREENSHOTS = REPO / "docs" / "screenshots"
@@ -41,14 +42,17 @@ SERVER_START_S = 180.0
 def dagster_dev(home: Path, env: Mapping[str, str]) -> Iterator[str]:
     """`dagster dev` (webserver and daemon, so launched runs leave the queue) on the instance in ``home`` with the
     project's dagster.yaml; yields the UI's base URL. Its whole process group is stopped afterwards."""
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
+    with project_home(home) as home_env:  # on PostgreSQL when $SHADOW_DAGSTER_PG_URL is set
+        yield from _serve(home, {**env, **home_env})
+
+
+def _serve(home: Path, env: Mapping[str, str]) -> Iterator[str]:
     port = _free_port()
     log = (home / "dagster-dev.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "dagster", "dev", "-m", "shadow_pipeline.definitions", "-p", str(port)],
         cwd=REPO,
-        env={**os.environ, **env, "DAGSTER_HOME": str(home)},
+        env={**os.environ, **env},
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -57,12 +61,7 @@ def dagster_dev(home: Path, env: Mapping[str, str]) -> Iterator[str]:
         _wait_until_serving(port, process, home / "dagster-dev.log")
         yield f"http://127.0.0.1:{port}"
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_group(process)
         log.close()
 
 

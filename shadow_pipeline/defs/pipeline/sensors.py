@@ -14,6 +14,7 @@ import redis
 
 from shadow_pipeline.defs.partitions import FIRST_HOUR, configured_symbols, has_hour, partition_key
 from shadow_pipeline.defs.pipeline.jobs import pipeline_job
+from shadow_pipeline.defs.run_queue import shadow_tags
 from shadow_pipeline.domain.market.windows import closed_hours, hour_keys
 from shadow_pipeline.ingest.deliveries import from_range_reply
 from shadow_pipeline.redis_io.raw_reply import read_raw
@@ -103,7 +104,11 @@ def closed_window_sensor(
     cursor = {"last_id": last_id, "newest": newest, "open": sorted(pending - set(ready))}
     return dg.SensorResult(
         run_requests=[
-            dg.RunRequest(run_key=f"pipeline:{hour}:{symbol}", partition_key=partition_key(hour, symbol))
+            dg.RunRequest(
+                run_key=f"pipeline:{hour}:{symbol}",
+                partition_key=partition_key(hour, symbol),
+                tags=shadow_tags(tick_stream.stream),
+            )
             for hour, symbol in ready
         ],
         cursor=json.dumps(cursor),

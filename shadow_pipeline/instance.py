@@ -1,0 +1,73 @@
+"""The Dagster instance file: the checked-in dagster.yaml, plus PostgreSQL storage when $SHADOW_DAGSTER_PG_URL is set.
+
+Dagster reads one dagster.yaml from $DAGSTER_HOME and has no includes, so the storage choice is made when that
+file is written (``make setup``'s instance rule, the tests' homes) rather than kept as a second checked-in copy
+that would drift from the first. The storage section names the variable (``env:``), not its value: the password
+stays in the environment and never lands in a file. The URL is checked here, before Dagster sees it, because
+Dagster's own failure on a bad URL is a SQLAlchemy traceback that may quote it.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import psycopg2
+
+from shadow_pipeline.settings import DAGSTER_PG_URL_ENV
+
+PG_SCHEME = "postgresql+psycopg2"
+# SQLAlchemy 2 maps a bare postgresql:// to psycopg 3, which dagster-postgres does not ship.
+# No userinfo in the example: every message passes through redact_text, which would mask it.
+_EXAMPLE = f"{PG_SCHEME}://HOST:5432/DATABASE with the user and password before the host"
+CONNECT_TIMEOUT_S = 5
+MAX_HOST_LENGTH = 253  # DNS
+STORAGE_SECTION = f"""
+# Added because ${DAGSTER_PG_URL_ENV} is set: runs, event logs and schedules in PostgreSQL (docs/scaling.md).
+storage:
+  postgres:
+    postgres_url:
+      env: {DAGSTER_PG_URL_ENV}
+"""
+
+
+class InstanceConfigError(ValueError):
+    """A storage URL that cannot work; the message names the variable and never quotes the URL."""
+
+
+def validate_pg_url(url: str) -> None:
+    """Refuse what dagster-postgres would fail on later: another scheme, no host, no database, a bad port."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise InstanceConfigError(
+            f"${DAGSTER_PG_URL_ENV} is not a URL with a valid port; expected {_EXAMPLE}"
+        ) from None
+    if not parts.scheme or not parts.netloc:
+        raise InstanceConfigError(f"${DAGSTER_PG_URL_ENV} is not a URL; expected {_EXAMPLE}")
+    if parts.scheme != PG_SCHEME:
+        raise InstanceConfigError(
+            f"${DAGSTER_PG_URL_ENV} must use the scheme {PG_SCHEME}, not {parts.scheme[:30]!r} (SQLAlchemy 2 picks "
+            f"psycopg 3 for a bare postgresql, and dagster-postgres does not ship it); expected {_EXAMPLE}"
+        )
+    if not parts.hostname or not parts.path.strip("/") or port == 0:
+        raise InstanceConfigError(f"${DAGSTER_PG_URL_ENV} needs a host and a database; expected {_EXAMPLE}")
+    if len(parts.hostname) > MAX_HOST_LENGTH:  # libpq would spend its whole timeout resolving it
+        raise InstanceConfigError(f"${DAGSTER_PG_URL_ENV}: the host name is longer than {MAX_HOST_LENGTH} characters")
+
+
+def check_reachable(url: str) -> None:
+    """Connect once, so an unreachable server is one line now rather than a traceback in every run."""
+    try:
+        psycopg2.connect(url.replace(PG_SCHEME, "postgresql", 1), connect_timeout=CONNECT_TIMEOUT_S).close()
+    except psycopg2.Error as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise InstanceConfigError(f"cannot connect to the PostgreSQL of ${DAGSTER_PG_URL_ENV}: {reason}") from None
+
+
+def instance_yaml(base: str, pg_url: str | None) -> str:
+    """The instance file for ``pg_url`` (None: ``base`` as is, SQLite under $DAGSTER_HOME)."""
+    if pg_url is None:
+        return base
+    validate_pg_url(pg_url)
+    return base.rstrip("\n") + "\n" + STORAGE_SECTION
