@@ -74,8 +74,9 @@ typecheck: $(STAMP)
 defs: $(STAMP) $(INSTANCE)
 	$(BIN)/dg check defs
 
+# The checkout on PYTHONPATH: the executor tests' step processes (multiprocess, celery) import the test modules.
 pytest: $(STAMP) $(INSTANCE)
-	$(BIN)/pytest
+	PYTHONPATH=$(CURDIR) $(BIN)/pytest
 
 ## The Dagster UI with webserver and daemon, on $REDIS_URL or an embedded Redis that stops with it.
 dev: $(STAMP) $(INSTANCE)

@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,6 +40,7 @@ COMPARED = ("shadow_iterations", "shadow_report")
 FORKSERVER = {"forkserver": {"preload_modules": ["shadow_pipeline.definitions"]}}
 MULTIPROCESS = {"max_concurrent": 2, "start_method": FORKSERVER}
 # What a step in another process logs: proof that the chosen executor ran the steps, not the in-process one.
+ROOT = Path(__file__).resolve().parents[1]  # the checkout: step processes import this module from it
 STEP_ELSEWHERE = {"multiprocess": "Launching subprocess for", "celery": "in celery worker"}
 
 
@@ -163,8 +165,15 @@ def celery_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[d
     home = tmp_path / "worker_home"
     home.mkdir()
     monkeypatch.setenv(settings.EXECUTOR_ENV, "celery")
-    environment = {**os.environ, "DAGSTER_HOME": str(home), "PYTHONPATH": str(Path(__file__).parents[1])}
-    command = ["dagster-celery", "worker", "start", "-A", "dagster_celery.app", "-y", str(config_file), "-q", queue]
+    venv = str(Path(sys.executable).parent)  # dagster-celery starts `celery` from the PATH
+    environment = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "PYTHONPATH": str(ROOT),
+        "PATH": f"{venv}:{os.environ['PATH']}",
+    }
+    start = [f"{venv}/dagster-celery", "worker", "start", "-A", "dagster_celery.app"]
+    command = [*start, "-y", str(config_file), "-q", queue]
     worker = subprocess.Popen(
         [*command, "-n", f"{queue}@%h", "--", "--concurrency=1"],
         env=environment,
