@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import dagster as dg
 import psycopg2
 import pytest
 
@@ -58,6 +59,12 @@ def fresh_database(url: str) -> Iterator[str]:
         admin.close()
 
 
+def _create_storage(home: Path) -> None:
+    """Create the instance's storage here, once: processes started together on a fresh home (a daemon and a CLI)
+    otherwise race to create the same SQLite files and tables."""
+    dg.DagsterInstance.from_config(str(home)).dispose()
+
+
 @contextmanager
 def project_home(home: Path, base: str | None = None) -> Iterator[dict[str, str]]:
     """``home`` holding the instance file the project's make would write (``base``: other instance settings than
@@ -69,12 +76,14 @@ def project_home(home: Path, base: str | None = None) -> Iterator[dict[str, str]
     shared = settings.dagster_pg_url()
     if shared is None:
         (home / "dagster.yaml").write_text(instance_yaml(text, None))
+        _create_storage(home)
         yield {settings.DAGSTER_HOME_ENV: str(home)}
         return
     with fresh_database(shared) as url:
         (home / "dagster.yaml").write_text(instance_yaml(text, url))
         os.environ[settings.DAGSTER_PG_URL_ENV] = url
         try:
+            _create_storage(home)
             yield {settings.DAGSTER_HOME_ENV: str(home), settings.DAGSTER_PG_URL_ENV: url}
         finally:
             os.environ[settings.DAGSTER_PG_URL_ENV] = shared
