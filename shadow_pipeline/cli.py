@@ -38,6 +38,7 @@ from shadow_pipeline.defs.shadow.assets import ShadowConfig
 from shadow_pipeline.defs.tune.assets import PROGRESS_LOGGER, TUNING_HOURS, TuneConfig
 from shadow_pipeline.domain.market.faults import FaultSpec
 from shadow_pipeline.domain.market.instruments import DEFAULT_VENUE, InstrumentError, load_registry
+from shadow_pipeline.domain.market.shards import MAX_SHARDS, shard_stream
 from shadow_pipeline.domain.tuning.tuner import OBJECTIVES
 from shadow_pipeline.feed.replay import ReplayOptions, ReplayResult, replay, replay_depth
 from shadow_pipeline.feed.sources import SourceKind, open_depth, open_source
@@ -50,6 +51,8 @@ from shadow_pipeline.redis_io.url import RedisConfigError, redact, redact_text
 from shadow_pipeline.settings import REDIS_URL_ENV
 
 if typing.TYPE_CHECKING:
+    from shadow_pipeline.ingest.consumer import TickConsumer
+    from shadow_pipeline.ingest.consumer.report import IngestReport
     from shadow_pipeline.ingest.metrics import IngestMetrics
 
 log = logging.getLogger("shadow_pipeline")
@@ -355,6 +358,7 @@ def replay_command(
             batch_size=batch_size,
             faults=faults,
             progress=progress,
+            shards=settings.stream_shards(),
         )
         chosen = [s.strip().upper() for s in symbols.split(",") if s.strip()]
         src = open_source(source, symbols=chosen, seconds=minutes * 60, seed=seed, files=files, venue=venue)
@@ -401,6 +405,19 @@ def replay_command(
     "lands under streams/<stream> there, as in Dagster.",
 )
 @click.option("--drain", is_flag=True, help="Land what the stream holds now, then exit (default: serve until SIGTERM).")
+@click.option(
+    "--shard",
+    type=click.IntRange(0, MAX_SHARDS - 1),
+    default=None,
+    help="Consume only this shard of the stream ($SHADOW_STREAM_SHARDS shards; default: every shard).",
+)
+@click.option(
+    "--consumers-per-shard",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Consumers of each shard's group in this process (threads; names end in -s<shard> and -c<n>).",
+)
 @_ingest_options
 @click.option(
     "--metrics-port", type=click.IntRange(1, 65535), default=None, help="Serve Prometheus metrics on 127.0.0.1:PORT."
@@ -420,6 +437,8 @@ def ingest_command(
     slot: str | None,
     landing: str | None,
     drain: bool,
+    shard: int | None,
+    consumers_per_shard: int,
     metrics_port: int | None,
     textfile: str | None,
     pushgateway: str | None,
@@ -432,10 +451,17 @@ def ingest_command(
     from shadow_pipeline.resources import LandingResource
 
     try:
-        options = IngestOptions(**ingest, consumer=consumer or default_consumer_name(slot))
+        shards = settings.stream_shards()
+        if shard is not None and shard >= shards:
+            raise ValueError(f"--shard {shard}: ${settings.STREAM_SHARDS_ENV} is {shards}, shards are 0..{shards - 1}")
         metrics = IngestMetrics()
         url = resolve_url(redis_url, "--redis-url")
-        worker = TickConsumer(LandingResource(base_path=landing).store(options.stream), options, url, metrics)
+        store = LandingResource(base_path=landing).store(ingest["stream"])  # every shard lands in one zone
+        name = consumer or default_consumer_name(slot)
+        workers = [
+            TickConsumer(store, options, url, metrics)
+            for options in _shard_consumers(ingest, name, shards, shard, consumers_per_shard)
+        ]
         if metrics_port is not None:
             metrics.serve(metrics_port)
             log.info("metrics on http://127.0.0.1:%d/metrics", metrics_port)
@@ -446,7 +472,7 @@ def ingest_command(
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     try:
-        report = worker.drain() if drain else worker.serve(stop)
+        reports = _run_consumers(workers, drain, stop)
     except _SETUP_ERRORS as exc:  # lost Redis, or a refusal (NOPERM for an ACL user without stream rights)
         _publish_metrics(metrics, textfile, pushgateway)
         _fail(_error_text(exc, url))
@@ -456,11 +482,58 @@ def ingest_command(
         _fail(str(exc))
         return
     unpublished = _publish_metrics(metrics, textfile, pushgateway)
-    click.echo(json.dumps({"redis": redact(url), "consumer": options.consumer, **report.as_dict()}, default=str))
+    for worker, report in zip(workers, reports, strict=True):  # one line per consumer
+        line = {"redis": redact(url), "consumer": worker.options.consumer, **report.as_dict()}
+        if len(workers) > 1:
+            line["stream"] = worker.options.stream
+        click.echo(json.dumps(line, default=str))
     if unpublished:  # after the report: what was landed and acked is known, whatever became of the metrics
         _fail(unpublished)
-    if drain and not report.complete:  # live consumers still hold entries: not landed yet (docs/ingest.md)
+    if drain and not all(report.complete for report in reports):  # live consumers still hold entries (docs/ingest.md)
         sys.exit(3)
+
+
+def _shard_consumers(
+    ingest: dict[str, typing.Any], name: str, shards: int, only: int | None, per_shard: int
+) -> list[IngestOptions]:
+    """The options of each consumer the command runs: ``per_shard`` in the group of each shard chosen. Names stay
+    the given one with one shard and one consumer (as before sharding); else they end in ``-s<shard>`` and
+    ``-c<n>``, stable across restarts, so each consumer re-reads its own pending entries first."""
+    chosen = range(shards) if only is None else [only]
+    return [
+        IngestOptions(
+            **{**ingest, "stream": shard_stream(ingest["stream"], number, shards)},
+            consumer=name + (f"-s{number}" if shards > 1 else "") + (f"-c{member}" if per_shard > 1 else ""),
+        )
+        for number in chosen
+        for member in range(per_shard)
+    ]
+
+
+def _run_consumers(workers: list[TickConsumer], drain: bool, stop: threading.Event) -> list[IngestReport]:
+    """Run the consumers (one on this thread, several on threads of their own) to their end; the first error any
+    raised is raised here once all have ended (SIGTERM stops the others: ``stop`` is set when one fails)."""
+    if len(workers) == 1:
+        return [workers[0].drain() if drain else workers[0].serve(stop)]
+    reports: list[IngestReport | None] = [None] * len(workers)
+    errors: list[BaseException] = []
+
+    def run(number: int) -> None:
+        try:
+            reports[number] = workers[number].drain() if drain else workers[number].serve(stop)
+        except BaseException as exc:  # handed to the main thread, which reports it
+            errors.append(exc)
+            stop.set()
+
+    threads = [threading.Thread(target=run, args=(n,), name=w.options.consumer) for n, w in enumerate(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        while thread.is_alive():
+            thread.join(0.5)  # short joins: the signal handlers run on this thread
+    if errors:
+        raise errors[0]
+    return [report for report in reports if report is not None]
 
 
 def _publish_metrics(metrics: IngestMetrics, textfile: str | None, pushgateway: str | None) -> str | None:

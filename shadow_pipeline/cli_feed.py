@@ -17,6 +17,7 @@ import typing
 import click
 import redis
 
+from shadow_pipeline import settings
 from shadow_pipeline.cli_errors import fail as _fail
 from shadow_pipeline.feed.live.venues import PROTOCOLS
 from shadow_pipeline.redis_io.connect import RedisUnavailable, connect, resolve_url
@@ -74,7 +75,7 @@ def feed_command(
             raise ValueError(f"--metrics-textfile {metrics_textfile}: its folder does not exist or is not writable")
         names = tuple(s.strip() for s in symbols.split(",") if s.strip())
         given = {name: value for name, value in options.items() if value is not None}
-        config = FeedConfig(venue=venue, symbols=names, depth=depth, **given)
+        config = FeedConfig(venue=venue, symbols=names, depth=depth, shards=settings.stream_shards(), **given)
         protocol_for(config)  # the venue's own refusals (a book depth it does not serve) before any connection
         metrics = FeedMetrics(venue)
         url = resolve_url(redis_url, "--redis-url")

@@ -12,12 +12,13 @@ from pydantic import Field
 from upath import UPath
 
 from shadow_pipeline.domain.kpis.rollup import PROFILES_FOLDER, profile_key
+from shadow_pipeline.domain.market.shards import MAX_SHARDS, instrument_stream, shard_streams
 from shadow_pipeline.ingest.landing import LandingStore
 from shadow_pipeline.ingest.options import IngestOptions, IngestSettings, default_consumer_name
 from shadow_pipeline.redis_io.connect import connect, resolve_url
 from shadow_pipeline.redis_io.keys import ALERT_STREAM, TICK_STREAM, dead_letter_stream
 from shadow_pipeline.redis_io.url import redact
-from shadow_pipeline.settings import artifacts_dir, data_dir, redis_url, slack_token
+from shadow_pipeline.settings import artifacts_dir, data_dir, redis_url, slack_token, stream_shards
 
 URL_SETTING = "the redis resource's url"  # what a RedisConfigError names when RedisResource.url is not valid
 
@@ -112,14 +113,42 @@ class TickStreamResource(dg.ConfigurableResource, IngestSettings):
         "claims what it held.",
     )
 
-    @property
-    def dead_letter_stream(self) -> str:
-        return dead_letter_stream(self.stream)
+    shards: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_SHARDS,
+        description="Streams the ticks are spread over by instrument (shard i of lob:ticks is lob:ticks:{si}), one "
+        "consumer group each. Default: $SHADOW_STREAM_SHARDS, else 1 (the one stream). docs/ingest.md, Shards.",
+    )
 
-    def options(self, run_id: str = "") -> IngestOptions:
-        """``run_id``: the Dagster run draining (its prefix names the consumer)."""
+    @property
+    def shard_count(self) -> int:
+        """SettingsError (a ValueError, one line) for a malformed $SHADOW_STREAM_SHARDS when ``shards`` is unset."""
+        return self.shards or stream_shards()
+
+    @property
+    def streams(self) -> list[str]:
+        """Every shard stream, shard 0 first: ``[stream]`` with one shard."""
+        return shard_streams(self.stream, self.shard_count)
+
+    def stream_of(self, instrument: str) -> str:
+        """The shard stream that holds ``instrument``'s ticks."""
+        return instrument_stream(self.stream, instrument, self.shard_count)
+
+    @property
+    def dead_letter_streams(self) -> list[str]:
+        return [dead_letter_stream(stream) for stream in self.streams]
+
+    def options(self, run_id: str = "", shard_stream: str | None = None) -> IngestOptions:
+        """``run_id``: the Dagster run draining (its prefix names the consumer); ``shard_stream``: the shard it
+        drains (default: the base stream). Consumers of different shards get different names: they write
+        temporary files into the same landing zone, and a writer removes what one of its own name left there."""
         slot = f"{self.consumer_slot}-{run_id[:8]}" if run_id else self.consumer_slot
-        return IngestOptions(**self.ingest_settings(), consumer=default_consumer_name(slot))
+        settings = self.ingest_settings()
+        if shard_stream is not None and shard_stream != self.stream:
+            slot = f"{slot}-s{self.streams.index(shard_stream)}"
+            settings["stream"] = shard_stream
+        return IngestOptions(**settings, consumer=default_consumer_name(slot))
 
 
 class ArtifactsResource(dg.ConfigurableResource):

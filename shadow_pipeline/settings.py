@@ -12,6 +12,8 @@ import re
 from datetime import datetime
 from pathlib import Path
 
+from shadow_pipeline.domain.market.shards import MAX_SHARDS
+
 HOUR_FORMAT = "%Y-%m-%d-%H:%M"  # Dagster's hourly partition keys
 
 REDIS_URL_ENV = "REDIS_URL"
@@ -28,6 +30,7 @@ DAGSTER_PG_URL_ENV = "SHADOW_DAGSTER_PG_URL"
 MARKET_DATA_ENV = "SHADOW_MARKET_DATA"
 INGEST_SLOT_ENV = "SHADOW_INGEST_SLOT"
 DEFAULT_INGEST_SLOT = "0"
+STREAM_SHARDS_ENV = "SHADOW_STREAM_SHARDS"
 EXECUTOR_ENV = "SHADOW_EXECUTOR"
 EXECUTORS = ("in_process", "multiprocess", "celery")  # docs/scaling.md, "Executors", says when to use which
 
@@ -61,6 +64,19 @@ def ingest_slot() -> str:
     return _get(INGEST_SLOT_ENV) or DEFAULT_INGEST_SLOT
 
 
+def stream_shards() -> int:
+    """How many streams the ticks are spread over by instrument (``$SHADOW_STREAM_SHARDS``, default 1: the one
+    stream ``lob:ticks``; docs/ingest.md, "Shards"). Unlike the other settings a malformed value raises
+    SettingsError here rather than falling back: producers and consumers on different counts would write and read
+    different streams, and the ticks of the difference would never be landed."""
+    raw = _get(STREAM_SHARDS_ENV)
+    if raw is None:
+        return 1
+    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_SHARDS:
+        raise SettingsError(f"${STREAM_SHARDS_ENV}={raw!r}: expected a whole number of streams from 1 to {MAX_SHARDS}")
+    return int(raw)
+
+
 def symbols() -> list[str]:
     """The partitions' instruments as written in ``$SHADOW_SYMBOLS`` (comma-separated ids: ``BTCUSDT`` on the
     default venue, ``BTCUSDT.bybit-linear``; ``defs.partitions`` turns them into instrument keys); the default when
@@ -90,6 +106,7 @@ def check() -> None:
     _symbols()
     _first_hour()
     _executor()
+    stream_shards()
 
 
 def _symbols() -> list[str]:

@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from shadow_pipeline.domain.market.faults import FaultReport, FaultSpec, inject
 from shadow_pipeline.domain.market.instruments import instrument_key
+from shadow_pipeline.domain.market.shards import check_shards, shard_of, shard_streams
 from shadow_pipeline.domain.market.ticks import VENUE_FIELD
 from shadow_pipeline.redis_io.keys import depth_stream
 from shadow_pipeline.redis_io.streams import (
@@ -39,8 +40,10 @@ class ReplayOptions:
     batch_size: int = 1000
     faults: FaultSpec = field(default_factory=FaultSpec)
     progress: bool | None = None  # None: a bar only when stderr is a terminal
+    shards: int = 1  # each tick goes to its instrument's shard of ``stream`` (domain.market.shards)
 
     def __post_init__(self) -> None:
+        check_shards(self.shards)
         if self.speed < 0:
             raise ValueError(f"speed must be >= 0 (0 = as fast as possible), got {self.speed}")
         if not 1 <= self.batch_size <= 1_000_000:
@@ -147,7 +150,7 @@ def replay(
     result.wall_seconds = time.perf_counter() - started
     if result.first_ts_local is not None and result.last_ts_local is not None:
         result.market_seconds = (result.last_ts_local - result.first_ts_local) / _NS
-    result.stream = stream_info(client, options.stream)
+    result.stream = _shards_info(client, shard_streams(options.stream, options.shards))
     log.info(
         "replayed %d entries into %s in %.2fs (%.0f entries/s); ticks per symbol %s; faults %s",
         result.entries,
@@ -158,6 +161,48 @@ def replay(
         result.faults.as_dict() if options.faults.any else "none",
     )
     return result
+
+
+def _shards_info(client: redis.Redis, streams: Sequence[str]) -> StreamInfo:
+    """One stream's info, or the shards' together: their total length, the oldest first id and newest last id
+    (ids of different streams compare by time; equal milliseconds may order either way)."""
+    infos = [stream_info(client, stream) for stream in streams]
+    if len(infos) == 1:
+        return infos[0]
+    firsts = [i.first_id for i in infos if i.first_id]
+    lasts = [i.last_id for i in infos if i.last_id]
+    return StreamInfo(
+        sum(i.length for i in infos),
+        min(firsts, key=_id_order) if firsts else None,
+        max(lasts, key=_id_order) if lasts else None,
+    )
+
+
+def _id_order(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _shard_rows(emitted: pd.DataFrame, shards: int) -> np.ndarray:
+    """Each row's shard, by its instrument key; hashed once per distinct key (a chunk holds a few instruments).
+    A junk entry (fault injection) goes where its symbol's text, whatever it is, hashes to."""
+    if shards == 1:
+        return np.zeros(len(emitted), dtype=np.int64)
+    symbols = emitted["symbol"].map(lambda value: value if isinstance(value, str) else "")
+    frame = emitted.assign(symbol=symbols)
+    codes, keys = pd.factorize(_instruments(frame))
+    return np.array([shard_of(str(key), shards) for key in keys], dtype=np.int64)[codes]
+
+
+def _xadd_sharded(
+    client: redis.Redis, streams: Sequence[str], rows: Sequence[list[str]], shard: np.ndarray, maxlen: int | None
+) -> None:
+    """XADD ``rows``, each to its shard's stream: one pipeline per shard, each shard's rows in their order."""
+    if len(streams) == 1:
+        xadd_rows(client, streams[0], rows, maxlen)
+        return
+    for number in np.unique(shard):
+        xadd_rows(client, streams[number], [rows[i] for i in np.flatnonzero(shard == number)], maxlen)
 
 
 def _send(
@@ -171,12 +216,15 @@ def _send(
     # Pacing follows emission order; junk entries carry their source's time, delayed ones keep their own.
     ts_local = np.maximum.accumulate(pd.to_numeric(emitted["ts_local"], errors="coerce").ffill().to_numpy())
     fields = to_field_rows(emitted)
+    shard = _shard_rows(emitted, options.shards)
+    streams = shard_streams(options.stream, options.shards)
     if result.first_ts_local is None:
         result.first_ts_local = int(ts_local[0])
     position = 0
     while position < len(fields):
         take = pacer.due_count(ts_local, position, options.batch_size)
-        xadd_rows(client, options.stream, fields[position : position + take], options.maxlen)
+        end = position + take
+        _xadd_sharded(client, streams, fields[position:end], shard[position:end], options.maxlen)
         result.entries += take
         result.last_ts_local = int(ts_local[position + take - 1])
         bar.update(round((result.last_ts_local - result.first_ts_local) / _NS) - bar.n)

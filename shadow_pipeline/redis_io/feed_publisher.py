@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import redis
 
 from shadow_pipeline.domain.market.instruments import instrument_key
+from shadow_pipeline.domain.market.shards import check_shards, instrument_stream
 from shadow_pipeline.domain.market.ticks import VENUE_FIELD
 from shadow_pipeline.redis_io.keys import depth_stream, feed_seq_key
 
@@ -49,38 +50,47 @@ Tick = tuple[str, Sequence[str]]  # (instrument key, fields without seq: "symbol
 
 
 class FeedPublisher:
-    """Writes one stream's ticks (``stream``, trimmed ``MAXLEN ~ maxlen``) and the depth streams."""
+    """Writes one stream's ticks (``stream``, trimmed ``MAXLEN ~ maxlen``), each to its instrument's shard of it
+    (``shards``; domain.market.shards), and the depth streams."""
 
-    def __init__(self, client: redis.Redis, stream: str, maxlen: int | None) -> None:
+    def __init__(self, client: redis.Redis, stream: str, maxlen: int | None, shards: int = 1) -> None:
         self.client = client
         self.stream = stream
         self.maxlen = maxlen or 0
+        self.shards = check_shards(shards)
         self._script = client.register_script(_PUBLISH)
 
     def publish(self, ticks: Sequence[Tick], depth: Sequence[dict[str, str]] = ()) -> dict[str, int]:
         """XADD ``ticks`` numbered per instrument in their order, and ``depth`` entries to their instruments'
         depth streams (untrimmed, as ``replay_depth``: a trimmed stream loses the snapshot its deltas build on).
-        Returns the first seq given to each instrument."""
+        Returns the first seq given to each instrument. One Lua call per shard: a shard's stream and counters
+        share a cluster slot, and an instrument's ticks all go to one shard, so each stays atomic."""
         first: dict[str, int] = {}
-        if ticks:
-            index: dict[str, int] = {}
-            counts: list[int] = []
-            body: list[str | int] = []
-            for instrument, fields in ticks:
-                if fields[0] != "symbol":
-                    raise ValueError("a tick's fields start with symbol")
-                j = index.get(instrument)
-                if j is None:
-                    j = index[instrument] = len(counts)
-                    counts.append(0)
-                counts[j] += 1
-                body += [j + 1, len(fields) // 2 - 1, *fields[1:]]
-            keys = [self.stream, *(feed_seq_key(self.stream, instrument) for instrument in index)]
-            reply = self._script(keys=keys, args=[self.maxlen, len(counts), *counts, *body])
-            first = {instrument: int(reply[j]) for instrument, j in index.items()}
+        by_stream: dict[str, list[Tick]] = {}
+        for tick in ticks:
+            by_stream.setdefault(instrument_stream(self.stream, tick[0], self.shards), []).append(tick)
+        for stream, shard_ticks in by_stream.items():
+            first |= self._publish(stream, shard_ticks)
         if depth:
             pipe = self.client.pipeline(transaction=False)
             for record in depth:
                 pipe.xadd(depth_stream(instrument_key(record["symbol"], record.get(VENUE_FIELD))), dict(record))  # type: ignore[arg-type]
             pipe.execute()
         return first
+
+    def _publish(self, stream: str, ticks: Sequence[Tick]) -> dict[str, int]:
+        index: dict[str, int] = {}
+        counts: list[int] = []
+        body: list[str | int] = []
+        for instrument, fields in ticks:
+            if fields[0] != "symbol":
+                raise ValueError("a tick's fields start with symbol")
+            j = index.get(instrument)
+            if j is None:
+                j = index[instrument] = len(counts)
+                counts.append(0)
+            counts[j] += 1
+            body += [j + 1, len(fields) // 2 - 1, *fields[1:]]
+        keys = [stream, *(feed_seq_key(stream, instrument) for instrument in index)]
+        reply = self._script(keys=keys, args=[self.maxlen, len(counts), *counts, *body])
+        return {instrument: int(reply[j]) for instrument, j in index.items()}

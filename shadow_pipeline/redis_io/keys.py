@@ -5,10 +5,13 @@ venue, ``BTCUSDT.bybit-linear`` elsewhere), the partitions' ``symbol``, so that 
 shares a sequence space, a KPI hash or stream, or a fills stream, while single-venue keys stay as they were.
 
 The sequence guard's keys embed the stream's name in braces (a Redis Cluster hash tag), so that one Lua call over
-a symbol's guard keys stays in one slot.
+a symbol's guard keys stays in one slot; a shard stream's name carries its own tag, which they keep
+(``domain.market.shards.slot_tagged``).
 """
 
 from __future__ import annotations
+
+from shadow_pipeline.domain.market.shards import slot_tagged
 
 TICK_STREAM = "lob:ticks"  # the feed handler's top-of-book stream
 CONSUMER_GROUP = "shadow"  # Shadow Mode's consumer group on the tick stream
@@ -29,7 +32,7 @@ def append_index(stream: str) -> str:
 def guard_keys(stream: str, group: str, symbol: str) -> list[str]:
     """The sequence guard's keys of one symbol: its state hash, its holes (a sorted set of the ranges of seqs not
     arrived yet) and the seen-bitmap of the guard's first version, which the guard frees on first use."""
-    prefix = f"shadow:guard:{{{stream}}}:{group}:{symbol}"
+    prefix = f"shadow:guard:{slot_tagged(stream)}:{group}:{symbol}"
     return [f"{prefix}:state", f"{prefix}:holes", f"{prefix}:seen"]
 
 
@@ -87,4 +90,4 @@ def feed_seq_key(stream: str, instrument: str) -> str:
     """The last ``seq`` the live feed gave ``instrument`` in ``stream``: kept in Redis and advanced by the same Lua
     call that XADDs the ticks, so that ``seq`` keeps increasing across reconnects and restarts and a crash can
     neither reuse nor skip one. The stream's name is its hash tag, so counter and stream share a cluster slot."""
-    return f"feed:seq:{{{stream}}}:{instrument}"
+    return f"feed:seq:{slot_tagged(stream)}:{instrument}"

@@ -70,13 +70,14 @@ def replayed_feed(
             speed=config.speed,
             faults=FaultSpec(),
             progress=False,
+            shards=tick_stream.shard_count,
         ),
         source.market_seconds,
     )
     info = result.stream
     per_symbol = pd.DataFrame({"ticks": result.ticks_by_symbol}).rename_axis("symbol")
     preview_rows = pd.DataFrame(
-        [{"id": i, **f} for i, f in read_entries(client, tick_stream.stream, count=5, newest=True)]
+        [{"id": i, **f} for i, f in read_entries(client, tick_stream.streams[0], count=5, newest=True)]
     )
     return dg.MaterializeResult(
         metadata={

@@ -5,6 +5,7 @@ then reads its own ticks from the landing zone. The graph shows it that way on p
 (hour, symbol) consumes the whole stream.
 """
 
+from collections import Counter
 from collections.abc import Iterator
 
 import dagster as dg
@@ -16,6 +17,7 @@ from shadow_pipeline.defs.partitions import hour_and_symbol, tick_partitions
 from shadow_pipeline.domain.market.quality import assess, normalize
 from shadow_pipeline.domain.market.windows import HOUR_NS, hour_bounds, hour_keys
 from shadow_pipeline.ingest.consumer import TickConsumer, incomplete_message
+from shadow_pipeline.ingest.consumer.report import IngestReport, add_counts
 from shadow_pipeline.ingest.dead_letters import UNATTRIBUTED, dead_letters_by_partition
 from shadow_pipeline.ingest.landing import Kind, LandingStore
 from shadow_pipeline.ingest.landing_faults import LandingError
@@ -62,26 +64,37 @@ def landing_zone(
     group: entries of dead consumers are claimed and landed; entries live consumers hold past `drain_wait_ms`
     fail the check, so no partition is materialized short of them.
     """
-    context.log.info(f"draining {tick_stream.stream} (group {tick_stream.group}) at {redis.describe()}")
-    store = landing.store(tick_stream.stream)
-    options = tick_stream.options(context.run.run_id)
-    try:
-        report = TickConsumer(store, options, client_factory=redis.get_client).drain()
-    except LandingError as exc:  # full or read-only: the reason and the fix, entries not landed still pending
-        raise dg.Failure(str(exc), metadata={"landing": dg.MetadataValue.path(str(store.root))}) from None
-    if not report.complete:
-        context.log.error(incomplete_message(options, report))
+    streams = tick_stream.streams
+    context.log.info(f"draining {', '.join(streams)} (group {tick_stream.group}) at {redis.describe()}")
+    store = landing.store(tick_stream.stream)  # every shard lands in the base stream's zone: one per partition
+    reports: list[IngestReport] = []
+    consumers: list[str] = []
+    for stream in streams:  # an instrument lives in one shard: each partition is fed by one group's drain
+        options = tick_stream.options(context.run.run_id, stream)
+        consumers.append(options.consumer)
+        try:
+            report = TickConsumer(store, options, client_factory=redis.get_client).drain()
+        except LandingError as exc:  # full or read-only: the reason and the fix, entries not landed still pending
+            raise dg.Failure(str(exc), metadata={"landing": dg.MetadataValue.path(str(store.root))}) from None
+        if not report.complete:
+            context.log.error(incomplete_message(options, report))
+        reports.append(report)
+    held: dict[str, int] = {}
+    for report in reports:
+        add_counts(held, report.held)
+    complete = all(report.complete for report in reports)
     return dg.MaterializeResult(
-        check_results=[checks.drain_complete(bool(report.complete), report.held, options.drain_wait_ms)],
+        check_results=[checks.drain_complete(complete, held, tick_stream.drain_wait_ms)],
         metadata={
             "stream": tick_stream.stream,
+            "shards": dg.MetadataValue.int(len(streams)),
             "group": tick_stream.group,
-            "entries_read": dg.MetadataValue.int(report.read),
-            "ticks_landed": dg.MetadataValue.int(report.landed_total),
-            "dead_letters": dg.MetadataValue.int(report.dead_letters),
-            "claimed": dg.MetadataValue.int(report.claimed),
-            "claimed_from_dead": dg.MetadataValue.int(report.claimed_from_dead),
-            "consumer": options.consumer,
+            "entries_read": dg.MetadataValue.int(sum(r.read for r in reports)),
+            "ticks_landed": dg.MetadataValue.int(sum(r.landed_total for r in reports)),
+            "dead_letters": dg.MetadataValue.int(sum(r.dead_letters for r in reports)),
+            "claimed": dg.MetadataValue.int(sum(r.claimed for r in reports)),
+            "claimed_from_dead": dg.MetadataValue.int(sum(r.claimed_from_dead for r in reports)),
+            "consumer": ", ".join(consumers),
             "landing": dg.MetadataValue.path(str(store.root)),
         },
     )
@@ -148,7 +161,10 @@ def normalized_ticks(
     """
     hour, symbol = hour_and_symbol(context.partition_key)
     store = landing.store(tick_stream.stream)
-    dead = dead_letters_by_partition(redis.get_client(decode_responses=True), tick_stream.dead_letter_stream)
+    client = redis.get_client(decode_responses=True)
+    dead: Counter = Counter()
+    for letters in tick_stream.dead_letter_streams:  # a record's partition is its entry's, whichever shard it was in
+        dead.update(dead_letters_by_partition(client, letters))
     quality = assess(
         raw_ticks,
         previous_seqs=_neighbour_seqs(store, hour, symbol, -1),

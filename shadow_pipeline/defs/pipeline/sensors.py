@@ -1,5 +1,9 @@
-"""The closed-window sensor: launch the pipeline for an (hour, symbol) once the stream's event time has moved
-past the hour (plus the reorder watermark)."""
+"""The closed-window sensor: launch the pipeline for an (hour, symbol) once the event time of the stream that holds
+the symbol has moved past the hour (plus the reorder watermark).
+
+With a sharded stream (docs/ingest.md, "Shards") each shard is read from its own cursor and closes its own
+instruments' hours: a shard whose feed lags holds back only its instruments, never another shard's.
+"""
 
 from __future__ import annotations
 
@@ -59,14 +63,23 @@ def _scan(client: redis.Redis, stream: str, after: str) -> Scan:
     return found
 
 
-def _cursor(text: str | None) -> dict[str, Any]:
-    """The cursor of the last tick, or a fresh one (also for a cursor this code cannot read)."""
-    fresh: dict[str, Any] = {"last_id": "0", "newest": -1, "open": []}
+def _cursor(text: str | None, streams: list[str]) -> dict[str, Any]:
+    """The cursor of the last tick, or a fresh one (also for a cursor this code cannot read): per stream the last
+    id read and the newest exchange time, and the (hour, symbol) pairs still open. The form before sharding,
+    ``{"last_id", "newest", "open"}``, is read as the base stream's (``streams[0]`` with one shard)."""
+    fresh: dict[str, Any] = {"streams": {stream: {"last_id": "0", "newest": -1} for stream in streams}, "open": []}
     if not text:
         return fresh
     try:
         state = json.loads(text)
-        return {"last_id": str(state["last_id"]), "newest": int(state["newest"]), "open": list(state["open"])}
+        known = state["streams"] if "streams" in state else {streams[0]: state} if len(streams) == 1 else {}
+        positions = {
+            stream: {"last_id": str(known[stream]["last_id"]), "newest": int(known[stream]["newest"])}
+            if stream in known
+            else fresh["streams"][stream]
+            for stream in streams
+        }
+        return {"streams": positions, "open": [(str(hour), str(symbol)) for hour, symbol in state["open"]]}
     except (ValueError, KeyError, TypeError):
         return fresh
 
@@ -82,15 +95,23 @@ def _cursor(text: str | None) -> dict[str, Any]:
 def closed_window_sensor(
     context: dg.SensorEvaluationContext, redis: RedisResource, tick_stream: TickStreamResource
 ) -> dg.SensorResult:
-    state = _cursor(context.cursor)
-    found = _scan(redis.get_client(decode_responses=False), tick_stream.stream, state["last_id"])
-    if found.rejected:
-        total = sum(found.rejected.values())
-        top = ", ".join(f"{reason}: {count}" for reason, count in found.rejected.most_common(5))
-        context.log.warning(f"{total} of {found.entries} entries read are not valid ticks, passed ({top})")
-    newest = max(found.newest, state["newest"])
-    last_id, seen = found.last_id, found.seen
-    pending = {(str(pair[0]), str(pair[1])) for pair in state["open"]} | seen
+    streams = tick_stream.streams
+    state = _cursor(context.cursor, streams)
+    client = redis.get_client(decode_responses=False)
+    pending = set(state["open"])
+    newest: dict[str, int] = {}
+    for stream in streams:
+        position = state["streams"][stream]
+        found = _scan(client, stream, position["last_id"])
+        if found.rejected:
+            total = sum(found.rejected.values())
+            top = ", ".join(f"{reason}: {count}" for reason, count in found.rejected.most_common(5))
+            context.log.warning(
+                f"{stream}: {total} of {found.entries} entries read are not valid ticks, passed ({top})"
+            )
+        newest[stream] = max(found.newest, position["newest"])
+        position.update(last_id=found.last_id, newest=newest[stream])
+        pending |= found.seen
     known = set(configured_symbols())
     unknown = sorted({symbol for _, symbol in pending} - known)
     if unknown:
@@ -99,9 +120,18 @@ def closed_window_sensor(
     if early:
         context.log.warning(f"ticks before the first partition {FIRST_HOUR} ignored (hours {early[0]}..{early[-1]})")
     pending = {(hour, symbol) for hour, symbol in pending if symbol in known and hour >= FIRST_HOUR}
-    closed = closed_hours({hour for hour, _ in pending}, newest, int(tick_stream.watermark_ms * 1e6))
-    ready = sorted(pair for pair in pending if pair[0] in closed and has_hour(pair[0]))  # else: not a partition yet
-    cursor = {"last_id": last_id, "newest": newest, "open": sorted(pending - set(ready))}
+    watermark = int(tick_stream.watermark_ms * 1e6)
+    by_stream: dict[str, set[tuple[str, str]]] = {}
+    for pair in pending:  # each pair is closed by the event time of the shard that holds its symbol
+        by_stream.setdefault(tick_stream.stream_of(pair[1]), set()).add(pair)
+    ready = sorted(
+        pair
+        for stream, pairs in by_stream.items()
+        for pair in pairs
+        if pair[0] in closed_hours({hour for hour, _ in pairs}, newest.get(stream, -1), watermark)
+        and has_hour(pair[0])  # else: not a partition yet
+    )
+    cursor = {"streams": state["streams"], "open": sorted(pending - set(ready))}
     return dg.SensorResult(
         run_requests=[
             dg.RunRequest(

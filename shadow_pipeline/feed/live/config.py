@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from shadow_pipeline.domain.market.instruments import SYMBOL_PATTERN
+from shadow_pipeline.domain.market.shards import check_shards
 from shadow_pipeline.redis_io.streams import DEFAULT_MAXLEN, DEFAULT_STREAM
 
 # Binance closes a connection after 24 h; leaving an hour's margin means the feed picks the moment, not the venue.
@@ -38,6 +39,7 @@ class FeedConfig:
     rest_url: str | None = None
     stream: str = DEFAULT_STREAM
     maxlen: int | None = DEFAULT_MAXLEN
+    shards: int = 1  # ticks go to their instrument's shard of ``stream`` ($SHADOW_STREAM_SHARDS; docs/ingest.md)
     depth: bool = False
     book_depth: int | None = None
     stale_seconds: float | None = None
@@ -54,6 +56,7 @@ class FeedConfig:
     pause_seconds: float = 0.0
 
     def __post_init__(self) -> None:
+        check_shards(self.shards)
         if not self.symbols:
             raise ValueError("symbols: at least one instrument symbol, e.g. BTCUSDT")
         bad = [s for s in self.symbols if not SYMBOL_PATTERN.fullmatch(s)]

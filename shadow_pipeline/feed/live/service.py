@@ -66,7 +66,7 @@ class _Feed:
         self.ws_base = config.ws_url or defaults.ws_url
         self.rest_base = config.rest_url or defaults.rest_url or ""
         self.stale_seconds = config.stale_seconds or defaults.stale_seconds
-        publisher = FeedPublisher(client, config.stream, config.maxlen)
+        publisher = FeedPublisher(client, config.stream, config.maxlen, config.shards)
         self.outbox = Outbox(publisher, config.batch_max, metrics, stop)
         self.carry = TouchCarry(None if config.venue == DEFAULT_VENUE else config.venue)  # as frames.venue_code
         self.connections = 0
