@@ -16,6 +16,7 @@ import click
 import pydantic
 import redis
 
+from shadow_pipeline import settings
 from shadow_pipeline.redis_io.connect import RedisUnavailable, connect, resolve_url
 from shadow_pipeline.redis_io.keys import TICK_STREAM
 from shadow_pipeline.redis_io.url import RedisConfigError, redact, redact_text
@@ -88,7 +89,8 @@ def live_shadow_command(
     from shadow_pipeline.defs.shadow.assets import ShadowConfig
     from shadow_pipeline.domain.market.instruments import InstrumentError
     from shadow_pipeline.live.metrics import LiveMetrics
-    from shadow_pipeline.live.shadow_loop import LiveOptions, LiveShadow, LiveShadowError
+    from shadow_pipeline.live.shadow_loop import LiveOptions, LiveShadowError
+    from shadow_pipeline.live.shards import run_all, shard_services
 
     try:
         config = ShadowConfig(profile=profile, window_seconds=window_seconds, profiles_file=profiles_file)
@@ -109,7 +111,7 @@ def live_shadow_command(
             source=redact(url),
         )
         metrics = LiveMetrics()
-        service = LiveShadow(client, options, metrics)
+        services = shard_services(client, options, settings.stream_shards(), metrics)  # one per shard read
         if metrics_port is not None:
             metrics.serve(metrics_port)
     except pydantic.ValidationError as exc:
@@ -120,7 +122,7 @@ def live_shadow_command(
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     try:
-        summary = service.run(stop)
+        summary = run_all(services, stop)
     except redis.RedisError as exc:
         raise _Refused(f"Redis at {redact(url)}: {type(exc).__name__}: {' '.join(str(exc).split())}") from None
     except LiveShadowError as exc:

@@ -39,10 +39,13 @@ from shadow_pipeline.redis_io.keys import (
     failed_attempts_hash,
     feed_seq_key,
     guard_keys,
+    live_kpi_stream,
+    live_position_hash,
 )
 from shadow_pipeline.redis_io.streams import read_entries
 from shadow_pipeline.resources import LandingResource, RedisResource, TickStreamResource
 from shadow_pipeline_tests.ingest_helpers import landed
+from shadow_pipeline_tests.live_helpers import clear_live_keys
 
 VENUE = "bybit-linear"  # on it the synthetic BTC, ETH and SOL fall in three different shards of three
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
@@ -291,3 +294,33 @@ def test_an_empty_shard_count_is_unset_like_every_setting(monkeypatch: pytest.Mo
     monkeypatch.setenv(settings.STREAM_SHARDS_ENV, " 4 ")
     assert settings.stream_shards() == 4
     assert TickStreamResource(stream="s").streams == shard_streams("s", 4)
+
+
+def test_the_live_shadow_reads_every_shard_of_its_instruments(
+    redis_url: str, redis_client: redis.Redis, sharded: str
+) -> None:
+    """One loop per shard (BTCUSDT and ETHUSDT are in different shards of two): each instrument's windows are
+    published as from one stream, and each shard keeps its own read position."""
+    symbols = ("BTCUSDT", "ETHUSDT")
+    streams = shard_streams(sharded, 2)
+    for stream in streams:
+        clear_live_keys(redis_client, stream, symbols)
+    _replay(redis_client, sharded, 2, 120, "2024-08-09T00:00:00Z", symbols, None)
+    command = [sys.executable, "-m", "shadow_pipeline.cli_live", "--redis-url", redis_url, "--stream", sharded]
+    command += ["--window-seconds", "10", "--until-idle", "0.5"]
+    try:
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            env={**os.environ, settings.STREAM_SHARDS_ENV: "2"},
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "22 windows published (0 published before)" in done.stdout  # 11 closed windows of each
+        assert [redis_client.xlen(live_kpi_stream(symbol)) for symbol in symbols] == [11, 11]
+        assert all(redis_client.exists(live_position_hash(stream)) for stream in streams)
+    finally:
+        for stream in streams:
+            clear_live_keys(redis_client, stream, symbols)

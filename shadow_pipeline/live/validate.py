@@ -22,6 +22,7 @@ import redis
 
 from shadow_pipeline import settings
 from shadow_pipeline.domain.market.instruments import DEFAULT_VENUE, instrument_key
+from shadow_pipeline.domain.market.shards import instrument_stream, shard_streams
 from shadow_pipeline.feed.venue_server import ServerThread, VenueServer, recording_frames, synthetic_frames
 from shadow_pipeline.redis_io.keys import feed_seq_key, live_kpi_stream, live_position_hash
 
@@ -123,10 +124,12 @@ def earlier_run(client: redis.Redis, options: LiveValidation) -> list[str]:
     """Keys an earlier run left that this one would read as its own: the tick stream, its seq counters, its live
     position and the instruments' live records (the synthetic market starts at the same time every run)."""
     instruments = options.instruments()
+    shards = settings.stream_shards()  # the services' count: they run in this environment
+    streams = shard_streams(options.stream, shards)
     keys = [
-        options.stream,
-        live_position_hash(options.stream),
-        *(feed_seq_key(options.stream, key) for key in instruments),
+        *streams,
+        *(live_position_hash(stream) for stream in streams),
+        *(feed_seq_key(instrument_stream(options.stream, key, shards), key) for key in instruments),
         *(live_kpi_stream(key) for key in instruments),
     ]
     return [key for key in keys if client.exists(key)]
