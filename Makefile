@@ -224,6 +224,7 @@ ci-dryrun: $(STAMP) $(INSTANCE)
 ## Throughput benchmarks, each as a ratio against a baseline measured in the same run.
 bench: $(STAMP)
 	$(BIN)/python -m shadow_pipeline_tests.bench
+	$(BIN)/python -m shadow_pipeline_tests.bench_shards
 
 ## The packaged strategies' KPIs side by side on the shared recordings, shadow and hftbacktest (docs/strategies.md).
 strategies: $(STAMP)
