@@ -31,6 +31,7 @@ from shadow_pipeline.defs.shadow.jobs import SHADOW_JOB
 from shadow_pipeline.defs.tune.assets import TuneConfig
 from shadow_pipeline.defs.tune.jobs import TUNE_JOB
 from shadow_pipeline.domain.kpis.catalogue import SUMMARY, VALID_WINDOWS, names
+from shadow_pipeline.domain.market.shards import shard_streams
 from shadow_pipeline.domain.market.windows import HOUR_NS, hour_keys
 from shadow_pipeline.io_managers import ParquetIOManager
 from shadow_pipeline.redis_io.url import redact_text
@@ -111,8 +112,11 @@ def run_config(
 
 
 def stream_hours(client: redis.Redis, stream: str) -> list[str]:
-    """Every hour from the stream's first to its last tick (by ts_server), oldest first."""
-    ends: list[Any] = [client.xrange(stream, count=1), client.xrevrange(stream, count=1)]
+    """Every hour from the stream's first to its last tick (by ts_server), oldest first; over every shard of it
+    ($SHADOW_STREAM_SHARDS; a malformed value raises its one-line SettingsError)."""
+    ends: list[Any] = []
+    for shard in shard_streams(stream, settings.stream_shards()):
+        ends += [client.xrange(shard, count=1), client.xrevrange(shard, count=1)]
     stamps = [int(entries[0][1]["ts_server"]) for entries in ends if entries and "ts_server" in entries[0][1]]
     if not stamps:
         return []
