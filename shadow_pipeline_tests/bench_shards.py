@@ -32,8 +32,9 @@ SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "DOGEUSDT")
 SECONDS = 300  # of synthetic market
 
 
-def _drain(url: str, stream: str, group: str, landing: str) -> int:
-    options = IngestOptions(stream=stream, group=group, consumer="bench")
+def _drain(url: str, stream: str, group: str, landing: str, consumer: str) -> int:
+    """One shard's consumer; its name is its own (a writer sweeps the temporary files of its name)."""
+    options = IngestOptions(stream=stream, group=group, consumer=consumer)
     return TickConsumer(LandingStore(landing), options, url).drain().landed_total
 
 
@@ -64,7 +65,10 @@ def bench_shards(client: redis.Redis, url: str, repeats: int = REPEATS) -> list[
                     client.xgroup_create(stream, group, id="0")
                 with tempfile.TemporaryDirectory() as landing:
                     started = time.perf_counter()
-                    futures = [pool.submit(_drain, url, stream, group, landing) for stream in streams]
+                    futures = [
+                        pool.submit(_drain, url, stream, group, landing, f"bench-s{number}")
+                        for number, stream in enumerate(streams)
+                    ]
                     landed = sum(future.result() for future in futures)
                     seconds = time.perf_counter() - started
                 assert landed == entries[shards], (landed, entries[shards])  # every entry landed exactly once

@@ -129,7 +129,8 @@ def test_producers_write_each_instrument_to_its_shard_only(redis_client: redis.R
 
 def _ingest(url: str, stream: str, landing: Path, *extra: str) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "shadow_pipeline.cli", "ingest", "--drain", "--stream", stream]
-    command += ["--landing", str(landing), "--batch", "400", "--dead-after-ms", "2000", "--drain-wait-ms", "3000"]
+    command += ["--landing", str(landing), "--batch", "400", "--land-every", "500"]
+    command += ["--dead-after-ms", "2000", "--drain-wait-ms", "3000"]
     command += [*extra]
     env = {**os.environ, "REDIS_URL": url, settings.STREAM_SHARDS_ENV: "3"}
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
