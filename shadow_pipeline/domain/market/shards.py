@@ -13,7 +13,6 @@ one shard's keys share a slot and the Lua calls and MULTIs over them work on a c
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable
 
 MAX_SHARDS = 1024  # beyond this a value is a typo: each shard is a stream, a group and a consumer at least
 
@@ -45,13 +44,6 @@ def shard_streams(base: str, shards: int) -> list[str]:
 def instrument_stream(base: str, instrument_key: str, shards: int) -> str:
     """The stream ``instrument_key``'s ticks are written to."""
     return shard_stream(base, shard_of(instrument_key, shards), shards)
-
-
-def streams_of(base: str, instrument_keys: Iterable[str], shards: int) -> list[str]:
-    """The shard streams that hold ``instrument_keys``' ticks, in shard order."""
-    return sorted(
-        {instrument_stream(base, key, shards) for key in instrument_keys}, key=shard_streams(base, shards).index
-    )
 
 
 def has_hash_tag(key: str) -> bool:
