@@ -19,6 +19,7 @@ from shadow_pipeline.ingest import claims, dead_letters
 from shadow_pipeline.ingest.consumer.report import add_counts, incomplete_message
 from shadow_pipeline.ingest.deliveries import Delivery
 from shadow_pipeline.ingest.landing import Kind
+from shadow_pipeline.redis_io.raw_reply import error_of, read_raw_strings
 
 if TYPE_CHECKING:
     from shadow_pipeline.ingest.consumer.tick_consumer import TickConsumer
@@ -86,7 +87,10 @@ def acked(consumer: TickConsumer, token: int, _: int) -> None:
 
 
 def ack(consumer: TickConsumer, client: redis.Redis, ids: list[str]) -> int:
-    return int(client.xack(consumer.options.stream, consumer.options.group, *ids))
+    reply = read_raw_strings(client, ["XACK", consumer.options.stream, consumer.options.group, *ids])
+    if reply[0] == ord("-"):
+        raise error_of(reply)
+    return int(bytes(reply[1:-2]))
 
 
 def dead_letter(consumer: TickConsumer, delivery: Delivery, extra: pd.Series | None = None) -> None:
