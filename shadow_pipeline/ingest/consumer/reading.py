@@ -1,7 +1,7 @@
 """Reading: new entries, read ahead (``read_ahead``), and each batch's own processing (guard, reorder buffer).
 
-Guard checks and XACKs go to Redis in order on a side thread, overlapping the next batch's parse; what they
-found is accounted here when they finish (``collect_side``)."""
+Guard checks, landings and XACKs run in order on a side thread, overlapping the next batches; what they did is
+accounted here when they finish (``collect_side``)."""
 
 from __future__ import annotations
 

@@ -61,8 +61,8 @@ class TickConsumer:
         self._ready_since: float | None = None  # when the oldest released tick not yet landed was released
         # Reads ahead: while a batch is processed, the next one is parsed and Redis serializes the one after it
         # (see _read_new and consumer.read_ahead).
-        # Guard updates and XACKs go to Redis in order on another thread, overlapping the next batch's parse;
-        # an XACK is only submitted once its ticks are landed, so the at-least-once contract is unchanged.
+        # Guard updates, landings and their XACKs run in order on another thread, overlapping the next batches;
+        # a batch's XACK follows its own durable landing in the same job, so the exactly-once contract holds.
         # Both single-thread pools live for one run (see _run).
         self._reader: ThreadPoolExecutor
         self._side: ThreadPoolExecutor
@@ -72,6 +72,7 @@ class TickConsumer:
         # Side calls not confirmed yet, redone after a reconnect: XACKs of landed entries (acked again rather than
         # re-read, so that a lost connection never lands and counts an entry twice) and sequence-guard checks.
         self._unacked: dict[int, list[str]] = {}
+        self._landing: dict[int, list[str]] = {}  # handed to the side thread to land and ack, not done yet
         self._unguarded: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._side_tokens = itertools.count()
         self._marked: list[str] = []  # entries whose processing is marked as under way (ingest.attempts)
@@ -150,7 +151,7 @@ class TickConsumer:
     _land_due = settling.land_due
     _land_ready = settling.land_ready
     _land = settling.land
-    _acked = settling.acked
+    _landed = settling.landed
     _ack = settling.ack
     _dead_letter = settling.dead_letter
     _flush = settling.flush
