@@ -35,7 +35,9 @@ def recover_pending(consumer: TickConsumer) -> None:
 
 
 def maintain(consumer: TickConsumer) -> None:
-    """While serving, between reads: land on time, and claim every ``claim_every_ms``."""
+    """While serving, between reads: account finished side work (a refused landing stops the consumer), land on
+    time, and claim every ``claim_every_ms``."""
+    consumer._collect_side(wait=False)
     now = time.monotonic()
     if consumer._ready_since is not None and now - consumer._ready_since >= consumer.options.land_every_ms / 1000:
         consumer._land_ready()
