@@ -105,7 +105,7 @@ def bench_per_consumer(
                     "baseline_per_s": round(best_base / count),
                     "ours_per_s": round(best_ours / count),
                     "ratio": round(best_ours / best_base, 3),
-                    "peak_mb_per_consumer": round(peak_mb, 1),
+                    "peak_memory": f"{peak_mb:.1f} MB per consumer (largest)",
                 }
             )
     return rows
