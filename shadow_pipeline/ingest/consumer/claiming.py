@@ -223,7 +223,7 @@ def held_ids(consumer: TickConsumer) -> set[str]:
     held = set(consumer._buffer.held().get("entry_id", pd.Series(dtype=object)).tolist())
     for frame in consumer._ready:
         held.update(frame.get("entry_id", pd.Series(dtype=object)).tolist())
-    for ids in [*consumer._landing.values(), *consumer._unacked.values()]:
+    for ids in [*consumer._landing.values(), *consumer._unacked.values()]:  # copied at once: the side thread adds
         held.update(ids)
     prefetched = consumer._prefetched
     if prefetched is not None and prefetched.done() and prefetched.exception() is None:
