@@ -3,7 +3,8 @@
 Each consumer runs in its own process (as deployed: one consumer per process or pod), so two consumers do not
 share a GIL; the processes are started and warmed before the clock starts, so the ratio is the read path's,
 not interpreter start-up. The baseline runs the same number of redis-py XREADGROUP+XACK loops, also in
-processes, against the same stream in the same round.
+processes, against the same stream in the same round. Peak memory comes from one more, untimed round under
+tracemalloc.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import multiprocessing
 import tempfile
 import time
+import tracemalloc
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 
@@ -41,6 +43,16 @@ def tick_consumer(url: str, stream: str, group: str, consumer: str, landing: str
     """One ingest consumer draining its share of the group into the shared landing zone."""
     options = IngestOptions(stream=stream, group=group, consumer=consumer)
     return TickConsumer(LandingStore(landing), options, url).drain().landed_total
+
+
+def traced_tick_consumer(url: str, stream: str, group: str, consumer: str, landing: str) -> tuple[int, float]:
+    """:func:`tick_consumer` under tracemalloc (numpy and pandas buffers are traced too): its peak MB. Untimed:
+    tracing slows every allocation."""
+    tracemalloc.start()
+    try:
+        return tick_consumer(url, stream, group, consumer, landing), tracemalloc.get_traced_memory()[1] / 1e6
+    finally:
+        tracemalloc.stop()
 
 
 def _warm() -> None:
@@ -84,6 +96,7 @@ def bench_per_consumer(
                     else:
                         best_base = max(best_base, rate)
                     client.xgroup_destroy(stream, group)
+            peak_mb = _peak_mb(client, pool, url, stream, f"per-consumer-memory{count}", count)
             rows.append(
                 {
                     "benchmark": f"ingest per consumer vs redis-py loop ({count} consumer{'s' * (count > 1)})",
@@ -92,9 +105,20 @@ def bench_per_consumer(
                     "baseline_per_s": round(best_base / count),
                     "ours_per_s": round(best_ours / count),
                     "ratio": round(best_ours / best_base, 3),
+                    "peak_memory": f"{peak_mb:.1f} MB per consumer (largest)",
                 }
             )
     return rows
+
+
+def _peak_mb(client: redis.Redis, pool: ProcessPoolExecutor, url: str, stream: str, group: str, count: int) -> float:
+    """The largest peak of ``count`` consumers draining the stream together, in an untimed round."""
+    client.xgroup_create(stream, group, id="0")
+    with tempfile.TemporaryDirectory() as landing:
+        runs = [pool.submit(traced_tick_consumer, url, stream, group, f"c{c}", landing) for c in range(count)]
+        peaks = [run.result()[1] for run in runs]
+    client.xgroup_destroy(stream, group)
+    return max(peaks)
 
 
 def main() -> None:

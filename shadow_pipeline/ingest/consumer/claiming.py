@@ -35,7 +35,9 @@ def recover_pending(consumer: TickConsumer) -> None:
 
 
 def maintain(consumer: TickConsumer) -> None:
-    """While serving, between reads: land on time, and claim every ``claim_every_ms``."""
+    """While serving, between reads: account finished side work (a refused landing stops the consumer), land on
+    time, and claim every ``claim_every_ms``."""
+    consumer._collect_side(wait=False)
     now = time.monotonic()
     if consumer._ready_since is not None and now - consumer._ready_since >= consumer.options.land_every_ms / 1000:
         consumer._land_ready()
@@ -221,7 +223,7 @@ def held_ids(consumer: TickConsumer) -> set[str]:
     held = set(consumer._buffer.held().get("entry_id", pd.Series(dtype=object)).tolist())
     for frame in consumer._ready:
         held.update(frame.get("entry_id", pd.Series(dtype=object)).tolist())
-    for ids in consumer._unacked.values():
+    for ids in [*consumer._landing.values(), *consumer._unacked.values()]:  # copied at once: the side thread adds
         held.update(ids)
     prefetched = consumer._prefetched
     if prefetched is not None and prefetched.done() and prefetched.exception() is None:

@@ -1,7 +1,7 @@
-"""Reading: new entries, one batch read ahead, and each batch's own processing (guard, reorder buffer).
+"""Reading: new entries, read ahead (``read_ahead``), and each batch's own processing (guard, reorder buffer).
 
-Guard checks and XACKs go to Redis in order on a side thread, overlapping the next batch's parse; what they
-found is accounted here when they finish (``collect_side``)."""
+Guard checks, landings and XACKs run in order on a side thread, overlapping the next batches; what they did is
+accounted here when they finish (``collect_side``)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import numpy as np
 
 from shadow_pipeline.domain.market.reorder import Release
 from shadow_pipeline.ingest import claims
+from shadow_pipeline.ingest.consumer.read_ahead import ReadAhead
 from shadow_pipeline.ingest.consumer.report import add_counts
 from shadow_pipeline.ingest.deliveries import Delivery, from_reply
 from shadow_pipeline.ingest.guard import GuardCounts
@@ -29,20 +30,43 @@ PROGRESS_SECONDS = 10.0
 
 def read_new(consumer: TickConsumer, block: bool) -> int:
     """Take the batch read ahead (or read one), start reading the next, then process this one."""
-    wait = consumer.options.block_ms if block else None
     future, consumer._prefetched = consumer._prefetched, None
-    delivery = (future or consumer._reader.submit(consumer._xreadgroup, ">", wait)).result()
+    delivery = (future or consumer._reader.submit(read_ahead, consumer, block, True)).result()
     if len(delivery):
-        consumer._prefetched = consumer._reader.submit(consumer._xreadgroup, ">", wait)
+        consumer._prefetched = consumer._reader.submit(read_ahead, consumer, block, True)
         consumer._process(delivery, redelivered=False)
     consumer._update_lag()
     return len(delivery)
 
 
+def read_ahead(consumer: TickConsumer, block: bool, more: bool) -> Delivery:
+    """On the reader thread: the next batch of new entries, the read after it sent first (``more``; see
+    ``read_ahead``); the byte scan runs without the GIL."""
+    opts = consumer.options
+    if consumer._read_ahead is None:
+        consumer._read_ahead = ReadAhead(consumer._client)
+    command: list[Any] = ["XREADGROUP", "GROUP", opts.group, opts.consumer, "COUNT", opts.batch]
+    if block:
+        command += ["BLOCK", opts.block_ms]
+    return consumer._read_ahead.read([*command, "STREAMS", opts.stream, ">"], more)
+
+
+def close_read_ahead(consumer: TickConsumer) -> None:
+    """With no read in flight (on the reader thread, or once it stopped): receive an outstanding read, give its
+    connection back."""
+    if consumer._read_ahead is not None:
+        consumer._read_ahead.close()
+        consumer._read_ahead = None
+
+
 def process_prefetched(consumer: TickConsumer) -> None:
+    """Before leaving: process what was read ahead, and the read sent after it (delivered to us already)."""
     future, consumer._prefetched = consumer._prefetched, None
-    if future is not None and len(delivery := future.result()):
-        consumer._process(delivery, redelivered=False)
+    while future is not None:
+        if len(delivery := future.result()):
+            consumer._process(delivery, redelivered=False)
+        outstanding = consumer._read_ahead is not None and consumer._read_ahead.outstanding
+        future = consumer._reader.submit(read_ahead, consumer, False, False) if outstanding else None
 
 
 def drop_prefetched(consumer: TickConsumer) -> None:
@@ -50,7 +74,8 @@ def drop_prefetched(consumer: TickConsumer) -> None:
     follows sees everything delivered to this consumer (and processes it once, as a redelivery)."""
     future, consumer._prefetched = consumer._prefetched, None
     side_work, consumer._side_work = consumer._side_work, []
-    for call, then in [*side_work, *([(future, None)] if future is not None else [])]:
+    closing = consumer._reader.submit(close_read_ahead, consumer)  # after the read in flight (one reader thread)
+    for call, then in [*side_work, *([(future, None)] if future is not None else []), (closing, None)]:
         try:
             result = call.result(timeout=consumer.options.block_ms / 1000 + 10)
         except Exception:  # its XACK or guard check is redone by the recovery (_unacked, _unguarded)
@@ -61,7 +86,7 @@ def drop_prefetched(consumer: TickConsumer) -> None:
 
 
 def xreadgroup(consumer: TickConsumer, last: str, block: int | None) -> Delivery:
-    """Read and parse a batch (on the reader thread for new entries: the byte scan runs without the GIL)."""
+    """Read and parse a batch (pending entries, re-read by a recovery)."""
     opts = consumer.options
     args: list[Any] = ["XREADGROUP", "GROUP", opts.group, opts.consumer, "COUNT", opts.batch]
     if block is not None:

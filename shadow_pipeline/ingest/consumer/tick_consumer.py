@@ -17,6 +17,7 @@ import redis
 from shadow_pipeline.domain.market.reorder import ReorderBuffer
 from shadow_pipeline.ingest.attempts import FailedAttempts
 from shadow_pipeline.ingest.consumer import claiming, reading, reconnecting, settling
+from shadow_pipeline.ingest.consumer.read_ahead import ReadAhead
 from shadow_pipeline.ingest.consumer.reading import PROGRESS_SECONDS
 from shadow_pipeline.ingest.consumer.report import IncompleteDrain, IngestReport, incomplete_message
 from shadow_pipeline.ingest.deliveries import Delivery
@@ -58,17 +59,20 @@ class TickConsumer:
         self._claim_cursor = "0-0"  # XAUTOCLAIM's cursor, kept across rounds while serving
         self._ready: list[pd.DataFrame] = []  # released, not yet landed (their entries are still pending)
         self._ready_since: float | None = None  # when the oldest released tick not yet landed was released
-        # One read ahead: while a batch is processed, Redis already serializes the next one (see _read_new).
-        # Guard updates and XACKs go to Redis in order on another thread, overlapping the next batch's parse;
-        # an XACK is only submitted once its ticks are landed, so the at-least-once contract is unchanged.
+        # Reads ahead: while a batch is processed, the next one is parsed and Redis serializes the one after it
+        # (see _read_new and consumer.read_ahead).
+        # Guard updates, landings and their XACKs run in order on another thread, overlapping the next batches;
+        # a batch's XACK follows its own durable landing in the same job, so the exactly-once contract holds.
         # Both single-thread pools live for one run (see _run).
         self._reader: ThreadPoolExecutor
         self._side: ThreadPoolExecutor
         self._prefetched: Future[Delivery] | None = None
+        self._read_ahead: ReadAhead | None = None  # the reader thread's own connection, with a read sent ahead
         self._side_work: list[tuple[Future[Any], Callable[[Any], None]]] = []
         # Side calls not confirmed yet, redone after a reconnect: XACKs of landed entries (acked again rather than
         # re-read, so that a lost connection never lands and counts an entry twice) and sequence-guard checks.
         self._unacked: dict[int, list[str]] = {}
+        self._landing: dict[int, list[str]] = {}  # handed to the side thread to land and ack, not done yet
         self._unguarded: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._side_tokens = itertools.count()
         self._marked: list[str] = []  # entries whose processing is marked as under way (ingest.attempts)
@@ -105,23 +109,26 @@ class TickConsumer:
         started = time.perf_counter()
         opts = self.options
         log.info("consumer %s of group %s on %s: start", opts.consumer, opts.group, opts.stream)
-        with (
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="xreadgroup") as self._reader,
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="guard-ack") as self._side,
-        ):
-            self._with_reconnect(self._recover_pending)
-            while stop is None or not stop.is_set():
-                got = self._with_reconnect(lambda: self._read_new(block=stop is not None))
-                if stop is not None:
-                    self._with_reconnect(self._maintain)
-                elif not got:
-                    break  # drained: nothing new for this group
-            self._with_reconnect(self._process_prefetched)  # delivered to us already: land it before leaving
-            self._with_reconnect(self._flush)
-            self._with_reconnect(lambda: self._collect_side(wait=True))
-            if stop is None:
-                self._with_reconnect(self._settle)
-            self._with_reconnect(lambda: self._update_lag(force=True))
+        try:
+            with (
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="xreadgroup") as self._reader,
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="guard-ack") as self._side,
+            ):
+                self._with_reconnect(self._recover_pending)
+                while stop is None or not stop.is_set():
+                    got = self._with_reconnect(lambda: self._read_new(block=stop is not None))
+                    if stop is not None:
+                        self._with_reconnect(self._maintain)
+                    elif not got:
+                        break  # drained: nothing new for this group
+                self._with_reconnect(self._process_prefetched)  # delivered to us already: land it before leaving
+                self._with_reconnect(self._flush)
+                self._with_reconnect(lambda: self._collect_side(wait=True))
+                if stop is None:
+                    self._with_reconnect(self._settle)
+                self._with_reconnect(lambda: self._update_lag(force=True))
+        finally:
+            self._close_read_ahead()  # the reader thread has stopped
         self.report.seconds = time.perf_counter() - started
         log.info("consumer %s: done: %s", opts.consumer, self.report.as_dict())
         return self.report
@@ -131,6 +138,7 @@ class TickConsumer:
     _read_new = reading.read_new
     _process_prefetched = reading.process_prefetched
     _drop_prefetched = reading.drop_prefetched
+    _close_read_ahead = reading.close_read_ahead
     _xreadgroup = reading.xreadgroup
     _update_lag = reading.update_lag
     _process = reading.process
@@ -143,7 +151,7 @@ class TickConsumer:
     _land_due = settling.land_due
     _land_ready = settling.land_ready
     _land = settling.land
-    _acked = settling.acked
+    _landed = settling.landed
     _ack = settling.ack
     _dead_letter = settling.dead_letter
     _flush = settling.flush

@@ -1,0 +1,66 @@
+"""The consumer's read ahead (``ingest.consumer.read_ahead``) and its packed XACK, against a real Redis: a read
+sent ahead is always received and landed, and ids are acked whatever the stream's name."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from shadow_pipeline.ingest.consumer import IngestOptions, TickConsumer
+from shadow_pipeline.ingest.consumer.read_ahead import has_entries
+from shadow_pipeline.ingest.landing import LandingStore
+from shadow_pipeline.redis_io.raw_reply import read_raw
+from shadow_pipeline_tests.ingest_helpers import landed, replay_synthetic
+
+
+def test_a_consumer_stopped_while_reads_are_ahead_lands_and_acks_what_it_read(
+    redis_url: str, redis_client: redis.Redis, stream: str, tmp_path: Path
+) -> None:
+    replay_synthetic(redis_client, stream, seconds=60)
+    store = LandingStore(tmp_path)
+    consumer = TickConsumer(store, IngestOptions(stream=stream, batch=200, block_ms=100), redis_url)
+    stop = threading.Event()
+    worker = threading.Thread(target=consumer.serve, args=(stop,))
+    worker.start()
+    deadline = time.monotonic() + 60
+    while consumer.report.read < 1000 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    stop.set()  # mid-stream: a batch is read ahead and the read after it is sent
+    worker.join(timeout=60)
+    assert not worker.is_alive()
+    ticks = landed(store)
+    assert redis_client.xlen(stream) > consumer.report.read  # stopped before the end of the stream
+    assert redis_client.xpending(stream, "shadow")["pending"] == 0  # every entry delivered was acked ...
+    assert len(ticks) == consumer.report.read == consumer.report.landed_total
+    assert not ticks.duplicated("entry_id").any()  # ... and landed once
+
+
+def test_entries_of_a_stream_and_group_named_in_any_script_are_acked(
+    redis_url: str, redis_client: redis.Redis, stream: str, tmp_path: Path
+) -> None:
+    name = f"{stream}:tïcks-ß-株"
+    replayed = replay_synthetic(redis_client, name, seconds=5)
+    store = LandingStore(tmp_path)
+    report = TickConsumer(store, IngestOptions(stream=name, group="grüppe"), redis_url).drain()
+    assert report.landed == replayed.ticks_by_symbol
+    assert redis_client.xpending(name, "grüppe")["pending"] == 0
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_has_entries_tells_a_delivery_from_no_entries_and_errors(redis_url: str, stream: str, protocol: int) -> None:
+    client = redis.Redis.from_url(redis_url, protocol=protocol)
+    client.xadd(stream, {"a": "1"})
+    client.xgroup_create(stream, "g", id="0")
+
+    def read(group: str, *block: str | int) -> bool:
+        return has_entries(read_raw(client, "XREADGROUP", "GROUP", group, "c", *block, "STREAMS", stream, ">"))
+
+    assert read("g")  # the entry
+    assert not read("g")  # nothing new: nil
+    assert not read("g", "BLOCK", 10)  # nothing within BLOCK: nil (RESP2), null (RESP3)
+    assert not read("no-such-group")  # an error reply
+    client.close()
