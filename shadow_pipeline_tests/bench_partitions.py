@@ -198,7 +198,9 @@ class History:
             for entry in logs
             if entry.dagster_event and entry.dagster_event.event_type == kinds.ASSET_CHECK_EVALUATION
         ]
-        self.run = instance.get_run_by_id(result.run_id)
+        run = instance.get_run_by_id(result.run_id)
+        assert run is not None
+        self.run = run
         self.written = {"runs": 1, "materializations": len(self.materialized), "check_evaluations": len(self.checked)}
 
     def write(self, progress: Callable[[str], None]) -> dict[str, int]:
@@ -221,7 +223,7 @@ class History:
             runs.append((self.run._replace(run_id=run_id, tags=tags), ts))
             for template in self.materialized.values():
                 materializations.append(self._materialization(template, run_id, ts, key, dimension_tags))
-        storage = self.instance.event_log_storage
+        storage: Any = self.instance.event_log_storage  # a SQL storage: SQLite or PostgreSQL, as the instance
         with storage.index_transaction() as conn:
             events, tags_table, checks_table = (_table(conn, name) for name in EVENT_TABLES)
             mat_ids = _insert_events(conn, events, materializations)
@@ -234,7 +236,7 @@ class History:
                     "event_timestamp": _naive(event.timestamp),
                 }
                 for event, event_id in zip(materializations, mat_ids, strict=True)
-                for k, v in _materialization(event).tags.items()
+                for k, v in (_materialization(event).tags or {}).items()
                 if k.startswith("dagster/partition/")
             ]
             conn.execute(tags_table.insert(), tag_rows)
@@ -273,7 +275,7 @@ class History:
                         ),
                     }
                     for event, check_id in zip(checks, check_ids, strict=True)
-                    for evaluation in [event.dagster_event.asset_check_evaluation_data]
+                    for evaluation in [event.get_dagster_event().asset_check_evaluation_data]
                 ],
             )
         latest = {
@@ -281,7 +283,8 @@ class History:
         }
         for event, event_id in latest.values():
             storage.store_asset_event(event, event_id)
-        with self.instance.run_storage.connect() as conn:
+        run_storage: Any = self.instance.run_storage
+        with run_storage.connect() as conn:
             runs_table, run_tags_table = _table(conn, "runs"), _table(conn, "run_tags")
             conn.execute(runs_table.insert(), [_run_row(run, ts) for run, ts in runs])
             conn.execute(
@@ -301,7 +304,7 @@ class History:
         template: dg.EventLogEntry, run_id: str, ts: float, key: str, tags: dict[str, str]
     ) -> dg.EventLogEntry:
         event = template.get_dagster_event()
-        data = event.event_specific_data
+        data: Any = event.event_specific_data  # StepMaterializationData, a NamedTuple
         original = _materialization(template)
         materialization = original._replace(partition=key, tags={**(original.tags or {}), **tags})
         return template._replace(
@@ -455,7 +458,9 @@ def time_query(url: str, query: str, variables: dict[str, Any], repeats: int) ->
     return {"first_ms": round(timings[0], 1), "median_ms": round(statistics.median(timings[1:]), 1)}
 
 
-def page_timings(url: str, spec: dict[str, Any], repeats: int) -> dict[str, dict[str, float]]:
+def page_timings(
+    url: str, spec: dict[str, Any], repeats: int, say: Callable[[str], None]
+) -> dict[str, dict[str, float]]:
     """The asset page's queries for each of PAGE_ASSETS, then the asset graph's live data and the catalog."""
     keys = [{"path": [a["key"]]} for a in spec["assets"]]
     timed: dict[str, dict[str, float]] = {}
@@ -463,8 +468,10 @@ def page_timings(url: str, spec: dict[str, Any], repeats: int) -> dict[str, dict
         variables = {"assetKey": {"path": [asset]}}
         for name, query in (("definition", DEFINITION), ("partition_health", PARTITION_HEALTH), ("checks", CHECKS)):
             timed[f"{asset}: {name}"] = time_query(url, query, variables, repeats)
+            say(f"  {asset}: {name} {timed[f'{asset}: {name}']}")
     timed["asset graph live data (all assets)"] = time_query(url, GRAPH_LIVE, {"assetKeys": keys}, repeats)
     timed["asset catalog"] = time_query(url, CATALOG, {"limit": 1000}, repeats)
+    say(f"  graph {timed['asset graph live data (all assets)']}, catalog {timed['asset catalog']}")
     return timed
 
 
@@ -510,7 +517,7 @@ def fill_stream(redis_url: str, stream: str, instruments: Sequence[str], end: da
     return written + 1
 
 
-def _tick(symbol: str, seq: int, ts: int) -> dict[str, str]:
+def _tick(symbol: str, seq: int, ts: int) -> dict[Any, Any]:  # redis-py's xadd wants its own key types
     symbol_part, _, venue = symbol.partition(".")
     fields = {
         "symbol": symbol_part,
@@ -539,6 +546,7 @@ def sensor_tick(instance: Any, redis_url: str, stream: str) -> dict[str, Any]:
         context = dg.build_sensor_context(instance=instance, resources=resources)
         started = time.perf_counter()
         result = closed_window_sensor(context)
+        assert isinstance(result, dg.SensorResult)
         timings.append((time.perf_counter() - started) * 1000)
         requested = len(result.run_requests or [])
     return {"median_ms": round(statistics.median(timings), 1), "runs_requested": requested}
@@ -582,7 +590,7 @@ def measure_layout(
     with webserver(home, home / "workspace.yaml") as url:
         reported = partition_stats(url, PAGE_ASSETS[0])
         say(f"{name}: the webserver reports {reported} for {PAGE_ASSETS[0]}; timing the asset page")
-        timed = page_timings(url, spec, repeats)
+        timed = page_timings(url, spec, repeats, say)
     result = {
         "partitions_per_asset": len(keys),
         "webserver_partition_stats": reported,
@@ -601,7 +609,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--contrast-days", type=int, default=730)
     parser.add_argument("--ticks-per-hour", type=int, default=100, help="per instrument, for the sensor tick")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--out", type=Path, default=None, help="the JSON table (default: under the temp dir)")
+    default_out = Path(tempfile.gettempdir()) / "bench_partitions.json"
+    parser.add_argument("--out", type=Path, default=default_out, help=f"the JSON table (default: {default_out})")
     args = parser.parse_args(argv)
     end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     instruments = instrument_venues(args.instruments)
@@ -624,10 +633,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         },
     }
     assert len(groups) == counts.group_count(per_venue, args.per_group)
+
+    def save() -> None:  # after each stage, so that a later stage's failure keeps the earlier figures
+        args.out.write_text(json.dumps(report, indent=2))
+
     with tempfile.TemporaryDirectory(prefix="bench-partitions-") as tmp:
         root = Path(tmp)
         desk = {"layout": "desk", "days": args.days, "end": end.isoformat(), "instruments": instruments}
         report["desk"], instance = measure_layout(root, "desk", {**desk, "assets": shape}, groups, args.repeats, say)
+        save()
         from shadow_pipeline.redis_io.server import start_server
 
         server = start_server()
@@ -635,8 +649,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             entries = fill_stream(server.url, "lob:ticks", [k for k, _ in instruments], end, args.ticks_per_hour)
             say(f"sensor: {entries:,} entries of {args.instruments} instruments in the stream; timing its tick")
             report["sensor"] = {"entries": entries, **sensor_tick(instance, server.url, "lob:ticks")}
+            say(f"sensor: {report['sensor']}")
         finally:
             server.stop()
+        save()
         if args.contrast_instruments:
             hour = {
                 "layout": "hour",
@@ -646,10 +662,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "assets": shape,
             }
             report["hour_x_symbol"], _ = measure_layout(root, "hour", hour, [], args.repeats, say)
-        out = args.out or root / "bench_partitions.json"
-        out.write_text(json.dumps(report, indent=2))
+        save()
         print_table(report)
-        say(f"written: {out}")
+        say(f"written: {args.out}")
     return 0
 
 
