@@ -608,7 +608,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--contrast-instruments", type=int, default=2, help="hour x symbol contrast; 0 skips it")
     parser.add_argument("--contrast-days", type=int, default=730)
     parser.add_argument("--ticks-per-hour", type=int, default=100, help="per instrument, for the sensor tick")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3, help="warm calls per query after the first")
     default_out = Path(tempfile.gettempdir()) / "bench_partitions.json"
     parser.add_argument("--out", type=Path, default=default_out, help=f"the JSON table (default: {default_out})")
     args = parser.parse_args(argv)
