@@ -21,7 +21,7 @@ SAVE_STATUS = $(if $(VERDICT_FILE),echo $$status > '$(VERDICT_FILE)';)
 RECORD = status=$$?; $(SAVE_STATUS) exit $$status
 
 .PHONY: FORCE rollup demo loop test lint typecheck defs pytest dev ingest live-shadow ingest-job shadow-redis shadow-report shadow-audit shadow-ci \
-	shadow-redis-export shadow-redis-export-stream shadow-tune dryrun dryrun-validate bench strategies soak clean \
+	shadow-redis-export shadow-redis-export-stream shadow-tune dryrun dryrun-validate bench bench-partitions strategies soak clean \
 	feed feed-server shadow-live-validate setup system-deps ci-dryrun
 
 $(STAMP): pyproject.toml
@@ -225,6 +225,11 @@ ci-dryrun: $(STAMP) $(INSTANCE)
 bench: $(STAMP)
 	$(BIN)/python -m shadow_pipeline_tests.bench
 	$(BIN)/python -m shadow_pipeline_tests.bench_shards
+
+## Partition layouts at desk scale (500 instruments x 2 years): partition counts, the asset page's GraphQL timings and
+## the sensor's tick on generated run history; not in `bench` (it takes a while). docs/partitions.md.
+bench-partitions: $(STAMP)
+	nice -n 10 $(BIN)/python -m shadow_pipeline_tests.bench_partitions $(BENCH_PARTITIONS_ARGS)
 
 ## The packaged strategies' KPIs side by side on the shared recordings, shadow and hftbacktest (docs/strategies.md).
 strategies: $(STAMP)
