@@ -5,6 +5,7 @@ Three figures the sizing rests on, each measured here rather than assumed:
   from the recorded Binance days when ``../shared`` is present (none of them is tuned to: they only size);
 - Redis memory per stream entry of the tick schema (``MEMORY USAGE`` of a filled stream over its length), on the
   synthetic market and, when present, the recordings;
+- Redis server CPU per entry for XADD (the producer's pipelines), XREADGROUP and XACK (``INFO commandstats``);
 - shadow CPU per tick (simulate + per-window KPIs, steady state after the JIT), on one tiled hour of BTCUSDT.
 """
 
@@ -69,13 +70,31 @@ def stream_bytes_per_entry() -> list[dict[str, object]]:
     try:
         for name, frame in sources.items():
             client.delete("scale:ticks")
+            client.config_resetstat()
             entries = replay(client, [frame], ReplayOptions(stream="scale:ticks", maxlen=None, progress=False)).entries
             usage = int(client.memory_usage("scale:ticks", samples=0) or 0)
-            rows.append({"source": name, "entries": entries, "bytes_per_entry": round(usage / entries, 1)})
+            rows.append(
+                {"source": name, "entries": entries, "bytes_per_entry": round(usage / entries, 1), **_server_us(client)}
+            )
     finally:
         client.close()
         server.stop()
     return rows
+
+
+def _server_us(client: redis.Redis) -> dict[str, float]:
+    """Microseconds of Redis CPU per entry: the XADDs just made, then one drain of the stream by a group in batches
+    of 2,000 (read, then ack), from the server's own command statistics (reset first, so only these count)."""
+    entries = int(client.xlen("scale:ticks"))
+    xadd = client.info("commandstats").get("cmdstat_xadd", {}).get("usec", 0)
+    client.config_resetstat()
+    client.xgroup_create("scale:ticks", "scale", id="0")
+    while reply := client.xreadgroup("scale", "c", {"scale:ticks": ">"}, count=2000):
+        client.xack("scale:ticks", "scale", *[entry[0] for entry in reply[0][1]])  # type: ignore[index,arg-type]
+    stats = client.info("commandstats")
+    client.config_resetstat()
+    per = {name: stats.get(f"cmdstat_{name}", {}).get("usec", 0) / entries for name in ("xreadgroup", "xack")}
+    return {"xadd_us": round(xadd / entries, 2), **{f"{k}_us": round(v, 2) for k, v in per.items()}}
 
 
 def shadow_cpu_per_tick() -> dict[str, object]:
