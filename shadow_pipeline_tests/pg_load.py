@@ -13,6 +13,7 @@ import argparse
 import json
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import redis
@@ -47,13 +48,29 @@ def _tables(url: str) -> dict[str, tuple[int, int]]:
     return found
 
 
+EVENT_BYTES = """
+SELECT coalesce(dagster_event_type, 'log line'), count(*), sum(octet_length(event))
+FROM event_logs WHERE run_id = %s GROUP BY 1 ORDER BY 3 DESC
+"""
+
+
+def _event_bytes(url: str, run_id: str) -> dict[str, list[int]]:
+    """The run's serialized events by type, [rows, bytes]: what stays once autovacuum has reclaimed the pages that
+    updates left behind."""
+    with connect(url) as db, db.cursor() as cursor:
+        cursor.execute(EVENT_BYTES, (run_id,))
+        sizes = {kind: [rows, size] for kind, rows, size in cursor.fetchall()}
+    db.close()
+    return sizes
+
+
 def _added(before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]) -> dict[str, dict[str, int]]:
     rows = {name: after[name][0] - before.get(name, (0, 0))[0] for name in after}
     size = {name: after[name][1] - before.get(name, (0, 0))[1] for name in after}
     return {name: {"rows": rows[name], "bytes": size[name]} for name in after if rows[name] or size[name]}
 
 
-def measure(minutes: float, window_seconds: int) -> dict[str, dict[str, dict[str, int]]]:
+def measure(minutes: float, window_seconds: int) -> dict[str, dict[str, Any]]:
     """Per partition run, in order: the tables it grew. The first run drains the stream's ticks of both symbols
     into the landing zone and pays each table's first pages; the second is a partition whose ticks are landed."""
     server = start_server()
@@ -70,13 +87,15 @@ def measure(minutes: float, window_seconds: int) -> dict[str, dict[str, dict[str
             )
             with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
                 job = defs().resolve_job_def(PIPELINE_JOB)
-                added = {}
+                added: dict[str, dict[str, Any]] = {}
                 for symbol in (WARM_UP, MEASURED):
                     before = _tables(url)
                     tags = {"dagster/partition": f"{HOUR}|{symbol}", "dagster/partition/hour": HOUR}
                     tags["dagster/partition/symbol"] = symbol
-                    assert job.execute_in_process(run_config=config, instance=instance, tags=tags).success
+                    result = job.execute_in_process(run_config=config, instance=instance, tags=tags)
+                    assert result.success
                     added[symbol] = _added(before, _tables(url))
+                    added[symbol]["event_payloads"] = _event_bytes(url, result.run_id)
     finally:
         server.stop()
     return added
@@ -90,8 +109,9 @@ def main() -> None:
     if settings.dagster_pg_url() is None:
         raise SystemExit(f"error: set ${settings.DAGSTER_PG_URL_ENV} to the server to measure on")
     for symbol, tables in measure(args.minutes, args.window_seconds).items():
+        payloads = tables.pop("event_payloads")
         total = {key: sum(t[key] for t in tables.values()) for key in ("rows", "bytes")}
-        print(json.dumps({"partition": f"{HOUR}|{symbol}", "tables": tables, "total": total}))
+        print(json.dumps({"partition": f"{HOUR}|{symbol}", "tables": tables, "total": total, "events": payloads}))
 
 
 if __name__ == "__main__":
