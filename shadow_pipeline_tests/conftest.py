@@ -1,9 +1,12 @@
-"""Shared fixtures: a real Redis server (started here, or the one at $REDIS_URL) and the market data folder."""
+"""Shared fixtures: a real Redis server (started here, or the one at $REDIS_URL) and the market data folder; the
+``dagster_instance`` marker on every test that uses a Dagster instance."""
 
 from __future__ import annotations
 
+import inspect
+import types
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -11,8 +14,60 @@ import redis
 
 from shadow_pipeline import settings
 from shadow_pipeline.redis_io.server import RedisServer, start_server
+from shadow_pipeline_tests.instance_helpers import dagster_instance, drop_templates, project_home
 
 MARKET_DATA = settings.market_data_dir(Path(__file__).resolve().parents[2] / "shared/data/market")
+INSTANCE_MARK = "dagster_instance"
+_INSTANCE_MAKERS = (dagster_instance, project_home)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", f"{INSTANCE_MARK}: uses a Dagster instance (set automatically; CI runs these again on PostgreSQL)"
+    )
+
+
+def _uses_instance(code: types.CodeType, scope: dict[str, object], seen: set[types.CodeType]) -> bool:
+    """Whether this code, or a test helper it calls (function or class of shadow_pipeline_tests), makes an instance."""
+    if code in seen:
+        return False
+    seen.add(code)
+    for name in code.co_names:
+        target = scope.get(name)
+        if any(target is maker for maker in _INSTANCE_MAKERS):
+            return True
+        if not getattr(target, "__module__", "").startswith("shadow_pipeline_tests"):
+            continue
+        members = vars(target).values() if inspect.isclass(target) else [target]
+        for member in members:
+            function = inspect.unwrap(member) if callable(member) else None
+            if isinstance(function, types.FunctionType) and _uses_instance(
+                function.__code__, function.__globals__, seen
+            ):
+                return True
+    nested = (const for const in code.co_consts if isinstance(const, types.CodeType))
+    return any(_uses_instance(inner, scope, seen) for inner in nested)
+
+
+def _function_uses_instance(function: Callable[..., object], seen: set[types.CodeType]) -> bool:
+    function = inspect.unwrap(function)
+    return isinstance(function, types.FunctionType) and _uses_instance(function.__code__, function.__globals__, seen)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the tests that make a Dagster instance, in their body, a helper or a fixture, so that
+    ``pytest -m dagster_instance`` selects exactly them (.ci/run's PostgreSQL pass) and no list goes stale."""
+    for item in items:
+        if not isinstance(item, pytest.Function):
+            continue
+        seen: set[types.CodeType] = set()
+        fixtures = [defs[-1].func for defs in item._fixtureinfo.name2fixturedefs.values() if defs]
+        if any(_function_uses_instance(function, seen) for function in [item.function, *fixtures]):
+            item.add_marker(INSTANCE_MARK)
+
+
+def pytest_sessionfinish() -> None:
+    drop_templates()
 
 
 @pytest.fixture(scope="session")

@@ -1,12 +1,13 @@
-"""Dagster instance homes for tests that start Dagster processes: the project's instance file, on PostgreSQL when
-$SHADOW_DAGSTER_PG_URL is set, in a database of the test's own (run history is never shared between tests)."""
+"""The Dagster instances of the tests: ``dagster_instance()`` for runs in the test's process, ``project_home`` for tests
+that start Dagster processes. Both are on SQLite by default and, when $SHADOW_DAGSTER_PG_URL is set, on PostgreSQL in
+a database of the test's own (run history is never shared between tests), so one variable moves the suite."""
 
 from __future__ import annotations
 
 import os
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -20,6 +21,9 @@ from shadow_pipeline.instance import PG_SCHEME, InstanceConfigError, check_reach
 REPO = Path(__file__).resolve().parents[1]
 # The CI machines' server (trust auth); $SHADOW_DAGSTER_PG_URL names another.
 LOCAL_PG_URL = f"{PG_SCHEME}://postgres@127.0.0.1:5432/postgres"
+# Copying a database that already holds Dagster's schema costs ~0.03 s a test over SQLite; a createdb that Dagster
+# then migrates costs ~0.5 s, a shared database wiped between tests ~0.25 s (docs/scaling.md, "Instance storage").
+_templates: dict[str, str] = {}  # server URL -> this process's template database on it
 
 
 def _with_database(url: str, database: str) -> str:
@@ -44,19 +48,74 @@ def reachable_pg_url() -> str:
     return url
 
 
-@contextmanager
-def fresh_database(url: str) -> Iterator[str]:
-    """The URL of a new, empty database on ``url``'s server, dropped afterwards."""
-    name = f"shadow_test_{uuid.uuid4().hex[:12]}"
+def _execute(url: str, statement: str) -> None:
     admin = connect(url)  # no `with`: psycopg2 opens a transaction there, and CREATE DATABASE refuses one
-    admin.cursor().execute(f'CREATE DATABASE "{name}"')
+    admin.cursor().execute(statement)
     admin.close()
+
+
+@contextmanager
+def fresh_database(url: str, template: str | None = None) -> Iterator[str]:
+    """The URL of a new database on ``url``'s server (empty, or a copy of ``template``), dropped afterwards."""
+    name = f"shadow_test_{uuid.uuid4().hex[:12]}"
+    _execute(url, f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
     try:
         yield _with_database(url, name)
     finally:
-        admin = connect(url)
-        admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+        _execute(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _pg_storage(url: str) -> dict[str, object]:
+    """The URL itself, not the variable: the instance ref carries it to run workers started before the test (a
+    celery worker), whose $SHADOW_DAGSTER_PG_URL names the shared database. instance_for_test writes it to its own
+    dagster.yaml in its temporary home (a test's folder)."""
+    return {"storage": {"postgres": {"postgres_url": url}}}
+
+
+@contextmanager
+def _pointing_at(url: str, shared: str) -> Iterator[None]:
+    """$SHADOW_DAGSTER_PG_URL names ``url`` meanwhile, for this process and the run workers it starts."""
+    os.environ[settings.DAGSTER_PG_URL_ENV] = url
+    try:
+        yield
+    finally:
+        os.environ[settings.DAGSTER_PG_URL_ENV] = shared
+
+
+def _template(shared: str) -> str:
+    """A database holding Dagster's schema, made once per test process, that each test's database copies."""
+    if shared not in _templates:
+        name = f"shadow_tpl_{uuid.uuid4().hex[:12]}"
+        _execute(shared, f'CREATE DATABASE "{name}"')
+        _templates[shared] = name
+        with dg.instance_for_test(overrides=_pg_storage(_with_database(shared, name))):
+            pass  # the instance creates (migrates) the run, event log and schedule tables
+    return _templates[shared]
+
+
+def drop_templates() -> None:
+    """At the session's end: the template databases this process made."""
+    while _templates:
+        shared, name = _templates.popitem()
+        with suppress(psycopg2.Error):  # an unreachable server at teardown must not hide the tests' own result
+            _execute(shared, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def dagster_instance(temp_dir: str | None = None) -> Iterator[dg.DagsterInstance]:
+    """``dg.instance_for_test()``, with its runs, event logs and schedules in a fresh PostgreSQL database (dropped
+    afterwards) when $SHADOW_DAGSTER_PG_URL is set. Every test that runs Dagster in its own process takes this, and
+    the ``dagster_instance`` marker (conftest.py) finds those tests for CI's PostgreSQL pass."""
+    shared = settings.dagster_pg_url()
+    if shared is None:
+        with dg.instance_for_test(temp_dir=temp_dir) as instance:
+            yield instance
+        return
+    with (
+        fresh_database(shared, _template(shared)) as url,
+        dg.instance_for_test(temp_dir=temp_dir, overrides=_pg_storage(url)) as instance,
+    ):
+        yield instance
 
 
 def _create_storage(home: Path) -> None:
@@ -81,9 +140,6 @@ def project_home(home: Path, base: str | None = None) -> Iterator[dict[str, str]
         return
     with fresh_database(shared) as url:
         (home / "dagster.yaml").write_text(instance_yaml(text, url))
-        os.environ[settings.DAGSTER_PG_URL_ENV] = url
-        try:
+        with _pointing_at(url, shared):
             _create_storage(home)
             yield {settings.DAGSTER_HOME_ENV: str(home), settings.DAGSTER_PG_URL_ENV: url}
-        finally:
-            os.environ[settings.DAGSTER_PG_URL_ENV] = shared

@@ -15,6 +15,7 @@ from shadow_pipeline.domain.market.faults import FaultSpec
 from shadow_pipeline.io_managers import ParquetIOManager
 from shadow_pipeline.resources import AlertsResource, LandingResource, RedisResource, TickStreamResource
 from shadow_pipeline_tests.ingest_helpers import replay_synthetic
+from shadow_pipeline_tests.instance_helpers import dagster_instance
 
 
 def _tick(context: dg.SensorEvaluationContext) -> str:
@@ -36,7 +37,7 @@ def test_one_alert_per_failed_check_evaluation_and_none_twice(
     }
     alerts = AlertsResource(stream=f"{stream}:alerts")
     sensor_resources = {"redis": RedisResource(url=redis_url), "alerts": alerts}
-    with dg.instance_for_test() as instance:
+    with dagster_instance() as instance:
         result = dg.materialize(
             [landing_zone, raw_ticks, normalized_ticks],
             partition_key=partition_key("2024-08-09-00:00", "BTCUSDT"),

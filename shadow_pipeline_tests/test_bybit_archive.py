@@ -29,6 +29,7 @@ from shadow_pipeline.reporting.snapshot import SNAPSHOT_FILE
 from shadow_pipeline.settings import REDIS_URL_ENV
 from shadow_pipeline_tests.bybit_archives import START_MS, compact, frame, random_market, write_ob500, write_trades
 from shadow_pipeline_tests.ingest_helpers import pipeline_resources
+from shadow_pipeline_tests.instance_helpers import dagster_instance
 from shadow_pipeline_tests.partition_env import has_partitions
 
 MS = 1_000_000
@@ -125,7 +126,7 @@ def test_an_archive_through_dagster_feed_ingest_and_shadow_reports_latency_not_m
     feed = FeedConfig(source=SourceKind.BYBIT, files=[str(f) for f in files], symbols=["BTCUSDT"], maxlen=0)
     shadow = ShadowConfig(window_seconds=window_seconds)
     resources = pipeline_resources(redis_url, stream, tmp_path)
-    with dg.instance_for_test() as instance:
+    with dagster_instance() as instance:
         fed = dg.materialize(
             [replayed_feed],
             resources=resources,

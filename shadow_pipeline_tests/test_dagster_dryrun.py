@@ -29,6 +29,7 @@ from shadow_pipeline.redis_io.keys import fills_stream, kpi_stream, kpi_symbol_h
 from shadow_pipeline.redis_io.kpi_export import read_stream_records
 from shadow_pipeline.reporting.accuracy import REPORT_JSON, REPORT_MD
 from shadow_pipeline_tests.ingest_helpers import pipeline_resources, replay_binance
+from shadow_pipeline_tests.instance_helpers import dagster_instance
 from shadow_pipeline_tests.shadow_helpers import shadow_run_config
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
@@ -68,7 +69,7 @@ def _run(
 ) -> dict[str, dg.ExecuteInProcessResult]:
     resources_ = pipeline_resources(redis_url, stream, folder, group)
     results = {}
-    with dg.instance_for_test() as instance:
+    with dagster_instance() as instance:
         for symbol in SYMBOLS:
             results[symbol] = dg.materialize(
                 ASSETS,
@@ -203,7 +204,7 @@ def test_the_queue_model_is_never_its_own_reality(
 
 def _validate_only(redis_url: str, stream: str, folder: Path, run_config: dg.RunConfig) -> dg.ExecuteInProcessResult:
     """dryrun_accuracy_report alone, on the stored upstream partitions of ``folder``."""
-    with dg.instance_for_test() as instance:
+    with dagster_instance() as instance:
         return dg.materialize(
             ASSETS,
             selection=[dryrun_accuracy_report],

@@ -30,6 +30,7 @@ from shadow_pipeline.defs.pipeline.jobs import PIPELINE_JOB
 from shadow_pipeline.defs.shadow.assets import ShadowConfig
 from shadow_pipeline.parquet import read_frame
 from shadow_pipeline_tests.ingest_helpers import pipeline_resources, replay_synthetic
+from shadow_pipeline_tests.instance_helpers import dagster_instance
 from shadow_pipeline_tests.shadow_helpers import loose_profiles
 
 HOUR, SYMBOL = "2024-08-09-00:00", "BTCUSDT"
@@ -114,7 +115,7 @@ def _run(
     )
     job = dg.build_reconstructable_job(__name__, pipeline_job.__name__, reconstructable_args=(executor,))
     tags = {"dagster/partition": f"{HOUR}|{SYMBOL}", "dagster/partition/hour": HOUR, "dagster/partition/symbol": SYMBOL}
-    with dg.instance_for_test(temp_dir=str(folder / "dagster_home")) as instance:
+    with dagster_instance(temp_dir=str(folder / "dagster_home")) as instance:
         result = dg.execute_job(job, instance=instance, run_config=config.to_config_dict(), tags=tags)
         messages = [e.message or "" for e in instance.all_logs(result.run_id)]
     assert result.success, [m for m in messages if "error" in m.lower()]

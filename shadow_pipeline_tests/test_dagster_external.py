@@ -24,6 +24,7 @@ from shadow_pipeline.parquet import read_frame
 from shadow_pipeline.redis_io.keys import dead_letter_stream, order_stream
 from shadow_pipeline.redis_io.order_stream import publish_intents
 from shadow_pipeline_tests.ingest_helpers import pipeline_resources, replay_synthetic
+from shadow_pipeline_tests.instance_helpers import dagster_instance
 from shadow_pipeline_tests.shadow_helpers import shadow_run_config
 
 HOUR, SYMBOL = "2026-01-01-10:00", "ETHUSDT"
@@ -78,7 +79,7 @@ def test_the_shadow_of_a_bot_s_order_stream_is_the_built_in_strategy_s_when_it_s
     resources = pipeline_resources(redis_url, stream, tmp_path, "external")
     profiles = _external_profiles(tmp_path)
     try:
-        with dg.instance_for_test() as instance:
+        with dagster_instance() as instance:
             built_in = dg.materialize(
                 [*INGEST, shadow_iterations],
                 partition_key=key,

@@ -8,6 +8,7 @@ from shadow_pipeline.defs.feed.jobs import FEED_REPLAY_JOB
 from shadow_pipeline.launch import definitions
 from shadow_pipeline.redis_io.streams import read_entries
 from shadow_pipeline.resources import RedisResource, TickStreamResource
+from shadow_pipeline_tests.instance_helpers import dagster_instance
 
 
 def test_definitions_load() -> None:
@@ -16,7 +17,7 @@ def test_definitions_load() -> None:
 
 
 def test_replayed_feed_materializes_into_redis(redis_url: str, redis_client: redis.Redis, stream: str) -> None:
-    with dg.instance_for_test() as instance:  # a bare ephemeral() can be collected mid-run
+    with dagster_instance() as instance:  # a bare ephemeral() can be collected mid-run
         result = dg.materialize(
             [replayed_feed],
             resources={"redis": RedisResource(url=redis_url), "tick_stream": TickStreamResource(stream=stream)},
@@ -33,7 +34,7 @@ def test_replayed_feed_materializes_into_redis(redis_url: str, redis_client: red
 
 
 def test_feed_fails_clearly_when_redis_is_down(stream: str) -> None:
-    with dg.instance_for_test() as instance:  # a bare ephemeral() can be collected mid-run
+    with dagster_instance() as instance:  # a bare ephemeral() can be collected mid-run
         result = dg.materialize(
             [replayed_feed],
             resources={

@@ -25,7 +25,7 @@ from shadow_pipeline.io_managers import ParquetIOManager
 from shadow_pipeline.resources import LandingResource, RedisResource, TickStreamResource
 from shadow_pipeline_tests.conftest import market_file
 from shadow_pipeline_tests.ingest_helpers import replay_synthetic
-from shadow_pipeline_tests.instance_helpers import project_home
+from shadow_pipeline_tests.instance_helpers import dagster_instance, project_home
 
 BINANCE_COUNTS = {"BTCUSDT": 87_402, "ETHUSDT": 68_068}  # messages in usdm/*_20240808.gz (see test_replay)
 
@@ -40,7 +40,7 @@ def _resources(redis_url: str, stream: str, tmp_path: Path) -> dict[str, object]
 
 
 def _materialize(resources: dict[str, object], hour: str, symbol: str) -> dg.ExecuteInProcessResult:
-    with dg.instance_for_test() as instance:  # a bare ephemeral() can be collected mid-run
+    with dagster_instance() as instance:  # a bare ephemeral() can be collected mid-run
         return dg.materialize(
             [landing_zone, raw_ticks, normalized_ticks],
             partition_key=partition_key(hour, symbol),
@@ -159,7 +159,7 @@ def test_sensor_requests_one_run_per_closed_partition(
     resources = _resources(redis_url, stream, tmp_path)
     # 00:58 to 01:02: hour 00 closes, hour 01 stays open.
     replay_synthetic(redis_client, stream, seconds=4 * 60, start="2024-08-09T00:58:00Z")
-    with dg.instance_for_test() as instance:
+    with dagster_instance() as instance:
         first = _evaluate(instance, resources, None)
         keys = _run_keys(first)
         assert keys == ["pipeline:2024-08-09-00:00:BTCUSDT", "pipeline:2024-08-09-00:00:ETHUSDT"]
@@ -220,7 +220,7 @@ def test_schedule_requests_the_previous_hour_for_every_symbol() -> None:
     from shadow_pipeline.launch import definitions
 
     schedule = definitions().resolve_schedule_def("pipeline_job_schedule")
-    with dg.instance_for_test() as instance:
+    with dagster_instance() as instance:
         context = dg.build_schedule_context(
             instance=instance, scheduled_execution_time=datetime(2024, 8, 9, 1, 5, tzinfo=UTC)
         )
@@ -232,6 +232,6 @@ def test_sensor_ignores_hours_before_the_first_partition(
     redis_url: str, redis_client: redis.Redis, stream: str, tmp_path: Path
 ) -> None:
     replay_synthetic(redis_client, stream, seconds=3 * 60, symbols=("BTCUSDT",), start="2019-12-31T22:59:00Z")
-    with dg.instance_for_test() as instance:
+    with dagster_instance() as instance:
         result = _evaluate(instance, _resources(redis_url, stream, tmp_path), None)
     assert _run_keys(result) == []  # 2019-12-31 22:00 closed, but it is before the first partition

@@ -23,6 +23,7 @@ from shadow_pipeline.redis_io.keys import dead_letter_stream, fills_stream, orde
 from shadow_pipeline.redis_io.order_stream import publish_intents
 from shadow_pipeline.reporting.reconciliation import PLOT_FILES, REPORT_JSON, REPORT_MD
 from shadow_pipeline.resources import ArtifactsResource, RedisResource
+from shadow_pipeline_tests.instance_helpers import dagster_instance
 from shadow_pipeline_tests.order_helpers import PARAMS, TICKS, Fill, orders_table, shadow_fill_table
 from shadow_pipeline_tests.sim_helpers import MS, T0, gates
 
@@ -90,7 +91,7 @@ def _materialize(
     redis_url: str, folder: Path, reconciliation: dg.AssetsDefinition | None = None
 ) -> dg.ExecuteInProcessResult:
     """The reconciliation of the hand-built partition; by default with the hand-built shadow orders."""
-    with dg.instance_for_test() as instance:
+    with dagster_instance() as instance:
         return dg.materialize(
             [hand_built_ticks, hand_built_windows, reconciliation or reconciliation_asset(hand_built_orders)],
             partition_key=partition_key(HOUR, SYMBOL),

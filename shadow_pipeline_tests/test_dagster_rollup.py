@@ -43,6 +43,7 @@ from shadow_pipeline.reporting.rollup import (
 from shadow_pipeline.reporting.snapshot import SNAPSHOT_FILE, find_snapshots
 from shadow_pipeline.resources import ArtifactsResource
 from shadow_pipeline_tests.ingest_helpers import pipeline_resources
+from shadow_pipeline_tests.instance_helpers import dagster_instance
 from shadow_pipeline_tests.shadow_helpers import shadow_run_config, synthetic_iterations
 
 SYMBOL = "BTCUSDT"
@@ -121,7 +122,7 @@ def shadowed(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         ReplayOptions(stream=stream, maxlen=None, progress=False),
     )
     profiles_file = _profiles_file(folder)
-    with dg.instance_for_test() as instance:
+    with dagster_instance() as instance:
         shadowed = Shadowed(folder, pipeline_resources(redis_url, stream, folder, "rollup"), instance, {})
         plan = [(hour, "moderate", [*INGEST, shadow_iterations, shadow_report]) for hour in HOURS]
         plan.append((HOURS[1], "conservative", [shadow_iterations, shadow_report]))

@@ -24,6 +24,7 @@ from shadow_pipeline.parquet import read_frame
 from shadow_pipeline.reporting.audit import audit
 from shadow_pipeline.reporting.snapshot import SNAPSHOT_FILE
 from shadow_pipeline_tests.ingest_helpers import pipeline_resources, replay_binance
+from shadow_pipeline_tests.instance_helpers import dagster_instance
 from shadow_pipeline_tests.shadow_helpers import SHADOW_ASSETS, loose_profiles, shadow_run_config
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
@@ -52,7 +53,7 @@ def _run(
 ) -> dict[tuple[str, str], dg.ExecuteInProcessResult]:
     resources = pipeline_resources(redis_url, stream, folder, group)
     results = {}
-    with dg.instance_for_test() as instance:
+    with dagster_instance() as instance:
         for hour, symbol in partitions:
             results[(hour, symbol)] = dg.materialize(
                 SHADOW_ASSETS,

@@ -29,6 +29,7 @@ from shadow_pipeline.parquet import read_frame
 from shadow_pipeline.reporting.accuracy import REPORT_JSON
 from shadow_pipeline.reporting.snapshot import SNAPSHOT_FILE
 from shadow_pipeline_tests.ingest_helpers import pipeline_resources, replay_binance
+from shadow_pipeline_tests.instance_helpers import dagster_instance
 from shadow_pipeline_tests.shadow_helpers import shadow_run_config
 
 HOUR, SYMBOL = "2024-08-08-23:00", "BTCUSDT"
@@ -79,7 +80,7 @@ def test_a_strategy_runs_through_the_shadow_export_and_dryrun_assets(
     own = STRATEGIES[strategy]
     group = "strategy-" + strategy.rpartition(":")[2].lower()  # a consumer group per run: each ingests the hour
     try:
-        with dg.instance_for_test() as instance:
+        with dagster_instance() as instance:
             result = dg.materialize(
                 ASSETS,
                 partition_key=partition_key(HOUR, SYMBOL),

@@ -55,6 +55,7 @@ from shadow_pipeline.reporting.tuning import FOLDS_FILE, HEATMAP_FILE, OUT_OF_SA
 from shadow_pipeline.resources import ArtifactsResource
 from shadow_pipeline.settings import INSTRUMENTS_ENV, REDIS_URL_ENV
 from shadow_pipeline_tests.conftest import market_file
+from shadow_pipeline_tests.instance_helpers import dagster_instance
 
 ROOT = Path(__file__).resolve().parents[1]  # this checkout: the CLI subprocesses run its code, not an install's
 TUNED = "moderate_tuned"
@@ -121,7 +122,7 @@ def _drop_stream(client: redis.Redis, key: str) -> None:
 def _ingest(market: Market) -> None:
     """ingest_job for every partition of ``market``, so that each test finds them stored whatever ran before."""
     job = definitions().resolve_job_def(INGEST_JOB)
-    with dg.instance_for_test() as instance:
+    with dagster_instance() as instance:
         for key in market.partitions():
             result = job.execute_in_process(
                 run_config=run_config(market.placement(Path(market.data_dir) / "artifacts")),
@@ -261,7 +262,7 @@ def tune_then_reproduce(market: Market, tmp_path: Path) -> None:
     profiles file on the newest hour and compare the KPIs (and the base profile's, which the tuner also reports)."""
     tuned_dir, shadow_dir, base_dir = tmp_path / "tuned", tmp_path / "shadow", tmp_path / "base"
     packaged = load_profiles()
-    with dg.instance_for_test() as instance:
+    with dagster_instance() as instance:
         table = run_tune(market.partitions(), tune_config(), market.placement(tuned_dir), instance)
         assert table["symbol"].tolist() == list(market.symbols)
         assert table["run"].tolist() == ["success"] * len(market.symbols), table.get("reasons")
@@ -371,7 +372,7 @@ def _loose_profiles(tmp_path: Path) -> str:
 
 def _tune_job(market: Market, artifacts: Path, config: TuneConfig) -> dg.ExecuteInProcessResult:
     """tune_job on (newest hour, BTCUSDT) of the stored partitions, as run_tune launches it."""
-    with dg.instance_for_test() as instance:
+    with dagster_instance() as instance:
         return (
             definitions()
             .resolve_job_def(TUNE_JOB)

@@ -31,6 +31,7 @@ from shadow_pipeline.redis_io.keys import depth_stream
 from shadow_pipeline.reporting.accuracy import REPORT_JSON, REPORT_MD
 from shadow_pipeline_tests.conftest import market_file
 from shadow_pipeline_tests.ingest_helpers import pipeline_resources, replay_binance
+from shadow_pipeline_tests.instance_helpers import dagster_instance
 from shadow_pipeline_tests.kpis_golden import CASES, generated_ticks
 
 HOUR = "2024-08-08-23:00"
@@ -87,7 +88,7 @@ def _materialize(
 ) -> dg.ExecuteInProcessResult:
     shadow = {"shadow_iterations": ShadowConfig(window_seconds=5)} if upstream else {}
     run_config = dg.RunConfig(ops={**shadow, "dryrun_accuracy_report": config})
-    with dg.instance_for_test() as instance:
+    with dagster_instance() as instance:
         return dg.materialize(
             [*ASSETS, dryrun_accuracy_report],
             selection=None if upstream else [dryrun_accuracy_report],

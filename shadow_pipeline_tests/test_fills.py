@@ -28,6 +28,7 @@ from shadow_pipeline.reporting.iter_summary import summary_file
 from shadow_pipeline.reporting.pnl_plots import FILL_PLOTS, INLINE_MARKDOWN_CHARS
 from shadow_pipeline.reporting.snapshot import PLOT_FILE, REPORT_FILE
 from shadow_pipeline_tests.ingest_helpers import pipeline_resources, replay_synthetic
+from shadow_pipeline_tests.instance_helpers import dagster_instance
 from shadow_pipeline_tests.shadow_helpers import shadow_run_config
 
 HOUR, SYMBOL = "2024-08-09-00:00", "BTCUSDT"
@@ -61,7 +62,7 @@ def stored(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     stale = folder / "artifacts/shadow" / HOUR / SYMBOL / summary_file(9999)
     stale.parent.mkdir(parents=True)
     stale.write_text("{}")  # a window of an earlier run with other windows: the run removes it
-    with dg.instance_for_test() as instance:
+    with dagster_instance() as instance:
         result = dg.materialize(
             [landing_zone, raw_ticks, normalized_ticks, shadow_iterations, shadow_report],
             partition_key=partition_key(HOUR, SYMBOL),

@@ -25,6 +25,7 @@ from shadow_pipeline.redis_io.streams import to_field_rows, xadd_rows
 from shadow_pipeline.settings import INSTRUMENTS_ENV
 from shadow_pipeline_tests.conftest import market_file
 from shadow_pipeline_tests.ingest_helpers import pipeline_resources
+from shadow_pipeline_tests.instance_helpers import dagster_instance
 from shadow_pipeline_tests.shadow_helpers import shadow_run_config
 
 SYNTHETIC_HOUR = "2024-08-09-00:00"  # the synthetic market's default start
@@ -71,7 +72,7 @@ def test_a_crossed_row_or_two_is_tolerated_as_a_venue_glitch() -> None:
 
 
 def _materialize(redis_url: str, stream: str, folder: Path, hour: str) -> dg.ExecuteInProcessResult:
-    with dg.instance_for_test() as instance:  # a bare ephemeral() can be collected mid-run
+    with dagster_instance() as instance:  # a bare ephemeral() can be collected mid-run
         return dg.materialize(
             [landing_zone, raw_ticks, normalized_ticks, shadow_iterations],
             partition_key=partition_key(hour, "BTCUSDT"),

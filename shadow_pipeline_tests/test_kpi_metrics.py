@@ -34,6 +34,7 @@ from shadow_pipeline.redis_io.keys import kpi_symbol_hash
 from shadow_pipeline.redis_io.server import start_server
 from shadow_pipeline.reporting.kpi_metrics import PREFIX, gates, kpi_metrics
 from shadow_pipeline_tests.ingest_helpers import pipeline_resources, replay_synthetic
+from shadow_pipeline_tests.instance_helpers import dagster_instance
 from shadow_pipeline_tests.shadow_helpers import shadow_run_config, synthetic_iterations, synthetic_report
 
 ALERTS = Path(__file__).resolve().parents[1] / "docs/alerts"
@@ -79,7 +80,7 @@ def stored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stored]:
     replay_synthetic(client, "ticks", seconds=60, symbols=SYMBOLS, start="2026-01-01T10:00:00Z")
     resources = pipeline_resources(server.url, "ticks", folder, "metrics")
     try:
-        with dg.instance_for_test() as instance:
+        with dagster_instance() as instance:
             for symbol in SYMBOLS:
                 result = dg.materialize(
                     UPSTREAM,

@@ -29,6 +29,7 @@ from shadow_pipeline.ingest.landing_faults import LandingError
 from shadow_pipeline.ingest.metrics import IngestMetrics
 from shadow_pipeline.resources import LandingResource, RedisResource, TickStreamResource
 from shadow_pipeline_tests.ingest_helpers import landed, replay_synthetic
+from shadow_pipeline_tests.instance_helpers import dagster_instance
 
 _CLI = (sys.executable, "-m", "shadow_pipeline.cli")
 
@@ -220,7 +221,7 @@ def test_landing_zone_asset_fails_with_the_reason_not_a_traceback(
     redis_url: str, redis_client: redis.Redis, stream: str, read_only: Path
 ) -> None:
     replay_synthetic(redis_client, stream, seconds=5)
-    with dg.instance_for_test() as instance:  # the project's pattern: an instance that outlives the run
+    with dagster_instance() as instance:  # the project's pattern: an instance that outlives the run
         result = dg.materialize(
             [landing_zone],
             resources={

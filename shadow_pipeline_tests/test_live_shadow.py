@@ -37,6 +37,7 @@ from shadow_pipeline.redis_io.keys import dead_letter_stream, live_kpi_hash, liv
 from shadow_pipeline.redis_io.live_kpis import read_live_records
 from shadow_pipeline.redis_io.order_stream import publish_intents
 from shadow_pipeline_tests.ingest_helpers import pipeline_resources, replay_synthetic
+from shadow_pipeline_tests.instance_helpers import dagster_instance
 from shadow_pipeline_tests.live_helpers import (
     SYMBOL,
     WINDOW_SECONDS,
@@ -107,7 +108,7 @@ def _materialize(
     profiles_file: str | None = None,
 ) -> dg.ExecuteInProcessResult:
     """Ingest and shadow the partition (``shadow_only``: the shadow again on the ticks ingested before)."""
-    with dg.instance_for_test() as instance:
+    with dagster_instance() as instance:
         return dg.materialize(
             [landing_zone, raw_ticks, normalized_ticks, shadow_iterations, live_windows_match_batch],
             selection=[shadow_iterations] if shadow_only else None,

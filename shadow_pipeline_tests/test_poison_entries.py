@@ -29,6 +29,7 @@ from shadow_pipeline.io_managers import ParquetIOManager
 from shadow_pipeline.redis_io.raw_reply import read_raw
 from shadow_pipeline.resources import LandingResource, RedisResource, TickStreamResource
 from shadow_pipeline_tests.ingest_helpers import landed
+from shadow_pipeline_tests.instance_helpers import dagster_instance
 
 HOUR = "2024-08-09-00:00"
 T0 = 1_723_161_600_000_000_000  # 2024-08-09 00:00 UTC
@@ -182,7 +183,7 @@ def test_poison_entries_are_dead_lettered_once_with_their_bytes_and_nothing_rais
         "io_manager": ParquetIOManager(base_path=str(tmp_path / "assets")),
     }
     # The sensor reads the stream as it is, poison and all: it passes the bad entries and counts them.
-    with dg.instance_for_test() as instance:
+    with dagster_instance() as instance:
         sensed = closed_window_sensor(dg.build_sensor_context(instance=instance, resources=resources))
     assert isinstance(sensed, dg.SensorResult)
     assert sorted(str(r.partition_key) for r in sensed.run_requests or []) == [partition_key(HOUR, s) for s in SYMBOLS]
@@ -220,7 +221,7 @@ def test_poison_entries_are_dead_lettered_once_with_their_bytes_and_nothing_rais
     client.xadd(f"{stream}:dlq", {b"orig_id": b"\xff", b"fields": b"2", b"name.0": b"%%%", b"\xfe": b"\xff"})
     attributed = Counter(_attribution(flat) for flat, want in zip(entries, expected, strict=True) if want != "GOOD")
     for symbol in SYMBOLS:
-        with dg.instance_for_test() as instance:  # held for the run: a bare ephemeral() may be collected mid-run
+        with dagster_instance() as instance:  # held for the run: a bare ephemeral() may be collected mid-run
             result = dg.materialize(
                 [landing_zone, raw_ticks, normalized_ticks],
                 partition_key=partition_key(HOUR, symbol),
@@ -237,7 +238,7 @@ def test_poison_entries_are_dead_lettered_once_with_their_bytes_and_nothing_rais
         assert meta["rows_received"] == GOOD_PER_SYMBOL and meta["out_of_order"] > 0
 
     # The sensor after everything: the cursor moves on past the end, nothing more to request.
-    with dg.instance_for_test() as instance:
+    with dagster_instance() as instance:
         again = closed_window_sensor(
             dg.build_sensor_context(instance=instance, resources=resources, cursor=sensed.cursor)
         )

@@ -15,6 +15,7 @@ from shadow_pipeline import settings
 from shadow_pipeline.defs.resources import resources
 from shadow_pipeline.io_managers import ParquetIOManager
 from shadow_pipeline.launch import _failure_text
+from shadow_pipeline_tests.instance_helpers import dagster_instance
 
 BAD = {
     settings.FIRST_HOUR_ENV: ("garbage", "$SHADOW_FIRST_HOUR='garbage': expected an hour as YYYY-MM-DD-HH:00"),
@@ -48,7 +49,7 @@ def test_a_run_fails_on_a_bad_variable_with_its_one_line(monkeypatch: pytest.Mon
     def probe() -> int:
         return 1
 
-    with dg.instance_for_test() as instance:  # a bare ephemeral() can be collected mid-run
+    with dagster_instance() as instance:  # a bare ephemeral() can be collected mid-run
         result = dg.materialize(
             [probe],
             resources={"io_manager": ParquetIOManager(base_path=str(tmp_path))},

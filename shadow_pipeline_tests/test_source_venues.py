@@ -32,6 +32,7 @@ from shadow_pipeline.settings import INSTRUMENTS_ENV, REDIS_URL_ENV
 from shadow_pipeline_tests.bybit_archives import compact, random_market, write_ob500, write_trades
 from shadow_pipeline_tests.conftest import market_file
 from shadow_pipeline_tests.ingest_helpers import pipeline_resources
+from shadow_pipeline_tests.instance_helpers import dagster_instance
 from shadow_pipeline_tests.partition_env import has_partitions
 
 SPOT = "binance_hftbacktest/spot/btcusdt_20240808.gz"
@@ -175,7 +176,7 @@ def test_the_synthetic_market_takes_a_venue(redis_url: str, stream: str, monkeyp
 
 def test_the_feed_asset_takes_a_venue(redis_url: str, stream: str, tmp_path: Path) -> None:
     feed = FeedConfig(symbols=["BTCUSDT"], minutes=0.05, venue="bybit-spot", maxlen=0)
-    with dg.instance_for_test() as instance:
+    with dagster_instance() as instance:
         fed = dg.materialize(
             [replayed_feed],
             resources=pipeline_resources(redis_url, stream, tmp_path),
@@ -208,7 +209,7 @@ def _land(redis_url: str, stream: str, folder: Path, source: str, key: str, file
     replayed = replay(client, iter([frame]), ReplayOptions(stream=stream, maxlen=None, progress=False))
     hours = hour_keys(frame["ts_server"].to_numpy())
     hour = str(hours[0])
-    with dg.instance_for_test() as instance:
+    with dagster_instance() as instance:
         result = dg.materialize(
             [landing_zone, raw_ticks, normalized_ticks],
             partition_key=partition_key(hour, key),

@@ -25,6 +25,7 @@ from shadow_pipeline.redis_io.kpi_export import export_partition, read_stream_re
 from shadow_pipeline.reporting.pnl_plots import INLINE_MARKDOWN_CHARS
 from shadow_pipeline.reporting.snapshot import REPORT_FILE, SNAPSHOT_FILE
 from shadow_pipeline_tests.ingest_helpers import pipeline_resources, replay_synthetic
+from shadow_pipeline_tests.instance_helpers import dagster_instance
 from shadow_pipeline_tests.shadow_helpers import (
     SHADOW_ASSETS,
     loose_profiles,
@@ -52,7 +53,7 @@ def runs(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[t
         GO_SYMBOL: shadow_run_config(window_seconds=5, profiles_file=loose_profiles(folder)),
         NO_GO_SYMBOL: shadow_run_config(window_seconds=5),
     }
-    with dg.instance_for_test() as instance:
+    with dagster_instance() as instance:
         results = {}
         for symbol, config in configs.items():
             result = dg.materialize(

@@ -26,6 +26,7 @@ from shadow_pipeline.feed.replay import number_ticks
 from shadow_pipeline.redis_io.keys import CONSUMER_GROUP, KPI_ALL_HASH, guard_keys, kpi_stream, kpi_symbol_hash
 from shadow_pipeline.redis_io.streams import to_field_rows, xadd_rows
 from shadow_pipeline_tests.ingest_helpers import pipeline_resources
+from shadow_pipeline_tests.instance_helpers import dagster_instance
 from shadow_pipeline_tests.shadow_helpers import shadow_run_config
 
 VENUES = {"BTCUSDT": None, "BTCUSDT.bybit-linear": "bybit-linear"}  # instrument key -> the entries' venue field
@@ -46,7 +47,7 @@ def main(redis_url: str, stream: str, folder: str) -> dict[str, Any]:
     hour = feed(client, stream)
     resources = pipeline_resources(redis_url, stream, Path(folder))
     out: dict[str, Any] = {"hour": hour}
-    with dg.instance_for_test() as instance:
+    with dagster_instance() as instance:
         for key in VENUES:
             result = dg.materialize(
                 ASSETS,
