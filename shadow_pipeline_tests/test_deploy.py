@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import itertools
 import re
 import subprocess
 import sys
@@ -144,17 +145,15 @@ def test_no_secret_is_written_in_the_deployment() -> None:
 
 
 def _help_command(command: list[str]) -> list[str]:
-    """The command's subcommand words (up to the first option) and --help, run from this checkout."""
-    words = []
-    for word in command:
-        if word.startswith("-"):
-            break
-        words.append(word)
-    tool, *subcommands = words
+    """The command with --help, run from this checkout. A project command keeps its whole argv, so click refuses
+    an option the command does not have (or a misspelt one) before it prints the help; a Dagster tool keeps its
+    subcommand words only, as some pass the rest on to another program (dagster-celery's ``-- celery args``)."""
+    tool, *rest = command
     if tool in SCRIPTS:
         module = SCRIPTS[tool].split(":")[0]
-        return [sys.executable, "-m", module, *subcommands, "--help"]
+        return [sys.executable, "-m", module, *rest, "--help"]
     assert tool in DAGSTER_TOOLS, f"{tool} is neither a project script nor a Dagster tool"
+    subcommands = [word for word in itertools.takewhile(lambda word: not word.startswith("-"), rest)]
     return [str(Path(sys.executable).parent / tool), *subcommands, "--help"]
 
 
@@ -168,3 +167,10 @@ def test_every_command_is_a_real_entry_point() -> None:
     assert importlib.util.find_spec(grpc[grpc.index("-m") + 1]) is not None
     workspace = yaml.safe_load((DEPLOY / "workspace.yaml").read_text())["load_from"][0]["grpc_server"]
     assert (workspace["host"], str(workspace["port"])) == ("code-location", grpc[grpc.index("-p") + 1])
+
+
+def test_a_misspelt_option_of_a_project_command_is_refused() -> None:
+    feed = list(_project_services()["feed-binance-usdm"]["command"])
+    feed[feed.index("--maxlen")] = "--maxln"
+    done = subprocess.run(_help_command(feed), cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0 and "--maxln" in done.stderr, done.stderr[-500:]

@@ -53,7 +53,8 @@ def groups_per_venue(instruments: int, per_group: int) -> int:
 
 
 def group_count(instruments_by_venue: Mapping[str, int], per_group: int) -> int:
-    """Groups never span venues (a group is one stream shard of one venue), so each venue rounds up on its own."""
+    """Groups never span venues (a group shares its venue's feed and fees; stream shards are picked per
+    instrument), so each venue rounds up on its own."""
     return sum(groups_per_venue(count, per_group) for count in instruments_by_venue.values())
 
 
