@@ -24,6 +24,7 @@ from redis.crc import key_slot
 from shadow_pipeline import settings
 from shadow_pipeline.defs.ingest.assets import landing_zone, normalized_ticks, raw_ticks
 from shadow_pipeline.defs.partitions import partition_key
+from shadow_pipeline.defs.pipeline import sensors
 from shadow_pipeline.defs.pipeline.sensors import closed_window_sensor
 from shadow_pipeline.domain.market.instruments import instrument_key
 from shadow_pipeline.domain.market.shards import MAX_SHARDS, shard_of, shard_stream, shard_streams
@@ -45,6 +46,7 @@ from shadow_pipeline.redis_io.keys import (
 from shadow_pipeline.redis_io.streams import read_entries
 from shadow_pipeline.resources import LandingResource, RedisResource, TickStreamResource
 from shadow_pipeline_tests.ingest_helpers import landed
+from shadow_pipeline_tests.instance_helpers import dagster_instance
 from shadow_pipeline_tests.live_helpers import clear_live_keys
 
 VENUE = "bybit-linear"  # on it the synthetic BTC, ETH and SOL fall in three different shards of three
@@ -179,12 +181,8 @@ def _kill_restart_and_finish(
     keys = {instrument_key(symbol, VENUE) for symbol in SYMBOLS}
     while time.monotonic() < deadline and not keys <= {p.parent.name for p in landing.rglob("*.parquet")}:
         time.sleep(0.01)  # until every shard's consumers are landing
-    for shard in range(3):
-        workers[(shard, 0)].send_signal(signal.SIGKILL)
-        workers[(shard, 0)].wait()
-    delivered_unacked = sum(redis_client.xpending(s, CONSUMER_GROUP)["pending"] for s in streams)
-    lag = sum(int(redis_client.xinfo_groups(s)[0]["lag"] or 0) for s in streams if redis_client.exists(s))
-    assert delivered_unacked + lag > 0, "the kills must interrupt the drains"
+    for shard, stream in enumerate(streams):
+        assert _kill_holding_entries(redis_client, stream, workers[(shard, 0)], f"c0-s{shard}") > 0
     for shard in range(3):  # the same name: it re-reads its own pending entries first
         workers[(shard, 0)] = _ingest(redis_url, sharded, landing, "--shard", str(shard), "--consumer", "c0")
     for (shard, member), worker in workers.items():
@@ -197,6 +195,26 @@ def _kill_restart_and_finish(
     assert final.returncode == 0, err.decode()
     assert [json.loads(line)["stream"] for line in out.decode().splitlines()] == streams
     assert sum(redis_client.xpending(s, CONSUMER_GROUP)["pending"] for s in streams) == 0
+
+
+def _kill_holding_entries(client: redis.Redis, stream: str, worker: subprocess.Popen[bytes], consumer: str) -> int:
+    """SIGKILL ``worker`` at a moment it holds entries delivered and not acknowledged, whatever the machine's speed:
+    it is stopped (SIGSTOP) and its pending entries counted; with none it goes on (SIGCONT) and is caught again.
+    Returns what it held when killed."""
+    while True:
+        assert worker.poll() is None, f"{consumer} finished before it was caught holding entries"
+        worker.send_signal(signal.SIGSTOP)
+        state = ""
+        while state not in ("T", "Z"):  # stopped (or just exited): it acknowledges nothing more
+            stat = Path(f"/proc/{worker.pid}/stat").read_text()
+            state = stat[stat.rindex(")") + 2]
+        held = len(client.xpending_range(stream, CONSUMER_GROUP, "-", "+", 1, consumername=consumer))
+        if held:
+            worker.send_signal(signal.SIGKILL)
+            worker.wait()
+            return held
+        worker.send_signal(signal.SIGCONT)
+        time.sleep(0.005)
 
 
 def _resources(redis_url: str, stream: str, tmp_path: Path, shards: int) -> dict[str, object]:
@@ -215,7 +233,7 @@ def test_the_dagster_drain_lands_every_shard_and_each_partition_exactly(
     produced = _produced(redis_client, shard_streams(sharded, 2))
     resources = _resources(redis_url, sharded, tmp_path, 2)
     for symbol in ("BTCUSDT", "ETHUSDT"):  # one on each shard (shard_of: 1 and 0)
-        with dg.instance_for_test() as instance:
+        with dagster_instance() as instance:
             result = dg.materialize(
                 [landing_zone, raw_ticks, normalized_ticks],
                 partition_key=partition_key("2024-08-09-00:00", symbol),
@@ -242,7 +260,7 @@ def test_the_sensor_closes_each_shards_hours_by_that_shards_own_event_time(
 ) -> None:
     resources = _resources(redis_url, sharded, tmp_path, 2)
     _replay(redis_client, sharded, 2, 240, "2024-08-09T00:58:00Z", ("BTCUSDT", "ETHUSDT"), None)
-    with dg.instance_for_test() as instance:
+    with dagster_instance() as instance:
         first = _sense(instance, resources, None)
         assert _keys(first) == ["pipeline:2024-08-09-00:00:BTCUSDT", "pipeline:2024-08-09-00:00:ETHUSDT"]
         cursor = json.loads(str(first.cursor))
@@ -257,6 +275,31 @@ def test_the_sensor_closes_each_shards_hours_by_that_shards_own_event_time(
         assert _keys(_sense(instance, resources, second.cursor)) == ["pipeline:2024-08-09-01:00:ETHUSDT"]
 
 
+def test_one_tick_reads_at_most_the_scan_budget_over_all_shards(
+    redis_url: str, redis_client: redis.Redis, sharded: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A backlog on both shards: a tick reads MAX_SCAN_PER_TICK entries in all (not per shard), each shard its share
+    and the later shard what the earlier left; the next tick continues each shard from its cursor."""
+    monkeypatch.setattr(sensors, "MAX_SCAN_PER_TICK", 1000)
+    monkeypatch.setattr(sensors, "SCAN_CHUNK", 300)
+    resources = _resources(redis_url, sharded, tmp_path, 2)
+    _replay(redis_client, sharded, 2, 30, "2024-08-09T00:58:00Z", ("BTCUSDT",), None)  # shard 1
+    _replay(redis_client, sharded, 2, 1, "2024-08-09T00:58:00Z", ("ETHUSDT",), None)  # shard 0: under its share
+    streams = shard_streams(sharded, 2)
+    small, large = (redis_client.xlen(stream) for stream in streams)
+    assert 0 < small < 500 and large > 2000
+
+    def read(result: dg.SensorResult) -> list[int]:
+        """Entries up to each shard's cursor."""
+        positions = json.loads(str(result.cursor))["streams"]
+        return [len(redis_client.xrange(s, "-", positions[s]["last_id"]) or []) for s in streams]
+
+    with dagster_instance() as instance:
+        first = _sense(instance, resources, None)
+        assert read(first) == [small, 1000 - small]
+        assert read(_sense(instance, resources, first.cursor)) == [small, 2000 - small]
+
+
 def test_the_sensor_reads_a_cursor_of_the_single_stream_form(
     redis_url: str, redis_client: redis.Redis, stream: str, tmp_path: Path
 ) -> None:
@@ -265,7 +308,7 @@ def test_the_sensor_reads_a_cursor_of_the_single_stream_form(
     [(last_id, fields)] = read_entries(redis_client, stream, count=1, newest=True)
     newest = int(fields["ts_server"])  # 01:02, past hour 00 and its watermark
     old = {"last_id": last_id, "newest": newest, "open": [["2024-08-09-00:00", "ETHUSDT"]]}
-    with dg.instance_for_test() as instance:
+    with dagster_instance() as instance:
         result = _sense(instance, resources, json.dumps(old))
     # Nothing after last_id is read again (BTCUSDT's hours are not requested); the open pair closes on the
     # stream's newest time as the old cursor recorded it.
