@@ -177,12 +177,8 @@ def _kill_restart_and_finish(
     redis_url: str,
 ) -> None:
     streams = shard_streams(sharded, 3)
-    deadline = time.monotonic() + 120
-    keys = {instrument_key(symbol, VENUE) for symbol in SYMBOLS}
-    while time.monotonic() < deadline and not keys <= {p.parent.name for p in landing.rglob("*.parquet")}:
-        time.sleep(0.01)  # until every shard's consumers are landing
-    for shard, stream in enumerate(streams):
-        assert _kill_holding_entries(redis_client, stream, workers[(shard, 0)], f"c0-s{shard}") > 0
+    victims = {f"c0-s{shard}": (streams[shard], workers[(shard, 0)]) for shard in range(3)}
+    assert _kill_holding_entries(redis_client, victims) == set(victims), "each kill must interrupt a drain"
     for shard in range(3):  # the same name: it re-reads its own pending entries first
         workers[(shard, 0)] = _ingest(redis_url, sharded, landing, "--shard", str(shard), "--consumer", "c0")
     for (shard, member), worker in workers.items():
@@ -197,24 +193,42 @@ def _kill_restart_and_finish(
     assert sum(redis_client.xpending(s, CONSUMER_GROUP)["pending"] for s in streams) == 0
 
 
-def _kill_holding_entries(client: redis.Redis, stream: str, worker: subprocess.Popen[bytes], consumer: str) -> int:
-    """SIGKILL ``worker`` at a moment it holds entries delivered and not acknowledged, whatever the machine's speed:
-    it is stopped (SIGSTOP) and its pending entries counted; with none it goes on (SIGCONT) and is caught again.
-    Returns what it held when killed."""
-    while True:
-        assert worker.poll() is None, f"{consumer} finished before it was caught holding entries"
-        worker.send_signal(signal.SIGSTOP)
-        state = ""
-        while state not in ("T", "Z"):  # stopped (or just exited): it acknowledges nothing more
-            stat = Path(f"/proc/{worker.pid}/stat").read_text()
-            state = stat[stat.rindex(")") + 2]
-        held = len(client.xpending_range(stream, CONSUMER_GROUP, "-", "+", 1, consumername=consumer))
-        if held:
-            worker.send_signal(signal.SIGKILL)
-            worker.wait()
-            return held
-        worker.send_signal(signal.SIGCONT)
-        time.sleep(0.005)
+def _kill_holding_entries(client: redis.Redis, victims: dict[str, tuple[str, subprocess.Popen[bytes]]]) -> set[str]:
+    """SIGKILL each consumer (name -> its stream and process) at a moment it holds entries delivered and not
+    acknowledged, whatever the machine's speed: one seen holding entries is stopped (SIGSTOP) and looked at again,
+    then killed, or continued (SIGCONT) when it acknowledged them meanwhile. Returns the consumers killed holding
+    entries."""
+    held: set[str] = set()
+    while any(name not in held and worker.poll() is None for name, (_, worker) in victims.items()):
+        for consumer, (stream, worker) in victims.items():
+            if consumer in held:
+                continue
+            if worker.poll() is not None:
+                continue  # finished before it was caught: the caller's assertion names it
+            if not _holds_entries(client, stream, consumer):
+                continue
+            worker.send_signal(signal.SIGSTOP)
+            state = ""
+            while state not in ("T", "Z"):  # stopped (or just exited): it acknowledges nothing more
+                stat = Path(f"/proc/{worker.pid}/stat").read_text()
+                state = stat[stat.rindex(")") + 2]
+            if _holds_entries(client, stream, consumer):
+                worker.send_signal(signal.SIGKILL)
+                worker.wait()
+                held.add(consumer)
+            else:
+                worker.send_signal(signal.SIGCONT)
+        time.sleep(0.001)
+    return held
+
+
+def _holds_entries(client: redis.Redis, stream: str, consumer: str) -> bool:
+    try:
+        return bool(client.xpending_range(stream, CONSUMER_GROUP, "-", "+", 1, consumername=consumer))
+    except redis.ResponseError as error:  # NOGROUP: no consumer has created the group yet
+        if "NOGROUP" not in str(error):
+            raise
+        return False
 
 
 def _resources(redis_url: str, stream: str, tmp_path: Path, shards: int) -> dict[str, object]:
