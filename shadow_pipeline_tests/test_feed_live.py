@@ -3,12 +3,14 @@ same recording, ``seq`` continues across restarts, and the pieces (protocols, th
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,17 +19,22 @@ import pytest
 import redis
 
 from shadow_pipeline.domain.market.synthetic import generate
+from shadow_pipeline.feed.live import outbox as outbox_module
 from shadow_pipeline.feed.live.binance import BinanceProtocol, ClockOffset
 from shadow_pipeline.feed.live.bybit import BybitProtocol
 from shadow_pipeline.feed.live.config import FeedConfig
 from shadow_pipeline.feed.live.connection import backoff_delay
+from shadow_pipeline.feed.live.metrics import FeedMetrics
+from shadow_pipeline.feed.live.outbox import Outbox
 from shadow_pipeline.feed.live.protocol import MalformedFrame
-from shadow_pipeline.feed.live.ticks import TouchCarry
+from shadow_pipeline.feed.live.ticks import Tick, TouchCarry
 from shadow_pipeline.feed.live.venues import protocol_for
 from shadow_pipeline.feed.venue_server import ServerThread, VenueServer, recording_frames, synthetic_frames
 from shadow_pipeline.redis_io.depth_stream import read_depth
 from shadow_pipeline.redis_io.feed_publisher import FeedPublisher
 from shadow_pipeline.redis_io.keys import feed_seq_key
+from shadow_pipeline.redis_io.server import RedisServer
+from shadow_pipeline.redis_io.streams import read_entries
 from shadow_pipeline_tests.live_feed_helpers import (
     FeedRun,
     fast_config,
@@ -149,6 +156,27 @@ def test_publisher_numbers_each_instrument_atomically(redis_client: redis.Redis,
     entries = stream_ticks(redis_client, stream)
     assert seqs(entries["AAA"]) == [1, 2, 3] and seqs(entries["BBB"]) == [1]
     assert list(entries["AAA"][0]) == ["symbol", "seq", "ts_server", "last_side"]  # seq where the schema has it
+
+
+def test_a_shard_write_that_fails_is_retried_without_the_shards_already_written(
+    own_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BTCUSDT's shard is written, then ETHUSDT's call loses its connection (the server drops a request beyond its
+    query buffer limit, every try): the retries must not write BTCUSDT's tick again under a new seq."""
+    client = redis.Redis.from_url(own_server.url, decode_responses=True)
+    client.config_set("client-query-buffer-limit", 1024 * 1024)
+    publisher = FeedPublisher(client, "ticks", maxlen=None, shards=2)
+    assert publisher.stream_of("BTCUSDT") != publisher.stream_of("ETHUSDT")
+    outbox = Outbox(publisher, 100, FeedMetrics("bybit-linear"), threading.Event())
+    big = ["symbol", "ETHUSDT", "ts_server", "2", "pad", "x" * 2 * 1024 * 1024]
+    outbox.put([Tick("BTCUSDT", ["symbol", "BTCUSDT", "ts_server", "1"], 0), Tick("ETHUSDT", big, 0)], [])
+    outbox.close()
+    monkeypatch.setattr(outbox_module, "REDIS_RETRY_SECONDS", 0.0)
+    asyncio.run(outbox.run())
+    assert outbox.lost == 1 and outbox.fatal is None
+    assert [fields["seq"] for _, fields in read_entries(client, publisher.stream_of("BTCUSDT"))] == ["1"]
+    assert client.exists(publisher.stream_of("ETHUSDT")) == 0
+    client.close()
 
 
 def _bybit_book(kind: str, u: int, bids: list[list[str]], asks: list[list[str]]) -> str:

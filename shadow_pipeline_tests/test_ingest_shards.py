@@ -24,6 +24,7 @@ from redis.crc import key_slot
 from shadow_pipeline import settings
 from shadow_pipeline.defs.ingest.assets import landing_zone, normalized_ticks, raw_ticks
 from shadow_pipeline.defs.partitions import partition_key
+from shadow_pipeline.defs.pipeline import sensors
 from shadow_pipeline.defs.pipeline.sensors import closed_window_sensor
 from shadow_pipeline.domain.market.instruments import instrument_key
 from shadow_pipeline.domain.market.shards import MAX_SHARDS, shard_of, shard_stream, shard_streams
@@ -45,6 +46,7 @@ from shadow_pipeline.redis_io.keys import (
 from shadow_pipeline.redis_io.streams import read_entries
 from shadow_pipeline.resources import LandingResource, RedisResource, TickStreamResource
 from shadow_pipeline_tests.ingest_helpers import landed
+from shadow_pipeline_tests.instance_helpers import dagster_instance
 from shadow_pipeline_tests.live_helpers import clear_live_keys
 
 VENUE = "bybit-linear"  # on it the synthetic BTC, ETH and SOL fall in three different shards of three
@@ -139,8 +141,9 @@ def _ingest(url: str, stream: str, landing: Path, *extra: str) -> subprocess.Pop
 def test_three_shards_two_consumers_each_killed_and_restarted_land_everything_once(
     redis_url: str, redis_client: redis.Redis, sharded: str, tmp_path: Path
 ) -> None:
-    """Six consumer processes (3 shards x 2 of each shard's group); one per shard is SIGKILLed mid-drain and
-    started again under its name; at the end every produced tick is landed once, per (hour, symbol)."""
+    """Six consumer processes (3 shards x 2 of each shard's group): the first of each shard is SIGKILLed mid-drain
+    (alone on its shard until then, so it must hold entries) and started again under its name beside the second;
+    at the end every produced tick is landed once, per (hour, symbol)."""
     _replay(redis_client, sharded, 3, 150, "2024-08-09T00:59:00Z", SYMBOLS, VENUE)
     streams = shard_streams(sharded, 3)
     produced = _produced(redis_client, streams)
@@ -150,9 +153,8 @@ def test_three_shards_two_consumers_each_killed_and_restarted_land_everything_on
     }
     landing = tmp_path / "landing"
     workers = {
-        (shard, member): _ingest(redis_url, sharded, landing, "--shard", str(shard), "--consumer", f"c{member}")
+        (shard, 0): _ingest(redis_url, sharded, landing, "--shard", str(shard), "--consumer", "c0")
         for shard in range(3)
-        for member in range(2)
     }
     try:
         _kill_restart_and_finish(redis_client, sharded, landing, workers, redis_url)
@@ -175,18 +177,11 @@ def _kill_restart_and_finish(
     redis_url: str,
 ) -> None:
     streams = shard_streams(sharded, 3)
-    deadline = time.monotonic() + 120
-    keys = {instrument_key(symbol, VENUE) for symbol in SYMBOLS}
-    while time.monotonic() < deadline and not keys <= {p.parent.name for p in landing.rglob("*.parquet")}:
-        time.sleep(0.01)  # until every shard's consumers are landing
-    for shard in range(3):
-        workers[(shard, 0)].send_signal(signal.SIGKILL)
-        workers[(shard, 0)].wait()
-    delivered_unacked = sum(redis_client.xpending(s, CONSUMER_GROUP)["pending"] for s in streams)
-    lag = sum(int(redis_client.xinfo_groups(s)[0]["lag"] or 0) for s in streams if redis_client.exists(s))
-    assert delivered_unacked + lag > 0, "the kills must interrupt the drains"
+    victims = {f"c0-s{shard}": (streams[shard], workers[(shard, 0)]) for shard in range(3)}
+    assert _kill_holding_entries(redis_client, victims) == set(victims), "each kill must interrupt a drain"
     for shard in range(3):  # the same name: it re-reads its own pending entries first
         workers[(shard, 0)] = _ingest(redis_url, sharded, landing, "--shard", str(shard), "--consumer", "c0")
+        workers[(shard, 1)] = _ingest(redis_url, sharded, landing, "--shard", str(shard), "--consumer", "c1")
     for (shard, member), worker in workers.items():
         out, err = worker.communicate(timeout=180)
         assert worker.returncode in (0, 3), err.decode()  # 3: a peer still held entries when its wait ended
@@ -197,6 +192,44 @@ def _kill_restart_and_finish(
     assert final.returncode == 0, err.decode()
     assert [json.loads(line)["stream"] for line in out.decode().splitlines()] == streams
     assert sum(redis_client.xpending(s, CONSUMER_GROUP)["pending"] for s in streams) == 0
+
+
+def _kill_holding_entries(client: redis.Redis, victims: dict[str, tuple[str, subprocess.Popen[bytes]]]) -> set[str]:
+    """SIGKILL each consumer (name -> its stream and process) at a moment it holds entries delivered and not
+    acknowledged, whatever the machine's speed: one seen holding entries is stopped (SIGSTOP) and looked at again,
+    then killed, or continued (SIGCONT) when it acknowledged them meanwhile. Returns the consumers killed holding
+    entries."""
+    held: set[str] = set()
+    while any(name not in held and worker.poll() is None for name, (_, worker) in victims.items()):
+        for consumer, (stream, worker) in victims.items():
+            if consumer in held:
+                continue
+            if worker.poll() is not None:
+                continue  # finished before it was caught: the caller's assertion names it
+            if not _holds_entries(client, stream, consumer):
+                continue
+            worker.send_signal(signal.SIGSTOP)
+            state = ""
+            while state not in ("T", "Z"):  # stopped (or just exited): it acknowledges nothing more
+                stat = Path(f"/proc/{worker.pid}/stat").read_text()
+                state = stat[stat.rindex(")") + 2]
+            if _holds_entries(client, stream, consumer):
+                worker.send_signal(signal.SIGKILL)
+                worker.wait()
+                held.add(consumer)
+            else:
+                worker.send_signal(signal.SIGCONT)
+        time.sleep(0.001)
+    return held
+
+
+def _holds_entries(client: redis.Redis, stream: str, consumer: str) -> bool:
+    try:
+        return bool(client.xpending_range(stream, CONSUMER_GROUP, "-", "+", 1, consumername=consumer))
+    except redis.ResponseError as error:  # NOGROUP: no consumer has created the group yet
+        if "NOGROUP" not in str(error):
+            raise
+        return False
 
 
 def _resources(redis_url: str, stream: str, tmp_path: Path, shards: int) -> dict[str, object]:
@@ -215,7 +248,7 @@ def test_the_dagster_drain_lands_every_shard_and_each_partition_exactly(
     produced = _produced(redis_client, shard_streams(sharded, 2))
     resources = _resources(redis_url, sharded, tmp_path, 2)
     for symbol in ("BTCUSDT", "ETHUSDT"):  # one on each shard (shard_of: 1 and 0)
-        with dg.instance_for_test() as instance:
+        with dagster_instance() as instance:
             result = dg.materialize(
                 [landing_zone, raw_ticks, normalized_ticks],
                 partition_key=partition_key("2024-08-09-00:00", symbol),
@@ -242,7 +275,7 @@ def test_the_sensor_closes_each_shards_hours_by_that_shards_own_event_time(
 ) -> None:
     resources = _resources(redis_url, sharded, tmp_path, 2)
     _replay(redis_client, sharded, 2, 240, "2024-08-09T00:58:00Z", ("BTCUSDT", "ETHUSDT"), None)
-    with dg.instance_for_test() as instance:
+    with dagster_instance() as instance:
         first = _sense(instance, resources, None)
         assert _keys(first) == ["pipeline:2024-08-09-00:00:BTCUSDT", "pipeline:2024-08-09-00:00:ETHUSDT"]
         cursor = json.loads(str(first.cursor))
@@ -257,6 +290,31 @@ def test_the_sensor_closes_each_shards_hours_by_that_shards_own_event_time(
         assert _keys(_sense(instance, resources, second.cursor)) == ["pipeline:2024-08-09-01:00:ETHUSDT"]
 
 
+def test_one_tick_reads_at_most_the_scan_budget_over_all_shards(
+    redis_url: str, redis_client: redis.Redis, sharded: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A backlog on both shards: a tick reads MAX_SCAN_PER_TICK entries in all (not per shard), each shard its share
+    and the later shard what the earlier left; the next tick continues each shard from its cursor."""
+    monkeypatch.setattr(sensors, "MAX_SCAN_PER_TICK", 1000)
+    monkeypatch.setattr(sensors, "SCAN_CHUNK", 300)
+    resources = _resources(redis_url, sharded, tmp_path, 2)
+    _replay(redis_client, sharded, 2, 30, "2024-08-09T00:58:00Z", ("BTCUSDT",), None)  # shard 1
+    _replay(redis_client, sharded, 2, 1, "2024-08-09T00:58:00Z", ("ETHUSDT",), None)  # shard 0: under its share
+    streams = shard_streams(sharded, 2)
+    small, large = (redis_client.xlen(stream) for stream in streams)
+    assert 0 < small < 500 and large > 2000
+
+    def read(result: dg.SensorResult) -> list[int]:
+        """Entries up to each shard's cursor."""
+        positions = json.loads(str(result.cursor))["streams"]
+        return [len(redis_client.xrange(s, "-", positions[s]["last_id"]) or []) for s in streams]
+
+    with dagster_instance() as instance:
+        first = _sense(instance, resources, None)
+        assert read(first) == [small, 1000 - small]
+        assert read(_sense(instance, resources, first.cursor)) == [small, 2000 - small]
+
+
 def test_the_sensor_reads_a_cursor_of_the_single_stream_form(
     redis_url: str, redis_client: redis.Redis, stream: str, tmp_path: Path
 ) -> None:
@@ -265,7 +323,7 @@ def test_the_sensor_reads_a_cursor_of_the_single_stream_form(
     [(last_id, fields)] = read_entries(redis_client, stream, count=1, newest=True)
     newest = int(fields["ts_server"])  # 01:02, past hour 00 and its watermark
     old = {"last_id": last_id, "newest": newest, "open": [["2024-08-09-00:00", "ETHUSDT"]]}
-    with dg.instance_for_test() as instance:
+    with dagster_instance() as instance:
         result = _sense(instance, resources, json.dumps(old))
     # Nothing after last_id is read again (BTCUSDT's hours are not requested); the open pair closes on the
     # stream's newest time as the old cursor recorded it.

@@ -16,6 +16,7 @@ import pytest
 from shadow_pipeline.defs import layouts, partitions
 from shadow_pipeline.domain.market import partition_layouts as counts
 from shadow_pipeline_tests.bench_partitions import VENUES, instrument_venues
+from shadow_pipeline_tests.instance_helpers import dagster_instance
 
 ROOT = Path(__file__).resolve().parents[1]
 DESK = {venue: 100 for venue in VENUES}  # 500 instruments on 5 venues
@@ -82,19 +83,19 @@ def test_groups_hold_one_venue_each_and_at_most_per_group() -> None:
 
 
 def test_desk_layout_has_retention_days_times_the_groups_that_exist() -> None:
-    instance = dg.DagsterInstance.ephemeral()
-    layouts.add_groups(instance, ["binance-usdm.g00", "bybit-linear.g00", "bybit-linear.g01"])
-    layout = layouts.desk_scale(30, datetime(2026, 12, 6, 13, 45, tzinfo=UTC))
-    keys = layout.get_partition_keys(dynamic_partitions_store=instance)
-    assert len(keys) == counts.partition_count(counts.DAY_X_GROUP, 30, 0, 3) == 90
-    days = sorted({key.keys_by_dimension["day"] for key in keys})
-    assert (days[0], days[-1]) == ("2026-11-06", "2026-12-05")  # the last 30 finished UTC days
-    assert (
-        layouts.desk_scale(30, datetime(2026, 12, 7))
-        .get_partition_keys(dynamic_partitions_store=instance)[0]
-        .keys_by_dimension["day"]
-        == "2026-11-07"
-    )  # a day later, the start moved by a day
+    with dagster_instance() as instance:
+        layouts.add_groups(instance, ["binance-usdm.g00", "bybit-linear.g00", "bybit-linear.g01"])
+        layout = layouts.desk_scale(30, datetime(2026, 12, 6, 13, 45, tzinfo=UTC))
+        keys = layout.get_partition_keys(dynamic_partitions_store=instance)
+        assert len(keys) == counts.partition_count(counts.DAY_X_GROUP, 30, 0, 3) == 90
+        days = sorted({key.keys_by_dimension["day"] for key in keys})
+        assert (days[0], days[-1]) == ("2026-11-06", "2026-12-05")  # the last 30 finished UTC days
+        assert (
+            layouts.desk_scale(30, datetime(2026, 12, 7))
+            .get_partition_keys(dynamic_partitions_store=instance)[0]
+            .keys_by_dimension["day"]
+            == "2026-11-07"
+        )  # a day later, the start moved by a day
 
 
 def test_desk_layout_refuses_an_empty_retention() -> None:

@@ -64,11 +64,13 @@ class FeedPublisher:
         """XADD ``ticks`` numbered per instrument in their order, and ``depth`` entries to their instruments'
         depth streams (untrimmed, as ``replay_depth``: a trimmed stream loses the snapshot its deltas build on).
         Returns the first seq given to each instrument. One Lua call per shard: a shard's stream and counters
-        share a cluster slot, and an instrument's ticks all go to one shard, so each stays atomic."""
+        share a cluster slot, and an instrument's ticks all go to one shard, so each stays atomic. A failure can
+        leave the shards before it written, so a caller that retries passes one shard's ticks a call
+        (``stream_of``), lest the written ones come back under new seqs."""
         first: dict[str, int] = {}
         by_stream: dict[str, list[Tick]] = {}
         for tick in ticks:
-            by_stream.setdefault(instrument_stream(self.stream, tick[0], self.shards), []).append(tick)
+            by_stream.setdefault(self.stream_of(tick[0]), []).append(tick)
         for stream, shard_ticks in by_stream.items():
             first |= self._publish(stream, shard_ticks)
         if depth:
@@ -77,6 +79,10 @@ class FeedPublisher:
                 pipe.xadd(depth_stream(instrument_key(record["symbol"], record.get(VENUE_FIELD))), dict(record))  # type: ignore[arg-type]
             pipe.execute()
         return first
+
+    def stream_of(self, instrument: str) -> str:
+        """The shard stream ``instrument``'s ticks are written to."""
+        return instrument_stream(self.stream, instrument, self.shards)
 
     def _publish(self, stream: str, ticks: Sequence[Tick]) -> dict[str, int]:
         index: dict[str, int] = {}

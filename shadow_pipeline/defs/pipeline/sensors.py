@@ -25,7 +25,7 @@ from shadow_pipeline.redis_io.raw_reply import read_raw
 from shadow_pipeline.resources import RedisResource, TickStreamResource
 
 SCAN_CHUNK = 20_000
-MAX_SCAN_PER_TICK = 500_000  # a tick must finish well inside Dagster's 60 s evaluation limit
+MAX_SCAN_PER_TICK = 500_000  # over all shards: a tick must finish well inside Dagster's 60 s evaluation limit
 
 
 @dataclass
@@ -39,15 +39,16 @@ class Scan:
     rejected: Counter = field(default_factory=Counter)  # reason -> entries that are not valid ticks
 
 
-def _scan(client: redis.Redis, stream: str, after: str) -> Scan:
-    """Entries after ``after`` (raw XRANGE replies, the tick rules of the consumer): the (hour, symbol) pairs of
-    valid ticks and their newest ``ts_server``. An entry that is no valid tick (undecodable bytes, a time that is
-    not an integer or outside the sane range, ...) is counted by reason and passed: it is the consumer's dead
-    letter, and must neither stop the cursor nor open or close an hour."""
+def _scan(client: redis.Redis, stream: str, after: str, budget: int) -> Scan:
+    """At most ``budget`` entries after ``after`` (raw XRANGE replies, the tick rules of the consumer): the
+    (hour, symbol) pairs of valid ticks and their newest ``ts_server``. An entry that is no valid tick
+    (undecodable bytes, a time that is not an integer or outside the sane range, ...) is counted by reason and
+    passed: it is the consumer's dead letter, and must neither stop the cursor nor open or close an hour."""
     found = Scan(after)
-    while found.entries < MAX_SCAN_PER_TICK:
+    while found.entries < budget:
         start = f"({found.last_id}" if found.last_id != "0" else "-"
-        delivery = from_range_reply(read_raw(client, "XRANGE", stream, start, "+", "COUNT", SCAN_CHUNK))
+        count = min(SCAN_CHUNK, budget - found.entries)
+        delivery = from_range_reply(read_raw(client, "XRANGE", stream, start, "+", "COUNT", count))
         if not len(delivery):
             break
         found.entries += len(delivery)
@@ -58,7 +59,7 @@ def _scan(client: redis.Redis, stream: str, after: str) -> Scan:
             ts = ticks["ts_server"].to_numpy(dtype=np.int64)  # exact: never through a float
             found.seen |= set(zip(hour_keys(ts).tolist(), ticks["symbol"].tolist(), strict=True))
             found.newest = max(found.newest, int(ts.max()))
-        if len(delivery) < SCAN_CHUNK:
+        if len(delivery) < count:
             break
     return found
 
@@ -100,9 +101,11 @@ def closed_window_sensor(
     client = redis.get_client(decode_responses=False)
     pending = set(state["open"])
     newest: dict[str, int] = {}
-    for stream in streams:
+    budget = MAX_SCAN_PER_TICK  # one for the tick, shared: each shard may use its share and what earlier ones left
+    for number, stream in enumerate(streams):
         position = state["streams"][stream]
-        found = _scan(client, stream, position["last_id"])
+        found = _scan(client, stream, position["last_id"], budget // (len(streams) - number))
+        budget -= found.entries
         if found.rejected:
             total = sum(found.rejected.values())
             top = ", ".join(f"{reason}: {count}" for reason, count in found.rejected.most_common(5))

@@ -1,7 +1,7 @@
 """Ticks and depth entries on their way to Redis: gathered while frames arrive, written by one task in order.
 
 Receiving must not wait for Redis, and Redis should not be asked once per tick: the outbox collects what the
-frames give, and its task writes whatever has gathered since its last write in one Lua call
+frames give, and its task writes whatever has gathered since its last write in one Lua call per shard
 (``redis_io.feed_publisher``), so a busy feed writes big batches and a quiet one each tick at once. A Redis that
 cannot be reached is retried (the ticks wait); one that refuses a write stops the feed.
 """
@@ -77,12 +77,18 @@ class Outbox:
             tries = 0
 
     async def _write_batch(self) -> None:
-        """Ticks, then depth entries, each taken off the outbox as soon as it is written: a depth write that fails
-        must not write the ticks again (they would come back under new seqs, duplicates no check could see)."""
-        ticks = self.ticks[: self.batch_max]
-        if ticks:
+        """Ticks shard by shard, then depth entries, each taken off the outbox as soon as it is written: a write
+        that fails (another shard's, the depth's) must not write them again (they would come back under new seqs,
+        duplicates no check could see)."""
+        head = min(len(self.ticks), self.batch_max)  # the batch: the outbox's first ticks (put only appends)
+        by_stream: dict[str, list[Tick]] = {}
+        for tick in self.ticks[:head]:
+            by_stream.setdefault(self.publisher.stream_of(tick.instrument), []).append(tick)
+        for ticks in by_stream.values():
             await asyncio.to_thread(self.publisher.publish, [(t.instrument, t.fields) for t in ticks], ())
-            del self.ticks[: len(ticks)]
+            written = {id(tick) for tick in ticks}
+            self.ticks[:head] = [tick for tick in self.ticks[:head] if id(tick) not in written]
+            head -= len(ticks)
             self._count(ticks, [])
         depth = self.depth[: self.batch_max]
         if depth:
