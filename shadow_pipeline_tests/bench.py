@@ -36,7 +36,7 @@ from shadow_pipeline.ingest.landing import Kind, LandingStore
 from shadow_pipeline.parquet import write_frame
 from shadow_pipeline.redis_io.server import start_server
 from shadow_pipeline_tests.bench_baseline import simulator as baseline_simulator
-from shadow_pipeline_tests.bench_consumers import BASELINE_COUNT, bench_per_consumer, redis_py_loop
+from shadow_pipeline_tests.bench_consumers import BASELINE_COUNT, bench_per_consumer, bench_steady_state, redis_py_loop
 from shadow_pipeline_tests.bench_live import bench_feed, bench_live_delay, bench_ws_clients
 from shadow_pipeline_tests.bench_sources import REPEATS, fill_ingest_stream, source
 
@@ -130,7 +130,7 @@ def bench_ingest(client: redis.Redis, url: str) -> list[dict[str, object]]:
     (base_n, base_s), (our_n, our_s), (alone_n, alone_s) = _best(raw_loop, ours, consumer_only)
     assert base_n == our_n == alone_n == entries, (base_n, our_n, alone_n, entries)
     peak_ticks, peak_mb = _peak_memory(client, url)
-    per_consumer = bench_per_consumer(client, url, stream, entries, name, REPEATS)
+    per_consumer = bench_per_consumer(client, url, stream, entries, name, REPEATS) + bench_steady_state(client, url)
     common = {
         "baseline": f"redis-py XREADGROUP COUNT {BASELINE_COUNT} + XACK loop",
         "baseline_per_s": round(base_n / base_s),

@@ -1,4 +1,8 @@
-"""`make bench` row "ingest per consumer vs redis-py loop", at 1 and 2 consumers of one group.
+"""`make bench` rows "ingest per consumer vs redis-py loop", at 1 and 2 consumers of one group, on two streams.
+
+The recordings as they are (155,470 entries: 8 batches, so the drain's fill and end, which overlap nothing, weigh
+in), and a steady-state stream: the recordings repeated to ``STEADY_ENTRIES``, as a consumer that serves
+continuously sees them, where the per-drain fixed costs (first read, last landing, settling) are spread thin.
 
 Each consumer runs in its own process (as deployed: one consumer per process or pod), so two consumers do not
 share a GIL; the processes are started and warmed before the clock starts, so the ratio is the read path's,
@@ -26,6 +30,8 @@ from shadow_pipeline_tests.bench_sources import REPEATS, fill_ingest_stream
 
 CONSUMER_COUNTS = (1, 2)
 BASELINE_COUNT = 2000  # the raw loop's COUNT, as in the "stream -> normalized_ticks" row
+STEADY_ENTRIES = 1_000_000
+STEADY_REPEATS = 3  # a round of the baseline takes ~10 s there
 
 
 def redis_py_loop(url: str, stream: str, group: str, consumer: str) -> int:
@@ -69,7 +75,7 @@ def _round(pool: ProcessPoolExecutor, jobs: list[tuple[Callable[..., int], tuple
 
 
 def bench_per_consumer(
-    client: redis.Redis, url: str, stream: str, entries: int, name: str, repeats: int
+    client: redis.Redis, url: str, stream: str, entries: int, name: str, repeats: int, label: str = ""
 ) -> list[dict[str, object]]:
     """Best of ``repeats`` interleaved rounds for each consumer count: ours and the redis-py loops, same stream."""
     rows: list[dict[str, object]] = []
@@ -99,7 +105,7 @@ def bench_per_consumer(
             peak_mb = _peak_mb(client, pool, url, stream, f"per-consumer-memory{count}", count)
             rows.append(
                 {
-                    "benchmark": f"ingest per consumer vs redis-py loop ({count} consumer{'s' * (count > 1)})",
+                    "benchmark": f"ingest per consumer vs redis-py loop{label} ({count} consumer{'s' * (count > 1)})",
                     "input": f"{name}, {entries} entries",
                     "baseline": f"{count} redis-py XREADGROUP COUNT {BASELINE_COUNT} + XACK loop(s), one process each",
                     "baseline_per_s": round(best_base / count),
@@ -121,6 +127,16 @@ def _peak_mb(client: redis.Redis, pool: ProcessPoolExecutor, url: str, stream: s
     return max(peaks)
 
 
+def bench_steady_state(client: redis.Redis, url: str, repeats: int = STEADY_REPEATS) -> list[dict[str, object]]:
+    """The same rows on the recordings repeated to ``STEADY_ENTRIES``, on a stream of their own."""
+    stream = "bench:per-consumer-steady"
+    name, entries = fill_ingest_stream(client, stream, at_least=STEADY_ENTRIES)
+    try:
+        return bench_per_consumer(client, url, stream, entries, name, repeats, label=", steady state")
+    finally:
+        client.delete(stream)
+
+
 def main() -> None:
     """``python -m shadow_pipeline_tests.bench_consumers``: these rows alone, on an embedded Redis."""
 
@@ -130,6 +146,7 @@ def main() -> None:
         name, entries = fill_ingest_stream(client, "bench:per-consumer")
         rows = bench_per_consumer(client, server.url, "bench:per-consumer", entries, name, REPEATS)
         client.delete("bench:per-consumer")
+        rows += bench_steady_state(client, server.url)
     finally:
         server.stop()
     print(pd.DataFrame(rows, dtype=object).to_markdown(index=False))

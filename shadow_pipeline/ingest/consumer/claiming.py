@@ -200,7 +200,8 @@ def take(consumer: TickConsumer, delivery: Delivery) -> None:
         dropped.append(consumer._attempt(subset(delivery, unsuspected)))
     for position in np.flatnonzero((failures > 0) & (alone < opts.max_deliveries)):
         dropped.append(consumer._attempt(subset(delivery, np.array([position]))))
-    consumer._land_due(pd.concat(dropped, ignore_index=True) if dropped else pd.DataFrame(), len(delivery))
+    dropped_frame = pd.concat(dropped, ignore_index=True) if dropped else pd.DataFrame()
+    consumer._land_due(dropped_frame, len(delivery) < opts.batch)
 
 
 def attempt(consumer: TickConsumer, delivery: Delivery) -> pd.DataFrame:
@@ -227,5 +228,5 @@ def held_ids(consumer: TickConsumer) -> set[str]:
         held.update(ids)
     prefetched = consumer._prefetched
     if prefetched is not None and prefetched.done() and prefetched.exception() is None:
-        held.update(prefetched.result().ids.tolist())  # read ahead, delivered to this consumer, not processed yet
+        held.update(prefetched.result()[0].ids.tolist())  # read ahead, delivered to this consumer, not processed yet
     return held

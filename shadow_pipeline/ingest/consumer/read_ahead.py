@@ -36,8 +36,9 @@ class ReadAhead:
         self._connection: Connection | None = None
         self.outstanding = False  # a read is sent and its reply not yet received
 
-    def read(self, command: list[Any], more: bool) -> Delivery:
-        """The next batch; with ``more``, the next read is sent before this one is parsed (if it had entries)."""
+    def read(self, command: list[Any], more: bool, ahead: list[Any] | None = None) -> Delivery:
+        """The next batch: ``command``'s reply, or that of the read already sent. With ``more``, the next read
+        (``ahead``, else ``command`` again) is sent before this one is parsed, if this one had entries."""
         if self._connection is None:
             self._connection = self._pool.get_connection()
         if not self.outstanding:
@@ -46,7 +47,7 @@ class ReadAhead:
         reply = receive_raw(self._connection)
         self.outstanding = False
         if more and has_entries(reply):
-            send_raw(self._connection, *command)
+            send_raw(self._connection, *(ahead or command))
             self.outstanding = True
         return from_reply(reply)
 

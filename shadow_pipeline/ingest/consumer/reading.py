@@ -26,29 +26,38 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 PROGRESS_SECONDS = 10.0
+# A read not preceded by one sent ahead asks for this many entries at most: the consumer waits for it whole (Redis
+# serializes a 20,000-entry reply for 50-120 ms, then it is parsed), and the full-size read sent right behind it is
+# served meanwhile. A drain's first read, and a serving consumer's first after a quiet spell, start sooner.
+FIRST_READ = 1_000
+Read = tuple[Delivery, bool]  # a batch, and whether it caught up (fewer entries than asked: none are waiting)
 
 
 def read_new(consumer: TickConsumer, block: bool) -> int:
     """Take the batch read ahead (or read one), start reading the next, then process this one."""
     future, consumer._prefetched = consumer._prefetched, None
-    delivery = (future or consumer._reader.submit(read_ahead, consumer, block, True)).result()
+    delivery, caught_up = (future or consumer._reader.submit(read_ahead, consumer, block, True)).result()
     if len(delivery):
         consumer._prefetched = consumer._reader.submit(read_ahead, consumer, block, True)
-        consumer._process(delivery, redelivered=False)
+        consumer._process(delivery, redelivered=False, caught_up=caught_up)
     consumer._update_lag()
     return len(delivery)
 
 
-def read_ahead(consumer: TickConsumer, block: bool, more: bool) -> Delivery:
+def read_ahead(consumer: TickConsumer, block: bool, more: bool) -> Read:
     """On the reader thread: the next batch of new entries, the read after it sent first (``more``; see
-    ``read_ahead``); the byte scan runs without the GIL."""
+    ``read_ahead``); the byte scan runs without the GIL. A read not sent ahead asks for ``FIRST_READ``."""
     opts = consumer.options
     if consumer._read_ahead is None:
         consumer._read_ahead = ReadAhead(consumer._client)
-    command: list[Any] = ["XREADGROUP", "GROUP", opts.group, opts.consumer, "COUNT", opts.batch]
-    if block:
-        command += ["BLOCK", opts.block_ms]
-    return consumer._read_ahead.read([*command, "STREAMS", opts.stream, ">"], more)
+    asked = opts.batch if consumer._read_ahead.outstanding else min(opts.batch, FIRST_READ)
+
+    def command(count: int) -> list[Any]:
+        wait = ["BLOCK", opts.block_ms] if block else []
+        return ["XREADGROUP", "GROUP", opts.group, opts.consumer, "COUNT", count, *wait, "STREAMS", opts.stream, ">"]
+
+    delivery = consumer._read_ahead.read(command(asked), more, command(opts.batch))
+    return delivery, len(delivery) < asked
 
 
 def close_read_ahead(consumer: TickConsumer) -> None:
@@ -63,8 +72,9 @@ def process_prefetched(consumer: TickConsumer) -> None:
     """Before leaving: process what was read ahead, and the read sent after it (delivered to us already)."""
     future, consumer._prefetched = consumer._prefetched, None
     while future is not None:
-        if len(delivery := future.result()):
-            consumer._process(delivery, redelivered=False)
+        delivery, caught_up = future.result()
+        if len(delivery):
+            consumer._process(delivery, redelivered=False, caught_up=caught_up)
         outstanding = consumer._read_ahead is not None and consumer._read_ahead.outstanding
         future = consumer._reader.submit(read_ahead, consumer, False, False) if outstanding else None
 
@@ -115,8 +125,10 @@ def update_lag(consumer: TickConsumer, force: bool = False) -> None:
         )
 
 
-def process(consumer: TickConsumer, delivery: Delivery, redelivered: bool) -> None:
-    consumer._land_due(consumer._accept(delivery, redelivered).dropped, len(delivery))
+def process(consumer: TickConsumer, delivery: Delivery, redelivered: bool, caught_up: bool | None = None) -> None:
+    """``caught_up``: the read returned fewer entries than it asked for (by default: than ``batch``)."""
+    caught_up = len(delivery) < consumer.options.batch if caught_up is None else caught_up
+    consumer._land_due(consumer._accept(delivery, redelivered).dropped, caught_up)
 
 
 def accept(consumer: TickConsumer, delivery: Delivery, redelivered: bool) -> Release:

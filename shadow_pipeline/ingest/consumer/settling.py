@@ -25,21 +25,24 @@ if TYPE_CHECKING:
     from shadow_pipeline.ingest.consumer.tick_consumer import TickConsumer
 
 log = logging.getLogger(__name__)
-# A drain waiting for the group's other consumers polls this often: they usually ack within milliseconds of
-# this one's end, and each poll is one XPENDING, so a coarse poll mostly adds idle time to the drain.
+# A drain waiting for the group's other consumers runs a full round (claims, and the pending entries listed, up to
+# 10,000 rows) every SETTLE_POLL_SECONDS; in between it looks at XPENDING's summary, one cheap reply, first after
+# SETTLE_FIRST_POLL_SECONDS, then twice as long each time. The others usually ack within milliseconds of this one's
+# end (their last landing), and a fixed 50 ms sleep was a sixth of a 155,000-entry drain.
+SETTLE_FIRST_POLL_SECONDS = 0.002
 SETTLE_POLL_SECONDS = 0.05
 LANDINGS_IN_FLIGHT = 2  # landing batches (``land_every`` ticks each) handed to the side thread, not yet acked
 
 
-def land_due(consumer: TickConsumer, dropped: pd.DataFrame, entries: int) -> None:
-    """Land what is released when enough waits, the batch was short (a quiet feed) or it waited too long;
+def land_due(consumer: TickConsumer, dropped: pd.DataFrame, caught_up: bool) -> None:
+    """Land what is released when enough waits, the read caught up (a quiet feed) or it waited too long;
     ticks dropped by backpressure at once, as drop records."""
     if not dropped.empty:
         consumer._land_ready()
         consumer._land(dropped.iloc[0:0], dropped)
     elif (
         sum(len(r) for r in consumer._ready) >= consumer.options.land_every
-        or entries < consumer.options.batch
+        or caught_up
         or (
             consumer._ready_since is not None
             and time.monotonic() - consumer._ready_since >= consumer.options.land_every_ms / 1000
@@ -157,6 +160,7 @@ def settle(consumer: TickConsumer) -> None:
     boundary = str(group["last-delivered-id"]) if group else "0-0"
     deadline = time.monotonic() + opts.drain_wait_ms / 1000
     while True:
+        _wait_for_acks(consumer, boundary, min(deadline, time.monotonic() + SETTLE_POLL_SECONDS))
         consumer._claim(full=True)
         consumer._flush()
         consumer._collect_side(wait=True)
@@ -167,9 +171,28 @@ def settle(consumer: TickConsumer) -> None:
         consumer.report.complete = not held
         if not held or time.monotonic() >= deadline:
             break
-        time.sleep(min(SETTLE_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
     if held:
         log.warning("%s", incomplete_message(opts, consumer.report))
     for facts in claims.consumers(consumer._client, opts.stream, opts.group):  # owners emptied by the claims above
         if facts.name not in consumer.report.forgotten:
             consumer._forget(facts)
+
+
+def _wait_for_acks(consumer: TickConsumer, boundary: str, until: float) -> None:
+    """Until ``until``, or until XPENDING's summary shows nothing pending up to ``boundary`` (its oldest pending
+    entry is later, or there is none), which the full round then confirms. A dead consumer's entries wait for that
+    round at most SETTLE_POLL_SECONDS more: it is found dead only after ``dead_after_ms`` anyway."""
+    poll = SETTLE_FIRST_POLL_SECONDS
+    while True:
+        summary = consumer._client.xpending(consumer.options.stream, consumer.options.group)
+        if not summary["pending"] or _id_parts(str(summary["min"])) > _id_parts(boundary):
+            return
+        if (left := until - time.monotonic()) <= 0:
+            return
+        time.sleep(min(poll, left))
+        poll *= 2
+
+
+def _id_parts(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
