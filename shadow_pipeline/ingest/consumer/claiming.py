@@ -109,6 +109,8 @@ def claim(consumer: TickConsumer, full: bool) -> int:
             # XAUTOCLAIM takes this consumer's own idle entries too: those it holds are in processing already.
             delivery = without(delivery, consumer._held_ids())
         if len(delivery):
+            consumer._claimed_recent.update(delivery.ids.tolist())  # a read in flight may bring them again
+            consumer._claimed_reads_left = 2
             log.info("claimed %d entries idle > %d ms from other consumers", len(delivery), opts.claim_idle_ms)
             consumer.report.claimed += len(delivery)
             taken += len(delivery)

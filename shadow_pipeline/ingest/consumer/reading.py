@@ -17,7 +17,7 @@ from shadow_pipeline.domain.market.reorder import Release
 from shadow_pipeline.ingest import claims
 from shadow_pipeline.ingest.consumer.read_ahead import ReadAhead
 from shadow_pipeline.ingest.consumer.report import add_counts
-from shadow_pipeline.ingest.deliveries import Delivery, from_reply
+from shadow_pipeline.ingest.deliveries import Delivery, from_reply, without
 from shadow_pipeline.ingest.guard import GuardCounts
 from shadow_pipeline.redis_io.raw_reply import read_raw
 
@@ -39,9 +39,23 @@ def read_new(consumer: TickConsumer, block: bool) -> int:
     delivery, caught_up = (future or consumer._reader.submit(read_ahead, consumer, block, True)).result()
     if len(delivery):
         consumer._prefetched = consumer._reader.submit(read_ahead, consumer, block, True)
-        consumer._process(delivery, redelivered=False, caught_up=caught_up)
+        consumer._process(without_claimed(consumer, delivery), redelivered=False, caught_up=caught_up)
     consumer._update_lag()
     return len(delivery)
+
+
+def without_claimed(consumer: TickConsumer, delivery: Delivery) -> Delivery:
+    """A read's entries less those a claim took meanwhile. XAUTOCLAIM takes this consumer's own idle entries too,
+    and those of a read already sent but not yet received cannot be in ``held_ids``: a stalled consumer would
+    claim them, land them, then land them again from the read's reply. At most two reads are in flight when a
+    claim runs (the one read ahead and the one sent behind it), so the claimed ids are kept for two reads."""
+    if not consumer._claimed_recent:
+        return delivery
+    fresh = without(delivery, consumer._claimed_recent)
+    consumer._claimed_reads_left -= 1
+    if consumer._claimed_reads_left <= 0:
+        consumer._claimed_recent = set()
+    return fresh
 
 
 def read_ahead(consumer: TickConsumer, block: bool, more: bool) -> Read:
@@ -74,7 +88,7 @@ def process_prefetched(consumer: TickConsumer) -> None:
     while future is not None:
         delivery, caught_up = future.result()
         if len(delivery):
-            consumer._process(delivery, redelivered=False, caught_up=caught_up)
+            consumer._process(without_claimed(consumer, delivery), redelivered=False, caught_up=caught_up)
         outstanding = consumer._read_ahead is not None and consumer._read_ahead.outstanding
         future = consumer._reader.submit(read_ahead, consumer, False, False) if outstanding else None
 

@@ -79,10 +79,11 @@ def land(consumer: TickConsumer, released: pd.DataFrame, dropped: pd.DataFrame) 
 
 def _land_then_ack(consumer: TickConsumer, token: int, released: pd.DataFrame, dropped: pd.DataFrame) -> None:
     """On the side thread. A refused write raises LandingError (or, serving, waits for space) before anything is
-    acked; once written, the ids are ``_unacked`` (acked again after a reconnect, never landed twice)."""
+    acked; once written, the ids are ``_unacked`` (acked again after a reconnect, never landed twice). The ids are
+    taken first: a recovery that gave up waiting for this write (a full disk) has cleared ``_landing`` meanwhile."""
+    ids = consumer._landing[token]
     consumer.landing.write(Kind.TICKS, released, consumer.options.consumer, consumer._landing_attempts)
     consumer.landing.write(Kind.DROPS, dropped, consumer.options.consumer, consumer._landing_attempts)
-    ids = consumer._landing[token]
     consumer._unacked[token] = ids
     for start in range(0, len(ids), 10_000):
         consumer._ack(consumer._client, ids[start : start + 10_000])

@@ -78,6 +78,8 @@ class TickConsumer:
         self._unguarded: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._side_tokens = itertools.count()
         self._marked: list[str] = []  # entries whose processing is marked as under way (ingest.attempts)
+        self._claimed_recent: set[str] = set()  # claimed from this consumer's own reads in flight, maybe
+        self._claimed_reads_left = 0  # reads to take before _claimed_recent can hold nothing they bring
         self._client = self._connect()  # fails fast, with a clear message, when Redis is down at start
         self._guard = SequenceGuard(self._client, self.options.stream, self.options.group)
         self._attempts = FailedAttempts(self._client, self.options.stream, self.options.group)
