@@ -347,6 +347,36 @@ def test_a_hostile_shard_count_is_one_error_line(value: str, tmp_path: Path) -> 
     assert line.startswith("error: $SHADOW_STREAM_SHARDS=") and "from 1 to 1024" in line
 
 
+@pytest.mark.parametrize(
+    ("option", "value", "says"),
+    [
+        ("--shard", "3", "--shard 3"),  # past the 3 shards of the setting (0..2)
+        ("--shard", "-1", "--shard"),
+        ("--shard", "x", "--shard"),
+        ("--shard", "nan", "--shard"),
+        ("--shard", str(10**30), "--shard"),
+        ("--shard", "", "--shard"),
+        ("--consumers-per-shard", "0", "--consumers-per-shard"),
+        ("--consumers-per-shard", "65", "--consumers-per-shard"),
+        ("--consumers-per-shard", "inf", "--consumers-per-shard"),
+        ("--consumers-per-shard", "\u00e9", "--consumers-per-shard"),
+    ],
+)
+def test_a_hostile_shard_option_is_one_error_line(option: str, value: str, says: str, tmp_path: Path) -> None:
+    env = {**os.environ, settings.STREAM_SHARDS_ENV: "3"}
+    done = subprocess.run(
+        [sys.executable, "-m", "shadow_pipeline.cli", "ingest", "--drain", "--landing", str(tmp_path), option, value],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.lower().startswith("error:")]
+    assert len(errors) == 1 and says in errors[0], done.stderr
+
+
 def test_an_empty_shard_count_is_unset_like_every_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(settings.STREAM_SHARDS_ENV, "")
     assert settings.stream_shards() == 1
