@@ -12,6 +12,7 @@ import sys
 import threading
 import typing
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -49,6 +50,7 @@ from shadow_pipeline.redis_io.server import NoServerAvailable
 from shadow_pipeline.redis_io.streams import DEFAULT_STREAM
 from shadow_pipeline.redis_io.url import RedisConfigError, redact, redact_text
 from shadow_pipeline.settings import REDIS_URL_ENV
+from shadow_pipeline.threads import run_together
 
 if typing.TYPE_CHECKING:
     from shadow_pipeline.ingest.consumer import TickConsumer
@@ -515,25 +517,10 @@ def _run_consumers(workers: list[TickConsumer], drain: bool, stop: threading.Eve
     raised is raised here once all have ended (SIGTERM stops the others: ``stop`` is set when one fails)."""
     if len(workers) == 1:
         return [workers[0].drain() if drain else workers[0].serve(stop)]
-    reports: list[IngestReport | None] = [None] * len(workers)
-    errors: list[BaseException] = []
-
-    def run(number: int) -> None:
-        try:
-            reports[number] = workers[number].drain() if drain else workers[number].serve(stop)
-        except BaseException as exc:  # handed to the main thread, which reports it
-            errors.append(exc)
-            stop.set()
-
-    threads = [threading.Thread(target=run, args=(n,), name=w.options.consumer) for n, w in enumerate(workers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        while thread.is_alive():
-            thread.join(0.5)  # short joins: the signal handlers run on this thread
-    if errors:
-        raise errors[0]
-    return [report for report in reports if report is not None]
+    return run_together(
+        [(w.options.consumer, w.drain if drain else partial(w.serve, stop)) for w in workers],
+        stop,
+    )
 
 
 def _publish_metrics(metrics: IngestMetrics, textfile: str | None, pushgateway: str | None) -> str | None:

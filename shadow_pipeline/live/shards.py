@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from functools import partial
 
 import redis
 
 from shadow_pipeline.domain.market.shards import shard_of, shard_streams
 from shadow_pipeline.live.metrics import LiveMetrics
 from shadow_pipeline.live.shadow_loop import LiveOptions, LiveShadow, LiveSummary
+from shadow_pipeline.threads import run_together
 
 
 def shard_services(client: redis.Redis, options: LiveOptions, shards: int, metrics: LiveMetrics) -> list[LiveShadow]:
@@ -38,23 +40,7 @@ def run_all(services: list[LiveShadow], stop: threading.Event) -> LiveSummary:
     error one raised is raised here once all have ended (``stop`` is set when one fails, ending the others)."""
     if len(services) == 1:
         return services[0].run(stop)
-    errors: list[BaseException] = []
-
-    def run(service: LiveShadow) -> None:
-        try:
-            service.run(stop)
-        except BaseException as exc:  # handed to the caller's thread
-            errors.append(exc)
-            stop.set()
-
-    threads = [threading.Thread(target=run, args=(s,), name=s.options.stream) for s in services]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        while thread.is_alive():
-            thread.join(0.5)  # short joins: the signal handlers run on this thread
-    if errors:
-        raise errors[0]
+    run_together([(s.options.stream, partial(s.run, stop)) for s in services], stop)
     total = LiveSummary()
     for service in services:
         for name in ("ticks", "invalid", "late", "published", "already"):
