@@ -25,7 +25,7 @@ import redis
 import yaml
 
 from shadow_pipeline import settings
-from shadow_pipeline.definitions import defs
+from shadow_pipeline.definitions import celery_config, defs
 from shadow_pipeline.defs.pipeline.jobs import PIPELINE_JOB
 from shadow_pipeline.defs.shadow.assets import ShadowConfig
 from shadow_pipeline.parquet import read_frame
@@ -71,6 +71,45 @@ def test_the_executor_setting_is_read_when_the_definitions_load(monkeypatch: pyt
     assert defs().resolve_job_def(PIPELINE_JOB).executor_def is dg.multiprocess_executor
     monkeypatch.delenv(settings.EXECUTOR_ENV)
     assert defs().resolve_job_def(PIPELINE_JOB).executor_def is dg.in_process_executor
+
+
+CELERY_DEFAULTS = {"broker": {"env": settings.CELERY_BROKER_ENV}, "backend": "rpc://"}
+CELERY_CONFIGS = [
+    ({}, {**CELERY_DEFAULTS, "config_source": {"task_default_queue": "shadow"}}),
+    (
+        {"broker": "pyamqp://other//", "config_source": {"task_default_queue": "q", "task_acks_late": True}},
+        {
+            "broker": "pyamqp://other//",
+            "backend": "rpc://",
+            "config_source": {"task_default_queue": "q", "task_acks_late": True},
+        },
+    ),
+    (
+        {"config_source": {"worker_prefetch_multiplier": 1}},
+        {**CELERY_DEFAULTS, "config_source": {"task_default_queue": "shadow", "worker_prefetch_multiplier": 1}},
+    ),
+    ({"config_source": "shadow"}, {**CELERY_DEFAULTS, "config_source": "shadow"}),  # left for the schema to refuse
+]
+
+
+@pytest.mark.parametrize(("given", "expected"), CELERY_CONFIGS)
+def test_a_celery_run_without_an_execution_block_reaches_the_deployments_broker_and_queue(
+    given: dict[str, Any], expected: dict[str, Any]
+) -> None:
+    assert celery_config(given) == expected
+
+
+def test_the_celery_setting_loads_the_executor_with_those_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(settings.EXECUTOR_ENV, "celery")
+    monkeypatch.setenv(settings.CELERY_BROKER_ENV, "pyamqp://desk@rabbitmq//")
+    job = defs().resolve_job_def(PIPELINE_JOB)
+    executor = dg.validate_run_config(job, {})["execution"]["celery"]  # what a sensor's run request gets
+    assert (executor["broker"], executor["config_source"]) == (
+        "pyamqp://desk@rabbitmq//",
+        {"task_default_queue": "shadow"},
+    )
+    with pytest.raises(dg.DagsterInvalidConfigError, match="retries"):
+        dg.validate_run_config(job, {"execution": {"config": {"retries": "often"}}})
 
 
 def _rabbitmq_reachable() -> bool:
@@ -158,11 +197,13 @@ def test_multiprocess_stores_what_in_process_stores(
 @pytest.fixture
 def celery_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     """A dagster-celery worker on a queue of this test alone (a broker may serve other runs), stopped and its
-    queue deleted afterwards; yields the executor config that sends steps to it."""
+    queue deleted afterwards; yields the run's executor config that sends steps to it: the queue alone, as the
+    broker and backend are the code location's defaults (the broker from $SHADOW_CELERY_BROKER)."""
     queue = f"shadow-test-{uuid.uuid4().hex[:12]}"
     execution = {"broker": BROKER, "backend": "rpc://", "config_source": {"task_default_queue": queue}}
     config_file = tmp_path / "celery.yaml"
     config_file.write_text(yaml.safe_dump({"execution": {"config": execution}}))
+    monkeypatch.setenv(settings.CELERY_BROKER_ENV, BROKER)
     home = tmp_path / "worker_home"
     home.mkdir()
     monkeypatch.setenv(settings.EXECUTOR_ENV, "celery")
@@ -183,7 +224,7 @@ def celery_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[d
     )
     try:
         _wait_until_ready(worker, queue)  # else a run whose steps nobody takes would wait for ever
-        yield execution
+        yield {"config_source": {"task_default_queue": queue}}
     finally:
         os.killpg(worker.pid, signal.SIGTERM)  # dagster-celery and the celery worker it started
         worker.wait(timeout=30)
