@@ -215,7 +215,7 @@ def test_lag_is_corrected_when_redis_reports_an_impossible_value(
     assert int(redis_client.xinfo_groups(stream)[0]["lag"]) == redis_client.xlen(stream)
     metrics = IngestMetrics()
     TickConsumer(LandingStore(tmp_path), IngestOptions(stream=stream), redis_url, metrics).drain()
-    assert metrics.registry.get_sample_value("shadow_ingest_lag_msgs") == 0
+    assert metrics.registry.get_sample_value("shadow_ingest_lag_msgs", {"stream": stream}) == 0
     xadd_rows(redis_client, stream, to_field_rows(_ticks(3)), maxlen=None)  # three new, undelivered entries
     assert int(redis_client.xinfo_groups(stream)[0]["lag"]) > 3  # still wrong in Redis
     assert claims.consistent_lag(redis_client, stream, GROUP) == 3

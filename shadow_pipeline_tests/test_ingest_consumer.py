@@ -59,7 +59,7 @@ def test_clean_stream_lands_every_tick_once_and_acks_all(
     assert metrics.registry.get_sample_value("shadow_ingest_ticks_total", {"symbol": "BTCUSDT"}) == len(
         ticks[ticks.symbol == "BTCUSDT"]
     )
-    assert metrics.registry.get_sample_value("shadow_ingest_lag_msgs") == 0
+    assert metrics.registry.get_sample_value("shadow_ingest_lag_msgs", {"stream": stream}) == 0
     # The broker's clock rides along as a number: the id's milliseconds in ns, typed through landing and normalize.
     broker_ms = ticks["entry_id"].str.split("-").str[0].astype("int64")
     assert ticks["ts_broker"].dtype == np.int64 and (ticks["ts_broker"] == broker_ms * 1_000_000).all()
@@ -305,10 +305,13 @@ def test_service_serves_metrics_and_stops_cleanly_on_sigterm(
             time.sleep(0.1)
             continue
         # Everything delivered; the newest 40 ms of each symbol wait in the reorder buffer until SIGTERM.
-        if "shadow_ingest_lag_msgs 0.0" in text and 'shadow_ingest_ticks_total{symbol="BTCUSDT"}' in text:
+        if (
+            f'shadow_ingest_lag_msgs{{stream="{stream}"}} 0.0' in text
+            and 'shadow_ingest_ticks_total{symbol="BTCUSDT"}' in text
+        ):
             break
         time.sleep(0.1)
-    assert "shadow_ingest_lag_msgs" in text and "shadow_dead_letters_total" in text
+    assert f'shadow_dead_letters_total{{stream="{stream}"}}' in text
     assert service.poll() is None, "a service keeps running once the stream is drained"
     service.send_signal(signal.SIGTERM)
     out, err = service.communicate(timeout=60)

@@ -31,6 +31,9 @@ from shadow_pipeline.domain.market.shards import MAX_SHARDS, shard_of, shard_str
 from shadow_pipeline.domain.market.windows import hour_keys
 from shadow_pipeline.feed.replay import ReplayOptions, ReplayResult, replay
 from shadow_pipeline.feed.sources import open_source
+from shadow_pipeline.ingest.consumer import IngestOptions, TickConsumer
+from shadow_pipeline.ingest.landing import LandingStore
+from shadow_pipeline.ingest.metrics import IngestMetrics
 from shadow_pipeline.io_managers import ParquetIOManager
 from shadow_pipeline.redis_io.feed_publisher import FeedPublisher
 from shadow_pipeline.redis_io.keys import (
@@ -127,6 +130,20 @@ def test_producers_write_each_instrument_to_its_shard_only(redis_client: redis.R
         assert keys and {shard_of(key, 3) for key in keys} == {number}
     assert redis_client.get(feed_seq_key(streams[1], instrument_key("SOLUSDT", VENUE))) == "1"
     assert result.stream is not None and result.stream.length == result.entries == sum(result.ticks_by_symbol.values())
+
+
+def test_one_processs_metrics_keep_each_shards_lag_and_dead_letters_apart(
+    redis_url: str, redis_client: redis.Redis, sharded: str, tmp_path: Path
+) -> None:
+    _replay(redis_client, sharded, 2, 5, "2024-08-09T00:00:00Z", ("BTCUSDT", "ETHUSDT"), None)
+    streams = shard_streams(sharded, 2)
+    redis_client.xadd(streams[1], {"symbol": "BTCUSDT", "seq": "not a number"})
+    metrics = IngestMetrics()  # as `shadow-pipeline ingest` shares one between its shards' consumers
+    for name in streams:
+        TickConsumer(LandingStore(tmp_path), IngestOptions(stream=name), redis_url, metrics).drain()
+    sample = metrics.registry.get_sample_value
+    assert [sample("shadow_ingest_lag_msgs", {"stream": name}) for name in streams] == [0, 0]
+    assert [sample("shadow_dead_letters_total", {"stream": name}) for name in streams] == [0, 1]
 
 
 def _ingest(url: str, stream: str, landing: Path, *extra: str) -> subprocess.Popen[bytes]:

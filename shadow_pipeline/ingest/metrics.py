@@ -23,7 +23,10 @@ class IngestMetrics:
 
     def __post_init__(self) -> None:
         r = self.registry
-        self.lag = Gauge("shadow_ingest_lag_msgs", "Entries in the stream not yet delivered to the group", registry=r)
+        # By stream: one ingest process may consume several shards (docs/ingest.md "Shards").
+        self.lag = Gauge(
+            "shadow_ingest_lag_msgs", "Entries in the stream not yet delivered to the group", ["stream"], registry=r
+        )
         self.ticks = Counter("shadow_ingest_ticks", "Ticks landed", ["symbol"], registry=r)
         self.gaps = Counter("shadow_seq_gaps", "Seqs skipped when a higher seq arrived", ["symbol"], registry=r)
         self.missing = Gauge("shadow_seq_missing", "Seqs still missing", ["symbol"], registry=r)
@@ -36,7 +39,7 @@ class IngestMetrics:
             "shadow_backpressure_drops", "Ticks dropped by a full reorder buffer", ["symbol"], registry=r
         )
         self.dead_letters = Counter(
-            "shadow_dead_letters", "Malformed entries sent to the dead-letter stream", registry=r
+            "shadow_dead_letters", "Malformed entries sent to the dead-letter stream", ["stream"], registry=r
         )
         self.landing_blocked = Gauge(
             "shadow_ingest_landing_blocked", "1 while landing waits for space in a full landing zone", registry=r
@@ -44,6 +47,10 @@ class IngestMetrics:
         self.landing_errors = Counter(
             "shadow_ingest_landing_errors", "Landing file writes that failed, by errno", ["errno"], registry=r
         )
+
+    def consuming(self, stream: str) -> None:
+        """Show the stream's dead letters at 0 from the start, so a rate() over them has a first sample."""
+        self.dead_letters.labels(stream)
 
     def serve(self, port: int, addr: str = "127.0.0.1") -> None:
         start_http_server(port, addr=addr, registry=self.registry)

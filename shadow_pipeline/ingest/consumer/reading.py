@@ -126,7 +126,7 @@ def update_lag(consumer: TickConsumer, force: bool = False) -> None:
     consumer._next_lag_check = now + 1.0
     lag = claims.consistent_lag(consumer._client, consumer.options.stream, consumer.options.group)
     if lag is not None:
-        consumer.metrics.lag.set(lag)
+        consumer.metrics.lag.labels(consumer.options.stream).set(lag)
     if now >= consumer._next_progress:
         consumer._next_progress = now + PROGRESS_SECONDS
         log.info(

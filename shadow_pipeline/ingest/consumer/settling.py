@@ -134,7 +134,7 @@ def dead_letter(consumer: TickConsumer, delivery: Delivery, extra: pd.Series | N
     pipe.hdel(consumer._attempts.key, *ids)  # a dead letter's failures are settled with it
     pipe.execute()
     consumer.report.dead_letters += len(rejects)
-    consumer.metrics.dead_letters.inc(len(rejects))
+    consumer.metrics.dead_letters.labels(consumer.options.stream).inc(len(rejects))
     log.warning(
         "dead-lettered %d entries to %s (first: %s: %s)",
         len(rejects),

@@ -47,6 +47,7 @@ class TickConsumer:
         self.options = options or IngestOptions()
         self.landing = landing
         self.metrics = metrics or IngestMetrics()
+        self.metrics.consuming(self.options.stream)
         self.report = IngestReport()
         self._url = url
         self._client_factory = client_factory or (lambda **kw: connect(url, **kw))
