@@ -39,9 +39,10 @@ EXECUTORS = ("in_process", "multiprocess", "celery")  # docs/scaling.md, "Execut
 DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT")
 # What an instrument id may hold (a partition key by Dagster's rules, and a folder name): SYMBOL[.venue].
 _SYMBOL = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)?")
-# Early enough for any recording we know of (Binance USD-M since 2019 at hour resolution is ~60k partitions
-# per symbol, which the UI pages through); a user replaying older data moves it back.
-DEFAULT_FIRST_HOUR = "2020-01-01-00:00"
+# Late enough that the default two instruments stay within Dagster's guidance of 100,000 partitions per asset
+# until 2029 (from 2020 they were 121,466 by late 2026); a user replaying older data moves it back, and a desk
+# of many instruments takes the layout of docs/partitions.md.
+DEFAULT_FIRST_HOUR = "2024-01-01-00:00"
 DEFAULT_DATA_DIR = ".shadow_data"  # relative to the working directory (the repo); git-ignored
 DEFAULT_ARTIFACTS_DIR = "artifacts"
 

@@ -231,7 +231,7 @@ def test_schedule_requests_the_previous_hour_for_every_symbol() -> None:
 def test_sensor_ignores_hours_before_the_first_partition(
     redis_url: str, redis_client: redis.Redis, stream: str, tmp_path: Path
 ) -> None:
-    replay_synthetic(redis_client, stream, seconds=3 * 60, symbols=("BTCUSDT",), start="2019-12-31T22:59:00Z")
+    replay_synthetic(redis_client, stream, seconds=3 * 60, symbols=("BTCUSDT",), start="2023-12-31T22:59:00Z")
     with dagster_instance() as instance:
         result = _evaluate(instance, _resources(redis_url, stream, tmp_path), None)
-    assert _run_keys(result) == []  # 2019-12-31 22:00 closed, but it is before the first partition
+    assert _run_keys(result) == []  # 2023-12-31 22:00 closed, but it is before the first partition
