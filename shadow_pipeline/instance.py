@@ -9,7 +9,8 @@ Dagster's own failure on a bad URL is a SQLAlchemy traceback that may quote it.
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+import re
+from urllib.parse import unquote, urlsplit
 
 import psycopg2
 
@@ -21,6 +22,8 @@ PG_SCHEME = "postgresql+psycopg2"
 _EXAMPLE = f"{PG_SCHEME}://HOST:5432/DATABASE with the user and password before the host"
 CONNECT_TIMEOUT_S = 5
 MAX_HOST_LENGTH = 253  # DNS
+# A % not followed by two hex digits: libpq's "invalid dsn" error would quote the text around it (the password).
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 STORAGE_SECTION = f"""
 # Added because ${DAGSTER_PG_URL_ENV} is set: runs, event logs and schedules in PostgreSQL (docs/scaling.md).
 storage:
@@ -54,6 +57,11 @@ def validate_pg_url(url: str) -> None:
         raise InstanceConfigError(f"${DAGSTER_PG_URL_ENV} needs a host and a database; expected {_EXAMPLE}")
     if len(parts.hostname) > MAX_HOST_LENGTH:  # libpq would spend its whole timeout resolving it
         raise InstanceConfigError(f"${DAGSTER_PG_URL_ENV}: the host name is longer than {MAX_HOST_LENGTH} characters")
+    if _BAD_ESCAPE.search(parts.netloc + parts.path):
+        raise InstanceConfigError(
+            f"${DAGSTER_PG_URL_ENV} has a % that is not a percent-escape (%XX) in its user, password, host or "
+            "database: write a literal % as %25"
+        )
 
 
 def check_reachable(url: str) -> None:
@@ -62,7 +70,17 @@ def check_reachable(url: str) -> None:
         psycopg2.connect(url.replace(PG_SCHEME, "postgresql", 1), connect_timeout=CONNECT_TIMEOUT_S).close()
     except psycopg2.Error as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise InstanceConfigError(f"cannot connect to the PostgreSQL of ${DAGSTER_PG_URL_ENV}: {reason}") from None
+        raise InstanceConfigError(
+            f"cannot connect to the PostgreSQL of ${DAGSTER_PG_URL_ENV}: {_without_password(reason, url)}"
+        ) from None
+
+
+def _without_password(text: str, url: str) -> str:
+    """``text`` with the URL's password masked, as written and decoded: libpq quotes the DSN in some messages."""
+    password = urlsplit(url).password
+    for shown in {password, unquote(password)} if password else set():
+        text = text.replace(shown, "***")
+    return text
 
 
 def instance_yaml(base: str, pg_url: str | None) -> str:

@@ -57,6 +57,11 @@ HOSTILE = {
     "no database": f"postgresql+psycopg2://postgres:{SECRET}@127.0.0.1:5432",
     "unreachable": f"postgresql+psycopg2://postgres:{SECRET}@127.0.0.1:1/postgres",
     "huge": f"postgresql+psycopg2://postgres:{SECRET}@" + "h" * 100_000 + "/db",
+    # libpq's "invalid dsn" message quotes the text around a bad escape
+    "bare % in the password": f"postgresql+psycopg2://postgres:{SECRET}%pass@127.0.0.1:5432/postgres",
+    "bad escape in the password": f"postgresql+psycopg2://postgres:%zz{SECRET}@127.0.0.1:5432/postgres",
+    "bad escape in the database": f"postgresql+psycopg2://postgres:{SECRET}@127.0.0.1:5432/db%zz{SECRET}",
+    "no such database": f"postgresql+psycopg2://postgres:{SECRET}@127.0.0.1:5432/no_such_database_{SECRET[:4]}",
 }
 
 

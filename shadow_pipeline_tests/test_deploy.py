@@ -174,3 +174,28 @@ def test_a_misspelt_option_of_a_project_command_is_refused() -> None:
     feed[feed.index("--maxlen")] = "--maxln"
     done = subprocess.run(_help_command(feed), cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode != 0 and "--maxln" in done.stderr, done.stderr[-500:]
+
+
+def test_the_celery_workers_resolved_broker_stays_off_the_shared_dagster_home(tmp_path: Path) -> None:
+    """dagster-celery's ``worker start -y`` writes the resolved broker URL into a config module under
+    $DAGSTER_HOME. Run its own writer on celery.yaml with a password in the variable, then check that every file
+    holding it falls under a tmpfs of the compose file's workers, not on the volume every Dagster service mounts."""
+    password = "S3cretPw"
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("")
+    script = f"from dagster_celery.cli import get_config_dir; get_config_dir({str(DEPLOY / 'celery.yaml')!r})"
+    broker = f"pyamqp://shadow:{password}@rabbitmq:5672//"
+    subprocess.run(
+        [sys.executable, "-c", script],
+        env={"DAGSTER_HOME": str(home), settings.CELERY_BROKER_ENV: broker, "PATH": "/usr/bin:/bin"},
+        check=True,
+        timeout=120,
+    )
+    holding = [
+        path.relative_to(home) for path in home.rglob("*") if path.is_file() and password.encode() in path.read_bytes()
+    ]
+    assert holding, "dagster-celery no longer writes the broker into DAGSTER_HOME: drop the tmpfs and this test"
+    worker = _compose()["services"]["celery-worker"]
+    in_container = [f"{worker['environment']['DAGSTER_HOME']}/{path}" for path in holding]
+    assert all(any(file.startswith(f"{mount}/") for mount in worker.get("tmpfs", [])) for file in in_container)
