@@ -199,3 +199,34 @@ def test_the_celery_workers_resolved_broker_stays_off_the_shared_dagster_home(tm
     worker = _compose()["services"]["celery-worker"]
     in_container = [f"{worker['environment']['DAGSTER_HOME']}/{path}" for path in holding]
     assert all(any(file.startswith(f"{mount}/") for mount in worker.get("tmpfs", [])) for file in in_container)
+
+
+def _without_run_limits(instance: dict[str, Any]) -> dict[str, Any]:
+    """An instance file's settings with the numbers of its run limits taken out (what a deployment sizes)."""
+    runs = copy.deepcopy(instance)["concurrency"]["runs"]
+    del runs["max_concurrent_runs"]
+    for rule in runs["tag_concurrency_limits"]:
+        del rule["limit"]
+    return {**instance, "concurrency": {**instance["concurrency"], "runs": runs}}
+
+
+def test_the_deployments_instance_differs_from_the_checked_in_one_only_in_its_run_limits() -> None:
+    deployed = yaml.safe_load((DEPLOY / "dagster.yaml").read_text())
+    assert _without_run_limits(deployed) == _without_run_limits(yaml.safe_load((REPO / "dagster.yaml").read_text()))
+    compose = _compose()
+    instance = compose["services"]["instance"]
+    base = instance["command"][instance["command"].index("--base") + 1]
+    [config] = [c["source"] for c in instance["configs"] if c["target"] == base]
+    assert compose["configs"][config]["file"] == "./dagster.yaml"
+
+
+def test_every_shard_has_its_consumers_and_a_run_slot() -> None:
+    """One run per shard drains at a time (the shadow/stream limit), so the shards bound the runs at once, and the
+    shadow runs' limit should let every shard's run go."""
+    services = _project_services()
+    shards = int(services["ingest-shard-0"]["environment"][settings.STREAM_SHARDS_ENV])
+    consumed = sorted(int(s["command"][-1]) for name, s in services.items() if name.startswith("ingest-shard-"))
+    assert consumed == list(range(shards))
+    limits = yaml.safe_load((DEPLOY / "dagster.yaml").read_text())["concurrency"]["runs"]["tag_concurrency_limits"]
+    [shadow_runs] = [rule["limit"] for rule in limits if rule.get("value") == "shadow"]
+    assert shadow_runs == shards

@@ -26,6 +26,7 @@ from shadow_pipeline.defs.ingest.assets import landing_zone, normalized_ticks, r
 from shadow_pipeline.defs.partitions import partition_key
 from shadow_pipeline.defs.pipeline import sensors
 from shadow_pipeline.defs.pipeline.sensors import closed_window_sensor
+from shadow_pipeline.defs.run_queue import STREAM_TAG
 from shadow_pipeline.domain.market.instruments import instrument_key
 from shadow_pipeline.domain.market.shards import MAX_SHARDS, shard_of, shard_stream, shard_streams
 from shadow_pipeline.domain.market.windows import hour_keys
@@ -272,8 +273,10 @@ def test_the_dagster_drain_lands_every_shard_and_each_partition_exactly(
                 resources=resources,
                 instance=instance,
             )
-        [event] = [e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey("raw_ticks")]
-        assert event.materialization.metadata["dagster/row_count"].value == produced[("2024-08-09-00:00", symbol)]
+        events = {e.asset_key.path[-1]: e.materialization.metadata for e in result.get_asset_materialization_events()}
+        assert events["raw_ticks"]["dagster/row_count"].value == produced[("2024-08-09-00:00", symbol)]
+        # A partition's run drains its instrument's shard alone, so runs of other shards drain beside it.
+        assert events["landing_zone"]["entries_read"].value == produced[("2024-08-09-00:00", symbol)]
         assert all(e.passed for e in result.get_asset_check_evaluations())
 
 
@@ -295,6 +298,9 @@ def test_the_sensor_closes_each_shards_hours_by_that_shards_own_event_time(
     with dagster_instance() as instance:
         first = _sense(instance, resources, None)
         assert _keys(first) == ["pipeline:2024-08-09-00:00:BTCUSDT", "pipeline:2024-08-09-00:00:ETHUSDT"]
+        # Tagged with their own shard: the instance's one-drain-per-stream limit lets the two shards run at once.
+        by_symbol = {str(r.run_key).rsplit(":", 1)[1]: r.tags[STREAM_TAG] for r in first.run_requests or []}
+        assert by_symbol == {"BTCUSDT": shard_streams(sharded, 2)[1], "ETHUSDT": shard_streams(sharded, 2)[0]}
         cursor = json.loads(str(first.cursor))
         assert sorted(cursor["streams"]) == shard_streams(sharded, 2)
         # Only BTCUSDT's shard moves past 02:00: its hour 01 closes, ETHUSDT's (the other shard) stays open.

@@ -49,6 +49,16 @@ def _neighbour_seqs(store: LandingStore, hour: str, symbol: str, offset_hours: i
     return seqs["seq"].to_numpy(dtype=np.int64) if len(seqs) else np.empty(0, np.int64)
 
 
+def _streams_to_drain(context: dg.AssetExecutionContext, tick_stream: TickStreamResource) -> list[str]:
+    """In a run of one tick partition, only the shard of its instrument, which holds all of the partition's ticks:
+    runs of instruments on other shards then drain apart, one per shard at a time (the sensor tags each run
+    with its shard, ``run_queue.shadow_tags``). Any other run (an unpartitioned drain, a range) drains them all."""
+    key = str(context.partition_key) if context.has_partition_key else ""
+    if key.count("|") == 1:  # two dimensions, the instrument second: a tick partition's key
+        return [tick_stream.stream_of(hour_and_symbol(key)[1])]
+    return tick_stream.streams
+
+
 @dg.asset(group_name="ingest", kinds={"redis", "parquet"}, check_specs=checks.LANDING_ZONE_CHECKS)
 def landing_zone(
     context: dg.AssetExecutionContext,
@@ -64,7 +74,7 @@ def landing_zone(
     group: entries of dead consumers are claimed and landed; entries live consumers hold past `drain_wait_ms`
     fail the check, so no partition is materialized short of them.
     """
-    streams = tick_stream.streams
+    streams = _streams_to_drain(context, tick_stream)
     context.log.info(f"draining {', '.join(streams)} (group {tick_stream.group}) at {redis.describe()}")
     store = landing.store(tick_stream.stream)  # every shard lands in the base stream's zone: one per partition
     reports: list[IngestReport] = []

@@ -140,7 +140,7 @@ def closed_window_sensor(
             dg.RunRequest(
                 run_key=f"pipeline:{hour}:{symbol}",
                 partition_key=partition_key(hour, symbol),
-                tags=shadow_tags(tick_stream.stream),
+                tags=shadow_tags(tick_stream.stream_of(symbol)),  # one drain per shard, shards in parallel
             )
             for hour, symbol in ready
         ],
