@@ -273,7 +273,10 @@ def test_the_dagster_drain_lands_every_shard_and_each_partition_exactly(
                 resources=resources,
                 instance=instance,
             )
-        events = {e.asset_key.path[-1]: e.materialization.metadata for e in result.get_asset_materialization_events()}
+        events = {
+            e.materialization.asset_key.path[-1]: e.materialization.metadata
+            for e in result.get_asset_materialization_events()
+        }
         assert events["raw_ticks"]["dagster/row_count"].value == produced[("2024-08-09-00:00", symbol)]
         # A partition's run drains its instrument's shard alone, so runs of other shards drain beside it.
         assert events["landing_zone"]["entries_read"].value == produced[("2024-08-09-00:00", symbol)]
