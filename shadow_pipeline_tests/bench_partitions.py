@@ -617,7 +617,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The sensor is the project's, on hour x symbol from the environment: give it these instruments and hours.
     os.environ[settings.SYMBOLS_ENV] = ",".join(key for key, _ in instruments)
     os.environ[settings.FIRST_HOUR_ENV] = (end - timedelta(days=args.days)).strftime("%Y-%m-%d-%H:00")
-    group_of = counts.assign_groups(instruments, args.per_group)
+    group_of = counts.assign_groups({}, [key for key, _ in instruments], args.per_group)  # a fresh desk
     groups = sorted(set(group_of.values()))
     per_venue = {venue: sum(1 for _, v in instruments if v == venue) for venue in VENUES}
     say = lambda line: print(line, flush=True)  # noqa: E731

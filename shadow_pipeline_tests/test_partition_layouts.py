@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import re
 import subprocess
 import sys
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,6 +18,7 @@ import pytest
 
 from shadow_pipeline.defs import layouts, partitions
 from shadow_pipeline.domain.market import partition_layouts as counts
+from shadow_pipeline.domain.market.instruments import InstrumentId, instrument_key
 from shadow_pipeline_tests.bench_partitions import VENUES, instrument_venues
 from shadow_pipeline_tests.instance_helpers import dagster_instance
 
@@ -67,19 +71,188 @@ def test_a_venue_rounds_up_on_its_own() -> None:
     assert counts.group_count({"binance-usdm": 0}, 16) == 0
 
 
+def members_of(group_of: Mapping[str, str]) -> dict[str, list[str]]:
+    members: dict[str, list[str]] = {}
+    for key, group in sorted(group_of.items()):
+        members.setdefault(group, []).append(key)
+    return members
+
+
+def one_venue(count: int, venue: str = "bybit-linear", first: int = 1) -> list[str]:
+    """``count`` instruments of ``venue`` from S<first>: S000 sorts before all of them."""
+    return [instrument_key(f"S{number:03d}", venue) for number in range(first, first + count)]
+
+
 def test_groups_hold_one_venue_each_and_at_most_per_group() -> None:
     instruments = instrument_venues(500)
-    group_of = counts.assign_groups(instruments, 16)
+    group_of = counts.assign_groups({}, [key for key, _ in instruments])
     assert set(group_of) == {key for key, _ in instruments}
-    members: dict[str, list[str]] = {}
-    for key, group in group_of.items():
-        members.setdefault(group, []).append(key)
+    members = members_of(group_of)
     assert len(members) == 35
     assert max(len(keys) for keys in members.values()) <= 16
-    assert min(len(keys) for keys in members.values()) >= 14  # round-robin: sizes differ by at most one
+    assert min(len(keys) for keys in members.values()) >= 14  # a fresh desk: sizes differ by at most one
     venue_of = dict(instruments)
     assert all({venue_of[key] for key in keys} == {group.split(".g")[0]} for group, keys in members.items())
-    assert counts.assign_groups(list(reversed(instruments)), 16) == group_of  # the order given does not matter
+
+
+@pytest.mark.parametrize("per_venue", [1, 15, 16, 17, 30, 32, 100, 1600])
+def test_a_fresh_desk_gets_the_round_robin_it_got_before_groups_were_kept(per_venue: int) -> None:
+    """Each venue's sorted instruments dealt round-robin over its fewest groups, the rule before the assignment
+    was kept: a desk starting now gets the groups the bench measured."""
+    venues = ("binance-usdm", "bybit-linear")
+    instruments = [key for venue in venues for key in one_venue(per_venue, venue)]
+    dealt = {}
+    for venue in venues:
+        keys = sorted(one_venue(per_venue, venue))
+        for position, key in enumerate(keys):
+            dealt[key] = counts.group_key(venue, position % counts.groups_per_venue(len(keys), 16))
+    assert counts.assign_groups({}, instruments) == dealt
+
+
+@pytest.mark.parametrize(
+    ("listed", "groups_after", "group_of_new"),
+    [
+        (0, 1, "g00"),
+        (1, 1, "g00"),
+        (15, 1, "g00"),
+        (16, 2, "g01"),  # the venue is full: a new group
+        (17, 2, "g01"),  # 9 + 8: the smaller one
+        (30, 2, "g00"),  # 15 + 15: the lower number on a tie
+        (31, 2, "g01"),
+        (32, 3, "g02"),
+        (100, 7, "g02"),  # 15, 15, 14, ...: the first of the smallest
+    ],
+)
+def test_listing_an_instrument_that_sorts_first_moves_none(listed: int, groups_after: int, group_of_new: str) -> None:
+    before = counts.assign_groups({}, one_venue(listed))
+    after = counts.assign_groups(before, ["S000.bybit-linear", *one_venue(listed)])
+    assert {key: after[key] for key in before} == before
+    assert after["S000.bybit-linear"] == f"bybit-linear.{group_of_new}"
+    assert len(set(after.values())) == groups_after
+    assert max(len(keys) for keys in members_of(after).values()) <= 16
+
+
+@pytest.mark.parametrize(
+    ("listed", "delisted", "groups_after"),
+    [
+        (30, ["S001"], 2),  # the first: g00 shrinks to 14, no renumbering
+        (30, ["S030"], 2),
+        (31, [f"S{n:03d}" for n in range(1, 32, 2)], 1),  # all of g00: g01 keeps its number
+        (100, [f"S{n:03d}" for n in range(1, 101, 3)], 7),
+        (16, [f"S{n:03d}" for n in range(1, 17)], 0),
+    ],
+)
+def test_delisting_moves_none(listed: int, delisted: list[str], groups_after: int) -> None:
+    before = counts.assign_groups({}, one_venue(listed))
+    gone = {instrument_key(symbol, "bybit-linear") for symbol in delisted}
+    after = counts.assign_groups(before, [key for key in one_venue(listed) if key not in gone])
+    assert after == {key: group for key, group in before.items() if key not in gone}
+    assert len(set(after.values())) == groups_after
+
+
+def test_a_full_venue_opens_a_group_at_the_lowest_free_number_and_only_as_many_as_needed() -> None:
+    full = counts.assign_groups({}, one_venue(48))  # g00, g01, g02 of 16
+    assert counts.assign_groups(full, one_venue(49))["S049.bybit-linear"] == "bybit-linear.g03"
+    emptied = {key: group for key, group in full.items() if group != "bybit-linear.g01"}
+    assert counts.assign_groups(emptied, [*emptied, "S049.bybit-linear"])["S049.bybit-linear"] == "bybit-linear.g01"
+    one_short = dict(list(full.items())[1:])  # g00 has room for one
+    grown = counts.assign_groups(one_short, [*one_short, *one_venue(17, first=49)])
+    assert sorted(len(keys) for keys in members_of(grown).values()) == [16, 16, 16, 16]  # 17 new: one new group
+    other_venue = counts.assign_groups(full, [*full, "S000"])
+    assert other_venue["S000"] == "binance-usdm.g00"  # another venue's full groups are not its business
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_listings_and_delistings_keep_every_instrument_in_its_group(seed: int) -> None:
+    """A seeded walk of listings and delistings over three venues; after every step: no instrument moved, every
+    group holds at most 16 instruments of one venue, a venue opens a group only when its room was too small for
+    its new instruments, and the order of the inputs does not matter."""
+    chance = random.Random(seed)
+    universe = [key for venue in ("binance-usdm", "bybit-linear", "okx-swap") for key in one_venue(150, venue)]
+    group_of: dict[str, str] = {}
+    for _ in range(30):
+        listed = [key for key in universe if (key in group_of) != (chance.random() < 0.15)]
+        shuffled = chance.sample(listed, len(listed))
+        previous = dict(chance.sample(list(group_of.items()), len(group_of)))
+        after = counts.assign_groups(previous, shuffled)
+        assert after == counts.assign_groups(group_of, sorted(listed))
+        assert all(after[key] == group for key, group in group_of.items() if key in after)
+        assert set(after) == set(listed)
+        for group, keys in members_of(after).items():
+            assert len(keys) <= 16
+            assert {InstrumentId.parse(key).venue for key in keys} == {group.split(".g")[0]}
+        for venue in ("binance-usdm", "bybit-linear", "okx-swap"):
+            kept = members_of({k: g for k, g in group_of.items() if k in after and g.startswith(venue + ".")})
+            new = [k for k in listed if k not in group_of and InstrumentId.parse(k).venue == venue]
+            groups = {g for g in after.values() if g.startswith(venue + ".")}
+            if len(new) <= sum(16 - len(keys) for keys in kept.values()):
+                assert groups == set(kept)
+        group_of = after
+
+
+@pytest.mark.parametrize(
+    ("previous", "instruments", "per_group", "message"),
+    [
+        ({}, ["BTCUSDT", "ETHUSDT", "BTCUSDT"], 16, "instruments: BTCUSDT is given twice"),
+        ({}, ["BTC-USDT"], 16, "instruments: 'BTC-USDT' is not an instrument id"),
+        ({}, [""], 16, "is not an instrument id"),
+        ({}, ["BTCUSDT.binance"], 16, "is not an instrument id"),  # a venue names exchange and market
+        ({}, ["btcusdt"], 16, "'btcusdt' is not an instrument key as partitions write it ('BTCUSDT')"),
+        ({}, ["BTCUSDT.binance-usdm"], 16, "as partitions write it ('BTCUSDT')"),
+        ({}, ["BTCUSDT"], 0, "per_group must be >= 1, not 0"),
+        ({}, one_venue(1601), 16, "bybit-linear would need more than 100 groups of 16"),
+        ({"BTC USDT": "binance-usdm.g00"}, ["ETHUSDT"], 16, "previous assignment: 'BTC USDT' is not an instrument"),
+        (
+            {"BTCUSDT.bybit-linear": "binance-usdm.g00"},
+            ["BTCUSDT.bybit-linear"],
+            16,
+            "previous assignment: BTCUSDT.bybit-linear (a bybit-linear instrument) is in 'binance-usdm.g00', "
+            "not a group bybit-linear.gNN",
+        ),
+        ({"BTCUSDT": "binance-usdm.g7"}, ["BTCUSDT"], 16, "is in 'binance-usdm.g7'"),
+        ({"BTCUSDT": "binance-usdm.g100"}, ["BTCUSDT"], 16, "is in 'binance-usdm.g100'"),
+        ({"BTCUSDT": "g00"}, [], 16, "is in 'g00'"),
+        (
+            {key: "bybit-linear.g00" for key in one_venue(17)},
+            one_venue(17),
+            16,
+            "previous assignment: group bybit-linear.g00 has 17 instruments, more than 16",
+        ),
+        (counts.assign_groups({}, one_venue(16)), [], 8, "group bybit-linear.g00 has 16 instruments, more than 8"),
+    ],
+)
+def test_hostile_inputs_are_refused_with_what_is_wrong(
+    previous: dict[str, str], instruments: list[str], per_group: int, message: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        counts.assign_groups(previous, instruments, per_group)
+
+
+def test_an_assignment_is_saved_and_loaded_as_it_was(tmp_path: Path) -> None:
+    path = tmp_path / "artifacts" / counts.GROUPS_FILE
+    assert counts.load_groups(path) == {}  # nothing saved yet: a fresh desk
+    group_of = counts.assign_groups({}, [key for key, _ in instrument_venues(40)])
+    counts.save_groups(path, group_of)
+    assert counts.load_groups(path) == group_of
+    assert list(json.loads(path.read_text())) == sorted(group_of)  # sorted, so that a change reads as a diff
+    assert [p.name for p in path.parent.iterdir()] == [counts.GROUPS_FILE]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{", "not JSON"),
+        ("[]", "not an instrument group assignment"),
+        ('{"BTCUSDT": 0}', "not an instrument group assignment"),
+        ('{"BTCUSDT": ["binance-usdm.g00"]}', "not an instrument group assignment"),
+    ],
+)
+def test_a_damaged_assignment_file_is_one_error_naming_it(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / counts.GROUPS_FILE
+    path.write_text(text)
+    with pytest.raises(ValueError, match=message) as caught:
+        counts.load_groups(path)
+    assert str(caught.value).startswith(str(path))
 
 
 def test_desk_layout_has_retention_days_times_the_groups_that_exist() -> None:

@@ -3,19 +3,33 @@
 Dagster's guidance is at most 100,000 partitions per asset (a multi-partition counts the product of its
 dimensions), and its asset pages slow down long before that (users report 90 s at 33k). The arithmetic is kept
 here, without Dagster, so that the counts in docs/partitions.md and the bench's are one computation, unit-tested.
+
+An instrument's group is part of what a materialized (day, group) partition means, so it is given once and kept:
+the assignment is data (``$SHADOW_ARTIFACTS_DIR/instrument_groups.json``), extended by :func:`assign_groups`.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
+
+from shadow_pipeline import user_json
+from shadow_pipeline.domain.market.instruments import InstrumentError, InstrumentId
 
 DAGSTER_MAX_PARTITIONS = 100_000
 HOURS_PER_DAY = 24
 DAYS_PER_WEEK = 7
-GROUPS_PER_VENUE_WIDTH = 2  # g07: enough for 99 groups of one venue
+GROUPS_PER_VENUE_WIDTH = 2  # g07: g00-g99, 100 groups of one venue
+MAX_GROUPS_PER_VENUE = 10**GROUPS_PER_VENUE_WIDTH
+MAX_PER_GROUP = 16  # docs/partitions.md: a partition re-runs a day of at most 16 instruments
+GROUPS_FILE = "instrument_groups.json"  # under $SHADOW_ARTIFACTS_DIR
+_GROUP_KEY = re.compile(rf"(.+)\.g([0-9]{{{GROUPS_PER_VENUE_WIDTH}}})")
 Grain = Literal["hour", "day", "week"]
 Unit = Literal["instrument", "group"]
 
@@ -68,17 +82,100 @@ def group_key(venue: str, index: int) -> str:
     return f"{venue}.g{index:0{GROUPS_PER_VENUE_WIDTH}d}"
 
 
-def assign_groups(instrument_keys: Iterable[tuple[str, str]], per_group: int) -> dict[str, str]:
-    """Instrument key -> group key, for (instrument key, venue) pairs: each venue's instruments in sorted order,
-    dealt round-robin over the fewest groups of at most ``per_group``, so the groups of a venue differ in size by
-    at most one."""
-    by_venue: dict[str, list[str]] = {}
-    for key, venue in instrument_keys:
-        by_venue.setdefault(venue, []).append(key)
-    groups: dict[str, str] = {}
-    for venue, keys in sorted(by_venue.items()):
-        unique = sorted(set(keys))
-        count = groups_per_venue(len(unique), per_group)
-        for position, key in enumerate(unique):
-            groups[key] = group_key(venue, position % count)
-    return groups
+def _instrument_venue(key: str, source: str) -> str:
+    """The venue of ``key``, which must be written as partitions write it: ``btcusdt`` and
+    ``BTCUSDT.binance-usdm`` would otherwise be a second entry for BTCUSDT."""
+    try:
+        instrument = InstrumentId.parse(key)
+    except InstrumentError as exc:
+        raise ValueError(f"{source}: {exc}") from None
+    if instrument.key != key:
+        raise ValueError(f"{source}: {key!r} is not an instrument key as partitions write it ({instrument.key!r})")
+    return instrument.venue
+
+
+def _kept_members(previous: Mapping[str, str], current: Mapping[str, str], per_group: int) -> dict[str, dict[int, int]]:
+    """Venue -> group number -> members that still exist, after checking the whole saved assignment: a group of
+    another venue or over ``per_group`` means the file is not what this function saved."""
+    sizes: dict[str, int] = {}
+    kept: dict[str, dict[int, int]] = {}
+    for key, group in sorted(previous.items()):
+        venue = _instrument_venue(key, "previous assignment")
+        match = _GROUP_KEY.fullmatch(group)
+        if match is None or match.group(1) != venue:
+            raise ValueError(
+                f"previous assignment: {key} (a {venue} instrument) is in {group!r}, not a group {venue}.gNN"
+            )
+        sizes[group] = sizes.get(group, 0) + 1
+        if key in current:
+            numbers = kept.setdefault(venue, {})
+            number = int(match.group(2))
+            numbers[number] = numbers.get(number, 0) + 1
+    for group, size in sorted(sizes.items()):
+        if size > per_group:
+            raise ValueError(f"previous assignment: group {group} has {size} instruments, more than {per_group}")
+    return kept
+
+
+def assign_groups(
+    previous: Mapping[str, str], instruments: Iterable[str], per_group: int = MAX_PER_GROUP
+) -> dict[str, str]:
+    """Instrument key -> group key for the ``instruments`` that exist now, extending the ``previous`` assignment
+    (as saved; empty for a fresh desk).
+
+    An instrument keeps the group it was given, so a (day, group) partition never changes meaning for it. A
+    delisted instrument leaves its group, which shrinks and keeps its number (a number whose group emptied is free
+    again). A venue's new instruments, in sorted order, each join its group with the fewest members (the lowest
+    number on a tie) that has room; only when the room left cannot hold them all are the groups they need opened
+    first, at the lowest free numbers. On a fresh desk that opens the fewest groups and deals the sorted
+    instruments round-robin over them, as the assignment did before it was kept."""
+    if per_group < 1:
+        raise ValueError(f"per_group must be >= 1, not {per_group}")
+    current: dict[str, str] = {}
+    for key in instruments:
+        venue = _instrument_venue(key, "instruments")
+        if key in current:
+            raise ValueError(f"instruments: {key} is given twice")
+        current[key] = venue
+    kept = _kept_members(previous, current, per_group)
+    assigned = {key: previous[key] for key in current if key in previous}
+    new: dict[str, list[str]] = {}
+    for key, venue in current.items():
+        if key not in assigned:
+            new.setdefault(venue, []).append(key)
+    for venue, keys in sorted(new.items()):
+        sizes = kept.setdefault(venue, {})
+        room = sum(per_group - size for size in sizes.values())
+        free = (number for number in range(MAX_GROUPS_PER_VENUE) if number not in sizes)
+        for _ in range(groups_per_venue(max(0, len(keys) - room), per_group)):
+            number = next(free, None)
+            if number is None:
+                raise ValueError(
+                    f"instruments: {venue} would need more than {MAX_GROUPS_PER_VENUE} groups of {per_group}"
+                )
+            sizes[number] = 0
+        for key in sorted(keys):
+            _, number = min((size, n) for n, size in sizes.items() if size < per_group)
+            sizes[number] += 1
+            assigned[key] = group_key(venue, number)
+    return dict(sorted(assigned.items()))
+
+
+def load_groups(path: Path) -> dict[str, str]:
+    """The assignment saved at ``path``; none yet (a fresh desk) when the file does not exist. Its contents are
+    checked by :func:`assign_groups`, its shape here, so that a damaged file is one error naming it."""
+    if not path.exists():
+        return {}
+    saved = user_json.load(path)
+    if not isinstance(saved, dict) or not all(isinstance(group, str) for group in saved.values()):
+        raise ValueError(f"{path}: not an instrument group assignment (a JSON object of instrument -> group key)")
+    return saved
+
+
+def save_groups(path: Path, assignment: Mapping[str, str]) -> None:
+    """Written to a temporary file and renamed over ``path``, so that a reader or a crash never leaves half an
+    assignment, which would give the missing instruments new groups."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(json.dumps(dict(sorted(assignment.items())), indent=2) + "\n")
+    os.replace(temporary, path)
