@@ -9,6 +9,7 @@ spell of a shared machine hits each alike. The row asserts that every entry was 
 
 from __future__ import annotations
 
+import argparse
 import multiprocessing
 import tempfile
 import time
@@ -95,6 +96,7 @@ def bench_shards(client: redis.Redis, url: str, repeats: int = REPEATS) -> list[
 
 def main() -> None:
     """``python -m shadow_pipeline_tests.bench_shards``: these rows alone, on an embedded Redis."""
+    argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0]).parse_args()  # --help
     server = start_server()
     try:
         rows = bench_shards(redis.Redis.from_url(server.url), server.url)

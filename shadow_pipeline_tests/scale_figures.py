@@ -11,6 +11,7 @@ Three figures the sizing rests on, each measured here rather than assumed:
 
 from __future__ import annotations
 
+import argparse
 import time
 
 import numpy as np
@@ -116,6 +117,7 @@ def shadow_cpu_per_tick() -> dict[str, object]:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0]).parse_args()  # --help
     print(pd.DataFrame(tick_rates()).to_string(index=False))
     print(pd.DataFrame(stream_bytes_per_entry()).to_string(index=False))
     print(shadow_cpu_per_tick())
