@@ -8,8 +8,10 @@ the drain with the old count and the producers' restart with the new one (docs/i
 It refuses unless every old shard is drained for the group: entries still in a shard are read by nobody once the
 consumers follow the new count. A new counter is only ever raised (to the highest the instrument has on any old
 shard), never lowered, so running the step twice, or after a partial run, changes nothing more. Old counters are
-left as they are: a re-shard back takes the highest again. Every key is written alone, so the step works on a
-cluster, where the old and the new counter of an instrument live in different slots.
+left as they are: a re-shard back takes the highest again. An instrument that comes back to a stream it was on
+before finds the group's sequence guard there at its old highest seq; the guard is advanced to the carried one, or
+it would count the seqs the instrument had on the other stream as a gap. Every key is written alone, so the step
+works on a cluster, where the old and the new counter of an instrument live in different slots.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import redis
 
 from shadow_pipeline.domain.market.shards import check_shards, instrument_stream, shard_streams
 from shadow_pipeline.ingest.claims import consistent_lag
+from shadow_pipeline.ingest.guard import advance
 from shadow_pipeline.redis_io.keys import feed_seq_key
 
 # KEYS: the new counter. ARGV: the carried seq (a canonical decimal). Sets it unless the counter is already at
@@ -52,6 +55,7 @@ class Carried:
     target: str  # the stream the instrument's ticks go to with the new count
     seq: int  # the target counter now: the next tick gets seq + 1
     raised: bool  # False when the target already held as much (the same stream, or a run before this one)
+    guard_advanced: bool  # the target's guard had state below seq (the instrument was there before): raised to it
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,7 @@ class ReshardResult:
             "instruments": len(self.carried),
             "moved": sum(c.source != c.target for c in self.carried),
             "raised": sum(c.raised for c in self.carried),
+            "guards_advanced": sum(c.guard_advanced for c in self.carried),
             "seqs": {c.instrument: c.seq for c in self.carried},
         }
 
@@ -104,7 +109,8 @@ def reshard_counters(client: redis.Redis, stream: str, old: int, new: int, group
     for instrument, (source, seq) in sorted(counters.items()):
         target = instrument_stream(stream, instrument, new)
         raised, now = client.eval(_RAISE, 1, feed_seq_key(target, instrument), str(seq))
-        carried.append(Carried(instrument, source, target, int(_text(now)), bool(raised)))
+        advanced = target != source and advance(client, target, group, instrument, int(_text(now)))
+        carried.append(Carried(instrument, source, target, int(_text(now)), bool(raised), advanced))
     moved_on = [i for i, (source, seq) in sorted(counters.items()) if _seq(client, feed_seq_key(source, i)) != seq]
     if moved_on:
         raise ValueError(
