@@ -82,6 +82,25 @@ def test_a_re_sharded_instrument_keeps_its_seq_and_every_tick_only_with_the_step
         assert _kept(landing, BTC) == [1, 2, 3]
 
 
+def test_an_instrument_back_on_its_old_stream_counts_no_gap(
+    redis_url: str, redis_client: redis.Redis, base: str, tmp_path: Path
+) -> None:
+    """1 shard, 2, then 1 again: BTCUSDT's seqs 4 and 5 went to shard 1; back on the base stream, the group's guard
+    there last saw 3. The step advances it to the carried 5, so seq 6 is no gap of two."""
+    FeedPublisher(redis_client, base, None, 1).publish(_ticks(BTC, 1, 2, 3))
+    _drain(redis_url, tmp_path, base)
+    reshard_counters(redis_client, base, 1, 2, CONSUMER_GROUP)
+    FeedPublisher(redis_client, base, None, 2).publish(_ticks(BTC, 4, 5))
+    _drain(redis_url, tmp_path, shard_stream(base, 1, 2))
+    assert reshard_counters(redis_client, base, 2, 1, CONSUMER_GROUP).as_dict()["guards_advanced"] == 1
+    assert FeedPublisher(redis_client, base, None, 1).publish(_ticks(BTC, 6)) == {BTC: 6}
+    metrics = IngestMetrics()
+    TickConsumer(LandingStore(tmp_path), IngestOptions(stream=base), redis_url, metrics).drain()
+    assert metrics.registry.get_sample_value("shadow_seq_gaps_total", {"symbol": BTC}) == 0
+    assert metrics.registry.get_sample_value("shadow_seq_missing", {"symbol": BTC}) == 0
+    assert _kept(tmp_path, BTC) == [1, 2, 3, 4, 5, 6]
+
+
 def test_the_step_refuses_until_every_old_shard_is_drained(
     redis_url: str, redis_client: redis.Redis, base: str, tmp_path: Path
 ) -> None:
@@ -120,6 +139,7 @@ def test_the_step_never_lowers_a_counter_and_a_second_run_changes_nothing(
         "instruments": 2,
         "moved": 2,
         "raised": 1,
+        "guards_advanced": 0,  # the base stream was never consumed: no guard state there
         "seqs": {BTC: 3, ETH: 9},
     }
     assert reshard_counters(redis_client, base, 2, 1, CONSUMER_GROUP).as_dict()["raised"] == 0
