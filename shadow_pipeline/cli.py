@@ -30,6 +30,7 @@ from shadow_pipeline.cli_feed import feed_command
 from shadow_pipeline.cli_fills import fills_command
 from shadow_pipeline.cli_instance import instance
 from shadow_pipeline.cli_live import live_shadow_command
+from shadow_pipeline.cli_reshard import reshard_command
 from shadow_pipeline.cli_validate import live_validate_command
 from shadow_pipeline.cli_venue_server import feed_server_command
 from shadow_pipeline.defs.dryrun.assets import Depth, DryRunConfig, QueueModel, Reality
@@ -1323,6 +1324,7 @@ main.add_command(instance)
 main.add_command(feed_server_command)
 main.add_command(live_shadow_command)
 main.add_command(live_validate_command)
+main.add_command(reshard_command)
 
 if __name__ == "__main__":
     main()

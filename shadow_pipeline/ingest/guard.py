@@ -189,6 +189,17 @@ local missing = show(mh, ml)
 redis.call('HSET', KEYS[1], 'high', high, 'base', base, 'missing', missing, 'forgotten', forgotten)
 return {show(gh, gl), dups, late, missing}
 """
+# KEYS: a symbol's state hash. ARGV: a seq (a canonical decimal). Raises ``high`` to it when the guard has state
+# (of the current version) below it, leaving holes and counts as they are; 1 when it did. Decimals compare by
+# length then text, once leading zeros are gone (a producer may write them).
+_ADVANCE = """
+local high, base = unpack(redis.call('HMGET', KEYS[1], 'high', 'base'))
+if not high or not base then return 0 end
+local h = string.gsub(high, '^0+', '')
+if #h > #ARGV[1] or (#h == #ARGV[1] and h >= ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'high', ARGV[1])
+return 1
+"""
 MAX_SEQ = 2**63 - 1
 DEFAULT_MAX_HOLES = 10_000  # per symbol; a hole is one sorted-set member of 39 bytes
 _LONGEST_RUN = 1 << 20  # the script's counts of one run stay far below 10**9
@@ -238,3 +249,12 @@ class SequenceGuard:
             gaps, dups, late, missing = reply
             found[str(symbol)] = GuardCounts(int(gaps), int(dups), int(late), int(missing))
         return found
+
+
+def advance(client: redis.Redis, stream: str, group: str, symbol: str, seq: int) -> bool:
+    """Count every seq of ``symbol`` up to ``seq`` as arrived in ``group``'s guard of ``stream``, when that guard
+    has state below it: after a re-shard back, the seqs the instrument had on another stream meanwhile are no gap
+    here (that stream's guard saw them). Without state the guard takes its first seq as baseline anyway."""
+    if not 0 <= seq <= MAX_SEQ:
+        raise ValueError(f"seq {seq} outside 0 .. 2**63-1")
+    return bool(client.eval(_ADVANCE, 1, guard_keys(stream, group, symbol)[0], str(seq)))
