@@ -17,8 +17,10 @@ tracemalloc.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import statistics
 import tempfile
+import threading
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -35,6 +37,7 @@ from shadow_pipeline_tests.bench_sources import REPEATS, fill_ingest_stream
 CONSUMER_COUNTS = (1, 2)
 BASELINE_COUNT = 2000  # the raw loop's COUNT, as in the "stream -> normalized_ticks" row
 STEADY_ENTRIES = 1_000_000
+WARM_ENTRIES = 5_000
 STEADY_REPEATS = 5  # a round of the baseline takes 10-30 s there; 5 pairs, so that the median is one of 5
 
 
@@ -65,8 +68,36 @@ def traced_tick_consumer(url: str, stream: str, group: str, consumer: str, landi
         tracemalloc.stop()
 
 
-def _warm() -> None:
-    import shadow_pipeline.ingest.consumer  # noqa: F401  (imports and numba caches load before the clock)
+def _warm(url: str, stream: str, everyone: threading.Barrier) -> None:
+    """Each worker process, once, before any clock: a drain and a redis-py loop on ``stream`` (a copy of the bench
+    stream's first entries), so that first-call costs fall outside the timed rounds, on both sides alike: numba
+    loads each compiled function from its cache at its first call, not at import, and Arrow's Parquet writer and
+    the guard's script start once. A first drain in a process whose imports alone were done took 1.43 s against
+    1.03 s for the next ones (155,470 entries). Then it waits for the other workers: a round started while one was
+    still warming would time its warm-up."""
+    client = redis.Redis.from_url(url)
+    for run in (redis_py_loop, tick_consumer):
+        group = f"warm-{os.getpid()}-{run.__name__}"
+        client.xgroup_create(stream, group, id="0")
+        with tempfile.TemporaryDirectory() as landing:
+            run(url, stream, group, "c0", *([landing] if run is tick_consumer else []))
+        client.xgroup_destroy(stream, group)
+    everyone.wait(timeout=600)
+
+
+def _warm_stream(client: redis.Redis, stream: str) -> str:
+    """A stream of ``stream``'s first ``WARM_ENTRIES`` entries, for :func:`_warm`."""
+    warm = f"{stream}:warm"
+    client.delete(warm)
+    pipe = client.pipeline(transaction=False)
+    for _, fields in client.xrange(stream, count=WARM_ENTRIES) or []:
+        pipe.xadd(warm, fields)  # type: ignore[arg-type]
+    pipe.execute()
+    return warm
+
+
+def _started() -> None:
+    """A job that a worker runs only once its :func:`_warm` has passed the barrier, i.e. all workers are warm."""
 
 
 def _round(pool: ProcessPoolExecutor, jobs: list[tuple[Callable[..., int], tuple[str, ...]]], entries: int) -> float:
@@ -85,9 +116,13 @@ def bench_per_consumer(
     the row's ratio is the median of the pairs' ratios, its rates the medians of each side's rounds."""
     rows: list[dict[str, object]] = []
     groups = iter(range(1_000_000))
-    with ProcessPoolExecutor(max(CONSUMER_COUNTS), mp_context=multiprocessing.get_context("spawn")) as pool:
-        for warm in [pool.submit(_warm) for _ in range(max(CONSUMER_COUNTS))]:
-            warm.result()
+    workers, context = max(CONSUMER_COUNTS), multiprocessing.get_context("spawn")
+    warm_stream = _warm_stream(client, stream)
+    warmed = (url, warm_stream, context.Barrier(workers))
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_warm, initargs=warmed) as pool:
+        for started in [pool.submit(_started) for _ in range(workers)]:  # one each: a worker is spawned per submit
+            started.result()
+        client.delete(warm_stream)
         for count in CONSUMER_COUNTS:
             base_rates: list[float] = []
             our_rates: list[float] = []
