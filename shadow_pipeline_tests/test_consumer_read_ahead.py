@@ -58,6 +58,8 @@ def test_a_claim_never_lands_again_what_a_read_in_flight_brings(
     store = LandingStore(tmp_path)
     options = IngestOptions(stream=stream, batch=300, block_ms=100, claim_idle_ms=0, claim_every_ms=0)
     consumer = TickConsumer(store, options, redis_url)
+    # Made here, not by the consumer's thread: polled below from the start, it must exist before that thread runs.
+    redis_client.xgroup_create(stream, options.group, id=options.group_start_id)
     stop = threading.Event()
     worker = threading.Thread(target=consumer.serve, args=(stop,))
     worker.start()
