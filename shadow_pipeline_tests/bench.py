@@ -426,7 +426,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     rows += [*bench_strategy_interface(), *bench_tuner()] if only is None else bench_tuner()
     table = pd.DataFrame(rows, dtype=object).fillna("")  # object: the ints stay ints beside the sets/s
     if only is None:
-        print(f"Redis paths: best of {REPEATS} interleaved rounds; ratio = ours / baseline throughput (higher: better)")
+        print(
+            f"Redis paths: best of {REPEATS} interleaved rounds (per consumer: median of paired rounds' ratios, "
+            "pair_ratios); ratio = ours / baseline throughput (higher: better)"
+        )
     print(f"tuner: median of {TUNER_RUNS} interleaved rounds; wall_s: {TUNER_SETS} sets, pool start-up included")
     print(table.to_markdown(index=False))
 

@@ -7,14 +7,20 @@ continuously sees them, where the per-drain fixed costs (first read, last landin
 Each consumer runs in its own process (as deployed: one consumer per process or pod), so two consumers do not
 share a GIL; the processes are started and warmed before the clock starts, so the ratio is the read path's,
 not interpreter start-up. The baseline runs the same number of redis-py XREADGROUP+XACK loops, also in
-processes, against the same stream in the same round. Peak memory comes from one more, untimed round under
+processes, against the same stream. Each round is a pair, the baseline and ours back to back (which goes first
+alternates), and the row's ratio is the median of the pairs' ratios: a slow spell of a shared machine then hits
+both sides of a pair alike, and one lucky round of either side cannot make the row (a best-of per side could pair
+ours in a quiet spell with the baseline in a busy one). Peak memory comes from one more, untimed round under
 tracemalloc.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
+import statistics
 import tempfile
+import threading
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -31,7 +37,8 @@ from shadow_pipeline_tests.bench_sources import REPEATS, fill_ingest_stream
 CONSUMER_COUNTS = (1, 2)
 BASELINE_COUNT = 2000  # the raw loop's COUNT, as in the "stream -> normalized_ticks" row
 STEADY_ENTRIES = 1_000_000
-STEADY_REPEATS = 3  # a round of the baseline takes ~10 s there
+WARM_ENTRIES = 5_000
+STEADY_REPEATS = 5  # a round of the baseline takes 10-30 s there; 5 pairs, so that the median is one of 5
 
 
 def redis_py_loop(url: str, stream: str, group: str, consumer: str) -> int:
@@ -61,8 +68,36 @@ def traced_tick_consumer(url: str, stream: str, group: str, consumer: str, landi
         tracemalloc.stop()
 
 
-def _warm() -> None:
-    import shadow_pipeline.ingest.consumer  # noqa: F401  (imports and numba caches load before the clock)
+def _warm(url: str, stream: str, everyone: threading.Barrier) -> None:
+    """Each worker process, once, before any clock: a drain and a redis-py loop on ``stream`` (a copy of the bench
+    stream's first entries), so that first-call costs fall outside the timed rounds, on both sides alike: numba
+    loads each compiled function from its cache at its first call, not at import, and Arrow's Parquet writer and
+    the guard's script start once. A first drain in a process whose imports alone were done took 1.43 s against
+    1.03 s for the next ones (155,470 entries). Then it waits for the other workers: a round started while one was
+    still warming would time its warm-up."""
+    client = redis.Redis.from_url(url)
+    for run in (redis_py_loop, tick_consumer):
+        group = f"warm-{os.getpid()}-{run.__name__}"
+        client.xgroup_create(stream, group, id="0")
+        with tempfile.TemporaryDirectory() as landing:
+            run(url, stream, group, "c0", *([landing] if run is tick_consumer else []))
+        client.xgroup_destroy(stream, group)
+    everyone.wait(timeout=600)
+
+
+def _warm_stream(client: redis.Redis, stream: str) -> str:
+    """A stream of ``stream``'s first ``WARM_ENTRIES`` entries, for :func:`_warm`."""
+    warm = f"{stream}:warm"
+    client.delete(warm)
+    pipe = client.pipeline(transaction=False)
+    for _, fields in client.xrange(stream, count=WARM_ENTRIES) or []:
+        pipe.xadd(warm, fields)  # type: ignore[arg-type]
+    pipe.execute()
+    return warm
+
+
+def _started() -> None:
+    """A job that a worker runs only once its :func:`_warm` has passed the barrier, i.e. all workers are warm."""
 
 
 def _round(pool: ProcessPoolExecutor, jobs: list[tuple[Callable[..., int], tuple[str, ...]]], entries: int) -> float:
@@ -77,16 +112,22 @@ def _round(pool: ProcessPoolExecutor, jobs: list[tuple[Callable[..., int], tuple
 def bench_per_consumer(
     client: redis.Redis, url: str, stream: str, entries: int, name: str, repeats: int, label: str = ""
 ) -> list[dict[str, object]]:
-    """Best of ``repeats`` interleaved rounds for each consumer count: ours and the redis-py loops, same stream."""
+    """``repeats`` paired rounds for each consumer count (ours and the redis-py loops, same stream, back to back);
+    the row's ratio is the median of the pairs' ratios, its rates the medians of each side's rounds."""
     rows: list[dict[str, object]] = []
     groups = iter(range(1_000_000))
-    with ProcessPoolExecutor(max(CONSUMER_COUNTS), mp_context=multiprocessing.get_context("spawn")) as pool:
-        for warm in [pool.submit(_warm) for _ in range(max(CONSUMER_COUNTS))]:
-            warm.result()
+    workers, context = max(CONSUMER_COUNTS), multiprocessing.get_context("spawn")
+    warm_stream = _warm_stream(client, stream)
+    warmed = (url, warm_stream, context.Barrier(workers))
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_warm, initargs=warmed) as pool:
+        for started in [pool.submit(_started) for _ in range(workers)]:  # one each: a worker is spawned per submit
+            started.result()
+        client.delete(warm_stream)
         for count in CONSUMER_COUNTS:
-            best_base, best_ours = 0.0, 0.0
-            for _ in range(repeats):
-                for ours in (False, True):
+            base_rates: list[float] = []
+            our_rates: list[float] = []
+            for pair in range(repeats):
+                for ours in (False, True) if pair % 2 == 0 else (True, False):
                     group = f"per-consumer{next(groups)}"
                     client.xgroup_create(stream, group, id="0")
                     with tempfile.TemporaryDirectory() as landing:
@@ -96,21 +137,19 @@ def bench_per_consumer(
                             else (redis_py_loop, (url, stream, group, f"c{c}"))
                             for c in range(count)
                         ]
-                        rate = _round(pool, jobs, entries)
-                    if ours:
-                        best_ours = max(best_ours, rate)
-                    else:
-                        best_base = max(best_base, rate)
+                        (our_rates if ours else base_rates).append(_round(pool, jobs, entries))
                     client.xgroup_destroy(stream, group)
+            ratios = [o / b for o, b in zip(our_rates, base_rates, strict=True)]
             peak_mb = _peak_mb(client, pool, url, stream, f"per-consumer-memory{count}", count)
             rows.append(
                 {
                     "benchmark": f"ingest per consumer vs redis-py loop{label} ({count} consumer{'s' * (count > 1)})",
                     "input": f"{name}, {entries} entries",
                     "baseline": f"{count} redis-py XREADGROUP COUNT {BASELINE_COUNT} + XACK loop(s), one process each",
-                    "baseline_per_s": round(best_base / count),
-                    "ours_per_s": round(best_ours / count),
-                    "ratio": round(best_ours / best_base, 3),
+                    "baseline_per_s": round(statistics.median(base_rates) / count),
+                    "ours_per_s": round(statistics.median(our_rates) / count),
+                    "ratio": round(statistics.median(ratios), 3),
+                    "pair_ratios": " ".join(f"{r:.2f}" for r in ratios),
                     "peak_memory": f"{peak_mb:.1f} MB per consumer (largest)",
                 }
             )

@@ -15,7 +15,7 @@ import redis
 from shadow_pipeline.ingest.consumer import IngestOptions, TickConsumer
 from shadow_pipeline.ingest.consumer.read_ahead import has_entries
 from shadow_pipeline.ingest.landing import LandingStore
-from shadow_pipeline.redis_io.raw_reply import read_raw
+from shadow_pipeline.redis_io.raw_reply import read_raw, read_raw_strings
 from shadow_pipeline_tests.ingest_helpers import landed, replay_synthetic
 
 
@@ -58,6 +58,8 @@ def test_a_claim_never_lands_again_what_a_read_in_flight_brings(
     store = LandingStore(tmp_path)
     options = IngestOptions(stream=stream, batch=300, block_ms=100, claim_idle_ms=0, claim_every_ms=0)
     consumer = TickConsumer(store, options, redis_url)
+    # Made here, not by the consumer's thread: polled below from the start, it must exist before that thread runs.
+    redis_client.xgroup_create(stream, options.group, id=options.group_start_id)
     stop = threading.Event()
     worker = threading.Thread(target=consumer.serve, args=(stop,))
     worker.start()
@@ -82,6 +84,22 @@ def test_entries_of_a_stream_and_group_named_in_any_script_are_acked(
     report = TickConsumer(store, IngestOptions(stream=name, group="grüppe"), redis_url).drain()
     assert report.landed == replayed.ticks_by_symbol
     assert redis_client.xpending(name, "grüppe")["pending"] == 0
+
+
+def test_members_of_any_length_and_text_are_all_sent(redis_client: redis.Redis, stream: str) -> None:
+    """Members are packed grouped by length (ids of 3 to 20 characters here, in no order) and non-ASCII text by
+    its bytes: Redis gets each of them once."""
+    ids = [f"{ms}-{seq}" for ms, seq in [(1, 1), (1, 12), (25, 3), (10**17, 7)]]
+    for entry_id in ids:
+        redis_client.xadd(stream, {"a": "1"}, id=entry_id)
+    redis_client.xgroup_create(stream, "g", id="0")
+    redis_client.xreadgroup("g", "c", {stream: ">"})
+    assert bytes(read_raw_strings(redis_client, ["XACK", stream, "g"], [ids[2], ids[0], ids[3], ids[1]])) == b":4\r\n"
+    members = ["ß", "株式", "ab", "c", "de"]
+    key = f"{stream}:members"
+    assert bytes(read_raw_strings(redis_client, ["SADD", key], members)) == b":5\r\n"
+    assert redis_client.smembers(key) == set(members)
+    redis_client.delete(key)
 
 
 @pytest.mark.parametrize("protocol", [2, 3])

@@ -238,8 +238,12 @@ class SequenceGuard:
     def check(self, symbols: np.ndarray, seqs: np.ndarray, redelivered: bool = False) -> dict[str, GuardCounts]:
         """Account for a batch of deliveries (arrival order); returns what it found per symbol."""
         found: dict[str, GuardCounts] = {}
-        for symbol, positions in pd.Series(np.arange(len(symbols))).groupby(symbols).groups.items():
-            batch = seqs[np.asarray(positions)]
+        # Each symbol's positions, in arrival order, from codes: a pandas groupby on the text cost 0.7 ms a batch.
+        codes, names = pd.factorize(symbols)
+        order = np.argsort(codes, kind="stable")
+        bounds = np.searchsorted(codes[order], np.arange(len(names) + 1))
+        for code, symbol in enumerate(names):
+            batch = seqs[order[bounds[code] : bounds[code + 1]]]
             if batch.min() < 0 or batch.max() > MAX_SEQ:
                 raise ValueError(f"seqs of {symbol} outside 0 .. 2**63-1: {batch.min()} .. {batch.max()}")
             packed = _runs(batch)

@@ -123,26 +123,38 @@ def read_raw(client: redis.Redis, *command: Any) -> np.ndarray:
         pool.release(connection)
 
 
-def read_raw_strings(client: redis.Redis, command: Sequence[str]) -> np.ndarray:
+def read_raw_strings(client: redis.Redis, command: Sequence[str], members: Sequence[str] = ()) -> np.ndarray:
     """:func:`read_raw` for a command of many text arguments (e.g. XACK of a batch's entry ids), packed here:
-    redis-py's generic packing costs six times as much per argument."""
+    redis-py's generic packing costs six times as much per argument. ``members`` follow ``command`` in an order
+    of the packing's own choosing (see :func:`pack_strings`): for arguments that are a set, as XACK's ids are."""
     pool = client.connection_pool
     connection = pool.get_connection()
     try:
         with _dropped_on_error(connection):
-            connection.send_packed_command([pack_strings(command)])
+            connection.send_packed_command([pack_strings(command, members)])
         return receive_raw(connection)
     finally:
         pool.release(connection)
 
 
-def pack_strings(command: Sequence[str]) -> bytes:
-    """The RESP request for ``command`` (lengths in bytes: UTF-8)."""
-    text = "".join([f"${len(arg)}\r\n{arg}\r\n" for arg in command])
+def pack_strings(command: Sequence[str], members: Sequence[str] = ()) -> bytes:
+    """The RESP request for ``command`` then ``members`` (lengths in bytes: UTF-8), the members grouped by
+    length: the members of one length are joined in one step around their shared ``$<length>`` separator,
+    half the cost of formatting each (a landing's XACK packs 20,000 entry ids, most of one or two lengths)."""
+    by_length: dict[int, list[str]] = {}
+    for member in members:
+        by_length.setdefault(len(member), []).append(member)
+    text = "".join(
+        [
+            *[f"${len(arg)}\r\n{arg}\r\n" for arg in command],
+            *[f"${n}\r\n" + f"\r\n${n}\r\n".join(group) + "\r\n" for n, group in by_length.items()],
+        ]
+    )
+    count = len(command) + len(members)
     if text.isascii():  # lengths in characters are lengths in bytes
-        return f"*{len(command)}\r\n{text}".encode()
-    encoded = [arg.encode() for arg in command]
-    return b"*%d\r\n%b" % (len(encoded), b"".join([b"$%d\r\n%b\r\n" % (len(arg), arg) for arg in encoded]))
+        return f"*{count}\r\n{text}".encode()
+    encoded = [arg.encode() for arg in [*command, *members]]
+    return b"*%d\r\n%b" % (count, b"".join([b"$%d\r\n%b\r\n" % (len(arg), arg) for arg in encoded]))
 
 
 def send_raw(connection: ConnectionInterface, *command: Any) -> None:

@@ -107,7 +107,7 @@ def landed(consumer: TickConsumer, token: int, released: pd.DataFrame, dropped: 
 
 
 def ack(consumer: TickConsumer, client: redis.Redis, ids: list[str]) -> int:
-    reply = read_raw_strings(client, ["XACK", consumer.options.stream, consumer.options.group, *ids])
+    reply = read_raw_strings(client, ["XACK", consumer.options.stream, consumer.options.group], ids)
     if reply[0] == ord("-"):
         raise error_of(reply)
     return int(bytes(reply[1:-2]))
