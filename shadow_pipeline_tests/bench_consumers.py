@@ -16,6 +16,7 @@ tracemalloc.
 
 from __future__ import annotations
 
+import argparse
 import multiprocessing
 import os
 import statistics
@@ -178,7 +179,7 @@ def bench_steady_state(client: redis.Redis, url: str, repeats: int = STEADY_REPE
 
 def main() -> None:
     """``python -m shadow_pipeline_tests.bench_consumers``: these rows alone, on an embedded Redis."""
-
+    argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0]).parse_args()  # --help
     server = start_server()
     try:
         client = redis.Redis.from_url(server.url)
