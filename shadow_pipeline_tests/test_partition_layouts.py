@@ -9,7 +9,7 @@ import random
 import re
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -241,15 +241,32 @@ def test_an_assignment_is_saved_and_loaded_as_it_was(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("{", "not JSON"),
-        ("[]", "not an instrument group assignment"),
-        ('{"BTCUSDT": 0}', "not an instrument group assignment"),
-        ('{"BTCUSDT": ["binance-usdm.g00"]}', "not an instrument group assignment"),
+        (b"{", "not JSON"),
+        (b"", "not JSON"),
+        (b"[]", "not an instrument group assignment"),
+        (b"null", "not an instrument group assignment"),
+        (b'{"BTCUSDT": 0}', "not an instrument group assignment"),
+        (b'{"BTCUSDT": ["binance-usdm.g00"]}', "not an instrument group assignment"),
+        (b'{"BTCUSDT": NaN}', "NaN is not a number"),
+        (b'{"BTCUSDT": ' + b"9" * 400 + b"}", "out of range"),
+        (b"[" * 5000 + b"]" * 5000, "nested 5000 deep"),
+        (b"\xff\xfe\x00garbage", "not UTF-8"),
     ],
 )
-def test_a_damaged_assignment_file_is_one_error_naming_it(tmp_path: Path, text: str, message: str) -> None:
+def test_a_damaged_assignment_file_is_one_error_naming_it(tmp_path: Path, text: bytes, message: str) -> None:
     path = tmp_path / counts.GROUPS_FILE
-    path.write_text(text)
+    path.write_bytes(text)
+    with pytest.raises(ValueError, match=message) as caught:
+        counts.load_groups(path)
+    assert str(caught.value).startswith(str(path))
+
+
+@pytest.mark.parametrize(("make", "message"), [(os.mkfifo, "not a regular file"), (os.mkdir, "a folder")])
+def test_an_assignment_path_that_is_no_file_is_one_error_naming_it(
+    tmp_path: Path, make: Callable[[Path], None], message: str
+) -> None:
+    path = tmp_path / counts.GROUPS_FILE
+    make(path)  # a FIFO would block a plain open and read for ever
     with pytest.raises(ValueError, match=message) as caught:
         counts.load_groups(path)
     assert str(caught.value).startswith(str(path))
