@@ -73,6 +73,54 @@ def test_buffer_conserves_ticks_and_stays_bounded(ts_ms: list[int], capacity: in
     assert sorted([*released["seq"], *dropped["seq"]]) == list(range(1, len(ts_ms) + 1))
 
 
+def _released_by_hand(
+    batches: list[list[tuple[str, int, int]]], watermark_ms: int
+) -> tuple[list[list[int]], list[dict[str, int]]]:
+    """The buffer's rule written out row by row: per push, the seqs released in (ts, seq) order and the late
+    arrivals per symbol (older than the newest of their symbol seen before them)."""
+    newest: dict[str, int] = {}
+    held: list[tuple[str, int, int]] = []
+    released, late = [], []
+    for batch in batches:
+        counts: dict[str, int] = {}
+        for symbol, _, ts in batch:
+            if symbol in newest and ts < newest[symbol]:
+                counts[symbol] = counts.get(symbol, 0) + 1
+            newest[symbol] = max(newest.get(symbol, ts), ts)
+        held += batch
+        due = [row for row in held if row[2] < newest[row[0]] - watermark_ms]
+        held = [row for row in held if row not in due]
+        released.append([seq for _, seq, _ in sorted(due, key=lambda row: (row[2], row[1]))])
+        late.append(counts)
+    return released, late
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT"]), st.integers(0, 300)), max_size=150
+    ),
+    st.integers(1, 6),
+)
+def test_buffer_with_several_symbols_releases_what_the_rule_written_out_releases(
+    rows: list[tuple[str, int]], batches: int
+) -> None:
+    """Symbols appear in any batch (a symbol first seen late gets its code then), interleaved and late."""
+    numbered = [(symbol, seq, ts) for seq, (symbol, ts) in enumerate(rows, start=1)]
+    parts = [list(part) for part in np.array_split(np.arange(len(numbered)), batches)]
+    chunks = [[numbered[i] for i in part] for part in parts]
+    expected, expected_late = _released_by_hand(chunks, 40)
+    buffer = ReorderBuffer(watermark_ns=40 * MS, capacity=10**6)
+    for chunk, want, want_late in zip(chunks, expected, expected_late, strict=True):
+        frame = pd.concat(
+            [ticks([seq], [ts], symbol) for symbol, seq, ts in chunk] or [ticks([], [])], ignore_index=True
+        )
+        release = buffer.push(frame)
+        assert release.released["seq"].tolist() == want
+        assert release.reordered == want_late
+    assert len(buffer) + sum(map(len, expected)) == len(numbered)
+
+
 def test_assess_counts_each_fault_by_hand() -> None:
     # Arrivals: 1, 2, 2 (duplicate), 5 (3 and 4 skipped), 3 (late: fills a gap), 6 at an older time (reordered).
     received = ticks([1, 2, 2, 5, 3, 6], [0, 1, 1, 5, 3, 4])

@@ -32,6 +32,7 @@ import redis
 from shadow_pipeline.domain.market.ticks import (
     ENTRY_FIELDS,
     FIELDS,
+    TYPED_COLUMNS,
     ParsedBatch,
     duplicate_field_reason,
     parse_table,
@@ -52,6 +53,9 @@ from shadow_pipeline.ingest.entry_scan import (
 from shadow_pipeline.redis_io.raw_reply import error_of
 
 _KEYS = np.array(FIELDS, dtype=object)
+# A landed tick's columns: ``entry_id`` first, ``ts_broker`` after ``ts_local`` (the three clocks in path order).
+_BEFORE_BROKER = list(TYPED_COLUMNS)[: list(TYPED_COLUMNS).index("ts_local") + 1]
+LANDED_COLUMNS = ("entry_id", *_BEFORE_BROKER, "ts_broker", *list(TYPED_COLUMNS)[len(_BEFORE_BROKER) :])
 TRIMMED = "entry trimmed from the stream before it was landed"
 
 
@@ -77,12 +81,12 @@ def broker_times(ids: np.ndarray) -> np.ndarray:
 
 
 def _add_entry_columns(ticks: pd.DataFrame, ids: np.ndarray, ts_broker: np.ndarray) -> None:
-    """Insert ``entry_id`` first and ``ts_broker`` after ``ts_local`` (the three clocks in path order), taking each
-    tick's values by its position (its index)."""
+    """Insert ``entry_id`` and ``ts_broker`` where ``LANDED_COLUMNS`` has them, taking each tick's values by its
+    position (its index)."""
     rows = ticks.index.to_numpy()
     # object dtype: pandas would infer an Arrow string column, whose takes and iteration cost far more here
     ticks.insert(0, "entry_id", pd.Series(ids[rows], index=ticks.index, dtype=object))
-    ticks.insert(list(ticks.columns).index("ts_local") + 1, "ts_broker", ts_broker[rows])
+    ticks.insert(LANDED_COLUMNS.index("ts_broker"), "ts_broker", ts_broker[rows])
 
 
 def from_reply(reply: np.ndarray) -> Delivery:
@@ -111,23 +115,26 @@ def _from_scan(reply: np.ndarray, kind: int, command: str) -> Delivery:
     regular = np.flatnonzero(batch.regular)
     symbols = np.array(batch.symbols, dtype=object)
     ids = entry_ids(batch)
+    everyone = len(regular) == len(batch.regular)  # the usual reply: no column is copied to leave rows out
+    rows = slice(None) if everyone else regular
     fast = typed_table(
         {
-            "symbol": symbols[batch.symbol_code[regular]] if len(symbols) else np.empty(0, dtype=object),
-            "seq": batch.ints[regular, 0],
-            "ts_server": batch.ints[regular, 1],
-            "ts_local": batch.ints[regular, 2],
-            "bid": batch.floats[regular, 0],
-            "ask": batch.floats[regular, 1],
-            "bid_qty": batch.floats[regular, 2],
-            "ask_qty": batch.floats[regular, 3],
-            "last_qty": batch.floats[regular, 4],
-            "last_px": batch.last_px[regular],
-            "last_side": np.array(SIDE_NAMES, dtype=object)[batch.side_code[regular]],
+            "symbol": symbols[batch.symbol_code[rows]] if len(symbols) else np.empty(0, dtype=object),
+            "seq": batch.ints[rows, 0],
+            "ts_server": batch.ints[rows, 1],
+            "ts_local": batch.ints[rows, 2],
+            "bid": batch.floats[rows, 0],
+            "ask": batch.floats[rows, 1],
+            "bid_qty": batch.floats[rows, 2],
+            "ask_qty": batch.floats[rows, 3],
+            "last_qty": batch.floats[rows, 4],
+            "last_px": batch.last_px[rows],
+            "last_side": np.array(SIDE_NAMES, dtype=object)[batch.side_code[rows]],
         },
         index=regular,
+        carried={"entry_id": ids[rows], "ts_broker": batch.ts_broker[rows]},
+        order=LANDED_COLUMNS,
     )
-    _add_entry_columns(fast.ticks, ids, batch.ts_broker)
 
     def original(position: int) -> list[bytes] | None:
         return field_bytes(reply, batch, position)

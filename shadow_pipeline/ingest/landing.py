@@ -28,8 +28,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from upath import UPath
 
-from shadow_pipeline.domain.market.windows import hour_keys
-from shadow_pipeline.parquet import write_frame
+from shadow_pipeline.domain.market.windows import HOUR_NS, hour_keys
+from shadow_pipeline.parquet import write_table
 
 log = logging.getLogger(__name__)
 TEMPORARY_FOLDER = ".tmp"
@@ -86,16 +86,25 @@ def _writer_of(temporary_name: str) -> str:
 
 
 def _partitions(ticks: pd.DataFrame) -> list[tuple[str, str, np.ndarray]]:
-    """(hour key, symbol, row positions in order) of each partition the ticks fall in: numpy on the codes
-    rather than a pandas groupby on two text keys, which cost more than the Parquet encoding of the batch."""
-    hour_codes, hours = pd.factorize(hour_keys(ticks["ts_server"].to_numpy()))
+    """(hour key, symbol, row positions in order) of each partition the ticks fall in: numpy on integer codes
+    rather than a pandas groupby on two text keys, which cost more than the Parquet encoding of the batch. A batch
+    mostly falls in one hour, which then needs no sort, and only the distinct hours are formatted as keys."""
+    hours = ticks["ts_server"].to_numpy(dtype=np.int64) // HOUR_NS
+    first, last = int(hours.min()), int(hours.max())
+    if first == last:
+        starts, hour_codes = np.array([first]), np.zeros(len(hours), dtype=np.int64)
+    else:
+        starts, hour_codes = np.unique(hours, return_inverse=True)
+    labels = hour_keys(starts * HOUR_NS)
     symbol_codes, symbols = pd.factorize(ticks["symbol"].to_numpy())
+    if len(starts) == 1 and len(symbols) == 1:
+        return [(str(labels[0]), str(symbols[0]), np.arange(len(hours)))]
     keys = hour_codes.astype(np.int64) * len(symbols) + symbol_codes
     order = np.argsort(keys, kind="stable")
-    starts = np.flatnonzero(np.diff(keys[order], prepend=-1))
+    bounds = np.flatnonzero(np.diff(keys[order], prepend=-1))
     return [
-        (str(hours[keys[order[a]] // len(symbols)]), str(symbols[keys[order[a]] % len(symbols)]), order[a:b])
-        for a, b in zip(starts.tolist(), [*starts[1:].tolist(), len(order)], strict=True)
+        (str(labels[keys[order[a]] // len(symbols)]), str(symbols[keys[order[a]] % len(symbols)]), order[a:b])
+        for a, b in zip(bounds.tolist(), [*bounds[1:].tolist(), len(order)], strict=True)
     ]
 
 
@@ -121,9 +130,10 @@ class LandingStore:
             self._swept.add(writer)
             self.sweep(writer)
         files = 0
+        table = pa.Table.from_pandas(ticks, preserve_index=False)  # once: Arrow's take per partition is cheaper
         for hour, symbol, rows in _partitions(ticks):
-            group = ticks.take(rows)
-            name = f"{group['entry_id'].iloc[0]}_{writer}_{uuid.uuid4().hex[:6]}.parquet"
+            group = table.take(rows) if len(rows) < len(table) else table
+            name = f"{group['entry_id'][0]}_{writer}_{uuid.uuid4().hex[:6]}.parquet"
             target = self.folder(kind, str(hour), str(symbol)) / name
             attempts(partial(self._write_atomically, target, group))
             files += 1
@@ -155,17 +165,17 @@ class LandingStore:
             log.info("removed %d temporary files of interrupted writes from %s", removed, folder)
         return removed
 
-    def _write_atomically(self, target: UPath, ticks: pd.DataFrame) -> None:
+    def _write_atomically(self, target: UPath, ticks: pa.Table) -> None:
         if not self.local:  # object stores publish an object atomically on close
             with target.open("wb") as handle:
-                write_frame(ticks, handle)
+                write_table(ticks, handle, statistics=False)
             return
         target.parent.mkdir(parents=True, exist_ok=True)
         temporary = self.root / TEMPORARY_FOLDER / f"{target.stem}{TEMPORARY_SUFFIX}"
         temporary.parent.mkdir(exist_ok=True)
         try:
             with open(temporary.path, "wb") as handle:
-                write_frame(ticks, handle)
+                write_table(ticks, handle, statistics=False)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(temporary.path, target.path)

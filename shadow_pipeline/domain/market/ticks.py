@@ -239,12 +239,19 @@ def _keys(symbols: np.ndarray, venues: np.ndarray, valid: np.ndarray) -> np.ndar
     return keys
 
 
-def typed_table(typed: Mapping[str, np.ndarray], index: np.ndarray | None = None) -> ParsedBatch:
+def typed_table(
+    typed: Mapping[str, np.ndarray],
+    index: np.ndarray | None = None,
+    carried: Mapping[str, np.ndarray] | None = None,
+    order: Sequence[str] | None = None,
+) -> ParsedBatch:
     """Ticks whose fields are already converted to their types (e.g. by ``ingest.entry_scan``), NaN ``last_px``
-    for a quote tick: only the value rules apply. ``index`` names each row's position in its batch."""
+    for a quote tick: only the value rules apply. ``index`` names each row's position in its batch. ``carried``
+    columns (a value per row, e.g. the ingest's entry ids) ride along into the ticks, in ``order``: built in the
+    one frame rather than inserted after, which costs a copy of the batch."""
     n = len(typed["seq"])
     reasons = np.full(n, None, dtype=object)
-    parsed = _check_values(typed, ~np.isnan(typed["last_px"]), reasons, np.ones(n, dtype=bool))
+    parsed = _check_values(typed, ~np.isnan(typed["last_px"]), reasons, np.ones(n, dtype=bool), carried, order)
     if index is None:
         return parsed
     return ParsedBatch(
@@ -253,7 +260,12 @@ def typed_table(typed: Mapping[str, np.ndarray], index: np.ndarray | None = None
 
 
 def _check_values(
-    typed: Mapping[str, np.ndarray], has_px: np.ndarray, reasons: np.ndarray, open_rows: np.ndarray
+    typed: Mapping[str, np.ndarray],
+    has_px: np.ndarray,
+    reasons: np.ndarray,
+    open_rows: np.ndarray,
+    carried: Mapping[str, np.ndarray] | None = None,
+    order: Sequence[str] | None = None,
 ) -> ParsedBatch:
     """The rules on values (after each field has its type), in order; the first broken rule is the reason."""
     reject = _rejecter(reasons, open_rows)
@@ -274,16 +286,26 @@ def _check_values(
 
     good = open_rows
     index = pd.Index(np.flatnonzero(good))  # one Index for all columns: per-column indexes cost 3x the build
+    everyone = bool(good.all())  # the usual batch: no row to leave out, so no column is copied for it
+
+    def kept(values: np.ndarray) -> np.ndarray:
+        return values if everyone else values[good]
+
     columns = {
-        **{name: typed[name][good] for name in ("symbol", *INT_FIELDS, *PRICE_FIELDS)},
-        "last_px": np.where(is_trade, last_px, np.nan)[good],
-        "last_qty": np.where(is_trade, last_qty, 0.0)[good],
-        "last_side": side[good],
-        "is_trade": is_trade[good],
+        **{name: kept(typed[name]) for name in ("symbol", *INT_FIELDS, *PRICE_FIELDS)},
+        "last_px": kept(np.where(is_trade, last_px, np.nan)),
+        "last_qty": kept(np.where(is_trade, last_qty, 0.0)),
+        "last_side": kept(side),
+        "is_trade": kept(is_trade),
+        **{name: kept(values) for name, values in (carried or {}).items()},
     }
+    dtypes = {**TYPED_COLUMNS, **{name: columns[name].dtype for name in carried or {}}}
     # Explicit dtypes: letting pandas infer a string dtype for the object columns costs more than the parse.
     ticks = pd.DataFrame(
-        {name: pd.Series(columns[name], index=index, dtype=dtype, copy=False) for name, dtype in TYPED_COLUMNS.items()}
+        {
+            name: pd.Series(columns[name], index=index, dtype=dtypes[name], copy=False)
+            for name in (order or TYPED_COLUMNS)
+        }
     )
     rejected = np.flatnonzero(~good)
     return ParsedBatch(ticks, pd.Series(reasons[rejected], index=rejected, dtype="object"))

@@ -55,8 +55,8 @@ def land_ready(consumer: TickConsumer) -> None:
     ready = [r for r in consumer._ready if not r.empty]
     consumer._ready = []
     consumer._ready_since = None
-    if ready:
-        released = pd.concat(ready, ignore_index=True)
+    if ready:  # one release (a landing per read, the default) is landed as it is: concat would copy it
+        released = ready[0].reset_index(drop=True) if len(ready) == 1 else pd.concat(ready, ignore_index=True)
         consumer._land(released, released.iloc[0:0])
 
 
