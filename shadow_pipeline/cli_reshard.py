@@ -43,7 +43,7 @@ def reshard_command(stream: str, old: int, new: int, group: str, redis_url: str 
         if not redis_url and not configured_url():
             raise ValueError(f"give --redis-url or set ${REDIS_URL_ENV}: the Redis the feed and ingest use")
         url = resolve_url(redis_url, "--redis-url")
-        result = reshard_counters(connect(url), stream, old, new, group)
+        result = reshard_counters(connect(url, embedded_advice=False), stream, old, new, group)
     except redis.RedisError as exc:  # NOPERM, WRONGTYPE, a dropped connection: they name no server
         _fail(f"Redis at {redact(url or '')}: {type(exc).__name__}: {exc}")
     except (RedisUnavailable, RedisConfigError, ValueError) as exc:

@@ -29,8 +29,10 @@ def resolve_url(url: str | None = None, setting: str = "the Redis URL") -> str:
     return configured_url() or process_server().url
 
 
-def connect(url: str | None = None, *, check: bool = True, **options: Any) -> redis.Redis:
+def connect(url: str | None = None, *, check: bool = True, embedded_advice: bool = True, **options: Any) -> redis.Redis:
     """A client for ``url`` (see :func:`resolve_url`); with ``check`` it PINGs so a bad URL fails here.
+    ``embedded_advice=False`` for a command that needs the feed's own Redis (an embedded one would be empty): an
+    unreachable server is then not answered with "unset REDIS_URL".
 
     ``options`` go to ``redis.Redis.from_url`` (``ssl_ca_certs``, ``ssl_certfile``, ``socket_timeout`` ...).
     """
@@ -52,9 +54,10 @@ def connect(url: str | None = None, *, check: bool = True, **options: Any) -> re
         except redis.exceptions.NoPermissionError as exc:
             raise RedisRefused(f"Redis at {redact(resolved)} refused the user: {_reason(exc)}") from None
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
+            fallback = ", or unset REDIS_URL to use an embedded server" if embedded_advice else ""
             raise RedisUnavailable(
                 f"cannot reach Redis at {redact(resolved)}: {_reason(exc).rstrip('.')}. "
-                "Check that the server runs and REDIS_URL is right, or unset REDIS_URL to use an embedded server."
+                f"Check that the server runs and the URL is right{fallback}."
             ) from None
         except redis.exceptions.ResponseError as exc:  # an error reply to the handshake (AUTH, HELLO, SELECT)
             raise RedisRefused(f"Redis at {redact(resolved)} refused the connection: {_reason(exc)}") from None
