@@ -208,3 +208,30 @@ def test_a_drain_after_more_kills_than_max_deliveries_lands_the_quiet_tail(
     report = TickConsumer(store, options, redis_url).drain()
     assert report.complete and report.dead_letters == 0 and report.landed_total == 40
     assert len(landed(store)) == 40 and redis_client.xlen(f"{stream}:dlq") == 0
+
+
+class LosesAckReply(TickConsumer):
+    """The connection drops after a landing's files are written, before its XACK's reply: the recovery acks them."""
+
+    dropped = False
+
+    def _ack(self, client: redis.Redis, ids: list[str]) -> int:
+        if not self.dropped:
+            self.dropped = True
+            raise redis.exceptions.ConnectionError("connection lost while acking")
+        return super()._ack(client, ids)
+
+
+def test_a_landing_whose_ack_was_lost_is_acked_and_counted_once_by_the_recovery(
+    redis_url: str, redis_client: redis.Redis, stream: str, tmp_path: Path
+) -> None:
+    """Before: the recovery acked it but its ticks were missing from the report and the landed counter."""
+    xadd_rows(redis_client, stream, to_field_rows(_ticks(300)), maxlen=None)
+    store = LandingStore(tmp_path)
+    consumer = LosesAckReply(LandingStore(tmp_path), IngestOptions(stream=stream, consumer="c", batch=100), redis_url)
+    report = consumer.drain()
+    assert consumer.dropped and report.reconnects >= 1
+    assert report.landed_total == 300 and report.landed == {"BTCUSDT": 300}
+    assert consumer.metrics.ticks.labels("BTCUSDT")._value.get() == 300
+    assert len(landed(store)) == 300  # landed once each (the landing zone keeps one row per entry id)
+    assert redis_client.xpending(stream, GROUP)["pending"] == 0

@@ -79,9 +79,11 @@ def recover_after_reconnect(consumer: TickConsumer) -> None:
     consumer._guard = SequenceGuard(consumer._client, consumer.options.stream, consumer.options.group)
     consumer._attempts = FailedAttempts(consumer._client, consumer.options.stream, consumer.options.group)
     consumer._unmark()  # a lost connection is no failure of the entries in processing
-    for ids in list(consumer._unacked.values()):  # landed before the connection was lost: ack, do not land again
+    for token, ids in list(consumer._unacked.items()):  # landed before the connection was lost: ack, not land again
         consumer._ack(consumer._client, ids)
+        consumer._landed(token, *consumer._unaccounted[token], None)  # and count: its own accounting never ran
     consumer._unacked.clear()
+    consumer._unaccounted.clear()
     consumer._landing.clear()  # not landed (their writes failed or never ran): pending, re-read below
     for symbols, seqs in consumer._unguarded.values():  # as redeliveries: a check that did run counts nothing twice
         consumer._account_guard(consumer._guard.check(symbols, seqs, redelivered=True))

@@ -84,6 +84,7 @@ def _land_then_ack(consumer: TickConsumer, token: int, released: pd.DataFrame, d
     ids = consumer._landing[token]
     consumer.landing.write(Kind.TICKS, released, consumer.options.consumer, consumer._landing_attempts)
     consumer.landing.write(Kind.DROPS, dropped, consumer.options.consumer, consumer._landing_attempts)
+    consumer._unaccounted[token] = (released, dropped)  # first: a recovery that sees the ids finds them
     consumer._unacked[token] = ids
     for start in range(0, len(ids), 10_000):
         consumer._ack(consumer._client, ids[start : start + 10_000])
@@ -91,6 +92,7 @@ def _land_then_ack(consumer: TickConsumer, token: int, released: pd.DataFrame, d
 
 def landed(consumer: TickConsumer, token: int, released: pd.DataFrame, dropped: pd.DataFrame, _: None) -> None:
     consumer._unacked.pop(token, None)
+    consumer._unaccounted.pop(token, None)
     consumer._landing.pop(token, None)
     for frame, counter, total in (
         (released, consumer.metrics.ticks, consumer.report.landed),

@@ -75,6 +75,8 @@ class TickConsumer:
         # Side calls not confirmed yet, redone after a reconnect: XACKs of landed entries (acked again rather than
         # re-read, so that a lost connection never lands and counts an entry twice) and sequence-guard checks.
         self._unacked: dict[int, list[str]] = {}
+        # ... and what they landed, counted once acked: by ``_landed``, or by the recovery when the ack was lost.
+        self._unaccounted: dict[int, tuple[pd.DataFrame, pd.DataFrame]] = {}
         self._landing: dict[int, list[str]] = {}  # handed to the side thread to land and ack, not done yet
         self._unguarded: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._side_tokens = itertools.count()
