@@ -316,43 +316,6 @@ def test_the_sensor_closes_each_shards_hours_by_that_shards_own_event_time(
         assert _keys(_sense(instance, resources, second.cursor)) == ["pipeline:2024-08-09-01:00:ETHUSDT"]
 
 
-_LAUNCH_TAGS = """
-import datetime, json
-import dagster as dg
-from shadow_pipeline.definitions import defs
-d = defs()
-found = {}
-for name in ("pipeline_job", "shadow_job", "ingest_job"):
-    job = d.resolve_job_def(name)
-    found[name] = {"job": job.tags["shadow/stream"]}
-    for symbol in ("BTCUSDT", "ETHUSDT"):
-        key = dg.MultiPartitionKey({"hour": "2024-08-09-00:00", "symbol": symbol})
-        found[name][symbol] = job.run_request_for_partition(key).tags["shadow/stream"]
-with dg.instance_for_test() as instance:
-    at = datetime.datetime(2024, 8, 9, 1, 5, tzinfo=datetime.timezone.utc)
-    tick = d.resolve_schedule_def("pipeline_job_schedule").evaluate_tick(
-        dg.build_schedule_context(instance=instance, scheduled_execution_time=at)
-    )
-    found["schedule"] = {str(r.partition_key).split("|")[1]: r.tags["shadow/stream"] for r in tick.run_requests or []}
-print(json.dumps(found))
-"""
-
-
-def test_a_run_of_one_partition_takes_its_shards_slot_however_it_is_launched() -> None:
-    """Not only the sensor's runs: the launchpad, a backfill and the schedule tag a run of one (hour, symbol) from
-    the job's partitioned config, so a hand-launched run takes its own shard's slot too (it drains only that shard)
-    and runs of different shards go at once; the job's own tag (a run of a range, which drains every shard) stays
-    the base stream. In a process of its own: the shard count is the environment's."""
-    env = {**os.environ, settings.STREAM_SHARDS_ENV: "2"}  # BTCUSDT in shard 1, ETHUSDT in shard 0
-    done = subprocess.run([sys.executable, "-c", _LAUNCH_TAGS], env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    found = json.loads(done.stdout.strip().splitlines()[-1])
-    s0, s1 = shard_streams(TICK_STREAM, 2)
-    for name in ("pipeline_job", "shadow_job", "ingest_job"):
-        assert found[name] == {"job": TICK_STREAM, "BTCUSDT": s1, "ETHUSDT": s0}, name
-    assert found["schedule"] == {"BTCUSDT": s1, "ETHUSDT": s0}
-
-
 def test_one_tick_reads_at_most_the_scan_budget_over_all_shards(
     redis_url: str, redis_client: redis.Redis, sharded: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -2,15 +2,14 @@
 
 import dagster as dg
 
-from shadow_pipeline.defs.run_queue import drain_tags, shard_slot_config
+from shadow_pipeline.defs.run_queue import drain_tags
 
 INGEST_JOB = "ingest_job"
 
 ingest_job = dg.define_asset_job(
     name=INGEST_JOB,
     selection=dg.AssetSelection.groups("ingest"),
-    tags=drain_tags(),  # a run of a range of partitions: the base stream's slot, it drains every shard
-    config=shard_slot_config(drain_tags),  # a run of one partition: its shard's slot
+    tags=drain_tags(),
     description="One (hour, symbol): drain the tick stream into the landing zone (all partitions at once), then "
     "the partition's raw and normalized ticks and data-quality counts.",
 )

@@ -2,15 +2,14 @@
 
 import dagster as dg
 
-from shadow_pipeline.defs.run_queue import shadow_tags, shard_slot_config
+from shadow_pipeline.defs.run_queue import shadow_tags
 
 SHADOW_JOB = "shadow_job"
 
 shadow_job = dg.define_asset_job(
     name=SHADOW_JOB,
     selection=dg.AssetSelection.groups("ingest", "shadow"),
-    tags=shadow_tags(),  # a run of a range of partitions: the base stream's slot, it drains every shard
-    config=shard_slot_config(shadow_tags),  # a run of one partition: its shard's slot
+    tags=shadow_tags(),
     description="One (hour, symbol) end to end: ingest, simulate the profile's quotes, KPIs per window, Go/No-Go. "
     "A No-Go is a verdict: the run succeeds, the gate checks fail (ERROR) and live_ready_profile is not written.",
 )
