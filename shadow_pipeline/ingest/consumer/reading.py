@@ -107,6 +107,7 @@ def drop_prefetched(consumer: TickConsumer) -> None:
         else:
             if then is not None:
                 then(result)
+    consumer._generation += 1  # side calls still running are abandoned: what they do next registers nothing
 
 
 def xreadgroup(consumer: TickConsumer, last: str, block: int | None) -> Delivery:

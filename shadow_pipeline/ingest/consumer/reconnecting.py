@@ -81,7 +81,9 @@ def recover_after_reconnect(consumer: TickConsumer) -> None:
     consumer._unmark()  # a lost connection is no failure of the entries in processing
     for token, ids in list(consumer._unacked.items()):  # landed before the connection was lost: ack, not land again
         consumer._ack(consumer._client, ids)
-        consumer._landed(token, *consumer._unaccounted[token], None)  # and count: its own accounting never ran
+        landed = consumer._unaccounted.pop(token, None)
+        if landed is not None:  # and count: its own accounting never ran
+            consumer._landed(token, *landed, None)
     consumer._unacked.clear()
     consumer._unaccounted.clear()
     consumer._landing.clear()  # not landed (their writes failed or never ran): pending, re-read below

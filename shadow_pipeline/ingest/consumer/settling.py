@@ -70,20 +70,27 @@ def land(consumer: TickConsumer, released: pd.DataFrame, dropped: pd.DataFrame) 
     token, ids = next(consumer._side_tokens), np.concatenate(landed).tolist()
     consumer._landing[token] = ids  # held (``held_ids``) until landed and acked, or recovered as pending
     consumer._submit_side(
-        partial(_land_then_ack, consumer, token, released, dropped), partial(consumer._landed, token, released, dropped)
+        partial(_land_then_ack, consumer, token, consumer._generation, released, dropped),
+        partial(consumer._landed, token, released, dropped),
     )
     while len(consumer._landing) >= LANDINGS_IN_FLIGHT and consumer._side_work:
         future, then = consumer._side_work.pop(0)
         then(future.result())
 
 
-def _land_then_ack(consumer: TickConsumer, token: int, released: pd.DataFrame, dropped: pd.DataFrame) -> None:
+def _land_then_ack(
+    consumer: TickConsumer, token: int, generation: int, released: pd.DataFrame, dropped: pd.DataFrame
+) -> None:
     """On the side thread. A refused write raises LandingError (or, serving, waits for space) before anything is
     acked; once written, the ids are ``_unacked`` (acked again after a reconnect, never landed twice). The ids are
-    taken first: a recovery that gave up waiting for this write (a full disk) has cleared ``_landing`` meanwhile."""
+    taken first: a recovery that gave up waiting for this write (a full disk) has cleared ``_landing`` meanwhile.
+    Such an abandoned write (``generation`` is no longer the consumer's) registers and acks nothing: the recovery
+    re-read its entries as pending, and their new landing acks and counts them."""
     ids = consumer._landing[token]
     consumer.landing.write(Kind.TICKS, released, consumer.options.consumer, consumer._landing_attempts)
     consumer.landing.write(Kind.DROPS, dropped, consumer.options.consumer, consumer._landing_attempts)
+    if generation != consumer._generation:
+        return
     consumer._unaccounted[token] = (released, dropped)  # first: a recovery that sees the ids finds them
     consumer._unacked[token] = ids
     for start in range(0, len(ids), 10_000):

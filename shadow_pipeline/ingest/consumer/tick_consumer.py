@@ -77,6 +77,7 @@ class TickConsumer:
         self._unacked: dict[int, list[str]] = {}
         # ... and what they landed, counted once acked: by ``_landed``, or by the recovery when the ack was lost.
         self._unaccounted: dict[int, tuple[pd.DataFrame, pd.DataFrame]] = {}
+        self._generation = 0  # bumped when a recovery abandons the side calls still running (drop_prefetched)
         self._landing: dict[int, list[str]] = {}  # handed to the side thread to land and ack, not done yet
         self._unguarded: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._side_tokens = itertools.count()
