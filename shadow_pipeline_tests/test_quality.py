@@ -73,14 +73,18 @@ def test_buffer_conserves_ticks_and_stays_bounded(ts_ms: list[int], capacity: in
     assert sorted([*released["seq"], *dropped["seq"]]) == list(range(1, len(ts_ms) + 1))
 
 
+Row = tuple[str, int, int]  # symbol, seq, ts in ms
+
+
 def _released_by_hand(
-    batches: list[list[tuple[str, int, int]]], watermark_ms: int
-) -> tuple[list[list[int]], list[dict[str, int]]]:
-    """The buffer's rule written out row by row: per push, the seqs released in (ts, seq) order and the late
+    batches: list[list[Row]], watermark_ms: int, capacity: int
+) -> tuple[list[list[int]], list[list[int]], list[dict[str, int]]]:
+    """The buffer's rule written out row by row: per push, the seqs released in (ts, seq) order, the seqs dropped by
+    overflow (per symbol, all but the newest ``capacity`` waiting by (ts, arrival), oldest first) and the late
     arrivals per symbol (older than the newest of their symbol seen before them)."""
     newest: dict[str, int] = {}
-    held: list[tuple[str, int, int]] = []
-    released, late = [], []
+    held: list[Row] = []  # in arrival order
+    released, dropped, late = [], [], []
     for batch in batches:
         counts: dict[str, int] = {}
         for symbol, _, ts in batch:
@@ -90,35 +94,44 @@ def _released_by_hand(
         held += batch
         due = [row for row in held if row[2] < newest[row[0]] - watermark_ms]
         held = [row for row in held if row not in due]
+        over: list[Row] = []
+        for symbol in {row[0] for row in held}:
+            waiting = sorted((row for row in held if row[0] == symbol), key=lambda row: (row[2], held.index(row)))
+            over += waiting[: max(0, len(waiting) - capacity)]
+        held = [row for row in held if row not in over]
         released.append([seq for _, seq, _ in sorted(due, key=lambda row: (row[2], row[1]))])
+        dropped.append([seq for _, seq, _ in sorted(over, key=lambda row: (row[2], row[1]))])
         late.append(counts)
-    return released, late
+    return released, dropped, late
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(
     st.lists(
         st.tuples(st.sampled_from(["BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT"]), st.integers(0, 300)), max_size=150
     ),
     st.integers(1, 6),
+    st.sampled_from([1, 3, 10, 10**6]),
 )
-def test_buffer_with_several_symbols_releases_what_the_rule_written_out_releases(
-    rows: list[tuple[str, int]], batches: int
+def test_buffer_with_several_symbols_releases_and_drops_what_the_rule_written_out_does(
+    rows: list[tuple[str, int]], batches: int, capacity: int
 ) -> None:
-    """Symbols appear in any batch (a symbol first seen late gets its code then), interleaved and late."""
+    """Symbols appear in any batch (a symbol first seen late gets its code then), interleaved and late, and each
+    overflows its own capacity."""
     numbered = [(symbol, seq, ts) for seq, (symbol, ts) in enumerate(rows, start=1)]
     parts = [list(part) for part in np.array_split(np.arange(len(numbered)), batches)]
     chunks = [[numbered[i] for i in part] for part in parts]
-    expected, expected_late = _released_by_hand(chunks, 40)
-    buffer = ReorderBuffer(watermark_ns=40 * MS, capacity=10**6)
-    for chunk, want, want_late in zip(chunks, expected, expected_late, strict=True):
+    expected, expected_dropped, expected_late = _released_by_hand(chunks, 40, capacity)
+    buffer = ReorderBuffer(watermark_ns=40 * MS, capacity=capacity)
+    for chunk, want, want_dropped, want_late in zip(chunks, expected, expected_dropped, expected_late, strict=True):
         frame = pd.concat(
             [ticks([seq], [ts], symbol) for symbol, seq, ts in chunk] or [ticks([], [])], ignore_index=True
         )
         release = buffer.push(frame)
         assert release.released["seq"].tolist() == want
+        assert release.dropped["seq"].tolist() == want_dropped
         assert release.reordered == want_late
-    assert len(buffer) + sum(map(len, expected)) == len(numbered)
+    assert len(buffer) + sum(map(len, expected)) + sum(map(len, expected_dropped)) == len(numbered)
 
 
 def test_assess_counts_each_fault_by_hand() -> None:
