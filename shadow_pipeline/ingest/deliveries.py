@@ -54,8 +54,8 @@ from shadow_pipeline.redis_io.raw_reply import error_of
 
 _KEYS = np.array(FIELDS, dtype=object)
 # A landed tick's columns: ``entry_id`` first, ``ts_broker`` after ``ts_local`` (the three clocks in path order).
-_BEFORE_BROKER = list(TYPED_COLUMNS)[: list(TYPED_COLUMNS).index("ts_local") + 1]
-LANDED_COLUMNS = ("entry_id", *_BEFORE_BROKER, "ts_broker", *list(TYPED_COLUMNS)[len(_BEFORE_BROKER) :])
+_TYPED, _BROKER_AT = list(TYPED_COLUMNS), list(TYPED_COLUMNS).index("ts_local") + 1
+LANDED_COLUMNS = ("entry_id", *_TYPED[:_BROKER_AT], "ts_broker", *_TYPED[_BROKER_AT:])
 TRIMMED = "entry trimmed from the stream before it was landed"
 
 
