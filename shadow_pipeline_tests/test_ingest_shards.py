@@ -43,6 +43,7 @@ from shadow_pipeline.redis_io.keys import (
     dead_letter_stream,
     failed_attempts_hash,
     feed_seq_key,
+    guard_group_keys,
     guard_keys,
     live_kpi_stream,
     live_position_hash,
@@ -89,6 +90,7 @@ def test_every_key_of_a_shard_shares_the_shards_cluster_slot(shards: int) -> Non
             dead_letter_stream(stream),
             failed_attempts_hash(stream, CONSUMER_GROUP),
             *guard_keys(stream, CONSUMER_GROUP, "BTCUSDT.bybit-linear"),
+            *guard_group_keys(stream, CONSUMER_GROUP),
             feed_seq_key(stream, "ETHUSDT"),
         ]
         assert len({key_slot(key.encode()) for key in keys}) == 1, keys

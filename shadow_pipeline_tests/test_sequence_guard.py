@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +78,7 @@ def test_huge_seqs_cost_no_memory_and_count_exactly(
     assert _check(guard, [MAX_SEQ], symbol="SOLUSDT") == GuardCounts(0, 0, 0, 0)
     after = _used_memory(redis_client)
     assert after - before < 10 * MB, f"used_memory grew by {(after - before) / MB:.1f} MB"
-    state, holes, _ = guard.keys(SYMBOL)
+    state, holes, *_ = guard.keys(SYMBOL)
     assert redis_client.hgetall(state) == {
         "high": str(MAX_SEQ),
         "base": "1",
@@ -241,7 +242,7 @@ def test_memory_stays_bounded_by_the_cap_on_holes(redis_client: redis.Redis, str
     guard = SequenceGuard(redis_client, stream, "shadow", max_holes=500)
     model = Model()
     rng = np.random.default_rng(2)
-    state, holes, _ = guard.keys(SYMBOL)
+    state, holes, *_ = guard.keys(SYMBOL)
     before = _used_memory(redis_client)
     for n in range(100):  # 200,000 seqs, 1 % lost for good: 2,000 holes opened
         batch: np.ndarray = np.arange(n * 2000 + 1, (n + 1) * 2000 + 1)
@@ -256,7 +257,7 @@ def test_memory_stays_bounded_by_the_cap_on_holes(redis_client: redis.Redis, str
 
 def test_holes_past_the_cap_are_given_up_lowest_first(redis_client: redis.Redis, stream: str) -> None:
     guard = SequenceGuard(redis_client, stream, "shadow", max_holes=2)
-    state, holes, _ = guard.keys(SYMBOL)
+    state, holes, *_ = guard.keys(SYMBOL)
     # holes: below 1 (the baseline's), 2, 4, 6: the two lowest go
     assert _check(guard, [1, 3, 5, 7]) == GuardCounts(3, 0, 0, 3)
     assert redis_client.zcard(holes) == 2 and redis_client.hget(state, "forgotten") == "1"
@@ -268,7 +269,7 @@ def test_holes_past_the_cap_are_given_up_lowest_first(redis_client: redis.Redis,
 def test_the_bitmap_guard_state_is_taken_over_and_its_bitmap_freed(
     redis_client: redis.Redis, guard: SequenceGuard
 ) -> None:
-    state, _, seen = guard.keys(SYMBOL)
+    state, _, seen, *_ = guard.keys(SYMBOL)
     redis_client.hset(state, mapping={"high": "10", "missing": "2"})
     redis_client.setbit(seen, 10, 1)
     # everything up to the old high counts as arrived (the bitmap is not read): 5 is a duplicate
@@ -280,3 +281,163 @@ def test_the_bitmap_guard_state_is_taken_over_and_its_bitmap_freed(
 def test_negative_seqs_are_refused(guard: SequenceGuard) -> None:
     with pytest.raises(ValueError, match="outside"):
         _check(guard, [3, -1])
+
+
+# -- several consumers of one group: batches checked out of the stream's order ----------------------------------
+
+OTHER = "ETHUSDT"  # a healthy feed beside SYMBOL's: never a gap, a duplicate or a late seq, whatever the order
+Batch = tuple[np.ndarray, np.ndarray, tuple[str, str], list[str]]  # symbols, seqs, (first id, last id), ids
+
+
+def _publish(client: redis.Redis, stream: str, seqs: list[int], other_first: int = 1) -> None:
+    """SYMBOL's seqs in this order, each followed by the next of OTHER's: one pipeline, the ids Redis's own."""
+    with client.pipeline(transaction=False) as pipe:
+        for n, seq in enumerate(seqs, start=other_first):
+            pipe.xadd(stream, {"symbol": SYMBOL, "seq": seq})
+            pipe.xadd(stream, {"symbol": OTHER, "seq": n})
+        pipe.execute()
+
+
+def _read(client: redis.Redis, stream: str, consumer: str, count: int) -> Batch:
+    """One XREADGROUP of new entries, as a consumer of group ``shadow`` gets it."""
+    reply: Any = client.xreadgroup("shadow", consumer, {stream: ">"}, count=count)
+    [[_, entries]] = reply
+    ids = [entry_id for entry_id, _ in entries]
+    symbols = np.array([fields["symbol"] for _, fields in entries], dtype=object)
+    seqs = np.array([int(fields["seq"]) for _, fields in entries], dtype=np.int64)
+    return symbols, seqs, (ids[0], ids[-1]), ids
+
+
+def _check_batch(guard: SequenceGuard, batch: Batch) -> dict[str, GuardCounts]:
+    symbols, seqs, span, _ = batch
+    return guard.check(symbols, seqs, entry_ids=span)
+
+
+def _totals(found: list[dict[str, GuardCounts]], symbol: str) -> tuple[int, int, int]:
+    counts = [f[symbol] for f in found if symbol in f]
+    return sum(c.gaps for c in counts), sum(c.duplicates for c in counts), sum(c.out_of_order for c in counts)
+
+
+def test_a_later_batch_checked_first_counts_no_gap_until_the_earlier_one_is_checked(
+    redis_url: str, redis_client: redis.Redis, stream: str
+) -> None:
+    """Consumer b's batch, later in the stream, is checked before consumer a's: nothing is a gap or late then;
+    once a's batch is checked, the seqs the stream really skipped (150, 250) are counted, once each."""
+    redis_client.xgroup_create(stream, "shadow", id="0", mkstream=True)
+    _publish(redis_client, stream, [s for s in range(1, 301) if s not in (150, 250)])
+    first = _read(redis_client, stream, "a", 200)  # SYMBOL 1 .. 100
+    second = _read(redis_client, stream, "b", 200)  # SYMBOL 101 .. 201, 150 skipped
+    third = _read(redis_client, stream, "a", 1000)  # SYMBOL 202 .. 300, 250 skipped
+    guard_a = SequenceGuard(redis.Redis.from_url(redis_url, decode_responses=True), stream, "shadow")
+    guard_b = SequenceGuard(redis.Redis.from_url(redis_url, decode_responses=True), stream, "shadow")
+    # b's batch opens two holes (below 101, and 150): neither is counted while a's earlier batch is unchecked
+    assert _check_batch(guard_b, second)[SYMBOL] == GuardCounts(0, 0, 0, 0)
+    # a's third batch: its hole at 250 waits too, it comes after a's own first batch in the stream
+    assert _check_batch(guard_a, third)[SYMBOL] == GuardCounts(0, 0, 0, 0)
+    nothing = GuardCounts(0, 0, 0, 0)
+    assert guard_a.confirm() == {SYMBOL: nothing, OTHER: nothing}  # nothing can be judged yet
+    # a's first batch fills the holes below 101 unseen, and then every entry before both holes is checked
+    assert _check_batch(guard_a, first) == {SYMBOL: GuardCounts(2, 0, 0, 2), OTHER: nothing}
+    assert guard_a.confirm() == {}  # nothing left to confirm
+    state, holes, _, unconfirmed, _ = guard_a.keys(SYMBOL)
+    assert redis_client.hget(state, "base") == "1" and redis_client.zcard(unconfirmed) == 0
+    below = "-" * 19  # seq 0, under the baseline 1: as when the batches are checked in order
+    assert redis_client.zrange(holes, 0, -1) == [
+        f"{below}:{1:019d}",
+        f"{149:019d}:{151:019d}",
+        f"{249:019d}:{251:019d}",
+    ]
+    # the late arrival of 150, from a batch after the hole's, is late and no longer missing
+    redis_client.xadd(stream, {"symbol": SYMBOL, "seq": 150})
+    assert _check_batch(guard_b, _read(redis_client, stream, "b", 10))[SYMBOL] == GuardCounts(0, 0, 1, 1)
+
+
+def test_a_seq_that_came_late_in_the_stream_is_a_gap_and_late_whoever_checks_first(
+    redis_client: redis.Redis, stream: str
+) -> None:
+    """In the stream 7 comes after 9 (a real reorder, both in b's batch): skipped, then late, as one consumer
+    would count it, even though a's earlier batch is still unchecked when b fills the hole."""
+    redis_client.xgroup_create(stream, "shadow", id="0", mkstream=True)
+    _publish(redis_client, stream, [1, 2, 3, 4, 5, 6, 8, 9, 7, 10])
+    first, second = _read(redis_client, stream, "a", 10), _read(redis_client, stream, "b", 100)
+    guard = SequenceGuard(redis_client, stream, "shadow")
+    assert _check_batch(guard, second)[SYMBOL] == GuardCounts(1, 0, 1, 0)
+    assert _check_batch(guard, first)[SYMBOL] == GuardCounts(0, 0, 0, 0)
+
+
+def _blocks_to_seqs(blocks: list[tuple[int, list[int]]]) -> list[list[int]]:
+    """Each block's seqs above every earlier block's: (skip, offsets) -> start + offsets, start past the last."""
+    seqs, start = [], 1
+    for skip, offsets in blocks:
+        block = [start + skip + o for o in offsets]
+        seqs.append(block)
+        start = max(block) + 1
+    return seqs
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    blocks=st.lists(
+        st.tuples(st.integers(0, 3), st.lists(st.integers(0, 12), min_size=1, max_size=12)), min_size=1, max_size=6
+    ),
+    data=st.data(),
+)
+@example(blocks=[(0, [0, 1, 2]), (2, [0, 1]), (0, [1, 0, 0, 3])], data=None)
+def test_batches_checked_in_any_order_count_as_one_consumer_in_the_streams_order(
+    redis_client: redis.Redis, stream: str, blocks: list[tuple[int, list[int]]], data: Any
+) -> None:
+    """SYMBOL's seqs (gaps, duplicates and reorders inside a block; each block above the last) are delivered one
+    block per XREADGROUP and checked in any order, some acked on the way: once all are checked, the gaps,
+    duplicates, late seqs and missing are the in-order model's, and OTHER's healthy feed counts nothing."""
+    key = f"{stream}:{uuid.uuid4().hex[:8]}"
+    redis_client.xgroup_create(key, "shadow", id="0", mkstream=True)
+    per_block = _blocks_to_seqs(blocks)
+    for n, block in enumerate(per_block):
+        _publish(redis_client, key, block, other_first=1 + sum(len(b) for b in per_block[:n]))
+    batches = [_read(redis_client, key, f"c{n % 3}", 2 * len(block)) for n, block in enumerate(per_block)]
+    order = list(range(len(batches))) if data is None else data.draw(st.permutations(range(len(batches))))
+    acks = [False] * len(batches) if data is None else data.draw(st.lists(st.booleans(), min_size=len(batches)))
+    guard = SequenceGuard(redis_client, key, "shadow")
+    found = []
+    for n in order:
+        found.append(_check_batch(guard, batches[n]))
+        if acks[n]:
+            redis_client.xack(key, "shadow", *batches[n][3])
+    found.append(guard.confirm())
+    model = Model()
+    want = model.check([s for block in per_block for s in block])
+    gaps, duplicates, late = _totals(found, SYMBOL)
+    assert (duplicates, late) == (want.duplicates, want.out_of_order)
+    assert [f[SYMBOL].missing for f in found if SYMBOL in f][-1] == want.missing
+    assert gaps == want.gaps
+    assert _totals(found, OTHER) == (0, 0, 0)
+    _assert_holes_are_exactly_the_unseen(redis_client, guard, model)
+    assert not redis_client.exists(*guard.keys(SYMBOL)[3:])  # every hole judged, the baseline final
+    for name in redis_client.scan_iter(match=f"shadow:guard:{{{key}}}*"):
+        redis_client.delete(name)
+    redis_client.delete(key)
+
+
+def test_two_consumers_draining_one_stream_count_no_gap_on_a_healthy_feed(
+    redis_url: str, redis_client: redis.Redis, stream: str, tmp_path: Path
+) -> None:
+    """Two consumers of one group in small batches, each checking its own as it goes: on a feed without a gap
+    neither reports one, nor a late seq (each would, a batch at a time, when a later batch was checked first)."""
+    quote = {"bid": "100.0", "ask": "100.1", "bid_qty": "1", "ask_qty": "1", "last_px": "", "last_qty": "0"}
+    with redis_client.pipeline(transaction=False) as pipe:
+        for seq in range(1, 20_001):
+            ts = str((1_723_161_600_000 + seq) * 1_000_000)
+            for symbol in (SYMBOL, OTHER):
+                fields = {**quote, "last_side": "", "symbol": symbol, "seq": seq, "ts_server": ts, "ts_local": ts}
+                pipe.xadd(stream, fields)  # type: ignore[arg-type]
+        pipe.execute()
+    landing = LandingStore(tmp_path)
+
+    def drain(name: str) -> Any:
+        return TickConsumer(landing, IngestOptions(stream=stream, consumer=name, batch=250), redis_url).drain()
+
+    with ThreadPoolExecutor(2) as pool:
+        reports = list(pool.map(drain, ["a", "b"]))
+    assert sum(r.landed_total for r in reports) == 40_000 and all(r.read > 0 for r in reports)
+    assert [(r.gaps, r.out_of_order, r.duplicates) for r in reports] == [({}, {}, {})] * 2
+    assert redis_client.hget(SequenceGuard(redis_client, stream, "shadow").keys(SYMBOL)[0], "missing") == "0"

@@ -31,9 +31,18 @@ def append_index(stream: str) -> str:
 
 def guard_keys(stream: str, group: str, symbol: str) -> list[str]:
     """The sequence guard's keys of one symbol: its state hash, its holes (a sorted set of the ranges of seqs not
-    arrived yet) and the seen-bitmap of the guard's first version, which the guard frees on first use."""
+    arrived yet), the seen-bitmap of the guard's first version, which the guard frees on first use, its
+    unconfirmed holes (opened by one consumer's batch while an earlier batch of another was still unchecked) and
+    the seqs that came late below a baseline that such a batch may still lower."""
     prefix = f"shadow:guard:{slot_tagged(stream)}:{group}:{symbol}"
-    return [f"{prefix}:state", f"{prefix}:holes", f"{prefix}:seen"]
+    return [f"{prefix}:state", f"{prefix}:holes", f"{prefix}:seen", f"{prefix}:unconfirmed", f"{prefix}:late-below"]
+
+
+def guard_group_keys(stream: str, group: str) -> list[str]:
+    """The sequence guard's keys of a whole group: the entry-id ranges of the batches checked and not yet acked,
+    and the symbols that have unconfirmed holes."""
+    prefix = f"shadow:guard:{slot_tagged(stream)}:{group}"
+    return [f"{prefix}:checked", f"{prefix}:unconfirmed-symbols"]
 
 
 def kpi_symbol_hash(symbol: str) -> str:

@@ -45,6 +45,7 @@ def maintain(consumer: TickConsumer) -> None:
         consumer._next_claim = now + consumer.options.claim_every_seconds
         consumer._heartbeat()
         consumer._claim(full=False)
+        consumer._account_guard(consumer._guard.confirm())
 
 
 def heartbeat(consumer: TickConsumer) -> None:

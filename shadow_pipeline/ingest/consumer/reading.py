@@ -156,9 +156,10 @@ def accept(consumer: TickConsumer, delivery: Delivery, redelivered: bool) -> Rel
     ticks = delivery.parsed.ticks  # with entry_id and ts_broker (see ingest.deliveries)
     if not ticks.empty:
         symbols, seqs = ticks["symbol"].to_numpy(), ticks["seq"].to_numpy(dtype=np.int64)
+        span = (str(ids[0]), str(ids[-1]))  # replies come in id order: the batch's place in the stream
         guard, token = consumer._guard, next(consumer._side_tokens)
-        consumer._unguarded[token] = (symbols, seqs)
-        consumer._submit_side(lambda: guard.check(symbols, seqs, redelivered), partial(consumer._guarded, token))
+        consumer._unguarded[token] = (symbols, seqs, span)
+        consumer._submit_side(lambda: guard.check(symbols, seqs, redelivered, span), partial(consumer._guarded, token))
     release = consumer._buffer.push(ticks.reset_index(drop=True))
     consumer.report.peak_buffered = max(consumer.report.peak_buffered, len(consumer._buffer))
     add_counts(consumer.report.reordered, release.reordered)
@@ -185,6 +186,13 @@ def collect_side(consumer: TickConsumer, wait: bool) -> None:
 def guarded(consumer: TickConsumer, token: int, found: dict[str, GuardCounts]) -> None:
     consumer._unguarded.pop(token, None)
     consumer._account_guard(found)
+
+
+def confirm_gaps(consumer: TickConsumer) -> None:
+    """Count the group's holes that turned out gaps since their symbols' last batches (see ingest.guard): at a
+    drain's end, and with a serving consumer's claims, so that a gap never waits for its symbol's next tick."""
+    consumer._collect_side(wait=True)  # in order after the checks already submitted
+    consumer._account_guard(consumer._guard.confirm())
 
 
 def account_guard(consumer: TickConsumer, found: dict[str, GuardCounts]) -> None:

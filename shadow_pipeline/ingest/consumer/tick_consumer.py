@@ -79,7 +79,7 @@ class TickConsumer:
         self._unaccounted: dict[int, tuple[pd.DataFrame, pd.DataFrame]] = {}
         self._generation = 0  # bumped when a recovery abandons the side calls still running (drop_prefetched)
         self._landing: dict[int, list[str]] = {}  # handed to the side thread to land and ack, not done yet
-        self._unguarded: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._unguarded: dict[int, tuple[np.ndarray, np.ndarray, tuple[str, str]]] = {}
         self._side_tokens = itertools.count()
         self._marked: list[str] = []  # entries whose processing is marked as under way (ingest.attempts)
         self._claimed_recent: set[str] = set()  # claimed from this consumer's own reads in flight, maybe
@@ -134,6 +134,7 @@ class TickConsumer:
                 self._with_reconnect(lambda: self._collect_side(wait=True))
                 if stop is None:
                     self._with_reconnect(self._settle)
+                self._with_reconnect(self._confirm_gaps)
                 self._with_reconnect(lambda: self._update_lag(force=True))
         finally:
             self._close_read_ahead()  # the reader thread has stopped
@@ -155,6 +156,7 @@ class TickConsumer:
     _collect_side = reading.collect_side
     _guarded = reading.guarded
     _account_guard = reading.account_guard
+    _confirm_gaps = reading.confirm_gaps
 
     _land_due = settling.land_due
     _land_ready = settling.land_ready
