@@ -12,6 +12,12 @@ alternates), and the row's ratio is the median of the pairs' ratios: a slow spel
 both sides of a pair alike, and one lucky round of either side cannot make the row (a best-of per side could pair
 ours in a quiet spell with the baseline in a busy one). Peak memory comes from one more, untimed round under
 tracemalloc.
+
+Redis serves a group on one thread. ``redis_us_per_entry`` is that thread's CPU per entry during each side's
+rounds (``INFO cpu``, main thread), ``redis_ceiling_per_s`` the entries a second it could deliver and take acks for
+at 100 % of a core at our rounds' cost, shared by the group's consumers, and ``ratio_bound`` the ratio that ceiling
+allows per consumer against the row's baseline: no consumer of one group on one Redis can pass it. It is why
+several consumers scale only with shards on Redis nodes of their own (docs/ingest.md, "Speed per consumer").
 """
 
 from __future__ import annotations
@@ -101,13 +107,22 @@ def _started() -> None:
     """A job that a worker runs only once its :func:`_warm` has passed the barrier, i.e. all workers are warm."""
 
 
-def _round(pool: ProcessPoolExecutor, jobs: list[tuple[Callable[..., int], tuple[str, ...]]], entries: int) -> float:
-    """Entries per second of ``jobs`` started at once on a fresh group: together they read the stream once."""
-    started = time.perf_counter()
+def _redis_cpu(client: redis.Redis) -> float:
+    """CPU seconds of the Redis server's main thread, the one that serves every command."""
+    cpu: dict[str, float] = client.info("cpu")
+    return float(cpu["used_cpu_user_main_thread"]) + float(cpu["used_cpu_sys_main_thread"])
+
+
+def _round(
+    client: redis.Redis, pool: ProcessPoolExecutor, jobs: list[tuple[Callable[..., int], tuple[str, ...]]], entries: int
+) -> tuple[float, float]:
+    """Entries per second of ``jobs`` started at once on a fresh group (together they read the stream once), and
+    the Redis main thread's CPU microseconds per entry meanwhile."""
+    redis_before, started = _redis_cpu(client), time.perf_counter()
     total = sum(future.result() for future in [pool.submit(run, *args) for run, args in jobs])
-    seconds = time.perf_counter() - started
+    seconds, redis_seconds = time.perf_counter() - started, _redis_cpu(client) - redis_before
     assert total == entries, (total, entries)  # every entry read (and, for ours, landed) exactly once
-    return total / seconds
+    return total / seconds, redis_seconds / total * 1e6
 
 
 def bench_per_consumer(
@@ -127,6 +142,7 @@ def bench_per_consumer(
         for count in CONSUMER_COUNTS:
             base_rates: list[float] = []
             our_rates: list[float] = []
+            redis_us: dict[bool, list[float]] = {False: [], True: []}
             for pair in range(repeats):
                 for ours in (False, True) if pair % 2 == 0 else (True, False):
                     group = f"per-consumer{next(groups)}"
@@ -138,9 +154,16 @@ def bench_per_consumer(
                             else (redis_py_loop, (url, stream, group, f"c{c}"))
                             for c in range(count)
                         ]
-                        (our_rates if ours else base_rates).append(_round(pool, jobs, entries))
+                        rate, per_entry = _round(client, pool, jobs, entries)
+                        (our_rates if ours else base_rates).append(rate)
+                        redis_us[ours].append(per_entry)
                     client.xgroup_destroy(stream, group)
             ratios = [o / b for o, b in zip(our_rates, base_rates, strict=True)]
+            # Every consumer of one group is served by the one Redis thread: at 100 % of a core it delivers and
+            # takes acks for 1 / (its CPU per entry) entries a second, shared by the group's consumers. No consumer
+            # of the group can pass that, whatever its own speed: the ratio it bounds, against this baseline.
+            ceiling = 1e6 / statistics.median(redis_us[True])
+            baseline_per_consumer = statistics.median(base_rates) / count
             peak_mb = _peak_mb(client, pool, url, stream, f"per-consumer-memory{count}", count)
             rows.append(
                 {
@@ -151,6 +174,10 @@ def bench_per_consumer(
                     "ours_per_s": round(statistics.median(our_rates) / count),
                     "ratio": round(statistics.median(ratios), 3),
                     "pair_ratios": " ".join(f"{r:.2f}" for r in ratios),
+                    "redis_us_per_entry": f"ours {statistics.median(redis_us[True]):.2f}, "
+                    f"baseline {statistics.median(redis_us[False]):.2f}",
+                    "redis_ceiling_per_s": round(ceiling),
+                    "ratio_bound": round(ceiling / count / baseline_per_consumer, 2),
                     "peak_memory": f"{peak_mb:.1f} MB per consumer (largest)",
                 }
             )

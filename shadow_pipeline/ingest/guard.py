@@ -1,7 +1,7 @@
 """The sequence-gap guard, shared by every consumer of a group through Redis.
 
 Each consumer sees only its share of the stream, so a per-process guard would see gaps everywhere. The
-guard's state lives in Redis and one Lua script per batch and symbol updates it atomically. Redelivered
+guard's state lives in Redis and one Lua script per batch updates it atomically. Redelivered
 entries (recovered after a crash or a lost connection) go through it too, but a seq it has already seen is
 then not a duplicate: it was guarded at its first delivery. Definitions match
 ``shadow_pipeline.domain.market.sequence``:
@@ -25,6 +25,11 @@ at most ``max_holes`` members per symbol: when a batch leaves more, the lowest h
 a duplicate (it can no longer be told from one). Lost seqs never come back, so a lossy feed's holes pile up: the cap
 is what bounds its memory, and it changes no count as long as nothing older than the last ``max_holes`` holes comes.
 
+Several consumers of a group check their batches out of the stream's order. So a batch's runs wait in Redis until
+every entry the group delivered before them is checked or acked (the oldest pending entry in no checked batch,
+from XPENDING), and are then applied in id order by the rules above: the counts of one consumer reading the stream
+in order (docs/ingest.md, "Several consumers of a group").
+
 The batch goes to the script as runs of consecutive seqs (``<first>-<last>``), so a healthy feed's batch costs a
 few steps, not one per tick. Lua numbers are doubles, exact only up to 2**53, so the script compares seqs as padded
 strings and does arithmetic on pairs (seq // 10**9, seq % 10**9), both exact; counts go back as decimal strings.
@@ -41,9 +46,10 @@ import redis
 from shadow_pipeline.redis_io.keys import guard_group_keys, guard_keys
 
 _SCRIPT = """
--- KEYS: the group's checked batches (sorted set by first id ms), the group's symbols with unconfirmed holes, the
--- stream, then per symbol its 5 keys (guard below). ARGV: redelivered ('1'), max holes, the batch's first and last
--- entry ids ('' for none: nothing is held elsewhere), the group, then per symbol its name and its runs.
+-- KEYS: the group's checked ranges (sorted set by first id ms), the group's symbols with waiting units, the stream,
+-- the group's checked single entries (sorted set by id ms), then per symbol its 4 keys (check below).
+-- ARGV: redelivered ('1'), max holes, the batch's first and last entry ids ('' for none: the stream's next batch;
+-- '*': each run is one entry's '<seq>@<id>'), the group, then per symbol its name and its runs.
 local B = 1000000000
 local Z = {}
 for i = 0, 19 do Z[i] = string.rep('0', i) end
@@ -74,66 +80,10 @@ end
 local function lt(ah, al, bh, bl) return ah < bh or (ah == bh and al < bl) end
 local function count(ah, al, bh, bl) return (bh - ah) * B + (bl - al) + 1 end  -- of a .. b, a few million at most
 
--- Entry ids '<ms>-<seq>', canonical decimals as Redis writes them: compared exactly, by length then text.
-local function id_parts(id)
-  local d = string.find(id, '-', 1, true)
-  return string.sub(id, 1, d - 1), string.sub(id, d + 1)
-end
-local function dec_lt(a, b) if #a ~= #b then return #a < #b end return a < b end
-local function id_lt(a, b)
-  local am, as = id_parts(a)
-  local bm, bs = id_parts(b)
-  if am ~= bm then return dec_lt(am, bm) end
-  return dec_lt(as, bs)
-end
-local function id_ms(id) return tonumber((id_parts(id))) end
 
--- A hole is '<lo>:<hi>' (confirmed) or '<lo>:<hi>:<opener>' (unconfirmed): the first entry id of the batch that
--- opened it, while an earlier batch of the group was still unchecked. Its seqs count as a gap once every entry
--- before that id is checked (confirm below); an earlier batch that brings them first fills it unseen.
-local function hole_parts(hole)
-  return string.sub(hole, 1, 19), string.sub(hole, 21, 39), #hole > 39 and string.sub(hole, 41) or nil
-end
-
-local redelivery = ARGV[1] == '1'
-local first_id, last_id = ARGV[3] ~= '' and ARGV[3] or nil, ARGV[4] ~= '' and ARGV[4] or nil
-if first_id then redis.call('ZADD', KEYS[1], id_ms(first_id), first_id .. ' ' .. last_id) end
-
--- The first entry the group holds unchecked (delivered, not acked, in no checked batch); nil when none. Entries
--- are delivered in id order, so every entry before it was checked or acked: a hole opened after it is a gap.
--- First drops the checked batches wholly before the oldest pending entry (all acked since).
-local function find_unchecked()
-  local reply = redis.pcall('XPENDING', KEYS[3], ARGV[5], '-', '+', 1)
-  if reply.err then return nil end  -- no such group: nobody holds anything
-  local p = reply[1] and reply[1][1]
-  if not p then redis.call('DEL', KEYS[1]); return nil end
-  for _, batch in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', id_ms(p))) do
-    local sep = string.find(batch, ' ', 1, true)
-    if id_lt(string.sub(batch, sep + 1), p) then redis.call('ZREM', KEYS[1], batch) end
-  end
-  for _ = 1, 1000 do
-    local upto  -- the end of the checked batches that hold p
-    for _, batch in ipairs(redis.call('ZREVRANGEBYSCORE', KEYS[1], id_ms(p), '-inf', 'LIMIT', 0, 64)) do
-      local sep = string.find(batch, ' ', 1, true)
-      local f, l = string.sub(batch, 1, sep - 1), string.sub(batch, sep + 1)
-      if not id_lt(p, f) and not id_lt(l, p) and (not upto or id_lt(upto, l)) then upto = l end
-    end
-    if not upto then return p end
-    local after = redis.call('XPENDING', KEYS[3], ARGV[5], '(' .. upto, '+', 1)
-    p = after[1] and after[1][1]
-    if not p then return nil end
-  end
-  return p  -- past 1000 batches: wait for a later call rather than walk on
-end
-local unchecked, looked = nil, false
-local function oldest_unchecked()
-  if not looked then unchecked, looked = find_unchecked(), true end
-  return unchecked
-end
-
--- One symbol: K = its state hash, holes, the first version's seen-bitmap, unconfirmed holes (by opener id ms), and
--- the seqs that came late below a baseline not final yet.
-local function guard(K, symbol, runs)
+-- The in-order guard: one batch's runs, arriving after everything applied before it. K: the symbol's state
+-- hash, holes, the first version's seen-bitmap. Returns gaps (a pair), duplicates, late and missing.
+local function apply(K, runs, redelivery)
   local state = redis.call('HMGET', K[1], 'high', 'base', 'missing', 'forgotten')
   local high, base  -- decimal strings, as the producer wrote them
   local mh, ml, forgotten = 0, 0, 0
@@ -155,49 +105,19 @@ local function guard(K, symbol, runs)
   if high then hh, hl = parse(high); bh, bl = parse(base) end
 
   local gh, gl, dups, late, filled = 0, 0, 0, 0, 0
-  local opened, pending = {}, {}  -- new holes (and the unconfirmed among them), added before the next lookup
+  local opened = {}  -- new holes, added in one ZADD before the next lookup
   local function flush()
     if #opened > 0 then
       redis.call('ZADD', K[2], unpack(opened))
       opened = {}
     end
-    if #pending > 0 then
-      redis.call('ZADD', K[4], unpack(pending))
-      pending = {}
-    end
-  end
-  local function put(member, opener)
-    redis.call('ZADD', K[2], 0, member)
-    if opener then redis.call('ZADD', K[4], id_ms(opener), member) end
-  end
-  local function as_gap(lo, hi)  -- the hi - 1 - lo seqs of a hole
-    local ah, al = dec(parse(hi))
-    gh, gl = add(gh, gl, sub(ah, al, parse(lo)))
-  end
-  -- An earlier batch, checked later, brings the stream's first seqs: the baseline goes down to (h, l), and the seqs
-  -- that came late below the old one (K[5], ranges 'a:b' of arrived seqs) and are now above it were skipped.
-  local function lower_base(h, l)
-    base, bh, bl = show(h, l), h, l
-    pb = pad(base)
-    for _, range in ipairs(redis.call('ZRANGE', K[5], 0, -1)) do
-      local a, b = string.sub(range, 1, 19), string.sub(range, 21)
-      if b >= pb then
-        local ah, al = parse(a)
-        if a < pb then ah, al = h, l end
-        local n = count(ah, al, parse(b))
-        gh, gl = add(gh, gl, 0, n)
-        filled = filled + n
-        redis.call('ZREM', K[5], range)
-        if a < pb then redis.call('ZADD', K[5], 0, a .. ':' .. pad(show(dec(h, l)))) end
-      end
-    end
   end
 
   -- Seqs x .. y (padded px, py), all at or below high, arrive: the ones in holes are late, the rest duplicates.
-  -- A hole holds the seqs strictly between lo and hi (19-digit seqs that did arrive, or BELOW).
+  -- A hole '<lo>:<hi>' holds the seqs strictly between lo and hi (19-digit seqs that did arrive, or BELOW).
   local function arrive(px, py)
     local holes = redis.call('ZREVRANGEBYLEX', K[2], '(' .. px .. ':', '-', 'LIMIT', 0, 1)
-    if holes[1] and string.sub(holes[1], 21, 39) <= px then holes = {} end
+    if holes[1] and string.sub(holes[1], 21) <= px then holes = {} end
     if px ~= py then
       for _, hole in ipairs(redis.call('ZRANGEBYLEX', K[2], '[' .. px, '(' .. py .. ':')) do
         holes[#holes + 1] = hole
@@ -206,40 +126,24 @@ local function guard(K, symbol, runs)
     local xh, xl = parse(px)
     local yh, yl = xh, xl
     if px ~= py then yh, yl = parse(py) end
-    local came, unseen = 0, 0
+    local came = 0
     for _, hole in ipairs(holes) do
-      local lo, hi, opener = hole_parts(hole)
+      local lo, hi = string.sub(hole, 1, 19), string.sub(hole, 21)
       local uh, ul = inc(parse(lo))  -- the seqs that come, u .. v: max(lo + 1, x) .. min(hi - 1, y)
       local vh, vl = dec(parse(hi))
       local split_low, split_high = lt(uh, ul, xh, xl), lt(yh, yl, vh, vl)
       if split_low then uh, ul = xh, xl end
       if split_high then vh, vl = yh, yl end
-      local n = count(uh, ul, vh, vl)
-      local below = opener  -- the opener of what stays below the seqs that come
-      came = came + n
-      if opener then
-        -- Not in missing yet. From a batch wholly before the opener: they came in the stream's order, no gap
-        -- and not late. Otherwise the opener came first in the stream: skipped then (a gap now), and late.
-        if last_id and id_lt(last_id, opener) then
-          unseen = unseen + n
-          below = first_id  -- in the stream's order, this batch is what skipped them
-          if lo == BELOW and lt(uh, ul, bh, bl) then lower_base(uh, ul) end  -- the group's first seqs
-        elseif hi > pb then
-          gh, gl = add(gh, gl, 0, n)
-          filled = filled + n
-        else  -- below the baseline for now: late, never missing; skipped too if an earlier batch lowers it
-          redis.call('ZADD', K[5], 0, pad(show(uh, ul)) .. ':' .. pad(show(vh, vl)))
-        end
-        redis.call('ZREM', K[4], hole)
-      elseif not lt(vh, vl, bh, bl) then
+      came = came + count(uh, ul, vh, vl)
+      if not lt(vh, vl, bh, bl) then
         if lt(uh, ul, bh, bl) then uh, ul = bh, bl end
         filled = filled + count(uh, ul, vh, vl)
       end
       redis.call('ZREM', K[2], hole)
-      if split_low then put(lo .. ':' .. px .. (below and (':' .. below) or ''), below) end
-      if split_high then put(py .. ':' .. hi .. (opener and (':' .. opener) or ''), opener) end
+      if split_low then redis.call('ZADD', K[2], 0, lo .. ':' .. px) end
+      if split_high then redis.call('ZADD', K[2], 0, py .. ':' .. hi) end
     end
-    late = late + came - unseen
+    late = late + came
     if not redelivery then dups = dups + count(xh, xl, yh, yl) - came end
   end
 
@@ -253,27 +157,14 @@ local function guard(K, symbol, runs)
       high, base, ph, pb = last, first, pl, pf
       hh, hl = parse(last)
       bh, bl = parse(first)
-      if bh > 0 or bl > 0 then
-        opened[#opened + 1] = 0
-        opened[#opened + 1] = BELOW .. ':' .. pf .. (first_id and (':' .. first_id) or '')
-        if first_id then
-          pending[#pending + 1] = id_ms(first_id)
-          pending[#pending + 1] = opened[#opened]
-        end
-      end
+      if bh > 0 or bl > 0 then opened[#opened + 1] = 0; opened[#opened + 1] = BELOW .. ':' .. pf end
     elseif pf > ph then
       local fh, fl = parse(first)
       local nh, nl = inc(hh, hl)
       if fh ~= nh or fl ~= nl then
         opened[#opened + 1] = 0
-        if first_id then  -- confirmed (counted) below, once every entry before the batch is checked
-          opened[#opened + 1] = ph .. ':' .. pf .. ':' .. first_id
-          pending[#pending + 1] = id_ms(first_id)
-          pending[#pending + 1] = opened[#opened]
-        else
-          opened[#opened + 1] = ph .. ':' .. pf
-          gh, gl = add(gh, gl, sub(fh, fl, nh, nl))
-        end
+        opened[#opened + 1] = ph .. ':' .. pf
+        gh, gl = add(gh, gl, sub(fh, fl, nh, nl))
         if #opened >= 2000 then flush() end
       end
       high, ph = last, pl
@@ -290,47 +181,16 @@ local function guard(K, symbol, runs)
     end
   end
   flush()
-
-  if redis.call('ZCARD', K[4]) > 0 then
-    local before = oldest_unchecked()
-    local holes
-    if before then
-      holes = redis.call('ZRANGEBYSCORE', K[4], '-inf', id_ms(before))
-    else
-      holes = redis.call('ZRANGE', K[4], 0, -1)
-    end
-    for _, hole in ipairs(holes) do
-      local lo, hi, opener = hole_parts(hole)
-      if not before or id_lt(opener, before) then
-        if hi > pb then as_gap(lo, hi) end  -- below the baseline is never missing
-        redis.call('ZREM', K[4], hole)
-        redis.call('ZREM', K[2], hole)
-        redis.call('ZADD', K[2], 0, lo .. ':' .. hi)
-      end
-    end
-  end
-  if not high then return {'0', 0, 0, '0'} end
+  if not high then return 0, 0, 0, 0, '0' end
 
   -- Past max holes, give up the lowest (oldest) ones: their seqs stay in missing; one arriving after all is then
-  -- taken for a duplicate. forgotten counts the holes given up (the one below the baseline is not counted). An
-  -- unconfirmed one is counted as a gap first: it can no longer be filled unseen.
+  -- taken for a duplicate. forgotten counts the holes given up (the one below the baseline is not counted).
   local over = redis.call('ZCARD', K[2]) - tonumber(ARGV[2])
   if over > 0 then
     local popped = redis.call('ZPOPMIN', K[2], over)
     for i = 1, #popped, 2 do
-      local lo, hi, opener = hole_parts(popped[i])
-      if opener then
-        if hi > pb then as_gap(lo, hi) end
-        redis.call('ZREM', K[4], popped[i])
-      end
-      if hi > pb then forgotten = forgotten + 1 end
+      if string.sub(popped[i], 21) > pb then forgotten = forgotten + 1 end
     end
-  end
-  if redis.call('ZCARD', K[4]) > 0 then
-    redis.call('SADD', KEYS[2], symbol)
-  else  -- the baseline is final
-    redis.call('SREM', KEYS[2], symbol)
-    redis.call('DEL', K[5])
   end
 
   -- missing is at most 2**63, filled at most the batch's length: the pairs stay exact.
@@ -338,16 +198,142 @@ local function guard(K, symbol, runs)
   mh, ml = sub(mh, ml, 0, filled)
   local missing = show(mh, ml)
   redis.call('HSET', K[1], 'high', high, 'base', base, 'missing', missing, 'forgotten', forgotten)
+  return gh, gl, dups, late, missing
+end
+
+-- Entry ids '<ms>-<seq>', canonical decimals as Redis writes them: compared exactly, by length then text.
+local function id_parts(id)
+  local d = string.find(id, '-', 1, true)
+  return string.sub(id, 1, d - 1), string.sub(id, d + 1)
+end
+local function dec_lt(a, b) if #a ~= #b then return #a < #b end return a < b end
+local function id_lt(a, b)
+  local am, as = id_parts(a)
+  local bm, bs = id_parts(b)
+  if am ~= bm then return dec_lt(am, bm) end
+  return dec_lt(as, bs)
+end
+local function id_ms(id) return tonumber((id_parts(id))) end
+local function span(range)  -- a checked range '<first> <last>'
+  local sep = string.find(range, ' ', 1, true)
+  return string.sub(range, 1, sep - 1), string.sub(range, sep + 1)
+end
+
+-- The first entry the group holds unchecked (delivered, not acked, in no checked batch); nil when none. Entries
+-- are delivered in id order, so everything before it was checked or acked. Drops the checked ranges it finds
+-- wholly acked: before the oldest pending entry, or between two pending ones.
+local function find_unchecked()
+  local reply = redis.pcall('XPENDING', KEYS[3], ARGV[5], '-', '+', 1)
+  if reply.err then return nil end  -- no such group: nobody holds anything
+  local p = reply[1] and reply[1][1]
+  local acked_after, acked_until = nil, p  -- what is wholly between them is acked (nil: no bound)
+  for _ = 1, 1000 do
+    local low, high = acked_after and id_ms(acked_after) or '-inf', acked_until and id_ms(acked_until) or '+inf'
+    for key = 1, 4, 3 do  -- the checked ranges '<first> <last>', the checked entries '<id>'
+      for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[key], low, high)) do
+        local f, l = member, member
+        if key == 1 then f, l = span(member) end
+        if (not acked_after or id_lt(acked_after, f)) and (not acked_until or id_lt(l, acked_until)) then
+          redis.call('ZREM', KEYS[key], member)
+        end
+      end
+    end
+    if not p then return nil end
+    local upto = redis.call('ZSCORE', KEYS[4], p) and p  -- the end of what was checked from p on
+    for _, range in ipairs(redis.call('ZREVRANGEBYSCORE', KEYS[1], id_ms(p), '-inf', 'LIMIT', 0, 64)) do
+      local f, l = span(range)
+      if not id_lt(p, f) and not id_lt(l, p) and (not upto or id_lt(upto, l)) then upto = l end
+    end
+    if not upto then return p end
+    local after = redis.call('XPENDING', KEYS[3], ARGV[5], '(' .. upto, '+', 1)
+    p = after[1] and after[1][1]
+    acked_after, acked_until = upto, p  -- between upto and the next pending entry: acked
+  end
+  return p  -- past 1000 steps: wait for a later call rather than walk on
+end
+local unchecked, looked = nil, false
+local function oldest_unchecked()
+  if not looked then unchecked, looked = find_unchecked(), true end
+  return unchecked
+end
+
+-- A unit is '<first id>|<last id>|<redelivered>|<runs>': a batch's runs of one symbol, or one redelivered entry's.
+local function unit_parts(unit)
+  local a = string.find(unit, '|', 1, true)
+  local b = string.find(unit, '|', a + 1, true)
+  return string.sub(unit, 1, a - 1), string.sub(unit, a + 1, b - 1), string.sub(unit, b + 1, b + 1) == '1',
+    string.sub(unit, b + 3)
+end
+
+-- One symbol: K = its state hash, holes, the first version's seen-bitmap, and its waiting units (by first id ms).
+-- Its runs wait there until every entry before them is checked, then all that can go are applied in id order:
+-- the counts of one consumer reading the stream in order, whoever checked what first.
+local function check(K, symbol, runs)
+  local redelivery = ARGV[1] == '1'
+  if ARGV[3] == '' then  -- no ids: the stream's next batch
+    local gh, gl, dups, late, missing = apply(K, runs, redelivery)
+    return {show(gh, gl), dups, late, missing}
+  end
+  local flag = redelivery and '1' or '0'
+  if ARGV[3] == '*' then  -- one unit per entry: '<seq>@<id>' tokens, the entries not next to each other
+    for seq, id in string.gmatch(runs, '(%d+)@([%d%-]+)') do
+      redis.call('ZADD', K[4], id_ms(id), id .. '|' .. id .. '|' .. flag .. '|' .. seq)
+    end
+  elseif runs ~= '' then
+    redis.call('ZADD', K[4], id_ms(ARGV[3]), ARGV[3] .. '|' .. ARGV[4] .. '|' .. flag .. '|' .. runs)
+  end
+  local before = oldest_unchecked()
+  local units
+  if before then
+    units = redis.call('ZRANGEBYSCORE', K[4], '-inf', id_ms(before))
+  else
+    units = redis.call('ZRANGE', K[4], 0, -1)
+  end
+  local ready = {}
+  for _, unit in ipairs(units) do
+    local first = unit_parts(unit)
+    if not before or id_lt(first, before) then ready[#ready + 1] = unit end
+  end
+  -- In the stream's order; a batch checked again after a lost connection goes after its first check, if any.
+  table.sort(ready, function(a, b)
+    local af, _, again_a = unit_parts(a)
+    local bf, _, again_b = unit_parts(b)
+    if af ~= bf then return id_lt(af, bf) end
+    return again_b and not again_a
+  end)
+  local gh, gl, dups, late = 0, 0, 0, 0
+  local missing = redis.call('HGET', K[1], 'missing') or '0'
+  for _, unit in ipairs(ready) do
+    local _, _, again, unit_runs = unit_parts(unit)
+    local uh, ul, d, l, m = apply(K, unit_runs, again)
+    gh, gl = add(gh, gl, uh, ul)
+    dups, late = dups + d, late + l
+    missing = m
+    redis.call('ZREM', K[4], unit)
+  end
+  if redis.call('ZCARD', K[4]) > 0 then
+    redis.call('SADD', KEYS[2], symbol)
+  else
+    redis.call('SREM', KEYS[2], symbol)
+  end
   return {show(gh, gl), dups, late, missing}
 end
 
+-- What this call checks is recorded first, so that every symbol's units are judged against all of it.
+if ARGV[3] == '*' then
+  for i = 7, #ARGV, 2 do
+    for id in string.gmatch(ARGV[i], '@([%d%-]+)') do redis.call('ZADD', KEYS[4], id_ms(id), id) end
+  end
+elseif ARGV[3] ~= '' then
+  redis.call('ZADD', KEYS[1], id_ms(ARGV[3]), ARGV[3] .. ' ' .. ARGV[4])
+end
 local found = {}
 for i = 6, #ARGV, 2 do
-  local k = 4 + (i - 6) / 2 * 5
-  local counts = guard({KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4]}, ARGV[i], ARGV[i + 1])
+  local k = 5 + (i - 6) * 2
+  local counts = check({KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]}, ARGV[i], ARGV[i + 1])
   for _, value in ipairs(counts) do found[#found + 1] = value end
 end
-if first_id and not looked then oldest_unchecked() end  -- drops the acked batches
+if ARGV[3] ~= '' then oldest_unchecked() end  -- drops the acked ranges
 return found
 """
 # KEYS: a symbol's state hash. ARGV: a seq (a canonical decimal). Raises ``high`` to it when the guard has state
@@ -402,14 +388,17 @@ class SequenceGuard:
         symbols: np.ndarray,
         seqs: np.ndarray,
         redelivered: bool = False,
-        entry_ids: tuple[str, str] | None = None,
+        entry_ids: np.ndarray | None = None,
+        contiguous: bool = True,
     ) -> dict[str, GuardCounts]:
         """Account for a batch of deliveries (arrival order); returns what it found per symbol.
 
-        ``entry_ids``: the batch's first and last entry ids, when it was read from the group's stream. A hole it
-        opens is then counted as a gap only once every entry delivered before the batch is checked too (by
-        whichever consumer holds it): another consumer's earlier batch, checked later, fills it unseen. Without
-        them the batch is taken as the stream's next, its holes counted at once.
+        ``entry_ids``: the entries' ids, when the batch was read from the group's stream. Its runs then wait in
+        Redis until every entry the group delivered before them is checked (by whichever consumer holds it), and
+        are applied in the stream's order: what one consumer reading the stream in order counts. ``contiguous``:
+        the batch is one stretch of the stream (a read of new entries), recorded as checked; otherwise (claimed or
+        recovered entries, with others' between them) each entry waits on its own. Without ids the batch is taken
+        as the stream's next, and counted at once.
         """
         # Each symbol's positions, in arrival order, from codes: a pandas groupby on the text cost 0.7 ms a batch.
         codes, names = pd.factorize(symbols)
@@ -417,26 +406,34 @@ class SequenceGuard:
         bounds = np.searchsorted(codes[order], np.arange(len(names) + 1))
         runs: dict[str, str] = {}
         for code, symbol in enumerate(names):
-            batch = seqs[order[bounds[code] : bounds[code + 1]]]
+            positions = order[bounds[code] : bounds[code + 1]]
+            batch = seqs[positions]
             if batch.min() < 0 or batch.max() > MAX_SEQ:
                 raise ValueError(f"seqs of {symbol} outside 0 .. 2**63-1: {batch.min()} .. {batch.max()}")
-            runs[str(symbol)] = _runs(batch)
-        return self._call(runs, redelivered, entry_ids)
+            if entry_ids is None or contiguous:
+                runs[str(symbol)] = _runs(batch)
+            else:
+                pairs = zip(batch.tolist(), entry_ids[positions].tolist(), strict=True)
+                runs[str(symbol)] = ",".join(f"{seq}@{entry_id}" for seq, entry_id in pairs)
+        if entry_ids is None:
+            span: tuple[str, str] = ("", "")
+        else:
+            span = (str(entry_ids[0]), str(entry_ids[-1])) if contiguous else ("*", "")
+        return self._call(runs, redelivered, span)
 
     def confirm(self) -> dict[str, GuardCounts]:
-        """Count the holes that are gaps by now (every entry before their batch is checked) for every symbol of
-        the group that has unconfirmed ones: those a symbol's own next batch would have counted. A drain calls it
-        at its end, a serving consumer with its claims."""
+        """Apply the batches that can go by now (every entry before them checked or acked) for every symbol of the
+        group that has some waiting: those its own next batch would have applied. A drain calls it at its end, a
+        serving consumer with its claims."""
         members = self._client.smembers(guard_group_keys(self._stream, self._group)[1])
         pending = sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
-        return self._call(dict.fromkeys(pending, ""), False, None) if pending else {}
+        return self._call(dict.fromkeys(pending, ""), False, ("*", "")) if pending else {}
 
-    def _call(
-        self, runs: dict[str, str], redelivered: bool, entry_ids: tuple[str, str] | None
-    ) -> dict[str, GuardCounts]:
-        """One script call for the whole batch: its symbols are judged against the same checked batches."""
-        keys = [*guard_group_keys(self._stream, self._group), self._stream]
-        args = ["1" if redelivered else "0", self._max_holes, *(entry_ids or ("", "")), self._group]
+    def _call(self, runs: dict[str, str], redelivered: bool, span: tuple[str, str]) -> dict[str, GuardCounts]:
+        """One script call for the whole batch: its symbols are judged against the same checked ranges."""
+        ranges, waiting, entries = guard_group_keys(self._stream, self._group)
+        keys = [ranges, waiting, self._stream, entries]
+        args = ["1" if redelivered else "0", self._max_holes, *span, self._group]
         for symbol, packed in runs.items():
             keys += self.keys(symbol)
             args += [symbol, packed]

@@ -31,18 +31,17 @@ def append_index(stream: str) -> str:
 
 def guard_keys(stream: str, group: str, symbol: str) -> list[str]:
     """The sequence guard's keys of one symbol: its state hash, its holes (a sorted set of the ranges of seqs not
-    arrived yet), the seen-bitmap of the guard's first version, which the guard frees on first use, its
-    unconfirmed holes (opened by one consumer's batch while an earlier batch of another was still unchecked) and
-    the seqs that came late below a baseline that such a batch may still lower."""
+    arrived yet), the seen-bitmap of the guard's first version, which the guard frees on first use, and its
+    waiting batches (checked before an earlier batch of another consumer was)."""
     prefix = f"shadow:guard:{slot_tagged(stream)}:{group}:{symbol}"
-    return [f"{prefix}:state", f"{prefix}:holes", f"{prefix}:seen", f"{prefix}:unconfirmed", f"{prefix}:late-below"]
+    return [f"{prefix}:state", f"{prefix}:holes", f"{prefix}:seen", f"{prefix}:waiting"]
 
 
 def guard_group_keys(stream: str, group: str) -> list[str]:
     """The sequence guard's keys of a whole group: the entry-id ranges of the batches checked and not yet acked,
-    and the symbols that have unconfirmed holes."""
+    the symbols that have batches waiting, and the claimed or recovered entries checked and not yet acked."""
     prefix = f"shadow:guard:{slot_tagged(stream)}:{group}"
-    return [f"{prefix}:checked", f"{prefix}:unconfirmed-symbols"]
+    return [f"{prefix}:checked", f"{prefix}:waiting-symbols", f"{prefix}:checked-entries"]
 
 
 def kpi_symbol_hash(symbol: str) -> str:

@@ -156,10 +156,14 @@ def accept(consumer: TickConsumer, delivery: Delivery, redelivered: bool) -> Rel
     ticks = delivery.parsed.ticks  # with entry_id and ts_broker (see ingest.deliveries)
     if not ticks.empty:
         symbols, seqs = ticks["symbol"].to_numpy(), ticks["seq"].to_numpy(dtype=np.int64)
-        span = (str(ids[0]), str(ids[-1]))  # replies come in id order: the batch's place in the stream
+        entry_ids = ticks["entry_id"].to_numpy()
+        # A read of new entries is one stretch of the stream; claimed and recovered ones have others' between them.
+        contiguous = not redelivered
         guard, token = consumer._guard, next(consumer._side_tokens)
-        consumer._unguarded[token] = (symbols, seqs, span)
-        consumer._submit_side(lambda: guard.check(symbols, seqs, redelivered, span), partial(consumer._guarded, token))
+        consumer._unguarded[token] = (symbols, seqs, entry_ids, contiguous)
+        consumer._submit_side(
+            lambda: guard.check(symbols, seqs, redelivered, entry_ids, contiguous), partial(consumer._guarded, token)
+        )
     release = consumer._buffer.push(ticks.reset_index(drop=True))
     consumer.report.peak_buffered = max(consumer.report.peak_buffered, len(consumer._buffer))
     add_counts(consumer.report.reordered, release.reordered)

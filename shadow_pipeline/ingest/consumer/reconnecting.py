@@ -87,8 +87,8 @@ def recover_after_reconnect(consumer: TickConsumer) -> None:
     consumer._unacked.clear()
     consumer._unaccounted.clear()
     consumer._landing.clear()  # not landed (their writes failed or never ran): pending, re-read below
-    for symbols, seqs, span in consumer._unguarded.values():  # as redeliveries: a check that ran counts nothing twice
-        consumer._account_guard(consumer._guard.check(symbols, seqs, redelivered=True, entry_ids=span))
+    for symbols, seqs, entry_ids, contiguous in consumer._unguarded.values():  # one that ran counts nothing twice
+        consumer._account_guard(consumer._guard.check(symbols, seqs, True, entry_ids, contiguous))
     consumer._unguarded.clear()
     consumer._recover_pending()
     log.info("consumer %s: reconnected and recovered its pending entries", consumer.options.consumer)
