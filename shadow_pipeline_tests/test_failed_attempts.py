@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -18,6 +19,7 @@ import redis
 from shadow_pipeline.domain.market.reorder import Release
 from shadow_pipeline.ingest.consumer import IngestOptions, TickConsumer
 from shadow_pipeline.ingest.deliveries import Delivery
+from shadow_pipeline.ingest.guard import GuardCounts, SequenceGuard
 from shadow_pipeline.ingest.landing import LandingStore
 from shadow_pipeline.redis_io.keys import failed_attempts_hash
 from shadow_pipeline.redis_io.raw_reply import read_raw
@@ -234,4 +236,37 @@ def test_a_landing_whose_ack_was_lost_is_acked_and_counted_once_by_the_recovery(
     assert report.landed_total == 300 and report.landed == {"BTCUSDT": 300}
     assert consumer.metrics.ticks.labels("BTCUSDT")._value.get() == 300
     assert len(landed(store)) == 300  # landed once each (the landing zone keeps one row per entry id)
+    assert redis_client.xpending(stream, GROUP)["pending"] == 0
+
+
+class FailsOneCheck(SequenceGuard):
+    """The connection drops during one sequence-guard check; redis-py reconnects for the next command."""
+
+    def __init__(self, *args: Any, fail_at: int) -> None:
+        super().__init__(*args)
+        self.calls, self.fail_at = 0, fail_at
+
+    def check(self, *args: Any, **kwargs: Any) -> dict[str, GuardCounts]:
+        self.calls += 1
+        if self.calls == self.fail_at:
+            time.sleep(0.5)  # a timeout: meanwhile the reader goes on and the next batches queue behind it
+            raise redis.exceptions.ConnectionError("connection lost during the sequence check")
+        return super().check(*args, **kwargs)
+
+
+def test_a_guard_check_lost_with_the_connection_is_redone_and_counts_stay_exact(
+    redis_url: str, redis_client: redis.Redis, stream: str, tmp_path: Path
+) -> None:
+    """The recovery checks the batch again before it acks anything, and the batches after it wait for it: one real
+    gap (seq 1,500), nothing late. (The reorder buffer holding each symbol's newest tick already keeps a failed
+    batch's last entry pending, so the landings' refusal to ack after a failed check is a second guard that this
+    test does not isolate.)"""
+    ticks = _ticks(3000)
+    xadd_rows(redis_client, stream, to_field_rows(ticks[ticks["seq"] != 1500]), maxlen=None)
+    options = IngestOptions(stream=stream, consumer="c", batch=200, land_every=200, watermark_ms=0)
+    consumer = TickConsumer(LandingStore(tmp_path), options, redis_url)
+    consumer._guard = FailsOneCheck(redis.Redis.from_url(redis_url, decode_responses=True), stream, GROUP, fail_at=3)
+    report = consumer.drain()
+    assert report.reconnects >= 1 and report.landed_total == 2999
+    assert (report.gaps, report.out_of_order, report.duplicates) == ({"BTCUSDT": 1}, {}, {})
     assert redis_client.xpending(stream, GROUP)["pending"] == 0

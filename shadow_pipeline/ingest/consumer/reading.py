@@ -161,9 +161,15 @@ def accept(consumer: TickConsumer, delivery: Delivery, redelivered: bool) -> Rel
         contiguous = not redelivered
         guard, token = consumer._guard, next(consumer._side_tokens)
         consumer._unguarded[token] = (symbols, seqs, entry_ids, contiguous)
-        consumer._submit_side(
-            lambda: guard.check(symbols, seqs, redelivered, entry_ids, contiguous), partial(consumer._guarded, token)
-        )
+
+        def check() -> dict[str, GuardCounts]:
+            try:
+                return guard.check(symbols, seqs, redelivered, entry_ids, contiguous)
+            except Exception:
+                consumer._check_failed = True  # no later landing acks until a recovery has checked these again
+                raise
+
+        consumer._submit_side(check, partial(consumer._guarded, token))
     release = consumer._buffer.push(ticks.reset_index(drop=True))
     consumer.report.peak_buffered = max(consumer.report.peak_buffered, len(consumer._buffer))
     add_counts(consumer.report.reordered, release.reordered)

@@ -79,6 +79,11 @@ def recover_after_reconnect(consumer: TickConsumer) -> None:
     consumer._guard = SequenceGuard(consumer._client, consumer.options.stream, consumer.options.group)
     consumer._attempts = FailedAttempts(consumer._client, consumer.options.stream, consumer.options.group)
     consumer._unmark()  # a lost connection is no failure of the entries in processing
+    # Checks first: an acked entry counts as checked for the group's guard. One that ran counts nothing twice.
+    for symbols, seqs, entry_ids, contiguous in consumer._unguarded.values():
+        consumer._account_guard(consumer._guard.check(symbols, seqs, True, entry_ids, contiguous))
+    consumer._unguarded.clear()
+    consumer._check_failed = False
     for token, ids in list(consumer._unacked.items()):  # landed before the connection was lost: ack, not land again
         consumer._ack(consumer._client, ids)
         landed = consumer._unaccounted.pop(token, None)
@@ -87,9 +92,6 @@ def recover_after_reconnect(consumer: TickConsumer) -> None:
     consumer._unacked.clear()
     consumer._unaccounted.clear()
     consumer._landing.clear()  # not landed (their writes failed or never ran): pending, re-read below
-    for symbols, seqs, entry_ids, contiguous in consumer._unguarded.values():  # one that ran counts nothing twice
-        consumer._account_guard(consumer._guard.check(symbols, seqs, True, entry_ids, contiguous))
-    consumer._unguarded.clear()
     consumer._recover_pending()
     log.info("consumer %s: reconnected and recovered its pending entries", consumer.options.consumer)
 

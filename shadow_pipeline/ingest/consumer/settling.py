@@ -93,6 +93,10 @@ def _land_then_ack(
         return
     consumer._unaccounted[token] = (released, dropped)  # first: a recovery that sees the ids finds them
     consumer._unacked[token] = ids
+    if consumer._check_failed:
+        # Acked entries count as checked for the group's guard: a check of them (or of earlier entries) that
+        # failed must run again first, which the recovery does before it acks these.
+        raise redis.ConnectionError("a sequence guard check failed before this landing's ack")
     for start in range(0, len(ids), 10_000):
         consumer._ack(consumer._client, ids[start : start + 10_000])
 

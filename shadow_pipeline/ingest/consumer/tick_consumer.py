@@ -80,6 +80,7 @@ class TickConsumer:
         self._generation = 0  # bumped when a recovery abandons the side calls still running (drop_prefetched)
         self._landing: dict[int, list[str]] = {}  # handed to the side thread to land and ack, not done yet
         self._unguarded: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, bool]] = {}
+        self._check_failed = False  # a guard check raised: landings ack nothing until a recovery re-checks
         self._side_tokens = itertools.count()
         self._marked: list[str] = []  # entries whose processing is marked as under way (ingest.attempts)
         self._claimed_recent: set[str] = set()  # claimed from this consumer's own reads in flight, maybe
