@@ -47,7 +47,7 @@ from shadow_pipeline.redis_io.keys import guard_group_keys, guard_keys
 
 _SCRIPT = """
 -- KEYS: the group's checked ranges (sorted set by first id ms), the group's symbols with waiting units, the stream,
--- the group's checked single entries (sorted set by id ms), then per symbol its 4 keys (check below).
+-- the group's checked single entries (sorted set by id ms), the group's frontier, then per symbol its 4 keys.
 -- ARGV: redelivered ('1'), max holes, the batch's first and last entry ids ('' for none: the stream's next batch;
 -- '*': each run is one entry's '<seq>@<id>'), the group, then per symbol its name and its runs.
 local B = 1000000000
@@ -219,54 +219,70 @@ local function span(range)  -- a checked range '<first> <last>'
   return string.sub(range, 1, sep - 1), string.sub(range, sep + 1)
 end
 
--- The first entry the group holds unchecked (delivered, not acked, in no checked batch); nil when none. Entries
--- are delivered in id order, so everything before it was checked or acked. Drops the checked ranges it finds
--- wholly acked: before the oldest pending entry, or between two pending ones.
+-- The frontier (KEYS[5]): every entry before it is checked or acked, for good (a checked entry stays checked, an
+-- acked one acked, and entries are delivered in id order). Each call walks on from it to the first pending entry
+-- in no checked range (XPENDING over the checked ranges and entries), moves it there and drops what lies behind
+-- it. Returns that entry, or nil when everything pending is checked.
+local frontier = redis.call('GET', KEYS[5])
+local function successor(id)  -- the id right after ``id`` (maybe no entry's): '<ms>-<seq + 1>', exactly
+  local ms, seq = id_parts(id)
+  local n = #seq
+  while n > 0 and string.sub(seq, n, n) == '9' do n = n - 1 end
+  if n == 0 then return ms .. '-1' .. string.rep('0', #seq) end
+  return ms .. '-' .. string.sub(seq, 1, n - 1) .. string.char(string.byte(seq, n) + 1) .. string.rep('0', #seq - n)
+end
 local function find_unchecked()
-  local reply = redis.pcall('XPENDING', KEYS[3], ARGV[5], '-', '+', 1)
+  local reply = redis.pcall('XPENDING', KEYS[3], ARGV[5], frontier or '-', '+', 1)
   if reply.err then return nil end  -- no such group: nobody holds anything
   local p = reply[1] and reply[1][1]
-  local acked_after, acked_until = nil, p  -- what is wholly between them is acked (nil: no bound)
-  for _ = 1, 1000 do
-    local low, high = acked_after and id_ms(acked_after) or '-inf', acked_until and id_ms(acked_until) or '+inf'
-    for key = 1, 4, 3 do  -- the checked ranges '<first> <last>', the checked entries '<id>'
-      for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[key], low, high)) do
-        local f, l = member, member
-        if key == 1 then f, l = span(member) end
-        if (not acked_after or id_lt(acked_after, f)) and (not acked_until or id_lt(l, acked_until)) then
-          redis.call('ZREM', KEYS[key], member)
-        end
-      end
-    end
-    if not p then return nil end
-    local upto = redis.call('ZSCORE', KEYS[4], p) and p  -- the end of what was checked from p on
+  local upto  -- the end of the checked stretch walked so far
+  for _ = 1, 1000 do  -- a bound on one call's work; the next call goes on from where this one stopped
+    if not p then break end
+    local hold = redis.call('ZSCORE', KEYS[4], p) and p  -- the end of what was checked from p on
     for _, range in ipairs(redis.call('ZREVRANGEBYSCORE', KEYS[1], id_ms(p), '-inf', 'LIMIT', 0, 64)) do
       local f, l = span(range)
-      if not id_lt(p, f) and not id_lt(l, p) and (not upto or id_lt(upto, l)) then upto = l end
+      if not id_lt(p, f) and not id_lt(l, p) and (not hold or id_lt(hold, l)) then hold = l end
     end
-    if not upto then return p end
+    if not hold then break end
+    upto = hold
     local after = redis.call('XPENDING', KEYS[3], ARGV[5], '(' .. upto, '+', 1)
     p = after[1] and after[1][1]
-    acked_after, acked_until = upto, p  -- between upto and the next pending entry: acked
   end
-  return p  -- past 1000 steps: wait for a later call rather than walk on
+  -- Nothing pending past the stretch: the entries after it are acked or not delivered yet.
+  local moved = p or (upto and successor(upto))
+  if moved then
+    frontier = moved
+    redis.call('SET', KEYS[5], moved)
+  end
+  if not p then redis.call('DEL', KEYS[1], KEYS[4]) end  -- all checked ranges and entries are behind it
+  if p and moved then
+    for key = 1, 4, 3 do  -- behind the frontier nothing is looked up again
+      for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[key], '-inf', id_ms(p))) do
+        local l = member
+        if key == 1 then _, l = span(member) end
+        if id_lt(l, p) then redis.call('ZREM', KEYS[key], member) end
+      end
+    end
+  end
+  return p
 end
 local unchecked, looked = nil, false
 local function oldest_unchecked()
   if not looked then unchecked, looked = find_unchecked(), true end
   return unchecked
 end
+local passed = frontier  -- as this call found it: what it checks below it was checked before
+local function ready_before(first, before) return not before or id_lt(first, before) end
 
--- A unit is '<first id>|<last id>|<redelivered>|<runs>': a batch's runs of one symbol, or one redelivered entry's.
+-- A waiting unit is '<first id>|<redelivered>|<runs>': a batch's runs of one symbol, or one claimed entry's seq.
 local function unit_parts(unit)
   local a = string.find(unit, '|', 1, true)
-  local b = string.find(unit, '|', a + 1, true)
-  return string.sub(unit, 1, a - 1), string.sub(unit, a + 1, b - 1), string.sub(unit, b + 1, b + 1) == '1',
-    string.sub(unit, b + 3)
+  return string.sub(unit, 1, a - 1), string.sub(unit, a + 1, a + 1) == '1', string.sub(unit, a + 3)
 end
+local budget = 5000  -- waiting units applied by one call at most: a backlog goes over several (confirm loops)
 
 -- One symbol: K = its state hash, holes, the first version's seen-bitmap, and its waiting units (by first id ms).
--- Its runs wait there until every entry before them is checked, then all that can go are applied in id order:
+-- Runs wait until every entry before them is checked or acked, then all that can go are applied in id order:
 -- the counts of one consumer reading the stream in order, whoever checked what first.
 local function check(K, symbol, runs)
   local redelivery = ARGV[1] == '1'
@@ -274,42 +290,54 @@ local function check(K, symbol, runs)
     local gh, gl, dups, late, missing = apply(K, runs, redelivery)
     return {show(gh, gl), dups, late, missing}
   end
-  local flag = redelivery and '1' or '0'
+  local new = {}  -- {first id, redelivered, runs}, in id order
   if ARGV[3] == '*' then  -- one unit per entry: '<seq>@<id>' tokens, the entries not next to each other
-    for seq, id in string.gmatch(runs, '(%d+)@([%d%-]+)') do
-      redis.call('ZADD', K[4], id_ms(id), id .. '|' .. id .. '|' .. flag .. '|' .. seq)
-    end
+    for seq, id in string.gmatch(runs, '(%d+)@([%d%-]+)') do new[#new + 1] = {id, redelivery, seq} end
   elseif runs ~= '' then
-    redis.call('ZADD', K[4], id_ms(ARGV[3]), ARGV[3] .. '|' .. ARGV[4] .. '|' .. flag .. '|' .. runs)
+    new[1] = {ARGV[3], redelivery, runs}
+  end
+  for _, unit in ipairs(new) do
+    -- Behind the frontier already: another consumer claimed and checked these entries meanwhile (or they were
+    -- acked), so this check comes again.
+    if passed and id_lt(unit[1], passed) then unit[2] = true end
   end
   local before = oldest_unchecked()
-  local units
-  if before then
-    units = redis.call('ZRANGEBYSCORE', K[4], '-inf', id_ms(before))
-  else
-    units = redis.call('ZRANGE', K[4], 0, -1)
-  end
-  local ready = {}
-  for _, unit in ipairs(units) do
-    local first = unit_parts(unit)
-    if not before or id_lt(first, before) then ready[#ready + 1] = unit end
-  end
-  -- In the stream's order; a batch checked again after a lost connection goes after its first check, if any.
-  table.sort(ready, function(a, b)
-    local af, _, again_a = unit_parts(a)
-    local bf, _, again_b = unit_parts(b)
-    if af ~= bf then return id_lt(af, bf) end
-    return again_b and not again_a
-  end)
   local gh, gl, dups, late = 0, 0, 0, 0
   local missing = redis.call('HGET', K[1], 'missing') or '0'
-  for _, unit in ipairs(ready) do
-    local _, _, again, unit_runs = unit_parts(unit)
+  local function run(unit_runs, again)
     local uh, ul, d, l, m = apply(K, unit_runs, again)
     gh, gl = add(gh, gl, uh, ul)
-    dups, late = dups + d, late + l
-    missing = m
-    redis.call('ZREM', K[4], unit)
+    dups, late, missing = dups + d, late + l, m
+  end
+  local last = new[#new]
+  if redis.call('ZCARD', K[4]) == 0 and (not last or ready_before(last[1], before)) then
+    for _, unit in ipairs(new) do run(unit[3], unit[2]) end  -- nothing waits before them: at once
+  else
+    for _, unit in ipairs(new) do
+      redis.call('ZADD', K[4], id_ms(unit[1]), unit[1] .. '|' .. (unit[2] and '1' or '0') .. '|' .. unit[3])
+    end
+    local units
+    if before then
+      units = redis.call('ZRANGEBYSCORE', K[4], '-inf', id_ms(before))
+    else
+      units = redis.call('ZRANGE', K[4], 0, -1)
+    end
+    local ready = {}
+    for _, unit in ipairs(units) do
+      local first, again = unit_parts(unit)
+      if ready_before(first, before) then ready[#ready + 1] = {first, again, unit} end
+    end
+    -- In the stream's order; a batch checked again after a lost connection goes after its first check.
+    table.sort(ready, function(a, b)
+      if a[1] ~= b[1] then return id_lt(a[1], b[1]) end
+      return b[2] and not a[2]
+    end)
+    for n = 1, math.min(#ready, budget) do
+      local _, again, unit_runs = unit_parts(ready[n][3])
+      run(unit_runs, again)
+      redis.call('ZREM', K[4], ready[n][3])
+    end
+    budget = budget - math.min(#ready, budget)
   end
   if redis.call('ZCARD', K[4]) > 0 then
     redis.call('SADD', KEYS[2], symbol)
@@ -329,11 +357,12 @@ elseif ARGV[3] ~= '' then
 end
 local found = {}
 for i = 6, #ARGV, 2 do
-  local k = 5 + (i - 6) * 2
+  local k = 6 + (i - 6) * 2
   local counts = check({KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]}, ARGV[i], ARGV[i + 1])
   for _, value in ipairs(counts) do found[#found + 1] = value end
 end
-if ARGV[3] ~= '' then oldest_unchecked() end  -- drops the acked ranges
+if ARGV[3] ~= '' then oldest_unchecked() end  -- moves the frontier on
+found[#found + 1] = budget == 0 and 1 or 0  -- 1: waiting units were left for a later call
 return found
 """
 # KEYS: a symbol's state hash. ARGV: a seq (a canonical decimal). Raises ``high`` to it when the guard has state
@@ -348,6 +377,7 @@ redis.call('HSET', KEYS[1], 'high', ARGV[1])
 return 1
 """
 MAX_SEQ = 2**63 - 1
+CONFIRM_CALLS = 100  # script calls of one confirm, 5,000 waiting batches each: a backlog past that waits on
 DEFAULT_MAX_HOLES = 10_000  # per symbol; a hole is one sorted-set member of 39 bytes
 _LONGEST_RUN = 1 << 20  # the script's counts of one run stay far below 10**9
 
@@ -419,20 +449,38 @@ class SequenceGuard:
             span: tuple[str, str] = ("", "")
         else:
             span = (str(entry_ids[0]), str(entry_ids[-1])) if contiguous else ("*", "")
-        return self._call(runs, redelivered, span)
+        return self._call(runs, redelivered, span)[0]
 
     def confirm(self) -> dict[str, GuardCounts]:
         """Apply the batches that can go by now (every entry before them checked or acked) for every symbol of the
         group that has some waiting: those its own next batch would have applied. A drain calls it at its end, a
         serving consumer with its claims."""
-        members = self._client.smembers(guard_group_keys(self._stream, self._group)[1])
-        pending = sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
-        return self._call(dict.fromkeys(pending, ""), False, ("*", "")) if pending else {}
+        found: dict[str, GuardCounts] = {}
+        for _ in range(CONFIRM_CALLS):
+            members = self._client.smembers(guard_group_keys(self._stream, self._group)[1])
+            pending = sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
+            if not pending:
+                break
+            counts, more = self._call(dict.fromkeys(pending, ""), False, ("*", ""))
+            for symbol, got in counts.items():
+                was = found.get(symbol, GuardCounts(0, 0, 0, 0))
+                found[symbol] = GuardCounts(
+                    was.gaps + got.gaps,
+                    was.duplicates + got.duplicates,
+                    was.out_of_order + got.out_of_order,
+                    got.missing,
+                )
+            if not more:
+                break
+        return found
 
-    def _call(self, runs: dict[str, str], redelivered: bool, span: tuple[str, str]) -> dict[str, GuardCounts]:
-        """One script call for the whole batch: its symbols are judged against the same checked ranges."""
-        ranges, waiting, entries = guard_group_keys(self._stream, self._group)
-        keys = [ranges, waiting, self._stream, entries]
+    def _call(
+        self, runs: dict[str, str], redelivered: bool, span: tuple[str, str]
+    ) -> tuple[dict[str, GuardCounts], bool]:
+        """One script call for the whole batch: its symbols are judged against the same checked ranges. Also says
+        whether waiting batches that could go were left for a later call (at most 5,000 go in one)."""
+        ranges, waiting, entries, frontier = guard_group_keys(self._stream, self._group)
+        keys = [ranges, waiting, self._stream, entries, frontier]
         args = ["1" if redelivered else "0", self._max_holes, *span, self._group]
         for symbol, packed in runs.items():
             keys += self.keys(symbol)
@@ -442,7 +490,7 @@ class SequenceGuard:
         for n, symbol in enumerate(runs):
             gaps, dups, late, missing = reply[4 * n : 4 * n + 4]
             found[symbol] = GuardCounts(int(gaps), int(dups), int(late), int(missing))
-        return found
+        return found, bool(int(reply[-1]))
 
 
 def advance(client: redis.Redis, stream: str, group: str, symbol: str, seq: int) -> bool:

@@ -39,9 +39,10 @@ def guard_keys(stream: str, group: str, symbol: str) -> list[str]:
 
 def guard_group_keys(stream: str, group: str) -> list[str]:
     """The sequence guard's keys of a whole group: the entry-id ranges of the batches checked and not yet acked,
-    the symbols that have batches waiting, and the claimed or recovered entries checked and not yet acked."""
+    the symbols that have batches waiting, the claimed or recovered entries checked and not yet acked, and the
+    frontier: the entry id before which everything is checked or acked."""
     prefix = f"shadow:guard:{slot_tagged(stream)}:{group}"
-    return [f"{prefix}:checked", f"{prefix}:waiting-symbols", f"{prefix}:checked-entries"]
+    return [f"{prefix}:checked", f"{prefix}:waiting-symbols", f"{prefix}:checked-entries", f"{prefix}:frontier"]
 
 
 def kpi_symbol_hash(symbol: str) -> str:
