@@ -324,8 +324,8 @@ local function check(K, symbol, runs)
     end
     local ready = {}
     for _, unit in ipairs(units) do
-      local first, again = unit_parts(unit)
-      if ready_before(first, before) then ready[#ready + 1] = {first, again, unit} end
+      local first, again, unit_runs = unit_parts(unit)
+      if ready_before(first, before) then ready[#ready + 1] = {first, again, unit, unit_runs} end
     end
     -- In the stream's order; a batch checked again after a lost connection goes after its first check.
     table.sort(ready, function(a, b)
@@ -333,8 +333,7 @@ local function check(K, symbol, runs)
       return b[2] and not a[2]
     end)
     for n = 1, math.min(#ready, budget) do
-      local _, again, unit_runs = unit_parts(ready[n][3])
-      run(unit_runs, again)
+      run(ready[n][4], ready[n][2])
       redis.call('ZREM', K[4], ready[n][3])
     end
     budget = budget - math.min(#ready, budget)

@@ -199,8 +199,8 @@ def guarded(consumer: TickConsumer, token: int, found: dict[str, GuardCounts]) -
 
 
 def confirm_gaps(consumer: TickConsumer) -> None:
-    """Count the group's holes that turned out gaps since their symbols' last batches (see ingest.guard): at a
-    drain's end, and with a serving consumer's claims, so that a gap never waits for its symbol's next tick."""
+    """At a drain's end, apply the group's batches that waited for earlier ones (see ingest.guard), once the side
+    thread's checks are in: their counts must not wait for their symbols' next batches."""
     consumer._collect_side(wait=True)  # in order after the checks already submitted
     consumer._account_guard(consumer._guard.confirm())
 
