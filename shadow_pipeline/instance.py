@@ -9,10 +9,9 @@ Dagster's own failure on a bad URL is a SQLAlchemy traceback that may quote it.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from urllib.parse import unquote, urlsplit
-
-import psycopg2
 
 from shadow_pipeline.settings import DAGSTER_PG_URL_ENV
 
@@ -39,6 +38,11 @@ class InstanceConfigError(ValueError):
 
 def validate_pg_url(url: str) -> None:
     """Refuse what dagster-postgres would fail on later: another scheme, no host, no database, a bad port."""
+    if any(char.isspace() for char in url):  # Dagster would pass it on as is: "database "db\n" does not exist"
+        raise InstanceConfigError(
+            f"${DAGSTER_PG_URL_ENV} holds whitespace (a secret file's trailing newline?): remove it; "
+            "Dagster reads the variable as it is"
+        )
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -53,6 +57,10 @@ def validate_pg_url(url: str) -> None:
             f"${DAGSTER_PG_URL_ENV} must use the scheme {PG_SCHEME}, not {parts.scheme[:30]!r} (SQLAlchemy 2 picks "
             f"psycopg 3 for a bare postgresql, and dagster-postgres does not ship it); expected {_EXAMPLE}"
         )
+    if "@" in parts.netloc.rpartition("@")[0]:  # libpq splits at the first @ and would name the rest as the host
+        raise InstanceConfigError(
+            f"${DAGSTER_PG_URL_ENV} has an @ in its user or password: write it as %40; expected {_EXAMPLE}"
+        )
     if not parts.hostname or not parts.path.strip("/") or port == 0:
         raise InstanceConfigError(f"${DAGSTER_PG_URL_ENV} needs a host and a database; expected {_EXAMPLE}")
     if len(parts.hostname) > MAX_HOST_LENGTH:  # libpq would spend its whole timeout resolving it
@@ -64,8 +72,22 @@ def validate_pg_url(url: str) -> None:
         )
 
 
+def check_installed() -> None:
+    """PostgreSQL storage needs the ``scale`` extra, which a plain ``pip install .`` leaves out (SQLite needs
+    nothing more): say so in one line rather than let Dagster fail on an import in every process."""
+    missing = [name for name in ("psycopg2", "dagster_postgres") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise InstanceConfigError(
+            f"${DAGSTER_PG_URL_ENV} is set, but the scale extra is not installed (no {', '.join(missing)}): "
+            "pip install '.[scale]' (or make setup), or unset the variable for SQLite"
+        )
+
+
 def check_reachable(url: str) -> None:
     """Connect once, so an unreachable server is one line now rather than a traceback in every run."""
+    check_installed()
+    import psycopg2  # the scale extra, checked above: the CLI must start without it
+
     try:
         psycopg2.connect(url.replace(PG_SCHEME, "postgresql", 1), connect_timeout=CONNECT_TIMEOUT_S).close()
     except psycopg2.Error as error:

@@ -7,6 +7,7 @@ is handed the embedded server's URL). docs/configuration.md lists them for users
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 from datetime import datetime
@@ -148,6 +149,8 @@ def _executor() -> str:
     value = _get(EXECUTOR_ENV) or EXECUTORS[0]
     if value not in EXECUTORS:
         raise SettingsError(f"${EXECUTOR_ENV}={value!r}: expected one of {', '.join(EXECUTORS)}")
+    if value == "celery" and importlib.util.find_spec("dagster_celery") is None:  # the scale extra
+        raise SettingsError(f"${EXECUTOR_ENV}=celery needs dagster-celery: pip install '.[scale]' (or make setup)")
     return value
 
 
@@ -195,8 +198,11 @@ def dagster_home() -> str | None:
 
 def dagster_pg_url() -> str | None:
     """The PostgreSQL URL of the Dagster instance's storage (``postgresql+psycopg2://...``), or None for the
-    embedded SQLite under $DAGSTER_HOME; ``shadow_pipeline.instance`` writes the instance file from it."""
-    return _get(DAGSTER_PG_URL_ENV)
+    embedded SQLite under $DAGSTER_HOME; ``shadow_pipeline.instance`` writes the instance file from it. Not
+    stripped: Dagster reads the variable itself, as it is, so a secret's trailing newline must be refused, not
+    mended here."""
+    raw = os.environ.get(DAGSTER_PG_URL_ENV, "")
+    return raw if raw.strip() else None
 
 
 def market_data_dir(default: Path) -> Path:

@@ -4,8 +4,10 @@
 project's real asset keys, dependencies and check names on the desk-scale layout (day x instrument group, 730
 days), writes a run per (day, group) with its materializations and check evaluations, starts dagster-webserver on
 it and times the GraphQL queries an asset page issues, then times the closed-window sensor's tick with 500
-instruments' ticks in a Redis stream. The current hour x symbol layout is measured at a size that still loads,
-for contrast. It prints a table and writes it as JSON. Not part of ``make bench``: the full size takes minutes.
+instruments' ticks in a Redis stream. The desk layout is measured with the checks partitioned like their assets
+(as the project's are) and unpartitioned (``--checks``). The current hour x symbol layout is measured at a size
+that still loads, for contrast. It prints a table and writes it as JSON. Not part of ``make bench``: the full size
+takes minutes.
 """
 
 from __future__ import annotations
@@ -40,6 +42,10 @@ RUNS_PER_TRANSACTION = 200
 STARTUP_TIMEOUT_S = 300
 QUERY_TIMEOUT_S = 900
 PAGE_ASSETS = ("shadow_report", "normalized_ticks")  # the verdict, and the asset with the most checks
+# The project's checks are partitioned like their assets; the other form keeps the partition only in the evaluated
+# materialization, which spares the checks tab Dagster's uncached per-partition check statuses (docs/partitions.md).
+PARTITIONED, UNPARTITIONED = "partitioned", "unpartitioned"
+CHECK_FORMS = {PARTITIONED: "desk", UNPARTITIONED: "desk_unpartitioned_checks"}  # check form -> report key
 
 PARTITION_HEALTH = """query PartitionHealthQuery($assetKey: AssetKeyInput!) {
   assetNodeOrError(assetKey: $assetKey) { ... on AssetNode { id
@@ -124,12 +130,13 @@ def location_assets(spec: dict[str, Any]) -> list[dg.AssetsDefinition]:
     from shadow_pipeline.defs.partitions import partitioned_check_spec
 
     layout = partitions_def(spec)
+    check_partitions = spec.get("checks") == PARTITIONED
 
     def build(asset: dict[str, Any]) -> dg.AssetsDefinition:
         pdef = layout if asset["partitioned"] else None
         checks = [
             partitioned_check_spec(name, asset=asset["key"], partitions_def=pdef)
-            if pdef
+            if pdef and check_partitions
             else dg.AssetCheckSpec(name, asset=asset["key"])
             for name in asset["checks"]
         ]
@@ -183,6 +190,7 @@ class History:
         self.written = {"runs": 0, "materializations": 0, "check_evaluations": 0}
         end = datetime.fromisoformat(spec["end"]).replace(tzinfo=UTC).timestamp()
         self.first = end - spec["days"] * 86_400
+        self.check_partitions = spec.get("checks") == PARTITIONED
         self.step = (end - self.first) / max(len(keys), 1)
         partitioned = [asset for asset in location_assets(spec) if asset.partitions_def]
         result = dg.materialize(partitioned, partition_key=keys[0][0], instance=instance)
@@ -249,7 +257,7 @@ class History:
                     template,
                     run_id,
                     ts,
-                    key,
+                    key if self.check_partitions else None,
                     target_of[(run_id, template.get_dagster_event().asset_check_evaluation_data.asset_key)],
                 )
                 for run_id, ts, key in ((r.run_id, ts, r.tags["dagster/partition"]) for r, ts in runs)
@@ -314,7 +322,7 @@ class History:
         )
 
     @staticmethod
-    def _check(template: dg.EventLogEntry, run_id: str, ts: float, key: str, target_id: int) -> dg.EventLogEntry:
+    def _check(template: dg.EventLogEntry, run_id: str, ts: float, key: str | None, target_id: int) -> dg.EventLogEntry:
         event = template.get_dagster_event()
         evaluation = event.asset_check_evaluation_data
         target = evaluation.target_materialization_data
@@ -607,6 +615,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--per-group", type=int, default=16)
     parser.add_argument("--contrast-instruments", type=int, default=2, help="hour x symbol contrast; 0 skips it")
     parser.add_argument("--contrast-days", type=int, default=730)
+    parser.add_argument(
+        "--checks",
+        choices=(*CHECK_FORMS, "both"),
+        default="both",
+        help="the desk layout's checks partitioned like their assets (as the project's), unpartitioned, or both",
+    )
     parser.add_argument("--ticks-per-hour", type=int, default=100, help="per instrument, for the sensor tick")
     parser.add_argument("--repeats", type=int, default=3, help="warm calls per query after the first")
     default_out = Path(tempfile.gettempdir()) / "bench_partitions.json"
@@ -640,8 +654,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-partitions-") as tmp:
         root = Path(tmp)
         desk = {"layout": "desk", "days": args.days, "end": end.isoformat(), "instruments": instruments}
-        report["desk"], instance = measure_layout(root, "desk", {**desk, "assets": shape}, groups, args.repeats, say)
-        save()
+        forms = list(CHECK_FORMS) if args.checks == "both" else [args.checks]
+        for form in forms:
+            name = CHECK_FORMS[form]
+            spec = {**desk, "assets": shape, "checks": form}
+            report[name], instance = measure_layout(root, name, spec, groups, args.repeats, say)
+            save()
         from shadow_pipeline.redis_io.server import start_server
 
         server = start_server()
@@ -660,6 +678,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "end": end.isoformat(),
                 "instruments": instrument_venues(args.contrast_instruments),
                 "assets": shape,
+                "checks": PARTITIONED,
             }
             report["hour_x_symbol"], _ = measure_layout(root, "hour", hour, [], args.repeats, say)
         save()
@@ -674,7 +693,7 @@ def print_table(report: dict[str, Any]) -> None:
     for name, count in report["counts"].items():
         flag = "over" if count > counts.DAGSTER_MAX_PARTITIONS else "within"
         print(f"  {name:<20} {count:>12,} partitions per asset ({flag} Dagster's 100,000)")
-    for layout in ("desk", "hour_x_symbol"):
+    for layout in (*CHECK_FORMS.values(), "hour_x_symbol"):
         if layout not in report:
             continue
         part = report[layout]

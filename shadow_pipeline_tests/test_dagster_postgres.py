@@ -62,6 +62,13 @@ HOSTILE = {
     "bad escape in the password": f"postgresql+psycopg2://postgres:%zz{SECRET}@127.0.0.1:5432/postgres",
     "bad escape in the database": f"postgresql+psycopg2://postgres:{SECRET}@127.0.0.1:5432/db%zz{SECRET}",
     "no such database": f"postgresql+psycopg2://postgres:{SECRET}@127.0.0.1:5432/no_such_database_{SECRET[:4]}",
+    # libpq splits at the first @: its message would name the password's tail as the host
+    "@ in the password": f"postgresql+psycopg2://postgres:{SECRET}@{SECRET}@127.0.0.1:5432/postgres",
+    "@ in the user": f"postgresql+psycopg2://a@{SECRET}:{SECRET}@127.0.0.1:5432/postgres",
+    # Dagster reads the variable unstripped: "database "postgres\n" does not exist" in every process
+    "a secret's trailing newline": f"postgresql+psycopg2://postgres:{SECRET}@127.0.0.1:5432/postgres\n",
+    "leading space": f" postgresql+psycopg2://postgres:{SECRET}@127.0.0.1:5432/postgres",
+    "tab in the database": f"postgresql+psycopg2://postgres:{SECRET}@127.0.0.1:5432/post\tgres",
 }
 
 

@@ -302,9 +302,9 @@ def test_hour_layout_is_the_stages_layout_at_another_size() -> None:
 
 
 def test_the_bench_path_runs_and_its_counts_are_the_arithmetics(tmp_path: Path) -> None:
-    """History, webserver and sensor at 10 instruments x 3 days: the webserver lays out and reports materialized
-    exactly the partitions the arithmetic says, every check's latest execution passed, and the sensor asks for a
-    run per instrument and closed hour."""
+    """History, webserver and sensor at 10 instruments x 3 days, with the checks partitioned and not: the webserver
+    lays out and reports materialized exactly the partitions the arithmetic says, every check's latest execution
+    passed, and the sensor asks for a run per instrument and closed hour."""
     out = tmp_path / "table.json"
     args = ["--instruments", "10", "--days", "3", "--contrast-instruments", "1", "--contrast-days", "1"]
     run = subprocess.run(
@@ -321,13 +321,14 @@ def test_the_bench_path_runs_and_its_counts_are_the_arithmetics(tmp_path: Path) 
     groups = counts.group_count({venue: 2 for venue in VENUES}, 16)
     desk = counts.partition_count(counts.DAY_X_GROUP, 3, 10, groups)
     assert (report["groups"], desk) == (5, 15)
-    assert report["desk"]["partitions_per_asset"] == desk
-    assert report["desk"]["webserver_partition_stats"] == {
-        "partitions": desk,
-        "materialized": desk,
-        "latest_check_statuses": "SUCCEEDED",
-    }
-    assert report["desk"]["history"]["runs"] == desk
+    for form in ("desk", "desk_unpartitioned_checks"):  # the checks partitioned like their assets, and not
+        assert report[form]["partitions_per_asset"] == desk
+        assert report[form]["webserver_partition_stats"] == {
+            "partitions": desk,
+            "materialized": desk,
+            "latest_check_statuses": "SUCCEEDED",
+        }
+        assert report[form]["history"]["runs"] == desk
     hour = counts.partition_count(counts.HOUR_X_INSTRUMENT, 1, 1, 0)
     assert report["hour_x_symbol"]["webserver_partition_stats"]["materialized"] == hour == 24
     assert report["sensor"]["runs_requested"] == 10 * 2
