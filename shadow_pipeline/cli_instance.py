@@ -8,7 +8,7 @@ import click
 
 from shadow_pipeline import settings
 from shadow_pipeline.cli_errors import fail
-from shadow_pipeline.instance import InstanceConfigError, check_reachable, instance_yaml
+from shadow_pipeline.instance import InstanceConfigError, check_instance_settings, check_reachable, instance_yaml
 
 
 @click.command("instance")
@@ -34,6 +34,7 @@ def instance(base: Path, out: Path | None) -> None:
     url = settings.dagster_pg_url()
     try:
         written = instance_yaml(text, url)
+        check_instance_settings(written)
         if url is not None:
             check_reachable(url)
     except InstanceConfigError as error:

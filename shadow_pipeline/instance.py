@@ -11,7 +11,12 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import tempfile
+from pathlib import Path
 from urllib.parse import unquote, urlsplit
+
+import dagster as dg
+import yaml
 
 from shadow_pipeline.settings import DAGSTER_PG_URL_ENV
 
@@ -111,3 +116,38 @@ def instance_yaml(base: str, pg_url: str | None) -> str:
         return base
     validate_pg_url(pg_url)
     return base.rstrip("\n") + "\n" + STORAGE_SECTION
+
+
+def check_instance_settings(text: str) -> None:
+    """Dagster's own reading of an instance file, and the run limits that would starve the queue: a tag limit
+    below 1 keeps its runs queued for ever, as does ``max_concurrent_runs`` 0 (-1 is Dagster's "no limit"). So an
+    operator's edit of the limits fails ``shadow-pipeline instance``, not every process that opens the file."""
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise InstanceConfigError(f"the instance settings are not YAML: {' '.join(str(error).split())}") from None
+    if loaded is None:  # an empty file: Dagster's defaults
+        return
+    if not isinstance(loaded, dict):
+        raise InstanceConfigError("the instance settings are not a YAML mapping of settings")
+    with tempfile.TemporaryDirectory(prefix="shadow-instance-") as home:
+        # Dagster's own reading of the file, on a throwaway SQLite: the storage section is checked apart
+        # (validate_pg_url, check_reachable), and opening it here would create tables in the real database.
+        (Path(home) / "dagster.yaml").write_text(yaml.safe_dump({k: v for k, v in loaded.items() if k != "storage"}))
+        try:
+            dg.DagsterInstance.from_config(home).dispose()
+        except Exception as error:  # Dagster's schema errors and its checks' invariant errors alike
+            reason = " ".join(str(error).split()).split(" Expected: ")[0]  # not the whole schema it expected
+            raise InstanceConfigError(f"the instance settings do not fit Dagster's schema: {reason[:400]}") from None
+    runs = (loaded.get("concurrency") or {}).get("runs") or {}
+    for number, rule in enumerate(runs.get("tag_concurrency_limits") or []):  # Dagster's schema: each has a limit
+        if rule["limit"] < 1:
+            raise InstanceConfigError(
+                f"concurrency.runs.tag_concurrency_limits[{number}] ({rule['key']}) has limit {rule['limit']}: "
+                "the runs it matches would stay queued for ever; use 1 or more"
+            )
+    most = runs.get("max_concurrent_runs", -1)
+    if most == 0 or most < -1:
+        raise InstanceConfigError(
+            f"concurrency.runs.max_concurrent_runs is {most}: no run would start; use 1 or more, or -1 for no limit"
+        )

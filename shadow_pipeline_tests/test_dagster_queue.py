@@ -103,3 +103,74 @@ def test_queued_runs_keep_the_project_limits(daemon_home: tuple[Path, dict[str, 
     assert most_at_once(spans(KIND_TAG, SHADOW_KIND)) <= SHADOW_LIMIT
     assert most_at_once(spans(KIND_TAG, TUNE_KIND)) == 1
     assert most_at_once(spans(STREAM_TAG, "test:a")) == 1
+
+
+BASE = (REPO / "dagster.yaml").read_text()
+HOSTILE_INSTANCE_FILES = {
+    "a limit that is a word": BASE.replace("limit: 4", "limit: four"),
+    "a limit of 0 (never runs)": BASE.replace("limit: 4", "limit: 0"),
+    "a negative limit": BASE.replace("limit: 1\n", "limit: -1\n", 1),
+    "a huge limit": BASE.replace("limit: 4", "limit: 1e309"),
+    "a NaN limit": BASE.replace("limit: 4", "limit: .nan"),
+    "a limit without its tag": BASE.replace("- key: shadow/kind\n        value: shadow\n", "- value: shadow\n"),
+    "no run at all": BASE.replace("max_concurrent_runs: 6", "max_concurrent_runs: 0"),
+    "below Dagster's -1": BASE.replace("max_concurrent_runs: 6", "max_concurrent_runs: -5"),
+    "a setting Dagster does not know": BASE + "\nbogus_setting: 1\n",
+    "not YAML": "concurrency: [",
+    "a list": "- runs\n- limits\n",
+    "binary": "\x00\x01\x02",
+}
+
+
+def write_instance(tmp_path: Path, text: str) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """`shadow-pipeline instance` from a base file holding ``text``, on SQLite: what it said, and where it wrote."""
+    base, out = tmp_path / "dagster.yaml", tmp_path / "home" / "dagster.yaml"
+    base.write_text(text)
+    done = subprocess.run(
+        [sys.executable, "-m", "shadow_pipeline.cli_instance", "--base", str(base), "--out", str(out)],
+        cwd=REPO,
+        env={k: v for k, v in os.environ.items() if k != "SHADOW_DAGSTER_PG_URL"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return done, out
+
+
+@pytest.mark.parametrize("text", HOSTILE_INSTANCE_FILES.values(), ids=HOSTILE_INSTANCE_FILES.keys())
+def test_an_instance_file_with_unusable_run_limits_is_one_error_line(tmp_path: Path, text: str) -> None:
+    """An operator's edit of the limits fails `shadow-pipeline instance` (which every make target that runs
+    Dagster calls first), rather than every Dagster process that opens the file, or a queue that never drains."""
+    done, out = write_instance(tmp_path, text)
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1, done.stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("text", [BASE, BASE.replace("max_concurrent_runs: 6", "max_concurrent_runs: -1"), ""])
+def test_the_checked_in_limits_and_dagsters_no_limit_are_accepted(tmp_path: Path, text: str) -> None:
+    done, out = write_instance(tmp_path, text)
+    assert done.returncode == 0, done.stderr
+    assert out.read_text() == text
+
+
+def test_every_job_that_drains_or_shadows_takes_its_queue_slot() -> None:
+    """The limits match tags, so a job without them runs beside the limited ones: every job of the code location
+    that drains the stream (materializes landing_zone) carries the stream tag, and every one that shadows
+    (materializes shadow_report) the shadow kind. Not Dagster's implicit asset job, which the asset graph's
+    Materialize button launches and which has no tags of its own (docs/scaling.md says so)."""
+    from shadow_pipeline.definitions import defs
+
+    location = defs()
+    drains, shadows = dg.AssetKey("landing_zone"), dg.AssetKey("shadow_report")
+    checked = []
+    for job in location.resolve_all_job_defs():
+        if job.name.startswith("__ASSET_JOB"):
+            continue
+        keys = job.asset_layer.selected_asset_keys if job.asset_layer else set()
+        if drains in keys:
+            assert STREAM_TAG in job.tags, job.name
+            checked.append(job.name)
+        if shadows in keys:
+            assert job.tags.get(KIND_TAG) == SHADOW_KIND, job.name
+    assert {"shadow_job", "pipeline_job", "reconcile_job", "ingest_job"} <= set(checked)

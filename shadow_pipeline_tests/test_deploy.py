@@ -230,3 +230,18 @@ def test_every_shard_has_its_consumers_and_a_run_slot() -> None:
     limits = yaml.safe_load((DEPLOY / "dagster.yaml").read_text())["concurrency"]["runs"]["tag_concurrency_limits"]
     [shadow_runs] = [rule["limit"] for rule in limits if rule.get("value") == "shadow"]
     assert shadow_runs == shards
+
+
+def test_the_image_installs_what_a_default_pipeline_run_imports() -> None:
+    """The image's extras: ``scale`` for the deployment's storage and executor, and the extra of every default
+    dry-run reality that is not in the base install (hftbacktest for the queue fill model), else every pipeline_job
+    run of a packaged profile fails its dry-run step."""
+    from shadow_pipeline.domain.simulation.models import FILL_MODELS
+
+    pip = re.search(r"pip install [^\n]*\"\.\[([a-z,]+)\]\"", (REPO / "Dockerfile").read_text())
+    assert pip, "the Dockerfile installs the project with its extras"
+    installed = set(pip.group(1).split(","))
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert installed <= set(extras)
+    needs = {"scale"} | {"hbt" for model in FILL_MODELS.values() if model.reality == "hftbacktest"}
+    assert needs <= installed
