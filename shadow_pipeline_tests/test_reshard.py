@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 import redis
 from click.testing import CliRunner, Result
@@ -16,10 +18,11 @@ from shadow_pipeline import cli
 from shadow_pipeline.domain.market.quality import normalize
 from shadow_pipeline.domain.market.shards import shard_of, shard_stream, shard_streams
 from shadow_pipeline.ingest.consumer import IngestOptions, TickConsumer
+from shadow_pipeline.ingest.guard import SequenceGuard
 from shadow_pipeline.ingest.landing import LandingStore
 from shadow_pipeline.ingest.metrics import IngestMetrics
 from shadow_pipeline.redis_io.feed_publisher import FeedPublisher, Tick
-from shadow_pipeline.redis_io.keys import CONSUMER_GROUP, feed_seq_key
+from shadow_pipeline.redis_io.keys import CONSUMER_GROUP, feed_seq_key, guard_group_keys
 from shadow_pipeline.redis_io.reshard import NotDrained, reshard_counters
 from shadow_pipeline.settings import REDIS_URL_ENV
 from shadow_pipeline_tests.ingest_helpers import landed
@@ -119,6 +122,38 @@ def test_the_step_refuses_until_every_old_shard_is_drained(
     assert redis_client.exists(moved) == 0  # nothing carried by a refusal
     _drain(redis_url, tmp_path, old[1])
     assert reshard_counters(redis_client, base, 2, 3, CONSUMER_GROUP).as_dict()["seqs"] == {BTC: 3, ETH: 2}
+
+
+def _delivered(client: redis.Redis, stream: str, consumer: str, count: int) -> list[tuple[str, dict[str, str]]]:
+    reply: Any = client.xreadgroup(CONSUMER_GROUP, consumer, {stream: ">"}, count=count)
+    return list(reply[0][1])
+
+
+def test_the_step_refuses_while_a_guard_holds_batches_not_yet_counted(
+    redis_url: str, redis_client: redis.Redis, base: str, tmp_path: Path
+) -> None:
+    """A drain of two consumers cut short between the last acknowledgement and the guard's confirm leaves a checked
+    batch waiting (here: consumer b's later batch checked first, and a's entry acknowledged without its check, as a
+    consumer killed at that moment leaves it). Carrying the counters on would advance guards past it, so the step
+    refuses, changes nothing, and goes through once a drain has counted the batch."""
+    FeedPublisher(redis_client, base, None, 1).publish(_ticks(BTC, 1, 2, 3))
+    redis_client.xgroup_create(base, CONSUMER_GROUP, id="0")
+    first, rest = (
+        [entry_id for entry_id, _ in _delivered(redis_client, base, consumer, count)]
+        for consumer, count in (("a", 1), ("b", 2))
+    )
+    SequenceGuard(redis_client, base, CONSUMER_GROUP).check(
+        np.array([BTC, BTC]), np.array([2, 3]), False, np.array(rest)
+    )
+    redis_client.xack(base, CONSUMER_GROUP, *first, *rest)
+    waiting = guard_group_keys(base, CONSUMER_GROUP)[1]
+    assert redis_client.exists(waiting) == 1
+    with pytest.raises(NotDrained, match=rf"^the sequence guard of {base} holds checked batches not yet counted"):
+        reshard_counters(redis_client, base, 1, 2, CONSUMER_GROUP)
+    assert redis_client.exists(feed_seq_key(shard_stream(base, shard_of(BTC, 2), 2), BTC)) == 0
+    _drain(redis_url, tmp_path, base)  # reads nothing new; its confirm counts the waiting batch
+    assert redis_client.exists(waiting) == 0
+    assert reshard_counters(redis_client, base, 1, 2, CONSUMER_GROUP).as_dict()["seqs"] == {BTC: 3}
 
 
 def test_the_step_never_lowers_a_counter_and_a_second_run_changes_nothing(

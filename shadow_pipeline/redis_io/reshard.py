@@ -24,7 +24,7 @@ import redis
 from shadow_pipeline.domain.market.shards import check_shards, instrument_stream, shard_streams
 from shadow_pipeline.ingest.claims import consistent_lag
 from shadow_pipeline.ingest.guard import advance
-from shadow_pipeline.redis_io.keys import feed_seq_key
+from shadow_pipeline.redis_io.keys import feed_seq_key, guard_group_keys
 
 # KEYS: the new counter. ARGV: the carried seq (a canonical decimal). Sets it unless the counter is already at
 # least that, and returns {1 when it set it, the counter}; compares decimals by length, then text, as Lua's
@@ -104,6 +104,14 @@ def reshard_counters(client: redis.Redis, stream: str, old: int, new: int, group
     if not counters and not any(client.exists(source) for source in sources):
         raise ValueError(
             f"{stream} has no shard stream and no feed counter with --from {old}: check --stream and --from"
+        )
+    targets = {instrument_stream(stream, instrument, new) for instrument in counters}
+    uncounted = sorted(s for s in {*sources, *targets} if client.exists(guard_group_keys(s, group)[1]))
+    if uncounted:  # advancing a guard past a waiting batch would count its seqs as late when it is applied
+        raise NotDrained(
+            f"the sequence guard of {', '.join(uncounted)} holds checked batches not yet counted (a drain cut short "
+            "between its last acknowledgement and the guard's confirm): run shadow-pipeline ingest --drain on it "
+            "again, then re-shard"
         )
     carried = []
     for instrument, (source, seq) in sorted(counters.items()):
