@@ -13,6 +13,7 @@ import importlib.util
 import re
 import tempfile
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import dagster as dg
@@ -124,8 +125,12 @@ def check_instance_settings(text: str) -> None:
     operator's edit of the limits fails ``shadow-pipeline instance``, not every process that opens the file."""
     try:
         loaded = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise InstanceConfigError(f"the instance settings are not YAML: {' '.join(str(error).split())}") from None
+    except yaml.YAMLError as error:  # the problem and where, not the quoted line: it may hold a literal secret
+        mark = getattr(error, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise InstanceConfigError(
+            f"the instance settings are not YAML: {getattr(error, 'problem', None) or 'unreadable'}{at}"
+        ) from None
     if loaded is None:  # an empty file: Dagster's defaults
         return
     if not isinstance(loaded, dict):
@@ -139,15 +144,26 @@ def check_instance_settings(text: str) -> None:
         except Exception as error:  # Dagster's schema errors and its checks' invariant errors alike
             reason = " ".join(str(error).split()).split(" Expected: ")[0]  # not the whole schema it expected
             raise InstanceConfigError(f"the instance settings do not fit Dagster's schema: {reason[:400]}") from None
-    runs = (loaded.get("concurrency") or {}).get("runs") or {}
-    for number, rule in enumerate(runs.get("tag_concurrency_limits") or []):  # Dagster's schema: each has a limit
-        if rule["limit"] < 1:
+    for where, limits in _run_limits(loaded):
+        for number, rule in enumerate(limits.get("tag_concurrency_limits") or []):  # Dagster's schema: has a limit
+            if rule["limit"] < 1:
+                raise InstanceConfigError(
+                    f"{where}.tag_concurrency_limits[{number}] ({rule['key']}) has limit {rule['limit']}: "
+                    "the runs it matches would stay queued for ever; use 1 or more"
+                )
+        most = limits.get("max_concurrent_runs", -1)
+        if most == 0 or most < -1:
             raise InstanceConfigError(
-                f"concurrency.runs.tag_concurrency_limits[{number}] ({rule['key']}) has limit {rule['limit']}: "
-                "the runs it matches would stay queued for ever; use 1 or more"
+                f"{where}.max_concurrent_runs is {most}: no run would start; use 1 or more, or -1 for no limit"
             )
-    most = runs.get("max_concurrent_runs", -1)
-    if most == 0 or most < -1:
-        raise InstanceConfigError(
-            f"concurrency.runs.max_concurrent_runs is {most}: no run would start; use 1 or more, or -1 for no limit"
-        )
+
+
+def _run_limits(loaded: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The run limits wherever Dagster reads them: ``concurrency.runs``, or the older ``run_queue`` and the queued
+    run coordinator's own ``config`` (Dagster refuses a file that mixes them)."""
+    places = {
+        "concurrency.runs": (loaded.get("concurrency") or {}).get("runs"),
+        "run_queue": loaded.get("run_queue"),
+        "run_coordinator.config": (loaded.get("run_coordinator") or {}).get("config"),
+    }
+    return [(where, limits) for where, limits in places.items() if isinstance(limits, dict)]

@@ -77,7 +77,7 @@ def stream_shards() -> int:
     if raw is None:
         return 1
     # The length first: int() refuses more than 4,300 digits with a message of its own.
-    if len(raw) > len(str(MAX_SHARDS)) or not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_SHARDS:
+    if len(raw) > 20 or not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_SHARDS:
         shown = raw if len(raw) <= 40 else f"{raw[:20]}...({len(raw)} characters)"
         raise SettingsError(
             f"${STREAM_SHARDS_ENV}={shown!r}: expected a whole number of streams from 1 to {MAX_SHARDS}"

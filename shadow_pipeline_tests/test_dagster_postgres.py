@@ -72,8 +72,18 @@ HOSTILE = {
 }
 
 
-@pytest.mark.parametrize("value", HOSTILE.values(), ids=HOSTILE.keys())
-def test_an_unusable_storage_url_is_one_error_line(tmp_path: Path, value: str) -> None:
+# What the line must say for the values refused before any connection (a connection would fail too, for its own reason).
+SAYS = {
+    "@ in the password": "write it as %40",
+    "@ in the user": "write it as %40",
+    "a secret's trailing newline": "holds whitespace",
+    "leading space": "holds whitespace",
+    "tab in the database": "holds whitespace",
+}
+
+
+@pytest.mark.parametrize(("name", "value"), HOSTILE.items(), ids=HOSTILE.keys())
+def test_an_unusable_storage_url_is_one_error_line(tmp_path: Path, name: str, value: str) -> None:
     out = tmp_path / "dagster.yaml"
     done = subprocess.run(
         [sys.executable, "-m", "shadow_pipeline.cli_instance", "--out", str(out)],
@@ -85,6 +95,7 @@ def test_an_unusable_storage_url_is_one_error_line(tmp_path: Path, value: str) -
     assert done.returncode == 2
     assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1, done.stderr
     assert DAGSTER_PG_URL_ENV in done.stderr
+    assert SAYS.get(name, "") in done.stderr
     assert SECRET not in done.stderr + done.stdout
     assert not out.exists()
 

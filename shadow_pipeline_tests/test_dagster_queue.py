@@ -116,7 +116,13 @@ HOSTILE_INSTANCE_FILES = {
     "no run at all": BASE.replace("max_concurrent_runs: 6", "max_concurrent_runs: 0"),
     "below Dagster's -1": BASE.replace("max_concurrent_runs: 6", "max_concurrent_runs: -5"),
     "a setting Dagster does not know": BASE + "\nbogus_setting: 1\n",
+    # Dagster's older places for the same limits, read when concurrency.runs is absent
+    "a limit of 0 in the run coordinator's config": "run_coordinator:\n  module: dagster.core.run_coordinator\n"
+    "  class: QueuedRunCoordinator\n  config:\n    tag_concurrency_limits:\n"
+    "      - {key: shadow/kind, value: shadow, limit: 0}\n",
+    "no run at all in run_queue": "run_queue:\n  max_concurrent_runs: 0\n",
     "not YAML": "concurrency: [",
+    "not YAML, on a line holding a literal secret": "telemetry:\n  password: TOPSECRET: z\n",
     "a list": "- runs\n- limits\n",
     "binary": "\x00\x01\x02",
 }
@@ -144,6 +150,7 @@ def test_an_instance_file_with_unusable_run_limits_is_one_error_line(tmp_path: P
     done, out = write_instance(tmp_path, text)
     assert done.returncode == 2
     assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1, done.stderr
+    assert "TOPSECRET" not in done.stderr  # the problem and its line number, not the line
     assert not out.exists()
 
 

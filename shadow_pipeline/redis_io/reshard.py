@@ -105,13 +105,18 @@ def reshard_counters(client: redis.Redis, stream: str, old: int, new: int, group
         raise ValueError(
             f"{stream} has no shard stream and no feed counter with --from {old}: check --stream and --from"
         )
-    targets = {instrument_stream(stream, instrument, new) for instrument in counters}
-    uncounted = sorted(s for s in {*sources, *targets} if client.exists(guard_group_keys(s, group)[1]))
+    # Each stream with the shard count under which a drain reads it: the old shards, and the streams moved to.
+    read_under = {instrument_stream(stream, instrument, new): new for instrument in counters} | dict.fromkeys(
+        sources, old
+    )
+    uncounted = sorted(s for s in read_under if client.exists(guard_group_keys(s, group)[1]))
     if uncounted:  # advancing a guard past a waiting batch would count its seqs as late when it is applied
+        drains = "; ".join(
+            f"SHADOW_STREAM_SHARDS={read_under[s]} shadow-pipeline ingest --drain for {s}" for s in uncounted
+        )
         raise NotDrained(
             f"the sequence guard of {', '.join(uncounted)} holds checked batches not yet counted (a drain cut short "
-            "between its last acknowledgement and the guard's confirm): run shadow-pipeline ingest --drain on it "
-            "again, then re-shard"
+            f"between its last acknowledgement and the guard's confirm): drain again ({drains}), then re-shard"
         )
     carried = []
     for instrument, (source, seq) in sorted(counters.items()):
