@@ -124,19 +124,23 @@ def partitions_def(spec: dict[str, Any]) -> Any:
     return layouts.hour_x_instrument([key for key, _ in spec["instruments"]], first, end)
 
 
+def checks_partitioned(spec: dict[str, Any]) -> bool:
+    """Whether the spec's checks are partitioned like their assets (``--checks``)."""
+    return bool(spec.get("checks") == PARTITIONED)
+
+
 def location_assets(spec: dict[str, Any]) -> list[dg.AssetsDefinition]:
     """The project's asset graph and check names on the spec's layout; the bodies only report success, since the
     UI sees the graph and the history, not what an asset computes."""
     from shadow_pipeline.defs.partitions import partitioned_check_spec
 
     layout = partitions_def(spec)
-    check_partitions = spec.get("checks") == PARTITIONED
 
     def build(asset: dict[str, Any]) -> dg.AssetsDefinition:
         pdef = layout if asset["partitioned"] else None
         checks = [
             partitioned_check_spec(name, asset=asset["key"], partitions_def=pdef)
-            if pdef and check_partitions
+            if pdef and checks_partitioned(spec)
             else dg.AssetCheckSpec(name, asset=asset["key"])
             for name in asset["checks"]
         ]
@@ -190,7 +194,6 @@ class History:
         self.written = {"runs": 0, "materializations": 0, "check_evaluations": 0}
         end = datetime.fromisoformat(spec["end"]).replace(tzinfo=UTC).timestamp()
         self.first = end - spec["days"] * 86_400
-        self.check_partitions = spec.get("checks") == PARTITIONED
         self.step = (end - self.first) / max(len(keys), 1)
         partitioned = [asset for asset in location_assets(spec) if asset.partitions_def]
         result = dg.materialize(partitioned, partition_key=keys[0][0], instance=instance)
@@ -257,7 +260,7 @@ class History:
                     template,
                     run_id,
                     ts,
-                    key if self.check_partitions else None,
+                    key if checks_partitioned(self.spec) else None,
                     target_of[(run_id, template.get_dagster_event().asset_check_evaluation_data.asset_key)],
                 )
                 for run_id, ts, key in ((r.run_id, ts, r.tags["dagster/partition"]) for r, ts in runs)

@@ -15,6 +15,7 @@ import dagster as dg
 import pytest
 import yaml
 
+from shadow_pipeline import settings
 from shadow_pipeline.defs.run_queue import KIND_TAG, SHADOW_KIND, STREAM_TAG, TUNE_KIND
 from shadow_pipeline_tests.instance_helpers import REPO, project_home
 from shadow_pipeline_tests.process_helpers import stop_group
@@ -135,7 +136,7 @@ def write_instance(tmp_path: Path, text: str) -> tuple[subprocess.CompletedProce
     done = subprocess.run(
         [sys.executable, "-m", "shadow_pipeline.cli_instance", "--base", str(base), "--out", str(out)],
         cwd=REPO,
-        env={k: v for k, v in os.environ.items() if k != "SHADOW_DAGSTER_PG_URL"},
+        env={k: v for k, v in os.environ.items() if k != settings.DAGSTER_PG_URL_ENV},
         capture_output=True,
         text=True,
         timeout=120,
