@@ -20,6 +20,8 @@ HOUR_FORMAT = "%Y-%m-%d-%H:%M"  # Dagster's hourly partition keys
 REDIS_URL_ENV = "REDIS_URL"
 SYMBOLS_ENV = "SHADOW_SYMBOLS"
 FIRST_HOUR_ENV = "SHADOW_FIRST_HOUR"
+RETENTION_DAYS_ENV = "SHADOW_RETENTION_DAYS"
+MAX_RETENTION_DAYS = 3660  # ten years: beyond, a fixed $SHADOW_FIRST_HOUR says the same
 DATA_DIR_ENV = "SHADOW_DATA_DIR"
 ARTIFACTS_DIR_ENV = "SHADOW_ARTIFACTS_DIR"
 PROFILES_ENV = "SHADOW_PROFILES"
@@ -76,12 +78,16 @@ def stream_shards() -> int:
     raw = _get(STREAM_SHARDS_ENV)
     if raw is None:
         return 1
-    # The length first: int() refuses more than 4,300 digits with a message of its own.
-    if len(raw) > 20 or not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_SHARDS:
+    return _whole_number(STREAM_SHARDS_ENV, raw, MAX_SHARDS, f"a whole number of streams from 1 to {MAX_SHARDS}")
+
+
+def _whole_number(name: str, raw: str, most: int, expected: str) -> int:
+    """``raw`` as a whole number from 1 to ``most``, else SettingsError: ``$name=<raw>: expected <expected>``, a
+    long value clipped. The length is checked first: int() refuses more than 4,300 digits with a message of its
+    own."""
+    if len(raw) > 20 or not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= most:
         shown = raw if len(raw) <= 40 else f"{raw[:20]}...({len(raw)} characters)"
-        raise SettingsError(
-            f"${STREAM_SHARDS_ENV}={shown!r}: expected a whole number of streams from 1 to {MAX_SHARDS}"
-        )
+        raise SettingsError(f"${name}={shown!r}: expected {expected}")
     return int(raw)
 
 
@@ -104,6 +110,16 @@ def first_hour() -> str:
         return DEFAULT_FIRST_HOUR
 
 
+def retention_days() -> int | None:
+    """How many finished UTC days of hourly partitions to keep (``$SHADOW_RETENTION_DAYS``), the start moving with
+    each load of the code location; None (unset, or malformed: ``check`` says so where the partitions are used)
+    keeps every hour from the first (docs/partitions.md, "A moving start")."""
+    try:
+        return _retention_days()
+    except SettingsError:
+        return None
+
+
 def check() -> None:
     """Raise SettingsError, one line naming the variable, for the first malformed setting.
 
@@ -113,6 +129,7 @@ def check() -> None:
     """
     _symbols()
     _first_hour()
+    _retention_days()
     _executor()
     stream_shards()
 
@@ -138,6 +155,16 @@ def _first_hour() -> str:
             f"${FIRST_HOUR_ENV}={value!r}: expected an hour as YYYY-MM-DD-HH:00, e.g. {DEFAULT_FIRST_HOUR}"
         )
     return value
+
+
+def _retention_days() -> int | None:
+    raw = _get(RETENTION_DAYS_ENV)
+    if raw is None:
+        return None
+    expected = (
+        f"a whole number of days from 1 to {MAX_RETENTION_DAYS}, or unset to keep every hour from ${FIRST_HOUR_ENV}"
+    )
+    return _whole_number(RETENTION_DAYS_ENV, raw, MAX_RETENTION_DAYS, expected)
 
 
 def executor() -> str:

@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -212,6 +213,16 @@ def test_an_hour_outside_the_partitions_is_one_line_and_exit_2(own_server: Redis
         lines = out.stderr.strip().splitlines()
         assert len(lines) == 1 and "Traceback" not in out.stderr, out.stderr
         assert "2019-05-01-00:00" in lines[0] and FIRST_HOUR in lines[0] and "SHADOW_FIRST_HOUR" in lines[0]
+
+
+def test_an_hour_older_than_the_days_kept_names_the_variable(own_server: RedisServer, tmp_path: Path) -> None:
+    env = {**_with(own_server.url, tmp_path), "SHADOW_RETENTION_DAYS": "2"}
+    old = (datetime.now(UTC) - timedelta(days=5)).strftime("%Y-%m-%d-%H:00")
+    out = _run("shadow", "--hour", old, "--symbols", "BTCUSDT", env=env)
+    assert out.returncode == 2, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: hour {old} is before the hourly partitions"), out.stderr
+    assert "raise $SHADOW_RETENTION_DAYS (now 2" in lines[0] and "SHADOW_FIRST_HOUR" not in lines[0]
 
 
 def test_wrong_redis_password_exits_2_with_the_redacted_reason(tmp_path: Path) -> None:

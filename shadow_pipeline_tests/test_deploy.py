@@ -232,6 +232,18 @@ def test_every_shard_has_its_consumers_and_a_run_slot() -> None:
     assert shadow_runs == shards
 
 
+def test_the_deployments_partitions_stay_within_dagsters_guidance(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sized for 500 instruments (the file's first line): the days kept, today's hours and the instruments stay
+    within 100,000 partitions per asset at every hour of the day, and the settings accept the value."""
+    from shadow_pipeline.domain.market.partition_layouts import DAGSTER_MAX_PARTITIONS, HOURS_PER_DAY
+
+    assert "500 instruments" in (DEPLOY / "compose.yaml").read_text().splitlines()[0]
+    kept = _compose()["x-shadow-env"][settings.RETENTION_DAYS_ENV]
+    monkeypatch.setenv(settings.RETENTION_DAYS_ENV, kept)
+    days = settings.retention_days()
+    assert days is not None and (days + 1) * HOURS_PER_DAY * 500 <= DAGSTER_MAX_PARTITIONS
+
+
 def test_the_image_installs_what_a_default_pipeline_run_imports() -> None:
     """The image's extras: ``scale`` for the deployment's storage and executor, and the extra of every default
     dry-run reality that is not in the base install (hftbacktest for the queue fill model), else every pipeline_job

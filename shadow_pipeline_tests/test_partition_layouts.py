@@ -10,7 +10,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import dagster as dg
@@ -270,6 +270,61 @@ def test_an_assignment_path_that_is_no_file_is_one_error_naming_it(
     with pytest.raises(ValueError, match=message) as caught:
         counts.load_groups(path)
     assert str(caught.value).startswith(str(path))
+
+
+NOW = datetime(2026, 12, 6, 13, 45, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("first_hour", "retention_days", "now", "expected"),
+    [
+        ("2024-01-01-00:00", None, NOW, "2024-01-01-00:00"),  # unset: every hour from the first
+        ("2024-01-01-00:00", 3, NOW, "2026-12-03-00:00"),  # three finished days back from today's midnight
+        ("2026-12-05-07:00", 3, NOW, "2026-12-05-07:00"),  # the first hour, when it is the later
+        ("2020-01-01-00:00", 1, datetime(2027, 1, 1), "2026-12-31-00:00"),  # naive is UTC; at midnight, a year back
+        # 05:00 at UTC+8 is 21:00 UTC the day before: that day's midnight counts, not the local one
+        ("2020-01-01-00:00", 2, datetime(2027, 3, 1, 5, tzinfo=timezone(timedelta(hours=8))), "2027-02-26-00:00"),
+    ],
+)
+def test_the_moving_start_is_the_later_of_the_first_hour_and_the_days_kept(
+    first_hour: str, retention_days: int | None, now: datetime, expected: str
+) -> None:
+    assert counts.moving_first_hour(first_hour, retention_days, now) == expected
+
+
+def test_a_moving_start_bounds_the_hourly_partitions_to_the_days_kept() -> None:
+    """Today's finished hours beside the days kept, for each instrument; a day later the count is the same."""
+    for now in (NOW - timedelta(days=1), NOW):  # both past: a time partition ends at the clock too
+        first = counts.moving_first_hour("2024-01-01-00:00", 30, now)
+        layout = layouts.hour_x_instrument(["BTCUSDT", "ETHUSDT"], first, now.replace(minute=0))
+        assert layout.get_num_partitions() == (30 * 24 + 13) * 2 == 1466
+
+
+def test_a_moving_start_refuses_an_empty_retention() -> None:
+    with pytest.raises(ValueError, match="retention_days"):
+        counts.moving_first_hour("2024-01-01-00:00", 0, NOW)
+
+
+def test_the_code_location_keeps_the_days_of_its_variable() -> None:
+    """Loaded as Dagster loads it (the definitions in a fresh interpreter), with $SHADOW_RETENTION_DAYS=2, every
+    tick-partitioned asset starts two midnights back and the rollups a day of it."""
+    code = (
+        "import json, shadow_pipeline.definitions as d; defs = d.defs(); "
+        "hourly = defs.resolve_assets_def('raw_ticks').partitions_def; "
+        "daily = defs.resolve_assets_def('shadow_rollup').partitions_def; "
+        "first = lambda p: p.get_partition_keys()[0].keys_by_dimension; "
+        "print(json.dumps([hourly.get_num_partitions(), first(hourly)['hour'], first(daily)['day']]))"
+    )
+    env = {**os.environ, "SHADOW_RETENTION_DAYS": "2", "SHADOW_SYMBOLS": "BTCUSDT,ETHUSDT"}
+    before = datetime.now(UTC)
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    after = datetime.now(UTC)
+    assert loaded.returncode == 0, loaded.stderr[-2000:]
+    count, hour, day = json.loads(loaded.stdout.strip().splitlines()[-1])
+    expected = {
+        ((2 * 24 + now.hour) * 2, counts.moving_first_hour("2024-01-01-00:00", 2, now)) for now in (before, after)
+    }  # a load across an hour's end may see either
+    assert (count, hour) in expected and day == hour[:10]
 
 
 def test_desk_layout_has_retention_days_times_the_groups_that_exist() -> None:

@@ -19,6 +19,7 @@ from shadow_pipeline_tests.instance_helpers import dagster_instance
 
 BAD = {
     settings.FIRST_HOUR_ENV: ("garbage", "$SHADOW_FIRST_HOUR='garbage': expected an hour as YYYY-MM-DD-HH:00"),
+    settings.RETENTION_DAYS_ENV: ("seven", "$SHADOW_RETENTION_DAYS='seven': expected a whole number of days from 1"),
     settings.SYMBOLS_ENV: (";;", "$SHADOW_SYMBOLS=';;': expected comma-separated instrument ids of letters, digits"),
     settings.EXECUTOR_ENV: ("k8s", "$SHADOW_EXECUTOR='k8s': expected one of in_process, multiprocess, celery"),
 }
@@ -79,3 +80,24 @@ def test_an_unset_secret_stays_unset_for_the_resources_fallback(monkeypatch: pyt
     monkeypatch.delenv(settings.SLACK_TOKEN_ENV, raising=False)
     bound = resources().resources or {}
     assert bound["redis"].url is None and bound["alerts"].slack_token is None
+
+
+@pytest.mark.parametrize(("raw", "days"), [("7", 7), (" 7 ", 7), ("007", 7), ("3660", 3660), ("", None), (" ", None)])
+def test_the_days_kept_are_a_whole_number_or_unset(monkeypatch: pytest.MonkeyPatch, raw: str, days: int | None) -> None:
+    monkeypatch.setenv(settings.RETENTION_DAYS_ENV, raw)
+    settings.check()
+    assert settings.retention_days() == days
+
+
+@pytest.mark.parametrize(
+    "raw", ["0", "-1", "+7", "seven", "7.5", "1e3", "nan", "inf", "3661", "0x10", "7d", "\u0663", "9" * 5000]
+)
+def test_hostile_days_kept_are_one_line_naming_the_variable(monkeypatch: pytest.MonkeyPatch, raw: str) -> None:
+    """Refused where the partitions are used; the definitions meanwhile load keeping every hour (unset)."""
+    monkeypatch.setenv(settings.RETENTION_DAYS_ENV, raw)
+    with pytest.raises(settings.SettingsError) as refused:
+        settings.check()
+    said = str(refused.value)
+    assert said.startswith("$SHADOW_RETENTION_DAYS=") and "from 1 to 3660" in said
+    assert "\n" not in said and len(said) < 300
+    assert settings.retention_days() is None

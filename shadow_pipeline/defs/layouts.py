@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from shadow_pipeline.defs import partitions
+from shadow_pipeline.domain.market.partition_layouts import last_midnight
 
 GROUPS_NAME = "instrument_groups"
 DAY_DIMENSION = "day"
@@ -34,12 +35,6 @@ def hour_x_instrument(
     return dg.MultiPartitionsDefinition({"hour": hourly, "symbol": symbols})
 
 
-def last_midnight(now: datetime | None = None) -> datetime:
-    """The end (exclusive) of the last finished UTC day."""
-    moment = (now or datetime.now(UTC)).astimezone(UTC)
-    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
-
-
 def desk_scale(retention_days: int, end: datetime | None = None) -> dg.MultiPartitionsDefinition:
     """Day x instrument group: the ``retention_days`` UTC days before the midnight at or before ``end`` (default:
     now; a naive ``end`` is UTC), so the
@@ -47,7 +42,7 @@ def desk_scale(retention_days: int, end: datetime | None = None) -> dg.MultiPart
     their run history but leave the partition picker."""
     if retention_days < 1:
         raise ValueError(f"retention_days must be >= 1, not {retention_days}")
-    stop = last_midnight(end if end is None or end.tzinfo else end.replace(tzinfo=UTC))
+    stop = last_midnight(end or datetime.now(UTC))
     start = stop - timedelta(days=retention_days)
     daily = dg.DailyPartitionsDefinition(
         start_date=start.strftime("%Y-%m-%d"), end_date=stop.strftime("%Y-%m-%d"), timezone="UTC"

@@ -3,20 +3,23 @@
 The second dimension is called ``symbol`` and holds instrument keys (``domain.market.instruments``): a bare symbol
 on the default venue, so partitions made before venues existed keep their keys, ``BTCUSDT.bybit-linear`` elsewhere.
 Both dimensions are configuration, not code: the instruments come from ``$SHADOW_SYMBOLS`` and the first hour
-from ``$SHADOW_FIRST_HOUR`` (settings.py has the defaults). Changing either is an environment change and a
-reload of the code location; asset keys and run history stay as they are.
+from ``$SHADOW_FIRST_HOUR`` (settings.py has the defaults), moved forward at each load of the code location to
+keep only ``$SHADOW_RETENTION_DAYS`` finished days when that is set. Changing either is an environment change and
+a reload of the code location; asset keys and run history stay as they are.
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
 
 from shadow_pipeline import settings
 from shadow_pipeline.domain.market.instruments import InstrumentError, InstrumentId
+from shadow_pipeline.domain.market.partition_layouts import moving_first_hour
 
 
 class PartitionOutOfRange(ValueError):
@@ -35,7 +38,8 @@ def _configured() -> list[str]:
         raise settings.SettingsError(f"${settings.SYMBOLS_ENV}: {exc}") from None
 
 
-FIRST_HOUR = settings.first_hour()
+RETENTION_DAYS = settings.retention_days()
+FIRST_HOUR = moving_first_hour(settings.first_hour(), RETENTION_DAYS, datetime.now(UTC))
 hourly = dg.HourlyPartitionsDefinition(start_date=FIRST_HOUR, timezone="UTC")
 symbol_partitions = dg.StaticPartitionsDefinition(_configured())
 tick_partitions = dg.MultiPartitionsDefinition({"hour": hourly, "symbol": symbol_partitions})
@@ -66,9 +70,17 @@ def check_partition(hour: str, symbol: str) -> None:
     if not settings.is_hour_key(hour):
         raise PartitionOutOfRange(f"hour {hour!r} is not an hourly partition key: use YYYY-MM-DD-HH:00 (UTC)")
     if hour < FIRST_HOUR:
+        configured = settings.first_hour()
+        fixes = []
+        if hour < configured:
+            fixes.append(f"set ${settings.FIRST_HOUR_ENV} (now {configured}) to {hour} or earlier")
+        if configured < FIRST_HOUR:  # the moving start is in force
+            fixes.append(
+                f"raise ${settings.RETENTION_DAYS_ENV} (now {RETENTION_DAYS}: the last {RETENTION_DAYS} finished "
+                "days are kept) or unset it"
+            )
         raise PartitionOutOfRange(
-            f"hour {hour} is before the hourly partitions {FIRST_HOUR} .. {last}: "
-            f"set ${settings.FIRST_HOUR_ENV} (now {FIRST_HOUR}) to {hour} or earlier"
+            f"hour {hour} is before the hourly partitions {FIRST_HOUR} .. {last}: " + " and ".join(fixes)
         )
     raise PartitionOutOfRange(
         f"hour {hour} is not a partition yet (the partitions {FIRST_HOUR} .. {last} end at the last finished hour)"

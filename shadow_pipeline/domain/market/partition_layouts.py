@@ -16,6 +16,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -48,6 +49,28 @@ DAY_X_INSTRUMENT = Layout("day x instrument", "day", "instrument")
 WEEK_X_INSTRUMENT = Layout("week x instrument", "week", "instrument")
 DAY_X_GROUP = Layout("day x group", "day", "group")
 LAYOUTS = (HOUR_X_INSTRUMENT, DAY_X_INSTRUMENT, WEEK_X_INSTRUMENT, DAY_X_GROUP)
+
+
+HOUR_KEY_FORMAT = "%Y-%m-%d-%H:%M"  # Dagster's hourly partition keys, which sort as the hours do
+
+
+def last_midnight(now: datetime) -> datetime:
+    """The end (exclusive) of the last finished UTC day before ``now`` (a naive ``now`` is UTC)."""
+    moment = now if now.tzinfo else now.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def moving_first_hour(first_hour: str, retention_days: int | None, now: datetime) -> str:
+    """The first hourly partition when only the last ``retention_days`` finished UTC days (and today's hours) are
+    kept: the later of ``first_hour`` and that many midnights back. Why a moving start: a fixed one grows every
+    asset by 24 x instruments partitions a day, for ever, past Dagster's guidance; with one, the count stays
+    (``retention_days`` x 24 + today's hours) x instruments. ``None`` keeps every hour from ``first_hour``."""
+    if retention_days is None:
+        return first_hour
+    if retention_days < 1:
+        raise ValueError(f"retention_days must be >= 1, not {retention_days}")
+    start = (last_midnight(now) - timedelta(days=retention_days)).strftime(HOUR_KEY_FORMAT)
+    return max(first_hour, start)
 
 
 def time_partitions(grain: Grain, days: int) -> int:
