@@ -645,10 +645,16 @@ def _partitions(hours: tuple[str, ...], symbols: str, stream: str) -> list[dg.Mu
     spanned = stream_hours(client, stream)
     if not spanned:
         raise ValueError(f"stream {stream} is empty: replay ticks into it first (shadow-pipeline replay)")
+    early = [hour for hour in spanned if hour < FIRST_HOUR]  # a moving start ($SHADOW_RETENTION_DAYS) passed them
+    if early:
+        log.info("hours before the first partition %s left out: %s .. %s", FIRST_HOUR, early[0], early[-1])
     unfinished = [hour for hour in spanned if hour >= FIRST_HOUR and not has_hour(hour)]
     if unfinished:
         log.info("hours not finished yet, left for a later run: %s", ", ".join(unfinished))
-    return partition_keys([hour for hour in spanned if hour not in unfinished], chosen)
+    runnable = [hour for hour in spanned if hour >= FIRST_HOUR and hour not in unfinished]
+    if not runnable:
+        raise ValueError(f"stream {stream} holds no finished hour from the first partition {FIRST_HOUR} on")
+    return partition_keys(runnable, chosen)
 
 
 @main.command("shadow")

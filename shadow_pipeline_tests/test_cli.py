@@ -223,6 +223,18 @@ def test_an_hour_older_than_the_days_kept_names_the_variable(own_server: RedisSe
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: hour {old} is before the hourly partitions"), out.stderr
     assert "raise $SHADOW_RETENTION_DAYS (now 2" in lines[0] and "SHADOW_FIRST_HOUR" not in lines[0]
+    # Without --hour, the stream's hours before the start are left out, not an error for the whole command.
+    replayed = _run("replay", "--symbols", "BTCUSDT", "--minutes", "0.5", "--stream", "old", env=env)
+    assert replayed.returncode == 0, replayed.stderr
+    spanned = _run("shadow", "--stream", "old", "--symbols", "BTCUSDT", env=env)
+    said = [line for line in spanned.stderr.splitlines() if line.startswith("error: ")]
+    assert spanned.returncode == 2 and said == [
+        f"error: stream old holds no finished hour from the first partition {_moving_start(2)} on"
+    ], spanned.stderr
+
+
+def _moving_start(days: int) -> str:
+    return (datetime.now(UTC) - timedelta(days=days)).strftime("%Y-%m-%d-00:00")
 
 
 def test_wrong_redis_password_exits_2_with_the_redacted_reason(tmp_path: Path) -> None:

@@ -307,24 +307,40 @@ def test_a_moving_start_refuses_an_empty_retention() -> None:
 
 def test_the_code_location_keeps_the_days_of_its_variable() -> None:
     """Loaded as Dagster loads it (the definitions in a fresh interpreter), with $SHADOW_RETENTION_DAYS=2, every
-    tick-partitioned asset starts two midnights back and the rollups a day of it."""
+    tick-partitioned asset starts two midnights back and the rollups a day of it; an hour before both the first
+    hour and the moving start names both fixes."""
     code = (
-        "import json, shadow_pipeline.definitions as d; defs = d.defs(); "
-        "hourly = defs.resolve_assets_def('raw_ticks').partitions_def; "
+        "import json, shadow_pipeline.definitions as d; from shadow_pipeline.defs import partitions as p; "
+        "defs = d.defs(); hourly = defs.resolve_assets_def('raw_ticks').partitions_def; "
         "daily = defs.resolve_assets_def('shadow_rollup').partitions_def; "
-        "first = lambda p: p.get_partition_keys()[0].keys_by_dimension; "
-        "print(json.dumps([hourly.get_num_partitions(), first(hourly)['hour'], first(daily)['day']]))"
+        "first = lambda q: q.get_partition_keys()[0].keys_by_dimension; "
+        "keys = hourly.get_partition_keys(); last = keys[-1].keys_by_dimension['hour']\n"
+        "try: p.partition_key('2023-12-01-00:00', 'BTCUSDT')\n"
+        "except p.PartitionOutOfRange as exc: said = str(exc)\n"
+        "print(json.dumps([len(keys), first(hourly)['hour'], last, first(daily)['day'], said]))"
     )
-    env = {**os.environ, "SHADOW_RETENTION_DAYS": "2", "SHADOW_SYMBOLS": "BTCUSDT,ETHUSDT"}
+    env = {
+        **os.environ,
+        "SHADOW_RETENTION_DAYS": "2",
+        "SHADOW_FIRST_HOUR": "2024-01-01",
+        "SHADOW_SYMBOLS": "BTCUSDT,ETHUSDT",
+    }
     before = datetime.now(UTC)
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     after = datetime.now(UTC)
     assert loaded.returncode == 0, loaded.stderr[-2000:]
-    count, hour, day = json.loads(loaded.stdout.strip().splitlines()[-1])
-    expected = {
-        ((2 * 24 + now.hour) * 2, counts.moving_first_hour("2024-01-01-00:00", 2, now)) for now in (before, after)
-    }  # a load across an hour's end may see either
-    assert (count, hour) in expected and day == hour[:10]
+    count, start, last, day, said = json.loads(loaded.stdout.strip().splitlines()[-1])
+    assert start in {counts.moving_first_hour("2024-01-01-00:00", 2, now) for now in (before, after)}
+    hours = (
+        datetime.strptime(last, counts.HOUR_KEY_FORMAT) - datetime.strptime(start, counts.HOUR_KEY_FORMAT)
+    ) // timedelta(hours=1) + 1
+    assert count == hours * 2 and hours <= 2 * 24 + 24  # every hour from the start to the last finished one, twice
+    assert day == start[:10]
+    assert said == (
+        f"hour 2023-12-01-00:00 is before the hourly partitions {start} .. {last}: set $SHADOW_FIRST_HOUR "
+        "(now 2024-01-01-00:00) to 2023-12-01-00:00 or earlier and raise $SHADOW_RETENTION_DAYS (now 2: the last 2 "
+        "finished days are kept) or unset it"
+    )
 
 
 def test_desk_layout_has_retention_days_times_the_groups_that_exist() -> None:
