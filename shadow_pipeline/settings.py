@@ -21,6 +21,8 @@ REDIS_URL_ENV = "REDIS_URL"
 SYMBOLS_ENV = "SHADOW_SYMBOLS"
 FIRST_HOUR_ENV = "SHADOW_FIRST_HOUR"
 RETENTION_DAYS_ENV = "SHADOW_RETENTION_DAYS"
+PARTITIONED_CHECKS_ENV = "SHADOW_PARTITIONED_CHECKS"
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 MAX_RETENTION_DAYS = 3660  # ten years: beyond, a fixed $SHADOW_FIRST_HOUR says the same
 DATA_DIR_ENV = "SHADOW_DATA_DIR"
 ARTIFACTS_DIR_ENV = "SHADOW_ARTIFACTS_DIR"
@@ -86,9 +88,13 @@ def _whole_number(name: str, raw: str, most: int, expected: str) -> int:
     long value clipped. The length is checked first: int() refuses more than 4,300 digits with a message of its
     own."""
     if len(raw) > 20 or not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= most:
-        shown = raw if len(raw) <= 40 else f"{raw[:20]}...({len(raw)} characters)"
-        raise SettingsError(f"${name}={shown!r}: expected {expected}")
+        raise SettingsError(f"${name}={_shown(raw)}: expected {expected}")
     return int(raw)
+
+
+def _shown(raw: str) -> str:
+    """A value as an error line quotes it: clipped, so that a pasted blob stays one readable line."""
+    return repr(raw if len(raw) <= 40 else f"{raw[:20]}...({len(raw)} characters)")
 
 
 def symbols() -> list[str]:
@@ -120,6 +126,15 @@ def retention_days() -> int | None:
         return None
 
 
+def partitioned_checks() -> bool:
+    """Whether the checks of partitioned assets are partitioned like them (``$SHADOW_PARTITIONED_CHECKS``, default
+    true; docs/partitions.md, "The checks at desk scale"); the default when malformed (``check`` says so)."""
+    try:
+        return _partitioned_checks()
+    except SettingsError:
+        return True
+
+
 def check() -> None:
     """Raise SettingsError, one line naming the variable, for the first malformed setting.
 
@@ -130,6 +145,7 @@ def check() -> None:
     _symbols()
     _first_hour()
     _retention_days()
+    _partitioned_checks()
     _executor()
     stream_shards()
 
@@ -165,6 +181,15 @@ def _retention_days() -> int | None:
         f"a whole number of days from 1 to {MAX_RETENTION_DAYS}, or unset to keep every hour from ${FIRST_HOUR_ENV}"
     )
     return _whole_number(RETENTION_DAYS_ENV, raw, MAX_RETENTION_DAYS, expected)
+
+
+def _partitioned_checks() -> bool:
+    raw = _get(PARTITIONED_CHECKS_ENV)
+    if raw is None or raw.lower() in _TRUE:
+        return True
+    if raw.lower() in _FALSE:
+        return False
+    raise SettingsError(f"${PARTITIONED_CHECKS_ENV}={_shown(raw)}: expected true or false")
 
 
 def executor() -> str:

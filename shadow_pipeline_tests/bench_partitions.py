@@ -132,14 +132,14 @@ def checks_partitioned(spec: dict[str, Any]) -> bool:
 def location_assets(spec: dict[str, Any]) -> list[dg.AssetsDefinition]:
     """The project's asset graph and check names on the spec's layout; the bodies only report success, since the
     UI sees the graph and the history, not what an asset computes."""
-    from shadow_pipeline.defs.partitions import partitioned_check_spec
+    from shadow_pipeline.defs.partitions import check_spec
 
     layout = partitions_def(spec)
 
     def build(asset: dict[str, Any]) -> dg.AssetsDefinition:
         pdef = layout if asset["partitioned"] else None
         checks = [
-            partitioned_check_spec(name, asset=asset["key"], partitions_def=pdef)
+            check_spec(name, asset=asset["key"], partitions_def=pdef, partitioned=True)
             if pdef and checks_partitioned(spec)
             else dg.AssetCheckSpec(name, asset=asset["key"])
             for name in asset["checks"]
@@ -624,6 +624,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="both",
         help="the desk layout's checks partitioned like their assets (as the project's), unpartitioned, or both",
     )
+    parser.add_argument(
+        "--contrast-checks",
+        choices=tuple(CHECK_FORMS),
+        default=PARTITIONED,
+        help="the contrast's checks: partitioned (the project's default) or unpartitioned ($SHADOW_PARTITIONED_CHECKS)",
+    )
     parser.add_argument("--ticks-per-hour", type=int, default=100, help="per instrument, for the sensor tick")
     parser.add_argument("--repeats", type=int, default=3, help="warm calls per query after the first")
     default_out = Path(tempfile.gettempdir()) / "bench_partitions.json"
@@ -681,7 +687,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "end": end.isoformat(),
                 "instruments": instrument_venues(args.contrast_instruments),
                 "assets": shape,
-                "checks": PARTITIONED,
+                "checks": args.contrast_checks,
             }
             report["hour_x_symbol"], _ = measure_layout(root, "hour", hour, [], args.repeats, say)
         save()

@@ -11,11 +11,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import dagster as dg
 import pandas as pd
 import pytest
 import redis
 
+from shadow_pipeline.defs.live.checks import LIVE_MATCHES_BATCH
 from shadow_pipeline.defs.partitions import FIRST_HOUR
+from shadow_pipeline.defs.shadow.checks import MIN_VALID_WINDOWS
 from shadow_pipeline.domain.kpis.run_notes import run_notes
 from shadow_pipeline.parquet import read_frame
 from shadow_pipeline.redis_io.server import RedisServer, start_server
@@ -231,6 +234,28 @@ def test_an_hour_older_than_the_days_kept_names_the_variable(own_server: RedisSe
     assert spanned.returncode == 2 and said == [
         f"error: stream old holds no finished hour from the first partition {_moving_start(2)} on"
     ], spanned.stderr
+
+
+@pytest.mark.parametrize(("setting", "partition"), [("false", None), ("true", "2024-08-09-00:00|BTCUSDT")])
+def test_the_checks_are_partitioned_as_the_variable_says(
+    own_server: RedisServer, tmp_path: Path, setting: str, partition: str | None
+) -> None:
+    """A shadow run's gate evaluations carry their partition, or with SHADOW_PARTITIONED_CHECKS=false none (each
+    belongs to its partition's materialization); the standalone live check keeps its partition either way."""
+    env = {**_with(own_server.url, tmp_path), "SHADOW_PARTITIONED_CHECKS": setting}
+    replayed = _run("replay", "--symbols", "BTCUSDT", "--minutes", "0.5", env=env)
+    assert replayed.returncode == 0, replayed.stderr
+    out = _run("shadow", "--symbols", "BTCUSDT", "--window-seconds", "5", env=env)
+    assert out.returncode == 1, out.stderr  # half a minute of market is a No-Go: a verdict
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+
+        def evaluations(asset: str, check: str) -> list[tuple[str | None, str]]:
+            key = dg.AssetCheckKey(dg.AssetKey(asset), check)
+            history = instance.event_log_storage.get_asset_check_execution_history(key, limit=5)
+            return [(record.partition, record.status.value) for record in history]
+
+        assert evaluations("shadow_report", MIN_VALID_WINDOWS) == [(partition, "FAILED")]
+        assert evaluations("shadow_iterations", LIVE_MATCHES_BATCH) == [("2024-08-09-00:00|BTCUSDT", "SUCCEEDED")]
 
 
 def _moving_start(days: int) -> str:

@@ -235,14 +235,18 @@ def test_every_shard_has_its_consumers_and_a_run_slot() -> None:
 def test_the_deployments_partitions_stay_within_dagsters_guidance(monkeypatch: pytest.MonkeyPatch) -> None:
     """Sized for 500 instruments (the file's first line): the days kept, and the hours since, stay within 100,000
     partitions per asset for a day after code-location loaded (its start moves only when it restarts, daily, so
-    up to 24 + 23 hours are counted beside the days kept), and the settings accept the value."""
+    up to 24 + 23 hours are counted beside the days kept), and the settings accept the value. At that count the
+    checks are plain: a partitioned check's tab took minutes at 96,000 (docs/partitions.md)."""
     from shadow_pipeline.domain.market.partition_layouts import DAGSTER_MAX_PARTITIONS, HOURS_PER_DAY
 
     assert "500 instruments" in (DEPLOY / "compose.yaml").read_text().splitlines()[0]
-    kept = _compose()["x-shadow-env"][settings.RETENTION_DAYS_ENV]
-    monkeypatch.setenv(settings.RETENTION_DAYS_ENV, kept)
+    environment = _compose()["x-shadow-env"]
+    for variable in (settings.RETENTION_DAYS_ENV, settings.PARTITIONED_CHECKS_ENV):
+        monkeypatch.setenv(variable, environment[variable])
+    settings.check()
     days = settings.retention_days()
     assert days is not None and ((days + 1) * HOURS_PER_DAY + 23) * 500 <= DAGSTER_MAX_PARTITIONS
+    assert settings.partitioned_checks() is False
 
 
 def test_the_image_installs_what_a_default_pipeline_run_imports() -> None:

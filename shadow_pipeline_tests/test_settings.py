@@ -20,6 +20,7 @@ from shadow_pipeline_tests.instance_helpers import dagster_instance
 BAD = {
     settings.FIRST_HOUR_ENV: ("garbage", "$SHADOW_FIRST_HOUR='garbage': expected an hour as YYYY-MM-DD-HH:00"),
     settings.RETENTION_DAYS_ENV: ("seven", "$SHADOW_RETENTION_DAYS='seven': expected a whole number of days from 1"),
+    settings.PARTITIONED_CHECKS_ENV: ("maybe", "$SHADOW_PARTITIONED_CHECKS='maybe': expected true or false"),
     settings.SYMBOLS_ENV: (";;", "$SHADOW_SYMBOLS=';;': expected comma-separated instrument ids of letters, digits"),
     settings.EXECUTOR_ENV: ("k8s", "$SHADOW_EXECUTOR='k8s': expected one of in_process, multiprocess, celery"),
 }
@@ -101,3 +102,25 @@ def test_hostile_days_kept_are_one_line_naming_the_variable(monkeypatch: pytest.
     assert said.startswith("$SHADOW_RETENTION_DAYS=") and "from 1 to 3660" in said
     assert "\n" not in said and len(said) < 300
     assert settings.retention_days() is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "partitioned"),
+    [("", True), ("true", True), ("On", True), ("1", True), ("FALSE", False), (" no ", False), ("0", False)],
+)
+def test_partitioned_checks_are_a_yes_or_no(monkeypatch: pytest.MonkeyPatch, raw: str, partitioned: bool) -> None:
+    monkeypatch.setenv(settings.PARTITIONED_CHECKS_ENV, raw)
+    settings.check()
+    assert settings.partitioned_checks() is partitioned
+
+
+@pytest.mark.parametrize("raw", ["maybe", "2", "-1", "tru", "nan", "true false", "\u0661", "x" * 5000])
+def test_hostile_partitioned_checks_are_one_line_naming_the_variable(monkeypatch: pytest.MonkeyPatch, raw: str) -> None:
+    """Refused where the partitions are used; the definitions meanwhile load with partitioned checks."""
+    monkeypatch.setenv(settings.PARTITIONED_CHECKS_ENV, raw)
+    with pytest.raises(settings.SettingsError) as refused:
+        settings.check()
+    said = str(refused.value)
+    assert said.startswith("$SHADOW_PARTITIONED_CHECKS=") and said.endswith("expected true or false")
+    assert "\n" not in said and len(said) < 120
+    assert settings.partitioned_checks() is True

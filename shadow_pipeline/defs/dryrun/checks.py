@@ -9,20 +9,20 @@ from __future__ import annotations
 
 import dagster as dg
 
-from shadow_pipeline.defs.partitions import partitioned_check_spec
+from shadow_pipeline.defs.partitions import check_spec
 from shadow_pipeline.domain.validation.accuracy import FAIL, NO_DATA, WARN, Accuracy
 
 ACCURACY_GATE = "prediction_accuracy"
 ACCURACY_WARN = "prediction_accuracy_warn"
 
 DRYRUN_CHECKS = [
-    partitioned_check_spec(
+    check_spec(
         ACCURACY_GATE,
         asset="dryrun_accuracy_report",
         description="No KPI's prediction error is above the FAIL limit (MAPE/WPE > 30 %, net_bps > 2 bps), and "
         "at least one KPI could be judged.",
     ),
-    partitioned_check_spec(
+    check_spec(
         ACCURACY_WARN,
         asset="dryrun_accuracy_report",
         description="No judged KPI's prediction error is in the WARN band (15-30 %, net_bps 1-2 bps); KPIs with "

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dagster as dg
 import pandas as pd
 
-from shadow_pipeline.defs.partitions import partitioned_check_spec
+from shadow_pipeline.defs.partitions import check_spec
 from shadow_pipeline.domain.market.instruments import DEFAULT_VENUE, Instrument, InstrumentError, load_registry
 from shadow_pipeline.domain.market.quality import (
     MAX_CROSSED_SHARE,
@@ -39,21 +39,21 @@ LANDING_ZONE_CHECKS = [
     ),
 ]
 RAW_TICKS_CHECKS = [
-    partitioned_check_spec(NON_EMPTY, asset="raw_ticks", blocking=True, description="At least one tick landed."),
+    check_spec(NON_EMPTY, asset="raw_ticks", blocking=True, description="At least one tick landed."),
 ]
 NORMALIZED_TICKS_CHECKS = [
-    partitioned_check_spec(
+    check_spec(
         NO_BACKPRESSURE_DROPS, asset="normalized_ticks", blocking=True, description="The reorder buffer dropped none."
     ),
-    partitioned_check_spec(
+    check_spec(
         FITS_INSTRUMENT,
         asset="normalized_ticks",
         blocking=True,
         description="Every price is on the instrument's grid and every size at least its lot step; at most "
         f"{MAX_CROSSED_SHARE:.1%} of books crossed or locked on that grid (docs/instruments.md).",
     ),
-    partitioned_check_spec(NO_SEQUENCE_GAPS, asset="normalized_ticks", description="Every seq arrived (WARN)."),
-    partitioned_check_spec(
+    check_spec(NO_SEQUENCE_GAPS, asset="normalized_ticks", description="Every seq arrived (WARN)."),
+    check_spec(
         REORDERED_SHARE_BELOW,
         asset="normalized_ticks",
         description=f"Under {MAX_REORDERED_SHARE:.0%} of ticks arrived out of exchange-time order (WARN).",

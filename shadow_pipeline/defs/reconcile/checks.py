@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from shadow_pipeline.defs.partitions import partitioned_check_spec
+from shadow_pipeline.defs.partitions import check_spec
 from shadow_pipeline.domain.kpis.catalogue import DECIMALS
 from shadow_pipeline.domain.validation.reconciliation import NET_BPS_GAP, PRECISION, RECALL, ReconciliationGate
 
@@ -19,17 +19,17 @@ CHECK_OF = {PRECISION: FILL_PRECISION, RECALL: FILL_RECALL, NET_BPS_GAP: NET_BPS
 DECIMALS_OF = {PRECISION: DECIMALS[""], RECALL: DECIMALS[""], NET_BPS_GAP: DECIMALS["bps"]}  # shares; bps
 
 RECONCILE_CHECKS = [
-    partitioned_check_spec(
+    check_spec(
         FILL_PRECISION,
         asset=ASSET,
         description="Of the orders the shadow filled, at least min_fill_precision really filled (few invented fills).",
     ),
-    partitioned_check_spec(
+    check_spec(
         FILL_RECALL,
         asset=ASSET,
         description="Of the orders that really filled, the shadow filled at least min_fill_recall (few missed fills).",
     ),
-    partitioned_check_spec(
+    check_spec(
         NET_BPS_GAP_CHECK,
         asset=ASSET,
         description="|real - shadow net_bps| over the orders' fills is at most max_net_bps_gap bps.",

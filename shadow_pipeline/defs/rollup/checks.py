@@ -12,7 +12,7 @@ from typing import Any
 
 import dagster as dg
 
-from shadow_pipeline.defs.partitions import day_partitions, partitioned_check_spec
+from shadow_pipeline.defs.partitions import check_spec, day_partitions
 from shadow_pipeline.domain.kpis.gates import Verdict
 from shadow_pipeline.reporting.snapshot import gates_markdown
 
@@ -21,13 +21,13 @@ ROLLUP_KPI_THRESHOLDS = "rollup_kpi_thresholds"
 ROLLUP_NO_GO_HOURS = "rollup_no_go_hours"
 
 ROLLUP_CHECKS = [
-    partitioned_check_spec(
+    check_spec(
         ROLLUP_KPI_THRESHOLDS,
         asset=ROLLUP_ASSET,
         partitions_def=day_partitions,
         description="Valid windows and every KPI gate of the profile on the day's shadowed hours, windows pooled.",
     ),
-    partitioned_check_spec(
+    check_spec(
         ROLLUP_NO_GO_HOURS,
         asset=ROLLUP_ASSET,
         partitions_def=day_partitions,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from shadow_pipeline.defs.partitions import partitioned_check_spec
+from shadow_pipeline.defs.partitions import check_spec
 from shadow_pipeline.domain.kpis.catalogue import BY_NAME, GATED, VALID_WINDOWS
 from shadow_pipeline.domain.kpis.gates import GateOutcome
 from shadow_pipeline.reporting.snapshot import gates_markdown
@@ -19,12 +19,12 @@ MIN_VALID_WINDOWS = "min_valid_windows"
 KPI_THRESHOLDS = "kpi_thresholds"
 
 SHADOW_REPORT_CHECKS = [
-    partitioned_check_spec(
+    check_spec(
         MIN_VALID_WINDOWS,
         asset="shadow_report",
         description="Enough valid iteration windows (ticks and at least one fill) to judge the strategy.",
     ),
-    partitioned_check_spec(
+    check_spec(
         KPI_THRESHOLDS,
         asset="shadow_report",
         description=f"{', '.join(k.name for k in GATED if k is not VALID_WINDOWS)} within the profile's thresholds.",

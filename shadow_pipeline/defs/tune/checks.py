@@ -9,13 +9,13 @@ from __future__ import annotations
 import dagster as dg
 import pandas as pd
 
-from shadow_pipeline.defs.partitions import partitioned_check_spec
+from shadow_pipeline.defs.partitions import check_spec
 from shadow_pipeline.domain.tuning.walk_forward import Decision
 
 OUT_OF_SAMPLE_GATES = "out_of_sample_gates"
 
 TUNE_CHECKS = [
-    partitioned_check_spec(
+    check_spec(
         OUT_OF_SAMPLE_GATES,
         asset="tuned_profile",
         description="Every gate (min windows included) passes on the walk-forward's judged hours, which no "
