@@ -1,4 +1,5 @@
-"""Running a test where the partitions have instruments the session's do not.
+"""Running a test where the partitions have instruments the session's do not, or skipping one that needs the
+default checks form.
 
 The partitions are fixed when the code loads (``$SHADOW_SYMBOLS``), and a recording of another venue lands in
 its venue's partition (``BTCUSDT.bybit-linear``). A test that materializes such a partition calls
@@ -14,9 +15,13 @@ import sys
 
 import pytest
 
-from shadow_pipeline.defs.partitions import configured_symbols, instrument_keys
+from shadow_pipeline.defs.partitions import PARTITIONED_CHECKS, configured_symbols, instrument_keys
 from shadow_pipeline.settings import REDIS_URL_ENV, SYMBOLS_ENV
 
+# For a test of the partitioned checks (the default), in a session run with $SHADOW_PARTITIONED_CHECKS=false.
+needs_partitioned_checks = pytest.mark.skipif(
+    not PARTITIONED_CHECKS, reason="$SHADOW_PARTITIONED_CHECKS=false: the inline checks are plain in this session"
+)
 _CHILD = "SHADOW_TEST_PARTITIONS_CHILD"  # set in the child, so that a child without the partitions fails, not loops
 
 

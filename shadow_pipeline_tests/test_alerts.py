@@ -10,7 +10,7 @@ import redis
 
 from shadow_pipeline.defs.alerts.sensors import check_alert_sensor
 from shadow_pipeline.defs.ingest.assets import landing_zone, normalized_ticks, raw_ticks
-from shadow_pipeline.defs.partitions import partition_key
+from shadow_pipeline.defs.partitions import check_spec, partition_key, tick_partitions
 from shadow_pipeline.domain.market.faults import FaultSpec
 from shadow_pipeline.io_managers import ParquetIOManager
 from shadow_pipeline.resources import AlertsResource, LandingResource, RedisResource, TickStreamResource
@@ -71,3 +71,29 @@ def test_one_alert_per_failed_check_evaluation_and_none_twice(
         )
         _tick(dg.build_sensor_context(instance=instance, resources=sensor_resources, cursor=cursor_context.cursor))
         assert redis_client.xlen(alerts.stream) == 4
+
+
+def test_a_plain_checks_alert_names_its_runs_partition(redis_url: str, redis_client: redis.Redis, stream: str) -> None:
+    """With $SHADOW_PARTITIONED_CHECKS=false an inline evaluation carries no partition of its own: the alert takes
+    the run's."""
+
+    @dg.asset(
+        name="probe",
+        partitions_def=tick_partitions,
+        check_specs=[check_spec("probe_gate", asset="probe", partitioned=False)],
+    )
+    def probe() -> dg.MaterializeResult:
+        failed = dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.WARN, description="below the gate")
+        return dg.MaterializeResult(check_results=[failed])
+
+    alerts = AlertsResource(stream=f"{stream}:alerts")
+    with dagster_instance() as instance:
+        result = dg.materialize([probe], partition_key=partition_key("2024-08-09-00:00", "ETHUSDT"), instance=instance)
+        [evaluation] = result.get_asset_check_evaluations()
+        assert evaluation.partition is None and not evaluation.passed
+        context = dg.build_sensor_context(
+            instance=instance, resources={"redis": RedisResource(url=redis_url), "alerts": alerts}
+        )
+        assert "1 alerts written" in _tick(context)
+    written: list[Any] = redis_client.xrange(alerts.stream)  # type: ignore[assignment]
+    assert [(f["check"], f["partition"]) for _, f in written] == [("probe_gate", "2024-08-09-00:00|ETHUSDT")]

@@ -26,6 +26,7 @@ from shadow_pipeline.reporting.pnl_plots import INLINE_MARKDOWN_CHARS
 from shadow_pipeline.reporting.snapshot import REPORT_FILE, SNAPSHOT_FILE
 from shadow_pipeline_tests.ingest_helpers import pipeline_resources, replay_synthetic
 from shadow_pipeline_tests.instance_helpers import dagster_instance
+from shadow_pipeline_tests.partition_env import needs_partitioned_checks
 from shadow_pipeline_tests.shadow_helpers import (
     SHADOW_ASSETS,
     loose_profiles,
@@ -73,6 +74,7 @@ def runs(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[t
         client.delete(key)
 
 
+@needs_partitioned_checks
 def test_every_check_of_a_partitioned_asset_is_partitioned_like_it() -> None:
     graph = definitions().resolve_asset_graph()
     partitioned = [key for key in graph.asset_check_keys if graph.get(key.asset_key).partitions_def is not None]
@@ -83,6 +85,7 @@ def test_every_check_of_a_partitioned_asset_is_partitioned_like_it() -> None:
     assert len(partitioned) >= 14  # ingest, shadow, live, reconciliation, dry-run, tune and rollup checks
 
 
+@needs_partitioned_checks
 def test_gate_evaluations_belong_to_their_partition(runs: tuple[dg.DagsterInstance, Runs]) -> None:
     instance, results = runs
     for symbol, (result, _, _) in results.items():
