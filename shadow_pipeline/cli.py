@@ -651,7 +651,7 @@ def _partitions(hours: tuple[str, ...], symbols: str, stream: str) -> list[dg.Mu
     unfinished = [hour for hour in spanned if hour >= FIRST_HOUR and not has_hour(hour)]
     if unfinished:
         log.info("hours not finished yet, left for a later run: %s", ", ".join(unfinished))
-    runnable = [hour for hour in spanned if hour >= FIRST_HOUR and hour not in unfinished]
+    runnable = [hour for hour in spanned if has_hour(hour)]
     if not runnable:
         raise ValueError(f"stream {stream} holds no finished hour from the first partition {FIRST_HOUR} on")
     return partition_keys(runnable, chosen)

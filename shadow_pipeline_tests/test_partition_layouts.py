@@ -16,6 +16,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from shadow_pipeline import settings
 from shadow_pipeline.defs import layouts, partitions
 from shadow_pipeline.domain.market import partition_layouts as counts
 from shadow_pipeline.domain.market.instruments import InstrumentId, instrument_key
@@ -332,7 +333,7 @@ def test_the_code_location_keeps_the_days_of_its_variable() -> None:
     count, start, last, day, said = json.loads(loaded.stdout.strip().splitlines()[-1])
     assert start in {counts.moving_first_hour("2024-01-01-00:00", 2, now) for now in (before, after)}
     hours = (
-        datetime.strptime(last, counts.HOUR_KEY_FORMAT) - datetime.strptime(start, counts.HOUR_KEY_FORMAT)
+        datetime.strptime(last, settings.HOUR_FORMAT) - datetime.strptime(start, settings.HOUR_FORMAT)
     ) // timedelta(hours=1) + 1
     assert count == hours * 2 and hours <= 2 * 24 + 24  # every hour from the start to the last finished one, twice
     assert day == start[:10]

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
+from shadow_pipeline import settings
 from shadow_pipeline.defs import partitions
 from shadow_pipeline.domain.market.partition_layouts import last_midnight
 
@@ -29,7 +30,7 @@ def hour_x_instrument(
     """The current layout (the dimension names and instrument keys of defs/partitions.py) for other instruments and
     a given first hour; ``end`` (exclusive) stops it, else it grows with the clock."""
     hourly = dg.HourlyPartitionsDefinition(
-        start_date=first_hour, end_date=end.strftime("%Y-%m-%d-%H:%M") if end else None, timezone="UTC"
+        start_date=first_hour, end_date=end.strftime(settings.HOUR_FORMAT) if end else None, timezone="UTC"
     )
     symbols = dg.StaticPartitionsDefinition(partitions.instrument_keys(instruments))
     return dg.MultiPartitionsDefinition({"hour": hourly, "symbol": symbols})

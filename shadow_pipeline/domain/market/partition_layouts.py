@@ -22,6 +22,7 @@ from typing import Literal
 
 from shadow_pipeline import user_json
 from shadow_pipeline.domain.market.instruments import InstrumentError, InstrumentId
+from shadow_pipeline.settings import HOUR_FORMAT
 
 DAGSTER_MAX_PARTITIONS = 100_000
 HOURS_PER_DAY = 24
@@ -51,9 +52,6 @@ DAY_X_GROUP = Layout("day x group", "day", "group")
 LAYOUTS = (HOUR_X_INSTRUMENT, DAY_X_INSTRUMENT, WEEK_X_INSTRUMENT, DAY_X_GROUP)
 
 
-HOUR_KEY_FORMAT = "%Y-%m-%d-%H:%M"  # Dagster's hourly partition keys, which sort as the hours do
-
-
 def last_midnight(now: datetime) -> datetime:
     """The end (exclusive) of the last finished UTC day before ``now`` (a naive ``now`` is UTC)."""
     moment = now if now.tzinfo else now.replace(tzinfo=UTC)
@@ -69,7 +67,7 @@ def moving_first_hour(first_hour: str, retention_days: int | None, now: datetime
         return first_hour
     if retention_days < 1:
         raise ValueError(f"retention_days must be >= 1, not {retention_days}")
-    start = (last_midnight(now) - timedelta(days=retention_days)).strftime(HOUR_KEY_FORMAT)
+    start = (last_midnight(now) - timedelta(days=retention_days)).strftime(HOUR_FORMAT)  # keys sort as the hours do
     return max(first_hour, start)
 
 
