@@ -1,7 +1,15 @@
-"""Parquet storage of DataFrame assets, one file per partition, under a UPath base (local folder or s3://)."""
+"""Parquet storage of DataFrame assets, one file per partition, under a UPath base (local folder or s3://).
+
+A partition of the ``day_x_group`` layout holds many units (defs/units.py): its value is a mapping by unit key,
+stored as a folder of one file per unit with an index of the units, so that a re-materialization that has fewer
+units never loads the ones it dropped, and loaded as a :class:`UnitFrames` that reads a unit when it is asked
+for: a day of a group is written and read a unit at a time.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
@@ -10,24 +18,66 @@ from pydantic import Field
 from upath import UPath
 
 from shadow_pipeline import settings
-from shadow_pipeline.parquet import read_frame, write_frame
+from shadow_pipeline.parquet import UnitFrames, read_frame, write_frame
 
 ASSETS_FOLDER = "assets"  # the asset store's folder in a data dir, beside the landing zone
+UNITS_INDEX = "units.json"  # in a grouped partition's folder: the unit keys it holds
+
+
+def _unit_path(folder: UPath, unit: str) -> UPath:
+    hour, symbol = unit.split("|")
+    return folder / hour / f"{symbol}.parquet"
+
+
+def _write_atomically(path: UPath, data: bytes | pd.DataFrame) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    with temporary.open("wb") as handle:
+        if isinstance(data, bytes):
+            handle.write(data)
+        else:
+            write_frame(data, handle)
+    temporary.rename(path)  # a reader never sees half a file; re-materializing overwrites the partition
 
 
 class _ParquetUPathIOManager(dg.UPathIOManager):
     extension = ".parquet"
 
-    def dump_to_path(self, context: dg.OutputContext, obj: pd.DataFrame, path: UPath) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.tmp")
-        with temporary.open("wb") as handle:
-            write_frame(obj, handle)
-        temporary.rename(path)  # a reader never sees half a file; re-materializing overwrites the partition
+    def dump_to_path(
+        self, context: dg.OutputContext, obj: pd.DataFrame | Mapping[str, pd.DataFrame], path: UPath
+    ) -> None:
+        if isinstance(obj, pd.DataFrame):
+            _write_atomically(path, obj)
+            return
+        folder = path.with_suffix("")
+        for unit in obj:  # one unit in memory at a time (a UnitFrames reads each from its spill file)
+            _write_atomically(_unit_path(folder, unit), obj[unit])
+        _write_atomically(folder / UNITS_INDEX, json.dumps(sorted(obj)).encode())  # last: the units now stored
 
-    def load_from_path(self, context: dg.InputContext, path: UPath) -> pd.DataFrame:
+    def load_from_path(self, context: dg.InputContext, path: UPath) -> pd.DataFrame | UnitFrames:
+        index = path.with_suffix("") / UNITS_INDEX
+        if index.exists():
+            return self._units(context, index)
         if not path.exists():
             raise FileNotFoundError(f"no stored partition at {path}: materialize {context.asset_key.to_user_string()}")
+        return self._read(path)
+
+    def _units(self, context: dg.InputContext, index: UPath) -> UnitFrames:
+        redo = f"materialize {context.asset_key.to_user_string()} again"
+        try:
+            units = json.loads(index.read_bytes())
+            if not isinstance(units, list) or not all(isinstance(u, str) and u.count("|") == 1 for u in units):
+                raise ValueError("not a list of <hour>|<instrument> keys")
+        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            raise ValueError(f"{index}: a damaged index of the partition's units ({exc}): {redo}") from None
+        paths = {unit: _unit_path(index.parent, unit) for unit in units}
+        for unit, path in paths.items():  # now, as one error, rather than halfway through a run
+            if not path.exists():
+                raise FileNotFoundError(f"{path}: unit {unit} of the partition is missing: {redo}")
+        return UnitFrames(paths, self._read)
+
+    @staticmethod
+    def _read(path: UPath) -> pd.DataFrame:
         with path.open("rb") as handle:  # through fsspec: s3:// and friends, not only local files
             return read_frame(handle)
 

@@ -11,7 +11,8 @@ what describes a whole partition is written once, not repeated on every row.
 from __future__ import annotations
 
 import json
-from typing import IO
+from collections.abc import Callable, Iterator, Mapping
+from typing import IO, Any
 
 import pandas as pd
 import pyarrow as pa
@@ -49,3 +50,22 @@ def read_frame(source: str | IO[bytes]) -> pd.DataFrame:
     stored = (table.schema.metadata or {}).get(ATTRS_KEY)
     frame.attrs = json.loads(stored) if stored else {}
     return frame
+
+
+class UnitFrames(Mapping[str, pd.DataFrame]):
+    """The frames of a partition's units, each read from its file when asked for: a (day, group) partition holds
+    a day of up to 16 instruments, which need not fit in memory at once (docs/partitions.md). ``read`` opens a
+    path: a local one, or an object store's through UPath."""
+
+    def __init__(self, paths: Mapping[str, Any], read: Callable[[Any], pd.DataFrame] | None = None) -> None:
+        self.paths = dict(paths)
+        self._read = read or (lambda path: read_frame(str(path)))
+
+    def __getitem__(self, unit: str) -> pd.DataFrame:
+        return self._read(self.paths[unit])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.paths)
+
+    def __len__(self) -> int:
+        return len(self.paths)

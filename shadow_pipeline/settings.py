@@ -22,6 +22,7 @@ SYMBOLS_ENV = "SHADOW_SYMBOLS"
 FIRST_HOUR_ENV = "SHADOW_FIRST_HOUR"
 RETENTION_DAYS_ENV = "SHADOW_RETENTION_DAYS"
 PARTITIONED_CHECKS_ENV = "SHADOW_PARTITIONED_CHECKS"
+PARTITION_LAYOUT_ENV = "SHADOW_PARTITION_LAYOUT"
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 MAX_RETENTION_DAYS = 3660  # ten years: beyond, a fixed $SHADOW_FIRST_HOUR says the same
 DATA_DIR_ENV = "SHADOW_DATA_DIR"
@@ -40,6 +41,8 @@ DEFAULT_INGEST_SLOT = "0"
 STREAM_SHARDS_ENV = "SHADOW_STREAM_SHARDS"
 EXECUTOR_ENV = "SHADOW_EXECUTOR"
 EXECUTORS = ("in_process", "multiprocess", "celery")  # docs/scaling.md, "Executors", says when to use which
+# docs/partitions.md: an hour of one instrument per partition (the default), or a UTC day of an instrument group
+PARTITION_LAYOUTS = ("hour_x_instrument", "day_x_group")
 
 DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT")
 # What an instrument id may hold (a partition key by Dagster's rules, and a folder name): SYMBOL[.venue].
@@ -127,12 +130,28 @@ def retention_days() -> int | None:
 
 
 def partitioned_checks() -> bool:
-    """Whether the checks of partitioned assets are partitioned like them (``$SHADOW_PARTITIONED_CHECKS``, default
-    true; docs/partitions.md, "The checks at desk scale"); the default when malformed (``check`` says so)."""
+    """Whether the checks of partitioned assets are partitioned like them (``$SHADOW_PARTITIONED_CHECKS``; by
+    default under hour x instrument, not under day x group, where a partition's checks are joined over its units
+    and the checks tab must stay fast: docs/partitions.md, "The checks at desk scale"); the default when malformed
+    (``check`` says so)."""
     try:
         return _partitioned_checks()
     except SettingsError:
-        return True
+        return _checks_default()
+
+
+def _checks_default() -> bool:
+    return partition_layout() != "day_x_group"
+
+
+def partition_layout() -> str:
+    """What one partition of the tick stages holds (``$SHADOW_PARTITION_LAYOUT``, one of PARTITION_LAYOUTS): an
+    hour of one instrument, or a UTC day of an instrument group, which keeps 500 instruments x 2 years within
+    Dagster's guidance (docs/partitions.md); the default when malformed (``check`` says so)."""
+    try:
+        return _partition_layout()
+    except SettingsError:
+        return PARTITION_LAYOUTS[0]
 
 
 def check() -> None:
@@ -146,6 +165,7 @@ def check() -> None:
     _first_hour()
     _retention_days()
     _partitioned_checks()
+    _partition_layout()
     _executor()
     stream_shards()
 
@@ -185,11 +205,20 @@ def _retention_days() -> int | None:
 
 def _partitioned_checks() -> bool:
     raw = _get(PARTITIONED_CHECKS_ENV)
-    if raw is None or raw.lower() in _TRUE:
+    if raw is None:
+        return _checks_default()
+    if raw.lower() in _TRUE:
         return True
     if raw.lower() in _FALSE:
         return False
     raise SettingsError(f"${PARTITIONED_CHECKS_ENV}={_shown(raw)}: expected true or false")
+
+
+def _partition_layout() -> str:
+    value = _get(PARTITION_LAYOUT_ENV) or PARTITION_LAYOUTS[0]
+    if value not in PARTITION_LAYOUTS:
+        raise SettingsError(f"${PARTITION_LAYOUT_ENV}={_shown(value)}: expected one of {', '.join(PARTITION_LAYOUTS)}")
+    return value
 
 
 def executor() -> str:

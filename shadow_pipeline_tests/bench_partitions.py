@@ -4,10 +4,11 @@
 project's real asset keys, dependencies and check names on the desk-scale layout (day x instrument group, 730
 days), writes a run per (day, group) with its materializations and check evaluations, starts dagster-webserver on
 it and times the GraphQL queries an asset page issues, then times the closed-window sensor's tick with 500
-instruments' ticks in a Redis stream. The desk layout is measured with the checks partitioned like their assets
-(as the project's are) and unpartitioned (``--checks``). The current hour x symbol layout is measured at a size
-that still loads, for contrast. It prints a table and writes it as JSON. Not part of ``make bench``: the full size
-takes minutes.
+instruments' ticks in a Redis stream: the project's sensor under ``$SHADOW_PARTITION_LAYOUT=day_x_group``, which
+requests a run per (day, group) (``--sensor-only`` times it alone, without the history). The desk layout is
+measured with the checks partitioned like their assets and unpartitioned (``--checks``). The default hour x symbol
+layout is measured at a size that still loads, for contrast. It prints a table and writes it as JSON. Not part of
+``make bench``: the full size takes minutes.
 """
 
 from __future__ import annotations
@@ -631,15 +632,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="the contrast's checks: partitioned (the project's default) or unpartitioned ($SHADOW_PARTITIONED_CHECKS)",
     )
     parser.add_argument("--ticks-per-hour", type=int, default=100, help="per instrument, for the sensor tick")
+    parser.add_argument("--sensor-only", action="store_true", help="time the sensor's tick alone, on no history")
     parser.add_argument("--repeats", type=int, default=3, help="warm calls per query after the first")
     default_out = Path(tempfile.gettempdir()) / "bench_partitions.json"
     parser.add_argument("--out", type=Path, default=default_out, help=f"the JSON table (default: {default_out})")
     args = parser.parse_args(argv)
     end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     instruments = instrument_venues(args.instruments)
-    # The sensor is the project's, on hour x symbol from the environment: give it these instruments and hours.
+    # The sensor is the project's, on day x group from the environment: give it these instruments and days, and a
+    # folder of its own for their groups (it keeps them there: docs/partitions.md).
     os.environ[settings.SYMBOLS_ENV] = ",".join(key for key, _ in instruments)
     os.environ[settings.FIRST_HOUR_ENV] = (end - timedelta(days=args.days)).strftime("%Y-%m-%d-%H:00")
+    os.environ[settings.PARTITION_LAYOUT_ENV] = "day_x_group"
+    os.environ[settings.ARTIFACTS_DIR_ENV] = tempfile.mkdtemp(prefix="bench-partitions-artifacts-")
     group_of = counts.assign_groups({}, [key for key, _ in instruments], args.per_group)  # a fresh desk
     groups = sorted(set(group_of.values()))
     per_venue = {venue: sum(1 for _, v in instruments if v == venue) for venue in VENUES}
@@ -664,7 +669,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         root = Path(tmp)
         desk = {"layout": "desk", "days": args.days, "end": end.isoformat(), "instruments": instruments}
         forms = list(CHECK_FORMS) if args.checks == "both" else [args.checks]
-        for form in forms:
+        instance = instance_in(root / "sensor-only")
+        for form in [] if args.sensor_only else forms:
             name = CHECK_FORMS[form]
             spec = {**desk, "assets": shape, "checks": form}
             report[name], instance = measure_layout(root, name, spec, groups, args.repeats, say)
@@ -680,7 +686,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             server.stop()
         save()
-        if args.contrast_instruments:
+        if args.contrast_instruments and not args.sensor_only:
             hour = {
                 "layout": "hour",
                 "days": args.contrast_days,

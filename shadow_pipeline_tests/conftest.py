@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import hypothesis  # noqa: F401  imported here, at collection: see the note below
 import pytest
 import redis
 
@@ -16,6 +17,9 @@ from shadow_pipeline import settings
 from shadow_pipeline.redis_io.server import RedisServer, start_server
 from shadow_pipeline_tests.instance_helpers import dagster_instance, drop_templates, project_home
 
+# hypothesis's pytest plugin imports hypothesis in the terminal summary when no test module did; pytest then
+# rewrites its modules there, deep in the stack, where CPython 3.11.7's ast.parse can fail with "SystemError: AST
+# constructor recursion depth mismatch" and turn a green session red (seen running test_dagster_grouped.py alone).
 MARKET_DATA = settings.market_data_dir(Path(__file__).resolve().parents[2] / "shared/data/market")
 INSTANCE_MARK = "dagster_instance"
 _INSTANCE_MAKERS = (dagster_instance, project_home)

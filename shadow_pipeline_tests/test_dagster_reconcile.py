@@ -57,7 +57,12 @@ def hand_built_windows() -> pd.DataFrame:
 
 
 def hand_built_orders(
-    context: dg.AssetExecutionContext, ticks: pd.DataFrame, params: StrategyParams, client: redis.Redis
+    context: dg.AssetExecutionContext,
+    hour: str,
+    symbol: str,
+    ticks: pd.DataFrame,
+    params: StrategyParams,
+    client: redis.Redis,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The order engine's outcome of the bot's four orders: a and b filled (b half), c and d not."""
     return orders_table(SIDES, SHADOW), shadow_fill_table(SIDES, SHADOW)

@@ -233,19 +233,22 @@ def test_every_shard_has_its_consumers_and_a_run_slot() -> None:
 
 
 def test_the_deployments_partitions_stay_within_dagsters_guidance(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Sized for 500 instruments (the file's first line): the days kept, and the hours since, stay within 100,000
-    partitions per asset for a day after code-location loaded (its start moves only when it restarts, daily, so
-    up to 24 + 23 hours are counted beside the days kept), and the settings accept the value. At that count the
-    checks are plain: a partitioned check's tab took minutes at 96,000 (docs/partitions.md)."""
-    from shadow_pipeline.domain.market.partition_layouts import DAGSTER_MAX_PARTITIONS, HOURS_PER_DAY
+    """Sized for 500 instruments on 5 venues (the file's first line): day x group partitions, the days kept and
+    the day since code-location loaded (its start moves only when it restarts) stay within 100,000 partitions per
+    asset, and the settings accept the values. The checks are plain: a partitioned check's tab took seconds per
+    check at 25,550 (docs/partitions.md)."""
+    from shadow_pipeline.domain.market.partition_layouts import DAGSTER_MAX_PARTITIONS, MAX_PER_GROUP, group_count
 
     assert "500 instruments" in (DEPLOY / "compose.yaml").read_text().splitlines()[0]
     environment = _compose()["x-shadow-env"]
-    for variable in (settings.RETENTION_DAYS_ENV, settings.PARTITIONED_CHECKS_ENV):
+    assert settings.PARTITIONED_CHECKS_ENV not in environment  # the layout's default
+    for variable in (settings.RETENTION_DAYS_ENV, settings.PARTITION_LAYOUT_ENV):
         monkeypatch.setenv(variable, environment[variable])
     settings.check()
     days = settings.retention_days()
-    assert days is not None and ((days + 1) * HOURS_PER_DAY + 23) * 500 <= DAGSTER_MAX_PARTITIONS
+    groups = group_count({f"venue{n}": 100 for n in range(5)}, MAX_PER_GROUP)
+    assert settings.partition_layout() == "day_x_group" and days is not None and days >= 730  # 2 years
+    assert (days + 1) * groups <= DAGSTER_MAX_PARTITIONS
     assert settings.partitioned_checks() is False
 
 

@@ -376,7 +376,7 @@ def test_hour_layout_is_the_stages_layout_at_another_size() -> None:
 def test_the_bench_path_runs_and_its_counts_are_the_arithmetics(tmp_path: Path) -> None:
     """History, webserver and sensor at 10 instruments x 3 days, with the checks partitioned and not: the webserver
     lays out and reports materialized exactly the partitions the arithmetic says, every check's latest execution
-    passed, and the sensor asks for a run per instrument and closed hour."""
+    passed, and the sensor (the project's, on day x group) asks for a run per group of the closed day."""
     out = tmp_path / "table.json"
     args = ["--instruments", "10", "--days", "3", "--contrast-instruments", "1", "--contrast-days", "1"]
     run = subprocess.run(
@@ -403,5 +403,5 @@ def test_the_bench_path_runs_and_its_counts_are_the_arithmetics(tmp_path: Path) 
         assert report[form]["history"]["runs"] == desk
     hour = counts.partition_count(counts.HOUR_X_INSTRUMENT, 1, 1, 0)
     assert report["hour_x_symbol"]["webserver_partition_stats"]["materialized"] == hour == 24
-    assert report["sensor"]["runs_requested"] == 10 * 2
+    assert report["sensor"]["runs_requested"] == groups
     assert set(report["desk"]["queries"]) >= {"shadow_report: partition_health", "asset catalog"}

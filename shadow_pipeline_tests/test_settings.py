@@ -21,6 +21,7 @@ BAD = {
     settings.FIRST_HOUR_ENV: ("garbage", "$SHADOW_FIRST_HOUR='garbage': expected an hour as YYYY-MM-DD-HH:00"),
     settings.RETENTION_DAYS_ENV: ("seven", "$SHADOW_RETENTION_DAYS='seven': expected a whole number of days from 1"),
     settings.PARTITIONED_CHECKS_ENV: ("maybe", "$SHADOW_PARTITIONED_CHECKS='maybe': expected true or false"),
+    settings.PARTITION_LAYOUT_ENV: ("hourly", "$SHADOW_PARTITION_LAYOUT='hourly': expected one of hour_x_instrument, "),
     settings.SYMBOLS_ENV: (";;", "$SHADOW_SYMBOLS=';;': expected comma-separated instrument ids of letters, digits"),
     settings.EXECUTOR_ENV: ("k8s", "$SHADOW_EXECUTOR='k8s': expected one of in_process, multiprocess, celery"),
 }
@@ -124,3 +125,36 @@ def test_hostile_partitioned_checks_are_one_line_naming_the_variable(monkeypatch
     assert said.startswith("$SHADOW_PARTITIONED_CHECKS=") and said.endswith("expected true or false")
     assert "\n" not in said and len(said) < 120
     assert settings.partitioned_checks() is True
+
+
+@pytest.mark.parametrize(("raw", "layout"), [("", "hour_x_instrument"), (" day_x_group ", "day_x_group")])
+def test_the_partition_layout_is_one_of_two(monkeypatch: pytest.MonkeyPatch, raw: str, layout: str) -> None:
+    monkeypatch.setenv(settings.PARTITION_LAYOUT_ENV, raw)
+    settings.check()
+    assert settings.partition_layout() == layout
+
+
+@pytest.mark.parametrize(
+    "raw", ["hourly", "DAY_X_GROUP", "day x group", "day_x_group,hour_x_instrument", "nan", "\u0661", "x" * 5000]
+)
+def test_a_hostile_partition_layout_is_one_line_naming_the_variable(monkeypatch: pytest.MonkeyPatch, raw: str) -> None:
+    """Refused where the partitions are used; the definitions meanwhile load with the default layout."""
+    monkeypatch.setenv(settings.PARTITION_LAYOUT_ENV, raw)
+    with pytest.raises(settings.SettingsError) as refused:
+        settings.check()
+    said = str(refused.value)
+    assert said.startswith("$SHADOW_PARTITION_LAYOUT=")
+    assert said.endswith("expected one of hour_x_instrument, day_x_group")
+    assert "\n" not in said and len(said) < 140
+    assert settings.partition_layout() == "hour_x_instrument"
+
+
+@pytest.mark.parametrize(("layout", "raw", "partitioned"), [("day_x_group", "", False), ("day_x_group", "yes", True)])
+def test_the_checks_are_plain_by_default_under_day_x_group(
+    monkeypatch: pytest.MonkeyPatch, layout: str, raw: str, partitioned: bool
+) -> None:
+    """A (day, group) partition's checks are joined over its units; plain, the checks tab stays fast at desk scale."""
+    monkeypatch.setenv(settings.PARTITION_LAYOUT_ENV, layout)
+    monkeypatch.setenv(settings.PARTITIONED_CHECKS_ENV, raw)
+    settings.check()
+    assert settings.partitioned_checks() is partitioned

@@ -1,10 +1,10 @@
 """Partitions definitions of a layout, built from typed parameters rather than from the environment.
 
-``hour_x_instrument`` is what the stages run on today (defs/partitions.py, from $SHADOW_SYMBOLS and
-$SHADOW_FIRST_HOUR); ``desk_scale`` is the layout docs/partitions.md chooses for 500 instruments x 2 years: UTC
-days over a moving window of ``retention_days`` x the instrument groups that exist (a dynamic dimension), the
-hourly windows and per-instrument verdicts living inside a day's partition. The bench builds both at sizes the
-environment does not describe, which is why the parameters are arguments here.
+The stages take theirs from defs/partitions.py, where ``$SHADOW_PARTITION_LAYOUT`` chooses hour x instrument or
+day x instrument group. The bench builds both here at sizes the environment does not describe (500 instruments x
+2 years), which is why the parameters are arguments: ``hour_x_instrument`` for other instruments and first hours,
+``desk_scale`` for the last ``retention_days`` UTC days x the instrument groups that exist (the dynamic dimension
+the stages use).
 """
 
 from __future__ import annotations
@@ -18,10 +18,9 @@ from shadow_pipeline import settings
 from shadow_pipeline.defs import partitions
 from shadow_pipeline.domain.market.partition_layouts import last_midnight
 
-GROUPS_NAME = "instrument_groups"
 DAY_DIMENSION = "day"
 GROUP_DIMENSION = "group"
-instrument_groups = dg.DynamicPartitionsDefinition(name=GROUPS_NAME)
+GROUPS_NAME, instrument_groups = partitions.GROUPS_NAME, partitions.instrument_groups
 
 
 def hour_x_instrument(

@@ -1,4 +1,8 @@
-"""Partitions of ticks: exchange-time hour x instrument.
+"""Partitions of ticks: exchange-time hour x instrument, or UTC day x instrument group.
+
+``$SHADOW_PARTITION_LAYOUT`` chooses (docs/partitions.md). Either way the stages compute per *unit*, an
+(hour, instrument): a partition of the default layout is one unit, a (day, group) partition every finished hour of
+the day for each instrument of the group (``defs/units.py`` runs an asset body over them).
 
 The second dimension is called ``symbol`` and holds instrument keys (``domain.market.instruments``): a bare symbol
 on the default venue, so partitions made before venues existed keep their keys, ``BTCUSDT.bybit-linear`` elsewhere.
@@ -13,13 +17,21 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
 from shadow_pipeline import settings
 from shadow_pipeline.domain.market.instruments import InstrumentError, InstrumentId
-from shadow_pipeline.domain.market.partition_layouts import moving_first_hour
+from shadow_pipeline.domain.market.partition_layouts import (
+    GROUPS_FILE,
+    HOURS_PER_DAY,
+    assign_groups,
+    load_groups,
+    moving_first_hour,
+    save_groups,
+)
 
 
 class PartitionOutOfRange(ValueError):
@@ -40,13 +52,21 @@ def _configured() -> list[str]:
 
 RETENTION_DAYS = settings.retention_days()
 PARTITIONED_CHECKS = settings.partitioned_checks()
+GROUPED = settings.partition_layout() == "day_x_group"
 FIRST_HOUR = moving_first_hour(settings.first_hour(), RETENTION_DAYS, datetime.now(UTC))
+GROUPS_NAME = "instrument_groups"
 hourly = dg.HourlyPartitionsDefinition(start_date=FIRST_HOUR, timezone="UTC")
 symbol_partitions = dg.StaticPartitionsDefinition(_configured())
-tick_partitions = dg.MultiPartitionsDefinition({"hour": hourly, "symbol": symbol_partitions})
+# The group dimension holds only the groups that exist (partition_layouts.assign_groups, kept in GROUPS_FILE).
+instrument_groups = dg.DynamicPartitionsDefinition(name=GROUPS_NAME)
+hour_x_instrument = dg.MultiPartitionsDefinition({"hour": hourly, "symbol": symbol_partitions})
 # Rollups: a UTC day of the hours above, per instrument (docs/rollups.md); the first day holds the first hour.
 daily = dg.DailyPartitionsDefinition(start_date=FIRST_HOUR[:10], timezone="UTC")
 day_partitions = dg.MultiPartitionsDefinition({"day": daily, "symbol": symbol_partitions})
+day_x_group = dg.MultiPartitionsDefinition({"day": daily, "group": instrument_groups})
+tick_partitions = day_x_group if GROUPED else hour_x_instrument
+# A rollup's partition: a day of one instrument, or under day x group the tick partition itself (docs/rollups.md).
+rollup_partitions = day_x_group if GROUPED else day_partitions
 
 
 def configured_symbols() -> list[str]:
@@ -89,9 +109,48 @@ def check_partition(hour: str, symbol: str) -> None:
 
 
 def hour_and_symbol(partition_key: str) -> tuple[str, str]:
-    """(hour key, symbol) of a partition key, also when a CLI run hands over the plain ``hour|symbol`` string."""
-    keys = tick_partitions.get_partition_key_from_str(str(partition_key)).keys_by_dimension
+    """(hour key, symbol) of an hour x instrument key, also when a CLI run hands over the plain ``hour|symbol``
+    string; a unit's key (``defs/units.py``) has the same form in either layout."""
+    keys = hour_x_instrument.get_partition_key_from_str(str(partition_key)).keys_by_dimension
     return keys["hour"], keys["symbol"]
+
+
+def day_and_group(partition_key: str) -> tuple[str, str]:
+    """(day key, group key) of a day x group partition key."""
+    keys = day_x_group.get_partition_key_from_str(str(partition_key)).keys_by_dimension
+    return keys["day"], keys["group"]
+
+
+def groups_file() -> Path:
+    return settings.artifacts_dir() / GROUPS_FILE
+
+
+def instrument_group_assignment() -> dict[str, str]:
+    """Instrument key -> group key for the configured instruments, extending (and saving) the kept assignment: an
+    instrument never changes group, so a (day, group) partition keeps its meaning (partition_layouts)."""
+    path = groups_file()
+    previous = load_groups(path)
+    assignment = assign_groups(previous, configured_symbols())
+    if assignment != previous:
+        save_groups(path, assignment)
+    return assignment
+
+
+def group_members(group: str) -> list[str]:
+    """The configured instruments of ``group``, as the kept assignment says (none for an unknown group)."""
+    return sorted(
+        key for key, given in load_groups(groups_file()).items() if given == group and key in configured_symbols()
+    )
+
+
+def units_of(partition_key: str) -> list[tuple[str, str]]:
+    """The (hour, instrument) units a tick partition holds: itself, or each hour of the day (from the first
+    hour on) for each instrument of the group."""
+    if not GROUPED:
+        return [hour_and_symbol(partition_key)]
+    day, group = day_and_group(partition_key)
+    hours = [f"{day}-{hour:02d}:00" for hour in range(HOURS_PER_DAY)]
+    return [(hour, symbol) for hour in hours if hour >= FIRST_HOUR for symbol in group_members(group)]
 
 
 def day_and_symbol(partition_key: str) -> tuple[str, str]:
@@ -107,6 +166,13 @@ def partition_key(hour: str, symbol: str) -> dg.MultiPartitionKey:
     except InstrumentError as exc:
         raise PartitionOutOfRange(str(exc)) from None
     check_partition(hour, symbol)
+    if GROUPED:  # the commands run and report hours of one instrument; a (day, group) run is the sensor's or the UI's
+        group = load_groups(groups_file()).get(symbol, "its group")
+        raise PartitionOutOfRange(
+            f"{symbol} {hour} is in the partition {hour[:10]}|{group}: ${settings.PARTITION_LAYOUT_ENV}=day_x_group "
+            "partitions by day and instrument group, which this command does not run; launch pipeline_job on that "
+            "partition (the UI, `dagster job launch`, or the closed-window sensor), or unset the variable"
+        )
     return dg.MultiPartitionKey({"hour": hour, "symbol": symbol})
 
 

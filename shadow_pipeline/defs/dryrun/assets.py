@@ -10,7 +10,8 @@ import redis
 from pydantic import Field
 
 from shadow_pipeline.defs.dryrun import checks
-from shadow_pipeline.defs.partitions import hour_and_symbol, tick_partitions
+from shadow_pipeline.defs.partitions import tick_partitions
+from shadow_pipeline.defs.units import PartitionValue, run_units, unit_key
 from shadow_pipeline.domain.kpis.per_window import iteration_kpis
 from shadow_pipeline.domain.kpis.run_notes import RunNotesMissing, run_notes
 from shadow_pipeline.domain.market.windows import hour_bounds
@@ -129,8 +130,8 @@ def _depth_of(
 def dryrun_accuracy_report(
     context: dg.AssetExecutionContext,
     config: DryRunConfig,
-    normalized_ticks: pd.DataFrame,
-    shadow_iterations: pd.DataFrame,
+    normalized_ticks: PartitionValue,
+    shadow_iterations: PartitionValue,
     redis: RedisResource,
     artifacts: ArtifactsResource,
 ) -> Iterator[dg.Output[pd.DataFrame] | dg.AssetCheckResult]:
@@ -143,8 +144,26 @@ def dryrun_accuracy_report(
     shadow, our queue-aware engine for a dwell shadow), or the fills a real dry-run bot reported, to which the
     queue model's unknowns are then fitted. The report says which pair was compared.
     """
-    hour, symbol = hour_and_symbol(context.partition_key)
-    partition = str(context.partition_key)
+    yield from run_units(
+        context,
+        lambda hour, symbol, given: _accuracy_unit(
+            context, config, given["normalized_ticks"], given["shadow_iterations"], hour, symbol, redis, artifacts
+        ),
+        {"normalized_ticks": normalized_ticks, "shadow_iterations": shadow_iterations},
+    )
+
+
+def _accuracy_unit(
+    context: dg.AssetExecutionContext,
+    config: DryRunConfig,
+    normalized_ticks: pd.DataFrame,
+    shadow_iterations: pd.DataFrame,
+    hour: str,
+    symbol: str,
+    redis: RedisResource,
+    artifacts: ArtifactsResource,
+) -> Iterator[dg.Output[pd.DataFrame] | dg.AssetCheckResult]:
+    partition = unit_key(hour, symbol)
     try:
         shadow_run = run_notes(shadow_iterations)
     except RunNotesMissing as exc:

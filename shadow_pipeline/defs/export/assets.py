@@ -1,5 +1,6 @@
 """Stage 3: the shadow KPIs exported to Redis, where dashboards and the live bot's risk manager read them."""
 
+from collections.abc import Iterator
 from typing import Literal
 
 import dagster as dg
@@ -7,6 +8,7 @@ import pandas as pd
 from pydantic import Field
 
 from shadow_pipeline.defs.partitions import tick_partitions
+from shadow_pipeline.defs.units import PartitionValue, run_units, unit_key
 from shadow_pipeline.domain.kpis.records import KpiRecordError
 from shadow_pipeline.domain.kpis.run_notes import RunNotesMissing, run_notes
 from shadow_pipeline.redis_io.kpi_export import DEFAULT_STREAM_MAXLEN, DEFAULT_TTL_SECONDS, export_partition
@@ -44,10 +46,10 @@ class ExportConfig(dg.Config):
 def exported_kpis(
     context: dg.AssetExecutionContext,
     config: ExportConfig,
-    shadow_iterations: pd.DataFrame,
-    shadow_report: pd.DataFrame,
+    shadow_iterations: PartitionValue,
+    shadow_report: PartitionValue,
     redis: RedisResource,
-) -> dg.MaterializeResult:
+) -> Iterator[dg.MaterializeResult]:
     """The partition's KPIs in Redis: the report's aggregate in shadow:kpi:all and shadow:kpi:{symbol} (with a
     TTL), and one entry per window in shadow:kpi:stream:{symbol} (re-exporting adds nothing).
 
@@ -58,9 +60,27 @@ def exported_kpis(
     pushgateway; docs/metrics.md) after Redis, the record of truth: a sink that fails then fails the run, which
     says that Redis holds the KPIs (re-running adds no stream entry), so a missing metric never passes unseen.
     """
+    yield from run_units(
+        context,
+        lambda hour, symbol, given: [
+            _export_unit(context, config, given["shadow_iterations"], given["shadow_report"], hour, symbol, redis)
+        ],
+        {"shadow_iterations": shadow_iterations, "shadow_report": shadow_report},
+    )
+
+
+def _export_unit(
+    context: dg.AssetExecutionContext,
+    config: ExportConfig,
+    shadow_iterations: pd.DataFrame,
+    shadow_report: pd.DataFrame,
+    hour: str,
+    symbol: str,
+    redis: RedisResource,
+) -> dg.MaterializeResult:
     if shadow_iterations.empty or shadow_report.empty:
         raise dg.Failure("shadow_iterations has no windows for this partition: nothing to export")
-    partition = str(context.partition_key)
+    partition = unit_key(hour, symbol)
     report = {str(k): v for k, v in shadow_report.iloc[0].items()}
     try:
         check_sinks(config.textfile_dir, config.pushgateway)  # a bad directory or URL, before any write

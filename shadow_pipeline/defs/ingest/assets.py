@@ -7,13 +7,15 @@ then reads its own ticks from the landing zone. The graph shows it that way on p
 
 from collections import Counter
 from collections.abc import Iterator
+from typing import Any
 
 import dagster as dg
 import numpy as np
 import pandas as pd
 
 from shadow_pipeline.defs.ingest import checks
-from shadow_pipeline.defs.partitions import hour_and_symbol, tick_partitions
+from shadow_pipeline.defs.partitions import GROUPED, tick_partitions, units_of
+from shadow_pipeline.defs.units import PartitionValue, run_units
 from shadow_pipeline.domain.market.quality import assess, normalize
 from shadow_pipeline.domain.market.windows import HOUR_NS, hour_bounds, hour_keys
 from shadow_pipeline.ingest.consumer import TickConsumer, incomplete_message
@@ -50,12 +52,13 @@ def _neighbour_seqs(store: LandingStore, hour: str, symbol: str, offset_hours: i
 
 
 def _streams_to_drain(context: dg.AssetExecutionContext, tick_stream: TickStreamResource) -> list[str]:
-    """In a run of one tick partition, only the shard of its instrument, which holds all of the partition's ticks:
+    """In a run of one tick partition, only the shards of its instruments, which hold all of the partition's ticks:
     runs of instruments on other shards then drain apart, one per shard at a time (the sensor tags each run
     with its shard, ``run_queue.shadow_tags``). Any other run (an unpartitioned drain, a range) drains them all."""
     key = str(context.partition_key) if context.has_partition_key else ""
     if key.count("|") == 1:  # two dimensions, the instrument second: a tick partition's key
-        return [tick_stream.stream_of(hour_and_symbol(key)[1])]
+        shards = {tick_stream.stream_of(symbol) for _, symbol in units_of(key)}
+        return [stream for stream in tick_stream.streams if stream in shards]
     return tick_stream.streams
 
 
@@ -120,10 +123,22 @@ def landing_zone(
 def raw_ticks(
     context: dg.AssetExecutionContext, tick_stream: TickStreamResource, landing: LandingResource
 ) -> Iterator[dg.Output[pd.DataFrame] | dg.AssetCheckResult]:
-    """Every tick landed for the hour and symbol, as received (Redis entry-id order, duplicates kept)."""
-    hour, symbol = hour_and_symbol(context.partition_key)
+    """Every tick landed for the hour and symbol, as received (Redis entry-id order, duplicates kept). Under the
+    day x group layout, each hour and instrument of the group's day that has ticks."""
     store = landing.store(tick_stream.stream)
-    ticks = store.read(Kind.TICKS, hour, symbol)
+
+    def unit(hour: str, symbol: str, _: dict[str, Any]) -> Iterator[dg.Output[pd.DataFrame] | dg.AssetCheckResult]:
+        ticks = store.read(Kind.TICKS, hour, symbol)
+        if GROUPED and ticks.empty:
+            return  # an instrument quiet for an hour: no unit of the day, rather than a failed check
+        yield from _raw_unit(ticks, hour, symbol, store)
+
+    yield from run_units(context, unit)
+
+
+def _raw_unit(
+    ticks: pd.DataFrame, hour: str, symbol: str, store: LandingStore
+) -> Iterator[dg.Output[pd.DataFrame] | dg.AssetCheckResult]:
     yield dg.Output(
         ticks,
         metadata={
@@ -157,7 +172,7 @@ def raw_ticks(
 )
 def normalized_ticks(
     context: dg.AssetExecutionContext,
-    raw_ticks: pd.DataFrame,
+    raw_ticks: PartitionValue,
     redis: RedisResource,
     tick_stream: TickStreamResource,
     landing: LandingResource,
@@ -169,12 +184,26 @@ def normalized_ticks(
     do not fit the partition's instrument (off its price grid, below its lot step) fail the blocking
     `fits_instrument` check: nothing downstream runs on them.
     """
-    hour, symbol = hour_and_symbol(context.partition_key)
     store = landing.store(tick_stream.stream)
     client = redis.get_client(decode_responses=True)
     dead: Counter = Counter()
     for letters in tick_stream.dead_letter_streams:  # a record's partition is its entry's, whichever shard it was in
         dead.update(dead_letters_by_partition(client, letters))
+
+    def unit(hour: str, symbol: str, given: dict[str, Any]) -> Iterator[dg.Output[pd.DataFrame] | dg.AssetCheckResult]:
+        yield from _normalized_unit(context, given["raw_ticks"], hour, symbol, store, dead)
+
+    yield from run_units(context, unit, {"raw_ticks": raw_ticks})
+
+
+def _normalized_unit(
+    context: dg.AssetExecutionContext,
+    raw_ticks: pd.DataFrame,
+    hour: str,
+    symbol: str,
+    store: LandingStore,
+    dead: Counter,
+) -> Iterator[dg.Output[pd.DataFrame] | dg.AssetCheckResult]:
     quality = assess(
         raw_ticks,
         previous_seqs=_neighbour_seqs(store, hour, symbol, -1),

@@ -4,7 +4,8 @@ window the live shadow published for it must be the partition's row, KPI for KPI
 import dagster as dg
 import pandas as pd
 
-from shadow_pipeline.defs.partitions import hour_and_symbol, partitioned_check
+from shadow_pipeline.defs.partitions import GROUPED, partitioned_check
+from shadow_pipeline.defs.units import PartitionValue, joined_check, unit_key, units_in
 from shadow_pipeline.domain.kpis.records import iteration_records
 from shadow_pipeline.domain.kpis.run_notes import run_notes
 from shadow_pipeline.live.comparison import ATOL, RTOL, compare
@@ -26,9 +27,17 @@ SHOWN_DIFFERENCES = 20
     "with no live windows for the hour the check passes and says so.",
 )
 def live_windows_match_batch(
-    context: dg.AssetCheckExecutionContext, shadow_iterations: pd.DataFrame, redis: RedisResource
+    context: dg.AssetCheckExecutionContext, shadow_iterations: PartitionValue, redis: RedisResource
 ) -> dg.AssetCheckResult:
-    hour, symbol = hour_and_symbol(context.partition_key)
+    """Per unit of the partition; under the day x group layout the units' results joined (``units.joined_check``)."""
+    results = [
+        (unit_key(hour, symbol), _unit_check(frame, hour, symbol, redis))
+        for (hour, symbol), frame in units_in(str(context.partition_key), shadow_iterations)
+    ]
+    return joined_check(context.check_specs[0].key, results) if GROUPED else results[0][1]
+
+
+def _unit_check(shadow_iterations: pd.DataFrame, hour: str, symbol: str, redis: RedisResource) -> dg.AssetCheckResult:
     notes = run_notes(shadow_iterations)
     live = read_live_records(
         redis.get_client(),

@@ -16,10 +16,20 @@ import dagster as dg
 import numpy as np
 import redis
 
-from shadow_pipeline.defs.partitions import FIRST_HOUR, configured_symbols, has_hour, partition_key
+from shadow_pipeline.defs.partitions import (
+    FIRST_HOUR,
+    GROUPED,
+    GROUPS_NAME,
+    configured_symbols,
+    daily,
+    has_hour,
+    instrument_group_assignment,
+    instrument_groups,
+    partition_key,
+)
 from shadow_pipeline.defs.pipeline.jobs import pipeline_job
 from shadow_pipeline.defs.run_queue import shadow_tags
-from shadow_pipeline.domain.market.windows import closed_hours, hour_keys
+from shadow_pipeline.domain.market.windows import closed_days, closed_hours, hour_keys
 from shadow_pipeline.ingest.deliveries import from_range_reply
 from shadow_pipeline.redis_io.raw_reply import read_raw
 from shadow_pipeline.resources import RedisResource, TickStreamResource
@@ -90,8 +100,10 @@ def _cursor(text: str | None, streams: list[str]) -> dict[str, Any]:
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Requests one pipeline_job run (ingest, shadow, export, dry-run) per (hour, symbol) once a tick "
-    "more than the watermark past the hour has arrived. The cursor keeps the last stream id read, the newest "
-    "exchange time and the hours still open. Entries that are not valid ticks are counted in the log and passed.",
+    "more than the watermark past the hour has arrived; under the day x group layout, one per (day, group) once "
+    "the day has closed on every shard of the group, adding the groups of new instruments first. The cursor keeps "
+    "the last stream id read, the newest exchange time and the hours still open. Entries that are not valid ticks "
+    "are counted in the log and passed.",
 )
 def closed_window_sensor(
     context: dg.SensorEvaluationContext, redis: RedisResource, tick_stream: TickStreamResource
@@ -124,6 +136,8 @@ def closed_window_sensor(
         context.log.warning(f"ticks before the first partition {FIRST_HOUR} ignored (hours {early[0]}..{early[-1]})")
     pending = {(hour, symbol) for hour, symbol in pending if symbol in known and hour >= FIRST_HOUR}
     watermark = int(tick_stream.watermark_ms * 1e6)
+    if GROUPED:
+        return _day_requests(context, tick_stream, pending, newest, watermark, state["streams"])
     by_stream: dict[str, set[tuple[str, str]]] = {}
     for pair in pending:  # each pair is closed by the event time of the shard that holds its symbol
         by_stream.setdefault(tick_stream.stream_of(pair[1]), set()).add(pair)
@@ -145,4 +159,41 @@ def closed_window_sensor(
             for hour, symbol in ready
         ],
         cursor=json.dumps(cursor),
+    )
+
+
+def _day_requests(
+    context: dg.SensorEvaluationContext,
+    tick_stream: TickStreamResource,
+    pending: set[tuple[str, str]],
+    newest: dict[str, int],
+    watermark: int,
+    positions: dict[str, Any],
+) -> dg.SensorResult:
+    """The day x group form: a run per (day, group) whose day has ended on the clock and on every shard of the
+    group; the groups of instruments new to the assignment are added to the partitions in the same result."""
+    try:
+        assignment = instrument_group_assignment()
+    except ValueError as exc:  # a damaged assignment file: nothing is requested until it is repaired
+        context.log.error(f"instrument groups: {exc}")
+        return dg.SensorResult(skip_reason=f"instrument groups: {exc}", cursor=context.cursor)
+    days = closed_days(pending, newest, tick_stream.stream_of, assignment, watermark)
+    ready = {key: pairs for key, pairs in days.items() if daily.has_partition_key(key[0])}
+    known = set(context.instance.get_dynamic_partitions(GROUPS_NAME))
+    added = sorted(set(assignment.values()) - known)
+    done = {pair for pairs in ready.values() for pair in pairs}
+    requests = []
+    for day, group in ready:
+        shards = sorted({tick_stream.stream_of(key) for key, given in assignment.items() if given == group})
+        requests.append(
+            dg.RunRequest(
+                run_key=f"pipeline:{day}:{group}",
+                partition_key=dg.MultiPartitionKey({"day": day, "group": group}),
+                tags=shadow_tags(shards[0] if len(shards) == 1 else tick_stream.stream),
+            )
+        )
+    return dg.SensorResult(
+        run_requests=requests,
+        cursor=json.dumps({"streams": positions, "open": sorted(pending - done)}),
+        dynamic_partitions_requests=[instrument_groups.build_add_request(added)] if added else [],
     )

@@ -6,8 +6,9 @@ import dagster as dg
 import pandas as pd
 import redis
 
-from shadow_pipeline.defs.partitions import hour_and_symbol, tick_partitions
+from shadow_pipeline.defs.partitions import tick_partitions
 from shadow_pipeline.defs.reconcile import checks
+from shadow_pipeline.defs.units import PartitionValue, run_units
 from shadow_pipeline.domain.kpis.run_notes import RunNotesMissing, run_notes
 from shadow_pipeline.domain.market.windows import hour_bounds
 from shadow_pipeline.domain.simulation import shadow
@@ -28,21 +29,22 @@ from shadow_pipeline.reporting.reconciliation import (
 from shadow_pipeline.resources import ArtifactsResource, RedisResource
 from shadow_pipeline.summaries import ReconcileSummary, finite
 
-# What the shadow says of the bot's orders in a partition: the order engine's per-order table and its fills
-# (domain/validation/reconciliation.py, ORDER_COLUMNS and SHADOW_FILL_COLUMNS).
+# What the shadow says of the bot's orders in an hour of an instrument: the order engine's per-order table and its
+# fills (domain/validation/reconciliation.py, ORDER_COLUMNS and SHADOW_FILL_COLUMNS).
 ShadowOrders = Callable[
-    [dg.AssetExecutionContext, pd.DataFrame, StrategyParams, redis.Redis], tuple[pd.DataFrame, pd.DataFrame]
+    [dg.AssetExecutionContext, str, str, pd.DataFrame, StrategyParams, redis.Redis], tuple[pd.DataFrame, pd.DataFrame]
 ]
 
 
-# The bot's orders of a partition (None: the outcome was given without them, and there is nothing to fit).
-PlanOf = Callable[[dg.AssetExecutionContext, StrategyParams, redis.Redis], OrderPlan]
+# The bot's orders of an hour of an instrument (None: the outcome was given without them, nothing to fit).
+PlanOf = Callable[[dg.AssetExecutionContext, str, str, StrategyParams, redis.Redis], OrderPlan]
 
 
-def bot_plan(context: dg.AssetExecutionContext, params: StrategyParams, client: redis.Redis) -> OrderPlan:
-    """The orders the bot decided in the partition's hour, from its order stream (bad intents dead-lettered, as
+def bot_plan(
+    context: dg.AssetExecutionContext, hour: str, symbol: str, params: StrategyParams, client: redis.Redis
+) -> OrderPlan:
+    """The orders the bot decided in the hour, from its order stream (bad intents dead-lettered, as
     shadow_iterations does)."""
-    hour, symbol = hour_and_symbol(context.partition_key)
     loaded = load_intents(client, symbol, Grid(symbol, params.tick_size, params.lot_step))
     plan = loaded.checked.plan.decided_within(*hour_bounds(hour))
     context.log.info(
@@ -57,10 +59,15 @@ def bot_plan(context: dg.AssetExecutionContext, params: StrategyParams, client: 
 
 
 def shadow_orders(
-    context: dg.AssetExecutionContext, normalized_ticks: pd.DataFrame, params: StrategyParams, client: redis.Redis
+    context: dg.AssetExecutionContext,
+    hour: str,
+    symbol: str,
+    normalized_ticks: pd.DataFrame,
+    params: StrategyParams,
+    client: redis.Redis,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The bot's orders of the hour through the order engine under the profile's models: (orders, fills)."""
-    simulated = shadow.shadow_orders(normalized_ticks, params, bot_plan(context, params, client))
+    simulated = shadow.shadow_orders(normalized_ticks, params, bot_plan(context, hour, symbol, params, client))
     return simulated.orders, simulated.simulation.fills
 
 
@@ -79,8 +86,8 @@ def reconciliation_asset(outcome: ShadowOrders, plan_of: PlanOf | None = None) -
     )
     def order_reconciliation(
         context: dg.AssetExecutionContext,
-        normalized_ticks: pd.DataFrame,
-        shadow_iterations: pd.DataFrame,
+        normalized_ticks: PartitionValue,
+        shadow_iterations: PartitionValue,
         redis: RedisResource,
         artifacts: ArtifactsResource,
     ) -> Iterator[dg.Output[pd.DataFrame] | dg.AssetCheckResult]:
@@ -92,14 +99,30 @@ def reconciliation_asset(outcome: ShadowOrders, plan_of: PlanOf | None = None) -
         The value is the per-order table; ORDER_RECONCILIATION.md/.json and the plots are in the dry-run's
         artifacts folder. Gates (profile thresholds): precision, recall, |net_bps gap|. docs/reconciliation.md.
         """
-        hour, symbol = hour_and_symbol(context.partition_key)
+        yield from run_units(
+            context,
+            lambda hour, symbol, given: unit(
+                context, hour, symbol, given["normalized_ticks"], given["shadow_iterations"], redis, artifacts
+            ),
+            {"normalized_ticks": normalized_ticks, "shadow_iterations": shadow_iterations},
+        )
+
+    def unit(
+        context: dg.AssetExecutionContext,
+        hour: str,
+        symbol: str,
+        normalized_ticks: pd.DataFrame,
+        shadow_iterations: pd.DataFrame,
+        redis: RedisResource,
+        artifacts: ArtifactsResource,
+    ) -> Iterator[dg.Output[pd.DataFrame] | dg.AssetCheckResult]:
         try:
             notes = run_notes(shadow_iterations)
         except RunNotesMissing as exc:
             raise dg.Failure(str(exc)) from None
         client = redis.get_client()  # bytes: an id that is not UTF-8 is refused naming its entry, not mid-read
         start, end = hour_bounds(hour)
-        orders, shadow_fills = outcome(context, normalized_ticks, notes.params, client)
+        orders, shadow_fills = outcome(context, hour, symbol, normalized_ticks, notes.params, client)
         try:
             real_fills = read_fills(client, symbol, start, end)
             result = reconcile(orders, shadow_fills, real_fills, normalized_ticks, notes.params)
@@ -111,7 +134,7 @@ def reconciliation_asset(outcome: ShadowOrders, plan_of: PlanOf | None = None) -
         if plan_of is not None:
             real_filled = result.orders["real_filled_qty"].to_numpy(dtype=float) > 0
             outcomes = pd.DataFrame({"order_id": result.orders["order_id"], "filled": real_filled})
-            plan = plan_of(context, notes.params, client)
+            plan = plan_of(context, hour, symbol, notes.params, client)
             calibration = self_calibrate(
                 normalized_ticks, plan, notes.params, notes.thresholds, notes.window_seconds, outcomes
             )

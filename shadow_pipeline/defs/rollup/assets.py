@@ -2,14 +2,23 @@
 
 import warnings
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from shadow_pipeline.defs.partitions import day_and_symbol, day_partitions
+from shadow_pipeline.defs.partitions import (
+    GROUPED,
+    day_and_group,
+    day_and_symbol,
+    group_members,
+    hour_and_symbol,
+    rollup_partitions,
+)
 from shadow_pipeline.defs.rollup import checks
+from shadow_pipeline.defs.units import run_each
 from shadow_pipeline.domain.kpis.gates import GO
 from shadow_pipeline.domain.kpis.rollup import RANK_RULE, day_hours, profile_key
 from shadow_pipeline.domain.kpis.run_notes import RunNotesMissing, run_notes
@@ -33,6 +42,7 @@ with warnings.catch_warnings():  # beta in Dagster 1.13; its warning would open 
             "symbol": dg.DimensionPartitionMapping("symbol", dg.IdentityPartitionMapping()),
         }
     )
+DAY_MAPPING = dg.IdentityPartitionMapping() if GROUPED else DAY_OF_HOURS
 
 
 class RollupConfig(dg.Config):
@@ -79,10 +89,10 @@ def _hours_of(
 
 @dg.asset(
     group_name="rollup",
-    partitions_def=day_partitions,
+    partitions_def=rollup_partitions,
     ins={
         "shadow_iterations": dg.AssetIn(
-            partition_mapping=DAY_OF_HOURS, metadata={"allow_missing_partitions": True}, dagster_type=dg.Any
+            partition_mapping=DAY_MAPPING, metadata={"allow_missing_partitions": True}, dagster_type=dg.Any
         )
     },
     kinds={"pandas", "json"},
@@ -94,9 +104,30 @@ def shadow_rollup(
     """Go/No-Go of one profile over a UTC day of one instrument: the windows of the day's shadowed hours pooled
     and judged as an hour's are (so each KPI rolls up as within an hour), beside every hour's own verdict.
     Missing hours are left out, not counted against it. Also written as ROLLUP_SNAPSHOT.json and ROLLUP_REPORT.md
-    under artifacts/rollup/<day>/<symbol>/."""
-    day, symbol = day_and_symbol(context.partition_key)
-    stored = _stored(shadow_iterations)
+    under artifacts/rollup/<day>/<symbol>/. Under the day x group layout, each instrument of the group."""
+    if not GROUPED:
+        day, symbol = day_and_symbol(context.partition_key)
+        yield from _rollup_unit(context, config, _stored(shadow_iterations), day, symbol, artifacts)
+        return
+    day, _ = day_and_group(context.partition_key)
+    by_symbol: dict[str, dict[str, pd.DataFrame]] = {}
+    for unit, frame in (shadow_iterations or {}).items():
+        by_symbol.setdefault(hour_and_symbol(unit)[1], {})[unit] = frame
+    calls = [
+        (f"{day}|{symbol}", partial(_rollup_unit, context, config, _stored(frames), day, symbol, artifacts))
+        for symbol, frames in sorted(by_symbol.items())
+    ]
+    yield from run_each(context, calls)
+
+
+def _rollup_unit(
+    context: dg.AssetExecutionContext,
+    config: RollupConfig,
+    stored: dict[str, pd.DataFrame],
+    day: str,
+    symbol: str,
+    artifacts: ArtifactsResource,
+) -> Iterator[dg.Output[pd.DataFrame] | dg.AssetCheckResult]:
     newest = run_notes(stored[max(stored)]).profile if stored else None
     profile = config.profile or newest
     if profile is None:
@@ -134,16 +165,32 @@ def shadow_rollup(
 
 @dg.asset(
     group_name="rollup",
-    partitions_def=day_partitions,
-    deps=[dg.AssetDep("shadow_report", partition_mapping=DAY_OF_HOURS)],
+    partitions_def=rollup_partitions,
+    deps=[dg.AssetDep("shadow_report", partition_mapping=DAY_MAPPING)],
     kinds={"pandas", "json"},
 )
-def profile_comparison(context: dg.AssetExecutionContext, artifacts: ArtifactsResource) -> dg.Output[pd.DataFrame]:
+def profile_comparison(
+    context: dg.AssetExecutionContext, artifacts: ArtifactsResource
+) -> Iterator[dg.Output[pd.DataFrame]]:
     """Every profile shadowed on the day's hours of one instrument, ranked best first: Go before No-Go, then net_bps,
     then fewer failed gates. Each profile is rolled up over the hours it ran from the results kept under its name,
     so a later profile on an hour does not hide an earlier one. PROFILE_COMPARISON.md/.json and profiles.png
-    under artifacts/rollup/<day>/<symbol>/."""
-    day, symbol = day_and_symbol(context.partition_key)
+    under artifacts/rollup/<day>/<symbol>/. Under the day x group layout, each instrument of the group."""
+    if not GROUPED:
+        day, symbol = day_and_symbol(context.partition_key)
+        yield _comparison_unit(context, day, symbol, artifacts)
+        return
+    day, group = day_and_group(context.partition_key)
+    calls = [
+        (f"{day}|{symbol}", partial(lambda s: [_comparison_unit(context, day, s, artifacts)], symbol))
+        for symbol in group_members(group)
+    ]
+    yield from run_each(context, calls)
+
+
+def _comparison_unit(
+    context: dg.AssetExecutionContext, day: str, symbol: str, artifacts: ArtifactsResource
+) -> dg.Output[pd.DataFrame]:
     folders = {hour: artifacts.shadow_folder(hour, symbol) for hour in day_hours(day)}
     try:
         table, snapshots = compare_period(folders, day, pd.Timestamp.now(tz="UTC").isoformat())

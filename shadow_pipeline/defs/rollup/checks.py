@@ -12,7 +12,7 @@ from typing import Any
 
 import dagster as dg
 
-from shadow_pipeline.defs.partitions import check_spec, day_partitions
+from shadow_pipeline.defs.partitions import check_spec, rollup_partitions
 from shadow_pipeline.domain.kpis.gates import Verdict
 from shadow_pipeline.reporting.snapshot import gates_markdown
 
@@ -24,13 +24,13 @@ ROLLUP_CHECKS = [
     check_spec(
         ROLLUP_KPI_THRESHOLDS,
         asset=ROLLUP_ASSET,
-        partitions_def=day_partitions,
+        partitions_def=rollup_partitions,
         description="Valid windows and every KPI gate of the profile on the day's shadowed hours, windows pooled.",
     ),
     check_spec(
         ROLLUP_NO_GO_HOURS,
         asset=ROLLUP_ASSET,
-        partitions_def=day_partitions,
+        partitions_def=rollup_partitions,
         description="No shadowed hour of the day was a No-Go on its own (the failing hours and their reasons).",
     ),
 ]

@@ -10,11 +10,12 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field, field_validator
 
-from shadow_pipeline.defs.partitions import hour_and_symbol, tick_partitions
+from shadow_pipeline.defs.partitions import tick_partitions
 from shadow_pipeline.defs.rollup.profiles import keep_profile_result
 from shadow_pipeline.defs.shadow import checks
 from shadow_pipeline.defs.shadow.fills import SHADOW_FILLS_DESCRIPTION, fills_output
 from shadow_pipeline.defs.shadow.tags import tag_run
+from shadow_pipeline.defs.units import PartitionValue, run_units
 from shadow_pipeline.domain.kpis.catalogue import SUMMARY, names
 from shadow_pipeline.domain.kpis.gates import GO, Gate, kpi_gates
 from shadow_pipeline.domain.kpis.per_window import iteration_kpis
@@ -197,15 +198,42 @@ def _table(frame: pd.DataFrame, columns: tuple[str, ...], rows: int = 60) -> dg.
 def shadow_iterations(
     context: dg.AssetExecutionContext,
     config: ShadowConfig,
-    normalized_ticks: pd.DataFrame,
-    tick_quality: pd.DataFrame,
+    normalized_ticks: PartitionValue,
+    tick_quality: PartitionValue,
     redis: RedisResource,
     tick_stream: TickStreamResource,
     artifacts: ArtifactsResource,
 ) -> Iterator[dg.Output[pd.DataFrame]]:
     """Simulated orders and fills of the profile's strategy on the hour's ticks, nothing sent: the KPIs per
     window, the fills themselves, and the same hour at the bounds of the fill model's knob."""
-    hour, symbol = hour_and_symbol(context.partition_key)
+    yield from run_units(
+        context,
+        lambda hour, symbol, given: _iterations_unit(
+            context,
+            config,
+            given["normalized_ticks"],
+            given["tick_quality"],
+            hour,
+            symbol,
+            redis,
+            tick_stream,
+            artifacts,
+        ),
+        {"normalized_ticks": normalized_ticks, "tick_quality": tick_quality},
+    )
+
+
+def _iterations_unit(
+    context: dg.AssetExecutionContext,
+    config: ShadowConfig,
+    normalized_ticks: pd.DataFrame,
+    tick_quality: pd.DataFrame,
+    hour: str,
+    symbol: str,
+    redis: RedisResource,
+    tick_stream: TickStreamResource,
+    artifacts: ArtifactsResource,
+) -> Iterator[dg.Output[pd.DataFrame]]:
     params, thresholds = strategy_for(config, symbol)
     if normalized_ticks.empty:
         raise dg.Failure(f"{symbol} {hour}: no ticks to quote on (normalized_ticks is empty)")
@@ -288,8 +316,8 @@ def shadow_iterations(
 )
 def shadow_report(
     context: dg.AssetExecutionContext,
-    shadow_iterations: pd.DataFrame,
-    fill_sensitivity: pd.DataFrame,
+    shadow_iterations: PartitionValue,
+    fill_sensitivity: PartitionValue,
     artifacts: ArtifactsResource,
 ) -> Iterator[dg.Output[pd.DataFrame] | dg.AssetCheckResult]:
     """Go/No-Go for the hour and symbol: KPIs over the valid windows against the profile's gates.
@@ -299,7 +327,23 @@ def shadow_report(
     and fills-on-price pictures) in the artifacts folder, where
     `shadow-pipeline audit` re-checks them.
     """
-    hour, symbol = hour_and_symbol(context.partition_key)
+    yield from run_units(
+        context,
+        lambda hour, symbol, given: _report_unit(
+            context, given["shadow_iterations"], given["fill_sensitivity"], hour, symbol, artifacts
+        ),
+        {"shadow_iterations": shadow_iterations, "fill_sensitivity": fill_sensitivity},
+    )
+
+
+def _report_unit(
+    context: dg.AssetExecutionContext,
+    shadow_iterations: pd.DataFrame,
+    fill_sensitivity: pd.DataFrame,
+    hour: str,
+    symbol: str,
+    artifacts: ArtifactsResource,
+) -> Iterator[dg.Output[pd.DataFrame] | dg.AssetCheckResult]:
     run = _notes_of(shadow_iterations)
     snapshot, judged = judge_partition(shadow_iterations, run, pd.Timestamp.now(tz="UTC").isoformat(), fill_sensitivity)
     folder = artifacts.shadow_folder(hour, symbol)
@@ -347,14 +391,31 @@ LIVE_READY_FILE = "LIVE_READY_PROFILE.json"
 @dg.asset(group_name="shadow", partitions_def=tick_partitions, kinds={"json"}, output_required=False)
 def live_ready_profile(
     context: dg.AssetExecutionContext,
-    shadow_report: pd.DataFrame,
-    shadow_iterations: pd.DataFrame,
+    shadow_report: PartitionValue,
+    shadow_iterations: PartitionValue,
     artifacts: ArtifactsResource,
 ) -> Iterator[dg.Output[pd.DataFrame]]:
     """The partition's parameters promoted as live-ready, as a profiles file (LIVE_READY_PROFILE.json) that
     `shadow --profiles-file` and the launchpad accept. Written only on a Go: after a No-Go it is not
-    materialized (the run still succeeds; the failed gate checks say why)."""
-    hour, symbol = hour_and_symbol(context.partition_key)
+    materialized (the run still succeeds; the failed gate checks say why). Under the day x group layout, one per
+    unit with a Go."""
+    yield from run_units(
+        context,
+        lambda hour, symbol, given: _promote_unit(
+            context, given["shadow_report"], given["shadow_iterations"], hour, symbol, artifacts
+        ),
+        {"shadow_report": shadow_report, "shadow_iterations": shadow_iterations},
+    )
+
+
+def _promote_unit(
+    context: dg.AssetExecutionContext,
+    shadow_report: pd.DataFrame,
+    shadow_iterations: pd.DataFrame,
+    hour: str,
+    symbol: str,
+    artifacts: ArtifactsResource,
+) -> Iterator[dg.Output[pd.DataFrame]]:
     verdict = str(shadow_report["verdict"].iloc[0])
     path = artifacts.shadow_folder(hour, symbol) / LIVE_READY_FILE
     if verdict != GO:

@@ -7,6 +7,7 @@ import time
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
+from functools import partial
 from typing import Annotated, Any
 
 import dagster as dg
@@ -14,9 +15,10 @@ import pandas as pd
 from pydantic import Field, field_validator
 
 from shadow_pipeline import user_json
-from shadow_pipeline.defs.partitions import hour_and_symbol, tick_partitions
+from shadow_pipeline.defs.partitions import GROUPED, hour_and_symbol, tick_partitions
 from shadow_pipeline.defs.shadow.assets import LIVE_READY_FILE, ShadowConfig, strategy_for
 from shadow_pipeline.defs.tune import checks
+from shadow_pipeline.defs.units import run_each, unit_key
 from shadow_pipeline.domain.kpis.gates import kpi_gates
 from shadow_pipeline.domain.market.windows import HOUR_NS, hour_bounds
 from shadow_pipeline.domain.simulation.simulator import fill_model_of
@@ -172,7 +174,9 @@ class _Progress:
     partitions_def=tick_partitions,
     ins={
         "normalized_ticks": dg.AssetIn(
-            partition_mapping=LOOKBACK, metadata={"allow_missing_partitions": True}, dagster_type=dg.Any
+            partition_mapping=dg.IdentityPartitionMapping() if GROUPED else LOOKBACK,
+            metadata={"allow_missing_partitions": True},
+            dagster_type=dg.Any,
         )
     },
     kinds={"numba", "pandas", "json"},
@@ -191,8 +195,52 @@ def tuned_profile(
     judged hours only, and needs the probability that the newest fold's winner is an overfit (PBO, by
     combinatorially symmetric cross-validation over its training windows) below the profile's max_pbo.
     Writes STEP1_BASELINE_SUMMARY.md and TUNED_PROFILES.json (the newest fold's winner, which
-    `shadow --profiles-file` accepts as it is), and LIVE_READY_PROFILE.json only on a Go."""
-    hour, symbol = hour_and_symbol(context.partition_key)
+    `shadow --profiles-file` accepts as it is), and LIVE_READY_PROFILE.json only on a Go. Under the day x group
+    layout, each instrument of the group over the day's hours up to its newest (or the run's ``hours``): the
+    tuning period does not reach into the day before."""
+    if not GROUPED:
+        hour, symbol = hour_and_symbol(context.partition_key)
+        yield from _tune_unit(context, config, normalized_ticks, hour, symbol, artifacts, tick_stream, landing)
+        return
+    loaded = normalized_ticks or {}
+
+    def period(units: list[str], hour: str, symbol: str) -> Iterator[dg.Output[pd.DataFrame] | dg.AssetCheckResult]:
+        frames = {unit: loaded[unit] for unit in units}  # read now: one instrument's period in memory at a time
+        yield from _tune_unit(context, config, frames, hour, symbol, artifacts, tick_stream, landing)
+
+    calls = [
+        (unit_key(hour, symbol), partial(period, units, hour, symbol))
+        for symbol, hour, units in _periods(list(loaded), config.hours)
+    ]
+    yield from run_each(context, calls)
+
+
+def _periods(stored: list[str], wanted: list[str] | None) -> list[tuple[str, str, list[str]]]:
+    """(symbol, newest hour, its tuning period's units) of each instrument of a day x group partition's ``stored``
+    units."""
+    by_symbol: dict[str, dict[str, str]] = {}
+    for unit in stored:
+        hour, symbol = hour_and_symbol(unit)
+        by_symbol.setdefault(symbol, {})[hour] = unit
+    periods = []
+    for symbol, units in sorted(by_symbol.items()):
+        newest = max(wanted) if wanted else max(units)
+        end = hour_bounds(newest)[0]
+        kept = [u for h, u in sorted(units.items()) if 0 <= end - hour_bounds(h)[0] < TUNING_HOURS * HOUR_NS]
+        periods.append((symbol, newest, kept))
+    return periods
+
+
+def _tune_unit(
+    context: dg.AssetExecutionContext,
+    config: TuneConfig,
+    normalized_ticks: Any,
+    hour: str,
+    symbol: str,
+    artifacts: ArtifactsResource,
+    tick_stream: TickStreamResource,
+    landing: LandingResource,
+) -> Iterator[dg.Output[pd.DataFrame] | dg.AssetCheckResult]:
     base, thresholds = strategy_for(config, symbol)
     search = search_of(config, base, symbol)
     try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
+
 import numpy as np
 import pandas as pd
 
@@ -26,3 +28,29 @@ def hour_bounds(key: str) -> tuple[int, int]:
 def closed_hours(hours: set[str], newest_ts_ns: int, watermark_ns: int) -> set[str]:
     """The hours whose window has closed by event time: the newest tick is past their end by the watermark."""
     return {h for h in hours if hour_bounds(h)[1] + watermark_ns <= newest_ts_ns}
+
+
+def closed_days(
+    pairs: Iterable[tuple[str, str]],
+    newest_ns: Mapping[str, int],
+    stream_of: Callable[[str], str],
+    group_of: Mapping[str, str],
+    watermark_ns: int,
+) -> dict[tuple[str, str], list[tuple[str, str]]]:
+    """(day, group) -> its (hour, instrument) ``pairs``, for the days whose last hour has closed by the event time of
+    every stream that holds an instrument of the group (``newest_ns`` by stream). A (day, group) partition runs
+    once, so it waits for the slowest shard of its group: a lagging shard's instrument would otherwise miss the
+    day's run. Pairs of instruments without a group are left out."""
+    by_day: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for hour, symbol in pairs:
+        if symbol in group_of:
+            by_day.setdefault((hour[:10], group_of[symbol]), []).append((hour, symbol))
+    streams: dict[str, set[str]] = {}
+    for symbol, group in group_of.items():
+        streams.setdefault(group, set()).add(stream_of(symbol))
+    closed = {}
+    for (day, group), members in sorted(by_day.items()):
+        last = f"{day}-23:00"
+        if all(closed_hours({last}, newest_ns.get(stream, -1), watermark_ns) for stream in streams[group]):
+            closed[(day, group)] = sorted(members)
+    return closed

@@ -1,0 +1,141 @@
+"""A day x group run, in the process it needs: ``$SHADOW_PARTITION_LAYOUT=day_x_group`` is read when the code
+loads, so test_dagster_grouped.py runs this module in a child interpreter with it set and reads back the JSON it
+prints (the materializations, check evaluations and run tags of the run).
+
+    python -m shadow_pipeline_tests.grouped_run REDIS_URL STREAM FOLDER GROUP PROFILES DAY
+"""
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+
+from shadow_pipeline.defs import partitions
+from shadow_pipeline.defs.export.assets import exported_kpis
+from shadow_pipeline.defs.live.checks import live_windows_match_batch
+from shadow_pipeline.defs.pipeline.sensors import closed_window_sensor
+from shadow_pipeline.defs.rollup.assets import profile_comparison, shadow_rollup
+from shadow_pipeline.defs.tune.assets import TuneConfig, tuned_profile
+from shadow_pipeline.defs.units import PartitionValue, run_units
+from shadow_pipeline.resources import RedisResource, TickStreamResource
+from shadow_pipeline_tests.ingest_helpers import pipeline_resources
+from shadow_pipeline_tests.instance_helpers import dagster_instance
+from shadow_pipeline_tests.shadow_helpers import SHADOW_ASSETS, shadow_run_config
+
+ODD_SYMBOL = "ETHUSDT"  # the unit the probe's blocking check fails
+
+
+@dg.asset(
+    partitions_def=partitions.tick_partitions,
+    check_specs=[dg.AssetCheckSpec("even", asset="probe", blocking=True)],
+)
+def probe(context: dg.AssetExecutionContext, raw_ticks: PartitionValue) -> Iterator[Any]:
+    """The driver's rules on a blocking check that fails for some units: their values withheld downstream."""
+
+    def unit(hour: str, symbol: str, given: dict[str, Any]) -> Iterator[Any]:
+        yield dg.Output(pd.DataFrame({"ticks": [len(given["raw_ticks"])]}), metadata={"ticks": len(given["raw_ticks"])})
+        yield dg.AssetCheckResult(passed=symbol != ODD_SYMBOL, description=f"{symbol} is odd")
+
+    yield from run_units(context, unit, {"raw_ticks": raw_ticks})
+
+
+@dg.asset(partitions_def=partitions.tick_partitions)
+def after_probe(probe: PartitionValue) -> pd.DataFrame:
+    return pd.DataFrame({"unit": sorted(probe)})
+
+
+def _events(result: dg.ExecuteInProcessResult) -> dict[str, Any]:
+    materialized = {
+        event.asset_key.to_user_string(): {
+            name: value.value for name, value in event.metadata.items() if isinstance(value.value, int | str | float)
+        }
+        for event in (e.materialization for e in result.get_asset_materialization_events())
+    }
+    checks = {
+        f"{e.asset_key.to_user_string()}:{e.check_name}": {
+            "passed": e.passed,
+            "severity": e.severity.value,
+            "units_checked": e.metadata["units_checked"].value if "units_checked" in e.metadata else None,
+            "units_failed": e.metadata["units_failed"].value if "units_failed" in e.metadata else None,
+        }
+        for e in result.get_asset_check_evaluations()
+    }
+    return {"success": result.success, "materialized": materialized, "checks": checks}
+
+
+def _sensed(redis_url: str, stream: str) -> dict[str, Any]:
+    """One tick of the closed-window sensor on a fresh instance, which knows no group yet."""
+    with dagster_instance() as instance:
+        context = dg.build_sensor_context(
+            instance=instance,
+            resources={"redis": RedisResource(url=redis_url), "tick_stream": TickStreamResource(stream=stream)},
+        )
+        result = closed_window_sensor(context)
+        assert isinstance(result, dg.SensorResult)
+        return {
+            "runs": [(r.run_key, str(r.partition_key), r.tags) for r in result.run_requests or []],
+            "added": [list(r.partition_keys) for r in result.dynamic_partitions_requests or []],
+            "open": json.loads(result.cursor or "{}")["open"],
+        }
+
+
+def main(redis_url: str, stream: str, folder: str, group: str, profiles: str, day: str) -> dict[str, Any]:
+    assert partitions.GROUPED, "run with $SHADOW_PARTITION_LAYOUT=day_x_group"
+    sensed = _sensed(redis_url, stream)
+    resources = pipeline_resources(redis_url, stream, Path(folder), group)
+    with dagster_instance() as instance:
+        assignment = partitions.instrument_group_assignment()
+        groups = sorted(set(assignment.values()))
+        instance.add_dynamic_partitions(partitions.GROUPS_NAME, groups)
+        key = dg.MultiPartitionKey({"day": day, "group": groups[0]})
+        shadow = dg.materialize(
+            [*SHADOW_ASSETS, exported_kpis, live_windows_match_batch],
+            partition_key=str(key),
+            resources=resources,
+            run_config=shadow_run_config(profiles_file=profiles),
+            instance=instance,
+            raise_on_error=False,
+        )
+        run = instance.get_run_by_id(shadow.run_id)
+        tags = {k: v for k, v in (run.tags if run else {}).items() if k.startswith("shadow/")}
+        probed = dg.materialize(
+            [*SHADOW_ASSETS[:3], probe, after_probe],
+            selection=[probe, after_probe],
+            partition_key=str(key),
+            resources=resources,
+            instance=instance,
+            raise_on_error=False,
+        )
+        after = probed.output_for_node("after_probe") if probed.success else None
+        later = dg.materialize(
+            [*SHADOW_ASSETS, shadow_rollup, profile_comparison, tuned_profile],
+            selection=[shadow_rollup, profile_comparison, tuned_profile],
+            partition_key=str(key),
+            resources=resources,
+            run_config=dg.RunConfig(
+                ops={
+                    "tuned_profile": TuneConfig(
+                        profiles_file=profiles, window_seconds=60, train_hours=1, max_sets=2, workers=1
+                    )
+                }
+            ),
+            instance=instance,
+            raise_on_error=False,
+        )
+    return {
+        "sensed": sensed,
+        "assignment": assignment,
+        "partition": str(key),
+        "units": [list(unit) for unit in partitions.units_of(str(key))],
+        "shadow": {**_events(shadow), "tags": tags},
+        "probe": {**_events(probed), "after": None if after is None else after["unit"].tolist()},
+        "later": _events(later),
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(*sys.argv[1:7])))
