@@ -763,9 +763,10 @@ def _stored_keys(
 ) -> list[dg.MultiPartitionKey]:
     """Partitions with stored shadow_iterations: the given hours (each must be stored), else every stored one
     (``newest_only``: of the newest hour), of the given symbols or of all stored ones."""
-    from shadow_pipeline.defs.partitions import has_hour, hour_and_symbol, partition_key
+    from shadow_pipeline.defs.partitions import has_hour, hour_and_symbol, partition_key, refuse_grouped
     from shadow_pipeline.launch import partition_keys
 
+    refuse_grouped()
     stored = instance.get_materialized_partitions(dg.AssetKey("shadow_iterations"))
     chosen = _symbols(symbols)
     if hours:

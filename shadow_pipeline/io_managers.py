@@ -53,6 +53,7 @@ class _ParquetUPathIOManager(dg.UPathIOManager):
         for unit in obj:  # one unit in memory at a time (a UnitFrames reads each from its spill file)
             _write_atomically(_unit_path(folder, unit), obj[unit])
         _write_atomically(folder / UNITS_INDEX, json.dumps(sorted(obj)).encode())  # last: the units now stored
+        context.add_output_metadata({"units_folder": dg.MetadataValue.path(str(folder))})  # "path" names no file
 
     def load_from_path(self, context: dg.InputContext, path: UPath) -> pd.DataFrame | UnitFrames:
         index = path.with_suffix("") / UNITS_INDEX
@@ -72,8 +73,8 @@ class _ParquetUPathIOManager(dg.UPathIOManager):
             raise ValueError(f"{index}: a damaged index of the partition's units ({exc}): {redo}") from None
         paths = {unit: _unit_path(index.parent, unit) for unit in units}
         for unit, path in paths.items():  # now, as one error, rather than halfway through a run
-            if not path.exists():
-                raise FileNotFoundError(f"{path}: unit {unit} of the partition is missing: {redo}")
+            if not path.exists():  # not a FileNotFoundError: Dagster would take the partition for never stored
+                raise ValueError(f"{path}: unit {unit} of the partition is missing: {redo}")
         return UnitFrames(paths, self._read)
 
     @staticmethod

@@ -34,9 +34,12 @@ ODD_SYMBOL = "ETHUSDT"  # the unit the probe's blocking check fails
     check_specs=[dg.AssetCheckSpec("even", asset="probe", blocking=True)],
 )
 def probe(context: dg.AssetExecutionContext, raw_ticks: PartitionValue) -> Iterator[Any]:
-    """The driver's rules on a blocking check that fails for some units: their values withheld downstream."""
+    """The driver's rules on a unit that fails (left out) and a blocking check that fails for some units (their
+    values withheld downstream)."""
 
     def unit(hour: str, symbol: str, given: dict[str, Any]) -> Iterator[Any]:
+        if symbol == ODD_SYMBOL and hour.endswith("22:00"):
+            raise dg.Failure(f"{symbol} {hour} cannot be probed")
         yield dg.Output(pd.DataFrame({"ticks": [len(given["raw_ticks"])]}), metadata={"ticks": len(given["raw_ticks"])})
         yield dg.AssetCheckResult(passed=symbol != ODD_SYMBOL, description=f"{symbol} is odd")
 

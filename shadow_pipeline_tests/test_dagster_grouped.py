@@ -138,17 +138,53 @@ def test_a_day_of_a_group_computes_each_unit_as_its_hourly_partition_does(
             pd.testing.assert_frame_equal(daily[columns], hourly[columns], check_like=True, obj=f"{asset} {hour}")
 
 
-def test_a_blocking_check_failed_by_some_units_withholds_only_them(grouped: tuple[Path, dict[str, Any]]) -> None:
+def test_a_failed_unit_is_left_out_and_a_blocking_check_failed_by_some_units_withholds_only_them(
+    grouped: tuple[Path, dict[str, Any]],
+) -> None:
     probe = grouped[1]["probe"]
-    assert probe["success"]
+    assert probe["success"]  # one unit failed, one was withheld: the others go on
     assert probe["checks"]["probe:even"] == {
         "passed": False,
         "severity": "WARN",  # some units pass: the rest go on downstream
-        "units_checked": 4,
-        "units_failed": 2,
+        "units_checked": 3,
+        "units_failed": 1,
     }
     assert probe["materialized"]["probe"]["units"] == 2
+    assert probe["materialized"]["probe"]["withheld_units"] == f"{HOURS[1]}|ETHUSDT"
+    assert f"{HOURS[0]}|ETHUSDT: ETHUSDT {HOURS[0]} cannot be probed" in probe["materialized"]["probe"]["failed_units"]
     assert probe["after"] == [f"{hour}|BTCUSDT" for hour in HOURS]
+
+
+@pytest.mark.parametrize(
+    ("command", "said"),
+    [
+        (["shadow", "--hour", HOURS[0], "--symbols", "BTCUSDT"], f"BTCUSDT {HOURS[0]} is in the partition {DAY}|"),
+        (["report"], "the stored partitions are days of instrument groups"),
+    ],
+)
+def test_the_per_hour_commands_refuse_under_day_x_group_naming_what_to_run(
+    redis_url: str, tmp_path: Path, command: list[str], said: str
+) -> None:
+    env = {
+        **os.environ,
+        settings.PARTITION_LAYOUT_ENV: "day_x_group",
+        settings.ARTIFACTS_DIR_ENV: str(tmp_path),
+        settings.REDIS_URL_ENV: redis_url,
+        "DAGSTER_HOME": str(tmp_path),
+    }
+    run = subprocess.run(
+        [sys.executable, "-m", "shadow_pipeline.cli", *command],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    errors = [line for line in run.stderr.splitlines() if line.startswith("error:")]
+    assert run.returncode == 2 and len(errors) == 1, run.stderr[-2000:]
+    assert said in errors[0] and "$SHADOW_PARTITION_LAYOUT=day_x_group" in errors[0]
+    assert "Traceback" not in run.stderr
 
 
 def test_the_day_stages_run_per_instrument_of_the_group(grouped: tuple[Path, dict[str, Any]]) -> None:
@@ -168,30 +204,32 @@ def test_the_day_stages_run_per_instrument_of_the_group(grouped: tuple[Path, dic
     assert live == {"passed": True, "severity": "ERROR", "units_checked": len(UNITS), "units_failed": 0}
 
 
-def _store(folder: Path) -> Any:
-    return ParquetIOManager(base_path=str(folder)).create_io_manager(dg.build_init_resource_context())
+def _store(folder: Path, instance: dg.DagsterInstance) -> Any:
+    context = dg.build_init_resource_context(instance=instance)
+    return ParquetIOManager(base_path=str(folder)).create_io_manager(context)
 
 
-def _contexts(key: str) -> tuple[dg.OutputContext, dg.InputContext]:
+def _contexts(key: str, instance: dg.DagsterInstance) -> tuple[dg.OutputContext, dg.InputContext]:
     asset = dg.AssetKey("normalized_ticks")
-    output = dg.build_output_context(asset_key=asset, partition_key=key)
-    return output, dg.build_input_context(asset_key=asset, partition_key=key, upstream_output=output)
+    output = dg.build_output_context(asset_key=asset, partition_key=key, instance=instance)
+    return output, dg.build_input_context(asset_key=asset, partition_key=key, upstream_output=output, instance=instance)
 
 
 def test_a_partition_of_units_is_stored_per_unit_and_loads_only_its_latest_units(tmp_path: Path) -> None:
-    store = _store(tmp_path)
+    with dg.instance_for_test() as instance:
+        store = _store(tmp_path, instance)
 
-    def stored(frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
-        output, loading = _contexts(f"{DAY}|{GROUP}")  # a context per output: Dagster's hold their metadata
-        store.handle_output(output, frames)
-        return store.load_input(loading)
+        def stored(frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+            output, loading = _contexts(f"{DAY}|{GROUP}", instance)  # a context per output: it holds metadata
+            store.handle_output(output, frames)
+            return store.load_input(loading)
 
-    frames = {f"{hour}|BTCUSDT": pd.DataFrame({"hour": [hour]}) for hour in HOURS}
-    loaded = stored(frames)
-    assert sorted(loaded) == sorted(frames) and loaded[f"{HOURS[0]}|BTCUSDT"]["hour"].tolist() == [HOURS[0]]
-    newer = f"{HOURS[1]}|BTCUSDT"
-    assert list(stored({newer: frames[newer]})) == [newer]  # a re-run with fewer units loads only them
-    assert stored({}) == {}
+        frames = {f"{hour}|BTCUSDT": pd.DataFrame({"hour": [hour]}) for hour in HOURS}
+        loaded = stored(frames)
+        assert sorted(loaded) == sorted(frames) and loaded[f"{HOURS[0]}|BTCUSDT"]["hour"].tolist() == [HOURS[0]]
+        newer = f"{HOURS[1]}|BTCUSDT"
+        assert list(stored({newer: frames[newer]})) == [newer]  # a re-run with fewer units loads only them
+        assert dict(stored({})) == {}
 
 
 @pytest.mark.parametrize(
@@ -207,12 +245,15 @@ def test_a_partition_of_units_is_stored_per_unit_and_loads_only_its_latest_units
     ids=["not-json", "not-utf8", "object", "no-instrument", "numbers", "missing-unit"],
 )
 def test_a_damaged_index_of_units_is_one_error_naming_it(tmp_path: Path, index: bytes, said: str) -> None:
-    store = _store(tmp_path)
-    output, loading = _contexts(f"{DAY}|{GROUP}")
-    store.handle_output(output, {f"{HOURS[0]}|BTCUSDT": pd.DataFrame({"x": [1]})})
-    (written,) = tmp_path.rglob(UNITS_INDEX)
-    written.write_bytes(index)
-    with pytest.raises((ValueError, FileNotFoundError)) as refused:
-        store.load_input(loading)
-    assert said in str(refused.value) and "materialize normalized_ticks again" in str(refused.value)
-    assert "\n" not in str(refused.value)
+    with dg.instance_for_test() as instance:
+        store = _store(tmp_path, instance)
+        output, loading = _contexts(f"{DAY}|{GROUP}", instance)
+        store.handle_output(output, {f"{HOURS[0]}|BTCUSDT": pd.DataFrame({"x": [1]})})
+        (written,) = tmp_path.rglob(UNITS_INDEX)
+        written.write_bytes(index)
+        with pytest.raises(ValueError) as refused:
+            store.load_input(loading)
+        message = str(refused.value)
+        del refused  # its traceback holds the contexts, which must go before the instance closes
+    assert said in message and "materialize normalized_ticks again" in message
+    assert "\n" not in message

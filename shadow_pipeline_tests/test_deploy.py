@@ -237,7 +237,7 @@ def test_the_deployments_partitions_stay_within_dagsters_guidance(monkeypatch: p
     the day since code-location loaded (its start moves only when it restarts) stay within 100,000 partitions per
     asset, and the settings accept the values. The checks are plain: a partitioned check's tab took seconds per
     check at 25,550 (docs/partitions.md)."""
-    from shadow_pipeline.domain.market.partition_layouts import DAGSTER_MAX_PARTITIONS, MAX_PER_GROUP, group_count
+    from shadow_pipeline.domain.market.partition_layouts import DAGSTER_MAX_PARTITIONS, MAX_PER_GROUP, groups_per_venue
 
     assert "500 instruments" in (DEPLOY / "compose.yaml").read_text().splitlines()[0]
     environment = _compose()["x-shadow-env"]
@@ -246,7 +246,9 @@ def test_the_deployments_partitions_stay_within_dagsters_guidance(monkeypatch: p
         monkeypatch.setenv(variable, environment[variable])
     settings.check()
     days = settings.retention_days()
-    groups = group_count({f"venue{n}": 100 for n in range(5)}, MAX_PER_GROUP)
+    shards = int(environment[settings.STREAM_SHARDS_ENV])
+    # A group holds one shard of one venue: at most ceil(100 / 16) + shards - 1 groups of a venue's 100 instruments.
+    groups = 5 * (groups_per_venue(100, MAX_PER_GROUP) + shards - 1)
     assert settings.partition_layout() == "day_x_group" and days is not None and days >= 730  # 2 years
     assert (days + 1) * groups <= DAGSTER_MAX_PARTITIONS
     assert settings.partitioned_checks() is False

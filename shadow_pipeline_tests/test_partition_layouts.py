@@ -20,6 +20,7 @@ from shadow_pipeline import settings
 from shadow_pipeline.defs import layouts, partitions
 from shadow_pipeline.domain.market import partition_layouts as counts
 from shadow_pipeline.domain.market.instruments import InstrumentId, instrument_key
+from shadow_pipeline.domain.market.shards import shard_of
 from shadow_pipeline_tests.bench_partitions import VENUES, instrument_venues
 from shadow_pipeline_tests.instance_helpers import dagster_instance
 
@@ -227,6 +228,60 @@ def test_hostile_inputs_are_refused_with_what_is_wrong(
 ) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
         counts.assign_groups(previous, instruments, per_group)
+
+
+def _by_shard(shards: int) -> Callable[[str], int]:
+    return lambda key: shard_of(key, shards)
+
+
+def test_with_several_shards_a_group_holds_one_shard_of_one_venue() -> None:
+    """So that a (day, group) run drains one shard, and the run queue's one-drain-per-shard limit lets the runs
+    of other shards go on beside it (docs/partitions.md)."""
+    instruments = [key for key, _ in instrument_venues(100)]
+    group_of = counts.assign_groups({}, instruments, shard_of=_by_shard(8))
+    members: dict[str, list[str]] = {}
+    for key, group in group_of.items():
+        members.setdefault(group, []).append(key)
+    clusters: dict[str, int] = {}
+    for group, keys in members.items():
+        (venue,) = {InstrumentId.parse(key).venue for key in keys}
+        (shard,) = {shard_of(key, 8) for key in keys}
+        assert group.startswith(f"{venue}.s{shard}.g") and len(keys) <= counts.MAX_PER_GROUP, group
+        clusters[f"{venue}.s{shard}"] = clusters.get(f"{venue}.s{shard}", 0) + len(keys)
+    assert len(members) == sum(counts.groups_per_venue(n, counts.MAX_PER_GROUP) for n in clusters.values())
+    assert len(members) <= 5 * (
+        counts.groups_per_venue(100, counts.MAX_PER_GROUP) + 8 - 1
+    )  # the bound test_deploy uses
+
+
+def test_a_resharding_keeps_every_group_and_groups_new_instruments_by_their_new_shard() -> None:
+    before = counts.assign_groups({}, one_venue(40), shard_of=_by_shard(4))
+    after = counts.assign_groups(before, one_venue(60), shard_of=_by_shard(8))
+    assert {key: after[key] for key in before} == before
+    for key in one_venue(20, first=41):
+        assert after[key].startswith(f"bybit-linear.s{shard_of(key, 8)}.g")
+    assert counts.assign_groups(before, one_venue(40)) == before  # one shard again: the groups stay as they were
+
+
+@pytest.mark.parametrize(
+    ("group", "accepted"),
+    [
+        ("binance-usdm.s3.g00", True),
+        ("binance-usdm.g00", True),
+        ("binance-usdm.sx.g00", False),
+        ("binance-usdm.s.g00", False),
+        ("binance-usdm.s-1.g00", False),
+        ("binance-usdm.s\u0663.g00", False),
+        ("bybit-linear.s3.g00", False),
+        ("binance-usdm.s3.s4.g00", False),
+    ],
+)
+def test_a_saved_shard_group_must_name_the_instruments_venue_and_a_shard(group: str, accepted: bool) -> None:
+    if accepted:
+        assert counts.assign_groups({"BTCUSDT": group}, ["BTCUSDT"], shard_of=_by_shard(8)) == {"BTCUSDT": group}
+        return
+    with pytest.raises(ValueError, match=re.escape(f"is in {group!r}, not a group binance-usdm.gNN or")):
+        counts.assign_groups({"BTCUSDT": group}, ["BTCUSDT"], shard_of=_by_shard(8))
 
 
 def test_an_assignment_is_saved_and_loaded_as_it_was(tmp_path: Path) -> None:

@@ -32,6 +32,7 @@ from shadow_pipeline.domain.market.partition_layouts import (
     moving_first_hour,
     save_groups,
 )
+from shadow_pipeline.domain.market.shards import shard_of
 
 
 class PartitionOutOfRange(ValueError):
@@ -125,12 +126,14 @@ def groups_file() -> Path:
     return settings.artifacts_dir() / GROUPS_FILE
 
 
-def instrument_group_assignment() -> dict[str, str]:
+def instrument_group_assignment(shards: int = 1) -> dict[str, str]:
     """Instrument key -> group key for the configured instruments, extending (and saving) the kept assignment: an
-    instrument never changes group, so a (day, group) partition keeps its meaning (partition_layouts)."""
+    instrument never changes group, so a (day, group) partition keeps its meaning (partition_layouts). With several
+    stream ``shards`` a group's instruments share one, so that its run drains that shard alone."""
     path = groups_file()
     previous = load_groups(path)
-    assignment = assign_groups(previous, configured_symbols())
+    by_shard = (lambda key: shard_of(key, shards)) if shards > 1 else None
+    assignment = assign_groups(previous, configured_symbols(), shard_of=by_shard)
     if assignment != previous:
         save_groups(path, assignment)
     return assignment
@@ -166,14 +169,21 @@ def partition_key(hour: str, symbol: str) -> dg.MultiPartitionKey:
     except InstrumentError as exc:
         raise PartitionOutOfRange(str(exc)) from None
     check_partition(hour, symbol)
-    if GROUPED:  # the commands run and report hours of one instrument; a (day, group) run is the sensor's or the UI's
+    if GROUPED:
         group = load_groups(groups_file()).get(symbol, "its group")
-        raise PartitionOutOfRange(
-            f"{symbol} {hour} is in the partition {hour[:10]}|{group}: ${settings.PARTITION_LAYOUT_ENV}=day_x_group "
-            "partitions by day and instrument group, which this command does not run; launch pipeline_job on that "
-            "partition (the UI, `dagster job launch`, or the closed-window sensor), or unset the variable"
-        )
+        refuse_grouped(f"{symbol} {hour} is in the partition {hour[:10]}|{group}")
     return dg.MultiPartitionKey({"hour": hour, "symbol": symbol})
+
+
+def refuse_grouped(what: str = "the stored partitions are days of instrument groups") -> None:
+    """Raise PartitionOutOfRange under day x group: the commands run and report hours of one instrument, while a
+    (day, group) run is the sensor's or the UI's."""
+    if GROUPED:
+        raise PartitionOutOfRange(
+            f"{what}: ${settings.PARTITION_LAYOUT_ENV}=day_x_group partitions by day and instrument group, which "
+            "this command does not run; launch pipeline_job on the (day, group) partition (the UI, `dagster job "
+            "launch`, or the closed-window sensor), or unset the variable"
+        )
 
 
 def check_spec(

@@ -148,11 +148,19 @@ def joined_check(key: dg.AssetCheckKey, results: list[tuple[str, dg.AssetCheckRe
     )
 
 
-def units_in(partition_key: str, value: PartitionValue) -> list[tuple[tuple[str, str], Any]]:
-    """((hour, symbol), value of the unit) of a loaded partition, for code that is no asset body (a check)."""
+def units_in(partition_key: str, value: PartitionValue) -> Iterator[tuple[tuple[str, str], Any]]:
+    """((hour, symbol), value of the unit) of a loaded partition, a unit read at a time, for code that is no asset
+    body (a check)."""
     if not partitions.GROUPED:
-        return [(partitions.hour_and_symbol(partition_key), value)]
-    return [(partitions.hour_and_symbol(unit), value[unit]) for unit in sorted(value)]
+        yield partitions.hour_and_symbol(partition_key), value
+        return
+    for unit in sorted(value):
+        yield partitions.hour_and_symbol(unit), value[unit]
+
+
+def _blocks(context: dg.AssetExecutionContext, key: dg.AssetCheckKey, result: dg.AssetCheckResult) -> bool:
+    """Whether ``result`` would stop downstream steps of an hourly partition: a blocking check failed as ERROR."""
+    return not result.passed and result.severity == dg.AssetCheckSeverity.ERROR and _blocking(context, key)
 
 
 def _blocking(context: dg.AssetExecutionContext, key: dg.AssetCheckKey) -> bool:
@@ -175,14 +183,11 @@ def run_units(
         pairs = [partitions.hour_and_symbol(unit) for unit in units]
     else:
         pairs = partitions.units_of(str(context.partition_key))
-    calls = [
-        (
-            unit_key(hour, symbol),
-            partial(body, hour, symbol, {name: value[unit_key(hour, symbol)] for name, value in given.items()}),
-        )
-        for hour, symbol in pairs
-    ]
-    yield from run_each(context, calls)
+
+    def call(hour: str, symbol: str) -> Iterable[Any]:  # the unit's inputs read when it runs, not before
+        return body(hour, symbol, {name: value[unit_key(hour, symbol)] for name, value in given.items()})
+
+    yield from run_each(context, [(unit_key(hour, symbol), partial(call, hour, symbol)) for hour, symbol in pairs])
 
 
 def run_each(
@@ -217,15 +222,19 @@ def _run(
 
 
 def _results(context: dg.AssetExecutionContext, joined: _Joined, planned: int) -> Iterator[Any]:
-    if joined.failed and not joined.values:
+    if joined.failed and len(joined.failed) == planned:
         first = next(iter(joined.failed.items()))
-        raise dg.Failure(f"every unit of the partition failed ({len(joined.failed)}), the first {first[0]}: {first[1]}")
+        raise dg.Failure(f"every unit of the partition failed ({planned}), the first {first[0]}: {first[1]}")
+    if not (joined.values or joined.checks or joined.failed):
+        raise dg.Failure(
+            f"no unit of the partition gave a result ({planned} planned): "
+            + ("no input units" if not planned else "none had data (raw_ticks: no landed ticks of the group's day)")
+        )
     withheld: dict[dg.AssetKey, list[str]] = {}
     for key, results in joined.checks.items():
-        if _blocking(context, key):
-            failing = [unit for unit, result in results if not result.passed]
-            if len(failing) < len(results):  # when every unit fails, the failed check itself stops downstream
-                withheld.setdefault(key.asset_key, []).extend(failing)
+        failing = [unit for unit, result in results if _blocks(context, key, result)]
+        if len(failing) < len(results):  # when every unit fails, the failed check itself stops downstream
+            withheld.setdefault(key.asset_key, []).extend(failing)
     assets = context.assets_def.keys_by_output_name  # the check results have outputs of their own
     for name in sorted(context.selected_output_names & set(assets)):
         if name not in joined.values and not context.op_def.output_def_named(name).is_required:

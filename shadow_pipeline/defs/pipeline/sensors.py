@@ -173,7 +173,7 @@ def _day_requests(
     """The day x group form: a run per (day, group) whose day has ended on the clock and on every shard of the
     group; the groups of instruments new to the assignment are added to the partitions in the same result."""
     try:
-        assignment = instrument_group_assignment()
+        assignment = instrument_group_assignment(tick_stream.shard_count)
     except ValueError as exc:  # a damaged assignment file: nothing is requested until it is repaired
         context.log.error(f"instrument groups: {exc}")
         return dg.SensorResult(skip_reason=f"instrument groups: {exc}", cursor=context.cursor)

@@ -109,15 +109,14 @@ def shadow_rollup(
         day, symbol = day_and_symbol(context.partition_key)
         yield from _rollup_unit(context, config, _stored(shadow_iterations), day, symbol, artifacts)
         return
-    day, _ = day_and_group(context.partition_key)
-    by_symbol: dict[str, dict[str, pd.DataFrame]] = {}
-    for unit, frame in (shadow_iterations or {}).items():
-        by_symbol.setdefault(hour_and_symbol(unit)[1], {})[unit] = frame
-    calls = [
-        (f"{day}|{symbol}", partial(_rollup_unit, context, config, _stored(frames), day, symbol, artifacts))
-        for symbol, frames in sorted(by_symbol.items())
-    ]
-    yield from run_each(context, calls)
+    day, group = day_and_group(context.partition_key)
+    loaded = shadow_iterations or {}
+
+    def instrument(symbol: str) -> Iterator[dg.Output[pd.DataFrame] | dg.AssetCheckResult]:
+        units = [unit for unit in loaded if hour_and_symbol(unit)[1] == symbol]  # read now, one instrument's day
+        yield from _rollup_unit(context, config, _stored({u: loaded[u] for u in units}), day, symbol, artifacts)
+
+    yield from run_each(context, [(f"{day}|{symbol}", partial(instrument, symbol)) for symbol in group_members(group)])
 
 
 def _rollup_unit(

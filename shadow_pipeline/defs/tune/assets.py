@@ -68,7 +68,8 @@ class TuneConfig(ShadowConfig):
     hours: list[str] | None = Field(
         default=None,
         description="The hours to tune and judge on (YYYY-MM-DD-HH:00, within the 6 ending at the partition's "
-        "hour, which must be one of them); default: every stored hour of that period.",
+        "hour, which must be one of them; under day x group, within the 6 ending at the newest of them, in the "
+        "partition's day); default: every stored hour of that period.",
     )
     space: str | None = Field(
         default=None,
@@ -205,7 +206,8 @@ def tuned_profile(
     loaded = normalized_ticks or {}
 
     def period(units: list[str], hour: str, symbol: str) -> Iterator[dg.Output[pd.DataFrame] | dg.AssetCheckResult]:
-        frames = {unit: loaded[unit] for unit in units}  # read now: one instrument's period in memory at a time
+        # read now: one instrument's period in memory at a time; a wanted hour not stored says so (None)
+        frames = {unit: loaded.get(unit) for unit in units}
         yield from _tune_unit(context, config, frames, hour, symbol, artifacts, tick_stream, landing)
 
     calls = [
@@ -226,8 +228,11 @@ def _periods(stored: list[str], wanted: list[str] | None) -> list[tuple[str, str
     for symbol, units in sorted(by_symbol.items()):
         newest = max(wanted) if wanted else max(units)
         end = hour_bounds(newest)[0]
-        kept = [u for h, u in sorted(units.items()) if 0 <= end - hour_bounds(h)[0] < TUNING_HOURS * HOUR_NS]
-        periods.append((symbol, newest, kept))
+        within = {h: u for h, u in units.items() if 0 <= end - hour_bounds(h)[0] < TUNING_HOURS * HOUR_NS}
+        for hour in wanted or []:  # a wanted hour of the period that is not stored: _stored_hours says so
+            if 0 <= end - hour_bounds(hour)[0] < TUNING_HOURS * HOUR_NS:
+                within.setdefault(hour, unit_key(hour, symbol))
+        periods.append((symbol, newest, [within[h] for h in sorted(within)]))
     return periods
 
 

@@ -14,7 +14,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -115,21 +115,34 @@ def _instrument_venue(key: str, source: str) -> str:
     return instrument.venue
 
 
+def cluster_of(venue: str, shard: int | None) -> str:
+    """What a group's instruments share: their venue (feed and fees) and, with several stream shards, their shard
+    (``binance-usdm.s3``), so that a (day, group) run drains one shard and runs of other shards go on beside it."""
+    return venue if shard is None else f"{venue}.s{shard}"
+
+
+def _in_venue(cluster: str, venue: str) -> bool:
+    shard = cluster.removeprefix(f"{venue}.s")
+    return cluster == venue or (shard != cluster and shard.isascii() and shard.isdigit())
+
+
 def _kept_members(previous: Mapping[str, str], current: Mapping[str, str], per_group: int) -> dict[str, dict[int, int]]:
-    """Venue -> group number -> members that still exist, after checking the whole saved assignment: a group of
-    another venue or over ``per_group`` means the file is not what this function saved."""
+    """Cluster (a venue, or a venue's stream shard: ``venue.sN``) -> group number -> members that still exist,
+    after checking the whole saved assignment: a group of another venue or over ``per_group`` means the file is
+    not what this function saved. A group keeps the cluster its key names, also after a re-sharding."""
     sizes: dict[str, int] = {}
     kept: dict[str, dict[int, int]] = {}
     for key, group in sorted(previous.items()):
         venue = _instrument_venue(key, "previous assignment")
         match = _GROUP_KEY.fullmatch(group)
-        if match is None or match.group(1) != venue:
+        if match is None or not _in_venue(match.group(1), venue):
             raise ValueError(
-                f"previous assignment: {key} (a {venue} instrument) is in {group!r}, not a group {venue}.gNN"
+                f"previous assignment: {key} (a {venue} instrument) is in {group!r}, not a group {venue}.gNN "
+                f"or {venue}.sN.gNN"
             )
         sizes[group] = sizes.get(group, 0) + 1
         if key in current:
-            numbers = kept.setdefault(venue, {})
+            numbers = kept.setdefault(match.group(1), {})
             number = int(match.group(2))
             numbers[number] = numbers.get(number, 0) + 1
     for group, size in sorted(sizes.items()):
@@ -139,7 +152,10 @@ def _kept_members(previous: Mapping[str, str], current: Mapping[str, str], per_g
 
 
 def assign_groups(
-    previous: Mapping[str, str], instruments: Iterable[str], per_group: int = MAX_PER_GROUP
+    previous: Mapping[str, str],
+    instruments: Iterable[str],
+    per_group: int = MAX_PER_GROUP,
+    shard_of: Callable[[str], int] | None = None,
 ) -> dict[str, str]:
     """Instrument key -> group key for the ``instruments`` that exist now, extending the ``previous`` assignment
     (as saved; empty for a fresh desk).
@@ -149,7 +165,10 @@ def assign_groups(
     again). A venue's new instruments, in sorted order, each join its group with the fewest members (the lowest
     number on a tie) that has room; only when the room left cannot hold them all are the groups they need opened
     first, at the lowest free numbers. On a fresh desk that opens the fewest groups and deals the sorted
-    instruments round-robin over them, as the assignment did before it was kept."""
+    instruments round-robin over them, as the assignment did before it was kept.
+
+    ``shard_of`` (instrument key -> its stream shard, with several shards): "venue" above is then a venue's shard,
+    and the keys name it (``binance-usdm.s3.g00``). A group opened before a re-sharding keeps its members."""
     if per_group < 1:
         raise ValueError(f"per_group must be >= 1, not {per_group}")
     current: dict[str, str] = {}
@@ -157,7 +176,7 @@ def assign_groups(
         venue = _instrument_venue(key, "instruments")
         if key in current:
             raise ValueError(f"instruments: {key} is given twice")
-        current[key] = venue
+        current[key] = cluster_of(venue, shard_of(key) if shard_of else None)
     kept = _kept_members(previous, current, per_group)
     assigned = {key: previous[key] for key in current if key in previous}
     new: dict[str, list[str]] = {}
