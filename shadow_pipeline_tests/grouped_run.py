@@ -51,6 +51,32 @@ def after_probe(probe: PartitionValue) -> pd.DataFrame:
     return pd.DataFrame({"unit": sorted(probe)})
 
 
+@dg.asset(
+    partitions_def=partitions.tick_partitions,
+    check_specs=[dg.AssetCheckSpec(name, asset="probe_all", blocking=True) for name in ("not_odd", "not_even")],
+)
+def probe_all(context: dg.AssetExecutionContext, raw_ticks: PartitionValue) -> Iterator[Any]:
+    """Two blocking checks that between them fail every unit: the partition stops, as an hourly one would."""
+
+    def unit(hour: str, symbol: str, given: dict[str, Any]) -> Iterator[Any]:
+        yield dg.Output(pd.DataFrame({"ticks": [len(given["raw_ticks"])]}))
+        yield dg.AssetCheckResult(check_name="not_odd", passed=symbol != ODD_SYMBOL)
+        yield dg.AssetCheckResult(check_name="not_even", passed=symbol == ODD_SYMBOL)
+
+    yield from run_units(context, unit, {"raw_ticks": raw_ticks})
+
+
+@dg.asset(partitions_def=partitions.tick_partitions)
+def after_probe_all(probe_all: PartitionValue) -> pd.DataFrame:
+    return pd.DataFrame({"unit": sorted(probe_all)})
+
+
+def _failures(result: dg.ExecuteInProcessResult) -> list[str]:
+    return [
+        e.step_failure_data.error.message for e in result.all_events if e.is_step_failure and e.step_failure_data.error
+    ]
+
+
 def _events(result: dg.ExecuteInProcessResult) -> dict[str, Any]:
     materialized = {
         event.asset_key.to_user_string(): {
@@ -129,7 +155,40 @@ def main(redis_url: str, stream: str, folder: str, group: str, profiles: str, da
             instance=instance,
             raise_on_error=False,
         )
+        stopped = dg.materialize(
+            [*SHADOW_ASSETS[:3], probe_all, after_probe_all],
+            selection=[probe_all, after_probe_all],
+            partition_key=str(key),
+            resources=resources,
+            instance=instance,
+            raise_on_error=False,
+        )
+        outside = dg.materialize(  # hours of the day before: refused before any tuning
+            [*SHADOW_ASSETS, tuned_profile],
+            selection=[tuned_profile],
+            partition_key=str(key),
+            resources=resources,
+            run_config=dg.RunConfig(
+                ops={"tuned_profile": TuneConfig(profiles_file=profiles, hours=["2024-08-08-23:00", f"{day}-00:00"])}
+            ),
+            instance=instance,
+            raise_on_error=False,
+        )
+        strict_resources = pipeline_resources(redis_url, stream, Path(folder) / "strict", f"{group}-strict")
+        strict = dg.materialize(  # the packaged gates: every unit a No-Go, so no live-ready profile at all
+            SHADOW_ASSETS,
+            partition_key=str(key),
+            resources=strict_resources,
+            run_config=shadow_run_config(),
+            instance=instance,
+            raise_on_error=False,
+        )
+        run = instance.get_run_by_id(strict.run_id)
+        strict_tags = {k: v for k, v in (run.tags if run else {}).items() if k.startswith("shadow/")}
     return {
+        "stopped": {**_events(stopped), "failures": _failures(stopped)},
+        "outside": {**_events(outside), "failures": _failures(outside)},
+        "strict": {**_events(strict), "tags": strict_tags, "failures": _failures(strict)},
         "sensed": sensed,
         "assignment": assignment,
         "partition": str(key),

@@ -155,6 +155,32 @@ def test_a_failed_unit_is_left_out_and_a_blocking_check_failed_by_some_units_wit
     assert probe["after"] == [f"{hour}|BTCUSDT" for hour in HOURS]
 
 
+def test_blocking_checks_that_withhold_every_unit_stop_the_partition(grouped: tuple[Path, dict[str, Any]]) -> None:
+    stopped = grouped[1]["stopped"]
+    assert not stopped["success"]
+    for name in ("probe_all:not_odd", "probe_all:not_even"):  # each fails half the units, together all of them
+        assert stopped["checks"][name] == {"passed": False, "severity": "ERROR", "units_checked": 4, "units_failed": 2}
+    assert "after_probe_all" not in stopped["materialized"]
+    assert any("blocking asset check" in failure for failure in stopped["failures"])
+
+
+def test_a_day_of_no_go_units_succeeds_without_a_live_ready_profile(grouped: tuple[Path, dict[str, Any]]) -> None:
+    strict = grouped[1]["strict"]
+    assert strict["success"], strict["failures"]
+    assert strict["tags"]["shadow/verdict"] == "NO-GO"
+    assert strict["materialized"]["shadow_report"]["units"] == len(UNITS)
+    assert "live_ready_profile" not in strict["materialized"]
+
+
+def test_the_tuner_refuses_hours_outside_the_partitions_day(grouped: tuple[Path, dict[str, Any]]) -> None:
+    outside = grouped[1]["outside"]
+    assert not outside["success"]
+    assert any(
+        f"hours 2024-08-08-23:00 are not in the partition's day {DAY}: tune that day's partition" in failure
+        for failure in outside["failures"]
+    ), outside["failures"]
+
+
 @pytest.mark.parametrize(
     ("command", "said"),
     [

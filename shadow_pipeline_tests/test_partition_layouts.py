@@ -230,15 +230,11 @@ def test_hostile_inputs_are_refused_with_what_is_wrong(
         counts.assign_groups(previous, instruments, per_group)
 
 
-def _by_shard(shards: int) -> Callable[[str], int]:
-    return lambda key: shard_of(key, shards)
-
-
 def test_with_several_shards_a_group_holds_one_shard_of_one_venue() -> None:
     """So that a (day, group) run drains one shard, and the run queue's one-drain-per-shard limit lets the runs
     of other shards go on beside it (docs/partitions.md)."""
     instruments = [key for key, _ in instrument_venues(100)]
-    group_of = counts.assign_groups({}, instruments, shard_of=_by_shard(8))
+    group_of = counts.assign_groups({}, instruments, shards=8)
     members: dict[str, list[str]] = {}
     for key, group in group_of.items():
         members.setdefault(group, []).append(key)
@@ -246,7 +242,7 @@ def test_with_several_shards_a_group_holds_one_shard_of_one_venue() -> None:
     for group, keys in members.items():
         (venue,) = {InstrumentId.parse(key).venue for key in keys}
         (shard,) = {shard_of(key, 8) for key in keys}
-        assert group.startswith(f"{venue}.s{shard}.g") and len(keys) <= counts.MAX_PER_GROUP, group
+        assert group.startswith(f"{venue}.s{shard}of8.g") and len(keys) <= counts.MAX_PER_GROUP, group
         clusters[f"{venue}.s{shard}"] = clusters.get(f"{venue}.s{shard}", 0) + len(keys)
     assert len(members) == sum(counts.groups_per_venue(n, counts.MAX_PER_GROUP) for n in clusters.values())
     assert len(members) <= 5 * (
@@ -254,34 +250,44 @@ def test_with_several_shards_a_group_holds_one_shard_of_one_venue() -> None:
     )  # the bound test_deploy uses
 
 
-def test_a_resharding_keeps_every_group_and_groups_new_instruments_by_their_new_shard() -> None:
-    before = counts.assign_groups({}, one_venue(40), shard_of=_by_shard(4))
-    after = counts.assign_groups(before, one_venue(60), shard_of=_by_shard(8))
+def test_a_resharding_keeps_every_group_and_never_joins_one_opened_before_it() -> None:
+    before = counts.assign_groups({}, one_venue(40), shards=4)
+    after = counts.assign_groups(before, one_venue(60), shards=8)
     assert {key: after[key] for key in before} == before
+    new_groups = {after[key] for key in one_venue(20, first=41)}
+    assert not new_groups & set(before.values())  # a group of 4 shards holds two of 8: it takes no one new
     for key in one_venue(20, first=41):
-        assert after[key].startswith(f"bybit-linear.s{shard_of(key, 8)}.g")
+        assert after[key].startswith(f"bybit-linear.s{shard_of(key, 8)}of8.g")
     assert counts.assign_groups(before, one_venue(40)) == before  # one shard again: the groups stay as they were
+
+
+BTC_SHARD_OF_8 = shard_of("BTCUSDT", 8)
 
 
 @pytest.mark.parametrize(
     ("group", "accepted"),
     [
-        ("binance-usdm.s3.g00", True),
+        (f"binance-usdm.s{BTC_SHARD_OF_8}of8.g00", True),
+        (f"binance-usdm.s{shard_of('BTCUSDT', 4)}of4.g00", True),  # a group from before a re-sharding
         ("binance-usdm.g00", True),
-        ("binance-usdm.sx.g00", False),
-        ("binance-usdm.s.g00", False),
-        ("binance-usdm.s-1.g00", False),
-        ("binance-usdm.s\u0663.g00", False),
-        ("bybit-linear.s3.g00", False),
-        ("binance-usdm.s3.s4.g00", False),
+        (f"binance-usdm.s{(BTC_SHARD_OF_8 + 1) % 8}of8.g00", False),  # not BTCUSDT's shard
+        (f"binance-usdm.s{BTC_SHARD_OF_8}.g00", False),
+        (f"binance-usdm.s0{BTC_SHARD_OF_8}of8.g00", False),
+        ("binance-usdm.sxof8.g00", False),
+        ("binance-usdm.s0of1.g00", False),
+        ("binance-usdm.s0of2000.g00", False),
+        ("binance-usdm.s-1of8.g00", False),
+        (f"binance-usdm.s{BTC_SHARD_OF_8}of08.g00", False),
+        ("binance-usdm.s\u0663of8.g00", False),
+        (f"bybit-linear.s{BTC_SHARD_OF_8}of8.g00", False),
     ],
 )
-def test_a_saved_shard_group_must_name_the_instruments_venue_and_a_shard(group: str, accepted: bool) -> None:
+def test_a_saved_shard_group_must_be_one_the_instrument_could_be_given(group: str, accepted: bool) -> None:
     if accepted:
-        assert counts.assign_groups({"BTCUSDT": group}, ["BTCUSDT"], shard_of=_by_shard(8)) == {"BTCUSDT": group}
+        assert counts.assign_groups({"BTCUSDT": group}, ["BTCUSDT"], shards=8) == {"BTCUSDT": group}
         return
     with pytest.raises(ValueError, match=re.escape(f"is in {group!r}, not a group binance-usdm.gNN or")):
-        counts.assign_groups({"BTCUSDT": group}, ["BTCUSDT"], shard_of=_by_shard(8))
+        counts.assign_groups({"BTCUSDT": group}, ["BTCUSDT"], shards=8)
 
 
 def test_an_assignment_is_saved_and_loaded_as_it_was(tmp_path: Path) -> None:

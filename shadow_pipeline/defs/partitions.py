@@ -32,7 +32,6 @@ from shadow_pipeline.domain.market.partition_layouts import (
     moving_first_hour,
     save_groups,
 )
-from shadow_pipeline.domain.market.shards import shard_of
 
 
 class PartitionOutOfRange(ValueError):
@@ -132,8 +131,7 @@ def instrument_group_assignment(shards: int = 1) -> dict[str, str]:
     stream ``shards`` a group's instruments share one, so that its run drains that shard alone."""
     path = groups_file()
     previous = load_groups(path)
-    by_shard = (lambda key: shard_of(key, shards)) if shards > 1 else None
-    assignment = assign_groups(previous, configured_symbols(), shard_of=by_shard)
+    assignment = assign_groups(previous, configured_symbols(), shards=shards)
     if assignment != previous:
         save_groups(path, assignment)
     return assignment

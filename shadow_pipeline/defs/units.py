@@ -12,7 +12,10 @@ the body stays the hourly computation it was:
   a warning, the failing units' values are withheld from a blocking check's asset (nothing downstream runs on
   them, as a failed blocking check stops an hourly partition) and the rest go on; when every unit fails, it fails
   with the unit's own severity;
-- a unit whose body raises ``dg.Failure`` is left out, logged and listed; the step fails only when no unit is left.
+- a unit whose body raises ``dg.Failure`` is left out, logged and listed; the step fails when every unit failed, or
+  when a required output has no unit at all (no input units, or none with data);
+- when the blocking checks withhold every unit of an asset, their failures keep the units' own severity, so that
+  they stop downstream as they would an hourly partition.
 """
 
 from __future__ import annotations
@@ -125,13 +128,15 @@ def _output_metadata(rows: list[dict[str, Any]], failed: Mapping[str, str], with
     return metadata
 
 
-def joined_check(key: dg.AssetCheckKey, results: list[tuple[str, dg.AssetCheckResult]]) -> dg.AssetCheckResult:
+def joined_check(
+    key: dg.AssetCheckKey, results: list[tuple[str, dg.AssetCheckResult]], every_unit_stops: bool = False
+) -> dg.AssetCheckResult:
     """One result for the units' ``results`` of check ``key`` (the module's rules)."""
     failing = [(unit, result) for unit, result in results if not result.passed]
     judged = failing or results
     errors = any(result.severity == dg.AssetCheckSeverity.ERROR for _, result in judged)
     severity = dg.AssetCheckSeverity.ERROR if errors else dg.AssetCheckSeverity.WARN
-    if failing and len(failing) < len(results):
+    if failing and len(failing) < len(results) and not every_unit_stops:
         severity = dg.AssetCheckSeverity.WARN  # the passing units go on; the failing ones are listed (and withheld)
     listed = "\n".join(f"- {unit}: {result.description or 'failed'}" for unit, result in failing[:MAX_TABLE_ROWS])
     return dg.AssetCheckResult(
@@ -161,6 +166,10 @@ def units_in(partition_key: str, value: PartitionValue) -> Iterator[tuple[tuple[
 def _blocks(context: dg.AssetExecutionContext, key: dg.AssetCheckKey, result: dg.AssetCheckResult) -> bool:
     """Whether ``result`` would stop downstream steps of an hourly partition: a blocking check failed as ERROR."""
     return not result.passed and result.severity == dg.AssetCheckSeverity.ERROR and _blocking(context, key)
+
+
+def _required(context: dg.AssetExecutionContext, name: str) -> bool:
+    return context.op_def.output_def_named(name).is_required
 
 
 def _blocking(context: dg.AssetExecutionContext, key: dg.AssetCheckKey) -> bool:
@@ -225,22 +234,30 @@ def _results(context: dg.AssetExecutionContext, joined: _Joined, planned: int) -
     if joined.failed and len(joined.failed) == planned:
         first = next(iter(joined.failed.items()))
         raise dg.Failure(f"every unit of the partition failed ({planned}), the first {first[0]}: {first[1]}")
-    if not (joined.values or joined.checks or joined.failed):
-        raise dg.Failure(
-            f"no unit of the partition gave a result ({planned} planned): "
-            + ("no input units" if not planned else "none had data (raw_ticks: no landed ticks of the group's day)")
-        )
-    withheld: dict[dg.AssetKey, list[str]] = {}
-    for key, results in joined.checks.items():
-        failing = [unit for unit, result in results if _blocks(context, key, result)]
-        if len(failing) < len(results):  # when every unit fails, the failed check itself stops downstream
-            withheld.setdefault(key.asset_key, []).extend(failing)
     assets = context.assets_def.keys_by_output_name  # the check results have outputs of their own
-    for name in sorted(context.selected_output_names & set(assets)):
-        if name not in joined.values and not context.op_def.output_def_named(name).is_required:
+    selected = sorted(context.selected_output_names & set(assets))
+    if not joined.values and not joined.failed and any(_required(context, name) for name in selected):
+        raise dg.Failure(
+            f"no unit of the partition gave {', '.join(a.to_user_string() for a in map(assets.get, selected) if a)} "
+            + (
+                f"(none of its {planned} units has data: an hour without ticks is no unit)"
+                if planned
+                else "(no input units)"
+            )
+        )
+    withheld: dict[dg.AssetKey, set[str]] = {}
+    for key, results in joined.checks.items():
+        withheld.setdefault(key.asset_key, set()).update(u for u, result in results if _blocks(context, key, result))
+    stopped = {  # every unit withheld: the checks then stop downstream themselves, with the units' severity
+        asset
+        for name, asset in assets.items()
+        if withheld.get(asset) and withheld[asset] >= set(joined.values.get(name, {}))
+    }
+    for name in selected:
+        if name not in joined.values and not _required(context, name):
             continue
         asset = assets[name]
-        held = sorted(set(withheld.get(asset, [])))
+        held = [] if asset in stopped else sorted(withheld.get(asset, set()))
         values = {unit: value for unit, value in joined.values.get(name, {}).items() if unit not in held}
         metadata = _output_metadata(joined.rows.get(name, []), joined.failed, held)
         if name in joined.valueless:
@@ -252,7 +269,7 @@ def _results(context: dg.AssetExecutionContext, joined: _Joined, planned: int) -
     for key in sorted(context.selected_asset_check_keys, key=str):
         results = joined.checks.get(key, [])
         if results:
-            yield joined_check(key, results)
+            yield joined_check(key, results, every_unit_stops=key.asset_key in stopped)
         else:
             yield dg.AssetCheckResult(
                 asset_key=key.asset_key,

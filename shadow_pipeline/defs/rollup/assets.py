@@ -116,7 +116,10 @@ def shadow_rollup(
         units = [unit for unit in loaded if hour_and_symbol(unit)[1] == symbol]  # read now, one instrument's day
         yield from _rollup_unit(context, config, _stored({u: loaded[u] for u in units}), day, symbol, artifacts)
 
-    yield from run_each(context, [(f"{day}|{symbol}", partial(instrument, symbol)) for symbol in group_members(group)])
+    stored = {hour_and_symbol(unit)[1] for unit in loaded}  # also an instrument delisted since
+    kept = set(group_members(group)) if config.profile else set()  # may have results kept under the profile
+    symbols = sorted(stored | kept)
+    yield from run_each(context, [(f"{day}|{symbol}", partial(instrument, symbol)) for symbol in symbols])
 
 
 def _rollup_unit(

@@ -15,7 +15,7 @@ import pandas as pd
 from pydantic import Field, field_validator
 
 from shadow_pipeline import user_json
-from shadow_pipeline.defs.partitions import GROUPED, hour_and_symbol, tick_partitions
+from shadow_pipeline.defs.partitions import GROUPED, day_and_group, hour_and_symbol, tick_partitions
 from shadow_pipeline.defs.shadow.assets import LIVE_READY_FILE, ShadowConfig, strategy_for
 from shadow_pipeline.defs.tune import checks
 from shadow_pipeline.defs.units import run_each, unit_key
@@ -210,6 +210,15 @@ def tuned_profile(
         frames = {unit: loaded.get(unit) for unit in units}
         yield from _tune_unit(context, config, frames, hour, symbol, artifacts, tick_stream, landing)
 
+    day = day_and_group(context.partition_key)[0]
+    outside = sorted(hour for hour in config.hours or [] if hour[:10] != day)
+    if outside:
+        raise dg.Failure(f"hours {', '.join(outside)} are not in the partition's day {day}: tune that day's partition")
+    try:
+        if config.hours:
+            period_of(config.hours)  # at most TUNING_HOURS from the first to the last
+    except ValueError as exc:
+        raise dg.Failure(str(exc)) from None
     calls = [
         (unit_key(hour, symbol), partial(period, units, hour, symbol))
         for symbol, hour, units in _periods(list(loaded), config.hours)
@@ -218,21 +227,21 @@ def tuned_profile(
 
 
 def _periods(stored: list[str], wanted: list[str] | None) -> list[tuple[str, str, list[str]]]:
-    """(symbol, newest hour, its tuning period's units) of each instrument of a day x group partition's ``stored``
-    units."""
+    """(symbol, newest hour, the units to read) of each instrument of a day x group partition's ``stored`` units:
+    the ``wanted`` hours (one not stored is read as None, and _stored_hours says so), else the stored hours of the
+    tuning period ending at the newest."""
     by_symbol: dict[str, dict[str, str]] = {}
     for unit in stored:
         hour, symbol = hour_and_symbol(unit)
         by_symbol.setdefault(symbol, {})[hour] = unit
     periods = []
     for symbol, units in sorted(by_symbol.items()):
-        newest = max(wanted) if wanted else max(units)
-        end = hour_bounds(newest)[0]
-        within = {h: u for h, u in units.items() if 0 <= end - hour_bounds(h)[0] < TUNING_HOURS * HOUR_NS}
-        for hour in wanted or []:  # a wanted hour of the period that is not stored: _stored_hours says so
-            if 0 <= end - hour_bounds(hour)[0] < TUNING_HOURS * HOUR_NS:
-                within.setdefault(hour, unit_key(hour, symbol))
-        periods.append((symbol, newest, [within[h] for h in sorted(within)]))
+        if wanted:
+            periods.append((symbol, max(wanted), [unit_key(hour, symbol) for hour in sorted(set(wanted))]))
+            continue
+        end = hour_bounds(max(units))[0]
+        within = [u for h, u in sorted(units.items()) if 0 <= end - hour_bounds(h)[0] < TUNING_HOURS * HOUR_NS]
+        periods.append((symbol, max(units), within))
     return periods
 
 

@@ -14,7 +14,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +22,7 @@ from typing import Literal
 
 from shadow_pipeline import user_json
 from shadow_pipeline.domain.market.instruments import InstrumentError, InstrumentId
+from shadow_pipeline.domain.market.shards import MAX_SHARDS, check_shards, shard_of
 from shadow_pipeline.settings import HOUR_FORMAT
 
 DAGSTER_MAX_PARTITIONS = 100_000
@@ -32,6 +33,7 @@ MAX_GROUPS_PER_VENUE = 10**GROUPS_PER_VENUE_WIDTH
 MAX_PER_GROUP = 16  # docs/partitions.md: a partition re-runs a day of at most 16 instruments
 GROUPS_FILE = "instrument_groups.json"  # under $SHADOW_ARTIFACTS_DIR
 _GROUP_KEY = re.compile(rf"(.+)\.g([0-9]{{{GROUPS_PER_VENUE_WIDTH}}})")
+_SHARD_CLUSTER = re.compile(r"s(0|[1-9][0-9]*)of([1-9][0-9]{0,3})")  # after the venue: a shard of a count
 Grain = Literal["hour", "day", "week"]
 Unit = Literal["instrument", "group"]
 
@@ -88,8 +90,9 @@ def groups_per_venue(instruments: int, per_group: int) -> int:
 
 
 def group_count(instruments_by_venue: Mapping[str, int], per_group: int) -> int:
-    """Groups never span venues (a group shares its venue's feed and fees; stream shards are picked per
-    instrument), so each venue rounds up on its own."""
+    """Groups never span venues (a group shares its venue's feed and fees), so each venue rounds up on its own.
+    With several stream shards a group also holds one shard: count per venue's shard, or bound it by
+    ``groups_per_venue(n) + shards - 1`` per venue."""
     return sum(groups_per_venue(count, per_group) for count in instruments_by_venue.values())
 
 
@@ -115,15 +118,22 @@ def _instrument_venue(key: str, source: str) -> str:
     return instrument.venue
 
 
-def cluster_of(venue: str, shard: int | None) -> str:
+def cluster_of(key: str, venue: str, shards: int) -> str:
     """What a group's instruments share: their venue (feed and fees) and, with several stream shards, their shard
-    (``binance-usdm.s3``), so that a (day, group) run drains one shard and runs of other shards go on beside it."""
-    return venue if shard is None else f"{venue}.s{shard}"
+    of that count (``binance-usdm.s3of8``), so that a (day, group) run drains one shard and runs of other shards go
+    on beside it; the count is in the name, so groups opened before a re-sharding are never joined after it."""
+    return venue if shards == 1 else f"{venue}.s{shard_of(key, shards)}of{shards}"
 
 
-def _in_venue(cluster: str, venue: str) -> bool:
-    shard = cluster.removeprefix(f"{venue}.s")
-    return cluster == venue or (shard != cluster and shard.isascii() and shard.isdigit())
+def _is_cluster_of(cluster: str, key: str, venue: str) -> bool:
+    """Whether ``cluster`` is one :func:`cluster_of` gives ``key`` for some shard count."""
+    match = _SHARD_CLUSTER.fullmatch(cluster.removeprefix(f"{venue}."))
+    if cluster == venue:
+        return True
+    if match is None or not cluster.startswith(f"{venue}."):
+        return False
+    shard, shards = match.group(1), match.group(2)
+    return 1 < int(shards) <= MAX_SHARDS and cluster == cluster_of(key, venue, int(shards)) and int(shard) < int(shards)
 
 
 def _kept_members(previous: Mapping[str, str], current: Mapping[str, str], per_group: int) -> dict[str, dict[int, int]]:
@@ -135,10 +145,10 @@ def _kept_members(previous: Mapping[str, str], current: Mapping[str, str], per_g
     for key, group in sorted(previous.items()):
         venue = _instrument_venue(key, "previous assignment")
         match = _GROUP_KEY.fullmatch(group)
-        if match is None or not _in_venue(match.group(1), venue):
+        if match is None or not _is_cluster_of(match.group(1), key, venue):
             raise ValueError(
                 f"previous assignment: {key} (a {venue} instrument) is in {group!r}, not a group {venue}.gNN "
-                f"or {venue}.sN.gNN"
+                f"or {venue}.s<its shard>of<shards>.gNN"
             )
         sizes[group] = sizes.get(group, 0) + 1
         if key in current:
@@ -152,10 +162,7 @@ def _kept_members(previous: Mapping[str, str], current: Mapping[str, str], per_g
 
 
 def assign_groups(
-    previous: Mapping[str, str],
-    instruments: Iterable[str],
-    per_group: int = MAX_PER_GROUP,
-    shard_of: Callable[[str], int] | None = None,
+    previous: Mapping[str, str], instruments: Iterable[str], per_group: int = MAX_PER_GROUP, shards: int = 1
 ) -> dict[str, str]:
     """Instrument key -> group key for the ``instruments`` that exist now, extending the ``previous`` assignment
     (as saved; empty for a fresh desk).
@@ -167,8 +174,8 @@ def assign_groups(
     first, at the lowest free numbers. On a fresh desk that opens the fewest groups and deals the sorted
     instruments round-robin over them, as the assignment did before it was kept.
 
-    ``shard_of`` (instrument key -> its stream shard, with several shards): "venue" above is then a venue's shard,
-    and the keys name it (``binance-usdm.s3.g00``). A group opened before a re-sharding keeps its members."""
+    With several stream ``shards``, "venue" above is a venue's shard (``shards.shard_of``), and the keys name it
+    (``binance-usdm.s3of8.g00``). A group opened before a re-sharding keeps its members and is not joined after it."""
     if per_group < 1:
         raise ValueError(f"per_group must be >= 1, not {per_group}")
     current: dict[str, str] = {}
@@ -176,7 +183,7 @@ def assign_groups(
         venue = _instrument_venue(key, "instruments")
         if key in current:
             raise ValueError(f"instruments: {key} is given twice")
-        current[key] = cluster_of(venue, shard_of(key) if shard_of else None)
+        current[key] = cluster_of(key, venue, check_shards(shards))
     kept = _kept_members(previous, current, per_group)
     assigned = {key: previous[key] for key in current if key in previous}
     new: dict[str, list[str]] = {}
