@@ -197,8 +197,8 @@ def tuned_profile(
     combinatorially symmetric cross-validation over its training windows) below the profile's max_pbo.
     Writes STEP1_BASELINE_SUMMARY.md and TUNED_PROFILES.json (the newest fold's winner, which
     `shadow --profiles-file` accepts as it is), and LIVE_READY_PROFILE.json only on a Go. Under the day x group
-    layout, each instrument of the group over the day's hours up to its newest (or the run's ``hours``): the
-    tuning period does not reach into the day before."""
+    layout, each instrument of the group over its stored hours of the day, at most the 6 ending at its newest (or
+    the run's ``hours``, which must be in the day): the tuning period does not reach into the day before."""
     if not GROUPED:
         hour, symbol = hour_and_symbol(context.partition_key)
         yield from _tune_unit(context, config, normalized_ticks, hour, symbol, artifacts, tick_stream, landing)
