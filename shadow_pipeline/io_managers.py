@@ -69,7 +69,7 @@ class _ParquetUPathIOManager(dg.UPathIOManager):
             units = json.loads(index.read_bytes())
             if not isinstance(units, list) or not all(isinstance(u, str) and u.count("|") == 1 for u in units):
                 raise ValueError("not a list of <hour>|<instrument> keys")
-        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
             raise ValueError(f"{index}: a damaged index of the partition's units ({exc}): {redo}") from None
         paths = {unit: _unit_path(index.parent, unit) for unit in units}
         for unit, path in paths.items():  # now, as one error, rather than halfway through a run

@@ -267,8 +267,11 @@ def test_a_partition_of_units_is_stored_per_unit_and_loads_only_its_latest_units
         (b'["2024-08-09-22:00"]', "not a list of <hour>|<instrument> keys"),
         (b"[1, 2]", "not a list of <hour>|<instrument> keys"),
         (b'["2024-08-09-22:00|NOPE"]', "unit 2024-08-09-22:00|NOPE of the partition is missing"),
+        (b"[" * 100_000 + b"]" * 100_000, "a damaged index of the partition's units"),
+        (b"", "a damaged index of the partition's units"),
+        (b"NaN", "not a list of <hour>|<instrument> keys"),
     ],
-    ids=["not-json", "not-utf8", "object", "no-instrument", "numbers", "missing-unit"],
+    ids=["not-json", "not-utf8", "object", "no-instrument", "numbers", "missing-unit", "deep", "empty", "nan"],
 )
 def test_a_damaged_index_of_units_is_one_error_naming_it(tmp_path: Path, index: bytes, said: str) -> None:
     with dg.instance_for_test() as instance:
