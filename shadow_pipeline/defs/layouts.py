@@ -20,7 +20,6 @@ from shadow_pipeline.domain.market.partition_layouts import last_midnight
 
 DAY_DIMENSION = "day"
 GROUP_DIMENSION = "group"
-GROUPS_NAME, instrument_groups = partitions.GROUPS_NAME, partitions.instrument_groups
 
 
 def hour_x_instrument(
@@ -47,10 +46,10 @@ def desk_scale(retention_days: int, end: datetime | None = None) -> dg.MultiPart
     daily = dg.DailyPartitionsDefinition(
         start_date=start.strftime("%Y-%m-%d"), end_date=stop.strftime("%Y-%m-%d"), timezone="UTC"
     )
-    return dg.MultiPartitionsDefinition({DAY_DIMENSION: daily, GROUP_DIMENSION: instrument_groups})
+    return dg.MultiPartitionsDefinition({DAY_DIMENSION: daily, GROUP_DIMENSION: partitions.instrument_groups})
 
 
 def add_groups(instance: dg.DagsterInstance, groups: Iterable[str]) -> None:
     """Make ``groups`` partitions of the group dimension (a sensor would return
     ``instrument_groups.build_add_request`` instead)."""
-    instance.add_dynamic_partitions(GROUPS_NAME, sorted(set(groups)))
+    instance.add_dynamic_partitions(partitions.GROUPS_NAME, sorted(set(groups)))
